@@ -1,0 +1,56 @@
+import type { TableInfo } from "../capture/catalog.js";
+import type { Coalesced, RowOp } from "./coalesce.js";
+
+/** One remote transaction's worth of work. */
+export interface Batch {
+  truncates: TableInfo[];
+  ops: RowOp[];
+  /** Every log entry this batch drains. */
+  entryIds: number[];
+  /** May run at the same time as the batch before it (same table, same kind of write, no self-reference). */
+  concurrentWithPrevious: boolean;
+}
+
+/**
+ * Orders a window's writes so that foreign keys hold on the remote at every step: truncations first, then
+ * inserts/updates parents before children, then deletes children before parents. Higher priority first
+ * within each table; then log order. Cuts them into batches of at most `batchSize` row writes.
+ */
+export function planBatches(window: Coalesced, order: Map<number, number>, batchSize: number): Batch[] {
+  const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
+  const byFirst = (a: RowOp, b: RowOp) => b.priority - a.priority || a.firstId - b.firstId;
+  const writes = window.rows.filter((op) => op.kind !== "delete").sort((a, b) => rank(a.table) - rank(b.table) || byFirst(a, b));
+  const deletes = window.rows.filter((op) => op.kind === "delete").sort((a, b) => rank(b.table) - rank(a.table) || byFirst(a, b));
+
+  const batches: Batch[] = [];
+  if (window.truncates.length > 0) {
+    batches.push({
+      truncates: window.truncates.map((t) => t.table),
+      ops: [],
+      entryIds: window.truncates.flatMap((t) => t.entryIds),
+      concurrentWithPrevious: false,
+    });
+  }
+  let current: Batch | undefined;
+  for (const op of [...writes, ...deletes]) {
+    if (!current || current.ops.length >= batchSize) {
+      const prev = current;
+      current = { truncates: [], ops: [], entryIds: [], concurrentWithPrevious: false };
+      current.concurrentWithPrevious = !!prev && sameKind(prev.ops, op) && !selfReferencing(op.table);
+      batches.push(current);
+    } else if (!sameKind(current.ops, op)) {
+      current.concurrentWithPrevious = false;
+    }
+    current.ops.push(op);
+    current.entryIds.push(...op.entryIds);
+  }
+  return batches;
+}
+
+function sameKind(ops: RowOp[], op: RowOp): boolean {
+  return ops.every((o) => o.table.oid === op.table.oid && (o.kind === "delete") === (op.kind === "delete"));
+}
+
+function selfReferencing(table: TableInfo): boolean {
+  return table.references.includes(table.oid);
+}

@@ -1,0 +1,75 @@
+/**
+ * Row images as PostgreSQL's jsonb text, split only at the top level: column -> the value's JSON text.
+ * Values are never JSON.parse'd, so int8, numeric and big numbers inside jsonb columns stay exact,
+ * and equal values have equal text (jsonb output is canonical).
+ */
+export type Image = Map<string, string>;
+
+/** Split `{"a": 1, "b": {"x": [1, 2]}}` into a -> `1`, b -> `{"x": [1, 2]}`. */
+export function splitImage(json: string): Image {
+  const out: Image = new Map();
+  let i = skipSpace(json, 0);
+  if (json[i] !== "{") throw new SyntaxError(`row image is not a JSON object: ${json.slice(0, 40)}`);
+  i = skipSpace(json, i + 1);
+  if (json[i] === "}") return out;
+  for (;;) {
+    const keyEnd = endOfString(json, i);
+    const key = JSON.parse(json.slice(i, keyEnd)) as string;
+    i = skipSpace(json, keyEnd);
+    if (json[i] !== ":") throw new SyntaxError("expected ':' in row image");
+    const start = skipSpace(json, i + 1);
+    const end = endOfValue(json, start);
+    out.set(key, json.slice(start, end));
+    i = skipSpace(json, end);
+    if (json[i] === ",") {
+      i = skipSpace(json, i + 1);
+      continue;
+    }
+    if (json[i] === "}") return out;
+    throw new SyntaxError("expected ',' or '}' in row image");
+  }
+}
+
+/** JSON object text from column -> value text, for the given columns (all when omitted). */
+export function joinImage(image: Image, columns?: Iterable<string>): string {
+  const parts: string[] = [];
+  for (const col of columns ?? image.keys()) {
+    const value = image.get(col);
+    if (value !== undefined) parts.push(`${JSON.stringify(col)}:${value}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+function skipSpace(s: string, i: number): number {
+  while (i < s.length && (s[i] === " " || s[i] === "\n" || s[i] === "\t" || s[i] === "\r")) i++;
+  return i;
+}
+
+function endOfString(s: string, i: number): number {
+  if (s[i] !== '"') throw new SyntaxError("expected a JSON string in row image");
+  for (let j = i + 1; j < s.length; j++) {
+    if (s[j] === "\\") j++;
+    else if (s[j] === '"') return j + 1;
+  }
+  throw new SyntaxError("unterminated string in row image");
+}
+
+function endOfValue(s: string, i: number): number {
+  const c = s[i];
+  if (c === '"') return endOfString(s, i);
+  if (c === "{" || c === "[") {
+    let depth = 0;
+    for (let j = i; j < s.length; j++) {
+      const d = s[j];
+      if (d === '"') j = endOfString(s, j) - 1;
+      else if (d === "{" || d === "[") depth++;
+      else if (d === "}" || d === "]") {
+        if (--depth === 0) return j + 1;
+      }
+    }
+    throw new SyntaxError("unterminated value in row image");
+  }
+  let j = i;
+  while (j < s.length && s[j] !== "," && s[j] !== "}" && s[j] !== " " && s[j] !== "\n") j++;
+  return j;
+}

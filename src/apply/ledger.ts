@@ -1,0 +1,62 @@
+import type { Sql } from "../remote/connection.js";
+
+/**
+ * The remote ledger makes every push exactly once. Each batch's remote transaction first inserts
+ * (client id, batch id, the log entry ids it drains); a re-sent batch finds its row and does nothing.
+ * A sync starts by deleting locally every entry the ledger says was applied (a crash may have come
+ * between the remote COMMIT and the local clean-up), then forgets those ledger rows.
+ */
+export const LEDGER_TABLE = "_ominipg_ledger";
+
+export const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS public.${LEDGER_TABLE} (
+  client_id uuid NOT NULL,
+  batch_id bigint NOT NULL,
+  entry_ranges int8[] NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (client_id, batch_id)
+)`;
+
+/** Sorted ids as inclusive runs of consecutive ids: [lo1, hi1, lo2, hi2, ...]. */
+export function toRanges(ids: readonly number[]): number[] {
+  const sorted = [...ids].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (const id of sorted) {
+    const last = out.length - 1;
+    if (last > 0 && out[last] === id - 1) out[last] = id;
+    else if (last > 0 && out[last] === id) continue;
+    else out.push(id, id);
+  }
+  return out;
+}
+
+/** Claim a batch inside its remote transaction: false if this client already applied it. */
+export async function claimBatch(tx: Sql, clientId: string, batchId: number, ranges: number[]): Promise<boolean> {
+  const rows = await tx.unsafe(
+    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) VALUES ($1, $2, $3::text::int8[]) ON CONFLICT DO NOTHING RETURNING 1`,
+    [clientId, batchId, `{${ranges.join(",")}}`],
+  );
+  return rows.length === 1;
+}
+
+export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batchIds: number[]; ranges: number[] }> {
+  const rows = await sql.unsafe<{ batch_id: number; entry_ranges: string }[]>(
+    `SELECT batch_id, entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1`,
+    [clientId],
+  );
+  const ranges: number[] = [];
+  for (const r of rows) ranges.push(...parseIntArray(r.entry_ranges));
+  return { batchIds: rows.map((r) => Number(r.batch_id)), ranges };
+}
+
+export async function forgetBatches(sql: Sql, clientId: string, batchIds: number[]): Promise<void> {
+  if (batchIds.length === 0) return;
+  await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = ANY($2::text::int8[])`, [
+    clientId,
+    `{${batchIds.join(",")}}`,
+  ]);
+}
+
+function parseIntArray(text: string): number[] {
+  const inner = text.replace(/^\{|\}$/g, "");
+  return inner ? inner.split(",").map(Number) : [];
+}

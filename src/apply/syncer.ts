@@ -1,0 +1,401 @@
+import PQueue from "p-queue";
+import type { Catalog, TableInfo } from "../capture/catalog.js";
+import { META_TABLE, QUEUE_TABLE, REJECTED_TABLE } from "../capture/own-tables.js";
+import type { LocalAccess } from "../client.js";
+import type { Driver } from "../driver.js";
+import { SyncError } from "../errors.js";
+import type { ResolvedSync } from "../options.js";
+import type { Sql } from "../remote/connection.js";
+import { isRetryable, type Remote } from "../remote/remote.js";
+import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
+import type { SyncResult } from "../types.js";
+import { planBatches, type Batch } from "./batches.js";
+import { Coalescer, keyText, type LogEntry, type RowOp } from "./coalesce.js";
+import { joinImage } from "./image.js";
+import { appliedRanges, claimBatch, forgetBatches, toRanges } from "./ledger.js";
+import { checkRemoteSchema } from "./schema-check.js";
+import { deleteSql, movePayload, moveSql, payload, truncateSql, upsertSql } from "./statements.js";
+
+const PAGE = 5000;
+
+export interface SyncHooks {
+  progress(done: number, total: number): void;
+}
+
+interface Tally {
+  pushed: number;
+  applied: number;
+  batches: number;
+  rejected: number;
+  tables: Record<string, number>;
+  done: number;
+  total: number;
+  appliedBatchIds: number[];
+}
+
+/**
+ * One sync: drains `_sync_queue` up to the id it finds at the start, window by window, into the remote.
+ * A window is read until it holds `windowRows` distinct rows (so memory stays bounded however long the
+ * queue is), coalesced, ordered for foreign keys, cut into batches and pushed through a p-queue.
+ * Each batch is one remote transaction that first claims its ledger row: exactly once.
+ */
+export class Syncer {
+  #schemaChecked: Catalog | undefined;
+
+  constructor(
+    private readonly local: LocalAccess,
+    private readonly catalog: () => Promise<Catalog>,
+    private readonly remote: Remote,
+    private readonly options: ResolvedSync,
+  ) {}
+
+  async run(hooks: SyncHooks): Promise<SyncResult> {
+    const started = performance.now();
+    const { remote } = this;
+    await this.#retrying("REMOTE_SETUP_FAILED", "setting up the remote database", () => remote.ensureReady());
+    const clientId = await this.local.run(clientIdOf);
+    await this.#reconcile(clientId);
+
+    const catalog = await this.local.run(() => this.catalog());
+    if (this.#schemaChecked !== catalog) {
+      await this.#retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
+        checkRemoteSchema(remote.sql, [...catalog.tables.values()].filter((t) => !t.uncapturable)),
+      );
+      this.#schemaChecked = catalog;
+    }
+
+    const { maxId, total, priorityTables } = await this.local.run(async (d) => {
+      const { rows } = await d.query<{ max: number; n: number }>(`SELECT coalesce(max(id), 0)::int8 AS max, count(*)::int8 AS n FROM ${QUEUE_TABLE}`, [], { prepare: false });
+      const pr = await d.query<{ s: string; t: string }>(
+        `SELECT DISTINCT schema_name AS s, table_name AS t FROM ${QUEUE_TABLE} WHERE priority > 0`,
+        [],
+        { prepare: false },
+      );
+      return { maxId: Number(rows[0]!.max), total: Number(rows[0]!.n), priorityTables: pr.rows.map((r) => `${r.s}.${r.t}`) };
+    });
+    const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
+    hooks.progress(0, total);
+
+    const order = new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i]));
+    // Prioritized tables go first, with the tables they reference (their pending parents come along).
+    const first = withAncestors(priorityTables, catalog);
+    if (first.length > 0) await this.#drain(catalog, order, clientId, maxId, first, tally, hooks);
+    await this.#drain(catalog, order, clientId, maxId, undefined, tally, hooks);
+
+    const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
+    await this.#retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () => advanceRemoteSequences(remote.sql, values));
+    await this.#retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () => forgetBatches(remote.sql, clientId, tally.appliedBatchIds));
+
+    return {
+      pushed: tally.pushed,
+      applied: tally.applied,
+      batches: tally.batches,
+      rejected: tally.rejected,
+      tables: tally.tables,
+      durationMs: Math.round(performance.now() - started),
+    };
+  }
+
+  /** Entries the ledger says were applied but that are still queued locally (a crash after a remote COMMIT). */
+  async #reconcile(clientId: string): Promise<void> {
+    const { batchIds, ranges } = await this.#retrying("REMOTE_LEDGER_FAILED", "reading the remote ledger", () =>
+      appliedRanges(this.remote.sql, clientId),
+    );
+    if (batchIds.length === 0) return;
+    await this.local.run((d) => deleteEntries(d, ranges));
+    await this.#retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () => forgetBatches(this.remote.sql, clientId, batchIds));
+  }
+
+  async #drain(
+    catalog: Catalog,
+    order: Map<number, number>,
+    clientId: string,
+    maxId: number,
+    only: string[] | undefined,
+    tally: Tally,
+    hooks: SyncHooks,
+  ): Promise<void> {
+    const windowRows = Math.max(10_000, this.options.batchSize * this.options.concurrency * 8);
+    let cursor = 0;
+    for (;;) {
+      const coalescer = new Coalescer();
+      const unknown: LogEntry[] = [];
+      let exhausted = false;
+      while (coalescer.rowCount < windowRows) {
+        const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
+        for (const e of page) {
+          const table = lookup(catalog, e);
+          if (table && !table.uncapturable) coalescer.add(e, table);
+          else unknown.push(e);
+          cursor = e.id;
+        }
+        if (page.length < PAGE) {
+          exhausted = true;
+          break;
+        }
+      }
+      if (unknown.length > 0) await this.#rejectUnknown(unknown, tally);
+      const window = coalescer.result();
+      if (window.noop.length > 0) {
+        await this.local.run((d) => deleteEntries(d, toRanges(window.noop)));
+        this.#count(tally, window.noop.length, hooks);
+      }
+      for (const t of window.truncates) tallyTable(tally, t.table, t.entryIds.length);
+      for (const op of window.rows) tallyTable(tally, op.table, op.entryIds.length);
+      await this.#pushBatches(planBatches(window, order, this.options.batchSize), clientId, tally, hooks);
+      if (exhausted) return;
+    }
+  }
+
+  async #pushBatches(batches: Batch[], clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
+    const queue = new PQueue({
+      concurrency: this.options.concurrency,
+      ...(this.options.interval > 0 && Number.isFinite(this.options.intervalCap) ? { interval: this.options.interval, intervalCap: this.options.intervalCap } : {}),
+    });
+    let failure: unknown;
+    for (const batch of batches) {
+      if (!batch.concurrentWithPrevious) await queue.onIdle();
+      if (failure) break;
+      void queue.add(() =>
+        this.#pushWithBisect(batch, clientId, tally, hooks).catch((err) => {
+          failure ??= err;
+        }),
+      );
+    }
+    await queue.onIdle();
+    if (failure) throw failure;
+  }
+
+  /** Push a batch; if the remote refuses it for good, find the refused rows by halving and apply the rest. */
+  async #pushWithBisect(batch: Batch, clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
+    try {
+      await this.#retrying("REMOTE_PUSH_FAILED", "pushing a batch", () => this.#pushOnce(batch, clientId, tally));
+    } catch (err) {
+      const cause = (err as SyncError).cause ?? err;
+      if ((err as SyncError).retryable || batch.truncates.length > 0 && batch.ops.length === 0 && this.options.onReject === "stop") throw err;
+      if (batch.ops.length > 1) {
+        const mid = Math.ceil(batch.ops.length / 2);
+        for (const half of [batch.ops.slice(0, mid), batch.ops.slice(mid)]) {
+          await this.#pushWithBisect(
+            { truncates: [], ops: half, entryIds: half.flatMap((o) => o.entryIds), concurrentWithPrevious: false },
+            clientId,
+            tally,
+            hooks,
+          );
+        }
+        if (batch.truncates.length > 0) await this.#pushWithBisect({ ...batch, ops: [], entryIds: [] }, clientId, tally, hooks);
+        return;
+      }
+      const op = batch.ops[0];
+      const what = op ? `${op.kind} of ${op.table.schema}.${op.table.name} key (${keyText(op.table, op.kind === "upsert" ? op.image : op.key)})` : `truncate of ${batch.truncates.map((t) => `${t.schema}.${t.name}`).join(", ")}`;
+      const message = this.remote.redact(`the remote rejected the ${what}: ${(cause as Error)?.message ?? String(cause)}`);
+      if (this.options.onReject === "stop") throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
+      await this.local.run((d) => keepRejected(d, batch, cause));
+      tally.rejected += batch.entryIds.length;
+    }
+    this.#count(tally, batch.entryIds.length, hooks);
+  }
+
+  async #pushOnce(batch: Batch, clientId: string, tally: Tally): Promise<void> {
+    const batchId = Math.min(...batch.entryIds);
+    let writes = 0;
+    const fresh = await this.remote.sql.begin(async (tx) => {
+      if (!(await claimBatch(tx as unknown as Sql, clientId, batchId, toRanges(batch.entryIds)))) return false;
+      if (batch.truncates.length > 0) {
+        await tx.unsafe(truncateSql(batch.truncates));
+        writes += batch.truncates.length;
+      }
+      for (const group of groupOps(batch.ops)) writes += await applyGroup(tx as unknown as Sql, group);
+      return true;
+    });
+    // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally.
+    await this.local.run((d) => deleteEntries(d, toRanges(batch.entryIds)));
+    tally.appliedBatchIds.push(batchId);
+    if (fresh) {
+      tally.applied += writes;
+      tally.batches++;
+    }
+  }
+
+  #count(tally: Tally, entries: number, hooks: SyncHooks): void {
+    tally.pushed += entries;
+    tally.done += entries;
+    hooks.progress(tally.done, tally.total);
+  }
+
+  async #rejectUnknown(entries: LogEntry[], tally: Tally): Promise<void> {
+    const names = [...new Set(entries.map((e) => `${e.schema}.${e.table}`))].join(", ");
+    const message = `queued changes of ${names} cannot be pushed: the table is no longer synced locally (dropped, renamed, excluded or without a primary key)`;
+    if (this.options.onReject === "stop") throw new SyncError("TABLE_NOT_SYNCED", message, { retryable: false });
+    await this.local.run(async (d) => {
+      for (const e of entries) {
+        await d.query(
+          `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, old_row, new_row, error_message) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)`,
+          [[e.id], e.schema, e.table, e.op, e.oldRow, e.newRow, message],
+        );
+      }
+      await deleteEntries(d, toRanges(entries.map((e) => e.id)));
+    });
+    tally.rejected += entries.length;
+    tally.pushed += entries.length;
+    tally.done += entries.length;
+  }
+
+  /** Run a remote step, retrying what may succeed later with capped exponential back-off and full jitter. */
+  async #retrying<T>(code: string, what: string, fn: () => Promise<T>): Promise<T> {
+    const { attempts, baseDelayMs, maxDelayMs } = this.options.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= attempts) throw this.remote.error(code, what, err);
+        const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+        await new Promise((r) => setTimeout(r, Math.random() * cap));
+      }
+    }
+  }
+}
+
+/** Row writes of one table and one statement shape, applied by one statement. */
+interface OpGroup {
+  kind: RowOp["kind"];
+  table: TableInfo;
+  columns: string[];
+  set: string[];
+  ops: RowOp[];
+}
+
+function groupOps(ops: RowOp[]): OpGroup[] {
+  const groups = new Map<string, OpGroup>();
+  const out: OpGroup[] = [];
+  for (const op of ops) {
+    const columns = op.kind === "delete" ? [] : [...op.image.keys()].filter((c) => op.table.columns.some((tc) => tc.name === c && !tc.generated));
+    const set = op.kind === "delete" ? [] : op.set;
+    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { kind: op.kind, table: op.table, columns, set, ops: [] };
+      groups.set(key, g);
+      out.push(g);
+    }
+    g.ops.push(op);
+  }
+  return out;
+}
+
+async function applyGroup(tx: Sql, g: OpGroup): Promise<number> {
+  if (g.kind === "delete") {
+    await tx.unsafe(deleteSql(g.table), [payload(g.ops.map((o) => (o.kind === "delete" ? o.key : new Map())))]);
+    return g.ops.length;
+  }
+  if (g.kind === "upsert") {
+    await tx.unsafe(upsertSql(g.table, g.columns, g.set), [payload(g.ops.map((o) => (o as { image: Map<string, string> }).image), g.columns)]);
+    return g.ops.length;
+  }
+  const moves = g.ops as Extract<RowOp, { kind: "move" }>[];
+  const moved = await tx.unsafe<{ i: number }[]>(moveSql(g.table, g.set), [movePayload(moves, g.columns)]);
+  const found = new Set(moved.map((r) => Number(r.i)));
+  const missing = moves.filter((_, i) => !found.has(i + 1));
+  if (missing.length > 0) {
+    // The row is gone remotely: the local state wins, as for any other upsert.
+    const set = g.columns.filter((c) => !g.table.primaryKey.includes(c));
+    await tx.unsafe(upsertSql(g.table, g.columns, set), [payload(missing.map((m) => m.image), g.columns)]);
+  }
+  return g.ops.length;
+}
+
+async function clientIdOf(d: Driver): Promise<string> {
+  const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = 'client_id'`);
+  return rows[0]!.value;
+}
+
+async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<LogEntry[]> {
+  const { rows } = await d.query<{ id: number; s: string; t: string; op: string; o: string | null; n: string | null; p: number }>(
+    `SELECT id, schema_name AS s, table_name AS t, op::text AS op, old_row::text AS o, new_row::text AS n, priority AS p
+       FROM ${QUEUE_TABLE} WHERE id > $1 AND id <= $2 ${only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL"}
+      ORDER BY id LIMIT $3`,
+    [after, maxId, PAGE, only ?? null],
+  );
+  return rows.map((r) => ({ id: Number(r.id), schema: r.s, table: r.t, op: r.op as LogEntry["op"], oldRow: r.o, newRow: r.n, priority: r.p }));
+}
+
+async function deleteEntries(d: Driver, ranges: number[]): Promise<void> {
+  const lo: number[] = [];
+  const hi: number[] = [];
+  for (let i = 0; i < ranges.length; i += 2) {
+    lo.push(ranges[i]!);
+    hi.push(ranges[i + 1]!);
+  }
+  await d.query(`DELETE FROM ${QUEUE_TABLE} q USING unnest($1::int8[], $2::int8[]) AS r(lo, hi) WHERE q.id BETWEEN r.lo AND r.hi`, [lo, hi]);
+}
+
+async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<void> {
+  const err = cause as { code?: string; message?: string };
+  await d.query("BEGIN");
+  try {
+    for (const op of batch.ops) {
+      await d.query(
+        `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, row_key, old_row, new_row, error_code, error_message)
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7::text::jsonb, $8, $9)`,
+        [
+          op.entryIds,
+          op.table.schema,
+          op.table.name,
+          op.kind === "delete" ? "D" : op.base ? "U" : "I",
+          joinImage(op.kind === "upsert" ? keyOnly(op) : op.key),
+          op.base ? joinImage(op.base) : null,
+          op.kind === "delete" ? null : joinImage(op.image),
+          err?.code ?? null,
+          err?.message ?? String(cause),
+        ],
+      );
+    }
+    for (const t of batch.truncates) {
+      await d.query(
+        `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, error_code, error_message) VALUES ($1, $2, $3, 'T', $4, $5)`,
+        [batch.entryIds, t.schema, t.name, err?.code ?? null, err?.message ?? String(cause)],
+      );
+    }
+    await deleteEntries(d, toRanges(batch.entryIds));
+    await d.query("COMMIT");
+  } catch (e) {
+    await d.query("ROLLBACK");
+    throw e;
+  }
+}
+
+function keyOnly(op: Extract<RowOp, { kind: "upsert" }>): Map<string, string> {
+  return new Map(op.table.primaryKey.map((c) => [c, op.image.get(c) ?? "null"]));
+}
+
+function lookup(catalog: Catalog, e: LogEntry): TableInfo | undefined {
+  const found = catalog.resolve(e.schema, e.table);
+  return found ? catalog.tables.get(found.oid) : undefined;
+}
+
+function tallyTable(tally: Tally, table: TableInfo, entries: number): void {
+  const name = `${table.schema}.${table.name}`;
+  tally.tables[name] = (tally.tables[name] ?? 0) + entries;
+}
+
+function withAncestors(names: string[], catalog: Catalog): string[] {
+  const out = new Set<string>();
+  const visit = (t: TableInfo | undefined) => {
+    if (!t) return;
+    const name = `${t.schema}.${t.name}`;
+    if (out.has(name)) return;
+    out.add(name);
+    for (const ref of t.references) visit(catalog.tables.get(ref));
+  };
+  for (const n of names) {
+    const [schema, table] = splitName(n);
+    const found = catalog.resolve(schema, table);
+    visit(found ? catalog.tables.get(found.oid) : undefined);
+  }
+  return [...out];
+}
+
+function splitName(qualifiedName: string): [string, string] {
+  const dot = qualifiedName.indexOf(".");
+  return [qualifiedName.slice(0, dot), qualifiedName.slice(dot + 1)];
+}

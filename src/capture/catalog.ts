@@ -1,0 +1,203 @@
+import type { Driver } from "../driver.js";
+import { qualified } from "../sql.js";
+import { OWN_TABLES } from "./own-tables.js";
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type() of the column, e.g. "integer[]", "numeric(10,2)". */
+  type: string;
+  /** GENERATED ALWAYS AS (...) STORED: computed by the server, never written. */
+  generated: boolean;
+  /** "a" for GENERATED ALWAYS AS IDENTITY, "d" for BY DEFAULT, "" otherwise. */
+  identity: "" | "a" | "d";
+}
+
+export interface TableInfo {
+  oid: number;
+  schema: string;
+  name: string;
+  /** Quoted schema-qualified name, ready for SQL. */
+  sql: string;
+  columns: ColumnInfo[];
+  primaryKey: string[];
+  /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
+  references: number[];
+  /** Why writes to this table cannot be captured, if they cannot (no primary key, a writing trigger). */
+  uncapturable?: string;
+}
+
+export interface SyncScope {
+  schemas: string[];
+  /** "table" or "schema.table"; empty means every table of the schemas. */
+  tables: string[];
+  exclude: string[];
+}
+
+/** Relation kinds a DML statement can target, as pg_class.relkind. */
+type RelKind = "r" | "p" | "v" | "f" | "m";
+
+/**
+ * What capture needs to know about the local database: which tables are synced, their columns and keys,
+ * how unqualified names resolve, and which user functions may write behind the rewrite's back.
+ * Loaded once and reloaded after DDL.
+ */
+export class Catalog {
+  constructor(
+    /** Synced tables (and tables in synced schemas that cannot be captured) by oid. */
+    readonly tables: Map<number, TableInfo>,
+    /** Every relation by "schema.name", for resolving names. */
+    private readonly relations: Map<string, { oid: number; kind: RelKind }>,
+    private readonly searchPath: string[],
+    /** User functions that may write (name and schema.name), with the reason. */
+    readonly writingFunctions: Map<string, string>,
+  ) {}
+
+  static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
+    const opts = { prepare: false } as const;
+    const [{ rows: pathRows }, { rows: relRows }, { rows: colRows }, { rows: fkRows }, { rows: trgRows }, { rows: fnRows }] = [
+      await driver.query<{ schemas: string[] }>(`SELECT current_schemas(true) AS schemas`, [], opts),
+      await driver.query<{ oid: number; schema: string; name: string; kind: RelKind; pk: string[] | null }>(
+        `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+                (SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i
+                   CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                  WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm') AND n.nspname <> 'information_schema'
+            AND (n.nspname <> 'pg_catalog' OR c.relkind IN ('r', 'v'))`,
+        [],
+        opts,
+      ),
+      await driver.query<{ oid: number; name: string; type: string; generated: string; identity: string }>(
+        `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+                a.attgenerated::text AS generated, a.attidentity::text AS identity
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
+          ORDER BY a.attrelid, a.attnum`,
+        [scope.schemas],
+        opts,
+      ),
+      await driver.query<{ oid: number; ref: number }>(
+        `SELECT DISTINCT conrelid::int8 AS oid, confrelid::int8 AS ref FROM pg_constraint WHERE contype = 'f'`,
+        [],
+        opts,
+      ),
+      await driver.query<{ oid: number; name: string; lang: string; src: string; timing: string }>(
+        `SELECT t.tgrelid::int8 AS oid, t.tgname AS name, l.lanname AS lang, p.prosrc AS src,
+                CASE WHEN t.tgtype & 2 = 2 THEN 'BEFORE' WHEN t.tgtype & 64 = 64 THEN 'INSTEAD OF' ELSE 'AFTER' END AS timing
+           FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
+          WHERE NOT t.tgisinternal`,
+        [],
+        opts,
+      ),
+      await driver.query<{ schema: string; name: string; lang: string; src: string; kind: string }>(
+        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, p.prosrc AS src, p.prokind::text AS kind
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile = 'v'
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`,
+        [],
+        opts,
+      ),
+    ];
+
+    const relations = new Map<string, { oid: number; kind: RelKind }>();
+    for (const r of relRows) relations.set(`${r.schema}.${r.name}`, { oid: Number(r.oid), kind: r.kind });
+
+    const columns = new Map<number, ColumnInfo[]>();
+    for (const c of colRows) {
+      const list = columns.get(Number(c.oid)) ?? [];
+      list.push({ name: c.name, type: c.type, generated: c.generated !== "", identity: (c.identity || "") as ColumnInfo["identity"] });
+      columns.set(Number(c.oid), list);
+    }
+    const references = new Map<number, number[]>();
+    for (const f of fkRows) {
+      const list = references.get(Number(f.oid)) ?? [];
+      list.push(Number(f.ref));
+      references.set(Number(f.oid), list);
+    }
+    const writingTriggers = new Map<number, string>();
+    for (const t of trgRows) {
+      if (t.timing !== "BEFORE" || mayWrite(t.lang, t.src)) {
+        writingTriggers.set(Number(t.oid), `its ${t.timing} trigger ${t.name} may write rows that capture cannot see`);
+      }
+    }
+    const writingFunctions = new Map<string, string>();
+    for (const f of fnRows) {
+      if (f.kind === "p" || mayWrite(f.lang, f.src)) {
+        const why = `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"} that may write rows capture cannot see`;
+        writingFunctions.set(f.name, why);
+        writingFunctions.set(`${f.schema}.${f.name}`, why);
+      }
+    }
+
+    const tables = new Map<number, TableInfo>();
+    for (const r of relRows) {
+      if ((r.kind !== "r" && r.kind !== "p") || !inScope(scope, r.schema, r.name)) continue;
+      const oid = Number(r.oid);
+      const info: TableInfo = {
+        oid,
+        schema: r.schema,
+        name: r.name,
+        sql: qualified(r.schema, r.name),
+        columns: columns.get(oid) ?? [],
+        primaryKey: r.pk ?? [],
+        references: references.get(oid) ?? [],
+      };
+      if (info.primaryKey.length === 0) {
+        info.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
+      } else if (writingTriggers.has(oid)) {
+        info.uncapturable = writingTriggers.get(oid)!;
+      }
+      tables.set(oid, info);
+    }
+    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions);
+  }
+
+  /** The relation a (possibly unqualified) name refers to, resolved as PostgreSQL would through search_path. */
+  resolve(schema: string | undefined, name: string): { oid: number; kind: RelKind } | undefined {
+    if (schema) return this.relations.get(`${schema}.${name}`);
+    for (const s of this.searchPath) {
+      const rel = this.relations.get(`${s}.${name}`);
+      if (rel) return rel;
+    }
+    return undefined;
+  }
+
+  /** Synced tables in dependency order: a table comes after every table it references. */
+  syncedInDependencyOrder(): TableInfo[] {
+    const out: TableInfo[] = [];
+    const state = new Map<number, "visiting" | "done">();
+    const visit = (t: TableInfo) => {
+      if (state.get(t.oid)) return; // cycles: order among the cycle's tables is as found
+      state.set(t.oid, "visiting");
+      for (const ref of t.references) {
+        const parent = this.tables.get(ref);
+        if (parent) visit(parent);
+      }
+      state.set(t.oid, "done");
+      out.push(t);
+    };
+    for (const t of [...this.tables.values()].sort((a, b) => a.sql.localeCompare(b.sql))) visit(t);
+    return out;
+  }
+}
+
+function inScope(scope: SyncScope, schema: string, name: string): boolean {
+  if (!scope.schemas.includes(schema) || (schema === "public" && OWN_TABLES.has(name)) || OWN_TABLES.has(name)) return false;
+  const matches = (entry: string) => entry === name || entry === `${schema}.${name}`;
+  if (scope.exclude.some(matches)) return false;
+  return scope.tables.length === 0 || scope.tables.some(matches);
+}
+
+/**
+ * Whether a function body may write. Bodies in languages other than SQL and PL/pgSQL are opaque, so they may.
+ * String literals and comments are dropped first so that `TG_OP = 'UPDATE'` does not count.
+ */
+export function mayWrite(language: string, source: string): boolean {
+  if (language !== "plpgsql" && language !== "sql") return true;
+  const code = source
+    .replace(/--[^\n]*/g, " ")
+    .replace(/\/\*[\s\S]*?\*\//g, " ")
+    .replace(/'(?:[^']|'')*'/g, "''");
+  return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call)\b/i.test(code);
+}

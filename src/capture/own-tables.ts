@@ -1,0 +1,45 @@
+/** Ominipg's own tables in the local database. Writes to them are never captured. */
+export const QUEUE_TABLE = "_sync_queue";
+export const META_TABLE = "_ominipg_meta";
+export const REJECTED_TABLE = "_ominipg_rejected";
+export const CONFLICTS_TABLE = "_ominipg_conflicts";
+
+export const OWN_TABLES: ReadonlySet<string> = new Set([QUEUE_TABLE, META_TABLE, REJECTED_TABLE, CONFLICTS_TABLE]);
+
+/**
+ * The change log. One row per captured row change (op I/U/D) or table truncation (op T), written by the
+ * same statement as the change itself, so it commits and rolls back with it. `id` is the capture order.
+ * Row images are jsonb (`to_jsonb` of the row): one lossless representation for coalescing, diffing,
+ * pushing (`jsonb_populate_recordset` on the remote) and conflict checks.
+ */
+export const LOCAL_SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS ${QUEUE_TABLE} (
+  id bigserial PRIMARY KEY,
+  txid bigint NOT NULL DEFAULT txid_current(),
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  op "char" NOT NULL CHECK (op IN ('I', 'U', 'D', 'T')),
+  old_row jsonb,
+  new_row jsonb,
+  priority integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${META_TABLE} (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ${REJECTED_TABLE} (
+  id bigserial PRIMARY KEY,
+  queue_ids bigint[] NOT NULL,
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  op "char" NOT NULL,
+  row_key jsonb,
+  old_row jsonb,
+  new_row jsonb,
+  error_code text,
+  error_message text NOT NULL,
+  rejected_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO ${META_TABLE} (key, value) VALUES ('client_id', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING;
+`;

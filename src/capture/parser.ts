@@ -1,0 +1,52 @@
+import { loadModule, parseSync } from "libpg-query";
+import { deparseSync } from "pgsql-deparser";
+
+/** A libpg-query AST node: `{ NodeType: { ...fields } }`. */
+export type Node = Record<string, any>;
+export interface RawStmt {
+  stmt: Node;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+let loading: Promise<void> | undefined;
+
+/** libpg-query is WASM: load it once per process (~20 ms). */
+export function loadParser(): Promise<void> {
+  loading ??= loadModule();
+  return loading;
+}
+
+/** Parse with PostgreSQL's own parser. Throws on a syntax error. */
+export function parseStatements(sql: string): RawStmt[] {
+  return (parseSync(sql) as { stmts?: RawStmt[] }).stmts ?? [];
+}
+
+export function deparse(node: Node): string {
+  return deparseSync(node as any, { pretty: false });
+}
+
+/** The one key of a node: "InsertStmt", "SelectStmt", ... */
+export function nodeType(node: Node): string {
+  return Object.keys(node)[0] ?? "";
+}
+
+/** Visit every node below `root` (objects with a single capitalized key) depth-first. */
+export function walk(root: unknown, visit: (type: string, body: Node) => void): void {
+  if (Array.isArray(root)) {
+    for (const item of root) walk(item, visit);
+    return;
+  }
+  if (root === null || typeof root !== "object") return;
+  for (const [key, value] of Object.entries(root as Node)) {
+    if (/^[A-Z]/.test(key) && value !== null && typeof value === "object" && !Array.isArray(value)) visit(key, value as Node);
+    walk(value, visit);
+  }
+}
+
+/** The text of a one-statement SELECT template, parsed, for grafting into a rewritten AST. */
+export function parseSelect(sql: string): Node {
+  const [raw] = parseStatements(sql);
+  if (!raw || !raw.stmt.SelectStmt) throw new Error(`template is not a SELECT: ${sql}`);
+  return raw.stmt.SelectStmt as Node;
+}

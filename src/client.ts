@@ -1,0 +1,310 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import fs from "node:fs";
+import path from "node:path";
+import { Catalog } from "./capture/catalog.js";
+import { LOCAL_SCHEMA_SQL } from "./capture/own-tables.js";
+import { loadParser } from "./capture/parser.js";
+import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
+import { DirectDriver } from "./direct/direct-driver.js";
+import type { Driver, QueryResult } from "./driver.js";
+import { toObjectRows } from "./driver.js";
+import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./errors.js";
+import { TypedEmitter } from "./events.js";
+import { lockDirectory, type DirLock } from "./local/lock.js";
+import { locate } from "./local/location.js";
+import { Mutex } from "./local/mutex.js";
+import { PgliteDriver } from "./local/pglite-driver.js";
+import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./options.js";
+import { Planner, type Step } from "./query/planner.js";
+import type { OminipgEvents } from "./types.js";
+
+/** The handle a `transaction()` callback gets: its queries run inside the transaction. */
+export interface Transaction {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
+
+/** Local database access for Ominipg's own work (sync, pull): never inside a user's open transaction. */
+export interface LocalAccess {
+  run<T>(fn: (driver: Driver) => Promise<T>): Promise<T>;
+}
+
+export class OminipgBase extends TypedEmitter<OminipgEvents> {
+  protected readonly driver: Driver;
+  protected readonly options: ConnectOptions;
+  #planner: Planner;
+  #session = new Mutex();
+  #txScope = new AsyncLocalStorage<symbol>();
+  #activeTx: symbol | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #catalog: Promise<Catalog> | undefined;
+  #ddlInTransaction = false;
+  #lock: DirLock | undefined;
+  #closed = false;
+  /** Called after every statement that captured changes (for push-after-write). */
+  protected onCaptured: () => void = () => {};
+
+  protected constructor(driver: Driver, options: ConnectOptions, lock: DirLock | undefined) {
+    super();
+    this.driver = driver;
+    this.options = options;
+    this.#lock = lock;
+    const scope = resolveSyncOptions(options.sync);
+    this.#planner = new Planner(
+      options.syncUrl
+        ? {
+            catalog: () => (this.#catalog ??= Catalog.load(driver, scope)),
+            describeNames: async (sql) => (await driver.describe(sql)).map((f) => f.name),
+          }
+        : undefined,
+    );
+  }
+
+  /** Open the local database (or the server, in direct mode) and run `schemaSQL` on it. */
+  protected static async openLocal(options: ConnectOptions): Promise<{ driver: Driver; lock?: DirLock }> {
+    validateConnectOptions(options);
+    await loadParser();
+    const location = locate(options.url);
+    if (location.kind === "server") {
+      if (options.syncUrl) throw new ConfigError("direct mode (a postgres:// url) cannot also sync: leave out syncUrl, or use a local url");
+      const driver = new DirectDriver(location.url);
+      await runSchema(driver, options.schemaSQL ?? [], "local").catch(async (err) => {
+        await driver.close();
+        throw err;
+      });
+      return { driver };
+    }
+    let lock: DirLock | undefined;
+    let driver: PgliteDriver;
+    try {
+      if (location.kind === "directory") {
+        fs.mkdirSync(path.dirname(location.path), { recursive: true });
+        lock = lockDirectory(location.path);
+      }
+      driver = await PgliteDriver.open(
+        location.kind === "directory" ? location.path : undefined,
+        options.loadDataDir ? { loadDataDir: options.loadDataDir } : {},
+        options.statementCacheSize,
+      );
+    } catch (cause) {
+      lock?.release();
+      if (cause instanceof OminipgError) throw cause;
+      const where = location.kind === "directory" ? `the data directory ${location.path}` : "an in-memory database";
+      throw new LocalDatabaseError("LOCAL_OPEN_FAILED", `could not open ${where}: ${(cause as Error)?.message ?? cause}`, { cause });
+    }
+    try {
+      await runSchema(driver, options.schemaSQL ?? [], "local");
+      if (options.syncUrl) await driver.exec(LOCAL_SCHEMA_SQL);
+    } catch (err) {
+      await driver.close();
+      lock?.release();
+      throw err;
+    }
+    return { driver, lock };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Run one statement (with `$1..$n` parameters) or a script of statements (without parameters; the last
+   * statement's result is returned). With `syncUrl`, writes to synced tables are captured for `sync()`.
+   */
+  async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
+    this.#assertOpen();
+    if (typeof sql !== "string") throw new ConfigError("query() takes SQL text as its first argument");
+    if (!Array.isArray(params)) throw new ConfigError("query() parameters must be an array");
+    const inside = this.#activeTx !== undefined && this.#txScope.getStore() === this.#activeTx;
+    return inside ? this.#run<T>(sql, params) : this.#session.run(() => this.#run<T>(sql, params));
+  }
+
+  /** Run `fn` in a transaction: committed when it resolves, rolled back when it throws. */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    if (this.#activeTx !== undefined && this.#txScope.getStore() === this.#activeTx) {
+      throw new OminipgError("TRANSACTION_NESTED", "transaction() cannot be nested; use SAVEPOINT through tx.query()");
+    }
+    return this.#session.run(async () => {
+      if (this.driver.txStatus !== "idle") {
+        throw new OminipgError("TRANSACTION_ACTIVE", "a transaction opened with BEGIN through query() is still open; COMMIT or ROLLBACK it first");
+      }
+      const token = Symbol("tx");
+      let open = true;
+      const tx: Transaction = {
+        query: (sql, params = []) => {
+          if (!open) return Promise.reject(new OminipgError("TRANSACTION_CLOSED", "this transaction has ended"));
+          return this.#run(sql, params);
+        },
+      };
+      await this.#run("BEGIN", []);
+      this.#activeTx = token;
+      try {
+        const value = await this.#txScope.run(token, () => fn(tx));
+        open = false;
+        this.#activeTx = undefined;
+        const end = await this.#run("COMMIT", []);
+        if (end.command === "ROLLBACK") {
+          throw new OminipgError("TRANSACTION_ABORTED", "the transaction was rolled back: a statement in it failed");
+        }
+        return value;
+      } catch (err) {
+        open = false;
+        this.#activeTx = undefined;
+        if (this.driver.txStatus !== "idle") await this.#run("ROLLBACK", []);
+        throw err;
+      }
+    });
+  }
+
+  /** Closes the local database and remote connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#session.run(async () => {
+      await this.driver.close();
+    });
+    this.#lock?.release();
+    for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Local database access for Ominipg's own work, outside every user transaction. */
+  protected readonly local: LocalAccess = {
+    run: async <T>(fn: (driver: Driver) => Promise<T>): Promise<T> => {
+      for (;;) {
+        this.#assertOpen();
+        const outcome = await this.#session.run(async () =>
+          this.driver.txStatus === "idle" ? { done: true as const, value: await fn(this.driver) } : { done: false as const },
+        );
+        if (outcome.done) return outcome.value;
+        await new Promise<void>((wake) => this.#idleWaiters.push(wake));
+      }
+    },
+  };
+
+  /** The catalog capture uses (synced tables, keys, columns), loaded on first use. */
+  protected catalog(): Promise<Catalog> {
+    const scope = resolveSyncOptions(this.options.sync);
+    return (this.#catalog ??= Catalog.load(this.driver, scope));
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError();
+  }
+
+  async #run<T>(sql: string, params: readonly unknown[]): Promise<QueryResult<T>> {
+    const plan = await this.#planner.plan(sql);
+    let result: QueryResult<T>;
+    try {
+      if (plan.kind === "script") {
+        result = params.length > 0 ? await this.driver.query<T>(sql, params, { prepare: false }) : await this.#runScript<T>(sql, plan.steps);
+      } else {
+        result = await this.#runStep<T>(sql, plan.step, params);
+      }
+    } finally {
+      if (this.driver.txStatus === "idle") for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
+    return result;
+  }
+
+  async #runStep<T>(original: string, step: Step, params: readonly unknown[]): Promise<QueryResult<T>> {
+    if (step.hiddenResults > 0 && params.length === 0) {
+      const [first] = await this.driver.exec(step.sql);
+      this.#afterStep(step);
+      return first as QueryResult<T>;
+    }
+    const captured = step.shape !== "as-is";
+    let raw: QueryResult<unknown[]>;
+    try {
+      raw = await this.driver.query<unknown[]>(step.sql, params, { prepare: step.prepare, rowMode: captured ? "array" : "object" });
+    } catch (err) {
+      throw await this.#originalError(err, original, step, params);
+    }
+    this.#afterStep(step);
+    return (captured ? shapeCaptured(raw, step) : raw) as QueryResult<T>;
+  }
+
+  async #runScript<T>(sql: string, steps: Step[]): Promise<QueryResult<T>> {
+    if (steps.every((s) => s.shape === "as-is" && s.hiddenResults === 0 && s.tables.length === 0)) {
+      const results = await this.driver.exec(sql);
+      for (const step of steps) this.#afterStep(step);
+      return (results.at(-1) ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
+    }
+    // One simple-protocol script keeps PostgreSQL's semantics (one implicit transaction for the whole script).
+    const results = await this.driver.exec(steps.map((s) => s.sql).join(";\n"), { rowMode: "array" });
+    for (const step of steps) this.#afterStep(step);
+    let at = 0;
+    let last: QueryResult<unknown[]> | undefined;
+    let lastStep: Step | undefined;
+    for (const step of steps) {
+      last = results[at] as unknown as QueryResult<unknown[]>;
+      lastStep = step;
+      at += 1 + step.hiddenResults;
+    }
+    if (!last || !lastStep) return { rows: [], rowCount: 0, fields: [], command: "" };
+    return (lastStep.shape === "as-is" ? { ...last, rows: toObjectRows(last.fields, last.rows) } : shapeCaptured(last, lastStep)) as QueryResult<T>;
+  }
+
+  #afterStep(step: Step): void {
+    if (step.tables.length > 0) this.onCaptured();
+    if (step.effect === "ddl") {
+      this.#ddlInTransaction = this.driver.txStatus !== "idle";
+      this.#invalidate();
+    } else if (step.effect === "rollback" && this.#ddlInTransaction) {
+      this.#invalidate();
+      if (this.driver.txStatus === "idle") this.#ddlInTransaction = false;
+    } else if (step.effect === "commit" && this.driver.txStatus === "idle") {
+      this.#ddlInTransaction = false;
+    }
+  }
+
+  #invalidate(): void {
+    this.#planner.invalidate();
+    this.#catalog = undefined;
+    void this.driver.invalidate();
+  }
+
+  /**
+   * An error from a rewritten statement. If it was raised while planning (it has a position in our text),
+   * the original statement yields the same error with the caller's positions: return that one.
+   */
+  async #originalError(err: unknown, original: string, step: Step, params: readonly unknown[]): Promise<unknown> {
+    if (step.sql === original || !(err instanceof Error)) return err;
+    const pgErr = err as Error & { position?: string; query?: string; params?: unknown };
+    if (pgErr.position && this.driver.txStatus !== "failed") {
+      try {
+        await this.driver.describe(original);
+      } catch (originalErr) {
+        return Object.assign(originalErr as object, { params });
+      }
+    }
+    pgErr.query = original;
+    return pgErr;
+  }
+}
+
+function shapeCaptured(raw: QueryResult<unknown[]>, step: Step): QueryResult {
+  if (step.shape === "captured-count") {
+    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command: step.command ?? raw.command };
+  }
+  if (step.shape === "captured-rows") {
+    const fields = raw.fields.slice(CAPTURE_COLUMNS);
+    const rows = toObjectRows(fields, raw.rows.map((r) => r.slice(CAPTURE_COLUMNS)));
+    return { rows, fields, rowCount: rows.length, command: step.command ?? raw.command };
+  }
+  return { ...raw, rows: toObjectRows(raw.fields, raw.rows), command: step.command ?? raw.command };
+}
+
+/** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
+export async function runSchema(driver: Driver, statements: readonly string[], side: "local" | "remote"): Promise<void> {
+  if (statements.length === 0) return;
+  await driver.exec("BEGIN");
+  for (let i = 0; i < statements.length; i++) {
+    try {
+      await driver.exec(statements[i]!);
+    } catch (err) {
+      await driver.exec("ROLLBACK");
+      throw new SchemaError(i, side, statements[i]!, err);
+    }
+  }
+  await driver.exec("COMMIT");
+}

@@ -1,0 +1,181 @@
+import { PGlite, protocol, parse, type PGliteOptions } from "@electric-sql/pglite";
+import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../driver.js";
+import { commandOf, rowCountOf } from "../driver.js";
+import { Lru } from "./lru.js";
+import { Mutex } from "./mutex.js";
+
+type BackendMessage = { name: string; [k: string]: any };
+const { serialize } = protocol;
+
+interface Prepared {
+  name: string;
+  paramTypes: number[];
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * PGlite through its wire protocol. Statements run as named prepared statements cached per SQL text
+ * (parse and plan once, then bind/execute), which is ~3x faster than `db.query` for repeated statements.
+ * Results and errors are built exactly as `db.query` builds them.
+ */
+export class PgliteDriver implements Driver {
+  #db: PGlite;
+  #lock = new Mutex();
+  #cache: Lru<string, Prepared>;
+  #evicted: string[] = [];
+  #nextId = 0;
+  #status: TxStatus = "idle";
+
+  private constructor(db: PGlite, cacheSize: number) {
+    this.#db = db;
+    this.#cache = new Lru(cacheSize, (_sql, p) => this.#evicted.push(p.name));
+  }
+
+  static async open(dataDir: string | undefined, options: PGliteOptions = {}, cacheSize = 200): Promise<PgliteDriver> {
+    const db = await PGlite.create(dataDir, options);
+    return new PgliteDriver(db, cacheSize);
+  }
+
+  get txStatus(): TxStatus {
+    return this.#status;
+  }
+
+  /** The PGlite instance, for what the wire protocol does not cover (dumps). */
+  get pglite(): PGlite {
+    return this.#db;
+  }
+
+  query<T>(sql: string, params: readonly unknown[] = [], options: { rowMode?: RowMode; prepare?: boolean } = {}): Promise<QueryResult<T>> {
+    return this.#lock.run(async () => {
+      const rowMode = options.rowMode ?? "object";
+      if (options.prepare === false) return this.#runUnnamed<T>(sql, params, rowMode);
+      let stmt = this.#cache.get(sql);
+      if (!stmt) {
+        const name = `ominipg_${++this.#nextId}`;
+        const msgs = await this.#send([serialize.parse({ name, text: sql }), serialize.describe({ type: "S", name }), serialize.sync()]);
+        this.#throwIfError(msgs, sql, params);
+        stmt = { name, paramTypes: paramTypesOf(msgs) };
+        this.#cache.set(sql, stmt);
+        await this.#closeEvicted();
+      }
+      const msgs = await this.#send([
+        serialize.bind({ statement: stmt.name, values: this.#serializeParams(params, stmt.paramTypes) }),
+        serialize.describe({ type: "P" }),
+        serialize.execute({}),
+        serialize.sync(),
+      ]);
+      this.#throwIfError(msgs, sql, params);
+      return this.#result<T>(msgs, rowMode);
+    });
+  }
+
+  describe(sql: string): Promise<Field[]> {
+    return this.#lock.run(async () => {
+      const msgs = await this.#send([serialize.parse({ text: sql }), serialize.describe({ type: "S" }), serialize.sync()]);
+      this.#throwIfError(msgs, sql, undefined);
+      const desc = msgs.find((m) => m.name === "rowDescription");
+      return ((desc?.fields ?? []) as Field[]).map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
+    });
+  }
+
+  exec(sql: string, options: { rowMode?: RowMode } = {}): Promise<QueryResult[]> {
+    return this.#lock.run(async () => {
+      const msgs = await this.#send([serialize.query(sql)]);
+      this.#throwIfError(msgs, sql, undefined);
+      return this.#results(msgs, options.rowMode ?? "object");
+    });
+  }
+
+  invalidate(): Promise<void> {
+    return this.#lock.run(async () => {
+      for (const p of this.#cache.values()) this.#evicted.push(p.name);
+      this.#cache.clear();
+      await this.#closeEvicted();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#lock.run(async () => {
+      if (!this.#db.closed) await this.#db.close();
+    });
+  }
+
+  async #runUnnamed<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
+    let paramTypes: number[] = [];
+    if (params.length > 0) {
+      const msgs = await this.#send([serialize.parse({ text: sql }), serialize.describe({ type: "S" }), serialize.sync()]);
+      this.#throwIfError(msgs, sql, params);
+      paramTypes = paramTypesOf(msgs);
+    }
+    const msgs = await this.#send([
+      ...(params.length > 0 ? [] : [serialize.parse({ text: sql })]),
+      serialize.bind({ values: this.#serializeParams(params, paramTypes) }),
+      serialize.describe({ type: "P" }),
+      serialize.execute({}),
+      serialize.sync(),
+    ]);
+    this.#throwIfError(msgs, sql, params);
+    return this.#result<T>(msgs, rowMode);
+  }
+
+  async #closeEvicted(): Promise<void> {
+    if (this.#evicted.length === 0) return;
+    const names = this.#evicted.splice(0);
+    await this.#send([...names.map((name) => serialize.close({ type: "S", name })), serialize.sync()]);
+  }
+
+  async #send(parts: Uint8Array[]): Promise<BackendMessage[]> {
+    const msgs = (await this.#db.execProtocolStream(concat(parts), { throwOnError: false })) as BackendMessage[];
+    const ready = msgs.findLast((m) => m.name === "readyForQuery");
+    if (ready) this.#status = ready.status === "T" ? "transaction" : ready.status === "E" ? "failed" : "idle";
+    if (this.#status === "idle") await this.#db.syncToFs();
+    return msgs;
+  }
+
+  #serializeParams(params: readonly unknown[], types: number[]): (string | null)[] {
+    return params.map((value, i) => {
+      if (value === null || value === undefined) return null;
+      const serializer = this.#db.serializers[types[i] ?? 0];
+      return serializer ? (serializer(value) as string) : String(value);
+    });
+  }
+
+  #throwIfError(msgs: BackendMessage[], sql: string, params: readonly unknown[] | undefined): void {
+    const error = msgs.find((m) => m.name === "error");
+    if (!error) return;
+    // Same decoration as PGlite's own query(): the error keeps PostgreSQL's fields and gains the query.
+    Object.assign(error, { query: sql, params, queryOptions: undefined });
+    throw error;
+  }
+
+  #results(msgs: BackendMessage[], rowMode: RowMode): QueryResult[] {
+    const parsed = parse.parseResults(msgs as any, this.#db.parsers, { rowMode });
+    const tags = msgs.filter((m) => m.name === "commandComplete").map((m) => String(m.text));
+    return parsed.map((r, i) => {
+      const tag = tags[i] ?? "";
+      const fields: Field[] = r.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
+      const command = commandOf(tag);
+      return { rows: r.rows as any[], fields, command, rowCount: command === "SELECT" ? r.rows.length : rowCountOf(tag) };
+    });
+  }
+
+  #result<T>(msgs: BackendMessage[], rowMode: RowMode): QueryResult<T> {
+    const [first] = this.#results(msgs, rowMode);
+    return (first ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
+  }
+}
+
+function paramTypesOf(msgs: BackendMessage[]): number[] {
+  return (msgs.find((m) => m.name === "parameterDescription")?.dataTypeIDs as number[] | undefined) ?? [];
+}

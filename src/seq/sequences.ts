@@ -1,0 +1,48 @@
+import type { TableInfo } from "../capture/catalog.js";
+import type { Driver } from "../driver.js";
+import type { Sql } from "../remote/connection.js";
+
+export interface SequenceValue {
+  /** The owning table, quoted and schema-qualified. */
+  table: string;
+  column: string;
+  /** The last value handed out locally. */
+  last: number;
+}
+
+/** Last local values of the sequences owned by synced tables' columns (SERIAL and identity), where used. */
+export async function localSequenceValues(driver: Driver, tables: TableInfo[]): Promise<SequenceValue[]> {
+  const synced = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t]));
+  const { rows } = await driver.query<{ schema: string; name: string; col: string; last: number | bigint | null }>(
+    `SELECT tn.nspname AS schema, t.relname AS name, a.attname AS col, pg_sequence_last_value(s.oid) AS last
+       FROM pg_class s
+       JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+       JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+      WHERE s.relkind = 'S'`,
+    [],
+    { prepare: false },
+  );
+  const out: SequenceValue[] = [];
+  for (const r of rows) {
+    const table = synced.get(`${r.schema}.${r.name}`);
+    if (table && r.last !== null) out.push({ table: table.sql, column: r.col, last: Number(r.last) });
+  }
+  return out;
+}
+
+/**
+ * Move remote sequences up to at least the local values, never backwards, so that the remote's own
+ * inserts do not collide with pushed ids. Returns how many were moved.
+ */
+export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]): Promise<number> {
+  if (values.length === 0) return 0;
+  const rows = await sql.unsafe(
+    `SELECT setval(s.seq, s.v) FROM (
+       SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
+         FROM unnest($1::text[], $2::text[], $3::text::int8[]) AS u(t, c, v)) AS s
+      WHERE s.seq IS NOT NULL AND s.v > coalesce(pg_sequence_last_value(s.seq), 0)`,
+    [values.map((v) => v.table), values.map((v) => v.column), `{${values.map((v) => v.last).join(",")}}`],
+  );
+  return rows.length;
+}

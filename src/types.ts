@@ -1,0 +1,22 @@
+import type { OminipgError, SyncError } from "./errors.js";
+
+export interface SyncResult {
+  /** Log entries drained: captured row changes now applied remotely (or recorded as rejected). */
+  pushed: number;
+  /** Remote row writes after coalescing. */
+  applied: number;
+  /** Remote transactions. */
+  batches: number;
+  durationMs: number;
+  /** Log entries drained per table ("schema.table"). */
+  tables: Record<string, number>;
+  /** Changes the remote refused for good and that were kept in `_ominipg_rejected` (`onReject: "skip"`). */
+  rejected: number;
+}
+
+export interface OminipgEvents {
+  "sync:start": () => void;
+  "sync:progress": (progress: { done: number; total: number }) => void;
+  "sync:end": (result: SyncResult) => void;
+  error: (error: OminipgError | SyncError) => void;
+}
