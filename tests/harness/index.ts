@@ -1,0 +1,99 @@
+// Helpers for test files. The server and the PGlite template are prepared
+// once per run by tests/harness/global-setup.ts and reached via `inject`.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import { inject, onTestFinished } from 'vitest';
+
+/** Superuser URL of the shared test server (its `postgres` database). */
+export function adminUrl(): string {
+  return inject('ominipgAdminUrl');
+}
+
+/** A postgres URL on a loopback port nothing listens on (connections are refused). */
+export function unreachableUrl(): string {
+  return `postgres://postgres:pw@127.0.0.1:${inject('ominipgUnreachablePort')}/postgres`;
+}
+
+export interface TestDatabase {
+  /** URL of the new database, with the admin credentials. */
+  url: string;
+  /** Admin postgres.js client on the new database (max 2 connections). */
+  sql: postgres.Sql;
+  /** Ends `sql` and drops the database (and any replication slots in it). */
+  drop(): Promise<void>;
+}
+
+async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Creates an empty database with a unique name on the shared server. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `t_${randomBytes(8).toString('hex')}`;
+  await withAdmin((admin) => admin.unsafe(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl());
+  url.pathname = `/${name}`;
+  const sql = postgres(url.href, { max: 2, onnotice: () => {} });
+  let dropped: Promise<void> | undefined;
+  return {
+    url: url.href,
+    sql,
+    drop: () =>
+      (dropped ??= (async () => {
+        await sql.end({ timeout: 5 });
+        await withAdmin(async (admin) => {
+          // DROP DATABASE ... WITH (FORCE) still refuses a database that owns
+          // logical replication slots, and a slot stays "active" for a moment
+          // after its walsender is terminated, hence the retries.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await admin`
+                select pg_terminate_backend(active_pid) from pg_replication_slots
+                where database = ${name} and active_pid is not null`;
+              await admin`
+                select pg_drop_replication_slot(slot_name) from pg_replication_slots
+                where database = ${name}`;
+              await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+              return;
+            } catch (err) {
+              if (attempt >= 30) throw err;
+              await sleep(100);
+            }
+          }
+        });
+      })()),
+  };
+}
+
+let template: Promise<Buffer> | undefined;
+
+/** A fresh Blob of the PGlite template dump, for `PGlite.create({ loadDataDir })`. */
+export async function pgliteTemplate(): Promise<Blob> {
+  template ??= readFile(inject('ominipgPgliteTemplate'));
+  return new Blob([await template]);
+}
+
+/**
+ * Creates a directory under os.tmpdir(). Called inside a test, it is removed
+ * when that test finishes; called anywhere else (beforeAll, describe, a
+ * hook) the caller must remove it.
+ */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  } catch {
+    // Not inside a test body: cleanup is the caller's job.
+  }
+  return dir;
+}

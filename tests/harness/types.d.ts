@@ -1,0 +1,14 @@
+// Values handed from tests/harness/global-setup.ts to test workers via
+// `project.provide()` / `inject()`.
+import 'vitest';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Superuser URL of the shared PostgreSQL server (can CREATE DATABASE). */
+    ominipgAdminUrl: string;
+    /** Path of an uncompressed PGlite data-dir dump (`dumpDataDir('none')`). */
+    ominipgPgliteTemplate: string;
+    /** A loopback port nothing listens on. */
+    ominipgUnreachablePort: number;
+  }
+}
