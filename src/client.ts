@@ -191,19 +191,34 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     if (this.#closed) throw new ClosedError();
   }
 
+  /**
+   * A failed statement outside any transaction that a subclass can repair (e.g. by moving a sequence to its
+   * next leased id block): resolve true to run it once more, or to an error to throw instead.
+   */
+  protected async recover(_err: unknown): Promise<boolean | Error> {
+    return false;
+  }
+
   async #run<T>(sql: string, params: readonly unknown[]): Promise<QueryResult<T>> {
-    const plan = await this.#planner.plan(sql);
-    let result: QueryResult<T>;
     try {
-      if (plan.kind === "script") {
-        result = params.length > 0 ? await this.driver.query<T>(sql, params, { prepare: false }) : await this.#runScript<T>(sql, plan.steps);
-      } else {
-        result = await this.#runStep<T>(sql, plan.step, params);
-      }
+      return await this.#execute<T>(sql, params);
+    } catch (err) {
+      if (this.driver.txStatus !== "idle") throw err;
+      const repair = await this.recover(err);
+      if (repair instanceof Error) throw repair;
+      if (!repair) throw err;
+      return await this.#execute<T>(sql, params);
     } finally {
       if (this.driver.txStatus === "idle") for (const wake of this.#idleWaiters.splice(0)) wake();
     }
-    return result;
+  }
+
+  async #execute<T>(sql: string, params: readonly unknown[]): Promise<QueryResult<T>> {
+    const plan = await this.#planner.plan(sql);
+    if (plan.kind === "script") {
+      return params.length > 0 ? this.driver.query<T>(sql, params, { prepare: false }) : this.#runScript<T>(sql, plan.steps);
+    }
+    return this.#runStep<T>(sql, plan.step, params);
   }
 
   async #runStep<T>(original: string, step: Step, params: readonly unknown[]): Promise<QueryResult<T>> {

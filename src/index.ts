@@ -2,5 +2,6 @@ export { Ominipg } from "./ominipg.js";
 export type { Transaction } from "./client.js";
 export type { ConnectOptions, SyncOptions } from "./options.js";
 export type { QueryResult, Field } from "./driver.js";
-export type { SyncResult, OminipgEvents } from "./types.js";
+export type { SyncResult, OminipgEvents, Status } from "./types.js";
+export type { VerifyResult, TableDifference } from "./verify.js";
 export { OminipgError, ConfigError, ClosedError, LocalDatabaseError, SchemaError, CaptureError, SyncError } from "./errors.js";

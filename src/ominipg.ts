@@ -5,8 +5,13 @@ import { ClosedError, OminipgError, SyncError } from "./errors.js";
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./options.js";
 import { Remote } from "./remote/remote.js";
+import { LEASE_DDL, SequenceLeases, applyLeases } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
-import type { SyncResult } from "./types.js";
+import { LEASE_TABLE, META_TABLE, QUEUE_TABLE } from "./capture/own-tables.js";
+import { locate } from "./local/location.js";
+import { redact } from "./remote/url.js";
+import type { Status, SyncResult } from "./types.js";
+import { localHashes, verifyTables, type VerifyResult } from "./verify.js";
 
 /**
  * A local-first PostgreSQL client: queries run on a local PGlite database; with `syncUrl`, every write to a
@@ -16,6 +21,7 @@ export class Ominipg extends OminipgBase {
   readonly #sync: ResolvedSync;
   readonly #remote: Remote | undefined;
   readonly #syncer: Syncer | undefined;
+  readonly #leases: SequenceLeases | undefined;
   #inflight: Promise<SyncResult> | undefined;
   #interval: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -26,6 +32,7 @@ export class Ominipg extends OminipgBase {
     if (options.syncUrl) {
       this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1);
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync);
+      if (options.sequences === "lease") this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
     }
   }
 
@@ -33,6 +40,16 @@ export class Ominipg extends OminipgBase {
   static async connect(options: ConnectOptions = {}): Promise<Ominipg> {
     const { driver, lock } = await OminipgBase.openLocal(options);
     const db = new Ominipg(driver, options, lock);
+    try {
+      if (db.#leases) {
+        await driver.exec(LEASE_DDL);
+        const tables = [...(await db.catalog()).tables.values()];
+        await db.local.run((d) => applyLeases(d, tables));
+      }
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     db.#start();
     return db;
   }
@@ -61,6 +78,55 @@ export class Ominipg extends OminipgBase {
     return advanceRemoteSequences(this.#remote.sql, values);
   }
 
+  /** What an operator wants to know: client id, pending changes, last sync, whether the remote answers. */
+  async status(): Promise<Status> {
+    if (this.closed) throw new ClosedError();
+    const mode = locate(this.options.url).kind;
+    if (mode === "server") return { clientId: null, mode: "direct", pending: [], lastSync: null, remote: null };
+    const { clientId, pending, lastSync } = await this.local.run(async (d) => {
+      const meta = this.#remote
+        ? (await d.query<{ key: string; value: string }>(`SELECT key, value FROM ${META_TABLE}`, [], { prepare: false })).rows
+        : [];
+      const queued = this.#remote
+        ? (await d.query<{ s: string; t: string; p: number; n: number }>(
+            `SELECT schema_name AS s, table_name AS t, priority AS p, count(*)::int AS n FROM ${QUEUE_TABLE} GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1, 2`,
+            [],
+            { prepare: false },
+          )).rows
+        : [];
+      const get = (k: string) => meta.find((m) => m.key === k)?.value;
+      return {
+        clientId: get("client_id") ?? null,
+        pending: queued.map((q) => ({ table: `${q.s}.${q.t}`, priority: q.p, count: q.n })),
+        lastSync: get("last_sync") ? (JSON.parse(get("last_sync")!) as Status["lastSync"]) : null,
+      };
+    });
+    let remote: Status["remote"] = null;
+    if (this.#remote) {
+      const r = this.#remote;
+      remote = await Promise.race([
+        r.sql`SELECT 1`.then(() => ({ url: redact(r.url), reachable: true })),
+        new Promise<{ url: string; reachable: false; error: string }>((resolve) =>
+          setTimeout(() => resolve({ url: redact(r.url), reachable: false, error: "no answer within 5 s" }), 5000).unref(),
+        ),
+      ]).catch((err: unknown) => ({ url: redact(r.url), reachable: false, error: r.redact((err as Error)?.message ?? String(err)) }));
+    }
+    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync, remote };
+  }
+
+  /** Compare every synced table row by row with the remote (sync first: pending changes show as differences). */
+  async verify(): Promise<VerifyResult> {
+    if (!this.#remote) throw new OminipgError("SYNC_NOT_CONFIGURED", "verify() needs syncUrl");
+    const remote = this.#remote;
+    const catalog = await this.local.run(() => this.catalog());
+    const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
+    try {
+      return await verifyTables((sql) => this.local.run((d) => localHashes(d, sql)), remote.sql, tables);
+    } catch (err) {
+      throw remote.error("VERIFY_FAILED", "comparing tables with the remote", err);
+    }
+  }
+
   override async close(): Promise<void> {
     if (this.closed) return;
     clearInterval(this.#interval);
@@ -87,10 +153,33 @@ export class Ominipg extends OminipgBase {
     }
   }
 
+  /** With leased sequences, an exhausted id block moves the sequence to the next block and runs the statement again. */
+  protected override async recover(err: unknown): Promise<boolean | Error> {
+    if (!this.#leases || (err as { code?: string })?.code !== "2200H") return false;
+    await applyLeases(this.driver, [...(await this.catalog()).tables.values()]);
+    const left = await this.driver.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], { prepare: false });
+    if (left.rows[0]!.n > 0) return true;
+    return new OminipgError(
+      "SEQUENCE_LEASE_EXHAUSTED",
+      `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.options.leaseSize ?? 1000})`,
+      { cause: err },
+    );
+  }
+
   async #runSync(syncer: Syncer): Promise<SyncResult> {
     this.emit("sync:start");
     try {
       const result = await syncer.run({ progress: (done, total) => this.emit("sync:progress", { done, total }) });
+      if (this.#leases) {
+        const tables = [...(await this.local.run(() => this.catalog())).tables.values()];
+        await this.#leases.topUp(tables).catch((e) => {
+          throw this.#remote!.error("SEQUENCE_LEASE_FAILED", "leasing sequence blocks", e);
+        });
+      }
+      const record = JSON.stringify({ ...result, at: new Date().toISOString() });
+      await this.local.run((d) =>
+        d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('last_sync', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [record]),
+      );
       this.emit("sync:end", result);
       return result;
     } catch (err) {

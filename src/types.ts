@@ -20,3 +20,16 @@ export interface OminipgEvents {
   "sync:end": (result: SyncResult) => void;
   error: (error: OminipgError | SyncError) => void;
 }
+
+export interface Status {
+  /** This local database's client id (persisted with it; names its remote ledger rows). */
+  clientId: string | null;
+  /** "memory", "directory" or "direct". */
+  mode: "memory" | "directory" | "direct";
+  /** Captured changes waiting for sync, per table and priority. */
+  pending: { table: string; priority: number; count: number }[];
+  /** The last successful sync, if any. */
+  lastSync: (SyncResult & { at: string }) | null;
+  /** The remote (password redacted) and whether it answered now; null without syncUrl. */
+  remote: { url: string; reachable: boolean; error?: string } | null;
+}

@@ -3,8 +3,9 @@ export const QUEUE_TABLE = "_sync_queue";
 export const META_TABLE = "_ominipg_meta";
 export const REJECTED_TABLE = "_ominipg_rejected";
 export const CONFLICTS_TABLE = "_ominipg_conflicts";
+export const LEASE_TABLE = "_ominipg_leases";
 
-export const OWN_TABLES: ReadonlySet<string> = new Set([QUEUE_TABLE, META_TABLE, REJECTED_TABLE, CONFLICTS_TABLE]);
+export const OWN_TABLES: ReadonlySet<string> = new Set([QUEUE_TABLE, META_TABLE, REJECTED_TABLE, CONFLICTS_TABLE, LEASE_TABLE]);
 
 /**
  * The change log. One row per captured row change (op I/U/D) or table truncation (op T), written by the

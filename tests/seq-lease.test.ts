@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { Ominipg, OminipgError } from "../src/index.js";
+import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+
+let remote: TestDatabase;
+beforeAll(async () => {
+  remote = await createTestDatabase();
+});
+afterAll(async () => {
+  await remote.drop();
+});
+
+const schemaSQL = [`CREATE TABLE IF NOT EXISTS notes (id SERIAL PRIMARY KEY, client text NOT NULL, n int NOT NULL)`];
+const client = async () =>
+  Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: remote.url, schemaSQL, sequences: "lease", leaseSize: 5 });
+
+it("leases disjoint id blocks so offline clients never mint the same SERIAL id", async () => {
+  const a = await client();
+  const b = await client();
+  // Before any contact a leased sequence mints nothing: an id could collide.
+  const early = await a.query(`INSERT INTO notes (client, n) VALUES ('a', 0)`).catch((e) => e);
+  expect(early).toBeInstanceOf(OminipgError);
+  expect(early.code).toBe("SEQUENCE_LEASE_EXHAUSTED");
+  await a.sync();
+  await b.sync();
+  // The remote's own inserts keep working and never take a leased id.
+  await remote.sql`INSERT INTO notes (client, n) VALUES ('server', 0)`;
+  // Offline: each client writes as many rows as its two leased blocks hold, moving from block to block.
+  for (let i = 0; i < 10; i++) {
+    await a.query(`INSERT INTO notes (client, n) VALUES ('a', $1)`, [i]);
+    await b.query(`INSERT INTO notes (client, n) VALUES ('b', $1)`, [i]);
+  }
+  const full = await a.query(`INSERT INTO notes (client, n) VALUES ('a', 99)`).catch((e) => e);
+  expect(full.code).toBe("SEQUENCE_LEASE_EXHAUSTED");
+  const aIds = (await a.query<{ id: number }>(`SELECT id FROM notes`)).rows.map((r) => r.id);
+  const bIds = (await b.query<{ id: number }>(`SELECT id FROM notes`)).rows.map((r) => r.id);
+  expect(aIds).toHaveLength(10);
+  expect(bIds).toHaveLength(10);
+  expect(aIds.filter((id) => bIds.includes(id))).toEqual([]);
+  await a.sync();
+  await b.sync();
+  const rows = await remote.sql<{ client: string; n: number }[]>`SELECT client, count(*)::int AS n FROM notes GROUP BY client ORDER BY client`;
+  expect(rows).toEqual([
+    { client: "a", n: 10 },
+    { client: "b", n: 10 },
+    { client: "server", n: 1 },
+  ]);
+  // After the sync a fresh lease lets the client write again.
+  await a.query(`INSERT INTO notes (client, n) VALUES ('a', 100)`);
+  await a.close();
+  await b.close();
+});
