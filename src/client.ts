@@ -6,7 +6,7 @@ import { LOCAL_SCHEMA_SQL } from "./capture/own-tables.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
 import { DirectDriver } from "./direct/direct-driver.js";
-import type { Driver, QueryResult } from "./driver.js";
+import type { Driver, QueryResult, RowMode } from "./driver.js";
 import { toObjectRows } from "./driver.js";
 import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./errors.js";
 import { TypedEmitter } from "./events.js";
@@ -18,9 +18,14 @@ import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from 
 import { Planner, type Step } from "./query/planner.js";
 import type { OminipgEvents } from "./types.js";
 
+/** `rowMode: "array"` returns each row as an array in column order (same-named columns stay apart). */
+export interface QueryOptions {
+  rowMode?: RowMode;
+}
+
 /** The handle a `transaction()` callback gets: its queries run inside the transaction. */
 export interface Transaction {
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>;
 }
 
 /** Local database access for Ominipg's own work (sync, pull): never inside a user's open transaction. */
@@ -110,12 +115,14 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
    * Run one statement (with `$1..$n` parameters) or a script of statements (without parameters; the last
    * statement's result is returned). With `syncUrl`, writes to synced tables are captured for `sync()`.
    */
-  async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
+  async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = [], options: QueryOptions = {}): Promise<QueryResult<T>> {
     this.#assertOpen();
     if (typeof sql !== "string") throw new ConfigError("query() takes SQL text as its first argument");
     if (!Array.isArray(params)) throw new ConfigError("query() parameters must be an array");
     const inside = this.#activeTx !== undefined && this.#txScope.getStore() === this.#activeTx;
-    return inside ? this.#run<T>(sql, params) : this.#session.run(() => this.#run<T>(sql, params));
+    const rowMode = options.rowMode ?? "object";
+    if (rowMode !== "object" && rowMode !== "array") throw new ConfigError(`rowMode must be "object" or "array"`);
+    return inside ? this.#run<T>(sql, params, rowMode) : this.#session.run(() => this.#run<T>(sql, params, rowMode));
   }
 
   /** Run `fn` in a transaction: committed when it resolves, rolled back when it throws. */
@@ -131,18 +138,18 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       const token = Symbol("tx");
       let open = true;
       const tx: Transaction = {
-        query: (sql, params = []) => {
+        query: (sql, params = [], options = {}) => {
           if (!open) return Promise.reject(new OminipgError("TRANSACTION_CLOSED", "this transaction has ended"));
-          return this.#run(sql, params);
+          return this.#run(sql, params, options.rowMode ?? "object");
         },
       };
-      await this.#run("BEGIN", []);
+      await this.#run("BEGIN", [], "object");
       this.#activeTx = token;
       try {
         const value = await this.#txScope.run(token, () => fn(tx));
         open = false;
         this.#activeTx = undefined;
-        const end = await this.#run("COMMIT", []);
+        const end = await this.#run("COMMIT", [], "object");
         if (end.command === "ROLLBACK") {
           throw new OminipgError("TRANSACTION_ABORTED", "the transaction was rolled back: a statement in it failed");
         }
@@ -150,7 +157,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       } catch (err) {
         open = false;
         this.#activeTx = undefined;
-        if (this.driver.txStatus !== "idle") await this.#run("ROLLBACK", []);
+        if (this.driver.txStatus !== "idle") await this.#run("ROLLBACK", [], "object");
         throw err;
       }
     });
@@ -199,48 +206,48 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     return false;
   }
 
-  async #run<T>(sql: string, params: readonly unknown[]): Promise<QueryResult<T>> {
+  async #run<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     try {
-      return await this.#execute<T>(sql, params);
+      return await this.#execute<T>(sql, params, rowMode);
     } catch (err) {
       if (this.driver.txStatus !== "idle") throw err;
       const repair = await this.recover(err);
       if (repair instanceof Error) throw repair;
       if (!repair) throw err;
-      return await this.#execute<T>(sql, params);
+      return await this.#execute<T>(sql, params, rowMode);
     } finally {
       if (this.driver.txStatus === "idle") for (const wake of this.#idleWaiters.splice(0)) wake();
     }
   }
 
-  async #execute<T>(sql: string, params: readonly unknown[]): Promise<QueryResult<T>> {
+  async #execute<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const plan = await this.#planner.plan(sql);
     if (plan.kind === "script") {
-      return params.length > 0 ? this.driver.query<T>(sql, params, { prepare: false }) : this.#runScript<T>(sql, plan.steps);
+      return params.length > 0 ? this.driver.query<T>(sql, params, { prepare: false, rowMode }) : this.#runScript<T>(sql, plan.steps, rowMode);
     }
-    return this.#runStep<T>(sql, plan.step, params);
+    return this.#runStep<T>(sql, plan.step, params, rowMode);
   }
 
-  async #runStep<T>(original: string, step: Step, params: readonly unknown[]): Promise<QueryResult<T>> {
+  async #runStep<T>(original: string, step: Step, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     if (step.hiddenResults > 0 && params.length === 0) {
-      const [first] = await this.driver.exec(step.sql);
+      const [first] = await this.driver.exec(step.sql, { rowMode });
       this.#afterStep(step);
       return first as QueryResult<T>;
     }
     const captured = step.shape !== "as-is";
     let raw: QueryResult<unknown[]>;
     try {
-      raw = await this.driver.query<unknown[]>(step.sql, params, { prepare: step.prepare, rowMode: captured ? "array" : "object" });
+      raw = await this.driver.query<unknown[]>(step.sql, params, { prepare: step.prepare, rowMode: captured ? "array" : rowMode });
     } catch (err) {
       throw await this.#originalError(err, original, step, params);
     }
     this.#afterStep(step);
-    return (captured ? shapeCaptured(raw, step) : raw) as QueryResult<T>;
+    return (captured ? shapeCaptured(raw, step, rowMode) : raw) as QueryResult<T>;
   }
 
-  async #runScript<T>(sql: string, steps: Step[]): Promise<QueryResult<T>> {
+  async #runScript<T>(sql: string, steps: Step[], rowMode: RowMode): Promise<QueryResult<T>> {
     if (steps.every((s) => s.shape === "as-is" && s.hiddenResults === 0 && s.tables.length === 0)) {
-      const results = await this.driver.exec(sql);
+      const results = await this.driver.exec(sql, { rowMode });
       for (const step of steps) this.#afterStep(step);
       return (results.at(-1) ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
     }
@@ -256,7 +263,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       at += 1 + step.hiddenResults;
     }
     if (!last || !lastStep) return { rows: [], rowCount: 0, fields: [], command: "" };
-    return (lastStep.shape === "as-is" ? { ...last, rows: toObjectRows(last.fields, last.rows) } : shapeCaptured(last, lastStep)) as QueryResult<T>;
+    return shapeCaptured(last, lastStep, rowMode) as QueryResult<T>;
   }
 
   #afterStep(step: Step): void {
@@ -297,16 +304,17 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   }
 }
 
-function shapeCaptured(raw: QueryResult<unknown[]>, step: Step): QueryResult {
+/** The original statement's result from what a planned step returned as array rows. */
+function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode): QueryResult<unknown> {
+  const command = step.command ?? raw.command;
   if (step.shape === "captured-count") {
-    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command: step.command ?? raw.command };
+    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
   }
-  if (step.shape === "captured-rows") {
-    const fields = raw.fields.slice(CAPTURE_COLUMNS);
-    const rows = toObjectRows(fields, raw.rows.map((r) => r.slice(CAPTURE_COLUMNS)));
-    return { rows, fields, rowCount: rows.length, command: step.command ?? raw.command };
-  }
-  return { ...raw, rows: toObjectRows(raw.fields, raw.rows), command: step.command ?? raw.command };
+  const drop = step.shape === "captured-rows" ? CAPTURE_COLUMNS : 0;
+  const fields = raw.fields.slice(drop);
+  const arrays = drop ? raw.rows.map((r) => r.slice(drop)) : raw.rows;
+  const rows = rowMode === "array" ? arrays : toObjectRows(fields, arrays);
+  return { rows, fields, rowCount: drop ? rows.length : raw.rowCount, command };
 }
 
 /** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */

@@ -1,5 +1,5 @@
 export { Ominipg } from "./ominipg.js";
-export type { Transaction } from "./client.js";
+export type { Transaction, QueryOptions } from "./client.js";
 export type { ConnectOptions, SyncOptions } from "./options.js";
 export type { QueryResult, Field } from "./driver.js";
 export type { SyncResult, OminipgEvents, Status } from "./types.js";

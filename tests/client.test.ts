@@ -63,6 +63,20 @@ describe("query()", () => {
     await db.close();
   });
 
+  it("returns rows as arrays with rowMode: \"array\", keeping same-named columns apart", async () => {
+    const db = await memoryDb({ syncUrl: unreachableUrl(), sync: { retry: { attempts: 1 } } });
+    db.on("error", () => {});
+    await db.query(`CREATE TABLE r (id int PRIMARY KEY, v text)`);
+    const ins = await db.query(`INSERT INTO r VALUES (1, 'a') RETURNING id, v AS id`, [], { rowMode: "array" });
+    expect(ins.rows).toEqual([[1, "a"]]);
+    expect(ins.fields.map((f) => f.name)).toEqual(["id", "id"]);
+    const sel = await db.query(`SELECT 1 AS x, 2 AS x`, [], { rowMode: "array" });
+    expect(sel.rows).toEqual([[1, 2]]);
+    const script = await db.query(`SELECT 0; SELECT id, v FROM r`, [], { rowMode: "array" });
+    expect(script.rows).toEqual([[1, "a"]]);
+    await db.close();
+  });
+
   it("rejects bad arguments with a typed error", async () => {
     const db = await memoryDb();
     await expect(db.query(42 as unknown as string)).rejects.toBeInstanceOf(ConfigError);
