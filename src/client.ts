@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
-import { Catalog } from "./capture/catalog.js";
+import { Catalog, type SyncScope } from "./capture/catalog.js";
 import { LOCAL_SCHEMA_SQL } from "./capture/own-tables.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
@@ -42,6 +42,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   #activeTx: symbol | undefined;
   #idleWaiters: (() => void)[] = [];
   #catalog: Promise<Catalog> | undefined;
+  #scope: SyncScope;
   #ddlInTransaction = false;
   #lock: DirLock | undefined;
   #closed = false;
@@ -53,11 +54,11 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     this.driver = driver;
     this.options = options;
     this.#lock = lock;
-    const scope = resolveSyncOptions(options.sync);
+    this.#scope = resolveSyncOptions(options.sync);
     this.#planner = new Planner(
       options.syncUrl
         ? {
-            catalog: () => (this.#catalog ??= Catalog.load(driver, scope)),
+            catalog: () => this.catalog(),
             describeNames: async (sql) => (await driver.describe(sql)).map((f) => f.name),
           }
         : undefined,
@@ -97,6 +98,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       throw new LocalDatabaseError("LOCAL_OPEN_FAILED", `could not open ${where}: ${(cause as Error)?.message ?? cause}`, { cause });
     }
     try {
+      // Capture keeps each statement's row images until the log insert reads them; PGlite's 4 MB default
+      // spills a bulk statement's images to temporary files.
+      await driver.exec(`SET work_mem = '64MB'`);
       await runSchema(driver, options.schemaSQL ?? [], "local");
       if (options.syncUrl) await driver.exec(LOCAL_SCHEMA_SQL);
     } catch (err) {
@@ -177,6 +181,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   /** Local database access for Ominipg's own work, outside every user transaction. */
   protected readonly local: LocalAccess = {
     run: async <T>(fn: (driver: Driver) => Promise<T>): Promise<T> => {
+      // From inside a transaction() callback this would wait for the transaction, which waits for us.
+      if (this.insideTransaction()) throw inTransactionError();
       for (;;) {
         this.#assertOpen();
         const outcome = await this.#session.run(async () =>
@@ -188,10 +194,30 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     },
   };
 
+  /** True when called from inside a transaction() callback (in its async context). */
+  protected insideTransaction(): boolean {
+    return this.#activeTx !== undefined && this.#txScope.getStore() === this.#activeTx;
+  }
+
+  /**
+   * Roll back a transaction opened with BEGIN through query() and still open, as closing a connection does
+   * (close() calls it first, so that Ominipg's own work waiting for the transaction to end can finish).
+   */
+  protected async rollbackOpenTransaction(): Promise<void> {
+    await this.#session.run(async () => {
+      if (!this.#closed && this.driver.txStatus !== "idle") await this.driver.exec("ROLLBACK");
+    });
+    for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
   /** The catalog capture uses (synced tables, keys, columns), loaded on first use. */
   protected catalog(): Promise<Catalog> {
-    const scope = resolveSyncOptions(this.options.sync);
-    return (this.#catalog ??= Catalog.load(this.driver, scope));
+    // A failed load (inside an aborted transaction, say) is not kept: the next statement loads again.
+    this.#catalog ??= Catalog.load(this.driver, this.#scope).catch((err) => {
+      this.#catalog = undefined;
+      throw err;
+    });
+    return this.#catalog;
   }
 
   #assertOpen(): void {
@@ -271,11 +297,11 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     if (step.effect === "ddl") {
       this.#ddlInTransaction = this.driver.txStatus !== "idle";
       this.#invalidate();
-    } else if (step.effect === "rollback" && this.#ddlInTransaction) {
+    } else if ((step.effect === "rollback" || step.effect === "commit") && this.#ddlInTransaction) {
+      // The transaction's DDL is undone (or, for a COMMIT of an aborted transaction, never happened):
+      // what was planned or loaded after it may be stale.
       this.#invalidate();
       if (this.driver.txStatus === "idle") this.#ddlInTransaction = false;
-    } else if (step.effect === "commit" && this.driver.txStatus === "idle") {
-      this.#ddlInTransaction = false;
     }
   }
 
@@ -302,6 +328,13 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     pgErr.query = original;
     return pgErr;
   }
+}
+
+export function inTransactionError(): OminipgError {
+  return new OminipgError(
+    "TRANSACTION_ACTIVE",
+    "sync(), pull(), status(), verify() and syncSequences() cannot run inside a transaction() callback (they wait for the transaction to end): call them after it",
+  );
 }
 
 /** The original statement's result from what a planned step returned as array rows. */

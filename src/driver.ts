@@ -7,10 +7,10 @@ export interface Field {
 
 export interface QueryResult<T = Record<string, unknown>> {
   rows: T[];
-  /** Rows affected for INSERT/UPDATE/DELETE/MERGE/COPY, rows returned for SELECT, else 0. */
+  /** The count in PostgreSQL's command tag: rows affected (INSERT/UPDATE/DELETE/MERGE/COPY), returned (SELECT) or created (SELECT INTO); else 0. */
   rowCount: number;
   fields: Field[];
-  /** PostgreSQL's command tag word: "SELECT", "INSERT", "CREATE TABLE", ... */
+  /** PostgreSQL's command tag word, as PGlite reports it: "SELECT", "INSERT", "CREATE", ... */
   command: string;
 }
 
@@ -41,8 +41,9 @@ export function rowCountOf(tag: string): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** The command word of a tag, as PGlite reports it: "INSERT 0 5" -> "INSERT", "CREATE TABLE" -> "CREATE". */
 export function commandOf(tag: string): string {
-  return tag.replace(/(\s\d+)+$/, "");
+  return tag.split(" ")[0] ?? "";
 }
 
 /** Build object rows from array rows the way PostgreSQL clients do: a later duplicate name wins. */

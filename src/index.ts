@@ -5,3 +5,4 @@ export type { QueryResult, Field } from "./driver.js";
 export type { SyncResult, OminipgEvents, Status } from "./types.js";
 export type { VerifyResult, TableDifference } from "./verify.js";
 export { OminipgError, ConfigError, ClosedError, LocalDatabaseError, SchemaError, CaptureError, SyncError } from "./errors.js";
+export type { PullResult, PullConflict, PullProgress, TablePull } from "./pull/puller.js";

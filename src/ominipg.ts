@@ -1,5 +1,5 @@
-import { Syncer } from "./apply/syncer.js";
-import { OminipgBase } from "./client.js";
+import { Syncer, backoffDelay } from "./apply/syncer.js";
+import { OminipgBase, inTransactionError } from "./client.js";
 import type { Driver } from "./driver.js";
 import { ClosedError, OminipgError, SyncError } from "./errors.js";
 import type { DirLock } from "./local/lock.js";
@@ -10,6 +10,9 @@ import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js"
 import { LEASE_TABLE, META_TABLE, QUEUE_TABLE } from "./capture/own-tables.js";
 import { locate } from "./local/location.js";
 import { redact } from "./remote/url.js";
+import { Mutex } from "./local/mutex.js";
+import { Puller, type PullConflict, type PullResult } from "./pull/puller.js";
+import { CONFLICTS_TABLE } from "./capture/own-tables.js";
 import type { Status, SyncResult } from "./types.js";
 import { localHashes, verifyTables, type VerifyResult } from "./verify.js";
 
@@ -22,7 +25,11 @@ export class Ominipg extends OminipgBase {
   readonly #remote: Remote | undefined;
   readonly #syncer: Syncer | undefined;
   readonly #leases: SequenceLeases | undefined;
+  readonly #puller: Puller | undefined;
+  /** Push and pull never overlap: a change pushed during a pull could be reverted locally until the next pull. */
+  readonly #remoteWork = new Mutex();
   #inflight: Promise<SyncResult> | undefined;
+  #pulling: Promise<PullResult> | undefined;
   #interval: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
 
@@ -32,6 +39,7 @@ export class Ominipg extends OminipgBase {
     if (options.syncUrl) {
       this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1);
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync);
+      this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, { sequences: options.sequences !== "lease" });
       if (options.sequences === "lease") this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
     }
   }
@@ -63,10 +71,29 @@ export class Ominipg extends OminipgBase {
     if (!this.#syncer) {
       return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "sync() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)"));
     }
-    this.#inflight ??= this.#runSync(this.#syncer).finally(() => {
+    if (this.insideTransaction()) return Promise.reject(inTransactionError());
+    const syncer = this.#syncer;
+    this.#inflight ??= this.#remoteWork.run(() => this.#runSync(syncer)).finally(() => {
       this.#inflight = undefined;
     });
     return this.#inflight;
+  }
+
+  /**
+   * Bring every synced table to the remote's current state (remote inserts, updates and deletes), from one
+   * remote snapshot, without recording the pulled rows as local changes. Rows with pending local changes
+   * are kept; where the remote changed them too, a conflict is recorded in `_ominipg_conflicts`.
+   */
+  pull(): Promise<PullResult> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    if (!this.#puller) {
+      return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "pull() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)"));
+    }
+    const puller = this.#puller;
+    this.#pulling ??= this.#remoteWork.run(() => this.#runPull(puller)).finally(() => {
+      this.#pulling = undefined;
+    });
+    return this.#pulling;
   }
 
   /** Move the remote sequences of synced tables up to the local values (never backwards). */
@@ -82,12 +109,15 @@ export class Ominipg extends OminipgBase {
   async status(): Promise<Status> {
     if (this.closed) throw new ClosedError();
     const mode = locate(this.options.url).kind;
-    if (mode === "server") return { clientId: null, mode: "direct", pending: [], lastSync: null, remote: null };
-    const { clientId, pending, lastSync } = await this.local.run(async (d) => {
-      const meta = this.#remote
+    if (mode === "server") return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null };
+    const { clientId, pending, lastSync, lastPull } = await this.local.run(async (d) => {
+      // A directory opened without syncUrl may still hold a log from runs that had one.
+      const { rows: present } = await d.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ok`, [`public.${META_TABLE}`, `public.${QUEUE_TABLE}`], { prepare: false });
+      const hasLog = present[0]?.ok === true;
+      const meta = hasLog
         ? (await d.query<{ key: string; value: string }>(`SELECT key, value FROM ${META_TABLE}`, [], { prepare: false })).rows
         : [];
-      const queued = this.#remote
+      const queued = hasLog
         ? (await d.query<{ s: string; t: string; p: number; n: number }>(
             `SELECT schema_name AS s, table_name AS t, priority AS p, count(*)::int AS n FROM ${QUEUE_TABLE} GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1, 2`,
             [],
@@ -99,6 +129,7 @@ export class Ominipg extends OminipgBase {
         clientId: get("client_id") ?? null,
         pending: queued.map((q) => ({ table: `${q.s}.${q.t}`, priority: q.p, count: q.n })),
         lastSync: get("last_sync") ? (JSON.parse(get("last_sync")!) as Status["lastSync"]) : null,
+        lastPull: get("last_pull") ? (JSON.parse(get("last_pull")!) as Status["lastPull"]) : null,
       };
     });
     let remote: Status["remote"] = null;
@@ -111,7 +142,7 @@ export class Ominipg extends OminipgBase {
         ),
       ]).catch((err: unknown) => ({ url: redact(r.url), reachable: false, error: r.redact((err as Error)?.message ?? String(err)) }));
     }
-    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync, remote };
+    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync, lastPull, remote };
   }
 
   /** Compare every synced table row by row with the remote (sync first: pending changes show as differences). */
@@ -131,7 +162,9 @@ export class Ominipg extends OminipgBase {
     if (this.closed) return;
     clearInterval(this.#interval);
     clearTimeout(this.#debounce);
+    await this.rollbackOpenTransaction(); // a sync in flight may be waiting for it to end
     await this.#inflight?.catch(() => {});
+    await this.#pulling?.catch(() => {});
     await super.close();
     await this.#remote?.close();
   }
@@ -143,7 +176,40 @@ export class Ominipg extends OminipgBase {
     remote.ensureReady().catch((err) => {
       if (!this.closed) this.emit("error", remote.error("REMOTE_SETUP_FAILED", "setting up the remote database", err));
     });
-    const background = () => void this.sync().catch(() => {}); // failures reach the "error" event
+    // Failures reach the "error" event. After a failed background run the next one waits a capped,
+    // jittered, exponentially growing delay (sync.retry), so a dead remote sees no retry storm.
+    let failures = 0;
+    let notBefore = 0;
+    const retryLater = (ms: number) => {
+      // The interval ticks on by itself; push-after-write needs a timer to try again.
+      if (this.#sync.pushDebounceMs <= 0) return;
+      clearTimeout(this.#debounce);
+      this.#debounce = setTimeout(background, ms).unref();
+    };
+    const background = (): void => {
+      if (this.closed) return;
+      if (Date.now() < notBefore) return retryLater(notBefore - Date.now());
+      void this.sync()
+        .then(() => (this.#sync.pull === "live" ? this.pull() : undefined))
+        .then(
+          () => {
+            failures = 0;
+            notBefore = 0;
+          },
+          () => {
+            failures++;
+            const wait = backoffDelay(failures, this.#sync.retry);
+            notBefore = Date.now() + wait;
+            if (!this.closed) retryLater(wait + 1);
+          },
+        );
+    };
+    if (this.#sync.pull !== false) {
+      void this.local
+        .run((d) => d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${META_TABLE} WHERE key = 'last_pull'`, [], { prepare: false }))
+        .then((r) => (r.rows[0]!.n === 0 ? this.pull() : undefined))
+        .catch(() => {});
+    }
     if (this.#sync.intervalMs > 0) this.#interval = setInterval(background, this.#sync.intervalMs).unref();
     if (this.#sync.pushDebounceMs > 0) {
       this.onCaptured = () => {
@@ -164,6 +230,34 @@ export class Ominipg extends OminipgBase {
       `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.options.leaseSize ?? 1000})`,
       { cause: err },
     );
+  }
+
+  async #runPull(puller: Puller): Promise<PullResult> {
+    this.emit("pull:start");
+    try {
+      const conflicts: PullConflict[] = [];
+      const result = await puller.pull({
+        progress: (p) => this.emit("pull:progress", p),
+        conflict: (c) => {
+          conflicts.push(c);
+          this.emit("pull:conflict", c);
+        },
+      });
+      await this.local.run(async (d) => {
+        for (const c of conflicts) await recordPullConflict(d, c);
+        const record = JSON.stringify({ ...result, at: new Date().toISOString() });
+        await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('last_pull', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [record]);
+      });
+      this.emit("pull:end", result);
+      return result;
+    } catch (err) {
+      const error =
+        err instanceof OminipgError
+          ? err
+          : new SyncError("PULL_FAILED", `pull failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, { cause: err, retryable: false });
+      this.emit("error", error);
+      throw error;
+    }
   }
 
   async #runSync(syncer: Syncer): Promise<SyncResult> {
@@ -191,4 +285,16 @@ export class Ominipg extends OminipgBase {
       throw error;
     }
   }
+}
+
+/** A pulled remote row that collides with a pending local change: the local change stays and is pushed later. */
+async function recordPullConflict(d: Driver, c: PullConflict): Promise<void> {
+  const dot = c.table.indexOf(".");
+  await d.query(
+    `INSERT INTO ${CONFLICTS_TABLE} (schema_name, table_name, row_key, base, local, remote, resolution)
+     VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb, $5::text::jsonb, $6::text::jsonb, 'local-pending')
+     ON CONFLICT (schema_name, table_name, row_key) DO UPDATE
+       SET base = EXCLUDED.base, local = EXCLUDED.local, remote = EXCLUDED.remote, resolution = EXCLUDED.resolution, detected_at = now()`,
+    [c.table.slice(0, dot), c.table.slice(dot + 1), c.key, c.base, c.local, c.remote],
+  );
 }

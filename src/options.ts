@@ -1,4 +1,6 @@
+import fs from "node:fs";
 import { ConfigError } from "./errors.js";
+import { tlsFromUrl } from "./remote/url.js";
 
 export interface SyncOptions {
   /** Schemas whose tables are synced. Default `["public"]`. */
@@ -20,6 +22,11 @@ export interface SyncOptions {
   pushDebounceMs?: number;
   /** A change the remote rejects for good: stop the sync (default), or keep it in `_ominipg_rejected` and go on. */
   onReject?: "stop" | "skip";
+  /**
+   * Remote -> local: "initial" pulls once in the background when this database has never pulled;
+   * "live" also pulls after every background sync. Default false (call `pull()` yourself).
+   */
+  pull?: false | "initial" | "live";
   /** Retries of a failed remote round trip within one sync: attempts and exponential back-off bounds. */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
 }
@@ -43,14 +50,15 @@ export interface ConnectOptions {
   statementCacheSize?: number;
 }
 
-export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry">> & {
+export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull">> & {
+  pull: false | "initial" | "live";
   intervalMs: number;
   pushDebounceMs: number;
   retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
 };
 
 const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize"]);
-const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry"]);
+const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull"]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
   unknownKeys(sync, SYNC_KEYS, "sync");
@@ -65,6 +73,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     return v;
   };
   if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip") throw new ConfigError(`sync.onReject must be "stop" or "skip"`);
+  if (sync.pull !== undefined && sync.pull !== false && sync.pull !== "initial" && sync.pull !== "live") throw new ConfigError(`sync.pull must be false, "initial" or "live"`);
   return {
     schemas: list(sync.schemas, "schemas", ["public"]),
     tables: list(sync.tables, "tables", []),
@@ -76,6 +85,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     intervalMs: int(sync.intervalMs, "intervalMs", 0, 0),
     pushDebounceMs: int(sync.pushDebounceMs, "pushDebounceMs", 0, 0),
     onReject: sync.onReject ?? "stop",
+    pull: sync.pull ?? false,
     retry: {
       attempts: int(sync.retry?.attempts, "retry.attempts", 3, 1),
       baseDelayMs: int(sync.retry?.baseDelayMs, "retry.baseDelayMs", 200, 0),
@@ -92,6 +102,13 @@ export function validateConnectOptions(options: ConnectOptions): void {
   }
   if (options.syncUrl !== undefined && (typeof options.syncUrl !== "string" || !/^postgres(ql)?:\/\//i.test(options.syncUrl))) {
     throw new ConfigError("syncUrl must be a postgres:// or postgresql:// URL");
+  }
+  if (options.syncUrl !== undefined) {
+    try {
+      tlsFromUrl(options.syncUrl, (file) => fs.readFileSync(file));
+    } catch (cause) {
+      throw new ConfigError(`syncUrl: ${(cause as Error).message}`, { cause });
+    }
   }
   if (options.remoteSchema !== undefined && options.remoteSchema !== "apply" && options.remoteSchema !== "skip") {
     throw new ConfigError(`remoteSchema must be "apply" or "skip"`);

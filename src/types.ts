@@ -1,4 +1,5 @@
 import type { OminipgError, SyncError } from "./errors.js";
+import type { PullConflict, PullProgress, PullResult } from "./pull/puller.js";
 
 export interface SyncResult {
   /** Log entries drained: captured row changes now applied remotely (or recorded as rejected). */
@@ -15,6 +16,11 @@ export interface SyncResult {
 }
 
 export interface OminipgEvents {
+  "pull:start": () => void;
+  "pull:progress": (progress: PullProgress) => void;
+  /** A remote row differs from a row with pending local changes: the local change is kept and recorded in `_ominipg_conflicts`. */
+  "pull:conflict": (conflict: PullConflict) => void;
+  "pull:end": (result: PullResult) => void;
   "sync:start": () => void;
   "sync:progress": (progress: { done: number; total: number }) => void;
   "sync:end": (result: SyncResult) => void;
@@ -30,6 +36,8 @@ export interface Status {
   pending: { table: string; priority: number; count: number }[];
   /** The last successful sync, if any. */
   lastSync: (SyncResult & { at: string }) | null;
+  /** The last successful pull, if any. */
+  lastPull: (PullResult & { at: string }) | null;
   /** The remote (password redacted) and whether it answered now; null without syncUrl. */
   remote: { url: string; reachable: boolean; error?: string } | null;
 }

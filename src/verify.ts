@@ -1,6 +1,7 @@
 import type { TableInfo } from "./capture/catalog.js";
 import type { Driver } from "./driver.js";
-import type { Sql } from "./remote/connection.js";
+import { transaction, type Sql } from "./remote/connection.js";
+import { CANONICAL_SETTINGS } from "./pull/sql.js";
 import { quoteIdent } from "./sql.js";
 
 export interface TableDifference {
@@ -22,7 +23,10 @@ export interface VerifyResult {
   tables: TableDifference[];
 }
 
-/** Key and content hash of every row: `to_jsonb` text is canonical, so equal rows hash equal on both sides. */
+/**
+ * Key and content hash of every row. `to_jsonb` text is canonical once both sides render values with the
+ * same settings (CANONICAL_SETTINGS: time zone, date and float formats, bytea), so equal rows hash equal.
+ */
 function hashesSql(t: TableInfo): string {
   const key = `jsonb_build_array(${t.primaryKey.map((c) => `r.${quoteIdent(c)}`).join(", ")})::text`;
   return `SELECT ${key} AS k, md5(to_jsonb(r)::text) AS h FROM ${t.sql} AS r`;
@@ -33,7 +37,10 @@ export async function verifyTables(local: (sql: string) => Promise<{ k: string; 
   const out: TableDifference[] = [];
   for (const t of tables) {
     const localRows = await local(hashesSql(t));
-    const remoteRows = await remote.unsafe<{ k: string; h: string }[]>(hashesSql(t));
+    const remoteRows = await transaction(remote, async (tx) => {
+      await tx.unsafe(CANONICAL_SETTINGS).simple();
+      return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t));
+    });
     const remoteMap = new Map(remoteRows.map((r) => [r.k, r.h]));
     const diff: TableDifference = { table: `${t.schema}.${t.name}`, localRows: localRows.length, remoteRows: remoteRows.length, onlyLocal: [], onlyRemote: [], different: [], counts: { onlyLocal: 0, onlyRemote: 0, different: 0 } };
     for (const { k, h } of localRows) {
@@ -53,6 +60,8 @@ function note(diff: TableDifference, kind: "onlyLocal" | "onlyRemote" | "differe
   if (diff[kind].length < limit) diff[kind].push(key);
 }
 
+/** The local side of a hash query, under the same session settings as the remote side. */
 export async function localHashes(driver: Driver, sql: string): Promise<{ k: string; h: string }[]> {
-  return (await driver.query<{ k: string; h: string }>(sql, [], { prepare: false })).rows;
+  const results = await driver.exec(`BEGIN; ${CANONICAL_SETTINGS}; ${sql}; COMMIT`);
+  return results.find((r) => r.command === "SELECT")!.rows as { k: string; h: string }[];
 }

@@ -14,13 +14,20 @@ export interface Batch {
 /**
  * Orders a window's writes so that foreign keys hold on the remote at every step: truncations first, then
  * inserts/updates parents before children, then deletes children before parents. Higher priority first
- * within each table; then log order. Cuts them into batches of at most `batchSize` row writes.
+ * within each table; then log order. Cuts them into batches of at most `batchSize` row writes. (The window
+ * holds no write that depends on an earlier one in a way this order breaks: see Coalescer.add.)
  */
 export function planBatches(window: Coalesced, order: Map<number, number>, batchSize: number): Batch[] {
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
-  const byFirst = (a: RowOp, b: RowOp) => b.priority - a.priority || a.firstId - b.firstId;
-  const writes = window.rows.filter((op) => op.kind !== "delete").sort((a, b) => rank(a.table) - rank(b.table) || byFirst(a, b));
-  const deletes = window.rows.filter((op) => op.kind === "delete").sort((a, b) => rank(b.table) - rank(a.table) || byFirst(a, b));
+  // Within a table referencing itself, log order is what keeps its foreign key satisfied: no priority there.
+  const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : b.priority - a.priority);
+  const writes = window.rows
+    .filter((op) => op.kind !== "delete")
+    .sort((a, b) => rank(a.table) - rank(b.table) || priority(a, b) || a.firstId - b.firstId);
+  // Deletes in the order they happened (by their delete entry): a row's children went before it.
+  const deletes = window.rows
+    .filter((op) => op.kind === "delete")
+    .sort((a, b) => rank(b.table) - rank(a.table) || priority(a, b) || a.lastId - b.lastId);
 
   const batches: Batch[] = [];
   if (window.truncates.length > 0) {
@@ -42,7 +49,7 @@ export function planBatches(window: Coalesced, order: Map<number, number>, batch
       current.concurrentWithPrevious = false;
     }
     current.ops.push(op);
-    current.entryIds.push(...op.entryIds);
+    for (const id of op.entryIds) current.entryIds.push(id); // no spread: a row may stand for 100k+ entries
   }
   return batches;
 }

@@ -1,7 +1,7 @@
 import type { Sql } from "../remote/connection.js";
 
 /**
- * The remote ledger makes every push exactly once. Each batch's remote transaction first inserts
+ * The remote ledger makes every push exactly once. Each batch's remote statement also inserts
  * (client id, batch id, the log entry ids it drains); a re-sent batch finds its row and does nothing.
  * A sync starts by deleting locally every entry the ledger says was applied (a crash may have come
  * between the remote COMMIT and the local clean-up), then forgets those ledger rows.
@@ -29,13 +29,16 @@ export function toRanges(ids: readonly number[]): number[] {
   return out;
 }
 
-/** Claim a batch inside its remote transaction: false if this client already applied it. */
-export async function claimBatch(tx: Sql, clientId: string, batchId: number, ranges: number[]): Promise<boolean> {
-  const rows = await tx.unsafe(
-    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) VALUES ($1, $2, $3::text::int8[]) ON CONFLICT DO NOTHING RETURNING 1`,
-    [clientId, batchId, `{${ranges.join(",")}}`],
+/**
+ * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
+ * row and returns a row, or returns nothing if this client already applied the batch. Arguments are SQL
+ * expressions (parameters or literals) for the client id, the batch id and the entry ranges as int8[] text.
+ */
+export function claimSql(clientId: string, batchId: string, ranges: string, returning = true): string {
+  return (
+    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) VALUES (${clientId}::uuid, ${batchId}::int8, ${ranges}::text::int8[]) ` +
+    `ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
   );
-  return rows.length === 1;
 }
 
 export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batchIds: number[]; ranges: number[] }> {

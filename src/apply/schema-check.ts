@@ -8,21 +8,22 @@ import type { Sql } from "../remote/connection.js";
  */
 export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<void> {
   if (tables.length === 0) return;
-  const rows = await sql.unsafe<{ schema: string; name: string; col: string | null; type: string | null; pk: string[] | null }[]>(
+  // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
+  const rows = await sql.unsafe<{ schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]>(
     `SELECT n.nspname AS schema, c.relname AS name, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
-            (SELECT array_agg(pa.attname::text ORDER BY k.ord) FROM pg_index i
+            (SELECT array_to_json(array_agg(pa.attname::text ORDER BY k.ord))::text FROM pg_index i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute pa ON pa.attrelid = c.oid AND pa.attnum = k.attnum
               WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-      WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY($1::text[])`,
-    [tables.map((t) => `${t.schema}.${t.name}`)],
+      WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
+    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
   const remote = new Map<string, { columns: Map<string, string>; pk: string[] }>();
   for (const r of rows) {
     const key = `${r.schema}.${r.name}`;
-    const entry = remote.get(key) ?? { columns: new Map(), pk: r.pk ?? [] };
+    const entry = remote.get(key) ?? { columns: new Map(), pk: r.pk ? (JSON.parse(r.pk) as string[]) : [] };
     if (r.col) entry.columns.set(r.col, r.type ?? "");
     remote.set(key, entry);
   }

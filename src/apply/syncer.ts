@@ -5,22 +5,29 @@ import type { LocalAccess } from "../client.js";
 import type { Driver } from "../driver.js";
 import { SyncError } from "../errors.js";
 import type { ResolvedSync } from "../options.js";
-import type { Sql } from "../remote/connection.js";
 import { isRetryable, type Remote } from "../remote/remote.js";
 import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
 import type { SyncResult } from "../types.js";
 import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, keyText, type LogEntry, type RowOp } from "./coalesce.js";
+import { loadRules, type TableRules } from "./constraints.js";
 import { joinImage } from "./image.js";
-import { appliedRanges, claimBatch, forgetBatches, toRanges } from "./ledger.js";
+import { appliedRanges, forgetBatches, toRanges } from "./ledger.js";
 import { checkRemoteSchema } from "./schema-check.js";
-import { deleteSql, movePayload, moveSql, payload, truncateSql, upsertSql } from "./statements.js";
+import { batchSql, deleteWrite, moveWrite, truncateBatchSql, upsertWrite, type Write } from "./statements.js";
 
 const PAGE = 5000;
 
 export interface SyncHooks {
   progress(done: number, total: number): void;
 }
+
+/**
+ * Test-only hooks, not exported from the package and not part of the API. The exactly-once tests set
+ * `afterRemoteCommit` to kill the process (or fake a lost COMMIT reply) right after a batch's remote
+ * COMMIT and before its local clean-up. Unset, it costs one property read per batch.
+ */
+export const testHooks: { afterRemoteCommit?: (entryIds: readonly number[]) => void | Promise<void> } = {};
 
 interface Tally {
   pushed: number;
@@ -77,10 +84,12 @@ export class Syncer {
     hooks.progress(0, total);
 
     const order = new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i]));
+    const rules = await this.local.run((d) => loadRules(d, catalog.tables.values()));
+    const plan = { catalog, order, rules, clientId, maxId };
     // Prioritized tables go first, with the tables they reference (their pending parents come along).
     const first = withAncestors(priorityTables, catalog);
-    if (first.length > 0) await this.#drain(catalog, order, clientId, maxId, first, tally, hooks);
-    await this.#drain(catalog, order, clientId, maxId, undefined, tally, hooks);
+    if (first.length > 0) await this.#drain(plan, first, tally, hooks);
+    await this.#drain(plan, undefined, tally, hooks);
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
     await this.#retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () => advanceRemoteSequences(remote.sql, values));
@@ -106,39 +115,41 @@ export class Syncer {
     await this.#retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () => forgetBatches(this.remote.sql, clientId, batchIds));
   }
 
-  async #drain(
-    catalog: Catalog,
-    order: Map<number, number>,
-    clientId: string,
-    maxId: number,
-    only: string[] | undefined,
-    tally: Tally,
-    hooks: SyncHooks,
-  ): Promise<void> {
+  async #drain(plan: DrainPlan, only: string[] | undefined, tally: Tally, hooks: SyncHooks): Promise<void> {
+    const { catalog, order, rules, clientId, maxId } = plan;
     const windowRows = Math.max(10_000, this.options.batchSize * this.options.concurrency * 8);
     let cursor = 0;
     for (;;) {
-      const coalescer = new Coalescer();
+      const coalescer = new Coalescer(rules);
       const unknown: LogEntry[] = [];
       let exhausted = false;
-      while (coalescer.rowCount < windowRows) {
+      let cut = false;
+      while (!cut && coalescer.rowCount < windowRows) {
         const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
         for (const e of page) {
           const table = lookup(catalog, e);
-          if (table && !table.uncapturable) coalescer.add(e, table);
-          else unknown.push(e);
+          if (table && !table.uncapturable) {
+            // The coalescer refuses an entry that depends on the window's earlier writes in a way its
+            // reordering would break: the window ends here and the next one starts with that entry.
+            if (!coalescer.add(e, table)) {
+              cut = true;
+              break;
+            }
+          } else unknown.push(e);
           cursor = e.id;
         }
-        if (page.length < PAGE) {
+        if (!cut && page.length < PAGE) {
           exhausted = true;
           break;
         }
       }
-      if (unknown.length > 0) await this.#rejectUnknown(unknown, tally);
+      if (unknown.length > 0) await this.#rejectUnknown(unknown, tally, hooks);
       const window = coalescer.result();
       if (window.noop.length > 0) {
-        await this.local.run((d) => deleteEntries(d, toRanges(window.noop)));
-        this.#count(tally, window.noop.length, hooks);
+        const ids = window.noop.flatMap((n) => n.entryIds);
+        await this.local.run((d) => deleteEntries(d, toRanges(ids)));
+        for (const n of window.noop) tallyTable(tally, n.table, n.entryIds.length);
+        this.#count(tally, ids.length, hooks);
       }
       for (const t of window.truncates) tallyTable(tally, t.table, t.entryIds.length);
       for (const op of window.rows) tallyTable(tally, op.table, op.entryIds.length);
@@ -168,12 +179,14 @@ export class Syncer {
 
   /** Push a batch; if the remote refuses it for good, find the refused rows by halving and apply the rest. */
   async #pushWithBisect(batch: Batch, clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
+    let outcome: { fresh: boolean; writes: number };
     try {
-      await this.#retrying("REMOTE_PUSH_FAILED", "pushing a batch", () => this.#pushOnce(batch, clientId, tally));
+      outcome = await this.#retrying("REMOTE_PUSH_FAILED", "pushing a batch", () => this.#applyRemotely(batch, clientId));
     } catch (err) {
       const cause = (err as SyncError).cause ?? err;
-      if ((err as SyncError).retryable || batch.truncates.length > 0 && batch.ops.length === 0 && this.options.onReject === "stop") throw err;
-      if (batch.ops.length > 1) {
+      if ((err as SyncError).retryable) throw err;
+      const rowLevel = isRowRejection(cause);
+      if (rowLevel && batch.ops.length > 1) {
         const mid = Math.ceil(batch.ops.length / 2);
         for (const half of [batch.ops.slice(0, mid), batch.ops.slice(mid)]) {
           await this.#pushWithBisect(
@@ -186,35 +199,51 @@ export class Syncer {
         if (batch.truncates.length > 0) await this.#pushWithBisect({ ...batch, ops: [], entryIds: [] }, clientId, tally, hooks);
         return;
       }
-      const op = batch.ops[0];
-      const what = op ? `${op.kind} of ${op.table.schema}.${op.table.name} key (${keyText(op.table, op.kind === "upsert" ? op.image : op.key)})` : `truncate of ${batch.truncates.map((t) => `${t.schema}.${t.name}`).join(", ")}`;
-      const message = this.remote.redact(`the remote rejected the ${what}: ${(cause as Error)?.message ?? String(cause)}`);
-      if (this.options.onReject === "stop") throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
+      const message = this.remote.redact(`the remote rejected the ${describeBatch(batch)}: ${describe(cause)}`);
+      // Only a refusal of these very rows may be set aside; an error about the statement or the table itself
+      // (permissions, a missing column...) would refuse every row alike: stop even with onReject "skip".
+      const skippable = rowLevel || batch.ops.length === 0;
+      if (this.options.onReject === "stop" || !skippable) throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
       await this.local.run((d) => keepRejected(d, batch, cause));
       tally.rejected += batch.entryIds.length;
+      this.#count(tally, batch.entryIds.length, hooks);
+      return;
+    }
+    // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally.
+    // (Outside the retry and the rejection handling above: a local failure here is neither; the ledger
+    // row makes the next sync finish the clean-up.)
+    await this.local.run((d) => deleteEntries(d, toRanges(batch.entryIds)));
+    tally.appliedBatchIds.push(batchIdOf(batch));
+    if (outcome.fresh) {
+      tally.applied += outcome.writes;
+      tally.batches++;
     }
     this.#count(tally, batch.entryIds.length, hooks);
   }
 
-  async #pushOnce(batch: Batch, clientId: string, tally: Tally): Promise<void> {
-    const batchId = Math.min(...batch.entryIds);
+  /**
+   * The batch as one remote statement (atomic without a client-side transaction): claim it in the ledger,
+   * then write it. fresh: false if an earlier attempt had applied it already.
+   */
+  async #applyRemotely(batch: Batch, clientId: string): Promise<{ fresh: boolean; writes: number }> {
+    const batchId = batchIdOf(batch);
+    const ranges = toRanges(batch.entryIds);
+    let fresh = true;
     let writes = 0;
-    const fresh = await this.remote.sql.begin(async (tx) => {
-      if (!(await claimBatch(tx as unknown as Sql, clientId, batchId, toRanges(batch.entryIds)))) return false;
-      if (batch.truncates.length > 0) {
-        await tx.unsafe(truncateSql(batch.truncates));
-        writes += batch.truncates.length;
-      }
-      for (const group of groupOps(batch.ops)) writes += await applyGroup(tx as unknown as Sql, group);
-      return true;
-    });
-    // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally.
-    await this.local.run((d) => deleteEntries(d, toRanges(batch.entryIds)));
-    tally.appliedBatchIds.push(batchId);
-    if (fresh) {
-      tally.applied += writes;
-      tally.batches++;
+    if (batch.truncates.length > 0) {
+      // A DO block cannot say whether the claim was new: counted as applied either way.
+      await this.remote.sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
+      writes += batch.truncates.length;
     }
+    if (batch.ops.length > 0) {
+      const groups = groupOps(batch.ops);
+      const { text, payloads } = batchSql(groups.map(toWrite));
+      const rows = await this.remote.sql.unsafe<{ fresh: boolean }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...payloads]);
+      fresh = rows[0]?.fresh === true;
+      writes += batch.ops.length;
+    }
+    await testHooks.afterRemoteCommit?.(batch.entryIds);
+    return { fresh, writes };
   }
 
   #count(tally: Tally, entries: number, hooks: SyncHooks): void {
@@ -223,22 +252,24 @@ export class Syncer {
     hooks.progress(tally.done, tally.total);
   }
 
-  async #rejectUnknown(entries: LogEntry[], tally: Tally): Promise<void> {
+  async #rejectUnknown(entries: LogEntry[], tally: Tally, hooks: SyncHooks): Promise<void> {
     const names = [...new Set(entries.map((e) => `${e.schema}.${e.table}`))].join(", ");
     const message = `queued changes of ${names} cannot be pushed: the table is no longer synced locally (dropped, renamed, excluded or without a primary key)`;
     if (this.options.onReject === "stop") throw new SyncError("TABLE_NOT_SYNCED", message, { retryable: false });
-    await this.local.run(async (d) => {
-      for (const e of entries) {
-        await d.query(
-          `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, old_row, new_row, error_message) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)`,
-          [[e.id], e.schema, e.table, e.op, e.oldRow, e.newRow, message],
-        );
-      }
-      await deleteEntries(d, toRanges(entries.map((e) => e.id)));
-    });
+    await this.local.run((d) =>
+      inLocalTransaction(d, async () => {
+        for (const e of entries) {
+          await d.query(
+            `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, old_row, new_row, error_message) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)`,
+            [[e.id], e.schema, e.table, e.op, e.oldRow, e.newRow, message],
+          );
+        }
+        await deleteEntries(d, toRanges(entries.map((e) => e.id)));
+      }),
+    );
     tally.rejected += entries.length;
-    tally.pushed += entries.length;
-    tally.done += entries.length;
+    for (const e of entries) tally.tables[`${e.schema}.${e.table}`] = (tally.tables[`${e.schema}.${e.table}`] ?? 0) + 1;
+    this.#count(tally, entries.length, hooks);
   }
 
   /** Run a remote step, retrying what may succeed later with capped exponential back-off and full jitter. */
@@ -249,11 +280,30 @@ export class Syncer {
         return await fn();
       } catch (err) {
         if (!isRetryable(err) || attempt >= attempts) throw this.remote.error(code, what, err);
-        const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-        await new Promise((r) => setTimeout(r, Math.random() * cap));
+        await new Promise((r) => setTimeout(r, backoffDelay(attempt, { baseDelayMs, maxDelayMs })));
       }
     }
   }
+}
+
+/** The wait after failed attempt number `attempt` (1-based): full jitter under an exponential, capped bound. */
+export function backoffDelay(attempt: number, retry: { baseDelayMs: number; maxDelayMs: number }, random: () => number = Math.random): number {
+  return random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+}
+
+interface DrainPlan {
+  catalog: Catalog;
+  order: Map<number, number>;
+  rules: Map<number, TableRules>;
+  clientId: string;
+  maxId: number;
+}
+
+/** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */
+function batchIdOf(batch: Batch): number {
+  let min = Infinity;
+  for (const id of batch.entryIds) if (id < min) min = id;
+  return min;
 }
 
 /** Row writes of one table and one statement shape, applied by one statement. */
@@ -265,6 +315,11 @@ interface OpGroup {
   ops: RowOp[];
 }
 
+/**
+ * Groups a batch's ops by statement shape. Ops of different rows commute (Coalescer.add keeps dependent
+ * ones out of the window), except in a table referencing itself, where a group holds only consecutive ops
+ * so that parent rows are still written before their children.
+ */
 function groupOps(ops: RowOp[]): OpGroup[] {
   const groups = new Map<string, OpGroup>();
   const out: OpGroup[] = [];
@@ -273,6 +328,7 @@ function groupOps(ops: RowOp[]): OpGroup[] {
     const set = op.kind === "delete" ? [] : op.set;
     const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}`;
     let g = groups.get(key);
+    if (g && g !== out[out.length - 1] && op.table.references.includes(op.table.oid)) g = undefined;
     if (!g) {
       g = { kind: op.kind, table: op.table, columns, set, ops: [] };
       groups.set(key, g);
@@ -283,25 +339,10 @@ function groupOps(ops: RowOp[]): OpGroup[] {
   return out;
 }
 
-async function applyGroup(tx: Sql, g: OpGroup): Promise<number> {
-  if (g.kind === "delete") {
-    await tx.unsafe(deleteSql(g.table), [payload(g.ops.map((o) => (o.kind === "delete" ? o.key : new Map())))]);
-    return g.ops.length;
-  }
-  if (g.kind === "upsert") {
-    await tx.unsafe(upsertSql(g.table, g.columns, g.set), [payload(g.ops.map((o) => (o as { image: Map<string, string> }).image), g.columns)]);
-    return g.ops.length;
-  }
-  const moves = g.ops as Extract<RowOp, { kind: "move" }>[];
-  const moved = await tx.unsafe<{ i: number }[]>(moveSql(g.table, g.set), [movePayload(moves, g.columns)]);
-  const found = new Set(moved.map((r) => Number(r.i)));
-  const missing = moves.filter((_, i) => !found.has(i + 1));
-  if (missing.length > 0) {
-    // The row is gone remotely: the local state wins, as for any other upsert.
-    const set = g.columns.filter((c) => !g.table.primaryKey.includes(c));
-    await tx.unsafe(upsertSql(g.table, g.columns, set), [payload(missing.map((m) => m.image), g.columns)]);
-  }
-  return g.ops.length;
+function toWrite(g: OpGroup): Write {
+  if (g.kind === "delete") return deleteWrite(g.table, g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key));
+  if (g.kind === "upsert") return upsertWrite(g.table, g.columns, g.set, g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image));
+  return moveWrite(g.table, g.columns, g.set, g.ops as Extract<RowOp, { kind: "move" }>[]);
 }
 
 async function clientIdOf(d: Driver): Promise<string> {
@@ -329,10 +370,46 @@ async function deleteEntries(d: Driver, ranges: number[]): Promise<void> {
   await d.query(`DELETE FROM ${QUEUE_TABLE} q USING unnest($1::int8[], $2::int8[]) AS r(lo, hi) WHERE q.id BETWEEN r.lo AND r.hi`, [lo, hi]);
 }
 
-async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<void> {
-  const err = cause as { code?: string; message?: string };
+/**
+ * Does the error refuse particular rows (bad data, a constraint, a trigger's RAISE), so that the other rows
+ * of the batch may go through? SQLSTATE classes 22 data exception, 23 integrity constraint violation,
+ * 27 triggered data change violation, 44 WITH CHECK OPTION violation, 54 program limit (a row too large),
+ * P0 PL/pgSQL RAISE.
+ */
+function isRowRejection(err: unknown): boolean {
+  return /^(22|23|27|44|54|P0)/.test(String((err as { code?: unknown })?.code ?? ""));
+}
+
+function describeBatch(batch: Batch): string {
+  const op = batch.ops[0];
+  if (!op) return `truncate of ${batch.truncates.map((t) => `${t.schema}.${t.name}`).join(", ")}`;
+  if (batch.ops.length === 1) return `${op.kind} of ${op.table.schema}.${op.table.name} key (${keyText(op.table, op.kind === "upsert" ? op.image : op.key)})`;
+  const tables = [...new Set(batch.ops.map((o) => `${o.table.schema}.${o.table.name}`))].join(", ");
+  return `batch of ${batch.ops.length} changes to ${tables}`;
+}
+
+/** A remote error as one line: PostgreSQL's message, and its detail (which key, which referencing table). */
+function describe(cause: unknown): string {
+  const err = cause as { message?: string; detail?: string } | undefined;
+  const message = err?.message ?? String(cause);
+  return err?.detail ? `${message} (${err.detail})` : message;
+}
+
+/** Moving entries to the rejected table and out of the log is one local transaction: never both, never neither. */
+async function inLocalTransaction(d: Driver, fn: () => Promise<void>): Promise<void> {
   await d.query("BEGIN");
   try {
+    await fn();
+    await d.query("COMMIT");
+  } catch (e) {
+    await d.query("ROLLBACK");
+    throw e;
+  }
+}
+
+async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<void> {
+  const err = cause as { code?: string; message?: string };
+  await inLocalTransaction(d, async () => {
     for (const op of batch.ops) {
       await d.query(
         `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, row_key, old_row, new_row, error_code, error_message)
@@ -346,22 +423,18 @@ async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<vo
           op.base ? joinImage(op.base) : null,
           op.kind === "delete" ? null : joinImage(op.image),
           err?.code ?? null,
-          err?.message ?? String(cause),
+          describe(cause),
         ],
       );
     }
     for (const t of batch.truncates) {
       await d.query(
         `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, error_code, error_message) VALUES ($1, $2, $3, 'T', $4, $5)`,
-        [batch.entryIds, t.schema, t.name, err?.code ?? null, err?.message ?? String(cause)],
+        [batch.entryIds, t.schema, t.name, err?.code ?? null, describe(cause)],
       );
     }
     await deleteEntries(d, toRanges(batch.entryIds));
-    await d.query("COMMIT");
-  } catch (e) {
-    await d.query("ROLLBACK");
-    throw e;
-  }
+  });
 }
 
 function keyOnly(op: Extract<RowOp, { kind: "upsert" }>): Map<string, string> {

@@ -50,11 +50,18 @@ export class Catalog {
     private readonly searchPath: string[],
     /** User functions that may write (name and schema.name), with the reason. */
     readonly writingFunctions: Map<string, string>,
+    /**
+     * Relations outside the synced set whose writes may change synced tables behind capture (a trigger or rule
+     * that may write one), by oid, with the reason.
+     */
+    readonly writesBehind: Map<number, string> = new Map(),
+    /** Every foreign key as referencing oid -> referenced oids, synced tables or not. */
+    private readonly foreignKeys: Map<number, number[]> = new Map(),
   ) {}
 
   static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
     const opts = { prepare: false } as const;
-    const [{ rows: pathRows }, { rows: relRows }, { rows: colRows }, { rows: fkRows }, { rows: trgRows }, { rows: fnRows }] = [
+    const [{ rows: pathRows }, { rows: relRows }, { rows: colRows }, { rows: fkRows }, { rows: trgRows }, { rows: fnRows }, { rows: ruleRows }, { rows: exprRows }] = [
       await driver.query<{ schemas: string[] }>(`SELECT current_schemas(true) AS schemas`, [], opts),
       await driver.query<{ oid: number; schema: string; name: string; kind: RelKind; pk: string[] | null }>(
         `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
@@ -83,18 +90,35 @@ export class Catalog {
         opts,
       ),
       await driver.query<{ oid: number; name: string; lang: string; src: string; timing: string }>(
-        `SELECT t.tgrelid::int8 AS oid, t.tgname AS name, l.lanname AS lang, p.prosrc AS src,
+        `SELECT t.tgrelid::int8 AS oid, t.tgname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src,
                 CASE WHEN t.tgtype & 2 = 2 THEN 'BEFORE' WHEN t.tgtype & 64 = 64 THEN 'INSTEAD OF' ELSE 'AFTER' END AS timing
            FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
           WHERE NOT t.tgisinternal`,
         [],
         opts,
       ),
+      // Function text: SQL-standard bodies (BEGIN ATOMIC) leave prosrc empty; pg_get_function_sqlbody has them.
       await driver.query<{ schema: string; name: string; lang: string; src: string; kind: string }>(
-        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, p.prosrc AS src, p.prokind::text AS kind
+        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src, p.prokind::text AS kind
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile = 'v'
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`,
+        [],
+        opts,
+      ),
+      // Rules other than views' own: they turn a write into other (or more) writes.
+      await driver.query<{ oid: number; name: string; def: string }>(
+        `SELECT r.ev_class::int8 AS oid, r.rulename AS name, pg_get_ruledef(r.oid) AS def FROM pg_rewrite r WHERE r.rulename <> '_RETURN'`,
+        [],
+        opts,
+      ),
+      // Column defaults and CHECK constraints: expressions every INSERT / UPDATE runs, which may call user functions.
+      await driver.query<{ oid: number; what: string; expr: string }>(
+        `SELECT d.adrelid::int8 AS oid, 'the default of column ' || a.attname AS what, pg_get_expr(d.adbin, d.adrelid) AS expr
+           FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         UNION ALL
+         SELECT c.conrelid::int8, 'check constraint ' || c.conname, pg_get_constraintdef(c.oid)
+           FROM pg_constraint c WHERE c.contype = 'c' AND c.conrelid <> 0`,
         [],
         opts,
       ),
@@ -115,12 +139,6 @@ export class Catalog {
       list.push(Number(f.ref));
       references.set(Number(f.oid), list);
     }
-    const writingTriggers = new Map<number, string>();
-    for (const t of trgRows) {
-      if (t.timing !== "BEFORE" || mayWrite(t.lang, t.src)) {
-        writingTriggers.set(Number(t.oid), `its ${t.timing} trigger ${t.name} may write rows that capture cannot see`);
-      }
-    }
     const writingFunctions = new Map<string, string>();
     for (const f of fnRows) {
       if (f.kind === "p" || mayWrite(f.lang, f.src)) {
@@ -134,7 +152,7 @@ export class Catalog {
     for (const r of relRows) {
       if ((r.kind !== "r" && r.kind !== "p") || !inScope(scope, r.schema, r.name)) continue;
       const oid = Number(r.oid);
-      const info: TableInfo = {
+      tables.set(oid, {
         oid,
         schema: r.schema,
         name: r.name,
@@ -142,15 +160,44 @@ export class Catalog {
         columns: columns.get(oid) ?? [],
         primaryKey: r.pk ?? [],
         references: references.get(oid) ?? [],
-      };
-      if (info.primaryKey.length === 0) {
-        info.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
-      } else if (writingTriggers.has(oid)) {
-        info.uncapturable = writingTriggers.get(oid)!;
-      }
-      tables.set(oid, info);
+      });
     }
-    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions);
+
+    // Triggers, rules, defaults and CHECK constraints. On a synced table, any AFTER trigger, a BEFORE trigger that
+    // may write, a rule, or a default / CHECK calling a writing function makes its writes uncapturable. On any
+    // other relation, one that may write a synced table makes writes to that relation refused (writes of
+    // local-only tables into local-only tables stay allowed).
+    const risky = new Map<number, string>();
+    const mayReachSynced = (lang: string, src: string) => mayWrite(lang, src) && mayNameSynced(lang, src, tables, writingFunctions);
+    for (const t of trgRows) {
+      const oid = Number(t.oid);
+      const synced = tables.has(oid);
+      if (synced ? t.timing !== "BEFORE" || mayWrite(t.lang, t.src) : mayReachSynced(t.lang, t.src)) {
+        if (!risky.has(oid)) risky.set(oid, `its ${t.timing} trigger ${t.name} may write rows that capture cannot see`);
+      }
+    }
+    for (const r of ruleRows) {
+      const oid = Number(r.oid);
+      if (tables.has(oid) || mayNameSynced("sql", r.def, tables, writingFunctions)) {
+        if (!risky.has(oid)) risky.set(oid, `its rule ${r.name} rewrites writes into statements capture cannot see`);
+      }
+    }
+    for (const e of exprRows) {
+      const oid = Number(e.oid);
+      const expr = e.expr.toLowerCase();
+      const fn = [...writingFunctions.keys()].find((name) => expr.includes(`${name.toLowerCase()}(`));
+      if (fn && !risky.has(oid)) risky.set(oid, `${e.what} calls ${fn}, which may write rows capture cannot see`);
+    }
+    const writesBehind = new Map<number, string>();
+    for (const [oid, why] of risky) {
+      const table = tables.get(oid);
+      if (!table) writesBehind.set(oid, why);
+      else if (table.primaryKey.length > 0) table.uncapturable = why;
+    }
+    for (const table of tables.values()) {
+      if (table.primaryKey.length === 0) table.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
+    }
+    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions, writesBehind, references);
   }
 
   /** The relation a (possibly unqualified) name refers to, resolved as PostgreSQL would through search_path. */
@@ -161,6 +208,24 @@ export class Catalog {
       if (rel) return rel;
     }
     return undefined;
+  }
+
+  /**
+   * What TRUNCATE ... CASCADE empties: the given relations and, transitively, every table that references one
+   * of them through a foreign key (through tables that are not synced too).
+   */
+  truncatedWith(oids: Iterable<number>): Set<number> {
+    const truncated = new Set(oids);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [oid, refs] of this.foreignKeys) {
+        if (!truncated.has(oid) && refs.some((r) => truncated.has(r))) {
+          truncated.add(oid);
+          grew = true;
+        }
+      }
+    }
+    return truncated;
   }
 
   /** Synced tables in dependency order: a table comes after every table it references. */
@@ -187,6 +252,20 @@ function inScope(scope: SyncScope, schema: string, name: string): boolean {
   const matches = (entry: string) => entry === name || entry === `${schema}.${name}`;
   if (scope.exclude.some(matches)) return false;
   return scope.tables.length === 0 || scope.tables.some(matches);
+}
+
+/**
+ * Whether code that may write could write a synced table: it names one, calls a function that may write, or is
+ * opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
+ * errs on the side of "yes".
+ */
+function mayNameSynced(language: string, source: string, tables: Map<number, TableInfo>, writingFunctions: Map<string, string>): boolean {
+  if (language !== "plpgsql" && language !== "sql") return true;
+  const code = source.toLowerCase();
+  if (/\bexecute\b/.test(code)) return true;
+  for (const t of tables.values()) if (code.includes(t.name.toLowerCase())) return true;
+  for (const name of writingFunctions.keys()) if (code.includes(name.toLowerCase())) return true;
+  return false;
 }
 
 /**

@@ -5,6 +5,9 @@ export const REJECTED_TABLE = "_ominipg_rejected";
 export const CONFLICTS_TABLE = "_ominipg_conflicts";
 export const LEASE_TABLE = "_ominipg_leases";
 
+/** The sequence behind _sync_queue.id (bigserial's name for it). */
+export const QUEUE_ID_SEQUENCE = "_sync_queue_id_seq";
+
 export const OWN_TABLES: ReadonlySet<string> = new Set([QUEUE_TABLE, META_TABLE, REJECTED_TABLE, CONFLICTS_TABLE, LEASE_TABLE]);
 
 /**
@@ -41,6 +44,18 @@ CREATE TABLE IF NOT EXISTS ${REJECTED_TABLE} (
   error_code text,
   error_message text NOT NULL,
   rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${CONFLICTS_TABLE} (
+  id bigserial PRIMARY KEY,
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  row_key jsonb NOT NULL,
+  base jsonb,
+  local jsonb,
+  remote jsonb,
+  resolution text NOT NULL,
+  detected_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (schema_name, table_name, row_key)
 );
 INSERT INTO ${META_TABLE} (key, value) VALUES ('client_id', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING;
 `;

@@ -1,16 +1,22 @@
 import { CaptureError } from "../errors.js";
 import { quoteIdent, quoteLiteral, qualified } from "../sql.js";
 import type { Catalog, TableInfo } from "./catalog.js";
-import { QUEUE_TABLE } from "./own-tables.js";
+import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "./own-tables.js";
 import { deparse, nodeType, parseSelect, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
 const COMMAND: Record<string, string> = { InsertStmt: "INSERT", UpdateStmt: "UPDATE", DeleteStmt: "DELETE", MergeStmt: "MERGE", SelectStmt: "SELECT" };
 
-/** The two capture columns every captured DML returns first: the row's jsonb images before and after. */
+/**
+ * The capture columns every captured DML returns first: the log id, and the row's jsonb images before and
+ * after. The id is drawn in RETURNING, that is when the row is changed: data-modifying WITH queries run in an
+ * order of PostgreSQL's choosing (a referenced one before an unreferenced one), and the log must replay in the
+ * order the changes happened, not in the order the WITH queries are written.
+ */
+const ID_COL = "ominipg_i";
 const OLD_COL = "ominipg_o";
 const NEW_COL = "ominipg_n";
-export const CAPTURE_COLUMNS = 2;
+export const CAPTURE_COLUMNS = 3;
 
 export interface CapturedStatement {
   /** The statement to run instead of the original. */
@@ -60,7 +66,8 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     return name;
   };
 
-  const originalCtes = structuredClone(ctes); // probes must see the WITH queries as the user wrote them
+  // Probes must see the statement as the user wrote it (the loop below changes the WITH queries in place).
+  const original = { ctes: structuredClone(ctes), top: structuredClone({ [type]: { ...body, withClause: undefined } }) };
   const newCtes: Node[] = [];
   const sources: { cte: string; table: TableInfo }[] = [];
   for (let i = 0; i < ctes.length; i++) {
@@ -74,7 +81,7 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     const qtype = nodeType(query);
     const userExprs: Node[] = query[qtype].returningClause?.exprs ?? [];
     // Ask for the column names before the capture columns are added.
-    const names = userExprs.length === 0 ? [] : await describeNames(probe(body, originalCtes.slice(0, i + 1), cte.ctename));
+    const names = userExprs.length === 0 ? [] : await describeNames(probe(body, original, cte.ctename, unused("ominipg_probe")));
     addCaptureReturning(query[qtype], unused);
     if (userExprs.length === 0) {
       // No RETURNING: nothing can reference it, so it keeps its name and returns only the capture columns.
@@ -85,32 +92,36 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     // Referenced by name: keep `name` with the original columns, on top of a capture CTE that has them all.
     const capName = fresh(`ominipg_c${i}`);
     const positional = names.map((_, k) => `ominipg_${k + 1}`);
-    newCtes.push(cteNode(capName, query, [OLD_COL, NEW_COL, ...positional]));
+    newCtes.push(cteNode(capName, query, [ID_COL, OLD_COL, NEW_COL, ...positional]));
     const select = parseSelect(`SELECT ${names.map((n, k) => `${positional[k]} AS ${quoteIdent(n)}`).join(", ")} FROM ${quoteIdent(capName)}`);
     newCtes.push(cteNode(cte.ctename, { SelectStmt: select }));
     sources.push({ cte: capName, table });
   }
 
   let outer: Node;
+  let outerType = "SelectStmt";
   let result: CapturedStatement["result"];
-  if (type === "SelectStmt") {
+  if (!topTable) {
+    // The statement itself writes no synced table (a SELECT, or a write elsewhere): it stays the top-level
+    // statement, so its result, command tag and row count are PostgreSQL's own.
     outer = body;
+    outerType = type;
     result = "select";
   } else {
     const hasUserReturning = (body.returningClause?.exprs?.length ?? 0) > 0;
     const withoutWith = { ...body, withClause: undefined };
-    if (topTable) addCaptureReturning(withoutWith, unused);
+    addCaptureReturning(withoutWith, unused);
     const top = fresh("ominipg_w");
     newCtes.push(cteNode(top, { [type]: withoutWith }));
-    if (topTable) sources.push({ cte: top, table: topTable });
-    result = hasUserReturning ? (topTable ? "rows" : "select") : "count";
+    sources.push({ cte: top, table: topTable });
+    result = hasUserReturning ? "rows" : "count";
     outer = parseSelect(result === "count" ? `SELECT count(*) FROM ${quoteIdent(top)}` : `SELECT * FROM ${quoteIdent(top)}`);
   }
   newCtes.push(logCte(fresh("ominipg_log"), sources));
   outer = { ...outer, withClause: { ctes: newCtes, recursive: body.withClause?.recursive ?? false } };
 
   const tables = [...new Map(sources.map((s) => [s.table.oid, s.table])).values()];
-  return { sql: deparse({ SelectStmt: outer }), result, command: COMMAND[type]!, tables };
+  return { sql: deparse({ [outerType]: outer }), result, command: COMMAND[type]!, tables };
 }
 
 /** The synced table a DML statement writes, undefined for a table that is not synced; throws where capture is impossible. */
@@ -126,7 +137,11 @@ function syncedTarget(type: string, body: Node, catalog: Catalog): TableInfo | u
       `${COMMAND[type]} through ${found.kind === "v" ? "view" : "foreign table"} ${label} is not captured for sync: write to the synced tables directly`,
     );
   }
-  if (!table) return undefined;
+  if (!table) {
+    const why = catalog.writesBehind.get(found.oid);
+    if (why) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture ${COMMAND[type]} on ${label}, which is not synced but may change synced tables: ${why}`);
+    return undefined;
+  }
   if (table.uncapturable) {
     throw new CaptureError(
       table.primaryKey.length === 0 ? "CAPTURE_NO_PRIMARY_KEY" : "CAPTURE_UNSUPPORTED",
@@ -134,6 +149,29 @@ function syncedTarget(type: string, body: Node, catalog: Catalog): TableInfo | u
     );
   }
   return table;
+}
+
+/** Statements whose nested statements are definitions (run later, if ever), not writes of the statement itself. */
+const DEFINITIONS = new Set(["CreateFunctionStmt", "CreateRuleStmt", "CreateTrigStmt", "ViewStmt"]);
+
+/**
+ * Every write statement that runs as part of `stmt`: the statement itself, its WITH queries, and the query of
+ * EXPLAIN ANALYZE, COPY (...) TO, CREATE TABLE AS, PREPARE, ... Each comes with its node type; `body.relation`
+ * is its target.
+ */
+export function writesIn(stmt: Node): { type: string; body: Node }[] {
+  const found: { type: string; body: Node }[] = [];
+  const scan = (value: unknown): void => {
+    if (Array.isArray(value)) return value.forEach(scan);
+    if (value === null || typeof value !== "object") return;
+    for (const [key, v] of Object.entries(value)) {
+      if (DEFINITIONS.has(key)) continue;
+      if (DML_TYPES.has(key) && v !== null && typeof v === "object") found.push({ type: key, body: v as Node });
+      scan(v);
+    }
+  };
+  scan(stmt);
+  return found;
 }
 
 /** Reject calls of user functions that may write rows behind the rewrite's back. */
@@ -152,33 +190,60 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
   });
 }
 
-/** Put the capture columns first in the statement's RETURNING, with OLD/NEW aliases that cannot clash. */
+/**
+ * Put the capture columns first in the statement's RETURNING, with OLD/NEW aliases that cannot clash.
+ * PostgreSQL gives the implicit `old` / `new` names only where no range-table entry of the statement's own
+ * level (its target, FROM / USING items, MERGE source) already has that name; the explicit aliases follow the
+ * same rule, so the user's `old.x` / `new.x` mean what they meant. `unused` gives a name found nowhere.
+ */
 function addCaptureReturning(body: Node, unused: (base: string) => string): void {
   const clause: Node = body.returningClause ?? {};
   const options: Node[] = [...(clause.options ?? [])];
+  const level = levelNames(body);
   const aliasFor = (option: string, base: string) => {
     const existing = options.find((o) => o.ReturningOption?.option === option);
     if (existing) return existing.ReturningOption.value as string;
     // Declaring the default name explicitly keeps the user's own `old.x` / `new.x` working.
-    const name = unused(base);
+    const name = level.has(base) ? unused(base) : base;
     options.push({ ReturningOption: { option, value: name } });
     return name;
   };
   const oldAlias = aliasFor("RETURNING_OPTION_OLD", "old");
   const newAlias = aliasFor("RETURNING_OPTION_NEW", "new");
   const capture = parseSelect(
-    `SELECT to_jsonb(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_jsonb(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
+    `SELECT nextval(${quoteLiteral(qualified("public", QUEUE_ID_SEQUENCE))}::regclass) AS ${ID_COL}, ` +
+      `to_jsonb(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_jsonb(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
   ).targetList as Node[];
   body.returningClause = { options, exprs: [...capture, ...(clause.exprs ?? [])] };
+}
+
+/** The names of a DML statement's own range-table entries: its target and its FROM / USING / MERGE source items. */
+function levelNames(body: Node): Set<string> {
+  const names = new Set<string>();
+  const item = (node: Node | undefined): void => {
+    if (!node) return;
+    const type = nodeType(node);
+    const b = node[type] as Node;
+    if (type === "RangeVar") names.add(b.alias?.aliasname ?? b.relname);
+    else if (type === "JoinExpr") {
+      item(b.larg);
+      item(b.rarg);
+      if (b.alias?.aliasname) names.add(b.alias.aliasname);
+    } else if (b?.alias?.aliasname) names.add(b.alias.aliasname); // subqueries, functions, VALUES lists
+  };
+  const target = body.relation as Node;
+  names.add(target.alias?.aliasname ?? target.relname);
+  for (const node of [...(body.fromClause ?? []), ...(body.usingClause ?? []), body.sourceRelation]) item(node);
+  return names;
 }
 
 function logCte(name: string, sources: { cte: string; table: TableInfo }[]): Node {
   const selects = sources.map(
     ({ cte, table }) =>
-      `SELECT ${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ` +
+      `SELECT ${ID_COL}, ${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ` +
       `CASE WHEN ${OLD_COL} IS NULL THEN 'I' WHEN ${NEW_COL} IS NULL THEN 'D' ELSE 'U' END, ${OLD_COL}, ${NEW_COL} FROM ${quoteIdent(cte)}`,
   );
-  const insert = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (schema_name, table_name, op, old_row, new_row) ${selects.join(" UNION ALL ")}`;
+  const insert = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (id, schema_name, table_name, op, old_row, new_row) ${selects.join(" UNION ALL ")}`;
   const parsed = parseSelect(`WITH ${quoteIdent(name)} AS (${insert}) SELECT 1`);
   return parsed.withClause.ctes[0] as Node;
 }
@@ -194,19 +259,35 @@ function cteNode(name: string, query: Node, aliases?: string[]): Node {
   };
 }
 
-/** `WITH <ctes> SELECT * FROM name`: asks PostgreSQL what columns the WITH query `name` has. */
-function probe(body: Node, ctes: Node[], name: string): string {
+/**
+ * `WITH <the user's WITH queries>, <probeName> AS (<the statement itself>) SELECT * FROM name`: asks PostgreSQL
+ * what columns the WITH query `name` has. The statement rides along as an unreferenced WITH query so that every
+ * `$n` of the original is in the probe and gets its type as in the original (PostgreSQL analyses unreferenced
+ * WITH queries too); without it, a parameter used only outside the WITH queries could not be typed.
+ */
+function probe(body: Node, original: { ctes: Node[]; top: Node }, name: string, probeName: string): string {
+  const top = structuredClone(original.top);
+  delete top.SelectStmt?.intoClause; // SELECT ... INTO is not allowed inside WITH
   const select = parseSelect(`SELECT * FROM ${quoteIdent(name)}`);
+  const ctes = [...original.ctes, cteNode(probeName, top)];
   return deparse({ SelectStmt: { ...select, withClause: { ctes, recursive: body.withClause?.recursive ?? false } } });
 }
 
-/** Every relation name, alias and WITH query name in the statement, so generated names avoid them. */
+/**
+ * Every relation name, alias and WITH query name in the statement, so generated names avoid them. A deep scan
+ * of every object, not `walk`: typed fields such as a statement's target `relation` (and its alias) carry no
+ * node-type wrapper, so `walk` never reports them.
+ */
 function namesIn(stmt: Node): Set<string> {
   const names = new Set<string>();
-  walk(stmt, (type, body) => {
-    if (type === "RangeVar") names.add(body.relname);
-    if (type === "CommonTableExpr") names.add(body.ctename);
-    if (body.alias?.aliasname) names.add(body.alias.aliasname);
-  });
+  const scan = (value: unknown): void => {
+    if (Array.isArray(value)) return value.forEach(scan);
+    if (value === null || typeof value !== "object") return;
+    for (const [key, v] of Object.entries(value)) {
+      if ((key === "relname" || key === "aliasname" || key === "ctename") && typeof v === "string") names.add(v);
+      else scan(v);
+    }
+  };
+  scan(stmt);
   return names;
 }

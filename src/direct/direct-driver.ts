@@ -1,4 +1,5 @@
 import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../driver.js";
+import { commandOf } from "../driver.js";
 import { openRemote, type Sql } from "../remote/connection.js";
 
 type PgResult = unknown[] & { command: string; count: number | null; columns?: { name: string; type: number }[] };
@@ -65,6 +66,6 @@ export class DirectDriver implements Driver {
     }
     const fields: Field[] = (r.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type }));
     const rows = [...r] as T[];
-    return { rows, fields, command, rowCount: command === "SELECT" ? rows.length : (r.count ?? 0) };
+    return { rows, fields, command: commandOf(command), rowCount: command === "SELECT" ? rows.length : (r.count ?? 0) };
   }
 }

@@ -166,7 +166,7 @@ export class PgliteDriver implements Driver {
       const tag = tags[i] ?? "";
       const fields: Field[] = r.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
       const command = commandOf(tag);
-      return { rows: r.rows as any[], fields, command, rowCount: command === "SELECT" ? r.rows.length : rowCountOf(tag) };
+      return { rows: r.rows as any[], fields, command, rowCount: rowCountOf(tag) };
     });
   }
 

@@ -1,7 +1,7 @@
 import type { Catalog, TableInfo } from "../capture/catalog.js";
 import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../capture/own-tables.js";
-import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
-import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
+import { deparse, nodeType, parseStatements, type Node, type RawStmt } from "../capture/parser.js";
+import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
 import { CaptureError } from "../errors.js";
 import { Lru } from "../local/lru.js";
 import { qualified, quoteLiteral } from "../sql.js";
@@ -75,7 +75,7 @@ export class Planner {
     const stmt = raw.stmt;
     const type = nodeType(stmt);
     const effect = effectOf(stmt);
-    if (!this.capture) return passthrough(text, effect, effect === "none" && !isUtility(type));
+    if (!this.capture || endsTransaction(stmt)) return passthrough(text, effect, effect === "none" && !isUtility(type));
 
     const catalog = await this.capture.catalog();
     rejectOwnTableWrites(stmt, type);
@@ -110,6 +110,16 @@ function isUtility(type: string): boolean {
   return !DML_TYPES.has(type) && type !== "SelectStmt" && type !== "";
 }
 
+/**
+ * COMMIT, ROLLBACK, ROLLBACK TO, RELEASE, ...: they write nothing, so they need no catalog, and they must work
+ * in an aborted transaction, where loading the catalog (queries) would fail and leave the client unable to
+ * end the transaction.
+ */
+function endsTransaction(stmt: Node): boolean {
+  const kind = stmt.TransactionStmt?.kind as string | undefined;
+  return kind !== undefined && kind !== "TRANS_STMT_BEGIN" && kind !== "TRANS_STMT_START" && kind !== "TRANS_STMT_SAVEPOINT";
+}
+
 function effectOf(stmt: Node): Effect {
   const type = nodeType(stmt);
   if (type === "TransactionStmt") {
@@ -130,32 +140,58 @@ function textOf(sql: string, raw: RawStmt): string {
   return raw.stmt_len ? sql.slice(start, start + raw.stmt_len) : sql.slice(start);
 }
 
-/** Only the sync guide's priority update and clean-up of the record tables may touch Ominipg's own tables. */
+/** Statements that may name Ominipg's own tables without changing them (their nested writes are checked apart). */
+const READS_OWN_TABLES = new Set([
+  "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "ExplainStmt", "DeclareCursorStmt", "PrepareStmt",
+  "CreateTableAsStmt", "ViewStmt", "VariableShowStmt", "TransactionStmt", "LockStmt", "CreateFunctionStmt",
+]);
+
+/** The own table a (possibly schema-qualified) relation names, if it names one. */
+function ownTable(rel: Node | undefined): string | undefined {
+  return rel && OWN_TABLES.has(rel.relname) && (!rel.schemaname || rel.schemaname === "public") ? rel.relname : undefined;
+}
+
+/**
+ * Only the sync guide's priority update (`UPDATE _sync_queue SET priority = ...`) and clean-up of the record
+ * tables may write Ominipg's own tables. Every write is checked, wherever it sits (WITH queries, EXPLAIN
+ * ANALYZE, ...); other statements (DDL, TRUNCATE, COPY FROM, ...) may not name an own table at all.
+ */
 function rejectOwnTableWrites(stmt: Node, type: string): void {
-  if (type === "SelectStmt" || type === "VariableShowStmt" || type === "TransactionStmt") return;
   let target: string | undefined;
-  walk(stmt, (t, body) => {
-    if (t === "RangeVar" && OWN_TABLES.has(body.relname) && (!body.schemaname || body.schemaname === "public")) target ??= body.relname;
-  });
-  if (type === "DropStmt") {
-    for (const obj of stmt.DropStmt.objects ?? []) {
-      const parts = (obj.List?.items ?? []).map((i: Node) => i.String?.sval);
-      if (OWN_TABLES.has(parts.at(-1))) target ??= parts.at(-1);
-    }
+  for (const w of writesIn(stmt)) {
+    const name = ownTable(w.body.relation);
+    if (name && !allowedOwnWrite(w.type, w.body, name)) target ??= name;
   }
+  if (!target && !(READS_OWN_TABLES.has(type) || (type === "CopyStmt" && !stmt.CopyStmt.is_from))) target = ownTableNamed(stmt);
   if (!target) return;
-  const body = stmt[type];
-  const targetOf = (b: Node) => b?.relation?.relname as string | undefined;
-  if (type === "UpdateStmt" && targetOf(body) === QUEUE_TABLE && !body.fromClause && !body.withClause) {
-    const cols = (body.targetList as Node[]).map((t) => t.ResTarget?.name);
-    if (cols.every((c) => c === "priority")) return;
-  }
-  if (type === "DeleteStmt" && (targetOf(body) === REJECTED_TABLE || targetOf(body) === CONFLICTS_TABLE)) return;
-  if (DML_TYPES.has(type) && targetOf(body) !== target) return; // only read, e.g. INSERT INTO t SELECT ... FROM _sync_queue
   throw new CaptureError(
     "CAPTURE_UNSUPPORTED",
     `${target} is Ominipg's own table: only "UPDATE ${QUEUE_TABLE} SET priority = ..." and deleting from ${REJECTED_TABLE} / ${CONFLICTS_TABLE} are allowed`,
   );
+}
+
+function allowedOwnWrite(type: string, body: Node, table: string): boolean {
+  if (type === "UpdateStmt" && table === QUEUE_TABLE) {
+    return (body.targetList as Node[]).every((t) => t.ResTarget?.name === "priority");
+  }
+  return type === "DeleteStmt" && (table === REJECTED_TABLE || table === CONFLICTS_TABLE);
+}
+
+/** Any own table a statement names: relations anywhere in it, and DROP's object names. */
+function ownTableNamed(stmt: Node): string | undefined {
+  let target: string | undefined;
+  const scan = (value: unknown): void => {
+    if (target || value === null || typeof value !== "object") return;
+    if (Array.isArray(value)) return value.forEach(scan);
+    target ??= ownTable(value as Node);
+    for (const v of Object.values(value)) scan(v);
+  };
+  scan(stmt);
+  for (const obj of stmt.DropStmt?.objects ?? []) {
+    const parts = (obj.List?.items ?? []).map((i: Node) => i.String?.sval);
+    if (OWN_TABLES.has(parts.at(-1)) && (parts.length === 1 || parts.at(-2) === "public")) target ??= parts.at(-1);
+  }
+  return target;
 }
 
 /** Statements that would write synced tables where the rewrite cannot see. */
@@ -169,11 +205,6 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
     const t = found && catalog.tables.get(found.oid);
     return t ? `${t.schema}.${t.name}` : undefined;
   };
-  const writesSynced = (node: Node | undefined) => {
-    if (!node) return undefined;
-    const t = nodeType(node);
-    return DML_TYPES.has(t) ? syncedName(node[t].relation) : undefined;
-  };
   switch (type) {
     case "CallStmt":
       return fail("CALL", "procedures can write rows capture cannot see; write through query() statements, or run it in schemaSQL");
@@ -182,44 +213,57 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
     case "CopyStmt": {
       const name = stmt.CopyStmt.is_from ? syncedName(stmt.CopyStmt.relation) : undefined;
       if (name) fail(`COPY FROM into synced table ${name}`, "insert the rows with INSERT statements");
-      return;
-    }
-    case "ExplainStmt": {
-      const analyze = (stmt.ExplainStmt.options ?? []).some((o: Node) => o.DefElem?.defname === "analyze");
-      const name = analyze ? writesSynced(stmt.ExplainStmt.query) : undefined;
-      if (name) fail(`EXPLAIN ANALYZE of a write to synced table ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
-      return;
-    }
-    case "PrepareStmt": {
-      const name = writesSynced(stmt.PrepareStmt.query);
-      if (name) fail(`PREPARE of a write to synced table ${name}`, "pass parameters to query() instead; Ominipg prepares statements itself");
-      return;
+      break;
     }
   }
+  if (DML_TYPES.has(type) || type === "SelectStmt") return; // the rewrite captures these (and rejects what it cannot)
+  if (type === "ExplainStmt" && !explainAnalyze(stmt.ExplainStmt)) return; // plans the write, never runs it
+  // A write nested in another statement (EXPLAIN ANALYZE, COPY (...) TO, CREATE TABLE AS, PREPARE) runs outside the rewrite.
+  for (const w of writesIn(stmt)) {
+    const rel = w.body.relation as Node;
+    const found = catalog.resolve(rel.schemaname, rel.relname);
+    const behind = found && (found.kind === "v" || found.kind === "f" || catalog.writesBehind.has(found.oid));
+    const name = syncedName(rel) ?? (behind ? rel.relname : undefined);
+    if (!name) continue;
+    if (type === "ExplainStmt") fail(`EXPLAIN ANALYZE of a write to ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
+    if (type === "PrepareStmt") fail(`PREPARE of a write to ${name}`, "pass parameters to query() instead; Ominipg prepares statements itself");
+    fail(`${statementName(type)} running a write to ${name}`, "run the write as a statement of its own through query()");
+  }
+}
+
+/** EXPLAIN (ANALYZE) and EXPLAIN (ANALYZE true) run the statement; EXPLAIN (ANALYZE false) does not. */
+function explainAnalyze(body: Node): boolean {
+  const option = (body.options as Node[] | undefined)?.find((o) => o.DefElem?.defname === "analyze")?.DefElem;
+  if (!option) return false;
+  const arg = option.arg as Node | undefined;
+  if (!arg) return true;
+  if (arg.Boolean) return arg.Boolean.boolval === true;
+  return !["false", "off", "0", "no"].includes(String(arg.String?.sval ?? arg.Integer?.ival ?? "").toLowerCase());
+}
+
+function statementName(type: string): string {
+  const names: Record<string, string> = { CopyStmt: "COPY", CreateTableAsStmt: "CREATE TABLE AS / SELECT INTO" };
+  return names[type] ?? type.replace(/Stmt$/, "");
 }
 
 /** TRUNCATE of synced tables: the truncation and its log entries run as one script (one implicit transaction). */
 function truncateStep(text: string, body: Node, catalog: Catalog): Step {
-  const truncated = new Map<number, TableInfo>();
-  for (const rv of body.relations as Node[]) {
-    const found = catalog.resolve(rv.RangeVar.schemaname, rv.RangeVar.relname);
-    const table = found && catalog.tables.get(found.oid);
-    if (table) truncated.set(table.oid, table);
+  const named = (body.relations as Node[]).flatMap((rv) => catalog.resolve(rv.RangeVar.schemaname, rv.RangeVar.relname)?.oid ?? []);
+  // CASCADE also empties every table that references a truncated one, synced or not.
+  const truncated = body.behavior === "DROP_CASCADE" ? catalog.truncatedWith(named) : new Set(named);
+  for (const oid of truncated) {
+    const why = catalog.writesBehind.get(oid);
+    if (why) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture TRUNCATE of a table that is not synced but may change synced tables: ${why}`);
   }
-  if (body.behavior === "DROP_CASCADE") {
-    // CASCADE also empties every table that references a truncated one.
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const t of catalog.tables.values()) {
-        if (!truncated.has(t.oid) && t.references.some((r) => truncated.has(r))) {
-          truncated.set(t.oid, t);
-          grew = true;
-        }
-      }
-    }
+  const tables = [...truncated].flatMap((oid) => catalog.tables.get(oid) ?? []);
+  if (tables.length === 0) return passthrough(text, "none", false);
+  const bad = tables.find((t) => t.uncapturable);
+  if (bad) {
+    throw new CaptureError(
+      bad.primaryKey.length === 0 ? "CAPTURE_NO_PRIMARY_KEY" : "CAPTURE_UNSUPPORTED",
+      `cannot capture TRUNCATE on synced table ${bad.schema}.${bad.name}: ${bad.uncapturable}`,
+    );
   }
-  if (truncated.size === 0) return passthrough(text, "none", false);
-  const tables = [...truncated.values()];
   const values = tables.map((t) => `(${quoteLiteral(t.schema)}, ${quoteLiteral(t.name)}, 'T')`).join(", ");
   const log = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (schema_name, table_name, op) VALUES ${values}`;
   return { sql: `${deparse({ TruncateStmt: body })};\n${log}`, shape: "as-is", hiddenResults: 1, prepare: false, effect: "none", tables };

@@ -1,5 +1,8 @@
+import fs from "node:fs";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import postgres from "postgres";
+import { tlsFromUrl } from "./url.js";
 
 export type Sql = postgres.Sql<{ int8: number | bigint }>;
 
@@ -22,32 +25,102 @@ export interface RemoteOptions {
  * protocol messages separately and Nagle's algorithm stalls each such exchange by ~40 ms.
  */
 export function openRemote(url: string, options: RemoteOptions = {}): Sql {
-  return postgres(url, {
+  const guard: StartupGuard = { failures: 0 };
+  // sslmode/sslrootcert as libpq reads them (postgres.js reads no CA file, and our socket factory hides
+  // the host name from its verify-full); validated at connect() (options.ts).
+  const tls = tlsFromUrl(url, (file) => fs.readFileSync(file));
+  return postgres(tls.url, {
+    ...(tls.ssl === undefined ? {} : { ssl: tls.ssl }),
     max: options.max ?? 4,
     prepare: options.prepare ?? false,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
+    // No catalog query of the driver's own on each new connection: a connection lost under it rejected a
+    // promise nobody awaits (an unhandledRejection: the app's process dies, porsager/postgres#1192) and
+    // wedged the pool (syncs hung until connect_timeout). Ominipg sends arrays as text and reads none.
+    fetch_types: false,
     idle_timeout: 30,
+    // No reconnect back-off inside the driver: its own grows to 20 s after a long outage and would delay the
+    // first sync after the server is back. The syncer retries with its own capped back-off.
+    backoff: () => 0,
     onnotice: () => {},
     types: {
       int8: { to: 20, from: [20], serialize: (x: number | bigint) => String(x), parse: parseInt8 },
     },
-    socket: ({ host, port }: { host: string[]; port: number[] }) => tcpSocket(host[0] ?? "localhost", port[0] ?? 5432),
+    socket: ({ host, port }: { host: string[]; port: number[] }) => tcpSocket(host[0] ?? "localhost", port[0] ?? 5432, guard),
   } as postgres.Options<{ int8: postgres.PostgresType<number | bigint> }>) as unknown as Sql;
 }
 
-function tcpSocket(host: string, port: number): Promise<net.Socket> {
-  if (host.startsWith("/")) {
-    return connected(net.connect({ path: `${host}/.s.PGSQL.${port}` }));
-  }
-  return connected(net.connect({ host, port, noDelay: true }));
+/** Consecutive connections the server closed before sending a single byte. */
+interface StartupGuard {
+  failures: number;
 }
 
-function connected(socket: net.Socket): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => {
-      socket.off("error", reject);
-      resolve(socket);
+/** Closed during start-up this many times in a row: the next attempt fails at once (the syncer retries, with back-off). */
+const STARTUP_FAILURES = 1;
+
+/**
+ * The socket for one connection attempt, returned at once (writes wait for the connection): a failure to
+ * connect then reaches postgres.js as the socket's 'error' and 'close' events, its normal path, which
+ * rejects the waiting query and frees the pool slot. (A factory that rejects instead, as this one did,
+ * leaves the slot in postgres.js's "connecting" queue for ever: after `max` failed attempts every query
+ * hung, so a sync after an outage never ran.)
+ *
+ * postgres.js also reconnects at once, without end and without its connect_timeout, when a connection
+ * closes during start-up (before the server answers): a proxy or load balancer that accepts connections
+ * while the database behind it is down made queries hang while spinning the CPU. After such a connection,
+ * the next attempt fails at once with ECONNRESET (retryable), so that the caller backs off.
+ */
+function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket {
+  if (guard.failures >= STARTUP_FAILURES) {
+    guard.failures = 0;
+    // A stand-in that takes postgres.js's first write and then fails. Not earlier: postgres.js buffers that
+    // write and flushes it from a setImmediate, and a connection that closes before the flush keeps the
+    // stale buffer and timer, so that its next start-up message is never sent (CONNECT_TIMEOUT 10 s later).
+    const socket = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
+    const err = Object.assign(new Error(`the server at ${host}:${port} closed the connection before answering`), { code: "ECONNRESET" });
+    setImmediate(() => setImmediate(() => socket.destroy(err)));
+    return socket as unknown as net.Socket;
+  }
+  const socket = host.startsWith("/") ? net.connect({ path: `${host}/.s.PGSQL.${port}` }) : net.connect({ host, port, noDelay: true });
+  socket.once("connect", () => {
+    socket.once("close", () => {
+      guard.failures = socket.bytesRead === 0 ? guard.failures + 1 : 0;
     });
-    socket.once("error", reject);
   });
+  return socket;
+}
+
+/** Error codes that mean the connection itself is gone (postgres.js's, Node's, and SQLSTATE 08xxx / shutdowns). */
+const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|CONNECT_TIMEOUT|ECONNRESET|EPIPE|ETIMEDOUT|08...|57P0[1-3])$/;
+
+/**
+ * Run `fn` in a transaction (postgres.js's sql.begin()), made safe against a lost connection. After losing
+ * the connection under a query, sql.begin() writes its ROLLBACK to the dead socket, which throws a TypeError
+ * from a timer: an uncaught exception that takes the whole process down. So `fn`'s failure from a lost
+ * connection is not passed on to it: sql.begin() has already rejected with that error through its own close
+ * handler, and `fn`'s promise is left pending (the server rolls back by itself). COMMIT is sent from `fn`
+ * for the same reason (sql.begin()'s own COMMIT then finds no transaction: a notice, ignored).
+ * (sql.reserve() is no way out: one that fails to connect leaves a stale request in the pool's queue that
+ * later swallows a connection for good, so that every query waits for ever.)
+ */
+export async function transaction<T>(sql: Sql, fn: (tx: Sql) => Promise<T>, mode: "" | "ISOLATION LEVEL REPEATABLE READ READ ONLY" = ""): Promise<T> {
+  let settled = false;
+  const run = sql.begin(mode, async (tx) => {
+    try {
+      const value = await fn(tx as unknown as Sql);
+      await tx.unsafe("COMMIT");
+      return value;
+    } catch (err) {
+      if (CONNECTION_LOST.test(String((err as { code?: unknown })?.code ?? ""))) {
+        await new Promise((resolve) => setImmediate(resolve)); // let postgres.js's close handler run
+        if (settled) return new Promise<never>(() => {});
+      }
+      throw err;
+    }
+  });
+  try {
+    return (await run) as T;
+  } finally {
+    settled = true;
+  }
 }

@@ -1,6 +1,6 @@
-import { LEDGER_DDL } from "../apply/ledger.js";
-import { SchemaError, SyncError } from "../errors.js";
-import { openRemote, type Sql } from "./connection.js";
+import { LEDGER_DDL, LEDGER_TABLE } from "../apply/ledger.js";
+import { OminipgError, SchemaError, SyncError } from "../errors.js";
+import { openRemote, transaction, type Sql } from "./connection.js";
 import { passwordOf, redact } from "./url.js";
 
 /** SQLSTATE classes and codes worth retrying: connection trouble, shutdowns, lock and resource contention. */
@@ -8,6 +8,8 @@ const RETRYABLE_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|55P03|57014)/;
 const RETRYABLE_NODE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 
 export function isRetryable(err: unknown): boolean {
+  // Ominipg's own errors say it themselves (a schema mismatch or a SchemaError is not worth retrying).
+  if (err instanceof OminipgError) return err instanceof SyncError && err.retryable;
   const code = String((err as { code?: unknown })?.code ?? "");
   if (RETRYABLE_NODE.has(code)) return true;
   if (/^[0-9A-Z]{5}$/.test(code)) return RETRYABLE_SQLSTATE.test(code);
@@ -54,13 +56,18 @@ export class Remote {
     return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
   }
 
+  /**
+   * Called once no sync is in flight, so no query of ours is left to wait for: close at once. (Waiting would
+   * not be harmless: postgres.js's end() never settles for a connection that lost its socket under a query,
+   * so each close after a network failure took the whole timeout.)
+   */
   async close(): Promise<void> {
-    await this.sql.end({ timeout: 5 });
+    await this.sql.end({ timeout: 0 });
   }
 
   async #setup(): Promise<void> {
     if (this.applySchema && this.schemaSQL.length > 0) {
-      await this.sql.begin(async (tx) => {
+      await transaction(this.sql, async (tx) => {
         for (let i = 0; i < this.schemaSQL.length; i++) {
           try {
             await tx.unsafe(this.schemaSQL[i]!).simple();
@@ -72,6 +79,9 @@ export class Remote {
         }
       });
     }
-    await this.sql.unsafe(LEDGER_DDL);
+    // CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: look first, so a
+    // role with only the documented privileges works with a ledger its admin created (docs/API.md).
+    const [ledger] = await this.sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+    if (!ledger?.found) await this.sql.unsafe(LEDGER_DDL);
   }
 }

@@ -40,9 +40,9 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
   const rows = await sql.unsafe(
     `SELECT setval(s.seq, s.v) FROM (
        SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
-         FROM unnest($1::text[], $2::text[], $3::text::int8[]) AS u(t, c, v)) AS s
+         FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)) AS s
       WHERE s.seq IS NOT NULL AND s.v > coalesce(pg_sequence_last_value(s.seq), 0)`,
-    [values.map((v) => v.table), values.map((v) => v.column), `{${values.map((v) => v.last).join(",")}}`],
+    [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
   return rows.length;
 }

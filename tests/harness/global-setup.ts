@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
+import { startPooler } from './pooler.js';
+import { giveKeyTo, makeTlsFiles, sslFlags, type TlsFiles } from './tls.js';
 
 /** Reserves `count` distinct free loopback ports (all held open until all are known). */
 async function freePorts(count: number): Promise<number[]> {
@@ -110,6 +112,8 @@ async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 interface AdminServer {
   url: string;
   stop(): Promise<void>;
+  /** TLS files the server uses (ssl=on), or why it runs without TLS. */
+  tls: { files: TlsFiles } | { reason: string };
 }
 
 async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: string, port: number): Promise<AdminServer> {
@@ -120,7 +124,16 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
     if (asRoot) await assertReachableByOtherUsers(pkgDir);
   }
   const password = randomBytes(16).toString('hex');
+  // TLS (ssl=on) for the security tests; without openssl the server runs without it and they skip.
+  let tls = await makeTlsFiles(dir);
   let log = ''; // kept quiet unless start-up fails
+  const flags = [
+    '-c', 'wal_level=logical',
+    '-c', 'max_connections=300',
+    '-c', 'max_replication_slots=20',
+    '-c', 'max_wal_senders=20',
+    '-c', 'fsync=off',
+  ];
   const pg = new EmbeddedPostgres({
     // initdb refuses a non-empty directory, so use a fresh subdirectory.
     databaseDir: join(dir, 'pgdata'),
@@ -134,16 +147,22 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
     onLog: (message) => {
       log = (log + message).slice(-8000);
     },
-    postgresFlags: [
-      '-c', 'wal_level=logical',
-      '-c', 'max_connections=300',
-      '-c', 'max_replication_slots=20',
-      '-c', 'max_wal_senders=20',
-      '-c', 'fsync=off',
-    ],
+    postgresFlags: flags,
   });
   try {
     await pg.initialise();
+    if ('files' in tls) {
+      try {
+        // The key must belong to the OS user PostgreSQL runs as ("postgres" when we are root).
+        if (asRoot) {
+          const ids = await postgresIds();
+          await giveKeyTo(tls.files, ids.uid, ids.gid);
+        }
+        flags.push(...sslFlags(tls.files)); // read by start(), not by the constructor
+      } catch (err) {
+        tls = { reason: `could not hand the TLS key to the server: ${(err as Error).message}` };
+      }
+    }
     await pg.start();
   } catch (err) {
     // start() rejects with no reason when postgres exits early; the log says why.
@@ -153,12 +172,22 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
   const onExit = (): void => void pg.stop();
   process.once('exit', onExit);
   return {
+    tls,
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop: async () => {
       process.removeListener('exit', onExit);
       await pg.stop();
     },
   };
+}
+
+async function postgresIds(): Promise<{ uid: number; gid: number }> {
+  const { execFile } = await import('node:child_process');
+  const id = (flag: string) =>
+    new Promise<number>((resolve, reject) =>
+      execFile('id', [flag, 'postgres'], (err, out) => (err ? reject(err) : resolve(Number(String(out).trim())))),
+    );
+  return { uid: await id('-u'), gid: await id('-g') };
 }
 
 async function writePgliteTemplate(file: string): Promise<void> {
@@ -180,8 +209,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const templatePath = join(dir, 'pglite-template.tar');
 
   // Reserved together so the two ports are guaranteed to differ.
-  const [serverPort, unreachablePort] = (await freePorts(2)) as [number, number];
-  let startServer = async (): Promise<AdminServer> => ({ url: remoteUrl ?? '', stop: async () => {} });
+  const [serverPort, unreachablePort, poolerPort] = (await freePorts(3)) as [number, number, number];
+  let startServer = async (): Promise<AdminServer> => ({
+    url: remoteUrl ?? '',
+    stop: async () => {},
+    tls: { reason: 'OMINIPG_TEST_REMOTE_URL names the server: the harness cannot turn on its TLS' },
+  });
   if (!remoteUrl) {
     const EmbeddedPostgres = await importEmbeddedPostgres(); // before the parallel work below
     startServer = () => startEmbedded(EmbeddedPostgres, dir, serverPort);
@@ -191,7 +224,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     writePgliteTemplate(templatePath),
   ]);
 
+  let pooler: Awaited<ReturnType<typeof startPooler>> = { reason: 'not started' };
   const teardown = async (): Promise<void> => {
+    if ('stop' in pooler) await pooler.stop();
     if (server.status === 'fulfilled') await server.value.stop();
     await rm(dir, { recursive: true, force: true });
   };
@@ -203,5 +238,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('ominipgAdminUrl', server.value.url);
   project.provide('ominipgPgliteTemplate', templatePath);
   project.provide('ominipgUnreachablePort', unreachablePort);
+  const { tls } = server.value;
+  project.provide('ominipgTls', 'files' in tls ? { caFile: tls.files.caFile, wrongCaFile: tls.files.wrongCaFile, serverName: tls.files.serverName } : { skip: tls.reason });
+  try {
+    pooler = await startPooler(dir, server.value.url, poolerPort);
+  } catch (err) {
+    pooler = { reason: `pgbouncer could not be started: ${(err as Error).message}` };
+  }
+  project.provide('ominipgPooler', 'url' in pooler ? { url: pooler.url } : { skip: pooler.reason });
   return teardown;
 }

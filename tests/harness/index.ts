@@ -97,3 +97,13 @@ export function tempDir(prefix: string): string {
   }
   return dir;
 }
+
+/** The shared server's TLS: its CA file, a CA that did not sign it, the certificate's host name; or why there is none. */
+export function tlsInfo(): { caFile: string; wrongCaFile: string; serverName: string } | { skip: string } {
+  return inject('ominipgTls');
+}
+
+/** PgBouncer (transaction pooling) in front of the shared server: its admin URL; or why there is none. */
+export function poolerInfo(): { url: string } | { skip: string } {
+  return inject('ominipgPooler');
+}

@@ -10,5 +10,9 @@ declare module 'vitest' {
     ominipgPgliteTemplate: string;
     /** A loopback port nothing listens on. */
     ominipgUnreachablePort: number;
+    /** TLS of the shared server (ssl=on): CA files and the certificate's host name, or why it is off. */
+    ominipgTls: { caFile: string; wrongCaFile: string; serverName: string } | { skip: string };
+    /** PgBouncer (transaction pooling) in front of the shared server, or why there is none. */
+    ominipgPooler: { url: string } | { skip: string };
   }
 }

@@ -1,0 +1,233 @@
+import type { TableInfo } from "../capture/catalog.js";
+import { QUEUE_TABLE } from "../capture/own-tables.js";
+import { qualified, quoteIdent, quoteLiteral } from "../sql.js";
+
+/**
+ * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
+ * by the same functions and run under the same session settings, set with SET LOCAL on both sides
+ * (CANONICAL_SETTINGS): every value's text - timestamptz, dates inside ranges, intervals, floats, bytea,
+ * money - is then the same on both sides, and neither the user's local SETs nor the remote's defaults leak in.
+ * Every alias is prefixed `ominipg_` so that no user column name can capture a whole-row reference.
+ */
+
+export const CANONICAL_SETTINGS =
+  `SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; ` +
+  `SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'`;
+
+/**
+ * Local pull writes: replica role, so FK checks, cascades and user triggers do not fire for rows that come
+ * from a consistent remote snapshot (the remote already enforced them, and already cascaded its deletes).
+ */
+export const LOCAL_SETTINGS = `${CANONICAL_SETTINGS}; SET LOCAL session_replication_role = replica`;
+
+const R = "ominipg_r";
+
+function cols(names: string[], alias?: string): string {
+  return names.map((c) => (alias ? `${alias}.${quoteIdent(c)}` : quoteIdent(c))).join(", ");
+}
+
+function allColumns(t: TableInfo): string[] {
+  return t.columns.map((c) => c.name);
+}
+
+/** Columns a pulled row writes: everything but GENERATED ... STORED. */
+function writable(t: TableInfo): string[] {
+  return t.columns.filter((c) => !c.generated).map((c) => c.name);
+}
+
+function keyEquals(t: TableInfo, a: string, b: string): string {
+  return t.primaryKey.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(" AND ");
+}
+
+/** The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored). */
+function rows(t: TableInfo): string {
+  return `(SELECT ${cols(allColumns(t))} FROM ${t.sql}) AS ${R}`;
+}
+
+/** Bucket of a row by its primary key: md5 of the key's jsonb text, so it is the same on any server and platform. */
+function bucketOf(t: TableInfo, alias: string, buckets: number): string {
+  return `(('x' || substr(md5(jsonb_build_array(${cols(t.primaryKey, alias)})::text), 1, 7))::bit(28)::int % ${buckets})`;
+}
+
+/** Whether a row's bucket is set in the bitmap parameter (bytea, bit n = bucket n). */
+function inBuckets(t: TableInfo, alias: string, buckets: number, param: string): string {
+  return `get_bit(${param}::text::bytea, ${bucketOf(t, alias, buckets)}) = 1`;
+}
+
+/**
+ * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's jsonb text). A sum does not
+ * depend on row order, so the two sides need not sort keys the same way (collations differ).
+ */
+export function summarySql(t: TableInfo, buckets: number): string {
+  return (
+    `SELECT ominipg_b AS b, count(*)::int AS n, sum(ominipg_h)::text AS s FROM (SELECT ${bucketOf(t, R, buckets)} AS ominipg_b, ` +
+    `('x' || substr(md5(to_jsonb(${R})::text), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
+  );
+}
+
+/** Remote rows as jsonb text; with `buckets`, only those whose bucket is set in the bitmap $1. */
+export function fetchSql(t: TableInfo, buckets?: number): string {
+  const where = buckets === undefined ? "" : ` WHERE ${inBuckets(t, R, buckets, "$1")}`;
+  return `SELECT to_jsonb(${R})::text AS j FROM ${rows(t)}${where}`;
+}
+
+/** Exact row count, and the table's size on disk (with TOAST), to size chunks for wide rows. */
+export function remoteCountSql(t: TableInfo): string {
+  return `SELECT (SELECT count(*) FROM ${t.sql})::int8 AS n, pg_table_size(${quoteLiteral(t.sql)}::regclass)::int8 AS bytes`;
+}
+
+/** The planner's row estimate (no scan; 0 when the table was never analyzed), and the size on disk. */
+export function remoteEstimateSql(t: TableInfo): string {
+  return `SELECT greatest(reltuples, 0)::int8 AS n, pg_table_size(oid)::int8 AS bytes FROM pg_class WHERE oid = ${quoteLiteral(t.sql)}::regclass`;
+}
+
+/** The temp table a table's pulled rows are staged in: its columns (generated ones as plain columns) and key. */
+export function stageName(t: TableInfo): string {
+  return qualified("pg_temp", `ominipg_pull_${t.oid}`);
+}
+
+/** The temp table of the table's keys with pending local changes, kept up to date chunk by chunk. */
+function heldName(t: TableInfo): string {
+  return qualified("pg_temp", `ominipg_held_${t.oid}`);
+}
+
+export function createStageSql(t: TableInfo): string {
+  return (
+    `${dropStageSql(t)}; CREATE TEMP TABLE ${stageName(t)} (LIKE ${t.sql}, PRIMARY KEY (${cols(t.primaryKey)})); ` +
+    `CREATE TEMP TABLE ${heldName(t)} AS SELECT ${cols(t.primaryKey)} FROM ${t.sql} WITH NO DATA; ` +
+    `ALTER TABLE ${heldName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)})`
+  );
+}
+
+export function dropStageSql(t: TableInfo): string {
+  return `DROP TABLE IF EXISTS ${stageName(t)}; DROP TABLE IF EXISTS ${heldName(t)}`;
+}
+
+export function stageInsertSql(t: TableInfo): string {
+  return `INSERT INTO ${stageName(t)} SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)`;
+}
+
+/** Blocks of the stage table, for reading it back in block ranges (a TID range scan each). */
+export function stageBlocksSql(t: TableInfo): string {
+  return `SELECT (pg_relation_size(${quoteLiteral(stageName(t))}::regclass) / current_setting('block_size')::int)::int AS blocks`;
+}
+
+export function stagePageSql(t: TableInfo): string {
+  return `SELECT to_jsonb(ominipg_s)::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
+}
+
+const Q = "ominipg_q";
+
+function queueOf(t: TableInfo): string {
+  return `${Q}.schema_name = ${quoteLiteral(t.schema)} AND ${Q}.table_name = ${quoteLiteral(t.name)}`;
+}
+
+/** The typed keys of rows with pending local changes (the old and the new key of each queued change). */
+function pendingCte(t: TableInfo, name = "ominipg_pend", idParam?: string, after = false): string {
+  const upTo = idParam ? ` AND ${Q}.id ${after ? ">" : "<="} ${idParam}::text::int8` : "";
+  return (
+    `${name} AS (SELECT ${cols(t.primaryKey, "ominipg_p")} FROM ${QUEUE_TABLE} AS ${Q} ` +
+    `CROSS JOIN LATERAL (VALUES (${Q}.old_row), (${Q}.new_row)) AS ominipg_v(img) ` +
+    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL${upTo})`
+  );
+}
+
+function isPending(t: TableInfo, alias: string): string {
+  return `EXISTS (SELECT 1 FROM ominipg_pend AS ominipg_k WHERE ${keyEquals(t, "ominipg_k", alias)})`;
+}
+
+/** A pending local TRUNCATE holds the whole table. */
+function truncatePending(t: TableInfo, afterIdParam?: string): string {
+  const after = afterIdParam ? ` AND ${Q}.id > ${afterIdParam}::text::int8` : "";
+  return `EXISTS (SELECT 1 FROM ${QUEUE_TABLE} AS ${Q} WHERE ${queueOf(t)} AND ${Q}.op = 'T'${after})`;
+}
+
+/**
+ * Add the keys of changes queued after id $1 to the held keys; returns the last queue id and whether a TRUNCATE
+ * of the table was queued. Run right before each write, in the same session turn: no user statement runs in
+ * between, and every queued change is committed (the session is idle), so ids at or below the returned one
+ * are all seen. Keys stay held even if a push removes their entries meanwhile.
+ */
+export function refreshHeldSql(t: TableInfo): string {
+  return (
+    `WITH ${pendingCte(t, "ominipg_new", "$1", true)}, ominipg_ins AS (INSERT INTO ${heldName(t)} SELECT DISTINCT * FROM ominipg_new ON CONFLICT DO NOTHING) ` +
+    `SELECT (SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})::text AS max_id, ${truncatePending(t, "$1")} AS truncated`
+  );
+}
+
+const HELD_CTE = (t: TableInfo) => `ominipg_pend AS (SELECT * FROM ${heldName(t)})`;
+
+/**
+ * Statistics for a temp table (PGlite never auto-analyzes): without them the planner guesses a handful of rows
+ * and may rescan a big table once per row of another.
+ */
+export function analyzeSql(t: TableInfo, which: "stage" | "held"): string {
+  return `ANALYZE ${which === "stage" ? stageName(t) : heldName(t)}`;
+}
+
+/** Whether the table has rows without pending changes (then a pull must also find rows the remote deleted). */
+export function hasSettledRowsSql(t: TableInfo): string {
+  return `WITH ${HELD_CTE(t)} SELECT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE NOT ${isPending(t, "ominipg_x")}) AS settled`;
+}
+
+/**
+ * Apply a chunk of remote rows ($1, a jsonb array): rows whose keys are held (pending local changes) are left
+ * alone; the others are inserted, or update the local row. In a copy, held rows are staged for the conflict
+ * check (in a diff the stage already holds every fetched row); in a diff, rows equal to the local row are not
+ * written at all (in a copy the local table has no such rows: it held only pending ones).
+ * Identity ALWAYS columns are inserted with OVERRIDING SYSTEM VALUE but never updated (PostgreSQL forbids it).
+ */
+export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
+  const stageHeld = mode === "copy";
+  const skipIdentical = mode === "diff";
+  const w = writable(t);
+  const set = w.filter((c) => !t.primaryKey.includes(c) && !t.columns.some((tc) => tc.name === c && tc.identity === "a"));
+  const overriding = t.columns.some((c) => c.identity === "a" && w.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
+  const conflict = set.length > 0 ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING";
+  return (
+    `WITH ominipg_src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)), ${HELD_CTE(t)}, ` +
+    `ominipg_held AS MATERIALIZED (SELECT * FROM ominipg_src AS ominipg_s WHERE ${isPending(t, "ominipg_s")}), ` +
+    (stageHeld ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), ` : "") +
+    `ominipg_up AS (INSERT INTO ${t.sql} (${cols(w)})${overriding} SELECT ${cols(w, "ominipg_s")} FROM ominipg_src AS ominipg_s ` +
+    `WHERE NOT EXISTS (SELECT 1 FROM ominipg_held AS ominipg_h WHERE ${keyEquals(t, "ominipg_h", "ominipg_s")}) ` +
+    (skipIdentical
+      ? `AND NOT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE ${keyEquals(t, "ominipg_x", "ominipg_s")} AND to_jsonb(ominipg_x) = to_jsonb(ominipg_s)) `
+      : "") +
+    `ON CONFLICT (${cols(t.primaryKey)}) ${conflict} RETURNING 1) ` +
+    `SELECT (SELECT count(*) FROM ominipg_up)::int AS upserted, (SELECT count(*) FROM ominipg_held)::int AS held`
+  );
+}
+
+/** Delete local rows of the buckets in bitmap $1 that the remote no longer has (not staged), unless held. */
+export function deleteMissingSql(t: TableInfo, buckets: number): string {
+  return (
+    `WITH ${HELD_CTE(t)}, ominipg_gone AS (DELETE FROM ${t.sql} AS ominipg_x WHERE ${inBuckets(t, "ominipg_x", buckets, "$1")} ` +
+    `AND NOT EXISTS (SELECT 1 FROM ${stageName(t)} AS ominipg_s WHERE ${keyEquals(t, "ominipg_s", "ominipg_x")}) ` +
+    `AND NOT ${isPending(t, "ominipg_x")} RETURNING 1) SELECT count(*)::int AS deleted FROM ominipg_gone`
+  );
+}
+
+/**
+ * For every key pending since before queue id $1 (and, with `buckets`, in the buckets of bitmap $2): the key,
+ * its base (the row before the first pending change of that key, null if that change created it), the local
+ * row and the remote row (from the stage; null if the remote has none). All as jsonb text of the table's row
+ * type, rendered locally. Keys first queued later were not pending when their remote rows were applied.
+ * Set-based (one pass over the queue, joins by key), so it stays linear in the number of pending changes.
+ */
+export function pendingImagesSql(t: TableInfo, buckets?: number): string {
+  const f = "ominipg_f";
+  const pk = cols(t.primaryKey);
+  const scope = buckets === undefined ? "" : ` AND ${inBuckets(t, f, buckets, "$2")}`;
+  return (
+    `WITH ominipg_touch AS (SELECT ${cols(t.primaryKey, "ominipg_p")}, ${Q}.id AS ominipg_id, ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_base ` +
+    `FROM ${QUEUE_TABLE} AS ${Q} CROSS JOIN LATERAL (VALUES (${Q}.old_row, true), (${Q}.new_row, false)) AS ominipg_v(img, is_old) ` +
+    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL), ` +
+    // The first change touching each key; for an update that keeps the key, its old image comes first.
+    `${f} AS (SELECT DISTINCT ON (${pk}) * FROM ominipg_touch ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC) ` +
+    `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ")}) AS ominipg_j) AS key, ` +
+    `CASE WHEN ${f}.ominipg_is_old THEN to_jsonb(jsonb_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
+    `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote ` +
+    `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +
+    `WHERE ${f}.ominipg_id <= $1::text::int8${scope}`
+  );
+}

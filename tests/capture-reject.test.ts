@@ -1,0 +1,206 @@
+// "Never silently": whatever would change a synced table (or Ominipg's own tables) where capture cannot see it is
+// refused with a CaptureError, and nothing is written. What capture can see keeps working.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CaptureError, type Ominipg } from "../src/index.js";
+import { captureDb, closeAll, logSince, plain, snapshot, tablesWithKeys, watermark } from "./capture-helpers.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0, touched text)`,
+  `CREATE TABLE IF NOT EXISTS local_note (id int PRIMARY KEY, v text)`,
+  `CREATE TABLE IF NOT EXISTS audit (id serial PRIMARY KEY, what text)`,
+  `CREATE TABLE IF NOT EXISTS nokey (a int, b text)`,
+  `CREATE OR REPLACE VIEW items_view AS SELECT id, qty FROM items`,
+  // Writes: called from a SELECT, these would change rows behind the rewrite's back.
+  `CREATE OR REPLACE FUNCTION bump(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + 1 WHERE id = i; RETURN i; END $$`,
+  `CREATE OR REPLACE FUNCTION atomic_add(i int) RETURNS void LANGUAGE sql BEGIN ATOMIC INSERT INTO items (id) VALUES (i); END`,
+  `CREATE OR REPLACE FUNCTION dyn(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE q; END $$`,
+  // Harmless: volatile, but they only read.
+  `CREATE OR REPLACE FUNCTION double_it(i int) RETURNS int LANGUAGE sql AS $$ SELECT i * 2 $$`,
+  `CREATE OR REPLACE FUNCTION note_count() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT count(*) FROM local_note); END $$`,
+  `CREATE OR REPLACE PROCEDURE add_item(i int) LANGUAGE sql AS $$ INSERT INTO items (id) VALUES (i) $$`,
+  // A local-only table whose trigger writes a synced table.
+  `CREATE OR REPLACE FUNCTION note_to_items() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO items (id) VALUES (NEW.id + 1000); RETURN NEW; END $$`,
+  `CREATE OR REPLACE FUNCTION note_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit (what) VALUES ('note ' || NEW.id); RETURN NEW; END $$`,
+];
+const SEED = `INSERT INTO items VALUES (1, 1, NULL), (2, 2, NULL) ON CONFLICT DO NOTHING; INSERT INTO local_note VALUES (1, 'n') ON CONFLICT DO NOTHING`;
+
+/** Synced tables made uncapturable by what is attached to them. */
+const RISKY = [
+  `CREATE TABLE a (id int PRIMARY KEY)`,
+  `CREATE TABLE b (id int PRIMARY KEY, at text)`,
+  `CREATE TABLE c (id int PRIMARY KEY, v text)`,
+  `CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+  `CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO c VALUES (NEW.id, 'from b'); RETURN NEW; END $$`,
+  `CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.v := upper(NEW.v); RETURN NEW; END $$`,
+  `CREATE TRIGGER a_after AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION noop()`,
+  `CREATE TRIGGER b_before BEFORE INSERT ON b FOR EACH ROW EXECUTE FUNCTION log_it()`,
+  `CREATE TRIGGER c_before BEFORE INSERT OR UPDATE ON c FOR EACH ROW EXECUTE FUNCTION stamp()`,
+  `CREATE TABLE r (id int PRIMARY KEY)`,
+  `CREATE TABLE r_copy (id int PRIMARY KEY)`,
+  `CREATE RULE r_also AS ON INSERT TO r DO ALSO INSERT INTO r_copy VALUES (NEW.id)`,
+  `CREATE TABLE counter (id int PRIMARY KEY, n int)`,
+  `INSERT INTO counter VALUES (1, 0)`,
+  `CREATE FUNCTION next_n() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$`,
+  `CREATE TABLE numbered (id int PRIMARY KEY DEFAULT next_n(), v text)`,
+  `CREATE TABLE loose (a int, b text)`,
+];
+
+let db: Ominipg;
+let risky: Ominipg;
+beforeAll(async () => {
+  [db, risky] = await Promise.all([captureDb(SCHEMA, { sync: { exclude: ["local_note", "audit", "nokey"], retry: { attempts: 1 } } }), captureDb(RISKY)]);
+  await db.query(SEED);
+});
+afterAll(closeAll);
+
+/** `sql` must fail on `on` with a CaptureError of `code` whose message matches `message`, and change no synced table and no log entry. */
+async function expectRefused(sql: string, message: RegExp, code = "CAPTURE_UNSUPPORTED", on: Ominipg = db): Promise<void> {
+  const tables = await tablesWithKeys(on);
+  const before = plain(await snapshot(on, tables));
+  const log = await logSince(on);
+  const err = await on.query(sql).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, sql).toBeInstanceOf(CaptureError);
+  expect((err as CaptureError).code, sql).toBe(code);
+  expect((err as Error).message, sql).toMatch(message);
+  expect(plain(await snapshot(on, tables))).toEqual(before);
+  expect(await logSince(on)).toEqual(log);
+}
+
+/** The same on the database whose synced tables have triggers, rules, risky defaults, or no key. */
+const expectRiskyRefused = (sql: string, message: RegExp, code = "CAPTURE_UNSUPPORTED") => expectRefused(sql, message, code, risky);
+
+describe("user functions", () => {
+  it("a volatile function that writes is refused wherever it is called, naming it", async () => {
+    await expectRefused(`SELECT bump(1)`, /bump/);
+    await expectRefused(`SELECT * FROM items WHERE id = public.bump(2)`, /bump/);
+    await expectRefused(`UPDATE items SET qty = bump(1) WHERE id = 2`, /bump/);
+    await expectRefused(`SELECT dyn('DELETE FROM items')`, /dyn/);
+  });
+
+  it("a SQL-standard (BEGIN ATOMIC) function body that writes is refused", async () => {
+    await expectRefused(`SELECT atomic_add(50)`, /atomic_add/);
+  });
+
+  it("harmless functions are allowed: volatile SQL that only reads, and built-ins", async () => {
+    expect((await db.query(`SELECT double_it(qty) AS d FROM items WHERE id = 2`)).rows).toEqual([{ d: 4 }]);
+    expect((await db.query(`SELECT note_count()::int AS n, random() < 2 AS r`)).rows).toEqual([{ n: 1, r: true }]);
+    const mark = await watermark(db);
+    await db.query(`UPDATE items SET qty = double_it(qty) WHERE id = 1`);
+    expect((await logSince(db, mark)).map((e) => e.op)).toEqual(["U"]);
+  });
+
+  it("CALL and DO are refused", async () => {
+    await expectRefused(`CALL add_item(60)`, /CALL/);
+    await expectRefused(`DO $$ BEGIN INSERT INTO items (id) VALUES (61); END $$`, /DO block/);
+  });
+});
+
+describe("statements that would write outside the rewrite", () => {
+  it("COPY FROM into a synced table", async () => {
+    await expectRefused(`COPY items FROM '/dev/blob'`, /COPY FROM into synced table public\.items/);
+  });
+
+  it("EXPLAIN ANALYZE of a write, also inside a WITH query; plain EXPLAIN is allowed", async () => {
+    await expectRefused(`EXPLAIN ANALYZE DELETE FROM items`, /EXPLAIN ANALYZE of a write to public\.items/);
+    await expectRefused(`EXPLAIN (ANALYZE, COSTS OFF) WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, /EXPLAIN ANALYZE/);
+    expect((await db.query(`EXPLAIN DELETE FROM items`)).rows.length).toBeGreaterThan(0);
+    expect((await db.query(`EXPLAIN (ANALYZE false) DELETE FROM items`)).rows.length).toBeGreaterThan(0);
+  });
+
+  it("COPY (write RETURNING ...) TO, CREATE TABLE AS / SELECT INTO around a write, PREPARE of a write", async () => {
+    await expectRefused(`COPY (DELETE FROM items RETURNING *) TO '/dev/blob'`, /COPY running a write to public\.items/);
+    await expectRefused(`CREATE TABLE gone AS WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, /CREATE TABLE AS/);
+    await expectRefused(`PREPARE p AS UPDATE items SET qty = 0`, /PREPARE of a write/);
+  });
+
+  it("DML through a view", async () => {
+    await expectRefused(`UPDATE items_view SET qty = 5`, /through view items_view/);
+    await expectRefused(`WITH d AS (DELETE FROM items_view RETURNING *) SELECT * FROM d`, /through view/);
+    expect((await db.query(`SELECT count(*)::int AS n FROM items_view`)).rows).toEqual([{ n: 2 }]);
+  });
+});
+
+describe("triggers", () => {
+  it("an AFTER trigger, or a BEFORE trigger that writes, on a synced table makes its writes refused", async () => {
+    await expectRiskyRefused(`INSERT INTO a VALUES (1)`, /public\.a: its AFTER trigger a_after/);
+    await expectRiskyRefused(`TRUNCATE a`, /AFTER trigger a_after/);
+    await expectRiskyRefused(`INSERT INTO b VALUES (1)`, /BEFORE trigger b_before/);
+    expect((await risky.query(`SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) AS n`)).rows).toEqual([{ n: 0 }]);
+    // A BEFORE trigger that only changes NEW is fine: the captured image is the row as stored.
+    const mark = await watermark(risky);
+    await risky.query(`INSERT INTO c VALUES (1, 'low')`);
+    expect((await logSince(risky, mark)).map((e) => [e.op, e.new])).toEqual([["I", `{"v": "LOW", "id": 1}`]]);
+  });
+
+  it("a trigger on a table that is not synced: refused when it may write a synced table, allowed when it writes local tables", async () => {
+    await db.query(`CREATE TRIGGER to_audit AFTER INSERT ON local_note FOR EACH ROW EXECUTE FUNCTION note_audit()`);
+    const mark = await watermark(db);
+    await db.query(`INSERT INTO local_note VALUES (5, 'audited')`);
+    expect((await db.query(`SELECT what FROM audit`)).rows).toEqual([{ what: "note 5" }]);
+    expect(await logSince(db, mark)).toEqual([]);
+
+    await db.query(`CREATE TRIGGER to_items AFTER INSERT ON local_note FOR EACH ROW EXECUTE FUNCTION note_to_items()`);
+    await expectRefused(`INSERT INTO local_note VALUES (6, 'x')`, /local_note, which is not synced but may change synced tables: its AFTER trigger to_items/);
+    await expectRefused(`WITH n AS (INSERT INTO local_note VALUES (6, 'x') RETURNING id) SELECT * FROM n`, /to_items/);
+    await db.query(`DROP TRIGGER to_items ON local_note; DROP TRIGGER to_audit ON local_note`);
+    await db.query(`INSERT INTO local_note VALUES (6, 'x')`);
+  });
+
+  it("a rule on a synced table, or a default that calls a writing function, makes its writes refused", async () => {
+    await expectRiskyRefused(`INSERT INTO r VALUES (1)`, /rule r_also/);
+    await expectRiskyRefused(`INSERT INTO numbered (v) VALUES ('x')`, /default of column id calls next_n/);
+    expect((await risky.query(`SELECT n FROM counter`)).rows).toEqual([{ n: 0 }]);
+  });
+});
+
+describe("tables without a primary key", () => {
+  it("fail with CAPTURE_NO_PRIMARY_KEY at their first captured write, not at connect; reads work", async () => {
+    expect((await risky.query(`SELECT count(*)::int AS n FROM loose`)).rows).toEqual([{ n: 0 }]);
+    for (const sql of [`INSERT INTO loose VALUES (1, 'x')`, `UPDATE loose SET a = 2`, `DELETE FROM loose`, `TRUNCATE loose`]) {
+      await expectRiskyRefused(sql, /public\.loose: it has no primary key/, "CAPTURE_NO_PRIMARY_KEY");
+    }
+  });
+
+  it("are written freely once excluded from sync", async () => {
+    await db.query(`INSERT INTO nokey VALUES (1, 'x')`);
+    expect((await db.query(`SELECT count(*)::int AS n FROM nokey`)).rows).toEqual([{ n: 1 }]);
+  });
+});
+
+describe("Ominipg's own tables", () => {
+  it("refuse writes and DDL", async () => {
+    await db.query(`INSERT INTO items VALUES (70, 0)`); // at least one entry to protect
+    for (const sql of [
+      `DELETE FROM _sync_queue`,
+      `DELETE FROM public._sync_queue WHERE id > 0`,
+      `INSERT INTO _sync_queue (schema_name, table_name, op) VALUES ('public', 'items', 'T')`,
+      `UPDATE _sync_queue SET op = 'D'`,
+      `UPDATE _sync_queue SET priority = 1, new_row = NULL`,
+      `WITH x AS (DELETE FROM _sync_queue RETURNING *) SELECT count(*) FROM x`,
+      `WITH x AS (DELETE FROM _sync_queue RETURNING id) INSERT INTO local_note SELECT id, 'x' FROM x`,
+      `TRUNCATE _sync_queue`,
+      `DROP TABLE _sync_queue`,
+      `ALTER TABLE _sync_queue ADD COLUMN x int`,
+      `UPDATE _ominipg_meta SET value = 'x'`,
+      `DELETE FROM _ominipg_meta`,
+      `COPY _sync_queue FROM '/dev/blob'`,
+    ]) {
+      await expectRefused(sql, /Ominipg's own table/);
+    }
+    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_meta`)).rows).toEqual([{ n: 1 }]);
+  });
+
+  it("the sync guide's priority update works as written, and reading is free", async () => {
+    const mark = await watermark(db);
+    await db.query(`INSERT INTO items VALUES (80, 0)`);
+    const r = await db.query(`UPDATE _sync_queue SET priority = 1 WHERE table_name IN ('orders', 'payments')`);
+    expect(r).toMatchObject({ command: "UPDATE", rowCount: 0 });
+    const r2 = await db.query(`UPDATE _sync_queue SET priority = 1 WHERE table_name IN ('items') AND id > $1`, [mark]);
+    expect(r2.rowCount).toBe(1);
+    expect((await logSince(db, mark)).map((e) => [e.op, e.priority])).toEqual([["I", 1]]);
+    expect((await db.query(`SELECT count(*) > 0 AS some FROM _sync_queue`)).rows).toEqual([{ some: true }]);
+  });
+});

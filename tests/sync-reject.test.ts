@@ -1,0 +1,122 @@
+// Changes the remote refuses for good (constraints that exist only remotely): onReject "stop" keeps them
+// queued and names them; onReject "skip" applies the rest and keeps the refused ones in _ominipg_rejected.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SyncError } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { expectSameRows, openSynced, queued } from "./sync-helpers.js";
+
+const SCHEMA = [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, n int NOT NULL, code text)`];
+
+describe("sync: changes the remote rejects", () => {
+  let remote: TestDatabase;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    const setup = await openSynced(remote.url, SCHEMA);
+    await setup.sync();
+    await setup.close();
+    // Remote only: the local database accepts what these refuse.
+    await remote.sql`ALTER TABLE items ADD CONSTRAINT n_not_negative CHECK (n >= 0)`;
+    await remote.sql`CREATE UNIQUE INDEX items_code ON items (code)`;
+  });
+  afterAll(async () => {
+    await remote.drop();
+  });
+
+  it('onReject "stop": SyncError REMOTE_REJECTED naming table, key and cause; nothing is lost', async () => {
+    await remote.sql`TRUNCATE items`;
+    const db = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 10 } });
+    const errors: unknown[] = [];
+    db.on("error", (e) => errors.push(e));
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 40) g`);
+    await db.query(`UPDATE items SET n = -5 WHERE id = 17`);
+    const err = await db.sync().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SyncError);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    const message = (err as Error).message;
+    expect(message).toContain("public.items");
+    expect(message).toContain("key (17)");
+    expect(message).toContain("n_not_negative");
+    expect(errors).toEqual([err]);
+    // The refused row's entries are still queued; whatever was applied is exactly the local rows.
+    const remaining = await db.query<{ id: number }>(`SELECT DISTINCT (new_row->>'id')::int AS id FROM _sync_queue ORDER BY 1`);
+    expect(remaining.rows.map((r) => r.id)).toContain(17);
+    const applied = await remote.sql<{ id: number }[]>`SELECT id FROM items ORDER BY id`;
+    expect(applied.length + remaining.rows.length).toBe(40);
+    // A second sync stops at the same row again rather than skipping it.
+    await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_REJECTED" });
+    // Fixed locally, it goes through with everything else.
+    await db.query(`UPDATE items SET n = 5 WHERE id = 17`);
+    expect((await db.sync()).rejected).toBe(0);
+    await expectSameRows(db, remote.sql, { items: "id" });
+    expect(await queued(db)).toBe(0);
+    await db.close();
+  });
+
+  it('onReject "skip": the other rows are applied and each refused one is kept in _ominipg_rejected', async () => {
+    await remote.sql`TRUNCATE items`;
+    const db = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 16, onReject: "skip" } });
+    await db.query(`INSERT INTO items (id, n, code) SELECT g, g, 'c' || g FROM generate_series(1, 100) g`);
+    await db.query(`UPDATE items SET n = -1 WHERE id IN (3, 64)`); // the remote CHECK refuses
+    const first = await db.sync();
+    expect(first).toMatchObject({ pushed: 102, rejected: 4 }); // two rows, an insert and an update each
+    await remote.sql`INSERT INTO items VALUES (1000, 1, 'taken remotely')`;
+    await db.query(`INSERT INTO items VALUES (101, 1, 'taken remotely')`); // the remote unique index refuses
+    await db.query(`UPDATE items SET code = 'x' WHERE id = 50`);
+    const second = await db.sync();
+    expect(second).toMatchObject({ pushed: 2, applied: 1, rejected: 1 });
+    expect(await queued(db)).toBe(0);
+
+    const rejected = await db.query(
+      `SELECT queue_ids, table_name, op, row_key, new_row->>'n' AS n, error_code, error_message FROM _ominipg_rejected ORDER BY id`,
+    );
+    expect(rejected.rows).toEqual([
+      expect.objectContaining({ table_name: "items", op: "I", row_key: { id: 3 }, n: "-1", error_code: "23514" }),
+      expect.objectContaining({ table_name: "items", op: "I", row_key: { id: 64 }, n: "-1", error_code: "23514" }),
+      expect.objectContaining({ table_name: "items", op: "I", row_key: { id: 101 }, error_code: "23505" }),
+    ]);
+    expect((rejected.rows[0] as { queue_ids: unknown[] }).queue_ids).toHaveLength(2);
+    expect(String((rejected.rows[2] as { error_message: string }).error_message)).toContain("items_code");
+    // Everything else arrived.
+    const remoteIds = (await remote.sql<{ id: number }[]>`SELECT id FROM items WHERE id <= 101 ORDER BY id`).map((r) => r.id);
+    expect(remoteIds).toEqual(Array.from({ length: 100 }, (_, i) => i + 1).filter((id) => id !== 3 && id !== 64));
+    expect(await remote.sql`SELECT code FROM items WHERE id = 50`).toEqual([{ code: "x" }]);
+    // The sync guide's clean-up of the record table is allowed.
+    await db.query(`DELETE FROM _ominipg_rejected`);
+    await db.close();
+  });
+
+  it('an error about the table rather than the rows stops even with onReject "skip", and nothing is set aside', async () => {
+    await remote.sql`TRUNCATE items`;
+    // Remote only: refuses every insert with an error that is not about the row's data.
+    await remote.sql.unsafe(`CREATE FUNCTION no_access() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      RAISE EXCEPTION 'no inserts for this role' USING ERRCODE = 'insufficient_privilege'; END $$`);
+    await remote.sql.unsafe(`CREATE TRIGGER items_no_access BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION no_access()`);
+    const db = await openSynced(remote.url, SCHEMA, { sync: { onReject: "skip" } });
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 20) g`);
+    const err = await db.sync().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    expect((err as Error).message).toContain("batch of 20 changes to public.items: no inserts for this role");
+    expect(await queued(db)).toBe(20);
+    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_rejected`)).rows).toEqual([{ n: 0 }]);
+    await remote.sql.unsafe(`DROP TRIGGER items_no_access ON items`);
+    expect(await db.sync()).toMatchObject({ pushed: 20, rejected: 0 });
+    await db.close();
+  });
+
+  it("a refused TRUNCATE stops with REMOTE_REJECTED and stays queued", async () => {
+    await remote.sql`TRUNCATE items`;
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS remote_refs (id int PRIMARY KEY, item_id int REFERENCES items (id))`);
+    const db = await openSynced(remote.url, SCHEMA);
+    await db.query(`INSERT INTO items VALUES (1, 1, 'a')`);
+    await db.sync();
+    await db.query(`TRUNCATE items`);
+    const err = await db.sync().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    expect((err as Error).message).toMatch(/truncate of public\.items.*remote_refs/);
+    expect(await queued(db)).toBe(1);
+    await remote.sql.unsafe(`DROP TABLE remote_refs`);
+    await db.sync();
+    expect(await remote.sql`SELECT count(*)::int AS n FROM items`).toEqual([{ n: 0 }]);
+    await db.close();
+  });
+});

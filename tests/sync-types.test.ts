@@ -1,0 +1,100 @@
+// Every column type round-trips exactly: the remote row equals the local row, as jsonb and as text.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Ominipg } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { expectSameRows, openSynced, queued } from "./sync-helpers.js";
+
+const SCHEMA = [
+  `DO $$ BEGIN CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+  `CREATE TABLE IF NOT EXISTS every (
+     id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     big int8, small int2, num numeric, fixed numeric(30, 10), f8 float8, f4 real,
+     ints int[], grid int[][], texts text[], j jsonb, js json, b bytea,
+     tstz timestamptz, ts timestamp, d date, tm time, iv interval, u uuid,
+     m mood, moods mood[], flag boolean, addr inet, r int4range, c char(3), vc varchar(5), tsv tsvector,
+     doubled numeric GENERATED ALWAYS AS (num * 2) STORED,
+     first_text text GENERATED ALWAYS AS (upper(texts[1])) STORED)`,
+  `CREATE TABLE IF NOT EXISTS keyed (k text, at timestamptz, n numeric, v text, PRIMARY KEY (k, at, n))`,
+];
+
+const FULL_ROW = `INSERT INTO every (big, small, num, fixed, f8, f4, ints, grid, texts, j, js, b, tstz, ts, d, tm, iv, u, m, moods, flag, addr, r, c, vc, tsv)
+  VALUES (9007199254740993, -32768, 123456789012345678901234567890.123456789012345678901234567890, 12345678901234567890.0123456789,
+          0.1, 3.4028235e38, '{1,NULL,3}', '{{1,2},{3,4}}',
+          ARRAY['a,b', 'say "hi"', 'back\\slash', NULL, '', 'NULL', '{x}', ' sp ', 'ünï €'],
+          '{"big": 123456789012345678901234567890, "n": 9007199254740993, "f": 1.10, "s": "x\\"y", "nested": [1.5, {"a": null}]}',
+          '{"b": 1,  "a": [2, 3.50],   "a": "dup"}', '\\x00ff10'::bytea,
+          '2024-02-29 12:34:56.123456+05:30', '2024-02-29 12:34:56.654321', '2024-02-29', '23:59:59.999999',
+          '1 year 2 mons 3 days 04:05:06.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', '{sad,happy}', true,
+          '192.168.0.1/24', '[1,10)', 'ab', 'xyz', 'a fat cat')`;
+
+const EXTREMES = `INSERT INTO every (big, small, num, f8, f4, ints, texts, j, b, tstz, ts, d, iv)
+  VALUES (-9223372036854775808, 32767, 'NaN', 'NaN', '-Infinity', '{}', '{}', '[]', '\\x'::bytea,
+          'infinity', '-infinity', '4713-01-01 BC', '-178000000 years')`;
+
+const COLUMNS = ("id big small num fixed f8 f4 ints grid texts j js b tstz ts d tm iv u m moods flag addr r c vc tsv doubled first_text").split(" ");
+
+describe("sync: column types", () => {
+  let remote: TestDatabase;
+  let db: Ominipg;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    db = await openSynced(remote.url, SCHEMA);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await remote.drop();
+  });
+
+  it("round-trips every column type exactly, with identity keys pushed as they are and generated columns recomputed remotely", async () => {
+    await db.query(FULL_ROW);
+    await db.query(`INSERT INTO every DEFAULT VALUES`); // all NULL
+    await db.query(EXTREMES);
+    await db.query(`INSERT INTO every (id, big) OVERRIDING SYSTEM VALUE VALUES (1000, 1)`);
+    expect((await db.sync()).rejected).toBe(0);
+    await expectSame();
+
+    // Updates of values where text comparisons matter: a big number inside jsonb, numeric scale, arrays.
+    await db.query(`UPDATE every SET j = jsonb_set(j, '{n}', '9007199254740995') WHERE id = 1`);
+    await db.query(`UPDATE every SET num = 1.50, texts = ARRAY['x,"y"'] WHERE id = 1`); // doubled and first_text change remotely too
+    await db.query(`UPDATE every SET big = 9223372036854775807, grid = '{{5,6},{7,8}}' WHERE id = 2`);
+    await db.query(`UPDATE every SET iv = iv * 2, tstz = tstz + interval '1 microsecond' WHERE id = 1`);
+    expect((await db.sync()).rejected).toBe(0);
+    await expectSame();
+    const [row] = await remote.sql`SELECT big::text, (j->>'n') AS n, doubled::text, first_text FROM every WHERE id IN (1, 2) ORDER BY id`;
+    expect(row).toEqual({ big: "9007199254740993", n: "9007199254740995", doubled: "3.00", first_text: 'X,"Y"' });
+
+    async function expectSame() {
+      await expectSameRows(db, remote.sql, { every: "id" });
+      // Row text too (numeric scale, float digits, char padding, array quoting); json: see the next test.
+      const select = `SELECT ROW(${COLUMNS.filter((c) => c !== "js").join(", ")})::text AS t FROM every ORDER BY id`;
+      const local = (await db.query<{ t: string }>(select)).rows.map((r) => r.t);
+      const rows = await remote.sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL TimeZone TO 'UTC'`);
+        return tx.unsafe<{ t: string }[]>(select);
+      });
+      expect(rows.map((r) => r.t)).toEqual(local);
+    }
+  });
+
+  // Known bug outside the applier (see the issue 4 report): capture stores row images as to_jsonb(row), which
+  // turns a json value into jsonb (key order, spacing and duplicate keys are lost) before the push sees it.
+  // Remove `.fails` once capture keeps json text.
+  it.fails("keeps the exact text of json values", async () => {
+    await db.query(`INSERT INTO every (id, js) OVERRIDING SYSTEM VALUE VALUES (5000, '{"b": 1,  "a": 2, "a": 3}')`);
+    await db.sync();
+    const [row] = await remote.sql`SELECT js::text AS js FROM every WHERE id = 5000`;
+    expect(row?.js).toBe('{"b": 1,  "a": 2, "a": 3}');
+  });
+
+  it("finds rows by keys of any type (text with quotes, timestamptz, numeric) for updates, key changes and deletes", async () => {
+    await db.query(`INSERT INTO keyed VALUES ('it''s "q"', '2024-01-01 00:00:00.000001+00', 1.5, 'a'), ('x,y', '2024-01-01 10:00+02', 10, 'b'), ('z', 'infinity', 0.1, 'c')`);
+    await db.sync();
+    await db.query(`UPDATE keyed SET v = 'a2' WHERE k = 'it''s "q"'`);
+    await db.query(`UPDATE keyed SET at = at + interval '1 hour', n = 20 WHERE k = 'x,y'`);
+    await db.query(`DELETE FROM keyed WHERE k = 'z'`);
+    const result = await db.sync();
+    expect(result).toMatchObject({ pushed: 3, applied: 3, rejected: 0 });
+    await expectSameRows(db, remote.sql, { keyed: "k, at, n" });
+    expect(await queued(db)).toBe(0);
+  });
+});
