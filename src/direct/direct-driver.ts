@@ -43,7 +43,7 @@ export class DirectDriver implements Driver {
   async invalidate(): Promise<void> {}
 
   async close(): Promise<void> {
-    await this.#sql.end({ timeout: 5 });
+    await this.#sql.end({ timeout: 1 });
   }
 
   async #track<R>(pending: Promise<R>): Promise<R> {

@@ -77,6 +77,7 @@ import type { Driver } from "../driver.js";
 import { OminipgError, SyncError } from "../errors.js";
 import { joinImage, splitImage } from "../apply/image.js";
 import { Mutex } from "../local/mutex.js";
+import { transaction } from "../remote/connection.js";
 import type { Remote } from "../remote/remote.js";
 import {
   CANONICAL_SETTINGS,
@@ -233,7 +234,9 @@ export class Puller {
     const result: PullResult = { tables: {}, conflicts: 0, rejected: 0, sequences: 0, durationMs: 0 };
     let remoteValues: (string | null)[] = [];
     try {
-      await remote.sql.begin("isolation level repeatable read read only", async (tx) => {
+      // transaction(): postgres.js's own begin() can crash the process when the connection drops mid-way.
+      await transaction(remote.sql, async (sql) => {
+        const tx = sql as unknown as Tx; // transaction() hands over postgres.js's transaction connection
         await tx.unsafe(CANONICAL_SETTINGS).simple();
         for (const t of tables) {
           const tally = await this.#table(tx, t, hooks, result);
@@ -241,7 +244,7 @@ export class Puller {
           result.rejected += tally.rejected;
         }
         remoteValues = await remoteSequenceValues(tx, owned);
-      });
+      }, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
     } catch (err) {
       if (err instanceof Carried) throw err;
       throw remote.error("PULL_FAILED", "pulling from the remote", err);
