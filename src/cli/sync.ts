@@ -2,7 +2,6 @@ import type { Ominipg, SyncOptions } from "../index.js";
 import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, listArg, parseCommandArgs, positiveIntegerArg, remoteArg } from "./args.js";
 import type { Command } from "./command.js";
 import { CliError } from "./errors.js";
-import { readLocalLog } from "./local-log.js";
 import { openDirectory } from "./open-directory.js";
 import { EXIT_OK, columns, plural, say } from "./output.js";
 import { progressReporter } from "./progress.js";
@@ -73,7 +72,7 @@ export const syncCommand: Command = {
  */
 async function assertNothingPendingOutside(db: Ominipg, tables: string[]): Promise<void> {
   const named = new Set(tables.map((t) => (t.includes(".") ? t : `public.${t}`)));
-  const outside = (await readLocalLog(db)).pending.filter((p) => !named.has(p.table));
+  const outside = (await db.status()).pending.filter((p) => !named.has(p.table));
   if (outside.length === 0) return;
   const list = outside.map((p) => `${p.table} (${plural(p.count, "change")})`).join(", ");
   throw new CliError(`--tables leaves out tables with pending changes: ${list}; add them to --tables, or sync without --tables`);
