@@ -350,14 +350,34 @@ async function clientIdOf(d: Driver): Promise<string> {
   return rows[0]!.value;
 }
 
+/**
+ * One page of the log as ONE text value: PGlite's JS protocol parsing per row and per column costs far more
+ * than the query (4-5x on 100,000 entries). Fields are joined with the unit separator and entries with the
+ * record separator: jsonb text escapes control characters and the names are JSON-quoted, so neither occurs.
+ */
 async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<LogEntry[]> {
-  const { rows } = await d.query<{ id: number; s: string; t: string; op: string; o: string | null; n: string | null; p: number }>(
-    `SELECT id, schema_name AS s, table_name AS t, op::text AS op, old_row::text AS o, new_row::text AS n, priority AS p
-       FROM ${QUEUE_TABLE} WHERE id > $1 AND id <= $2 ${only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL"}
-      ORDER BY id LIMIT $3`,
+  const { rows } = await d.query<{ page: string | null }>(
+    `SELECT string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
+                                 coalesce(old_row::text, ''), coalesce(new_row::text, '')), E'\\x1e' ORDER BY id) AS page
+       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1 AND id <= $2
+               ${only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL"}
+             ORDER BY id LIMIT $3) AS q`,
     [after, maxId, PAGE, only ?? null],
   );
-  return rows.map((r) => ({ id: Number(r.id), schema: r.s, table: r.t, op: r.op as LogEntry["op"], oldRow: r.o, newRow: r.n, priority: r.p }));
+  const page = rows[0]?.page;
+  if (!page) return [];
+  return page.split("\x1e").map((record) => {
+    const [id, schema, table, op, priority, oldRow, newRow] = record.split("\x1f") as [string, string, string, string, string, string, string];
+    return {
+      id: Number(id),
+      schema: JSON.parse(schema) as string,
+      table: JSON.parse(table) as string,
+      op: op as LogEntry["op"],
+      priority: Number(priority),
+      oldRow: oldRow === "" ? null : oldRow,
+      newRow: newRow === "" ? null : newRow,
+    };
+  });
 }
 
 async function deleteEntries(d: Driver, ranges: number[]): Promise<void> {
