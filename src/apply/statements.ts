@@ -99,8 +99,11 @@ function overriding(table: TableInfo, columns: string[]): string {
   return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
 }
 
-function onConflict(table: TableInfo, set: string[]): string {
+function onConflict(table: TableInfo, columns: string[]): string {
   const target = `ON CONFLICT (${list(table.primaryKey)})`;
+  // An identity ALWAYS column can only be set by an INSERT (OVERRIDING SYSTEM VALUE): an UPDATE may not
+  // change it, so it never changes locally either.
+  const set = columns.filter((c) => !table.columns.some((tc) => tc.name === c && tc.identity === "a"));
   return set.length ? `${target} DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : `${target} DO NOTHING`;
 }
 
