@@ -67,7 +67,7 @@ describe.concurrent("ominipg CLI", () => {
     const top = await cli("--help");
     expect(top.code).toBe(0);
     expect(top.stdout).toMatch(/Usage: ominipg <command>/);
-    const commands = ["status", "sync", "verify", "demo"];
+    const commands = ["status", "sync", "pull", "verify", "demo"];
     const runs = await Promise.all(commands.map((command) => cli(command, "--help")));
     runs.forEach((run, i) => {
       expect(run.code, commands[i]).toBe(0);
@@ -124,6 +124,32 @@ describe.concurrent("ominipg CLI", () => {
     expect(differ.stdout).toMatch(/public\.items\s+DIFFERS\s+3 local rows, 4 remote rows/);
     expect(differ.stdout).toContain("only remote: 1 row, keys [100]");
     await remote.sql`DELETE FROM items WHERE id = 100`;
+  });
+
+  it("pull brings remote changes into a directory", async ({ expect }) => {
+    // Its own remote: the other tests run side by side on the shared one.
+    const own = await createTestDatabase();
+    try {
+      const dir = path.join(workDir, "pull");
+      const db = await Ominipg.connect({ url: dir, syncUrl: own.url, schemaSQL: [SCHEMA], loadDataDir: await pgliteTemplate() });
+      await db.query(`INSERT INTO items VALUES (1, 'one')`);
+      await db.sync();
+      await db.close();
+      await own.sql`INSERT INTO items VALUES (200, 'from the server')`;
+      await own.sql`UPDATE items SET name = 'renamed' WHERE id = 1`;
+      const pulled = await cli("pull", dir, "--remote", own.url);
+      expect(pulled.stderr).toBe("");
+      expect(pulled.code).toBe(0);
+      expect(pulled.stdout).toMatch(/public\.items\s+\w+\s+2 written, 0 deleted, 0 held/);
+      const again = await Ominipg.connect({ url: dir });
+      expect((await again.query(`SELECT id, name FROM items ORDER BY id`)).rows).toEqual([
+        { id: 1, name: "renamed" },
+        { id: 200, name: "from the server" },
+      ]);
+      await again.close();
+    } finally {
+      await own.drop();
+    }
   });
 
   it("reports an unreachable remote in one line, exit code 1, without the password", async ({ expect }) => {

@@ -4,11 +4,12 @@ import type { Command } from "./command.js";
 import { demoCommand } from "./demo.js";
 import { UsageError } from "./errors.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, columns, complain, detail, say } from "./output.js";
+import { pullCommand } from "./pull.js";
 import { statusCommand } from "./status.js";
 import { syncCommand } from "./sync.js";
 import { verifyCommand } from "./verify.js";
 
-const COMMANDS: readonly Command[] = [statusCommand, syncCommand, verifyCommand, demoCommand];
+const COMMANDS: readonly Command[] = [statusCommand, syncCommand, pullCommand, verifyCommand, demoCommand];
 
 function topLevelHelp(): string {
   return [
@@ -21,6 +22,7 @@ function topLevelHelp(): string {
       [
         ["status <dir> [--remote <url>]", statusCommand.summary],
         ["sync <dir> --remote <url>", syncCommand.summary],
+        ["pull <dir> --remote <url>", pullCommand.summary],
         ["verify <dir> --remote <url>", verifyCommand.summary],
         ["demo", demoCommand.summary],
       ],

@@ -6,18 +6,18 @@ export interface ProgressReporter {
 }
 
 /** A progress bar on a terminal; plain, throttled lines otherwise (logs, pipes, CI). */
-export function progressReporter(stream: NodeJS.WriteStream = process.stdout): ProgressReporter {
-  return stream.isTTY ? barReporter(stream) : lineReporter(stream);
+export function progressReporter(stream: NodeJS.WriteStream = process.stdout, what = { verb: "pushing", unit: "changes" }): ProgressReporter {
+  return stream.isTTY ? barReporter(stream, what) : lineReporter(stream, what.unit);
 }
 
-function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
+function barReporter(stream: NodeJS.WriteStream, what: { verb: string; unit: string }): ProgressReporter {
   let bar: cliProgress.SingleBar | undefined;
   return {
     update(done, total) {
       if (total === 0) return;
       if (!bar) {
         bar = new cliProgress.SingleBar(
-          { stream, format: "pushing [{bar}] {percentage}% | {value}/{total} changes | eta {eta_formatted}", hideCursor: true },
+          { stream, format: `${what.verb} [{bar}] {percentage}% | {value}/{total} ${what.unit} | eta {eta_formatted}`, hideCursor: true },
           cliProgress.Presets.shades_classic,
         );
         bar.start(total, done);
@@ -35,7 +35,7 @@ function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
 
 const LINE_INTERVAL_MS = 1000;
 
-function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
+function lineReporter(stream: NodeJS.WriteStream, unit: string): ProgressReporter {
   let lastLine = -Infinity;
   let lastDone = -1;
   return {
@@ -46,7 +46,7 @@ function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
       lastLine = now;
       lastDone = done;
       const percent = Math.floor((done / total) * 100);
-      stream.write(`progress ${done}/${total} changes (${percent}%)\n`);
+      stream.write(`progress ${done}/${total} ${unit} (${percent}%)\n`);
     },
     stop() {},
   };
