@@ -47,7 +47,14 @@ export class Ominipg extends OminipgBase {
   /** Open the local database, run `schemaSQL`, and (with `syncUrl`) start capturing. Never waits on the network. */
   static async connect(options: ConnectOptions = {}): Promise<Ominipg> {
     const { driver, lock } = await OminipgBase.openLocal(options);
-    const db = new Ominipg(driver, options, lock);
+    let db: Ominipg;
+    try {
+      db = new Ominipg(driver, options, lock);
+    } catch (err) {
+      await driver.close(); // never leave the database open and its directory locked
+      lock?.release();
+      throw err;
+    }
     try {
       if (db.#leases) {
         await driver.exec(LEASE_DDL);

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { ConfigError } from "./errors.js";
-import { tlsFromUrl } from "./remote/url.js";
+import { checkUrl, isPostgresUrl, tlsFromUrl } from "./remote/url.js";
 
 export interface SyncOptions {
   /** Schemas whose tables are synced. Default `["public"]`. */
@@ -103,11 +103,14 @@ export function validateConnectOptions(options: ConnectOptions): void {
   if (options.syncUrl !== undefined && (typeof options.syncUrl !== "string" || !/^postgres(ql)?:\/\//i.test(options.syncUrl))) {
     throw new ConfigError("syncUrl must be a postgres:// or postgresql:// URL");
   }
-  if (options.syncUrl !== undefined) {
+  for (const [name, url] of [["syncUrl", options.syncUrl], ["url", options.url]] as const) {
+    if (typeof url !== "string" || !isPostgresUrl(url)) continue;
     try {
-      tlsFromUrl(options.syncUrl, (file) => fs.readFileSync(file));
-    } catch (cause) {
-      throw new ConfigError(`syncUrl: ${(cause as Error).message}`, { cause });
+      checkUrl(url);
+      tlsFromUrl(url, (file) => fs.readFileSync(file));
+    } catch (err) {
+      // No cause: the URL (and its password) must not travel with the error.
+      throw new ConfigError(`${name}: ${(err as Error).message}`);
     }
   }
   if (options.remoteSchema !== undefined && options.remoteSchema !== "apply" && options.remoteSchema !== "skip") {

@@ -13,7 +13,7 @@ export class DirectDriver implements Driver {
   #status: TxStatus = "idle";
 
   constructor(url: string) {
-    this.#sql = openRemote(url, { max: 1, prepare: true });
+    this.#sql = openRemote(url, { max: 1, prepare: true, fetchTypes: true }); // arrays come back as arrays
   }
 
   get txStatus(): TxStatus {

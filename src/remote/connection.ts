@@ -18,6 +18,11 @@ export interface RemoteOptions {
   /** Server-side prepared statements; off for poolers in transaction mode (PgBouncer). */
   prepare?: boolean;
   connectTimeoutSeconds?: number;
+  /**
+   * The driver's array-type catalog query on each new connection (arrays in results and parameters as JS
+   * arrays). Off for sync (see openRemote); direct mode, which returns arrays, turns it on.
+   */
+  fetchTypes?: boolean;
 }
 
 /**
@@ -37,7 +42,7 @@ export function openRemote(url: string, options: RemoteOptions = {}): Sql {
     // No catalog query of the driver's own on each new connection: a connection lost under it rejected a
     // promise nobody awaits (an unhandledRejection: the app's process dies, porsager/postgres#1192) and
     // wedged the pool (syncs hung until connect_timeout). Ominipg sends arrays as text and reads none.
-    fetch_types: false,
+    fetch_types: options.fetchTypes ?? false,
     idle_timeout: 30,
     // No reconnect back-off inside the driver: its own grows to 20 s after a long outage and would delay the
     // first sync after the server is back. The syncer retries with its own capped back-off.

@@ -7,10 +7,14 @@ import { passwordOf, redact } from "./url.js";
 const RETRYABLE_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|55P03|57014)/;
 const RETRYABLE_NODE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 
+/** Node's codes for a server certificate that TLS verification refused (sslmode verify-ca / verify-full). */
+const TLS_REFUSED = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_\w+|\w*CERT\w*|SELF_SIGNED\w*)$/;
+
 export function isRetryable(err: unknown): boolean {
   // Ominipg's own errors say it themselves (a schema mismatch or a SchemaError is not worth retrying).
   if (err instanceof OminipgError) return err instanceof SyncError && err.retryable;
   const code = String((err as { code?: unknown })?.code ?? "");
+  if (TLS_REFUSED.test(code)) return false; // trying again cannot fix a certificate
   if (RETRYABLE_NODE.has(code)) return true;
   if (/^[0-9A-Z]{5}$/.test(code)) return RETRYABLE_SQLSTATE.test(code);
   return err instanceof Error && !("severity" in err); // not a PostgreSQL error: the network, most likely
@@ -52,7 +56,8 @@ export class Remote {
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
   error(code: string, what: string, cause: unknown): SyncError {
     if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
-    const message = this.redact(`${what}: ${(cause as Error)?.message ?? String(cause)}`);
+    const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? "")) ? "TLS: the server's certificate was refused: " : "";
+    const message = this.redact(`${what}: ${tls}${(cause as Error)?.message ?? String(cause)}`);
     return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
   }
 

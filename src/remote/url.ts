@@ -83,3 +83,17 @@ export function tlsFromUrl(url: string, readFile: (path: string) => Buffer): { u
   return { url: stripped, ssl: options };
 }
 
+
+/**
+ * Throws if postgres.js could not parse `url`, with a message that does not quote it (it holds the
+ * password; so does the `input` of the TypeError that `new URL()` throws, which is therefore not kept).
+ */
+export function checkUrl(url: string): void {
+  // postgres.js takes several hosts ("h1:5432,h2:5432") and parses the URL with the first one.
+  const probe = url.replace(/^([a-z]+:\/\/(?:[^/?#]*@)?)([^/?#]*)/i, (_m, head: string, hosts: string) => head + (hosts.split(",")[0] ?? ""));
+  try {
+    new URL(probe);
+  } catch {
+    throw new Error("it is not a valid URL (characters such as @ : / ? # % or spaces in the user name or password must be percent-encoded)");
+  }
+}
