@@ -1,6 +1,4 @@
-import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, parseCommandArgs, remoteArg } from "./args.js";
-import type { Command } from "./command.js";
-import { openDirectory } from "./open-directory.js";
+import { directoryCommand } from "./command.js";
 import { EXIT_OK, columns, plural, say } from "./output.js";
 import { progressReporter } from "./progress.js";
 
@@ -18,38 +16,21 @@ Options:
 
 Exit codes: 0 ok, 1 the pull failed, 2 usage error.`;
 
-export const pullCommand: Command = {
+export const pullCommand = directoryCommand({
   name: "pull",
   summary: "bring the remote's changes into the directory",
   help: HELP,
-
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("pull", {
-      args,
-      options: { ...COMMON_OPTIONS, ...REMOTE_OPTION },
-      allowPositionals: true,
-    });
-    if (values.help) {
-      say(HELP);
-      return EXIT_OK;
-    }
-    const dir = directoryArg("pull", positionals);
-    const remote = remoteArg("pull", values.remote, true);
-
-    const db = await openDirectory(dir, { remote });
+  remote: "required",
+  async run(db, { dir, remote }) {
     const progress = progressReporter(process.stdout, { verb: "pulling", unit: "rows" });
     db.on("pull:progress", ({ done, total }) => progress.update(done, total));
     db.on("pull:conflict", (c) => say(`conflict: ${c.table} ${c.key} changed remotely too; the pending local change is kept`));
-    try {
-      say(`pulling ${remote} into ${dir}`); // say() redacts the password
-      const result = await db.pull().finally(() => progress.stop());
-      say(`pulled in ${result.durationMs} ms`);
-      const rows = Object.entries(result.tables).map(([table, t]) => [table, t.strategy, `${t.upserted} written, ${t.deleted} deleted, ${t.skipped} held`]);
-      for (const line of columns(rows, "  ")) say(line);
-      if (result.conflicts > 0) say(`${plural(result.conflicts, "conflict")} recorded in _ominipg_conflicts`);
-      return EXIT_OK;
-    } finally {
-      await db.close();
-    }
+    say(`pulling ${remote} into ${dir}`); // say() redacts the password
+    const result = await db.pull().finally(() => progress.stop());
+    say(`pulled in ${result.durationMs} ms`);
+    const rows = Object.entries(result.tables).map(([table, t]) => [table, t.strategy, `${t.upserted} written, ${t.deleted} deleted, ${t.skipped} held`]);
+    for (const line of columns(rows, "  ")) say(line);
+    if (result.conflicts > 0) say(`${plural(result.conflicts, "conflict")} recorded in _ominipg_conflicts`);
+    return EXIT_OK;
   },
-};
+});

@@ -1,7 +1,5 @@
-import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, parseCommandArgs, remoteArg } from "./args.js";
-import type { Command } from "./command.js";
+import { directoryCommand } from "./command.js";
 import { lastSyncText, pendingLines } from "./format.js";
-import { openDirectory } from "./open-directory.js";
 import { EXIT_FAILED, EXIT_OK, complain, plural, say } from "./output.js";
 
 const HELP = `Usage: ominipg status <dir> [--remote <url>]
@@ -17,43 +15,26 @@ Options:
 
 Exit codes: 0 ok, 1 failed (or the remote did not answer), 2 usage error.`;
 
-export const statusCommand: Command = {
+export const statusCommand = directoryCommand({
   name: "status",
   summary: "client id, pending changes, last sync and whether the remote answers",
   help: HELP,
-
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("status", {
-      args,
-      options: { ...COMMON_OPTIONS, ...REMOTE_OPTION },
-      allowPositionals: true,
-    });
-    if (values.help) {
-      say(HELP);
+  remote: "optional",
+  async run(db, { dir }) {
+    const status = await db.status();
+    const total = status.pending.reduce((n, p) => n + p.count, 0);
+    say(`directory  ${dir}`);
+    say(`client id  ${status.clientId ?? "none (never opened with a remote: no changes are captured)"}`);
+    say(`pending    ${status.clientId ? plural(total, "change") : "none"}`);
+    for (const line of pendingLines(status.pending, "             ")) say(line);
+    say(`last sync  ${lastSyncText(status.lastSync)}`);
+    if (!status.remote) {
+      say("remote     not checked (pass --remote <url>)");
       return EXIT_OK;
     }
-    const dir = directoryArg("status", positionals);
-    const remote = remoteArg("status", values.remote, false);
-
-    const db = await openDirectory(dir, { remote });
-    try {
-      const status = await db.status();
-      const total = status.pending.reduce((n, p) => n + p.count, 0);
-      say(`directory  ${dir}`);
-      say(`client id  ${status.clientId ?? "none (never opened with a remote: no changes are captured)"}`);
-      say(`pending    ${status.clientId ? plural(total, "change") : "none"}`);
-      for (const line of pendingLines(status.pending, "             ")) say(line);
-      say(`last sync  ${lastSyncText(status.lastSync)}`);
-      if (!status.remote) {
-        say("remote     not checked (pass --remote <url>)");
-        return EXIT_OK;
-      }
-      say(`remote     ${status.remote.url} (${status.remote.reachable ? "reachable" : "unreachable"})`);
-      if (status.remote.reachable) return EXIT_OK;
-      complain(`the remote ${status.remote.url} is unreachable: ${status.remote.error ?? "no answer"}`);
-      return EXIT_FAILED;
-    } finally {
-      await db.close();
-    }
+    say(`remote     ${status.remote.url} (${status.remote.reachable ? "reachable" : "unreachable"})`);
+    if (status.remote.reachable) return EXIT_OK;
+    complain(`the remote ${status.remote.url} is unreachable: ${status.remote.error ?? "no answer"}`);
+    return EXIT_FAILED;
   },
-};
+});

@@ -1,8 +1,7 @@
-import type { Ominipg, SyncOptions } from "../index.js";
-import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, listArg, parseCommandArgs, positiveIntegerArg, remoteArg } from "./args.js";
-import type { Command } from "./command.js";
+import type { Ominipg } from "../index.js";
+import { listArg, positiveIntegerArg } from "./args.js";
+import { directoryCommand } from "./command.js";
 import { CliError } from "./errors.js";
-import { openDirectory } from "./open-directory.js";
 import { EXIT_OK, columns, plural, say } from "./output.js";
 import { progressReporter } from "./progress.js";
 
@@ -24,47 +23,34 @@ Options:
 
 Exit codes: 0 ok, 1 the sync failed, 2 usage error.`;
 
-export const syncCommand: Command = {
+export const syncCommand = directoryCommand({
   name: "sync",
   summary: "push the pending changes to the remote",
   help: HELP,
-
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("sync", {
-      args,
-      options: { ...COMMON_OPTIONS, ...REMOTE_OPTION, tables: { type: "string" }, "batch-size": { type: "string" } },
-      allowPositionals: true,
-    });
-    if (values.help) {
-      say(HELP);
-      return EXIT_OK;
-    }
-    const dir = directoryArg("sync", positionals);
-    const remote = remoteArg("sync", values.remote, true);
-    const tables = listArg("sync", "tables", values.tables);
-    const batchSize = positiveIntegerArg("sync", "batch-size", values["batch-size"]);
-    const sync: SyncOptions = { ...(tables ? { tables } : {}), ...(batchSize ? { batchSize } : {}) };
-
-    const db = await openDirectory(dir, { remote, sync });
+  remote: "required",
+  flags: ["tables", "batch-size"],
+  syncOptions(flags) {
+    const tables = listArg("sync", "tables", flags.tables as string | undefined);
+    const batchSize = positiveIntegerArg("sync", "batch-size", flags["batch-size"] as string | undefined);
+    return { ...(tables ? { tables } : {}), ...(batchSize ? { batchSize } : {}) };
+  },
+  async run(db, { dir, remote, flags }) {
+    const tables = listArg("sync", "tables", flags.tables as string | undefined);
     const progress = progressReporter();
     db.on("sync:progress", ({ done, total }) => progress.update(done, total));
-    try {
-      if (tables) await assertNothingPendingOutside(db, tables);
-      say(`syncing ${dir} to ${remote}`); // say() redacts the password
-      const result = await db.sync().finally(() => progress.stop());
-      if (result.pushed === 0) {
-        say("nothing to push: no pending changes");
-        return EXIT_OK;
-      }
-      say(`pushed ${plural(result.pushed, "change")} in ${result.durationMs} ms (${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")})`);
-      for (const line of columns(Object.entries(result.tables).map(([table, n]) => [table, String(n)]), "  ")) say(line);
-      if (result.rejected > 0) say(`${plural(result.rejected, "change")} rejected by the remote, kept in _ominipg_rejected`);
+    if (tables) await assertNothingPendingOutside(db, tables);
+    say(`syncing ${dir} to ${remote}`); // say() redacts the password
+    const result = await db.sync().finally(() => progress.stop());
+    if (result.pushed === 0) {
+      say("nothing to push: no pending changes");
       return EXIT_OK;
-    } finally {
-      await db.close();
     }
+    say(`pushed ${plural(result.pushed, "change")} in ${result.durationMs} ms (${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")})`);
+    for (const line of columns(Object.entries(result.tables).map(([table, n]) => [table, String(n)]), "  ")) say(line);
+    if (result.rejected > 0) say(`${plural(result.rejected, "change")} rejected by the remote, kept in _ominipg_rejected`);
+    return EXIT_OK;
   },
-};
+});
 
 /**
  * With sync.tables narrowed, queued changes of the other tables stop the sync half-way (TABLE_NOT_SYNCED),

@@ -1,7 +1,5 @@
 import type { TableDifference } from "../index.js";
-import { COMMON_OPTIONS, REMOTE_OPTION, directoryArg, parseCommandArgs, remoteArg } from "./args.js";
-import type { Command } from "./command.js";
-import { openDirectory } from "./open-directory.js";
+import { directoryCommand } from "./command.js";
 import { EXIT_FAILED, EXIT_OK, columns, plural, say } from "./output.js";
 
 const HELP = `Usage: ominipg verify <dir> --remote <url>
@@ -20,46 +18,29 @@ Exit codes: 0 local and remote match, 1 differences found (or the check failed),
 
 const KEYS_SHOWN = 10;
 
-export const verifyCommand: Command = {
+export const verifyCommand = directoryCommand({
   name: "verify",
   summary: "compare local and remote tables row by row",
   help: HELP,
-
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("verify", {
-      args,
-      options: { ...COMMON_OPTIONS, ...REMOTE_OPTION },
-      allowPositionals: true,
-    });
-    if (values.help) {
-      say(HELP);
+  remote: "required",
+  async run(db) {
+    const result = await db.verify();
+    const differing = result.tables.filter(differs);
+    for (const line of columns(result.tables.map((t) => [t.table, differs(t) ? "DIFFERS" : "ok", rowCounts(t)]))) say(line);
+    for (const t of differing) {
+      say(`${t.table}:`);
+      for (const line of differenceLines(t)) say(`  ${line}`);
+    }
+    if (result.ok) {
+      say(`local and remote match (${plural(result.tables.length, "table")})`);
       return EXIT_OK;
     }
-    const dir = directoryArg("verify", positionals);
-    const remote = remoteArg("verify", values.remote, true);
-
-    const db = await openDirectory(dir, { remote });
-    try {
-      const result = await db.verify();
-      const differing = result.tables.filter(differs);
-      for (const line of columns(result.tables.map((t) => [t.table, differs(t) ? "DIFFERS" : "ok", rowCounts(t)]))) say(line);
-      for (const t of differing) {
-        say(`${t.table}:`);
-        for (const line of differenceLines(t)) say(`  ${line}`);
-      }
-      if (result.ok) {
-        say(`local and remote match (${plural(result.tables.length, "table")})`);
-        return EXIT_OK;
-      }
-      const pending = (await db.status()).pending.reduce((n, p) => n + p.count, 0);
-      say(`${differing.length} of ${plural(result.tables.length, "table")} differ`);
-      if (pending > 0) say(`note: ${plural(pending, "change")} not pushed yet show as differences; run ominipg sync first`);
-      return EXIT_FAILED;
-    } finally {
-      await db.close();
-    }
+    const pending = (await db.status()).pending.reduce((n, p) => n + p.count, 0);
+    say(`${differing.length} of ${plural(result.tables.length, "table")} differ`);
+    if (pending > 0) say(`note: ${plural(pending, "change")} not pushed yet show as differences; run ominipg sync first`);
+    return EXIT_FAILED;
   },
-};
+});
 
 function differs(t: TableDifference): boolean {
   return t.counts.onlyLocal + t.counts.onlyRemote + t.counts.different > 0;
