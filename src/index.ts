@@ -5,4 +5,5 @@ export type { QueryResult, Field } from "./driver.js";
 export type { SyncResult, OminipgEvents, Status } from "./types.js";
 export type { VerifyResult, TableDifference } from "./verify.js";
 export { OminipgError, ConfigError, ClosedError, LocalDatabaseError, SchemaError, CaptureError, SyncError } from "./errors.js";
-export type { PullResult, PullConflict, PullProgress, TablePull } from "./pull/puller.js";
+export type { PullResult, PullProgress, TablePull } from "./pull/puller.js";
+export type { Row, Conflict, ConflictEvent, ConflictOptions, ConflictResolver, ConflictStrategy, ConflictResolutionKind, Resolution } from "./conflicts/types.js";

@@ -12,9 +12,11 @@ import { locate } from "./local/location.js";
 import { redact } from "./remote/url.js";
 import { Mutex } from "./local/mutex.js";
 import { Puller, type PullConflict, type PullResult } from "./pull/puller.js";
-import { CONFLICTS_TABLE } from "./capture/own-tables.js";
+import { ConflictSettler } from "./conflicts/settle.js";
+import { conflictEvent, recordConflict, type ConflictRecord } from "./conflicts/record.js";
 import type { Status, SyncResult } from "./types.js";
 import { localHashes, verifyTables, type VerifyResult } from "./verify.js";
+import { ledgerCount } from "./apply/ledger.js";
 
 /**
  * A local-first PostgreSQL client: queries run on a local PGlite database; with `syncUrl`, every write to a
@@ -38,7 +40,8 @@ export class Ominipg extends OminipgBase {
     this.#sync = resolveSyncOptions(options.sync);
     if (options.syncUrl) {
       this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1);
-      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync);
+      const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
+      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler);
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, { sequences: options.sequences !== "lease" });
       if (options.sequences === "lease") this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
     }
@@ -143,13 +146,26 @@ export class Ominipg extends OminipgBase {
     if (this.#remote) {
       const r = this.#remote;
       remote = await Promise.race([
-        r.sql`SELECT 1`.then(() => ({ url: redact(r.url), reachable: true })),
+        (clientId ? ledgerCount(r.sql, clientId) : Promise.resolve(0)).then((ledgerRows) => ({ url: redact(r.url), reachable: true, ledgerRows })),
         new Promise<{ url: string; reachable: false; error: string }>((resolve) =>
           setTimeout(() => resolve({ url: redact(r.url), reachable: false, error: "no answer within 5 s" }), 5000).unref(),
         ),
       ]).catch((err: unknown) => ({ url: redact(r.url), reachable: false, error: r.redact((err as Error)?.message ?? String(err)) }));
     }
     return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync, lastPull, remote };
+  }
+
+  /**
+   * Remove what this client keeps on the server (its rows in the remote ledger), first dropping the local
+   * entries they say were applied, so nothing is pushed twice. Other clients' rows are never touched. The
+   * local database and its pending changes stay; a later sync() works as before.
+   */
+  unregister(): Promise<{ ledgerRows: number }> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    if (!this.#syncer) return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "unregister() needs a local database with syncUrl"));
+    if (this.insideTransaction()) return Promise.reject(inTransactionError());
+    const syncer = this.#syncer;
+    return this.#remoteWork.run(async () => ({ ledgerRows: await syncer.unregister() }));
   }
 
   /** Compare every synced table row by row with the remote (sync first: pending changes show as differences). */
@@ -242,19 +258,17 @@ export class Ominipg extends OminipgBase {
   async #runPull(puller: Puller): Promise<PullResult> {
     this.emit("pull:start");
     try {
-      const conflicts: PullConflict[] = [];
+      const conflicts: ConflictRecord[] = [];
       const result = await puller.pull({
         progress: (p) => this.emit("pull:progress", p),
-        conflict: (c) => {
-          conflicts.push(c);
-          this.emit("pull:conflict", c);
-        },
+        conflict: (c) => conflicts.push(pullRecord(c)),
       });
       await this.local.run(async (d) => {
-        for (const c of conflicts) await recordPullConflict(d, c);
+        for (const c of conflicts) await recordConflict(d, c);
         const record = JSON.stringify({ ...result, at: new Date().toISOString() });
         await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('last_pull', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [record]);
       });
+      for (const c of conflicts) this.emit("conflict", conflictEvent(c));
       this.emit("pull:end", result);
       return result;
     } catch (err) {
@@ -295,13 +309,8 @@ export class Ominipg extends OminipgBase {
 }
 
 /** A pulled remote row that collides with a pending local change: the local change stays and is pushed later. */
-async function recordPullConflict(d: Driver, c: PullConflict): Promise<void> {
+function pullRecord(c: PullConflict): ConflictRecord {
   const dot = c.table.indexOf(".");
-  await d.query(
-    `INSERT INTO ${CONFLICTS_TABLE} (schema_name, table_name, row_key, base, local, remote, resolution)
-     VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb, $5::text::jsonb, $6::text::jsonb, 'local-pending')
-     ON CONFLICT (schema_name, table_name, row_key) DO UPDATE
-       SET base = EXCLUDED.base, local = EXCLUDED.local, remote = EXCLUDED.remote, resolution = EXCLUDED.resolution, detected_at = now()`,
-    [c.table.slice(0, dot), c.table.slice(dot + 1), c.key, c.base, c.local, c.remote],
-  );
+  const { key, queueId, base, local, remote } = c;
+  return { origin: "pull", schema: c.table.slice(0, dot), table: c.table.slice(dot + 1), key, queueId, base, local, remote, resolution: "local-pending", resolved: null };
 }

@@ -1,4 +1,6 @@
 import fs from "node:fs";
+import { checkConflictOptions } from "./conflicts/options.js";
+import type { ConflictOptions } from "./conflicts/types.js";
 import { ConfigError } from "./errors.js";
 import { checkUrl, isPostgresUrl, tlsFromUrl } from "./remote/url.js";
 
@@ -27,6 +29,12 @@ export interface SyncOptions {
    * "live" also pulls after every background sync. Default false (call `pull()` yourself).
    */
   pull?: false | "initial" | "live";
+  /**
+   * How a pushed change is settled when the remote row changed since the change was made (a conflict):
+   * "overwrite" (default), "remote-wins", "merge" or a resolver function; one for all tables, or
+   * `{ default, tables: { name: strategy } }`. Every conflict is recorded in `_ominipg_conflicts`.
+   */
+  conflicts?: ConflictOptions;
   /** Retries of a failed remote round trip within one sync: attempts and exponential back-off bounds. */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
 }
@@ -50,7 +58,8 @@ export interface ConnectOptions {
   statementCacheSize?: number;
 }
 
-export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull">> & {
+export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">> & {
+  conflicts: ConflictOptions | undefined;
   pull: false | "initial" | "live";
   intervalMs: number;
   pushDebounceMs: number;
@@ -58,7 +67,7 @@ export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDeboun
 };
 
 const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize"]);
-const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull"]);
+const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull", "conflicts"]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
   unknownKeys(sync, SYNC_KEYS, "sync");
@@ -73,6 +82,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     return v;
   };
   if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip") throw new ConfigError(`sync.onReject must be "stop" or "skip"`);
+  checkConflictOptions(sync.conflicts);
   if (sync.pull !== undefined && sync.pull !== false && sync.pull !== "initial" && sync.pull !== "live") throw new ConfigError(`sync.pull must be false, "initial" or "live"`);
   return {
     schemas: list(sync.schemas, "schemas", ["public"]),
@@ -86,6 +96,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     pushDebounceMs: int(sync.pushDebounceMs, "pushDebounceMs", 0, 0),
     onReject: sync.onReject ?? "stop",
     pull: sync.pull ?? false,
+    conflicts: sync.conflicts,
     retry: {
       attempts: int(sync.retry?.attempts, "retry.attempts", 3, 1),
       baseDelayMs: int(sync.retry?.baseDelayMs, "retry.baseDelayMs", 200, 0),

@@ -1,5 +1,6 @@
 import type { OminipgError, SyncError } from "./errors.js";
-import type { PullConflict, PullProgress, PullResult } from "./pull/puller.js";
+import type { ConflictEvent } from "./conflicts/types.js";
+import type { PullProgress, PullResult } from "./pull/puller.js";
 
 export interface SyncResult {
   /** Log entries drained: captured row changes now applied remotely (or recorded as rejected). */
@@ -13,13 +14,19 @@ export interface SyncResult {
   tables: Record<string, number>;
   /** Changes the remote refused for good and that were kept in `_ominipg_rejected` (`onReject: "skip"`). */
   rejected: number;
+  /** Pushed changes whose remote row had changed too: settled by the table's strategy and recorded in `_ominipg_conflicts`. */
+  conflicts: number;
 }
 
 export interface OminipgEvents {
   "pull:start": () => void;
   "pull:progress": (progress: PullProgress) => void;
-  /** A remote row differs from a row with pending local changes: the local change is kept and recorded in `_ominipg_conflicts`. */
-  "pull:conflict": (conflict: PullConflict) => void;
+  /**
+   * A local change met a remote change of the same row: settled by a push (origin "push"), or found by a pull
+   * while the local change waits to be pushed (origin "pull", resolution "local-pending"). Recorded in
+   * `_ominipg_conflicts` before the event.
+   */
+  conflict: (conflict: ConflictEvent) => void;
   "pull:end": (result: PullResult) => void;
   "sync:start": () => void;
   "sync:progress": (progress: { done: number; total: number }) => void;
@@ -38,6 +45,10 @@ export interface Status {
   lastSync: (SyncResult & { at: string }) | null;
   /** The last successful pull, if any. */
   lastPull: (PullResult & { at: string }) | null;
-  /** The remote (password redacted) and whether it answered now; null without syncUrl. */
-  remote: { url: string; reachable: boolean; error?: string } | null;
+  /**
+   * The remote (password redacted) and whether it answered now; null without syncUrl. `ledgerRows`: the only
+   * state this client keeps on the server, its rows in `public._ominipg_ledger` (batches applied remotely
+   * whose local clean-up is not confirmed yet: 0 after every successful sync); `unregister()` removes them.
+   */
+  remote: { url: string; reachable: boolean; error?: string; ledgerRows?: number } | null;
 }

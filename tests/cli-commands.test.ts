@@ -113,6 +113,7 @@ describe.concurrent("ominipg CLI", () => {
     expect(after.stdout).toMatch(/pending\s+0 changes/);
     expect(after.stdout).toMatch(/last sync\s+\d{4}-\d\d-\d\dT.*3 changes pushed/);
     expect(after.stdout).toMatch(/remote\s+postgres:\/\/.*\(reachable\)/);
+    expect(after.stdout).toMatch(/on server\s+0 ledger rows of this client/);
 
     const equal = await cli("verify", dir, "--remote", remote.url);
     expect(equal.code).toBe(0);

@@ -29,11 +29,11 @@ it("sync.pull 'initial' pulls in the background, pull() records conflicts, statu
   await remote.sql`UPDATE items SET qty = 99 WHERE id = 1`;
   await remote.sql`INSERT INTO items VALUES (3, 'three', 3)`;
   await remote.sql`DELETE FROM items WHERE id = 2`;
-  const seen: string[] = [];
-  db.on("pull:conflict", (c) => seen.push(c.key));
+  const seen: unknown[] = [];
+  db.on("conflict", (c) => seen.push([c.origin, c.key, c.resolution]));
   const second = await db.pull();
   expect(second.conflicts).toBe(1);
-  expect(seen.map((k) => JSON.parse(k))).toEqual([{ id: 1 }]);
+  expect(seen).toEqual([["pull", { id: 1 }, "local-pending"]]);
   expect((await db.query(`SELECT id, qty FROM items ORDER BY id`)).rows).toEqual([
     { id: 1, qty: 10 },
     { id: 3, qty: 3 },

@@ -34,12 +34,20 @@ interface OpCommon {
   firstId: number;
   lastId: number;
   priority: number;
+  /**
+   * Set once a conflict was settled: the remote row the write was decided against (null: none), which the
+   * remote must still hold. Unset, the remote must match the change's before image in the columns it touched.
+   */
+  expected?: Image | null;
 }
 
 /** A remote write that stands for one or more log entries of one row. */
 export type RowOp =
-  /** Insert the full image; if the key exists remotely, set only `set` (the changed columns). */
-  | (OpCommon & { kind: "upsert"; image: Image; set: string[]; base: Image | null })
+  /**
+   * Insert the full image; if the key exists remotely, set only `set` (the changed columns). `reinserted`:
+   * deleted and inserted again, so the whole row changed.
+   */
+  | (OpCommon & { kind: "upsert"; image: Image; set: string[]; base: Image | null; reinserted: boolean })
   /** The primary key changed: update the row found by `key` (its original key) to `set` of `image`. */
   | (OpCommon & { kind: "move"; key: Image; image: Image; set: string[]; base: Image })
   | (OpCommon & { kind: "delete"; key: Image; base: Image });
@@ -263,14 +271,14 @@ function toOp(st: RowState): RowOp | undefined {
     return { kind: "move", ...common, key: keyImage(table, base), image: current, set: writable, base };
   }
   if (base === null || st.reinserted) {
-    return { kind: "upsert", ...common, image: current, set: writable.filter((c) => !table.primaryKey.includes(c)), base };
+    return { kind: "upsert", ...common, image: current, set: writable.filter((c) => !table.primaryKey.includes(c)), base, reinserted: st.reinserted };
   }
   const changed = changedColumns(base, current).filter((c) => writable.includes(c));
   if (moved) {
     return { kind: "move", ...common, key: keyImage(table, base), image: current, set: changed, base };
   }
   if (changed.length === 0) return undefined;
-  return { kind: "upsert", ...common, image: current, set: changed, base };
+  return { kind: "upsert", ...common, image: current, set: changed, base, reinserted: false };
 }
 
 /** Columns whose value differs between two images (fast-json-patch over the top-level value texts). */

@@ -31,13 +31,14 @@ export function toRanges(ids: readonly number[]): number[] {
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
- * row and returns a row, or returns nothing if this client already applied the batch. Arguments are SQL
- * expressions (parameters or literals) for the client id, the batch id and the entry ranges as int8[] text.
+ * row (if `when` holds) and returns a row, or returns nothing if this client already applied the batch.
+ * Arguments are SQL expressions (parameters or literals) for the client id, the batch id and the entry
+ * ranges as int8[] text.
  */
-export function claimSql(clientId: string, batchId: string, ranges: string, returning = true): string {
+export function claimSql(clientId: string, batchId: string, ranges: string, when: string, returning = true): string {
   return (
-    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) VALUES (${clientId}::uuid, ${batchId}::int8, ${ranges}::text::int8[]) ` +
-    `ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
+    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) SELECT ${clientId}::uuid, ${batchId}::int8, ${ranges}::text::int8[] ` +
+    `WHERE ${when} ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
   );
 }
 
@@ -57,6 +58,19 @@ export async function forgetBatches(sql: Sql, clientId: string, batchIds: number
     clientId,
     `{${batchIds.join(",")}}`,
   ]);
+}
+
+/** This client's ledger rows: the only state Ominipg keeps on the server for a client. */
+export async function ledgerCount(sql: Sql, clientId: string): Promise<number> {
+  const [ledger] = await sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+  if (!ledger?.found) return 0;
+  const [row] = await sql.unsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid`, [clientId]);
+  return Number(row?.n ?? 0);
+}
+
+export async function dropLedger(sql: Sql, clientId: string): Promise<number> {
+  const rows = await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid RETURNING 1`, [clientId]);
+  return rows.length;
 }
 
 function parseIntArray(text: string): number[] {

@@ -1,81 +1,159 @@
 import type { TableInfo } from "../capture/catalog.js";
 import { quoteIdent, quoteLiteral } from "../sql.js";
-import { claimSql } from "./ledger.js";
+import { claimSql, LEDGER_TABLE } from "./ledger.js";
 import { joinImage, type Image } from "./image.js";
 
 /**
- * Set-based remote writes. Every write takes its rows as ONE jsonb parameter (sent as text, so postgres.js
- * cannot double-encode it) and turns them into rows of the table's own row type with
- * jsonb_populate_record(set): a fixed parameter count at any batch size, and every column type converted
- * by PostgreSQL's own input functions.
+ * Set-based remote writes. Every group of writes takes its rows as ONE jsonb parameter (sent as text, so
+ * postgres.js cannot double-encode it) and turns them into rows of the table's own row type with
+ * jsonb_populate_record: a fixed parameter count at any batch size, and every column type converted by
+ * PostgreSQL's own input functions.
  *
- * A batch is ONE statement: the ledger claim and every write are data-modifying WITH queries of it, each
- * write gated on the claim, so the server applies all of it or nothing, and nothing twice, without a
- * client-side transaction. (postgres.js's transactions are not safe against a lost connection: sql.begin()
- * writes its ROLLBACK to the dead socket, an uncaught TypeError; sql.reserve() that fails to connect leaves
- * a stale request that later swallows a pool connection for good.) One statement means one snapshot: the
- * writes cannot see each other, which is fine because they touch different rows and Coalescer.add keeps
- * writes that depend on one another out of the same window; foreign key checks and actions run at the end
- * of the statement, when all of them are done.
+ * A batch is ONE statement, atomic without a client-side transaction. (postgres.js's transactions are not
+ * safe against a lost connection: sql.begin() writes its ROLLBACK to the dead socket, an uncaught TypeError.)
+ * Its WITH queries, in the order they take effect:
+ * 1. per group, the rows it is about to write, and the remote rows they replace, locked (FOR [NO KEY]
+ *    UPDATE, in key order so that two clients cannot deadlock on them) and compared with what the client
+ *    expects to find there: a conflict is a row that matches neither the expected row (the before image, in
+ *    the columns the change touched) nor the row about to be written;
+ * 2. the ledger claim, made only when no row conflicts, after every row is locked (it counts them);
+ * 3. the writes, each gated on the claim: all of the batch or nothing, and nothing twice.
+ * It returns `fresh` (claimed now) and the conflicts with the remote rows (when it wrote nothing).
+ * One statement means one snapshot: the writes cannot see each other, which is fine because they touch
+ * different rows and Coalescer.add keeps writes that depend on one another out of the same window;
+ * foreign key checks and actions run at the end of the statement, when all of them are done.
+ * The locks are taken on the newest row versions (READ COMMITTED re-reads a row changed since the
+ * statement's snapshot), so a row cannot change between its check and its write. A row that does not exist
+ * yet cannot be locked: one another session inserts while the statement runs is overwritten unchecked.
  */
+
+/** A group of writes of one table and one statement shape, and how the remote rows are checked first. */
+export type GroupWrite = {
+  table: TableInfo;
+  /**
+   * Compared columns. `expected` has, per row (aligned with the rows), the row the remote should hold, null
+   * for none; without it, no row. `acceptTarget`: a remote row already equal to the written row (for a
+   * delete: no row) is no conflict either.
+   */
+  check: { columns: string[]; expected?: (Image | null)[]; acceptTarget: boolean };
+} & (
+  /** Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). */
+  | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[] }
+  /** Update the row found by `key` to `set` of `image`. */
+  | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
+  | { kind: "delete"; rows: Image[] }
+);
+
+/** One remote conflict: the group and the 1-based row of it, and the remote row as jsonb text (null: none). */
+export interface RemoteConflict {
+  group: number;
+  row: number;
+  remote: string | null;
+}
+
+/** The condition every write of a batch statement carries: this batch's ledger claim went in just now. */
+const CLAIMED = "EXISTS (SELECT FROM ominipg_claim)";
+const T = "ominipg_t";
+
+/** The batch statement: $1..$3 claim the batch, $4.. are the groups' payloads. */
+export function batchSql(groups: GroupWrite[]): { text: string; params: string[] } {
+  const params: string[] = [];
+  const param = (value: string) => `$${params.push(value) + 3}`;
+  const ctes: string[] = [];
+  const conflicts: string[] = [];
+  const locked: string[] = [];
+  const writes: string[] = [];
+  groups.forEach((g, n) => {
+    const name = `ominipg_g${n}`;
+    ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
+    ctes.push(`${name}_l AS MATERIALIZED (${lockSql(g, name)})`);
+    conflicts.push(conflictSql(g, name, n));
+    locked.push(`(SELECT count(*) FROM ${name}_l)`);
+    writes.push(writeSql(g, name));
+  });
+  ctes.push(
+    `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
+      `WHERE NOT EXISTS (SELECT FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND batch_id = $2::int8))`,
+    `ominipg_claim AS (${claimSql("$1", "$2", "$3", `${locked.join(" + ")} >= 0 AND NOT EXISTS (SELECT FROM ominipg_conflicts)`)})`,
+    ...writes.map((w, i) => `ominipg_w${i} AS (${w})`),
+  );
+  return {
+    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote)) FROM ominipg_conflicts)::text AS conflicts`,
+    params,
+  };
+}
+
+/** The conflicts a batch statement returned (its `conflicts` column). */
+export function parseConflicts(text: string | null): RemoteConflict[] {
+  if (!text) return [];
+  // Remote rows stay text: JSON.parse of the outer array only, whose third items are jsonb texts or null.
+  return (JSON.parse(text) as [number, number, string | null][]).map(([group, row, remote]) => ({ group, row, remote }));
+}
+
+function dataOf(g: GroupWrite): string {
+  if (g.kind === "delete") return payload(g.rows);
+  if (g.kind === "upsert") return payload(g.rows, g.columns);
+  return `[${g.rows.map((m) => `{"k":${joinImage(m.key)},"r":${joinImage(m.image, g.columns)}}`).join(",")}]`;
+}
+
+function expectedOf(g: GroupWrite): string {
+  return `[${g.check.expected!.map((e) => (e === null ? "null" : joinImage(e, [...g.table.primaryKey, ...g.check.columns]))).join(",")}]`;
+}
 
 export function payload(images: Image[], columns?: string[]): string {
   return `[${images.map((img) => joinImage(img, columns)).join(",")}]`;
 }
 
-/** The condition every write of a batch statement carries: this batch's ledger claim went in just now. */
-const CLAIMED = "EXISTS (SELECT FROM ominipg_claim)";
-
-/** One write of a batch statement: the WITH queries it needs, given the parameter placeholder it gets. */
-export type Write = { param: string; ctes: (p: string, name: string) => string[] };
-
-/** The batch statement: $1..$3 claim the batch, $4.. are the writes' payloads. Returns `fresh`. */
-export function batchSql(writes: Write[]): { text: string; payloads: string[] } {
-  const ctes = [`ominipg_claim AS (${claimSql("$1", "$2", "$3")})`];
-  writes.forEach((w, i) => {
-    ctes.push(...w.ctes(`$${i + 4}`, `ominipg_w${i}`).map((body, j) => `ominipg_w${i}${j === 0 ? "" : `_${j}`} AS (${body})`));
-  });
-  return { text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh`, payloads: writes.map((w) => w.param) };
+/** Per row: its ordinal `i`, the key `k`, the row to write `r` (null for deletes) and the expected row `e`. */
+function sourceSql(g: GroupWrite, data: string, expected: string | undefined): string {
+  const row = (json: string) => `jsonb_populate_record(NULL::${g.table.sql}, ${json})`;
+  const elements = expected
+    ? `ROWS FROM (jsonb_array_elements(${data}::text::jsonb), jsonb_array_elements(${expected}::text::jsonb)) WITH ORDINALITY AS a(v, ev, i)`
+    : `jsonb_array_elements(${data}::text::jsonb) WITH ORDINALITY AS a(v, i)`;
+  const [k, r] = g.kind === "move" ? [row("a.v->'k'"), row("a.v->'r'")] : [row("a.v"), g.kind === "delete" ? `NULL::${g.table.sql}` : row("a.v")];
+  const e = expected
+    ? `CASE WHEN jsonb_typeof(a.ev) = 'object' THEN ${row("a.ev")} END AS e, coalesce(jsonb_typeof(a.ev) = 'object', false) AS has_e`
+    : `NULL::${g.table.sql} AS e, false AS has_e`;
+  return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${elements}`;
 }
 
-/** Insert full rows; on a key that exists, set only `set` (nothing if empty). */
-export function upsertWrite(table: TableInfo, columns: string[], set: string[], rows: Image[]): Write {
-  return {
-    param: payload(rows, columns),
-    ctes: (p) => [
-      `INSERT INTO ${table.sql} (${list(columns)})${overriding(table, columns)} SELECT ${list(columns)} ` +
-        `FROM jsonb_populate_recordset(NULL::${table.sql}, ${p}::text::jsonb) WHERE ${CLAIMED} ${onConflict(table, set)}`,
-    ],
-  };
+/** The remote rows of the group's keys, locked in key order, with whether they equal the expected and the new row. */
+function lockSql(g: GroupWrite, name: string): string {
+  const equal = (alias: string) =>
+    g.check.columns.map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb((s.${alias}).${quoteIdent(c)})`).join(" AND ") || "true";
+  // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
+  const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
+  return (
+    `SELECT s.i, to_jsonb(${T})::text AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
+    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${keyMatch(g.table, T, "(s.k)")} ` +
+    `ORDER BY ${g.table.primaryKey.map((c) => `${T}.${quoteIdent(c)}`).join(", ")} FOR ${strength} OF ${T}`
+  );
 }
 
-/**
- * Key changes: update the row found by its original key `k` to `set` of the new row `r`. A row the remote
- * no longer has is inserted instead (the local state wins, as for any other upsert).
- */
-export function moveWrite(table: TableInfo, columns: string[], set: string[], moves: { key: Image; image: Image }[]): Write {
-  const rows = `(SELECT e.i, jsonb_populate_record(NULL::${table.sql}, e.v->'k') AS k, jsonb_populate_record(NULL::${table.sql}, e.v->'r') AS r ` +
-    `FROM jsonb_array_elements(%P::text::jsonb) WITH ORDINALITY AS e(v, i))`;
-  const missingSet = columns.filter((c) => !table.primaryKey.includes(c));
-  return {
-    param: `[${moves.map((m) => `{"k":${joinImage(m.key)},"r":${joinImage(m.image, columns)}}`).join(",")}]`,
-    ctes: (p, name) => [
-      `UPDATE ${table.sql} AS ominipg_t SET ${set.map((c) => `${quoteIdent(c)} = (x.r).${quoteIdent(c)}`).join(", ")} ` +
-        `FROM ${rows.replace("%P", p)} AS x WHERE ${keyMatch(table, "ominipg_t", "(x.k)")} AND ${CLAIMED} RETURNING x.i`,
-      `INSERT INTO ${table.sql} (${list(columns)})${overriding(table, columns)} SELECT ${columns.map((c) => `(x.r).${quoteIdent(c)}`).join(", ")} ` +
-        `FROM ${rows.replace("%P", p)} AS x WHERE NOT EXISTS (SELECT FROM ${name} AS m WHERE m.i = x.i) AND ${CLAIMED} ${onConflict(table, missingSet)}`,
-    ],
-  };
+/** The group's rows whose remote row is neither the expected one nor the one about to be written. */
+function conflictSql(g: GroupWrite, name: string, n: number): string {
+  const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
+  const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
+  return (
+    `SELECT ${n} AS g, s.i, l.remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
+    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
+  );
 }
 
-export function deleteWrite(table: TableInfo, keys: Image[]): Write {
-  return {
-    param: payload(keys),
-    ctes: (p) => [
-      `DELETE FROM ${table.sql} AS ominipg_t USING (SELECT jsonb_populate_record(NULL::${table.sql}, e) AS k ` +
-        `FROM jsonb_array_elements(${p}::text::jsonb) AS e) AS x WHERE ${keyMatch(table, "ominipg_t", "(x.k)")} AND ${CLAIMED}`,
-    ],
-  };
+function writeSql(g: GroupWrite, name: string): string {
+  const t = g.table;
+  if (g.kind === "delete") {
+    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`;
+  }
+  if (g.kind === "upsert") {
+    const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
+    return `INSERT INTO ${t.sql} (${list(g.columns)})${overriding(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ${onConflict(t, g.set)}`;
+  }
+  // A key change updates the row found by the original key (its check made sure the remote has it).
+  return (
+    `UPDATE ${t.sql} AS ${T} SET ${g.set.map((c) => `${quoteIdent(c)} = (s.r).${quoteIdent(c)}`).join(", ")} ` +
+    `FROM ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`
+  );
 }
 
 /**
@@ -84,7 +162,7 @@ export function deleteWrite(table: TableInfo, keys: Image[]): Write {
  */
 export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId: number, ranges: number[]): string {
   const body =
-    `BEGIN ${claimSql(quoteLiteral(clientId), String(batchId), quoteLiteral(`{${ranges.join(",")}}`), false)}; ` +
+    `BEGIN ${claimSql(quoteLiteral(clientId), String(batchId), quoteLiteral(`{${ranges.join(",")}}`), "true", false)}; ` +
     `IF FOUND THEN TRUNCATE ${tables.map((t) => t.sql).join(", ")}; END IF; END`;
   let tag = "$ominipg$";
   for (let i = 0; body.includes(tag); i++) tag = `$ominipg${i}$`;

@@ -12,11 +12,14 @@ import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, keyText, type LogEntry, type RowOp } from "./coalesce.js";
 import { loadRules, type TableRules } from "./constraints.js";
 import { joinImage } from "./image.js";
-import { appliedRanges, forgetBatches, toRanges } from "./ledger.js";
+import { appliedRanges, dropLedger, forgetBatches, toRanges } from "./ledger.js";
 import { checkRemoteSchema } from "./schema-check.js";
-import { batchSql, deleteWrite, moveWrite, truncateBatchSql, upsertWrite, type Write } from "./statements.js";
+import { batchSql, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
+import type { ConflictSettler } from "../conflicts/settle.js";
 
 const PAGE = 5000;
+/** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
+const CONFLICT_ROUNDS = 5;
 
 export interface SyncHooks {
   progress(done: number, total: number): void;
@@ -34,6 +37,7 @@ interface Tally {
   applied: number;
   batches: number;
   rejected: number;
+  conflicts: number;
   tables: Record<string, number>;
   done: number;
   total: number;
@@ -54,6 +58,7 @@ export class Syncer {
     private readonly catalog: () => Promise<Catalog>,
     private readonly remote: Remote,
     private readonly options: ResolvedSync,
+    private readonly settler: ConflictSettler,
   ) {}
 
   async run(hooks: SyncHooks): Promise<SyncResult> {
@@ -64,6 +69,7 @@ export class Syncer {
     await this.#reconcile(clientId);
 
     const catalog = await this.local.run(() => this.catalog());
+    this.settler.checkTables(catalog);
     if (this.#schemaChecked !== catalog) {
       await this.#retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
         checkRemoteSchema(remote.sql, [...catalog.tables.values()].filter((t) => !t.uncapturable)),
@@ -80,7 +86,7 @@ export class Syncer {
       );
       return { maxId: Number(rows[0]!.max), total: Number(rows[0]!.n), priorityTables: pr.rows.map((r) => `${r.s}.${r.t}`) };
     });
-    const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
+    const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
     hooks.progress(0, total);
 
     const order = new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i]));
@@ -100,19 +106,32 @@ export class Syncer {
       applied: tally.applied,
       batches: tally.batches,
       rejected: tally.rejected,
+      conflicts: tally.conflicts,
       tables: tally.tables,
       durationMs: Math.round(performance.now() - started),
     };
   }
 
+  /**
+   * Remove this client's rows from the remote ledger, after dropping the local entries they say were
+   * applied (so nothing is pushed twice later). Never touches another client's rows. Returns how many.
+   */
+  async unregister(): Promise<number> {
+    await this.#retrying("REMOTE_SETUP_FAILED", "setting up the remote database", () => this.remote.ensureReady());
+    const clientId = await this.local.run(clientIdOf);
+    const settled = await this.#reconcile(clientId);
+    return settled + (await this.#retrying("REMOTE_LEDGER_FAILED", "removing this client's ledger rows", () => dropLedger(this.remote.sql, clientId)));
+  }
+
   /** Entries the ledger says were applied but that are still queued locally (a crash after a remote COMMIT). */
-  async #reconcile(clientId: string): Promise<void> {
+  async #reconcile(clientId: string): Promise<number> {
     const { batchIds, ranges } = await this.#retrying("REMOTE_LEDGER_FAILED", "reading the remote ledger", () =>
       appliedRanges(this.remote.sql, clientId),
     );
-    if (batchIds.length === 0) return;
+    if (batchIds.length === 0) return 0;
     await this.local.run((d) => deleteEntries(d, ranges));
     await this.#retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () => forgetBatches(this.remote.sql, clientId, batchIds));
+    return batchIds.length;
   }
 
   async #drain(plan: DrainPlan, only: string[] | undefined, tally: Tally, hooks: SyncHooks): Promise<void> {
@@ -181,10 +200,11 @@ export class Syncer {
   async #pushWithBisect(batch: Batch, clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
     let outcome: { fresh: boolean; writes: number };
     try {
-      outcome = await this.#retrying("REMOTE_PUSH_FAILED", "pushing a batch", () => this.#applyRemotely(batch, clientId));
+      outcome = await this.#applyRemotely(batch, clientId, tally);
     } catch (err) {
-      const cause = (err as SyncError).cause ?? err;
-      if ((err as SyncError).retryable) throw err;
+      // Only the remote's refusal of the batch is isolated or set aside; anything else ends the sync.
+      if (!(err instanceof SyncError) || err.code !== PUSH_FAILED || err.retryable) throw err;
+      const cause = err.cause ?? err;
       const rowLevel = isRowRejection(cause);
       if (rowLevel && batch.ops.length > 1) {
         const mid = Math.ceil(batch.ops.length / 2);
@@ -222,27 +242,61 @@ export class Syncer {
   }
 
   /**
-   * The batch as one remote statement (atomic without a client-side transaction): claim it in the ledger,
-   * then write it. fresh: false if an earlier attempt had applied it already.
+   * The batch as one remote statement (atomic without a client-side transaction): check the remote rows,
+   * claim it in the ledger, write it. If rows conflict, nothing is written: they are settled (recorded, and
+   * their local rows set) and the batch goes again with what settling decided, expecting the remote rows it
+   * was decided against. fresh: false if an earlier attempt had applied it already.
    */
-  async #applyRemotely(batch: Batch, clientId: string): Promise<{ fresh: boolean; writes: number }> {
+  async #applyRemotely(batch: Batch, clientId: string, tally: Tally): Promise<{ fresh: boolean; writes: number }> {
     const batchId = batchIdOf(batch);
     const ranges = toRanges(batch.entryIds);
+    const sql = this.remote.sql;
     let fresh = true;
     let writes = 0;
     if (batch.truncates.length > 0) {
       // A DO block cannot say whether the claim was new: counted as applied either way.
-      await this.remote.sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
+      await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
+        await sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
+        if (batch.ops.length === 0) await testHooks.afterRemoteCommit?.(batch.entryIds);
+      });
       writes += batch.truncates.length;
     }
-    if (batch.ops.length > 0) {
-      const groups = groupOps(batch.ops);
-      const { text, payloads } = batchSql(groups.map(toWrite));
-      const rows = await this.remote.sql.unsafe<{ fresh: boolean }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...payloads]);
-      fresh = rows[0]?.fresh === true;
-      writes += batch.ops.length;
+    let ops = batch.ops;
+    /** Writes decided by settling a conflict -> the change as captured. */
+    const captured = new Map<RowOp, RowOp>();
+    for (let round = 1; ops.length > 0; round++) {
+      const groups = groupOps(ops);
+      const { text, params } = batchSql(groups.map(toGroupWrite));
+      const { row, conflicts } = await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
+        const [row] = await sql.unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...params]);
+        const conflicts = parseConflicts(row?.conflicts ?? null);
+        if (conflicts.length === 0) await testHooks.afterRemoteCommit?.(batch.entryIds);
+        return { row, conflicts };
+      });
+      if (conflicts.length === 0) {
+        fresh = row?.fresh === true;
+        writes += ops.length;
+        break;
+      }
+      if (round === CONFLICT_ROUNDS) {
+        throw new SyncError("CONFLICT_CHURN", `rows of ${describeBatch(batch)} changed on the remote during each of ${round} attempts to settle their conflicts`, {
+          retryable: true,
+        });
+      }
+      const found = conflicts.map((c) => {
+        const pushed = groups[c.group]!.ops[c.row - 1]!;
+        return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote };
+      });
+      const decided = await this.settler.settle(found);
+      tally.conflicts += found.length;
+      const instead = new Map(found.map((f, i) => [f.pushed, decided[i]]));
+      ops = ops.flatMap((op) => {
+        if (!instead.has(op)) return [op];
+        const next = instead.get(op);
+        if (next) captured.set(next, captured.get(op) ?? op);
+        return next ? [next] : [];
+      });
     }
-    await testHooks.afterRemoteCommit?.(batch.entryIds);
     return { fresh, writes };
   }
 
@@ -306,13 +360,36 @@ function batchIdOf(batch: Batch): number {
   return min;
 }
 
-/** Row writes of one table and one statement shape, applied by one statement. */
+const PUSH_FAILED = "REMOTE_PUSH_FAILED";
+
+/** Row writes of one table, one statement shape and one way of checking the remote rows, applied together. */
 interface OpGroup {
   kind: RowOp["kind"];
   table: TableInfo;
   columns: string[];
   set: string[];
+  check: Check;
   ops: RowOp[];
+}
+
+/**
+ * How a change is checked against the remote row before it is written: the columns compared with the row
+ * the remote should hold (`expected`: the before image, or after a settled conflict the remote row it was
+ * settled against; "none": the remote should have no row, or the same row as the one written).
+ */
+interface Check {
+  columns: string[];
+  expected: "base" | "settled" | "none";
+}
+
+function checkOf(op: RowOp, columns: string[]): Check {
+  const all = op.table.columns.filter((c) => !c.generated).map((c) => c.name);
+  if (op.expected !== undefined) return { columns: all, expected: "settled" };
+  if (op.kind === "delete") return { columns: all, expected: "base" };
+  if (op.kind === "move") return { columns: op.set, expected: "base" };
+  if (op.base === null) return { columns, expected: "none" };
+  // Deleted and inserted again: the change touched every column.
+  return { columns: op.reinserted ? all : op.set, expected: "base" };
 }
 
 /**
@@ -326,11 +403,12 @@ function groupOps(ops: RowOp[]): OpGroup[] {
   for (const op of ops) {
     const columns = op.kind === "delete" ? [] : [...op.image.keys()].filter((c) => op.table.columns.some((tc) => tc.name === c && !tc.generated));
     const set = op.kind === "delete" ? [] : op.set;
-    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}`;
+    const check = checkOf(op, columns);
+    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}`;
     let g = groups.get(key);
     if (g && g !== out[out.length - 1] && op.table.references.includes(op.table.oid)) g = undefined;
     if (!g) {
-      g = { kind: op.kind, table: op.table, columns, set, ops: [] };
+      g = { kind: op.kind, table: op.table, columns, set, check, ops: [] };
       groups.set(key, g);
       out.push(g);
     }
@@ -339,13 +417,19 @@ function groupOps(ops: RowOp[]): OpGroup[] {
   return out;
 }
 
-function toWrite(g: OpGroup): Write {
-  if (g.kind === "delete") return deleteWrite(g.table, g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key));
-  if (g.kind === "upsert") return upsertWrite(g.table, g.columns, g.set, g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image));
-  return moveWrite(g.table, g.columns, g.set, g.ops as Extract<RowOp, { kind: "move" }>[]);
+function toGroupWrite(g: OpGroup): GroupWrite {
+  const check = {
+    columns: g.check.columns,
+    acceptTarget: g.kind !== "move",
+    ...(g.check.expected === "none" ? {} : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
+  };
+  const table = g.table;
+  if (g.kind === "delete") return { kind: "delete", table, check, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key) };
+  if (g.kind === "upsert") return { kind: "upsert", table, check, columns: g.columns, set: g.set, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image) };
+  return { kind: "move", table, check, columns: g.columns, set: g.set, rows: g.ops as Extract<RowOp, { kind: "move" }>[] };
 }
 
-async function clientIdOf(d: Driver): Promise<string> {
+export async function clientIdOf(d: Driver): Promise<string> {
   const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = 'client_id'`);
   return rows[0]!.value;
 }

@@ -47,15 +47,18 @@ CREATE TABLE IF NOT EXISTS ${REJECTED_TABLE} (
 );
 CREATE TABLE IF NOT EXISTS ${CONFLICTS_TABLE} (
   id bigserial PRIMARY KEY,
+  origin text NOT NULL CHECK (origin IN ('push', 'pull')),
   schema_name text NOT NULL,
   table_name text NOT NULL,
   row_key jsonb NOT NULL,
+  queue_id bigint NOT NULL,
   base jsonb,
   local jsonb,
   remote jsonb,
   resolution text NOT NULL,
+  resolved jsonb,
   detected_at timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (schema_name, table_name, row_key)
+  UNIQUE (schema_name, table_name, row_key, queue_id)
 );
 INSERT INTO ${META_TABLE} (key, value) VALUES ('client_id', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING;
 `;

@@ -24,7 +24,7 @@ export const pullCommand = directoryCommand({
   async run(db, { dir, remote }) {
     const progress = progressReporter(process.stdout, { verb: "pulling", unit: "rows" });
     db.on("pull:progress", ({ done, total }) => progress.update(done, total));
-    db.on("pull:conflict", (c) => say(`conflict: ${c.table} ${c.key} changed remotely too; the pending local change is kept`));
+    db.on("conflict", (c) => say(`conflict: ${c.table} ${JSON.stringify(c.key)} changed remotely too; the pending local change is kept`));
     say(`pulling ${remote} into ${dir}`); // say() redacts the password
     const result = await db.pull().finally(() => progress.stop());
     say(`pulled in ${result.durationMs} ms`);

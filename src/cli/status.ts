@@ -33,7 +33,10 @@ export const statusCommand = directoryCommand({
       return EXIT_OK;
     }
     say(`remote     ${status.remote.url} (${status.remote.reachable ? "reachable" : "unreachable"})`);
-    if (status.remote.reachable) return EXIT_OK;
+    if (status.remote.reachable) {
+      say(`on server  ${plural(status.remote.ledgerRows ?? 0, "ledger row")} of this client`);
+      return EXIT_OK;
+    }
     complain(`the remote ${status.remote.url} is unreachable: ${status.remote.error ?? "no answer"}`);
     return EXIT_FAILED;
   },

@@ -48,6 +48,7 @@ export const syncCommand = directoryCommand({
     say(`pushed ${plural(result.pushed, "change")} in ${result.durationMs} ms (${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")})`);
     for (const line of columns(Object.entries(result.tables).map(([table, n]) => [table, String(n)]), "  ")) say(line);
     if (result.rejected > 0) say(`${plural(result.rejected, "change")} rejected by the remote, kept in _ominipg_rejected`);
+    if (result.conflicts > 0) say(`${plural(result.conflicts, "conflict")} with remote changes, settled and recorded in _ominipg_conflicts`);
     return EXIT_OK;
   },
 });

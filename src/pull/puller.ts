@@ -50,9 +50,10 @@
  * overwritten nor deleted. The held keys are read from the queue into a temp table and topped up right before
  * each local write, in the same session turn, so changes captured during the pull are respected too. A pending TRUNCATE holds the whole table. For every key that was pending when its table's
  * pull started, the remote row is compared with the pending change's base (the row before the first pending
- * change): if the remote differs from both the base and the local row, that is a conflict, reported to
- * `hooks.conflict` (images as jsonb text, null where there is no row). It is reported at every pull while the
- * change stays pending and the remote differs: store conflicts by (table, key).
+ * change): if the remote matches neither in the columns the local change touched (conflicts/detect.ts, the
+ * push's own rule), that is a conflict, reported to `hooks.conflict` (images as jsonb text, null where there is
+ * no row). It is reported at every pull while the change stays pending: records are kept by (table, key, the
+ * change's first queue entry), and the push that settles the conflict updates the same record.
  *
  * A remote row the local table refuses (a UNIQUE or CHECK constraint the remote does not have, or one a
  * pending local row holds) is isolated by halving its chunk, skipped and reported to `hooks.rejected`;
@@ -76,13 +77,14 @@ import type { LocalAccess } from "../client.js";
 import type { Driver } from "../driver.js";
 import { OminipgError, SyncError } from "../errors.js";
 import { joinImage, splitImage } from "../apply/image.js";
+import { isConflict } from "../conflicts/detect.js";
 import { Mutex } from "../local/mutex.js";
+import { inReplicaTransaction } from "../local/replica.js";
 import { transaction } from "../remote/connection.js";
 import type { Remote } from "../remote/remote.js";
 import {
   CANONICAL_SETTINGS,
   analyzeSql,
-  LOCAL_SETTINGS,
   applySql,
   createStageSql,
   deleteMissingSql,
@@ -119,6 +121,8 @@ export interface PullConflict {
   local: string | null;
   /** The remote row in the pulled snapshot, null if the remote has none. */
   remote: string | null;
+  /** The first queued entry of the pending local change. */
+  queueId: number;
 }
 
 export interface PullRejection {
@@ -314,7 +318,7 @@ export class Puller {
     type Bucket = { b: number; n: number; s: string };
     const [remoteSums, localSums] = await both(
       tx.unsafe<Bucket[]>(summarySql(t, buckets)).then((rows) => [...rows]),
-      this.#local((d) => inTx(d, async () => (await d.query<Bucket>(summarySql(t, buckets), [], { prepare: false })).rows)),
+      this.#local((d) => inReplicaTransaction(d, async () => (await d.query<Bucket>(summarySql(t, buckets), [], { prepare: false })).rows)),
     );
     const localByBucket = new Map(localSums.map((r) => [Number(r.b), `${r.n}:${r.s}`]));
     const bits = new Uint8Array(Math.ceil(buckets / 8));
@@ -346,7 +350,7 @@ export class Puller {
     this.#progress(hooks, { table, done, total });
     const chunk = this.#chunkSize(estimate.n, estimate.bytes);
     await streamChunks(tx.unsafe<{ j: string }[]>(fetchSql(t, buckets), [hex]).cursor(chunk), async (rows) => {
-      await this.#local((d) => inTx(d, () => d.query(stageInsertSql(t), [payload(rows.map((r) => r.j))], { prepare: false })));
+      await this.#local((d) => inReplicaTransaction(d, () => d.query(stageInsertSql(t), [payload(rows.map((r) => r.j))], { prepare: false })));
       done += rows.length;
       this.#progress(hooks, { table, done, total: Math.max(total, done) });
     });
@@ -357,7 +361,7 @@ export class Puller {
     const step = Math.max(1, Math.floor((chunk * blocks) / Math.max(done, 1)));
     for (let b = 0; b < blocks && !run.truncated; b += step) {
       const images = await this.#local((d) =>
-        inTx(d, async () => (await d.query<{ j: string }>(stagePageSql(t), [b, b + step], { prepare: false })).rows.map((r) => r.j)),
+        inReplicaTransaction(d, async () => (await d.query<{ j: string }>(stagePageSql(t), [b, b + step], { prepare: false })).rows.map((r) => r.j)),
       );
       if (images.length > 0) await this.#apply(run, images, "diff", hooks);
     }
@@ -370,7 +374,7 @@ export class Puller {
    */
   async #write<T>(run: TableRun, fn: (d: Driver) => Promise<T>): Promise<T | undefined> {
     return this.#local((d) =>
-      inTx(d, async () => {
+      inReplicaTransaction(d, async () => {
         const r = (await d.query<{ max_id: string; truncated: boolean }>(refreshHeldSql(run.t), [run.heldUpTo], { prepare: false })).rows[0]!;
         run.heldUpTo = r.max_id;
         if (r.truncated) run.truncated = true;
@@ -413,9 +417,9 @@ export class Puller {
   async #checkPending(run: TableRun, maxId: string, bitmap: { buckets: number; hex: string } | undefined, hooks: PullHooks, result: PullResult): Promise<void> {
     const { t, table, tally } = run;
     const rows = await this.#local((d) =>
-      inTx(d, async () =>
+      inReplicaTransaction(d, async () =>
         (
-          await d.query<{ key: string; base: string | null; local: string | null; remote: string | null }>(
+          await d.query<{ key: string; queue_id: string; base: string | null; local: string | null; remote: string | null }>(
             pendingImagesSql(t, bitmap?.buckets),
             bitmap ? [maxId, bitmap.hex] : [maxId],
             { prepare: false },
@@ -426,10 +430,10 @@ export class Puller {
     for (const r of rows) {
       if (r.remote === r.local) continue; // nothing to hold back: the remote already has what the local row is
       tally.skipped++;
-      if (r.remote === r.base) continue; // the remote has not moved since the local change was made
+      if (!isConflict(r.base, r.local, r.remote)) continue; // the remote did not change what the local change touched
       result.conflicts++;
       const key = joinImage(splitImage(r.key));
-      this.#hook(() => hooks.conflict?.({ table, key, base: r.base, local: r.local, remote: r.remote }));
+      this.#hook(() => hooks.conflict?.({ table, key, base: r.base, local: r.local, remote: r.remote, queueId: Number(r.queue_id) }));
     }
   }
 
@@ -473,19 +477,6 @@ function bucketCount(rows: number, perBucket: number): number {
   let b = 1;
   while (b < MAX_BUCKETS && b * perBucket < rows) b *= 2;
   return b;
-}
-
-/** Run a local transaction with the pull's settings (canonical text, replica role). */
-async function inTx<T>(d: Driver, fn: () => Promise<T>): Promise<T> {
-  await d.exec(`BEGIN; ${LOCAL_SETTINGS}`);
-  try {
-    const value = await fn();
-    await d.exec("COMMIT");
-    return value;
-  } catch (err) {
-    if (d.txStatus !== "idle") await d.exec("ROLLBACK").catch(() => {});
-    throw err;
-  }
 }
 
 /**
