@@ -169,7 +169,15 @@ describe("offline edits of the same column", () => {
 });
 
 describe("offline edits of different columns", () => {
-  it.each(["overwrite", "remote-wins", "merge"] as const)("%s: no conflict, both changes kept on both sides", async (strategy) => {
+  const never = () => {
+    throw new Error("a resolver is not called without a conflict");
+  };
+  it.each([
+    ["overwrite", "overwrite"],
+    ["remote-wins", "remote-wins"],
+    ["merge", "merge"],
+    ["a resolver", never],
+  ] as const)("%s: no conflict, both changes kept on both sides", async (_name, strategy) => {
     const { remote, A, result, B } = await sameRow(strategy, `UPDATE docs SET title = 'A' WHERE id = 1`, `UPDATE docs SET qty = 20, body = NULL WHERE id = 1`);
     expect(result.conflicts).toBe(0);
     expect(A.events).toEqual([]);
@@ -222,6 +230,28 @@ describe("update against delete", () => {
     const { result, remote } = await sameRow(undefined, del, del);
     expect(result.conflicts).toBe(0);
     expect(await remoteDoc(remote, 2)).toBeUndefined();
+  });
+});
+
+describe("a key change against an update", () => {
+  it("no conflict when the update did not touch what the key change touched: B's title moves with the key", async () => {
+    const { remote, A, result } = await sameRow(undefined, `UPDATE docs SET id = 30 WHERE id = 3`, `UPDATE docs SET title = 'B' WHERE id = 3`);
+    expect(result.conflicts).toBe(0);
+    expect(await remote.sql`SELECT id, title FROM docs WHERE id IN (3, 30)`).toEqual([{ id: 30, title: "B" }]);
+    await A.db.pull();
+    await expectSameRows(A.db, remote.sql, TABLES);
+  });
+
+  it.each([
+    ["overwrite", { id: 30, title: "A" }],
+    ["remote-wins", { id: 3, title: "B" }],
+  ] as const)("a conflict on the title, %s: the row ends at the winner's key", async (strategy, after) => {
+    const { remote, A, result } = await sameRow(strategy, `UPDATE docs SET id = 30, title = 'A' WHERE id = 3`, `UPDATE docs SET title = 'B' WHERE id = 3`);
+    expect(result.conflicts).toBe(1);
+    expect(A.events[0]).toMatchObject({ key: { id: 3 }, base: { id: 3, title: "three" }, local: { id: 30, title: "A" }, remote: { id: 3, title: "B" } });
+    expect(await remote.sql`SELECT id, title FROM docs WHERE id IN (3, 30)`).toEqual([after]);
+    expect((await A.db.query(`SELECT id, title FROM docs WHERE id IN (3, 30)`)).rows).toEqual([after]);
+    await expectSameRows(A.db, remote.sql, TABLES);
   });
 });
 
