@@ -119,4 +119,34 @@ describe("sync: changes the remote rejects", () => {
     expect(await remote.sql`SELECT count(*)::int AS n FROM items`).toEqual([{ n: 0 }]);
     await db.close();
   });
+
+  it("changes of a table no longer synced locally: TABLE_NOT_SYNCED with them still queued, even while an earlier window is being pushed; \"skip\" sets them aside", async () => {
+    await remote.sql`TRUNCATE items`;
+    for (const onReject of ["stop", "skip"] as const) {
+      const db = await openSynced(remote.url, [...SCHEMA, `CREATE TABLE IF NOT EXISTS gone (id int PRIMARY KEY)`], { sync: { onReject } });
+      await db.query(`DELETE FROM items`);
+      // Three windows of at least 10,000 rows: the entries of the dropped table are read while the second is pushed.
+      await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 25000) g`);
+      await db.query(`INSERT INTO gone VALUES (1), (2)`);
+      await db.query(`DROP TABLE gone`);
+      if (onReject === "stop") {
+        await expect(db.sync()).rejects.toMatchObject({ code: "TABLE_NOT_SYNCED", message: expect.stringContaining("public.gone") });
+        expect((await db.query(`SELECT count(*)::int AS n FROM _sync_queue WHERE table_name = 'gone'`)).rows).toEqual([{ n: 2 }]);
+        // The windows before it went out whole; once the table is back, a sync finishes the rest.
+        expect((await remote.sql`SELECT count(*)::int AS n FROM items`)[0]!.n).toBeGreaterThanOrEqual(10_000);
+        await db.query(`CREATE TABLE gone (id int PRIMARY KEY)`);
+        expect((await db.sync()).pushed).toBeGreaterThanOrEqual(2);
+        expect(await remote.sql`SELECT id FROM gone ORDER BY id`).toEqual([{ id: 1 }, { id: 2 }]);
+      } else {
+        expect((await db.sync()).rejected).toBe(2);
+        expect((await db.query(`SELECT table_name, error_message FROM _ominipg_rejected`)).rows).toEqual([
+          { table_name: "gone", error_message: expect.stringContaining("no longer synced") },
+          { table_name: "gone", error_message: expect.stringContaining("no longer synced") },
+        ]);
+      }
+      expect(await queued(db)).toBe(0);
+      await expectSameRows(db, remote.sql, { items: "id" });
+      await db.close();
+    }
+  });
 });

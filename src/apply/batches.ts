@@ -39,23 +39,23 @@ export function planBatches(window: Coalesced, order: Map<number, number>, batch
     });
   }
   let current: Batch | undefined;
+  /** What every op of the current batch writes ("table oid:delete?"), or null once they differ. */
+  let kind: string | null = null;
   for (const op of [...writes, ...deletes]) {
+    const opKind = `${op.table.oid}:${op.kind === "delete"}`;
     if (!current || current.ops.length >= batchSize) {
-      const prev = current;
-      current = { truncates: [], ops: [], entryIds: [], concurrentWithPrevious: false };
-      current.concurrentWithPrevious = !!prev && sameKind(prev.ops, op) && !selfReferencing(op.table);
+      const prevKind = current ? kind : null;
+      current = { truncates: [], ops: [], entryIds: [], concurrentWithPrevious: prevKind === opKind && !selfReferencing(op.table) };
+      kind = opKind;
       batches.push(current);
-    } else if (!sameKind(current.ops, op)) {
+    } else if (kind !== opKind) {
+      kind = null;
       current.concurrentWithPrevious = false;
     }
     current.ops.push(op);
     for (const id of op.entryIds) current.entryIds.push(id); // no spread: a row may stand for 100k+ entries
   }
   return batches;
-}
-
-function sameKind(ops: RowOp[], op: RowOp): boolean {
-  return ops.every((o) => o.table.oid === op.table.oid && (o.kind === "delete") === (op.kind === "delete"));
 }
 
 function selfReferencing(table: TableInfo): boolean {

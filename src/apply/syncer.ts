@@ -11,7 +11,7 @@ import type { SyncResult } from "../types.js";
 import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, keyText, type LogEntry, type RowOp } from "./coalesce.js";
 import { loadRules, type TableRules } from "./constraints.js";
-import { joinImage } from "./image.js";
+import { joinImage, type Image } from "./image.js";
 import { appliedRanges, dropLedger, forgetBatches, toRanges } from "./ledger.js";
 import { checkRemoteSchema } from "./schema-check.js";
 import { batchSql, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
@@ -134,47 +134,69 @@ export class Syncer {
     return batchIds.length;
   }
 
+  /**
+   * Window by window; the next window is read and coalesced while the current one's batches are pushed
+   * (local and remote work overlap; windows are independent: a window's writes go out only after the
+   * previous window's are all applied).
+   */
   async #drain(plan: DrainPlan, only: string[] | undefined, tally: Tally, hooks: SyncHooks): Promise<void> {
-    const { catalog, order, rules, clientId, maxId } = plan;
-    const windowRows = Math.max(10_000, this.options.batchSize * this.options.concurrency * 8);
-    let cursor = 0;
+    const read = (cursor: number) => {
+      const next = this.#readWindow(plan, only, cursor, tally, hooks);
+      next.catch(() => {}); // observed when awaited; until then a failure must not count as unhandled
+      return next;
+    };
+    let next = read(0);
     for (;;) {
-      const coalescer = new Coalescer(rules);
-      const unknown: LogEntry[] = [];
-      let exhausted = false;
-      let cut = false;
-      while (!cut && coalescer.rowCount < windowRows) {
-        const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
-        for (const e of page) {
-          const table = lookup(catalog, e);
-          if (table && !table.uncapturable) {
-            // The coalescer refuses an entry that depends on the window's earlier writes in a way its
-            // reordering would break: the window ends here and the next one starts with that entry.
-            if (!coalescer.add(e, table)) {
-              cut = true;
-              break;
-            }
-          } else unknown.push(e);
-          cursor = e.id;
-        }
-        if (!cut && page.length < PAGE) {
-          exhausted = true;
-          break;
-        }
+      const { batches, cursor, exhausted } = await next;
+      if (!exhausted) next = read(cursor);
+      try {
+        await this.#pushBatches(batches, plan.clientId, tally, hooks);
+      } catch (err) {
+        if (!exhausted) await next.catch(() => {}); // nothing of ours is left running
+        throw err;
       }
-      if (unknown.length > 0) await this.#rejectUnknown(unknown, tally, hooks);
-      const window = coalescer.result();
-      if (window.noop.length > 0) {
-        const ids = window.noop.flatMap((n) => n.entryIds);
-        await this.local.run((d) => deleteEntries(d, toRanges(ids)));
-        for (const n of window.noop) tallyTable(tally, n.table, n.entryIds.length);
-        this.#count(tally, ids.length, hooks);
-      }
-      for (const t of window.truncates) tallyTable(tally, t.table, t.entryIds.length);
-      for (const op of window.rows) tallyTable(tally, op.table, op.entryIds.length);
-      await this.#pushBatches(planBatches(window, order, this.options.batchSize), clientId, tally, hooks);
       if (exhausted) return;
     }
+  }
+
+  /** Read the log after `cursor` until a window is full (or cut, or the log ends); plan its batches. */
+  async #readWindow(plan: DrainPlan, only: string[] | undefined, cursor: number, tally: Tally, hooks: SyncHooks): Promise<{ batches: Batch[]; cursor: number; exhausted: boolean }> {
+    const { catalog, order, rules, maxId } = plan;
+    const windowRows = Math.max(10_000, this.options.batchSize * this.options.concurrency * 8);
+    const coalescer = new Coalescer(rules);
+    const unknown: LogEntry[] = [];
+    let exhausted = false;
+    let cut = false;
+    while (!cut && coalescer.rowCount < windowRows) {
+      const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
+      for (const e of page) {
+        const table = lookup(catalog, e);
+        if (table && !table.uncapturable) {
+          // The coalescer refuses an entry that depends on the window's earlier writes in a way its
+          // reordering would break: the window ends here and the next one starts with that entry.
+          if (!coalescer.add(e, table)) {
+            cut = true;
+            break;
+          }
+        } else unknown.push(e);
+        cursor = e.id;
+      }
+      if (!cut && page.length < PAGE) {
+        exhausted = true;
+        break;
+      }
+    }
+    if (unknown.length > 0) await this.#rejectUnknown(unknown, tally, hooks);
+    const window = coalescer.result();
+    if (window.noop.length > 0) {
+      const ids = window.noop.flatMap((n) => n.entryIds);
+      await this.local.run((d) => deleteEntries(d, toRanges(ids)));
+      for (const n of window.noop) tallyTable(tally, n.table, n.entryIds.length);
+      this.#count(tally, ids.length, hooks);
+    }
+    for (const t of window.truncates) tallyTable(tally, t.table, t.entryIds.length);
+    for (const op of window.rows) tallyTable(tally, op.table, op.entryIds.length);
+    return { batches: planBatches(window, order, this.options.batchSize), cursor, exhausted };
   }
 
   async #pushBatches(batches: Batch[], clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
@@ -383,7 +405,7 @@ interface Check {
 }
 
 function checkOf(op: RowOp, columns: string[]): Check {
-  const all = op.table.columns.filter((c) => !c.generated).map((c) => c.name);
+  const all = writable(op.table).list;
   if (op.expected !== undefined) return { columns: all, expected: "settled" };
   if (op.kind === "delete") return { columns: all, expected: "base" };
   if (op.kind === "move") return { columns: op.set, expected: "base" };
@@ -401,7 +423,7 @@ function groupOps(ops: RowOp[]): OpGroup[] {
   const groups = new Map<string, OpGroup>();
   const out: OpGroup[] = [];
   for (const op of ops) {
-    const columns = op.kind === "delete" ? [] : [...op.image.keys()].filter((c) => op.table.columns.some((tc) => tc.name === c && !tc.generated));
+    const columns = op.kind === "delete" ? [] : writableIn(op.table, op.image);
     const set = op.kind === "delete" ? [] : op.set;
     const check = checkOf(op, columns);
     const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}`;
@@ -415,6 +437,28 @@ function groupOps(ops: RowOp[]): OpGroup[] {
     g.ops.push(op);
   }
   return out;
+}
+
+const writableColumns = new WeakMap<TableInfo, { list: string[]; set: Set<string>; shapes: Map<string, string[]> }>();
+
+/** The table's columns a push writes (not GENERATED): computed once per table (a sync may hold 100k+ ops). */
+function writable(table: TableInfo): { list: string[]; set: Set<string>; shapes: Map<string, string[]> } {
+  let w = writableColumns.get(table);
+  if (!w) {
+    const list = table.columns.filter((c) => !c.generated).map((c) => c.name);
+    writableColumns.set(table, (w = { list, set: new Set(list), shapes: new Map() }));
+  }
+  return w;
+}
+
+/** The writable columns an image has, as one shared array per image shape. */
+function writableIn(table: TableInfo, image: Image): string[] {
+  const w = writable(table);
+  const keys = [...image.keys()];
+  const shape = keys.join("\u0000");
+  let columns = w.shapes.get(shape);
+  if (!columns) w.shapes.set(shape, (columns = keys.filter((c) => w.set.has(c))));
+  return columns;
 }
 
 function toGroupWrite(g: OpGroup): GroupWrite {
