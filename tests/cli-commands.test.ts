@@ -86,6 +86,9 @@ describe.concurrent("ominipg CLI", () => {
     const badBatch = await cli("sync", "dir", "--remote", remote.url, "--batch-size", "lots");
     expect(badBatch.code).toBe(2);
     expect(lines(badBatch.stderr)).toHaveLength(1);
+    const badConflicts = await cli("sync", "dir", "--remote", remote.url, "--conflicts", "sometimes");
+    expect(badConflicts.code).toBe(2);
+    expect(lines(badConflicts.stderr)).toEqual([expect.stringContaining('--conflicts must be one of overwrite, remote-wins, merge, got "sometimes"')]);
   });
 
   it("status, sync and verify a data directory", async ({ expect }) => {
@@ -148,6 +151,17 @@ describe.concurrent("ominipg CLI", () => {
         { id: 200, name: "from the server" },
       ]);
       await again.close();
+
+      // A local change the remote changed too: `sync --conflicts remote-wins` keeps the remote's and says so.
+      const local = await Ominipg.connect({ url: dir, syncUrl: own.url, schemaSQL: [SCHEMA] });
+      await local.query(`UPDATE items SET name = 'local' WHERE id = 200`);
+      await local.close();
+      await own.sql`UPDATE items SET name = 'remote' WHERE id = 200`;
+      const settled = await cli("sync", dir, "--remote", own.url, "--conflicts", "remote-wins");
+      expect(settled.stderr).toBe("");
+      expect(settled.code).toBe(0);
+      expect(settled.stdout).toContain("1 conflict with remote changes, settled and recorded in _ominipg_conflicts");
+      expect(await own.sql`SELECT name FROM items WHERE id = 200`).toEqual([{ name: "remote" }]);
     } finally {
       await own.drop();
     }

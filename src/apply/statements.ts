@@ -97,7 +97,8 @@ function dataOf(g: GroupWrite): string {
 }
 
 function expectedOf(g: GroupWrite): string {
-  return `[${g.check.expected!.map((e) => (e === null ? "null" : joinImage(e, [...g.table.primaryKey, ...g.check.columns]))).join(",")}]`;
+  const columns = [...new Set([...g.table.primaryKey, ...g.check.columns])];
+  return `[${g.check.expected!.map((e) => (e === null ? "null" : joinImage(e, columns))).join(",")}]`;
 }
 
 export function payload(images: Image[], columns?: string[]): string {
@@ -124,7 +125,7 @@ function lockSql(g: GroupWrite, name: string): string {
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
   return (
-    `SELECT s.i, to_jsonb(${T})::text AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
+    `SELECT s.i, ${T} AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
     `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${keyMatch(g.table, T, "(s.k)")} ` +
     `ORDER BY ${g.table.primaryKey.map((c) => `${T}.${quoteIdent(c)}`).join(", ")} FOR ${strength} OF ${T}`
   );
@@ -135,7 +136,7 @@ function conflictSql(g: GroupWrite, name: string, n: number): string {
   const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
   const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
   return (
-    `SELECT ${n} AS g, s.i, l.remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
+    `SELECT ${n} AS g, s.i, to_jsonb(l.remote)::text AS remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
     `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
   );
 }

@@ -52,6 +52,12 @@ export function positiveIntegerArg(command: string, name: string, value: string 
   return n;
 }
 
+export function choiceArg<C extends string>(command: string, name: string, value: string | undefined, choices: readonly C[]): C | undefined {
+  if (value === undefined) return undefined;
+  if (!choices.includes(value as C)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got "${value}"`, command);
+  return value as C;
+}
+
 export function listArg(command: string, name: string, value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");

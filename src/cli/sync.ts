@@ -1,11 +1,11 @@
 import type { Ominipg } from "../index.js";
-import { listArg, positiveIntegerArg } from "./args.js";
+import { choiceArg, listArg, positiveIntegerArg } from "./args.js";
 import { directoryCommand } from "./command.js";
 import { CliError } from "./errors.js";
 import { EXIT_OK, columns, plural, say } from "./output.js";
 import { progressReporter } from "./progress.js";
 
-const HELP = `Usage: ominipg sync <dir> --remote <url> [--tables a,b] [--batch-size N]
+const HELP = `Usage: ominipg sync <dir> --remote <url> [--tables a,b] [--batch-size N] [--conflicts S]
 
 Push the changes captured in an Ominipg data directory to the remote
 PostgreSQL, exactly once. Shows a progress bar on a terminal and progress
@@ -18,6 +18,8 @@ Options:
                         primary key in schema public is synced); changes of other
                         tables must not be pending
       --batch-size <N>  row writes per remote transaction (default 1000)
+      --conflicts <S>   how a change is settled when the remote row changed too:
+                        overwrite (default), remote-wins or merge
   -h, --help            show this help
       --verbose         show stack traces of errors
 
@@ -28,11 +30,12 @@ export const syncCommand = directoryCommand({
   summary: "push the pending changes to the remote",
   help: HELP,
   remote: "required",
-  flags: ["tables", "batch-size"],
+  flags: ["tables", "batch-size", "conflicts"],
   syncOptions(flags) {
     const tables = listArg("sync", "tables", flags.tables as string | undefined);
     const batchSize = positiveIntegerArg("sync", "batch-size", flags["batch-size"] as string | undefined);
-    return { ...(tables ? { tables } : {}), ...(batchSize ? { batchSize } : {}) };
+    const conflicts = choiceArg("sync", "conflicts", flags.conflicts as string | undefined, ["overwrite", "remote-wins", "merge"] as const);
+    return { ...(tables ? { tables } : {}), ...(batchSize ? { batchSize } : {}), ...(conflicts ? { conflicts } : {}) };
   },
   async run(db, { dir, remote, flags }) {
     const tables = listArg("sync", "tables", flags.tables as string | undefined);
