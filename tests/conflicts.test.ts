@@ -487,3 +487,43 @@ describe("unregister()", () => {
     expect(await remote.sql`SELECT title FROM docs WHERE id = 60`).toEqual([{ title: "after" }]);
   });
 });
+
+describe("keys and types", () => {
+  it("a composite key, a generated column, an identity column and arrays go through a resolver and a merge", async () => {
+    const remote = await createTestDatabase();
+    cleanups.push(() => remote.drop());
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS lines (order_id int, n int, serial int GENERATED ALWAYS AS IDENTITY, qty int NOT NULL, total int GENERATED ALWAYS AS (qty * 2) STORED,
+         tags text[], note text, PRIMARY KEY (order_id, n))`,
+    ];
+    await remote.sql.unsafe(schema[0]!);
+    await remote.sql`INSERT INTO lines (order_id, n, qty, tags) VALUES (1, 1, 10, '{a}'), (1, 2, 20, '{b}')`;
+    const open = async (conflicts: SyncOptions["conflicts"]) => {
+      const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: remote.url, schemaSQL: schema, sync: { conflicts, retry: { attempts: 1 } } });
+      cleanups.push(() => db.close());
+      await db.pull();
+      return db;
+    };
+    const A = await open({
+      tables: {
+        lines: ({ local, remote: r }) => ({ qty: Number(local!.qty) + Number(r!.qty), tags: [...(r!.tags as string[]), ...(local!.tags as string[])] }),
+      },
+    });
+    const M = await open("merge");
+    const B = await open("overwrite");
+    await A.query(`UPDATE lines SET qty = 11, tags = '{a,x}' WHERE order_id = 1 AND n = 1`);
+    await M.query(`UPDATE lines SET qty = 21, note = 'M' WHERE order_id = 1 AND n = 2`);
+    await B.query(`UPDATE lines SET qty = 12, tags = '{a,y}' WHERE order_id = 1 AND n = 1; UPDATE lines SET qty = 22 WHERE order_id = 1 AND n = 2`);
+    await B.sync();
+    expect((await A.sync()).conflicts).toBe(1);
+    expect((await M.sync()).conflicts).toBe(1);
+    expect(await remote.sql`SELECT order_id, n, serial, qty, total, tags, note FROM lines ORDER BY n`).toEqual([
+      { order_id: 1, n: 1, serial: 1, qty: 23, total: 46, tags: ["a", "y", "a", "x"], note: null },
+      { order_id: 1, n: 2, serial: 2, qty: 22, total: 44, tags: ["b"], note: "M" },
+    ]);
+    for (const db of [A, M, B]) {
+      await db.pull();
+      await expectSameRows(db, remote.sql, { lines: "order_id, n" });
+    }
+  });
+});
