@@ -22,8 +22,7 @@ export async function pullClient(url: string, schemaSQL: string[], options: Pull
   const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: url, schemaSQL, sync: { retry: { attempts: 1 } } });
   // Test-only: the pieces the lead will wire inside Ominipg (protected members, reached through a cast).
   const inner = db as unknown as { local: LocalAccess; catalog(): Promise<Catalog> };
-  // Let the client's own remote set-up finish first: two concurrent CREATE TABLE IF NOT EXISTS of the ledger
-  // can fail on PostgreSQL (pg_type unique violation), which is what a second Remote would race with.
+  // Let the client's own remote set-up (schemaSQL, the ledger) finish before the second Remote is used.
   await db.sync();
   const remote = new Remote(url, schemaSQL, true, 2);
   const puller = new Puller(inner.local, () => inner.catalog(), remote, options);

@@ -105,4 +105,26 @@ describe("reliability: many clients, one remote", () => {
       await Promise.all(clients.map((c) => c.close()));
     }
   });
+
+  it(`${CLIENTS} clients meeting a fresh server at the same moment all set it up (schemaSQL and the ledger)`, async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const clients = await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, k) => {
+          const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: fresh.url, schemaSQL: SCHEMA, sync: { retry: { attempts: 1 } } });
+          await db.query(`INSERT INTO own VALUES ($1, 1, 'first contact')`, [k]);
+          return db;
+        }),
+      );
+      try {
+        const results = await Promise.all(clients.map((db) => db.sync()));
+        expect(results.map((r) => r.pushed)).toEqual(clients.map(() => 1));
+        expect((await fresh.sql`SELECT count(*)::int AS n FROM own`)[0]).toEqual({ n: CLIENTS });
+      } finally {
+        await Promise.all(clients.map((db) => db.close()));
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
 });

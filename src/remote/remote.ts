@@ -3,6 +3,9 @@ import { OminipgError, SchemaError, SyncError } from "../errors.js";
 import { openRemote, transaction, type Sql } from "./connection.js";
 import { passwordOf, redact } from "./url.js";
 
+/** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
+const SETUP_LOCK = 0x6f6d696e;
+
 /** SQLSTATE classes and codes worth retrying: connection trouble, shutdowns, lock and resource contention. */
 const RETRYABLE_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|55P03|57014)/;
 const RETRYABLE_NODE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
@@ -70,9 +73,15 @@ export class Remote {
     await this.sql.end({ timeout: 0 });
   }
 
+  /**
+   * One transaction that first takes a transaction-level advisory lock: clients meeting a fresh server at the
+   * same moment set it up one after the other (two concurrent CREATE TABLE IF NOT EXISTS of one table can fail
+   * on the catalog's unique index), and the lock ends with the transaction (PgBouncer-safe).
+   */
   async #setup(): Promise<void> {
-    if (this.applySchema && this.schemaSQL.length > 0) {
-      await transaction(this.sql, async (tx) => {
+    await transaction(this.sql, async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
+      if (this.applySchema) {
         for (let i = 0; i < this.schemaSQL.length; i++) {
           try {
             await tx.unsafe(this.schemaSQL[i]!).simple();
@@ -82,11 +91,11 @@ export class Remote {
             throw isRetryable(err) ? err : wrapped;
           }
         }
-      });
-    }
-    // CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: look first, so a
-    // role with only the documented privileges works with a ledger its admin created (docs/API.md).
-    const [ledger] = await this.sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
-    if (!ledger?.found) await this.sql.unsafe(LEDGER_DDL);
+      }
+      // CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: look first, so a
+      // role with only the documented privileges works with a ledger its admin created (docs/API.md).
+      const [ledger] = await tx.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+      if (!ledger?.found) await tx.unsafe(LEDGER_DDL);
+    });
   }
 }
