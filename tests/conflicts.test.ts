@@ -37,22 +37,25 @@ async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: 
     INSERT INTO notes VALUES (1, 1, 'note 1');
   `).simple();
   const clients: Client[] = [];
-  for (const conflicts of strategies) {
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: remote.url,
-      schemaSQL: SCHEMA,
-      sync: { retry: { attempts: 1 }, ...(conflicts === undefined ? {} : { conflicts }) },
-    });
-    cleanups.push(() => db.close());
-    // A session time zone far from UTC: conflict checks compare values, not text.
-    await db.query(`SET TimeZone TO 'Asia/Kolkata'`);
-    const events: ConflictEvent[] = [];
-    db.on("conflict", (c) => events.push(c));
-    await db.pull();
-    clients.push({ db, events });
-  }
+  for (const conflicts of strategies) clients.push(await openClient(remote, conflicts));
   return { remote, clients };
+}
+
+/** A client of `remote` that pulled it, with its `conflict` events collected. */
+async function openClient(remote: TestDatabase, conflicts: SyncOptions["conflicts"]): Promise<Client> {
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: remote.url,
+    schemaSQL: SCHEMA,
+    sync: { retry: { attempts: 1 }, ...(conflicts === undefined ? {} : { conflicts }) },
+  });
+  cleanups.push(() => db.close());
+  // A session time zone far from UTC: conflict checks compare values, not text.
+  await db.query(`SET TimeZone TO 'Asia/Kolkata'`);
+  const events: ConflictEvent[] = [];
+  db.on("conflict", (c) => events.push(c));
+  await db.pull();
+  return { db, events };
 }
 
 async function remoteDoc(remote: TestDatabase, id: number): Promise<Record<string, unknown> | undefined> {
@@ -104,24 +107,16 @@ describe("offline edits of the same column", () => {
     await expectSameRows(A.db, remote.sql, TABLES);
   });
 
-  it("remote-wins: the remote row stays and A's row becomes it, A's other column change included", async () => {
-    const { remote, A, result } = await sameRow("remote-wins", a, b);
+  it.each([
+    ["remote-wins", "the remote row stays and A's row becomes it, A's other column change included", { id: 1, title: "B", body: "body 1", qty: 20 }, "remote"],
+    ["merge", "a column both changed takes the remote value, a column only A changed keeps A's", { id: 1, title: "B", body: "body by A", qty: 20 }, "merge"],
+  ] as const)("%s: %s", async (strategy, _what, expected, resolution) => {
+    const { remote, A, result } = await sameRow(strategy, a, b);
     expect(result.conflicts).toBe(1);
-    const expected = { id: 1, title: "B", body: "body 1", qty: 20 };
     expect(await remoteDoc(remote, 1)).toEqual(expected);
     expect(await localDoc(A.db, 1)).toEqual(expected);
-    expect((await records(A.db))[0]).toMatchObject({ resolution: "remote", resolved: "B" });
+    expect((await records(A.db))[0]).toMatchObject({ resolution, resolved: "B" });
     expect(await queued(A.db)).toBe(0); // the local row was set without capture: no echo
-    await expectSameRows(A.db, remote.sql, TABLES);
-  });
-
-  it("merge: a column both changed takes the remote value, a column only A changed keeps A's", async () => {
-    const { remote, A, result } = await sameRow("merge", a, b);
-    expect(result.conflicts).toBe(1);
-    const expected = { id: 1, title: "B", body: "body by A", qty: 20 };
-    expect(await remoteDoc(remote, 1)).toEqual(expected);
-    expect(await localDoc(A.db, 1)).toEqual(expected);
-    expect((await records(A.db))[0]).toMatchObject({ resolution: "merge", resolved: "B" });
     await expectSameRows(A.db, remote.sql, TABLES);
   });
 
@@ -351,27 +346,15 @@ describe("resolvers that fail", () => {
 
 describe("a remote row that changes while its conflict is settled", () => {
   it("is a new conflict: the resolver sees the newer row, and nothing it did not see is overwritten", async () => {
-    const { remote, clients } = await setup([undefined]);
-    const [A] = clients as [Client];
+    const { remote } = await setup([]);
     const seen: unknown[] = [];
     let changes = 0;
-    await A.db.close();
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: remote.url,
-      schemaSQL: SCHEMA,
-      sync: {
-        retry: { attempts: 1 },
-        conflicts: async (c) => {
-          seen.push(c.remote!.title);
-          // Another writer changes the row again while we decide, the first time only.
-          if (changes++ === 0) await remote.sql`UPDATE docs SET title = 'newer' WHERE id = 1`;
-          return { title: `${String(c.remote!.title)} + mine` };
-        },
-      },
+    const { db } = await openClient(remote, async (c) => {
+      seen.push(c.remote!.title);
+      // Another writer changes the row again while we decide, the first time only.
+      if (changes++ === 0) await remote.sql`UPDATE docs SET title = 'newer' WHERE id = 1`;
+      return { title: `${String(c.remote!.title)} + mine` };
     });
-    cleanups.push(() => db.close());
-    await db.pull();
     await db.query(`UPDATE docs SET title = 'mine' WHERE id = 1`);
     await remote.sql`UPDATE docs SET title = 'theirs' WHERE id = 1`;
     const result = await db.sync();
@@ -384,23 +367,12 @@ describe("a remote row that changes while its conflict is settled", () => {
   });
 
   it("gives up for this sync (retryable) when the row changes at every attempt", async () => {
-    const { remote, clients } = await setup([undefined]);
-    await clients[0]!.db.close();
+    const { remote } = await setup([]);
     let n = 0;
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: remote.url,
-      schemaSQL: SCHEMA,
-      sync: {
-        retry: { attempts: 1 },
-        conflicts: async () => {
-          await remote.sql`UPDATE docs SET qty = ${++n} WHERE id = 1`;
-          return "local" as const;
-        },
-      },
+    const { db } = await openClient(remote, async () => {
+      await remote.sql`UPDATE docs SET qty = ${++n} WHERE id = 1`;
+      return "local" as const;
     });
-    cleanups.push(() => db.close());
-    await db.pull();
     await db.query(`UPDATE docs SET qty = 100 WHERE id = 1`);
     await remote.sql`UPDATE docs SET qty = 50 WHERE id = 1`;
     await expect(db.sync()).rejects.toMatchObject({ code: "CONFLICT_CHURN", retryable: true });
