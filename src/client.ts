@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
 import { Catalog, type SyncScope } from "./capture/catalog.js";
-import { LOCAL_SCHEMA_SQL } from "./capture/own-tables.js";
+import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE } from "./capture/own-tables.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
 import { DirectDriver } from "./direct/direct-driver.js";
@@ -102,7 +102,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       // spills a bulk statement's images to temporary files.
       await driver.exec(`SET work_mem = '64MB'`);
       await runSchema(driver, options.schemaSQL ?? [], "local");
-      if (options.syncUrl) await driver.exec(LOCAL_SCHEMA_SQL);
+      if (options.syncUrl) {
+        await driver.exec(LOCAL_SCHEMA_SQL);
+        await ownClientId(driver, location.kind === "directory" ? `directory:${fs.statSync(location.path).ino}` : "memory");
+      }
     } catch (err) {
       await driver.close();
       lock?.release();
@@ -363,4 +366,23 @@ export async function runSchema(driver: Driver, statements: readonly string[], s
     }
   }
   await driver.exec("COMMIT");
+}
+
+/**
+ * A client id belongs to one database: the directory it was minted in (its inode: the same after a rename,
+ * new for a copy), or the in-memory database it was minted in. A database opened elsewhere (a copied
+ * directory, a `loadDataDir` dump) gets a new id: two databases pushing under one id would each take the
+ * other's ledger rows for their own, and drop changes as already applied.
+ */
+async function ownClientId(driver: Driver, home: string): Promise<void> {
+  const { rows } = await driver.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = 'client_home'`, [], { prepare: false });
+  const minted = rows[0]?.value;
+  if (minted === home && home !== "memory") return;
+  if (minted !== undefined) {
+    await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
+    // Leased id blocks belong to the database that leased them: a copy leases its own at its first sync.
+    const { rows: leases } = await driver.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], { prepare: false });
+    if (leases[0]?.found) await driver.exec(`DELETE FROM ${LEASE_TABLE}`);
+  }
+  await driver.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('client_home', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [home], { prepare: false });
 }

@@ -2,6 +2,7 @@
 // lost COMMIT reply, must not apply anything twice nor lose anything. A remote-only trigger counts the
 // writes each row receives.
 import { spawn } from "node:child_process";
+import { cp, rename } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testHooks } from "../src/apply/syncer.js";
@@ -87,5 +88,41 @@ describe("sync: exactly once", () => {
     expect(await queued(db)).toBe(0);
     expect(await ledgerRows(remote.sql)).toBe(0);
     await db.close();
+  });
+
+  it("a copied data directory is another client: a crash leftover of one copy never drops the other's changes", async () => {
+    await remote.sql`TRUNCATE counters, hits`;
+    const dir = path.join(tempDir("ominipg-copy-"), "db");
+    const open = (url: string) => Ominipg.connect({ url, syncUrl: remote.url, schemaSQL: SCHEMA, sync: { retry: { attempts: 1 } } });
+    let A = await open(dir);
+    await A.query(`INSERT INTO counters (id) VALUES (1)`);
+    await A.sync();
+    const id = (await A.status()).clientId;
+    await A.close();
+    // Renamed: the same database, the same client id. Copied: a new one, with its own id.
+    await rename(dir, `${dir}-moved`);
+    A = await open(`${dir}-moved`);
+    expect((await A.status()).clientId).toBe(id);
+    await A.close();
+    await cp(`${dir}-moved`, `${dir}-copy`, { recursive: true });
+    A = await open(`${dir}-moved`);
+    const B = await open(`${dir}-copy`);
+    expect((await A.status()).clientId).toBe(id);
+    expect((await B.status()).clientId).not.toBe(id);
+
+    // Both copies continue the same log ids: A's entry and B's entry have the same id.
+    await A.query(`INSERT INTO counters (id) VALUES (2)`);
+    await B.query(`INSERT INTO counters (id) VALUES (3)`);
+    testHooks.afterRemoteCommit = () => {
+      throw new Error("crashed after the remote COMMIT");
+    };
+    await expect(A.sync()).rejects.toThrow();
+    testHooks.afterRemoteCommit = undefined;
+    expect((await B.sync()).pushed).toBe(1); // not taken for A's applied batch
+    expect((await A.sync()).pushed).toBe(0); // A's leftover: settled from the ledger, not applied twice
+    expect(await remote.sql`SELECT id FROM counters ORDER BY id`).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    expect(await remote.sql`SELECT id, n FROM hits ORDER BY id`).toEqual([1, 2, 3].map((id) => ({ id, n: 1 })));
+    await A.close();
+    await B.close();
   });
 });
