@@ -149,6 +149,29 @@ describe("triggers", () => {
     await db.query(`INSERT INTO local_note VALUES (6, 'x')`);
   });
 
+  it("a table that is not synced, whose deletes or updates a foreign key action carries into a synced table: those are refused", async () => {
+    // folder and shelf are local-only; filed (synced) cascades from shelf, which cascades from folder.
+    const scoped = await captureDb(
+      [
+        `CREATE TABLE IF NOT EXISTS folder (id int PRIMARY KEY, name text)`,
+        `CREATE TABLE IF NOT EXISTS shelf (id int PRIMARY KEY, folder_id int REFERENCES folder ON DELETE CASCADE)`,
+        `CREATE TABLE IF NOT EXISTS filed (id int PRIMARY KEY, shelf_id int REFERENCES shelf ON DELETE CASCADE ON UPDATE CASCADE)`,
+        `CREATE TABLE IF NOT EXISTS tag (id int PRIMARY KEY)`,
+        `CREATE TABLE IF NOT EXISTS tagged (id int PRIMARY KEY, tag_id int REFERENCES tag)`,
+      ],
+      { sync: { exclude: ["folder", "shelf", "tag"], retry: { attempts: 1 } } },
+    );
+    await scoped.query(`INSERT INTO folder VALUES (1, 'f'); INSERT INTO shelf VALUES (1, 1); INSERT INTO filed VALUES (1, 1); INSERT INTO tag VALUES (1), (2); INSERT INTO tagged VALUES (1, 1)`);
+    const why = /which is not synced: a foreign key action .* into synced table public\.filed.* sync public\.(shelf|folder) too/;
+    await expectRefused(`DELETE FROM shelf WHERE id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
+    await expectRefused(`UPDATE shelf SET id = 2 WHERE id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
+    await expectRefused(`DELETE FROM folder`, why, "CAPTURE_UNSUPPORTED", scoped); // two steps away
+    await expectRefused(`INSERT INTO shelf VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET folder_id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
+    // Inserting into them changes nothing downstream; a foreign key without actions (tag) carries nothing.
+    await scoped.query(`INSERT INTO shelf VALUES (2, 1); INSERT INTO folder VALUES (2, 'g') ON CONFLICT DO NOTHING; DELETE FROM tag WHERE id = 2`);
+    expect((await scoped.query(`SELECT count(*)::int AS n FROM filed`)).rows).toEqual([{ n: 1 }]);
+  });
+
   it("a rule on a synced table, or a default that calls a writing function, makes its writes refused", async () => {
     await expectRiskyRefused(`INSERT INTO r VALUES (1)`, /rule r_also/);
     await expectRiskyRefused(`INSERT INTO numbered (v) VALUES ('x')`, /default of column id calls next_n/);
@@ -173,6 +196,7 @@ describe("tables without a primary key", () => {
 describe("Ominipg's own tables", () => {
   it("refuse writes and DDL", async () => {
     await db.query(`INSERT INTO items VALUES (70, 0)`); // at least one entry to protect
+    const meta = (await db.query(`SELECT key, value FROM _ominipg_meta ORDER BY key`)).rows;
     for (const sql of [
       `DELETE FROM _sync_queue`,
       `DELETE FROM public._sync_queue WHERE id > 0`,
@@ -190,7 +214,7 @@ describe("Ominipg's own tables", () => {
     ]) {
       await expectRefused(sql, /Ominipg's own table/);
     }
-    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_meta`)).rows).toEqual([{ n: 1 }]);
+    expect((await db.query(`SELECT key, value FROM _ominipg_meta ORDER BY key`)).rows).toEqual(meta);
   });
 
   it("the sync guide's priority update works as written, and reading is free", async () => {

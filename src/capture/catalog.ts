@@ -57,6 +57,12 @@ export class Catalog {
     readonly writesBehind: Map<number, string> = new Map(),
     /** Every foreign key as referencing oid -> referenced oids, synced tables or not. */
     private readonly foreignKeys: Map<number, number[]> = new Map(),
+    /**
+     * Tables outside the synced set whose DELETE or UPDATE a foreign key action (CASCADE, SET NULL, SET DEFAULT)
+     * carries into a synced table, directly or through other such tables, by oid, with the reason: PostgreSQL
+     * runs those actions itself, where capture cannot see them.
+     */
+    readonly cascadesInto: Map<number, string> = new Map(),
   ) {}
 
   static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
@@ -84,8 +90,9 @@ export class Catalog {
         [scope.schemas],
         opts,
       ),
-      await driver.query<{ oid: number; ref: number }>(
-        `SELECT DISTINCT conrelid::int8 AS oid, confrelid::int8 AS ref FROM pg_constraint WHERE contype = 'f'`,
+      await driver.query<{ oid: number; ref: number; actions: boolean }>(
+        `SELECT conrelid::int8 AS oid, confrelid::int8 AS ref, bool_or(confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd')) AS actions
+           FROM pg_constraint WHERE contype = 'f' GROUP BY 1, 2`,
         [],
         opts,
       ),
@@ -197,7 +204,7 @@ export class Catalog {
     for (const table of tables.values()) {
       if (table.primaryKey.length === 0) table.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
     }
-    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions, writesBehind, references);
+    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions, writesBehind, references, cascadesInto(tables, fkRows, relRows));
   }
 
   /** The relation a (possibly unqualified) name refers to, resolved as PostgreSQL would through search_path. */
@@ -279,4 +286,28 @@ export function mayWrite(language: string, source: string): boolean {
     .replace(/\/\*[\s\S]*?\*\//g, " ")
     .replace(/'(?:[^']|'')*'/g, "''");
   return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call)\b/i.test(code);
+}
+
+/** Catalog.cascadesInto: walk foreign keys with actions from every synced table up to the tables they reference. */
+function cascadesInto(
+  tables: Map<number, TableInfo>,
+  fks: { oid: number; ref: number; actions: boolean }[],
+  relations: { oid: number; schema: string; name: string }[],
+): Map<number, string> {
+  const names = new Map(relations.map((r) => [Number(r.oid), `${r.schema}.${r.name}`]));
+  const out = new Map<number, string>();
+  const reach = (child: number, synced: string) => {
+    for (const f of fks) {
+      const parent = Number(f.ref);
+      if (Number(f.oid) !== child || !f.actions || tables.has(parent) || out.has(parent)) continue;
+      out.set(
+        parent,
+        `a foreign key action (ON DELETE / ON UPDATE CASCADE, SET NULL or SET DEFAULT) carries deletes and updates of its rows into ` +
+          `synced table ${synced}, where capture cannot see them: sync ${names.get(parent) ?? "it"} too, or make the foreign key NO ACTION`,
+      );
+      reach(parent, synced);
+    }
+  };
+  for (const [oid, t] of tables) reach(oid, `${t.schema}.${t.name}`);
+  return out;
 }

@@ -140,6 +140,10 @@ function syncedTarget(type: string, body: Node, catalog: Catalog): TableInfo | u
   if (!table) {
     const why = catalog.writesBehind.get(found.oid);
     if (why) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture ${COMMAND[type]} on ${label}, which is not synced but may change synced tables: ${why}`);
+    const cascade = catalog.cascadesInto.get(found.oid);
+    // Only deletes and updates of its rows set the actions off (an INSERT ... ON CONFLICT DO UPDATE updates).
+    const changesRows = type !== "InsertStmt" || (body.onConflictClause as Node | undefined)?.action === "ONCONFLICT_UPDATE";
+    if (cascade && changesRows) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture ${COMMAND[type]} on ${label}, which is not synced: ${cascade}`);
     return undefined;
   }
   if (table.uncapturable) {

@@ -222,7 +222,7 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
   for (const w of writesIn(stmt)) {
     const rel = w.body.relation as Node;
     const found = catalog.resolve(rel.schemaname, rel.relname);
-    const behind = found && (found.kind === "v" || found.kind === "f" || catalog.writesBehind.has(found.oid));
+    const behind = found && (found.kind === "v" || found.kind === "f" || catalog.writesBehind.has(found.oid) || catalog.cascadesInto.has(found.oid));
     const name = syncedName(rel) ?? (behind ? rel.relname : undefined);
     if (!name) continue;
     if (type === "ExplainStmt") fail(`EXPLAIN ANALYZE of a write to ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
