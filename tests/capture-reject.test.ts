@@ -172,6 +172,24 @@ describe("triggers", () => {
     expect((await scoped.query(`SELECT count(*)::int AS n FROM filed`)).rows).toEqual([{ n: 1 }]);
   });
 
+  it("extra_float_digits below 1 (it would round captured floats) is refused; 1 and more, and RESET, are not", async () => {
+    for (const sql of [
+      `SET extra_float_digits = 0`,
+      `SET LOCAL extra_float_digits TO -3`,
+      `SET extra_float_digits = '0'`,
+      `SELECT set_config('extra_float_digits', '-1', false)`,
+      `SELECT set_config('Extra_Float_Digits', $1, false)`,
+      `ALTER DATABASE template1 SET extra_float_digits = 0`,
+    ]) {
+      const err = await db.query(sql, sql.includes("$1") ? ["0"] : []).catch((e: unknown) => e);
+      expect(err, sql).toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringContaining("round the float values") });
+    }
+    expect((await db.query(`SHOW extra_float_digits`)).rows).toEqual([{ extra_float_digits: "1" }]);
+    await db.query(`SET extra_float_digits = 3; RESET extra_float_digits; SET extra_float_digits TO DEFAULT`);
+    await db.query(`SELECT set_config('extra_float_digits', '2', false)`);
+    await db.query(`RESET extra_float_digits`);
+  });
+
   it("a rule on a synced table, or a default that calls a writing function, makes its writes refused", async () => {
     await expectRiskyRefused(`INSERT INTO r VALUES (1)`, /rule r_also/);
     await expectRiskyRefused(`INSERT INTO numbered (v) VALUES ('x')`, /default of column id calls next_n/);

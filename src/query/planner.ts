@@ -1,6 +1,6 @@
 import type { Catalog, TableInfo } from "../capture/catalog.js";
 import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../capture/own-tables.js";
-import { deparse, nodeType, parseStatements, type Node, type RawStmt } from "../capture/parser.js";
+import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
 import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
 import { CaptureError } from "../errors.js";
 import { Lru } from "../local/lru.js";
@@ -79,6 +79,7 @@ export class Planner {
 
     const catalog = await this.capture.catalog();
     rejectOwnTableWrites(stmt, type);
+    if (/extra_float_digits/i.test(text)) rejectFloatRounding(stmt);
     rejectUncapturable(stmt, type, catalog);
     rejectWritingFunctions(stmt, catalog);
     if (type === "TruncateStmt") return truncateStep(text, stmt.TruncateStmt, catalog);
@@ -192,6 +193,35 @@ function ownTableNamed(stmt: Node): string | undefined {
     if (OWN_TABLES.has(parts.at(-1)) && (parts.length === 1 || parts.at(-2) === "public")) target ??= parts.at(-1);
   }
   return target;
+}
+
+/**
+ * Captured row images render floats with the session's extra_float_digits: below 1, they are rounded (15
+ * digits), and the rounded values would be pushed. SET (and ALTER ... SET, set_config) of a value below 1, or
+ * of one that is not a constant, is refused.
+ */
+function rejectFloatRounding(stmt: Node): void {
+  const rounds = (arg: Node | undefined) => {
+    const c = arg?.A_Const;
+    if (!c) return true;
+    const value = c.ival ? Number(c.ival.ival ?? 0) : c.sval ? Number(c.sval.sval) : Number.NaN;
+    return !(value >= 1);
+  };
+  walk(stmt, (type, body) => {
+    const v: Node | undefined = type === "VariableSetStmt" ? body : type === "AlterDatabaseSetStmt" || type === "AlterRoleSetStmt" ? body.setstmt : undefined;
+    const set = v?.name === "extra_float_digits" && v.kind === "VAR_SET_VALUE" && rounds(v.args?.[0]);
+    const call =
+      type === "FuncCall" &&
+      (body.funcname as Node[]).at(-1)?.String?.sval === "set_config" &&
+      String(body.args?.[0]?.A_Const?.sval?.sval ?? "").toLowerCase() === "extra_float_digits" &&
+      rounds(body.args?.[1]);
+    if (set || call) {
+      throw new CaptureError(
+        "CAPTURE_UNSUPPORTED",
+        "extra_float_digits below 1 would round the float values captured for sync: keep it at 1 or more (the default is 1; to_char() formats floats for display)",
+      );
+    }
+  });
 }
 
 /** Statements that would write synced tables where the rewrite cannot see. */
