@@ -72,7 +72,7 @@ export class ConflictSettler {
     const settled: Settled[] = [];
     for (let i = 0; i < found.length; i++) {
       const { op } = found[i]!;
-      const [base, local, remote] = [images[3 * i]!, images[3 * i + 1]!, images[3 * i + 2]!];
+      const [base, local, remote] = [images[3 * i] ?? null, images[3 * i + 1] ?? null, images[3 * i + 2] ?? null];
       settled.push({ table: op.table, op, base, local, remote, ...(await this.#decide(op.table, base, local, remote)) });
     }
     await this.#canonicalTargets(settled);
