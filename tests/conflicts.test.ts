@@ -366,6 +366,33 @@ describe("a remote row that changes while its conflict is settled", () => {
     expect((await db.query(`SELECT resolution, remote ->> 'title' AS remote FROM _ominipg_conflicts`)).rows).toEqual([{ resolution: "custom", remote: "newer" }]);
   });
 
+  it("a key another session inserts while the batch statement runs (after its check) is a conflict, not overwritten", async () => {
+    const { remote } = await setup([]);
+    const { db, events } = await openClient(remote, undefined);
+    // Hold every batch statement between its check and its writes: the ledger claim sleeps.
+    await remote.sql.unsafe(`
+      CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.8); RETURN NEW; END $$;
+      CREATE TRIGGER slow_claim BEFORE INSERT ON _ominipg_ledger FOR EACH ROW EXECUTE FUNCTION slow_claim();
+    `).simple();
+    await db.query(`INSERT INTO docs (id, title) VALUES (20, 'mine')`);
+    const syncing = db.sync();
+    // Once the batch statement is in the claim (its check done: no row 20), another session inserts row 20.
+    for (let i = 0; i < 100; i++) {
+      const [busy] = await remote.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'WITH ominipg_g0 %' AND wait_event = 'PgSleep'`;
+      if (busy!.n > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await remote.sql`INSERT INTO docs (id, title) VALUES (20, 'theirs')`;
+    // The statement writes nothing and fails, retryable (this client makes one attempt per sync).
+    await expect(syncing).rejects.toMatchObject({ code: "CONFLICT_RACE", retryable: true });
+    expect(await remote.sql`SELECT title FROM docs WHERE id = 20`).toEqual([{ title: "theirs" }]);
+    expect(await queued(db)).toBe(1);
+    const result = await db.sync();
+    expect(result.conflicts).toBe(1);
+    expect(events).toMatchObject([{ origin: "push", key: { id: 20 }, base: null, local: { title: "mine" }, remote: { title: "theirs" }, resolution: "local" }]);
+    expect(await remote.sql`SELECT title FROM docs WHERE id = 20`).toEqual([{ title: "mine" }]);
+  });
+
   it("gives up for this sync (retryable) when the row changes at every attempt", async () => {
     const { remote } = await setup([]);
     let n = 0;

@@ -23,8 +23,9 @@ import { joinImage, type Image } from "./image.js";
  * different rows and Coalescer.add keeps writes that depend on one another out of the same window;
  * foreign key checks and actions run at the end of the statement, when all of them are done.
  * The locks are taken on the newest row versions (READ COMMITTED re-reads a row changed since the
- * statement's snapshot), so a row cannot change between its check and its write. A row that does not exist
- * yet cannot be locked: one another session inserts while the statement runs is overwritten unchecked.
+ * statement's snapshot), so a row cannot change between its check and its write. A key that has no row cannot
+ * be locked: if another session inserts it while the statement runs, the upsert leaves that row alone, and
+ * the statement fails (RACE) before it commits; the retry's check finds the row.
  */
 
 /** A group of writes of one table and one statement shape, and how the remote rows are checked first. */
@@ -63,6 +64,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   const conflicts: string[] = [];
   const locked: string[] = [];
   const writes: string[] = [];
+  const short: string[] = [];
   groups.forEach((g, n) => {
     const name = `ominipg_g${n}`;
     ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
@@ -70,6 +72,12 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     conflicts.push(conflictSql(g, name, n));
     locked.push(`(SELECT count(*) FROM ${name}_l)`);
     writes.push(writeSql(g, name));
+    if (g.kind === "upsert") {
+      // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
+      // that had no key when the check ran was inserted by another session since.
+      const expected = updatable(g.table, g.set).length > 0 ? `(SELECT count(*) FROM ${name})` : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
+      short.push(`(SELECT count(*) FROM ominipg_w${writes.length - 1}) < ${expected}`);
+    }
   });
   ctes.push(
     `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
@@ -77,10 +85,23 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     `ominipg_claim AS (${claimSql("$1", "$2", "$3", `${locked.join(" + ")} >= 0 AND NOT EXISTS (SELECT FROM ominipg_conflicts)`)})`,
     ...writes.map((w, i) => `ominipg_w${i} AS (${w})`),
   );
+  // A row written over unchecked must not commit: fail the statement (all of it rolls back) with a message
+  // the syncer knows; the next attempt's check sees the row. (Not a constant: the planner would fold it.)
+  const race = short.length
+    ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
+    : "";
   return {
-    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote)) FROM ominipg_conflicts)::text AS conflicts`,
+    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote)) FROM ominipg_conflicts)::text AS conflicts${race}`,
     params,
   };
+}
+
+/** The marker of the error a batch statement raises when another session inserted one of its keys meanwhile. */
+export const RACE = "ominipg: a row was inserted by another session during this push, retry ";
+
+/** Whether a remote error is the batch statement's own RACE failure. */
+export function isRace(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(RACE);
 }
 
 /** The conflicts a batch statement returned (its `conflicts` column). */
@@ -148,7 +169,17 @@ function writeSql(g: GroupWrite, name: string): string {
   }
   if (g.kind === "upsert") {
     const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
-    return `INSERT INTO ${t.sql} (${list(g.columns)})${overriding(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ${onConflict(t, g.set)}`;
+    const set = updatable(t, g.set);
+    // Only a row the check locked may be updated: one another session inserted since is left alone (and
+    // counted missing, see batchSql).
+    const onConflict = set.length
+      ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")} ` +
+        `WHERE EXISTS (SELECT FROM ${name}_l AS l WHERE ${keyMatch(t, "(l.remote)", "EXCLUDED")})`
+      : "DO NOTHING";
+    return (
+      `INSERT INTO ${t.sql} (${list(g.columns)})${overriding(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
+      `ON CONFLICT (${list(t.primaryKey)}) ${onConflict} RETURNING 1`
+    );
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
@@ -178,12 +209,12 @@ function overriding(table: TableInfo, columns: string[]): string {
   return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
 }
 
-function onConflict(table: TableInfo, columns: string[]): string {
-  const target = `ON CONFLICT (${list(table.primaryKey)})`;
-  // An identity ALWAYS column can only be set by an INSERT (OVERRIDING SYSTEM VALUE): an UPDATE may not
-  // change it, so it never changes locally either.
-  const set = columns.filter((c) => !table.columns.some((tc) => tc.name === c && tc.identity === "a"));
-  return set.length ? `${target} DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : `${target} DO NOTHING`;
+/**
+ * The columns an upsert may update: an identity ALWAYS column can only be set by an INSERT (OVERRIDING SYSTEM
+ * VALUE), never by an UPDATE, so it never changes locally either.
+ */
+function updatable(table: TableInfo, columns: string[]): string[] {
+  return columns.filter((c) => !table.columns.some((tc) => tc.name === c && tc.identity === "a"));
 }
 
 function keyMatch(table: TableInfo, alias: string, key: string): string {

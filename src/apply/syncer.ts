@@ -14,7 +14,7 @@ import { loadRules, type TableRules } from "./constraints.js";
 import { joinImage, type Image } from "./image.js";
 import { appliedRanges, dropLedger, forgetBatches, toRanges } from "./ledger.js";
 import { checkRemoteSchema } from "./schema-check.js";
-import { batchSql, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
+import { batchSql, isRace, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
 import type { ConflictSettler } from "../conflicts/settle.js";
 
 const PAGE = 5000;
@@ -290,7 +290,10 @@ export class Syncer {
       const groups = groupOps(ops);
       const { text, params } = batchSql(groups.map(toGroupWrite));
       const { row, conflicts } = await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
-        const [row] = await sql.unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...params]);
+        const [row] = await sql.unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...params]).catch((err: unknown) => {
+          if (!isRace(err)) throw err;
+          throw new SyncError("CONFLICT_RACE", `another session inserted a row of the ${describeBatch(batch)} while it was pushed`, { cause: err, retryable: true });
+        });
         const conflicts = parseConflicts(row?.conflicts ?? null);
         if (conflicts.length === 0) await testHooks.afterRemoteCommit?.(batch.entryIds);
         return { row, conflicts };
