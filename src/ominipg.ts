@@ -59,6 +59,13 @@ export class Ominipg extends OminipgBase {
       throw err;
     }
     try {
+      if (db.#remote) {
+        // What this database syncs, for the tools that open it without the app's options (the CLI).
+        const { schemas, tables, exclude } = db.#sync;
+        await driver.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('sync_scope', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [
+          JSON.stringify({ schemas, tables, exclude }),
+        ]);
+      }
       if (db.#leases) {
         await driver.exec(LEASE_DDL);
         const tables = [...(await db.catalog()).tables.values()];

@@ -167,6 +167,38 @@ describe.concurrent("ominipg CLI", () => {
     }
   });
 
+  it("sync and pull keep to what the app syncs: a table the app excludes is neither pushed nor pulled", async ({ expect }) => {
+    const own = await createTestDatabase();
+    try {
+      const scratch = `CREATE TABLE IF NOT EXISTS scratch (id int PRIMARY KEY, v text)`;
+      await own.sql.unsafe(`${SCHEMA}; ${scratch}`).simple();
+      await own.sql`INSERT INTO scratch VALUES (1, 'remote copy')`;
+      const dir = path.join(workDir, "scoped");
+      const db = await Ominipg.connect({ url: dir, syncUrl: own.url, schemaSQL: [SCHEMA, scratch], sync: { exclude: ["scratch"] }, loadDataDir: await pgliteTemplate() });
+      await db.query(`INSERT INTO scratch VALUES (1, 'local only'), (2, 'local only')`);
+      await db.query(`INSERT INTO items VALUES (7, 'seven')`);
+      await db.close();
+
+      const synced = await cli("sync", dir, "--remote", own.url);
+      expect(synced.stderr).toBe("");
+      expect(synced.code).toBe(0);
+      const pulled = await cli("pull", dir, "--remote", own.url);
+      expect(pulled.stderr).toBe("");
+      expect(pulled.code).toBe(0);
+      expect(pulled.stdout).not.toContain("scratch");
+      expect(await own.sql`SELECT id, name FROM items`).toEqual([{ id: 7, name: "seven" }]);
+      expect(await own.sql`SELECT id, v FROM scratch`).toEqual([{ id: 1, v: "remote copy" }]);
+      const after = await Ominipg.connect({ url: dir });
+      expect((await after.query(`SELECT id, v FROM scratch ORDER BY id`)).rows).toEqual([
+        { id: 1, v: "local only" },
+        { id: 2, v: "local only" },
+      ]);
+      await after.close();
+    } finally {
+      await own.drop();
+    }
+  });
+
   it("reports an unreachable remote in one line, exit code 1, without the password", async ({ expect }) => {
     const url = new URL(unreachableUrl());
     url.password = PASSWORD;

@@ -14,11 +14,27 @@ export async function openDirectory(dir: string, options: { remote?: string | un
   if (!stat.isDirectory()) throw new CliError(`not a directory: ${dir}`);
   if (!fs.existsSync(path.join(full, "PG_VERSION"))) throw new CliError(`${dir} is not an Ominipg data directory (it has no PG_VERSION file)`);
   const { Ominipg } = await loadLibrary();
+  // With a remote, sync what the app syncs (its sync.schemas/tables/exclude, stored at its last connect),
+  // unless the command's flags say otherwise: a table the app keeps local must not be pushed or pulled.
+  const stored = options.remote !== undefined ? await storedScope(Ominipg, full) : undefined;
+  const sync = { ...stored, ...options.sync };
   return Ominipg.connect({
     url: full,
     ...(options.remote !== undefined ? { syncUrl: options.remote } : {}),
-    ...(options.sync ? { sync: options.sync } : {}),
+    ...(Object.keys(sync).length > 0 ? { sync } : {}),
   });
+}
+
+async function storedScope(Ominipg: typeof import("../index.js").Ominipg, dir: string): Promise<SyncOptions | undefined> {
+  const db = await Ominipg.connect({ url: dir });
+  try {
+    const { rows: meta } = await db.query<{ found: boolean }>(`SELECT to_regclass('public._ominipg_meta') IS NOT NULL AS found`);
+    if (!meta[0]?.found) return undefined;
+    const { rows } = await db.query<{ value: string }>(`SELECT value FROM public._ominipg_meta WHERE key = 'sync_scope'`);
+    return rows[0] ? (JSON.parse(rows[0].value) as SyncOptions) : undefined;
+  } finally {
+    await db.close();
+  }
 }
 
 /** The library (PGlite, the SQL parser) loads only once a command runs: --help and usage errors stay instant. */

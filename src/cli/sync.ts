@@ -13,10 +13,9 @@ lines otherwise.
 
 Options:
   -r, --remote <url>    the remote PostgreSQL (default: $OMINIPG_REMOTE_URL)
-      --tables <a,b>    the synced tables ("name" or "schema.name"), for an app that
-                        narrows them with sync.tables (by default every table with a
-                        primary key in schema public is synced); changes of other
-                        tables must not be pending
+      --tables <a,b>    the synced tables ("name" or "schema.name"); by default, what
+                        the app synced at its last connect (its sync.schemas, tables
+                        and exclude); changes of other tables must not be pending
       --batch-size <N>  row writes per remote transaction (default 1000)
       --conflicts <S>   how a change is settled when the remote row changed too:
                         overwrite (default), remote-wins or merge
