@@ -109,7 +109,7 @@ export async function watermark(db: Queryable): Promise<number> {
 export async function logSince(db: Queryable, after = 0): Promise<Entry[]> {
   const { rows } = await db.query<Entry>(
     `SELECT id::int8 AS id, txid::text AS txid, schema_name AS schema, table_name AS "table", op::text AS op,
-            old_row::text AS old, new_row::text AS new, priority
+            old_row::jsonb::text AS old, new_row::jsonb::text AS new, priority
        FROM _sync_queue WHERE id > $1 ORDER BY id`,
     [after],
   );

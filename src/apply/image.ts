@@ -1,7 +1,7 @@
 /**
- * Row images as PostgreSQL's jsonb text, split only at the top level: column -> the value's JSON text.
- * Values are never JSON.parse'd, so int8, numeric and big numbers inside jsonb columns stay exact,
- * and equal values have equal text (jsonb output is canonical).
+ * Row images as PostgreSQL's json text (`to_json` of a row, or jsonb text), split only at the top level:
+ * column -> the value's JSON text. Values are never JSON.parse'd, so int8, numeric and big numbers stay
+ * exact; images rendered by the same session give equal values equal text.
  */
 export type Image = Map<string, string>;
 

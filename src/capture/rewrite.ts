@@ -216,7 +216,7 @@ function addCaptureReturning(body: Node, unused: (base: string) => string): void
   const newAlias = aliasFor("RETURNING_OPTION_NEW", "new");
   const capture = parseSelect(
     `SELECT nextval(${quoteLiteral(qualified("public", QUEUE_ID_SEQUENCE))}::regclass) AS ${ID_COL}, ` +
-      `to_jsonb(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_jsonb(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
+      `to_json(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_json(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
   ).targetList as Node[];
   body.returningClause = { options, exprs: [...capture, ...(clause.exprs ?? [])] };
 }

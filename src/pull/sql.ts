@@ -128,7 +128,7 @@ function pendingCte(t: TableInfo, name = "ominipg_pend", idParam?: string, after
   return (
     `${name} AS (SELECT ${cols(t.primaryKey, "ominipg_p")} FROM ${QUEUE_TABLE} AS ${Q} ` +
     `CROSS JOIN LATERAL (VALUES (${Q}.old_row), (${Q}.new_row)) AS ominipg_v(img) ` +
-    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL${upTo})`
+    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL${upTo})`
   );
 }
 
@@ -221,11 +221,11 @@ export function pendingImagesSql(t: TableInfo, buckets?: number): string {
   return (
     `WITH ominipg_touch AS (SELECT ${cols(t.primaryKey, "ominipg_p")}, ${Q}.id AS ominipg_id, ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_base ` +
     `FROM ${QUEUE_TABLE} AS ${Q} CROSS JOIN LATERAL (VALUES (${Q}.old_row, true), (${Q}.new_row, false)) AS ominipg_v(img, is_old) ` +
-    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL), ` +
+    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL), ` +
     // The first change touching each key; for an update that keeps the key, its old image comes first.
     `${f} AS (SELECT DISTINCT ON (${pk}) * FROM ominipg_touch ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC) ` +
     `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ")}) AS ominipg_j) AS key, ${f}.ominipg_id::text AS queue_id, ` +
-    `CASE WHEN ${f}.ominipg_is_old THEN to_jsonb(jsonb_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
+    `CASE WHEN ${f}.ominipg_is_old THEN to_jsonb(json_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
     `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote ` +
     `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +
     `WHERE ${f}.ominipg_id <= $1::text::int8${scope}`
