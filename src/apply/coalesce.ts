@@ -3,7 +3,7 @@ import type { TableInfo } from "../capture/catalog.js";
 import type { TableRules } from "./constraints.js";
 import { splitImage, type Image } from "./image.js";
 
-/** One `_sync_queue` row as the applier reads it (images as jsonb text). */
+/** One `_sync_queue` row as the applier reads it (images as json text). */
 export interface LogEntry {
   id: number;
   schema: string;

@@ -8,7 +8,7 @@ export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "Mer
 const COMMAND: Record<string, string> = { InsertStmt: "INSERT", UpdateStmt: "UPDATE", DeleteStmt: "DELETE", MergeStmt: "MERGE", SelectStmt: "SELECT" };
 
 /**
- * The capture columns every captured DML returns first: the log id, and the row's jsonb images before and
+ * The capture columns every captured DML returns first: the log id, and the row's json images before and
  * after. The id is drawn in RETURNING, that is when the row is changed: data-modifying WITH queries run in an
  * order of PostgreSQL's choosing (a referenced one before an unreferenced one), and the log must replay in the
  * order the changes happened, not in the order the WITH queries are written.
