@@ -75,53 +75,60 @@ async function expectLogged(c: Contender, expected: number, what: string): Promi
   if (got !== want) throw new Error(`${LABELS[c.id]} (${c.id}) logged ${got} changes after ${what}, expected ${want}`);
 }
 
-async function single(contenders: Contender[], storage: Storage, cfg: CaptureConfig): Promise<Measurement[]> {
-  const n = cfg.singleStatements;
-  const ops = ["insert", "update", "delete"] as const;
+const OPS = ["insert", "update", "delete"] as const;
+type Op = (typeof OPS)[number];
+
+/**
+ * Time an INSERT, an UPDATE and a DELETE workload (`write`) on every contender, in an order rotated from run to
+ * run, after resetting them; checks what each logged after every run. `perStatement` shows per-statement times.
+ */
+async function timeWrites(
+  contenders: Contender[],
+  cfg: CaptureConfig,
+  label: string,
+  logged: { changes: number; after: string },
+  write: (c: Contender, op: Op) => Promise<void>,
+  perStatement?: number,
+): Promise<Record<Op, Record<ContenderId, number[]>>> {
   const ms = { insert: emptyMs(), update: emptyMs(), delete: emptyMs() };
   const total = cfg.warmup + cfg.runs;
   for (let run = 0; run < total; run++) {
     for (const c of contenders) await c.reset();
     const order = rotate(contenders, run);
-    for (const op of ops) {
+    for (const op of OPS) {
       for (const c of order) {
-        const sql = SINGLE[op];
         const start = now();
-        if (op === "insert") for (let id = 1; id <= n; id++) await c.query(sql, insertParams(id));
-        else if (op === "update") for (let id = 1; id <= n; id++) await c.query(sql, [id, 1]);
-        else for (let id = 1; id <= n; id++) await c.query(sql, [id]);
+        await write(c, op);
         const elapsed = now() - start;
         if (run >= cfg.warmup) ms[op][c.id].push(elapsed);
       }
     }
-    for (const c of contenders) await expectLogged(c, 3 * n, `${n} single-row INSERTs, UPDATEs and DELETEs`);
-    cfg.log(`capture/single ${storage}: run ${run + 1}/${total}${run < cfg.warmup ? " (warm-up)" : ""}: ${summary(ms, run - cfg.warmup, n)}`);
+    for (const c of contenders) await expectLogged(c, logged.changes, logged.after);
+    cfg.log(`${label}: run ${run + 1}/${total}${run < cfg.warmup ? " (warm-up)" : ""}: ${summary(ms, run - cfg.warmup, perStatement)}`);
   }
   for (const c of contenders) await c.reset();
-  return ops.map((op) => ({ section: "single", storage, op: op.toUpperCase(), work: n, unit: "statement", ms: ms[op] }));
+  return ms;
+}
+
+async function single(contenders: Contender[], storage: Storage, cfg: CaptureConfig): Promise<Measurement[]> {
+  const n = cfg.singleStatements;
+  const logged = { changes: 3 * n, after: `${n} single-row INSERTs, UPDATEs and DELETEs` };
+  const ms = await timeWrites(contenders, cfg, `capture/single ${storage}`, logged, async (c, op) => {
+    const sql = SINGLE[op];
+    if (op === "insert") for (let id = 1; id <= n; id++) await c.query(sql, insertParams(id));
+    else if (op === "update") for (let id = 1; id <= n; id++) await c.query(sql, [id, 1]);
+    else for (let id = 1; id <= n; id++) await c.query(sql, [id]);
+  }, n);
+  return OPS.map((op) => ({ section: "single", storage, op: op.toUpperCase(), work: n, unit: "statement", ms: ms[op] }));
 }
 
 async function bulkStatements(contenders: Contender[], storage: Storage, cfg: CaptureConfig): Promise<Measurement[]> {
   const n = cfg.bulkRows;
   const sqls = bulk(n);
-  const ops = ["insert", "update", "delete"] as const;
-  const ms = { insert: emptyMs(), update: emptyMs(), delete: emptyMs() };
-  const total = cfg.warmup + cfg.runs;
-  for (let run = 0; run < total; run++) {
-    for (const c of contenders) await c.reset();
-    const order = rotate(contenders, run);
-    for (const op of ops) {
-      for (const c of order) {
-        const start = now();
-        await c.query(sqls[op]);
-        const elapsed = now() - start;
-        if (run >= cfg.warmup) ms[op][c.id].push(elapsed);
-      }
-    }
-    for (const c of contenders) await expectLogged(c, 3 * n, `a bulk INSERT, UPDATE and DELETE of ${n} rows`);
-    cfg.log(`capture/bulk ${storage}: run ${run + 1}/${total}${run < cfg.warmup ? " (warm-up)" : ""}: ${summary(ms, run - cfg.warmup)}`);
-  }
-  for (const c of contenders) await c.reset();
+  const logged = { changes: 3 * n, after: `a bulk INSERT, UPDATE and DELETE of ${n} rows` };
+  const ms = await timeWrites(contenders, cfg, `capture/bulk ${storage}`, logged, async (c, op) => {
+    await c.query(sqls[op]);
+  });
   return [
     { section: "bulk", storage, op: `INSERT ... SELECT ${n.toLocaleString("en-US")} rows`, work: n, unit: "row", ms: ms.insert },
     { section: "bulk", storage, op: `UPDATE ${n.toLocaleString("en-US")} rows`, work: n, unit: "row", ms: ms.update },
