@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
 import { Catalog, type SyncScope } from "./capture/catalog.js";
-import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE } from "./capture/own-tables.js";
+import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE, getMeta, setMeta } from "./capture/own-tables.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
 import { DirectDriver } from "./direct/direct-driver.js";
@@ -11,6 +11,7 @@ import { toObjectRows } from "./driver.js";
 import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./errors.js";
 import { TypedEmitter } from "./events.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
+import { inLocalTransaction } from "./local/transaction.js";
 import { locate } from "./local/location.js";
 import { Mutex } from "./local/mutex.js";
 import { PgliteDriver } from "./local/pglite-driver.js";
@@ -356,16 +357,13 @@ function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode
 /** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
 export async function runSchema(driver: Driver, statements: readonly string[], side: "local" | "remote"): Promise<void> {
   if (statements.length === 0) return;
-  await driver.exec("BEGIN");
-  for (let i = 0; i < statements.length; i++) {
-    try {
-      await driver.exec(statements[i]!);
-    } catch (err) {
-      await driver.exec("ROLLBACK");
-      throw new SchemaError(i, side, statements[i]!, err);
+  await inLocalTransaction(driver, async () => {
+    for (let i = 0; i < statements.length; i++) {
+      await driver.exec(statements[i]!).catch((err: unknown) => {
+        throw new SchemaError(i, side, statements[i]!, err);
+      });
     }
-  }
-  await driver.exec("COMMIT");
+  });
 }
 
 /**
@@ -375,8 +373,7 @@ export async function runSchema(driver: Driver, statements: readonly string[], s
  * other's ledger rows for their own, and drop changes as already applied.
  */
 async function ownClientId(driver: Driver, home: string): Promise<void> {
-  const { rows } = await driver.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = 'client_home'`, [], { prepare: false });
-  const minted = rows[0]?.value;
+  const minted = await getMeta(driver, "client_home");
   if (minted === home && home !== "memory") return;
   if (minted !== undefined) {
     await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
@@ -384,5 +381,5 @@ async function ownClientId(driver: Driver, home: string): Promise<void> {
     const { rows: leases } = await driver.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], { prepare: false });
     if (leases[0]?.found) await driver.exec(`DELETE FROM ${LEASE_TABLE}`);
   }
-  await driver.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('client_home', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [home], { prepare: false });
+  await setMeta(driver, "client_home", home);
 }

@@ -7,7 +7,7 @@ import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./op
 import { Remote } from "./remote/remote.js";
 import { LEASE_DDL, SequenceLeases, applyLeases } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
-import { LEASE_TABLE, META_TABLE, QUEUE_TABLE } from "./capture/own-tables.js";
+import { LEASE_TABLE, META_TABLE, QUEUE_TABLE, getMeta, setMeta } from "./capture/own-tables.js";
 import { locate } from "./local/location.js";
 import { redact } from "./remote/url.js";
 import { Mutex } from "./local/mutex.js";
@@ -62,9 +62,7 @@ export class Ominipg extends OminipgBase {
       if (db.#remote) {
         // What this database syncs, for the tools that open it without the app's options (the CLI).
         const { schemas, tables, exclude } = db.#sync;
-        await driver.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('sync_scope', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [
-          JSON.stringify({ schemas, tables, exclude }),
-        ]);
+        await setMeta(driver, "sync_scope", JSON.stringify({ schemas, tables, exclude }));
       }
       if (db.#leases) {
         await driver.exec(LEASE_DDL);
@@ -236,8 +234,8 @@ export class Ominipg extends OminipgBase {
     };
     if (this.#sync.pull !== false) {
       void this.local
-        .run((d) => d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${META_TABLE} WHERE key = 'last_pull'`, [], { prepare: false }))
-        .then((r) => (r.rows[0]!.n === 0 ? this.pull() : undefined))
+        .run((d) => getMeta(d, "last_pull"))
+        .then((lastPull) => (lastPull === undefined ? this.pull() : undefined))
         .catch(() => {});
     }
     if (this.#sync.intervalMs > 0) this.#interval = setInterval(background, this.#sync.intervalMs).unref();
@@ -272,19 +270,13 @@ export class Ominipg extends OminipgBase {
       });
       await this.local.run(async (d) => {
         for (const c of conflicts) await recordConflict(d, c);
-        const record = JSON.stringify({ ...result, at: new Date().toISOString() });
-        await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('last_pull', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [record]);
+        await setMeta(d, "last_pull", JSON.stringify({ ...result, at: new Date().toISOString() }));
       });
       for (const c of conflicts) this.emit("conflict", conflictEvent(c));
       this.emit("pull:end", result);
       return result;
     } catch (err) {
-      const error =
-        err instanceof OminipgError
-          ? err
-          : new SyncError("PULL_FAILED", `pull failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, { cause: err, retryable: false });
-      this.emit("error", error);
-      throw error;
+      throw this.#failed("PULL_FAILED", "pull", err);
     }
   }
 
@@ -298,20 +290,22 @@ export class Ominipg extends OminipgBase {
           throw this.#remote!.error("SEQUENCE_LEASE_FAILED", "leasing sequence blocks", e);
         });
       }
-      const record = JSON.stringify({ ...result, at: new Date().toISOString() });
-      await this.local.run((d) =>
-        d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ('last_sync', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [record]),
-      );
+      await this.local.run((d) => setMeta(d, "last_sync", JSON.stringify({ ...result, at: new Date().toISOString() })));
       this.emit("sync:end", result);
       return result;
     } catch (err) {
-      const error =
-        err instanceof OminipgError
-          ? err
-          : new SyncError("SYNC_FAILED", `sync failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, { cause: err, retryable: false });
-      this.emit("error", error);
-      throw error;
+      throw this.#failed("SYNC_FAILED", "sync", err);
     }
+  }
+
+  /** A failed push or pull as an OminipgError (redacted), reported through the "error" event. */
+  #failed(code: string, what: string, err: unknown): OminipgError {
+    const error =
+      err instanceof OminipgError
+        ? err
+        : new SyncError(code, `${what} failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, { cause: err, retryable: false });
+    this.emit("error", error);
+    return error;
   }
 }
 

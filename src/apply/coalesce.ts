@@ -264,7 +264,7 @@ function toOp(st: RowState): RowOp | undefined {
   const { table, base, current, entryIds, firstId, priority } = st;
   const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority };
   if (current === null) return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
-  const writable = writableColumns(table, current);
+  const writable = writableIn(table, current);
   const moved = base !== null && keyText(table, base) !== keyText(table, current);
   if (base !== null && st.reinserted && moved) {
     // Deleted, inserted again, then given another key: the remote row still sits at the original key.
@@ -289,9 +289,20 @@ export function changedColumns(before: Image, after: Image): string[] {
   return [...cols];
 }
 
-/** Columns a client may write: not GENERATED ... STORED, and known to the catalog. */
-function writableColumns(table: TableInfo, image: Image): string[] {
-  return table.columns.filter((c) => !c.generated && image.has(c.name)).map((c) => c.name);
+const shapes = new WeakMap<TableInfo, { writable: Set<string>; shapes: Map<string, string[]> }>();
+
+/**
+ * The columns of an image a push writes (TableInfo.writable, in the image's order): one shared array per
+ * table and image shape, computed once (a sync may hold 100k+ rows).
+ */
+export function writableIn(table: TableInfo, image: Image): string[] {
+  let t = shapes.get(table);
+  if (!t) shapes.set(table, (t = { writable: new Set(table.writable), shapes: new Map() }));
+  const keys = [...image.keys()];
+  const shape = keys.join("\u0000");
+  let columns = t.shapes.get(shape);
+  if (!columns) t.shapes.set(shape, (columns = keys.filter((c) => t.writable.has(c))));
+  return columns;
 }
 
 export function keyText(table: TableInfo, image: Image): string {

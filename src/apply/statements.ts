@@ -1,4 +1,4 @@
-import type { TableInfo } from "../capture/catalog.js";
+import { overridingClause, type TableInfo } from "../capture/catalog.js";
 import { quoteIdent, quoteLiteral } from "../sql.js";
 import { claimSql, LEDGER_TABLE } from "./ledger.js";
 import { joinImage, type Image } from "./image.js";
@@ -75,7 +75,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     if (g.kind === "upsert") {
       // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
       // that had no key when the check ran was inserted by another session since.
-      const expected = updatable(g.table, g.set).length > 0 ? `(SELECT count(*) FROM ${name})` : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
+      const expected = g.set.some((c) => g.table.updatable.includes(c)) ? `(SELECT count(*) FROM ${name})` : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
       short.push(`(SELECT count(*) FROM ominipg_w${writes.length - 1}) < ${expected}`);
     }
   });
@@ -169,7 +169,7 @@ function writeSql(g: GroupWrite, name: string): string {
   }
   if (g.kind === "upsert") {
     const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
-    const set = updatable(t, g.set);
+    const set = g.set.filter((c) => t.updatable.includes(c));
     // Only a row the check locked may be updated: one another session inserted since is left alone (and
     // counted missing, see batchSql).
     const onConflict = set.length
@@ -177,7 +177,7 @@ function writeSql(g: GroupWrite, name: string): string {
         `WHERE EXISTS (SELECT FROM ${name}_l AS l WHERE ${keyMatch(t, "(l.remote)", "EXCLUDED")})`
       : "DO NOTHING";
     return (
-      `INSERT INTO ${t.sql} (${list(g.columns)})${overriding(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
+      `INSERT INTO ${t.sql} (${list(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
       `ON CONFLICT (${list(t.primaryKey)}) ${onConflict} RETURNING 1`
     );
   }
@@ -203,18 +203,6 @@ export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId:
 
 function list(columns: string[]): string {
   return columns.map(quoteIdent).join(", ");
-}
-
-function overriding(table: TableInfo, columns: string[]): string {
-  return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
-}
-
-/**
- * The columns an upsert may update: an identity ALWAYS column can only be set by an INSERT (OVERRIDING SYSTEM
- * VALUE), never by an UPDATE, so it never changes locally either.
- */
-function updatable(table: TableInfo, columns: string[]): string[] {
-  return columns.filter((c) => !table.columns.some((tc) => tc.name === c && tc.identity === "a"));
 }
 
 function keyMatch(table: TableInfo, alias: string, key: string): string {

@@ -1,6 +1,6 @@
 import PQueue from "p-queue";
 import type { Catalog, TableInfo } from "../capture/catalog.js";
-import { META_TABLE, QUEUE_TABLE, REJECTED_TABLE } from "../capture/own-tables.js";
+import { QUEUE_TABLE, REJECTED_TABLE, getMeta } from "../capture/own-tables.js";
 import type { LocalAccess } from "../client.js";
 import type { Driver } from "../driver.js";
 import { SyncError } from "../errors.js";
@@ -9,13 +9,14 @@ import { isRetryable, type Remote } from "../remote/remote.js";
 import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
 import type { SyncResult } from "../types.js";
 import { planBatches, type Batch } from "./batches.js";
-import { Coalescer, keyText, type LogEntry, type RowOp } from "./coalesce.js";
+import { Coalescer, keyText, writableIn, type LogEntry, type RowOp } from "./coalesce.js";
 import { loadRules, type TableRules } from "./constraints.js";
-import { joinImage, type Image } from "./image.js";
+import { joinImage } from "./image.js";
 import { appliedRanges, dropLedger, forgetBatches, toRanges } from "./ledger.js";
 import { checkRemoteSchema } from "./schema-check.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
 import type { ConflictSettler } from "../conflicts/settle.js";
+import { inLocalTransaction } from "../local/transaction.js";
 
 const PAGE = 5000;
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
@@ -408,7 +409,7 @@ interface Check {
 }
 
 function checkOf(op: RowOp, columns: string[]): Check {
-  const all = writable(op.table).list;
+  const all = op.table.writable;
   if (op.expected !== undefined) return { columns: all, expected: "settled" };
   if (op.kind === "delete") return { columns: all, expected: "base" };
   if (op.kind === "move") return { columns: op.set, expected: "base" };
@@ -442,28 +443,6 @@ function groupOps(ops: RowOp[]): OpGroup[] {
   return out;
 }
 
-const writableColumns = new WeakMap<TableInfo, { list: string[]; set: Set<string>; shapes: Map<string, string[]> }>();
-
-/** The table's columns a push writes (not GENERATED): computed once per table (a sync may hold 100k+ ops). */
-function writable(table: TableInfo): { list: string[]; set: Set<string>; shapes: Map<string, string[]> } {
-  let w = writableColumns.get(table);
-  if (!w) {
-    const list = table.columns.filter((c) => !c.generated).map((c) => c.name);
-    writableColumns.set(table, (w = { list, set: new Set(list), shapes: new Map() }));
-  }
-  return w;
-}
-
-/** The writable columns an image has, as one shared array per image shape. */
-function writableIn(table: TableInfo, image: Image): string[] {
-  const w = writable(table);
-  const keys = [...image.keys()];
-  const shape = keys.join("\u0000");
-  let columns = w.shapes.get(shape);
-  if (!columns) w.shapes.set(shape, (columns = keys.filter((c) => w.set.has(c))));
-  return columns;
-}
-
 function toGroupWrite(g: OpGroup): GroupWrite {
   const check = {
     columns: g.check.columns,
@@ -477,8 +456,7 @@ function toGroupWrite(g: OpGroup): GroupWrite {
 }
 
 export async function clientIdOf(d: Driver): Promise<string> {
-  const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = 'client_id'`);
-  return rows[0]!.value;
+  return (await getMeta(d, "client_id"))!;
 }
 
 /**
@@ -547,17 +525,6 @@ function describe(cause: unknown): string {
 }
 
 /** Moving entries to the rejected table and out of the log is one local transaction: never both, never neither. */
-async function inLocalTransaction(d: Driver, fn: () => Promise<void>): Promise<void> {
-  await d.query("BEGIN");
-  try {
-    await fn();
-    await d.query("COMMIT");
-  } catch (e) {
-    await d.query("ROLLBACK");
-    throw e;
-  }
-}
-
 async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<void> {
   const err = cause as { code?: string; message?: string };
   await inLocalTransaction(d, async () => {

@@ -19,6 +19,13 @@ export interface TableInfo {
   /** Quoted schema-qualified name, ready for SQL. */
   sql: string;
   columns: ColumnInfo[];
+  /** Columns a row write sets: all but GENERATED ... STORED ones. */
+  writable: string[];
+  /**
+   * Columns an UPDATE may set: writable ones but identity ALWAYS, which only an INSERT can set (OVERRIDING
+   * SYSTEM VALUE), so they never change locally either.
+   */
+  updatable: string[];
   primaryKey: string[];
   /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
   references: number[];
@@ -159,12 +166,15 @@ export class Catalog {
     for (const r of relRows) {
       if ((r.kind !== "r" && r.kind !== "p") || !inScope(scope, r.schema, r.name)) continue;
       const oid = Number(r.oid);
+      const cols = columns.get(oid) ?? [];
       tables.set(oid, {
         oid,
         schema: r.schema,
         name: r.name,
         sql: qualified(r.schema, r.name),
-        columns: columns.get(oid) ?? [],
+        columns: cols,
+        writable: cols.filter((c) => !c.generated).map((c) => c.name),
+        updatable: cols.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name),
         primaryKey: r.pk ?? [],
         references: references.get(oid) ?? [],
       });
@@ -310,4 +320,9 @@ function cascadesInto(
   };
   for (const [oid, t] of tables) reach(oid, `${t.schema}.${t.name}`);
   return out;
+}
+
+/** The clause an INSERT of `columns` needs when one of them is an identity ALWAYS column. */
+export function overridingClause(table: TableInfo, columns: readonly string[]): string {
+  return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
 }

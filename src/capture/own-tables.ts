@@ -1,3 +1,5 @@
+import type { Driver } from "../driver.js";
+
 /** Ominipg's own tables in the local database. Writes to them are never captured. */
 export const QUEUE_TABLE = "_sync_queue";
 export const META_TABLE = "_ominipg_meta";
@@ -63,3 +65,13 @@ CREATE TABLE IF NOT EXISTS ${CONFLICTS_TABLE} (
 );
 INSERT INTO ${META_TABLE} (key, value) VALUES ('client_id', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING;
 `;
+
+/** A value of `_ominipg_meta`, or undefined. */
+export async function getMeta(d: Driver, key: string): Promise<string | undefined> {
+  const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = $1`, [key], { prepare: false });
+  return rows[0]?.value;
+}
+
+export async function setMeta(d: Driver, key: string, value: string): Promise<void> {
+  await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value], { prepare: false });
+}

@@ -1,10 +1,10 @@
-import type { Catalog, TableInfo } from "../capture/catalog.js";
+import { overridingClause, type Catalog, type TableInfo } from "../capture/catalog.js";
 import type { LocalAccess } from "../client.js";
 import type { Driver } from "../driver.js";
 import { changedColumns, keyImage, keyText, type RowOp } from "../apply/coalesce.js";
 import { joinImage, splitImage, type Image } from "../apply/image.js";
 import { ConfigError, SyncError } from "../errors.js";
-import { inReplicaTransaction } from "../local/replica.js";
+import { inReplicaTransaction } from "../local/transaction.js";
 import { quoteIdent } from "../sql.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "./record.js";
 import { imageText, imageToRow, rowToImage } from "./row.js";
@@ -190,7 +190,7 @@ function invalid(table: string, key: Image, why: string): SyncError {
 function overwrite(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
   if (base === null || local === null || remote === null) return local;
   const row = new Map(remote);
-  for (const c of writable(table)) if (local.get(c) !== base.get(c)) row.set(c, local.get(c) ?? "null");
+  for (const c of table.writable) if (local.get(c) !== base.get(c)) row.set(c, local.get(c) ?? "null");
   return row;
 }
 
@@ -203,7 +203,7 @@ function overwrite(table: TableInfo, base: Image | null, local: Image | null, re
 function merge(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
   if (base === null || local === null || remote === null) return remote;
   const merged = new Map(remote);
-  for (const c of writable(table)) if (remote.get(c) === base.get(c)) merged.set(c, local.get(c) ?? "null");
+  for (const c of table.writable) if (remote.get(c) === base.get(c)) merged.set(c, local.get(c) ?? "null");
   return merged;
 }
 
@@ -213,7 +213,7 @@ function merge(table: TableInfo, base: Image | null, local: Image | null, remote
  */
 function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | undefined {
   const common = { table: op.table, entryIds: op.entryIds, firstId: op.firstId, lastId: op.lastId, priority: op.priority, expected: remote };
-  const columns = writable(op.table);
+  const columns = op.table.writable;
   if (target === null) return remote === null ? undefined : { ...common, kind: "delete", key: keyImage(op.table, remote), base: remote };
   const nonKey = columns.filter((c) => !op.table.primaryKey.includes(c));
   if (remote === null) return { ...common, kind: "upsert", image: target, set: nonKey, base: null, reinserted: false };
@@ -221,10 +221,6 @@ function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | 
   if (set.length === 0) return undefined;
   if (keyText(op.table, remote) === keyText(op.table, target)) return { ...common, kind: "upsert", image: target, set, base: remote, reinserted: false };
   return { ...common, kind: "move", key: keyImage(op.table, remote), image: target, set, base: remote };
-}
-
-function writable(table: TableInfo): string[] {
-  return table.columns.filter((c) => !c.generated).map((c) => c.name);
 }
 
 /**
@@ -235,21 +231,19 @@ async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: 
   const t = table.sql;
   const keyOf = (param: string) => `(SELECT ${table.primaryKey.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
   const where = `(${table.primaryKey.map((c) => `ominipg_t.${quoteIdent(c)}`).join(", ")}) = ${keyOf("$1")}`;
-  const updatable = table.columns.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name);
   if (from !== null && to === null) {
     await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [joinImage(from)], { prepare: false });
   } else if (from === null && to !== null) {
-    const columns = writable(table);
-    const overriding = table.columns.some((c) => c.identity === "a") ? " OVERRIDING SYSTEM VALUE" : "";
-    const set = updatable.filter((c) => !table.primaryKey.includes(c));
+    const columns = table.writable;
+    const set = table.updatable.filter((c) => !table.primaryKey.includes(c));
     await d.query(
-      `INSERT INTO ${t} (${columns.map(quoteIdent).join(", ")})${overriding} SELECT ${columns.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
+      `INSERT INTO ${t} (${columns.map(quoteIdent).join(", ")})${overridingClause(table, columns)} SELECT ${columns.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
         `ON CONFLICT (${table.primaryKey.map(quoteIdent).join(", ")}) ${set.length ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING"}`,
       [joinImage(to)],
       { prepare: false },
     );
   } else if (from !== null && to !== null) {
-    const set = changedColumns(from, to).filter((c) => updatable.includes(c));
+    const set = changedColumns(from, to).filter((c) => table.updatable.includes(c));
     if (set.length === 0) return;
     await d.query(
       `UPDATE ${t} AS ominipg_t SET ${set.map((c) => `${quoteIdent(c)} = (ominipg_r.r).${quoteIdent(c)}`).join(", ")} ` +

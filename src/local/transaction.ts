@@ -1,13 +1,9 @@
 import type { Driver } from "../driver.js";
 import { LOCAL_SETTINGS } from "../pull/sql.js";
 
-/**
- * A local transaction for rows that come from the remote (pulled rows, settled conflicts): canonical value
- * text, and the replica role, so FK checks, cascades and user triggers do not fire for them. Run through the
- * internal driver, which capture never sees: nothing written here is queued for a push.
- */
-export async function inReplicaTransaction<T>(d: Driver, fn: () => Promise<T>): Promise<T> {
-  await d.exec(`BEGIN; ${LOCAL_SETTINGS}`);
+/** Run `fn` in a local transaction on the internal driver: committed if it resolves, rolled back if it throws. */
+export async function inLocalTransaction<T>(d: Driver, fn: () => Promise<T>, settings = ""): Promise<T> {
+  await d.exec(settings ? `BEGIN; ${settings}` : "BEGIN");
   try {
     const value = await fn();
     await d.exec("COMMIT");
@@ -16,4 +12,13 @@ export async function inReplicaTransaction<T>(d: Driver, fn: () => Promise<T>): 
     if (d.txStatus !== "idle") await d.exec("ROLLBACK").catch(() => {});
     throw err;
   }
+}
+
+/**
+ * A local transaction for rows that come from the remote (pulled rows, settled conflicts): canonical value
+ * text, and the replica role, so FK checks, cascades and user triggers do not fire for them. The internal
+ * driver is one capture never sees: nothing written here is queued for a push.
+ */
+export function inReplicaTransaction<T>(d: Driver, fn: () => Promise<T>): Promise<T> {
+  return inLocalTransaction(d, fn, LOCAL_SETTINGS);
 }

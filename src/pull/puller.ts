@@ -79,7 +79,7 @@ import { OminipgError, SyncError } from "../errors.js";
 import { joinImage, splitImage } from "../apply/image.js";
 import { isConflict } from "../conflicts/detect.js";
 import { Mutex } from "../local/mutex.js";
-import { inReplicaTransaction } from "../local/replica.js";
+import { inReplicaTransaction } from "../local/transaction.js";
 import { transaction } from "../remote/connection.js";
 import type { Remote } from "../remote/remote.js";
 import {

@@ -1,4 +1,4 @@
-import type { TableInfo } from "../capture/catalog.js";
+import { overridingClause, type TableInfo } from "../capture/catalog.js";
 import { QUEUE_TABLE } from "../capture/own-tables.js";
 import { qualified, quoteIdent, quoteLiteral } from "../sql.js";
 
@@ -28,11 +28,6 @@ function cols(names: string[], alias?: string): string {
 
 function allColumns(t: TableInfo): string[] {
   return t.columns.map((c) => c.name);
-}
-
-/** Columns a pulled row writes: everything but GENERATED ... STORED. */
-function writable(t: TableInfo): string[] {
-  return t.columns.filter((c) => !c.generated).map((c) => c.name);
 }
 
 function keyEquals(t: TableInfo, a: string, b: string): string {
@@ -180,9 +175,9 @@ export function hasSettledRowsSql(t: TableInfo): string {
 export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
   const stageHeld = mode === "copy";
   const skipIdentical = mode === "diff";
-  const w = writable(t);
-  const set = w.filter((c) => !t.primaryKey.includes(c) && !t.columns.some((tc) => tc.name === c && tc.identity === "a"));
-  const overriding = t.columns.some((c) => c.identity === "a" && w.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
+  const w = t.writable;
+  const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
+  const overriding = overridingClause(t, w);
   const conflict = set.length > 0 ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING";
   return (
     `WITH ominipg_src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)), ${HELD_CTE(t)}, ` +
