@@ -344,9 +344,8 @@ export function inTransactionError(): OminipgError {
 /** The original statement's result from what a planned step returned as array rows. */
 function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode): QueryResult<unknown> {
   const command = step.command ?? raw.command;
-  if (step.shape === "captured-count") {
-    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
-  }
+  if (step.shape === "captured-count") return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
+  if (step.shape === "captured-logged") return { rows: [], fields: [], rowCount: raw.rowCount, command };
   const drop = step.shape === "captured-rows" ? CAPTURE_COLUMNS : 0;
   const fields = raw.fields.slice(drop);
   const arrays = drop ? raw.rows.map((r) => r.slice(drop)) : raw.rows;

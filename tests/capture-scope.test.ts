@@ -116,7 +116,7 @@ describe("DDL after connect", () => {
     });
     const sql = `INSERT INTO c VALUES ($1, $2)`;
     const first = await planner.plan(sql);
-    expect(first.kind === "single" && first.step.shape).toBe("captured-count");
+    expect(first.kind === "single" && first.step.shape).toBe("captured-logged");
     for (let i = 0; i < 5; i++) expect(await planner.plan(sql)).toBe(first);
     expect(lookups).toBe(1);
     planner.invalidate();

@@ -2,7 +2,7 @@ import { CaptureError } from "../errors.js";
 import { quoteIdent, quoteLiteral, qualified } from "../sql.js";
 import type { Catalog, TableInfo } from "./catalog.js";
 import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "./own-tables.js";
-import { deparse, nodeType, parseSelect, walk, type Node } from "./parser.js";
+import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
 const COMMAND: Record<string, string> = { InsertStmt: "INSERT", UpdateStmt: "UPDATE", DeleteStmt: "DELETE", MergeStmt: "MERGE", SelectStmt: "SELECT" };
@@ -22,8 +22,10 @@ export interface CapturedStatement {
   /** The statement to run instead of the original. */
   sql: string;
   /** "rows": the result rows are the original's, each with CAPTURE_COLUMNS leading columns to drop.
-   *  "select": the result is the original's as is. "count": one row holding the original's affected-row count. */
-  result: "rows" | "select" | "count";
+   *  "select": the result is the original's as is. "count": one row holding the original's affected-row count.
+   *  "logged": no rows; the statement is the log insert, one log row per changed row, so its command tag's
+   *  row count is the original's affected-row count. */
+  result: "rows" | "select" | "count" | "logged";
   /** The original statement's command tag word. */
   command: string;
   tables: TableInfo[];
@@ -114,10 +116,16 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     const top = fresh("ominipg_w");
     newCtes.push(cteNode(top, { [type]: withoutWith }));
     sources.push({ cte: top, table: topTable });
-    result = hasUserReturning ? "rows" : "count";
-    outer = parseSelect(result === "count" ? `SELECT count(*) FROM ${quoteIdent(top)}` : `SELECT * FROM ${quoteIdent(top)}`);
+    result = hasUserReturning ? "rows" : sources.length === 1 ? "logged" : "count";
+    if (result === "logged") {
+      // The log insert is the statement: no second scan of the changed rows, no result row to send back.
+      outer = logInsert(sources);
+      outerType = "InsertStmt";
+    } else {
+      outer = parseSelect(result === "rows" ? `SELECT * FROM ${quoteIdent(top)}` : `SELECT count(*) FROM ${quoteIdent(top)}`);
+    }
   }
-  newCtes.push(logCte(fresh("ominipg_log"), sources));
+  if (result !== "logged") newCtes.push(cteNode(fresh("ominipg_log"), { InsertStmt: logInsert(sources) }));
   outer = { ...outer, withClause: { ctes: newCtes, recursive: body.withClause?.recursive ?? false } };
 
   const tables = [...new Map(sources.map((s) => [s.table.oid, s.table])).values()];
@@ -241,15 +249,15 @@ function levelNames(body: Node): Set<string> {
   return names;
 }
 
-function logCte(name: string, sources: { cte: string; table: TableInfo }[]): Node {
+/** INSERT INTO _sync_queue of the capture columns of every capturing WITH query. */
+function logInsert(sources: { cte: string; table: TableInfo }[]): Node {
   const selects = sources.map(
     ({ cte, table }) =>
       `SELECT ${ID_COL}, ${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ` +
       `CASE WHEN ${OLD_COL} IS NULL THEN 'I' WHEN ${NEW_COL} IS NULL THEN 'D' ELSE 'U' END, ${OLD_COL}, ${NEW_COL} FROM ${quoteIdent(cte)}`,
   );
   const insert = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (id, schema_name, table_name, op, old_row, new_row) ${selects.join(" UNION ALL ")}`;
-  const parsed = parseSelect(`WITH ${quoteIdent(name)} AS (${insert}) SELECT 1`);
-  return parsed.withClause.ctes[0] as Node;
+  return parseStatements(insert)[0]!.stmt.InsertStmt as Node;
 }
 
 function cteNode(name: string, query: Node, aliases?: string[]): Node {

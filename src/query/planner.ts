@@ -14,7 +14,7 @@ export interface Step {
   /** SQL to run (possibly several statements for a TRUNCATE and its log entry). */
   sql: string;
   /** How to turn what runs into the original statement's result. */
-  shape: "as-is" | "captured-rows" | "captured-count";
+  shape: "as-is" | "captured-rows" | "captured-count" | "captured-logged";
   /** The original command tag word, for captured statements. */
   command?: string;
   /** Results the step's SQL yields beyond the first (hidden from the caller). */
@@ -98,7 +98,7 @@ function passthrough(sql: string, effect: Effect, prepare: boolean): Step {
 function capturedStep(c: CapturedStatement): Step {
   return {
     sql: c.sql,
-    shape: c.result === "rows" ? "captured-rows" : c.result === "count" ? "captured-count" : "as-is",
+    shape: c.result === "select" ? "as-is" : `captured-${c.result}`,
     command: c.command,
     hiddenResults: 0,
     prepare: true,
