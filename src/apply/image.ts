@@ -46,30 +46,34 @@ function skipSpace(s: string, i: number): number {
 }
 
 function endOfString(s: string, i: number): number {
-  if (s[i] !== '"') throw new SyntaxError("expected a JSON string in row image");
+  if (s.charCodeAt(i) !== 34) throw new SyntaxError("expected a JSON string in row image");
   for (let j = i + 1; j < s.length; j++) {
-    if (s[j] === "\\") j++;
-    else if (s[j] === '"') return j + 1;
+    const c = s.charCodeAt(j);
+    if (c === 92) j++; // backslash: skip the escaped character
+    else if (c === 34) return j + 1;
   }
   throw new SyntaxError("unterminated string in row image");
 }
 
-function endOfValue(s: string, i: number): number {
-  const c = s[i];
-  if (c === '"') return endOfString(s, i);
-  if (c === "{" || c === "[") {
+/** The end of the JSON value starting at i (throws if it does not end). */
+export function endOfValue(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c === 34) return endOfString(s, i);
+  if (c === 123 || c === 91) {
     let depth = 0;
     for (let j = i; j < s.length; j++) {
-      const d = s[j];
-      if (d === '"') j = endOfString(s, j) - 1;
-      else if (d === "{" || d === "[") depth++;
-      else if (d === "}" || d === "]") {
-        if (--depth === 0) return j + 1;
-      }
+      const d = s.charCodeAt(j);
+      if (d === 34) j = endOfString(s, j) - 1;
+      else if (d === 123 || d === 91) depth++;
+      else if ((d === 125 || d === 93) && --depth === 0) return j + 1;
     }
     throw new SyntaxError("unterminated value in row image");
   }
+  // A number, true, false or null: up to the next separator (`,` `}` or whitespace).
   let j = i;
-  while (j < s.length && s[j] !== "," && s[j] !== "}" && s[j] !== " " && s[j] !== "\n") j++;
+  for (; j < s.length; j++) {
+    const d = s.charCodeAt(j);
+    if (d === 44 || d === 125 || d === 32 || d === 10) break;
+  }
   return j;
 }

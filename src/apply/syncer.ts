@@ -12,13 +12,17 @@ import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, keyText, writableIn, type LogEntry, type RowOp } from "./coalesce.js";
 import { loadRules, type TableRules } from "./constraints.js";
 import { joinImage } from "./image.js";
-import { appliedRanges, dropLedger, forgetBatches, toRanges } from "./ledger.js";
+import { appliedRanges, claimSql, dropLedger, forgetBatches, toRanges } from "./ledger.js";
+import { copyLayout, copyRows, type CopyLayout } from "./copy.js";
+import { transaction } from "../remote/connection.js";
 import { checkRemoteSchema } from "./schema-check.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
 import type { ConflictSettler } from "../conflicts/settle.js";
 import { inLocalTransaction } from "../local/transaction.js";
 
 const PAGE = 5000;
+/** Queue length from which a sync first refreshes the log's planner statistics (~0.07 s for 100,000 entries). */
+const ANALYZE_AT = 4 * PAGE;
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
 const CONFLICT_ROUNDS = 5;
 
@@ -31,7 +35,7 @@ export interface SyncHooks {
  * `afterRemoteCommit` to kill the process (or fake a lost COMMIT reply) right after a batch's remote
  * COMMIT and before its local clean-up. Unset, it costs one property read per batch.
  */
-export const testHooks: { afterRemoteCommit?: (entryIds: readonly number[]) => void | Promise<void> } = {};
+export const testHooks: { afterRemoteCommit?: () => void | Promise<void> } = {};
 
 interface Tally {
   pushed: number;
@@ -87,12 +91,20 @@ export class Syncer {
       );
       return { maxId: Number(rows[0]!.max), total: Number(rows[0]!.n), priorityTables: pr.rows.map((r) => `${r.s}.${r.t}`) };
     });
+    // PGlite runs no autovacuum: without statistics the planner reads a long log by sorting all of it for
+    // each page (the row order of the log is what makes its index scans cheap).
+    if (total >= ANALYZE_AT) await this.local.run((d) => d.exec(`ANALYZE ${QUEUE_TABLE}`));
     const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
     hooks.progress(0, total);
 
     const order = new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i]));
     const rules = await this.local.run((d) => loadRules(d, catalog.tables.values()));
-    const plan = { catalog, order, rules, clientId, maxId };
+    const layouts = new Map<TableInfo, CopyLayout | undefined>();
+    const layoutOf = (table: TableInfo) => {
+      if (!layouts.has(table)) layouts.set(table, copyLayout(table));
+      return layouts.get(table);
+    };
+    const plan: DrainPlan = { catalog, order, rules, clientId, maxId, layouts: layoutOf };
     // Prioritized tables go first, with the tables they reference (their pending parents come along).
     const first = withAncestors(priorityTables, catalog);
     if (first.length > 0) await this.#drain(plan, first, tally, hooks);
@@ -138,17 +150,37 @@ export class Syncer {
   /**
    * Window by window; the next window is read and coalesced while the current one's batches are pushed
    * (local and remote work overlap; windows are independent: a window's writes go out only after the
-   * previous window's are all applied).
+   * previous window's are all applied). A run of more than a batch of inserts goes out by COPY instead when
+   * nothing later in this sync changes its tables (else the windows fold the run's rows with their later
+   * changes), unless a COPY of it failed (the windows then find out why, row by row).
    */
   async #drain(plan: DrainPlan, only: string[] | undefined, tally: Tally, hooks: SyncHooks): Promise<void> {
+    let copyAfter = only || this.options.copyBatchSize === 0 ? Infinity : 0;
     const read = (cursor: number) => {
-      const next = this.#readWindow(plan, only, cursor, tally, hooks);
+      const next = (async (): Promise<Unit> => {
+        if (cursor >= copyAfter) {
+          const end = await this.local.run((d) => insertRunEnd(d, cursor, plan.maxId));
+          if (end - cursor > this.options.batchSize) {
+            if (!(await this.local.run((d) => changedLater(d, cursor, end, plan.maxId)))) return { kind: "creates", cursor, end };
+            copyAfter = end; // the windows fold the run's rows with their later changes
+          }
+        }
+        return { kind: "window", ...(await this.#readWindow(plan, only, cursor, tally, hooks)) };
+      })();
       next.catch(() => {}); // observed when awaited; until then a failure must not count as unhandled
       return next;
     };
     let next = read(0);
     for (;;) {
-      const { batches, cursor, exhausted } = await next;
+      const unit = await next;
+      if (unit.kind === "creates") {
+        const copied = await this.#pushCreates(plan, unit.cursor, unit.end, tally, hooks);
+        if (copied.copyAfter !== undefined) copyAfter = copied.copyAfter;
+        if (copied.cursor >= plan.maxId) return;
+        next = read(copied.cursor);
+        continue;
+      }
+      const { batches, cursor, exhausted } = unit;
       if (!exhausted) next = read(cursor);
       try {
         await this.#pushBatches(batches, plan.clientId, tally, hooks);
@@ -160,8 +192,89 @@ export class Syncer {
     }
   }
 
+  /**
+   * Push the inserts after `cursor` and before `end` by COPY, `copyBatchSize` entries per remote transaction
+   * with its ledger claim. Reads and converts the next batch while earlier ones are in flight; a batch waits
+   * for the one before it if it may reference that one's rows. A batch that cannot go by COPY (an array or
+   * composite column, a table no longer synced, a row image from before a column change) or that the remote
+   * refuses is left to the windows, which find out why row by row: `cursor` is where they take over (all
+   * before it is applied), `copyAfter` where COPY may be tried again.
+   */
+  async #pushCreates(plan: DrainPlan, cursor: number, end: number, tally: Tally, hooks: SyncHooks): Promise<{ cursor: number; copyAfter?: number }> {
+    const queue = this.#queue();
+    let failure: unknown;
+    let left: CopyBatch | undefined;
+    const leave = (batch: CopyBatch) => {
+      if (!left || batch.lo < left.lo) left = batch;
+    };
+    /** Entry ranges applied: dropped locally at the end, in one statement (the ledger has them meanwhile). */
+    const applied: number[] = [];
+    const push = async (batch: CopyBatch) => {
+      try {
+        await this.#copyRemotely(batch, plan, tally, hooks);
+        applied.push(batch.lo, batch.hi);
+      } catch (err) {
+        if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable) leave(batch);
+        else failure ??= err;
+      }
+    };
+    let previous = new Set<number>();
+    while (cursor < end - 1 && !failure && !left) {
+      await queue.onSizeLessThan(1); // read ahead by one batch at most: memory stays bounded
+      if (failure || left) break;
+      const batch = await this.local.run((d) => readCopyBatch(d, plan, cursor, end, this.options.copyBatchSize));
+      if (batch.entries === 0) {
+        cursor = end - 1; // nothing left of the run
+        break;
+      }
+      cursor = batch.hi;
+      if (!batch.tables) {
+        leave(batch);
+        break;
+      }
+      const tables = [...batch.tables.keys()];
+      // Its rows may reference rows of the batch before (or of itself, in log order): not at the same time.
+      if (tables.some((t) => t.references.some((r) => previous.has(r)))) await queue.onIdle();
+      if (failure || left) break;
+      previous = new Set(tables.map((t) => t.oid));
+      void queue.add(() => push(batch));
+    }
+    await queue.onIdle();
+    if (applied.length > 0) {
+      // Without a batch left to the windows, the applied batches hold every entry from the first to the last.
+      let [lo, hi] = [Infinity, 0];
+      for (let i = 0; i < applied.length; i += 2) [lo, hi] = [Math.min(lo, applied[i]!), Math.max(hi, applied[i + 1]!)];
+      await this.local.run((d) => (left ? deleteEntries(d, applied) : dropSpan(d, lo, hi)));
+    }
+    if (failure) throw failure;
+    return left ? { cursor: left.lo - 1, copyAfter: left.hi } : { cursor };
+  }
+
+  /** One COPY batch: claim it, COPY each table's lines (parents first), commit. */
+  async #copyRemotely(batch: CopyBatch, plan: DrainPlan, tally: Tally, hooks: SyncHooks): Promise<void> {
+    const ranges = [batch.lo, batch.hi];
+    const tables = [...batch.tables!].sort(([a], [b]) => (plan.order.get(a.oid) ?? 0) - (plan.order.get(b.oid) ?? 0));
+    const fresh = await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
+      const claimed = await transaction(this.remote.sql, async (tx) => {
+        const [claim] = await tx.unsafe(claimSql("$1", "$2", "$3", "true"), [plan.clientId, batch.lo, `{${ranges.join(",")}}`]);
+        if (!claim) return false;
+        for (const [table, lines] of tables) await copyRows(tx, table, plan.layouts(table)!.columns, lines);
+        return true;
+      });
+      await testHooks.afterRemoteCommit?.();
+      return claimed;
+    });
+    tally.appliedBatchIds.push(batch.lo);
+    if (fresh) {
+      tally.batches++;
+      tally.applied += batch.entries;
+    }
+    for (const [table, lines] of tables) tallyTable(tally, table, lines.length);
+    this.#count(tally, batch.entries, hooks);
+  }
+
   /** Read the log after `cursor` until a window is full (or cut, or the log ends); plan its batches. */
-  async #readWindow(plan: DrainPlan, only: string[] | undefined, cursor: number, tally: Tally, hooks: SyncHooks): Promise<{ batches: Batch[]; cursor: number; exhausted: boolean }> {
+  async #readWindow(plan: DrainPlan, only: string[] | undefined, cursor: number, tally: Tally, hooks: SyncHooks): Promise<Window> {
     const { catalog, order, rules, maxId } = plan;
     const windowRows = Math.max(10_000, this.options.batchSize * this.options.concurrency * 8);
     const coalescer = new Coalescer(rules);
@@ -200,11 +313,16 @@ export class Syncer {
     return { batches: planBatches(window, order, this.options.batchSize), cursor, exhausted };
   }
 
-  async #pushBatches(batches: Batch[], clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
-    const queue = new PQueue({
+  /** Where a sync's remote batches wait their turn: `concurrency` at once, at most `intervalCap` per `interval`. */
+  #queue(): PQueue {
+    return new PQueue({
       concurrency: this.options.concurrency,
       ...(this.options.interval > 0 && Number.isFinite(this.options.intervalCap) ? { interval: this.options.interval, intervalCap: this.options.intervalCap } : {}),
     });
+  }
+
+  async #pushBatches(batches: Batch[], clientId: string, tally: Tally, hooks: SyncHooks): Promise<void> {
+    const queue = this.#queue();
     let failure: unknown;
     for (const batch of batches) {
       if (!batch.concurrentWithPrevious) await queue.onIdle();
@@ -280,7 +398,7 @@ export class Syncer {
       // A DO block cannot say whether the claim was new: counted as applied either way.
       await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
         await sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
-        if (batch.ops.length === 0) await testHooks.afterRemoteCommit?.(batch.entryIds);
+        if (batch.ops.length === 0) await testHooks.afterRemoteCommit?.();
       });
       writes += batch.truncates.length;
     }
@@ -296,7 +414,7 @@ export class Syncer {
           throw new SyncError("CONFLICT_RACE", `another session inserted a row of the ${describeBatch(batch)} while it was pushed`, { cause: err, retryable: true });
         });
         const conflicts = parseConflicts(row?.conflicts ?? null);
-        if (conflicts.length === 0) await testHooks.afterRemoteCommit?.(batch.entryIds);
+        if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();
         return { row, conflicts };
       });
       if (conflicts.length === 0) {
@@ -377,6 +495,29 @@ interface DrainPlan {
   rules: Map<number, TableRules>;
   clientId: string;
   maxId: number;
+  /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
+  layouts: (table: TableInfo) => CopyLayout | undefined;
+}
+
+/** What #drain does next: push a window, or COPY the run of inserts from `cursor` (excluded) to `end` (excluded). */
+type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; end: number };
+
+/** A window's batches, the last entry it read, and whether the log ends there. */
+interface Window {
+  batches: Batch[];
+  cursor: number;
+  exhausted: boolean;
+}
+
+/**
+ * The log entries lo..hi (all inserts), as COPY lines per table; no tables when one of them cannot go by
+ * COPY.
+ */
+interface CopyBatch {
+  lo: number;
+  hi: number;
+  entries: number;
+  tables?: Map<TableInfo, string[]>;
 }
 
 /** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */
@@ -463,14 +604,17 @@ export async function clientIdOf(d: Driver): Promise<string> {
  * One page of the log as ONE text value: PGlite's JS protocol parsing per row and per column costs far more
  * than the query (4-5x on 100,000 entries). Fields are joined with the unit separator and entries with the
  * record separator: jsonb text escapes control characters and the names are JSON-quoted, so neither occurs.
+ * `maxId` bounds the page outside its LIMIT: the log has no statistics (PGlite runs no autovacuum), and
+ * with both bounds inside, the planner sorts every entry after `after` for each page (10x slower).
  */
 async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<LogEntry[]> {
   const { rows } = await d.query<{ page: string | null }>(
     `SELECT string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
                                  coalesce(old_row::text, ''), coalesce(new_row::text, '')), E'\\x1e' ORDER BY id) AS page
-       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1 AND id <= $2
+       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1
                ${only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL"}
-             ORDER BY id LIMIT $3) AS q`,
+             ORDER BY id LIMIT $3) AS q
+      WHERE id <= $2`,
     [after, maxId, PAGE, only ?? null],
   );
   const page = rows[0]?.page;
@@ -486,6 +630,64 @@ async function readPage(d: Driver, after: number, maxId: number, only: string[] 
       oldRow: oldRow === "" ? null : oldRow,
       newRow: newRow === "" ? null : newRow,
     };
+  });
+}
+
+/**
+ * The next COPY batch: up to `size` entries after `after` and before `end` (all inserts), one row per table:
+ * its images as one text value (see readPage), in log order.
+ */
+async function readCopyBatch(d: Driver, plan: DrainPlan, after: number, end: number, size: number): Promise<CopyBatch> {
+  const { rows } = await d.query<{ schema: string; name: string; lo: number; hi: number; n: number; images: string }>(
+    `SELECT schema_name AS schema, table_name AS name, min(id)::int8 AS lo, max(id)::int8 AS hi, count(*)::int8 AS n,
+            string_agg(new_row::text, E'\\x1e' ORDER BY id) AS images
+       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1 ORDER BY id LIMIT $3) AS q
+      WHERE id < $2 GROUP BY 1, 2`,
+    [after, end, size],
+  );
+  const batch: CopyBatch = { lo: Infinity, hi: after, entries: 0, tables: new Map() };
+  for (const r of rows) {
+    batch.lo = Math.min(batch.lo, Number(r.lo));
+    batch.hi = Math.max(batch.hi, Number(r.hi));
+    batch.entries += Number(r.n);
+    const found = plan.catalog.resolve(r.schema, r.name);
+    const table = found ? plan.catalog.tables.get(found.oid) : undefined;
+    const layout = table && !table.uncapturable ? plan.layouts(table) : undefined;
+    const lines = layout ? r.images.split("\x1e").map((image) => layout.line(image)) : [];
+    if (!table || !layout || lines.includes(undefined)) delete batch.tables;
+    else batch.tables?.set(table, lines as string[]);
+  }
+  return batch;
+}
+
+/** The id after the run of inserts that follows `after` (at most maxId + 1). */
+async function insertRunEnd(d: Driver, after: number, maxId: number): Promise<number> {
+  const { rows } = await d.query<{ end: number }>(`SELECT coalesce(min(id), $2::int8 + 1)::int8 AS "end" FROM ${QUEUE_TABLE} WHERE id > $1 AND id <= $2 AND op <> 'I'`, [
+    after,
+    maxId,
+  ]);
+  return Number(rows[0]!.end);
+}
+
+/** Does an entry after the run (after..end) and up to maxId change one of the run's tables? */
+async function changedLater(d: Driver, after: number, end: number, maxId: number): Promise<boolean> {
+  const { rows } = await d.query<{ changed: boolean }>(
+    `SELECT EXISTS (SELECT FROM ${QUEUE_TABLE} WHERE id >= $2 AND id <= $3
+                       AND (schema_name, table_name) IN (SELECT schema_name, table_name FROM ${QUEUE_TABLE} WHERE id > $1 AND id < $2)) AS changed`,
+    [after, end, maxId],
+  );
+  return rows[0]!.changed;
+}
+
+/** Drop the entries lo..hi; when they are all the log holds, by TRUNCATE (deleting 100,000 entries takes ~0.1 s). */
+async function dropSpan(d: Driver, lo: number, hi: number): Promise<void> {
+  await inLocalTransaction(d, async () => {
+    const { rows } = await d.query<{ other: boolean }>(
+      `SELECT EXISTS (SELECT FROM ${QUEUE_TABLE} WHERE id < $1) OR EXISTS (SELECT FROM ${QUEUE_TABLE} WHERE id > $2) AS other`,
+      [lo, hi],
+    );
+    if (rows[0]!.other) await deleteEntries(d, [lo, hi]);
+    else await d.exec(`TRUNCATE ${QUEUE_TABLE}`);
   });
 }
 

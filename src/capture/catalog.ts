@@ -10,6 +10,12 @@ export interface ColumnInfo {
   generated: boolean;
   /** "a" for GENERATED ALWAYS AS IDENTITY, "d" for BY DEFAULT, "" otherwise. */
   identity: "" | "a" | "d";
+  /**
+   * How `to_json` renders its values: "text" as the type's own text (a JSON string, or a number / boolean),
+   * "json" as the JSON itself (json, jsonb), "nested" as JSON arrays / objects that are not its text form
+   * (arrays, composites, and domains over them).
+   */
+  jsonValue: "text" | "json" | "nested";
 }
 
 export interface TableInfo {
@@ -88,10 +94,15 @@ export class Catalog {
         [],
         opts,
       ),
-      await driver.query<{ oid: number; name: string; type: string; generated: string; identity: string }>(
+      await driver.query<{ oid: number; name: string; type: string; generated: string; identity: string; json_value: ColumnInfo["jsonValue"] }>(
         `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-                a.attgenerated::text AS generated, a.attidentity::text AS identity
+                a.attgenerated::text AS generated, a.attidentity::text AS identity,
+                CASE WHEN b.typtype = 'd' OR b.typcategory IN ('A', 'C') THEN 'nested'
+                     WHEN b.oid IN ('json'::regtype, 'jsonb'::regtype) THEN 'json' ELSE 'text' END AS json_value
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_type t ON t.oid = a.atttypid
+           -- a domain by its base type (a domain over a domain counts as nested: not worth a recursive look-up)
+           JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
           ORDER BY a.attrelid, a.attnum`,
         [scope.schemas],
@@ -144,7 +155,7 @@ export class Catalog {
     const columns = new Map<number, ColumnInfo[]>();
     for (const c of colRows) {
       const list = columns.get(Number(c.oid)) ?? [];
-      list.push({ name: c.name, type: c.type, generated: c.generated !== "", identity: (c.identity || "") as ColumnInfo["identity"] });
+      list.push({ name: c.name, type: c.type, generated: c.generated !== "", identity: (c.identity || "") as ColumnInfo["identity"], jsonValue: c.json_value });
       columns.set(Number(c.oid), list);
     }
     const references = new Map<number, number[]>();

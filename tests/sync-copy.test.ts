@@ -1,0 +1,178 @@
+// Runs of inserts pushed by COPY: every scalar type exactly, the fall-back to the windows (a key the remote
+// has, a row it refuses, tables and images COPY cannot take), foreign keys across batches in flight, exactly
+// once, and the log emptied afterwards. `batches: 1` for many rows at batchSize 2 is how a test knows COPY
+// carried them (the windows would need one batch per 2 rows).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testHooks } from "../src/apply/syncer.js";
+import { ConfigError, type Ominipg } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
+
+const SCHEMA = [
+  `DO $$ BEGIN CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+  `CREATE TABLE IF NOT EXISTS scalars (
+     id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     big int8, small int2, num numeric, fixed numeric(30, 10), f8 float8, f4 real, j jsonb, js json, b bytea,
+     tstz timestamptz, ts timestamp, d date, tm time, iv interval, u uuid, m mood, flag boolean, addr inet,
+     r int4range, c char(3), vc varchar(5), tsv tsvector, t text,
+     doubled numeric GENERATED ALWAYS AS (num * 2) STORED)`,
+  `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, n int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS tagged (id int PRIMARY KEY, tags int[])`,
+  `CREATE TABLE IF NOT EXISTS labels (id int PRIMARY KEY)`,
+  `CREATE TABLE IF NOT EXISTS parents (id int PRIMARY KEY, up int REFERENCES parents (id))`,
+  `CREATE TABLE IF NOT EXISTS children (id int PRIMARY KEY, parent int NOT NULL REFERENCES parents (id))`,
+];
+
+const SCALAR_ROWS = [
+  `INSERT INTO scalars (big, small, num, fixed, f8, f4, j, js, b, tstz, ts, d, tm, iv, u, m, flag, addr, r, c, vc, tsv, t)
+   VALUES (9007199254740993, -32768, 123456789012345678901234567890.123456789012345678901234567890, 12345678901234567890.0123456789,
+           0.1, 3.4028235e38, '{"big": 123456789012345678901234567890, "s": "x\\"y\\\\z\\ttab", "u": "\\u00e9"}',
+           '{"b": 1,  "a": [2, 3.50],   "a": "dup"}', '\\x00ff5c09'::bytea,
+           '2024-02-29 12:34:56.123456+05:30', '2024-02-29 12:34:56.654321', '2024-02-29', '23:59:59.999999',
+           '1 year 2 mons 3 days 04:05:06.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', true,
+           '192.168.0.1/24', '[1,10)', 'ab', 'xyz', 'a fat cat', E'tab\\there, new\\nline, cr\\r, back\\\\slash, "quotes"')`,
+  `INSERT INTO scalars DEFAULT VALUES`, // every column NULL
+  `INSERT INTO scalars (num, f8, f4, j, js, b, tstz, ts, d, t) VALUES ('NaN', 'NaN', '-Infinity', '"a string"', '{}', '\\x'::bytea, 'infinity', '-infinity', '4713-01-01 BC', 'NULL')`,
+  ...[`'\\N'`, `''`, `' spaced '`, `'ünï €'`, `'\\\\'`, `'{"looks": "like json"}'`, `'a	b'`, `'null'`].map((t) => `INSERT INTO scalars (t, js) VALUES (E${t}, '[1,  2]')`),
+];
+
+describe("sync: runs of inserts by COPY", () => {
+  let remote: TestDatabase;
+  let db: Ominipg;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    db = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2 } });
+    await db.sync();
+  });
+  afterAll(async () => {
+    testHooks.afterRemoteCommit = undefined;
+    await db?.close();
+    await remote.drop();
+  });
+
+  it("carries every scalar type exactly, json text as written, identity keys as they are, generated columns recomputed", async () => {
+    for (const sql of SCALAR_ROWS) await db.query(sql);
+    const result = await db.sync();
+    expect(result).toMatchObject({ pushed: SCALAR_ROWS.length, applied: SCALAR_ROWS.length, batches: 1, rejected: 0 });
+    await expectSameRows(db, remote.sql, { scalars: "id" });
+    // Row text too: numeric scale, float digits, char padding, json exactly as written.
+    const select = `SELECT ROW(scalars.*)::text AS t FROM scalars ORDER BY id`;
+    const local = (await db.query<{ t: string }>(select)).rows.map((r) => r.t);
+    const rows = await remote.sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL TimeZone TO 'UTC'`);
+      return tx.unsafe<{ t: string }[]>(select);
+    });
+    expect(rows.map((r) => r.t)).toEqual(local);
+    expect(await remote.sql`SELECT js::text AS js FROM scalars WHERE id = 1`).toEqual([{ js: '{"b": 1,  "a": [2, 3.50],   "a": "dup"}' }]);
+    expect(await queued(db)).toBe(0);
+  });
+
+  it("copyBatchSize cuts a run into remote transactions; 0 turns COPY off; anything else is refused", async () => {
+    const copied = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, copyBatchSize: 4 } });
+    await copied.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 10) g`);
+    expect(await copied.sync()).toMatchObject({ pushed: 10, applied: 10, batches: 3 });
+    await copied.close();
+    const upserted = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, copyBatchSize: 0 } });
+    await upserted.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(11, 20) g`);
+    expect(await upserted.sync()).toMatchObject({ pushed: 10, applied: 10, batches: 5 });
+    await upserted.close();
+    await expect(openSynced(remote.url, SCHEMA, { sync: { copyBatchSize: -1 } })).rejects.toBeInstanceOf(ConfigError);
+    await remote.sql`TRUNCATE items`;
+  });
+
+  it("a run whose rows change later in the same sync is left to the windows, which fold each row into one write", async () => {
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 10) g`);
+    await db.query(`UPDATE items SET n = n + 100`);
+    const result = await db.sync();
+    expect(result).toMatchObject({ pushed: 20, applied: 10, batches: 5 });
+    await expectSameRows(db, remote.sql, { items: "id" });
+  });
+
+  it("a key the remote already has: the batch goes to the windows, which settle the conflict", async () => {
+    await remote.sql`INSERT INTO items VALUES (13, -13)`;
+    const conflicts: unknown[] = [];
+    db.on("conflict", (c) => conflicts.push(c));
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(11, 20) g`);
+    const result = await db.sync();
+    expect(result).toMatchObject({ pushed: 10, applied: 10, conflicts: 1, rejected: 0 });
+    expect(conflicts).toEqual([expect.objectContaining({ table: "public.items", key: { id: 13 } })]);
+    await expectSameRows(db, remote.sql, { items: "id" });
+    expect(await ledgerRows(remote.sql)).toBe(0);
+  });
+
+  it("rows the remote refuses: the windows find them, and the rest is applied", async () => {
+    await remote.sql`ALTER TABLE items ADD CONSTRAINT n_small CHECK (n < 1000)`;
+    try {
+      const skipping = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, onReject: "skip" } });
+      await skipping.query(`INSERT INTO items (id, n) SELECT g, CASE WHEN g = 25 THEN 5000 ELSE g END FROM generate_series(21, 30) g`);
+      expect(await skipping.sync()).toMatchObject({ pushed: 10, applied: 9, rejected: 1 });
+      expect(await remote.sql`SELECT count(*)::int AS n FROM items WHERE id BETWEEN 21 AND 30`).toEqual([{ n: 9 }]);
+      expect((await skipping.query(`SELECT row_key FROM _ominipg_rejected`)).rows).toEqual([{ row_key: { id: 25 } }]);
+      await skipping.close();
+    } finally {
+      await remote.sql`ALTER TABLE items DROP CONSTRAINT n_small`;
+      await remote.sql`DELETE FROM items WHERE id BETWEEN 21 AND 30`;
+    }
+  });
+
+  it("parents and children in one run, cut into batches in flight together: each arrives after what it references", async () => {
+    const fk = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 1, copyBatchSize: 3, concurrency: 3 } });
+    await fk.query(`INSERT INTO parents (id) VALUES (100)`);
+    for (let i = 101; i <= 120; i++) {
+      await fk.query(`INSERT INTO parents (id, up) VALUES ($1, $2)`, [i, i - 1]); // a chain through the batches
+      await fk.query(`INSERT INTO children VALUES ($1, $2)`, [i, i]);
+    }
+    const result = await fk.sync();
+    expect(result).toMatchObject({ pushed: 41, applied: 41, batches: 14, rejected: 0 });
+    await expectSameRows(fk, remote.sql, { parents: "id", children: "id" });
+    await fk.close();
+  });
+
+  it("a lost COMMIT reply of a COPY batch: the retry finds its ledger row and copies nothing twice", async () => {
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS hits (id int PRIMARY KEY, n int NOT NULL)`);
+    await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_hit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      INSERT INTO hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = hits.n + 1; RETURN NULL; END $$`);
+    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER items_hits AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION count_hit()`);
+    let lost = 0;
+    testHooks.afterRemoteCommit = () => {
+      if (lost++ === 0) throw Object.assign(new Error("connection reset after COMMIT"), { code: "ECONNRESET" });
+    };
+    try {
+      await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(41, 50) g`);
+      expect(await db.sync()).toMatchObject({ pushed: 10, batches: 0, rejected: 0 }); // applied by the first attempt
+    } finally {
+      testHooks.afterRemoteCommit = undefined;
+      await remote.sql.unsafe(`DROP TRIGGER items_hits ON items`);
+    }
+    expect(lost).toBe(2);
+    expect(await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM hits`).toEqual([{ min: 1, max: 1, rows: 10 }]);
+    await expectSameRows(db, remote.sql, { items: "id" });
+    expect(await queued(db)).toBe(0);
+    expect(await ledgerRows(remote.sql)).toBe(0);
+  });
+
+  it("the log is emptied by TRUNCATE when the run was all of it, by DELETE when more follows", async () => {
+    const file = async () => (await db.query<{ f: number }>(`SELECT relfilenode::int8 AS f FROM pg_class WHERE relname = '_sync_queue'`)).rows[0]!.f;
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(51, 60) g`);
+    const before = await file();
+    await db.sync();
+    expect(await file()).not.toBe(before); // TRUNCATE gives the table a new file
+    await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(61, 70) g`);
+    await db.query(`INSERT INTO tagged VALUES (500, '{5}')`); // after the run, another table
+    const kept = await file();
+    expect(await db.sync()).toMatchObject({ pushed: 11, applied: 11 });
+    expect(await file()).toBe(kept);
+    expect(await queued(db)).toBe(0);
+    await expectSameRows(db, remote.sql, { items: "id", tagged: "id" });
+  });
+  it("arrays, and row images from before a column was added, go through the windows", async () => {
+    await db.query(`INSERT INTO tagged SELECT g, ARRAY[g, g + 1] FROM generate_series(1, 6) g`);
+    expect(await db.sync()).toMatchObject({ pushed: 6, applied: 6, batches: 3 });
+    await db.query(`INSERT INTO labels (id) SELECT g FROM generate_series(1, 6) g`);
+    await db.query(`ALTER TABLE labels ADD COLUMN label text NOT NULL DEFAULT 'old'`);
+    await remote.sql`ALTER TABLE labels ADD COLUMN label text NOT NULL DEFAULT 'old'`;
+    await db.query(`INSERT INTO labels (id, label) SELECT g, 'new' FROM generate_series(7, 12) g`);
+    expect(await db.sync()).toMatchObject({ pushed: 12, applied: 12, batches: 6 });
+    await expectSameRows(db, remote.sql, { tagged: "id", labels: "id" });
+  });
+});
