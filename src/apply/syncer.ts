@@ -21,7 +21,7 @@ import type { ConflictSettler } from "../conflicts/settle.js";
 import { inLocalTransaction } from "../local/transaction.js";
 
 const PAGE = 5000;
-/** Queue length from which a sync first refreshes the log's planner statistics (~0.07 s for 100,000 entries). */
+/** Queue length from which a sync first refreshes the log's planner statistics. */
 const ANALYZE_AT = 4 * PAGE;
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
 const CONFLICT_ROUNDS = 5;
@@ -92,8 +92,13 @@ export class Syncer {
       return { maxId: Number(rows[0]!.max), total: Number(rows[0]!.n), priorityTables: pr.rows.map((r) => `${r.s}.${r.t}`) };
     });
     // PGlite runs no autovacuum: without statistics the planner reads a long log by sorting all of it for
-    // each page (the row order of the log is what makes its index scans cheap).
-    if (total >= ANALYZE_AT) await this.local.run((d) => d.exec(`ANALYZE ${QUEUE_TABLE}`));
+    // each page (the order of the ids is what makes its index scans cheap). A small sample of the id
+    // column tells it that (~10 ms for 100,000 entries; all columns, full sample: ~70 ms).
+    if (total >= ANALYZE_AT) {
+      await this.local.run((d) =>
+        inLocalTransaction(d, () => d.exec(`ANALYZE ${QUEUE_TABLE} (id)`), "SET LOCAL default_statistics_target = 10"),
+      );
+    }
     const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
     hooks.progress(0, total);
 
