@@ -4,9 +4,9 @@
 // carried them (the windows would need one batch per 2 rows).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testHooks } from "../src/apply/syncer.js";
-import { ConfigError, type Ominipg } from "../src/index.js";
+import { ConfigError, SyncError, type Ominipg } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
+import { expectSameRows, ledgerRows, openSynced, queued, startProxy } from "./sync-helpers.js";
 
 const SCHEMA = [
   `DO $$ BEGIN CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
@@ -149,6 +149,44 @@ describe("sync: runs of inserts by COPY", () => {
     await expectSameRows(db, remote.sql, { items: "id" });
     expect(await queued(db)).toBe(0);
     expect(await ledgerRows(remote.sql)).toBe(0);
+  });
+
+  it("the server gone in the middle of COPY batches (some applied, some cut mid-stream): the next sync finishes, each row copied once", async () => {
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS copied (id int PRIMARY KEY, body text NOT NULL)`);
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS copy_hits (id int PRIMARY KEY, n int NOT NULL)`);
+    await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_copy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      INSERT INTO copy_hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = copy_hits.n + 1; RETURN NULL; END $$`);
+    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER copied_hits AFTER INSERT ON copied FOR EACH ROW EXECUTE FUNCTION count_copy()`);
+    const proxy = await startProxy(remote.url);
+    const schema = [`CREATE TABLE IF NOT EXISTS copied (id int PRIMARY KEY, body text NOT NULL)`];
+    const cutting = await openSynced(proxy.url, schema, { sync: { batchSize: 10, copyBatchSize: 500, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 40 } } });
+    cutting.on("error", () => {});
+    try {
+      await cutting.query(`INSERT INTO copied SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g`);
+      let cut = false;
+      cutting.on("sync:progress", ({ done }) => {
+        if (!cut && done >= 1500) {
+          cut = true;
+          void proxy.close();
+        }
+      });
+      const err = await cutting.sync().catch((e: unknown) => e);
+      expect(cut).toBe(true);
+      expect(err).toBeInstanceOf(SyncError);
+      expect(err).toMatchObject({ retryable: true });
+      const left = await queued(cutting);
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThanOrEqual(20000 - 1500);
+      await proxy.open();
+      expect(await cutting.sync()).toMatchObject({ rejected: 0 });
+      expect(await queued(cutting)).toBe(0);
+      await expectSameRows(cutting, remote.sql, { copied: "id" });
+      expect(await remote.sql`SELECT count(*)::int AS rows, max(n)::int AS max FROM copy_hits`).toEqual([{ rows: 20000, max: 1 }]);
+      expect(await ledgerRows(remote.sql)).toBe(0);
+    } finally {
+      await cutting.close();
+      await proxy.close();
+    }
   });
 
   it("the log is emptied by TRUNCATE when the run was all of it, by DELETE when more follows", async () => {
