@@ -223,7 +223,8 @@ export class Syncer {
         else failure ??= err;
       }
     };
-    let previous = new Set<number>();
+    /** Tables of the batches that may still be in flight. */
+    const inFlight = new Set<number>();
     while (cursor < end - 1 && !failure && !left) {
       await queue.onSizeLessThan(1); // read ahead by one batch at most: memory stays bounded
       if (failure || left) break;
@@ -238,18 +239,21 @@ export class Syncer {
         break;
       }
       const tables = [...batch.tables.keys()];
-      // Its rows may reference rows of the batch before (or of itself, in log order): not at the same time.
-      if (tables.some((t) => t.references.some((r) => previous.has(r)))) await queue.onIdle();
+      // Its rows may reference rows of a batch in flight (or of itself, in log order): not at the same time.
+      if (tables.some((t) => t.references.some((r) => inFlight.has(r)))) {
+        await queue.onIdle();
+        inFlight.clear();
+      }
       if (failure || left) break;
-      previous = new Set(tables.map((t) => t.oid));
+      for (const t of tables) inFlight.add(t.oid);
       void queue.add(() => push(batch));
     }
     await queue.onIdle();
     if (applied.length > 0) {
-      // Without a batch left to the windows, the applied batches hold every entry from the first to the last.
+      // When every batch went through, the applied ones hold every entry from the first to the last.
       let [lo, hi] = [Infinity, 0];
       for (let i = 0; i < applied.length; i += 2) [lo, hi] = [Math.min(lo, applied[i]!), Math.max(hi, applied[i + 1]!)];
-      await this.local.run((d) => (left ? deleteEntries(d, applied) : dropSpan(d, lo, hi)));
+      await this.local.run((d) => (left || failure ? deleteEntries(d, applied) : dropSpan(d, lo, hi)));
     }
     if (failure) throw failure;
     return left ? { cursor: left.lo - 1, copyAfter: left.hi } : { cursor };
