@@ -200,7 +200,7 @@ export class Syncer {
   /**
    * Push the inserts after `cursor` and before `end` by COPY, `copyBatchSize` entries per remote transaction
    * with its ledger claim. Reads and converts the next batch while earlier ones are in flight; a batch waits
-   * for the one before it if it may reference that one's rows. A batch that cannot go by COPY (an array or
+   * for those in flight if it may reference their rows. A batch that cannot go by COPY (an array or
    * composite column, a table no longer synced, a row image from before a column change) or that the remote
    * refuses is left to the windows, which find out why row by row: `cursor` is where they take over (all
    * before it is applied), `copyAfter` where COPY may be tried again.
