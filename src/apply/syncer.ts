@@ -293,7 +293,7 @@ export class Syncer {
     while (!cut && coalescer.rowCount < windowRows) {
       const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
       for (const e of page) {
-        const table = lookup(catalog, e);
+        const table = catalog.table(e.schema, e.table);
         if (table && !table.uncapturable) {
           // The coalescer refuses an entry that depends on the window's earlier writes in a way its
           // reordering would break: the window ends here and the next one starts with that entry.
@@ -659,8 +659,7 @@ async function readCopyBatch(d: Driver, plan: DrainPlan, after: number, end: num
     batch.lo = Math.min(batch.lo, Number(r.lo));
     batch.hi = Math.max(batch.hi, Number(r.hi));
     batch.entries += Number(r.n);
-    const found = plan.catalog.resolve(r.schema, r.name);
-    const table = found ? plan.catalog.tables.get(found.oid) : undefined;
+    const table = plan.catalog.table(r.schema, r.name);
     const layout = table && !table.uncapturable ? plan.layouts(table) : undefined;
     const lines = layout ? r.images.split("\x1e").map((image) => layout.line(image)) : [];
     if (!table || !layout || lines.includes(undefined)) delete batch.tables;
@@ -770,11 +769,6 @@ function keyOnly(op: Extract<RowOp, { kind: "upsert" }>): Map<string, string> {
   return new Map(op.table.primaryKey.map((c) => [c, op.image.get(c) ?? "null"]));
 }
 
-function lookup(catalog: Catalog, e: LogEntry): TableInfo | undefined {
-  const found = catalog.resolve(e.schema, e.table);
-  return found ? catalog.tables.get(found.oid) : undefined;
-}
-
 function tallyTable(tally: Tally, table: TableInfo, entries: number): void {
   const name = `${table.schema}.${table.name}`;
   tally.tables[name] = (tally.tables[name] ?? 0) + entries;
@@ -790,9 +784,7 @@ function withAncestors(names: string[], catalog: Catalog): string[] {
     for (const ref of t.references) visit(catalog.tables.get(ref));
   };
   for (const n of names) {
-    const [schema, table] = splitName(n);
-    const found = catalog.resolve(schema, table);
-    visit(found ? catalog.tables.get(found.oid) : undefined);
+    visit(catalog.table(...splitName(n)));
   }
   return [...out];
 }

@@ -228,6 +228,12 @@ export class Catalog {
     return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions, writesBehind, references, cascadesInto(tables, fkRows, relRows));
   }
 
+  /** The synced table (or uncapturable table of a synced schema) a name resolves to, if it is one. */
+  table(schema: string | undefined, name: string): TableInfo | undefined {
+    const found = this.resolve(schema, name);
+    return found && this.tables.get(found.oid);
+  }
+
   /** The relation a (possibly unqualified) name refers to, resolved as PostgreSQL would through search_path. */
   resolve(schema: string | undefined, name: string): { oid: number; kind: RelKind } | undefined {
     if (schema) return this.relations.get(`${schema}.${name}`);

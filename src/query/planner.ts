@@ -231,8 +231,7 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
   };
   const syncedName = (rel: Node | undefined) => {
     if (!rel) return undefined;
-    const found = catalog.resolve(rel.schemaname, rel.relname);
-    const t = found && catalog.tables.get(found.oid);
+    const t = catalog.table(rel.schemaname, rel.relname);
     return t ? `${t.schema}.${t.name}` : undefined;
   };
   switch (type) {
