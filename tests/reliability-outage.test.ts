@@ -9,7 +9,7 @@ import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SyncError, type OminipgError } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { expectSameRows, ledgerRows, openSynced, queued, startProxy, type Proxy } from "./sync-helpers.js";
+import { connectUpstream, expectSameRows, ledgerRows, openSynced, queued, startProxy, type Proxy } from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, body text, n int NOT NULL DEFAULT 0)`];
 const FAST_RETRY = { attempts: 2, baseDelayMs: 10, maxDelayMs: 40 };
@@ -38,16 +38,7 @@ async function cutAfterReady(targetUrl: string, n: number): Promise<{ url: strin
       refuse--;
       return void client.destroy();
     }
-    const upstream = net.connect({ host: target.hostname, port: Number(target.port) });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => {});
-      s.on("close", () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
+    const upstream = connectUpstream(client, target, sockets);
     client.pipe(upstream);
     let pending = Buffer.alloc(0);
     let armed = cuts < n;

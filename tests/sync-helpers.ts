@@ -82,17 +82,7 @@ export async function startProxy(targetUrl: string): Promise<Proxy> {
       client.destroy();
       return;
     }
-    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5432), noDelay: true });
-    client.setNoDelay(true);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => {});
-      s.on("close", () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
+    const upstream = connectUpstream(client, target, sockets);
     client.pipe(upstream).pipe(client);
   };
   const proxy: Proxy = {
@@ -127,6 +117,25 @@ export async function startProxy(targetUrl: string): Promise<Proxy> {
   url.port = String(port);
   proxy.url = url.href;
   return proxy;
+}
+
+/**
+ * A connection from a proxy to the server of `target` for the accepted `client`: both sockets are kept in
+ * `sockets` (to be cut) and close together. The caller pipes them.
+ */
+export function connectUpstream(client: net.Socket, target: URL, sockets: Set<net.Socket>): net.Socket {
+  const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5432), noDelay: true });
+  client.setNoDelay(true);
+  for (const s of [client, upstream]) {
+    sockets.add(s);
+    s.on("error", () => {});
+    s.on("close", () => {
+      sockets.delete(s);
+      client.destroy();
+      upstream.destroy();
+    });
+  }
+  return upstream;
 }
 
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
