@@ -24,6 +24,11 @@ export interface Driver {
     params?: readonly unknown[],
     options?: { rowMode?: RowMode; prepare?: boolean },
   ): Promise<QueryResult<T>>;
+  /**
+   * Run exactly one statement, unprepared, and return its rows with each column as its text bytes (UTF-8),
+   * undecoded: for large text results the caller converts itself (postgres.js's `.raw()`).
+   */
+  raw(sql: string, params?: readonly unknown[]): Promise<(Uint8Array | null)[][]>;
   /** Run a script of statements without parameters (simple protocol); one result per statement. */
   exec(sql: string, options?: { rowMode?: RowMode }): Promise<QueryResult[]>;
   /** The result columns of a statement, without running it (parse and describe only). */

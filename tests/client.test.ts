@@ -5,6 +5,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, LocalDatabaseError, Ominipg, OminipgError, SchemaError, SyncError, ClosedError } from "../src/index.js";
+import type { Driver } from "../src/driver.js";
 import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
@@ -311,6 +312,38 @@ describe("direct mode and remote reachability", () => {
     expect(err).toBeInstanceOf(OminipgError);
     expect(err.code).toBe("SYNC_NOT_CONFIGURED");
     await db.close();
+  });
+
+  it("raw() gives each column's text bytes, undecoded, locally and in direct mode; errors and transaction state as query()", async () => {
+    const local = await memoryDb();
+    const direct = await Ominipg.connect({ url: remote.url });
+    try {
+      for (const db of [local, direct]) {
+        const driver = (db as unknown as { driver: Driver }).driver;
+        const rows = await driver.raw(`SELECT $1::text AS t, NULL::int AS n, 42::int8 AS i, '{"a": [1]}'::json AS j UNION ALL SELECT 'ünï 😀', 1, -1, 'null'`, ["tab\tnew\nline"]);
+        const decoded = rows.map((row) => row.map((v) => (v === null ? null : new TextDecoder().decode(v))));
+        expect(decoded).toEqual([
+          ["tab\tnew\nline", null, "42", '{"a": [1]}'],
+          ["ünï 😀", "1", "-1", "null"],
+        ]);
+        expect(rows[1]![0]).toBeInstanceOf(Uint8Array);
+        expect(await driver.raw(`SELECT 1 WHERE false`)).toEqual([]);
+        const expected = await db.query(`SELECT 1/0`).catch((e) => e);
+        const actual = await driver.raw(`SELECT 1/0`).catch((e) => e);
+        expect(actual.code).toBe("22012");
+        expect(actual.message).toBe(expected.message);
+        await driver.query(`BEGIN`);
+        await driver.raw(`SELECT 1`);
+        expect(driver.txStatus).toBe("transaction");
+        await driver.raw(`SELECT 1/0`).catch(() => {});
+        expect(driver.txStatus).toBe("failed");
+        await driver.query(`ROLLBACK`);
+        expect(driver.txStatus).toBe("idle");
+      }
+    } finally {
+      await local.close();
+      await direct.close();
+    }
   });
 
   it("connect with an unreachable syncUrl returns promptly and local queries work", async () => {

@@ -26,6 +26,10 @@ export class DirectDriver implements Driver {
     return this.#toResult<T>(result);
   }
 
+  async raw(sql: string, params: readonly unknown[] = []): Promise<(Uint8Array | null)[][]> {
+    return (await this.#track(this.#sql.unsafe(sql, params as any[]).raw())) as unknown as (Uint8Array | null)[][];
+  }
+
   async exec(sql: string, options: { rowMode?: RowMode } = {}): Promise<QueryResult[]> {
     const pending = this.#sql.unsafe(sql).simple();
     const out = (await this.#track(options.rowMode === "array" ? pending.values() : pending)) as unknown as PgResult | PgResult[];

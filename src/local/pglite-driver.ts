@@ -97,6 +97,24 @@ export class PgliteDriver implements Driver {
     });
   }
 
+  raw(sql: string, params: readonly unknown[] = []): Promise<(Uint8Array | null)[][]> {
+    return this.#lock.run(async () => {
+      // execProtocolRaw would also parse the response into messages, decoding every value: not wanted here.
+      const parts: Uint8Array[] = [];
+      await this.#db.execProtocolRawStream(concat(await this.#unnamed(sql, params)), { syncToFs: false, onRawData: (data) => parts.push(data.slice()) });
+      const response = concat(parts);
+      const { rows, status, failed } = scanResponse(response);
+      this.#status = status;
+      if (failed) {
+        const msgs: BackendMessage[] = [];
+        new protocol.Parser().parse(response, (m) => msgs.push(m as BackendMessage));
+        this.#throwIfError(msgs, sql, params);
+      }
+      if (status === "idle") await this.#db.syncToFs();
+      return rows;
+    });
+  }
+
   invalidate(): Promise<void> {
     return this.#lock.run(async () => {
       for (const p of this.#cache.values()) this.#evicted.push(p.name);
@@ -112,21 +130,26 @@ export class PgliteDriver implements Driver {
   }
 
   async #runUnnamed<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
+    const msgs = await this.#send(await this.#unnamed(sql, params));
+    this.#throwIfError(msgs, sql, params);
+    return this.#result<T>(msgs, rowMode);
+  }
+
+  /** The messages that run `sql` unprepared; with parameters, their types are described first. */
+  async #unnamed(sql: string, params: readonly unknown[]): Promise<Uint8Array[]> {
     let paramTypes: number[] = [];
     if (params.length > 0) {
       const msgs = await this.#send([serialize.parse({ text: sql }), serialize.describe({ type: "S" }), serialize.sync()]);
       this.#throwIfError(msgs, sql, params);
       paramTypes = paramTypesOf(msgs);
     }
-    const msgs = await this.#send([
+    return [
       ...(params.length > 0 ? [] : [serialize.parse({ text: sql })]),
       serialize.bind({ values: this.#serializeParams(params, paramTypes) }),
       serialize.describe({ type: "P" }),
       serialize.execute({}),
       serialize.sync(),
-    ]);
-    this.#throwIfError(msgs, sql, params);
-    return this.#result<T>(msgs, rowMode);
+    ];
   }
 
   async #closeEvicted(): Promise<void> {
@@ -179,3 +202,35 @@ export class PgliteDriver implements Driver {
 function paramTypesOf(msgs: BackendMessage[]): number[] {
   return (msgs.find((m) => m.name === "parameterDescription")?.dataTypeIDs as number[] | undefined) ?? [];
 }
+
+/**
+ * The data rows of a raw protocol response, each column as a view of its bytes (null for NULL), the
+ * transaction status it ends with, and whether it holds an error (parsed by the caller, rare).
+ */
+function scanResponse(response: Uint8Array): { rows: (Uint8Array | null)[][]; status: TxStatus; failed: boolean } {
+  const view = new DataView(response.buffer, response.byteOffset, response.byteLength);
+  const rows: (Uint8Array | null)[][] = [];
+  let status: TxStatus = "idle";
+  let failed = false;
+  for (let at = 0; at < response.length; at += 1 + view.getInt32(at + 1)) {
+    const type = response[at];
+    if (type === DATA_ROW) {
+      const row: (Uint8Array | null)[] = [];
+      let field = at + 7;
+      for (let n = view.getInt16(at + 5); n > 0; n--) {
+        const length = view.getInt32(field);
+        field += 4;
+        row.push(length < 0 ? null : response.subarray(field, field + length));
+        if (length > 0) field += length;
+      }
+      rows.push(row);
+    } else if (type === ERROR) failed = true;
+    else if (type === READY) status = TX_STATUS[response[at + 5]!] ?? "idle";
+  }
+  return { rows, status, failed };
+}
+
+const DATA_ROW = 0x44; // 'D'
+const ERROR = 0x45; // 'E'
+const READY = 0x5a; // 'Z'
+const TX_STATUS: Record<number, TxStatus> = { 0x49: "idle", 0x54: "transaction", 0x45: "failed" }; // I, T, E
