@@ -94,7 +94,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     tables: list(sync.tables, "tables", []),
     exclude: list(sync.exclude, "exclude", []),
     batchSize: int(sync.batchSize, "batchSize", 1000, 1),
-    copyBatchSize: int(sync.copyBatchSize, "copyBatchSize", 10_000, 0),
+    copyBatchSize: int(sync.copyBatchSize, "copyBatchSize", 100_000, 0),
     concurrency: int(sync.concurrency, "concurrency", 2, 1),
     intervalCap: int(sync.intervalCap, "intervalCap", Infinity, 1),
     interval: int(sync.interval, "interval", 0, 0),

@@ -1,6 +1,6 @@
 // Runs of inserts pushed by COPY: every scalar type exactly, the fall-back to the windows (a key the remote
-// has, a row it refuses, tables and images COPY cannot take), foreign keys across batches in flight, exactly
-// once, and the log emptied afterwards. `batches: 1` for many rows at batchSize 2 is how a test knows COPY
+// has, a row it refuses, tables and images COPY cannot take, also in the middle of a batch), foreign keys
+// across chunks and batches, exactly once, and the log emptied afterwards. `batches: 1` for many rows at batchSize 2 is how a test knows COPY
 // carried them (the windows would need one batch per 2 rows).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testHooks } from "../src/apply/syncer.js";
@@ -33,6 +33,9 @@ const SCALAR_ROWS = [
            '192.168.0.1/24', '[1,10)', 'ab', 'xyz', 'a fat cat', E'tab\\there, new\\nline, cr\\r, back\\\\slash, "quotes"')`,
   `INSERT INTO scalars DEFAULT VALUES`, // every column NULL
   `INSERT INTO scalars (num, f8, f4, j, js, b, tstz, ts, d, t) VALUES ('NaN', 'NaN', '-Infinity', '"a string"', '{}', '\\x'::bytea, 'infinity', '-infinity', '4713-01-01 BC', 'NULL')`,
+  // json text kept as written, whitespace around it included; a control character (\u0001 in the image), quotes, a backslash, a 4-byte character.
+  `INSERT INTO scalars (js, t) VALUES (E' {"a":\\n 1}\\t ', E'\\x01ctl "q" \\\\ 😀')`,
+  `INSERT INTO scalars (js, t) VALUES (' 5 ', '😀')`,
   ...[`'\\N'`, `''`, `' spaced '`, `'ünï €'`, `'\\\\'`, `'{"looks": "like json"}'`, `'a	b'`, `'null'`].map((t) => `INSERT INTO scalars (t, js) VALUES (E${t}, '[1,  2]')`),
 ];
 
@@ -115,8 +118,8 @@ describe("sync: runs of inserts by COPY", () => {
     }
   });
 
-  it("parents and children in one run, cut into batches in flight together: each arrives after what it references", async () => {
-    const fk = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 1, copyBatchSize: 3, concurrency: 3 } });
+  it("parents and children in one run, cut into batches: each arrives after what it references", async () => {
+    const fk = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 1, copyBatchSize: 3 } });
     await fk.query(`INSERT INTO parents (id) VALUES (100)`);
     for (let i = 101; i <= 120; i++) {
       await fk.query(`INSERT INTO parents (id, up) VALUES ($1, $2)`, [i, i - 1]); // a chain through the batches
@@ -126,6 +129,73 @@ describe("sync: runs of inserts by COPY", () => {
     expect(result).toMatchObject({ pushed: 41, applied: 41, batches: 14, rejected: 0 });
     await expectSameRows(fk, remote.sql, { parents: "id", children: "id" });
     await fk.close();
+  });
+
+  it("a batch of many chunks: parents and children interleaved, each chunk's parents first, one remote transaction", async () => {
+    await remote.sql`TRUNCATE parents, children`;
+    const fk = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 10, copyBatchSize: 20_000 } });
+    // 12 blocks of 500 parents (a chain through all of them) and 500 children of the block before: chunks (a few
+    // thousand entries) hold both tables, and rows that reference rows of earlier chunks.
+    for (let block = 0; block < 12; block++) {
+      const lo = 1000 + block * 500;
+      await fk.query(`INSERT INTO parents (id, up) SELECT g, nullif(g - 1, 999) FROM generate_series($1::int, $1::int + 499) g`, [lo]);
+      await fk.query(`INSERT INTO children SELECT g, greatest(g - 500, 1000) FROM generate_series($1::int, $1::int + 499) g`, [lo]);
+    }
+    expect(await fk.sync()).toMatchObject({ pushed: 12_000, applied: 12_000, batches: 1, rejected: 0 });
+    await expectSameRows(fk, remote.sql, { parents: "id", children: "id" });
+    expect(await queued(fk)).toBe(0);
+    await fk.close();
+  });
+
+  it("a chunk COPY cannot take in the middle of a batch: what came before is applied (a lost COMMIT reply included), the rest goes through the windows", async () => {
+    const schema = [`CREATE TABLE IF NOT EXISTS streamed (id int PRIMARY KEY, n int NOT NULL)`, `CREATE TABLE IF NOT EXISTS streamed_tags (id int PRIMARY KEY, tags int[])`];
+    for (const ddl of schema) await remote.sql.unsafe(ddl);
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS streamed_hits (id int PRIMARY KEY, n int NOT NULL)`);
+    await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_streamed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      INSERT INTO streamed_hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = streamed_hits.n + 1; RETURN NULL; END $$`);
+    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER streamed_hits AFTER INSERT OR UPDATE ON streamed FOR EACH ROW EXECUTE FUNCTION count_streamed()`);
+    const mixed = await openSynced(remote.url, schema, { sync: { batchSize: 500, copyBatchSize: 20_000 } });
+    let commits = 0;
+    testHooks.afterRemoteCommit = () => {
+      if (commits++ === 0) throw Object.assign(new Error("connection reset after COMMIT"), { code: "ECONNRESET" });
+    };
+    try {
+      // The first chunks (a few thousand entries each) are all `streamed`; the last holds the rest of it and rows with an array.
+      await mixed.query(`INSERT INTO streamed SELECT g, g FROM generate_series(1, 6000) g`);
+      await mixed.query(`INSERT INTO streamed_tags SELECT g, ARRAY[g] FROM generate_series(1, 10) g`);
+      const result = await mixed.sync();
+      expect(result).toMatchObject({ pushed: 6010, rejected: 0 });
+      expect(result.batches).toBeGreaterThan(1); // the windows took the second chunk
+      expect(commits).toBeGreaterThan(2);
+      expect(await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM streamed_hits`).toEqual([{ min: 1, max: 1, rows: 6000 }]);
+      await expectSameRows(mixed, remote.sql, { streamed: "id", streamed_tags: "id" });
+      expect(await queued(mixed)).toBe(0);
+      expect(await ledgerRows(remote.sql)).toBe(0);
+    } finally {
+      testHooks.afterRemoteCommit = undefined;
+      await mixed.close();
+    }
+  });
+
+  it("ids left unused by writes rolled back (a gap wider than a chunk) are skipped, not taken for the end of the run", async () => {
+    const schema = [`CREATE TABLE IF NOT EXISTS gaps (id int PRIMARY KEY)`];
+    for (const ddl of schema) await remote.sql.unsafe(ddl);
+    const gappy = await openSynced(remote.url, schema, { sync: { batchSize: 10, copyBatchSize: 7000 } });
+    try {
+      await gappy.query(`INSERT INTO gaps SELECT generate_series(1, 3000)`);
+      await gappy.transaction(async (tx) => {
+        await tx.query(`INSERT INTO gaps SELECT generate_series(100001, 110000)`);
+        throw new Error("rolled back");
+      }).catch(() => {});
+      await gappy.query(`INSERT INTO gaps SELECT generate_series(3001, 6000)`);
+      // Log ids: 3,000, then 10,000 unused, then 3,000. Batches of 7,000 ids from their first entry, chunks of a
+      // few thousand: the first batch ends with a chunk of nothing, the second starts after the gap.
+      expect(await gappy.sync()).toMatchObject({ pushed: 6000, applied: 6000, batches: 2, rejected: 0 });
+      expect(await remote.sql`SELECT count(*)::int AS n, max(id) AS max FROM gaps`).toEqual([{ n: 6000, max: 6000 }]);
+      expect(await queued(gappy)).toBe(0);
+    } finally {
+      await gappy.close();
+    }
   });
 
   it("a lost COMMIT reply of a COPY batch: the retry finds its ledger row and copies nothing twice", async () => {
@@ -195,11 +265,11 @@ describe("sync: runs of inserts by COPY", () => {
     }
   });
 
-  it("a batch that fails while later ones are applied: its entries stay queued (only what was applied is dropped)", async () => {
+  it("a batch that fails after others were applied: its entries and the later ones stay queued (only what was applied is dropped)", async () => {
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION refuse_15() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       IF NEW.id = 1015 THEN RAISE EXCEPTION 'try again later' USING ERRCODE = 'serialization_failure'; END IF; RETURN NEW; END $$`);
     await remote.sql.unsafe(`CREATE TRIGGER items_refuse_15 BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION refuse_15()`);
-    const failing = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, copyBatchSize: 10, concurrency: 2, retry: { attempts: 1 } } });
+    const failing = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, copyBatchSize: 10, retry: { attempts: 1 } } });
     failing.on("error", () => {});
     try {
       await failing.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1001, 1040) g`);

@@ -60,6 +60,24 @@ export async function forgetBatches(sql: Sql, clientId: string, batchIds: number
   ]);
 }
 
+/** The entry ranges of a batch this client's ledger has (a claim that found its batch already applied). */
+export async function claimedRanges(sql: Sql, clientId: string, batchId: number): Promise<number[]> {
+  const [row] = await sql.unsafe<{ entry_ranges: string }[]>(
+    `SELECT entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = $2`,
+    [clientId, batchId],
+  );
+  return row ? parseIntArray(row.entry_ranges) : [];
+}
+
+/** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
+export async function narrowClaim(sql: Sql, clientId: string, batchId: number, ranges: number[]): Promise<void> {
+  await sql.unsafe(`UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2`, [
+    clientId,
+    batchId,
+    `{${ranges.join(",")}}`,
+  ]);
+}
+
 /** This client's ledger rows: the only state Ominipg keeps on the server for a client. */
 export async function ledgerCount(sql: Sql, clientId: string): Promise<number> {
   const [ledger] = await sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);

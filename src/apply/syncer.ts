@@ -12,8 +12,8 @@ import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, keyText, writableIn, type LogEntry, type RowOp } from "./coalesce.js";
 import { loadRules, type TableRules } from "./constraints.js";
 import { joinImage } from "./image.js";
-import { appliedRanges, claimSql, dropLedger, forgetBatches, toRanges } from "./ledger.js";
-import { copyLayout, copyRows, type CopyLayout } from "./copy.js";
+import { appliedRanges, claimSql, claimedRanges, dropLedger, forgetBatches, narrowClaim, toRanges } from "./ledger.js";
+import { copyInto, copyLayout, type CopyInto, type CopyLayout } from "./copy.js";
 import { transaction } from "../remote/connection.js";
 import { checkRemoteSchema } from "./schema-check.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql, type GroupWrite } from "./statements.js";
@@ -21,6 +21,8 @@ import type { ConflictSettler } from "../conflicts/settle.js";
 import { inLocalTransaction } from "../local/transaction.js";
 
 const PAGE = 5000;
+/** Ids (from its first entry on) a COPY batch reads and converts at a time: they stream out while the next are read. */
+const COPY_CHUNK = 2500;
 /** Queue length from which a sync first refreshes the log's planner statistics. */
 const ANALYZE_AT = 4 * PAGE;
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
@@ -82,23 +84,23 @@ export class Syncer {
       this.#schemaChecked = catalog;
     }
 
-    const { maxId, total, priorityTables } = await this.local.run(async (d) => {
-      const { rows } = await d.query<{ max: number; n: number }>(`SELECT coalesce(max(id), 0)::int8 AS max, count(*)::int8 AS n FROM ${QUEUE_TABLE}`, [], { prepare: false });
-      const pr = await d.query<{ s: string; t: string }>(
-        `SELECT DISTINCT schema_name AS s, table_name AS t FROM ${QUEUE_TABLE} WHERE priority > 0`,
+    // The log's extent, whether anything in it is prioritized, and where its first run of inserts ends.
+    const { maxId, total, priorityTables, firstRunEnd } = await this.local.run(async (d) => {
+      // max(id) on its own is an index lookup; in the scan it would cost a third of it.
+      const top = await d.query<{ max: number }>(`SELECT coalesce(max(id), 0)::int8 AS max FROM ${QUEUE_TABLE}`, [], { prepare: false });
+      const { rows } = await d.query<{ n: number; prioritized: number; change: number | null }>(
+        `SELECT count(*)::int8 AS n, count(*) FILTER (WHERE priority > 0)::int8 AS prioritized, min(id) FILTER (WHERE op <> 'I')::int8 AS change FROM ${QUEUE_TABLE}`,
         [],
         { prepare: false },
       );
-      return { maxId: Number(rows[0]!.max), total: Number(rows[0]!.n), priorityTables: pr.rows.map((r) => `${r.s}.${r.t}`) };
+      const max = top.rows[0]!.max;
+      const { n, prioritized, change } = rows[0]!;
+      const pr =
+        Number(prioritized) === 0
+          ? []
+          : (await d.query<{ s: string; t: string }>(`SELECT DISTINCT schema_name AS s, table_name AS t FROM ${QUEUE_TABLE} WHERE priority > 0`, [], { prepare: false })).rows;
+      return { maxId: Number(max), total: Number(n), priorityTables: pr.map((r) => `${r.s}.${r.t}`), firstRunEnd: change === null ? Number(max) + 1 : Number(change) };
     });
-    // PGlite runs no autovacuum: without statistics the planner reads a long log by sorting all of it for
-    // each page (the order of the ids is what makes its index scans cheap). A small sample of the id
-    // column tells it that (~10 ms for 100,000 entries; all columns, full sample: ~70 ms).
-    if (total >= ANALYZE_AT) {
-      await this.local.run((d) =>
-        inLocalTransaction(d, () => d.exec(`ANALYZE ${QUEUE_TABLE} (id)`), "SET LOCAL default_statistics_target = 10"),
-      );
-    }
     const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
     hooks.progress(0, total);
 
@@ -109,7 +111,17 @@ export class Syncer {
       if (!layouts.has(table)) layouts.set(table, copyLayout(table));
       return layouts.get(table);
     };
-    const plan: DrainPlan = { catalog, order, rules, clientId, maxId, layouts: layoutOf };
+    // PGlite runs no autovacuum: without statistics the planner reads a long log by sorting all of it for
+    // each page of a window (the order of the ids is what makes its index scans cheap). A small sample of
+    // the id column tells it that (~10 ms for 100,000 entries; all columns, full sample: ~70 ms). Taken
+    // before the first window; COPY batches read ranges of ids, planned well without.
+    let statistics: Promise<unknown> | undefined;
+    const withStatistics = () =>
+      (statistics ??=
+        total < ANALYZE_AT
+          ? Promise.resolve()
+          : this.local.run((d) => inLocalTransaction(d, () => d.exec(`ANALYZE ${QUEUE_TABLE} (id)`), "SET LOCAL default_statistics_target = 10")));
+    const plan: DrainPlan = { catalog, order, rules, clientId, maxId, firstRunEnd, layouts: layoutOf, withStatistics };
     // Prioritized tables go first, with the tables they reference (their pending parents come along).
     const first = withAncestors(priorityTables, catalog);
     if (first.length > 0) await this.#drain(plan, first, tally, hooks);
@@ -161,21 +173,22 @@ export class Syncer {
    */
   async #drain(plan: DrainPlan, only: string[] | undefined, tally: Tally, hooks: SyncHooks): Promise<void> {
     let copyAfter = only || this.options.copyBatchSize === 0 ? Infinity : 0;
-    const read = (cursor: number) => {
+    const read = (cursor: number, runEnd?: number) => {
       const next = (async (): Promise<Unit> => {
         if (cursor >= copyAfter) {
-          const end = await this.local.run((d) => insertRunEnd(d, cursor, plan.maxId));
+          const end = runEnd ?? (await this.local.run((d) => insertRunEnd(d, cursor, plan.maxId)));
           if (end - cursor > this.options.batchSize) {
             if (!(await this.local.run((d) => changedLater(d, cursor, end, plan.maxId)))) return { kind: "creates", cursor, end };
             copyAfter = end; // the windows fold the run's rows with their later changes
           }
         }
+        await plan.withStatistics();
         return { kind: "window", ...(await this.#readWindow(plan, only, cursor, tally, hooks)) };
       })();
       next.catch(() => {}); // observed when awaited; until then a failure must not count as unhandled
       return next;
     };
-    let next = read(0);
+    let next = read(0, plan.firstRunEnd);
     for (;;) {
       const unit = await next;
       if (unit.kind === "creates") {
@@ -198,88 +211,109 @@ export class Syncer {
   }
 
   /**
-   * Push the inserts after `cursor` and before `end` by COPY, `copyBatchSize` entries per remote transaction
-   * with its ledger claim. Reads and converts the next batch while earlier ones are in flight; a batch waits
-   * for those in flight if it may reference their rows. A batch that cannot go by COPY (an array or
-   * composite column, a table no longer synced, a row image from before a column change) or that the remote
-   * refuses is left to the windows, which find out why row by row: `cursor` is where they take over (all
-   * before it is applied), `copyAfter` where COPY may be tried again.
+   * Push the inserts after `cursor` and before `end` by COPY, one remote transaction per `copyBatchSize`
+   * ids (see #copyBatch). Stops at a chunk that cannot go by COPY (an array or composite column, a table no
+   * longer synced, a row image from before a column change) or a batch the remote refuses: the windows take
+   * those over and find out why, row by row. `cursor` is where they start (all before it is applied),
+   * `copyAfter` where COPY may be tried again.
    */
   async #pushCreates(plan: DrainPlan, cursor: number, end: number, tally: Tally, hooks: SyncHooks): Promise<{ cursor: number; copyAfter?: number }> {
     const queue = this.#queue();
-    let failure: unknown;
-    let left: CopyBatch | undefined;
-    const leave = (batch: CopyBatch) => {
-      if (!left || batch.lo < left.lo) left = batch;
-    };
-    /** Entry ranges applied: dropped locally at the end, in one statement (the ledger has them meanwhile). */
-    const applied: number[] = [];
-    const push = async (batch: CopyBatch) => {
-      try {
-        await this.#copyRemotely(batch, plan, tally, hooks);
-        applied.push(batch.lo, batch.hi);
-      } catch (err) {
-        if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable) leave(batch);
-        else failure ??= err;
+    /** The first entry applied: the applied ones (first to `cursor`) are dropped at the end, in one statement; the ledger has them meanwhile. */
+    let from: number | undefined;
+    let left: Span | undefined;
+    try {
+      while (cursor < end - 1 && !left) {
+        const batch = (await queue.add(() => this.#copyBatch(plan, cursor, end - 1, tally, hooks)))!;
+        if (batch.applied) from ??= batch.applied.lo;
+        left = batch.left;
+        cursor = batch.through;
       }
-    };
-    /** Tables of the batches that may still be in flight. */
-    const inFlight = new Set<number>();
-    while (cursor < end - 1 && !failure && !left) {
-      await queue.onSizeLessThan(1); // read ahead by one batch at most: memory stays bounded
-      if (failure || left) break;
-      const batch = await this.local.run((d) => readCopyBatch(d, plan, cursor, end, this.options.copyBatchSize));
-      if (batch.entries === 0) {
-        cursor = end - 1; // nothing left of the run
-        break;
-      }
-      cursor = batch.hi;
-      if (!batch.tables) {
-        leave(batch);
-        break;
-      }
-      const tables = [...batch.tables.keys()];
-      // Its rows may reference rows of a batch in flight (or of itself, in log order): not at the same time.
-      if (tables.some((t) => t.references.some((r) => inFlight.has(r)))) {
-        await queue.onIdle();
-        inFlight.clear();
-      }
-      if (failure || left) break;
-      for (const t of tables) inFlight.add(t.oid);
-      void queue.add(() => push(batch));
+    } finally {
+      const [lo, hi] = [from, cursor];
+      if (lo !== undefined) await this.local.run((d) => dropSpan(d, lo, hi));
     }
-    await queue.onIdle();
-    if (applied.length > 0) {
-      // When every batch went through, the applied ones hold every entry from the first to the last.
-      let [lo, hi] = [Infinity, 0];
-      for (let i = 0; i < applied.length; i += 2) [lo, hi] = [Math.min(lo, applied[i]!), Math.max(hi, applied[i + 1]!)];
-      await this.local.run((d) => (left || failure ? deleteEntries(d, applied) : dropSpan(d, lo, hi)));
-    }
-    if (failure) throw failure;
-    return left ? { cursor: left.lo - 1, copyAfter: left.hi } : { cursor };
+    return left ? { cursor: left.after, copyAfter: left.hi } : { cursor };
   }
 
-  /** One COPY batch: claim it, COPY each table's lines (parents first), commit. */
-  async #copyRemotely(batch: CopyBatch, plan: DrainPlan, tally: Tally, hooks: SyncHooks): Promise<void> {
-    const ranges = [batch.lo, batch.hi];
-    const tables = [...batch.tables!].sort(([a], [b]) => (plan.order.get(a.oid) ?? 0) - (plan.order.get(b.oid) ?? 0));
-    const fresh = await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
-      const claimed = await transaction(this.remote.sql, async (tx) => {
-        const [claim] = await tx.unsafe(claimSql("$1", "$2", "$3", "true"), [plan.clientId, batch.lo, `{${ranges.join(",")}}`]);
-        if (!claim) return false;
-        for (const [table, lines] of tables) await copyRows(tx, table, plan.layouts(table)!.columns, lines);
-        return true;
+  /**
+   * One COPY batch: the entries with ids after `cursor` and up to `last`, `copyBatchSize` ids at most, in
+   * one remote transaction: the ledger claim, then the rows chunk by chunk into one COPY per table (parents
+   * first; a COPY stays open while the next chunks are of its table) while the next chunk is read and
+   * converted. Returns the entries applied (their first id, and `through`: all up to it are done) and the
+   * span left to the windows.
+   */
+  async #copyBatch(
+    plan: DrainPlan,
+    cursor: number,
+    last: number,
+    tally: Tally,
+    hooks: SyncHooks,
+  ): Promise<{ through: number; applied?: { lo: number }; left?: Span }> {
+    const size = this.options.copyBatchSize;
+    const read = (after: number, upTo: number) => {
+      const chunk = this.local.run((d) => readCopyChunk(d, plan, after, upTo, Math.min(COPY_CHUNK, size)));
+      chunk.catch(() => {}); // observed when awaited
+      return chunk;
+    };
+    const first = await read(cursor, last);
+    if (first.entries === 0) return { through: last };
+    if (!first.tables) return { through: cursor, left: first };
+    const lo = first.lo;
+    const hi = Math.min(last, lo - 1 + size);
+    let outcome: { fresh: boolean; through: number; entries: number; tables: Map<TableInfo, number>; left?: Span };
+    try {
+      outcome = await this.#retrying(PUSH_FAILED, "pushing a batch", async () => {
+        const result = await transaction(this.remote.sql, async (tx) => {
+          const [claim] = await tx.unsafe(claimSql("$1", "$2", "$3", "true"), [plan.clientId, lo, `{${lo},${hi}}`]);
+          if (!claim) {
+            const [, through] = await claimedRanges(tx, plan.clientId, lo);
+            return { fresh: false, through: through!, entries: 0, tables: new Map() };
+          }
+          const tables = new Map<TableInfo, number>();
+          let [chunk, entries, open] = [first, 0, undefined as CopyInto | undefined];
+          let left: Span | undefined;
+          for (;;) {
+            const next = chunk.hi < hi ? read(chunk.hi, hi) : undefined;
+            for (const [table, rows] of inDependencyOrder(chunk.tables!, plan.order)) {
+              if (open?.table !== table) {
+                await open?.end();
+                open = await copyInto(tx, table, plan.layouts(table)!.columns);
+              }
+              await open.write(rows.text);
+              tables.set(table, (tables.get(table) ?? 0) + rows.rows);
+            }
+            entries += chunk.entries;
+            if (!next) break;
+            chunk = await next;
+            if (!chunk.tables) {
+              left = chunk;
+              break;
+            }
+          }
+          await open?.end();
+          if (left) await narrowClaim(tx, plan.clientId, lo, [lo, left.after]);
+          return { fresh: true, through: left ? left.after : hi, entries, tables, ...(left ? { left } : {}) };
+        });
+        await testHooks.afterRemoteCommit?.();
+        return result;
       });
-      await testHooks.afterRemoteCommit?.();
-      return claimed;
-    });
-    tally.appliedBatchIds.push(batch.lo);
-    if (fresh) {
-      tally.batches++;
-      tally.applied += batch.entries;
+    } catch (err) {
+      if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable) return { through: cursor, left: { after: cursor, hi } };
+      throw err;
     }
-    for (const [table, lines] of tables) tallyTable(tally, table, lines.length);
-    this.#count(tally, batch.entries, hooks);
+    tally.appliedBatchIds.push(lo);
+    if (outcome.fresh) {
+      tally.batches++;
+      tally.applied += outcome.entries;
+    } else {
+      // Applied by an earlier attempt whose COMMIT reply was lost: what it applied is what the log holds there.
+      outcome.tables = await this.local.run((d) => entriesByTable(d, plan.catalog, lo, outcome.through));
+      for (const n of outcome.tables.values()) outcome.entries += n;
+    }
+    for (const [table, n] of outcome.tables) tallyTable(tally, table, n);
+    this.#count(tally, outcome.entries, hooks);
+    return { through: outcome.through, applied: { lo }, ...(outcome.left ? { left: outcome.left } : {}) };
   }
 
   /** Read the log after `cursor` until a window is full (or cut, or the log ends); plan its batches. */
@@ -504,8 +538,15 @@ interface DrainPlan {
   rules: Map<number, TableRules>;
   clientId: string;
   maxId: number;
+  /**
+   * The id of the log's first entry other than an insert, at the start of the sync (maxId + 1 if none):
+   * what before it is still left is a run of inserts.
+   */
+  firstRunEnd: number;
   /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
   layouts: (table: TableInfo) => CopyLayout | undefined;
+  /** Resolves once the log has the planner statistics its window pages need. */
+  withStatistics: () => Promise<unknown>;
 }
 
 /** What #drain does next: push a window, or COPY the run of inserts from `cursor` (excluded) to `end` (excluded). */
@@ -518,15 +559,17 @@ interface Window {
   exhausted: boolean;
 }
 
-/**
- * The log entries lo..hi (all inserts), as COPY lines per table; no tables when one of them cannot go by
- * COPY.
- */
-interface CopyBatch {
-  lo: number;
+/** The log entries with ids after `after` and up to `hi`. */
+interface Span {
+  after: number;
   hi: number;
+}
+
+/** A chunk of a COPY batch: its entries (the first one's id), and each table's rows as COPY text (none: it cannot go by COPY). */
+interface CopyChunk extends Span {
+  lo: number;
   entries: number;
-  tables?: Map<TableInfo, string[]>;
+  tables?: Map<TableInfo, { text: Uint8Array; rows: number }>;
 }
 
 /** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */
@@ -643,29 +686,55 @@ async function readPage(d: Driver, after: number, maxId: number, only: string[] 
 }
 
 /**
- * The next COPY batch: up to `size` entries after `after` and before `end` (all inserts), one row per table:
- * its images as one text value (see readPage), in log order.
+ * A COPY chunk: the entries (all inserts) with ids from the first one after `after` on, `size` ids of them
+ * and up to `upTo` (so ids left unused by writes rolled back cost nothing), one row per table: its images
+ * joined by U+001E, read as bytes and turned into COPY text. A range of ids rather than a LIMIT: planned
+ * as an index range scan with or without planner statistics.
  */
-async function readCopyBatch(d: Driver, plan: DrainPlan, after: number, end: number, size: number): Promise<CopyBatch> {
-  const { rows } = await d.query<{ schema: string; name: string; lo: number; hi: number; n: number; images: string }>(
-    `SELECT schema_name AS schema, table_name AS name, min(id)::int8 AS lo, max(id)::int8 AS hi, count(*)::int8 AS n,
-            string_agg(new_row::text, E'\\x1e' ORDER BY id) AS images
-       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1 ORDER BY id LIMIT $3) AS q
-      WHERE id < $2 GROUP BY 1, 2`,
-    [after, end, size],
+async function readCopyChunk(d: Driver, plan: DrainPlan, after: number, upTo: number, size: number): Promise<CopyChunk> {
+  const rows = await d.raw(
+    `WITH chunk AS (SELECT least($2::int8, min(id) + $3::int8 - 1) AS hi FROM ${QUEUE_TABLE} WHERE id > $1::int8)
+     SELECT (SELECT hi FROM chunk), schema_name, table_name, min(id), count(*), string_agg(new_row::text, E'\\x1e' ORDER BY id)
+       FROM ${QUEUE_TABLE} WHERE id > $1::int8 AND id <= (SELECT hi FROM chunk) GROUP BY 2, 3`,
+    [after, upTo, size],
   );
-  const batch: CopyBatch = { lo: Infinity, hi: after, entries: 0, tables: new Map() };
-  for (const r of rows) {
-    batch.lo = Math.min(batch.lo, Number(r.lo));
-    batch.hi = Math.max(batch.hi, Number(r.hi));
-    batch.entries += Number(r.n);
-    const table = plan.catalog.table(r.schema, r.name);
+  const chunk: CopyChunk = { after, hi: upTo, lo: Infinity, entries: 0, tables: new Map() };
+  for (const [hi, schema, name, lo, n, images] of rows) {
+    chunk.hi = Number(decoded(hi));
+    chunk.lo = Math.min(chunk.lo, Number(decoded(lo)));
+    chunk.entries += Number(decoded(n));
+    const table = plan.catalog.table(decoded(schema), decoded(name));
     const layout = table && !table.uncapturable ? plan.layouts(table) : undefined;
-    const lines = layout ? r.images.split("\x1e").map((image) => layout.line(image)) : [];
-    if (!table || !layout || lines.includes(undefined)) delete batch.tables;
-    else batch.tables?.set(table, lines as string[]);
+    const copyText = layout?.text(images!);
+    if (!table || !copyText) delete chunk.tables;
+    else chunk.tables?.set(table, { text: copyText, rows: Number(decoded(n)) });
   }
-  return batch;
+  return chunk;
+}
+
+const utf8 = new TextDecoder();
+
+function decoded(bytes: Uint8Array | null | undefined): string {
+  return utf8.decode(bytes ?? undefined);
+}
+
+/** A chunk's tables, parents before the tables that reference them. */
+function inDependencyOrder<T>(tables: Map<TableInfo, T>, order: Map<number, number>): [TableInfo, T][] {
+  return [...tables].sort(([a], [b]) => (order.get(a.oid) ?? 0) - (order.get(b.oid) ?? 0));
+}
+
+/** How many entries from..to each table has (what a batch applied by an earlier attempt held). */
+async function entriesByTable(d: Driver, catalog: Catalog, from: number, to: number): Promise<Map<TableInfo, number>> {
+  const { rows } = await d.query<{ schema: string; name: string; n: number }>(
+    `SELECT schema_name AS schema, table_name AS name, count(*)::int AS n FROM ${QUEUE_TABLE} WHERE id BETWEEN $1 AND $2 GROUP BY 1, 2`,
+    [from, to],
+  );
+  const out = new Map<TableInfo, number>();
+  for (const r of rows) {
+    const table = catalog.table(r.schema, r.name);
+    if (table) out.set(table, Number(r.n));
+  }
+  return out;
 }
 
 /** The id after the run of inserts that follows `after` (at most maxId + 1). */
