@@ -23,8 +23,6 @@ import { inLocalTransaction } from "../local/transaction.js";
 const PAGE = 5000;
 /** Ids (from its first entry on) a COPY batch reads and converts at a time: they stream out while the next are read. */
 const COPY_CHUNK = 2500;
-/** Queue length from which a sync first refreshes the log's planner statistics. */
-const ANALYZE_AT = 4 * PAGE;
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
 const CONFLICT_ROUNDS = 5;
 
@@ -111,17 +109,7 @@ export class Syncer {
       if (!layouts.has(table)) layouts.set(table, copyLayout(table));
       return layouts.get(table);
     };
-    // PGlite runs no autovacuum: without statistics the planner reads a long log by sorting all of it for
-    // each page of a window (the order of the ids is what makes its index scans cheap). A small sample of
-    // the id column tells it that (~10 ms for 100,000 entries; all columns, full sample: ~70 ms). Taken
-    // before the first window; COPY batches read ranges of ids, planned well without.
-    let statistics: Promise<unknown> | undefined;
-    const withStatistics = () =>
-      (statistics ??=
-        total < ANALYZE_AT
-          ? Promise.resolve()
-          : this.local.run((d) => inLocalTransaction(d, () => d.exec(`ANALYZE ${QUEUE_TABLE} (id)`), "SET LOCAL default_statistics_target = 10")));
-    const plan: DrainPlan = { catalog, order, rules, clientId, maxId, firstRunEnd, layouts: layoutOf, withStatistics };
+    const plan: DrainPlan = { catalog, order, rules, clientId, maxId, firstRunEnd, layouts: layoutOf };
     // Prioritized tables go first, with the tables they reference (their pending parents come along).
     const first = withAncestors(priorityTables, catalog);
     if (first.length > 0) await this.#drain(plan, first, tally, hooks);
@@ -182,7 +170,6 @@ export class Syncer {
             copyAfter = end; // the windows fold the run's rows with their later changes
           }
         }
-        await plan.withStatistics();
         return { kind: "window", ...(await this.#readWindow(plan, only, cursor, tally, hooks)) };
       })();
       next.catch(() => {}); // observed when awaited; until then a failure must not count as unhandled
@@ -326,7 +313,7 @@ export class Syncer {
     let cut = false;
     while (!cut && coalescer.rowCount < windowRows) {
       const page = await this.local.run((d) => readPage(d, cursor, maxId, only));
-      for (const e of page) {
+      for (const e of page.entries) {
         const table = catalog.table(e.schema, e.table);
         if (table && !table.uncapturable) {
           // The coalescer refuses an entry that depends on the window's earlier writes in a way its
@@ -338,7 +325,7 @@ export class Syncer {
         } else unknown.push(e);
         cursor = e.id;
       }
-      if (!cut && page.length < PAGE) {
+      if (!cut && page.hi >= maxId) {
         exhausted = true;
         break;
       }
@@ -545,8 +532,6 @@ interface DrainPlan {
   firstRunEnd: number;
   /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
   layouts: (table: TableInfo) => CopyLayout | undefined;
-  /** Resolves once the log has the planner statistics its window pages need. */
-  withStatistics: () => Promise<unknown>;
 }
 
 /** What #drain does next: push a window, or COPY the run of inserts from `cursor` (excluded) to `end` (excluded). */
@@ -653,25 +638,27 @@ export async function clientIdOf(d: Driver): Promise<string> {
 }
 
 /**
- * One page of the log as ONE text value: PGlite's JS protocol parsing per row and per column costs far more
- * than the query (4-5x on 100,000 entries). Fields are joined with the unit separator and entries with the
- * record separator: jsonb text escapes control characters and the names are JSON-quoted, so neither occurs.
- * `maxId` bounds the page outside its LIMIT: the log has no statistics (PGlite runs no autovacuum), and
- * with both bounds inside, the planner sorts every entry after `after` for each page (10x slower).
+ * One page of the log: the entries after `after` (of the `only` tables, if given) with ids from the first of
+ * them to PAGE - 1 past it, and no further than `maxId`; and `hi`, the end of that range (`maxId` when the log
+ * ends within it). A range of ids rather than a LIMIT: the planner scans it by the primary key with or
+ * without statistics (PGlite runs no autovacuum; without them a LIMIT page sorted every entry after `after`).
+ * The entries come as ONE text value: PGlite's JS protocol parsing per row and per column costs far more than
+ * the query (4-5x on 100,000 entries). Fields are joined with the unit separator and entries with the record
+ * separator: json text escapes control characters and the names are JSON-quoted, so neither occurs.
  */
-async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<LogEntry[]> {
-  const { rows } = await d.query<{ page: string | null }>(
-    `SELECT string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
+async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<{ entries: LogEntry[]; hi: number }> {
+  const filter = only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL";
+  const { rows } = await d.query<{ hi: number; page: string | null }>(
+    `WITH page AS (SELECT least($2::int8, min(id) + $3::int8 - 1) AS hi FROM ${QUEUE_TABLE} WHERE id > $1::int8 ${filter})
+     SELECT (SELECT hi FROM page)::int8 AS hi,
+            string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
                                  coalesce(old_row::text, ''), coalesce(new_row::text, '')), E'\\x1e' ORDER BY id) AS page
-       FROM (SELECT * FROM ${QUEUE_TABLE} WHERE id > $1
-               ${only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL"}
-             ORDER BY id LIMIT $3) AS q
-      WHERE id <= $2`,
+       FROM ${QUEUE_TABLE} WHERE id > $1::int8 AND id <= (SELECT hi FROM page) ${filter}`,
     [after, maxId, PAGE, only ?? null],
   );
-  const page = rows[0]?.page;
-  if (!page) return [];
-  return page.split("\x1e").map((record) => {
+  const { hi, page } = rows[0]!;
+  if (!page) return { entries: [], hi: maxId };
+  const entries = page.split("\x1e").map((record) => {
     const [id, schema, table, op, priority, oldRow, newRow] = record.split("\x1f") as [string, string, string, string, string, string, string];
     return {
       id: Number(id),
@@ -683,6 +670,7 @@ async function readPage(d: Driver, after: number, maxId: number, only: string[] 
       newRow: newRow === "" ? null : newRow,
     };
   });
+  return { entries, hi: Number(hi) };
 }
 
 /**
