@@ -46,6 +46,8 @@ interface Tally {
   tables: Record<string, number>;
   done: number;
   total: number;
+  /** The last `done` reported: progress only goes up, also when a COPY batch reports rows as it sends them. */
+  shown: number;
   appliedBatchIds: number[];
 }
 
@@ -99,7 +101,7 @@ export class Syncer {
           : (await d.query<{ s: string; t: string }>(`SELECT DISTINCT schema_name AS s, table_name AS t FROM ${QUEUE_TABLE} WHERE priority > 0`, [], { prepare: false })).rows;
       return { maxId: Number(max), total: Number(n), priorityTables: pr.map((r) => `${r.s}.${r.t}`), firstRunEnd: change === null ? Number(max) + 1 : Number(change) };
     });
-    const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, appliedBatchIds: [] };
+    const tally: Tally = { pushed: 0, applied: 0, batches: 0, rejected: 0, conflicts: 0, tables: {}, done: 0, total, shown: 0, appliedBatchIds: [] };
     hooks.progress(0, total);
 
     const order = new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i]));
@@ -271,6 +273,7 @@ export class Syncer {
               tables.set(table, (tables.get(table) ?? 0) + rows.rows);
             }
             entries += chunk.entries;
+            this.#progress(tally, hooks, entries);
             if (!next) break;
             chunk = await next;
             if (!chunk.tables) {
@@ -477,7 +480,15 @@ export class Syncer {
   #count(tally: Tally, entries: number, hooks: SyncHooks): void {
     tally.pushed += entries;
     tally.done += entries;
-    hooks.progress(tally.done, tally.total);
+    this.#progress(tally, hooks);
+  }
+
+  /** Report progress: the entries done, and `sending` more on their way (a COPY batch not committed yet). */
+  #progress(tally: Tally, hooks: SyncHooks, sending = 0): void {
+    const done = Math.min(tally.total, tally.done + sending);
+    if (done <= tally.shown) return;
+    tally.shown = done;
+    hooks.progress(done, tally.total);
   }
 
   async #rejectUnknown(entries: LogEntry[], tally: Tally, hooks: SyncHooks): Promise<void> {
