@@ -56,7 +56,7 @@ function endOfString(s: string, i: number): number {
 }
 
 /** The end of the JSON value starting at i (throws if it does not end). */
-export function endOfValue(s: string, i: number): number {
+function endOfValue(s: string, i: number): number {
   const c = s.charCodeAt(i);
   if (c === 34) return endOfString(s, i);
   if (c === 123 || c === 91) {

@@ -649,22 +649,34 @@ export async function clientIdOf(d: Driver): Promise<string> {
 }
 
 /**
- * One page of the log: the entries after `after` (of the `only` tables, if given) with ids from the first of
- * them to PAGE - 1 past it, and no further than `maxId`; and `hi`, the end of that range (`maxId` when the log
- * ends within it). A range of ids rather than a LIMIT: the planner scans it by the primary key with or
- * without statistics (PGlite runs no autovacuum; without them a LIMIT page sorted every entry after `after`).
- * The entries come as ONE text value: PGlite's JS protocol parsing per row and per column costs far more than
+ * The SQL that reads a range of the log's ids: a CTE `bounds (hi)`, from the first entry after $1 (of those
+ * `filter` keeps) to $3 - 1 ids past it and no further than $2, and the condition for the entries in it.
+ * A range rather than a LIMIT: the planner scans it by the primary key with or without statistics (PGlite
+ * runs no autovacuum; without them a LIMIT page sorted every entry after the cursor), and ids left unused by
+ * rolled-back writes cost nothing.
+ */
+function idRange(filter = ""): { bounds: string; within: string } {
+  return {
+    bounds: `WITH bounds AS (SELECT least($2::int8, min(id) + $3::int8 - 1) AS hi FROM ${QUEUE_TABLE} WHERE id > $1::int8 ${filter})`,
+    within: `id > $1::int8 AND id <= (SELECT hi FROM bounds) ${filter}`,
+  };
+}
+
+/**
+ * One page of the log (see idRange): the entries after `after` (of the `only` tables, if given), PAGE ids
+ * from the first of them and no further than `maxId`; and `hi`, the end of that range (`maxId` when the log
+ * ends within it). The entries come as ONE text value: PGlite's JS protocol parsing per row and per column costs far more than
  * the query (4-5x on 100,000 entries). Fields are joined with the unit separator and entries with the record
  * separator: json text escapes control characters and the names are JSON-quoted, so neither occurs.
  */
 async function readPage(d: Driver, after: number, maxId: number, only: string[] | undefined): Promise<{ entries: LogEntry[]; hi: number }> {
-  const filter = only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL";
+  const { bounds, within } = idRange(only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL");
   const { rows } = await d.query<{ hi: number; page: string | null }>(
-    `WITH page AS (SELECT least($2::int8, min(id) + $3::int8 - 1) AS hi FROM ${QUEUE_TABLE} WHERE id > $1::int8 ${filter})
-     SELECT (SELECT hi FROM page)::int8 AS hi,
+    `${bounds}
+     SELECT (SELECT hi FROM bounds)::int8 AS hi,
             string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
                                  coalesce(old_row::text, ''), coalesce(new_row::text, '')), E'\\x1e' ORDER BY id) AS page
-       FROM ${QUEUE_TABLE} WHERE id > $1::int8 AND id <= (SELECT hi FROM page) ${filter}`,
+       FROM ${QUEUE_TABLE} WHERE ${within}`,
     [after, maxId, PAGE, only ?? null],
   );
   const { hi, page } = rows[0]!;
@@ -685,16 +697,15 @@ async function readPage(d: Driver, after: number, maxId: number, only: string[] 
 }
 
 /**
- * A COPY chunk: the entries (all inserts) with ids from the first one after `after` on, `size` ids of them
- * and up to `upTo` (so ids left unused by writes rolled back cost nothing), one row per table: its images
- * joined by U+001E, read as bytes and turned into COPY text. A range of ids rather than a LIMIT: planned
- * as an index range scan with or without planner statistics.
+ * A COPY chunk (see idRange): the entries (all inserts) after `after`, `size` ids from the first of them and
+ * up to `upTo`, one row per table: its images joined by U+001E, read as bytes and turned into COPY text.
  */
 async function readCopyChunk(d: Driver, plan: DrainPlan, after: number, upTo: number, size: number): Promise<CopyChunk> {
+  const { bounds, within } = idRange();
   const rows = await d.raw(
-    `WITH chunk AS (SELECT least($2::int8, min(id) + $3::int8 - 1) AS hi FROM ${QUEUE_TABLE} WHERE id > $1::int8)
-     SELECT (SELECT hi FROM chunk), schema_name, table_name, min(id), count(*), string_agg(new_row::text, E'\\x1e' ORDER BY id)
-       FROM ${QUEUE_TABLE} WHERE id > $1::int8 AND id <= (SELECT hi FROM chunk) GROUP BY 2, 3`,
+    `${bounds}
+     SELECT (SELECT hi FROM bounds), schema_name, table_name, min(id), count(*), string_agg(new_row::text, E'\\x1e' ORDER BY id)
+       FROM ${QUEUE_TABLE} WHERE ${within} GROUP BY 2, 3`,
     [after, upTo, size],
   );
   const chunk: CopyChunk = { after, hi: upTo, lo: Infinity, entries: 0, tables: new Map() };
