@@ -4,7 +4,7 @@
  */
 import type postgres from "postgres";
 import { Ominipg } from "../src/index.js";
-import type { SyncResult } from "../src/types.js";
+import { type SyncResult } from "../src/push/types.js";
 import { rawDriver } from "./lib/contenders.js";
 import { createDatabase, copyIn, rawClient, type RemoteServer } from "./lib/remote.js";
 import { COPY_ITEMS, ITEMS_DDL, bulk, copyText } from "./lib/schema.js";

@@ -2,20 +2,21 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
 import { Catalog, type SyncScope } from "./capture/catalog.js";
-import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE, getMeta, setMeta } from "./capture/own-tables.js";
+import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE, getMeta, setMeta } from "./log/tables.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
-import { DirectDriver } from "./direct/direct-driver.js";
-import type { Driver, QueryResult, RowMode } from "./driver.js";
-import { toObjectRows } from "./driver.js";
-import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./errors.js";
-import { TypedEmitter } from "./events.js";
+import { DirectDriver } from "./remote/direct-driver.js";
+import type { Driver, QueryResult, RowMode } from "./core/driver.js";
+import { toObjectRows } from "./core/driver.js";
+import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./core/errors.js";
+import { TypedEmitter } from "./core/emitter.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
 import { inLocalTransaction } from "./local/transaction.js";
-import { locate } from "./local/location.js";
-import { Mutex } from "./local/mutex.js";
+import { locate } from "./core/location.js";
+import { Mutex } from "./core/mutex.js";
 import { PgliteDriver } from "./local/pglite-driver.js";
-import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./options.js";
+import type { LocalAccess } from "./local/access.js";
+import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./core/options.js";
 import { Planner, type Step } from "./query/planner.js";
 import type { OminipgEvents } from "./types.js";
 
@@ -27,11 +28,6 @@ export interface QueryOptions {
 /** The handle a `transaction()` callback gets: its queries run inside the transaction. */
 export interface Transaction {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>;
-}
-
-/** Local database access for Ominipg's own work (sync, pull): never inside a user's open transaction. */
-export interface LocalAccess {
-  run<T>(fn: (driver: Driver) => Promise<T>): Promise<T>;
 }
 
 export class OminipgBase extends TypedEmitter<OminipgEvents> {
@@ -68,7 +64,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
 
   /** Open the local database (or the server, in direct mode) and run `schemaSQL` on it. */
   protected static async openLocal(options: ConnectOptions): Promise<{ driver: Driver; lock?: DirLock }> {
-    validateConnectOptions(options);
+    validateConnectOptions(options, (file) => fs.readFileSync(file));
     await loadParser();
     const location = locate(options.url);
     if (location.kind === "server") {

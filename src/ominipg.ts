@@ -1,22 +1,25 @@
-import { Syncer, backoffDelay } from "./apply/syncer.js";
+import { Syncer } from "./push/syncer.js";
+import { backoffDelay } from "./remote/retry.js";
 import { OminipgBase, inTransactionError } from "./client.js";
-import type { Driver } from "./driver.js";
-import { ClosedError, OminipgError, SyncError } from "./errors.js";
+import type { Driver } from "./core/driver.js";
+import { ClosedError, OminipgError, SyncError, type SyncErrorCode } from "./core/errors.js";
 import type { DirLock } from "./local/lock.js";
-import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./options.js";
+import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";
 import { LEASE_DDL, SequenceLeases, applyLeases } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
-import { LEASE_TABLE, META_TABLE, QUEUE_TABLE, getMeta, setMeta } from "./capture/own-tables.js";
-import { locate } from "./local/location.js";
-import { redact } from "./remote/url.js";
-import { Mutex } from "./local/mutex.js";
-import { Puller, type PullConflict, type PullResult } from "./pull/puller.js";
-import { ConflictSettler } from "./conflicts/settle.js";
-import { conflictEvent, recordConflict, type ConflictRecord } from "./conflicts/record.js";
-import type { Status, SyncResult } from "./types.js";
-import { localHashes, verifyTables, type VerifyResult } from "./verify.js";
-import { ledgerCount } from "./apply/ledger.js";
+import { LEASE_TABLE, META_TABLE, QUEUE_TABLE, getMeta, setMeta } from "./log/tables.js";
+import { locate } from "./core/location.js";
+import { redact } from "./core/url.js";
+import { Mutex } from "./core/mutex.js";
+import { Puller } from "./pull/puller.js";
+import { ConflictSettler } from "./push/settle.js";
+import { conflictEvent, recordConflict, type ConflictRecord } from "./log/conflicts.js";
+import type { Status } from "./types.js";
+import { localHashes, verifyTables, type VerifyResult } from "./pull/verify.js";
+import { ledgerCount } from "./push/ledger.js";
+import { type PullConflict, type PullResult } from "./pull/types.js";
+import { type SyncResult } from "./push/types.js";
 
 /**
  * A local-first PostgreSQL client: queries run on a local PGlite database; with `syncUrl`, every write to a
@@ -39,7 +42,7 @@ export class Ominipg extends OminipgBase {
     super(driver, options, lock);
     this.#sync = resolveSyncOptions(options.sync);
     if (options.syncUrl) {
-      this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1);
+      this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1, this.#sync.retry);
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler);
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, { sequences: options.sequences !== "lease" });
@@ -299,7 +302,7 @@ export class Ominipg extends OminipgBase {
   }
 
   /** A failed push or pull as an OminipgError (redacted), reported through the "error" event. */
-  #failed(code: string, what: string, err: unknown): OminipgError {
+  #failed(code: SyncErrorCode, what: string, err: unknown): OminipgError {
     const error =
       err instanceof OminipgError
         ? err

@@ -1,22 +1,7 @@
-import type { OminipgError, SyncError } from "./errors.js";
-import type { ConflictEvent } from "./conflicts/types.js";
-import type { PullProgress, PullResult } from "./pull/puller.js";
-
-export interface SyncResult {
-  /** Log entries drained: captured row changes now applied remotely (or recorded as rejected). */
-  pushed: number;
-  /** Remote row writes after coalescing. */
-  applied: number;
-  /** Remote transactions. */
-  batches: number;
-  durationMs: number;
-  /** Log entries drained per table ("schema.table"). */
-  tables: Record<string, number>;
-  /** Changes the remote refused for good and that were kept in `_ominipg_rejected` (`onReject: "skip"`). */
-  rejected: number;
-  /** Pushed changes whose remote row had changed too: settled by the table's strategy and recorded in `_ominipg_conflicts`. */
-  conflicts: number;
-}
+import type { OminipgError, SyncError } from "./core/errors.js";
+import type { ConflictEvent } from "./core/conflicts.js";
+import type { PullProgress, PullResult } from "./pull/types.js";
+import type { SyncResult } from "./push/types.js";
 
 export interface OminipgEvents {
   "pull:start": () => void;

@@ -4,8 +4,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Catalog } from "../src/capture/catalog.js";
 import { CaptureError, type Ominipg } from "../src/index.js";
-import type { Driver } from "../src/driver.js";
-import { resolveSyncOptions } from "../src/options.js";
+import type { Driver } from "../src/core/driver.js";
+import { resolveSyncOptions } from "../src/core/options.js";
 import { Planner } from "../src/query/planner.js";
 import { captureDb, closeAll, logSince, opsOf, watermark } from "./capture-helpers.js";
 

@@ -5,7 +5,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, LocalDatabaseError, Ominipg, OminipgError, SchemaError, SyncError, ClosedError } from "../src/index.js";
-import type { Driver } from "../src/driver.js";
+import type { Driver } from "../src/core/driver.js";
 import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);

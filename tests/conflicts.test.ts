@@ -3,7 +3,7 @@
 // delete, insert key collisions, the record in _ominipg_conflicts and the `conflict` event.
 import { afterEach, describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
-import { testHooks } from "../src/apply/syncer.js";
+import { testHooks } from "../src/push/syncer.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";

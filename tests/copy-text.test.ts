@@ -6,9 +6,10 @@
 import type { PGlite } from "@electric-sql/pglite";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { copyLayout, type CopyLayout } from "../src/apply/copy.js";
-import { Catalog, type TableInfo } from "../src/capture/catalog.js";
-import type { Driver } from "../src/driver.js";
+import { copyLayout, type CopyLayout } from "../src/push/copy.js";
+import { Catalog } from "../src/capture/catalog.js";
+import { type TableInfo } from "../src/core/table.js";
+import type { Driver } from "../src/core/driver.js";
 import { Ominipg } from "../src/index.js";
 import { pgliteTemplate } from "./harness/index.js";
 

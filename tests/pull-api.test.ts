@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Ominipg, type PullResult } from "../src/index.js";
+import { Ominipg } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { type PullResult } from "../src/pull/types.js";
 
 let remote: TestDatabase;
 const schemaSQL = [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0)`];

@@ -3,12 +3,13 @@
 import type postgres from "postgres";
 import { expect } from "vitest";
 import type { Catalog } from "../src/capture/catalog.js";
-import type { LocalAccess } from "../src/client.js";
+import { type LocalAccess } from "../src/local/access.js";
+import { CANONICAL_SETTINGS } from "../src/core/settings.js";
 import { Ominipg } from "../src/index.js";
-import { Puller, type PullConflict, type PullerOptions, type PullProgress, type PullRejection } from "../src/pull/puller.js";
-import { CANONICAL_SETTINGS } from "../src/pull/sql.js";
+import { Puller } from "../src/pull/puller.js";
 import { Remote } from "../src/remote/remote.js";
 import { pgliteTemplate } from "./harness/index.js";
+import { type PullConflict, type PullerOptions, type PullProgress, type PullRejection } from "../src/pull/types.js";
 
 export interface PullClient {
   db: Ominipg;
@@ -24,7 +25,7 @@ export async function pullClient(url: string, schemaSQL: string[], options: Pull
   const inner = db as unknown as { local: LocalAccess; catalog(): Promise<Catalog> };
   // Let the client's own remote set-up (schemaSQL, the ledger) finish before the second Remote is used.
   await db.sync();
-  const remote = new Remote(url, schemaSQL, true, 2);
+  const remote = new Remote(url, schemaSQL, true, 2, { attempts: 3, baseDelayMs: 200, maxDelayMs: 5000 });
   const puller = new Puller(inner.local, () => inner.catalog(), remote, options);
   return {
     db,

@@ -154,7 +154,7 @@ describe("incremental pull", () => {
   it("re-reads a table whose local rows were changed behind capture's back, and makes it equal again", async () => {
     const { remote, c } = await setup(100);
     // Simulate local drift that capture never saw (e.g. rows written before sync was enabled).
-    const inner = c.db as unknown as { local: import("../src/client.js").LocalAccess };
+    const inner = c.db as unknown as { local: import("../src/local/access.js").LocalAccess };
     await inner.local.run(async (d) => {
       await d.query(`UPDATE items SET name = 'drift' WHERE id % 10 = 0`);
       await d.query(`INSERT INTO items (id, name) VALUES (7777, 'stray')`);

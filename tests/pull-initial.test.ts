@@ -200,9 +200,9 @@ describe("initial pull", () => {
     const c = await open();
     const { Remote } = await import("../src/remote/remote.js");
     const { Puller } = await import("../src/pull/puller.js");
-    const inner = c.db as unknown as { local: import("../src/client.js").LocalAccess; catalog(): Promise<import("../src/capture/catalog.js").Catalog> };
+    const inner = c.db as unknown as { local: import("../src/local/access.js").LocalAccess; catalog(): Promise<import("../src/capture/catalog.js").Catalog> };
     const { unreachableUrl } = await import("./harness/index.js");
-    const bad = new Remote(unreachableUrl(), [], false, 1);
+    const bad = new Remote(unreachableUrl(), [], false, 1, { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
     cleanups.push(() => bad.close());
     const err = await new Puller(inner.local, () => inner.catalog(), bad).pull().catch((e: unknown) => e);
     expect(err).toMatchObject({ name: "SyncError", retryable: true });

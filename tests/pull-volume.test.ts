@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { CANONICAL_SETTINGS } from "../src/pull/sql.js";
+import { CANONICAL_SETTINGS } from "../src/core/settings.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 

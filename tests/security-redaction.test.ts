@@ -6,7 +6,7 @@ import path from "node:path";
 import util from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { redact } from "../src/remote/url.js";
+import { redact } from "../src/core/url.js";
 import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 /** A password with every character that needs percent-encoding in a URL. */

@@ -4,7 +4,7 @@
 // verify and leased sequences work with exactly that, and remoteSchema: "skip".
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LEDGER_DDL } from "../src/apply/ledger.js";
+import { LEDGER_DDL } from "../src/remote/schema.js";
 import { Ominipg } from "../src/index.js";
 import { adminUrl, createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./sync-helpers.js";

@@ -3,7 +3,7 @@
 // across chunks and batches, exactly once, and the log emptied afterwards. `batches: 1` for many rows at batchSize 2 is how a test knows COPY
 // carried them (the windows would need one batch per 2 rows).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testHooks } from "../src/apply/syncer.js";
+import { testHooks } from "../src/push/syncer.js";
 import { ConfigError, SyncError, type Ominipg } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued, startProxy } from "./sync-helpers.js";

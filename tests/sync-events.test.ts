@@ -1,6 +1,6 @@
 // Sync events, priority ordering, and a large push with default options.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SyncResult } from "../src/index.js";
+import { type SyncResult } from "../src/push/types.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, openSynced, queued } from "./sync-helpers.js";
 

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { cp, rename } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testHooks } from "../src/apply/syncer.js";
+import { testHooks } from "../src/push/syncer.js";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, tempDir, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";

@@ -1,7 +1,7 @@
 // The remote goes down and comes back: through a loopback TCP proxy (tests/sync-helpers.ts) that the
 // test closes, reopens, or makes cut connections, in front of the real server.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backoffDelay } from "../src/apply/syncer.js";
+import { backoffDelay } from "../src/remote/retry.js";
 import { SyncError, type OminipgError } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued, startProxy, type Proxy } from "./sync-helpers.js";

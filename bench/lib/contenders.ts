@@ -8,7 +8,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import type { Driver } from "../../src/driver.js";
+import type { Driver } from "../../src/core/driver.js";
 import { Ominipg } from "../../src/index.js";
 import { ITEMS_DDL, TRIGGER_DDL } from "./schema.js";
 

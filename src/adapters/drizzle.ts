@@ -16,7 +16,7 @@ import type { DrizzleConfig, ExtractTablesWithRelations, Logger, RelationalSchem
 import { PgDialect, type PgTransactionConfig } from "drizzle-orm/pg-core";
 import { PgProxyTransaction, PgRemoteDatabase, PgRemoteSession, type PgRemoteSessionOptions, type RemoteCallback } from "drizzle-orm/pg-proxy";
 import type { Transaction } from "../client.js";
-import type { Field } from "../driver.js";
+import type { Field } from "../core/driver.js";
 import type { Ominipg } from "../ominipg.js";
 
 /** What the adapter needs of an Ominipg instance. */

@@ -1,7 +1,8 @@
-import { CaptureError } from "../errors.js";
-import { quoteIdent, quoteLiteral, qualified } from "../sql.js";
-import type { Catalog, TableInfo } from "./catalog.js";
-import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "./own-tables.js";
+import { CaptureError } from "../core/errors.js";
+import { quoteIdent, quoteLiteral, qualified } from "../core/sql.js";
+import type { Catalog } from "./catalog.js";
+import type { TableInfo } from "../core/table.js";
+import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "../log/tables.js";
 import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { isPostgresUrl } from "../remote/url.js";
+import { isPostgresUrl } from "../core/url.js";
 import { UsageError } from "./errors.js";
 import { keepSecret } from "./output.js";
 

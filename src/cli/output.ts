@@ -1,4 +1,4 @@
-import { passwordOf, redact } from "../remote/url.js";
+import { passwordOf, redact } from "../core/url.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

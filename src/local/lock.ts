@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { LocalDatabaseError } from "../errors.js";
+import { LocalDatabaseError } from "../core/errors.js";
 
 const heldHere = new Set<string>();
 

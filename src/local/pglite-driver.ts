@@ -1,8 +1,8 @@
 import { PGlite, protocol, parse, type PGliteOptions } from "@electric-sql/pglite";
-import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../driver.js";
-import { commandOf, rowCountOf } from "../driver.js";
-import { Lru } from "./lru.js";
-import { Mutex } from "./mutex.js";
+import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driver.js";
+import { commandOf, rowCountOf } from "../core/driver.js";
+import { Lru } from "../core/lru.js";
+import { Mutex } from "../core/mutex.js";
 
 type BackendMessage = { name: string; [k: string]: any };
 const { serialize } = protocol;

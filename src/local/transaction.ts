@@ -1,5 +1,5 @@
-import type { Driver } from "../driver.js";
-import { LOCAL_SETTINGS } from "../pull/sql.js";
+import type { Driver } from "../core/driver.js";
+import { LOCAL_SETTINGS } from "../core/settings.js";
 
 /** Run `fn` in a local transaction on the internal driver: committed if it resolves, rolled back if it throws. */
 export async function inLocalTransaction<T>(d: Driver, fn: () => Promise<T>, settings = ""): Promise<T> {

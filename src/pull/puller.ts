@@ -72,105 +72,21 @@
  * must be available on the server (it is not in FIPS mode). Rows that exist only locally and were never
  * captured (written before sync was configured) are deleted by a diff, like any row the remote lacks.
  */
-import type { Catalog, TableInfo } from "../capture/catalog.js";
-import type { LocalAccess } from "../client.js";
-import type { Driver } from "../driver.js";
-import { OminipgError, SyncError } from "../errors.js";
-import { joinImage, splitImage } from "../apply/image.js";
-import { isConflict } from "../conflicts/detect.js";
-import { Mutex } from "../local/mutex.js";
+import type { Catalog } from "../capture/catalog.js";
+import type { TableInfo } from "../core/table.js";
+import { type LocalAccess } from "../local/access.js";
+import { CANONICAL_SETTINGS } from "../core/settings.js";
+import type { Driver } from "../core/driver.js";
+import { OminipgError, SyncError } from "../core/errors.js";
+import { joinImage, splitImage } from "../core/image.js";
+import { isConflict } from "../core/conflict-rule.js";
+import { Mutex } from "../core/mutex.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import { transaction } from "../remote/connection.js";
 import type { Remote } from "../remote/remote.js";
-import {
-  CANONICAL_SETTINGS,
-  analyzeSql,
-  applySql,
-  createStageSql,
-  deleteMissingSql,
-  dropStageSql,
-  fetchSql,
-  hasSettledRowsSql,
-  pendingImagesSql,
-  refreshHeldSql,
-  remoteCountSql,
-  remoteEstimateSql,
-  stageBlocksSql,
-  stageInsertSql,
-  stagePageSql,
-  summarySql,
-} from "./sql.js";
-import { catchUpSequences, ownedSequences, remoteSequenceValues, type Tx } from "./sequences.js";
-
-export interface PullProgress {
-  /** "schema.table" */
-  table: string;
-  /** Remote rows read so far for this table. */
-  done: number;
-  /** Remote rows this table's pull reads (all of them for a copy, those of differing buckets for a diff). */
-  total: number;
-}
-
-export interface PullConflict {
-  table: string;
-  /** The primary key as a JSON object, e.g. `{"id":5}`. */
-  key: string;
-  /** The row before the first pending local change (jsonb text), null if that change inserted it. */
-  base: string | null;
-  /** The local row now, null if deleted locally. */
-  local: string | null;
-  /** The remote row in the pulled snapshot, null if the remote has none. */
-  remote: string | null;
-  /** The first queued entry of the pending local change. */
-  queueId: number;
-}
-
-export interface PullRejection {
-  table: string;
-  key: string;
-  /** The remote row the local table refused. */
-  remote: string;
-  error: Error;
-}
-
-export interface PullHooks {
-  progress?(p: PullProgress): void;
-  conflict?(c: PullConflict): void;
-  rejected?(r: PullRejection): void;
-}
-
-export interface TablePull {
-  /** copy: streamed all remote rows; diff: compared bucket hashes; held: skipped (a local TRUNCATE is pending). */
-  strategy: "copy" | "diff" | "held";
-  /** Local rows inserted or changed. */
-  upserted: number;
-  /** Local rows deleted because the remote no longer has them. */
-  deleted: number;
-  /** Remote changes not applied because the row has pending local changes. */
-  skipped: number;
-  /** Remote rows the local table refused. */
-  rejected: number;
-}
-
-export interface PullResult {
-  tables: Record<string, TablePull>;
-  conflicts: number;
-  rejected: number;
-  /** Local sequences moved up past pulled ids. */
-  sequences: number;
-  durationMs: number;
-}
-
-export interface PullerOptions {
-  /** Rows per remote fetch and per local write. Default 2000. */
-  chunkRows?: number;
-  /** Move local SERIAL/identity sequences up past pulled ids. Default true; false with `sequences: "lease"`. */
-  sequences?: boolean;
-  /** Target rows per hash bucket in a diff. Default 32. */
-  rowsPerBucket?: number;
-  /** Fewer rows per chunk for wide rows: about this many bytes of table on disk per chunk. Default 8 MiB. */
-  chunkBytes?: number;
-}
+import { analyzeSql, applySql, createStageSql, deleteMissingSql, dropStageSql, fetchSql, hasSettledRowsSql, pendingImagesSql, refreshHeldSql, remoteCountSql, remoteEstimateSql, stageBlocksSql, stageInsertSql, stagePageSql, summarySql } from "./sql.js";
+import type { PullerOptions, PullHooks, PullResult, PullProgress, TablePull } from "./types.js";
+import { catchUpSequences, ownedSequences, remoteSequenceValues, type Tx } from "../seq/pulled.js";
 
 const MAX_BUCKETS = 1 << 16;
 

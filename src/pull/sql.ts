@@ -1,6 +1,7 @@
-import { overridingClause, type TableInfo } from "../capture/catalog.js";
-import { QUEUE_TABLE } from "../capture/own-tables.js";
-import { qualified, quoteIdent, quoteLiteral } from "../sql.js";
+import { overridingClause, type TableInfo } from "../core/table.js";
+import { QUEUE_TABLE } from "../log/tables.js";
+import { qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
+import { CANONICAL_SETTINGS } from "../core/settings.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
@@ -9,16 +10,6 @@ import { qualified, quoteIdent, quoteLiteral } from "../sql.js";
  * money - is then the same on both sides, and neither the user's local SETs nor the remote's defaults leak in.
  * Every alias is prefixed `ominipg_` so that no user column name can capture a whole-row reference.
  */
-
-export const CANONICAL_SETTINGS =
-  `SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; ` +
-  `SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'`;
-
-/**
- * Local pull writes: replica role, so FK checks, cascades and user triggers do not fire for rows that come
- * from a consistent remote snapshot (the remote already enforced them, and already cascaded its deletes).
- */
-export const LOCAL_SETTINGS = `${CANONICAL_SETTINGS}; SET LOCAL session_replication_role = replica`;
 
 const R = "ominipg_r";
 

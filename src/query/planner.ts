@@ -1,10 +1,11 @@
-import type { Catalog, TableInfo } from "../capture/catalog.js";
-import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../capture/own-tables.js";
+import type { Catalog } from "../capture/catalog.js";
+import type { TableInfo } from "../core/table.js";
+import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../log/tables.js";
 import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
 import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
-import { CaptureError } from "../errors.js";
-import { Lru } from "../local/lru.js";
-import { qualified, quoteLiteral } from "../sql.js";
+import { CaptureError } from "../core/errors.js";
+import { Lru } from "../core/lru.js";
+import { qualified, quoteLiteral } from "../core/sql.js";
 
 /** What running a statement does to Ominipg's caches. */
 export type Effect = "none" | "ddl" | "commit" | "rollback";

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import postgres from "postgres";
-import { tlsFromUrl } from "./url.js";
+import { tlsFromUrl } from "../core/url.js";
 
 export type Sql = postgres.Sql<{ int8: number | bigint }>;
 

@@ -1,27 +1,11 @@
-import { LEDGER_DDL, LEDGER_TABLE } from "../apply/ledger.js";
-import { OminipgError, SchemaError, SyncError } from "../errors.js";
+import { LEDGER_DDL, LEDGER_TABLE } from "./schema.js";
+import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { openRemote, transaction, type Sql } from "./connection.js";
-import { passwordOf, redact } from "./url.js";
+import { passwordOf, redact } from "../core/url.js";
+import { TLS_REFUSED, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
 
 /** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
 const SETUP_LOCK = 0x6f6d696e;
-
-/** SQLSTATE classes and codes worth retrying: connection trouble, shutdowns, lock and resource contention. */
-const RETRYABLE_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|55P03|57014)/;
-const RETRYABLE_NODE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
-
-/** Node's codes for a server certificate that TLS verification refused (sslmode verify-ca / verify-full). */
-const TLS_REFUSED = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_\w+|\w*CERT\w*|SELF_SIGNED\w*)$/;
-
-export function isRetryable(err: unknown): boolean {
-  // Ominipg's own errors say it themselves (a schema mismatch or a SchemaError is not worth retrying).
-  if (err instanceof OminipgError) return err instanceof SyncError && err.retryable;
-  const code = String((err as { code?: unknown })?.code ?? "");
-  if (TLS_REFUSED.test(code)) return false; // trying again cannot fix a certificate
-  if (RETRYABLE_NODE.has(code)) return true;
-  if (/^[0-9A-Z]{5}$/.test(code)) return RETRYABLE_SQLSTATE.test(code);
-  return err instanceof Error && !("severity" in err); // not a PostgreSQL error: the network, most likely
-}
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first
@@ -37,6 +21,7 @@ export class Remote {
     private readonly schemaSQL: readonly string[],
     private readonly applySchema: boolean,
     poolSize: number,
+    private readonly retry: RetryPolicy,
   ) {
     this.sql = openRemote(url, { max: poolSize, prepare: false });
     this.#secrets = [passwordOf(url)].filter((p): p is string => !!p);
@@ -57,11 +42,20 @@ export class Remote {
   }
 
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
-  error(code: string, what: string, cause: unknown): SyncError {
+  error(code: SyncErrorCode, what: string, cause: unknown): SyncError {
     if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
     const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? "")) ? "TLS: the server's certificate was refused: " : "";
     const message = this.redact(`${what}: ${tls}${(cause as Error)?.message ?? String(cause)}`);
     return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
+  }
+
+  /** Run a remote step under the retry policy (remote/retry.ts); its final failure as `error(code, what, ...)`. */
+  async retrying<T>(code: SyncErrorCode, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await withRetry(this.retry, fn);
+    } catch (err) {
+      throw this.error(code, what, err);
+    }
   }
 
   /**

@@ -1,10 +1,10 @@
-import type { TableInfo } from "../capture/catalog.js";
-import { LEASE_TABLE } from "../capture/own-tables.js";
-import type { LocalAccess } from "../client.js";
-import type { Driver } from "../driver.js";
-import { toRanges } from "../apply/ledger.js";
+import type { TableInfo } from "../core/table.js";
+import { LEASE_TABLE } from "../log/tables.js";
+import { type LocalAccess } from "../local/access.js";
+import { toRanges } from "../core/ranges.js";
+import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
-import { quoteLiteral } from "../sql.js";
+import { quoteLiteral } from "../core/sql.js";
 
 
 /** Id blocks this client holds, per local sequence. Ranges are inclusive and taken from the remote sequence. */

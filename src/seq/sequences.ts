@@ -1,5 +1,5 @@
-import type { TableInfo } from "../capture/catalog.js";
-import type { Driver } from "../driver.js";
+import type { TableInfo } from "../core/table.js";
+import type { Driver } from "../core/driver.js";
 import type { Sql } from "../remote/connection.js";
 
 export interface SequenceValue {

@@ -1,0 +1,148 @@
+import { checkConflictOptions } from "./conflict-options.js";
+import type { ConflictOptions } from "./conflicts.js";
+import { ConfigError } from "./errors.js";
+import { checkUrl, isPostgresUrl, tlsFromUrl } from "./url.js";
+
+export interface SyncOptions {
+  /** Schemas whose tables are synced. Default `["public"]`. */
+  schemas?: string[];
+  /** Only these tables ("name" or "schema.name"). Default: every table with a primary key in `schemas`. */
+  tables?: string[];
+  /** Tables never synced ("name" or "schema.name"). */
+  exclude?: string[];
+  /** Row writes per remote batch (one remote transaction each). Default 1000. */
+  batchSize?: number;
+  /**
+   * Rows per COPY batch (one remote transaction each): a run of more than `batchSize` inserts in the log is
+   * pushed by COPY, which skips remote rules (CREATE RULE). 0: never COPY. Default 10000.
+   */
+  copyBatchSize?: number;
+  /** Batches in flight at once. Default 2. */
+  concurrency?: number;
+  /** At most `intervalCap` batches start per `interval` ms. Default: no rate limit. */
+  intervalCap?: number;
+  interval?: number;
+  /** Background sync every `intervalMs` ms. Default: off. */
+  intervalMs?: number;
+  /** Push this many ms after the last captured write. Default: off. */
+  pushDebounceMs?: number;
+  /** A change the remote rejects for good: stop the sync (default), or keep it in `_ominipg_rejected` and go on. */
+  onReject?: "stop" | "skip";
+  /**
+   * Remote -> local: "initial" pulls once in the background when this database has never pulled;
+   * "live" also pulls after every background sync. Default false (call `pull()` yourself).
+   */
+  pull?: false | "initial" | "live";
+  /**
+   * How a pushed change is settled when the remote row changed since the change was made (a conflict):
+   * "overwrite" (default), "remote-wins", "merge" or a resolver function; one for all tables, or
+   * `{ default, tables: { name: strategy } }`. Every conflict is recorded in `_ominipg_conflicts`.
+   */
+  conflicts?: ConflictOptions;
+  /** Retries of a failed remote round trip within one sync: attempts and exponential back-off bounds. */
+  retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+}
+
+export interface ConnectOptions {
+  /** ":memory:" (default), a directory path or file:// URL for a persistent PGlite, or postgres:// for direct mode. */
+  url?: string;
+  /** The remote PostgreSQL server: turns on change capture and sync. */
+  syncUrl?: string;
+  /** Idempotent statements run at every connect on the local database, and on the remote unless `remoteSchema: "skip"`. */
+  schemaSQL?: string[];
+  remoteSchema?: "apply" | "skip";
+  sync?: SyncOptions;
+  /** Keep remote sequences ahead of pushed ids ("advance", default), or lease disjoint id blocks per client ("lease"). */
+  sequences?: "advance" | "lease";
+  /** Ids per leased block with `sequences: "lease"`. Default 1000. */
+  leaseSize?: number;
+  /** Start a new local database from a PGlite data dump (`dumpDataDir()`), e.g. to make tests fast. */
+  loadDataDir?: Blob;
+  /** Prepared statements kept per client. Default 200. */
+  statementCacheSize?: number;
+}
+
+export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">> & {
+  conflicts: ConflictOptions | undefined;
+  pull: false | "initial" | "live";
+  intervalMs: number;
+  pushDebounceMs: number;
+  retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+};
+
+const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize"]);
+const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "copyBatchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull", "conflicts"]);
+
+export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
+  unknownKeys(sync, SYNC_KEYS, "sync");
+  const list = (v: unknown, name: string, fallback: string[]) => {
+    if (v === undefined) return fallback;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || x === "")) throw new ConfigError(`sync.${name} must be an array of names`);
+    return v as string[];
+  };
+  const int = (v: unknown, name: string, fallback: number, min: number) => {
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !(v >= min) || (!Number.isInteger(v) && v !== Infinity)) throw new ConfigError(`sync.${name} must be a whole number >= ${min}, got ${String(v)}`);
+    return v;
+  };
+  if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip") throw new ConfigError(`sync.onReject must be "stop" or "skip"`);
+  checkConflictOptions(sync.conflicts);
+  if (sync.pull !== undefined && sync.pull !== false && sync.pull !== "initial" && sync.pull !== "live") throw new ConfigError(`sync.pull must be false, "initial" or "live"`);
+  return {
+    schemas: list(sync.schemas, "schemas", ["public"]),
+    tables: list(sync.tables, "tables", []),
+    exclude: list(sync.exclude, "exclude", []),
+    batchSize: int(sync.batchSize, "batchSize", 1000, 1),
+    copyBatchSize: int(sync.copyBatchSize, "copyBatchSize", 100_000, 0),
+    concurrency: int(sync.concurrency, "concurrency", 2, 1),
+    intervalCap: int(sync.intervalCap, "intervalCap", Infinity, 1),
+    interval: int(sync.interval, "interval", 0, 0),
+    intervalMs: int(sync.intervalMs, "intervalMs", 0, 0),
+    pushDebounceMs: int(sync.pushDebounceMs, "pushDebounceMs", 0, 0),
+    onReject: sync.onReject ?? "stop",
+    pull: sync.pull ?? false,
+    conflicts: sync.conflicts,
+    retry: {
+      attempts: int(sync.retry?.attempts, "retry.attempts", 3, 1),
+      baseDelayMs: int(sync.retry?.baseDelayMs, "retry.baseDelayMs", 200, 0),
+      maxDelayMs: int(sync.retry?.maxDelayMs, "retry.maxDelayMs", 5000, 0),
+    },
+  };
+}
+
+/** `readFile` reads the TLS files a URL names (sslrootcert, sslcert, sslkey), to refuse one that cannot be read now. */
+export function validateConnectOptions(options: ConnectOptions, readFile: (path: string) => Buffer): void {
+  if (options === null || typeof options !== "object") throw new ConfigError("connect options must be an object");
+  unknownKeys(options, CONNECT_KEYS, "connect");
+  if (options.schemaSQL !== undefined && (!Array.isArray(options.schemaSQL) || options.schemaSQL.some((s) => typeof s !== "string"))) {
+    throw new ConfigError("schemaSQL must be an array of SQL strings");
+  }
+  if (options.syncUrl !== undefined && (typeof options.syncUrl !== "string" || !/^postgres(ql)?:\/\//i.test(options.syncUrl))) {
+    throw new ConfigError("syncUrl must be a postgres:// or postgresql:// URL");
+  }
+  for (const [name, url] of [["syncUrl", options.syncUrl], ["url", options.url]] as const) {
+    if (typeof url !== "string" || !isPostgresUrl(url)) continue;
+    try {
+      checkUrl(url);
+      tlsFromUrl(url, readFile);
+    } catch (err) {
+      // No cause: the URL (and its password) must not travel with the error.
+      throw new ConfigError(`${name}: ${(err as Error).message}`);
+    }
+  }
+  if (options.remoteSchema !== undefined && options.remoteSchema !== "apply" && options.remoteSchema !== "skip") {
+    throw new ConfigError(`remoteSchema must be "apply" or "skip"`);
+  }
+  if (options.sequences !== undefined && options.sequences !== "advance" && options.sequences !== "lease") {
+    throw new ConfigError(`sequences must be "advance" or "lease"`);
+  }
+  if (options.leaseSize !== undefined && (!Number.isInteger(options.leaseSize) || options.leaseSize < 1)) {
+    throw new ConfigError("leaseSize must be a whole number >= 1");
+  }
+}
+
+function unknownKeys(obj: object, allowed: Set<string>, where: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.has(key)) throw new ConfigError(`unknown ${where} option "${key}"`);
+  }
+}

@@ -1,0 +1,43 @@
+/** A synced table as Ominipg sees it: what capture, push and pull need to know of its columns and keys. */
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type() of the column, e.g. "integer[]", "numeric(10,2)". */
+  type: string;
+  /** GENERATED ALWAYS AS (...) STORED: computed by the server, never written. */
+  generated: boolean;
+  /** "a" for GENERATED ALWAYS AS IDENTITY, "d" for BY DEFAULT, "" otherwise. */
+  identity: "" | "a" | "d";
+  /**
+   * How `to_json` renders its values: "text" as the type's own text (a JSON string, or a number / boolean),
+   * "json" as the JSON itself (json, jsonb), "nested" as JSON arrays / objects that are not its text form
+   * (arrays, composites, and domains over them).
+   */
+  jsonValue: "text" | "json" | "nested";
+}
+
+export interface TableInfo {
+  oid: number;
+  schema: string;
+  name: string;
+  /** Quoted schema-qualified name, ready for SQL. */
+  sql: string;
+  columns: ColumnInfo[];
+  /** Columns a row write sets: all but GENERATED ... STORED ones. */
+  writable: string[];
+  /**
+   * Columns an UPDATE may set: writable ones but identity ALWAYS, which only an INSERT can set (OVERRIDING
+   * SYSTEM VALUE), so they never change locally either.
+   */
+  updatable: string[];
+  primaryKey: string[];
+  /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
+  references: number[];
+  /** Why writes to this table cannot be captured, if they cannot (no primary key, a writing trigger). */
+  uncapturable?: string;
+}
+
+/** The clause an INSERT of `columns` needs when one of them is an identity ALWAYS column. */
+export function overridingClause(table: TableInfo, columns: readonly string[]): string {
+  return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";
+}

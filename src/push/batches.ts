@@ -1,0 +1,63 @@
+import type { TableInfo } from "../core/table.js";
+import type { Coalesced, RowOp } from "./coalesce.js";
+
+/** One remote transaction's worth of work. */
+export interface Batch {
+  truncates: TableInfo[];
+  ops: RowOp[];
+  /** Every log entry this batch drains. */
+  entryIds: number[];
+  /** May run at the same time as the batch before it (same table, same kind of write, no self-reference). */
+  concurrentWithPrevious: boolean;
+}
+
+/**
+ * Orders a window's writes so that foreign keys hold on the remote at every step: truncations first, then
+ * inserts/updates parents before children, then deletes children before parents. Higher priority first
+ * within each table; then log order. Cuts them into batches of at most `batchSize` row writes. (The window
+ * holds no write that depends on an earlier one in a way this order breaks: see Coalescer.add.)
+ */
+export function planBatches(window: Coalesced, order: Map<number, number>, batchSize: number): Batch[] {
+  const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
+  // Within a table referencing itself, log order is what keeps its foreign key satisfied: no priority there.
+  const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : b.priority - a.priority);
+  const writes = window.rows
+    .filter((op) => op.kind !== "delete")
+    .sort((a, b) => rank(a.table) - rank(b.table) || priority(a, b) || a.firstId - b.firstId);
+  // Deletes in the order they happened (by their delete entry): a row's children went before it.
+  const deletes = window.rows
+    .filter((op) => op.kind === "delete")
+    .sort((a, b) => rank(b.table) - rank(a.table) || priority(a, b) || a.lastId - b.lastId);
+
+  const batches: Batch[] = [];
+  if (window.truncates.length > 0) {
+    batches.push({
+      truncates: window.truncates.map((t) => t.table),
+      ops: [],
+      entryIds: window.truncates.flatMap((t) => t.entryIds),
+      concurrentWithPrevious: false,
+    });
+  }
+  let current: Batch | undefined;
+  /** What every op of the current batch writes ("table oid:delete?"), or null once they differ. */
+  let kind: string | null = null;
+  for (const op of [...writes, ...deletes]) {
+    const opKind = `${op.table.oid}:${op.kind === "delete"}`;
+    if (!current || current.ops.length >= batchSize) {
+      const prevKind = current ? kind : null;
+      current = { truncates: [], ops: [], entryIds: [], concurrentWithPrevious: prevKind === opKind && !selfReferencing(op.table) };
+      kind = opKind;
+      batches.push(current);
+    } else if (kind !== opKind) {
+      kind = null;
+      current.concurrentWithPrevious = false;
+    }
+    current.ops.push(op);
+    for (const id of op.entryIds) current.entryIds.push(id); // no spread: a row may stand for 100k+ entries
+  }
+  return batches;
+}
+
+function selfReferencing(table: TableInfo): boolean {
+  return table.references.includes(table.oid);
+}

@@ -1,0 +1,311 @@
+import type { TableInfo } from "../core/table.js";
+import type { TableRules } from "../capture/constraints.js";
+import { splitImage, type Image } from "../core/image.js";
+import { changedColumns } from "../core/conflict-rule.js";
+
+/** One `_sync_queue` row as the applier reads it (images as json text). */
+export interface LogEntry {
+  id: number;
+  schema: string;
+  table: string;
+  op: "I" | "U" | "D" | "T";
+  oldRow: string | null;
+  newRow: string | null;
+  priority: number;
+}
+
+interface RowState {
+  table: TableInfo;
+  /** The row before the window's first change; null if the window created it. */
+  base: Image | null;
+  /** The row after the window's last change; null if deleted. */
+  current: Image | null;
+  /** Deleted and inserted again with the same key. */
+  reinserted: boolean;
+  entryIds: number[];
+  firstId: number;
+  priority: number;
+}
+
+interface OpCommon {
+  table: TableInfo;
+  entryIds: number[];
+  /** The row's first and last log entry in the window. */
+  firstId: number;
+  lastId: number;
+  priority: number;
+  /**
+   * Set once a conflict was settled: the remote row the write was decided against (null: none), which the
+   * remote must still hold. Unset, the remote must match the change's before image in the columns it touched.
+   */
+  expected?: Image | null;
+}
+
+/** A remote write that stands for one or more log entries of one row. */
+export type RowOp =
+  /**
+   * Insert the full image; if the key exists remotely, set only `set` (the changed columns). `reinserted`:
+   * deleted and inserted again, so the whole row changed.
+   */
+  | (OpCommon & { kind: "upsert"; image: Image; set: string[]; base: Image | null; reinserted: boolean })
+  /** The primary key changed: update the row found by `key` (its original key) to `set` of `image`. */
+  | (OpCommon & { kind: "move"; key: Image; image: Image; set: string[]; base: Image })
+  | (OpCommon & { kind: "delete"; key: Image; base: Image });
+
+export interface Coalesced {
+  /** Tables to empty first, with the entries that stand for it (their TRUNCATE and what it superseded). */
+  truncates: { table: TableInfo; entryIds: number[]; priority: number }[];
+  rows: RowOp[];
+  /** Entries whose effects cancel out (INSERT then DELETE, an UPDATE back to the same values). */
+  noop: { table: TableInfo; entryIds: number[] }[];
+}
+
+const NO_RULES: TableRules = { uniques: [], opaqueUniques: [], deleteActionChildren: [], updateActionChildren: [], selfRefColumns: [] };
+
+/**
+ * Folds log entries, in log order, into at most one remote write per row: INSERT+UPDATEs -> one insert of the
+ * final image; INSERT..DELETE -> nothing; UPDATE+UPDATE -> only the columns that differ from the first before
+ * image; ..DELETE -> one delete by the original key; DELETE+INSERT -> upsert; a key change -> a key update;
+ * TRUNCATE supersedes the table's earlier changes.
+ *
+ * The writes of a window are then applied in an order of their own (truncates, upserts parents first,
+ * deletes children first), not in log order. That is only right while no write depends on an earlier
+ * one of the window in a way this order would break, so `add` refuses (returns false: the window ends
+ * before the entry, and the next window starts with it) an entry that
+ * - takes a unique value (primary key or other unique column set) that another row gave up earlier in
+ *   the window (deleted, or changed away): the giving up must reach the remote first; for a unique
+ *   index on expressions, whose values the images do not show, a row whose inputs to it were deleted or
+ *   changed gave up its value, and any row inserted or with changed inputs may take it;
+ * - re-inserts a deleted row of a table whose foreign keys cascade on delete: the remote must see the
+ *   delete, so that it removes the same dependent rows the local delete removed;
+ * - deletes (or changes the key of) a row of a table whose referencing foreign keys cascade / set null on
+ *   delete (on update), while the window writes rows of such a referencing table: those writes happened
+ *   before the delete and must reach the remote before it, as they did locally;
+ * - changes a self-referencing foreign key of a row already written in the window (its merged image
+ *   could otherwise reference a row inserted after its first write).
+ */
+export class Coalescer {
+  #rows = new Map<string, RowState>();
+  #retired: RowState[] = [];
+  #truncates = new Map<number, { table: TableInfo; entryIds: number[]; priority: number }>();
+  /** Per table: unique values that rows held before the window and gave up in it, and the row that did. */
+  #freed = new Map<number, Map<string, RowState>>();
+  /** Per "table oid:index": the row that changed its inputs to a unique index on expressions, or null for several. */
+  #opaqueReleased = new Map<string, RowState | null>();
+  /** Tables with an insert or update in the window. */
+  #written = new Set<number>();
+  entries = 0;
+
+  constructor(private readonly rules: ReadonlyMap<number, TableRules> = new Map()) {}
+
+  /** Distinct rows held: the window's memory footprint. */
+  get rowCount(): number {
+    return this.#rows.size + this.#retired.length;
+  }
+
+  /** Add the next entry of the log; false (nothing added) if it must start the next window instead. */
+  add(entry: LogEntry, table: TableInfo): boolean {
+    if (entry.op === "T") {
+      this.entries++;
+      this.#truncate(entry, table);
+      return true;
+    }
+    const rules = this.rules.get(table.oid) ?? NO_RULES;
+    const keyed = (image: Image) => `${table.oid}\u0000${keyText(table, image)}`;
+    if (entry.op === "I") {
+      const image = splitImage(need(entry.newRow, entry));
+      const k = keyed(image);
+      const st = this.#rows.get(k);
+      if (this.#takesFreed(table, rules, image, undefined, st)) return false;
+      if (st && st.current === null && st.base !== null && rules.deleteActionChildren.length > 0) return false;
+      this.entries++;
+      this.#written.add(table.oid);
+      if (!st) this.#rows.set(k, this.#state(table, null, image, entry));
+      else {
+        if (st.current === null && st.base !== null) st.reinserted = true;
+        st.current = image;
+        this.#touch(st, entry);
+      }
+      return true;
+    }
+    const before = splitImage(need(entry.oldRow, entry));
+    const k = keyed(before);
+    let st = this.#rows.get(k);
+    if (entry.op === "D") {
+      if (this.#writes(rules.deleteActionChildren)) return false;
+      this.entries++;
+      if (!st) {
+        st = this.#state(table, before, null, entry);
+        this.#rows.set(k, st);
+      } else {
+        st.current = null;
+        this.#touch(st, entry);
+      }
+      this.#release(st, rules);
+      return true;
+    }
+    const after = splitImage(need(entry.newRow, entry));
+    const k2 = keyed(after);
+    if (this.#takesFreed(table, rules, after, before, st)) return false;
+    if (k2 !== k && this.#writes(rules.updateActionChildren)) return false;
+    if (st && rules.selfRefColumns.some((c) => before.get(c) !== after.get(c))) return false;
+    this.entries++;
+    this.#written.add(table.oid);
+    if (!st) {
+      st = this.#state(table, before, after, entry);
+      this.#rows.set(k, st);
+    } else {
+      st.current = after;
+      this.#touch(st, entry);
+    }
+    if (k2 !== k) {
+      this.#rows.delete(k);
+      const previous = this.#rows.get(k2);
+      if (previous) this.#retired.push(previous); // a row inserted and deleted in the window held the key
+      this.#rows.set(k2, st);
+    }
+    this.#release(st, rules);
+    return true;
+  }
+
+  result(): Coalesced {
+    const rows: RowOp[] = [];
+    const noop: Coalesced["noop"] = [];
+    for (const st of [...this.#retired, ...this.#rows.values()]) {
+      const op = toOp(st);
+      if (op) rows.push(op);
+      else noop.push({ table: st.table, entryIds: st.entryIds });
+    }
+    return { truncates: [...this.#truncates.values()], rows, noop };
+  }
+
+  /** Does `image` take a unique value another row gave up in this window? (`before`: values it already had.) */
+  #takesFreed(table: TableInfo, rules: TableRules, image: Image, before: Image | undefined, st: RowState | undefined): boolean {
+    for (let j = 0; j < rules.opaqueUniques.length; j++) {
+      const owner = this.#opaqueReleased.get(`${table.oid}:${j}`);
+      if (owner === undefined || owner === st) continue;
+      const cols = rules.opaqueUniques[j]!.columns;
+      if (!before || cols.some((c) => before.get(c) !== image.get(c))) return true;
+    }
+    const freed = this.#freed.get(table.oid);
+    if (!freed) return false;
+    for (let i = 0; i < rules.uniques.length; i++) {
+      const value = uniqueValue(rules, i, image);
+      if (value === undefined || (before && uniqueValue(rules, i, before) === value)) continue;
+      const owner = freed.get(value);
+      if (owner && owner !== st) return true;
+    }
+    return false;
+  }
+
+  /** Record the unique values the row held before the window and no longer holds. */
+  #release(st: RowState, rules: TableRules): void {
+    if (st.base === null) return;
+    const { base, current } = st;
+    for (let j = 0; j < rules.opaqueUniques.length; j++) {
+      if (current !== null && rules.opaqueUniques[j]!.columns.every((c) => base.get(c) === current.get(c))) continue;
+      const key = `${st.table.oid}:${j}`;
+      const owner = this.#opaqueReleased.get(key);
+      this.#opaqueReleased.set(key, owner === undefined || owner === st ? st : null);
+    }
+    let freed = this.#freed.get(st.table.oid);
+    for (let i = 0; i < rules.uniques.length; i++) {
+      const held = uniqueValue(rules, i, base);
+      if (held === undefined || (current !== null && uniqueValue(rules, i, current) === held)) continue;
+      if (!freed) this.#freed.set(st.table.oid, (freed = new Map()));
+      freed.set(held, st);
+    }
+  }
+
+  #writes(tables: number[]): boolean {
+    return tables.some((t) => this.#written.has(t));
+  }
+
+  #truncate(entry: LogEntry, table: TableInfo): void {
+    const t = this.#truncates.get(table.oid) ?? { table, entryIds: [], priority: 0 };
+    t.entryIds.push(entry.id);
+    t.priority = Math.max(t.priority, entry.priority);
+    for (const [k, st] of this.#rows) {
+      if (st.table.oid === table.oid) {
+        for (const id of st.entryIds) t.entryIds.push(id);
+        this.#rows.delete(k);
+      }
+    }
+    this.#retired = this.#retired.filter((st) => {
+      if (st.table.oid !== table.oid) return true;
+      for (const id of st.entryIds) t.entryIds.push(id);
+      return false;
+    });
+    // The truncate goes first: every value is free on the remote.
+    this.#freed.delete(table.oid);
+    for (const key of [...this.#opaqueReleased.keys()]) if (key.startsWith(`${table.oid}:`)) this.#opaqueReleased.delete(key);
+    this.#truncates.set(table.oid, t);
+  }
+
+  #state(table: TableInfo, base: Image | null, current: Image | null, entry: LogEntry): RowState {
+    return { table, base, current, reinserted: false, entryIds: [entry.id], firstId: entry.id, priority: entry.priority };
+  }
+
+  #touch(st: RowState, entry: LogEntry): void {
+    st.entryIds.push(entry.id);
+    st.priority = Math.max(st.priority, entry.priority);
+  }
+}
+
+/** The value of unique column set `i` as text, or undefined when it cannot conflict (a NULL, NULLS DISTINCT). */
+function uniqueValue(rules: TableRules, i: number, image: Image): string | undefined {
+  const u = rules.uniques[i]!;
+  const values = u.columns.map((c) => image.get(c) ?? "null");
+  if (u.nullsDistinct && values.includes("null")) return undefined;
+  return `${i}\u0001${values.join("\u0000")}`;
+}
+
+function toOp(st: RowState): RowOp | undefined {
+  const { table, base, current, entryIds, firstId, priority } = st;
+  const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority };
+  if (current === null) return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
+  const writable = writableIn(table, current);
+  const moved = base !== null && keyText(table, base) !== keyText(table, current);
+  if (base !== null && st.reinserted && moved) {
+    // Deleted, inserted again, then given another key: the remote row still sits at the original key.
+    return { kind: "move", ...common, key: keyImage(table, base), image: current, set: writable, base };
+  }
+  if (base === null || st.reinserted) {
+    return { kind: "upsert", ...common, image: current, set: writable.filter((c) => !table.primaryKey.includes(c)), base, reinserted: st.reinserted };
+  }
+  const changed = changedColumns(base, current).filter((c) => writable.includes(c));
+  if (moved) {
+    return { kind: "move", ...common, key: keyImage(table, base), image: current, set: changed, base };
+  }
+  if (changed.length === 0) return undefined;
+  return { kind: "upsert", ...common, image: current, set: changed, base, reinserted: false };
+}
+
+const shapes = new WeakMap<TableInfo, { writable: Set<string>; shapes: Map<string, string[]> }>();
+
+/**
+ * The columns of an image a push writes (TableInfo.writable, in the image's order): one shared array per
+ * table and image shape, computed once (a sync may hold 100k+ rows).
+ */
+export function writableIn(table: TableInfo, image: Image): string[] {
+  let t = shapes.get(table);
+  if (!t) shapes.set(table, (t = { writable: new Set(table.writable), shapes: new Map() }));
+  const keys = [...image.keys()];
+  const shape = keys.join("\u0000");
+  let columns = t.shapes.get(shape);
+  if (!columns) t.shapes.set(shape, (columns = keys.filter((c) => t.writable.has(c))));
+  return columns;
+}
+
+export function keyText(table: TableInfo, image: Image): string {
+  return table.primaryKey.map((c) => image.get(c) ?? "null").join(",");
+}
+
+export function keyImage(table: TableInfo, image: Image): Image {
+  return new Map(table.primaryKey.map((c) => [c, image.get(c) ?? "null"]));
+}
+
+function need(row: string | null, entry: LogEntry): string {
+  if (row === null) throw new Error(`log entry ${entry.id} (${entry.op} on ${entry.schema}.${entry.table}) has no row image`);
+  return row;
+}

@@ -1,0 +1,69 @@
+import type { Sql } from "../remote/connection.js";
+import { LEDGER_TABLE } from "../remote/schema.js";
+
+/**
+ * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
+ * row (if `when` holds) and returns a row, or returns nothing if this client already applied the batch.
+ * Arguments are SQL expressions (parameters or literals) for the client id, the batch id and the entry
+ * ranges as int8[] text.
+ */
+export function claimSql(clientId: string, batchId: string, ranges: string, when: string, returning = true): string {
+  return (
+    `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) SELECT ${clientId}::uuid, ${batchId}::int8, ${ranges}::text::int8[] ` +
+    `WHERE ${when} ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
+  );
+}
+
+export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batchIds: number[]; ranges: number[] }> {
+  const rows = await sql.unsafe<{ batch_id: number; entry_ranges: string }[]>(
+    `SELECT batch_id, entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1`,
+    [clientId],
+  );
+  const ranges: number[] = [];
+  for (const r of rows) ranges.push(...parseIntArray(r.entry_ranges));
+  return { batchIds: rows.map((r) => Number(r.batch_id)), ranges };
+}
+
+export async function forgetBatches(sql: Sql, clientId: string, batchIds: number[]): Promise<void> {
+  if (batchIds.length === 0) return;
+  await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = ANY($2::text::int8[])`, [
+    clientId,
+    `{${batchIds.join(",")}}`,
+  ]);
+}
+
+/** The entry ranges of a batch this client's ledger has (a claim that found its batch already applied). */
+export async function claimedRanges(sql: Sql, clientId: string, batchId: number): Promise<number[]> {
+  const [row] = await sql.unsafe<{ entry_ranges: string }[]>(
+    `SELECT entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = $2`,
+    [clientId, batchId],
+  );
+  return row ? parseIntArray(row.entry_ranges) : [];
+}
+
+/** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
+export async function narrowClaim(sql: Sql, clientId: string, batchId: number, ranges: number[]): Promise<void> {
+  await sql.unsafe(`UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2`, [
+    clientId,
+    batchId,
+    `{${ranges.join(",")}}`,
+  ]);
+}
+
+/** This client's ledger rows: the only state Ominipg keeps on the server for a client. */
+export async function ledgerCount(sql: Sql, clientId: string): Promise<number> {
+  const [ledger] = await sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+  if (!ledger?.found) return 0;
+  const [row] = await sql.unsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid`, [clientId]);
+  return Number(row?.n ?? 0);
+}
+
+export async function dropLedger(sql: Sql, clientId: string): Promise<number> {
+  const rows = await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid RETURNING 1`, [clientId]);
+  return rows.length;
+}
+
+function parseIntArray(text: string): number[] {
+  const inner = text.replace(/^\{|\}$/g, "");
+  return inner ? inner.split(",").map(Number) : [];
+}

@@ -1,0 +1,257 @@
+import { type Catalog } from "../capture/catalog.js";
+import { overridingClause, type TableInfo } from "../core/table.js";
+import { type LocalAccess } from "../local/access.js";
+import type { Driver } from "../core/driver.js";
+import { keyImage, keyText, type RowOp } from "./coalesce.js";
+import { joinImage, splitImage, type Image } from "../core/image.js";
+import { ConfigError, SyncError } from "../core/errors.js";
+import { inReplicaTransaction } from "../local/transaction.js";
+import { quoteIdent } from "../core/sql.js";
+import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
+import { imageText, imageToRow, rowToImage } from "../core/row.js";
+import type { ConflictEvent, ConflictOptions, ConflictResolutionKind, ConflictStrategy, Resolution } from "../core/conflicts.js";
+import { changedColumns } from "../core/conflict-rule.js";
+
+/** A pushed change the remote row no longer matched: the change as captured, and the remote row (jsonb text). */
+export interface FoundConflict {
+  op: RowOp;
+  remote: string | null;
+}
+
+/** Where both sides go: a row, no row, or (skip) nowhere: nothing is pushed and the local row stays. */
+type Target = Image | null | "skip";
+
+interface Settled {
+  table: TableInfo;
+  op: RowOp;
+  base: Image | null;
+  local: Image | null;
+  remote: Image | null;
+  resolution: ConflictResolutionKind;
+  target: Target;
+}
+
+/**
+ * Settles the conflicts a push found, by the table's strategy: decides the row both sides end with, writes
+ * it to the local row (uncaptured) and records every conflict in `_ominipg_conflicts`, in one local
+ * transaction, before anything is pushed; then says what to push instead of each change.
+ */
+export class ConflictSettler {
+  constructor(
+    private readonly local: LocalAccess,
+    private readonly options: ConflictOptions | undefined,
+    private readonly emit: (event: ConflictEvent) => void,
+  ) {}
+
+  /** A name in `sync.conflicts.tables` that names no synced table is a typo that would silently not apply. */
+  checkTables(catalog: Catalog): void {
+    const options = this.options;
+    if (typeof options !== "object" || !options.tables) return;
+    const synced = [...catalog.tables.values()].filter((t) => !t.uncapturable);
+    for (const name of Object.keys(options.tables)) {
+      if (!synced.some((t) => name === t.name || name === `${t.schema}.${t.name}`)) {
+        throw new ConfigError(`sync.conflicts.tables names "${name}", which is not a synced table`);
+      }
+    }
+  }
+
+  strategyFor(table: TableInfo): ConflictStrategy {
+    const options = this.options;
+    if (options === undefined) return "overwrite";
+    if (typeof options !== "object") return options;
+    return options.tables?.[`${table.schema}.${table.name}`] ?? options.tables?.[table.name] ?? options.default ?? "overwrite";
+  }
+
+  /** What to push instead of each conflicting change (undefined: nothing). */
+  async settle(found: FoundConflict[]): Promise<(RowOp | undefined)[]> {
+    const images = await this.#canonical(
+      found.flatMap(({ op, remote }) => [
+        { table: op.table, text: op.base && joinImage(op.base) },
+        { table: op.table, text: op.kind === "delete" ? null : joinImage(op.image) },
+        { table: op.table, text: remote },
+      ]),
+    );
+    const settled: Settled[] = [];
+    for (let i = 0; i < found.length; i++) {
+      const { op } = found[i]!;
+      const [base, local, remote] = [images[3 * i] ?? null, images[3 * i + 1] ?? null, images[3 * i + 2] ?? null];
+      settled.push({ table: op.table, op, base, local, remote, ...(await this.#decide(op.table, base, local, remote)) });
+    }
+    await this.#canonicalTargets(settled);
+
+    const records: ConflictRecord[] = settled.map((s) => ({
+      origin: "push",
+      schema: s.table.schema,
+      table: s.table.name,
+      key: joinImage(keyImage(s.table, (s.base ?? s.local)!)),
+      queueId: s.op.firstId,
+      base: imageText(s.base),
+      local: imageText(s.local),
+      remote: imageText(s.remote),
+      resolution: s.resolution,
+      resolved: s.target === "skip" ? null : imageText(s.target),
+    }));
+    await this.local.run((d) =>
+      inReplicaTransaction(d, async () => {
+        for (const s of settled) if (s.target !== "skip") await setLocalRow(d, s.table, s.local, s.target);
+        for (const r of records) await recordConflict(d, r);
+      }),
+    );
+    for (const r of records) this.emit(conflictEvent(r));
+    return settled.map((s) => (s.target === "skip" ? undefined : pushOf(s.op, s.remote, s.target)));
+  }
+
+  async #decide(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Promise<{ resolution: ConflictResolutionKind; target: Target }> {
+    const strategy = this.strategyFor(table);
+    if (strategy === "overwrite") return { resolution: "local", target: overwrite(table, base, local, remote) };
+    if (strategy === "remote-wins") return { resolution: "remote", target: remote };
+    if (strategy === "merge") return { resolution: "merge", target: merge(table, base, local, remote) };
+    const name = `${table.schema}.${table.name}`;
+    const key = keyImage(table, (base ?? local)!);
+    let answer: Resolution;
+    try {
+      answer = await strategy({
+        table: name,
+        key: imageToRow(key),
+        base: base && imageToRow(base),
+        local: local && imageToRow(local),
+        remote: remote && imageToRow(remote),
+      });
+    } catch (cause) {
+      throw new SyncError("CONFLICT_RESOLVER_FAILED", `the conflict resolver of ${name} failed for key ${joinImage(key)}: ${(cause as Error)?.message ?? String(cause)}`, {
+        cause,
+        retryable: false,
+      });
+    }
+    if (answer === "local") return { resolution: "local", target: overwrite(table, base, local, remote) };
+    if (answer === "remote") return { resolution: "remote", target: remote };
+    if (answer === "skip") return { resolution: "skip", target: "skip" };
+    if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+      throw invalid(name, key, `returned ${JSON.stringify(answer) ?? String(answer)}; expected a row object, "local", "remote" or "skip"`);
+    }
+    const unknown = Object.keys(answer).filter((c) => !table.columns.some((tc) => tc.name === c));
+    if (unknown.length > 0) throw invalid(name, key, `returned a row with unknown columns: ${unknown.join(", ")}`);
+    // Columns the resolver leaves out are as "overwrite" would leave them (the remote's, if that deletes the row).
+    const row = new Map(overwrite(table, base, local, remote) ?? remote ?? []);
+    for (const [c, v] of rowToImage(answer)) row.set(c, v);
+    return { resolution: "custom", target: row };
+  }
+
+  /** Resolvers' rows go through the table's types like every other image (and must keep the row's key). */
+  async #canonicalTargets(settled: Settled[]): Promise<void> {
+    const custom = settled.filter((s) => s.resolution === "custom");
+    if (custom.length === 0) return;
+    const rows = await this.#canonical(custom.map((s) => ({ table: s.table, text: imageText(s.target as Image) })));
+    custom.forEach((s, i) => {
+      const row = rows[i]!;
+      const keys = [s.base ?? s.local, s.local].filter((img): img is Image => img !== null).map((img) => keyText(s.table, img));
+      if (!keys.includes(keyText(s.table, row))) {
+        throw invalid(`${s.table.schema}.${s.table.name}`, keyImage(s.table, (s.base ?? s.local)!), `returned a row with another primary key (${keyText(s.table, row)})`);
+      }
+      s.target = row;
+    });
+  }
+
+  /**
+   * Images as the local database renders them with canonical settings (time zone UTC...): the remote's text,
+   * the captured images and resolvers' rows become comparable column by column, and show the same way.
+   */
+  async #canonical(items: { table: TableInfo; text: string | null }[]): Promise<(Image | null)[]> {
+    const out: (Image | null)[] = items.map(() => null);
+    const byTable = new Map<TableInfo, number[]>();
+    items.forEach((item, i) => {
+      if (item.text === null) return;
+      const list = byTable.get(item.table) ?? [];
+      list.push(i);
+      byTable.set(item.table, list);
+    });
+    await this.local.run((d) =>
+      inReplicaTransaction(d, async () => {
+        for (const [table, indexes] of byTable) {
+          const { rows } = await d.query<{ j: string }>(
+            `SELECT to_jsonb(jsonb_populate_record(NULL::${table.sql}, e.v))::text AS j FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(v, i) ORDER BY e.i`,
+            [`[${indexes.map((i) => items[i]!.text).join(",")}]`],
+            { prepare: false },
+          );
+          indexes.forEach((i, n) => (out[i] = splitImage(rows[n]!.j)));
+        }
+      }),
+    );
+    return out;
+  }
+}
+
+function invalid(table: string, key: Image, why: string): SyncError {
+  return new SyncError("CONFLICT_RESOLUTION_INVALID", `the conflict resolver of ${table} for key ${joinImage(key)} ${why}`, { retryable: false });
+}
+
+/**
+ * The local change written over the remote row: the columns the change touched take the local values, the
+ * others keep the remote's. A row the change inserted (or the remote no longer has) is the local row.
+ */
+function overwrite(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
+  if (base === null || local === null || remote === null) return local;
+  const row = new Map(remote);
+  for (const c of table.writable) if (local.get(c) !== base.get(c)) row.set(c, local.get(c) ?? "null");
+  return row;
+}
+
+/**
+ * Column-level three-way merge. A column only one side changed takes that side's value; a column both sides
+ * changed, and a row one side deleted while the other changed it, take the remote's version (the tiebreak:
+ * it reached the server first). Rows both sides inserted with the same key: every differing column was
+ * "changed" by both, so the remote row.
+ */
+function merge(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
+  if (base === null || local === null || remote === null) return remote;
+  const merged = new Map(remote);
+  for (const c of table.writable) if (remote.get(c) === base.get(c)) merged.set(c, local.get(c) ?? "null");
+  return merged;
+}
+
+/**
+ * The write that takes the remote from `remote` to `target`, expecting to find `remote` there (the row may
+ * change again before it is pushed: that is a new conflict). Undefined when the remote already is the target.
+ */
+function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | undefined {
+  const common = { table: op.table, entryIds: op.entryIds, firstId: op.firstId, lastId: op.lastId, priority: op.priority, expected: remote };
+  const columns = op.table.writable;
+  if (target === null) return remote === null ? undefined : { ...common, kind: "delete", key: keyImage(op.table, remote), base: remote };
+  const nonKey = columns.filter((c) => !op.table.primaryKey.includes(c));
+  if (remote === null) return { ...common, kind: "upsert", image: target, set: nonKey, base: null, reinserted: false };
+  const set = changedColumns(remote, target).filter((c) => columns.includes(c));
+  if (set.length === 0) return undefined;
+  if (keyText(op.table, remote) === keyText(op.table, target)) return { ...common, kind: "upsert", image: target, set, base: remote, reinserted: false };
+  return { ...common, kind: "move", key: keyImage(op.table, remote), image: target, set, base: remote };
+}
+
+/**
+ * Take the local row from `from` (the row as the change left it) to `to`: only the columns that differ, so a
+ * change made locally since then to other columns stays (it is queued, and pushed next).
+ */
+async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: Image | null): Promise<void> {
+  const t = table.sql;
+  const keyOf = (param: string) => `(SELECT ${table.primaryKey.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
+  const where = `(${table.primaryKey.map((c) => `ominipg_t.${quoteIdent(c)}`).join(", ")}) = ${keyOf("$1")}`;
+  if (from !== null && to === null) {
+    await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [joinImage(from)], { prepare: false });
+  } else if (from === null && to !== null) {
+    const columns = table.writable;
+    const set = table.updatable.filter((c) => !table.primaryKey.includes(c));
+    await d.query(
+      `INSERT INTO ${t} (${columns.map(quoteIdent).join(", ")})${overridingClause(table, columns)} SELECT ${columns.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
+        `ON CONFLICT (${table.primaryKey.map(quoteIdent).join(", ")}) ${set.length ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING"}`,
+      [joinImage(to)],
+      { prepare: false },
+    );
+  } else if (from !== null && to !== null) {
+    const set = changedColumns(from, to).filter((c) => table.updatable.includes(c));
+    if (set.length === 0) return;
+    await d.query(
+      `UPDATE ${t} AS ominipg_t SET ${set.map((c) => `${quoteIdent(c)} = (ominipg_r.r).${quoteIdent(c)}`).join(", ")} ` +
+        `FROM (SELECT jsonb_populate_record(NULL::${t}, $2::text::jsonb) AS r) AS ominipg_r WHERE ${where}`,
+      [joinImage(from), joinImage(to)],
+      { prepare: false },
+    );
+  }
+}

@@ -1,0 +1,211 @@
+import { overridingClause, type TableInfo } from "../core/table.js";
+import { quoteIdent, quoteLiteral } from "../core/sql.js";
+import { claimSql } from "./ledger.js";
+import { joinImage, type Image } from "../core/image.js";
+import { LEDGER_TABLE } from "../remote/schema.js";
+
+/**
+ * Set-based remote writes. Every group of writes takes its rows as ONE jsonb parameter (sent as text, so
+ * postgres.js cannot double-encode it) and turns them into rows of the table's own row type with
+ * jsonb_populate_record: a fixed parameter count at any batch size, and every column type converted by
+ * PostgreSQL's own input functions.
+ *
+ * A batch is ONE statement, atomic without a client-side transaction. (postgres.js's transactions are not
+ * safe against a lost connection: sql.begin() writes its ROLLBACK to the dead socket, an uncaught TypeError.)
+ * Its WITH queries, in the order they take effect:
+ * 1. per group, the rows it is about to write, and the remote rows they replace, locked (FOR [NO KEY]
+ *    UPDATE, in key order so that two clients cannot deadlock on them) and compared with what the client
+ *    expects to find there: a conflict is a row that matches neither the expected row (the before image, in
+ *    the columns the change touched) nor the row about to be written;
+ * 2. the ledger claim, made only when no row conflicts, after every row is locked (it counts them);
+ * 3. the writes, each gated on the claim: all of the batch or nothing, and nothing twice.
+ * It returns `fresh` (claimed now) and the conflicts with the remote rows (when it wrote nothing).
+ * One statement means one snapshot: the writes cannot see each other, which is fine because they touch
+ * different rows and Coalescer.add keeps writes that depend on one another out of the same window;
+ * foreign key checks and actions run at the end of the statement, when all of them are done.
+ * The locks are taken on the newest row versions (READ COMMITTED re-reads a row changed since the
+ * statement's snapshot), so a row cannot change between its check and its write. A key that has no row cannot
+ * be locked: if another session inserts it while the statement runs, the upsert leaves that row alone, and
+ * the statement fails (RACE) before it commits; the retry's check finds the row.
+ */
+
+/** A group of writes of one table and one statement shape, and how the remote rows are checked first. */
+export type GroupWrite = {
+  table: TableInfo;
+  /**
+   * Compared columns. `expected` has, per row (aligned with the rows), the row the remote should hold, null
+   * for none; without it, no row. `acceptTarget`: a remote row already equal to the written row (for a
+   * delete: no row) is no conflict either.
+   */
+  check: { columns: string[]; expected?: (Image | null)[]; acceptTarget: boolean };
+} & (
+  /** Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). */
+  | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[] }
+  /** Update the row found by `key` to `set` of `image`. */
+  | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
+  | { kind: "delete"; rows: Image[] }
+);
+
+/** One remote conflict: the group and the 1-based row of it, and the remote row as jsonb text (null: none). */
+export interface RemoteConflict {
+  group: number;
+  row: number;
+  remote: string | null;
+}
+
+/** The condition every write of a batch statement carries: this batch's ledger claim went in just now. */
+const CLAIMED = "EXISTS (SELECT FROM ominipg_claim)";
+const T = "ominipg_t";
+
+/** The batch statement: $1..$3 claim the batch, $4.. are the groups' payloads. */
+export function batchSql(groups: GroupWrite[]): { text: string; params: string[] } {
+  const params: string[] = [];
+  const param = (value: string) => `$${params.push(value) + 3}`;
+  const ctes: string[] = [];
+  const conflicts: string[] = [];
+  const locked: string[] = [];
+  const writes: string[] = [];
+  const short: string[] = [];
+  groups.forEach((g, n) => {
+    const name = `ominipg_g${n}`;
+    ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
+    ctes.push(`${name}_l AS MATERIALIZED (${lockSql(g, name)})`);
+    conflicts.push(conflictSql(g, name, n));
+    locked.push(`(SELECT count(*) FROM ${name}_l)`);
+    writes.push(writeSql(g, name));
+    if (g.kind === "upsert") {
+      // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
+      // that had no key when the check ran was inserted by another session since.
+      const expected = g.set.some((c) => g.table.updatable.includes(c)) ? `(SELECT count(*) FROM ${name})` : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
+      short.push(`(SELECT count(*) FROM ominipg_w${writes.length - 1}) < ${expected}`);
+    }
+  });
+  ctes.push(
+    `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
+      `WHERE NOT EXISTS (SELECT FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND batch_id = $2::int8))`,
+    `ominipg_claim AS (${claimSql("$1", "$2", "$3", `${locked.join(" + ")} >= 0 AND NOT EXISTS (SELECT FROM ominipg_conflicts)`)})`,
+    ...writes.map((w, i) => `ominipg_w${i} AS (${w})`),
+  );
+  // A row written over unchecked must not commit: fail the statement (all of it rolls back) with a message
+  // the syncer knows; the next attempt's check sees the row. (Not a constant: the planner would fold it.)
+  const race = short.length
+    ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
+    : "";
+  return {
+    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote)) FROM ominipg_conflicts)::text AS conflicts${race}`,
+    params,
+  };
+}
+
+/** The marker of the error a batch statement raises when another session inserted one of its keys meanwhile. */
+export const RACE = "ominipg: a row was inserted by another session during this push, retry ";
+
+/** Whether a remote error is the batch statement's own RACE failure. */
+export function isRace(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(RACE);
+}
+
+/** The conflicts a batch statement returned (its `conflicts` column). */
+export function parseConflicts(text: string | null): RemoteConflict[] {
+  if (!text) return [];
+  // Remote rows stay text: JSON.parse of the outer array only, whose third items are jsonb texts or null.
+  return (JSON.parse(text) as [number, number, string | null][]).map(([group, row, remote]) => ({ group, row, remote }));
+}
+
+function dataOf(g: GroupWrite): string {
+  if (g.kind === "delete") return payload(g.rows);
+  if (g.kind === "upsert") return payload(g.rows, g.columns);
+  return `[${g.rows.map((m) => `{"k":${joinImage(m.key)},"r":${joinImage(m.image, g.columns)}}`).join(",")}]`;
+}
+
+function expectedOf(g: GroupWrite): string {
+  const columns = [...new Set([...g.table.primaryKey, ...g.check.columns])];
+  return `[${g.check.expected!.map((e) => (e === null ? "null" : joinImage(e, columns))).join(",")}]`;
+}
+
+export function payload(images: Image[], columns?: string[]): string {
+  return `[${images.map((img) => joinImage(img, columns)).join(",")}]`;
+}
+
+/** Per row: its ordinal `i`, the key `k`, the row to write `r` (null for deletes) and the expected row `e`. */
+function sourceSql(g: GroupWrite, data: string, expected: string | undefined): string {
+  const row = (json: string) => `jsonb_populate_record(NULL::${g.table.sql}, ${json})`;
+  const elements = expected
+    ? `ROWS FROM (jsonb_array_elements(${data}::text::jsonb), jsonb_array_elements(${expected}::text::jsonb)) WITH ORDINALITY AS a(v, ev, i)`
+    : `jsonb_array_elements(${data}::text::jsonb) WITH ORDINALITY AS a(v, i)`;
+  const [k, r] = g.kind === "move" ? [row("a.v->'k'"), row("a.v->'r'")] : [row("a.v"), g.kind === "delete" ? `NULL::${g.table.sql}` : row("a.v")];
+  const e = expected
+    ? `CASE WHEN jsonb_typeof(a.ev) = 'object' THEN ${row("a.ev")} END AS e, coalesce(jsonb_typeof(a.ev) = 'object', false) AS has_e`
+    : `NULL::${g.table.sql} AS e, false AS has_e`;
+  return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${elements}`;
+}
+
+/** The remote rows of the group's keys, locked in key order, with whether they equal the expected and the new row. */
+function lockSql(g: GroupWrite, name: string): string {
+  const equal = (alias: string) =>
+    g.check.columns.map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb((s.${alias}).${quoteIdent(c)})`).join(" AND ") || "true";
+  // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
+  const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
+  return (
+    `SELECT s.i, ${T} AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
+    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${keyMatch(g.table, T, "(s.k)")} ` +
+    `ORDER BY ${g.table.primaryKey.map((c) => `${T}.${quoteIdent(c)}`).join(", ")} FOR ${strength} OF ${T}`
+  );
+}
+
+/** The group's rows whose remote row is neither the expected one nor the one about to be written. */
+function conflictSql(g: GroupWrite, name: string, n: number): string {
+  const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
+  const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
+  return (
+    `SELECT ${n} AS g, s.i, to_jsonb(l.remote)::text AS remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
+    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
+  );
+}
+
+function writeSql(g: GroupWrite, name: string): string {
+  const t = g.table;
+  if (g.kind === "delete") {
+    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`;
+  }
+  if (g.kind === "upsert") {
+    const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
+    const set = g.set.filter((c) => t.updatable.includes(c));
+    // Only a row the check locked may be updated: one another session inserted since is left alone (and
+    // counted missing, see batchSql).
+    const onConflict = set.length
+      ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")} ` +
+        `WHERE EXISTS (SELECT FROM ${name}_l AS l WHERE ${keyMatch(t, "(l.remote)", "EXCLUDED")})`
+      : "DO NOTHING";
+    return (
+      `INSERT INTO ${t.sql} (${list(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
+      `ON CONFLICT (${list(t.primaryKey)}) ${onConflict} RETURNING 1`
+    );
+  }
+  // A key change updates the row found by the original key (its check made sure the remote has it).
+  return (
+    `UPDATE ${t.sql} AS ${T} SET ${g.set.map((c) => `${quoteIdent(c)} = (s.r).${quoteIdent(c)}`).join(", ")} ` +
+    `FROM ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`
+  );
+}
+
+/**
+ * A batch of truncations: TRUNCATE cannot be a WITH query, so the claim and the truncation are one DO block
+ * (one statement again). Only literals go in: the client id (a uuid), numbers, and quoted table names.
+ */
+export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId: number, ranges: number[]): string {
+  const body =
+    `BEGIN ${claimSql(quoteLiteral(clientId), String(batchId), quoteLiteral(`{${ranges.join(",")}}`), "true", false)}; ` +
+    `IF FOUND THEN TRUNCATE ${tables.map((t) => t.sql).join(", ")}; END IF; END`;
+  let tag = "$ominipg$";
+  for (let i = 0; body.includes(tag); i++) tag = `$ominipg${i}$`;
+  return `DO ${tag} ${body} ${tag}`;
+}
+
+function list(columns: string[]): string {
+  return columns.map(quoteIdent).join(", ");
+}
+
+function keyMatch(table: TableInfo, alias: string, key: string): string {
+  return table.primaryKey.map((c) => `${alias}.${quoteIdent(c)} = ${key}.${quoteIdent(c)}`).join(" AND ");
+}
