@@ -2,7 +2,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
 import { Catalog, type SyncScope } from "./capture/catalog.js";
-import { LEASE_TABLE, LOCAL_SCHEMA_SQL, META_TABLE, getMeta, setMeta } from "./log/tables.js";
+import { LOCAL_SCHEMA_SQL, ownClientId } from "./log/tables.js";
+import { forgetLeases } from "./seq/lease.js";
 import { loadParser } from "./capture/parser.js";
 import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
 import { DirectDriver } from "./remote/direct-driver.js";
@@ -101,7 +102,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       await runSchema(driver, options.schemaSQL ?? [], "local");
       if (options.syncUrl) {
         await driver.exec(LOCAL_SCHEMA_SQL);
-        await ownClientId(driver, location.kind === "directory" ? `directory:${fs.statSync(location.path).ino}` : "memory");
+        const home = location.kind === "directory" ? `directory:${fs.statSync(location.path).ino}` : "memory";
+        // Leased id blocks belong to the database that leased them: a copy leases its own at its first sync.
+        if (await ownClientId(driver, home)) await forgetLeases(driver);
       }
     } catch (err) {
       await driver.close();
@@ -359,22 +362,4 @@ export async function runSchema(driver: Driver, statements: readonly string[], s
       });
     }
   });
-}
-
-/**
- * A client id belongs to one database: the directory it was minted in (its inode: the same after a rename,
- * new for a copy), or the in-memory database it was minted in. A database opened elsewhere (a copied
- * directory, a `loadDataDir` dump) gets a new id: two databases pushing under one id would each take the
- * other's ledger rows for their own, and drop changes as already applied.
- */
-async function ownClientId(driver: Driver, home: string): Promise<void> {
-  const minted = await getMeta(driver, "client_home");
-  if (minted === home && home !== "memory") return;
-  if (minted !== undefined) {
-    await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
-    // Leased id blocks belong to the database that leased them: a copy leases its own at its first sync.
-    const { rows: leases } = await driver.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], { prepare: false });
-    if (leases[0]?.found) await driver.exec(`DELETE FROM ${LEASE_TABLE}`);
-  }
-  await setMeta(driver, "client_home", home);
 }

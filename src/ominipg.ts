@@ -6,9 +6,10 @@ import { ClosedError, OminipgError, SyncError, type SyncErrorCode } from "./core
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";
-import { LEASE_DDL, SequenceLeases, applyLeases } from "./seq/lease.js";
+import { LEASE_DDL, SequenceLeases, applyLeases, leasedBlocks } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
-import { LEASE_TABLE, META_TABLE, QUEUE_TABLE, getMeta, setMeta } from "./log/tables.js";
+import { getMeta, setMeta } from "./log/tables.js";
+import { readLogStatus } from "./log/status.js";
 import { locate } from "./core/location.js";
 import { redact } from "./core/url.js";
 import { Mutex } from "./core/mutex.js";
@@ -44,7 +45,7 @@ export class Ominipg extends OminipgBase {
     if (options.syncUrl) {
       this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1, this.#sync.retry);
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
-      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler);
+      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, options.testHooks);
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, { sequences: options.sequences !== "lease" });
       if (options.sequences === "lease") this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
     }
@@ -128,28 +129,7 @@ export class Ominipg extends OminipgBase {
     if (this.closed) throw new ClosedError();
     const mode = locate(this.options.url).kind;
     if (mode === "server") return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null };
-    const { clientId, pending, lastSync, lastPull } = await this.local.run(async (d) => {
-      // A directory opened without syncUrl may still hold a log from runs that had one.
-      const { rows: present } = await d.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ok`, [`public.${META_TABLE}`, `public.${QUEUE_TABLE}`], { prepare: false });
-      const hasLog = present[0]?.ok === true;
-      const meta = hasLog
-        ? (await d.query<{ key: string; value: string }>(`SELECT key, value FROM ${META_TABLE}`, [], { prepare: false })).rows
-        : [];
-      const queued = hasLog
-        ? (await d.query<{ s: string; t: string; p: number; n: number }>(
-            `SELECT schema_name AS s, table_name AS t, priority AS p, count(*)::int AS n FROM ${QUEUE_TABLE} GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1, 2`,
-            [],
-            { prepare: false },
-          )).rows
-        : [];
-      const get = (k: string) => meta.find((m) => m.key === k)?.value;
-      return {
-        clientId: get("client_id") ?? null,
-        pending: queued.map((q) => ({ table: `${q.s}.${q.t}`, priority: q.p, count: q.n })),
-        lastSync: get("last_sync") ? (JSON.parse(get("last_sync")!) as Status["lastSync"]) : null,
-        lastPull: get("last_pull") ? (JSON.parse(get("last_pull")!) as Status["lastPull"]) : null,
-      };
-    });
+    const { clientId, pending, lastSync, lastPull } = await this.local.run(readLogStatus);
     let remote: Status["remote"] = null;
     if (this.#remote) {
       const r = this.#remote;
@@ -160,7 +140,7 @@ export class Ominipg extends OminipgBase {
         ),
       ]).catch((err: unknown) => ({ url: redact(r.url), reachable: false, error: r.redact((err as Error)?.message ?? String(err)) }));
     }
-    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync, lastPull, remote };
+    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync: lastSync as Status["lastSync"], lastPull: lastPull as Status["lastPull"], remote };
   }
 
   /**
@@ -254,8 +234,7 @@ export class Ominipg extends OminipgBase {
   protected override async recover(err: unknown): Promise<boolean | Error> {
     if (!this.#leases || (err as { code?: string })?.code !== "2200H") return false;
     await applyLeases(this.driver, [...(await this.catalog()).tables.values()]);
-    const left = await this.driver.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], { prepare: false });
-    if (left.rows[0]!.n > 0) return true;
+    if ((await leasedBlocks(this.driver)) > 0) return true;
     return new OminipgError(
       "SEQUENCE_LEASE_EXHAUSTED",
       `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.options.leaseSize ?? 1000})`,

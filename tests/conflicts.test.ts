@@ -3,7 +3,7 @@
 // delete, insert key collisions, the record in _ominipg_conflicts and the `conflict` event.
 import { afterEach, describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
-import { testHooks } from "../src/push/syncer.js";
+import type { TestHooks } from "../src/core/options.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";
@@ -26,6 +26,9 @@ interface Client {
 }
 
 /** A remote with three docs, and `n` clients that pulled them. */
+/** Fault injection handed to the clients this file opens (connect option `testHooks`). */
+const testHooks: TestHooks = {};
+
 async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: TestDatabase; clients: Client[] }> {
   const remote = await createTestDatabase();
   cleanups.push(() => remote.drop());
@@ -44,6 +47,7 @@ async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: 
 /** A client of `remote` that pulled it, with its `conflict` events collected. */
 async function openClient(remote: TestDatabase, conflicts: SyncOptions["conflicts"]): Promise<Client> {
   const db = await Ominipg.connect({
+    testHooks,
     loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: SCHEMA,

@@ -3,10 +3,13 @@
 // across chunks and batches, exactly once, and the log emptied afterwards. `batches: 1` for many rows at batchSize 2 is how a test knows COPY
 // carried them (the windows would need one batch per 2 rows).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testHooks } from "../src/push/syncer.js";
+import type { TestHooks } from "../src/core/options.js";
 import { ConfigError, SyncError, type Ominipg } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued, startProxy } from "./sync-helpers.js";
+
+/** Fault injection handed to the clients this file opens (connect option `testHooks`). */
+const testHooks: TestHooks = {};
 
 const SCHEMA = [
   `DO $$ BEGIN CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
@@ -44,7 +47,7 @@ describe("sync: runs of inserts by COPY", () => {
   let db: Ominipg;
   beforeAll(async () => {
     remote = await createTestDatabase();
-    db = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2 } });
+    db = await openSynced(remote.url, SCHEMA, { testHooks, sync: { batchSize: 2 } });
     await db.sync();
   });
   afterAll(async () => {
@@ -160,7 +163,7 @@ describe("sync: runs of inserts by COPY", () => {
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_streamed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO streamed_hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = streamed_hits.n + 1; RETURN NULL; END $$`);
     await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER streamed_hits AFTER INSERT OR UPDATE ON streamed FOR EACH ROW EXECUTE FUNCTION count_streamed()`);
-    const mixed = await openSynced(remote.url, schema, { sync: { batchSize: 500, copyBatchSize: 20_000 } });
+    const mixed = await openSynced(remote.url, schema, { testHooks, sync: { batchSize: 500, copyBatchSize: 20_000 } });
     let commits = 0;
     testHooks.afterRemoteCommit = () => {
       if (commits++ === 0) throw Object.assign(new Error("connection reset after COMMIT"), { code: "ECONNRESET" });

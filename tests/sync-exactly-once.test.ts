@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { cp, rename } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testHooks } from "../src/push/syncer.js";
+import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, tempDir, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
@@ -27,6 +27,9 @@ function runChild(config: object): Promise<{ signal: NodeJS.Signals | null; code
   child.stderr.on("data", (d) => (out += d));
   return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, out })));
 }
+
+/** Fault injection handed to the clients this file opens (connect option `testHooks`). */
+const testHooks: TestHooks = {};
 
 describe("sync: exactly once", () => {
   let remote: TestDatabase;
@@ -69,7 +72,7 @@ describe("sync: exactly once", () => {
 
   it("a lost COMMIT reply: the retried batch finds its ledger row and is not applied again", async () => {
     await remote.sql`TRUNCATE counters, hits`;
-    const db = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 3, concurrency: 1, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } } });
+    const db = await openSynced(remote.url, SCHEMA, { testHooks, sync: { batchSize: 3, concurrency: 1, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } } });
     await db.query(`INSERT INTO counters (id) SELECT g FROM generate_series(1, 6) g`);
     for (let i = 0; i < 3; i++) await db.query(`UPDATE counters SET x = x + 1`);
     let lost = 0;
@@ -93,7 +96,7 @@ describe("sync: exactly once", () => {
   it("a copied data directory is another client: a crash leftover of one copy never drops the other's changes", async () => {
     await remote.sql`TRUNCATE counters, hits`;
     const dir = path.join(tempDir("ominipg-copy-"), "db");
-    const open = (url: string) => Ominipg.connect({ url, syncUrl: remote.url, schemaSQL: SCHEMA, sync: { retry: { attempts: 1 } } });
+    const open = (url: string) => Ominipg.connect({ url, syncUrl: remote.url, schemaSQL: SCHEMA, testHooks, sync: { retry: { attempts: 1 } } });
     let A = await open(dir);
     await A.query(`INSERT INTO counters (id) VALUES (1)`);
     await A.sync();

@@ -60,6 +60,17 @@ export interface ConnectOptions {
   loadDataDir?: Blob;
   /** Prepared statements kept per client. Default 200. */
   statementCacheSize?: number;
+  /** @internal Fault injection for Ominipg's own tests; not part of the API. */
+  testHooks?: TestHooks;
+}
+
+/**
+ * @internal Fault injection for Ominipg's own tests, given to `connect()` (never global state): the
+ * exactly-once tests kill the process, or fake a lost COMMIT reply, right after a batch's remote COMMIT and
+ * before its local clean-up. Unset, a hook costs one property read per batch.
+ */
+export interface TestHooks {
+  afterRemoteCommit?: () => void | Promise<void>;
 }
 
 export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">> & {
@@ -70,7 +81,7 @@ export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDeboun
   retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
 };
 
-const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize"]);
+const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize", "testHooks"]);
 const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "copyBatchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull", "conflicts"]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {

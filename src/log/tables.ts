@@ -75,3 +75,22 @@ export async function getMeta(d: Driver, key: string): Promise<string | undefine
 export async function setMeta(d: Driver, key: string, value: string): Promise<void> {
   await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value], { prepare: false });
 }
+
+/** This database's client id (minted with the log tables; it names the client's remote ledger rows). */
+export async function clientIdOf(d: Driver): Promise<string> {
+  return (await getMeta(d, "client_id"))!;
+}
+
+/**
+ * A client id belongs to one database: the directory it was minted in (its inode: the same after a rename,
+ * new for a copy), or the in-memory database it was minted in. A database opened elsewhere (a copied
+ * directory, a `loadDataDir` dump) gets a new id: two databases pushing under one id would each take the
+ * other's ledger rows for their own, and drop changes as already applied. True when a new id was minted.
+ */
+export async function ownClientId(driver: Driver, home: string): Promise<boolean> {
+  const minted = await getMeta(driver, "client_home");
+  if (minted === home && home !== "memory") return false;
+  if (minted !== undefined) await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
+  await setMeta(driver, "client_home", home);
+  return minted !== undefined;
+}

@@ -2,17 +2,7 @@ import type { TableInfo } from "../core/table.js";
 import type { TableRules } from "../capture/constraints.js";
 import { splitImage, type Image } from "../core/image.js";
 import { changedColumns } from "../core/conflict-rule.js";
-
-/** One `_sync_queue` row as the applier reads it (images as json text). */
-export interface LogEntry {
-  id: number;
-  schema: string;
-  table: string;
-  op: "I" | "U" | "D" | "T";
-  oldRow: string | null;
-  newRow: string | null;
-  priority: number;
-}
+import type { LogEntry } from "../log/queue.js";
 
 interface RowState {
   table: TableInfo;

@@ -114,3 +114,15 @@ async function ownedSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequ
   }
   return out;
 }
+
+/** Drop every leased block (the blocks of a copied database belong to the original). */
+export async function forgetLeases(d: Driver): Promise<void> {
+  const { rows } = await d.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], { prepare: false });
+  if (rows[0]?.found) await d.exec(`DELETE FROM ${LEASE_TABLE}`);
+}
+
+/** How many leased blocks are left. */
+export async function leasedBlocks(d: Driver): Promise<number> {
+  const { rows } = await d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], { prepare: false });
+  return rows[0]!.n;
+}

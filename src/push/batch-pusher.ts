@@ -1,0 +1,162 @@
+import { halves, isolateRefused } from "../core/bisect.js";
+import { SyncError } from "../core/errors.js";
+import { toRanges } from "../core/ranges.js";
+import { isRowLevel } from "../core/sqlstate.js";
+import { deleteEntries } from "../log/queue.js";
+import type { Batch } from "./batches.js";
+import type { RowOp } from "./coalesce.js";
+import { PUSH_FAILED, type PushContext } from "./context.js";
+import { groupOps, toGroupWrite } from "./groups.js";
+import { describeBatch, describeError, keepRejected } from "./rejection.js";
+import { scheduler } from "./scheduler.js";
+import { batchSql, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
+
+/** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
+const CONFLICT_ROUNDS = 5;
+
+/**
+ * Push a window's batches through the scheduler: a batch runs alongside the one before it only where
+ * planBatches allows (same table, same kind of write); the first failure stops the rest of the window.
+ */
+export async function pushBatches(ctx: PushContext, batches: Batch[]): Promise<void> {
+  const queue = scheduler(ctx.options);
+  let failure: unknown;
+  for (const batch of batches) {
+    if (!batch.concurrentWithPrevious) await queue.onIdle();
+    if (failure) break;
+    void queue.add(() =>
+      pushBatch(ctx, batch).catch((err: unknown) => {
+        failure ??= err;
+      }),
+    );
+  }
+  await queue.onIdle();
+  if (failure) throw failure;
+}
+
+/** Push a batch; if the remote refuses it for good, find the refused rows by halving (core/bisect.ts) and apply the rest. */
+function pushBatch(ctx: PushContext, batch: Batch): Promise<void> {
+  return isolateRefused(
+    batch,
+    (b) => applyAndDrop(ctx, b),
+    (b, err) => {
+      const parts = isRefusal(err) && isRowLevel(err.cause ?? err) ? halves(b.ops) : undefined;
+      return parts?.map((ops) => ({ truncates: [], ops, entryIds: ops.flatMap((o) => o.entryIds), concurrentWithPrevious: false }));
+    },
+    (b, err) => reject(ctx, b, err),
+  );
+}
+
+/** Only the remote's refusal of the batch is isolated or set aside; anything else ends the sync. */
+function isRefusal(err: unknown): err is SyncError {
+  return err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable;
+}
+
+async function applyAndDrop(ctx: PushContext, batch: Batch): Promise<void> {
+  const outcome = await applyRemotely(ctx, batch);
+  // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally. (A local
+  // failure here is neither retried nor a rejection: the ledger row makes the next sync finish the clean-up.)
+  try {
+    await ctx.local.run((d) => deleteEntries(d, toRanges(batch.entryIds)));
+  } catch (err) {
+    throw new LocalCleanupFailed(err);
+  }
+  ctx.tally.appliedBatchIds.push(batchIdOf(batch));
+  if (outcome.fresh) {
+    ctx.tally.applied += outcome.writes;
+    ctx.tally.batches++;
+  }
+  ctx.tally.count(batch.entryIds.length);
+}
+
+/** A batch the remote refused for good, that halving cannot split further: stop, or set it aside (`onReject`). */
+async function reject(ctx: PushContext, batch: Batch, err: unknown): Promise<void> {
+  if (err instanceof LocalCleanupFailed) throw err.cause;
+  if (!isRefusal(err)) throw err;
+  const cause = err.cause ?? err;
+  const message = ctx.remote.redact(`the remote rejected the ${describeBatch(batch)}: ${describeError(cause)}`);
+  // Only a refusal of these very rows may be set aside; an error about the statement or the table itself
+  // (permissions, a missing column...) would refuse every row alike: stop even with onReject "skip".
+  const skippable = isRowLevel(cause) || batch.ops.length === 0;
+  if (ctx.options.onReject === "stop" || !skippable) throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
+  await ctx.local.run((d) => keepRejected(d, batch, cause));
+  ctx.tally.rejected += batch.entryIds.length;
+  ctx.tally.count(batch.entryIds.length);
+}
+
+/** A local failure after the batch was applied: not the remote's refusal, so never halved nor set aside. */
+class LocalCleanupFailed {
+  constructor(readonly cause: unknown) {}
+}
+
+/**
+ * The batch as one remote statement (atomic without a client-side transaction): check the remote rows,
+ * claim it in the ledger, write it. If rows conflict, nothing is written: they are settled (recorded, and
+ * their local rows set) and the batch goes again with what settling decided, expecting the remote rows it
+ * was decided against. fresh: false if an earlier attempt had applied it already.
+ */
+async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: boolean; writes: number }> {
+  const { remote, clientId, testHooks } = ctx;
+  const batchId = batchIdOf(batch);
+  const ranges = toRanges(batch.entryIds);
+  if (batch.truncates.length > 0) {
+    // A DO block cannot say whether the claim was new: counted as applied either way. (planBatches gives
+    // truncations a batch of their own.)
+    await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
+      await remote.sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
+      await testHooks.afterRemoteCommit?.();
+    });
+    return { fresh: true, writes: batch.truncates.length };
+  }
+  let ops = batch.ops;
+  /** Writes decided by settling a conflict -> the change as captured. */
+  const captured = new Map<RowOp, RowOp>();
+  for (let round = 1; ; round++) {
+    const groups = groupOps(ops);
+    const { text, params } = batchSql(groups.map(toGroupWrite));
+    const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
+      const [row] = await remote.sql
+        .unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...params])
+        .catch((err: unknown) => {
+          if (!isRace(err)) throw err;
+          throw new SyncError("CONFLICT_RACE", `another session inserted a row of the ${describeBatch(batch)} while it was pushed`, {
+            cause: err,
+            retryable: true,
+          });
+        });
+      const conflicts = parseConflicts(row?.conflicts ?? null);
+      if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();
+      return { row, conflicts };
+    });
+    if (conflicts.length === 0) return { fresh: row?.fresh === true, writes: ops.length };
+    if (round === CONFLICT_ROUNDS) {
+      throw new SyncError(
+        "CONFLICT_CHURN",
+        `rows of ${describeBatch(batch)} changed on the remote during each of ${round} attempts to settle their conflicts`,
+        { retryable: true },
+      );
+    }
+    const found = conflicts.map((c) => {
+      const pushed = groups[c.group]!.ops[c.row - 1]!;
+      return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote };
+    });
+    const decided = await ctx.settler.settle(found);
+    ctx.tally.conflicts += found.length;
+    const instead = new Map(found.map((f, i) => [f.pushed, decided[i]]));
+    ops = ops.flatMap((op) => {
+      if (!instead.has(op)) return [op];
+      const next = instead.get(op);
+      if (next) captured.set(next, captured.get(op) ?? op);
+      return next ? [next] : [];
+    });
+    // Every write settled away (skipped): nothing left to push, the batch's entries are done.
+    if (ops.length === 0) return { fresh: true, writes: 0 };
+  }
+}
+
+/** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */
+function batchIdOf(batch: Batch): number {
+  let min = Infinity;
+  for (const id of batch.entryIds) if (id < min) min = id;
+  return min;
+}

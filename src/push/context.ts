@@ -1,0 +1,31 @@
+import type { Catalog } from "../capture/catalog.js";
+import type { TableRules } from "../capture/constraints.js";
+import type { ResolvedSync, TestHooks } from "../core/options.js";
+import type { TableInfo } from "../core/table.js";
+import type { LocalAccess } from "../local/access.js";
+import type { Remote } from "../remote/remote.js";
+import type { CopyLayout } from "./copy.js";
+import type { ConflictSettler } from "./settle.js";
+import type { Tally } from "./tally.js";
+
+/** What every part of one sync works with: its dependencies, what it found at the start, and its tally. */
+export interface PushContext {
+  local: LocalAccess;
+  remote: Remote;
+  options: ResolvedSync;
+  settler: ConflictSettler;
+  testHooks: TestHooks;
+  tally: Tally;
+  catalog: Catalog;
+  /** Each synced table's rank in foreign-key dependency order (parents first). */
+  order: Map<number, number>;
+  rules: Map<number, TableRules>;
+  clientId: string;
+  /** The log's last id at the start: the sync drains up to it. */
+  maxId: number;
+  /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
+  layouts: (table: TableInfo) => CopyLayout | undefined;
+}
+
+/** The code a batch's remote failure carries: retryable, or the remote's refusal of the batch. */
+export const PUSH_FAILED = "REMOTE_PUSH_FAILED";

@@ -1,0 +1,70 @@
+import type { TableInfo } from "../core/table.js";
+import { writableIn, type RowOp } from "./coalesce.js";
+import type { GroupWrite } from "./statements.js";
+
+/** Row writes of one table, one statement shape and one way of checking the remote rows, applied together. */
+export interface OpGroup {
+  kind: RowOp["kind"];
+  table: TableInfo;
+  columns: string[];
+  set: string[];
+  check: Check;
+  ops: RowOp[];
+}
+
+/**
+ * How a change is checked against the remote row before it is written: the columns compared with the row
+ * the remote should hold (`expected`: the before image, or after a settled conflict the remote row it was
+ * settled against; "none": the remote should have no row, or the same row as the one written).
+ */
+interface Check {
+  columns: string[];
+  expected: "base" | "settled" | "none";
+}
+
+function checkOf(op: RowOp, columns: string[]): Check {
+  const all = op.table.writable;
+  if (op.expected !== undefined) return { columns: all, expected: "settled" };
+  if (op.kind === "delete") return { columns: all, expected: "base" };
+  if (op.kind === "move") return { columns: op.set, expected: "base" };
+  if (op.base === null) return { columns, expected: "none" };
+  // Deleted and inserted again: the change touched every column.
+  return { columns: op.reinserted ? all : op.set, expected: "base" };
+}
+
+/**
+ * Groups a batch's ops by statement shape. Ops of different rows commute (Coalescer.add keeps dependent
+ * ones out of the window), except in a table referencing itself, where a group holds only consecutive ops
+ * so that parent rows are still written before their children.
+ */
+export function groupOps(ops: RowOp[]): OpGroup[] {
+  const groups = new Map<string, OpGroup>();
+  const out: OpGroup[] = [];
+  for (const op of ops) {
+    const columns = op.kind === "delete" ? [] : writableIn(op.table, op.image);
+    const set = op.kind === "delete" ? [] : op.set;
+    const check = checkOf(op, columns);
+    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}`;
+    let g = groups.get(key);
+    if (g && g !== out[out.length - 1] && op.table.references.includes(op.table.oid)) g = undefined;
+    if (!g) {
+      g = { kind: op.kind, table: op.table, columns, set, check, ops: [] };
+      groups.set(key, g);
+      out.push(g);
+    }
+    g.ops.push(op);
+  }
+  return out;
+}
+
+export function toGroupWrite(g: OpGroup): GroupWrite {
+  const check = {
+    columns: g.check.columns,
+    acceptTarget: g.kind !== "move",
+    ...(g.check.expected === "none" ? {} : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
+  };
+  const table = g.table;
+  if (g.kind === "delete") return { kind: "delete", table, check, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key) };
+  if (g.kind === "upsert") return { kind: "upsert", table, check, columns: g.columns, set: g.set, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image) };
+  return { kind: "move", table, check, columns: g.columns, set: g.set, rows: g.ops as Extract<RowOp, { kind: "move" }>[] };
+}

@@ -1,0 +1,88 @@
+import type { TableInfo } from "../core/table.js";
+import { toRanges } from "../core/ranges.js";
+import { SyncError } from "../core/errors.js";
+import { deleteEntries, readPage, type LogEntry } from "../log/queue.js";
+import { setAside } from "../log/rejected.js";
+import { planBatches, type Batch } from "./batches.js";
+import { Coalescer } from "./coalesce.js";
+import type { PushContext } from "./context.js";
+
+/** A window's batches, the last entry it read, and whether the log ends there. */
+export interface Window {
+  batches: Batch[];
+  cursor: number;
+  exhausted: boolean;
+}
+
+/**
+ * The window source: reads the log after `cursor` (of the `only` tables, if given) until a window holds
+ * `windowRows` distinct rows (so memory stays bounded however long the queue is), is cut, or the log ends;
+ * coalesces it and plans its batches. No-op changes are dropped here; entries of tables no longer synced
+ * are set aside (or stop the sync, `onReject: "stop"`).
+ */
+export async function readWindow(ctx: PushContext, only: string[] | undefined, cursor: number): Promise<Window> {
+  const { catalog, maxId, tally, options } = ctx;
+  const windowRows = Math.max(10_000, options.batchSize * options.concurrency * 8);
+  const coalescer = new Coalescer(ctx.rules);
+  const unknown: LogEntry[] = [];
+  let exhausted = false;
+  let cut = false;
+  while (!cut && coalescer.rowCount < windowRows) {
+    const page = await ctx.local.run((d) => readPage(d, cursor, maxId, only));
+    for (const e of page.entries) {
+      const table = catalog.table(e.schema, e.table);
+      if (table && !table.uncapturable) {
+        // The coalescer refuses an entry that depends on the window's earlier writes in a way its
+        // reordering would break: the window ends here and the next one starts with that entry.
+        if (!coalescer.add(e, table)) {
+          cut = true;
+          break;
+        }
+      } else unknown.push(e);
+      cursor = e.id;
+    }
+    if (!cut && page.hi >= maxId) {
+      exhausted = true;
+      break;
+    }
+  }
+  if (unknown.length > 0) await rejectUnknown(ctx, unknown);
+  const window = coalescer.result();
+  if (window.noop.length > 0) {
+    const ids = window.noop.flatMap((n) => n.entryIds);
+    await ctx.local.run((d) => deleteEntries(d, toRanges(ids)));
+    for (const n of window.noop) tally.table(n.table, n.entryIds.length);
+    tally.count(ids.length);
+  }
+  for (const t of window.truncates) tally.table(t.table, t.entryIds.length);
+  for (const op of window.rows) tally.table(op.table, op.entryIds.length);
+  return { batches: planBatches(window, ctx.order, options.batchSize), cursor, exhausted };
+}
+
+async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<void> {
+  const names = [...new Set(entries.map((e) => `${e.schema}.${e.table}`))].join(", ");
+  const message = `queued changes of ${names} cannot be pushed: the table is no longer synced locally (dropped, renamed, excluded or without a primary key)`;
+  if (ctx.options.onReject === "stop") throw new SyncError("TABLE_NOT_SYNCED", message, { retryable: false });
+  const changes = entries.map((e) => ({ queueIds: [e.id], schema: e.schema, table: e.table, op: e.op, oldRow: e.oldRow, newRow: e.newRow, message }));
+  await ctx.local.run((d) => setAside(d, changes, entries.map((e) => e.id)));
+  ctx.tally.rejected += entries.length;
+  for (const e of entries) ctx.tally.table(`${e.schema}.${e.table}`, 1);
+  ctx.tally.count(entries.length);
+}
+
+/** The tables named (and the tables they reference, recursively): a prioritized table's pending parents come along. */
+export function withAncestors(names: string[], ctx: Pick<PushContext, "catalog">): string[] {
+  const out = new Set<string>();
+  const visit = (t: TableInfo | undefined) => {
+    if (!t) return;
+    const name = `${t.schema}.${t.name}`;
+    if (out.has(name)) return;
+    out.add(name);
+    for (const ref of t.references) visit(ctx.catalog.tables.get(ref));
+  };
+  for (const n of names) {
+    const dot = n.indexOf(".");
+    visit(ctx.catalog.table(n.slice(0, dot), n.slice(dot + 1)));
+  }
+  return [...out];
+}
