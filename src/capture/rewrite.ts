@@ -2,7 +2,7 @@ import { CaptureError } from "../core/errors.js";
 import { quoteIdent, quoteLiteral, qualified } from "../core/sql.js";
 import type { Catalog } from "./catalog.js";
 import type { TableInfo } from "../core/table.js";
-import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "../log/tables.js";
+import { NEXT_LOG_ID, logRowChangesSql } from "../log/capture.js";
 import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
@@ -224,7 +224,7 @@ function addCaptureReturning(body: Node, unused: (base: string) => string): void
   const oldAlias = aliasFor("RETURNING_OPTION_OLD", "old");
   const newAlias = aliasFor("RETURNING_OPTION_NEW", "new");
   const capture = parseSelect(
-    `SELECT nextval(${quoteLiteral(qualified("public", QUEUE_ID_SEQUENCE))}::regclass) AS ${ID_COL}, ` +
+    `SELECT ${NEXT_LOG_ID} AS ${ID_COL}, ` +
       `to_json(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_json(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
   ).targetList as Node[];
   body.returningClause = { options, exprs: [...capture, ...(clause.exprs ?? [])] };
@@ -252,12 +252,10 @@ function levelNames(body: Node): Set<string> {
 
 /** INSERT INTO _sync_queue of the capture columns of every capturing WITH query. */
 function logInsert(sources: { cte: string; table: TableInfo }[]): Node {
-  const selects = sources.map(
-    ({ cte, table }) =>
-      `SELECT ${ID_COL}, ${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ` +
-      `CASE WHEN ${OLD_COL} IS NULL THEN 'I' WHEN ${NEW_COL} IS NULL THEN 'D' ELSE 'U' END, ${OLD_COL}, ${NEW_COL} FROM ${quoteIdent(cte)}`,
+  const insert = logRowChangesSql(
+    sources.map(({ cte, table }) => ({ cte, schema: table.schema, table: table.name })),
+    { id: ID_COL, oldRow: OLD_COL, newRow: NEW_COL },
   );
-  const insert = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (id, schema_name, table_name, op, old_row, new_row) ${selects.join(" UNION ALL ")}`;
   return parseStatements(insert)[0]!.stmt.InsertStmt as Node;
 }
 

@@ -1,6 +1,7 @@
 import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../log/tables.js";
+import { logTruncatesSql } from "../log/capture.js";
 import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
 import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
 import { CaptureError } from "../core/errors.js";
@@ -294,7 +295,6 @@ function truncateStep(text: string, body: Node, catalog: Catalog): Step {
       `cannot capture TRUNCATE on synced table ${bad.schema}.${bad.name}: ${bad.uncapturable}`,
     );
   }
-  const values = tables.map((t) => `(${quoteLiteral(t.schema)}, ${quoteLiteral(t.name)}, 'T')`).join(", ");
-  const log = `INSERT INTO ${qualified("public", QUEUE_TABLE)} (schema_name, table_name, op) VALUES ${values}`;
+  const log = logTruncatesSql(tables);
   return { sql: `${deparse({ TruncateStmt: body })};\n${log}`, shape: "as-is", hiddenResults: 1, prepare: false, effect: "none", tables };
 }
