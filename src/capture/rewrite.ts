@@ -1,5 +1,5 @@
 import { CaptureError } from "../core/errors.js";
-import { quoteIdent, quoteLiteral, qualified } from "../core/sql.js";
+import { quoteIdent } from "../core/sql.js";
 import type { Catalog } from "./catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { NEXT_LOG_ID, logRowChangesSql } from "../log/capture.js";

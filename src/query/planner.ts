@@ -6,7 +6,6 @@ import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } fro
 import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
 import { CaptureError } from "../core/errors.js";
 import { Lru } from "../core/lru.js";
-import { qualified, quoteLiteral } from "../core/sql.js";
 
 /** What running a statement does to Ominipg's caches. */
 export type Effect = "none" | "ddl" | "commit" | "rollback";
