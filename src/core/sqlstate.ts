@@ -43,8 +43,10 @@ export function sqlstateScope(code: string): SqlstateScope {
 
 /** The SQLSTATE of a PostgreSQL error (postgres.js or PGlite), or undefined for any other error. */
 export function sqlstateOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  const e = err as { code?: unknown; syscall?: unknown } | null | undefined;
+  // A Node system error (EPIPE...) can have the shape of a SQLSTATE; it says which call failed.
+  if (typeof e?.code !== "string" || e.syscall !== undefined) return undefined;
+  return /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
 }
 
 /** Does the error refuse particular rows (see SqlstateScope)? */

@@ -30,11 +30,12 @@ export const TLS_REFUSED = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_\w+|\w*CERT
 export function isRetryable(err: unknown): boolean {
   // Ominipg's own errors say it themselves (a schema mismatch or a SchemaError is not worth retrying).
   if (err instanceof OminipgError) return err instanceof SyncError && err.retryable;
-  const sqlstate = sqlstateOf(err);
-  if (sqlstate) return sqlstateScope(sqlstate) === "retryable";
   const code = String((err as { code?: unknown } | null | undefined)?.code ?? "");
   if (TLS_REFUSED.test(code)) return false; // trying again cannot fix a certificate
+  // Before the SQLSTATE: a Node code such as EPIPE has the shape of one.
   if (RETRYABLE_NODE.has(code)) return true;
+  const sqlstate = sqlstateOf(err);
+  if (sqlstate) return sqlstateScope(sqlstate) === "retryable";
   return err instanceof Error && !("severity" in err); // not a PostgreSQL error: the network, most likely
 }
 
