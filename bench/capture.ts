@@ -53,13 +53,15 @@ export async function runCapture(cfg: CaptureConfig): Promise<CaptureResult> {
     cfg.log(`capture: opening the four contenders (${storage})`);
     const contenders: Contender[] = [];
     try {
-      for (const id of IDS) contenders.push(await openContender(id, storage, `${cfg.root}/${storage}`, cfg.syncUrl, cfg.template));
+      for (const id of IDS)
+        contenders.push(await openContender(id, storage, `${cfg.root}/${storage}`, cfg.syncUrl, cfg.template));
       settings[storage] = {} as Record<ContenderId, Record<string, string>>;
       for (const c of contenders) settings[storage][c.id] = await c.settings();
 
       const skip = cfg.skip ?? new Set<string>();
       if (!skip.has("single")) measurements.push(...(await single(contenders, storage, cfg)));
-      if (!skip.has("bulk") && cfg.bulkStorages.includes(storage)) measurements.push(...(await bulkStatements(contenders, storage, cfg)));
+      if (!skip.has("bulk") && cfg.bulkStorages.includes(storage))
+        measurements.push(...(await bulkStatements(contenders, storage, cfg)));
       if (!skip.has("tx")) measurements.push(await transactions(contenders, storage, cfg));
     } finally {
       for (const c of contenders) await c.close().catch(() => {});
@@ -104,7 +106,9 @@ async function timeWrites(
       }
     }
     for (const c of contenders) await expectLogged(c, logged.changes, logged.after);
-    cfg.log(`${label}: run ${run + 1}/${total}${run < cfg.warmup ? " (warm-up)" : ""}: ${summary(ms, run - cfg.warmup, perStatement)}`);
+    cfg.log(
+      `${label}: run ${run + 1}/${total}${run < cfg.warmup ? " (warm-up)" : ""}: ${summary(ms, run - cfg.warmup, perStatement)}`,
+    );
   }
   for (const c of contenders) await c.reset();
   return ms;
@@ -113,13 +117,27 @@ async function timeWrites(
 async function single(contenders: Contender[], storage: Storage, cfg: CaptureConfig): Promise<Measurement[]> {
   const n = cfg.singleStatements;
   const logged = { changes: 3 * n, after: `${n} single-row INSERTs, UPDATEs and DELETEs` };
-  const ms = await timeWrites(contenders, cfg, `capture/single ${storage}`, logged, async (c, op) => {
-    const sql = SINGLE[op];
-    if (op === "insert") for (let id = 1; id <= n; id++) await c.query(sql, insertParams(id));
-    else if (op === "update") for (let id = 1; id <= n; id++) await c.query(sql, [id, 1]);
-    else for (let id = 1; id <= n; id++) await c.query(sql, [id]);
-  }, n);
-  return OPS.map((op) => ({ section: "single", storage, op: op.toUpperCase(), work: n, unit: "statement", ms: ms[op] }));
+  const ms = await timeWrites(
+    contenders,
+    cfg,
+    `capture/single ${storage}`,
+    logged,
+    async (c, op) => {
+      const sql = SINGLE[op];
+      if (op === "insert") for (let id = 1; id <= n; id++) await c.query(sql, insertParams(id));
+      else if (op === "update") for (let id = 1; id <= n; id++) await c.query(sql, [id, 1]);
+      else for (let id = 1; id <= n; id++) await c.query(sql, [id]);
+    },
+    n,
+  );
+  return OPS.map((op) => ({
+    section: "single",
+    storage,
+    op: op.toUpperCase(),
+    work: n,
+    unit: "statement",
+    ms: ms[op],
+  }));
 }
 
 async function bulkStatements(contenders: Contender[], storage: Storage, cfg: CaptureConfig): Promise<Measurement[]> {
@@ -130,7 +148,14 @@ async function bulkStatements(contenders: Contender[], storage: Storage, cfg: Ca
     await c.query(sqls[op]);
   });
   return [
-    { section: "bulk", storage, op: `INSERT ... SELECT ${n.toLocaleString("en-US")} rows`, work: n, unit: "row", ms: ms.insert },
+    {
+      section: "bulk",
+      storage,
+      op: `INSERT ... SELECT ${n.toLocaleString("en-US")} rows`,
+      work: n,
+      unit: "row",
+      ms: ms.insert,
+    },
     { section: "bulk", storage, op: `UPDATE ${n.toLocaleString("en-US")} rows`, work: n, unit: "row", ms: ms.update },
     { section: "bulk", storage, op: `DELETE ${n.toLocaleString("en-US")} rows`, work: n, unit: "row", ms: ms.delete },
   ];
@@ -169,10 +194,18 @@ async function transactions(contenders: Contender[], storage: Storage, cfg: Capt
 function summary(ms: Record<string, Record<ContenderId, number[]>>, index: number, perStatement?: number): string {
   if (index < 0) return "";
   return Object.entries(ms)
-    .map(([op, byId]) => `${op} ` + IDS.map((id) => {
-      const v = byId[id][index];
-      return v === undefined ? "" : perStatement ? `${id}=${((v * 1000) / perStatement).toFixed(0)}µs` : `${id}=${v.toFixed(0)}ms`;
-    }).join(" "))
+    .map(
+      ([op, byId]) =>
+        `${op} ` +
+        IDS.map((id) => {
+          const v = byId[id][index];
+          return v === undefined
+            ? ""
+            : perStatement
+              ? `${id}=${((v * 1000) / perStatement).toFixed(0)}µs`
+              : `${id}=${v.toFixed(0)}ms`;
+        }).join(" "),
+    )
     .join(" | ");
 }
 

@@ -55,7 +55,9 @@ async function main(): Promise<void> {
   const db = await Ominipg.connect({ url: cfg.url, syncUrl: cfg.syncUrl, schemaSQL: [ITEMS_DDL], ...template });
   db.on("error", () => {});
   // Warm up every code path once (capture, read, coalesce, push) so the baseline includes loaded code.
-  await db.query(`INSERT INTO items (id, name, qty, price) SELECT -g, 'warm ' || g, 0, 0 FROM generate_series(1, 2000) AS g`);
+  await db.query(
+    `INSERT INTO items (id, name, qty, price) SELECT -g, 'warm ' || g, 0, 0 FROM generate_series(1, 2000) AS g`,
+  );
   await db.sync();
   await rawDriver(db).exec("CHECKPOINT");
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -70,11 +72,15 @@ async function main(): Promise<void> {
   let start = performance.now();
   for (let lo = 1; lo <= cfg.changes; lo += cfg.chunk) {
     const hi = Math.min(cfg.changes, lo + cfg.chunk - 1);
-    await db.query(`INSERT INTO items (id, name, qty, price) SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(${lo}, ${hi}) AS g`);
+    await db.query(
+      `INSERT INTO items (id, name, qty, price) SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(${lo}, ${hi}) AS g`,
+    );
     sample();
   }
   const captureMs = performance.now() - start;
-  const { rows } = await rawDriver(db).query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`, [], { prepare: false });
+  const { rows } = await rawDriver(db).query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`, [], {
+    prepare: false,
+  });
   if (rows[0]!.n !== cfg.changes) throw new Error(`expected ${cfg.changes} pending changes, found ${rows[0]!.n}`);
   sample();
 

@@ -22,7 +22,14 @@ export interface MemoryResult extends MemoryChildResult {
 
 export async function runMemory(
   server: RemoteServer,
-  opts: { storage: Storage; changes: number; chunk: number; root: string; templatePath: string; log: (l: string) => void },
+  opts: {
+    storage: Storage;
+    changes: number;
+    chunk: number;
+    root: string;
+    templatePath: string;
+    log: (l: string) => void;
+  },
 ): Promise<MemoryResult> {
   const { storage, changes, chunk, root, templatePath, log } = opts;
   const syncUrl = await createDatabase(server, `bench_memory_${storage}`);
@@ -31,7 +38,9 @@ export async function runMemory(
   const script = join(fileURLToPath(new URL(".", import.meta.url)), "memory-child.js");
   log(`memory: child process, ${changes.toLocaleString("en-US")} changes (${storage})`);
   const started = performance.now();
-  const child = spawn(process.execPath, ["--expose-gc", script, JSON.stringify(cfg)], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--expose-gc", script, JSON.stringify(cfg)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const procPeak: Record<string, number> = { capture: 0, drain: 0 };
   let phase = "setup";
   const timer = setInterval(() => {
@@ -55,9 +64,21 @@ export async function runMemory(
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
   clearInterval(timer);
   if (code !== 0) throw new Error(`memory child exited with ${code}: ${stderr.trim()}`);
-  const line = stdout.trim().split("\n").filter((l) => !l.startsWith("@")).at(-1) ?? "";
+  const line =
+    stdout
+      .trim()
+      .split("\n")
+      .filter((l) => !l.startsWith("@"))
+      .at(-1) ?? "";
   const result = JSON.parse(line) as MemoryChildResult;
-  return { ...result, storage, changes, procPeakCaptureRss: procPeak.capture ?? 0, procPeakDrainRss: procPeak.drain ?? 0, wallMs: performance.now() - started };
+  return {
+    ...result,
+    storage,
+    changes,
+    procPeakCaptureRss: procPeak.capture ?? 0,
+    procPeakDrainRss: procPeak.drain ?? 0,
+    wallMs: performance.now() - started,
+  };
 }
 
 /** The peak to report: the highest RSS seen during capture and drain, by the child's own samples or the parent's /proc samples. */

@@ -37,7 +37,12 @@ export async function runPush(server: RemoteServer, cfg: PushConfig): Promise<Pu
   const url = await createDatabase(server, "bench_push");
   const remote = rawClient(url, 2);
   await remote.unsafe(ITEMS_DDL);
-  const db = await Ominipg.connect({ url: ":memory:", syncUrl: url, schemaSQL: [ITEMS_DDL], ...(cfg.template ? { loadDataDir: cfg.template } : {}) });
+  const db = await Ominipg.connect({
+    url: ":memory:",
+    syncUrl: url,
+    schemaSQL: [ITEMS_DDL],
+    ...(cfg.template ? { loadDataDir: cfg.template } : {}),
+  });
   db.on("error", () => {});
   const local = rawDriver(db);
   const runs: PushRun[] = [];
@@ -106,7 +111,9 @@ export async function runPush(server: RemoteServer, cfg: PushConfig): Promise<Pu
 }
 
 async function expectPending(db: Ominipg, n: number): Promise<void> {
-  const { rows } = await rawDriver(db).query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`, [], { prepare: false });
+  const { rows } = await rawDriver(db).query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`, [], {
+    prepare: false,
+  });
   if (rows[0]!.n !== n) throw new Error(`expected ${n} pending changes, found ${rows[0]!.n}`);
 }
 
@@ -123,5 +130,8 @@ async function expectSameRows(db: Ominipg, remote: postgres.Sql): Promise<void> 
   const { rows } = await rawDriver(db).query<{ n: number; h: string }>(q, [], { prepare: false });
   const [r] = await remote.unsafe<{ n: number; h: string }[]>(q);
   const l = rows[0]!;
-  if (l.n !== r!.n || l.h !== r!.h) throw new Error(`after sync() the remote differs from the local table: local ${l.n} rows (${l.h}), remote ${r!.n} rows (${r!.h})`);
+  if (l.n !== r!.n || l.h !== r!.h)
+    throw new Error(
+      `after sync() the remote differs from the local table: local ${l.n} rows (${l.h}), remote ${r!.n} rows (${r!.h})`,
+    );
 }

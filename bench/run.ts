@@ -121,8 +121,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--out") out = resolve(value());
     else if (a === "--no-out") out = undefined;
     else if (a === "--only") {
-      const list = value().split(",").map((s) => s.trim()) as Section[];
-      for (const s of list) if (!["capture", "push", "memory"].includes(s)) throw new Error(`--only: unknown section ${s}`);
+      const list = value()
+        .split(",")
+        .map((s) => s.trim()) as Section[];
+      for (const s of list)
+        if (!["capture", "push", "memory"].includes(s)) throw new Error(`--only: unknown section ${s}`);
       only = new Set(list);
     } else if (a === "--banner") banner = value();
     else if (a === "--runs") runs = Number(value());
@@ -155,7 +158,8 @@ async function main(): Promise<number> {
   const started = performance.now();
   const machine = describeMachine();
   const t0 = performance.now();
-  const log = (line: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+  const log = (line: string) =>
+    process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
   log(`ominipg bench, ${args.mode} mode, sections: ${[...args.only].join(", ")}`);
 
   const root = await mkdtemp(join(tmpdir(), "ominipg-bench-"));
@@ -221,7 +225,16 @@ async function main(): Promise<number> {
       const templatePath = join(root, "template.tar");
       await writeFile(templatePath, new Uint8Array(await template.arrayBuffer()));
       for (const storage of sizes.memoryStorages) {
-        memory.push(await runMemory(server, { storage, changes: sizes.memoryChanges, chunk: sizes.memoryChunk, root, templatePath, log }));
+        memory.push(
+          await runMemory(server, {
+            storage,
+            changes: sizes.memoryChanges,
+            chunk: sizes.memoryChunk,
+            root,
+            templatePath,
+            log,
+          }),
+        );
       }
     }
   } finally {
@@ -233,7 +246,9 @@ async function main(): Promise<number> {
   report.notes = await readFile(join(benchDir, "NOTES.md"), "utf8").catch(() => undefined);
   process.stdout.write(`\n${printReport(report)}\n\n`);
   const missed = targets(report).filter((t) => t.met === false).length;
-  process.stdout.write(`${args.mode} mode finished in ${(report.durationMs / 1000).toFixed(1)} s; targets missed: ${missed}\n`);
+  process.stdout.write(
+    `${args.mode} mode finished in ${(report.durationMs / 1000).toFixed(1)} s; targets missed: ${missed}\n`,
+  );
   if (args.out) {
     await writeFile(args.out, markdownReport(report));
     process.stdout.write(`wrote ${args.out}\n`);

@@ -28,7 +28,11 @@ export interface QueryOptions {
 
 /** The handle a `transaction()` callback gets: its queries run inside the transaction. */
 export interface Transaction {
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>;
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<T>>;
 }
 
 export class OminipgBase extends TypedEmitter<OminipgEvents> {
@@ -69,7 +73,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     await loadParser();
     const location = locate(options.url);
     if (location.kind === "server") {
-      if (options.syncUrl) throw new ConfigError("direct mode (a postgres:// url) cannot also sync: leave out syncUrl, or use a local url");
+      if (options.syncUrl)
+        throw new ConfigError(
+          "direct mode (a postgres:// url) cannot also sync: leave out syncUrl, or use a local url",
+        );
       const driver = new DirectDriver(location.url);
       await runSchema(driver, options.schemaSQL ?? [], "local").catch(async (err) => {
         await driver.close();
@@ -93,7 +100,11 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       lock?.release();
       if (cause instanceof OminipgError) throw cause;
       const where = location.kind === "directory" ? `the data directory ${location.path}` : "an in-memory database";
-      throw new LocalDatabaseError("LOCAL_OPEN_FAILED", `could not open ${where}: ${(cause as Error)?.message ?? cause}`, { cause });
+      throw new LocalDatabaseError(
+        "LOCAL_OPEN_FAILED",
+        `could not open ${where}: ${(cause as Error)?.message ?? cause}`,
+        { cause },
+      );
     }
     try {
       // Capture keeps each statement's row images until the log insert reads them; PGlite's 4 MB default
@@ -122,7 +133,11 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
    * Run one statement (with `$1..$n` parameters) or a script of statements (without parameters; the last
    * statement's result is returned). With `syncUrl`, writes to synced tables are captured for `sync()`.
    */
-  async query<T = Record<string, unknown>>(sql: string, params: readonly unknown[] = [], options: QueryOptions = {}): Promise<QueryResult<T>> {
+  async query<T = Record<string, unknown>>(
+    sql: string,
+    params: readonly unknown[] = [],
+    options: QueryOptions = {},
+  ): Promise<QueryResult<T>> {
     this.#assertOpen();
     if (typeof sql !== "string") throw new ConfigError("query() takes SQL text as its first argument");
     if (!Array.isArray(params)) throw new ConfigError("query() parameters must be an array");
@@ -140,7 +155,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     }
     return this.#session.run(async () => {
       if (this.driver.txStatus !== "idle") {
-        throw new OminipgError("TRANSACTION_ACTIVE", "a transaction opened with BEGIN through query() is still open; COMMIT or ROLLBACK it first");
+        throw new OminipgError(
+          "TRANSACTION_ACTIVE",
+          "a transaction opened with BEGIN through query() is still open; COMMIT or ROLLBACK it first",
+        );
       }
       const token = Symbol("tx");
       let open = true;
@@ -189,7 +207,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       for (;;) {
         this.#assertOpen();
         const outcome = await this.#session.run(async () =>
-          this.driver.txStatus === "idle" ? { done: true as const, value: await fn(this.driver) } : { done: false as const },
+          this.driver.txStatus === "idle"
+            ? { done: true as const, value: await fn(this.driver) }
+            : { done: false as const },
         );
         if (outcome.done) return outcome.value;
         await new Promise<void>((wake) => this.#idleWaiters.push(wake));
@@ -252,12 +272,19 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   async #execute<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const plan = await this.#planner.plan(sql);
     if (plan.kind === "script") {
-      return params.length > 0 ? this.driver.query<T>(sql, params, { prepare: false, rowMode }) : this.#runScript<T>(sql, plan.steps, rowMode);
+      return params.length > 0
+        ? this.driver.query<T>(sql, params, { prepare: false, rowMode })
+        : this.#runScript<T>(sql, plan.steps, rowMode);
     }
     return this.#runStep<T>(sql, plan.step, params, rowMode);
   }
 
-  async #runStep<T>(original: string, step: Step, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
+  async #runStep<T>(
+    original: string,
+    step: Step,
+    params: readonly unknown[],
+    rowMode: RowMode,
+  ): Promise<QueryResult<T>> {
     if (step.hiddenResults > 0 && params.length === 0) {
       const [first] = await this.driver.exec(step.sql, { rowMode });
       this.#afterStep(step);
@@ -266,7 +293,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     const captured = step.shape !== "as-is";
     let raw: QueryResult<unknown[]>;
     try {
-      raw = await this.driver.query<unknown[]>(step.sql, params, { prepare: step.prepare, rowMode: captured ? "array" : rowMode });
+      raw = await this.driver.query<unknown[]>(step.sql, params, {
+        prepare: step.prepare,
+        rowMode: captured ? "array" : rowMode,
+      });
     } catch (err) {
       throw await this.#originalError(err, original, step, params);
     }
@@ -343,7 +373,8 @@ export function inTransactionError(): OminipgError {
 /** The original statement's result from what a planned step returned as array rows. */
 function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode): QueryResult<unknown> {
   const command = step.command ?? raw.command;
-  if (step.shape === "captured-count") return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
+  if (step.shape === "captured-count")
+    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
   if (step.shape === "captured-logged") return { rows: [], fields: [], rowCount: raw.rowCount, command };
   const drop = step.shape === "captured-rows" ? CAPTURE_COLUMNS : 0;
   const fields = raw.fields.slice(drop);
@@ -353,7 +384,11 @@ function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode
 }
 
 /** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
-export async function runSchema(driver: Driver, statements: readonly string[], side: "local" | "remote"): Promise<void> {
+export async function runSchema(
+  driver: Driver,
+  statements: readonly string[],
+  side: "local" | "remote",
+): Promise<void> {
   if (statements.length === 0) return;
   await inLocalTransaction(driver, async () => {
     for (let i = 0; i < statements.length; i++) {

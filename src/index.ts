@@ -5,6 +5,23 @@ export type { QueryResult, Field } from "./core/driver.js";
 export type { OminipgEvents, Status } from "./types.js";
 export type { SyncResult } from "./push/types.js";
 export type { VerifyResult, TableDifference } from "./pull/verify.js";
-export { OminipgError, ConfigError, ClosedError, LocalDatabaseError, SchemaError, CaptureError, SyncError } from "./core/errors.js";
+export {
+  OminipgError,
+  ConfigError,
+  ClosedError,
+  LocalDatabaseError,
+  SchemaError,
+  CaptureError,
+  SyncError,
+} from "./core/errors.js";
 export type { PullResult, PullProgress, TablePull } from "./pull/types.js";
-export type { Row, Conflict, ConflictEvent, ConflictOptions, ConflictResolver, ConflictStrategy, ConflictResolutionKind, Resolution } from "./core/conflicts.js";
+export type {
+  Row,
+  Conflict,
+  ConflictEvent,
+  ConflictOptions,
+  ConflictResolver,
+  ConflictStrategy,
+  ConflictResolutionKind,
+  Resolution,
+} from "./core/conflicts.js";

@@ -43,11 +43,20 @@ export class Ominipg extends OminipgBase {
     super(driver, options, lock);
     this.#sync = resolveSyncOptions(options.sync);
     if (options.syncUrl) {
-      this.#remote = new Remote(options.syncUrl, options.schemaSQL ?? [], options.remoteSchema !== "skip", this.#sync.concurrency + 1, this.#sync.retry);
+      this.#remote = new Remote(
+        options.syncUrl,
+        options.schemaSQL ?? [],
+        options.remoteSchema !== "skip",
+        this.#sync.concurrency + 1,
+        this.#sync.retry,
+      );
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, options.testHooks);
-      this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, { sequences: options.sequences !== "lease" });
-      if (options.sequences === "lease") this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
+      this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, {
+        sequences: options.sequences !== "lease",
+      });
+      if (options.sequences === "lease")
+        this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
     }
   }
 
@@ -88,13 +97,20 @@ export class Ominipg extends OminipgBase {
   sync(): Promise<SyncResult> {
     if (this.closed) return Promise.reject(new ClosedError());
     if (!this.#syncer) {
-      return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "sync() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)"));
+      return Promise.reject(
+        new OminipgError(
+          "SYNC_NOT_CONFIGURED",
+          "sync() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)",
+        ),
+      );
     }
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
-    this.#inflight ??= this.#remoteWork.run(() => this.#runSync(syncer)).finally(() => {
-      this.#inflight = undefined;
-    });
+    this.#inflight ??= this.#remoteWork
+      .run(() => this.#runSync(syncer))
+      .finally(() => {
+        this.#inflight = undefined;
+      });
     return this.#inflight;
   }
 
@@ -106,12 +122,19 @@ export class Ominipg extends OminipgBase {
   pull(): Promise<PullResult> {
     if (this.closed) return Promise.reject(new ClosedError());
     if (!this.#puller) {
-      return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "pull() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)"));
+      return Promise.reject(
+        new OminipgError(
+          "SYNC_NOT_CONFIGURED",
+          "pull() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)",
+        ),
+      );
     }
     const puller = this.#puller;
-    this.#pulling ??= this.#remoteWork.run(() => this.#runPull(puller)).finally(() => {
-      this.#pulling = undefined;
-    });
+    this.#pulling ??= this.#remoteWork
+      .run(() => this.#runPull(puller))
+      .finally(() => {
+        this.#pulling = undefined;
+      });
     return this.#pulling;
   }
 
@@ -128,19 +151,38 @@ export class Ominipg extends OminipgBase {
   async status(): Promise<Status> {
     if (this.closed) throw new ClosedError();
     const mode = locate(this.options.url).kind;
-    if (mode === "server") return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null };
+    if (mode === "server")
+      return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null };
     const { clientId, pending, lastSync, lastPull } = await this.local.run(readLogStatus);
     let remote: Status["remote"] = null;
     if (this.#remote) {
       const r = this.#remote;
       remote = await Promise.race([
-        (clientId ? ledgerCount(r.sql, clientId) : Promise.resolve(0)).then((ledgerRows) => ({ url: redact(r.url), reachable: true, ledgerRows })),
+        (clientId ? ledgerCount(r.sql, clientId) : Promise.resolve(0)).then((ledgerRows) => ({
+          url: redact(r.url),
+          reachable: true,
+          ledgerRows,
+        })),
         new Promise<{ url: string; reachable: false; error: string }>((resolve) =>
-          setTimeout(() => resolve({ url: redact(r.url), reachable: false, error: "no answer within 5 s" }), 5000).unref(),
+          setTimeout(
+            () => resolve({ url: redact(r.url), reachable: false, error: "no answer within 5 s" }),
+            5000,
+          ).unref(),
         ),
-      ]).catch((err: unknown) => ({ url: redact(r.url), reachable: false, error: r.redact((err as Error)?.message ?? String(err)) }));
+      ]).catch((err: unknown) => ({
+        url: redact(r.url),
+        reachable: false,
+        error: r.redact((err as Error)?.message ?? String(err)),
+      }));
     }
-    return { clientId, mode: mode === "memory" ? "memory" : "directory", pending, lastSync: lastSync as Status["lastSync"], lastPull: lastPull as Status["lastPull"], remote };
+    return {
+      clientId,
+      mode: mode === "memory" ? "memory" : "directory",
+      pending,
+      lastSync: lastSync as Status["lastSync"],
+      lastPull: lastPull as Status["lastPull"],
+      remote,
+    };
   }
 
   /**
@@ -150,7 +192,10 @@ export class Ominipg extends OminipgBase {
    */
   unregister(): Promise<{ ledgerRows: number }> {
     if (this.closed) return Promise.reject(new ClosedError());
-    if (!this.#syncer) return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", "unregister() needs a local database with syncUrl"));
+    if (!this.#syncer)
+      return Promise.reject(
+        new OminipgError("SYNC_NOT_CONFIGURED", "unregister() needs a local database with syncUrl"),
+      );
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
     return this.#remoteWork.run(async () => ({ ledgerRows: await syncer.unregister() }));
@@ -285,7 +330,10 @@ export class Ominipg extends OminipgBase {
     const error =
       err instanceof OminipgError
         ? err
-        : new SyncError(code, `${what} failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, { cause: err, retryable: false });
+        : new SyncError(code, `${what} failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, {
+            cause: err,
+            retryable: false,
+          });
     this.emit("error", error);
     return error;
   }
@@ -295,5 +343,16 @@ export class Ominipg extends OminipgBase {
 function pullRecord(c: PullConflict): ConflictRecord {
   const dot = c.table.indexOf(".");
   const { key, queueId, base, local, remote } = c;
-  return { origin: "pull", schema: c.table.slice(0, dot), table: c.table.slice(dot + 1), key, queueId, base, local, remote, resolution: "local-pending", resolved: null };
+  return {
+    origin: "pull",
+    schema: c.table.slice(0, dot),
+    table: c.table.slice(dot + 1),
+    key,
+    queueId,
+    base,
+    local,
+    remote,
+    resolution: "local-pending",
+    resolved: null,
+  };
 }

@@ -20,7 +20,9 @@ const posts = pgTable("posts", {
   title: text("title").notNull(),
 });
 const usersRelations = relations(users, ({ many }) => ({ posts: many(posts) }));
-const postsRelations = relations(posts, ({ one }) => ({ author: one(users, { fields: [posts.userId], references: [users.id] }) }));
+const postsRelations = relations(posts, ({ one }) => ({
+  author: one(users, { fields: [posts.userId], references: [users.id] }),
+}));
 const schema = { users, posts, usersRelations, postsRelations };
 
 const schemaSQL = [
@@ -47,7 +49,10 @@ describe("ominipg/drizzle", () => {
   const queued = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`)).rows[0]!.n;
 
   it("inserts, updates, deletes and selects through query(), captured and synced", async () => {
-    const [ada] = await orm.insert(users).values({ name: "Ada", email: "ada@x", meta: { tags: ["math"] } }).returning();
+    const [ada] = await orm
+      .insert(users)
+      .values({ name: "Ada", email: "ada@x", meta: { tags: ["math"] } })
+      .returning();
     expect(ada).toMatchObject({ id: 1, name: "Ada", email: "ada@x", meta: { tags: ["math"] }, seenAt: null });
     expect(ada!.createdAt).toBeInstanceOf(Date);
     expectTypeOf(ada!).toEqualTypeOf<typeof users.$inferSelect>();
@@ -64,12 +69,19 @@ describe("ominipg/drizzle", () => {
       { id: 3, email: "cy@x" },
     ]);
 
-    const upd = await orm.update(users).set({ meta: { tags: ["eng"] } }).where(eq(users.email, "bob@x")).returning({ id: users.id, meta: users.meta });
+    const upd = await orm
+      .update(users)
+      .set({ meta: { tags: ["eng"] } })
+      .where(eq(users.email, "bob@x"))
+      .returning({ id: users.id, meta: users.meta });
     expect(upd).toEqual([{ id: 2, meta: { tags: ["eng"] } }]);
     await orm.update(users).set({ name: "Cyrus" }).where(eq(users.id, 3)); // no RETURNING: "execute"
     await orm.delete(users).where(eq(users.email, "ada@x"));
 
-    const rows = await orm.select().from(users).where(and(eq(users.name, "Bob"), sql`${users.meta}->'tags' ? 'eng'`));
+    const rows = await orm
+      .select()
+      .from(users)
+      .where(and(eq(users.name, "Bob"), sql`${users.meta}->'tags' ? 'eng'`));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id: 2, email: "bob@x", seenAt: new Date("2024-05-06T07:08:09.123Z") });
     const partial = await orm.select({ name: users.name }).from(users).orderBy(users.id);
@@ -120,9 +132,15 @@ describe("ominipg/drizzle", () => {
       }),
     ).rejects.toMatchObject({ cause: { code: "23505" } });
 
-    expect(await orm.select({ email: users.email }).from(users).orderBy(users.id)).toEqual([{ email: "bob@x" }, { email: "cy@x" }, { email: "dee@x" }]);
+    expect(await orm.select({ email: users.email }).from(users).orderBy(users.id)).toEqual([
+      { email: "bob@x" },
+      { email: "cy@x" },
+      { email: "dee@x" },
+    ]);
     expect(await queued()).toBe(before);
-    const leaked = await db.query(`SELECT count(*)::int AS n FROM _sync_queue WHERE new_row->>'email' IN ('eve@x', 'fay@x', 'gus@x') OR op = 'D'`);
+    const leaked = await db.query(
+      `SELECT count(*)::int AS n FROM _sync_queue WHERE new_row->>'email' IN ('eve@x', 'fay@x', 'gus@x') OR op = 'D'`,
+    );
     expect(leaked.rows).toEqual([{ n: 0 }]);
 
     await db.sync();
@@ -131,7 +149,9 @@ describe("ominipg/drizzle", () => {
       { id: 3, name: "Cyrus", email: "cy@x" },
       { id: 4, name: "Dee", email: "dee@x" },
     ]);
-    expect((await remote.sql`SELECT user_id, title FROM posts`).map((r) => ({ ...r }))).toEqual([{ user_id: 4, title: "hello" }]);
+    expect((await remote.sql`SELECT user_id, title FROM posts`).map((r) => ({ ...r }))).toEqual([
+      { user_id: 4, title: "hello" },
+    ]);
   });
 
   it("nests transactions as savepoints and honours transaction config", async () => {
@@ -152,9 +172,16 @@ describe("ominipg/drizzle", () => {
       },
       { isolationLevel: "serializable" },
     );
-    expect((await orm.select({ title: posts.title }).from(posts).where(eq(posts.userId, 3)).orderBy(posts.id)).map((p) => p.title)).toEqual(["kept", "kept too"]);
+    expect(
+      (await orm.select({ title: posts.title }).from(posts).where(eq(posts.userId, 3)).orderBy(posts.id)).map(
+        (p) => p.title,
+      ),
+    ).toEqual(["kept", "kept too"]);
     await db.sync();
-    expect((await remote.sql`SELECT title FROM posts WHERE user_id = 3 ORDER BY id`).map((r) => r.title)).toEqual(["kept", "kept too"]);
+    expect((await remote.sql`SELECT title FROM posts WHERE user_id = 3 ORDER BY id`).map((r) => r.title)).toEqual([
+      "kept",
+      "kept too",
+    ]);
   });
 
   it("maps joins with same-named columns, relational queries and raw execute()", async () => {
@@ -164,7 +191,11 @@ describe("ominipg/drizzle", () => {
       [2, "kept", 3, "Cyrus"],
       [4, "kept too", 3, "Cyrus"],
     ]);
-    const withPosts = await orm.query.users.findMany({ with: { posts: { columns: { title: true } } }, orderBy: users.id, columns: { id: true } });
+    const withPosts = await orm.query.users.findMany({
+      with: { posts: { columns: { title: true } } },
+      orderBy: users.id,
+      columns: { id: true },
+    });
     expect(withPosts).toEqual([
       { id: 2, posts: [] },
       { id: 3, posts: [{ title: "kept" }, { title: "kept too" }] },
@@ -173,15 +204,25 @@ describe("ominipg/drizzle", () => {
     const raw = await orm.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM ${users}`);
     expect(raw).toEqual([{ n: 3 }]);
     const locked = await orm.transaction((tx) =>
-      tx.select({ postId: posts.id, userId: users.id }).from(posts).innerJoin(users, eq(posts.userId, users.id)).where(eq(posts.id, 1)).for("update"),
+      tx
+        .select({ postId: posts.id, userId: users.id })
+        .from(posts)
+        .innerJoin(users, eq(posts.userId, users.id))
+        .where(eq(posts.id, 1))
+        .for("update"),
     );
     expect(locked).toEqual([{ postId: 1, userId: 4 }]);
   });
 
   it("maps RETURNING with a column named twice, and same-named columns from a write in WITH", async () => {
-    const twice = await orm.insert(posts).values({ userId: 2, title: "twice" }).returning({ a: posts.id, b: posts.id, t: posts.title });
+    const twice = await orm
+      .insert(posts)
+      .values({ userId: 2, title: "twice" })
+      .returning({ a: posts.id, b: posts.id, t: posts.title });
     expect(twice).toEqual([{ a: 5, b: 5, t: "twice" }]);
-    const gone = orm.$with("gone").as(orm.delete(posts).where(eq(posts.title, "twice")).returning({ id: posts.id, userId: posts.userId }));
+    const gone = orm
+      .$with("gone")
+      .as(orm.delete(posts).where(eq(posts.title, "twice")).returning({ id: posts.id, userId: posts.userId }));
     const result = await orm
       .with(gone)
       .select({ postId: gone.id, userId: users.id })
@@ -197,14 +238,25 @@ describe("ominipg/drizzle", () => {
 
   it("takes array rows when query() offers { rowMode: 'array' } (joins then run once)", async () => {
     const pg = await PGlite.create({ loadDataDir: await pgliteTemplate() });
-    await pg.exec(schemaSQL.join(";") + `; INSERT INTO users (name) VALUES ('A'); INSERT INTO posts (user_id, title) VALUES (1, 'p')`);
+    await pg.exec(
+      schemaSQL.join(";") +
+        `; INSERT INTO users (name) VALUES ('A'); INSERT INTO posts (user_id, title) VALUES (1, 'p')`,
+    );
     const seen: string[] = [];
     const query = async (text: string, params: readonly unknown[] = [], options?: { rowMode?: "array" | "object" }) => {
       seen.push(text);
       const r = await pg.query(text, params as unknown[], { rowMode: options?.rowMode ?? "object" });
-      return { rows: r.rows, fields: r.fields, rowCount: r.affectedRows ?? r.rows.length, command: "SELECT" } as QueryResult<never>;
+      return {
+        rows: r.rows,
+        fields: r.fields,
+        rowCount: r.affectedRows ?? r.rows.length,
+        command: "SELECT",
+      } as QueryResult<never>;
     };
-    const fake = { query, transaction: async <T,>(fn: (tx: { query: typeof query }) => Promise<T>) => fn({ query }) } as unknown as Parameters<typeof drizzle>[0];
+    const fake = {
+      query,
+      transaction: async <T>(fn: (tx: { query: typeof query }) => Promise<T>) => fn({ query }),
+    } as unknown as Parameters<typeof drizzle>[0];
     const joined = await drizzle(fake).select().from(posts).innerJoin(users, eq(posts.userId, users.id));
     expect(joined.map((j) => [j.posts.id, j.users.id, j.users.name])).toEqual([[1, 1, "A"]]);
     expect(seen, seen.join("\n")).toHaveLength(1);

@@ -14,7 +14,9 @@ interface Database {
   users: UsersTable;
 }
 
-const schemaSQL = [`CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, meta jsonb)`];
+const schemaSQL = [
+  `CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, meta jsonb)`,
+];
 
 describe("ominipg/kysely", () => {
   let remote: TestDatabase;
@@ -33,7 +35,8 @@ describe("ominipg/kysely", () => {
   });
 
   const queued = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`)).rows[0]!.n;
-  const remoteUsers = async () => (await remote.sql`SELECT id, name, email, meta FROM users ORDER BY id`).map((r) => ({ ...r }));
+  const remoteUsers = async () =>
+    (await remote.sql`SELECT id, name, email, meta FROM users ORDER BY id`).map((r) => ({ ...r }));
 
   it("inserts, updates, deletes and selects through query(), captured and synced", async () => {
     const ada = await k
@@ -51,18 +54,35 @@ describe("ominipg/kysely", () => {
     const ins = await k.insertInto("users").values(rows).executeTakeFirstOrThrow();
     expect(ins.numInsertedOrUpdatedRows).toBe(2n);
 
-    const upd = await k.updateTable("users").set({ meta: sql`'{"tags":["eng"]}'::jsonb` }).where("email", "=", "bob@x").executeTakeFirstOrThrow();
+    const upd = await k
+      .updateTable("users")
+      .set({ meta: sql`'{"tags":["eng"]}'::jsonb` })
+      .where("email", "=", "bob@x")
+      .executeTakeFirstOrThrow();
     expect(upd.numUpdatedRows).toBe(1n);
-    const renamed = await k.updateTable("users").set({ name: "Cyrus" }).where("id", "=", 3).returning(["id", "name"]).execute();
+    const renamed = await k
+      .updateTable("users")
+      .set({ name: "Cyrus" })
+      .where("id", "=", 3)
+      .returning(["id", "name"])
+      .execute();
     expect(renamed).toEqual([{ id: 3, name: "Cyrus" }]);
     const del = await k.deleteFrom("users").where("email", "=", "ada@x").executeTakeFirstOrThrow();
     expect(del.numDeletedRows).toBe(1n);
     const none = await k.deleteFrom("users").where("id", "=", 999).executeTakeFirstOrThrow();
     expect(none.numDeletedRows).toBe(0n);
 
-    const bob = await k.selectFrom("users").select(["id", "name", "meta"]).where("name", "=", "Bob").where(sql<boolean>`meta->'tags' ? 'eng'`).execute();
+    const bob = await k
+      .selectFrom("users")
+      .select(["id", "name", "meta"])
+      .where("name", "=", "Bob")
+      .where(sql<boolean>`meta->'tags' ? 'eng'`)
+      .execute();
     expect(bob).toEqual([{ id: 2, name: "Bob", meta: { tags: ["eng"] } }]);
-    const count = await k.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    const count = await k
+      .selectFrom("users")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(2);
     expect(await queued()).toBeGreaterThan(0);
 
@@ -76,7 +96,11 @@ describe("ominipg/kysely", () => {
 
   it("runs a transaction that commits, and rolls back one that throws (nothing local, nothing queued)", async () => {
     const id = await k.transaction().execute(async (trx) => {
-      const dee = await trx.insertInto("users").values({ name: "Dee", email: "dee@x" }).returning("id").executeTakeFirstOrThrow();
+      const dee = await trx
+        .insertInto("users")
+        .values({ name: "Dee", email: "dee@x" })
+        .returning("id")
+        .executeTakeFirstOrThrow();
       await trx.updateTable("users").set({ name: "Bob B." }).where("id", "=", 2).execute();
       return dee.id;
     });
@@ -104,13 +128,23 @@ describe("ominipg/kysely", () => {
     await expect(
       k.transaction().execute(async (trx) => {
         await trx.insertInto("users").values({ name: "Hal", email: "hal@x" }).execute();
-        await trx.insertInto("users").values({ name: "Bob again", email: "bob@x" }).execute().catch(() => {});
+        await trx
+          .insertInto("users")
+          .values({ name: "Bob again", email: "bob@x" })
+          .execute()
+          .catch(() => {});
       }),
     ).rejects.toMatchObject({ code: "TRANSACTION_ABORTED" });
 
-    expect(await k.selectFrom("users").select("email").orderBy("id").execute()).toEqual([{ email: "bob@x" }, { email: "cy@x" }, { email: "dee@x" }]);
+    expect(await k.selectFrom("users").select("email").orderBy("id").execute()).toEqual([
+      { email: "bob@x" },
+      { email: "cy@x" },
+      { email: "dee@x" },
+    ]);
     expect(await queued()).toBe(before);
-    const leaked = await db.query(`SELECT count(*)::int AS n FROM _sync_queue WHERE new_row->>'email' IN ('eve@x', 'gus@x', 'hal@x') OR op = 'D'`);
+    const leaked = await db.query(
+      `SELECT count(*)::int AS n FROM _sync_queue WHERE new_row->>'email' IN ('eve@x', 'gus@x', 'hal@x') OR op = 'D'`,
+    );
     expect(leaked.rows).toEqual([{ n: 0 }]);
 
     await db.sync();
@@ -142,9 +176,14 @@ describe("ominipg/kysely", () => {
       expect(await trx.selectFrom("users").select("id").where("email", "=", "t1@x").execute()).toEqual([]);
       events.push("second:end");
     });
-    const outside = k.selectFrom("users").select("email").where("email", "=", "t1@x").execute().then((r) => {
-      events.push(`outside:${r.length}`);
-    });
+    const outside = k
+      .selectFrom("users")
+      .select("email")
+      .where("email", "=", "t1@x")
+      .execute()
+      .then((r) => {
+        events.push(`outside:${r.length}`);
+      });
     const direct = db.query(`SELECT count(*)::int AS n FROM users WHERE email = 't1@x'`).then((r) => {
       events.push(`direct:${r.rows[0]!.n}`);
     });
@@ -174,7 +213,11 @@ describe("ominipg/kysely", () => {
     const back = await sp.rollbackToSavepoint("before_jo").execute();
     await back.releaseSavepoint("before_jo").execute();
     await trx.commit().execute();
-    expect((await k.selectFrom("users").select("email").where("email", "in", ["ivy@x", "jo@x"]).execute()).map((r) => r.email)).toEqual(["ivy@x"]);
+    expect(
+      (await k.selectFrom("users").select("email").where("email", "in", ["ivy@x", "jo@x"]).execute()).map(
+        (r) => r.email,
+      ),
+    ).toEqual(["ivy@x"]);
 
     const rolled = await k.startTransaction().execute();
     await rolled.insertInto("users").values({ name: "Kim", email: "kim@x" }).execute();

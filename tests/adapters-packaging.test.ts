@@ -15,7 +15,9 @@ function reachable(entry: string): { files: Set<string>; bare: Set<string> } {
     if (files.has(file)) return;
     files.add(file);
     const text = fs.readFileSync(file, "utf8");
-    for (const m of text.matchAll(/^\s*(?:import|export)\s+(type\s+)?[^;]*?from\s+["']([^"']+)["']|^\s*import\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm)) {
+    for (const m of text.matchAll(
+      /^\s*(?:import|export)\s+(type\s+)?[^;]*?from\s+["']([^"']+)["']|^\s*import\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm,
+    )) {
       if (m[1]) continue; // type-only: erased
       const spec = m[2] ?? m[3] ?? m[4]!;
       if (spec.startsWith(".")) visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, ".ts")));
@@ -31,21 +33,36 @@ describe("adapter packaging", () => {
     const main = reachable(path.join(root, "src/index.ts"));
     expect([...main.bare].filter((s) => ORM.test(s))).toEqual([]);
     expect([...main.files].some((f) => f.includes(`${path.sep}adapters${path.sep}`))).toBe(false);
-    expect([...reachable(path.join(root, "src/adapters/drizzle.ts")).bare].filter((s) => ORM.test(s)).every((s) => s.startsWith("drizzle-orm"))).toBe(true);
-    expect([...reachable(path.join(root, "src/adapters/kysely.ts")).bare].filter((s) => ORM.test(s)).every((s) => s.startsWith("kysely"))).toBe(true);
+    expect(
+      [...reachable(path.join(root, "src/adapters/drizzle.ts")).bare]
+        .filter((s) => ORM.test(s))
+        .every((s) => s.startsWith("drizzle-orm")),
+    ).toBe(true);
+    expect(
+      [...reachable(path.join(root, "src/adapters/kysely.ts")).bare]
+        .filter((s) => ORM.test(s))
+        .every((s) => s.startsWith("kysely")),
+    ).toBe(true);
   });
 
   it("exports ./drizzle and ./kysely with optional peer dependencies", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
-    expect(pkg.exports["./drizzle"]).toEqual({ types: "./dist/adapters/drizzle.d.ts", import: "./dist/adapters/drizzle.js" });
-    expect(pkg.exports["./kysely"]).toEqual({ types: "./dist/adapters/kysely.d.ts", import: "./dist/adapters/kysely.js" });
+    expect(pkg.exports["./drizzle"]).toEqual({
+      types: "./dist/adapters/drizzle.d.ts",
+      import: "./dist/adapters/drizzle.js",
+    });
+    expect(pkg.exports["./kysely"]).toEqual({
+      types: "./dist/adapters/kysely.d.ts",
+      import: "./dist/adapters/kysely.js",
+    });
     expect(pkg.peerDependenciesMeta).toMatchObject({ "drizzle-orm": { optional: true }, kysely: { optional: true } });
     expect(Object.keys(pkg.peerDependencies)).toEqual(expect.arrayContaining(["drizzle-orm", "kysely"]));
   });
 
   // Needs the build (`npm test` builds first): resolves the package's own exports the way a user's import does.
   it("built: import 'ominipg' loads neither ORM; 'ominipg/drizzle' and 'ominipg/kysely' load", () => {
-    if (!fs.existsSync(path.join(root, "dist/adapters/kysely.js"))) throw new Error("dist/ is missing: run `npm run build` first");
+    if (!fs.existsSync(path.join(root, "dist/adapters/kysely.js")))
+      throw new Error("dist/ is missing: run `npm run build` first");
     const dir = tempDir("ominipg-pkg-");
     const hooks = path.join(dir, "hooks.mjs");
     fs.writeFileSync(
@@ -58,11 +75,19 @@ describe("adapter packaging", () => {
     const run = (code: string) =>
       execFileSync(
         process.execPath,
-        ["--import", `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(new URL(`file://${hooks}`).href)})`, "--input-type=module", "-e", code],
+        [
+          "--import",
+          `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(new URL(`file://${hooks}`).href)})`,
+          "--input-type=module",
+          "-e",
+          code,
+        ],
         { cwd: root, encoding: "utf8" },
       );
     expect(run(`const m = await import("ominipg"); console.log(typeof m.Ominipg)`).trim()).toBe("function");
-    const adapters = run(`const d = await import("ominipg/drizzle"); const k = await import("ominipg/kysely"); console.log(typeof d.drizzle, typeof k.OminipgDialect)`);
+    const adapters = run(
+      `const d = await import("ominipg/drizzle"); const k = await import("ominipg/kysely"); console.log(typeof d.drizzle, typeof k.OminipgDialect)`,
+    );
     expect(adapters).toMatch(/ORM drizzle-orm/);
     expect(adapters).toMatch(/ORM kysely/);
     expect(adapters.trim().split("\n").at(-1)).toBe("function function");

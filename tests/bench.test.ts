@@ -28,17 +28,34 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 
 describe("bench", () => {
   it("runs in tiny mode, prints the tables and writes a results file", async () => {
-    const tsc = path.join(path.dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
-    const build = spawnSync(process.execPath, [tsc, "-p", "bench/tsconfig.json", "--outDir", outDir], { cwd: root, encoding: "utf8" });
+    const tsc = path.join(
+      path.dirname(createRequire(import.meta.url).resolve("typescript-native/package.json")),
+      "bin",
+      "tsc",
+    );
+    const build = spawnSync(process.execPath, [tsc, "-p", "bench/tsconfig.json", "--outDir", outDir], {
+      cwd: root,
+      encoding: "utf8",
+    });
     expect(build.stdout + build.stderr, "bench/ compiles").toBe("");
     expect(build.status).toBe(0);
 
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ominipg-bench-test-"));
     const out = path.join(tmp, "RESULTS.md");
     try {
-      const { code, stdout, stderr } = await run([path.join(outDir, "bench", "run.js"), "--tiny", "--out", out], 100_000);
+      const { code, stdout, stderr } = await run(
+        [path.join(outDir, "bench", "run.js"), "--tiny", "--out", out],
+        100_000,
+      );
       expect(code, stderr.slice(-3000)).toBe(0);
-      for (const title of ["HEADLINE", "1. Single-row statements", "2. Bulk statements", "3. Transactions", "4. Push", "5. Memory"]) {
+      for (const title of [
+        "HEADLINE",
+        "1. Single-row statements",
+        "2. Bulk statements",
+        "3. Transactions",
+        "4. Push",
+        "5. Memory",
+      ]) {
         expect(stdout).toContain(title);
       }
       expect(stdout).toMatch(/tiny mode finished in [\d.]+ s/);

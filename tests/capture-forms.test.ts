@@ -5,7 +5,21 @@
 import type { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ominipg } from "../src/index.js";
-import { captureDb, closeAll, expectReplayGives, logSince, opsOf, plainDb, resultOf, snapshot, tablesWithKeys, watermark, type Entry, type Snapshot, type Table } from "./capture-helpers.js";
+import {
+  captureDb,
+  closeAll,
+  expectReplayGives,
+  logSince,
+  opsOf,
+  plainDb,
+  resultOf,
+  snapshot,
+  tablesWithKeys,
+  watermark,
+  type Entry,
+  type Snapshot,
+  type Table,
+} from "./capture-helpers.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0, tags text[] DEFAULT '{}', meta jsonb DEFAULT '{}'::jsonb)`,
@@ -75,12 +89,16 @@ async function check(sql: string, params: unknown[] = []): Promise<Entry[]> {
 }
 
 /** `check` without the replay: the states before and after, and the entries, for tests that expect less in the log. */
-async function run(sql: string, params: unknown[] = []): Promise<{ before: Snapshot; after: Snapshot; entries: Entry[] }> {
+async function run(
+  sql: string,
+  params: unknown[] = [],
+): Promise<{ before: Snapshot; after: Snapshot; entries: Entry[] }> {
   await db.query(RESET);
   await ref.exec(RESET);
   const before = await snapshot(db, tables);
   const mark = await watermark(db);
-  const expected = params.length > 0 || !sql.includes(";") ? await ref.query(sql, params) : (await ref.exec(sql)).at(-1)!;
+  const expected =
+    params.length > 0 || !sql.includes(";") ? await ref.query(sql, params) : (await ref.exec(sql)).at(-1)!;
   const actual = await db.query(sql, params);
   expect(resultOf(actual)).toEqual(resultOf(expected));
   const after = await snapshot(db, tables);
@@ -92,7 +110,9 @@ const sorted = (entries: Entry[]) => opsOf(entries).sort();
 
 describe("INSERT", () => {
   it("multi-row VALUES with DEFAULT", async () => {
-    const e = await check(`INSERT INTO items (id, name, qty, tags) VALUES (5, 'elder', DEFAULT, DEFAULT), (6, 'fig', 3, '{green}')`);
+    const e = await check(
+      `INSERT INTO items (id, name, qty, tags) VALUES (5, 'elder', DEFAULT, DEFAULT), (6, 'fig', 3, '{green}')`,
+    );
     expect(opsOf(e)).toEqual(["I public.items", "I public.items"]);
   });
 
@@ -106,15 +126,23 @@ describe("INSERT", () => {
   });
 
   it("INSERT ... SELECT, with ORDER BY / LIMIT and RETURNING", async () => {
-    expect(sorted(await check(`INSERT INTO archive SELECT id, name, qty FROM items WHERE qty > 4`))).toEqual(["I public.archive", "I public.archive", "I public.archive"]);
-    await check(`INSERT INTO archive (id, name) SELECT id + 100, upper(name) FROM items ORDER BY id LIMIT 2 RETURNING *`);
+    expect(sorted(await check(`INSERT INTO archive SELECT id, name, qty FROM items WHERE qty > 4`))).toEqual([
+      "I public.archive",
+      "I public.archive",
+      "I public.archive",
+    ]);
+    await check(
+      `INSERT INTO archive (id, name) SELECT id + 100, upper(name) FROM items ORDER BY id LIMIT 2 RETURNING *`,
+    );
     await check(`INSERT INTO archive (id, name) WITH w AS (SELECT 200 AS id) SELECT id, 'w' FROM w`);
   });
 
   it("ON CONFLICT DO NOTHING: the skipped row captures nothing", async () => {
     const e = await check(`INSERT INTO items (id, name) VALUES (1, 'dup'), (7, 'grape') ON CONFLICT DO NOTHING`);
     expect(e.map((x) => [x.op, x.new && JSON.parse(x.new).id])).toEqual([["I", 7]]);
-    expect(await check(`INSERT INTO items (id, name) VALUES (2, 'dup') ON CONFLICT (id) DO NOTHING RETURNING id`)).toEqual([]);
+    expect(
+      await check(`INSERT INTO items (id, name) VALUES (2, 'dup') ON CONFLICT (id) DO NOTHING RETURNING id`),
+    ).toEqual([]);
   });
 
   it("ON CONFLICT DO UPDATE: the updated row is an update with its before image", async () => {
@@ -126,15 +154,29 @@ describe("INSERT", () => {
     expect(JSON.parse(e[0]!.old!).qty).toBe(5);
     expect(JSON.parse(e[0]!.new!).qty).toBe(6);
     // DO UPDATE ... WHERE that skips the row: nothing captured for it.
-    expect(await check(`INSERT INTO items (id, name) VALUES (3, 'c') ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE items.qty > 100`)).toEqual([]);
-    expect(opsOf(await check(`INSERT INTO pairs VALUES (1, 'x', 9) ON CONFLICT ON CONSTRAINT pairs_pkey DO UPDATE SET v = excluded.v`))).toEqual(["U public.pairs"]);
+    expect(
+      await check(
+        `INSERT INTO items (id, name) VALUES (3, 'c') ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE items.qty > 100`,
+      ),
+    ).toEqual([]);
+    expect(
+      opsOf(
+        await check(
+          `INSERT INTO pairs VALUES (1, 'x', 9) ON CONFLICT ON CONSTRAINT pairs_pkey DO UPDATE SET v = excluded.v`,
+        ),
+      ),
+    ).toEqual(["U public.pairs"]);
   });
 });
 
 describe("UPDATE", () => {
   it("UPDATE ... FROM", async () => {
-    expect(sorted(await check(`UPDATE items SET qty = p.price::int FROM prices p WHERE p.item_id = items.id`))).toEqual(["U public.items", "U public.items", "U public.items"]);
-    await check(`UPDATE items AS i SET qty = i.qty + 1 FROM prices AS p WHERE p.item_id = i.id AND p.price > 1 RETURNING i.id, p.price, old.qty AS before, new.qty AS after`);
+    expect(sorted(await check(`UPDATE items SET qty = p.price::int FROM prices p WHERE p.item_id = items.id`))).toEqual(
+      ["U public.items", "U public.items", "U public.items"],
+    );
+    await check(
+      `UPDATE items AS i SET qty = i.qty + 1 FROM prices AS p WHERE p.item_id = i.id AND p.price > 1 RETURNING i.id, p.price, old.qty AS before, new.qty AS after`,
+    );
   });
 
   it("SET (a, b) = (...) and = (SELECT ...)", async () => {
@@ -160,7 +202,9 @@ describe("UPDATE", () => {
 
 describe("DELETE", () => {
   it("DELETE ... USING, with and without RETURNING", async () => {
-    expect(opsOf(await check(`DELETE FROM items USING prices WHERE prices.item_id = items.id AND prices.price < 1`))).toEqual(["D public.items"]);
+    expect(
+      opsOf(await check(`DELETE FROM items USING prices WHERE prices.item_id = items.id AND prices.price < 1`)),
+    ).toEqual(["D public.items"]);
     await check(`DELETE FROM items i USING prices p WHERE p.item_id = i.id RETURNING i.*, p.price`);
   });
 
@@ -171,41 +215,70 @@ describe("DELETE", () => {
 
 describe("data-modifying WITH queries", () => {
   it("WITH d AS (DELETE ... RETURNING *) INSERT INTO ... SELECT ... FROM d", async () => {
-    const e = await check(`WITH d AS (DELETE FROM items WHERE qty < 6 RETURNING *) INSERT INTO archive SELECT id, name, qty FROM d`);
+    const e = await check(
+      `WITH d AS (DELETE FROM items WHERE qty < 6 RETURNING *) INSERT INTO archive SELECT id, name, qty FROM d`,
+    );
     expect(sorted(e)).toEqual(["D public.items", "D public.items", "I public.archive", "I public.archive"]);
   });
 
   it("RETURNING with duplicate and expression column names", async () => {
-    await check(`WITH d AS (DELETE FROM items WHERE id > 2 RETURNING id, name, id, qty + 1, upper(name)) SELECT * FROM d`);
-    await check(`WITH u AS (UPDATE items SET qty = qty + 1 RETURNING id, upper(name), qty * 2) INSERT INTO archive SELECT * FROM u RETURNING *`);
-    await check(`WITH d (a, b) AS (DELETE FROM items WHERE id = 1 RETURNING id, name) INSERT INTO archive (id, name) SELECT a, b FROM d`);
+    await check(
+      `WITH d AS (DELETE FROM items WHERE id > 2 RETURNING id, name, id, qty + 1, upper(name)) SELECT * FROM d`,
+    );
+    await check(
+      `WITH u AS (UPDATE items SET qty = qty + 1 RETURNING id, upper(name), qty * 2) INSERT INTO archive SELECT * FROM u RETURNING *`,
+    );
+    await check(
+      `WITH d (a, b) AS (DELETE FROM items WHERE id = 1 RETURNING id, name) INSERT INTO archive (id, name) SELECT a, b FROM d`,
+    );
   });
 
   it("chained WITH queries, two synced tables, and a SELECT on top", async () => {
-    await check(`WITH a AS (DELETE FROM items WHERE id = 1 RETURNING *), b AS (INSERT INTO archive SELECT id, name, qty FROM a RETURNING *) SELECT * FROM b`);
+    await check(
+      `WITH a AS (DELETE FROM items WHERE id = 1 RETURNING *), b AS (INSERT INTO archive SELECT id, name, qty FROM a RETURNING *) SELECT * FROM b`,
+    );
     await check(`WITH i AS (INSERT INTO items (id, name) VALUES (9, 'nine') RETURNING *) SELECT * FROM i`);
     await check(`WITH x AS (DELETE FROM items WHERE id = 2) SELECT count(*)::int AS n FROM items`);
-    await check(`WITH p AS (UPDATE prices SET price = price * 2 RETURNING item_id), q AS (UPDATE items SET qty = 0 WHERE id IN (SELECT item_id FROM p) RETURNING id) SELECT count(*) FROM q`);
+    await check(
+      `WITH p AS (UPDATE prices SET price = price * 2 RETURNING item_id), q AS (UPDATE items SET qty = 0 WHERE id IN (SELECT item_id FROM p) RETURNING id) SELECT count(*) FROM q`,
+    );
   });
 
   it("entries follow the order rows were changed in, not the order of the WITH queries", async () => {
     // PostgreSQL runs the DELETE first (the main query reads it), then the unreferenced INSERT: the INSERT only
     // succeeds because the row is gone, so the log must say D before I.
-    const e = await check(`WITH a AS (INSERT INTO items (id, name) VALUES (1, 'again') RETURNING id), d AS (DELETE FROM items WHERE id = 1 RETURNING name) SELECT * FROM d`);
+    const e = await check(
+      `WITH a AS (INSERT INTO items (id, name) VALUES (1, 'again') RETURNING id), d AS (DELETE FROM items WHERE id = 1 RETURNING name) SELECT * FROM d`,
+    );
     expect(opsOf(e)).toEqual(["D public.items", "I public.items"]);
-    await check(`WITH a AS (INSERT INTO items (id, name) VALUES (2, 'again')), d AS (DELETE FROM items WHERE id = 2 RETURNING *) INSERT INTO archive SELECT id, name, qty FROM d`);
+    await check(
+      `WITH a AS (INSERT INTO items (id, name) VALUES (2, 'again')), d AS (DELETE FROM items WHERE id = 2 RETURNING *) INSERT INTO archive SELECT id, name, qty FROM d`,
+    );
   });
 
   it("a write to a table that is not synced is not captured, next to one that is", async () => {
-    const e = await check(`WITH n AS (INSERT INTO local_note VALUES (2, 'x') RETURNING id) UPDATE items SET qty = 0 WHERE id IN (SELECT id FROM n) RETURNING *`);
+    const e = await check(
+      `WITH n AS (INSERT INTO local_note VALUES (2, 'x') RETURNING id) UPDATE items SET qty = 0 WHERE id IN (SELECT id FROM n) RETURNING *`,
+    );
     expect(opsOf(e)).toEqual(["U public.items"]);
-    expect(opsOf(await check(`WITH d AS (DELETE FROM items WHERE id = 3 RETURNING id, name) INSERT INTO local_note SELECT * FROM d`))).toEqual(["D public.items"]);
+    expect(
+      opsOf(
+        await check(
+          `WITH d AS (DELETE FROM items WHERE id = 3 RETURNING id, name) INSERT INTO local_note SELECT * FROM d`,
+        ),
+      ),
+    ).toEqual(["D public.items"]);
     expect(await check(`INSERT INTO local_note VALUES (3, 'y')`)).toEqual([]);
   });
 
   it("WITH RECURSIVE around a write, and parameters only used after the data-modifying query", async () => {
-    await check(`WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) DELETE FROM items WHERE id IN (SELECT n FROM r)`);
-    await check(`WITH d AS (DELETE FROM items WHERE id = $2 RETURNING *) INSERT INTO archive SELECT id, $1, qty FROM d`, ["renamed", 3]);
+    await check(
+      `WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) DELETE FROM items WHERE id IN (SELECT n FROM r)`,
+    );
+    await check(
+      `WITH d AS (DELETE FROM items WHERE id = $2 RETURNING *) INSERT INTO archive SELECT id, $1, qty FROM d`,
+      ["renamed", 3],
+    );
   });
 });
 
@@ -225,7 +298,9 @@ describe("MERGE", () => {
   });
 
   it("NOT MATCHED BY SOURCE, and a key change", async () => {
-    await check(`MERGE INTO items t USING prices p ON t.id = p.item_id WHEN NOT MATCHED BY SOURCE THEN DELETE WHEN MATCHED THEN UPDATE SET id = t.id + 100 RETURNING merge_action(), t.id`);
+    await check(
+      `MERGE INTO items t USING prices p ON t.id = p.item_id WHEN NOT MATCHED BY SOURCE THEN DELETE WHEN MATCHED THEN UPDATE SET id = t.id + 100 RETURNING merge_action(), t.id`,
+    );
   });
 });
 
@@ -253,31 +328,50 @@ describe("foreign key actions", () => {
   it("TRUNCATE ... CASCADE logs T for every synced table it empties", async () => {
     const e = await check(`TRUNCATE parent CASCADE`);
     // leaf references parent only through local_link, which is not synced: emptied all the same.
-    expect(opsOf(e).sort()).toEqual(["T public.child_cascade", "T public.child_setnull", "T public.grandchild", "T public.leaf", "T public.parent"]);
-    expect(opsOf(await check(`TRUNCATE child_cascade CASCADE`)).sort()).toEqual(["T public.child_cascade", "T public.grandchild"]);
+    expect(opsOf(e).sort()).toEqual([
+      "T public.child_cascade",
+      "T public.child_setnull",
+      "T public.grandchild",
+      "T public.leaf",
+      "T public.parent",
+    ]);
+    expect(opsOf(await check(`TRUNCATE child_cascade CASCADE`)).sort()).toEqual([
+      "T public.child_cascade",
+      "T public.grandchild",
+    ]);
   });
 });
 
 describe("scripts", () => {
   it("return the last statement's result, a SELECT or a write", async () => {
-    const e = await check(`INSERT INTO items (id, name) VALUES (30, 'x'); UPDATE items SET qty = 1 WHERE id = 30; SELECT id, qty FROM items ORDER BY id`);
+    const e = await check(
+      `INSERT INTO items (id, name) VALUES (30, 'x'); UPDATE items SET qty = 1 WHERE id = 30; SELECT id, qty FROM items ORDER BY id`,
+    );
     expect(opsOf(e)).toEqual(["I public.items", "U public.items"]);
     await check(`SELECT 1; DELETE FROM items WHERE id > 2`);
     await check(`UPDATE prices SET price = 0; INSERT INTO archive VALUES (40, 'x', 1) RETURNING *`);
-    expect(opsOf(await check(`TRUNCATE archive; INSERT INTO archive VALUES (41, 'y', 2); SELECT * FROM archive`))).toEqual(["T public.archive", "I public.archive"]);
+    expect(
+      opsOf(await check(`TRUNCATE archive; INSERT INTO archive VALUES (41, 'y', 2); SELECT * FROM archive`)),
+    ).toEqual(["T public.archive", "I public.archive"]);
   });
 
   it("with their own BEGIN / COMMIT, and a data-modifying WITH in the middle", async () => {
-    const e = await check(`BEGIN; DELETE FROM prices WHERE item_id = 1; COMMIT; WITH d AS (DELETE FROM items WHERE id = 2 RETURNING *) SELECT name FROM d; SELECT 42 AS answer`);
+    const e = await check(
+      `BEGIN; DELETE FROM prices WHERE item_id = 1; COMMIT; WITH d AS (DELETE FROM items WHERE id = 2 RETURNING *) SELECT name FROM d; SELECT 42 AS answer`,
+    );
     expect(opsOf(e)).toEqual(["D public.prices", "D public.items"]);
   });
 });
 
 describe("names", () => {
   it("quoted, mixed-case and schema-qualified tables", async () => {
-    expect(opsOf(await check(`INSERT INTO "Mixed Case" ("Id", "Val") VALUES (2, 'two') RETURNING "Val"`))).toEqual(["I public.Mixed Case"]);
+    expect(opsOf(await check(`INSERT INTO "Mixed Case" ("Id", "Val") VALUES (2, 'two') RETURNING "Val"`))).toEqual([
+      "I public.Mixed Case",
+    ]);
     await check(`UPDATE public."Mixed Case" m SET "Val" = upper(m."Val")`);
-    expect(opsOf(await check(`UPDATE "Other"."Things" SET v = v || '!' WHERE id = 1 RETURNING *`))).toEqual(["U Other.Things"]);
+    expect(opsOf(await check(`UPDATE "Other"."Things" SET v = v || '!' WHERE id = 1 RETURNING *`))).toEqual([
+      "U Other.Things",
+    ]);
     await check(`DELETE FROM "Other"."Things" USING "Mixed Case" WHERE "Things".id = "Mixed Case"."Id"`);
   });
 
@@ -290,13 +384,17 @@ describe("names", () => {
     await check(`UPDATE items SET qty = (SELECT count(*) FROM old) WHERE id = 1 RETURNING old.qty, new.qty`);
     await check(`UPDATE old AS o SET v = 'y' RETURNING old.v, new.v, o.v`);
     await check(`UPDATE notes SET old = old + 1, new = new + 1, ominipg_t = 'changed' RETURNING old, new, ominipg_t`);
-    await check(`INSERT INTO notes AS n VALUES (1, 0, 0, 'u') ON CONFLICT (k) DO UPDATE SET old = n.old * 2 RETURNING n.old, n.new`);
+    await check(
+      `INSERT INTO notes AS n VALUES (1, 0, 0, 'u') ON CONFLICT (k) DO UPDATE SET old = n.old * 2 RETURNING n.old, n.new`,
+    );
   });
 
   it("the user's own RETURNING old.x / new.x, and RETURNING WITH (OLD AS ..)", async () => {
     await check(`UPDATE items SET qty = qty + 1 WHERE id = 1 RETURNING old.qty, new.qty, old.*, new.*`);
     await check(`DELETE FROM items WHERE id = 2 RETURNING old.name, new.name`);
-    await check(`UPDATE items SET qty = 3 WHERE id = 3 RETURNING WITH (OLD AS o, NEW AS n) o.qty AS before, n.qty AS after`);
+    await check(
+      `UPDATE items SET qty = 3 WHERE id = 3 RETURNING WITH (OLD AS o, NEW AS n) o.qty AS before, n.qty AS after`,
+    );
     await check(`UPDATE notes SET new = 5 RETURNING WITH (OLD AS was) was.new, new.new`);
   });
 
@@ -324,20 +422,42 @@ describe("errors", () => {
       const expected = await ref.query(sql, params).catch((e: unknown) => e as Record<string, unknown>);
       const actual = await db.query(sql, params).catch((e: unknown) => e as Record<string, unknown>);
       expect(expected, sql).toBeInstanceOf(Error);
-      for (const k of ["code", "message", "detail", "position", "hint"]) expect(actual[k as never], `${sql}: ${k}`).toEqual(expected[k as never]);
+      for (const k of ["code", "message", "detail", "position", "hint"])
+        expect(actual[k as never], `${sql}: ${k}`).toEqual(expected[k as never]);
     }
     expect(await logSince(db, mark)).toEqual([]);
   });
 });
 
 describe("parameters of every common type", () => {
-  const row = [2, { nested: { a: [1, null, "x"] } }, [1, 2, null], ["a", "b,c", '"q"'], new Uint8Array([0, 1, 255]), "12345678901234567890.123", "2f1c5b36-2d1d-4f5e-9a0e-1b2c3d4e5f60", new Date("2024-02-29T12:00:00.123Z"), Math.PI, false, "tëxt 'q'"];
+  const row = [
+    2,
+    { nested: { a: [1, null, "x"] } },
+    [1, 2, null],
+    ["a", "b,c", '"q"'],
+    new Uint8Array([0, 1, 255]),
+    "12345678901234567890.123",
+    "2f1c5b36-2d1d-4f5e-9a0e-1b2c3d4e5f60",
+    new Date("2024-02-29T12:00:00.123Z"),
+    Math.PI,
+    false,
+    "tëxt 'q'",
+  ];
 
   it("inserted, updated and used in WHERE", async () => {
     const insert = `INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`;
     await check(insert, row);
     await check(insert, [3, ...row.slice(1).map(() => null)]);
-    await check(`UPDATE kinds SET j = $2, ia = $3, b = $4, n = $5 WHERE id = $1 RETURNING j, ia, b, n`, [1, [1, 2], [], new Uint8Array([7]), "0.1"]);
-    await check(`DELETE FROM kinds WHERE u = $1 OR ts = $2 RETURNING id`, ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", new Date("1999-01-01Z")]);
+    await check(`UPDATE kinds SET j = $2, ia = $3, b = $4, n = $5 WHERE id = $1 RETURNING j, ia, b, n`, [
+      1,
+      [1, 2],
+      [],
+      new Uint8Array([7]),
+      "0.1",
+    ]);
+    await check(`DELETE FROM kinds WHERE u = $1 OR ts = $2 RETURNING id`, [
+      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+      new Date("1999-01-01Z"),
+    ]);
   });
 });

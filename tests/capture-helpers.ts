@@ -78,7 +78,9 @@ const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 export async function snapshot(db: Queryable, tables: Table[]): Promise<Snapshot> {
   const snap: Snapshot = new Map(tables.map((t) => [tableKey(t.schema, t.name), new Map()]));
   if (tables.length === 0) return snap;
-  const sql = tables.map((t, i) => `SELECT ${i} AS i, to_jsonb(s.*)::text AS r FROM ${ident(t.schema)}.${ident(t.name)} AS s`).join(" UNION ALL ");
+  const sql = tables
+    .map((t, i) => `SELECT ${i} AS i, to_jsonb(s.*)::text AS r FROM ${ident(t.schema)}.${ident(t.name)} AS s`)
+    .join(" UNION ALL ");
   const { rows } = await db.query<{ i: number; r: string }>(sql);
   for (const { i, r } of rows) {
     const t = tables[i]!;
@@ -136,7 +138,8 @@ export function replay(before: Snapshot, entries: Entry[], tables: Table[]): Sna
       rows!.clear();
       continue;
     }
-    if ((e.op === "I") !== (e.old === null) || (e.op === "D") !== (e.new === null)) fail(e, "op does not match the images present");
+    if ((e.op === "I") !== (e.old === null) || (e.op === "D") !== (e.new === null))
+      fail(e, "op does not match the images present");
     if (e.old !== null) {
       const key = rowKey(e.old, pk);
       if (rows!.get(key) !== e.old) fail(e, `old_row is not the current row ${rows!.get(key)}`);
@@ -153,7 +156,9 @@ export function replay(before: Snapshot, entries: Entry[], tables: Table[]): Sna
 
 /** Plain objects of a snapshot, for readable toEqual diffs. */
 export function plain(snap: Snapshot): Record<string, Record<string, unknown>> {
-  return Object.fromEntries([...snap].map(([t, rows]) => [t, Object.fromEntries([...rows].map(([k, r]) => [k, JSON.parse(r)]))]));
+  return Object.fromEntries(
+    [...snap].map(([t, rows]) => [t, Object.fromEntries([...rows].map(([k, r]) => [k, JSON.parse(r)]))]),
+  );
 }
 
 /** The log, replayed onto `before`, must give `after`. */
@@ -167,7 +172,12 @@ export function expectReplayGives(before: Snapshot, entries: Entry[], after: Sna
  * that is the driver's documented behaviour for every utility statement, captured or not, so only those two
  * differences are evened out here. Row-returning and DML results are compared as they are.
  */
-export function resultOf(r: { rows: unknown[]; rowCount?: number; fields: { name: string; dataTypeID: number }[]; command?: string }) {
+export function resultOf(r: {
+  rows: unknown[];
+  rowCount?: number;
+  fields: { name: string; dataTypeID: number }[];
+  command?: string;
+}) {
   return {
     rows: r.rows,
     rowCount: r.rowCount ?? 0,

@@ -5,17 +5,36 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, expect, inject, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { closeAll, expectReplayGives, logSince, opsOf, snapshot, tablesWithKeys, type Snapshot } from "./capture-helpers.js";
+import {
+  closeAll,
+  expectReplayGives,
+  logSince,
+  opsOf,
+  snapshot,
+  tablesWithKeys,
+  type Snapshot,
+} from "./capture-helpers.js";
 import { tempDir, unreachableUrl } from "./harness/index.js";
 
 afterAll(closeAll);
 
 it("every change committed before SIGKILL is in the log after reopening, and nothing uncommitted", async () => {
   const dir = path.join(tempDir("ominipg-capture-kill-"), "db");
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, "fixtures", "capture-kill.mjs"), dir, unreachableUrl(), inject("ominipgPgliteTemplate")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(import.meta.dirname, "fixtures", "capture-kill.mjs"),
+      dir,
+      unreachableUrl(),
+      inject("ominipgPgliteTemplate"),
+    ],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.on("exit", (code, signal) => resolve(signal ?? code)),
+  );
   await new Promise<void>((resolve, reject) => {
     child.stdout.on("data", (d: Buffer) => {
       // "open" comes right after the last commit, with a transaction still open: kill at once.
@@ -45,7 +64,14 @@ it("every change committed before SIGKILL is in the log after reopening, and not
     expect(after.get("public.k")!.size).toBe(2);
     expect([...after.get("public.k2")!.keys()]).toEqual(["[100]"]);
     const ops = opsOf(entries);
-    expect(ops.slice(0, 6)).toEqual(["I public.k", "I public.k", "I public.k", "U public.k", "I public.k2", "D public.k"]);
+    expect(ops.slice(0, 6)).toEqual([
+      "I public.k",
+      "I public.k",
+      "I public.k",
+      "U public.k",
+      "I public.k2",
+      "D public.k",
+    ]);
     expect(ops.length).toBe(6 + 49 + 2 + 20);
     expect(entries.some((e) => e.new?.includes("never committed"))).toBe(false);
   } finally {

@@ -48,13 +48,21 @@ const RISKY = [
 let db: Ominipg;
 let risky: Ominipg;
 beforeAll(async () => {
-  [db, risky] = await Promise.all([captureDb(SCHEMA, { sync: { exclude: ["local_note", "audit", "nokey"], retry: { attempts: 1 } } }), captureDb(RISKY)]);
+  [db, risky] = await Promise.all([
+    captureDb(SCHEMA, { sync: { exclude: ["local_note", "audit", "nokey"], retry: { attempts: 1 } } }),
+    captureDb(RISKY),
+  ]);
   await db.query(SEED);
 });
 afterAll(closeAll);
 
 /** `sql` must fail on `on` with a CaptureError of `code` whose message matches `message`, and change no synced table and no log entry. */
-async function expectRefused(sql: string, message: RegExp, code = "CAPTURE_UNSUPPORTED", on: Ominipg = db): Promise<void> {
+async function expectRefused(
+  sql: string,
+  message: RegExp,
+  code = "CAPTURE_UNSUPPORTED",
+  on: Ominipg = db,
+): Promise<void> {
   const tables = await tablesWithKeys(on);
   const before = plain(await snapshot(on, tables));
   const log = await logSince(on);
@@ -70,7 +78,8 @@ async function expectRefused(sql: string, message: RegExp, code = "CAPTURE_UNSUP
 }
 
 /** The same on the database whose synced tables have triggers, rules, risky defaults, or no key. */
-const expectRiskyRefused = (sql: string, message: RegExp, code = "CAPTURE_UNSUPPORTED") => expectRefused(sql, message, code, risky);
+const expectRiskyRefused = (sql: string, message: RegExp, code = "CAPTURE_UNSUPPORTED") =>
+  expectRefused(sql, message, code, risky);
 
 describe("user functions", () => {
   it("a volatile function that writes is refused wherever it is called, naming it", async () => {
@@ -105,14 +114,20 @@ describe("statements that would write outside the rewrite", () => {
 
   it("EXPLAIN ANALYZE of a write, also inside a WITH query; plain EXPLAIN is allowed", async () => {
     await expectRefused(`EXPLAIN ANALYZE DELETE FROM items`, /EXPLAIN ANALYZE of a write to public\.items/);
-    await expectRefused(`EXPLAIN (ANALYZE, COSTS OFF) WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, /EXPLAIN ANALYZE/);
+    await expectRefused(
+      `EXPLAIN (ANALYZE, COSTS OFF) WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`,
+      /EXPLAIN ANALYZE/,
+    );
     expect((await db.query(`EXPLAIN DELETE FROM items`)).rows.length).toBeGreaterThan(0);
     expect((await db.query(`EXPLAIN (ANALYZE false) DELETE FROM items`)).rows.length).toBeGreaterThan(0);
   });
 
   it("COPY (write RETURNING ...) TO, CREATE TABLE AS / SELECT INTO around a write, PREPARE of a write", async () => {
     await expectRefused(`COPY (DELETE FROM items RETURNING *) TO '/dev/blob'`, /COPY running a write to public\.items/);
-    await expectRefused(`CREATE TABLE gone AS WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, /CREATE TABLE AS/);
+    await expectRefused(
+      `CREATE TABLE gone AS WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`,
+      /CREATE TABLE AS/,
+    );
     await expectRefused(`PREPARE p AS UPDATE items SET qty = 0`, /PREPARE of a write/);
   });
 
@@ -128,7 +143,10 @@ describe("triggers", () => {
     await expectRiskyRefused(`INSERT INTO a VALUES (1)`, /public\.a: its AFTER trigger a_after/);
     await expectRiskyRefused(`TRUNCATE a`, /AFTER trigger a_after/);
     await expectRiskyRefused(`INSERT INTO b VALUES (1)`, /BEFORE trigger b_before/);
-    expect((await risky.query(`SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) AS n`)).rows).toEqual([{ n: 0 }]);
+    expect(
+      (await risky.query(`SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) AS n`))
+        .rows,
+    ).toEqual([{ n: 0 }]);
     // A BEFORE trigger that only changes NEW is fine: the captured image is the row as stored.
     const mark = await watermark(risky);
     await risky.query(`INSERT INTO c VALUES (1, 'low')`);
@@ -143,7 +161,10 @@ describe("triggers", () => {
     expect(await logSince(db, mark)).toEqual([]);
 
     await db.query(`CREATE TRIGGER to_items AFTER INSERT ON local_note FOR EACH ROW EXECUTE FUNCTION note_to_items()`);
-    await expectRefused(`INSERT INTO local_note VALUES (6, 'x')`, /local_note, which is not synced but may change synced tables: its AFTER trigger to_items/);
+    await expectRefused(
+      `INSERT INTO local_note VALUES (6, 'x')`,
+      /local_note, which is not synced but may change synced tables: its AFTER trigger to_items/,
+    );
     await expectRefused(`WITH n AS (INSERT INTO local_note VALUES (6, 'x') RETURNING id) SELECT * FROM n`, /to_items/);
     await db.query(`DROP TRIGGER to_items ON local_note; DROP TRIGGER to_audit ON local_note`);
     await db.query(`INSERT INTO local_note VALUES (6, 'x')`);
@@ -161,14 +182,24 @@ describe("triggers", () => {
       ],
       { sync: { exclude: ["folder", "shelf", "tag"], retry: { attempts: 1 } } },
     );
-    await scoped.query(`INSERT INTO folder VALUES (1, 'f'); INSERT INTO shelf VALUES (1, 1); INSERT INTO filed VALUES (1, 1); INSERT INTO tag VALUES (1), (2); INSERT INTO tagged VALUES (1, 1)`);
-    const why = /which is not synced: a foreign key action .* into synced table public\.filed.* sync public\.(shelf|folder) too/;
+    await scoped.query(
+      `INSERT INTO folder VALUES (1, 'f'); INSERT INTO shelf VALUES (1, 1); INSERT INTO filed VALUES (1, 1); INSERT INTO tag VALUES (1), (2); INSERT INTO tagged VALUES (1, 1)`,
+    );
+    const why =
+      /which is not synced: a foreign key action .* into synced table public\.filed.* sync public\.(shelf|folder) too/;
     await expectRefused(`DELETE FROM shelf WHERE id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
     await expectRefused(`UPDATE shelf SET id = 2 WHERE id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
     await expectRefused(`DELETE FROM folder`, why, "CAPTURE_UNSUPPORTED", scoped); // two steps away
-    await expectRefused(`INSERT INTO shelf VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET folder_id = 1`, why, "CAPTURE_UNSUPPORTED", scoped);
+    await expectRefused(
+      `INSERT INTO shelf VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET folder_id = 1`,
+      why,
+      "CAPTURE_UNSUPPORTED",
+      scoped,
+    );
     // Inserting into them changes nothing downstream; a foreign key without actions (tag) carries nothing.
-    await scoped.query(`INSERT INTO shelf VALUES (2, 1); INSERT INTO folder VALUES (2, 'g') ON CONFLICT DO NOTHING; DELETE FROM tag WHERE id = 2`);
+    await scoped.query(
+      `INSERT INTO shelf VALUES (2, 1); INSERT INTO folder VALUES (2, 'g') ON CONFLICT DO NOTHING; DELETE FROM tag WHERE id = 2`,
+    );
     expect((await scoped.query(`SELECT count(*)::int AS n FROM filed`)).rows).toEqual([{ n: 1 }]);
   });
 
@@ -182,7 +213,10 @@ describe("triggers", () => {
       `ALTER DATABASE template1 SET extra_float_digits = 0`,
     ]) {
       const err = await db.query(sql, sql.includes("$1") ? ["0"] : []).catch((e: unknown) => e);
-      expect(err, sql).toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringContaining("round the float values") });
+      expect(err, sql).toMatchObject({
+        code: "CAPTURE_UNSUPPORTED",
+        message: expect.stringContaining("round the float values"),
+      });
     }
     expect((await db.query(`SHOW extra_float_digits`)).rows).toEqual([{ extra_float_digits: "1" }]);
     await db.query(`SET extra_float_digits = 3; RESET extra_float_digits; SET extra_float_digits TO DEFAULT`);
@@ -200,7 +234,12 @@ describe("triggers", () => {
 describe("tables without a primary key", () => {
   it("fail with CAPTURE_NO_PRIMARY_KEY at their first captured write, not at connect; reads work", async () => {
     expect((await risky.query(`SELECT count(*)::int AS n FROM loose`)).rows).toEqual([{ n: 0 }]);
-    for (const sql of [`INSERT INTO loose VALUES (1, 'x')`, `UPDATE loose SET a = 2`, `DELETE FROM loose`, `TRUNCATE loose`]) {
+    for (const sql of [
+      `INSERT INTO loose VALUES (1, 'x')`,
+      `UPDATE loose SET a = 2`,
+      `DELETE FROM loose`,
+      `TRUNCATE loose`,
+    ]) {
       await expectRiskyRefused(sql, /public\.loose: it has no primary key/, "CAPTURE_NO_PRIMARY_KEY");
     }
   });

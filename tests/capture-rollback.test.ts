@@ -2,9 +2,23 @@
 // work always has its entries (and they replay to the committed state).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { OminipgError, type Ominipg } from "../src/index.js";
-import { captureDb, closeAll, expectReplayGives, logSince, opsOf, snapshot, tablesWithKeys, watermark, type Snapshot, type Table } from "./capture-helpers.js";
+import {
+  captureDb,
+  closeAll,
+  expectReplayGives,
+  logSince,
+  opsOf,
+  snapshot,
+  tablesWithKeys,
+  watermark,
+  type Snapshot,
+  type Table,
+} from "./capture-helpers.js";
 
-const SCHEMA = [`CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v text)`, `CREATE TABLE IF NOT EXISTS b (id int PRIMARY KEY, a_id int)`];
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v text)`,
+  `CREATE TABLE IF NOT EXISTS b (id int PRIMARY KEY, a_id int)`,
+];
 
 let db: Ominipg;
 let tables: Table[];
@@ -51,9 +65,15 @@ describe("rolled back work leaves no entry", () => {
   });
 
   it("a failing statement in autocommit: a multi-row write failing on a later row, and a script failing midway", async () => {
-    await expect(db.query(`INSERT INTO a VALUES (3, 'x'), (4, 'y'), (1, 'dup')`)).rejects.toMatchObject({ code: "23505" });
-    await expect(db.query(`UPDATE a SET v = 'changed' WHERE id = 2; TRUNCATE b; INSERT INTO a VALUES (2, 'dup')`)).rejects.toMatchObject({ code: "23505" });
-    await expect(db.query(`WITH d AS (DELETE FROM b RETURNING *) INSERT INTO a SELECT 1, 'dup' FROM d`)).rejects.toMatchObject({ code: "23505" });
+    await expect(db.query(`INSERT INTO a VALUES (3, 'x'), (4, 'y'), (1, 'dup')`)).rejects.toMatchObject({
+      code: "23505",
+    });
+    await expect(
+      db.query(`UPDATE a SET v = 'changed' WHERE id = 2; TRUNCATE b; INSERT INTO a VALUES (2, 'dup')`),
+    ).rejects.toMatchObject({ code: "23505" });
+    await expect(
+      db.query(`WITH d AS (DELETE FROM b RETURNING *) INSERT INTO a SELECT 1, 'dup' FROM d`),
+    ).rejects.toMatchObject({ code: "23505" });
     expect(await committed()).toEqual([]);
   });
 

@@ -40,19 +40,44 @@ describe("sync scope", () => {
   });
 
   it("schemas, tables and exclude, with plain and schema-qualified names", async () => {
-    const narrowed = await captureDb(SCHEMA, { sync: { schemas: ["public", "Other"], tables: ["b", "Other.c", "Other.a"], exclude: ["Other.a"], retry: { attempts: 1 } } });
+    const narrowed = await captureDb(SCHEMA, {
+      sync: {
+        schemas: ["public", "Other"],
+        tables: ["b", "Other.c", "Other.a"],
+        exclude: ["Other.a"],
+        retry: { attempts: 1 },
+      },
+    });
     expect(await capturedBy(narrowed)).toEqual(["public.b", "Other.c"]);
     // The same catalog code the client uses, for more combinations on one database.
     const driver = ((await defaultDb()) as unknown as { driver: Driver }).driver;
     const synced = async (sync: Scope) => {
       const { schemas, tables, exclude } = resolveSyncOptions(sync);
-      return [...(await Catalog.load(driver, { schemas, tables, exclude })).tables.values()].map((t) => `${t.schema}.${t.name}`).sort();
+      return [...(await Catalog.load(driver, { schemas, tables, exclude })).tables.values()]
+        .map((t) => `${t.schema}.${t.name}`)
+        .sort();
     };
-    expect(await synced({ schemas: ["public", "Other"] })).toEqual(["Other.a", "Other.c", "public.Mixed Case", "public.a", "public.b"]);
+    expect(await synced({ schemas: ["public", "Other"] })).toEqual([
+      "Other.a",
+      "Other.c",
+      "public.Mixed Case",
+      "public.a",
+      "public.b",
+    ]);
     // A plain name matches that table in every synced schema; a qualified one only in its schema.
-    expect(await synced({ schemas: ["public", "Other"], exclude: ["a"] })).toEqual(["Other.c", "public.Mixed Case", "public.b"]);
-    expect(await synced({ schemas: ["public", "Other"], exclude: ["Other.a", "Mixed Case"] })).toEqual(["Other.c", "public.a", "public.b"]);
-    expect(await synced({ schemas: ["public", "Other"], tables: ["public.a", "Mixed Case"], exclude: ["Mixed Case"] })).toEqual(["public.a"]);
+    expect(await synced({ schemas: ["public", "Other"], exclude: ["a"] })).toEqual([
+      "Other.c",
+      "public.Mixed Case",
+      "public.b",
+    ]);
+    expect(await synced({ schemas: ["public", "Other"], exclude: ["Other.a", "Mixed Case"] })).toEqual([
+      "Other.c",
+      "public.a",
+      "public.b",
+    ]);
+    expect(
+      await synced({ schemas: ["public", "Other"], tables: ["public.a", "Mixed Case"], exclude: ["Mixed Case"] }),
+    ).toEqual(["public.a"]);
     expect(await synced({ schemas: ["elsewhere"] })).toEqual(["elsewhere.e"]);
   });
 });
@@ -61,9 +86,12 @@ describe("DDL after connect", () => {
   let ddl: Promise<Ominipg> | undefined;
   /** One database for the DDL tests (they use distinct tables). */
   const ddlDb = () =>
-    (ddl ??= captureDb([`CREATE SCHEMA s2`, `CREATE TABLE s2.t (id int PRIMARY KEY)`, `CREATE TABLE t (id int PRIMARY KEY)`], {
-      sync: { schemas: ["public", "s2"], retry: { attempts: 1 } },
-    }));
+    (ddl ??= captureDb(
+      [`CREATE SCHEMA s2`, `CREATE TABLE s2.t (id int PRIMARY KEY)`, `CREATE TABLE t (id int PRIMARY KEY)`],
+      {
+        sync: { schemas: ["public", "s2"], retry: { attempts: 1 } },
+      },
+    ));
 
   it("a table created through query() is captured, also inside the transaction that creates it", async () => {
     const db = await ddlDb();

@@ -22,7 +22,8 @@ function cli(...args: string[]): Promise<CliRun> {
   delete env["OMINIPG_REMOTE_URL"];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== "number") return reject(new Error(`ominipg ${args.join(" ")}: ${err.message}\n${stderr}`));
+      if (err && typeof err.code !== "number")
+        return reject(new Error(`ominipg ${args.join(" ")}: ${err.message}\n${stderr}`));
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
   });
@@ -43,7 +44,12 @@ beforeAll(async () => {
   await remote.sql.unsafe(SCHEMA);
   workDir = tempDir("ominipg-cli-");
   pristine = path.join(workDir, "pristine");
-  const db = await Ominipg.connect({ url: pristine, syncUrl: remote.url, schemaSQL: [SCHEMA], loadDataDir: await pgliteTemplate() });
+  const db = await Ominipg.connect({
+    url: pristine,
+    syncUrl: remote.url,
+    schemaSQL: [SCHEMA],
+    loadDataDir: await pgliteTemplate(),
+  });
   await db.query(`INSERT INTO items VALUES (1, 'one'), (2, 'two')`);
   await db.query(`INSERT INTO items VALUES (3, 'three')`);
   await db.close();
@@ -78,7 +84,9 @@ describe.concurrent("ominipg CLI", () => {
   it("reports a usage error in one line with exit code 2", async ({ expect }) => {
     const missing = await cli("sync");
     expect(missing.code).toBe(2);
-    expect(lines(missing.stderr)).toEqual([expect.stringMatching(/^ominipg: missing the data directory argument <dir> \(see ominipg sync --help\)$/)]);
+    expect(lines(missing.stderr)).toEqual([
+      expect.stringMatching(/^ominipg: missing the data directory argument <dir> \(see ominipg sync --help\)$/),
+    ]);
     expect(missing.stdout).toBe("");
     const unknown = await cli("frobnicate");
     expect(unknown.code).toBe(2);
@@ -88,7 +96,9 @@ describe.concurrent("ominipg CLI", () => {
     expect(lines(badBatch.stderr)).toHaveLength(1);
     const badConflicts = await cli("sync", "dir", "--remote", remote.url, "--conflicts", "sometimes");
     expect(badConflicts.code).toBe(2);
-    expect(lines(badConflicts.stderr)).toEqual([expect.stringContaining('--conflicts must be one of overwrite, remote-wins, merge, got "sometimes"')]);
+    expect(lines(badConflicts.stderr)).toEqual([
+      expect.stringContaining('--conflicts must be one of overwrite, remote-wins, merge, got "sometimes"'),
+    ]);
   });
 
   it("status, sync and verify a data directory", async ({ expect }) => {
@@ -135,7 +145,12 @@ describe.concurrent("ominipg CLI", () => {
     const own = await createTestDatabase();
     try {
       const dir = path.join(workDir, "pull");
-      const db = await Ominipg.connect({ url: dir, syncUrl: own.url, schemaSQL: [SCHEMA], loadDataDir: await pgliteTemplate() });
+      const db = await Ominipg.connect({
+        url: dir,
+        syncUrl: own.url,
+        schemaSQL: [SCHEMA],
+        loadDataDir: await pgliteTemplate(),
+      });
       await db.query(`INSERT INTO items VALUES (1, 'one')`);
       await db.sync();
       await db.close();
@@ -167,14 +182,22 @@ describe.concurrent("ominipg CLI", () => {
     }
   });
 
-  it("sync and pull keep to what the app syncs: a table the app excludes is neither pushed nor pulled", async ({ expect }) => {
+  it("sync and pull keep to what the app syncs: a table the app excludes is neither pushed nor pulled", async ({
+    expect,
+  }) => {
     const own = await createTestDatabase();
     try {
       const scratch = `CREATE TABLE IF NOT EXISTS scratch (id int PRIMARY KEY, v text)`;
       await own.sql.unsafe(`${SCHEMA}; ${scratch}`).simple();
       await own.sql`INSERT INTO scratch VALUES (1, 'remote copy')`;
       const dir = path.join(workDir, "scoped");
-      const db = await Ominipg.connect({ url: dir, syncUrl: own.url, schemaSQL: [SCHEMA, scratch], sync: { exclude: ["scratch"] }, loadDataDir: await pgliteTemplate() });
+      const db = await Ominipg.connect({
+        url: dir,
+        syncUrl: own.url,
+        schemaSQL: [SCHEMA, scratch],
+        sync: { exclude: ["scratch"] },
+        loadDataDir: await pgliteTemplate(),
+      });
       await db.query(`INSERT INTO scratch VALUES (1, 'local only'), (2, 'local only')`);
       await db.query(`INSERT INTO items VALUES (7, 'seven')`);
       await db.close();
@@ -202,13 +225,18 @@ describe.concurrent("ominipg CLI", () => {
   it("reports an unreachable remote in one line, exit code 1, without the password", async ({ expect }) => {
     const url = new URL(unreachableUrl());
     url.password = PASSWORD;
-    const argsList = [["sync", "--remote", url.href], ["status", "--remote", url.href], ["sync", "--remote", url.href, "--verbose"]];
+    const argsList = [
+      ["sync", "--remote", url.href],
+      ["status", "--remote", url.href],
+      ["sync", "--remote", url.href, "--verbose"],
+    ];
     const runs = await Promise.all(argsList.map(async (args) => cli(...args, await dataDir())));
     runs.forEach((run, i) => {
       const args = argsList[i]!;
       expect(run.code, args.join(" ")).toBe(1);
       expect(run.stdout + run.stderr).not.toContain(PASSWORD);
-      if (!args.includes("--verbose")) expect(lines(run.stderr)).toEqual([expect.stringMatching(/^ominipg: .*(ECONNREFUSED|unreachable)/)]);
+      if (!args.includes("--verbose"))
+        expect(lines(run.stderr)).toEqual([expect.stringMatching(/^ominipg: .*(ECONNREFUSED|unreachable)/)]);
     });
   });
 
@@ -218,7 +246,9 @@ describe.concurrent("ominipg CLI", () => {
     try {
       const run = await cli("status", dir);
       expect(run.code).toBe(1);
-      expect(lines(run.stderr)).toEqual([expect.stringMatching(new RegExp(`^ominipg: the data directory .* is in use by process ${process.pid}`))]);
+      expect(lines(run.stderr)).toEqual([
+        expect.stringMatching(new RegExp(`^ominipg: the data directory .* is in use by process ${process.pid}`)),
+      ]);
     } finally {
       await app.close();
     }

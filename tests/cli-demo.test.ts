@@ -5,12 +5,14 @@ import { expect, it } from "vitest";
 const CLI = path.join(import.meta.dirname, "..", "dist", "cli", "main.js");
 
 it("ominipg demo runs the guide's todo example end to end and exits 0", async () => {
-  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    execFile(process.execPath, [CLI, "demo"], { timeout: 50_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== "number") return reject(new Error(`ominipg demo: ${err.message}\n${stderr}`));
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
+  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      execFile(process.execPath, [CLI, "demo"], { timeout: 50_000 }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== "number") return reject(new Error(`ominipg demo: ${err.message}\n${stderr}`));
+        resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+      });
+    },
+  );
   expect(stderr).toBe("");
   expect(code).toBe(0);
   expect(stdout).toContain("✅ Synced 3 changes");

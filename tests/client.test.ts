@@ -4,7 +4,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, LocalDatabaseError, Ominipg, OminipgError, SchemaError, SyncError, ClosedError } from "../src/index.js";
+import {
+  ConfigError,
+  LocalDatabaseError,
+  Ominipg,
+  OminipgError,
+  SchemaError,
+  SyncError,
+  ClosedError,
+} from "../src/index.js";
 import type { Driver } from "../src/core/driver.js";
 import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
@@ -17,10 +25,21 @@ async function memoryDb(extra: Parameters<typeof Ominipg.connect>[0] = {}) {
 describe("query()", () => {
   it("returns rows, rowCount and fields with PostgreSQL's types", async () => {
     const db = await memoryDb();
-    await db.query(`CREATE TABLE t (id int8 PRIMARY KEY, j jsonb, ts timestamptz, b bytea, n numeric, big int8, arr int[], u uuid)`);
+    await db.query(
+      `CREATE TABLE t (id int8 PRIMARY KEY, j jsonb, ts timestamptz, b bytea, n numeric, big int8, arr int[], u uuid)`,
+    );
     const ins = await db.query(
       `INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8), (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
-      [1, { a: [1, "x"] }, new Date("2024-01-02T03:04:05.678Z"), new Uint8Array([0, 255]), "12345678901234567890.5", "9007199254740993", [1, 2], "2f1c5b36-2d1d-4f5e-9a0e-1b2c3d4e5f60"],
+      [
+        1,
+        { a: [1, "x"] },
+        new Date("2024-01-02T03:04:05.678Z"),
+        new Uint8Array([0, 255]),
+        "12345678901234567890.5",
+        "9007199254740993",
+        [1, 2],
+        "2f1c5b36-2d1d-4f5e-9a0e-1b2c3d4e5f60",
+      ],
     );
     expect(ins).toMatchObject({ rows: [], rowCount: 2, fields: [], command: "INSERT" });
     const { rows, rowCount, fields } = await db.query(`SELECT * FROM t ORDER BY id`);
@@ -64,7 +83,7 @@ describe("query()", () => {
     await db.close();
   });
 
-  it("returns rows as arrays with rowMode: \"array\", keeping same-named columns apart", async () => {
+  it('returns rows as arrays with rowMode: "array", keeping same-named columns apart', async () => {
     const db = await memoryDb({ syncUrl: unreachableUrl(), sync: { retry: { attempts: 1 } } });
     db.on("error", () => {});
     await db.query(`CREATE TABLE r (id int PRIMARY KEY, v text)`);
@@ -194,10 +213,17 @@ describe("persistent directories", () => {
   it("creates parent folders, keeps data across reopen, and accepts file:// URLs", async () => {
     const root = tempDir("ominipg-dir-");
     const dir = path.join(root, "nested", "deeper", "local.db");
-    const db = await Ominipg.connect({ url: dir, loadDataDir: await pgliteTemplate(), schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY, v text)`] });
+    const db = await Ominipg.connect({
+      url: dir,
+      loadDataDir: await pgliteTemplate(),
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY, v text)`],
+    });
     await db.query(`INSERT INTO k VALUES (1, 'kept')`);
     await db.close();
-    const again = await Ominipg.connect({ url: pathToFileURL(dir).href, schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY, v text)`] });
+    const again = await Ominipg.connect({
+      url: pathToFileURL(dir).href,
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY, v text)`],
+    });
     expect((await again.query(`SELECT v FROM k`)).rows).toEqual([{ v: "kept" }]);
     await again.close();
   });
@@ -227,7 +253,10 @@ describe("persistent directories", () => {
     await db.close();
     const child = spawn(process.execPath, ["-e", "0"]);
     await new Promise((r) => child.on("exit", r));
-    fs.writeFileSync(`${dir}.lock`, JSON.stringify({ pid: child.pid, host: (await import("node:os")).hostname(), since: "x" }));
+    fs.writeFileSync(
+      `${dir}.lock`,
+      JSON.stringify({ pid: child.pid, host: (await import("node:os")).hostname(), since: "x" }),
+    );
     const again = await Ominipg.connect({ url: dir });
     expect((await again.query(`SELECT 1 AS ok`)).rows).toEqual([{ ok: 1 }]);
     await again.close();
@@ -253,11 +282,16 @@ describe("schemaSQL", () => {
     const err = await Ominipg.connect({
       url: dir,
       loadDataDir: await pgliteTemplate(),
-      schemaSQL: [`CREATE TABLE IF NOT EXISTS ok1 (id int PRIMARY KEY)`, `CREATE TABLE broken (id int PRIMARY KEY, x nosuchtype)`],
+      schemaSQL: [
+        `CREATE TABLE IF NOT EXISTS ok1 (id int PRIMARY KEY)`,
+        `CREATE TABLE broken (id int PRIMARY KEY, x nosuchtype)`,
+      ],
     }).catch((e) => e);
     expect(err).toBeInstanceOf(SchemaError);
     expect(err).toMatchObject({ index: 1, side: "local", position: 44 });
-    expect(err.message).toMatch(/schemaSQL\[1\] failed on the local database: type "nosuchtype" does not exist \(at character 44\)/);
+    expect(err.message).toMatch(
+      /schemaSQL\[1\] failed on the local database: type "nosuchtype" does not exist \(at character 44\)/,
+    );
     const db = await Ominipg.connect({ url: dir });
     expect((await db.query(`SELECT to_regclass('ok1') IS NULL AS absent`)).rows).toEqual([{ absent: true }]);
     await db.close();
@@ -274,7 +308,10 @@ describe("schemaSQL", () => {
       expect(db).toMatchObject({ index: 1, side: "local" });
       const okLocal = await memoryDb({
         syncUrl: remote.url,
-        schemaSQL: [`CREATE TABLE IF NOT EXISTS ok1 (id int PRIMARY KEY)`, `DO $$ BEGIN IF version() NOT LIKE '%PGlite%' THEN RAISE EXCEPTION 'remote only'; END IF; END $$`],
+        schemaSQL: [
+          `CREATE TABLE IF NOT EXISTS ok1 (id int PRIMARY KEY)`,
+          `DO $$ BEGIN IF version() NOT LIKE '%PGlite%' THEN RAISE EXCEPTION 'remote only'; END IF; END $$`,
+        ],
       });
       const err = await okLocal.sync().catch((e) => e);
       expect(err).toBeInstanceOf(SchemaError);
@@ -299,7 +336,10 @@ describe("direct mode and remote reachability", () => {
   });
 
   it("direct mode runs queries on the server and sync() rejects", async () => {
-    const db = await Ominipg.connect({ url: remote.url, schemaSQL: [`CREATE TABLE IF NOT EXISTS d (id int PRIMARY KEY, v text)`] });
+    const db = await Ominipg.connect({
+      url: remote.url,
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS d (id int PRIMARY KEY, v text)`],
+    });
     await db.query(`INSERT INTO d VALUES ($1, $2)`, [1, "on the server"]);
     expect(await remote.sql`SELECT v FROM d`).toEqual([{ v: "on the server" }]);
     const r = await db.query(`SELECT 1 AS a; SELECT 2 AS b`);
@@ -320,7 +360,10 @@ describe("direct mode and remote reachability", () => {
     try {
       for (const db of [local, direct]) {
         const driver = (db as unknown as { driver: Driver }).driver;
-        const rows = await driver.raw(`SELECT $1::text AS t, NULL::int AS n, 42::int8 AS i, '{"a": [1]}'::json AS j UNION ALL SELECT 'ünï 😀', 1, -1, 'null'`, ["tab\tnew\nline"]);
+        const rows = await driver.raw(
+          `SELECT $1::text AS t, NULL::int AS n, 42::int8 AS i, '{"a": [1]}'::json AS j UNION ALL SELECT 'ünï 😀', 1, -1, 'null'`,
+          ["tab\tnew\nline"],
+        );
         const decoded = rows.map((row) => row.map((v) => (v === null ? null : new TextDecoder().decode(v))));
         expect(decoded).toEqual([
           ["tab\tnew\nline", null, "42", '{"a": [1]}'],
@@ -348,7 +391,11 @@ describe("direct mode and remote reachability", () => {
 
   it("connect with an unreachable syncUrl returns promptly and local queries work", async () => {
     const started = Date.now();
-    const db = await memoryDb({ syncUrl: unreachableUrl(), schemaSQL: [`CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)`], sync: { retry: { attempts: 1 } } });
+    const db = await memoryDb({
+      syncUrl: unreachableUrl(),
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)`],
+      sync: { retry: { attempts: 1 } },
+    });
     expect(Date.now() - started).toBeLessThan(3000);
     await db.query(`INSERT INTO w VALUES (1)`);
     expect((await db.query(`SELECT count(*)::int AS n FROM _sync_queue`)).rows).toEqual([{ n: 1 }]);
@@ -371,7 +418,31 @@ describe("fast statement path", () => {
     await plain.exec(ddl);
     await db.query(ddl);
     const insert = `INSERT INTO every VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING *`;
-    const params = [1, 7, "9007199254740993", 1.5, Math.PI, "123.45678", true, "tëxt 'q'", "short", "abc", new Uint8Array([1, 2, 3]), { j: 1 }, { nested: { a: [1, null] } }, "2024-02-29 12:00:00", new Date("2024-02-29T12:00:00Z"), "2024-02-29", "12:34:56", "1 day 02:03:04", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", [1, 2, null], ["a", "b,c", '"q"'], "10.0.0.1", "12.34"];
+    const params = [
+      1,
+      7,
+      "9007199254740993",
+      1.5,
+      Math.PI,
+      "123.45678",
+      true,
+      "tëxt 'q'",
+      "short",
+      "abc",
+      new Uint8Array([1, 2, 3]),
+      { j: 1 },
+      { nested: { a: [1, null] } },
+      "2024-02-29 12:00:00",
+      new Date("2024-02-29T12:00:00Z"),
+      "2024-02-29",
+      "12:34:56",
+      "1 day 02:03:04",
+      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+      [1, 2, null],
+      ["a", "b,c", '"q"'],
+      "10.0.0.1",
+      "12.34",
+    ];
     const nulls = [2, ...params.slice(1).map(() => null)];
     for (const p of [params, nulls]) {
       const expected = await plain.query(insert, p);

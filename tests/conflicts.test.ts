@@ -33,12 +33,16 @@ async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: 
   const remote = await createTestDatabase();
   cleanups.push(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
-  await remote.sql.unsafe(`
+  await remote.sql
+    .unsafe(
+      `
     INSERT INTO docs VALUES (1, 'one', 'body 1', 1, '{"a": 1}', 9007199254740993, '2024-05-01 10:00+02'),
                             (2, 'two', 'body 2', 2, NULL, NULL, NULL),
                             (3, 'three', 'body 3', 3, NULL, NULL, NULL);
     INSERT INTO notes VALUES (1, 1, 'note 1');
-  `).simple();
+  `,
+    )
+    .simple();
   const clients: Client[] = [];
   for (const conflicts of strategies) clients.push(await openClient(remote, conflicts));
   return { remote, clients };
@@ -98,12 +102,28 @@ describe("offline edits of the same column", () => {
     expect(result.conflicts).toBe(1);
     expect(await remoteDoc(remote, 1)).toEqual({ id: 1, title: "A", body: "body by A", qty: 20 });
     expect(await records(A.db)).toEqual([
-      { origin: "push", table_name: "docs", row_key: { id: 1 }, base: "one", local: "A", remote: "B", resolution: "local", resolved: "A" },
+      {
+        origin: "push",
+        table_name: "docs",
+        row_key: { id: 1 },
+        base: "one",
+        local: "A",
+        remote: "B",
+        resolution: "local",
+        resolved: "A",
+      },
     ]);
     const [event] = A.events;
     expect(event).toMatchObject({ origin: "push", table: "public.docs", key: { id: 1 }, resolution: "local" });
     // Rows as to_jsonb gives them in UTC; an int8 beyond 2^53 stays exact (as a string).
-    expect(event!.base).toMatchObject({ id: 1, title: "one", qty: 1, tags: { a: 1 }, big: "9007199254740993", at: "2024-05-01T08:00:00+00:00" });
+    expect(event!.base).toMatchObject({
+      id: 1,
+      title: "one",
+      qty: 1,
+      tags: { a: 1 },
+      big: "9007199254740993",
+      at: "2024-05-01T08:00:00+00:00",
+    });
     expect(event!.remote).toMatchObject({ title: "B", qty: 20 });
     expect(event!.resolved).toMatchObject({ title: "A", body: "body by A", qty: 20 });
     expect(await queued(A.db)).toBe(0);
@@ -112,8 +132,18 @@ describe("offline edits of the same column", () => {
   });
 
   it.each([
-    ["remote-wins", "the remote row stays and A's row becomes it, A's other column change included", { id: 1, title: "B", body: "body 1", qty: 20 }, "remote"],
-    ["merge", "a column both changed takes the remote value, a column only A changed keeps A's", { id: 1, title: "B", body: "body by A", qty: 20 }, "merge"],
+    [
+      "remote-wins",
+      "the remote row stays and A's row becomes it, A's other column change included",
+      { id: 1, title: "B", body: "body 1", qty: 20 },
+      "remote",
+    ],
+    [
+      "merge",
+      "a column both changed takes the remote value, a column only A changed keeps A's",
+      { id: 1, title: "B", body: "body by A", qty: 20 },
+      "merge",
+    ],
   ] as const)("%s: %s", async (strategy, _what, expected, resolution) => {
     const { remote, A, result } = await sameRow(strategy, a, b);
     expect(result.conflicts).toBe(1);
@@ -152,7 +182,7 @@ describe("offline edits of the same column", () => {
     await expectSameRows(A.db, remote.sql, TABLES);
   });
 
-  it("a resolver answering \"remote\", \"local\" or \"skip\"", async () => {
+  it('a resolver answering "remote", "local" or "skip"', async () => {
     for (const answer of ["remote", "local", "skip"] as const) {
       const { remote, A, B } = await sameRow(() => answer, a, b);
       const title = (await remoteDoc(remote, 1))!.title;
@@ -160,7 +190,11 @@ describe("offline edits of the same column", () => {
       // skip: nothing pushed, the local row left as it was; the change is off the queue, and on record.
       expect((await localDoc(A.db, 1))!.title).toBe(answer === "remote" ? "B" : "A");
       expect(await queued(A.db)).toBe(0);
-      expect((await records(A.db))[0]).toMatchObject({ resolution: answer === "skip" ? "skip" : answer, local: "A", remote: "B" });
+      expect((await records(A.db))[0]).toMatchObject({
+        resolution: answer === "skip" ? "skip" : answer,
+        local: "A",
+        remote: "B",
+      });
       await B.db.pull();
       expect((await localDoc(B.db, 1))!.title).toBe(title);
     }
@@ -177,7 +211,11 @@ describe("offline edits of different columns", () => {
     ["merge", "merge"],
     ["a resolver", never],
   ] as const)("%s: no conflict, both changes kept on both sides", async (_name, strategy) => {
-    const { remote, A, result, B } = await sameRow(strategy, `UPDATE docs SET title = 'A' WHERE id = 1`, `UPDATE docs SET qty = 20, body = NULL WHERE id = 1`);
+    const { remote, A, result, B } = await sameRow(
+      strategy,
+      `UPDATE docs SET title = 'A' WHERE id = 1`,
+      `UPDATE docs SET qty = 20, body = NULL WHERE id = 1`,
+    );
     expect(result.conflicts).toBe(0);
     expect(A.events).toEqual([]);
     expect(await remoteDoc(remote, 1)).toEqual({ id: 1, title: "A", body: null, qty: 20 });
@@ -189,7 +227,11 @@ describe("offline edits of different columns", () => {
   });
 
   it("the same value written by both is no conflict", async () => {
-    const { result, A } = await sameRow(undefined, `UPDATE docs SET title = 'same' WHERE id = 1`, `UPDATE docs SET title = 'same' WHERE id = 1`);
+    const { result, A } = await sameRow(
+      undefined,
+      `UPDATE docs SET title = 'same' WHERE id = 1`,
+      `UPDATE docs SET title = 'same' WHERE id = 1`,
+    );
     expect(result.conflicts).toBe(0);
     expect(A.events).toEqual([]);
   });
@@ -208,7 +250,13 @@ describe("update against delete", () => {
     expect(result.conflicts).toBe(1);
     expect(await remoteDoc(remote, 2)).toEqual(after);
     expect(await localDoc(A.db, 2)).toEqual(after);
-    expect(A.events[0]).toMatchObject({ key: { id: 2 }, base: { title: "two" }, local: { title: "edited" }, remote: null, resolution });
+    expect(A.events[0]).toMatchObject({
+      key: { id: 2 },
+      base: { title: "two" },
+      local: { title: "edited" },
+      remote: null,
+      resolution,
+    });
     await expectSameRows(A.db, remote.sql, TABLES);
   });
 
@@ -221,7 +269,13 @@ describe("update against delete", () => {
     expect(result.conflicts).toBe(1);
     expect(await remoteDoc(remote, 2)).toEqual(after);
     expect(await localDoc(A.db, 2)).toEqual(after);
-    expect(A.events[0]).toMatchObject({ key: { id: 2 }, base: { title: "two" }, local: null, remote: { title: "edited" }, resolution });
+    expect(A.events[0]).toMatchObject({
+      key: { id: 2 },
+      base: { title: "two" },
+      local: null,
+      remote: { title: "edited" },
+      resolution,
+    });
     await expectSameRows(A.db, remote.sql, TABLES);
   });
 
@@ -234,7 +288,11 @@ describe("update against delete", () => {
 
 describe("a key change against an update", () => {
   it("no conflict when the update did not touch what the key change touched: B's title moves with the key", async () => {
-    const { remote, A, result } = await sameRow(undefined, `UPDATE docs SET id = 30 WHERE id = 3`, `UPDATE docs SET title = 'B' WHERE id = 3`);
+    const { remote, A, result } = await sameRow(
+      undefined,
+      `UPDATE docs SET id = 30 WHERE id = 3`,
+      `UPDATE docs SET title = 'B' WHERE id = 3`,
+    );
     expect(result.conflicts).toBe(0);
     expect(await remote.sql`SELECT id, title FROM docs WHERE id IN (3, 30)`).toEqual([{ id: 30, title: "B" }]);
     await A.db.pull();
@@ -245,9 +303,18 @@ describe("a key change against an update", () => {
     ["overwrite", { id: 30, title: "A" }],
     ["remote-wins", { id: 3, title: "B" }],
   ] as const)("a conflict on the title, %s: the row ends at the winner's key", async (strategy, after) => {
-    const { remote, A, result } = await sameRow(strategy, `UPDATE docs SET id = 30, title = 'A' WHERE id = 3`, `UPDATE docs SET title = 'B' WHERE id = 3`);
+    const { remote, A, result } = await sameRow(
+      strategy,
+      `UPDATE docs SET id = 30, title = 'A' WHERE id = 3`,
+      `UPDATE docs SET title = 'B' WHERE id = 3`,
+    );
     expect(result.conflicts).toBe(1);
-    expect(A.events[0]).toMatchObject({ key: { id: 3 }, base: { id: 3, title: "three" }, local: { id: 30, title: "A" }, remote: { id: 3, title: "B" } });
+    expect(A.events[0]).toMatchObject({
+      key: { id: 3 },
+      base: { id: 3, title: "three" },
+      local: { id: 30, title: "A" },
+      remote: { id: 3, title: "B" },
+    });
     expect(await remote.sql`SELECT id, title FROM docs WHERE id IN (3, 30)`).toEqual([after]);
     expect((await A.db.query(`SELECT id, title FROM docs WHERE id IN (3, 30)`)).rows).toEqual([after]);
     await expectSameRows(A.db, remote.sql, TABLES);
@@ -260,9 +327,18 @@ describe("insert key collision", () => {
     ["remote-wins", "by B"],
     ["merge", "by B"],
   ] as const)("%s", async (strategy, title) => {
-    const { remote, A, result } = await sameRow(strategy, `INSERT INTO docs (id, title) VALUES (10, 'by A')`, `INSERT INTO docs (id, title, qty) VALUES (10, 'by B', 5)`);
+    const { remote, A, result } = await sameRow(
+      strategy,
+      `INSERT INTO docs (id, title) VALUES (10, 'by A')`,
+      `INSERT INTO docs (id, title, qty) VALUES (10, 'by B', 5)`,
+    );
     expect(result.conflicts).toBe(1);
-    expect(A.events[0]).toMatchObject({ key: { id: 10 }, base: null, local: { title: "by A" }, remote: { title: "by B" } });
+    expect(A.events[0]).toMatchObject({
+      key: { id: 10 },
+      base: null,
+      local: { title: "by A" },
+      remote: { title: "by B" },
+    });
     expect((await remoteDoc(remote, 10))!.title).toBe(title);
     expect((await localDoc(A.db, 10))!.title).toBe(title);
     await expectSameRows(A.db, remote.sql, TABLES);
@@ -277,7 +353,10 @@ describe("insert key collision", () => {
 
 describe("strategies per table", () => {
   it("a default and per-table strategies; notes by name, docs by schema-qualified name", async () => {
-    const { remote, clients } = await setup([{ default: "overwrite", tables: { notes: "remote-wins", "public.docs": "merge" } }, undefined]);
+    const { remote, clients } = await setup([
+      { default: "overwrite", tables: { notes: "remote-wins", "public.docs": "merge" } },
+      undefined,
+    ]);
     const [A, B] = clients as [Client, Client];
     await A.db.query(`UPDATE docs SET title = 'A', body = 'A' WHERE id = 1; UPDATE notes SET text = 'A' WHERE id = 1`);
     await B.db.query(`UPDATE docs SET title = 'B' WHERE id = 1; UPDATE notes SET text = 'B' WHERE id = 1`);
@@ -296,13 +375,27 @@ describe("strategies per table", () => {
     const remote = await createTestDatabase();
     cleanups.push(() => remote.drop());
     const connect = (conflicts: unknown) =>
-      Ominipg.connect({ loadDataDir: undefined, syncUrl: remote.url, schemaSQL: SCHEMA, sync: { conflicts: conflicts as SyncOptions["conflicts"] } });
-    await expect(connect("last-write-wins")).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringContaining("sync.conflicts must be") });
+      Ominipg.connect({
+        loadDataDir: undefined,
+        syncUrl: remote.url,
+        schemaSQL: SCHEMA,
+        sync: { conflicts: conflicts as SyncOptions["conflicts"] },
+      });
+    await expect(connect("last-write-wins")).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringContaining("sync.conflicts must be"),
+    });
     await expect(connect({ tables: { docs: "local" } })).rejects.toMatchObject({ code: "CONFIG_INVALID" });
-    await expect(connect({ byTable: {} })).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringContaining('"byTable"') });
+    await expect(connect({ byTable: {} })).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringContaining('"byTable"'),
+    });
     const db = await connect({ tables: { doc: "merge" } });
     cleanups.push(() => db.close());
-    await expect(db.sync()).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringContaining('"doc"') });
+    await expect(db.sync()).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringContaining('"doc"'),
+    });
   });
 });
 
@@ -320,7 +413,10 @@ describe("resolvers that fail", () => {
     await A.db.query(`UPDATE docs SET title = 'A' WHERE id = 1`);
     await B.db.query(`UPDATE docs SET title = 'B' WHERE id = 1`);
     await B.db.sync();
-    await expect(A.db.sync()).rejects.toMatchObject({ code: "CONFLICT_RESOLVER_FAILED", message: expect.stringContaining("no idea") });
+    await expect(A.db.sync()).rejects.toMatchObject({
+      code: "CONFLICT_RESOLVER_FAILED",
+      message: expect.stringContaining("no idea"),
+    });
     expect(await queued(A.db)).toBe(1);
     expect((await remoteDoc(remote, 1))!.title).toBe("B");
     fail = false;
@@ -341,7 +437,10 @@ describe("resolvers that fail", () => {
       [42, "expected a row object"],
       [{ nope: 1 }, "unknown columns: nope"],
     ] as const) {
-      await expect(A.db.sync()).rejects.toMatchObject({ code: "CONFLICT_RESOLUTION_INVALID", message: expect.stringContaining(message) });
+      await expect(A.db.sync()).rejects.toMatchObject({
+        code: "CONFLICT_RESOLUTION_INVALID",
+        message: expect.stringContaining(message),
+      });
       expect(await queued(A.db)).toBe(1);
       expect((await remoteDoc(remote, 1))!.title).toBe("B");
     }
@@ -367,22 +466,29 @@ describe("a remote row that changes while its conflict is settled", () => {
     expect((await remoteDoc(remote, 1))!.title).toBe("newer + mine");
     expect((await localDoc(db, 1))!.title).toBe("newer + mine");
     // One record per local change: the latest settlement.
-    expect((await db.query(`SELECT resolution, remote ->> 'title' AS remote FROM _ominipg_conflicts`)).rows).toEqual([{ resolution: "custom", remote: "newer" }]);
+    expect((await db.query(`SELECT resolution, remote ->> 'title' AS remote FROM _ominipg_conflicts`)).rows).toEqual([
+      { resolution: "custom", remote: "newer" },
+    ]);
   });
 
   it("a key another session inserts while the batch statement runs (after its check) is a conflict, not overwritten", async () => {
     const { remote } = await setup([]);
     const { db, events } = await openClient(remote, undefined);
     // Hold every batch statement between its check and its writes: the ledger claim sleeps.
-    await remote.sql.unsafe(`
+    await remote.sql
+      .unsafe(
+        `
       CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.8); RETURN NEW; END $$;
       CREATE TRIGGER slow_claim BEFORE INSERT ON _ominipg_ledger FOR EACH ROW EXECUTE FUNCTION slow_claim();
-    `).simple();
+    `,
+      )
+      .simple();
     await db.query(`INSERT INTO docs (id, title) VALUES (20, 'mine')`);
     const syncing = db.sync();
     // Once the batch statement is in the claim (its check done: no row 20), another session inserts row 20.
     for (let i = 0; i < 100; i++) {
-      const [busy] = await remote.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'WITH ominipg_g0 %' AND wait_event = 'PgSleep'`;
+      const [busy] =
+        await remote.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'WITH ominipg_g0 %' AND wait_event = 'PgSleep'`;
       if (busy!.n > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -393,7 +499,16 @@ describe("a remote row that changes while its conflict is settled", () => {
     expect(await queued(db)).toBe(1);
     const result = await db.sync();
     expect(result.conflicts).toBe(1);
-    expect(events).toMatchObject([{ origin: "push", key: { id: 20 }, base: null, local: { title: "mine" }, remote: { title: "theirs" }, resolution: "local" }]);
+    expect(events).toMatchObject([
+      {
+        origin: "push",
+        key: { id: 20 },
+        base: null,
+        local: { title: "mine" },
+        remote: { title: "theirs" },
+        resolution: "local",
+      },
+    ]);
     expect(await remote.sql`SELECT title FROM docs WHERE id = 20`).toEqual([{ title: "mine" }]);
   });
 
@@ -417,7 +532,9 @@ describe("three clients", () => {
     const [A, B, C] = clients as [Client, Client, Client];
 
     // A goes offline with edits; B and C keep syncing many changes, including deletes and inserts.
-    await A.db.query(`UPDATE docs SET body = 'A was here' WHERE id = 1; UPDATE docs SET title = 'A3' WHERE id = 3; INSERT INTO docs (id, title) VALUES (50, 'A new')`);
+    await A.db.query(
+      `UPDATE docs SET body = 'A was here' WHERE id = 1; UPDATE docs SET title = 'A3' WHERE id = 3; INSERT INTO docs (id, title) VALUES (50, 'A new')`,
+    );
     for (let round = 0; round < 20; round++) {
       await B.db.query(`INSERT INTO docs (id, title, qty) VALUES ($1, $2, $3)`, [100 + round, `B ${round}`, round]);
       await B.db.query(`UPDATE docs SET qty = qty + 1 WHERE id = 1`);
@@ -434,7 +551,9 @@ describe("three clients", () => {
     // A pulls first, with its changes pending: other rows arrive, remote deletes too, its own rows are held.
     const pulled = await A.db.pull();
     expect(pulled.conflicts).toBe(1); // doc 3: C changed the title A changed
-    expect(A.events).toMatchObject([{ origin: "pull", key: { id: 3 }, resolution: "local-pending", local: { title: "A3" }, remote: { title: "C3" } }]);
+    expect(A.events).toMatchObject([
+      { origin: "pull", key: { id: 3 }, resolution: "local-pending", local: { title: "A3" }, remote: { title: "C3" } },
+    ]);
     expect(await localDoc(A.db, 2)).toBeUndefined();
     // Doc 1 is held as it is (B's qty arrives after A's push): A's change touched body only, so no conflict.
     expect(await localDoc(A.db, 1)).toMatchObject({ body: "A was here", qty: 1 });
@@ -446,7 +565,16 @@ describe("three clients", () => {
     expect(await remoteDoc(remote, 1)).toMatchObject({ body: "A was here", qty: 21 });
     // The pull's record of doc 3 became the push's settlement: one row.
     expect(await records(A.db)).toEqual([
-      { origin: "push", table_name: "docs", row_key: { id: 3 }, base: "three", local: "A3", remote: "C3", resolution: "merge", resolved: "C3" },
+      {
+        origin: "push",
+        table_name: "docs",
+        row_key: { id: 3 },
+        base: "three",
+        local: "A3",
+        remote: "C3",
+        resolution: "merge",
+        resolved: "C3",
+      },
     ]);
 
     // Everyone converges; a sync after a pull pushes nothing (no echo).
@@ -466,7 +594,10 @@ describe("unregister()", () => {
     const crash = () => {
       throw new Error("crashed after the remote COMMIT");
     };
-    for (const [c, id] of [[A, 60], [B, 61]] as const) {
+    for (const [c, id] of [
+      [A, 60],
+      [B, 61],
+    ] as const) {
       await c.db.query(`INSERT INTO docs (id, title) VALUES ($1, 'x')`, [id]);
       testHooks.afterRemoteCommit = crash;
       await expect(c.db.sync()).rejects.toThrow();
@@ -502,21 +633,31 @@ describe("keys and types", () => {
     await remote.sql.unsafe(schema[0]!);
     await remote.sql`INSERT INTO lines (order_id, n, qty, tags) VALUES (1, 1, 10, '{a}'), (1, 2, 20, '{b}')`;
     const open = async (conflicts: SyncOptions["conflicts"]) => {
-      const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: remote.url, schemaSQL: schema, sync: { conflicts, retry: { attempts: 1 } } });
+      const db = await Ominipg.connect({
+        loadDataDir: await pgliteTemplate(),
+        syncUrl: remote.url,
+        schemaSQL: schema,
+        sync: { conflicts, retry: { attempts: 1 } },
+      });
       cleanups.push(() => db.close());
       await db.pull();
       return db;
     };
     const A = await open({
       tables: {
-        lines: ({ local, remote: r }) => ({ qty: Number(local!.qty) + Number(r!.qty), tags: [...(r!.tags as string[]), ...(local!.tags as string[])] }),
+        lines: ({ local, remote: r }) => ({
+          qty: Number(local!.qty) + Number(r!.qty),
+          tags: [...(r!.tags as string[]), ...(local!.tags as string[])],
+        }),
       },
     });
     const M = await open("merge");
     const B = await open("overwrite");
     await A.query(`UPDATE lines SET qty = 11, tags = '{a,x}' WHERE order_id = 1 AND n = 1`);
     await M.query(`UPDATE lines SET qty = 21, note = 'M' WHERE order_id = 1 AND n = 2`);
-    await B.query(`UPDATE lines SET qty = 12, tags = '{a,y}' WHERE order_id = 1 AND n = 1; UPDATE lines SET qty = 22 WHERE order_id = 1 AND n = 2`);
+    await B.query(
+      `UPDATE lines SET qty = 12, tags = '{a,y}' WHERE order_id = 1 AND n = 1; UPDATE lines SET qty = 22 WHERE order_id = 1 AND n = 2`,
+    );
     await B.sync();
     expect((await A.sync()).conflicts).toBe(1);
     expect((await M.sync()).conflicts).toBe(1);

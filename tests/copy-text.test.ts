@@ -23,7 +23,10 @@ let table: TableInfo;
 let layout: CopyLayout;
 
 beforeAll(async () => {
-  db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), schemaSQL: [`CREATE TABLE rows (${COLUMNS})`, `CREATE TABLE copied (${COLUMNS})`] });
+  db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    schemaSQL: [`CREATE TABLE rows (${COLUMNS})`, `CREATE TABLE copied (${COLUMNS})`],
+  });
   driver = (db as unknown as { driver: Driver }).driver;
   pglite = (driver as unknown as { pglite: PGlite }).pglite;
   await db.query(`SET TimeZone TO 'Asia/Kolkata'`); // an offset with minutes, as to_json writes it
@@ -37,21 +40,49 @@ afterAll(async () => {
 
 /** Text PostgreSQL can hold: anything but NUL. */
 const text = fc.string({ unit: "binary", maxLength: 12 }).map((s) => s.replaceAll("\0", ""));
-const specials = fc.constantFrom("", "\\N", "NULL", "null", '"', "\\", "\t", "\n", "\r", "\x01", "\x1e", "\\x00", "\u2028", "😀", 'a"b\\c\td\ne');
+const specials = fc.constantFrom(
+  "",
+  "\\N",
+  "NULL",
+  "null",
+  '"',
+  "\\",
+  "\t",
+  "\n",
+  "\r",
+  "\x01",
+  "\x1e",
+  "\\x00",
+  "\u2028",
+  "😀",
+  'a"b\\c\td\ne',
+);
 /** JSON text as a json column keeps it: any value, with whitespace around and inside. JSON null itself is left out (it arrives as SQL NULL, see README). */
 const jsonText = fc
-  .tuple(fc.json({ maxDepth: 2 }), fc.constantFrom(undefined, 1, "\t"), fc.constantFrom("", " ", "\n", "\t ", " \r\n"), fc.constantFrom("", " ", "\n "))
+  .tuple(
+    fc.json({ maxDepth: 2 }),
+    fc.constantFrom(undefined, 1, "\t"),
+    fc.constantFrom("", " ", "\n", "\t ", " \r\n"),
+    fc.constantFrom("", " ", "\n "),
+  )
   .filter(([json]) => json !== "null")
   .map(([json, indent, before, after]) => `${before}${JSON.stringify(JSON.parse(json), null, indent)}${after}`);
 const row = fc.record({
   t: fc.option(fc.oneof(text, specials)),
   j: fc.option(jsonText),
   jb: fc.option(fc.json({ maxDepth: 2 }).filter((json) => json !== "null")),
-  n: fc.option(fc.oneof(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String), fc.constantFrom("0.10", "-1.5e-7", "NaN", "123456789012345678901234567890.123456789"))),
+  n: fc.option(
+    fc.oneof(
+      fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String),
+      fc.constantFrom("0.10", "-1.5e-7", "NaN", "123456789012345678901234567890.123456789"),
+    ),
+  ),
   f: fc.option(fc.oneof(fc.double(), fc.constantFrom("NaN", "Infinity", "-Infinity", "-0"))),
   ok: fc.option(fc.boolean()),
   by: fc.option(fc.uint8Array({ maxLength: 8 })),
-  at: fc.option(fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true })),
+  at: fc.option(
+    fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true }),
+  ),
 });
 
 it("COPY FROM of the text gives back exactly the rows", async () => {
@@ -59,21 +90,16 @@ it("COPY FROM of the text gives back exactly the rows", async () => {
     fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 12 }), async (rows) => {
       await db.query(`TRUNCATE rows, copied`);
       for (const [i, r] of rows.entries()) {
-        await db.query(`INSERT INTO rows (id, t, j, jb, n, f, ok, by, at) VALUES ($1, $2, $3::text::json, $4::text::jsonb, $5::numeric, $6::float8, $7, $8, $9)`, [
-          i + 1,
-          r.t,
-          r.j,
-          r.jb,
-          r.n,
-          r.f === null ? null : String(r.f),
-          r.ok,
-          r.by,
-          r.at,
-        ]);
+        await db.query(
+          `INSERT INTO rows (id, t, j, jb, n, f, ok, by, at) VALUES ($1, $2, $3::text::json, $4::text::jsonb, $5::numeric, $6::float8, $7, $8, $9)`,
+          [i + 1, r.t, r.j, r.jb, r.n, r.f === null ? null : String(r.f), r.ok, r.by, r.at],
+        );
       }
       const copyText = layout.text(await images(`SELECT * FROM rows`));
       expect(copyText).toBeDefined();
-      await pglite.query(`COPY copied (${layout.columns.join(", ")}) FROM '/dev/blob'`, [], { blob: new Blob([copyText!]) });
+      await pglite.query(`COPY copied (${layout.columns.join(", ")}) FROM '/dev/blob'`, [], {
+        blob: new Blob([copyText!]),
+      });
       const select = (name: string) => db.query<{ r: string }>(`SELECT ROW(t.*)::text AS r FROM ${name} t ORDER BY id`);
       expect((await select("copied")).rows).toEqual((await select("rows")).rows);
     }),

@@ -11,7 +11,13 @@ import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.
  * local directory paths at a temporary directory.
  */
 const root = path.resolve(import.meta.dirname, "..");
-const docs = ["README.md", ...fs.readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const docs = [
+  "README.md",
+  ...fs
+    .readdirSync(path.join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const scratch = path.join(root, "tests", ".docs-tmp");
 
 const SCHEMA = [
@@ -33,12 +39,15 @@ function blocksOf(file: string): { line: number; code: string }[] {
   const text = fs.readFileSync(path.join(root, file), "utf8");
   const out: { line: number; code: string }[] = [];
   const re = /^```(?:ts|typescript)\n([\s\S]*?)^```/gm;
-  for (let m = re.exec(text); m; m = re.exec(text)) out.push({ line: text.slice(0, m.index).split("\n").length, code: m[1]! });
+  for (let m = re.exec(text); m; m = re.exec(text))
+    out.push({ line: text.slice(0, m.index).split("\n").length, code: m[1]! });
   return out;
 }
 
 function declares(code: string, name: string): boolean {
-  return new RegExp(`\\b(const|let|var|function|class|interface)\\s+${name}\\b|import\\s*\\{[^}]*\\b${name}\\b`).test(code);
+  return new RegExp(`\\b(const|let|var|function|class|interface)\\s+${name}\\b|import\\s*\\{[^}]*\\b${name}\\b`).test(
+    code,
+  );
 }
 
 const remotes: TestDatabase[] = [];
@@ -59,7 +68,10 @@ describe.each(docs.filter((f) => blocksOf(f).length > 0))("%s", (file) => {
     const dir = tempDir("ominipg-docs-");
     let body = code
       .replace(/from\s+"ominipg"/g, `from ${JSON.stringify(path.join(root, "src", "index.js"))}`)
-      .replace(/from\s+"ominipg\/(drizzle|kysely)"/g, (_m, a: string) => `from ${JSON.stringify(path.join(root, "src", "adapters", `${a}.js`))}`)
+      .replace(
+        /from\s+"ominipg\/(drizzle|kysely)"/g,
+        (_m, a: string) => `from ${JSON.stringify(path.join(root, "src", "adapters", `${a}.js`))}`,
+      )
       .replace(/"postgres(ql)?:\/\/[^"]*"/g, "__remote")
       .replace(/"\.\/([\w.-]+)"/g, (_m, name: string) => `__dir(${JSON.stringify(name)})`);
     const needs = Object.keys(PRELUDE).filter((n) => new RegExp(`\\b${n}\\b`).test(body) && !declares(body, n));

@@ -30,7 +30,12 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
 
   it("two clients, several batches in flight each, sync through the pooler: the remote equals each client", async () => {
     const open = async () => {
-      const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: through, schemaSQL: SCHEMA, sync: { batchSize: 20, concurrency: 3 } });
+      const db = await Ominipg.connect({
+        loadDataDir: await pgliteTemplate(),
+        syncUrl: through,
+        schemaSQL: SCHEMA,
+        sync: { batchSize: 20, concurrency: 3 },
+      });
       await db.query(`SET TimeZone TO 'UTC'`);
       return db;
     };
@@ -39,8 +44,14 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
     try {
       // Disjoint ids per client (advance mode moves the remote sequence; ids are given explicitly here).
       for (const [k, db] of [a, b].entries()) {
-        await db.query(`INSERT INTO lists (id, name) SELECT g, 'list ' || g FROM generate_series($1::int, $1::int + 4) g`, [k * 100 + 1]);
-        await db.query(`INSERT INTO entries (id, list_id, body) SELECT g, $1::int + g % 5, 'entry ' || g FROM generate_series($2::int, $2::int + 299) g`, [k * 100 + 1, k * 10_000]);
+        await db.query(
+          `INSERT INTO lists (id, name) SELECT g, 'list ' || g FROM generate_series($1::int, $1::int + 4) g`,
+          [k * 100 + 1],
+        );
+        await db.query(
+          `INSERT INTO entries (id, list_id, body) SELECT g, $1::int + g % 5, 'entry ' || g FROM generate_series($2::int, $2::int + 299) g`,
+          [k * 100 + 1, k * 10_000],
+        );
         await db.query(`UPDATE entries SET done = true WHERE id % 3 = 0`);
         await db.query(`UPDATE entries SET id = id + 5000 WHERE id % 50 = 1`);
         await db.query(`DELETE FROM entries WHERE id % 7 = 0`);
@@ -57,10 +68,15 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
         const range = k === 0 ? `id < 100` : `id BETWEEN 100 AND 199`;
         const erange = k === 0 ? `list_id < 100` : `list_id BETWEEN 100 AND 199`;
         const local = (await db.query(`SELECT to_jsonb(t)::text AS r FROM lists t WHERE ${range} ORDER BY id`)).rows;
-        const remoteRows = await remote.sql.unsafe(`SELECT to_jsonb(t)::text AS r FROM lists t WHERE ${range} ORDER BY id`);
+        const remoteRows = await remote.sql.unsafe(
+          `SELECT to_jsonb(t)::text AS r FROM lists t WHERE ${range} ORDER BY id`,
+        );
         expect(remoteRows).toEqual(local);
-        const localE = (await db.query(`SELECT to_jsonb(t)::text AS r FROM entries t WHERE ${erange} ORDER BY id`)).rows;
-        const remoteE = await remote.sql.unsafe(`SELECT to_jsonb(t)::text AS r FROM entries t WHERE ${erange} ORDER BY id`);
+        const localE = (await db.query(`SELECT to_jsonb(t)::text AS r FROM entries t WHERE ${erange} ORDER BY id`))
+          .rows;
+        const remoteE = await remote.sql.unsafe(
+          `SELECT to_jsonb(t)::text AS r FROM entries t WHERE ${erange} ORDER BY id`,
+        );
         expect(remoteE).toEqual(localE);
       }
       expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_ledger`).toEqual([{ n: 0 }]);
@@ -73,7 +89,13 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
   it("verify(), syncSequences(), pull() and leased sequences through the pooler", async () => {
     // The first test gave explicit ids, which a sequence does not see (as in plain PostgreSQL).
     await remote.sql`SELECT setval('lists_id_seq', 1000)`;
-    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: through, schemaSQL: SCHEMA, sequences: "lease", leaseSize: 4 });
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: through,
+      schemaSQL: SCHEMA,
+      sequences: "lease",
+      leaseSize: 4,
+    });
     try {
       await db.query(`SET TimeZone TO 'UTC'`);
       await db.pull();

@@ -4,7 +4,9 @@ import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness
 import { type PullResult } from "../src/pull/types.js";
 
 let remote: TestDatabase;
-const schemaSQL = [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0)`];
+const schemaSQL = [
+  `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL DEFAULT 0)`,
+];
 
 beforeAll(async () => {
   remote = await createTestDatabase();
@@ -16,7 +18,12 @@ afterAll(async () => {
 });
 
 it("sync.pull 'initial' pulls in the background, pull() records conflicts, status() shows the last pull", async () => {
-  const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: remote.url, schemaSQL, sync: { pull: "initial" } });
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: remote.url,
+    schemaSQL,
+    sync: { pull: "initial" },
+  });
   const ended = await new Promise<PullResult>((resolve) => db.once("pull:end", resolve));
   expect(ended.tables["public.items"]?.upserted).toBe(2);
   expect((await db.query(`SELECT id, name FROM items ORDER BY id`)).rows).toEqual([
@@ -42,7 +49,9 @@ it("sync.pull 'initial' pulls in the background, pull() records conflicts, statu
   const conflicts = await db.query<{ table_name: string; resolution: string; remote: { qty: number } }>(
     `SELECT table_name, resolution, remote FROM _ominipg_conflicts`,
   );
-  expect(conflicts.rows).toEqual([{ table_name: "items", resolution: "local-pending", remote: expect.objectContaining({ qty: 99 }) }]);
+  expect(conflicts.rows).toEqual([
+    { table_name: "items", resolution: "local-pending", remote: expect.objectContaining({ qty: 99 }) },
+  ]);
   expect((await db.status()).lastPull?.conflicts).toBe(1);
 
   // The pending change still goes out on the next sync, and push and pull never run at once.

@@ -15,12 +15,21 @@ export interface PullClient {
   db: Ominipg;
   puller: Puller;
   /** Pull, collecting what the hooks saw. */
-  pull(): Promise<Awaited<ReturnType<Puller["pull"]>> & { seen: { conflicts: PullConflict[]; rejected: PullRejection[]; progress: PullProgress[] } }>;
+  pull(): Promise<
+    Awaited<ReturnType<Puller["pull"]>> & {
+      seen: { conflicts: PullConflict[]; rejected: PullRejection[]; progress: PullProgress[] };
+    }
+  >;
   close(): Promise<void>;
 }
 
 export async function pullClient(url: string, schemaSQL: string[], options: PullerOptions = {}): Promise<PullClient> {
-  const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: url, schemaSQL, sync: { retry: { attempts: 1 } } });
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: url,
+    schemaSQL,
+    sync: { retry: { attempts: 1 } },
+  });
   // Test-only: the pieces the lead will wire inside Ominipg (protected members, reached through a cast).
   const inner = db as unknown as { local: LocalAccess; catalog(): Promise<Catalog> };
   // Let the client's own remote set-up (schemaSQL, the ledger) finish before the second Remote is used.
@@ -54,7 +63,9 @@ export async function localRows(db: Ominipg, tables: Record<string, string>): Pr
     for (const s of SETTINGS) await tx.query(s);
     const out: Record<string, string[]> = {};
     for (const [t, order] of Object.entries(tables)) {
-      out[t] = (await tx.query<{ j: string }>(`SELECT to_jsonb(r)::text AS j FROM ${t} AS r ORDER BY ${order}`)).rows.map((r) => r.j);
+      out[t] = (
+        await tx.query<{ j: string }>(`SELECT to_jsonb(r)::text AS j FROM ${t} AS r ORDER BY ${order}`)
+      ).rows.map((r) => r.j);
     }
     return out;
   });
@@ -65,7 +76,9 @@ export async function remoteRows(sql: postgres.Sql, tables: Record<string, strin
     await tx.unsafe(CANONICAL_SETTINGS).simple();
     const out: Record<string, string[]> = {};
     for (const [t, order] of Object.entries(tables)) {
-      out[t] = (await tx.unsafe<{ j: string }[]>(`SELECT to_jsonb(r)::text AS j FROM ${t} AS r ORDER BY ${order}`)).map((r) => r.j);
+      out[t] = (await tx.unsafe<{ j: string }[]>(`SELECT to_jsonb(r)::text AS j FROM ${t} AS r ORDER BY ${order}`)).map(
+        (r) => r.j,
+      );
     }
     return out;
   }) as Promise<Record<string, string[]>>;
@@ -85,11 +98,13 @@ export async function queueLength(db: Ominipg): Promise<number> {
  * interval style, float digits, bytea format): the pull must not depend on the server's defaults.
  */
 export async function makeRemoteHostile(sql: postgres.Sql, dbName: string): Promise<void> {
-  await sql.unsafe(
-    `ALTER DATABASE ${dbName} SET TimeZone = 'America/New_York'; ALTER DATABASE ${dbName} SET DateStyle = 'SQL, DMY';
+  await sql
+    .unsafe(
+      `ALTER DATABASE ${dbName} SET TimeZone = 'America/New_York'; ALTER DATABASE ${dbName} SET DateStyle = 'SQL, DMY';
      ALTER DATABASE ${dbName} SET IntervalStyle = 'sql_standard'; ALTER DATABASE ${dbName} SET extra_float_digits = 0;
      ALTER DATABASE ${dbName} SET bytea_output = 'escape'`,
-  ).simple();
+    )
+    .simple();
 }
 
 export function dbNameOf(url: string): string {

@@ -19,11 +19,15 @@ async function setup(items = 200): Promise<{ remote: TestDatabase; c: PullClient
   const remote = await createTestDatabase();
   cleanups.push(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
-  await remote.sql.unsafe(`
+  await remote.sql
+    .unsafe(
+      `
     INSERT INTO items SELECT g, 'item ' || g, 'i' || g || '@x.org', g * 1.25, timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' FROM generate_series(1, ${items}) g;
     INSERT INTO parts SELECT i, n, i * 1000000000000 + n, jsonb_build_object('i', i, 'n', n) FROM generate_series(1, ${items}) i, generate_series(1, 3) n;
     INSERT INTO tree SELECT g, CASE WHEN g > 1 THEN g / 2 END, 'node ' || g FROM generate_series(1, 100) g;
-  `).simple();
+  `,
+    )
+    .simple();
   const c = await pullClient(remote.url, SCHEMA);
   cleanups.push(() => c.close());
   const first = await c.pull();
@@ -34,7 +38,9 @@ async function setup(items = 200): Promise<{ remote: TestDatabase; c: PullClient
 describe("incremental pull", () => {
   it("applies exactly the remote inserts, updates and deletes made since the last pull", async () => {
     const { remote, c } = await setup(2000);
-    await remote.sql.unsafe(`
+    await remote.sql
+      .unsafe(
+        `
       INSERT INTO items VALUES (5001, 'new a', 'na@x.org', 1, now()), (5002, 'new b', NULL, NULL, NULL);
       INSERT INTO parts VALUES (5001, 1, 9007199254740993, '{"x": 1}');
       UPDATE items SET name = 'renamed', price = price + 0.01 WHERE id IN (10, 20, 30);
@@ -42,7 +48,9 @@ describe("incremental pull", () => {
       DELETE FROM items WHERE id IN (50, 60);           -- cascades to 6 parts on the remote
       UPDATE tree SET parent = 99 WHERE id = 3;         -- re-parent (to a later id)
       DELETE FROM tree WHERE id = 100;
-    `).simple();
+    `,
+      )
+      .simple();
     const r = await c.pull();
     expect(r.tables).toEqual({
       "public.items": { strategy: "diff", upserted: 5, deleted: 2, skipped: 0, rejected: 0 },
@@ -56,7 +64,8 @@ describe("incremental pull", () => {
     expect(items.total).toBeLessThan(400);
 
     const none = await c.pull();
-    for (const t of Object.values(none.tables)) expect(t).toEqual({ strategy: "diff", upserted: 0, deleted: 0, skipped: 0, rejected: 0 });
+    for (const t of Object.values(none.tables))
+      expect(t).toEqual({ strategy: "diff", upserted: 0, deleted: 0, skipped: 0, rejected: 0 });
     expect(none.seen.progress.every((p) => p.total === 0)).toBe(true);
   });
 
@@ -66,23 +75,36 @@ describe("incremental pull", () => {
     await c.db.query(`UPDATE items SET name = 'local edit' WHERE id = 2000`); // a row the remote leaves alone
     await c.db.query(`INSERT INTO items (id, name) VALUES (90001, 'local new')`);
     for (let i = 0; i < 40; i++) {
-      await remote.sql.unsafe(`
+      await remote.sql
+        .unsafe(
+          `
         INSERT INTO items SELECT g, 'r' || g, NULL, g, now() FROM generate_series(${10000 + i * 50}, ${10000 + i * 50 + 49}) g;
         UPDATE items SET price = price * 2, seen = now() WHERE id % 40 = ${i} AND id < 2000;
         DELETE FROM items WHERE id = ${1000 + i * 3};
         UPDATE parts SET note = note || '{"v": ${i}}' WHERE item_id = ${200 + i};
-      `).simple();
+      `,
+        )
+        .simple();
     }
     await remote.sql.unsafe(`DELETE FROM tree WHERE id > 50; UPDATE tree SET label = upper(label)`).simple();
 
     const r = await c.pull();
     // 2000 new rows, ids 1..1999 updated, 40 of them deleted.
-    expect(r.tables["public.items"]).toMatchObject({ strategy: "diff", upserted: 2000 + 1999 - 40, deleted: 40, skipped: 2, rejected: 0 }); // skipped: 2000 and 90001
+    expect(r.tables["public.items"]).toMatchObject({
+      strategy: "diff",
+      upserted: 2000 + 1999 - 40,
+      deleted: 40,
+      skipped: 2,
+      rejected: 0,
+    }); // skipped: 2000 and 90001
     expect(r.tables["public.parts"]).toMatchObject({ strategy: "diff", upserted: 120, deleted: 120 });
     expect(r.tables["public.tree"]).toMatchObject({ strategy: "diff", upserted: 50, deleted: 50 });
     expect(r.conflicts).toBe(0); // the remote did not touch item 2000 or 90001
     // Pending changes stayed; everything else equals the remote.
-    expect((await c.db.query(`SELECT name FROM items WHERE id IN (2000, 90001) ORDER BY id`)).rows).toEqual([{ name: "local edit" }, { name: "local new" }]);
+    expect((await c.db.query(`SELECT name FROM items WHERE id IN (2000, 90001) ORDER BY id`)).rows).toEqual([
+      { name: "local edit" },
+      { name: "local new" },
+    ]);
     await c.db.sync();
     expect(await queueLength(c.db)).toBe(0);
     await expectSameRows(c.db, remote.sql, TABLES);
@@ -101,7 +123,9 @@ describe("incremental pull", () => {
     await c.db.query(`UPDATE items SET id = 108 WHERE id = 8`); // a key change: both keys are pending
     const queued = await queueLength(c.db);
 
-    await remote.sql.unsafe(`
+    await remote.sql
+      .unsafe(
+        `
       UPDATE items SET name = 'R2' WHERE id = 2;            -- both changed: conflict
       DELETE FROM parts WHERE item_id = 3; DELETE FROM items WHERE id = 3;  -- remote deleted what local changed: conflict
       UPDATE items SET name = 'R4' WHERE id = 4;            -- remote changed what local deleted: conflict
@@ -109,21 +133,50 @@ describe("incremental pull", () => {
       UPDATE items SET name = 'R1' WHERE id = 1;            -- no local change: applied
       INSERT INTO items VALUES (11, 'R11', NULL, NULL, NULL);
       INSERT INTO items VALUES (108, 'R108', NULL, NULL, NULL); -- the key local moved 8 to: conflict
-    `).simple();
+    `,
+      )
+      .simple();
 
     const r = await c.pull();
     const byKey = new Map(r.seen.conflicts.map((x) => [x.key, x]));
     expect([...byKey.keys()].sort()).toEqual([`{"id":108}`, `{"id":2}`, `{"id":3}`, `{"id":4}`]);
     const img = (s: string | null) => (s === null ? null : (JSON.parse(s) as { name: string }).name);
-    expect([img(byKey.get(`{"id":2}`)!.base), img(byKey.get(`{"id":2}`)!.local), img(byKey.get(`{"id":2}`)!.remote)]).toEqual(["item 2", "L2", "R2"]);
-    expect([img(byKey.get(`{"id":3}`)!.base), img(byKey.get(`{"id":3}`)!.local), img(byKey.get(`{"id":3}`)!.remote)]).toEqual(["item 3", "L3", null]);
-    expect([img(byKey.get(`{"id":4}`)!.base), img(byKey.get(`{"id":4}`)!.local), img(byKey.get(`{"id":4}`)!.remote)]).toEqual(["item 4", null, "R4"]);
-    expect([img(byKey.get(`{"id":108}`)!.base), img(byKey.get(`{"id":108}`)!.local), img(byKey.get(`{"id":108}`)!.remote)]).toEqual([null, "item 8", "R108"]);
+    expect([
+      img(byKey.get(`{"id":2}`)!.base),
+      img(byKey.get(`{"id":2}`)!.local),
+      img(byKey.get(`{"id":2}`)!.remote),
+    ]).toEqual(["item 2", "L2", "R2"]);
+    expect([
+      img(byKey.get(`{"id":3}`)!.base),
+      img(byKey.get(`{"id":3}`)!.local),
+      img(byKey.get(`{"id":3}`)!.remote),
+    ]).toEqual(["item 3", "L3", null]);
+    expect([
+      img(byKey.get(`{"id":4}`)!.base),
+      img(byKey.get(`{"id":4}`)!.local),
+      img(byKey.get(`{"id":4}`)!.remote),
+    ]).toEqual(["item 4", null, "R4"]);
+    expect([
+      img(byKey.get(`{"id":108}`)!.base),
+      img(byKey.get(`{"id":108}`)!.local),
+      img(byKey.get(`{"id":108}`)!.remote),
+    ]).toEqual([null, "item 8", "R108"]);
     expect(r.conflicts).toBe(4);
     expect(r.tables["public.items"]).toMatchObject({ upserted: 2, deleted: 0, skipped: 6 }); // 2, 3, 4, 5, 8 (remote still has it), 108
 
     const { rows } = await c.db.query<{ id: number; name: string }>(`SELECT id, name FROM items ORDER BY id`);
-    expect(rows.map((x) => `${x.id}:${x.name}`)).toEqual(["1:R1", "2:L2", "3:L3", "5:L5", "6:same", "7:item 7", "9:item 9", "10:item 10", "11:R11", "108:item 8"]);
+    expect(rows.map((x) => `${x.id}:${x.name}`)).toEqual([
+      "1:R1",
+      "2:L2",
+      "3:L3",
+      "5:L5",
+      "6:same",
+      "7:item 7",
+      "9:item 9",
+      "10:item 10",
+      "11:R11",
+      "108:item 8",
+    ]);
     expect(await queueLength(c.db)).toBe(queued);
 
     // Reported again by the next pull while still pending and different (store conflicts by table and key).
@@ -134,7 +187,9 @@ describe("incremental pull", () => {
 
   it("never echoes: a pull after a push changes nothing, a push after a pull pushes nothing", async () => {
     const { remote, c } = await setup(50);
-    await c.db.query(`INSERT INTO items (id, name, price, seen) VALUES (500, 'mine', 3.14, '2024-05-05 05:05:05.123456+02')`);
+    await c.db.query(
+      `INSERT INTO items (id, name, price, seen) VALUES (500, 'mine', 3.14, '2024-05-05 05:05:05.123456+02')`,
+    );
     await c.db.query(`UPDATE parts SET note = '{"big": 123456789012345678901234567890}' WHERE item_id = 1`);
     await c.db.query(`DELETE FROM tree WHERE id = 100`);
     expect((await c.db.sync()).pushed).toBe(5);

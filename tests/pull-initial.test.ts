@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { dbNameOf, expectSameRows, makeRemoteHostile, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
+import {
+  dbNameOf,
+  expectSameRows,
+  makeRemoteHostile,
+  pullClient,
+  queueLength,
+  type PullClient,
+} from "./pull-helpers.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS authors (id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE)`,
@@ -17,7 +24,9 @@ const TABLES = { authors: "id", posts: "id", post_tags: "post_id, tag", events: 
 
 async function seed(remote: TestDatabase): Promise<void> {
   for (const s of SCHEMA) await remote.sql.unsafe(s);
-  await remote.sql.unsafe(`
+  await remote.sql
+    .unsafe(
+      `
     INSERT INTO authors (name, email) SELECT 'author ' || g, 'a' || g || '@x.org' FROM generate_series(1, 20) g;
     INSERT INTO posts (id, author_id, parent_id, title, n, price, f8, f4, meta, tags, nums, blob, ts, d, iv, u, ok, during)
     SELECT g, 1 + g % 20, CASE WHEN g < 300 AND g % 3 = 0 THEN g + 1 END, 'post ' || g || ' ''quoted'' ünïcödé',
@@ -33,7 +42,9 @@ async function seed(remote: TestDatabase): Promise<void> {
     INSERT INTO post_tags (post_id, tag, weight) SELECT p, 'tag' || t, p * t / 3.0 FROM generate_series(1, 300) p, generate_series(1, 3) t;
     INSERT INTO events (at, payload) SELECT timestamptz '2024-06-01 12:00+00' + g * interval '1 second', json_build_object('z', g, 'a', 'x')
       FROM generate_series(1, 50) g;
-  `).simple();
+  `,
+    )
+    .simple();
 }
 
 let cleanups: (() => Promise<void>)[] = [];
@@ -76,12 +87,20 @@ describe("initial pull", () => {
     const order = [...new Set(r.seen.progress.map((p) => p.table))];
     expect(order.indexOf("public.authors")).toBeLessThan(order.indexOf("public.posts"));
     expect(order.indexOf("public.posts")).toBeLessThan(order.indexOf("public.post_tags"));
-    expect(r.seen.progress.filter((p) => p.table === "public.posts").at(-1)).toEqual({ table: "public.posts", done: 302, total: 302 });
+    expect(r.seen.progress.filter((p) => p.table === "public.posts").at(-1)).toEqual({
+      table: "public.posts",
+      done: 302,
+      total: 302,
+    });
 
     await expectSameRows(c.db, remote.sql, TABLES);
     // Exact values as the application reads them.
     const big = await c.db.query(`SELECT id, n::text AS n, f8 FROM posts WHERE id = 9007199254740993`);
-    expect(big.rows[0]).toEqual({ id: 9007199254740993n, n: "12345678901234567890.123456789012", f8: 0.30000000000000004 });
+    expect(big.rows[0]).toEqual({
+      id: 9007199254740993n,
+      n: "12345678901234567890.123456789012",
+      f8: 0.30000000000000004,
+    });
     const jtext = await c.db.query<{ t: string }>(`SELECT (meta->'big')::text AS t FROM posts WHERE id = 1`);
     expect(jtext.rows[0]!.t).toBe("123456789012345678901234567890");
 
@@ -107,7 +126,9 @@ describe("initial pull", () => {
     const { remote, open } = await setup();
     await seed(remote);
     const c = await open();
-    await c.db.query(`INSERT INTO authors (id, name, email) VALUES (1, 'mine', 'mine@x.org'), (100, 'local only', 'l@x.org')`);
+    await c.db.query(
+      `INSERT INTO authors (id, name, email) VALUES (1, 'mine', 'mine@x.org'), (100, 'local only', 'l@x.org')`,
+    );
     await c.db.query(`INSERT INTO posts (id, author_id, title) VALUES (5000, 100, 'local post')`);
     expect(await queueLength(c.db)).toBe(3);
 
@@ -120,8 +141,14 @@ describe("initial pull", () => {
     expect(JSON.parse(conflict.local!)).toEqual({ id: 1, name: "mine", email: "mine@x.org" });
     expect(JSON.parse(conflict.remote!)).toEqual({ id: 1, name: "author 1", email: "a1@x.org" });
 
-    const { rows } = await c.db.query<{ id: number; name: string }>(`SELECT id, name FROM authors WHERE id IN (1, 2, 100) ORDER BY id`);
-    expect(rows).toEqual([{ id: 1, name: "mine" }, { id: 2, name: "author 2" }, { id: 100, name: "local only" }]);
+    const { rows } = await c.db.query<{ id: number; name: string }>(
+      `SELECT id, name FROM authors WHERE id IN (1, 2, 100) ORDER BY id`,
+    );
+    expect(rows).toEqual([
+      { id: 1, name: "mine" },
+      { id: 2, name: "author 2" },
+      { id: 100, name: "local only" },
+    ]);
     expect(await queueLength(c.db)).toBe(3); // untouched
 
     const pushed = await c.db.sync();
@@ -144,7 +171,11 @@ describe("initial pull", () => {
     expect(r.tables["public.authors"]).toMatchObject({ upserted: 19, rejected: 1 });
     expect(r.rejected).toBe(1);
     expect(r.seen.rejected).toHaveLength(1);
-    expect(r.seen.rejected[0]).toMatchObject({ table: "public.authors", key: `{"id":7}`, error: expect.objectContaining({ code: "23505" }) });
+    expect(r.seen.rejected[0]).toMatchObject({
+      table: "public.authors",
+      key: `{"id":7}`,
+      error: expect.objectContaining({ code: "23505" }),
+    });
     expect(JSON.parse(r.seen.rejected[0]!.remote)).toMatchObject({ id: 7, email: "a7@x.org" });
     // Author 7's posts still arrive (replica role: no FK check against the missing parent) and the rest is equal.
     expect((await c.db.query(`SELECT count(*)::int AS n FROM posts`)).rows[0]).toEqual({ n: 302 });
@@ -184,7 +215,8 @@ describe("initial pull", () => {
     const r = await c.puller.pull({
       progress: (p) => {
         // Post 250 arrives in a later chunk; this insert runs before the pull's next local write.
-        if (p.table === "public.posts" && p.done === 50) written ??= c.db.query(`INSERT INTO posts (id, author_id, title) VALUES (250, 1, 'mid-pull')`);
+        if (p.table === "public.posts" && p.done === 50)
+          written ??= c.db.query(`INSERT INTO posts (id, author_id, title) VALUES (250, 1, 'mid-pull')`);
       },
     });
     await written;
@@ -200,7 +232,10 @@ describe("initial pull", () => {
     const c = await open();
     const { Remote } = await import("../src/remote/remote.js");
     const { Puller } = await import("../src/pull/puller.js");
-    const inner = c.db as unknown as { local: import("../src/local/access.js").LocalAccess; catalog(): Promise<import("../src/capture/catalog.js").Catalog> };
+    const inner = c.db as unknown as {
+      local: import("../src/local/access.js").LocalAccess;
+      catalog(): Promise<import("../src/capture/catalog.js").Catalog>;
+    };
     const { unreachableUrl } = await import("./harness/index.js");
     const bad = new Remote(unreachableUrl(), [], false, 1, { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
     cleanups.push(() => bad.close());

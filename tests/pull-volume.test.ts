@@ -63,13 +63,25 @@ it(`pulls a ${ROWS.toLocaleString("en")}-row table in chunks, then re-checks it 
   const sameMs = performance.now() - t1;
   expect(same.tables["public.big"]).toEqual({ strategy: "diff", upserted: 0, deleted: 0, skipped: 0, rejected: 0 });
 
-  await remote.sql.unsafe(`UPDATE big SET a = -a - 1 WHERE id % 500 = 0; DELETE FROM big WHERE id % 5000 = 1; INSERT INTO big (id, a) SELECT g, 0 FROM generate_series(${ROWS + 1}, ${ROWS + 100}) g`).simple();
+  await remote.sql
+    .unsafe(
+      `UPDATE big SET a = -a - 1 WHERE id % 500 = 0; DELETE FROM big WHERE id % 5000 = 1; INSERT INTO big (id, a) SELECT g, 0 FROM generate_series(${ROWS + 1}, ${ROWS + 100}) g`,
+    )
+    .simple();
   const t2 = performance.now();
   const changed = await c.pull();
   const changedMs = performance.now() - t2;
-  expect(changed.tables["public.big"]).toEqual({ strategy: "diff", upserted: 200, deleted: 10, skipped: 0, rejected: 0 });
+  expect(changed.tables["public.big"]).toEqual({
+    strategy: "diff",
+    upserted: 200,
+    deleted: 10,
+    skipped: 0,
+    rejected: 0,
+  });
   const fetched = changed.seen.progress.filter((p) => p.table === "public.big").at(-1)!.total;
-  console.log(`incremental pull, nothing changed: ${Math.round(sameMs)} ms; 310 rows changed: ${Math.round(changedMs)} ms, ${fetched} rows fetched`);
+  console.log(
+    `incremental pull, nothing changed: ${Math.round(sameMs)} ms; 310 rows changed: ${Math.round(changedMs)} ms, ${fetched} rows fetched`,
+  );
   expect(fetched).toBeLessThan(ROWS);
 });
 

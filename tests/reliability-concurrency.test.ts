@@ -19,7 +19,8 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | "hung"> {
   return Promise.race([p, new Promise<"hung">((r) => setTimeout(() => r("hung"), ms))]);
 }
 
-const count = async (db: Ominipg, where = "true") => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM acts WHERE ${where}`)).rows[0]!.n;
+const count = async (db: Ominipg, where = "true") =>
+  (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM acts WHERE ${where}`)).rows[0]!.n;
 
 describe("reliability: concurrency", () => {
   let remote: TestDatabase;
@@ -31,7 +32,8 @@ describe("reliability: concurrency", () => {
     await remote.drop();
   });
   const reset = async () => remote.sql`TRUNCATE acts, hits`;
-  const noDoubleWrites = async () => expect(await remote.sql`SELECT id, v, times FROM hits WHERE times > 1 LIMIT 5`).toEqual([]);
+  const noDoubleWrites = async () =>
+    expect(await remote.sql`SELECT id, v, times FROM hits WHERE times > 1 LIMIT 5`).toEqual([]);
 
   it("200 concurrent query() calls mixed with sync() and transaction(): no write in the wrong transaction, nothing lost", async () => {
     await reset();
@@ -61,7 +63,12 @@ describe("reliability: concurrency", () => {
             }),
         );
       } else if (kind === 9) work.push(db.query(`SELECT count(*) FROM acts`));
-      else work.push(db.query(`INSERT INTO acts VALUES ($1, 'auto')`, [i]).then(() => db.query(`UPDATE acts SET v = v + 1 WHERE id = $1`, [i])));
+      else
+        work.push(
+          db
+            .query(`INSERT INTO acts VALUES ($1, 'auto')`, [i])
+            .then(() => db.query(`UPDATE acts SET v = v + 1 WHERE id = $1`, [i])),
+        );
     }
     expect(await within(Promise.all(work), 50_000)).not.toBe("hung");
     expect(await count(db, "who = 'auto'")).toBe(120);
@@ -136,13 +143,18 @@ describe("reliability: concurrency", () => {
       await t.query(`INSERT INTO acts VALUES (1, 'inside')`);
       return db.sync();
     });
-    const settled = await within(outcome.catch((e: unknown) => e), 10_000);
+    const settled = await within(
+      outcome.catch((e: unknown) => e),
+      10_000,
+    );
     expect(settled).not.toBe("hung");
     expect(settled).toBeInstanceOf(OminipgError);
     expect(settled).toMatchObject({ code: "TRANSACTION_ACTIVE" });
     // status() and verify() likewise.
     const others = await within(
-      db.transaction(async () => Promise.all([db.status().catch((e: OminipgError) => e.code), db.verify().catch((e: OminipgError) => e.code)])),
+      db.transaction(async () =>
+        Promise.all([db.status().catch((e: OminipgError) => e.code), db.verify().catch((e: OminipgError) => e.code)]),
+      ),
       10_000,
     );
     expect(others).toEqual(["TRANSACTION_ACTIVE", "TRANSACTION_ACTIVE"]);

@@ -64,7 +64,7 @@ const NASTY_STRINGS = [
   "\u{10FFFF}",
   "null",
   "NULL",
-  "{\"not\": \"json\"",
+  '{"not": "json"',
   "%s %d %n",
   "\u0001\u0002\u001f\u007f",
 ];
@@ -103,7 +103,14 @@ describe("reliability: bad input", () => {
 
   it("malformed SQL: PostgreSQL's syntax error with its position, nothing captured, the client keeps working", async () => {
     const before = await queued(db);
-    for (const sql of [`SELEC 1`, `INSERT INTO vals VALUES (`, `INSERT INTO vals VALUES (1, 'unterminated)`, `UPDATE vals SET t = $$x WHERE id = 1`, `DELETE FROM`, `INSERT INTO vals VALUES (1); INSERT INTO`]) {
+    for (const sql of [
+      `SELEC 1`,
+      `INSERT INTO vals VALUES (`,
+      `INSERT INTO vals VALUES (1, 'unterminated)`,
+      `UPDATE vals SET t = $$x WHERE id = 1`,
+      `DELETE FROM`,
+      `INSERT INTO vals VALUES (1); INSERT INTO`,
+    ]) {
       const err = await pgError(db.query(sql));
       expect(err.code, sql).toBe("42601");
       expect(err.message, sql).toMatch(/syntax error|unterminated/);
@@ -143,7 +150,9 @@ describe("reliability: bad input", () => {
       const err = await pgError(db.query(sql, params));
       expect({ sql, code: err.code }).toEqual({ sql, code });
     }
-    await expect(db.query(`SELECT $1`, "not an array" as unknown as unknown[])).rejects.toMatchObject({ code: "CONFIG_INVALID" });
+    await expect(db.query(`SELECT $1`, "not an array" as unknown as unknown[])).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+    });
     await expect(db.query(42 as unknown as string)).rejects.toMatchObject({ code: "CONFIG_INVALID" });
     expect(await queued(db)).toBe(before);
     // Values that look like something else are only values.
@@ -155,17 +164,21 @@ describe("reliability: bad input", () => {
     const big = "x".repeat(5 * 1024 * 1024) + "ż".repeat(2 * 1024 * 1024) + "'\\\"$$"; // ~9 MB of UTF-8 + escapes
     const bigJson = { s: big, list: Array.from({ length: 100_000 }, (_, i) => i), nested: { deep: [[[["'\"\\"]]]] } };
     await db.query(`INSERT INTO vals (id, t, j) VALUES (10, $1, $2)`, [big, bigJson]);
-    await db.query(`INSERT INTO vals (id, b) VALUES (11, $1)`, [new Uint8Array(10 * 1024 * 1024).map((_, i) => i % 256)]);
+    await db.query(`INSERT INTO vals (id, b) VALUES (11, $1)`, [
+      new Uint8Array(10 * 1024 * 1024).map((_, i) => i % 256),
+    ]);
     await db.query(`UPDATE vals SET t = t || 'tail' WHERE id = 10`);
     await db.sync();
     const [r] = await remote.sql<{ tl: number; th: string; jh: string; bl: number; bh: string }[]>`
       SELECT length(v.t) AS tl, md5(v.t) AS th, md5(v.j::text) AS jh,
              (SELECT length(b) FROM vals WHERE id = 11) AS bl, (SELECT md5(b) FROM vals WHERE id = 11) AS bh
         FROM vals v WHERE v.id = 10`;
-    const local = (await db.query<{ tl: number; th: string; jh: string; bl: number; bh: string }>(`
+    const local = (
+      await db.query<{ tl: number; th: string; jh: string; bl: number; bh: string }>(`
       SELECT length(v.t) AS tl, md5(v.t) AS th, md5(v.j::text) AS jh,
              (SELECT length(b) FROM vals WHERE id = 11) AS bl, (SELECT md5(b) FROM vals WHERE id = 11) AS bh
-        FROM vals v WHERE v.id = 10`)).rows[0];
+        FROM vals v WHERE v.id = 10`)
+    ).rows[0];
     expect(r).toEqual(local);
     expect(r!.tl).toBe(big.length + 4);
     expect(r!.bl).toBe(10 * 1024 * 1024);
@@ -175,11 +188,17 @@ describe("reliability: bad input", () => {
 
   it("unicode and escape-heavy strings, as values and as jsonb keys and values, arrive byte for byte", async () => {
     for (const [i, s] of NASTY_STRINGS.entries()) {
-      await db.query(`INSERT INTO vals (id, t, j) VALUES ($1, $2, $3)`, [100 + i, s, { [s || "empty"]: s, list: [s, { s }] }]);
+      await db.query(`INSERT INTO vals (id, t, j) VALUES ($1, $2, $3)`, [
+        100 + i,
+        s,
+        { [s || "empty"]: s, list: [s, { s }] },
+      ]);
     }
     await db.query(`UPDATE vals SET t = t || $1 WHERE id >= 100`, ["'\\\"$$🚀"]);
     await db.sync();
-    const remoteRows = await remote.sql<{ id: number; t: string; j: unknown }[]>`SELECT id, t, j FROM vals WHERE id >= 100 ORDER BY id`;
+    const remoteRows = await remote.sql<
+      { id: number; t: string; j: unknown }[]
+    >`SELECT id, t, j FROM vals WHERE id >= 100 ORDER BY id`;
     expect(remoteRows.map((r) => r.t)).toEqual(NASTY_STRINGS.map((s) => `${s}'\\"$$🚀`));
     await consistent();
   });
@@ -187,9 +206,18 @@ describe("reliability: bad input", () => {
   it("identifiers that need quoting (quotes, dots, spaces, upper case, injection attempts) in schema, table and column names", async () => {
     const cols = Object.values(WEIRD_COLUMNS).slice(0, 6).map(q).join(", ");
     for (let i = 0; i < 5; i++) {
-      await db.query(`INSERT INTO ${WEIRD} (${cols}) VALUES ($1, $2, $3, $4, $5, $6)`, [`k'${i}"`, i, `v ${i}`, { [WEIRD_COLUMNS.injection]: i }, NASTY_STRINGS[i + 10], i / 3]);
+      await db.query(`INSERT INTO ${WEIRD} (${cols}) VALUES ($1, $2, $3, $4, $5, $6)`, [
+        `k'${i}"`,
+        i,
+        `v ${i}`,
+        { [WEIRD_COLUMNS.injection]: i },
+        NASTY_STRINGS[i + 10],
+        i / 3,
+      ]);
     }
-    await db.query(`UPDATE ${WEIRD} SET ${q(WEIRD_COLUMNS.space)} = 'changed', ${q(WEIRD_COLUMNS.dollar)} = 1 WHERE ${q(WEIRD_COLUMNS.dot)} < 3`);
+    await db.query(
+      `UPDATE ${WEIRD} SET ${q(WEIRD_COLUMNS.space)} = 'changed', ${q(WEIRD_COLUMNS.dollar)} = 1 WHERE ${q(WEIRD_COLUMNS.dot)} < 3`,
+    );
     await db.query(`UPDATE ${WEIRD} SET ${q(WEIRD_COLUMNS.key)} = 'moved ''key''' WHERE ${q(WEIRD_COLUMNS.dot)} = 1`); // a key change
     await db.query(`DELETE FROM ${WEIRD} WHERE ${q(WEIRD_COLUMNS.dot)} = 4`);
     await db.sync();
@@ -198,16 +226,21 @@ describe("reliability: bad input", () => {
     expect((await remote.sql.unsafe(`SELECT count(*)::int AS n FROM ${WEIRD}`))[0]).toEqual({ n: 4 });
     // TRUNCATE (its log entry names the table in a literal) and the ids of its SERIAL column.
     await db.query(`TRUNCATE ${WEIRD}`);
-    await db.query(`INSERT INTO ${WEIRD} (${q(WEIRD_COLUMNS.key)}, ${q(WEIRD_COLUMNS.dot)}) VALUES ('after truncate', 0)`);
+    await db.query(
+      `INSERT INTO ${WEIRD} (${q(WEIRD_COLUMNS.key)}, ${q(WEIRD_COLUMNS.dot)}) VALUES ('after truncate', 0)`,
+    );
     await db.sync();
     await expectSameRows(db, remote.sql, { [WEIRD]: order });
     expect(await db.syncSequences()).toBeGreaterThanOrEqual(0);
-    const [seq] = await remote.sql.unsafe<{ v: string }[]>(`SELECT last_value::text AS v FROM pg_sequences WHERE schemaname = $1`, [WEIRD_SCHEMA]);
+    const [seq] = await remote.sql.unsafe<{ v: string }[]>(
+      `SELECT last_value::text AS v FROM pg_sequences WHERE schemaname = $1`,
+      [WEIRD_SCHEMA],
+    );
     expect(Number(seq!.v)).toBeGreaterThanOrEqual(6);
     await consistent();
   });
 
-  it("sequences: \"lease\" with quoted and injection-shaped names", async () => {
+  it('sequences: "lease" with quoted and injection-shaped names', async () => {
     const leased = await Ominipg.connect({
       loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
@@ -219,11 +252,16 @@ describe("reliability: bad input", () => {
     try {
       await leased.sync();
       for (let i = 0; i < 8; i++) {
-        await leased.query(`INSERT INTO ${WEIRD} (${q(WEIRD_COLUMNS.key)}, ${q(WEIRD_COLUMNS.dot)}) VALUES ('leased', $1)`, [i]);
+        await leased.query(
+          `INSERT INTO ${WEIRD} (${q(WEIRD_COLUMNS.key)}, ${q(WEIRD_COLUMNS.dot)}) VALUES ('leased', $1)`,
+          [i],
+        );
         if (i % 3 === 2) await leased.sync();
       }
       await leased.sync();
-      const ids = await remote.sql.unsafe<{ n: number }[]>(`SELECT ${q(WEIRD_COLUMNS.serial)} AS n FROM ${WEIRD} WHERE ${q(WEIRD_COLUMNS.key)} = 'leased'`);
+      const ids = await remote.sql.unsafe<{ n: number }[]>(
+        `SELECT ${q(WEIRD_COLUMNS.serial)} AS n FROM ${WEIRD} WHERE ${q(WEIRD_COLUMNS.key)} = 'leased'`,
+      );
       expect(new Set(ids.map((r) => r.n)).size).toBe(8);
     } finally {
       await leased.close();
@@ -238,7 +276,11 @@ describe("reliability: bad input", () => {
       loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: SCHEMA,
-      sync: { schemas: [`public'; DROP TABLE victims; --`, "public"], tables: [`victims"; DROP TABLE victims; --`, "vals"], exclude: [`x' OR '1'='1`] },
+      sync: {
+        schemas: [`public'; DROP TABLE victims; --`, "public"],
+        tables: [`victims"; DROP TABLE victims; --`, "vals"],
+        exclude: [`x' OR '1'='1`],
+      },
     });
     try {
       await odd.query(`INSERT INTO vals (id, t) VALUES (500, 'through odd options')`);
@@ -255,7 +297,10 @@ describe("reliability: bad input", () => {
   it("direct mode keeps arrays: as parameters and in results (its driver reads the array types)", async () => {
     const direct = await Ominipg.connect({ url: remote.url });
     try {
-      const { rows } = await direct.query<{ a: number[]; t: string[] }>(`SELECT $1::int[] AS a, ARRAY['x', 'y,z', '"q"'] AS t`, [[1, 2, 3]]);
+      const { rows } = await direct.query<{ a: number[]; t: string[] }>(
+        `SELECT $1::int[] AS a, ARRAY['x', 'y,z', '"q"'] AS t`,
+        [[1, 2, 3]],
+      );
       expect(rows).toEqual([{ a: [1, 2, 3], t: ["x", "y,z", '"q"'] }]);
     } finally {
       await direct.close();
@@ -294,7 +339,11 @@ describe("reliability: bad input", () => {
     const around = [
       [`CREATE VIEW queue_view AS SELECT * FROM _sync_queue`, `DELETE FROM queue_view`],
       [`CREATE FUNCTION wipe() RETURNS int LANGUAGE sql AS $$ DELETE FROM _sync_queue RETURNING 1 $$`, `SELECT wipe()`],
-      [`CREATE TABLE scratch_pad (id int)`, `CREATE RULE wipe_rule AS ON INSERT TO scratch_pad DO ALSO DELETE FROM _sync_queue`, `INSERT INTO scratch_pad VALUES (1)`],
+      [
+        `CREATE TABLE scratch_pad (id int)`,
+        `CREATE RULE wipe_rule AS ON INSERT TO scratch_pad DO ALSO DELETE FROM _sync_queue`,
+        `INSERT INTO scratch_pad VALUES (1)`,
+      ],
     ];
     for (const steps of around) {
       let refusedAt: string | undefined;

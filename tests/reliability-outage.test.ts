@@ -9,7 +9,15 @@ import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SyncError, type OminipgError } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { connectUpstream, expectSameRows, ledgerRows, openSynced, queued, startProxy, type Proxy } from "./sync-helpers.js";
+import {
+  connectUpstream,
+  expectSameRows,
+  ledgerRows,
+  openSynced,
+  queued,
+  startProxy,
+  type Proxy,
+} from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, body text, n int NOT NULL DEFAULT 0)`];
 const FAST_RETRY = { attempts: 2, baseDelayMs: 10, maxDelayMs: 40 };
@@ -27,7 +35,10 @@ const HITS = [
  * ReadyForQuery (the moment the driver sends its first query on a new connection), then cuts the next few
  * connections at once (a server going down).
  */
-async function cutAfterReady(targetUrl: string, n: number): Promise<{ url: string; cut: () => number; close: () => Promise<void> }> {
+async function cutAfterReady(
+  targetUrl: string,
+  n: number,
+): Promise<{ url: string; cut: () => number; close: () => Promise<void> }> {
   const target = new URL(targetUrl);
   let cuts = 0;
   let refuse = 0;
@@ -139,13 +150,18 @@ describe("reliability: the remote goes down and comes back", () => {
     }
     expect(pushed).toBe(true);
     await expectSameRows(db, remote.sql, { docs: "id" });
-    expect(await remote.sql`SELECT indexname FROM pg_indexes WHERE tablename = 'docs' ORDER BY 1`).toEqual([{ indexname: "docs_body" }, { indexname: "docs_pkey" }]);
+    expect(await remote.sql`SELECT indexname FROM pg_indexes WHERE tablename = 'docs' ORDER BY 1`).toEqual([
+      { indexname: "docs_body" },
+      { indexname: "docs_pkey" },
+    ]);
     await db.close();
   });
 
   it("down between syncs: local reads, writes and transactions stay fast; the failed sync keeps the log; back up: nothing lost", async () => {
     await remote.sql.unsafe(`${SCHEMA[0]}; TRUNCATE docs`).simple();
-    const db = await openSynced(proxy.url, SCHEMA, { sync: { retry: { attempts: 4, baseDelayMs: 300, maxDelayMs: 600 } } });
+    const db = await openSynced(proxy.url, SCHEMA, {
+      sync: { retry: { attempts: 4, baseDelayMs: 300, maxDelayMs: 600 } },
+    });
     await db.query(`INSERT INTO docs VALUES (1, 'before')`);
     await db.sync();
     await proxy.close();
@@ -158,7 +174,9 @@ describe("reliability: the remote goes down and comes back", () => {
       const { ms } = await timed(() => db.query(`INSERT INTO docs VALUES ($1, 'during the outage')`, [i]));
       expect(ms).toBeLessThan(2000);
     }
-    const { ms } = await timed(() => db.transaction(async (tx) => tx.query(`UPDATE docs SET n = n + 1 WHERE id <= 15`)));
+    const { ms } = await timed(() =>
+      db.transaction(async (tx) => tx.query(`UPDATE docs SET n = n + 1 WHERE id <= 15`)),
+    );
     expect(ms).toBeLessThan(2000);
     expect((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM docs`)).rows[0]!.n).toBe(30);
     const err = await failing;
@@ -181,7 +199,10 @@ describe("reliability: the remote goes down and comes back", () => {
     db.on("error", () => {});
     let next = 1;
     for (const cutAt of [1, 150, 400, 49]) {
-      await db.query(`INSERT INTO docs (id, body) SELECT g, 'row ' || g FROM generate_series($1::int, $1::int + 499) g`, [next]);
+      await db.query(
+        `INSERT INTO docs (id, body) SELECT g, 'row ' || g FROM generate_series($1::int, $1::int + 499) g`,
+        [next],
+      );
       await db.query(`UPDATE docs SET n = n + 1 WHERE id % 3 = 0`);
       next += 500;
       let cut = false;
@@ -215,7 +236,9 @@ describe("reliability: the remote goes down and comes back", () => {
     await remote.sql.unsafe(`${SCHEMA[0]}; TRUNCATE docs`).simple();
     const dead = await startProxy(remote.url);
     dead.refuseNext(Infinity); // accepts and cuts every connection: each attempt is counted
-    const db = await openSynced(dead.url, SCHEMA, { sync: { intervalMs: 20, retry: { attempts: 2, baseDelayMs: 50, maxDelayMs: 800 } } });
+    const db = await openSynced(dead.url, SCHEMA, {
+      sync: { intervalMs: 20, retry: { attempts: 2, baseDelayMs: 50, maxDelayMs: 800 } },
+    });
     const errors: OminipgError[] = [];
     db.on("error", (e) => errors.push(e));
     let syncs = 0;
@@ -234,9 +257,16 @@ describe("reliability: the remote goes down and comes back", () => {
 
     // Back up: the next background sync goes through (within the cap), and the pace is normal again.
     dead.refuseNext(0);
-    await expect.poll(async () => (await remote.sql`SELECT count(*)::int AS n FROM docs`)[0]!.n, { timeout: 10_000, interval: 50 }).toBe(1);
+    await expect
+      .poll(async () => (await remote.sql`SELECT count(*)::int AS n FROM docs`)[0]!.n, {
+        timeout: 10_000,
+        interval: 50,
+      })
+      .toBe(1);
     await db.query(`INSERT INTO docs VALUES (2, 'y')`);
-    await expect.poll(async () => (await remote.sql`SELECT count(*)::int AS n FROM docs`)[0]!.n, { timeout: 3_000, interval: 20 }).toBe(2);
+    await expect
+      .poll(async () => (await remote.sql`SELECT count(*)::int AS n FROM docs`)[0]!.n, { timeout: 3_000, interval: 20 })
+      .toBe(2);
     await db.close();
     await dead.close();
   });
@@ -247,7 +277,9 @@ describe("reliability: the remote goes down and comes back", () => {
     process.on("unhandledRejection", onUnhandled);
     const flaky = await cutAfterReady(remote.url, 6);
     try {
-      const db = await openSynced(flaky.url, SCHEMA, { sync: { retry: { attempts: 10, baseDelayMs: 20, maxDelayMs: 100 } } });
+      const db = await openSynced(flaky.url, SCHEMA, {
+        sync: { retry: { attempts: 10, baseDelayMs: 20, maxDelayMs: 100 } },
+      });
       db.on("error", () => {});
       await db.query(`INSERT INTO docs VALUES (424242, 'through a flaky link') ON CONFLICT (id) DO NOTHING`);
       let result;

@@ -34,7 +34,9 @@ function renderings(value: unknown): string[] {
 }
 
 function expectNoPassword(what: string, value: unknown): void {
-  for (const text of renderings(value)) for (const form of FORMS) expect(text.includes(form), `${what} shows the password (${form}):\n${text.slice(0, 2000)}`).toBe(false);
+  for (const text of renderings(value))
+    for (const form of FORMS)
+      expect(text.includes(form), `${what} shows the password (${form}):\n${text.slice(0, 2000)}`).toBe(false);
 }
 
 /** Everything written to stdout/stderr (and console) while `fn` runs. */
@@ -42,8 +44,14 @@ async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T; outpu
   let output = "";
   const outWrite = process.stdout.write.bind(process.stdout);
   const errWrite = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => ((output += String(chunk)), outWrite(chunk as string, ...(rest as [])))) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => ((output += String(chunk)), errWrite(chunk as string, ...(rest as [])))) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => (
+    (output += String(chunk)),
+    outWrite(chunk as string, ...(rest as []))
+  )) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => (
+    (output += String(chunk)),
+    errWrite(chunk as string, ...(rest as []))
+  )) as typeof process.stderr.write;
   try {
     return { value: await fn(), output };
   } finally {
@@ -102,11 +110,23 @@ describe("security: passwords never leak", () => {
     const { output } = await captureOutput(async () => {
       for (const syncUrl of [wrongPassword, down, noDatabase]) {
         const events: unknown[] = [];
-        const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl, schemaSQL: SCHEMA, sync: { retry: { attempts: 1 } } });
+        const db = await Ominipg.connect({
+          loadDataDir: await pgliteTemplate(),
+          syncUrl,
+          schemaSQL: SCHEMA,
+          sync: { retry: { attempts: 1 } },
+        });
         db.on("error", (e) => events.push(e));
         try {
           await db.query(`INSERT INTO items VALUES (1, 'x')`);
-          const failures = await Promise.all([db.sync(), db.verify(), db.syncSequences()].map((p) => p.then(() => new Error("did not fail"), (e: unknown) => e)));
+          const failures = await Promise.all(
+            [db.sync(), db.verify(), db.syncSequences()].map((p) =>
+              p.then(
+                () => new Error("did not fail"),
+                (e: unknown) => e,
+              ),
+            ),
+          );
           for (const f of failures) {
             expect(f).toHaveProperty("code");
             expectNoPassword(`a failure against ${redact(syncUrl)}`, f);
@@ -130,7 +150,10 @@ describe("security: passwords never leak", () => {
       const err = await Ominipg.connect({ url, schemaSQL: SCHEMA }).then(
         async (db) => {
           try {
-            return await db.query(`SELECT 1`).then(() => new Error("did not fail"), (e: unknown) => e);
+            return await db.query(`SELECT 1`).then(
+              () => new Error("did not fail"),
+              (e: unknown) => e,
+            );
           } finally {
             await db.close();
           }
@@ -144,7 +167,12 @@ describe("security: passwords never leak", () => {
 
   it("the CLI prints no password: status, sync, verify, with --verbose and with $OMINIPG_REMOTE_URL", async () => {
     const dir = path.join(tempDir("ominipg-redaction-"), "db");
-    const db = await Ominipg.connect({ url: dir, loadDataDir: await pgliteTemplate(), syncUrl: down, schemaSQL: SCHEMA });
+    const db = await Ominipg.connect({
+      url: dir,
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: down,
+      schemaSQL: SCHEMA,
+    });
     db.on("error", () => {});
     await db.query(`INSERT INTO items VALUES (1, 'pending')`);
     await db.close();
@@ -160,7 +188,8 @@ describe("security: passwords never leak", () => {
     for (const run of runs) {
       expect(run.code, run.out).not.toBe(0);
       expect(run.out.length).toBeGreaterThan(0);
-      for (const form of FORMS) expect(run.out.includes(form), `CLI output shows the password:\n${run.out}`).toBe(false);
+      for (const form of FORMS)
+        expect(run.out.includes(form), `CLI output shows the password:\n${run.out}`).toBe(false);
     }
     expect(runs[2]!.out).toMatch(/password authentication failed/);
   });

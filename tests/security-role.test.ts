@@ -65,7 +65,13 @@ describe("security: a remote role with only the documented privileges", () => {
 
   it("push (inserts, updates, key changes, deletes), sequences advanced, verify: all with only those privileges", async () => {
     const errors: unknown[] = [];
-    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: roleUrl, schemaSQL: SCHEMA, remoteSchema: "skip", sync: { batchSize: 3 } });
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: roleUrl,
+      schemaSQL: SCHEMA,
+      remoteSchema: "skip",
+      sync: { batchSize: 3 },
+    });
     db.on("error", (e) => errors.push(e));
     try {
       await db.query(`SET TimeZone TO 'UTC'`);
@@ -91,7 +97,14 @@ describe("security: a remote role with only the documented privileges", () => {
   });
 
   it('sequences: "lease" leases blocks with only USAGE on the sequence', async () => {
-    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: roleUrl, schemaSQL: SCHEMA, remoteSchema: "skip", sequences: "lease", leaseSize: 5 });
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: roleUrl,
+      schemaSQL: SCHEMA,
+      remoteSchema: "skip",
+      sequences: "lease",
+      leaseSize: 5,
+    });
     try {
       await db.sync();
       for (let i = 0; i < 7; i++) await db.query(`INSERT INTO notes (body) VALUES ('leased')`);

@@ -34,12 +34,19 @@ describe.skipIf("skip" in tls)("security: TLS follows sslmode", () => {
 
   /** Whether the sessions of `app` on the server are encrypted (one answer per session). */
   async function encrypted(app: string): Promise<boolean[]> {
-    const rows = await remote.sql<{ ssl: boolean }[]>`SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = ${app}`;
+    const rows = await remote.sql<
+      { ssl: boolean }[]
+    >`SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = ${app}`;
     return rows.map((r) => r.ssl);
   }
 
   async function pushOne(syncUrl: string, id: number): Promise<{ db: Ominipg; result: unknown }> {
-    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl, schemaSQL: SCHEMA, sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } } });
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl,
+      schemaSQL: SCHEMA,
+      sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } },
+    });
     db.on("error", () => {});
     await db.query(`INSERT INTO secrets VALUES ($1, 'over TLS?')`, [id]);
     const result = await db.sync().catch((e: unknown) => e);
@@ -48,9 +55,24 @@ describe.skipIf("skip" in tls)("security: TLS follows sslmode", () => {
 
   const ok: [string, string, Record<string, string>, boolean][] = [
     ["require: encrypted, certificate not checked", "127.0.0.1", { sslmode: "require" }, true],
-    ["verify-ca with the CA: encrypted, through an address the certificate does not name", "127.0.0.1", { sslmode: "verify-ca", sslrootcert: info.caFile }, true],
-    ["verify-full with the CA and the certificate's host name", info.serverName, { sslmode: "verify-full", sslrootcert: info.caFile }, true],
-    ["require with sslrootcert verifies the chain (as libpq does)", "127.0.0.1", { sslmode: "require", sslrootcert: info.caFile }, true],
+    [
+      "verify-ca with the CA: encrypted, through an address the certificate does not name",
+      "127.0.0.1",
+      { sslmode: "verify-ca", sslrootcert: info.caFile },
+      true,
+    ],
+    [
+      "verify-full with the CA and the certificate's host name",
+      info.serverName,
+      { sslmode: "verify-full", sslrootcert: info.caFile },
+      true,
+    ],
+    [
+      "require with sslrootcert verifies the chain (as libpq does)",
+      "127.0.0.1",
+      { sslmode: "require", sslrootcert: info.caFile },
+      true,
+    ],
     ["disable: no TLS", "127.0.0.1", { sslmode: "disable" }, false],
   ];
   for (const [title, host, params, tlsOn] of ok) {
@@ -73,10 +95,30 @@ describe.skipIf("skip" in tls)("security: TLS follows sslmode", () => {
   }
 
   const refused: [string, string, Record<string, string>, RegExp][] = [
-    ["verify-full with the wrong CA fails closed", info.serverName, { sslmode: "verify-full", sslrootcert: info.wrongCaFile }, /certificate/i],
-    ["verify-full through a host name the certificate does not carry fails closed", "127.0.0.1", { sslmode: "verify-full", sslrootcert: info.caFile }, /certificate|altnames|host/i],
-    ["verify-ca with the wrong CA fails closed", "127.0.0.1", { sslmode: "verify-ca", sslrootcert: info.wrongCaFile }, /certificate/i],
-    ["verify-full without sslrootcert (system CAs) fails closed", info.serverName, { sslmode: "verify-full" }, /certificate/i],
+    [
+      "verify-full with the wrong CA fails closed",
+      info.serverName,
+      { sslmode: "verify-full", sslrootcert: info.wrongCaFile },
+      /certificate/i,
+    ],
+    [
+      "verify-full through a host name the certificate does not carry fails closed",
+      "127.0.0.1",
+      { sslmode: "verify-full", sslrootcert: info.caFile },
+      /certificate|altnames|host/i,
+    ],
+    [
+      "verify-ca with the wrong CA fails closed",
+      "127.0.0.1",
+      { sslmode: "verify-ca", sslrootcert: info.wrongCaFile },
+      /certificate/i,
+    ],
+    [
+      "verify-full without sslrootcert (system CAs) fails closed",
+      info.serverName,
+      { sslmode: "verify-full" },
+      /certificate/i,
+    ],
   ];
   for (const [title, host, params, why] of refused) {
     it(title, async () => {
@@ -102,8 +144,12 @@ describe.skipIf("skip" in tls)("security: TLS follows sslmode", () => {
   }
 
   it("a bad sslmode or an unreadable sslrootcert is a ConfigError at connect()", async () => {
-    await expect(Ominipg.connect({ syncUrl: url("127.0.0.1", { sslmode: "verify-everything" }).url })).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringMatching(/sslmode/) });
-    await expect(Ominipg.connect({ syncUrl: url("127.0.0.1", { sslmode: "verify-full", sslrootcert: "/no/such/ca.crt" }).url })).rejects.toMatchObject({
+    await expect(
+      Ominipg.connect({ syncUrl: url("127.0.0.1", { sslmode: "verify-everything" }).url }),
+    ).rejects.toMatchObject({ code: "CONFIG_INVALID", message: expect.stringMatching(/sslmode/) });
+    await expect(
+      Ominipg.connect({ syncUrl: url("127.0.0.1", { sslmode: "verify-full", sslrootcert: "/no/such/ca.crt" }).url }),
+    ).rejects.toMatchObject({
       code: "CONFIG_INVALID",
       message: expect.stringMatching(/sslrootcert=\/no\/such\/ca\.crt cannot be read/),
     });

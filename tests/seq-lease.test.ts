@@ -12,7 +12,13 @@ afterAll(async () => {
 
 const schemaSQL = [`CREATE TABLE IF NOT EXISTS notes (id SERIAL PRIMARY KEY, client text NOT NULL, n int NOT NULL)`];
 const client = async () =>
-  Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: remote.url, schemaSQL, sequences: "lease", leaseSize: 5 });
+  Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: remote.url,
+    schemaSQL,
+    sequences: "lease",
+    leaseSize: 5,
+  });
 
 it("leases disjoint id blocks so offline clients never mint the same SERIAL id", async () => {
   const a = await client();
@@ -39,7 +45,9 @@ it("leases disjoint id blocks so offline clients never mint the same SERIAL id",
   expect(aIds.filter((id) => bIds.includes(id))).toEqual([]);
   await a.sync();
   await b.sync();
-  const rows = await remote.sql<{ client: string; n: number }[]>`SELECT client, count(*)::int AS n FROM notes GROUP BY client ORDER BY client`;
+  const rows = await remote.sql<
+    { client: string; n: number }[]
+  >`SELECT client, count(*)::int AS n FROM notes GROUP BY client ORDER BY client`;
   expect(rows).toEqual([
     { client: "a", n: 10 },
     { client: "b", n: 10 },

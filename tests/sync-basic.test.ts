@@ -64,16 +64,20 @@ describe("sync: remote equals local", () => {
   });
 
   it("log ids left unused by rolled-back writes (more than a page of them) do not end a sync early, also for prioritized tables", async () => {
-    const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, n int NOT NULL)`]);
+    const db = await openSynced(remote.url, [
+      `CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, n int NOT NULL)`,
+    ]);
     await db.query(`INSERT INTO counters VALUES (1, 0), (2, 0)`);
     await db.sync();
     await db.query(`UPDATE counters SET n = n + 1`);
     const rollBack = () =>
-      db.transaction(async (tx) => {
-        await tx.query(`UPDATE counters SET n = n + 1000`);
-        await tx.query(`INSERT INTO counters SELECT g, 0 FROM generate_series(100, 12099) g`); // 12,000 log ids
-        throw new Error("rolled back");
-      }).catch(() => {});
+      db
+        .transaction(async (tx) => {
+          await tx.query(`UPDATE counters SET n = n + 1000`);
+          await tx.query(`INSERT INTO counters SELECT g, 0 FROM generate_series(100, 12099) g`); // 12,000 log ids
+          throw new Error("rolled back");
+        })
+        .catch(() => {});
     await rollBack();
     await db.query(`UPDATE counters SET n = n + 1 WHERE id = 1`);
     await rollBack();
@@ -98,7 +102,9 @@ describe("sync: remote equals local", () => {
       await tx.query(`INSERT INTO reviews VALUES (10, 1, 'good'), (10, 2, 'bad'), (20, 1, 'meh')`);
       await tx.query(`INSERT INTO loans VALUES (1, 10, 'x'), (2, 20, 'y')`);
     });
-    await step(`INSERT INTO tags VALUES ('red', '#f00'), ('blue', '#00f') ON CONFLICT (name) DO UPDATE SET color = EXCLUDED.color`);
+    await step(
+      `INSERT INTO tags VALUES ('red', '#f00'), ('blue', '#00f') ON CONFLICT (name) DO UPDATE SET color = EXCLUDED.color`,
+    );
     await step(`INSERT INTO tags VALUES ('red', '#ff0000') ON CONFLICT (name) DO UPDATE SET color = EXCLUDED.color`);
     await db.sync();
     await expectSameRows(db, remote.sql, ALL);
@@ -165,7 +171,9 @@ describe("sync: remote equals local", () => {
       await expectSameRows(db, other.sql, { [weird]: `"Select"`, '"My App".child': `"ID"`, plain: "id" });
       expect(await queued(db)).toBe(0);
       // The remote sequence moved past the pushed ids.
-      expect(await other.sql.unsafe(`INSERT INTO ${weird} ("a,b") VALUES ('remote') RETURNING "Select"`)).toEqual([{ Select: 4 }]);
+      expect(await other.sql.unsafe(`INSERT INTO ${weird} ("a,b") VALUES ('remote') RETURNING "Select"`)).toEqual([
+        { Select: 4 },
+      ]);
     } finally {
       await db.close();
       await other.drop();

@@ -47,7 +47,8 @@ describe("sync: coalescing", () => {
     await db.sync();
     await remote.sql`TRUNCATE audit`;
   });
-  const audit = async () => (await remote.sql`SELECT op, old_id, new_id, cols FROM audit ORDER BY seq`).map((r) => ({ ...r }));
+  const audit = async () =>
+    (await remote.sql`SELECT op, old_id, new_id, cols FROM audit ORDER BY seq`).map((r) => ({ ...r }));
   const sync = async () => {
     const result = await db.sync();
     await expectSameRows(db, remote.sql, ALL);

@@ -33,7 +33,9 @@ describe("sync: concurrency and background sync", () => {
     const during: Promise<unknown>[] = [];
     db.once("sync:progress", () => {
       // Inside the run: a read and a write, both served while the sync goes on.
-      during.push(db.query<{ n: number }>(`SELECT count(*)::int AS n FROM events`).then((r) => ({ settled, n: r.rows[0]!.n })));
+      during.push(
+        db.query<{ n: number }>(`SELECT count(*)::int AS n FROM events`).then((r) => ({ settled, n: r.rows[0]!.n })),
+      );
       during.push(db.query(`INSERT INTO events VALUES (100001, 'during the sync')`).then(() => ({ settled })));
     });
     const a = db.sync();

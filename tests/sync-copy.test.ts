@@ -39,7 +39,9 @@ const SCALAR_ROWS = [
   // json text kept as written, whitespace around it included; a control character (\u0001 in the image), quotes, a backslash, a 4-byte character.
   `INSERT INTO scalars (js, t) VALUES (E' {"a":\\n 1}\\t ', E'\\x01ctl "q" \\\\ 😀')`,
   `INSERT INTO scalars (js, t) VALUES (' 5 ', '😀')`,
-  ...[`'\\N'`, `''`, `' spaced '`, `'ünï €'`, `'\\\\'`, `'{"looks": "like json"}'`, `'a	b'`, `'null'`].map((t) => `INSERT INTO scalars (t, js) VALUES (E${t}, '[1,  2]')`),
+  ...[`'\\N'`, `''`, `' spaced '`, `'ünï €'`, `'\\\\'`, `'{"looks": "like json"}'`, `'a	b'`, `'null'`].map(
+    (t) => `INSERT INTO scalars (t, js) VALUES (E${t}, '[1,  2]')`,
+  ),
 ];
 
 describe("sync: runs of inserts by COPY", () => {
@@ -69,7 +71,9 @@ describe("sync: runs of inserts by COPY", () => {
       return tx.unsafe<{ t: string }[]>(select);
     });
     expect(rows.map((r) => r.t)).toEqual(local);
-    expect(await remote.sql`SELECT js::text AS js FROM scalars WHERE id = 1`).toEqual([{ js: '{"b": 1,  "a": [2, 3.50],   "a": "dup"}' }]);
+    expect(await remote.sql`SELECT js::text AS js FROM scalars WHERE id = 1`).toEqual([
+      { js: '{"b": 1,  "a": [2, 3.50],   "a": "dup"}' },
+    ]);
     expect(await queued(db)).toBe(0);
   });
 
@@ -110,7 +114,9 @@ describe("sync: runs of inserts by COPY", () => {
     await remote.sql`ALTER TABLE items ADD CONSTRAINT n_small CHECK (n < 1000)`;
     try {
       const skipping = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, onReject: "skip" } });
-      await skipping.query(`INSERT INTO items (id, n) SELECT g, CASE WHEN g = 25 THEN 5000 ELSE g END FROM generate_series(21, 30) g`);
+      await skipping.query(
+        `INSERT INTO items (id, n) SELECT g, CASE WHEN g = 25 THEN 5000 ELSE g END FROM generate_series(21, 30) g`,
+      );
       expect(await skipping.sync()).toMatchObject({ pushed: 10, applied: 9, rejected: 1 });
       expect(await remote.sql`SELECT count(*)::int AS n FROM items WHERE id BETWEEN 21 AND 30`).toEqual([{ n: 9 }]);
       expect((await skipping.query(`SELECT row_key FROM _ominipg_rejected`)).rows).toEqual([{ row_key: { id: 25 } }]);
@@ -141,8 +147,14 @@ describe("sync: runs of inserts by COPY", () => {
     // thousand entries) hold both tables, and rows that reference rows of earlier chunks.
     for (let block = 0; block < 12; block++) {
       const lo = 1000 + block * 500;
-      await fk.query(`INSERT INTO parents (id, up) SELECT g, nullif(g - 1, 999) FROM generate_series($1::int, $1::int + 499) g`, [lo]);
-      await fk.query(`INSERT INTO children SELECT g, greatest(g - 500, 1000) FROM generate_series($1::int, $1::int + 499) g`, [lo]);
+      await fk.query(
+        `INSERT INTO parents (id, up) SELECT g, nullif(g - 1, 999) FROM generate_series($1::int, $1::int + 499) g`,
+        [lo],
+      );
+      await fk.query(
+        `INSERT INTO children SELECT g, greatest(g - 500, 1000) FROM generate_series($1::int, $1::int + 499) g`,
+        [lo],
+      );
     }
     const progress: number[] = [];
     fk.on("sync:progress", ({ done }) => progress.push(done));
@@ -157,12 +169,17 @@ describe("sync: runs of inserts by COPY", () => {
   });
 
   it("a chunk COPY cannot take in the middle of a batch: what came before is applied (a lost COMMIT reply included), the rest goes through the windows", async () => {
-    const schema = [`CREATE TABLE IF NOT EXISTS streamed (id int PRIMARY KEY, n int NOT NULL)`, `CREATE TABLE IF NOT EXISTS streamed_tags (id int PRIMARY KEY, tags int[])`];
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS streamed (id int PRIMARY KEY, n int NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS streamed_tags (id int PRIMARY KEY, tags int[])`,
+    ];
     for (const ddl of schema) await remote.sql.unsafe(ddl);
     await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS streamed_hits (id int PRIMARY KEY, n int NOT NULL)`);
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_streamed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO streamed_hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = streamed_hits.n + 1; RETURN NULL; END $$`);
-    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER streamed_hits AFTER INSERT OR UPDATE ON streamed FOR EACH ROW EXECUTE FUNCTION count_streamed()`);
+    await remote.sql.unsafe(
+      `CREATE OR REPLACE TRIGGER streamed_hits AFTER INSERT OR UPDATE ON streamed FOR EACH ROW EXECUTE FUNCTION count_streamed()`,
+    );
     const mixed = await openSynced(remote.url, schema, { testHooks, sync: { batchSize: 500, copyBatchSize: 20_000 } });
     let commits = 0;
     testHooks.afterRemoteCommit = () => {
@@ -176,7 +193,9 @@ describe("sync: runs of inserts by COPY", () => {
       expect(result).toMatchObject({ pushed: 6010, rejected: 0 });
       expect(result.batches).toBeGreaterThan(1); // the windows took the second chunk
       expect(commits).toBeGreaterThan(2);
-      expect(await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM streamed_hits`).toEqual([{ min: 1, max: 1, rows: 6000 }]);
+      expect(
+        await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM streamed_hits`,
+      ).toEqual([{ min: 1, max: 1, rows: 6000 }]);
       await expectSameRows(mixed, remote.sql, { streamed: "id", streamed_tags: "id" });
       expect(await queued(mixed)).toBe(0);
       expect(await ledgerRows(remote.sql)).toBe(0);
@@ -192,10 +211,12 @@ describe("sync: runs of inserts by COPY", () => {
     const gappy = await openSynced(remote.url, schema, { sync: { batchSize: 10, copyBatchSize: 7000 } });
     try {
       await gappy.query(`INSERT INTO gaps SELECT generate_series(1, 3000)`);
-      await gappy.transaction(async (tx) => {
-        await tx.query(`INSERT INTO gaps SELECT generate_series(100001, 110000)`);
-        throw new Error("rolled back");
-      }).catch(() => {});
+      await gappy
+        .transaction(async (tx) => {
+          await tx.query(`INSERT INTO gaps SELECT generate_series(100001, 110000)`);
+          throw new Error("rolled back");
+        })
+        .catch(() => {});
       await gappy.query(`INSERT INTO gaps SELECT generate_series(3001, 6000)`);
       // Log ids: 3,000, then 10,000 unused, then 3,000. Batches of 7,000 ids from their first entry, chunks of a
       // few thousand: the first batch ends with a chunk of nothing, the second starts after the gap.
@@ -211,7 +232,9 @@ describe("sync: runs of inserts by COPY", () => {
     await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS hits (id int PRIMARY KEY, n int NOT NULL)`);
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_hit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = hits.n + 1; RETURN NULL; END $$`);
-    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER items_hits AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION count_hit()`);
+    await remote.sql.unsafe(
+      `CREATE OR REPLACE TRIGGER items_hits AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION count_hit()`,
+    );
     let lost = 0;
     testHooks.afterRemoteCommit = () => {
       if (lost++ === 0) throw Object.assign(new Error("connection reset after COMMIT"), { code: "ECONNRESET" });
@@ -224,7 +247,9 @@ describe("sync: runs of inserts by COPY", () => {
       await remote.sql.unsafe(`DROP TRIGGER items_hits ON items`);
     }
     expect(lost).toBe(2);
-    expect(await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM hits`).toEqual([{ min: 1, max: 1, rows: 10 }]);
+    expect(await remote.sql`SELECT min(n)::int AS min, max(n)::int AS max, count(*)::int AS rows FROM hits`).toEqual([
+      { min: 1, max: 1, rows: 10 },
+    ]);
     await expectSameRows(db, remote.sql, { items: "id" });
     expect(await queued(db)).toBe(0);
     expect(await ledgerRows(remote.sql)).toBe(0);
@@ -235,10 +260,14 @@ describe("sync: runs of inserts by COPY", () => {
     await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS copy_hits (id int PRIMARY KEY, n int NOT NULL)`);
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_copy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO copy_hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = copy_hits.n + 1; RETURN NULL; END $$`);
-    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER copied_hits AFTER INSERT ON copied FOR EACH ROW EXECUTE FUNCTION count_copy()`);
+    await remote.sql.unsafe(
+      `CREATE OR REPLACE TRIGGER copied_hits AFTER INSERT ON copied FOR EACH ROW EXECUTE FUNCTION count_copy()`,
+    );
     const proxy = await startProxy(remote.url);
     const schema = [`CREATE TABLE IF NOT EXISTS copied (id int PRIMARY KEY, body text NOT NULL)`];
-    const cutting = await openSynced(proxy.url, schema, { sync: { batchSize: 10, copyBatchSize: 500, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 40 } } });
+    const cutting = await openSynced(proxy.url, schema, {
+      sync: { batchSize: 10, copyBatchSize: 500, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 40 } },
+    });
     cutting.on("error", () => {});
     try {
       await cutting.query(`INSERT INTO copied SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g`);
@@ -266,7 +295,9 @@ describe("sync: runs of inserts by COPY", () => {
       expect(again).toMatchObject({ rejected: 0 });
       expect(await queued(cutting)).toBe(0);
       await expectSameRows(cutting, remote.sql, { copied: "id" });
-      expect(await remote.sql`SELECT count(*)::int AS rows, max(n)::int AS max FROM copy_hits`).toEqual([{ rows: 20000, max: 1 }]);
+      expect(await remote.sql`SELECT count(*)::int AS rows, max(n)::int AS max FROM copy_hits`).toEqual([
+        { rows: 20000, max: 1 },
+      ]);
       expect(await ledgerRows(remote.sql)).toBe(0);
     } finally {
       await cutting.close();
@@ -277,14 +308,22 @@ describe("sync: runs of inserts by COPY", () => {
   it("a batch that fails after others were applied: its entries and the later ones stay queued (only what was applied is dropped)", async () => {
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION refuse_15() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       IF NEW.id = 1015 THEN RAISE EXCEPTION 'try again later' USING ERRCODE = 'serialization_failure'; END IF; RETURN NEW; END $$`);
-    await remote.sql.unsafe(`CREATE TRIGGER items_refuse_15 BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION refuse_15()`);
-    const failing = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 2, copyBatchSize: 10, retry: { attempts: 1 } } });
+    await remote.sql.unsafe(
+      `CREATE TRIGGER items_refuse_15 BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION refuse_15()`,
+    );
+    const failing = await openSynced(remote.url, SCHEMA, {
+      sync: { batchSize: 2, copyBatchSize: 10, retry: { attempts: 1 } },
+    });
     failing.on("error", () => {});
     try {
       await failing.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1001, 1040) g`);
       await expect(failing.sync()).rejects.toMatchObject({ retryable: true });
-      const pending = (await failing.query<{ id: number }>(`SELECT (new_row->>'id')::int AS id FROM _sync_queue ORDER BY id`)).rows.map((r) => r.id);
-      const copied = (await remote.sql<{ id: number }[]>`SELECT id FROM items WHERE id > 1000 ORDER BY id`).map((r) => r.id);
+      const pending = (
+        await failing.query<{ id: number }>(`SELECT (new_row->>'id')::int AS id FROM _sync_queue ORDER BY id`)
+      ).rows.map((r) => r.id);
+      const copied = (await remote.sql<{ id: number }[]>`SELECT id FROM items WHERE id > 1000 ORDER BY id`).map(
+        (r) => r.id,
+      );
       expect(pending).toContain(1015);
       expect([...pending, ...copied].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 1001 + i));
       await remote.sql.unsafe(`DROP TRIGGER items_refuse_15 ON items`);
@@ -298,7 +337,9 @@ describe("sync: runs of inserts by COPY", () => {
   });
 
   it("the log is emptied by TRUNCATE when the run was all of it, by DELETE when more follows", async () => {
-    const file = async () => (await db.query<{ f: number }>(`SELECT relfilenode::int8 AS f FROM pg_class WHERE relname = '_sync_queue'`)).rows[0]!.f;
+    const file = async () =>
+      (await db.query<{ f: number }>(`SELECT relfilenode::int8 AS f FROM pg_class WHERE relname = '_sync_queue'`))
+        .rows[0]!.f;
     await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(51, 60) g`);
     const before = await file();
     await db.sync();

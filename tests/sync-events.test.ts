@@ -14,10 +14,14 @@ describe("sync: events, priority, volume", () => {
   });
 
   it("emits sync:start, sync:progress ({done, total}, increasing up to total) and sync:end with the result", async () => {
-    const db = await openSynced(remote.url, [
-      `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v int)`,
-      `CREATE TABLE IF NOT EXISTS b (id int PRIMARY KEY, a_id int REFERENCES a, v int)`,
-    ], { sync: { batchSize: 7 } });
+    const db = await openSynced(
+      remote.url,
+      [
+        `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v int)`,
+        `CREATE TABLE IF NOT EXISTS b (id int PRIMARY KEY, a_id int REFERENCES a, v int)`,
+      ],
+      { sync: { batchSize: 7 } },
+    );
     await db.query(`INSERT INTO a SELECT g, g FROM generate_series(1, 30) g`);
     await db.query(`INSERT INTO b SELECT g, g, g FROM generate_series(1, 20) g`);
     await db.query(`UPDATE a SET v = v + 1 WHERE id <= 10`);
@@ -65,7 +69,9 @@ describe("sync: events, priority, volume", () => {
     await remote.sql.unsafe(`CREATE FUNCTION arrived() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO arrivals (tbl, id) VALUES (TG_TABLE_NAME, NEW.id); RETURN NULL; END $$`);
     for (const t of ["customers", "orders", "payments", "activity"]) {
-      await remote.sql.unsafe(`CREATE TRIGGER ${t}_arrived AFTER INSERT ON ${t} FOR EACH ROW EXECUTE FUNCTION arrived()`);
+      await remote.sql.unsafe(
+        `CREATE TRIGGER ${t}_arrived AFTER INSERT ON ${t} FOR EACH ROW EXECUTE FUNCTION arrived()`,
+      );
     }
     await db.query(`INSERT INTO activity SELECT g, 'noise' FROM generate_series(1, 5) g`);
     await db.query(`INSERT INTO customers VALUES (1, 'ann'), (2, 'bob')`);
@@ -86,20 +92,28 @@ describe("sync: events, priority, volume", () => {
     await db.query(`INSERT INTO orders VALUES (10, 1, 1)`);
     await db.query(`INSERT INTO activity VALUES (1, 'noise')`);
     await db.sync();
-    expect((await remote.sql<{ tbl: string }[]>`SELECT tbl FROM arrivals ORDER BY seq`).map((r) => r.tbl)).toEqual(["activity", "customers", "orders"]);
+    expect((await remote.sql<{ tbl: string }[]>`SELECT tbl FROM arrivals ORDER BY seq`).map((r) => r.tbl)).toEqual([
+      "activity",
+      "customers",
+      "orders",
+    ]);
     await expectSameRows(db, remote.sql, { customers: "id", orders: "id", payments: "id", activity: "id" });
     await db.close();
   });
 
   it("pushes 20,000 inserts with default options", async () => {
-    const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS bulk (id int PRIMARY KEY, body text, n numeric)`]);
+    const db = await openSynced(remote.url, [
+      `CREATE TABLE IF NOT EXISTS bulk (id int PRIMARY KEY, body text, n numeric)`,
+    ]);
     await db.query(`INSERT INTO bulk SELECT g, repeat('x', 50) || g, g * 1.5 FROM generate_series(1, 20000) g`);
     const heapBefore = process.memoryUsage().heapUsed;
     let peak = heapBefore;
     db.on("sync:progress", () => (peak = Math.max(peak, process.memoryUsage().heapUsed)));
     const result = await db.sync();
     expect(result).toMatchObject({ pushed: 20000, applied: 20000, rejected: 0 });
-    expect(await remote.sql`SELECT count(*)::int AS n, sum(n)::text AS s FROM bulk`).toEqual([{ n: 20000, s: "300015000.0" }]);
+    expect(await remote.sql`SELECT count(*)::int AS n, sum(n)::text AS s FROM bulk`).toEqual([
+      { n: 20000, s: "300015000.0" },
+    ]);
     expect(await queued(db)).toBe(0);
     expect(peak - heapBefore).toBeLessThan(150 * 1024 * 1024);
     await db.close();

@@ -19,9 +19,13 @@ const HITS = [
 ];
 
 function runChild(config: object): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, "fixtures", "sync-crash.mjs"), JSON.stringify(config)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(import.meta.dirname, "fixtures", "sync-crash.mjs"), JSON.stringify(config)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -45,7 +49,13 @@ describe("sync: exactly once", () => {
     const dir = path.join(tempDir("ominipg-crash-"), "db");
     const sync = { batchSize: 2, concurrency: 1 };
     // A new directory from the template dump: much faster than a fresh initdb.
-    let db = await Ominipg.connect({ url: dir, syncUrl: remote.url, schemaSQL: SCHEMA, sync, loadDataDir: await pgliteTemplate() });
+    let db = await Ominipg.connect({
+      url: dir,
+      syncUrl: remote.url,
+      schemaSQL: SCHEMA,
+      sync,
+      loadDataDir: await pgliteTemplate(),
+    });
     await db.query(`INSERT INTO counters (id) SELECT g FROM generate_series(1, 6) g`);
     await db.sync();
     for (const s of HITS) await remote.sql.unsafe(s);
@@ -56,7 +66,9 @@ describe("sync: exactly once", () => {
     const child = await runChild({ dir, syncUrl: remote.url, schemaSQL: SCHEMA, sync, killAfter: 2 });
     expect(child.signal, child.out).toBe("SIGKILL");
     expect(await ledgerRows(remote.sql)).toBeGreaterThan(0); // the crashed batch's ledger row is still there
-    expect(await remote.sql`SELECT id, x FROM counters ORDER BY id`).toEqual([1, 2, 3, 4, 5, 6].map((id) => ({ id, x: id <= 4 ? 5 : 0 })));
+    expect(await remote.sql`SELECT id, x FROM counters ORDER BY id`).toEqual(
+      [1, 2, 3, 4, 5, 6].map((id) => ({ id, x: id <= 4 ? 5 : 0 })),
+    );
 
     db = await Ominipg.connect({ url: dir, syncUrl: remote.url, schemaSQL: SCHEMA, sync });
     expect(await queued(db)).toBe(20); // rows 3..6: the second batch's entries were never cleaned up locally
@@ -64,7 +76,9 @@ describe("sync: exactly once", () => {
     expect(result).toMatchObject({ pushed: 10, applied: 2, rejected: 0 }); // rows 5 and 6 only
     await db.query(`SET TimeZone TO 'UTC'`);
     await expectSameRows(db, remote.sql, { counters: "id" });
-    expect(await remote.sql`SELECT id, n FROM hits ORDER BY id`).toEqual([1, 2, 3, 4, 5, 6].map((id) => ({ id, n: 1 })));
+    expect(await remote.sql`SELECT id, n FROM hits ORDER BY id`).toEqual(
+      [1, 2, 3, 4, 5, 6].map((id) => ({ id, n: 1 })),
+    );
     expect(await queued(db)).toBe(0);
     expect(await ledgerRows(remote.sql)).toBe(0);
     await db.close();
@@ -72,7 +86,10 @@ describe("sync: exactly once", () => {
 
   it("a lost COMMIT reply: the retried batch finds its ledger row and is not applied again", async () => {
     await remote.sql`TRUNCATE counters, hits`;
-    const db = await openSynced(remote.url, SCHEMA, { testHooks, sync: { batchSize: 3, concurrency: 1, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } } });
+    const db = await openSynced(remote.url, SCHEMA, {
+      testHooks,
+      sync: { batchSize: 3, concurrency: 1, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } },
+    });
     await db.query(`INSERT INTO counters (id) SELECT g FROM generate_series(1, 6) g`);
     for (let i = 0; i < 3; i++) await db.query(`UPDATE counters SET x = x + 1`);
     let lost = 0;
@@ -87,7 +104,9 @@ describe("sync: exactly once", () => {
     }
     expect(lost).toBe(3); // the failure, its retry, the second batch
     await expectSameRows(db, remote.sql, { counters: "id" });
-    expect(await remote.sql`SELECT id, n FROM hits ORDER BY id`).toEqual([1, 2, 3, 4, 5, 6].map((id) => ({ id, n: 1 })));
+    expect(await remote.sql`SELECT id, n FROM hits ORDER BY id`).toEqual(
+      [1, 2, 3, 4, 5, 6].map((id) => ({ id, n: 1 })),
+    );
     expect(await queued(db)).toBe(0);
     expect(await ledgerRows(remote.sql)).toBe(0);
     await db.close();
@@ -96,7 +115,8 @@ describe("sync: exactly once", () => {
   it("a copied data directory is another client: a crash leftover of one copy never drops the other's changes", async () => {
     await remote.sql`TRUNCATE counters, hits`;
     const dir = path.join(tempDir("ominipg-copy-"), "db");
-    const open = (url: string) => Ominipg.connect({ url, syncUrl: remote.url, schemaSQL: SCHEMA, testHooks, sync: { retry: { attempts: 1 } } });
+    const open = (url: string) =>
+      Ominipg.connect({ url, syncUrl: remote.url, schemaSQL: SCHEMA, testHooks, sync: { retry: { attempts: 1 } } });
     let A = await open(dir);
     await A.query(`INSERT INTO counters (id) VALUES (1)`);
     await A.sync();

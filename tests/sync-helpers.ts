@@ -7,7 +7,11 @@ import { Ominipg, type ConnectOptions } from "../src/index.js";
 import { pgliteTemplate } from "./harness/index.js";
 
 /** A local in-memory Ominipg (fast start from the template) syncing to `syncUrl`. */
-export async function openSynced(syncUrl: string, schemaSQL: string[], extra: Partial<ConnectOptions> = {}): Promise<Ominipg> {
+export async function openSynced(
+  syncUrl: string,
+  schemaSQL: string[],
+  extra: Partial<ConnectOptions> = {},
+): Promise<Ominipg> {
   const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl, schemaSQL, ...extra });
   // Fixed session settings so that to_jsonb() text is comparable with the remote's.
   await db.query(`SET TimeZone TO 'UTC'`);
@@ -21,7 +25,9 @@ export async function queued(db: Ominipg): Promise<number> {
 
 /** Every row of `table` as to_jsonb text, ordered by `orderBy`, on the local side. */
 export async function localRows(db: Ominipg, table: string, orderBy: string): Promise<string[]> {
-  const { rows } = await db.query<{ r: string }>(`SELECT to_jsonb(t)::text AS r FROM ${table} AS t ORDER BY ${orderBy}`);
+  const { rows } = await db.query<{ r: string }>(
+    `SELECT to_jsonb(t)::text AS r FROM ${table} AS t ORDER BY ${orderBy}`,
+  );
   return rows.map((r) => r.r);
 }
 

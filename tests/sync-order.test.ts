@@ -17,41 +17,106 @@ const SCHEMA = [
 const ALL = { p: "id", c: "id", nodes: "id", tags: "id" };
 
 const CASES: { name: string; before: string[]; work: string[] }[] = [
-  { name: "a key freed by a delete, then taken by a key change", before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null)`], work: [`DELETE FROM p WHERE id=2`, `UPDATE p SET id=2 WHERE id=1`] },
-  { name: "a unique value freed by a delete, then taken by an insert", before: [`INSERT INTO p VALUES (1,'a','a@x')`], work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (3,'c','a@x')`] },
+  {
+    name: "a key freed by a delete, then taken by a key change",
+    before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null)`],
+    work: [`DELETE FROM p WHERE id=2`, `UPDATE p SET id=2 WHERE id=1`],
+  },
+  {
+    name: "a unique value freed by a delete, then taken by an insert",
+    before: [`INSERT INTO p VALUES (1,'a','a@x')`],
+    work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (3,'c','a@x')`],
+  },
   {
     name: "a unique value handed over to a row written earlier in the window",
     before: [`INSERT INTO p VALUES (1,'a','a@x'),(2,'b','b@x')`],
-    work: [`UPDATE p SET name='x' WHERE id=1`, `UPDATE p SET email=NULL WHERE id=2`, `UPDATE p SET email='b@x' WHERE id=1`],
+    work: [
+      `UPDATE p SET name='x' WHERE id=1`,
+      `UPDATE p SET email=NULL WHERE id=2`,
+      `UPDATE p SET email='b@x' WHERE id=1`,
+    ],
   },
-  { name: "unique values swapped through a temporary value", before: [`INSERT INTO p VALUES (1,'a','a@x'),(2,'b','b@x')`], work: [`UPDATE p SET email='tmp' WHERE id=1`, `UPDATE p SET email='a@x' WHERE id=2`, `UPDATE p SET email='b@x' WHERE id=1`] },
-  { name: "keys swapped through a temporary key", before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null)`], work: [`UPDATE p SET id=3 WHERE id=1`, `UPDATE p SET id=1 WHERE id=2`, `UPDATE p SET id=2 WHERE id=3`] },
-  { name: "keys shifted up one by one", before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null),(3,'c',null)`], work: [`UPDATE p SET id=4 WHERE id=3`, `UPDATE p SET id=3 WHERE id=2`, `UPDATE p SET id=2 WHERE id=1`] },
-  { name: "a key moved away, then reused by an insert", before: [`INSERT INTO p VALUES (1,'a',null)`], work: [`INSERT INTO p VALUES (2,'b',null)`, `UPDATE p SET id=5 WHERE id=1`, `INSERT INTO p VALUES (1,'new',null)`] },
-  { name: "deleted, inserted again, then given another key", before: [`INSERT INTO p VALUES (1,'a',null)`], work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (1,'b',null)`, `UPDATE p SET id=9 WHERE id=1`] },
-  { name: "parent inserted, child inserted, parent deleted (cascade)", before: [], work: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`, `DELETE FROM p WHERE id=1`] },
-  { name: "child updated, then its parent deleted (cascade)", before: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`], work: [`UPDATE c SET v='v2' WHERE id=1`, `DELETE FROM p WHERE id=1`] },
-  { name: "parent deleted (cascade) and inserted again", before: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`], work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (1,'a2',null)`, `INSERT INTO c VALUES (2,1,'c2')`] },
+  {
+    name: "unique values swapped through a temporary value",
+    before: [`INSERT INTO p VALUES (1,'a','a@x'),(2,'b','b@x')`],
+    work: [
+      `UPDATE p SET email='tmp' WHERE id=1`,
+      `UPDATE p SET email='a@x' WHERE id=2`,
+      `UPDATE p SET email='b@x' WHERE id=1`,
+    ],
+  },
+  {
+    name: "keys swapped through a temporary key",
+    before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null)`],
+    work: [`UPDATE p SET id=3 WHERE id=1`, `UPDATE p SET id=1 WHERE id=2`, `UPDATE p SET id=2 WHERE id=3`],
+  },
+  {
+    name: "keys shifted up one by one",
+    before: [`INSERT INTO p VALUES (1,'a',null),(2,'b',null),(3,'c',null)`],
+    work: [`UPDATE p SET id=4 WHERE id=3`, `UPDATE p SET id=3 WHERE id=2`, `UPDATE p SET id=2 WHERE id=1`],
+  },
+  {
+    name: "a key moved away, then reused by an insert",
+    before: [`INSERT INTO p VALUES (1,'a',null)`],
+    work: [`INSERT INTO p VALUES (2,'b',null)`, `UPDATE p SET id=5 WHERE id=1`, `INSERT INTO p VALUES (1,'new',null)`],
+  },
+  {
+    name: "deleted, inserted again, then given another key",
+    before: [`INSERT INTO p VALUES (1,'a',null)`],
+    work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (1,'b',null)`, `UPDATE p SET id=9 WHERE id=1`],
+  },
+  {
+    name: "parent inserted, child inserted, parent deleted (cascade)",
+    before: [],
+    work: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`, `DELETE FROM p WHERE id=1`],
+  },
+  {
+    name: "child updated, then its parent deleted (cascade)",
+    before: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`],
+    work: [`UPDATE c SET v='v2' WHERE id=1`, `DELETE FROM p WHERE id=1`],
+  },
+  {
+    name: "parent deleted (cascade) and inserted again",
+    before: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c')`],
+    work: [`DELETE FROM p WHERE id=1`, `INSERT INTO p VALUES (1,'a2',null)`, `INSERT INTO c VALUES (2,1,'c2')`],
+  },
   {
     name: "parent's key changes (cascade), then the child is updated: both in one remote statement",
     before: [`INSERT INTO p VALUES (1,'a',null)`, `INSERT INTO c VALUES (1,1,'c'), (2,1,'d')`],
     work: [`UPDATE p SET id=5 WHERE id=1`, `UPDATE c SET v='after' WHERE id=1`, `DELETE FROM c WHERE id=2`],
   },
-  { name: "child inserted, then its parent's key changes (cascade)", before: [`INSERT INTO p VALUES (1,'a',null)`], work: [`INSERT INTO c VALUES (1,1,'c')`, `UPDATE p SET id=5 WHERE id=1`] },
+  {
+    name: "child inserted, then its parent's key changes (cascade)",
+    before: [`INSERT INTO p VALUES (1,'a',null)`],
+    work: [`INSERT INTO c VALUES (1,1,'c')`, `UPDATE p SET id=5 WHERE id=1`],
+  },
   {
     name: "a value of a unique index on an expression freed, then taken by another row",
     before: [`INSERT INTO tags VALUES (1, 'Red', 0), (2, 'blue', 0)`],
-    work: [`UPDATE tags SET n = 1`, `UPDATE tags SET label = 'Green' WHERE id = 1`, `UPDATE tags SET label = 'RED' WHERE id = 2`],
+    work: [
+      `UPDATE tags SET n = 1`,
+      `UPDATE tags SET label = 'Green' WHERE id = 1`,
+      `UPDATE tags SET label = 'RED' WHERE id = 2`,
+    ],
   },
   {
     name: "self-reference: a row pointed at a row inserted after its first change",
     before: [`INSERT INTO nodes VALUES (1,NULL,'a')`],
-    work: [`UPDATE nodes SET label='b' WHERE id=1`, `INSERT INTO nodes VALUES (2,NULL,'c')`, `UPDATE nodes SET parent_id=2 WHERE id=1`],
+    work: [
+      `UPDATE nodes SET label='b' WHERE id=1`,
+      `INSERT INTO nodes VALUES (2,NULL,'c')`,
+      `UPDATE nodes SET parent_id=2 WHERE id=1`,
+    ],
   },
   {
     name: "self-reference: a parent updated early, deleted after its child",
     before: [`INSERT INTO nodes VALUES (1,NULL,'root'),(2,1,'leaf')`],
-    work: [`UPDATE nodes SET label='r2' WHERE id=1`, `INSERT INTO nodes VALUES (3,NULL,'x')`, `DELETE FROM nodes WHERE id=2`, `DELETE FROM nodes WHERE id=1`],
+    work: [
+      `UPDATE nodes SET label='r2' WHERE id=1`,
+      `INSERT INTO nodes VALUES (3,NULL,'x')`,
+      `DELETE FROM nodes WHERE id=2`,
+      `DELETE FROM nodes WHERE id=1`,
+    ],
   },
 ];
 
@@ -71,13 +136,19 @@ interface Side {
 
 async function openSide(batchSize: number, remote?: TestDatabase): Promise<Side> {
   remote ??= await createTestDatabase();
-  return { remote, batchSize, db: await openSynced(remote.url, SCHEMA, { sync: { retry: { attempts: 1 }, batchSize } }) };
+  return {
+    remote,
+    batchSize,
+    db: await openSynced(remote.url, SCHEMA, { sync: { retry: { attempts: 1 }, batchSize } }),
+  };
 }
 
 /** Empty both databases; after a failed case (changes the remote refused are left), start over. */
 async function reset(side: Side): Promise<Side> {
   try {
-    await side.db.query(`DELETE FROM c; DELETE FROM p; UPDATE nodes SET parent_id = NULL; DELETE FROM nodes; DELETE FROM tags`);
+    await side.db.query(
+      `DELETE FROM c; DELETE FROM p; UPDATE nodes SET parent_id = NULL; DELETE FROM nodes; DELETE FROM tags`,
+    );
     await side.db.sync();
     return side;
   } catch {

@@ -21,7 +21,9 @@ describe("sync: remote outages", () => {
   });
 
   it("remote down: sync rejects with a retryable SyncError and the error event, keeps the log; back up: pushes everything", async () => {
-    const db = await openSynced(proxy.url, SCHEMA, { sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } } });
+    const db = await openSynced(proxy.url, SCHEMA, {
+      sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } },
+    });
     await db.query(`INSERT INTO notes VALUES (1, 'before the outage')`);
     await db.sync();
 
@@ -45,10 +47,13 @@ describe("sync: remote outages", () => {
     // Local work goes on while the remote is down.
     await db.query(`INSERT INTO notes VALUES (4, 'still offline')`);
     // A client that starts while the remote is down: its remote set-up fails, again and again.
-    const late = await openSynced(proxy.url, SCHEMA, { sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } } });
+    const late = await openSynced(proxy.url, SCHEMA, {
+      sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } },
+    });
     late.on("error", () => {});
     await late.query(`INSERT INTO notes VALUES (5, 'from the late client')`);
-    for (let i = 0; i < 4; i++) await expect(late.sync()).rejects.toMatchObject({ code: "REMOTE_SETUP_FAILED", retryable: true });
+    for (let i = 0; i < 4; i++)
+      await expect(late.sync()).rejects.toMatchObject({ code: "REMOTE_SETUP_FAILED", retryable: true });
 
     await proxy.open();
     const result = await db.sync();
@@ -67,8 +72,12 @@ describe("sync: remote outages", () => {
     await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS hits (id int PRIMARY KEY, n int NOT NULL)`);
     await remote.sql.unsafe(`CREATE OR REPLACE FUNCTION count_hit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       INSERT INTO hits VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = hits.n + 1; RETURN NULL; END $$`);
-    await remote.sql.unsafe(`CREATE OR REPLACE TRIGGER notes_hits AFTER INSERT OR UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION count_hit()`);
-    const db = await openSynced(proxy.url, SCHEMA, { sync: { batchSize: 100, concurrency: 2, retry: { attempts: 8, baseDelayMs: 5, maxDelayMs: 50 } } });
+    await remote.sql.unsafe(
+      `CREATE OR REPLACE TRIGGER notes_hits AFTER INSERT OR UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION count_hit()`,
+    );
+    const db = await openSynced(proxy.url, SCHEMA, {
+      sync: { batchSize: 100, concurrency: 2, retry: { attempts: 8, baseDelayMs: 5, maxDelayMs: 50 } },
+    });
     await db.query(`INSERT INTO notes (id, body) SELECT g, 'row ' || g FROM generate_series(1, 3000) g`);
     let cuts = 0;
     db.on("sync:progress", ({ done }) => {
@@ -82,13 +91,17 @@ describe("sync: remote outages", () => {
     expect(cuts).toBeGreaterThan(0);
     expect(result).toMatchObject({ pushed: 3000, rejected: 0 });
     await expectSameRows(db, remote.sql, { notes: "id" });
-    expect(await remote.sql`SELECT count(*)::int AS rows, min(n) AS lo, max(n) AS hi FROM hits`).toEqual([{ rows: 3000, lo: 1, hi: 1 }]);
+    expect(await remote.sql`SELECT count(*)::int AS rows, min(n) AS lo, max(n) AS hi FROM hits`).toEqual([
+      { rows: 3000, lo: 1, hi: 1 },
+    ]);
     expect(await ledgerRows(remote.sql)).toBe(0);
     await db.close();
   });
 
   it("a short outage is bridged by the retries within one sync", async () => {
-    const db = await openSynced(proxy.url, SCHEMA, { sync: { retry: { attempts: 6, baseDelayMs: 20, maxDelayMs: 100 } } });
+    const db = await openSynced(proxy.url, SCHEMA, {
+      sync: { retry: { attempts: 6, baseDelayMs: 20, maxDelayMs: 100 } },
+    });
     await db.sync();
     await db.query(`INSERT INTO notes VALUES (100, 'bridged')`);
     proxy.drop(); // the pool's connections die ...
@@ -113,7 +126,9 @@ describe("sync: remote outages", () => {
     // fails after its attempts, promptly, instead of hanging in the driver's reconnect loop.
     const dead = await startProxy(remote.url);
     dead.refuseNext(Infinity);
-    const db = await openSynced(dead.url, SCHEMA, { sync: { retry: { attempts: 4, baseDelayMs: 50, maxDelayMs: 80 } } });
+    const db = await openSynced(dead.url, SCHEMA, {
+      sync: { retry: { attempts: 4, baseDelayMs: 50, maxDelayMs: 80 } },
+    });
     db.on("error", () => {});
     await db.query(`INSERT INTO notes VALUES (1, 'x')`);
     const started = performance.now();

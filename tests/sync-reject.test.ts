@@ -38,7 +38,9 @@ describe("sync: changes the remote rejects", () => {
     expect(message).toContain("n_not_negative");
     expect(errors).toEqual([err]);
     // The refused row's entries are still queued; whatever was applied is exactly the local rows.
-    const remaining = await db.query<{ id: number }>(`SELECT DISTINCT (new_row->>'id')::int AS id FROM _sync_queue ORDER BY 1`);
+    const remaining = await db.query<{ id: number }>(
+      `SELECT DISTINCT (new_row->>'id')::int AS id FROM _sync_queue ORDER BY 1`,
+    );
     expect(remaining.rows.map((r) => r.id)).toContain(17);
     const applied = await remote.sql<{ id: number }[]>`SELECT id FROM items ORDER BY id`;
     expect(applied.length + remaining.rows.length).toBe(40);
@@ -77,7 +79,9 @@ describe("sync: changes the remote rejects", () => {
     expect((rejected.rows[0] as { queue_ids: unknown[] }).queue_ids).toHaveLength(2);
     expect(String((rejected.rows[2] as { error_message: string }).error_message)).toContain("items_code");
     // Everything else arrived.
-    const remoteIds = (await remote.sql<{ id: number }[]>`SELECT id FROM items WHERE id <= 101 ORDER BY id`).map((r) => r.id);
+    const remoteIds = (await remote.sql<{ id: number }[]>`SELECT id FROM items WHERE id <= 101 ORDER BY id`).map(
+      (r) => r.id,
+    );
     expect(remoteIds).toEqual(Array.from({ length: 100 }, (_, i) => i + 1).filter((id) => id !== 3 && id !== 64));
     expect(await remote.sql`SELECT code FROM items WHERE id = 50`).toEqual([{ code: "x" }]);
     // The sync guide's clean-up of the record table is allowed.
@@ -90,7 +94,9 @@ describe("sync: changes the remote rejects", () => {
     // Remote only: refuses every insert with an error that is not about the row's data.
     await remote.sql.unsafe(`CREATE FUNCTION no_access() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
       RAISE EXCEPTION 'no inserts for this role' USING ERRCODE = 'insufficient_privilege'; END $$`);
-    await remote.sql.unsafe(`CREATE TRIGGER items_no_access BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION no_access()`);
+    await remote.sql.unsafe(
+      `CREATE TRIGGER items_no_access BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION no_access()`,
+    );
     const db = await openSynced(remote.url, SCHEMA, { sync: { onReject: "skip" } });
     await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 20) g`);
     const err = await db.sync().catch((e: unknown) => e);
@@ -105,7 +111,9 @@ describe("sync: changes the remote rejects", () => {
 
   it("a refused TRUNCATE stops with REMOTE_REJECTED and stays queued", async () => {
     await remote.sql`TRUNCATE items`;
-    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS remote_refs (id int PRIMARY KEY, item_id int REFERENCES items (id))`);
+    await remote.sql.unsafe(
+      `CREATE TABLE IF NOT EXISTS remote_refs (id int PRIMARY KEY, item_id int REFERENCES items (id))`,
+    );
     const db = await openSynced(remote.url, SCHEMA);
     await db.query(`INSERT INTO items VALUES (1, 1, 'a')`);
     await db.sync();
@@ -120,18 +128,25 @@ describe("sync: changes the remote rejects", () => {
     await db.close();
   });
 
-  it("changes of a table no longer synced locally: TABLE_NOT_SYNCED with them still queued, even while an earlier window is being pushed; \"skip\" sets them aside", async () => {
+  it('changes of a table no longer synced locally: TABLE_NOT_SYNCED with them still queued, even while an earlier window is being pushed; "skip" sets them aside', async () => {
     await remote.sql`TRUNCATE items`;
     for (const onReject of ["stop", "skip"] as const) {
-      const db = await openSynced(remote.url, [...SCHEMA, `CREATE TABLE IF NOT EXISTS gone (id int PRIMARY KEY)`], { sync: { onReject } });
+      const db = await openSynced(remote.url, [...SCHEMA, `CREATE TABLE IF NOT EXISTS gone (id int PRIMARY KEY)`], {
+        sync: { onReject },
+      });
       await db.query(`DELETE FROM items`);
       // Three windows of at least 10,000 rows: the entries of the dropped table are read while the second is pushed.
       await db.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(1, 25000) g`);
       await db.query(`INSERT INTO gone VALUES (1), (2)`);
       await db.query(`DROP TABLE gone`);
       if (onReject === "stop") {
-        await expect(db.sync()).rejects.toMatchObject({ code: "TABLE_NOT_SYNCED", message: expect.stringContaining("public.gone") });
-        expect((await db.query(`SELECT count(*)::int AS n FROM _sync_queue WHERE table_name = 'gone'`)).rows).toEqual([{ n: 2 }]);
+        await expect(db.sync()).rejects.toMatchObject({
+          code: "TABLE_NOT_SYNCED",
+          message: expect.stringContaining("public.gone"),
+        });
+        expect((await db.query(`SELECT count(*)::int AS n FROM _sync_queue WHERE table_name = 'gone'`)).rows).toEqual([
+          { n: 2 },
+        ]);
         // The windows before it went out whole; once the table is back, a sync finishes the rest.
         expect((await remote.sql`SELECT count(*)::int AS n FROM items`)[0]!.n).toBeGreaterThanOrEqual(10_000);
         await db.query(`CREATE TABLE gone (id int PRIMARY KEY)`);

@@ -64,7 +64,9 @@ describe("sync: sequences", () => {
     await db.sync();
     // The remote's own inserts get ids after the pushed ones.
     expect(await remote.sql`INSERT INTO posts (title) VALUES ('remote') RETURNING id`).toEqual([{ id: 6 }]);
-    expect(await remote.sql`INSERT INTO tickets (title) VALUES ('remote') RETURNING id::int AS id`).toEqual([{ id: 8 }]);
+    expect(await remote.sql`INSERT INTO tickets (title) VALUES ('remote') RETURNING id::int AS id`).toEqual([
+      { id: 8 },
+    ]);
     // Remote ahead: a push never moves it back. (The local sequence knows nothing of the remote's id 6:
     // the next local id is 6 too. Avoiding that is sequences: "lease", not tested here.)
     await remote.sql`DELETE FROM posts WHERE id = 6`;

@@ -31,7 +31,10 @@ const EXTREMES = `INSERT INTO every (big, small, num, f8, f4, ints, texts, j, b,
   VALUES (-9223372036854775808, 32767, 'NaN', 'NaN', '-Infinity', '{}', '{}', '[]', '\\x'::bytea,
           'infinity', '-infinity', '4713-01-01 BC', '-178000000 years')`;
 
-const COLUMNS = ("id big small num fixed f8 f4 ints grid texts j js b tstz ts d tm iv u m moods flag addr r c vc tsv doubled first_text").split(" ");
+const COLUMNS =
+  "id big small num fixed f8 f4 ints grid texts j js b tstz ts d tm iv u m moods flag addr r c vc tsv doubled first_text".split(
+    " ",
+  );
 
 describe("sync: column types", () => {
   let remote: TestDatabase;
@@ -60,7 +63,8 @@ describe("sync: column types", () => {
     await db.query(`UPDATE every SET iv = iv * 2, tstz = tstz + interval '1 microsecond' WHERE id = 1`);
     expect((await db.sync()).rejected).toBe(0);
     await expectSame();
-    const [row] = await remote.sql`SELECT big::text, (j->>'n') AS n, doubled::text, first_text FROM every WHERE id IN (1, 2) ORDER BY id`;
+    const [row] =
+      await remote.sql`SELECT big::text, (j->>'n') AS n, doubled::text, first_text FROM every WHERE id IN (1, 2) ORDER BY id`;
     expect(row).toEqual({ big: "9007199254740993", n: "9007199254740995", doubled: "3.00", first_text: 'X,"Y"' });
 
     async function expectSame() {
@@ -87,7 +91,9 @@ describe("sync: column types", () => {
   });
 
   it("finds rows by keys of any type (text with quotes, timestamptz, numeric) for updates, key changes and deletes", async () => {
-    await db.query(`INSERT INTO keyed VALUES ('it''s "q"', '2024-01-01 00:00:00.000001+00', 1.5, 'a'), ('x,y', '2024-01-01 10:00+02', 10, 'b'), ('z', 'infinity', 0.1, 'c')`);
+    await db.query(
+      `INSERT INTO keyed VALUES ('it''s "q"', '2024-01-01 00:00:00.000001+00', 1.5, 'a'), ('x,y', '2024-01-01 10:00+02', 10, 'b'), ('z', 'infinity', 0.1, 'c')`,
+    );
     await db.sync();
     await db.query(`UPDATE keyed SET v = 'a2' WHERE k = 'it''s "q"'`);
     await db.query(`UPDATE keyed SET at = at + interval '1 hour', n = 20 WHERE k = 'x,y'`);

@@ -39,7 +39,14 @@ export interface Contender {
 export type Storage = "memory" | "directory";
 
 /** Durability and planner settings reported for every contender (they must match). */
-export const REPORTED_SETTINGS = ["fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers", "work_mem"];
+export const REPORTED_SETTINGS = [
+  "fsync",
+  "synchronous_commit",
+  "full_page_writes",
+  "wal_sync_method",
+  "shared_buffers",
+  "work_mem",
+];
 
 async function readSettings(query: (sql: string) => Promise<{ rows: unknown[] }>): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -85,13 +92,24 @@ export function rawDriver(db: Ominipg): Driver {
   return (db as unknown as { driver: Driver }).driver;
 }
 
-async function ominipg(id: "c" | "d", storage: Storage, root: string, syncUrl: string, template: Blob | undefined): Promise<Contender> {
+async function ominipg(
+  id: "c" | "d",
+  storage: Storage,
+  root: string,
+  syncUrl: string,
+  template: Blob | undefined,
+): Promise<Contender> {
   let url = ":memory:";
   if (storage === "directory") {
     mkdirSync(root, { recursive: true });
     url = join(root, `ominipg-${id}`);
   }
-  const db = await Ominipg.connect({ url, schemaSQL: [ITEMS_DDL], ...(template ? { loadDataDir: template } : {}), ...(id === "d" ? { syncUrl } : {}) });
+  const db = await Ominipg.connect({
+    url,
+    schemaSQL: [ITEMS_DDL],
+    ...(template ? { loadDataDir: template } : {}),
+    ...(id === "d" ? { syncUrl } : {}),
+  });
   db.on("error", () => {}); // background remote set-up errors are irrelevant to capture timings
   const raw = rawDriver(db);
   const rawQuery = (s: string) => raw.query(s, [], { prepare: false });
@@ -113,7 +131,13 @@ async function ominipg(id: "c" | "d", storage: Storage, root: string, syncUrl: s
  * Open one contender. `template` is a dump of a freshly initialised PGlite cluster (nothing in it): every
  * contender starts from the same bytes, and loading it is several times faster than initdb.
  */
-export async function openContender(id: ContenderId, storage: Storage, root: string, syncUrl: string, template?: Blob): Promise<Contender> {
+export async function openContender(
+  id: ContenderId,
+  storage: Storage,
+  root: string,
+  syncUrl: string,
+  template?: Blob,
+): Promise<Contender> {
   return id === "a" || id === "b" ? pglite(id, storage, root, template) : ominipg(id, storage, root, syncUrl, template);
 }
 

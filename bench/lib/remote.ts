@@ -19,10 +19,22 @@ export interface RemoteServer {
 }
 
 /** Server flags: the same for every contender that writes to the remote. */
-export const REMOTE_FLAGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=50"];
+export const REMOTE_FLAGS = [
+  "-c",
+  "fsync=off",
+  "-c",
+  "synchronous_commit=off",
+  "-c",
+  "full_page_writes=off",
+  "-c",
+  "max_connections=50",
+];
 
 export async function startRemote(): Promise<RemoteServer> {
-  const { port, password, stop } = await startEmbeddedRemote({ postgresFlags: REMOTE_FLAGS, dirPrefix: "ominipg-bench-pg-" });
+  const { port, password, stop } = await startEmbeddedRemote({
+    postgresFlags: REMOTE_FLAGS,
+    dirPrefix: "ominipg-bench-pg-",
+  });
   const urlOf = (db: string) => `postgres://postgres:${password}@127.0.0.1:${port}/${db}`;
   const admin = rawClient(urlOf("postgres"));
   try {

@@ -62,7 +62,8 @@ export function bulk(n: number) {
 /** Ids from..to as rows of COPY text, the same values `bulk(n).insert` writes. */
 export function copyText(from: number, to: number, updatedAt: string): string {
   const lines: string[] = [];
-  for (let g = from; g <= to; g++) lines.push(`${g}\titem ${g}\t${g % 100}\t${((g % 1000) / 10).toFixed(2)}\t${updatedAt}\n`);
+  for (let g = from; g <= to; g++)
+    lines.push(`${g}\titem ${g}\t${g % 100}\t${((g % 1000) / 10).toFixed(2)}\t${updatedAt}\n`);
   return lines.join("");
 }
 

@@ -14,13 +14,17 @@ function isNumeric(cell: string): boolean {
 }
 
 function alignment(t: Table): boolean[] {
-  return t.alignRight ?? t.headers.map((_, c) => t.rows.length > 0 && t.rows.every((r) => isNumeric(r[c] ?? "") || (r[c] ?? "") === ""));
+  return (
+    t.alignRight ??
+    t.headers.map((_, c) => t.rows.length > 0 && t.rows.every((r) => isNumeric(r[c] ?? "") || (r[c] ?? "") === ""))
+  );
 }
 
 export function textTable(t: Table): string {
   const right = alignment(t);
   const widths = t.headers.map((h, c) => Math.max(h.length, ...t.rows.map((r) => (r[c] ?? "").length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ");
   const out = [t.title, line(t.headers), widths.map((w) => "-".repeat(w)).join("  "), ...t.rows.map(line)];
   for (const n of t.notes ?? []) out.push(`  ${n}`);
   return out.join("\n");

@@ -12,9 +12,21 @@
  * transactions added: `orm.transaction(fn)` runs `fn` in `db.transaction()`, nested ones use savepoints.
  */
 import { createTableRelationsHelpers, DefaultLogger, extractTablesRelationalConfig, sql as rawSql } from "drizzle-orm";
-import type { DrizzleConfig, ExtractTablesWithRelations, Logger, RelationalSchemaConfig, TablesRelationalConfig } from "drizzle-orm";
+import type {
+  DrizzleConfig,
+  ExtractTablesWithRelations,
+  Logger,
+  RelationalSchemaConfig,
+  TablesRelationalConfig,
+} from "drizzle-orm";
 import { PgDialect, type PgTransactionConfig } from "drizzle-orm/pg-core";
-import { PgProxyTransaction, PgRemoteDatabase, PgRemoteSession, type PgRemoteSessionOptions, type RemoteCallback } from "drizzle-orm/pg-proxy";
+import {
+  PgProxyTransaction,
+  PgRemoteDatabase,
+  PgRemoteSession,
+  type PgRemoteSessionOptions,
+  type RemoteCallback,
+} from "drizzle-orm/pg-proxy";
 import type { Transaction } from "../client.js";
 import type { Field } from "../core/driver.js";
 import type { Ominipg } from "../ominipg.js";
@@ -23,15 +35,14 @@ import type { Ominipg } from "../ominipg.js";
 export type OminipgClient = Pick<Ominipg, "query" | "transaction">;
 
 /** The Drizzle database `drizzle()` returns; `$client` is the Ominipg instance. */
-export type OminipgDrizzleDatabase<TSchema extends Record<string, unknown> = Record<string, never>> = PgRemoteDatabase<TSchema> & {
-  $client: OminipgClient;
-};
+export type OminipgDrizzleDatabase<TSchema extends Record<string, unknown> = Record<string, never>> =
+  PgRemoteDatabase<TSchema> & {
+    $client: OminipgClient;
+  };
 
 /** A Drizzle transaction on Ominipg (what `orm.transaction(async (tx) => ...)` passes). */
-export type OminipgDrizzleTransaction<TSchema extends Record<string, unknown> = Record<string, never>> = PgProxyTransaction<
-  TSchema,
-  ExtractTablesWithRelations<TSchema>
->;
+export type OminipgDrizzleTransaction<TSchema extends Record<string, unknown> = Record<string, never>> =
+  PgProxyTransaction<TSchema, ExtractTablesWithRelations<TSchema>>;
 
 type Run = Transaction["query"];
 
@@ -44,7 +55,8 @@ export function drizzle<TSchema extends Record<string, unknown> = Record<string,
   config: DrizzleConfig<TSchema> = {},
 ): OminipgDrizzleDatabase<TSchema> {
   const dialect = new PgDialect(config.casing ? { casing: config.casing } : {});
-  const logger: Logger | undefined = config.logger === true ? new DefaultLogger() : config.logger === false ? undefined : config.logger;
+  const logger: Logger | undefined =
+    config.logger === true ? new DefaultLogger() : config.logger === false ? undefined : config.logger;
   let schema: RelationalSchemaConfig<TablesRelationalConfig> | undefined;
   if (config.schema) {
     const tables = extractTablesRelationalConfig(config.schema, createTableRelationsHelpers);
@@ -54,7 +66,11 @@ export function drizzle<TSchema extends Record<string, unknown> = Record<string,
   if (logger) options.logger = logger;
   if (config.cache) options.cache = config.cache;
   const session = new OminipgSession(client, client.query.bind(client), dialect, schema, options);
-  const db = new PgRemoteDatabase<TSchema>(dialect, session, schema as RelationalSchemaConfig<ExtractTablesWithRelations<TSchema>> | undefined) as OminipgDrizzleDatabase<TSchema>;
+  const db = new PgRemoteDatabase<TSchema>(
+    dialect,
+    session,
+    schema as RelationalSchemaConfig<ExtractTablesWithRelations<TSchema>> | undefined,
+  ) as OminipgDrizzleDatabase<TSchema>;
   db.$client = client;
   if (config.cache) {
     // What drizzle's own constructors do: `$cache.invalidate` is the cache's onMutate.
@@ -63,12 +79,21 @@ export function drizzle<TSchema extends Record<string, unknown> = Record<string,
   return db;
 }
 
-class OminipgSession<TFullSchema extends Record<string, unknown>, TSchema extends TablesRelationalConfig> extends PgRemoteSession<TFullSchema, TSchema> {
+class OminipgSession<
+  TFullSchema extends Record<string, unknown>,
+  TSchema extends TablesRelationalConfig,
+> extends PgRemoteSession<TFullSchema, TSchema> {
   readonly #client: OminipgClient;
   readonly #schemaConfig: RelationalSchemaConfig<TSchema> | undefined;
   readonly #options: PgRemoteSessionOptions;
 
-  constructor(client: OminipgClient, run: Run, dialect: PgDialect, schema: RelationalSchemaConfig<TSchema> | undefined, options: PgRemoteSessionOptions) {
+  constructor(
+    client: OminipgClient,
+    run: Run,
+    dialect: PgDialect,
+    schema: RelationalSchemaConfig<TSchema> | undefined,
+    options: PgRemoteSessionOptions,
+  ) {
     super(remoteCallback(run), dialect, schema, options);
     this.#client = client;
     this.#schemaConfig = schema;
@@ -76,9 +101,18 @@ class OminipgSession<TFullSchema extends Record<string, unknown>, TSchema extend
   }
 
   /** One Ominipg transaction: committed when `fn` resolves, rolled back when it throws (`tx.rollback()` throws). */
-  override transaction<T>(fn: (tx: PgProxyTransaction<TFullSchema, TSchema>) => Promise<T>, config?: PgTransactionConfig): Promise<T> {
+  override transaction<T>(
+    fn: (tx: PgProxyTransaction<TFullSchema, TSchema>) => Promise<T>,
+    config?: PgTransactionConfig,
+  ): Promise<T> {
     return this.#client.transaction(async (otx) => {
-      const session = new OminipgSession<TFullSchema, TSchema>(this.#client, otx.query, this.dialect, this.#schemaConfig, this.#options);
+      const session = new OminipgSession<TFullSchema, TSchema>(
+        this.#client,
+        otx.query,
+        this.dialect,
+        this.#schemaConfig,
+        this.#options,
+      );
       const tx = new OminipgTransaction<TFullSchema, TSchema>(this.dialect, session, this.#schemaConfig);
       if (config) await tx.setTransaction(config);
       return fn(tx);
@@ -86,11 +120,19 @@ class OminipgSession<TFullSchema extends Record<string, unknown>, TSchema extend
   }
 }
 
-class OminipgTransaction<TFullSchema extends Record<string, unknown>, TSchema extends TablesRelationalConfig> extends PgProxyTransaction<TFullSchema, TSchema> {
+class OminipgTransaction<
+  TFullSchema extends Record<string, unknown>,
+  TSchema extends TablesRelationalConfig,
+> extends PgProxyTransaction<TFullSchema, TSchema> {
   readonly #dialect: PgDialect;
   readonly #session: OminipgSession<TFullSchema, TSchema>;
 
-  constructor(dialect: PgDialect, session: OminipgSession<TFullSchema, TSchema>, schema: RelationalSchemaConfig<TSchema> | undefined, nestedIndex = 0) {
+  constructor(
+    dialect: PgDialect,
+    session: OminipgSession<TFullSchema, TSchema>,
+    schema: RelationalSchemaConfig<TSchema> | undefined,
+    nestedIndex = 0,
+  ) {
     super(dialect, session, schema, nestedIndex);
     this.#dialect = dialect;
     this.#session = session;
@@ -99,7 +141,12 @@ class OminipgTransaction<TFullSchema extends Record<string, unknown>, TSchema ex
   /** A nested transaction: a savepoint, released when `fn` resolves, rolled back to when it throws. */
   override async transaction<T>(fn: (tx: PgProxyTransaction<TFullSchema, TSchema>) => Promise<T>): Promise<T> {
     const savepoint = `sp${this.nestedIndex + 1}`;
-    const tx = new OminipgTransaction<TFullSchema, TSchema>(this.#dialect, this.#session, this.schema, this.nestedIndex + 1);
+    const tx = new OminipgTransaction<TFullSchema, TSchema>(
+      this.#dialect,
+      this.#session,
+      this.schema,
+      this.nestedIndex + 1,
+    );
     await tx.execute(rawSql.raw(`savepoint ${savepoint}`));
     try {
       const result = await fn(tx);
@@ -138,7 +185,9 @@ async function arrayRows(run: Run, sql: string, params: unknown[]): Promise<unkn
     return (renamed.rows as Record<string, unknown>[]).map((row) => names.map((_, i) => row[`c${i}`]));
   }
   if (result.command === "SELECT") {
-    throw new Error(`ominipg/drizzle: this query returns several columns named alike (${names.join(", ")}); give them distinct names with .as()`);
+    throw new Error(
+      `ominipg/drizzle: this query returns several columns named alike (${names.join(", ")}); give them distinct names with .as()`,
+    );
   }
   // RETURNING of one table: same-named columns are the same column (the write is done: never throw here).
   return rows.map((row) => names.map((n) => row[n]));

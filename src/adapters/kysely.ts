@@ -61,6 +61,7 @@ export class OminipgDialect implements Dialect {
     return new PostgresAdapter();
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's Dialect interface declares Kysely<any>
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return new PostgresIntrospector(db);
   }
@@ -207,7 +208,8 @@ function openTransaction(client: OminipgClient): Promise<OpenTransaction> {
 }
 
 function asOminipg(connection: DatabaseConnection): OminipgConnection {
-  if (!(connection instanceof OminipgConnection)) throw new TypeError("ominipg/kysely: not a connection of this driver");
+  if (!(connection instanceof OminipgConnection))
+    throw new TypeError("ominipg/kysely: not a connection of this driver");
   return connection;
 }
 

@@ -44,7 +44,16 @@ export class Catalog {
 
   static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
     const opts = { prepare: false } as const;
-    const [{ rows: pathRows }, { rows: relRows }, { rows: colRows }, { rows: fkRows }, { rows: trgRows }, { rows: fnRows }, { rows: ruleRows }, { rows: exprRows }] = [
+    const [
+      { rows: pathRows },
+      { rows: relRows },
+      { rows: colRows },
+      { rows: fkRows },
+      { rows: trgRows },
+      { rows: fnRows },
+      { rows: ruleRows },
+      { rows: exprRows },
+    ] = [
       await driver.query<{ schemas: string[] }>(`SELECT current_schemas(true) AS schemas`, [], opts),
       await driver.query<{ oid: number; schema: string; name: string; kind: RelKind; pk: string[] | null }>(
         `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
@@ -58,7 +67,14 @@ export class Catalog {
         [],
         opts,
       ),
-      await driver.query<{ oid: number; name: string; type: string; generated: string; identity: string; json_value: ColumnInfo["jsonValue"] }>(
+      await driver.query<{
+        oid: number;
+        name: string;
+        type: string;
+        generated: string;
+        identity: string;
+        json_value: ColumnInfo["jsonValue"];
+      }>(
         `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
                 a.attgenerated::text AS generated, a.attidentity::text AS identity,
                 CASE WHEN b.typtype = 'd' OR b.typcategory IN ('A', 'C') THEN 'nested'
@@ -119,7 +135,13 @@ export class Catalog {
     const columns = new Map<number, ColumnInfo[]>();
     for (const c of colRows) {
       const list = columns.get(Number(c.oid)) ?? [];
-      list.push({ name: c.name, type: c.type, generated: c.generated !== "", identity: (c.identity || "") as ColumnInfo["identity"], jsonValue: c.json_value });
+      list.push({
+        name: c.name,
+        type: c.type,
+        generated: c.generated !== "",
+        identity: (c.identity || "") as ColumnInfo["identity"],
+        jsonValue: c.json_value,
+      });
       columns.set(Number(c.oid), list);
     }
     const references = new Map<number, number[]>();
@@ -160,7 +182,8 @@ export class Catalog {
     // other relation, one that may write a synced table makes writes to that relation refused (writes of
     // local-only tables into local-only tables stay allowed).
     const risky = new Map<number, string>();
-    const mayReachSynced = (lang: string, src: string) => mayWrite(lang, src) && mayNameSynced(lang, src, tables, writingFunctions);
+    const mayReachSynced = (lang: string, src: string) =>
+      mayWrite(lang, src) && mayNameSynced(lang, src, tables, writingFunctions);
     for (const t of trgRows) {
       const oid = Number(t.oid);
       const synced = tables.has(oid);
@@ -187,9 +210,18 @@ export class Catalog {
       else if (table.primaryKey.length > 0) table.uncapturable = why;
     }
     for (const table of tables.values()) {
-      if (table.primaryKey.length === 0) table.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
+      if (table.primaryKey.length === 0)
+        table.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
     }
-    return new Catalog(tables, relations, pathRows[0]?.schemas ?? ["public"], writingFunctions, writesBehind, references, cascadesInto(tables, fkRows, relRows));
+    return new Catalog(
+      tables,
+      relations,
+      pathRows[0]?.schemas ?? ["public"],
+      writingFunctions,
+      writesBehind,
+      references,
+      cascadesInto(tables, fkRows, relRows),
+    );
   }
 
   /** The synced table (or uncapturable table of a synced schema) a name resolves to, if it is one. */
@@ -214,7 +246,7 @@ export class Catalog {
    */
   truncatedWith(oids: Iterable<number>): Set<number> {
     const truncated = new Set(oids);
-    for (let grew = true; grew; ) {
+    for (let grew = true; grew;) {
       grew = false;
       for (const [oid, refs] of this.foreignKeys) {
         if (!truncated.has(oid) && refs.some((r) => truncated.has(r))) {
@@ -246,7 +278,8 @@ export class Catalog {
 }
 
 function inScope(scope: SyncScope, schema: string, name: string): boolean {
-  if (!scope.schemas.includes(schema) || (schema === "public" && OWN_TABLES.has(name)) || OWN_TABLES.has(name)) return false;
+  if (!scope.schemas.includes(schema) || (schema === "public" && OWN_TABLES.has(name)) || OWN_TABLES.has(name))
+    return false;
   const matches = (entry: string) => entry === name || entry === `${schema}.${name}`;
   if (scope.exclude.some(matches)) return false;
   return scope.tables.length === 0 || scope.tables.some(matches);
@@ -257,7 +290,12 @@ function inScope(scope: SyncScope, schema: string, name: string): boolean {
  * opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
  * errs on the side of "yes".
  */
-function mayNameSynced(language: string, source: string, tables: Map<number, TableInfo>, writingFunctions: Map<string, string>): boolean {
+function mayNameSynced(
+  language: string,
+  source: string,
+  tables: Map<number, TableInfo>,
+  writingFunctions: Map<string, string>,
+): boolean {
   if (language !== "plpgsql" && language !== "sql") return true;
   const code = source.toLowerCase();
   if (/\bexecute\b/.test(code)) return true;

@@ -25,10 +25,23 @@ export interface TableRules {
 
 export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise<Map<number, TableRules>> {
   const rules = new Map<number, TableRules>();
-  for (const t of tables) rules.set(t.oid, { uniques: [], opaqueUniques: [], deleteActionChildren: [], updateActionChildren: [], selfRefColumns: [] });
+  for (const t of tables)
+    rules.set(t.oid, {
+      uniques: [],
+      opaqueUniques: [],
+      deleteActionChildren: [],
+      updateActionChildren: [],
+      selfRefColumns: [],
+    });
   const oids = [...rules.keys()];
   if (oids.length === 0) return rules;
-  const { rows: idx } = await d.query<{ oid: number; cols: string[]; nnd: boolean; expr: boolean; deps: string[] | null }>(
+  const { rows: idx } = await d.query<{
+    oid: number;
+    cols: string[];
+    nnd: boolean;
+    expr: boolean;
+    deps: string[] | null;
+  }>(
     `SELECT i.indrelid::int8 AS oid, i.indnullsnotdistinct AS nnd, i.indexprs IS NOT NULL AS expr,
             (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -2,6 +2,7 @@ import { loadModule, parseSync } from "libpg-query";
 import { deparseSync } from "pgsql-deparser";
 
 /** A libpg-query AST node: `{ NodeType: { ...fields } }`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the AST is walked generically; its node shapes are libpg-query's, not ours to type
 export type Node = Record<string, any>;
 export interface RawStmt {
   stmt: Node;
@@ -23,7 +24,7 @@ export function parseStatements(sql: string): RawStmt[] {
 }
 
 export function deparse(node: Node): string {
-  return deparseSync(node as any, { pretty: false });
+  return deparseSync(node as Parameters<typeof deparseSync>[0], { pretty: false });
 }
 
 /** The one key of a node: "InsertStmt", "SelectStmt", ... */
@@ -39,7 +40,8 @@ export function walk(root: unknown, visit: (type: string, body: Node) => void): 
   }
   if (root === null || typeof root !== "object") return;
   for (const [key, value] of Object.entries(root as Node)) {
-    if (/^[A-Z]/.test(key) && value !== null && typeof value === "object" && !Array.isArray(value)) visit(key, value as Node);
+    if (/^[A-Z]/.test(key) && value !== null && typeof value === "object" && !Array.isArray(value))
+      visit(key, value as Node);
     walk(value, visit);
   }
 }

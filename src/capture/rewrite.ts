@@ -6,7 +6,13 @@ import { NEXT_LOG_ID, logRowChangesSql } from "../log/capture.js";
 import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
-const COMMAND: Record<string, string> = { InsertStmt: "INSERT", UpdateStmt: "UPDATE", DeleteStmt: "DELETE", MergeStmt: "MERGE", SelectStmt: "SELECT" };
+const COMMAND: Record<string, string> = {
+  InsertStmt: "INSERT",
+  UpdateStmt: "UPDATE",
+  DeleteStmt: "DELETE",
+  MergeStmt: "MERGE",
+  SelectStmt: "SELECT",
+};
 
 /**
  * The capture columns every captured DML returns first: the log id, and the row's json images before and
@@ -42,7 +48,11 @@ export type DescribeNames = (sql: string) => Promise<string[]>;
  * query inserts them into the log. The whole thing stays one statement, so the log commits and rolls back
  * with the change. Returns undefined when the statement changes no synced table.
  */
-export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNames: DescribeNames): Promise<CapturedStatement | undefined> {
+export async function rewriteForCapture(
+  stmt: Node,
+  catalog: Catalog,
+  describeNames: DescribeNames,
+): Promise<CapturedStatement | undefined> {
   const type = nodeType(stmt);
   if (!DML_TYPES.has(type) && type !== "SelectStmt") return undefined;
   const body = stmt[type] as Node;
@@ -70,7 +80,10 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
   };
 
   // Probes must see the statement as the user wrote it (the loop below changes the WITH queries in place).
-  const original = { ctes: structuredClone(ctes), top: structuredClone({ [type]: { ...body, withClause: undefined } }) };
+  const original = {
+    ctes: structuredClone(ctes),
+    top: structuredClone({ [type]: { ...body, withClause: undefined } }),
+  };
   const newCtes: Node[] = [];
   const sources: { cte: string; table: TableInfo }[] = [];
   for (let i = 0; i < ctes.length; i++) {
@@ -84,7 +97,8 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     const qtype = nodeType(query);
     const userExprs: Node[] = query[qtype].returningClause?.exprs ?? [];
     // Ask for the column names before the capture columns are added.
-    const names = userExprs.length === 0 ? [] : await describeNames(probe(body, original, cte.ctename, unused("ominipg_probe")));
+    const names =
+      userExprs.length === 0 ? [] : await describeNames(probe(body, original, cte.ctename, unused("ominipg_probe")));
     addCaptureReturning(query[qtype], unused);
     if (userExprs.length === 0) {
       // No RETURNING: nothing can reference it, so it keeps its name and returns only the capture columns.
@@ -96,7 +110,9 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
     const capName = fresh(`ominipg_c${i}`);
     const positional = names.map((_, k) => `ominipg_${k + 1}`);
     newCtes.push(cteNode(capName, query, [ID_COL, OLD_COL, NEW_COL, ...positional]));
-    const select = parseSelect(`SELECT ${names.map((n, k) => `${positional[k]} AS ${quoteIdent(n)}`).join(", ")} FROM ${quoteIdent(capName)}`);
+    const select = parseSelect(
+      `SELECT ${names.map((n, k) => `${positional[k]} AS ${quoteIdent(n)}`).join(", ")} FROM ${quoteIdent(capName)}`,
+    );
     newCtes.push(cteNode(cte.ctename, { SelectStmt: select }));
     sources.push({ cte: capName, table });
   }
@@ -123,7 +139,9 @@ export async function rewriteForCapture(stmt: Node, catalog: Catalog, describeNa
       outer = logInsert(sources);
       outerType = "InsertStmt";
     } else {
-      outer = parseSelect(result === "rows" ? `SELECT * FROM ${quoteIdent(top)}` : `SELECT count(*) FROM ${quoteIdent(top)}`);
+      outer = parseSelect(
+        result === "rows" ? `SELECT * FROM ${quoteIdent(top)}` : `SELECT count(*) FROM ${quoteIdent(top)}`,
+      );
     }
   }
   if (result !== "logged") newCtes.push(cteNode(fresh("ominipg_log"), { InsertStmt: logInsert(sources) }));
@@ -148,11 +166,20 @@ function syncedTarget(type: string, body: Node, catalog: Catalog): TableInfo | u
   }
   if (!table) {
     const why = catalog.writesBehind.get(found.oid);
-    if (why) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture ${COMMAND[type]} on ${label}, which is not synced but may change synced tables: ${why}`);
+    if (why)
+      throw new CaptureError(
+        "CAPTURE_UNSUPPORTED",
+        `cannot capture ${COMMAND[type]} on ${label}, which is not synced but may change synced tables: ${why}`,
+      );
     const cascade = catalog.cascadesInto.get(found.oid);
     // Only deletes and updates of its rows set the actions off (an INSERT ... ON CONFLICT DO UPDATE updates).
-    const changesRows = type !== "InsertStmt" || (body.onConflictClause as Node | undefined)?.action === "ONCONFLICT_UPDATE";
-    if (cascade && changesRows) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture ${COMMAND[type]} on ${label}, which is not synced: ${cascade}`);
+    const changesRows =
+      type !== "InsertStmt" || (body.onConflictClause as Node | undefined)?.action === "ONCONFLICT_UPDATE";
+    if (cascade && changesRows)
+      throw new CaptureError(
+        "CAPTURE_UNSUPPORTED",
+        `cannot capture ${COMMAND[type]} on ${label}, which is not synced: ${cascade}`,
+      );
     return undefined;
   }
   if (table.uncapturable) {

@@ -15,7 +15,10 @@ export const REMOTE_OPTION = {
 } as const;
 
 /** `parseArgs` with its errors turned into usage errors that name the command. */
-export function parseCommandArgs<T extends ParseArgsConfig>(command: string, config: T): ReturnType<typeof parseArgs<T>> {
+export function parseCommandArgs<T extends ParseArgsConfig>(
+  command: string,
+  config: T,
+): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config);
   } catch (err) {
@@ -48,19 +51,29 @@ export function remoteArg(command: string, value: string | undefined, required: 
 export function positiveIntegerArg(command: string, name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number >= 1, got "${value}"`, command);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a whole number >= 1, got "${value}"`, command);
   return n;
 }
 
-export function choiceArg<C extends string>(command: string, name: string, value: string | undefined, choices: readonly C[]): C | undefined {
+export function choiceArg<C extends string>(
+  command: string,
+  name: string,
+  value: string | undefined,
+  choices: readonly C[],
+): C | undefined {
   if (value === undefined) return undefined;
-  if (!choices.includes(value as C)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got "${value}"`, command);
+  if (!choices.includes(value as C))
+    throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got "${value}"`, command);
   return value as C;
 }
 
 export function listArg(command: string, name: string, value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
-  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (items.length === 0) throw new UsageError(`--${name} needs a comma-separated list of names`, command);
   return items;
 }

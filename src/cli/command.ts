@@ -37,7 +37,11 @@ export function directoryCommand(spec: DirectoryCommandSpec): Command {
     help: spec.help,
     async run(args) {
       const own = Object.fromEntries((spec.flags ?? []).map((f) => [f, { type: "string" as const }]));
-      const parsed = parseCommandArgs(spec.name, { args, options: { ...COMMON_OPTIONS, ...REMOTE_OPTION, ...own }, allowPositionals: true });
+      const parsed = parseCommandArgs(spec.name, {
+        args,
+        options: { ...COMMON_OPTIONS, ...REMOTE_OPTION, ...own },
+        allowPositionals: true,
+      });
       const flags = parsed.values as Flags;
       if (flags.help) {
         say(spec.help);

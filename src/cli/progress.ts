@@ -6,7 +6,10 @@ export interface ProgressReporter {
 }
 
 /** A progress bar on a terminal; plain, throttled lines otherwise (logs, pipes, CI). */
-export function progressReporter(stream: NodeJS.WriteStream = process.stdout, what = { verb: "pushing", unit: "changes" }): ProgressReporter {
+export function progressReporter(
+  stream: NodeJS.WriteStream = process.stdout,
+  what = { verb: "pushing", unit: "changes" },
+): ProgressReporter {
   return stream.isTTY ? barReporter(stream, what) : lineReporter(stream, what.unit);
 }
 
@@ -17,7 +20,11 @@ function barReporter(stream: NodeJS.WriteStream, what: { verb: string; unit: str
       if (total === 0) return;
       if (!bar) {
         bar = new cliProgress.SingleBar(
-          { stream, format: `${what.verb} [{bar}] {percentage}% | {value}/{total} ${what.unit} | eta {eta_formatted}`, hideCursor: true },
+          {
+            stream,
+            format: `${what.verb} [{bar}] {percentage}% | {value}/{total} ${what.unit} | eta {eta_formatted}`,
+            hideCursor: true,
+          },
           cliProgress.Presets.shades_classic,
         );
         bar.start(total, done);

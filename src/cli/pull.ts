@@ -24,11 +24,17 @@ export const pullCommand = directoryCommand({
   async run(db, { dir, remote }) {
     const progress = progressReporter(process.stdout, { verb: "pulling", unit: "rows" });
     db.on("pull:progress", ({ done, total }) => progress.update(done, total));
-    db.on("conflict", (c) => say(`conflict: ${c.table} ${JSON.stringify(c.key)} changed remotely too; the pending local change is kept`));
+    db.on("conflict", (c) =>
+      say(`conflict: ${c.table} ${JSON.stringify(c.key)} changed remotely too; the pending local change is kept`),
+    );
     say(`pulling ${remote} into ${dir}`); // say() redacts the password
     const result = await db.pull().finally(() => progress.stop());
     say(`pulled in ${result.durationMs} ms`);
-    const rows = Object.entries(result.tables).map(([table, t]) => [table, t.strategy, `${t.upserted} written, ${t.deleted} deleted, ${t.skipped} held`]);
+    const rows = Object.entries(result.tables).map(([table, t]) => [
+      table,
+      t.strategy,
+      `${t.upserted} written, ${t.deleted} deleted, ${t.skipped} held`,
+    ]);
     for (const line of columns(rows, "  ")) say(line);
     if (result.conflicts > 0) say(`${plural(result.conflicts, "conflict")} recorded in _ominipg_conflicts`);
     return EXIT_OK;

@@ -33,7 +33,12 @@ export const syncCommand = directoryCommand({
   syncOptions(flags) {
     const tables = listArg("sync", "tables", flags.tables as string | undefined);
     const batchSize = positiveIntegerArg("sync", "batch-size", flags["batch-size"] as string | undefined);
-    const conflicts = choiceArg("sync", "conflicts", flags.conflicts as string | undefined, ["overwrite", "remote-wins", "merge"] as const);
+    const conflicts = choiceArg(
+      "sync",
+      "conflicts",
+      flags.conflicts as string | undefined,
+      ["overwrite", "remote-wins", "merge"] as const,
+    );
     return { ...(tables ? { tables } : {}), ...(batchSize ? { batchSize } : {}), ...(conflicts ? { conflicts } : {}) };
   },
   async run(db, { dir, remote, flags }) {
@@ -47,10 +52,18 @@ export const syncCommand = directoryCommand({
       say("nothing to push: no pending changes");
       return EXIT_OK;
     }
-    say(`pushed ${plural(result.pushed, "change")} in ${result.durationMs} ms (${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")})`);
-    for (const line of columns(Object.entries(result.tables).map(([table, n]) => [table, String(n)]), "  ")) say(line);
-    if (result.rejected > 0) say(`${plural(result.rejected, "change")} rejected by the remote, kept in _ominipg_rejected`);
-    if (result.conflicts > 0) say(`${plural(result.conflicts, "conflict")} with remote changes, settled and recorded in _ominipg_conflicts`);
+    say(
+      `pushed ${plural(result.pushed, "change")} in ${result.durationMs} ms (${plural(result.applied, "row write")} in ${plural(result.batches, "remote transaction")})`,
+    );
+    for (const line of columns(
+      Object.entries(result.tables).map(([table, n]) => [table, String(n)]),
+      "  ",
+    ))
+      say(line);
+    if (result.rejected > 0)
+      say(`${plural(result.rejected, "change")} rejected by the remote, kept in _ominipg_rejected`);
+    if (result.conflicts > 0)
+      say(`${plural(result.conflicts, "conflict")} with remote changes, settled and recorded in _ominipg_conflicts`);
     return EXIT_OK;
   },
 });
@@ -64,5 +77,7 @@ async function assertNothingPendingOutside(db: Ominipg, tables: string[]): Promi
   const outside = (await db.status()).pending.filter((p) => !named.has(p.table));
   if (outside.length === 0) return;
   const list = outside.map((p) => `${p.table} (${plural(p.count, "change")})`).join(", ");
-  throw new CliError(`--tables leaves out tables with pending changes: ${list}; add them to --tables, or sync without --tables`);
+  throw new CliError(
+    `--tables leaves out tables with pending changes: ${list}; add them to --tables, or sync without --tables`,
+  );
 }

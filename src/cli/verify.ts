@@ -26,7 +26,8 @@ export const verifyCommand = directoryCommand({
   async run(db) {
     const result = await db.verify();
     const differing = result.tables.filter(differs);
-    for (const line of columns(result.tables.map((t) => [t.table, differs(t) ? "DIFFERS" : "ok", rowCounts(t)]))) say(line);
+    for (const line of columns(result.tables.map((t) => [t.table, differs(t) ? "DIFFERS" : "ok", rowCounts(t)])))
+      say(line);
     for (const t of differing) {
       say(`${t.table}:`);
       for (const line of differenceLines(t)) say(`  ${line}`);
@@ -37,7 +38,8 @@ export const verifyCommand = directoryCommand({
     }
     const pending = (await db.status()).pending.reduce((n, p) => n + p.count, 0);
     say(`${differing.length} of ${plural(result.tables.length, "table")} differ`);
-    if (pending > 0) say(`note: ${plural(pending, "change")} not pushed yet show as differences; run ominipg sync first`);
+    if (pending > 0)
+      say(`note: ${plural(pending, "change")} not pushed yet show as differences; run ominipg sync first`);
     return EXIT_FAILED;
   },
 });
@@ -47,7 +49,9 @@ function differs(t: TableDifference): boolean {
 }
 
 function rowCounts(t: TableDifference): string {
-  return t.localRows === t.remoteRows ? plural(t.localRows, "row") : `${t.localRows} local rows, ${t.remoteRows} remote rows`;
+  return t.localRows === t.remoteRows
+    ? plural(t.localRows, "row")
+    : `${t.localRows} local rows, ${t.remoteRows} remote rows`;
 }
 
 function differenceLines(t: TableDifference): string[] {
@@ -56,7 +60,9 @@ function differenceLines(t: TableDifference): string[] {
     ["only remote", t.onlyRemote, t.counts.onlyRemote],
     ["different", t.different, t.counts.different],
   ] as const;
-  return kinds.filter(([, , count]) => count > 0).map(([label, keys, count]) => `${label}: ${plural(count, "row")}, keys ${keyList(keys, count)}`);
+  return kinds
+    .filter(([, , count]) => count > 0)
+    .map(([label, keys, count]) => `${label}: ${plural(count, "row")}, keys ${keyList(keys, count)}`);
 }
 
 function keyList(keys: readonly string[], count: number): string {

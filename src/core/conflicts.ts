@@ -36,7 +36,8 @@ export type ConflictResolver = (conflict: Conflict) => Resolution | Promise<Reso
 export type ConflictStrategy = "overwrite" | "remote-wins" | "merge" | ConflictResolver;
 
 /** `sync.conflicts`: one strategy for every table, or a default and strategies per table ("name" or "schema.name"). */
-export type ConflictOptions = ConflictStrategy | { default?: ConflictStrategy; tables?: Record<string, ConflictStrategy> };
+export type ConflictOptions =
+  ConflictStrategy | { default?: ConflictStrategy; tables?: Record<string, ConflictStrategy> };
 
 /**
  * How a conflict was settled: "local" (the local version was written), "remote" (the remote version kept, the

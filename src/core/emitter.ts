@@ -1,4 +1,5 @@
 /** A small typed event emitter: listeners are called in order; a throwing listener cannot break Ominipg. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a listener map must accept listeners of any parameter list
 export class TypedEmitter<Events extends { [K in keyof Events]: (...args: any[]) => void }> {
   #listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
 

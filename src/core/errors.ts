@@ -95,7 +95,11 @@ export class SchemaError extends OminipgError {
 
 /** A statement Ominipg cannot capture for sync (it would write without being recorded). */
 export class CaptureError extends OminipgError {
-  constructor(code: "CAPTURE_UNSUPPORTED" | "CAPTURE_NO_PRIMARY_KEY" | "CAPTURE_INTERNAL", message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: "CAPTURE_UNSUPPORTED" | "CAPTURE_NO_PRIMARY_KEY" | "CAPTURE_INTERNAL",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }

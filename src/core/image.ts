@@ -49,7 +49,8 @@ function endOfString(s: string, i: number): number {
   if (s.charCodeAt(i) !== 34) throw new SyntaxError("expected a JSON string in row image");
   for (let j = i + 1; j < s.length; j++) {
     const c = s.charCodeAt(j);
-    if (c === 92) j++; // backslash: skip the escaped character
+    if (c === 92)
+      j++; // backslash: skip the escaped character
     else if (c === 34) return j + 1;
   }
   throw new SyntaxError("unterminated string in row image");

@@ -8,7 +8,8 @@ export type Location = { kind: "memory" } | { kind: "directory"; path: string } 
 /** What a `url` option names: an in-memory PGlite, a PGlite data directory, or a PostgreSQL server. */
 export function locate(url: string | undefined): Location {
   if (url === undefined || url === ":memory:" || url === "memory://") return { kind: "memory" };
-  if (typeof url !== "string" || url.trim() === "") throw new ConfigError(`url must be ":memory:", a directory path or a postgres:// URL, got ${JSON.stringify(url)}`);
+  if (typeof url !== "string" || url.trim() === "")
+    throw new ConfigError(`url must be ":memory:", a directory path or a postgres:// URL, got ${JSON.stringify(url)}`);
   if (isPostgresUrl(url)) return { kind: "server", url };
   if (url.startsWith("file://")) {
     try {
@@ -18,7 +19,9 @@ export function locate(url: string | undefined): Location {
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new ConfigError(`url scheme of ${JSON.stringify(url.split("://")[0])} is not supported: use ":memory:", a directory path, file://, or postgres://`);
+    throw new ConfigError(
+      `url scheme of ${JSON.stringify(url.split("://")[0])} is not supported: use ":memory:", a directory path, file://, or postgres://`,
+    );
   }
   return { kind: "directory", path: path.resolve(url) };
 }

@@ -73,7 +73,9 @@ export interface TestHooks {
   afterRemoteCommit?: () => void | Promise<void>;
 }
 
-export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">> & {
+export type ResolvedSync = Required<
+  Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">
+> & {
   conflicts: ConflictOptions | undefined;
   pull: false | "initial" | "live";
   intervalMs: number;
@@ -81,24 +83,54 @@ export type ResolvedSync = Required<Omit<SyncOptions, "intervalMs" | "pushDeboun
   retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
 };
 
-const CONNECT_KEYS = new Set(["url", "syncUrl", "schemaSQL", "remoteSchema", "sync", "sequences", "leaseSize", "loadDataDir", "statementCacheSize", "testHooks"]);
-const SYNC_KEYS = new Set(["schemas", "tables", "exclude", "batchSize", "copyBatchSize", "concurrency", "intervalCap", "interval", "intervalMs", "pushDebounceMs", "onReject", "retry", "pull", "conflicts"]);
+const CONNECT_KEYS = new Set([
+  "url",
+  "syncUrl",
+  "schemaSQL",
+  "remoteSchema",
+  "sync",
+  "sequences",
+  "leaseSize",
+  "loadDataDir",
+  "statementCacheSize",
+  "testHooks",
+]);
+const SYNC_KEYS = new Set([
+  "schemas",
+  "tables",
+  "exclude",
+  "batchSize",
+  "copyBatchSize",
+  "concurrency",
+  "intervalCap",
+  "interval",
+  "intervalMs",
+  "pushDebounceMs",
+  "onReject",
+  "retry",
+  "pull",
+  "conflicts",
+]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
   unknownKeys(sync, SYNC_KEYS, "sync");
   const list = (v: unknown, name: string, fallback: string[]) => {
     if (v === undefined) return fallback;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || x === "")) throw new ConfigError(`sync.${name} must be an array of names`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || x === ""))
+      throw new ConfigError(`sync.${name} must be an array of names`);
     return v as string[];
   };
   const int = (v: unknown, name: string, fallback: number, min: number) => {
     if (v === undefined) return fallback;
-    if (typeof v !== "number" || !(v >= min) || (!Number.isInteger(v) && v !== Infinity)) throw new ConfigError(`sync.${name} must be a whole number >= ${min}, got ${String(v)}`);
+    if (typeof v !== "number" || !(v >= min) || (!Number.isInteger(v) && v !== Infinity))
+      throw new ConfigError(`sync.${name} must be a whole number >= ${min}, got ${String(v)}`);
     return v;
   };
-  if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip") throw new ConfigError(`sync.onReject must be "stop" or "skip"`);
+  if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip")
+    throw new ConfigError(`sync.onReject must be "stop" or "skip"`);
   checkConflictOptions(sync.conflicts);
-  if (sync.pull !== undefined && sync.pull !== false && sync.pull !== "initial" && sync.pull !== "live") throw new ConfigError(`sync.pull must be false, "initial" or "live"`);
+  if (sync.pull !== undefined && sync.pull !== false && sync.pull !== "initial" && sync.pull !== "live")
+    throw new ConfigError(`sync.pull must be false, "initial" or "live"`);
   return {
     schemas: list(sync.schemas, "schemas", ["public"]),
     tables: list(sync.tables, "tables", []),
@@ -125,13 +157,22 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
 export function validateConnectOptions(options: ConnectOptions, readFile: (path: string) => Buffer): void {
   if (options === null || typeof options !== "object") throw new ConfigError("connect options must be an object");
   unknownKeys(options, CONNECT_KEYS, "connect");
-  if (options.schemaSQL !== undefined && (!Array.isArray(options.schemaSQL) || options.schemaSQL.some((s) => typeof s !== "string"))) {
+  if (
+    options.schemaSQL !== undefined &&
+    (!Array.isArray(options.schemaSQL) || options.schemaSQL.some((s) => typeof s !== "string"))
+  ) {
     throw new ConfigError("schemaSQL must be an array of SQL strings");
   }
-  if (options.syncUrl !== undefined && (typeof options.syncUrl !== "string" || !/^postgres(ql)?:\/\//i.test(options.syncUrl))) {
+  if (
+    options.syncUrl !== undefined &&
+    (typeof options.syncUrl !== "string" || !/^postgres(ql)?:\/\//i.test(options.syncUrl))
+  ) {
     throw new ConfigError("syncUrl must be a postgres:// or postgresql:// URL");
   }
-  for (const [name, url] of [["syncUrl", options.syncUrl], ["url", options.url]] as const) {
+  for (const [name, url] of [
+    ["syncUrl", options.syncUrl],
+    ["url", options.url],
+  ] as const) {
     if (typeof url !== "string" || !isPostgresUrl(url)) continue;
     try {
       checkUrl(url);

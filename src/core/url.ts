@@ -41,7 +41,10 @@ const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify
  * `sslrootcert=system` means the system CAs and verify-full. Throws a ConfigError-ready `Error` for an
  * unknown mode or an unreadable file.
  */
-export function tlsFromUrl(url: string, readFile: (path: string) => Buffer): { url: string; ssl: SslOption | undefined } {
+export function tlsFromUrl(
+  url: string,
+  readFile: (path: string) => Buffer,
+): { url: string; ssl: SslOption | undefined } {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -60,7 +63,7 @@ export function tlsFromUrl(url: string, readFile: (path: string) => Buffer): { u
     try {
       return readFile(path);
     } catch (err) {
-      throw new Error(`${param}=${path} cannot be read: ${(err as Error).message}`);
+      throw new Error(`${param}=${path} cannot be read: ${(err as Error).message}`, { cause: err });
     }
   };
   if (mode === "disable") return { url: stripped, ssl: false };
@@ -83,17 +86,21 @@ export function tlsFromUrl(url: string, readFile: (path: string) => Buffer): { u
   return { url: stripped, ssl: options };
 }
 
-
 /**
  * Throws if postgres.js could not parse `url`, with a message that does not quote it (it holds the
  * password; so does the `input` of the TypeError that `new URL()` throws, which is therefore not kept).
  */
 export function checkUrl(url: string): void {
   // postgres.js takes several hosts ("h1:5432,h2:5432") and parses the URL with the first one.
-  const probe = url.replace(/^([a-z]+:\/\/(?:[^/?#]*@)?)([^/?#]*)/i, (_m, head: string, hosts: string) => head + (hosts.split(",")[0] ?? ""));
+  const probe = url.replace(
+    /^([a-z]+:\/\/(?:[^/?#]*@)?)([^/?#]*)/i,
+    (_m, head: string, hosts: string) => head + (hosts.split(",")[0] ?? ""),
+  );
   try {
     new URL(probe);
   } catch {
-    throw new Error("it is not a valid URL (characters such as @ : / ? # % or spaces in the user name or password must be percent-encoded)");
+    throw new Error(
+      "it is not a valid URL (characters such as @ : / ? # % or spaces in the user name or password must be percent-encoded)",
+    );
   }
 }

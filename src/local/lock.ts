@@ -17,7 +17,10 @@ export interface DirLock {
 export function lockDirectory(dataDir: string): DirLock {
   const lockPath = `${path.resolve(dataDir)}.lock`;
   if (heldHere.has(lockPath)) {
-    throw new LocalDatabaseError("LOCAL_LOCKED", `the data directory ${dataDir} is already open in this process (pid ${process.pid})`);
+    throw new LocalDatabaseError(
+      "LOCAL_LOCKED",
+      `the data directory ${dataDir} is already open in this process (pid ${process.pid})`,
+    );
   }
   const owner = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   for (let attempt = 0; ; attempt++) {
@@ -58,7 +61,9 @@ export function lockDirectory(dataDir: string): DirLock {
 function readOwner(lockPath: string): { pid: number; host: string } | undefined {
   try {
     const data = JSON.parse(fs.readFileSync(lockPath, "utf8")) as { pid?: unknown; host?: unknown };
-    return typeof data.pid === "number" && typeof data.host === "string" ? { pid: data.pid, host: data.host } : undefined;
+    return typeof data.pid === "number" && typeof data.host === "string"
+      ? { pid: data.pid, host: data.host }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -74,5 +79,7 @@ function isAlive(pid: number): boolean {
 }
 
 function lockFailure(dataDir: string, lockPath: string, cause: unknown): LocalDatabaseError {
-  return new LocalDatabaseError("LOCAL_LOCKED", `could not lock the data directory ${dataDir} (${lockPath})`, { cause });
+  return new LocalDatabaseError("LOCAL_LOCKED", `could not lock the data directory ${dataDir} (${lockPath})`, {
+    cause,
+  });
 }

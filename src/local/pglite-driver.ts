@@ -4,7 +4,8 @@ import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
 
-type BackendMessage = { name: string; [k: string]: any };
+/** PGlite's protocol messages as its parser hands them over (their other fields depend on `name`). */
+type BackendMessage = { name: string; [k: string]: unknown };
 const { serialize } = protocol;
 
 interface Prepared {
@@ -56,14 +57,22 @@ export class PgliteDriver implements Driver {
     return this.#db;
   }
 
-  query<T>(sql: string, params: readonly unknown[] = [], options: { rowMode?: RowMode; prepare?: boolean } = {}): Promise<QueryResult<T>> {
+  query<T>(
+    sql: string,
+    params: readonly unknown[] = [],
+    options: { rowMode?: RowMode; prepare?: boolean } = {},
+  ): Promise<QueryResult<T>> {
     return this.#lock.run(async () => {
       const rowMode = options.rowMode ?? "object";
       if (options.prepare === false) return this.#runUnnamed<T>(sql, params, rowMode);
       let stmt = this.#cache.get(sql);
       if (!stmt) {
         const name = `ominipg_${++this.#nextId}`;
-        const msgs = await this.#send([serialize.parse({ name, text: sql }), serialize.describe({ type: "S", name }), serialize.sync()]);
+        const msgs = await this.#send([
+          serialize.parse({ name, text: sql }),
+          serialize.describe({ type: "S", name }),
+          serialize.sync(),
+        ]);
         this.#throwIfError(msgs, sql, params);
         stmt = { name, paramTypes: paramTypesOf(msgs) };
         this.#cache.set(sql, stmt);
@@ -82,7 +91,11 @@ export class PgliteDriver implements Driver {
 
   describe(sql: string): Promise<Field[]> {
     return this.#lock.run(async () => {
-      const msgs = await this.#send([serialize.parse({ text: sql }), serialize.describe({ type: "S" }), serialize.sync()]);
+      const msgs = await this.#send([
+        serialize.parse({ text: sql }),
+        serialize.describe({ type: "S" }),
+        serialize.sync(),
+      ]);
       this.#throwIfError(msgs, sql, undefined);
       const desc = msgs.find((m) => m.name === "rowDescription");
       return ((desc?.fields ?? []) as Field[]).map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
@@ -101,7 +114,10 @@ export class PgliteDriver implements Driver {
     return this.#lock.run(async () => {
       // execProtocolRaw would also parse the response into messages, decoding every value: not wanted here.
       const parts: Uint8Array[] = [];
-      await this.#db.execProtocolRawStream(concat(await this.#unnamed(sql, params)), { syncToFs: false, onRawData: (data) => parts.push(data.slice()) });
+      await this.#db.execProtocolRawStream(concat(await this.#unnamed(sql, params)), {
+        syncToFs: false,
+        onRawData: (data) => parts.push(data.slice()),
+      });
       const response = concat(parts);
       const { rows, status, failed } = scanResponse(response);
       this.#status = status;
@@ -139,7 +155,11 @@ export class PgliteDriver implements Driver {
   async #unnamed(sql: string, params: readonly unknown[]): Promise<Uint8Array[]> {
     let paramTypes: number[] = [];
     if (params.length > 0) {
-      const msgs = await this.#send([serialize.parse({ text: sql }), serialize.describe({ type: "S" }), serialize.sync()]);
+      const msgs = await this.#send([
+        serialize.parse({ text: sql }),
+        serialize.describe({ type: "S" }),
+        serialize.sync(),
+      ]);
       this.#throwIfError(msgs, sql, params);
       paramTypes = paramTypesOf(msgs);
     }
@@ -183,13 +203,13 @@ export class PgliteDriver implements Driver {
   }
 
   #results(msgs: BackendMessage[], rowMode: RowMode): QueryResult[] {
-    const parsed = parse.parseResults(msgs as any, this.#db.parsers, { rowMode });
+    const parsed = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#db.parsers, { rowMode });
     const tags = msgs.filter((m) => m.name === "commandComplete").map((m) => String(m.text));
     return parsed.map((r, i) => {
       const tag = tags[i] ?? "";
       const fields: Field[] = r.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
       const command = commandOf(tag);
-      return { rows: r.rows as any[], fields, command, rowCount: rowCountOf(tag) };
+      return { rows: r.rows as Record<string, unknown>[], fields, command, rowCount: rowCountOf(tag) };
     });
   }
 

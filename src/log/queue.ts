@@ -174,7 +174,11 @@ function decoded(bytes: Uint8Array | null | undefined): string {
 }
 
 /** How many entries from..to each table has. */
-export async function entriesByTable(d: Driver, from: number, to: number): Promise<{ schema: string; table: string; n: number }[]> {
+export async function entriesByTable(
+  d: Driver,
+  from: number,
+  to: number,
+): Promise<{ schema: string; table: string; n: number }[]> {
   const { rows } = await d.query<{ schema: string; table: string; n: number }>(
     `SELECT schema_name AS schema, table_name AS table, count(*)::int AS n FROM ${QUEUE_TABLE} WHERE id BETWEEN $1 AND $2 GROUP BY 1, 2`,
     [from, to],

@@ -22,13 +22,27 @@ export interface RejectedChange {
  * Keep refused changes in `_ominipg_rejected` and drop their entries (`entryIds`) from the log: one local
  * transaction, so never both and never neither.
  */
-export async function setAside(d: Driver, changes: readonly RejectedChange[], entryIds: readonly number[]): Promise<void> {
+export async function setAside(
+  d: Driver,
+  changes: readonly RejectedChange[],
+  entryIds: readonly number[],
+): Promise<void> {
   await inLocalTransaction(d, async () => {
     for (const c of changes) {
       await d.query(
         `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, row_key, old_row, new_row, error_code, error_message)
          VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7::text::jsonb, $8, $9)`,
-        [c.queueIds, c.schema, c.table, c.op, c.key ?? null, c.oldRow ?? null, c.newRow ?? null, c.errorCode ?? null, c.message],
+        [
+          c.queueIds,
+          c.schema,
+          c.table,
+          c.op,
+          c.key ?? null,
+          c.oldRow ?? null,
+          c.newRow ?? null,
+          c.errorCode ?? null,
+          c.message,
+        ],
       );
     }
     await deleteEntries(d, toRanges(entryIds));

@@ -18,7 +18,9 @@ export async function readLogStatus(d: Driver): Promise<LogStatus> {
     { prepare: false },
   );
   if (present[0]?.ok !== true) return { clientId: null, pending: [], lastSync: null, lastPull: null };
-  const meta = (await d.query<{ key: string; value: string }>(`SELECT key, value FROM ${META_TABLE}`, [], { prepare: false })).rows;
+  const meta = (
+    await d.query<{ key: string; value: string }>(`SELECT key, value FROM ${META_TABLE}`, [], { prepare: false })
+  ).rows;
   const queued = (
     await d.query<{ s: string; t: string; p: number; n: number }>(
       `SELECT schema_name AS s, table_name AS t, priority AS p, count(*)::int AS n FROM ${QUEUE_TABLE} GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1, 2`,

@@ -10,7 +10,13 @@ export const LEASE_TABLE = "_ominipg_leases";
 /** The sequence behind _sync_queue.id (bigserial's name for it). */
 export const QUEUE_ID_SEQUENCE = "_sync_queue_id_seq";
 
-export const OWN_TABLES: ReadonlySet<string> = new Set([QUEUE_TABLE, META_TABLE, REJECTED_TABLE, CONFLICTS_TABLE, LEASE_TABLE]);
+export const OWN_TABLES: ReadonlySet<string> = new Set([
+  QUEUE_TABLE,
+  META_TABLE,
+  REJECTED_TABLE,
+  CONFLICTS_TABLE,
+  LEASE_TABLE,
+]);
 
 /**
  * The change log. One row per captured row change (op I/U/D) or table truncation (op T), written by the
@@ -68,12 +74,18 @@ INSERT INTO ${META_TABLE} (key, value) VALUES ('client_id', gen_random_uuid()::t
 
 /** A value of `_ominipg_meta`, or undefined. */
 export async function getMeta(d: Driver, key: string): Promise<string | undefined> {
-  const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = $1`, [key], { prepare: false });
+  const { rows } = await d.query<{ value: string }>(`SELECT value FROM ${META_TABLE} WHERE key = $1`, [key], {
+    prepare: false,
+  });
   return rows[0]?.value;
 }
 
 export async function setMeta(d: Driver, key: string, value: string): Promise<void> {
-  await d.query(`INSERT INTO ${META_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value], { prepare: false });
+  await d.query(
+    `INSERT INTO ${META_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+    [key, value],
+    { prepare: false },
+  );
 }
 
 /** This database's client id (minted with the log tables; it names the client's remote ledger rows). */
@@ -90,7 +102,8 @@ export async function clientIdOf(d: Driver): Promise<string> {
 export async function ownClientId(driver: Driver, home: string): Promise<boolean> {
   const minted = await getMeta(driver, "client_home");
   if (minted === home && home !== "memory") return false;
-  if (minted !== undefined) await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
+  if (minted !== undefined)
+    await driver.exec(`UPDATE ${META_TABLE} SET value = gen_random_uuid()::text WHERE key = 'client_id'`);
   await setMeta(driver, "client_home", home);
   return minted !== undefined;
 }

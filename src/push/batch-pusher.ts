@@ -41,7 +41,12 @@ function pushBatch(ctx: PushContext, batch: Batch): Promise<void> {
     (b) => applyAndDrop(ctx, b),
     (b, err) => {
       const parts = isRefusal(err) && isRowLevel(err.cause ?? err) ? halves(b.ops) : undefined;
-      return parts?.map((ops) => ({ truncates: [], ops, entryIds: ops.flatMap((o) => o.entryIds), concurrentWithPrevious: false }));
+      return parts?.map((ops) => ({
+        truncates: [],
+        ops,
+        entryIds: ops.flatMap((o) => o.entryIds),
+        concurrentWithPrevious: false,
+      }));
     },
     (b, err) => reject(ctx, b, err),
   );
@@ -78,7 +83,8 @@ async function reject(ctx: PushContext, batch: Batch, err: unknown): Promise<voi
   // Only a refusal of these very rows may be set aside; an error about the statement or the table itself
   // (permissions, a missing column...) would refuse every row alike: stop even with onReject "skip".
   const skippable = isRowLevel(cause) || batch.ops.length === 0;
-  if (ctx.options.onReject === "stop" || !skippable) throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
+  if (ctx.options.onReject === "stop" || !skippable)
+    throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
   await ctx.local.run((d) => keepRejected(d, batch, cause));
   ctx.tally.rejected += batch.entryIds.length;
   ctx.tally.count(batch.entryIds.length);
@@ -116,13 +122,22 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     const { text, params } = batchSql(groups.map(toGroupWrite));
     const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       const [row] = await remote.sql
-        .unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [clientId, batchId, `{${ranges.join(",")}}`, ...params])
+        .unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [
+          clientId,
+          batchId,
+          `{${ranges.join(",")}}`,
+          ...params,
+        ])
         .catch((err: unknown) => {
           if (!isRace(err)) throw err;
-          throw new SyncError("CONFLICT_RACE", `another session inserted a row of the ${describeBatch(batch)} while it was pushed`, {
-            cause: err,
-            retryable: true,
-          });
+          throw new SyncError(
+            "CONFLICT_RACE",
+            `another session inserted a row of the ${describeBatch(batch)} while it was pushed`,
+            {
+              cause: err,
+              retryable: true,
+            },
+          );
         });
       const conflicts = parseConflicts(row?.conflicts ?? null);
       if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();

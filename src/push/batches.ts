@@ -45,7 +45,12 @@ export function planBatches(window: Coalesced, order: Map<number, number>, batch
     const opKind = `${op.table.oid}:${op.kind === "delete"}`;
     if (!current || current.ops.length >= batchSize) {
       const prevKind = current ? kind : null;
-      current = { truncates: [], ops: [], entryIds: [], concurrentWithPrevious: prevKind === opKind && !selfReferencing(op.table) };
+      current = {
+        truncates: [],
+        ops: [],
+        entryIds: [],
+        concurrentWithPrevious: prevKind === opKind && !selfReferencing(op.table),
+      };
       kind = opKind;
       batches.push(current);
     } else if (kind !== opKind) {

@@ -50,7 +50,13 @@ export interface Coalesced {
   noop: { table: TableInfo; entryIds: number[] }[];
 }
 
-const NO_RULES: TableRules = { uniques: [], opaqueUniques: [], deleteActionChildren: [], updateActionChildren: [], selfRefColumns: [] };
+const NO_RULES: TableRules = {
+  uniques: [],
+  opaqueUniques: [],
+  deleteActionChildren: [],
+  updateActionChildren: [],
+  selfRefColumns: [],
+};
 
 /**
  * Folds log entries, in log order, into at most one remote write per row: INSERT+UPDATEs -> one insert of the
@@ -170,7 +176,13 @@ export class Coalescer {
   }
 
   /** Does `image` take a unique value another row gave up in this window? (`before`: values it already had.) */
-  #takesFreed(table: TableInfo, rules: TableRules, image: Image, before: Image | undefined, st: RowState | undefined): boolean {
+  #takesFreed(
+    table: TableInfo,
+    rules: TableRules,
+    image: Image,
+    before: Image | undefined,
+    st: RowState | undefined,
+  ): boolean {
     for (let j = 0; j < rules.opaqueUniques.length; j++) {
       const owner = this.#opaqueReleased.get(`${table.oid}:${j}`);
       if (owner === undefined || owner === st) continue;
@@ -228,12 +240,21 @@ export class Coalescer {
     });
     // The truncate goes first: every value is free on the remote.
     this.#freed.delete(table.oid);
-    for (const key of [...this.#opaqueReleased.keys()]) if (key.startsWith(`${table.oid}:`)) this.#opaqueReleased.delete(key);
+    for (const key of [...this.#opaqueReleased.keys()])
+      if (key.startsWith(`${table.oid}:`)) this.#opaqueReleased.delete(key);
     this.#truncates.set(table.oid, t);
   }
 
   #state(table: TableInfo, base: Image | null, current: Image | null, entry: LogEntry): RowState {
-    return { table, base, current, reinserted: false, entryIds: [entry.id], firstId: entry.id, priority: entry.priority };
+    return {
+      table,
+      base,
+      current,
+      reinserted: false,
+      entryIds: [entry.id],
+      firstId: entry.id,
+      priority: entry.priority,
+    };
   }
 
   #touch(st: RowState, entry: LogEntry): void {
@@ -253,7 +274,8 @@ function uniqueValue(rules: TableRules, i: number, image: Image): string | undef
 function toOp(st: RowState): RowOp | undefined {
   const { table, base, current, entryIds, firstId, priority } = st;
   const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority };
-  if (current === null) return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
+  if (current === null)
+    return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
   const writable = writableIn(table, current);
   const moved = base !== null && keyText(table, base) !== keyText(table, current);
   if (base !== null && st.reinserted && moved) {
@@ -261,7 +283,14 @@ function toOp(st: RowState): RowOp | undefined {
     return { kind: "move", ...common, key: keyImage(table, base), image: current, set: writable, base };
   }
   if (base === null || st.reinserted) {
-    return { kind: "upsert", ...common, image: current, set: writable.filter((c) => !table.primaryKey.includes(c)), base, reinserted: st.reinserted };
+    return {
+      kind: "upsert",
+      ...common,
+      image: current,
+      set: writable.filter((c) => !table.primaryKey.includes(c)),
+      base,
+      reinserted: st.reinserted,
+    };
   }
   const changed = changedColumns(base, current).filter((c) => writable.includes(c));
   if (moved) {
@@ -296,6 +325,7 @@ export function keyImage(table: TableInfo, image: Image): Image {
 }
 
 function need(row: string | null, entry: LogEntry): string {
-  if (row === null) throw new Error(`log entry ${entry.id} (${entry.op} on ${entry.schema}.${entry.table}) has no row image`);
+  if (row === null)
+    throw new Error(`log entry ${entry.id} (${entry.op} on ${entry.schema}.${entry.table}) has no row image`);
   return row;
 }

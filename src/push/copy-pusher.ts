@@ -31,7 +31,11 @@ interface CopyChunk extends Span {
  * those over and find out why, row by row. `cursor` is where they start (all before it is applied),
  * `copyAfter` where COPY may be tried again.
  */
-export async function pushCreates(ctx: PushContext, cursor: number, end: number): Promise<{ cursor: number; copyAfter?: number }> {
+export async function pushCreates(
+  ctx: PushContext,
+  cursor: number,
+  end: number,
+): Promise<{ cursor: number; copyAfter?: number }> {
   const queue = scheduler(ctx.options);
   /** The first entry applied: the applied ones (first to `cursor`) are dropped at the end, in one statement; the ledger has them meanwhile. */
   let from: number | undefined;
@@ -113,7 +117,8 @@ async function copyBatch(
       return result;
     });
   } catch (err) {
-    if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable) return { through: cursor, left: { after: cursor, hi } };
+    if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable)
+      return { through: cursor, left: { after: cursor, hi } };
     throw err;
   }
   tally.appliedBatchIds.push(lo);
@@ -137,7 +142,13 @@ async function copyBatch(
  * A COPY chunk: the log's inserts after `after`, `size` ids from the first of them and up to `upTo`, as
  * COPY text per table (none when a table is not synced or its images cannot go by COPY).
  */
-async function readCopyChunk(ctx: PushContext, d: Driver, after: number, upTo: number, size: number): Promise<CopyChunk> {
+async function readCopyChunk(
+  ctx: PushContext,
+  d: Driver,
+  after: number,
+  upTo: number,
+  size: number,
+): Promise<CopyChunk> {
   const { hi, runs } = await readInsertRuns(d, after, upTo, size);
   const chunk: CopyChunk = { after, hi, lo: Infinity, entries: 0, tables: new Map() };
   for (const run of runs) {

@@ -20,7 +20,10 @@ export interface CopyInto {
  * pass, if this stopped working.)
  */
 export async function copyInto(sql: Sql, table: TableInfo, columns: string[]): Promise<CopyInto> {
-  const query = sql.unsafe(`COPY ${table.sql} (${columns.map(quoteIdent).join(", ")}) FROM STDIN`) as unknown as { reject: (err: unknown) => void; writable(): Promise<Writable> };
+  const query = sql.unsafe(`COPY ${table.sql} (${columns.map(quoteIdent).join(", ")}) FROM STDIN`) as unknown as {
+    reject: (err: unknown) => void;
+    writable(): Promise<Writable>;
+  };
   const failed = new Promise<never>((_, fail) => {
     const reject = query.reject;
     query.reject = (err) => {
@@ -32,7 +35,8 @@ export async function copyInto(sql: Sql, table: TableInfo, columns: string[]): P
   const stream = await query.writable();
   const stopped = Promise.race([failed, new Promise<never>((_, reject) => stream.once("error", reject))]);
   stopped.catch(() => {});
-  const until = (event: "drain" | "finish") => Promise.race([stopped, new Promise<void>((resolve) => stream.once(event, () => resolve()))]);
+  const until = (event: "drain" | "finish") =>
+    Promise.race([stopped, new Promise<void>((resolve) => stream.once(event, () => resolve()))]);
   return {
     table,
     async write(text) {
@@ -103,7 +107,9 @@ export function copyLayout(table: TableInfo): CopyLayout | undefined {
                 if (escaped === QUOTE || escaped === SLASH || escaped === LOWER_U) {
                   const end = endOfString(images, open);
                   if (end < 0) return undefined;
-                  o = start + out.write(escapeText(JSON.parse(decoder.decode(images.subarray(open, end))) as string), start);
+                  o =
+                    start +
+                    out.write(escapeText(JSON.parse(decoder.decode(images.subarray(open, end))) as string), start);
                   i = end - 1; // its closing quote
                   break;
                 }

@@ -61,10 +61,28 @@ export function toGroupWrite(g: OpGroup): GroupWrite {
   const check = {
     columns: g.check.columns,
     acceptTarget: g.kind !== "move",
-    ...(g.check.expected === "none" ? {} : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
+    ...(g.check.expected === "none"
+      ? {}
+      : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
   };
   const table = g.table;
-  if (g.kind === "delete") return { kind: "delete", table, check, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key) };
-  if (g.kind === "upsert") return { kind: "upsert", table, check, columns: g.columns, set: g.set, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image) };
-  return { kind: "move", table, check, columns: g.columns, set: g.set, rows: g.ops as Extract<RowOp, { kind: "move" }>[] };
+  if (g.kind === "delete")
+    return { kind: "delete", table, check, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key) };
+  if (g.kind === "upsert")
+    return {
+      kind: "upsert",
+      table,
+      check,
+      columns: g.columns,
+      set: g.set,
+      rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image),
+    };
+  return {
+    kind: "move",
+    table,
+    check,
+    columns: g.columns,
+    set: g.set,
+    rows: g.ops as Extract<RowOp, { kind: "move" }>[],
+  };
 }

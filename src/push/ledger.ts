@@ -43,23 +43,29 @@ export async function claimedRanges(sql: Sql, clientId: string, batchId: number)
 
 /** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
 export async function narrowClaim(sql: Sql, clientId: string, batchId: number, ranges: number[]): Promise<void> {
-  await sql.unsafe(`UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2`, [
-    clientId,
-    batchId,
-    `{${ranges.join(",")}}`,
-  ]);
+  await sql.unsafe(
+    `UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2`,
+    [clientId, batchId, `{${ranges.join(",")}}`],
+  );
 }
 
 /** This client's ledger rows: the only state Ominipg keeps on the server for a client. */
 export async function ledgerCount(sql: Sql, clientId: string): Promise<number> {
-  const [ledger] = await sql.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+  const [ledger] = await sql.unsafe<{ found: boolean }[]>(
+    `SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`,
+  );
   if (!ledger?.found) return 0;
-  const [row] = await sql.unsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid`, [clientId]);
+  const [row] = await sql.unsafe<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid`,
+    [clientId],
+  );
   return Number(row?.n ?? 0);
 }
 
 export async function dropLedger(sql: Sql, clientId: string): Promise<number> {
-  const rows = await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid RETURNING 1`, [clientId]);
+  const rows = await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid RETURNING 1`, [
+    clientId,
+  ]);
   return rows.length;
 }
 

@@ -9,7 +9,9 @@ import type { Sql } from "../remote/connection.js";
 export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<void> {
   if (tables.length === 0) return;
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
-  const rows = await sql.unsafe<{ schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]>(
+  const rows = await sql.unsafe<
+    { schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]
+  >(
     `SELECT n.nspname AS schema, c.relname AS name, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
             (SELECT array_to_json(array_agg(pa.attname::text ORDER BY k.ord))::text FROM pg_index i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -44,10 +46,16 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       if (!t.columns.some((c) => c.name === col)) problems.push(`${name}.${col}: only on the remote`);
     }
     if (r.pk.join(",") !== t.primaryKey.join(",")) {
-      problems.push(`${name}: primary key (${t.primaryKey.join(", ")}) locally, (${r.pk.join(", ") || "none"}) on the remote`);
+      problems.push(
+        `${name}: primary key (${t.primaryKey.join(", ")}) locally, (${r.pk.join(", ") || "none"}) on the remote`,
+      );
     }
   }
   if (problems.length > 0) {
-    throw new SyncError("REMOTE_SCHEMA_MISMATCH", `the remote schema differs from the local one:\n  ${problems.join("\n  ")}`, { retryable: false });
+    throw new SyncError(
+      "REMOTE_SCHEMA_MISMATCH",
+      `the remote schema differs from the local one:\n  ${problems.join("\n  ")}`,
+      { retryable: false },
+    );
   }
 }

@@ -9,7 +9,13 @@ import { inReplicaTransaction } from "../local/transaction.js";
 import { quoteIdent } from "../core/sql.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
-import type { ConflictEvent, ConflictOptions, ConflictResolutionKind, ConflictStrategy, Resolution } from "../core/conflicts.js";
+import type {
+  ConflictEvent,
+  ConflictOptions,
+  ConflictResolutionKind,
+  ConflictStrategy,
+  Resolution,
+} from "../core/conflicts.js";
 import { changedColumns } from "../core/conflict-rule.js";
 
 /** A pushed change the remote row no longer matched: the change as captured, and the remote row (jsonb text). */
@@ -59,7 +65,12 @@ export class ConflictSettler {
     const options = this.options;
     if (options === undefined) return "overwrite";
     if (typeof options !== "object") return options;
-    return options.tables?.[`${table.schema}.${table.name}`] ?? options.tables?.[table.name] ?? options.default ?? "overwrite";
+    return (
+      options.tables?.[`${table.schema}.${table.name}`] ??
+      options.tables?.[table.name] ??
+      options.default ??
+      "overwrite"
+    );
   }
 
   /** What to push instead of each conflicting change (undefined: nothing). */
@@ -75,7 +86,14 @@ export class ConflictSettler {
     for (let i = 0; i < found.length; i++) {
       const { op } = found[i]!;
       const [base, local, remote] = [images[3 * i] ?? null, images[3 * i + 1] ?? null, images[3 * i + 2] ?? null];
-      settled.push({ table: op.table, op, base, local, remote, ...(await this.#decide(op.table, base, local, remote)) });
+      settled.push({
+        table: op.table,
+        op,
+        base,
+        local,
+        remote,
+        ...(await this.#decide(op.table, base, local, remote)),
+      });
     }
     await this.#canonicalTargets(settled);
 
@@ -101,7 +119,12 @@ export class ConflictSettler {
     return settled.map((s) => (s.target === "skip" ? undefined : pushOf(s.op, s.remote, s.target)));
   }
 
-  async #decide(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Promise<{ resolution: ConflictResolutionKind; target: Target }> {
+  async #decide(
+    table: TableInfo,
+    base: Image | null,
+    local: Image | null,
+    remote: Image | null,
+  ): Promise<{ resolution: ConflictResolutionKind; target: Target }> {
     const strategy = this.strategyFor(table);
     if (strategy === "overwrite") return { resolution: "local", target: overwrite(table, base, local, remote) };
     if (strategy === "remote-wins") return { resolution: "remote", target: remote };
@@ -118,16 +141,24 @@ export class ConflictSettler {
         remote: remote && imageToRow(remote),
       });
     } catch (cause) {
-      throw new SyncError("CONFLICT_RESOLVER_FAILED", `the conflict resolver of ${name} failed for key ${joinImage(key)}: ${(cause as Error)?.message ?? String(cause)}`, {
-        cause,
-        retryable: false,
-      });
+      throw new SyncError(
+        "CONFLICT_RESOLVER_FAILED",
+        `the conflict resolver of ${name} failed for key ${joinImage(key)}: ${(cause as Error)?.message ?? String(cause)}`,
+        {
+          cause,
+          retryable: false,
+        },
+      );
     }
     if (answer === "local") return { resolution: "local", target: overwrite(table, base, local, remote) };
     if (answer === "remote") return { resolution: "remote", target: remote };
     if (answer === "skip") return { resolution: "skip", target: "skip" };
     if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
-      throw invalid(name, key, `returned ${JSON.stringify(answer) ?? String(answer)}; expected a row object, "local", "remote" or "skip"`);
+      throw invalid(
+        name,
+        key,
+        `returned ${JSON.stringify(answer) ?? String(answer)}; expected a row object, "local", "remote" or "skip"`,
+      );
     }
     const unknown = Object.keys(answer).filter((c) => !table.columns.some((tc) => tc.name === c));
     if (unknown.length > 0) throw invalid(name, key, `returned a row with unknown columns: ${unknown.join(", ")}`);
@@ -144,9 +175,15 @@ export class ConflictSettler {
     const rows = await this.#canonical(custom.map((s) => ({ table: s.table, text: imageText(s.target as Image) })));
     custom.forEach((s, i) => {
       const row = rows[i]!;
-      const keys = [s.base ?? s.local, s.local].filter((img): img is Image => img !== null).map((img) => keyText(s.table, img));
+      const keys = [s.base ?? s.local, s.local]
+        .filter((img): img is Image => img !== null)
+        .map((img) => keyText(s.table, img));
       if (!keys.includes(keyText(s.table, row))) {
-        throw invalid(`${s.table.schema}.${s.table.name}`, keyImage(s.table, (s.base ?? s.local)!), `returned a row with another primary key (${keyText(s.table, row)})`);
+        throw invalid(
+          `${s.table.schema}.${s.table.name}`,
+          keyImage(s.table, (s.base ?? s.local)!),
+          `returned a row with another primary key (${keyText(s.table, row)})`,
+        );
       }
       s.target = row;
     });
@@ -182,7 +219,11 @@ export class ConflictSettler {
 }
 
 function invalid(table: string, key: Image, why: string): SyncError {
-  return new SyncError("CONFLICT_RESOLUTION_INVALID", `the conflict resolver of ${table} for key ${joinImage(key)} ${why}`, { retryable: false });
+  return new SyncError(
+    "CONFLICT_RESOLUTION_INVALID",
+    `the conflict resolver of ${table} for key ${joinImage(key)} ${why}`,
+    { retryable: false },
+  );
 }
 
 /**
@@ -214,14 +255,23 @@ function merge(table: TableInfo, base: Image | null, local: Image | null, remote
  * change again before it is pushed: that is a new conflict). Undefined when the remote already is the target.
  */
 function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | undefined {
-  const common = { table: op.table, entryIds: op.entryIds, firstId: op.firstId, lastId: op.lastId, priority: op.priority, expected: remote };
+  const common = {
+    table: op.table,
+    entryIds: op.entryIds,
+    firstId: op.firstId,
+    lastId: op.lastId,
+    priority: op.priority,
+    expected: remote,
+  };
   const columns = op.table.writable;
-  if (target === null) return remote === null ? undefined : { ...common, kind: "delete", key: keyImage(op.table, remote), base: remote };
+  if (target === null)
+    return remote === null ? undefined : { ...common, kind: "delete", key: keyImage(op.table, remote), base: remote };
   const nonKey = columns.filter((c) => !op.table.primaryKey.includes(c));
   if (remote === null) return { ...common, kind: "upsert", image: target, set: nonKey, base: null, reinserted: false };
   const set = changedColumns(remote, target).filter((c) => columns.includes(c));
   if (set.length === 0) return undefined;
-  if (keyText(op.table, remote) === keyText(op.table, target)) return { ...common, kind: "upsert", image: target, set, base: remote, reinserted: false };
+  if (keyText(op.table, remote) === keyText(op.table, target))
+    return { ...common, kind: "upsert", image: target, set, base: remote, reinserted: false };
   return { ...common, kind: "move", key: keyImage(op.table, remote), image: target, set, base: remote };
 }
 
@@ -231,7 +281,8 @@ function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | 
  */
 async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: Image | null): Promise<void> {
   const t = table.sql;
-  const keyOf = (param: string) => `(SELECT ${table.primaryKey.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
+  const keyOf = (param: string) =>
+    `(SELECT ${table.primaryKey.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
   const where = `(${table.primaryKey.map((c) => `ominipg_t.${quoteIdent(c)}`).join(", ")}) = ${keyOf("$1")}`;
   if (from !== null && to === null) {
     await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [joinImage(from)], { prepare: false });

@@ -38,13 +38,14 @@ export type GroupWrite = {
    * delete: no row) is no conflict either.
    */
   check: { columns: string[]; expected?: (Image | null)[]; acceptTarget: boolean };
-} & (
+} &
   /** Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). */
-  | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[] }
-  /** Update the row found by `key` to `set` of `image`. */
-  | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
-  | { kind: "delete"; rows: Image[] }
-);
+  (
+    | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[] }
+    /** Update the row found by `key` to `set` of `image`. */
+    | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
+    | { kind: "delete"; rows: Image[] }
+  );
 
 /** One remote conflict: the group and the 1-based row of it, and the remote row as jsonb text (null: none). */
 export interface RemoteConflict {
@@ -76,7 +77,9 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     if (g.kind === "upsert") {
       // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
       // that had no key when the check ran was inserted by another session since.
-      const expected = g.set.some((c) => g.table.updatable.includes(c)) ? `(SELECT count(*) FROM ${name})` : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
+      const expected = g.set.some((c) => g.table.updatable.includes(c))
+        ? `(SELECT count(*) FROM ${name})`
+        : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
       short.push(`(SELECT count(*) FROM ominipg_w${writes.length - 1}) < ${expected}`);
     }
   });
@@ -109,7 +112,11 @@ export function isRace(err: unknown): boolean {
 export function parseConflicts(text: string | null): RemoteConflict[] {
   if (!text) return [];
   // Remote rows stay text: JSON.parse of the outer array only, whose third items are jsonb texts or null.
-  return (JSON.parse(text) as [number, number, string | null][]).map(([group, row, remote]) => ({ group, row, remote }));
+  return (JSON.parse(text) as [number, number, string | null][]).map(([group, row, remote]) => ({
+    group,
+    row,
+    remote,
+  }));
 }
 
 function dataOf(g: GroupWrite): string {
@@ -133,7 +140,10 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
   const elements = expected
     ? `ROWS FROM (jsonb_array_elements(${data}::text::jsonb), jsonb_array_elements(${expected}::text::jsonb)) WITH ORDINALITY AS a(v, ev, i)`
     : `jsonb_array_elements(${data}::text::jsonb) WITH ORDINALITY AS a(v, i)`;
-  const [k, r] = g.kind === "move" ? [row("a.v->'k'"), row("a.v->'r'")] : [row("a.v"), g.kind === "delete" ? `NULL::${g.table.sql}` : row("a.v")];
+  const [k, r] =
+    g.kind === "move"
+      ? [row("a.v->'k'"), row("a.v->'r'")]
+      : [row("a.v"), g.kind === "delete" ? `NULL::${g.table.sql}` : row("a.v")];
   const e = expected
     ? `CASE WHEN jsonb_typeof(a.ev) = 'object' THEN ${row("a.ev")} END AS e, coalesce(jsonb_typeof(a.ev) = 'object', false) AS has_e`
     : `NULL::${g.table.sql} AS e, false AS has_e`;
@@ -143,7 +153,9 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
 /** The remote rows of the group's keys, locked in key order, with whether they equal the expected and the new row. */
 function lockSql(g: GroupWrite, name: string): string {
   const equal = (alias: string) =>
-    g.check.columns.map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb((s.${alias}).${quoteIdent(c)})`).join(" AND ") || "true";
+    g.check.columns
+      .map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb((s.${alias}).${quoteIdent(c)})`)
+      .join(" AND ") || "true";
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
   return (

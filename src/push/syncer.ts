@@ -54,7 +54,9 @@ export class Syncer {
     this.settler.checkTables(catalog);
     if (this.#schemaChecked !== catalog) {
       const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
-      await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () => checkRemoteSchema(remote.sql, tables));
+      await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
+        checkRemoteSchema(remote.sql, tables),
+      );
       this.#schemaChecked = catalog;
     }
 
@@ -83,7 +85,9 @@ export class Syncer {
     await this.#drain(ctx, undefined, extent.firstRunEnd);
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
-    await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () => advanceRemoteSequences(remote.sql, values));
+    await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () =>
+      advanceRemoteSequences(remote.sql, values),
+    );
     await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
       forgetBatches(remote.sql, clientId, ctx.tally.appliedBatchIds),
     );
@@ -113,7 +117,9 @@ export class Syncer {
     );
     if (batchIds.length === 0) return 0;
     await this.local.run((d) => deleteEntries(d, ranges));
-    await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () => forgetBatches(remote.sql, clientId, batchIds));
+    await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
+      forgetBatches(remote.sql, clientId, batchIds),
+    );
     return batchIds.length;
   }
 
@@ -132,7 +138,8 @@ export class Syncer {
         if (cursor >= copyAfter) {
           const end = runEnd ?? (await this.local.run((d) => insertRunEnd(d, cursor, maxId)));
           if (end - cursor > options.batchSize) {
-            if (!(await this.local.run((d) => changedLater(d, cursor, end, maxId)))) return { kind: "creates", cursor, end };
+            if (!(await this.local.run((d) => changedLater(d, cursor, end, maxId))))
+              return { kind: "creates", cursor, end };
             copyAfter = end; // the windows fold the run's rows with their later changes
           }
         }

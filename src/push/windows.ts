@@ -63,8 +63,22 @@ async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<voi
   const names = [...new Set(entries.map((e) => `${e.schema}.${e.table}`))].join(", ");
   const message = `queued changes of ${names} cannot be pushed: the table is no longer synced locally (dropped, renamed, excluded or without a primary key)`;
   if (ctx.options.onReject === "stop") throw new SyncError("TABLE_NOT_SYNCED", message, { retryable: false });
-  const changes = entries.map((e) => ({ queueIds: [e.id], schema: e.schema, table: e.table, op: e.op, oldRow: e.oldRow, newRow: e.newRow, message }));
-  await ctx.local.run((d) => setAside(d, changes, entries.map((e) => e.id)));
+  const changes = entries.map((e) => ({
+    queueIds: [e.id],
+    schema: e.schema,
+    table: e.table,
+    op: e.op,
+    oldRow: e.oldRow,
+    newRow: e.newRow,
+    message,
+  }));
+  await ctx.local.run((d) =>
+    setAside(
+      d,
+      changes,
+      entries.map((e) => e.id),
+    ),
+  );
   ctx.tally.rejected += entries.length;
   for (const e of entries) ctx.tally.table(`${e.schema}.${e.table}`, 1);
   ctx.tally.count(entries.length);

@@ -3,7 +3,14 @@ import type { TableInfo } from "../core/table.js";
 import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../log/tables.js";
 import { logTruncatesSql } from "../log/capture.js";
 import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
-import { DML_TYPES, rejectWritingFunctions, rewriteForCapture, writesIn, type CapturedStatement, type DescribeNames } from "../capture/rewrite.js";
+import {
+  DML_TYPES,
+  rejectWritingFunctions,
+  rewriteForCapture,
+  writesIn,
+  type CapturedStatement,
+  type DescribeNames,
+} from "../capture/rewrite.js";
 import { CaptureError } from "../core/errors.js";
 import { Lru } from "../core/lru.js";
 
@@ -119,7 +126,9 @@ function isUtility(type: string): boolean {
  */
 function endsTransaction(stmt: Node): boolean {
   const kind = stmt.TransactionStmt?.kind as string | undefined;
-  return kind !== undefined && kind !== "TRANS_STMT_BEGIN" && kind !== "TRANS_STMT_START" && kind !== "TRANS_STMT_SAVEPOINT";
+  return (
+    kind !== undefined && kind !== "TRANS_STMT_BEGIN" && kind !== "TRANS_STMT_START" && kind !== "TRANS_STMT_SAVEPOINT"
+  );
 }
 
 function effectOf(stmt: Node): Effect {
@@ -127,10 +136,31 @@ function effectOf(stmt: Node): Effect {
   if (type === "TransactionStmt") {
     const kind = stmt.TransactionStmt.kind as string;
     if (kind === "TRANS_STMT_COMMIT" || kind === "TRANS_STMT_RELEASE") return "commit";
-    if (kind === "TRANS_STMT_ROLLBACK" || kind === "TRANS_STMT_ROLLBACK_TO" || kind === "TRANS_STMT_ROLLBACK_PREPARED") return "rollback";
+    if (kind === "TRANS_STMT_ROLLBACK" || kind === "TRANS_STMT_ROLLBACK_TO" || kind === "TRANS_STMT_ROLLBACK_PREPARED")
+      return "rollback";
     return "none";
   }
-  const harmless = new Set(["SelectStmt", "VariableShowStmt", "ExplainStmt", "DeclareCursorStmt", "FetchStmt", "ClosePortalStmt", "LockStmt", "VacuumStmt", "CheckPointStmt", "ListenStmt", "NotifyStmt", "UnlistenStmt", "DeallocateStmt", "ExecuteStmt", "PrepareStmt", "CopyStmt", "CallStmt", "DoStmt", "TruncateStmt"]);
+  const harmless = new Set([
+    "SelectStmt",
+    "VariableShowStmt",
+    "ExplainStmt",
+    "DeclareCursorStmt",
+    "FetchStmt",
+    "ClosePortalStmt",
+    "LockStmt",
+    "VacuumStmt",
+    "CheckPointStmt",
+    "ListenStmt",
+    "NotifyStmt",
+    "UnlistenStmt",
+    "DeallocateStmt",
+    "ExecuteStmt",
+    "PrepareStmt",
+    "CopyStmt",
+    "CallStmt",
+    "DoStmt",
+    "TruncateStmt",
+  ]);
   if (DML_TYPES.has(type) || harmless.has(type) || type === "") return "none";
   // DDL, SET (search_path changes name resolution), DISCARD, ...: plans and catalog may be stale.
   return "ddl";
@@ -144,13 +174,27 @@ function textOf(sql: string, raw: RawStmt): string {
 
 /** Statements that may name Ominipg's own tables without changing them (their nested writes are checked apart). */
 const READS_OWN_TABLES = new Set([
-  "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "ExplainStmt", "DeclareCursorStmt", "PrepareStmt",
-  "CreateTableAsStmt", "ViewStmt", "VariableShowStmt", "TransactionStmt", "LockStmt", "CreateFunctionStmt",
+  "SelectStmt",
+  "InsertStmt",
+  "UpdateStmt",
+  "DeleteStmt",
+  "MergeStmt",
+  "ExplainStmt",
+  "DeclareCursorStmt",
+  "PrepareStmt",
+  "CreateTableAsStmt",
+  "ViewStmt",
+  "VariableShowStmt",
+  "TransactionStmt",
+  "LockStmt",
+  "CreateFunctionStmt",
 ]);
 
 /** The own table a (possibly schema-qualified) relation names, if it names one. */
 function ownTable(rel: Node | undefined): string | undefined {
-  return rel && OWN_TABLES.has(rel.relname) && (!rel.schemaname || rel.schemaname === "public") ? rel.relname : undefined;
+  return rel && OWN_TABLES.has(rel.relname) && (!rel.schemaname || rel.schemaname === "public")
+    ? rel.relname
+    : undefined;
 }
 
 /**
@@ -164,7 +208,8 @@ function rejectOwnTableWrites(stmt: Node, type: string): void {
     const name = ownTable(w.body.relation);
     if (name && !allowedOwnWrite(w.type, w.body, name)) target ??= name;
   }
-  if (!target && !(READS_OWN_TABLES.has(type) || (type === "CopyStmt" && !stmt.CopyStmt.is_from))) target = ownTableNamed(stmt);
+  if (!target && !(READS_OWN_TABLES.has(type) || (type === "CopyStmt" && !stmt.CopyStmt.is_from)))
+    target = ownTableNamed(stmt);
   if (!target) return;
   throw new CaptureError(
     "CAPTURE_UNSUPPORTED",
@@ -209,7 +254,12 @@ function rejectFloatRounding(stmt: Node): void {
     return !(value >= 1);
   };
   walk(stmt, (type, body) => {
-    const v: Node | undefined = type === "VariableSetStmt" ? body : type === "AlterDatabaseSetStmt" || type === "AlterRoleSetStmt" ? body.setstmt : undefined;
+    const v: Node | undefined =
+      type === "VariableSetStmt"
+        ? body
+        : type === "AlterDatabaseSetStmt" || type === "AlterRoleSetStmt"
+          ? body.setstmt
+          : undefined;
     const set = v?.name === "extra_float_digits" && v.kind === "VAR_SET_VALUE" && rounds(v.args?.[0]);
     const call =
       type === "FuncCall" &&
@@ -237,9 +287,15 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
   };
   switch (type) {
     case "CallStmt":
-      return fail("CALL", "procedures can write rows capture cannot see; write through query() statements, or run it in schemaSQL");
+      return fail(
+        "CALL",
+        "procedures can write rows capture cannot see; write through query() statements, or run it in schemaSQL",
+      );
     case "DoStmt":
-      return fail("a DO block", "it can write rows capture cannot see; write through query() statements, or run it in schemaSQL");
+      return fail(
+        "a DO block",
+        "it can write rows capture cannot see; write through query() statements, or run it in schemaSQL",
+      );
     case "CopyStmt": {
       const name = stmt.CopyStmt.is_from ? syncedName(stmt.CopyStmt.relation) : undefined;
       if (name) fail(`COPY FROM into synced table ${name}`, "insert the rows with INSERT statements");
@@ -252,12 +308,22 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
   for (const w of writesIn(stmt)) {
     const rel = w.body.relation as Node;
     const found = catalog.resolve(rel.schemaname, rel.relname);
-    const behind = found && (found.kind === "v" || found.kind === "f" || catalog.writesBehind.has(found.oid) || catalog.cascadesInto.has(found.oid));
+    const behind =
+      found &&
+      (found.kind === "v" ||
+        found.kind === "f" ||
+        catalog.writesBehind.has(found.oid) ||
+        catalog.cascadesInto.has(found.oid));
     const name = syncedName(rel) ?? (behind ? rel.relname : undefined);
     if (!name) continue;
-    if (type === "ExplainStmt") fail(`EXPLAIN ANALYZE of a write to ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
-    if (type === "PrepareStmt") fail(`PREPARE of a write to ${name}`, "pass parameters to query() instead; Ominipg prepares statements itself");
-    fail(`${statementName(type)} running a write to ${name}`, "run the write as a statement of its own through query()");
+    if (type === "ExplainStmt")
+      fail(`EXPLAIN ANALYZE of a write to ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
+    if (type === "PrepareStmt")
+      fail(`PREPARE of a write to ${name}`, "pass parameters to query() instead; Ominipg prepares statements itself");
+    fail(
+      `${statementName(type)} running a write to ${name}`,
+      "run the write as a statement of its own through query()",
+    );
   }
 }
 
@@ -278,12 +344,18 @@ function statementName(type: string): string {
 
 /** TRUNCATE of synced tables: the truncation and its log entries run as one script (one implicit transaction). */
 function truncateStep(text: string, body: Node, catalog: Catalog): Step {
-  const named = (body.relations as Node[]).flatMap((rv) => catalog.resolve(rv.RangeVar.schemaname, rv.RangeVar.relname)?.oid ?? []);
+  const named = (body.relations as Node[]).flatMap(
+    (rv) => catalog.resolve(rv.RangeVar.schemaname, rv.RangeVar.relname)?.oid ?? [],
+  );
   // CASCADE also empties every table that references a truncated one, synced or not.
   const truncated = body.behavior === "DROP_CASCADE" ? catalog.truncatedWith(named) : new Set(named);
   for (const oid of truncated) {
     const why = catalog.writesBehind.get(oid);
-    if (why) throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture TRUNCATE of a table that is not synced but may change synced tables: ${why}`);
+    if (why)
+      throw new CaptureError(
+        "CAPTURE_UNSUPPORTED",
+        `cannot capture TRUNCATE of a table that is not synced but may change synced tables: ${why}`,
+      );
   }
   const tables = [...truncated].flatMap((oid) => catalog.tables.get(oid) ?? []);
   if (tables.length === 0) return passthrough(text, "none", false);
@@ -295,5 +367,12 @@ function truncateStep(text: string, body: Node, catalog: Catalog): Step {
     );
   }
   const log = logTruncatesSql(tables);
-  return { sql: `${deparse({ TruncateStmt: body })};\n${log}`, shape: "as-is", hiddenResults: 1, prepare: false, effect: "none", tables };
+  return {
+    sql: `${deparse({ TruncateStmt: body })};\n${log}`,
+    shape: "as-is",
+    hiddenResults: 1,
+    prepare: false,
+    effect: "none",
+    tables,
+  };
 }

@@ -51,7 +51,8 @@ export function openRemote(url: string, options: RemoteOptions = {}): Sql {
     types: {
       int8: { to: 20, from: [20], serialize: (x: number | bigint) => String(x), parse: parseInt8 },
     },
-    socket: ({ host, port }: { host: string[]; port: number[] }) => tcpSocket(host[0] ?? "localhost", port[0] ?? 5432, guard),
+    socket: ({ host, port }: { host: string[]; port: number[] }) =>
+      tcpSocket(host[0] ?? "localhost", port[0] ?? 5432, guard),
   } as postgres.Options<{ int8: postgres.PostgresType<number | bigint> }>) as unknown as Sql;
 }
 
@@ -82,11 +83,15 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
     // write and flushes it from a setImmediate, and a connection that closes before the flush keeps the
     // stale buffer and timer, so that its next start-up message is never sent (CONNECT_TIMEOUT 10 s later).
     const socket = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
-    const err = Object.assign(new Error(`the server at ${host}:${port} closed the connection before answering`), { code: "ECONNRESET" });
+    const err = Object.assign(new Error(`the server at ${host}:${port} closed the connection before answering`), {
+      code: "ECONNRESET",
+    });
     setImmediate(() => setImmediate(() => socket.destroy(err)));
     return socket as unknown as net.Socket;
   }
-  const socket = host.startsWith("/") ? net.connect({ path: `${host}/.s.PGSQL.${port}` }) : net.connect({ host, port, noDelay: true });
+  const socket = host.startsWith("/")
+    ? net.connect({ path: `${host}/.s.PGSQL.${port}` })
+    : net.connect({ host, port, noDelay: true });
   socket.once("connect", () => {
     socket.once("close", () => {
       guard.failures = socket.bytesRead === 0 ? guard.failures + 1 : 0;
@@ -96,7 +101,8 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
 }
 
 /** Error codes that mean the connection itself is gone (postgres.js's, Node's, and SQLSTATE 08xxx / shutdowns). */
-const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|CONNECT_TIMEOUT|ECONNRESET|EPIPE|ETIMEDOUT|08...|57P0[1-3])$/;
+const CONNECTION_LOST =
+  /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|CONNECT_TIMEOUT|ECONNRESET|EPIPE|ETIMEDOUT|08...|57P0[1-3])$/;
 
 /**
  * Run `fn` in a transaction (postgres.js's sql.begin()), made safe against a lost connection. After losing
@@ -108,7 +114,11 @@ const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROY
  * (sql.reserve() is no way out: one that fails to connect leaves a stale request in the pool's queue that
  * later swallows a connection for good, so that every query waits for ever.)
  */
-export async function transaction<T>(sql: Sql, fn: (tx: Sql) => Promise<T>, mode: "" | "ISOLATION LEVEL REPEATABLE READ READ ONLY" = ""): Promise<T> {
+export async function transaction<T>(
+  sql: Sql,
+  fn: (tx: Sql) => Promise<T>,
+  mode: "" | "ISOLATION LEVEL REPEATABLE READ READ ONLY" = "",
+): Promise<T> {
   let settled = false;
   const run = sql.begin(mode, async (tx) => {
     try {

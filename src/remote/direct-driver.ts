@@ -20,21 +20,31 @@ export class DirectDriver implements Driver {
     return this.#status;
   }
 
-  async query<T>(sql: string, params: readonly unknown[] = [], options: { rowMode?: RowMode } = {}): Promise<QueryResult<T>> {
-    const pending = this.#sql.unsafe(sql, params as any[]);
+  async query<T>(
+    sql: string,
+    params: readonly unknown[] = [],
+    options: { rowMode?: RowMode } = {},
+  ): Promise<QueryResult<T>> {
+    const pending = this.#sql.unsafe(sql, params as Parameters<Sql["unsafe"]>[1]);
     const result = (await this.#track(options.rowMode === "array" ? pending.values() : pending)) as unknown as PgResult;
     return this.#toResult<T>(result);
   }
 
   async raw(sql: string, params: readonly unknown[] = []): Promise<(Uint8Array | null)[][]> {
-    return (await this.#track(this.#sql.unsafe(sql, params as any[]).raw())) as unknown as (Uint8Array | null)[][];
+    return (await this.#track(
+      this.#sql.unsafe(sql, params as Parameters<Sql["unsafe"]>[1]).raw(),
+    )) as unknown as (Uint8Array | null)[][];
   }
 
   async exec(sql: string, options: { rowMode?: RowMode } = {}): Promise<QueryResult[]> {
     const pending = this.#sql.unsafe(sql).simple();
-    const out = (await this.#track(options.rowMode === "array" ? pending.values() : pending)) as unknown as PgResult | PgResult[];
+    const out = (await this.#track(options.rowMode === "array" ? pending.values() : pending)) as unknown as
+      PgResult | PgResult[];
     // postgres.js returns one Result for a one-statement script and an array of Results otherwise.
-    const list = Array.isArray(out[0]) && (out as PgResult[]).every((r) => Array.isArray(r) && "command" in r) ? (out as PgResult[]) : [out as PgResult];
+    const list =
+      Array.isArray(out[0]) && (out as PgResult[]).every((r) => Array.isArray(r) && "command" in r)
+        ? (out as PgResult[])
+        : [out as PgResult];
     return list.map((r) => this.#toResult(r));
   }
 

