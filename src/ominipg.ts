@@ -228,9 +228,11 @@ export class Ominipg extends OminipgBase {
   #start(): void {
     const remote = this.#remote;
     if (!remote) return;
-    // Set the remote up in the background; a failure is reported and retried by the next sync().
+    // Set the remote up in the background; a failure is reported here, unless a sync or pull that waited for
+    // the same set-up reports it (one failure, one event), and retried by the next sync().
     remote.ensureReady().catch((err) => {
-      if (!this.closed) this.emit("error", remote.error("REMOTE_SETUP_FAILED", "setting up the remote database", err));
+      if (this.closed || this.#inflight || this.#pulling) return;
+      this.emit("error", remote.error("REMOTE_SETUP_FAILED", "setting up the remote database", err));
     });
     // Failures reach the "error" event. After a failed background run the next one waits a capped,
     // jittered, exponentially growing delay (sync.retry), so a dead remote sees no retry storm.

@@ -110,7 +110,8 @@ const CONNECTION_LOST =
  * from a timer: an uncaught exception that takes the whole process down. So `fn`'s failure from a lost
  * connection is not passed on to it: sql.begin() has already rejected with that error through its own close
  * handler, and `fn`'s promise is left pending (the server rolls back by itself). COMMIT is sent from `fn`
- * for the same reason (sql.begin()'s own COMMIT then finds no transaction: a notice, ignored).
+ * for the same reason, together with a BEGIN of an empty transaction for sql.begin()'s own COMMIT to end (a
+ * COMMIT outside a transaction would fill the server's log with "there is no transaction in progress").
  * (sql.reserve() is no way out: one that fails to connect leaves a stale request in the pool's queue that
  * later swallows a connection for good, so that every query waits for ever.)
  */
@@ -123,7 +124,7 @@ export async function transaction<T>(
   const run = sql.begin(mode, async (tx) => {
     try {
       const value = await fn(tx as unknown as Sql);
-      await tx.unsafe("COMMIT");
+      await tx.unsafe("COMMIT; BEGIN").simple();
       return value;
     } catch (err) {
       if (CONNECTION_LOST.test(String((err as { code?: unknown })?.code ?? ""))) {
