@@ -1,13 +1,13 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
-import { QUEUE_TABLE } from "../log/tables.js";
+import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
 import { qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
-import { CANONICAL_SETTINGS } from "../core/settings.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
  * by the same functions and run under the same session settings, set with SET LOCAL on both sides
- * (CANONICAL_SETTINGS): every value's text - timestamptz, dates inside ranges, intervals, floats, bytea,
- * money - is then the same on both sides, and neither the user's local SETs nor the remote's defaults leak in.
+ * (CANONICAL_SETTINGS, core/settings.ts): every value's text - timestamptz, dates inside ranges, intervals,
+ * floats, bytea, money - is then the same on both sides, and neither the user's local SETs nor the remote's
+ * defaults leak in. What the change log holds pending comes from log/pending.ts.
  * Every alias is prefixed `ominipg_` so that no user column name can capture a whole-row reference.
  */
 
@@ -51,10 +51,21 @@ export function summarySql(t: TableInfo, buckets: number): string {
   );
 }
 
+/** The buckets a diff fetched: their number B, and the bitmap of those that differ (bytea text, bit n = bucket n). */
+export interface BucketScope {
+  buckets: number;
+  hex: string;
+}
+
 /** Remote rows as jsonb text; with `buckets`, only those whose bucket is set in the bitmap $1. */
 export function fetchSql(t: TableInfo, buckets?: number): string {
   const where = buckets === undefined ? "" : ` WHERE ${inBuckets(t, R, buckets, "$1")}`;
   return `SELECT to_jsonb(${R})::text AS j FROM ${rows(t)}${where}`;
+}
+
+/** Exact row count (the local side of a diff's sizing). */
+export function countSql(t: TableInfo): string {
+  return `SELECT count(*)::int8 AS n FROM ${t.sql}`;
 }
 
 /** Exact row count, and the table's size on disk (with TOAST), to size chunks for wide rows. */
@@ -102,32 +113,6 @@ export function stagePageSql(t: TableInfo): string {
   return `SELECT to_jsonb(ominipg_s)::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
 }
 
-const Q = "ominipg_q";
-
-function queueOf(t: TableInfo): string {
-  return `${Q}.schema_name = ${quoteLiteral(t.schema)} AND ${Q}.table_name = ${quoteLiteral(t.name)}`;
-}
-
-/** The typed keys of rows with pending local changes (the old and the new key of each queued change). */
-function pendingCte(t: TableInfo, name = "ominipg_pend", idParam?: string, after = false): string {
-  const upTo = idParam ? ` AND ${Q}.id ${after ? ">" : "<="} ${idParam}::text::int8` : "";
-  return (
-    `${name} AS (SELECT ${cols(t.primaryKey, "ominipg_p")} FROM ${QUEUE_TABLE} AS ${Q} ` +
-    `CROSS JOIN LATERAL (VALUES (${Q}.old_row), (${Q}.new_row)) AS ominipg_v(img) ` +
-    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL${upTo})`
-  );
-}
-
-function isPending(t: TableInfo, alias: string): string {
-  return `EXISTS (SELECT 1 FROM ominipg_pend AS ominipg_k WHERE ${keyEquals(t, "ominipg_k", alias)})`;
-}
-
-/** A pending local TRUNCATE holds the whole table. */
-function truncatePending(t: TableInfo, afterIdParam?: string): string {
-  const after = afterIdParam ? ` AND ${Q}.id > ${afterIdParam}::text::int8` : "";
-  return `EXISTS (SELECT 1 FROM ${QUEUE_TABLE} AS ${Q} WHERE ${queueOf(t)} AND ${Q}.op = 'T'${after})`;
-}
-
 /**
  * Add the keys of changes queued after id $1 to the held keys; returns the last queue id and whether a TRUNCATE
  * of the table was queued. Run right before each write, in the same session turn: no user statement runs in
@@ -136,12 +121,18 @@ function truncatePending(t: TableInfo, afterIdParam?: string): string {
  */
 export function refreshHeldSql(t: TableInfo): string {
   return (
-    `WITH ${pendingCte(t, "ominipg_new", "$1", true)}, ominipg_ins AS (INSERT INTO ${heldName(t)} SELECT DISTINCT * FROM ominipg_new ON CONFLICT DO NOTHING) ` +
-    `SELECT (SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})::text AS max_id, ${truncatePending(t, "$1")} AS truncated`
+    `WITH ominipg_new AS (${keysQueuedAfter(t, "$1")}), ` +
+    `ominipg_ins AS (INSERT INTO ${heldName(t)} SELECT DISTINCT * FROM ominipg_new ON CONFLICT DO NOTHING) ` +
+    `SELECT ${LAST_QUEUE_ID}::text AS max_id, ${truncateQueuedAfter(t, "$1")} AS truncated`
   );
 }
 
+/** The held keys as the CTE `ominipg_pend`, which isPending() reads. */
 const HELD_CTE = (t: TableInfo) => `ominipg_pend AS (SELECT * FROM ${heldName(t)})`;
+
+function isPending(t: TableInfo, alias: string): string {
+  return `EXISTS (SELECT 1 FROM ominipg_pend AS ominipg_k WHERE ${keyEquals(t, "ominipg_k", alias)})`;
+}
 
 /**
  * Statistics for a temp table (PGlite never auto-analyzes): without them the planner guesses a handful of rows
@@ -169,11 +160,16 @@ export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
   const w = t.writable;
   const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
   const overriding = overridingClause(t, w);
-  const conflict = set.length > 0 ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING";
+  const conflict =
+    set.length > 0
+      ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}`
+      : "DO NOTHING";
   return (
     `WITH ominipg_src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)), ${HELD_CTE(t)}, ` +
     `ominipg_held AS MATERIALIZED (SELECT * FROM ominipg_src AS ominipg_s WHERE ${isPending(t, "ominipg_s")}), ` +
-    (stageHeld ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), ` : "") +
+    (stageHeld
+      ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), `
+      : "") +
     `ominipg_up AS (INSERT INTO ${t.sql} (${cols(w)})${overriding} SELECT ${cols(w, "ominipg_s")} FROM ominipg_src AS ominipg_s ` +
     `WHERE NOT EXISTS (SELECT 1 FROM ominipg_held AS ominipg_h WHERE ${keyEquals(t, "ominipg_h", "ominipg_s")}) ` +
     (skipIdentical
@@ -198,22 +194,18 @@ export function deleteMissingSql(t: TableInfo, buckets: number): string {
  * its base (the row before the first pending change of that key, null if that change created it), the local
  * row and the remote row (from the stage; null if the remote has none). All as jsonb text of the table's row
  * type, rendered locally. Keys first queued later were not pending when their remote rows were applied.
- * Set-based (one pass over the queue, joins by key), so it stays linear in the number of pending changes.
  */
 export function pendingImagesSql(t: TableInfo, buckets?: number): string {
   const f = "ominipg_f";
-  const pk = cols(t.primaryKey);
   const scope = buckets === undefined ? "" : ` AND ${inBuckets(t, f, buckets, "$2")}`;
+  const key = t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ");
   return (
-    `WITH ominipg_touch AS (SELECT ${cols(t.primaryKey, "ominipg_p")}, ${Q}.id AS ominipg_id, ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_base ` +
-    `FROM ${QUEUE_TABLE} AS ${Q} CROSS JOIN LATERAL (VALUES (${Q}.old_row, true), (${Q}.new_row, false)) AS ominipg_v(img, is_old) ` +
-    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ${queueOf(t)} AND ominipg_v.img IS NOT NULL), ` +
-    // The first change touching each key; for an update that keeps the key, its old image comes first.
-    `${f} AS (SELECT DISTINCT ON (${pk}) * FROM ominipg_touch ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC) ` +
-    `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ")}) AS ominipg_j) AS key, ${f}.ominipg_id::text AS queue_id, ` +
-    `CASE WHEN ${f}.ominipg_is_old THEN to_jsonb(json_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
+    `WITH ${firstChangesCte(t, f)} ` +
+    `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${key}) AS ominipg_j) AS key, ${f}.ominipg_id::text AS queue_id, ` +
+    `CASE WHEN ${f}.ominipg_base IS NOT NULL THEN to_jsonb(json_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
     `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote ` +
-    `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +
+    `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} ` +
+    `LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +
     `WHERE ${f}.ominipg_id <= $1::text::int8${scope}`
   );
 }

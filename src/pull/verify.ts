@@ -33,7 +33,12 @@ function hashesSql(t: TableInfo): string {
 }
 
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */
-export async function verifyTables(local: (sql: string) => Promise<{ k: string; h: string }[]>, remote: Sql, tables: TableInfo[], limit = 100): Promise<VerifyResult> {
+export async function verifyTables(
+  local: (sql: string) => Promise<{ k: string; h: string }[]>,
+  remote: Sql,
+  tables: TableInfo[],
+  limit = 100,
+): Promise<VerifyResult> {
   const out: TableDifference[] = [];
   for (const t of tables) {
     const localRows = await local(hashesSql(t));
@@ -42,7 +47,15 @@ export async function verifyTables(local: (sql: string) => Promise<{ k: string; 
       return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t));
     });
     const remoteMap = new Map(remoteRows.map((r) => [r.k, r.h]));
-    const diff: TableDifference = { table: `${t.schema}.${t.name}`, localRows: localRows.length, remoteRows: remoteRows.length, onlyLocal: [], onlyRemote: [], different: [], counts: { onlyLocal: 0, onlyRemote: 0, different: 0 } };
+    const diff: TableDifference = {
+      table: `${t.schema}.${t.name}`,
+      localRows: localRows.length,
+      remoteRows: remoteRows.length,
+      onlyLocal: [],
+      onlyRemote: [],
+      different: [],
+      counts: { onlyLocal: 0, onlyRemote: 0, different: 0 },
+    };
     for (const { k, h } of localRows) {
       const other = remoteMap.get(k);
       if (other === undefined) note(diff, "onlyLocal", k, limit);

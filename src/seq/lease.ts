@@ -5,7 +5,7 @@ import { toRanges } from "../core/ranges.js";
 import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { quoteLiteral } from "../core/sql.js";
-
+import { ownedSequences, type OwnedSequence } from "./owned.js";
 
 /** Id blocks this client holds, per local sequence. Ranges are inclusive and taken from the remote sequence. */
 export const LEASE_DDL = `CREATE TABLE IF NOT EXISTS ${LEASE_TABLE} (
@@ -14,16 +14,6 @@ export const LEASE_DDL = `CREATE TABLE IF NOT EXISTS ${LEASE_TABLE} (
   hi bigint NOT NULL,
   PRIMARY KEY (seq, lo)
 )`;
-
-interface OwnedSequence {
-  /** The sequence, quoted and schema-qualified. */
-  seq: string;
-  /** Its owning table, quoted and schema-qualified, and column: how the remote's sequence is found. */
-  table: string;
-  column: string;
-  /** The last value handed out locally, or null if none yet. */
-  last: number | null;
-}
 
 /**
  * `sequences: "lease"`: every client mints SERIAL/identity ids only from blocks it reserved on the remote
@@ -46,12 +36,16 @@ export class SequenceLeases {
       if (unused >= this.blockSize * 2) continue;
       const rows = await this.remote.sql.unsafe<{ v: string }[]>(
         `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
-        [s.table, s.column, this.blockSize * 2 - unused],
+        [s.table.sql, s.column, this.blockSize * 2 - unused],
       );
       const ranges = toRanges(rows.map((r) => Number(r.v)));
       await this.local.run(async (d) => {
         for (let i = 0; i < ranges.length; i += 2) {
-          await d.query(`INSERT INTO ${LEASE_TABLE} (seq, lo, hi) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [s.seq, ranges[i], ranges[i + 1]]);
+          await d.query(`INSERT INTO ${LEASE_TABLE} (seq, lo, hi) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+            s.seq,
+            ranges[i],
+            ranges[i + 1],
+          ]);
         }
       });
     }
@@ -70,7 +64,10 @@ export async function applyLeases(d: Driver, tables: TableInfo[]): Promise<void>
 async function pointAtBlock(d: Driver, s: OwnedSequence): Promise<void> {
   const last = s.last ?? Number.MIN_SAFE_INTEGER;
   await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2`, [s.seq, last]);
-  const { rows } = await d.query<{ lo: number; hi: number }>(`SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 ORDER BY lo`, [s.seq]);
+  const { rows } = await d.query<{ lo: number; hi: number }>(
+    `SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 ORDER BY lo`,
+    [s.seq],
+  );
   const current = rows.find((r) => Number(r.lo) <= last && last < Number(r.hi));
   if (current) {
     await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${Number(current.hi)}`);
@@ -79,7 +76,9 @@ async function pointAtBlock(d: Driver, s: OwnedSequence): Promise<void> {
   const next = rows.find((r) => Number(r.lo) > last);
   if (next) {
     const lo = Number(next.lo);
-    await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(lo, 1) - 1} MAXVALUE ${Number(next.hi)} RESTART WITH ${lo}`);
+    await d.exec(
+      `ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(lo, 1) - 1} MAXVALUE ${Number(next.hi)} RESTART WITH ${lo}`,
+    );
     return;
   }
   // Nothing leased: cap the sequence where it is; nextval() fails until a sync leases a block.
@@ -90,39 +89,25 @@ async function pointAtBlock(d: Driver, s: OwnedSequence): Promise<void> {
 
 async function unusedIds(d: Driver, s: OwnedSequence): Promise<number> {
   const last = s.last ?? Number.MIN_SAFE_INTEGER;
-  const { rows } = await d.query<{ lo: number; hi: number }>(`SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 AND hi > $2`, [s.seq, last]);
-  return rows.reduce((n, r) => n + Number(r.hi) - Math.max(Number(r.lo), last + 1) + 1, 0);
-}
-
-/** SERIAL and identity sequences owned by columns of the given tables. */
-async function ownedSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequence[]> {
-  const synced = new Map(tables.map((t) => [t.oid, t]));
-  const { rows } = await d.query<{ oid: number; seq: string; col: string; last: number | null }>(
-    `SELECT t.oid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col, pg_sequence_last_value(s.oid) AS last
-       FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
-       JOIN pg_depend dep ON dep.objid = s.oid AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
-       JOIN pg_class t ON t.oid = dep.refobjid
-       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = dep.refobjsubid
-      WHERE s.relkind = 'S'`,
-    [],
-    { prepare: false },
+  const { rows } = await d.query<{ lo: number; hi: number }>(
+    `SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 AND hi > $2`,
+    [s.seq, last],
   );
-  const out: OwnedSequence[] = [];
-  for (const r of rows) {
-    const table = synced.get(Number(r.oid));
-    if (table) out.push({ seq: r.seq, table: table.sql, column: r.col, last: r.last === null ? null : Number(r.last) });
-  }
-  return out;
+  return rows.reduce((n, r) => n + Number(r.hi) - Math.max(Number(r.lo), last + 1) + 1, 0);
 }
 
 /** Drop every leased block (the blocks of a copied database belong to the original). */
 export async function forgetLeases(d: Driver): Promise<void> {
-  const { rows } = await d.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], { prepare: false });
+  const { rows } = await d.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], {
+    prepare: false,
+  });
   if (rows[0]?.found) await d.exec(`DELETE FROM ${LEASE_TABLE}`);
 }
 
 /** How many leased blocks are left. */
 export async function leasedBlocks(d: Driver): Promise<number> {
-  const { rows } = await d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], { prepare: false });
+  const { rows } = await d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], {
+    prepare: false,
+  });
   return rows[0]!.n;
 }

@@ -2,54 +2,34 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
 import { quoteIdent } from "../core/sql.js";
+import { ownedSequences, type OwnedSequence } from "./owned.js";
 
-/** A SERIAL / identity sequence owned by a column of a synced table. */
-export interface OwnedSequence {
-  /** Quoted, schema-qualified sequence name. */
-  seq: string;
-  table: TableInfo;
-  column: string;
+/** The ascending sequences owned by synced columns: the ones a pull moves past the ids it brings. */
+export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequence[]> {
+  return (await ownedSequences(d, tables)).filter((s) => s.ascending);
 }
 
-export async function ownedSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequence[]> {
-  const byOid = new Map(tables.map((t) => [t.oid, t]));
-  const { rows } = await d.query<{ oid: number; seq: string; col: string }>(
-    `SELECT t.oid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col
-       FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
-       JOIN pg_sequence ps ON ps.seqrelid = s.oid AND ps.seqincrement > 0
-       JOIN pg_depend dep ON dep.objid = s.oid AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
-       JOIN pg_class t ON t.oid = dep.refobjid
-       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = dep.refobjsubid
-      WHERE s.relkind = 'S'`,
-    [],
-    { prepare: false },
-  );
-  return rows.filter((r) => byOid.has(Number(r.oid))).map((r) => ({ seq: r.seq, table: byOid.get(Number(r.oid))!, column: r.col }));
-}
-
-/**
- * The remote's last values of the same sequences (as text; null where the remote has none or will not say,
- * e.g. without USAGE/SELECT on the sequence). Runs in its own savepoint so a refusal does not end the snapshot.
- */
 export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;
 
+/**
+ * The remote's last values of the same sequences, as text: null where the remote has no such sequence, has
+ * not handed out a value yet, or does not let this role read it (no SELECT or USAGE on it). Any other
+ * failure is the pull's failure: a silent null would let local ids collide with ids the remote handed out.
+ */
 export async function remoteSequenceValues(tx: Tx, owned: OwnedSequence[]): Promise<(string | null)[]> {
   if (owned.length === 0) return [];
   const list = JSON.stringify(owned.map((o) => ({ t: o.table.sql, c: o.column })));
-  try {
-    const rows = await tx.savepoint((sp) =>
-      sp.unsafe<{ i: number; v: string | null }[]>(
-        `SELECT u.i::int AS i, (SELECT pg_sequence_last_value(s)::text FROM (SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS s) AS x WHERE s IS NOT NULL) AS v
-           FROM jsonb_to_recordset($1::text::jsonb) WITH ORDINALITY AS u(t text, c text, i int8)`,
-        [list],
-      ),
-    );
-    const out: (string | null)[] = owned.map(() => null);
-    for (const r of rows) out[Number(r.i) - 1] = r.v;
-    return out;
-  } catch {
-    return owned.map(() => null);
-  }
+  const rows = await tx.unsafe<{ i: number; v: string | null }[]>(
+    `SELECT e.i::int AS i,
+            CASE WHEN has_sequence_privilege(s.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(s.seq)::text END AS v
+       FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(j, i)
+       CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(e.j->>'t', e.j->>'c')::regclass AS seq) AS s
+      WHERE s.seq IS NOT NULL`,
+    [list],
+  );
+  const out: (string | null)[] = owned.map(() => null);
+  for (const r of rows) out[Number(r.i) - 1] = r.v;
+  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { Sql } from "../remote/connection.js";
+import { ownedSequences } from "./owned.js";
 
 export interface SequenceValue {
   /** The owning table, quoted and schema-qualified. */
@@ -12,23 +13,8 @@ export interface SequenceValue {
 
 /** Last local values of the sequences owned by synced tables' columns (SERIAL and identity), where used. */
 export async function localSequenceValues(driver: Driver, tables: TableInfo[]): Promise<SequenceValue[]> {
-  const synced = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t]));
-  const { rows } = await driver.query<{ schema: string; name: string; col: string; last: number | bigint | null }>(
-    `SELECT tn.nspname AS schema, t.relname AS name, a.attname AS col, pg_sequence_last_value(s.oid) AS last
-       FROM pg_class s
-       JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-       JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-      WHERE s.relkind = 'S'`,
-    [],
-    { prepare: false },
-  );
-  const out: SequenceValue[] = [];
-  for (const r of rows) {
-    const table = synced.get(`${r.schema}.${r.name}`);
-    if (table && r.last !== null) out.push({ table: table.sql, column: r.col, last: Number(r.last) });
-  }
-  return out;
+  const owned = await ownedSequences(driver, tables);
+  return owned.flatMap((s) => (s.last === null ? [] : [{ table: s.table.sql, column: s.column, last: s.last }]));
 }
 
 /**

@@ -1,0 +1,65 @@
+import { quoteIdent, quoteLiteral } from "../core/sql.js";
+import type { TableInfo } from "../core/table.js";
+import { QUEUE_TABLE } from "./tables.js";
+
+/**
+ * What the change log holds pending for one table, as SQL fragments that the pull embeds in its own statements
+ * (joining them with its temp tables). Keys come typed: each queued image is read back through
+ * json_populate_record of the table's row type, so they compare with the table's own key columns.
+ * Parameters are passed as text (`$n::text::int8`), as the pull passes every queue id.
+ */
+
+const Q = "ominipg_q";
+
+function keyColumns(t: TableInfo, alias?: string): string {
+  return t.primaryKey.map((c) => (alias ? `${alias}.${quoteIdent(c)}` : quoteIdent(c))).join(", ");
+}
+
+function ofTable(t: TableInfo): string {
+  return `${Q}.schema_name = ${quoteLiteral(t.schema)} AND ${Q}.table_name = ${quoteLiteral(t.name)}`;
+}
+
+/**
+ * The table's entries, one row per image (the old and the new one of each change): the entry as `ominipg_q`,
+ * the image typed as `ominipg_p`, and whether it is the old one as `ominipg_v.is_old`. Ends in its WHERE
+ * clause, which callers extend with AND.
+ */
+function touches(t: TableInfo): string {
+  return (
+    `${QUEUE_TABLE} AS ${Q} ` +
+    `CROSS JOIN LATERAL (VALUES (${Q}.old_row, true), (${Q}.new_row, false)) AS ominipg_v(img, is_old) ` +
+    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p ` +
+    `WHERE ${ofTable(t)} AND ominipg_v.img IS NOT NULL`
+  );
+}
+
+/** The keys (old and new) of the table's changes queued after id `afterParam`, repeated as often as queued. */
+export function keysQueuedAfter(t: TableInfo, afterParam: string): string {
+  return `SELECT ${keyColumns(t, "ominipg_p")} FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8`;
+}
+
+/** Whether a TRUNCATE of the table was queued after id `afterParam`: a pending TRUNCATE holds the whole table. */
+export function truncateQueuedAfter(t: TableInfo, afterParam: string): string {
+  const after = `${Q}.id > ${afterParam}::text::int8`;
+  return `EXISTS (SELECT 1 FROM ${QUEUE_TABLE} AS ${Q} WHERE ${ofTable(t)} AND ${Q}.op = 'T' AND ${after})`;
+}
+
+/** The last id in the log (0 when it is empty). */
+export const LAST_QUEUE_ID = `(SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})`;
+
+/**
+ * A CTE `name`: for every key the table's queued changes touch, its first change: the key's columns,
+ * `ominipg_id` (that entry's id) and `ominipg_base` (the row before it, as json; null if that change created
+ * the row). Set-based (one pass over the log, no lookup per key): linear in the number of pending changes.
+ */
+export function firstChangesCte(t: TableInfo, name: string): string {
+  const pk = keyColumns(t);
+  return (
+    `ominipg_touch AS (SELECT ${keyColumns(t, "ominipg_p")}, ${Q}.id AS ominipg_id, ` +
+    `ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_old FROM ${touches(t)}), ` +
+    // For an update that keeps the key, its old image comes first: the base is the row before the update.
+    `${name} AS (SELECT DISTINCT ON (${pk}) ${pk}, ominipg_id, ` +
+    `CASE WHEN ominipg_is_old THEN ominipg_old END AS ominipg_base ` +
+    `FROM ominipg_touch ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC)`
+  );
+}
