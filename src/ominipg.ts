@@ -11,7 +11,6 @@ import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js"
 import { getMeta, setMeta } from "./log/tables.js";
 import { readLogStatus } from "./log/status.js";
 import { locate } from "./core/location.js";
-import { redact } from "./core/url.js";
 import { Mutex } from "./core/mutex.js";
 import { Puller } from "./pull/puller.js";
 import { ConflictSettler } from "./push/settle.js";
@@ -159,18 +158,18 @@ export class Ominipg extends OminipgBase {
       const r = this.#remote;
       remote = await Promise.race([
         (clientId ? ledgerCount(r.sql, clientId) : Promise.resolve(0)).then((ledgerRows) => ({
-          url: redact(r.url),
+          url: r.redact(r.url),
           reachable: true,
           ledgerRows,
         })),
         new Promise<{ url: string; reachable: false; error: string }>((resolve) =>
           setTimeout(
-            () => resolve({ url: redact(r.url), reachable: false, error: "no answer within 5 s" }),
+            () => resolve({ url: r.redact(r.url), reachable: false, error: "no answer within 5 s" }),
             5000,
           ).unref(),
         ),
       ]).catch((err: unknown) => ({
-        url: redact(r.url),
+        url: r.redact(r.url),
         reachable: false,
         error: r.redact((err as Error)?.message ?? String(err)),
       }));

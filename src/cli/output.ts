@@ -1,4 +1,4 @@
-import { passwordOf, redact } from "../core/url.js";
+import { redact, secretsOf } from "../core/url.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -8,8 +8,7 @@ const secrets: string[] = [];
 
 /** Remember the password of a URL the user gave, so no output of the CLI ever shows it. */
 export function keepSecret(url: string): void {
-  const password = passwordOf(url);
-  if (password) secrets.push(password);
+  secrets.push(...secretsOf(url, process.env));
 }
 
 /** Text with every postgres:// password (and every remembered secret) replaced by `***`. */

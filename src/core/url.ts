@@ -2,24 +2,44 @@
 import { checkServerIdentity, type ConnectionOptions } from "node:tls";
 
 const URL_IN_TEXT = /(postgres(?:ql)?:\/\/)([^\s:@/]*)(?::([^\s@/]*))?@/gi;
+const PASSWORD_PARAM = /([?&]password=)[^&#\s]*/gi;
 
-/** Replace the password of every postgres:// URL inside `text` with `***`. */
+/**
+ * Replace every password in `text` with `***`: the user-info password of every postgres:// URL, every
+ * `password=` URL parameter, and every secret given (see secretsOf: the forms a driver message may quote).
+ */
 export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = text.replace(URL_IN_TEXT, (_m, scheme: string, user: string, pass: string | undefined) =>
-    pass === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
-  );
+  let out = text
+    .replace(URL_IN_TEXT, (_m, scheme: string, user: string, pass: string | undefined) =>
+      pass === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
+    )
+    .replace(PASSWORD_PARAM, "$1***");
   for (const secret of secrets) if (secret.length >= 3) out = out.split(secret).join("***");
   return out;
 }
 
-/** The password of a postgres:// URL (decoded), to scrub it from driver messages that quote it bare. */
-export function passwordOf(url: string): string | undefined {
-  try {
-    const p = new URL(url).password;
-    return p ? decodeURIComponent(p) : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * Every form in which the password of a postgres:// URL (user info or `password=` parameter, and the
+ * PGPASSWORD the driver falls back to) may appear in a message: as written and decoded.
+ */
+export function secretsOf(url: string, env: Readonly<Record<string, string | undefined>>): string[] {
+  const out = new Set<string>();
+  const add = (raw: string | null | undefined) => {
+    if (!raw) return;
+    out.add(raw);
+    try {
+      const decoded = decodeURIComponent(raw);
+      out.add(decoded);
+      out.add(encodeURIComponent(decoded));
+    } catch {
+      // not valid percent-encoding: the raw form is all there is
+    }
+  };
+  const parts = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url);
+  if (parts) add(parts[1]!.slice(parts[1]!.indexOf(":") + 1 || parts[1]!.length));
+  for (const m of url.matchAll(/[?&]password=([^&#]*)/gi)) add(m[1]);
+  add(env.PGPASSWORD);
+  return [...out].filter((s) => s.length > 0);
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -86,11 +106,28 @@ export function tlsFromUrl(
   return { url: stripped, ssl: options };
 }
 
+const MUST_ENCODE =
+  "characters such as @ : / ? # % or spaces in the user name or password must be percent-encoded, e.g. with encodeURIComponent()";
+
 /**
- * Throws if postgres.js could not parse `url`, with a message that does not quote it (it holds the
- * password; so does the `input` of the TypeError that `new URL()` throws, which is therefore not kept).
+ * Throws if `url` is not a postgres:// URL that libpq and postgres.js read the same way, with a message that
+ * does not quote it (it holds the password; so does the `input` of the TypeError that `new URL()` throws,
+ * which is therefore not kept). Refused: white space and control characters, a `#`, a `%` not followed by
+ * two hex digits, and an `@` anywhere but between the user info and the host: all of them mean a password
+ * or user name that was not percent-encoded, which the two would split differently (and a message could
+ * then show part of the password).
  */
 export function checkUrl(url: string): void {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\s\x00-\x1f\x7f#]/.test(url)) throw new Error(`it is not a valid URL (${MUST_ENCODE})`);
+  if (/%(?![0-9a-f]{2})/i.test(url)) throw new Error(`it is not a valid URL (${MUST_ENCODE})`);
+  const afterScheme = url.slice(url.indexOf("://") + 3);
+  const authorityEnd = afterScheme.search(/[/?]/);
+  const authority = authorityEnd < 0 ? afterScheme : afterScheme.slice(0, authorityEnd);
+  const rest = authorityEnd < 0 ? "" : afterScheme.slice(authorityEnd);
+  if ((authority.match(/@/g)?.length ?? 0) > 1 || rest.includes("@")) {
+    throw new Error(`it is not a valid URL (${MUST_ENCODE})`);
+  }
   // postgres.js takes several hosts ("h1:5432,h2:5432") and parses the URL with the first one.
   const probe = url.replace(
     /^([a-z]+:\/\/(?:[^/?#]*@)?)([^/?#]*)/i,
@@ -99,8 +136,27 @@ export function checkUrl(url: string): void {
   try {
     new URL(probe);
   } catch {
-    throw new Error(
-      "it is not a valid URL (characters such as @ : / ? # % or spaces in the user name or password must be percent-encoded)",
-    );
+    throw new Error(`it is not a valid URL (${MUST_ENCODE})`);
   }
+}
+
+/**
+ * libpq's `user=` and `password=` URL parameters as postgres.js options (postgres.js would send them to the
+ * server as run-time parameters), and the URL without them.
+ */
+export function credentialParams(url: string): { url: string; user?: string; pass?: string } {
+  const query = url.indexOf("?");
+  if (query < 0) return { url };
+  const params = new URLSearchParams(url.slice(query + 1));
+  const user = params.get("user") ?? undefined;
+  const pass = params.get("password") ?? undefined;
+  if (user === undefined && pass === undefined) return { url };
+  params.delete("user");
+  params.delete("password");
+  const left = params.toString();
+  return {
+    url: url.slice(0, query) + (left ? `?${left}` : ""),
+    ...(user === undefined ? {} : { user }),
+    ...(pass === undefined ? {} : { pass }),
+  };
 }

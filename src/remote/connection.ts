@@ -2,7 +2,7 @@ import fs from "node:fs";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import postgres from "postgres";
-import { tlsFromUrl } from "../core/url.js";
+import { credentialParams, tlsFromUrl } from "../core/url.js";
 
 export type Sql = postgres.Sql<{ int8: number | bigint }>;
 
@@ -30,11 +30,14 @@ export interface RemoteOptions {
  * protocol messages separately and Nagle's algorithm stalls each such exchange by ~40 ms.
  */
 export function openRemote(url: string, options: RemoteOptions = {}): Sql {
-  const guard: StartupGuard = { failures: 0 };
   // sslmode/sslrootcert as libpq reads them (postgres.js reads no CA file, and our socket factory hides
   // the host name from its verify-full); validated at connect() (options.ts).
   const tls = tlsFromUrl(url, (file) => fs.readFileSync(file));
-  return postgres(tls.url, {
+  const { url: plain, ...credentials } = credentialParams(tls.url);
+  const { url: first, hosts } = oneHost(plain);
+  const guard: StartupGuard = { failures: 0, hosts, next: 0 };
+  return postgres(first, {
+    ...credentials,
     ...(tls.ssl === undefined ? {} : { ssl: tls.ssl }),
     max: options.max ?? 4,
     prepare: options.prepare ?? false,
@@ -51,14 +54,35 @@ export function openRemote(url: string, options: RemoteOptions = {}): Sql {
     types: {
       int8: { to: 20, from: [20], serialize: (x: number | bigint) => String(x), parse: parseInt8 },
     },
-    socket: ({ host, port }: { host: string[]; port: number[] }) =>
-      tcpSocket(host[0] ?? "localhost", port[0] ?? 5432, guard),
+    socket: ({ host, port }: { host: string[]; port: number[] }) => {
+      const target = guard.hosts[guard.next % guard.hosts.length];
+      return tcpSocket(target?.host ?? host[0] ?? "localhost", target?.port ?? port[0] ?? 5432, guard);
+    },
   } as postgres.Options<{ int8: postgres.PostgresType<number | bigint> }>) as unknown as Sql;
 }
 
 /** Consecutive connections the server closed before sending a single byte. */
 interface StartupGuard {
   failures: number;
+  /** The URL's hosts (libpq's "h1:5432,h2:5433"), and the one to try next: the next one after a failed connect. */
+  hosts: { host: string; port: number }[];
+  next: number;
+}
+
+/**
+ * A URL with several hosts as postgres.js gets it: the first host only, with the list for the socket factory,
+ * which moves on to the next host when one cannot be reached (the retry policy tries again). postgres.js's own
+ * failover never rejects a query while a next host is listed: with every host down, a sync hung for ever.
+ */
+function oneHost(url: string): { url: string; hosts: { host: string; port: number }[] } {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/(?:[^/?#]*@)?)([^/?#]*)(.*)$/is.exec(url);
+  if (!m || !m[2]!.includes(",")) return { url, hosts: [] };
+  const hosts = m[2]!.split(",").map((h) => {
+    const v6 = /^\[([^\]]*)\](?::(\d+))?$/.exec(h);
+    const [name, port] = v6 ? [v6[1]!, v6[2]] : [h.split(":")[0]!, h.split(":")[1]];
+    return { host: decodeURIComponent(name), port: Number(port || 5432) };
+  });
+  return { url: m[1]! + m[2]!.split(",")[0]! + m[3]!, hosts };
 }
 
 /** Closed during start-up this many times in a row: the next attempt fails at once (the syncer retries, with back-off). */
@@ -92,6 +116,9 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
   const socket = host.startsWith("/")
     ? net.connect({ path: `${host}/.s.PGSQL.${port}` })
     : net.connect({ host, port, noDelay: true });
+  socket.once("error", () => {
+    if (socket.bytesRead === 0 && !socket.readyState.startsWith("open")) guard.next++;
+  });
   socket.once("connect", () => {
     socket.once("close", () => {
       guard.failures = socket.bytesRead === 0 ? guard.failures + 1 : 0;

@@ -1,7 +1,7 @@
 import { LEDGER_DDL, LEDGER_TABLE } from "./schema.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { openRemote, transaction, type Sql } from "./connection.js";
-import { passwordOf, redact } from "../core/url.js";
+import { redact, secretsOf } from "../core/url.js";
 import { TLS_REFUSED, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
 
 /** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
@@ -24,7 +24,7 @@ export class Remote {
     private readonly retry: RetryPolicy,
   ) {
     this.sql = openRemote(url, { max: poolSize, prepare: false });
-    this.#secrets = [passwordOf(url)].filter((p): p is string => !!p);
+    this.#secrets = secretsOf(url, process.env);
   }
 
   /** Set up the remote side once; a failed attempt is retried at the next call. */

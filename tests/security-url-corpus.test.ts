@@ -1,0 +1,193 @@
+// Every URL form libpq accepts keeps its password out of every output path: errors, events, status(), the
+// CLI and anything written to stdout/stderr. URLs whose user info holds unencoded reserved characters are
+// refused at connect() with CONFIG_INVALID before anything can print them.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import util from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ominipg } from "../src/index.js";
+import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+
+/** A password of its own per form (so a leak is traced to its form), never the server's real one. */
+const secret = (i: number) => `Corpus${i}Pw`;
+
+function renderings(value: unknown): string[] {
+  const out = [String(value), util.inspect(value, { depth: 20, showHidden: true })];
+  try {
+    out.push(JSON.stringify(value) ?? "");
+  } catch {
+    // circular: inspect covers it
+  }
+  if (value instanceof Error) out.push(value.stack ?? "");
+  return out;
+}
+
+function expectNoSecret(what: string, value: unknown, secretText: string): void {
+  for (const text of renderings(value))
+    expect(text.includes(secretText), `${what} shows ${secretText}:\n${text.slice(0, 1500)}`).toBe(false);
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, "..", "dist", "cli", "main.js"), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  return new Promise((resolve) => child.on("exit", () => resolve(out)));
+}
+
+describe("security: a corpus of URL forms", () => {
+  let remote: TestDatabase;
+  let accepted: { form: string; url: string; secret: string; env?: Record<string, string> }[];
+  let refused: { form: string; url: string; secret: string }[];
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    const u = new URL(remote.url);
+    const [host, port, db] = [u.hostname, u.port, u.pathname.slice(1)];
+    const down = new URL(unreachableUrl()).port;
+    const s = secret;
+    accepted = [
+      { form: "plain", url: `postgres://postgres:${s(1)}@${host}:${port}/${db}` },
+      { form: "postgresql scheme", url: `postgresql://postgres:${s(2)}@localhost:${port}/${db}` },
+      { form: "upper-case scheme", url: `POSTGRES://postgres:${s(3)}@${host}:${port}/${db}` },
+      {
+        form: "percent-encoded reserved characters",
+        url: `postgres://postgres:${encodeURIComponent(`${s(4)}@:/?#% x`)}@${host}:${port}/${db}`,
+        secret: s(4),
+      },
+      { form: "IPv6 host", url: `postgres://postgres:${s(5)}@[::1]:${port}/${db}` },
+      { form: "password= parameter", url: `postgres://postgres@${host}:${port}/${db}?password=${s(6)}` },
+      {
+        form: "user= and password= parameters",
+        url: `postgres://${host}:${port}/${db}?user=postgres&password=${s(7)}`,
+      },
+      { form: "several hosts", url: `postgres://postgres:${s(8)}@${host}:${down},${host}:${port}/${db}` },
+      { form: "sslmode=disable", url: `postgres://postgres:${s(9)}@${host}:${port}/${db}?sslmode=disable` },
+      { form: "unencoded colon in the password", url: `postgres://postgres:${s(10)}:x@${host}:${port}/${db}` },
+      {
+        form: "percent-encoded non-ASCII",
+        url: `postgres://postgres:${encodeURIComponent(`${s(11)}ä€😀`)}@${host}:${port}/${db}`,
+        secret: s(11),
+      },
+      { form: "empty user name", url: `postgres://:${s(12)}@${host}:${port}/${db}` },
+      { form: "no database", url: `postgres://postgres:${s(13)}@${host}:${port}` },
+      {
+        form: "other parameters around password=",
+        url: `postgres://postgres@${host}:${port}/${db}?application_name=corpus&password=${s(14)}&connect_timeout=5`,
+      },
+      { form: "PGPASSWORD", url: `postgres://postgres@${host}:${port}/${db}`, env: { PGPASSWORD: s(15) } },
+      {
+        form: "unix socket directory as host",
+        url: `postgres://postgres:${s(16)}@${encodeURIComponent("/tmp/ominipg-no-such-dir")}/${db}`,
+      },
+      { form: "unreachable port", url: `postgres://postgres:${s(17)}@${host}:${down}/${db}` },
+    ].map((f, i) => ({ secret: secret(i + 1), ...f }));
+    refused = [
+      { form: "unencoded space", url: `postgres://postgres:a b${s(21)}@${host}:${port}/${db}` },
+      { form: "unencoded @", url: `postgres://postgres:a@${s(22)}@${host}:${port}/${db}` },
+      { form: "unencoded #", url: `postgres://postgres:a#${s(23)}@${host}:${port}/${db}` },
+      { form: "unencoded /", url: `postgres://postgres:a/${s(24)}@${host}:${port}/${db}` },
+      { form: "unencoded ?", url: `postgres://postgres:a?${s(25)}@${host}:${port}/${db}` },
+      { form: "bad percent escape", url: `postgres://postgres:a%zz${s(26)}@${host}:${port}/${db}` },
+      { form: "newline", url: `postgres://postgres:a\n${s(27)}@${host}:${port}/${db}` },
+      { form: "space in password=", url: `postgres://postgres@${host}:${port}/${db}?password=a b${s(28)}` },
+    ].map((f, i) => ({ ...f, secret: secret(i + 21) }));
+  });
+  afterAll(async () => {
+    await remote.drop();
+  });
+
+  it("refuses URLs with unencoded reserved characters with CONFIG_INVALID, without showing them", async () => {
+    for (const f of refused) {
+      for (const option of ["syncUrl", "url"] as const) {
+        const err = await Ominipg.connect({ [option]: f.url }).then(
+          async (db) => (await db.close(), new Error(`accepted ${f.form}`)),
+          (e: unknown) => e,
+        );
+        expect(err, `${option}: ${f.form}`).toMatchObject({ code: "CONFIG_INVALID" });
+        expectNoSecret(`connect({ ${option} }) with ${f.form}`, err, f.secret);
+      }
+      expectNoSecret(
+        `the CLI with ${f.form}`,
+        await cli(["status", tempDir("ominipg-corpus-"), "--remote", f.url, "--verbose"]),
+        f.secret,
+      );
+    }
+  });
+
+  it("for every accepted form, no failure, event, status() or output shows the password", async () => {
+    const writes: string[] = [];
+    const [out, err] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => (
+      writes.push(String(chunk)),
+      out(chunk as string, ...(rest as []))
+    )) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => (
+      writes.push(String(chunk)),
+      err(chunk as string, ...(rest as []))
+    )) as typeof process.stderr.write;
+    const saved = process.env.PGPASSWORD;
+    try {
+      for (const f of accepted) {
+        if (f.env?.PGPASSWORD) process.env.PGPASSWORD = f.env.PGPASSWORD;
+        else delete process.env.PGPASSWORD;
+        const events: unknown[] = [];
+        const db = await Ominipg.connect({
+          loadDataDir: await pgliteTemplate(),
+          syncUrl: f.url,
+          sync: { retry: { attempts: 1 } },
+        });
+        db.on("error", (e) => events.push(e));
+        try {
+          // The test server trusts local connections: some forms connect, some fail. Either way, nothing shows it.
+          const outcomes = await Promise.all(
+            [db.sync(), db.pull(), db.verify()].map((p) => p.catch((e: unknown) => e)),
+          );
+          for (const outcome of outcomes) expectNoSecret(`sync/pull/verify with ${f.form}`, outcome, f.secret);
+          const status = await db.status();
+          expect(status.remote, f.form).not.toBeNull();
+          expectNoSecret(`status() with ${f.form}`, status, f.secret);
+          for (const e of events) expectNoSecret(`an error event with ${f.form}`, e, f.secret);
+        } finally {
+          await db.close();
+        }
+        const dir = tempDir("ominipg-corpus-");
+        for (const args of [
+          ["status", dir, "--remote", f.url, "--verbose"],
+          ["sync", dir, "--verbose"],
+        ]) {
+          const output = await cli(args, { OMINIPG_REMOTE_URL: f.url, ...(f.env ?? {}) });
+          expectNoSecret(`ominipg ${args[0]} with ${f.form}`, output, f.secret);
+        }
+      }
+    } finally {
+      process.stdout.write = out;
+      process.stderr.write = err;
+      if (saved === undefined) delete process.env.PGPASSWORD;
+      else process.env.PGPASSWORD = saved;
+    }
+    expectNoSecret("stdout/stderr", writes.join(""), "Corpus");
+  }, 300_000);
+
+  it("several hosts: when the first cannot be reached, the next one is used (and a sync never hangs)", async () => {
+    const u = new URL(remote.url);
+    const down = `${u.hostname}:${new URL(unreachableUrl()).port}`;
+    const url = remote.url.replace(`@${u.host}/`, `@${down},${u.host}/`);
+    expect(url).not.toBe(remote.url);
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: url,
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS corpus (id int PRIMARY KEY)`],
+      sync: { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 10 } },
+    });
+    try {
+      await db.query(`INSERT INTO corpus VALUES (2) ON CONFLICT DO NOTHING`);
+      expect((await db.sync()).pushed).toBe(1);
+      expect(await remote.sql`SELECT id FROM corpus WHERE id = 2`).toEqual([{ id: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+});
