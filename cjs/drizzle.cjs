@@ -1,0 +1,4 @@
+"use strict";
+/* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS entry: require() is what it is for */
+// require("ominipg/drizzle"): see esm.cjs.
+module.exports = require("./esm.cjs")(() => require("../dist/adapters/drizzle.js"), "ominipg/drizzle");
