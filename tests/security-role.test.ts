@@ -32,8 +32,8 @@ describe("security: a remote role with only the documented privileges", () => {
     } finally {
       await admin.end();
     }
-    // The admin sets the database up: the app's schema and Ominipg's ledger table (src/apply/ledger.ts).
-    for (const s of [...SCHEMA, LEDGER_DDL]) await remote.sql.unsafe(s);
+    // The admin sets the database up: the app's schema and Ominipg's ledger table (src/remote/schema.ts).
+    for (const s of [...SCHEMA, LEDGER_DDL]) await remote.sql.unsafe(s).simple();
     await remote.sql.unsafe(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
     await remote.sql.unsafe(`GRANT USAGE ON SCHEMA public TO ${role}`);
     await remote.sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON notes, tags, public._ominipg_ledger TO ${role}`);

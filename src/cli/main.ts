@@ -5,11 +5,19 @@ import { demoCommand } from "./demo.js";
 import { UsageError } from "./errors.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, columns, complain, detail, say } from "./output.js";
 import { pullCommand } from "./pull.js";
+import { setupCommand } from "./setup.js";
 import { statusCommand } from "./status.js";
 import { syncCommand } from "./sync.js";
 import { verifyCommand } from "./verify.js";
 
-const COMMANDS: readonly Command[] = [statusCommand, syncCommand, pullCommand, verifyCommand, demoCommand];
+const COMMANDS: readonly Command[] = [
+  statusCommand,
+  syncCommand,
+  pullCommand,
+  verifyCommand,
+  setupCommand,
+  demoCommand,
+];
 
 function topLevelHelp(): string {
   return [
@@ -24,6 +32,7 @@ function topLevelHelp(): string {
         ["sync <dir> --remote <url>", syncCommand.summary],
         ["pull <dir> --remote <url>", pullCommand.summary],
         ["verify <dir> --remote <url>", verifyCommand.summary],
+        ["setup --remote <url> [--grant <role>]", setupCommand.summary],
         ["demo", demoCommand.summary],
       ],
       "  ",

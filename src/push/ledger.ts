@@ -1,5 +1,5 @@
 import type { Sql } from "../remote/connection.js";
-import { LEDGER_TABLE } from "../remote/schema.js";
+import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
@@ -16,7 +16,7 @@ export function claimSql(clientId: string, batchId: string, ranges: string, when
 
 export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batchIds: number[]; ranges: number[] }> {
   const rows = await sql.unsafe<{ batch_id: number; entry_ranges: string }[]>(
-    `SELECT batch_id, entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1`,
+    `SELECT batch_id, entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND ${OWN_LEDGER_ROWS}`,
     [clientId],
   );
   const ranges: number[] = [];
@@ -26,16 +26,16 @@ export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batch
 
 export async function forgetBatches(sql: Sql, clientId: string, batchIds: number[]): Promise<void> {
   if (batchIds.length === 0) return;
-  await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = ANY($2::text::int8[])`, [
-    clientId,
-    `{${batchIds.join(",")}}`,
-  ]);
+  await sql.unsafe(
+    `DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = ANY($2::text::int8[]) AND ${OWN_LEDGER_ROWS}`,
+    [clientId, `{${batchIds.join(",")}}`],
+  );
 }
 
 /** The entry ranges of a batch this client's ledger has (a claim that found its batch already applied). */
 export async function claimedRanges(sql: Sql, clientId: string, batchId: number): Promise<number[]> {
   const [row] = await sql.unsafe<{ entry_ranges: string }[]>(
-    `SELECT entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = $2`,
+    `SELECT entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = $2 AND ${OWN_LEDGER_ROWS}`,
     [clientId, batchId],
   );
   return row ? parseIntArray(row.entry_ranges) : [];
@@ -44,7 +44,7 @@ export async function claimedRanges(sql: Sql, clientId: string, batchId: number)
 /** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
 export async function narrowClaim(sql: Sql, clientId: string, batchId: number, ranges: number[]): Promise<void> {
   await sql.unsafe(
-    `UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2`,
+    `UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2 AND owner = current_user`,
     [clientId, batchId, `{${ranges.join(",")}}`],
   );
 }
@@ -56,16 +56,17 @@ export async function ledgerCount(sql: Sql, clientId: string): Promise<number> {
   );
   if (!ledger?.found) return 0;
   const [row] = await sql.unsafe<{ n: number }[]>(
-    `SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid`,
+    `SELECT count(*)::int AS n FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND ${OWN_LEDGER_ROWS}`,
     [clientId],
   );
   return Number(row?.n ?? 0);
 }
 
 export async function dropLedger(sql: Sql, clientId: string): Promise<number> {
-  const rows = await sql.unsafe(`DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid RETURNING 1`, [
-    clientId,
-  ]);
+  const rows = await sql.unsafe(
+    `DELETE FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND ${OWN_LEDGER_ROWS} RETURNING 1`,
+    [clientId],
+  );
   return rows.length;
 }
 

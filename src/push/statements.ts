@@ -2,7 +2,7 @@ import { overridingClause, type TableInfo } from "../core/table.js";
 import { quoteIdent, quoteLiteral } from "../core/sql.js";
 import { claimSql } from "./ledger.js";
 import { joinImage, type Image } from "../core/image.js";
-import { LEDGER_TABLE } from "../remote/schema.js";
+import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
 /**
  * Set-based remote writes. Every group of writes takes its rows as ONE jsonb parameter (sent as text, so
@@ -85,7 +85,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   });
   ctes.push(
     `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
-      `WHERE NOT EXISTS (SELECT FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND batch_id = $2::int8))`,
+      `WHERE NOT EXISTS (SELECT FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND batch_id = $2::int8 AND ${OWN_LEDGER_ROWS}))`,
     `ominipg_claim AS (${claimSql("$1", "$2", "$3", `${locked.join(" + ")} >= 0 AND NOT EXISTS (SELECT FROM ominipg_conflicts)`)})`,
     ...writes.map((w, i) => `ominipg_w${i} AS (${w})`),
   );

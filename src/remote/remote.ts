@@ -1,4 +1,4 @@
-import { LEDGER_DDL, LEDGER_TABLE } from "./schema.js";
+import { LEDGER_DDL, LEDGER_STATE_SQL, LEDGER_TABLE, REMOTE_SCHEMA_VERSION, tenantGrants } from "./schema.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
@@ -88,12 +88,32 @@ export class Remote {
           }
         }
       }
-      // CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: look first, so a
-      // role with only the documented privileges works with a ledger its admin created (docs/API.md).
-      const [ledger] = await tx.unsafe<{ found: boolean }[]>(
-        `SELECT to_regclass('public.${LEDGER_TABLE}') IS NOT NULL AS found`,
+      // Set up (or upgraded in place) only where needed, and only by a role that may: a tenant role with the
+      // documented grants uses a ledger its administrator set up (`ominipg setup`), and needs no CREATE.
+      const [state] =
+        await tx.unsafe<{ found: boolean; version: string; owns: boolean; may_create: boolean }[]>(LEDGER_STATE_SQL);
+      if (state?.version === REMOTE_SCHEMA_VERSION) return;
+      if (state && (state.found ? state.owns : state.may_create)) {
+        await tx.unsafe(LEDGER_DDL).simple();
+        return;
+      }
+      throw new SyncError(
+        "REMOTE_SETUP_FAILED",
+        `Ominipg's remote ledger public.${LEDGER_TABLE} is ${state?.found ? "from an older version" : "missing"} and this role may not ${state?.found ? "upgrade" : "create"} it: run \`ominipg setup <url>\` once as its owner (or a role that may create tables in schema public); see docs/SECURITY.md`,
+        { retryable: false },
       );
-      if (!ledger?.found) await tx.unsafe(LEDGER_DDL);
     });
   }
+}
+
+/**
+ * `ominipg setup`: Ominipg's remote objects set up (or upgraded in place) by a role that owns them or may
+ * create them, and the least privileges each tenant role needs granted; one transaction under the set-up lock.
+ */
+export async function setUpRemote(sql: Sql, grantTo: readonly string[]): Promise<void> {
+  await transaction(sql, async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
+    await tx.unsafe(LEDGER_DDL).simple();
+    for (const role of grantTo) await tx.unsafe(tenantGrants(role)).simple();
+  });
 }

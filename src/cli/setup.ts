@@ -1,0 +1,63 @@
+import { openRemote } from "../remote/connection.js";
+import { setUpRemote } from "../remote/remote.js";
+import { LEDGER_DDL, tenantGrants } from "../remote/schema.js";
+import { COMMON_OPTIONS, REMOTE_OPTION, parseCommandArgs, remoteArg } from "./args.js";
+import type { Command } from "./command.js";
+import { UsageError } from "./errors.js";
+import { EXIT_OK, say } from "./output.js";
+
+const HELP = `Usage: ominipg setup --remote <url> [--grant <role>]... [--print]
+
+Set up (or upgrade in place) what Ominipg keeps on the remote database: its
+ledger table, protected per tenant (row-level security keyed by the writing
+role, TRUNCATE refused), and grant each --grant role the least it needs on it.
+Run it once as the table's owner or a role that may create tables in schema
+public (a privileged client also does it by itself at its first contact).
+The synced tables need their own grants: see docs/API.md and docs/SECURITY.md.
+
+Options:
+  -r, --remote <url>  the remote PostgreSQL (default: $OMINIPG_REMOTE_URL)
+  -g, --grant <role>  a tenant role to grant Ominipg's privileges to (repeatable)
+      --print         print the SQL instead of running it (no connection)
+  -h, --help          show this help
+      --verbose       show stack traces of errors
+
+Exit codes: 0 done, 1 failed, 2 usage error.`;
+
+export const setupCommand: Command = {
+  name: "setup",
+  summary: "set up Ominipg's remote tables (per-tenant protection) and grants",
+  help: HELP,
+  async run(args) {
+    const parsed = parseCommandArgs("setup", {
+      args,
+      options: {
+        ...COMMON_OPTIONS,
+        ...REMOTE_OPTION,
+        grant: { type: "string", short: "g", multiple: true },
+        print: { type: "boolean" },
+      },
+      allowPositionals: false,
+    });
+    const flags = parsed.values;
+    if (flags.help) {
+      say(HELP);
+      return EXIT_OK;
+    }
+    const roles = flags.grant ?? [];
+    for (const role of roles) if (role.trim() === "") throw new UsageError("--grant needs a role name", "setup");
+    if (flags.print) {
+      say(`${[LEDGER_DDL, ...roles.map(tenantGrants)].join(";\n")};`);
+      return EXIT_OK;
+    }
+    const remote = remoteArg("setup", flags.remote, true)!;
+    const sql = openRemote(remote, { max: 1 });
+    try {
+      await setUpRemote(sql, roles);
+    } finally {
+      await sql.end({ timeout: 0 });
+    }
+    say(`Ominipg's remote tables are set up${roles.length ? `; granted to ${roles.join(", ")}` : ""}`);
+    return EXIT_OK;
+  },
+};
