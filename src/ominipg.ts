@@ -48,6 +48,7 @@ export class Ominipg extends OminipgBase {
         options.remoteSchema !== "skip",
         this.#sync.concurrency + 1,
         this.#sync.retry,
+        { role: options.remoteRole, claims: options.remoteClaims },
       );
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, options.testHooks);
@@ -143,7 +144,7 @@ export class Ominipg extends OminipgBase {
     const catalog = await this.local.run(() => this.catalog());
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
     await this.#remote.ensureReady();
-    return advanceRemoteSequences(this.#remote.sql, values);
+    return this.#remote.session((sql) => advanceRemoteSequences(sql, values));
   }
 
   /** What an operator wants to know: client id, pending changes, last sync, whether the remote answers. */
@@ -157,7 +158,7 @@ export class Ominipg extends OminipgBase {
     if (this.#remote) {
       const r = this.#remote;
       remote = await Promise.race([
-        (clientId ? ledgerCount(r.sql, clientId) : Promise.resolve(0)).then((ledgerRows) => ({
+        (clientId ? r.session((sql) => ledgerCount(sql, clientId)) : Promise.resolve(0)).then((ledgerRows) => ({
           url: r.redact(r.url),
           reachable: true,
           ledgerRows,
@@ -207,7 +208,7 @@ export class Ominipg extends OminipgBase {
     const catalog = await this.local.run(() => this.catalog());
     const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
     try {
-      return await verifyTables((sql) => this.local.run((d) => localHashes(d, sql)), remote.sql, tables);
+      return await verifyTables((sql) => this.local.run((d) => localHashes(d, sql)), remote, tables);
     } catch (err) {
       throw remote.error("VERIFY_FAILED", "comparing tables with the remote", err);
     }

@@ -45,7 +45,6 @@ import { Mutex } from "../core/mutex.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
-import { transaction } from "../remote/connection.js";
 import type { Remote } from "../remote/remote.js";
 import { catchUpSequences, pulledSequences, remoteSequenceValues, type Tx } from "../seq/pulled.js";
 import type { OwnedSequence } from "../seq/owned.js";
@@ -115,20 +114,16 @@ export class Puller {
     let attempt: PullContext | undefined;
     try {
       // transaction(): postgres.js's own begin() can crash the process when the connection drops mid-way.
-      const remoteValues = await transaction(
-        this.remote.sql,
-        async (sql) => {
-          attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
-          await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
-          for (const t of tables) {
-            const tally = await this.#table(attempt, t, result);
-            result.tables[`${t.schema}.${t.name}`] = tally;
-            result.rejected += tally.rejected;
-          }
-          return remoteSequenceValues(attempt.tx, owned);
-        },
-        "ISOLATION LEVEL REPEATABLE READ READ ONLY",
-      );
+      const remoteValues = await this.remote.transaction(async (sql) => {
+        attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
+        await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
+        for (const t of tables) {
+          const tally = await this.#table(attempt, t, result);
+          result.tables[`${t.schema}.${t.name}`] = tally;
+          result.rejected += tally.rejected;
+        }
+        return remoteSequenceValues(attempt.tx, owned);
+      }, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
       return { result, remoteValues };
     } finally {
       // transaction() gives up on a lost connection at once, while the attempt may still be at work.

@@ -1,6 +1,6 @@
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
-import { transaction, type Sql } from "../remote/connection.js";
+import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteIdent } from "../core/sql.js";
 
@@ -35,14 +35,14 @@ function hashesSql(t: TableInfo): string {
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */
 export async function verifyTables(
   local: (sql: string) => Promise<{ k: string; h: string }[]>,
-  remote: Sql,
+  remote: Pick<Remote, "transaction">,
   tables: TableInfo[],
   limit = 100,
 ): Promise<VerifyResult> {
   const out: TableDifference[] = [];
   for (const t of tables) {
     const localRows = await local(hashesSql(t));
-    const remoteRows = await transaction(remote, async (tx) => {
+    const remoteRows = await remote.transaction(async (tx) => {
       await tx.unsafe(CANONICAL_SETTINGS).simple();
       return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t));
     });

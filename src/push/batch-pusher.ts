@@ -7,6 +7,7 @@ import type { Batch } from "./batches.js";
 import type { RowOp } from "./coalesce.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { groupOps, toGroupWrite } from "./groups.js";
+import { FoundRefusal, isSequenceKeyCollision, keyCollision, unwritten } from "./collision.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
@@ -38,7 +39,11 @@ export async function pushBatches(ctx: PushContext, batches: Batch[]): Promise<v
 function pushBatch(ctx: PushContext, batch: Batch): Promise<void> {
   return isolateRefused(
     batch,
-    (b) => applyAndDrop(ctx, b),
+    (b) =>
+      applyAndDrop(ctx, b).catch((err: unknown) => {
+        // A key it could not write at any attempt: a refusal of that row (collision.ts), not a race.
+        throw err instanceof SyncError && err.code === "CONFLICT_RACE" ? unwritten(describeBatch(b), err) : err;
+      }),
     (b, err) => {
       const parts = isRefusal(err) && isRowLevel(err.cause ?? err) ? halves(b.ops) : undefined;
       return parts?.map((ops) => ({
@@ -83,6 +88,9 @@ async function reject(ctx: PushContext, batch: Batch, err: unknown): Promise<voi
   // Only a refusal of these very rows may be set aside; an error about the statement or the table itself
   // (permissions, a missing column...) would refuse every row alike: stop even with onReject "skip".
   const skippable = isRowLevel(cause) || batch.ops.length === 0;
+  // A sequence key collision: both rows are recorded (the remote one is a row this role can see).
+  if (cause instanceof FoundRefusal && cause.remote !== undefined && batch.ops.length === 1)
+    await ctx.settler.recordRejected(batch.ops[0]!, cause.remote);
   if (ctx.options.onReject === "stop" || !skippable)
     throw new SyncError("REMOTE_REJECTED", message, { cause, retryable: false });
   await ctx.local.run((d) => keepRejected(d, batch, cause));
@@ -109,7 +117,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     // A DO block cannot say whether the claim was new: counted as applied either way. (planBatches gives
     // truncations a batch of their own.)
     await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
-      await remote.sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges));
+      await remote.session((sql) => sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges)));
       await testHooks.afterRemoteCommit?.();
     });
     return { fresh: true, writes: batch.truncates.length };
@@ -121,13 +129,15 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     const groups = groupOps(ops);
     const { text, params } = batchSql(groups.map(toGroupWrite));
     const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
-      const [row] = await remote.sql
-        .unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [
-          clientId,
-          batchId,
-          `{${ranges.join(",")}}`,
-          ...params,
-        ])
+      const [row] = await remote
+        .session((sql) =>
+          sql.unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [
+            clientId,
+            batchId,
+            `{${ranges.join(",")}}`,
+            ...params,
+          ]),
+        )
         .catch((err: unknown) => {
           if (!isRace(err)) throw err;
           throw new SyncError(
@@ -155,6 +165,8 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
       const pushed = groups[c.group]!.ops[c.row - 1]!;
       return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote };
     });
+    // Never settled by a strategy: two records with one key, refused as onReject says (collision.ts).
+    for (const f of found) if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
     const decided = await ctx.settler.settle(found);
     ctx.tally.conflicts += found.length;
     const instead = new Map(found.map((f, i) => [f.pushed, decided[i]]));

@@ -2,7 +2,6 @@ import type { Driver } from "../core/driver.js";
 import { SyncError } from "../core/errors.js";
 import type { TableInfo } from "../core/table.js";
 import { dropSpan, entriesByTable, readInsertRuns } from "../log/queue.js";
-import { transaction } from "../remote/connection.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { copyInto, type CopyInto } from "./copy.js";
 import { claimedRanges, claimSql, narrowClaim } from "./ledger.js";
@@ -81,7 +80,7 @@ async function copyBatch(
   let outcome: { fresh: boolean; through: number; entries: number; tables: Map<TableInfo, number>; left?: Span };
   try {
     outcome = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
-      const result = await transaction(remote.sql, async (tx) => {
+      const result = await remote.transaction(async (tx) => {
         const [claim] = await tx.unsafe(claimSql("$1", "$2", "$3", "true"), [clientId, lo, `{${lo},${hi}}`]);
         if (!claim) {
           const [, through] = await claimedRanges(tx, clientId, lo);

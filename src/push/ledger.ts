@@ -1,5 +1,5 @@
 import type { Sql } from "../remote/connection.js";
-import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
+import { IDENTITY, LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
@@ -44,7 +44,7 @@ export async function claimedRanges(sql: Sql, clientId: string, batchId: number)
 /** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
 export async function narrowClaim(sql: Sql, clientId: string, batchId: number, ranges: number[]): Promise<void> {
   await sql.unsafe(
-    `UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2 AND owner = current_user`,
+    `UPDATE public.${LEDGER_TABLE} SET entry_ranges = $3::text::int8[] WHERE client_id = $1 AND batch_id = $2 AND owner = ${IDENTITY}`,
     [clientId, batchId, `{${ranges.join(",")}}`],
   );
 }

@@ -55,7 +55,7 @@ export class Syncer {
     if (this.#schemaChecked !== catalog) {
       const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
       await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
-        checkRemoteSchema(remote.sql, tables),
+        remote.session((sql) => checkRemoteSchema(sql, tables)),
       );
       this.#schemaChecked = catalog;
     }
@@ -86,10 +86,10 @@ export class Syncer {
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
     await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () =>
-      advanceRemoteSequences(remote.sql, values),
+      remote.session((sql) => advanceRemoteSequences(sql, values)),
     );
     await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
-      forgetBatches(remote.sql, clientId, ctx.tally.appliedBatchIds),
+      remote.session((sql) => forgetBatches(sql, clientId, ctx.tally.appliedBatchIds)),
     );
     return ctx.tally.result(performance.now() - started);
   }
@@ -104,7 +104,7 @@ export class Syncer {
     const clientId = await this.local.run(clientIdOf);
     const settled = await this.#reconcile(clientId);
     const dropped = await remote.retrying("REMOTE_LEDGER_FAILED", "removing this client's ledger rows", () =>
-      dropLedger(remote.sql, clientId),
+      remote.session((sql) => dropLedger(sql, clientId)),
     );
     return settled + dropped;
   }
@@ -113,12 +113,12 @@ export class Syncer {
   async #reconcile(clientId: string): Promise<number> {
     const { remote } = this;
     const { batchIds, ranges } = await remote.retrying("REMOTE_LEDGER_FAILED", "reading the remote ledger", () =>
-      appliedRanges(remote.sql, clientId),
+      remote.session((sql) => appliedRanges(sql, clientId)),
     );
     if (batchIds.length === 0) return 0;
     await this.local.run((d) => deleteEntries(d, ranges));
     await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
-      forgetBatches(remote.sql, clientId, batchIds),
+      remote.session((sql) => forgetBatches(sql, clientId, batchIds)),
     );
     return batchIds.length;
   }

@@ -12,9 +12,11 @@ const SETUP_LOCK = 0x6f6d696e;
  * successful contact (schemaSQL, the ledger table). Nothing here runs at connect().
  */
 export class Remote {
-  readonly sql: Sql;
+  readonly #sql: Sql;
   #ready: Promise<void> | undefined;
   #secrets: string[];
+  /** The statement that takes on this client's identity in a transaction; undefined: the login role as it is. */
+  readonly #become: { text: string; params: string[] } | undefined;
 
   constructor(
     readonly url: string,
@@ -22,9 +24,36 @@ export class Remote {
     private readonly applySchema: boolean,
     poolSize: number,
     private readonly retry: RetryPolicy,
+    identity: RemoteIdentity = {},
   ) {
-    this.sql = openRemote(url, { max: poolSize, prepare: false });
+    this.#sql = openRemote(url, { max: poolSize, prepare: false });
     this.#secrets = secretsOf(url, process.env);
+    this.#become = identityStatement(identity);
+  }
+
+  /**
+   * Run one unit of remote work as this client's identity: with a role or claims, inside a transaction that
+   * sets them first (SET LOCAL: they end with it, so a pooler in transaction mode may hand the connection to
+   * anyone next); without, directly on the pool.
+   */
+  session<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#become ? this.transaction(fn) : fn(this.#sql);
+  }
+
+  /** A remote transaction (connection.ts's safe one) as this client's identity. */
+  transaction<T>(
+    fn: (sql: Sql) => Promise<T>,
+    mode: "" | "ISOLATION LEVEL REPEATABLE READ READ ONLY" = "",
+  ): Promise<T> {
+    const become = this.#become;
+    return transaction(
+      this.#sql,
+      async (tx) => {
+        if (become) await tx.unsafe(become.text, become.params);
+        return fn(tx);
+      },
+      mode,
+    );
   }
 
   /** Set up the remote side once; a failed attempt is retried at the next call. */
@@ -66,7 +95,7 @@ export class Remote {
    * so each close after a network failure took the whole timeout.)
    */
   async close(): Promise<void> {
-    await this.sql.end({ timeout: 0 });
+    await this.#sql.end({ timeout: 0 });
   }
 
   /**
@@ -75,7 +104,8 @@ export class Remote {
    * on the catalog's unique index), and the lock ends with the transaction (PgBouncer-safe).
    */
   async #setup(): Promise<void> {
-    await transaction(this.sql, async (tx) => {
+    // As the login role: set-up is the deployment's, not a tenant identity's.
+    await transaction(this.#sql, async (tx) => {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
       if (this.applySchema) {
         for (let i = 0; i < this.schemaSQL.length; i++) {
@@ -116,4 +146,27 @@ export async function setUpRemote(sql: Sql, grantTo: readonly string[]): Promise
     await tx.unsafe(LEDGER_DDL).simple();
     for (const role of grantTo) await tx.unsafe(tenantGrants(role)).simple();
   });
+}
+
+/**
+ * Who a client acts as on the remote (docs/SECURITY.md): a role its login role may become (SET ROLE), and
+ * JWT-style claims for policies that read `request.jwt.claims` (the Supabase / PostgREST convention).
+ */
+export interface RemoteIdentity {
+  role?: string | undefined;
+  claims?: Record<string, unknown> | undefined;
+}
+
+function identityStatement(identity: RemoteIdentity): { text: string; params: string[] } | undefined {
+  const sets: string[] = [];
+  const params: string[] = [];
+  if (identity.role !== undefined) {
+    params.push(identity.role);
+    sets.push(`set_config('role', $${params.length}, true)`);
+  }
+  if (identity.claims !== undefined) {
+    params.push(JSON.stringify(identity.claims));
+    sets.push(`set_config('request.jwt.claims', $${params.length}, true)`);
+  }
+  return sets.length ? { text: `SELECT ${sets.join(", ")}`, params } : undefined;
 }

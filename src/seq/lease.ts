@@ -34,9 +34,11 @@ export class SequenceLeases {
     for (const s of owned) {
       const unused = await this.local.run((d) => unusedIds(d, s));
       if (unused >= this.blockSize * 2) continue;
-      const rows = await this.remote.sql.unsafe<{ v: string }[]>(
-        `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
-        [s.table.sql, s.column, this.blockSize * 2 - unused],
+      const rows = await this.remote.session((sql) =>
+        sql.unsafe<{ v: string }[]>(
+          `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
+          [s.table.sql, s.column, this.blockSize * 2 - unused],
+        ),
       );
       const ranges = toRanges(rows.map((r) => Number(r.v)));
       await this.local.run(async (d) => {
