@@ -1,7 +1,8 @@
 /**
  * The one table of PostgreSQL error codes Ominipg acts on, for push and pull alike:
- * - "row": the error refuses particular rows (bad data, a constraint, a trigger's RAISE): the other rows of
- *   the same statement may go through, so a refused batch is halved until the refused rows are found;
+ * - "row": the error refuses particular rows (bad data, a constraint, a trigger's RAISE, a row-level security
+ *   policy): the other rows of the same statement may go through, so a refused batch is halved until the
+ *   refused rows are found;
  * - "retryable": the same statement may succeed later (connection trouble, shutdown, lock or resource
  *   contention, serialization failure, a cancelled statement);
  * - "statement": everything else (permissions, a missing column, a syntax error...): it would refuse every
@@ -16,6 +17,23 @@ const ROW_CLASSES: Readonly<Record<string, string>> = {
   "44": "WITH CHECK OPTION violation",
   "54": "program limit exceeded (a row too large)",
   P0: "PL/pgSQL RAISE",
+};
+
+/**
+ * Codes PostgreSQL uses both for a refusal of rows and for one of the whole statement: what the error says
+ * decides. 42501 is "permission denied for table" (every row alike) and also a row-level security policy
+ * refusing a row ("new row violates row-level security policy ...", also "(USING expression)" for an
+ * `ON CONFLICT DO UPDATE` of a row the role may not update, and MERGE's "target row violates ..."). The
+ * policy check is the executor's `ExecWithCheckOptions`, which the error names as its routine whatever the
+ * server's language; without a routine, the English message. ("query would be affected by row-level
+ * security policy", with row_security off, refuses the statement: it says no "violates".)
+ */
+const ROW_WHEN: Readonly<Record<string, { what: string; routine: string; message: RegExp }>> = {
+  "42501": {
+    what: "a row-level security policy refused the row",
+    routine: "ExecWithCheckOptions",
+    message: /violates row-level security policy/,
+  },
 };
 
 const RETRYABLE_CLASSES: Readonly<Record<string, string>> = {
@@ -33,10 +51,23 @@ const RETRYABLE_CODES: Readonly<Record<string, string>> = {
   "57014": "query canceled",
 };
 
-/** The scope of a SQLSTATE (five characters); "statement" for anything unknown. */
-export function sqlstateScope(code: string): SqlstateScope {
+/** What an error says beyond its code (postgres.js and PGlite errors have both fields). */
+export interface ErrorText {
+  message?: unknown;
+  routine?: unknown;
+}
+
+/**
+ * The scope of a SQLSTATE (five characters); "statement" for anything unknown. `error`: the error itself, for
+ * the codes whose scope depends on what it says (ROW_WHEN); without it they are "statement".
+ */
+export function sqlstateScope(code: string, error?: ErrorText): SqlstateScope {
   const cls = code.slice(0, 2);
   if (cls in ROW_CLASSES) return "row";
+  const when = ROW_WHEN[code];
+  if (when && error && (error.routine === when.routine || when.message.test(String(error.message ?? "")))) {
+    return "row";
+  }
   if (cls in RETRYABLE_CLASSES || code in RETRYABLE_CODES) return "retryable";
   return "statement";
 }
@@ -49,8 +80,13 @@ export function sqlstateOf(err: unknown): string | undefined {
   return /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
 }
 
-/** Does the error refuse particular rows (see SqlstateScope)? */
-export function isRowLevel(err: unknown): boolean {
+/** The scope of a PostgreSQL error (postgres.js or PGlite), from its code and what it says; undefined for any other error. */
+export function errorScope(err: unknown): SqlstateScope | undefined {
   const code = sqlstateOf(err);
-  return code !== undefined && sqlstateScope(code) === "row";
+  return code === undefined ? undefined : sqlstateScope(code, err as ErrorText);
+}
+
+/** Does the error refuse particular rows (see SqlstateScope)? Push and pull decide with this one function. */
+export function isRowLevel(err: unknown): boolean {
+  return errorScope(err) === "row";
 }

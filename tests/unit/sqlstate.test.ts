@@ -1,13 +1,13 @@
 // The one SQLSTATE table (src/core/sqlstate.ts) and the one retry policy (src/remote/retry.ts), for push and
 // pull alike.
 import { describe, expect, it } from "vitest";
-import { isRowLevel, sqlstateOf, sqlstateScope, type SqlstateScope } from "../../src/core/sqlstate.js";
+import { errorScope, isRowLevel, sqlstateOf, sqlstateScope, type SqlstateScope } from "../../src/core/sqlstate.js";
 import { backoffDelay, isRetryable, withRetry, type RetryPolicy } from "../../src/remote/retry.js";
 import { ConfigError, SyncError } from "../../src/core/errors.js";
 
 /** A PostgreSQL error as postgres.js (or PGlite) raises it. */
-function pgError(code: string): Error {
-  return Object.assign(new Error(`error ${code}`), { code, severity: "ERROR" });
+function pgError(code: string, message = `error ${code}`, routine?: string): Error {
+  return Object.assign(new Error(message), { code, severity: "ERROR", ...(routine ? { routine } : {}) });
 }
 
 /** A Node.js system or TLS error. */
@@ -66,6 +66,40 @@ describe("the SQLSTATE table", () => {
     expect(sqlstateScope(code)).toBe(scope);
     expect(isRowLevel(pgError(code))).toBe(scope === "row");
     expect(isRetryable(pgError(code))).toBe(scope === "retryable");
+  });
+
+  // 42501 is both "permission denied" (the statement) and a row-level security policy refusing a row: what
+  // the error says decides, for push (batch-pusher) and pull (apply) alike, through isRowLevel.
+  it.each([
+    ['new row violates row-level security policy for table "notes"', "ExecWithCheckOptions", "row"],
+    ['new row violates row-level security policy (USING expression) for table "notes"', "ExecWithCheckOptions", "row"],
+    ['new row violates row-level security policy "own" for table "notes"', "ExecWithCheckOptions", "row"],
+    ['target row violates row-level security policy (USING expression) for table "notes"', undefined, "row"],
+    // Another language (lc_messages): the routine still says it is the policy check.
+    ["la nueva fila viola la política de seguridad de registros para la tabla «notes»", "ExecWithCheckOptions", "row"],
+    // Without a routine (an error relayed without it), the English message.
+    ['new row violates row-level security policy for table "notes"', undefined, "row"],
+    ["permission denied for table notes", "aclcheck_error", "statement"],
+    ["permission denied for table notes", undefined, "statement"],
+    ["permission denied for schema app", "aclcheck_error", "statement"],
+    ['query would be affected by row-level security policy for table "notes"', "check_enable_rls", "statement"],
+    ['query would be affected by row-level security policy for table "notes"', undefined, "statement"],
+  ] as const)("42501 %j (routine %s) is %s", (message, routine, scope) => {
+    const err = pgError("42501", message, routine);
+    expect(errorScope(err)).toBe(scope);
+    expect(isRowLevel(err)).toBe(scope === "row");
+    expect(isRetryable(err)).toBe(false);
+    expect(sqlstateScope("42501", { message, routine })).toBe(scope);
+  });
+
+  it("the error's text decides only for codes that need it", () => {
+    // A row-level code stays row-level, a statement-level one statement-level, whatever the message.
+    expect(errorScope(pgError("23505", "permission denied for table x", "aclcheck_error"))).toBe("row");
+    expect(errorScope(pgError("42P01", "violates row-level security policy", "ExecWithCheckOptions"))).toBe(
+      "statement",
+    );
+    expect(sqlstateScope("42501")).toBe("statement");
+    expect(errorScope(new Error("new row violates row-level security policy"))).toBeUndefined();
   });
 
   it("reads the SQLSTATE of PostgreSQL errors only", () => {
