@@ -74,15 +74,18 @@ export class Catalog {
         generated: string;
         identity: string;
         json_value: ColumnInfo["jsonValue"];
+        sequence: boolean;
       }>(
         `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
                 a.attgenerated::text AS generated, a.attidentity::text AS identity,
+                a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false) AS sequence,
                 CASE WHEN b.typtype = 'd' OR b.typcategory IN ('A', 'C') THEN 'nested'
                      WHEN b.oid IN ('json'::regtype, 'jsonb'::regtype) THEN 'json' ELSE 'text' END AS json_value
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_type t ON t.oid = a.atttypid
            -- a domain by its base type (a domain over a domain counts as nested: not worth a recursive look-up)
            JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated = ''
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
           ORDER BY a.attrelid, a.attnum`,
         [scope.schemas],
@@ -141,6 +144,7 @@ export class Catalog {
         generated: c.generated !== "",
         identity: (c.identity || "") as ColumnInfo["identity"],
         jsonValue: c.json_value,
+        ...(c.sequence ? { sequence: true } : {}),
       });
       columns.set(Number(c.oid), list);
     }
@@ -173,6 +177,7 @@ export class Catalog {
         writable: cols.filter((c) => !c.generated).map((c) => c.name),
         updatable: cols.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name),
         primaryKey: r.pk ?? [],
+        ...(cols.some((c) => c.sequence && r.pk?.includes(c.name)) ? { keyFromSequence: true } : {}),
         references: references.get(oid) ?? [],
       });
     }

@@ -42,15 +42,17 @@ export type ConflictOptions =
 /**
  * How a conflict was settled: "local" (the local version was written), "remote" (the remote version kept, the
  * local row set to it), "merge", "custom" (a resolver's row), "skip" (nothing pushed, the local row left as it
- * is), "local-pending" (a pull found it; the local change waits for the next push).
+ * is), "local-pending" (a pull found it; the local change waits for the next push), "rejected" (not settled
+ * by any strategy: an insert whose key a local sequence generated met a remote row this client never saw, two
+ * different records; neither is written over, and the change is refused as `onReject` says).
  */
-export type ConflictResolutionKind = "local" | "remote" | "merge" | "custom" | "skip" | "local-pending";
+export type ConflictResolutionKind = "local" | "remote" | "merge" | "custom" | "skip" | "local-pending" | "rejected";
 
 /** The `conflict` event, and a row of `_ominipg_conflicts`. */
 export interface ConflictEvent extends Conflict {
   /** "push": found by sync() and settled; "pull": found by pull() while the local change is still pending. */
   origin: "push" | "pull";
   resolution: ConflictResolutionKind;
-  /** The row both sides end with (null: no row); for "skip" and "local-pending", null. */
+  /** The row both sides end with (null: no row); for "skip", "local-pending" and "rejected", null. */
   resolved: Row | null;
 }

@@ -14,6 +14,8 @@ export interface ColumnInfo {
    * (arrays, composites, and domains over them).
    */
   jsonValue: "text" | "json" | "nested";
+  /** Its default is a sequence's next value: SERIAL, an identity, or a `DEFAULT nextval(...)`. */
+  sequence?: boolean;
 }
 
 export interface TableInfo {
@@ -31,6 +33,12 @@ export interface TableInfo {
    */
   updatable: string[];
   primaryKey: string[];
+  /**
+   * A primary-key column takes its values from a local sequence (ColumnInfo.sequence): the key is minted by
+   * this client, so an insert meeting a remote row with the same key that this client never saw is another
+   * record, never the same row (push/collision.ts).
+   */
+  keyFromSequence?: boolean;
   /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
   references: number[];
   /** Why writes to this table cannot be captured, if they cannot (no primary key, a writing trigger). */

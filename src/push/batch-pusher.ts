@@ -7,7 +7,7 @@ import type { Batch } from "./batches.js";
 import type { RowOp } from "./coalesce.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { groupOps, toGroupWrite } from "./groups.js";
-import { FoundRefusal, isSequenceKeyCollision, keyCollision, unwritten } from "./collision.js";
+import { afterRace, FoundRefusal, isSequenceKeyCollision, keyCollision, noteRace } from "./collision.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
@@ -41,8 +41,7 @@ function pushBatch(ctx: PushContext, batch: Batch): Promise<void> {
     batch,
     (b) =>
       applyAndDrop(ctx, b).catch((err: unknown) => {
-        // A key it could not write at any attempt: a refusal of that row (collision.ts), not a race.
-        throw err instanceof SyncError && err.code === "CONFLICT_RACE" ? unwritten(describeBatch(b), err) : err;
+        throw afterRace(ctx.settler.races, b, err);
       }),
     (b, err) => {
       const parts = isRefusal(err) && isRowLevel(err.cause ?? err) ? halves(b.ops) : undefined;
@@ -64,6 +63,7 @@ function isRefusal(err: unknown): err is SyncError {
 
 async function applyAndDrop(ctx: PushContext, batch: Batch): Promise<void> {
   const outcome = await applyRemotely(ctx, batch);
+  if (ctx.settler.races.size > 0) for (const op of batch.ops) ctx.settler.races.delete(op.firstId);
   // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally. (A local
   // failure here is neither retried nor a rejection: the ledger row makes the next sync finish the clean-up.)
   try {
@@ -145,7 +145,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
             `another session inserted a row of the ${describeBatch(batch)} while it was pushed`,
             {
               cause: err,
-              retryable: true,
+              retryable: noteRace(ctx.settler.races, batch),
             },
           );
         });
@@ -166,7 +166,8 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
       return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote };
     });
     // Never settled by a strategy: two records with one key, refused as onReject says (collision.ts).
-    for (const f of found) if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
+    for (const f of found)
+      if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
     const decided = await ctx.settler.settle(found);
     ctx.tally.conflicts += found.length;
     const instead = new Map(found.map((f, i) => [f.pushed, decided[i]]));

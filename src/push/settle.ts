@@ -43,6 +43,12 @@ interface Settled {
  * transaction, before anything is pushed; then says what to push instead of each change.
  */
 export class ConflictSettler {
+  /**
+   * Changes (by first log entry) whose batch statement found a key taken while it ran, and how often: a race
+   * once, a row this role cannot see when it happens again (push/collision.ts). Kept across syncs.
+   */
+  readonly races = new Map<number, number>();
+
   constructor(
     private readonly local: LocalAccess,
     private readonly options: ConflictOptions | undefined,
@@ -117,6 +123,32 @@ export class ConflictSettler {
     );
     for (const r of records) this.emit(conflictEvent(r));
     return settled.map((s) => (s.target === "skip" ? undefined : pushOf(s.op, s.remote, s.target)));
+  }
+
+  /**
+   * An insert whose key a local sequence generated met a remote row this client never saw (push/collision.ts):
+   * no strategy settles it. Both rows are recorded (resolution "rejected", nothing resolved) and emitted;
+   * neither side is changed. `remote` is a row this role could SELECT (the conflict check found it).
+   */
+  async recordRejected(op: RowOp, remote: string): Promise<void> {
+    const [local, theirs] = await this.#canonical([
+      { table: op.table, text: op.kind === "delete" ? null : joinImage(op.image) },
+      { table: op.table, text: remote },
+    ]);
+    const record: ConflictRecord = {
+      origin: "push",
+      schema: op.table.schema,
+      table: op.table.name,
+      key: joinImage(keyImage(op.table, local!)),
+      queueId: op.firstId,
+      base: null,
+      local: imageText(local ?? null),
+      remote: imageText(theirs ?? null),
+      resolution: "rejected",
+      resolved: null,
+    };
+    await this.local.run((d) => recordConflict(d, record));
+    this.emit(conflictEvent(record));
   }
 
   async #decide(

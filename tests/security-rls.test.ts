@@ -1,0 +1,293 @@
+// Row-level security: two tenant roles push to and pull from one RLS-protected table (policy owner =
+// current_user, USING and WITH CHECK, FORCE ROW LEVEL SECURITY), with exactly the grants of docs/API.md
+// ("Remote privileges"). A row a policy refuses is a row-level rejection like any other (traced to the row,
+// the rest of its batch lands); a key that collides with a row the tenant cannot see is a rejection too, and
+// nothing of the other tenant's row is recorded or emitted; pull and verify see only the tenant's own rows.
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Ominipg, SyncError, type ConflictEvent, type ConnectOptions, type SyncOptions } from "../src/index.js";
+import { LEDGER_DDL } from "../src/remote/schema.js";
+import { adminUrl, createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { localRows, openSynced, queued } from "./sync-helpers.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS notes (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL, code text UNIQUE)`,
+  `CREATE TABLE IF NOT EXISTS tasks (id serial PRIMARY KEY, owner text NOT NULL, title text NOT NULL)`,
+];
+const SUFFIX = randomBytes(4).toString("hex");
+/** Two tenants (roles are cluster-wide: names unique to this file's run). */
+const A = `ominipg_rls_a_${SUFFIX}`;
+const B = `ominipg_rls_b_${SUFFIX}`;
+
+let remote: TestDatabase;
+const urls = new Map<string, string>();
+
+async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+beforeAll(async () => {
+  remote = await createTestDatabase();
+  const db = new URL(remote.url).pathname.slice(1);
+  await admin(async (sql) => {
+    for (const role of [A, B]) {
+      const password = randomBytes(12).toString("hex");
+      await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+      const url = new URL(remote.url);
+      url.username = role;
+      url.password = password;
+      urls.set(role, url.href);
+    }
+    await sql.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    await sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${A}, ${B}`);
+  });
+  // The administrator sets the database up: the app's tables with their policies, and Ominipg's ledger.
+  for (const s of [...SCHEMA, LEDGER_DDL]) await remote.sql.unsafe(s);
+  for (const t of ["notes", "tasks"]) {
+    await remote.sql.unsafe(`ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`);
+    await remote.sql.unsafe(`ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`);
+    await remote.sql.unsafe(`CREATE POLICY own ON ${t} USING (owner = current_user) WITH CHECK (owner = current_user)`);
+  }
+  // Exactly docs/API.md's "Remote privileges".
+  await remote.sql.unsafe(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+  await remote.sql.unsafe(`GRANT USAGE ON SCHEMA public TO ${A}, ${B}`);
+  await remote.sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON notes, tasks, public._ominipg_ledger TO ${A}, ${B}`);
+  await remote.sql.unsafe(`GRANT USAGE, SELECT, UPDATE ON SEQUENCE tasks_id_seq TO ${A}, ${B}`);
+});
+
+afterAll(async () => {
+  await remote?.drop();
+  await admin(async (sql) => {
+    for (const role of [A, B]) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+  });
+});
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups = [];
+  await remote.sql`TRUNCATE notes, tasks`;
+  await remote.sql`DELETE FROM _ominipg_ledger`;
+});
+
+interface Tenant {
+  db: Ominipg;
+  conflicts: ConflictEvent[];
+}
+
+/** A client of tenant `role`, with the documented grants and no remote DDL. */
+async function tenant(role: string, sync: SyncOptions = {}, extra: Partial<ConnectOptions> = {}): Promise<Tenant> {
+  const db = await openSynced(urls.get(role)!, SCHEMA, {
+    remoteSchema: "skip",
+    sequences: "advance",
+    sync: { retry: { attempts: 2, baseDelayMs: 0, maxDelayMs: 0 }, ...sync },
+    ...extra,
+  });
+  cleanups.push(() => db.close());
+  const conflicts: ConflictEvent[] = [];
+  db.on("conflict", (c) => conflicts.push(c));
+  return { db, conflicts };
+}
+
+async function rejected(db: Ominipg): Promise<Record<string, unknown>[]> {
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT table_name, op, row_key, new_row ->> 'owner' AS owner, error_code, error_message FROM _ominipg_rejected ORDER BY queue_ids[1]`,
+  );
+  return rows;
+}
+
+async function remoteNotes(): Promise<{ id: string; owner: string; body: string }[]> {
+  return remote.sql<{ id: string; owner: string; body: string }[]>`SELECT id, owner, body FROM notes ORDER BY id`;
+}
+
+async function localConflicts(db: Ominipg): Promise<Record<string, unknown>[]> {
+  return (await db.query<Record<string, unknown>>(`SELECT row_key, local, remote, resolution FROM _ominipg_conflicts`))
+    .rows;
+}
+
+describe("a row a policy refuses is a row-level rejection", () => {
+  it('onReject "skip": the forged rows are set aside with their cause, the rest of the batch lands', async () => {
+    const { db } = await tenant(A, { onReject: "skip", batchSize: 50 });
+    await db.query(
+      `INSERT INTO notes (id, owner, body) SELECT 'n' || g, $1, 'mine ' || g FROM generate_series(1, 20) g`,
+      [A],
+    );
+    // Forged: a row in the other tenant's name, and one of its own rows handed over to the other tenant.
+    await db.query(`INSERT INTO notes (id, owner, body) VALUES ('forged', $1, 'planted')`, [B]);
+    expect(await db.sync()).toMatchObject({ pushed: 21, rejected: 1 });
+    await db.query(`UPDATE notes SET owner = $1 WHERE id = 'n7'`, [B]);
+    await db.query(`UPDATE notes SET body = 'edited' WHERE id = 'n8'`);
+    expect(await db.sync()).toMatchObject({ rejected: 1 });
+    expect(await queued(db)).toBe(0);
+
+    const kept = await rejected(db);
+    expect(kept).toHaveLength(2);
+    expect(kept[0]).toMatchObject({ table_name: "notes", op: "I", row_key: { id: "forged" }, owner: B });
+    expect(kept[1]).toMatchObject({ table_name: "notes", op: "U", row_key: { id: "n7" }, owner: B });
+    for (const r of kept) {
+      expect(r.error_code).toBe("42501");
+      expect(r.error_message).toContain("row-level security policy");
+    }
+    // Everything else landed, and nothing in the other tenant's name.
+    const rows = await remoteNotes();
+    expect(rows.map((r) => r.id).sort()).toEqual(
+      Array.from({ length: 20 }, (_, i) => `n${i + 1}`).sort((x, y) => x.localeCompare(y)),
+    );
+    expect(rows.every((r) => r.owner === A)).toBe(true);
+    expect(rows.find((r) => r.id === "n8")!.body).toBe("edited");
+  });
+
+  it('onReject "stop": REMOTE_REJECTED names the table and the key; nothing is lost', async () => {
+    const { db } = await tenant(A, { batchSize: 50 });
+    await db.query(`INSERT INTO notes (id, owner, body) SELECT 'n' || g, $1, 'mine' FROM generate_series(1, 10) g`, [
+      A,
+    ]);
+    await db.query(`INSERT INTO notes (id, owner, body) VALUES ('forged', $1, 'planted')`, [B]);
+    const err = await db.sync().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SyncError);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    expect((err as Error).message).toContain("public.notes");
+    expect((err as Error).message).toContain(`key ("forged")`);
+    expect((err as Error).message).toContain("row-level security policy");
+    // The forged row is still queued; the others landed (traced to the one row, not the whole batch).
+    expect(await queued(db)).toBe(1);
+    expect((await remoteNotes()).map((r) => r.id)).not.toContain("forged");
+    expect(await remote.sql`SELECT count(*)::int AS n FROM notes`).toEqual([{ n: 10 }]);
+    expect(await rejected(db)).toEqual([]);
+  });
+
+  it("a run of inserts that would go by COPY: the refused COPY falls back to batches, the forged row is rejected", async () => {
+    const { db } = await tenant(A, { onReject: "skip", batchSize: 10 });
+    await db.query(
+      `INSERT INTO notes (id, owner, body) SELECT 'c' || g, CASE WHEN g = 33 THEN $2 ELSE $1 END, 'bulk' FROM generate_series(1, 60) g`,
+      [A, B],
+    );
+    expect(await db.sync()).toMatchObject({ pushed: 60, rejected: 1 });
+    expect(await rejected(db)).toMatchObject([{ row_key: { id: "c33" }, owner: B, error_code: "42501" }]);
+    expect(await remote.sql`SELECT count(*)::int AS n FROM notes WHERE owner = ${A}`).toEqual([{ n: 59 }]);
+  });
+});
+
+describe("a key collision with a row the tenant cannot see", () => {
+  it.each(["overwrite", "remote-wins", "merge", "resolver"] as const)(
+    "%s: a rejection, with nothing of the other tenant's row recorded or emitted",
+    async (strategy) => {
+      let asked = 0;
+      const conflicts: SyncOptions["conflicts"] =
+        strategy === "resolver"
+          ? () => {
+              asked++;
+              return "local";
+            }
+          : strategy;
+      const b = await tenant(B);
+      await b.db.query(`INSERT INTO notes (id, owner, body, code) VALUES ('shared-key', $1, 'secret of B', 'b-code')`, [
+        B,
+      ]);
+      await b.db.sync();
+      const a = await tenant(A, { onReject: "skip", conflicts, batchSize: 50 });
+      await a.db.query(`INSERT INTO notes (id, owner, body) SELECT 'a' || g, $1, 'mine' FROM generate_series(1, 9) g`, [
+        A,
+      ]);
+      await a.db.query(`INSERT INTO notes (id, owner, body) VALUES ('shared-key', $1, 'by A')`, [A]);
+      expect(await a.db.sync()).toMatchObject({ pushed: 10, rejected: 1, conflicts: 0 });
+      expect(asked).toBe(0);
+      expect(a.conflicts).toEqual([]);
+      expect(await localConflicts(a.db)).toEqual([]);
+      const [kept] = await rejected(a.db);
+      expect(kept).toMatchObject({ row_key: { id: "shared-key" }, owner: A, error_code: "23505" });
+      expect(JSON.stringify(kept)).not.toContain("secret of B");
+      expect(JSON.stringify(kept)).not.toContain(B);
+      // B's row is untouched; A's other rows landed.
+      expect(await remote.sql`SELECT owner, body FROM notes WHERE id = 'shared-key'`).toEqual([
+        { owner: B, body: "secret of B" },
+      ]);
+      expect(await remote.sql`SELECT count(*)::int AS n FROM notes WHERE owner = ${A}`).toEqual([{ n: 9 }]);
+      // The pull cannot bring B's row either: the rejected row is kept in _ominipg_rejected only.
+      await a.db.pull();
+      expect((await a.db.query(`SELECT owner, body FROM notes WHERE id = 'shared-key'`)).rows).toEqual([]);
+    },
+  );
+
+  it('onReject "stop": REMOTE_REJECTED names the table and key, without the other row', async () => {
+    const b = await tenant(B);
+    await b.db.query(`INSERT INTO notes (id, owner, body) VALUES ('taken', $1, 'secret of B')`, [B]);
+    await b.db.sync();
+    const a = await tenant(A);
+    await a.db.query(`INSERT INTO notes (id, owner, body) VALUES ('taken', $1, 'by A')`, [A]);
+    const err = await a.db.sync().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    expect((err as Error).message).toContain(`public.notes key ("taken")`);
+    expect((err as Error).message).not.toContain("secret of B");
+    expect(await queued(a.db)).toBe(1);
+    expect(a.conflicts).toEqual([]);
+  });
+
+  it("ON CONFLICT against a row that became invisible (handed to the other tenant): rejected, never written over", async () => {
+    const a = await tenant(A, { onReject: "skip" });
+    await a.db.query(`INSERT INTO notes (id, owner, body) VALUES ('moved', $1, 'v1')`, [A]);
+    await a.db.sync();
+    // The administrator hands the row to B; A, offline, edits it.
+    await remote.sql.unsafe(`UPDATE notes SET owner = '${B}', body = 'now B''s' WHERE id = 'moved'`);
+    await a.db.query(`UPDATE notes SET body = 'v2' WHERE id = 'moved'`);
+    const result = await a.db.sync();
+    expect(result.rejected).toBe(1);
+    for (const c of [...a.conflicts, ...(await localConflicts(a.db))]) {
+      expect(JSON.stringify(c)).not.toContain("now B");
+      expect(JSON.stringify(c)).not.toContain(B);
+    }
+    expect(await remote.sql`SELECT owner, body FROM notes WHERE id = 'moved'`).toEqual([{ owner: B, body: "now B's" }]);
+  });
+
+  it("a unique value on another column that only the other tenant's row holds: rejected, its detail names nothing of B", async () => {
+    const b = await tenant(B);
+    await b.db.query(`INSERT INTO notes (id, owner, body, code) VALUES ('b1', $1, 'secret of B', 'XYZ')`, [B]);
+    await b.db.sync();
+    const a = await tenant(A, { onReject: "skip" });
+    await a.db.query(
+      `INSERT INTO notes (id, owner, body, code) VALUES ('a1', $1, 'mine', 'XYZ'), ('a2', $1, 'mine', 'ok')`,
+      [A],
+    );
+    expect(await a.db.sync()).toMatchObject({ rejected: 1 });
+    const [kept] = await rejected(a.db);
+    expect(kept).toMatchObject({ row_key: { id: "a1" }, error_code: "23505" });
+    expect(String(kept!.error_message)).not.toContain("b1");
+    expect(String(kept!.error_message)).not.toContain("secret");
+  });
+});
+
+describe("pull and verify under each tenant's role", () => {
+  it("each tenant's pull brings only its own rows, and verify compares only those", async () => {
+    const a = await tenant(A);
+    const b = await tenant(B);
+    await a.db.query(`INSERT INTO notes (id, owner, body) SELECT 'a' || g, $1, 'of A' FROM generate_series(1, 5) g`, [
+      A,
+    ]);
+    await b.db.query(`INSERT INTO notes (id, owner, body) SELECT 'b' || g, $1, 'of B' FROM generate_series(1, 7) g`, [
+      B,
+    ]);
+    await a.db.sync();
+    await b.db.sync();
+    await remote.sql`INSERT INTO notes (id, owner, body) VALUES ('server-a', ${A}, 'from the server'), ('server-b', ${B}, 'from the server')`;
+    for (const [t, role, n] of [
+      [a, A, 6],
+      [b, B, 8],
+    ] as const) {
+      await t.db.pull();
+      const rows = (await t.db.query<{ owner: string }>(`SELECT owner FROM notes`)).rows;
+      expect(rows).toHaveLength(n);
+      expect(rows.every((r) => r.owner === role)).toBe(true);
+      expect((await t.db.verify()).ok).toBe(true);
+    }
+    // A fresh client of A starts with A's rows only.
+    const fresh = await tenant(A);
+    await fresh.db.pull();
+    expect(await localRows(fresh.db, "notes", "id")).toEqual(await localRows(a.db, "notes", "id"));
+  });
+});
