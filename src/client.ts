@@ -5,10 +5,8 @@ import { Catalog, type SyncScope } from "./capture/catalog.js";
 import { LOCAL_SCHEMA_SQL, ownClientId } from "./log/tables.js";
 import { forgetLeases } from "./seq/lease.js";
 import { loadParser } from "./capture/parser.js";
-import { CAPTURE_COLUMNS } from "./capture/rewrite.js";
 import { DirectDriver } from "./remote/direct-driver.js";
 import type { Driver, QueryResult, RowMode } from "./core/driver.js";
-import { toObjectRows } from "./core/driver.js";
 import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
@@ -19,6 +17,7 @@ import { PgliteDriver } from "./local/pglite-driver.js";
 import type { LocalAccess } from "./local/access.js";
 import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./core/options.js";
 import { Planner, type Step } from "./query/planner.js";
+import { shapeCaptured } from "./query/shape.js";
 import type { OminipgEvents } from "./types.js";
 
 /** `rowMode: "array"` returns each row as an array in column order (same-named columns stay apart). */
@@ -368,19 +367,6 @@ export function inTransactionError(): OminipgError {
     "TRANSACTION_ACTIVE",
     "sync(), pull(), status(), verify() and syncSequences() cannot run inside a transaction() callback (they wait for the transaction to end): call them after it",
   );
-}
-
-/** The original statement's result from what a planned step returned as array rows. */
-function shapeCaptured(raw: QueryResult<unknown[]>, step: Step, rowMode: RowMode): QueryResult<unknown> {
-  const command = step.command ?? raw.command;
-  if (step.shape === "captured-count")
-    return { rows: [], fields: [], rowCount: Number(raw.rows[0]?.[0] ?? 0), command };
-  if (step.shape === "captured-logged") return { rows: [], fields: [], rowCount: raw.rowCount, command };
-  const drop = step.shape === "captured-rows" ? CAPTURE_COLUMNS : 0;
-  const fields = raw.fields.slice(drop);
-  const arrays = drop ? raw.rows.map((r) => r.slice(drop)) : raw.rows;
-  const rows = rowMode === "array" ? arrays : toObjectRows(fields, arrays);
-  return { rows, fields, rowCount: drop ? rows.length : raw.rowCount, command };
 }
 
 /** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
