@@ -88,7 +88,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     try {
       if (location.kind === "directory") {
         fs.mkdirSync(path.dirname(location.path), { recursive: true });
-        lock = lockDirectory(location.path);
+        lock = await lockDirectory(location.path);
       }
       driver = await PgliteDriver.open(
         location.kind === "directory" ? location.path : undefined,
