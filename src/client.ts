@@ -55,6 +55,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     this.driver = driver;
     this.options = options;
     this.#lock = lock;
+    lock?.attach(this.local, options.handleSignals === false ? undefined : () => this.close());
     this.#scope = resolveSyncOptions(options.sync);
     this.#planner = new Planner(
       options.syncUrl
@@ -255,6 +256,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   }
 
   async #run<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
+    const turn = this.#lock?.pace(); // let timers and signal handlers run during a loop of statements
+    if (turn) await turn;
     try {
       return await this.#execute<T>(sql, params, rowMode);
     } catch (err) {

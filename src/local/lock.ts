@@ -2,13 +2,21 @@ import fs from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LocalDatabaseError } from "../core/errors.js";
+import type { LocalAccess } from "./access.js";
+import { startCheckpoints } from "./checkpoint.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { checkableHere, look, sameMachine, stillRuns, thisProcess, type LockHolder, type Seen } from "./lock-holder.js";
+import { pace } from "./pace.js";
+import { closeOnSignal } from "./signals.js";
 
 const heldHere = new Set<string>();
 
-/** The hold on an open data directory: its lock file and its heartbeat. */
+/** The hold on an open data directory: its lock file and heartbeat, checkpoints, the close on signals. */
 export interface DirLock {
+  /** Once the client is built: checkpoint through `access`; with `close`, close on SIGTERM/SIGINT. */
+  attach(access: LocalAccess, close: (() => Promise<void>) | undefined): void;
+  /** Before each statement: a promise to await when the event loop is due a turn (see pace.ts). */
+  pace(): Promise<void> | undefined;
   /** Stops all of it and deletes the lock file (if it is still this lock). Idempotent. */
   release(): void;
 }
@@ -200,6 +208,12 @@ function holdLock(lockPath: string, token: string, ino: bigint, tuning: LockTuni
     }),
   );
   return {
+    attach(access, close) {
+      if (released) return;
+      stops.push(startCheckpoints(access));
+      if (close) stops.push(closeOnSignal(close));
+    },
+    pace,
     release() {
       if (released) return;
       released = true;

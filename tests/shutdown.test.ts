@@ -1,0 +1,163 @@
+// Stopping a process that has a data directory open: SIGTERM / SIGINT (docker stop, Ctrl-C) close it
+// cleanly; after SIGKILL the next open neither waits for the lock nor replays a long WAL.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Ominipg } from "../src/index.js";
+import { lockDirectory } from "../src/local/lock.js";
+import { createTestDatabase, pgliteTemplate, tempDir } from "./harness/index.js";
+
+const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
+
+interface Child {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves when a line starting with `prefix` is printed (to that line). */
+  line(prefix: string): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>;
+}
+
+function start(script: string, arg: string): Child {
+  const child = spawn(process.execPath, [fixture(script), arg]);
+  let out = "";
+  const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
+  const check = () => {
+    for (const w of [...waiting]) {
+      const line = out.split("\n").find((l) => l.startsWith(w.prefix));
+      if (line !== undefined) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  child.stdout.on("data", (d: Buffer) => {
+    out += d;
+    check();
+  });
+  child.stderr.on("data", (d: Buffer) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal, out })),
+  );
+  return {
+    child,
+    exited,
+    line: (prefix) =>
+      Promise.race([
+        new Promise<string>((resolve) => {
+          waiting.push({ prefix, resolve });
+          check();
+        }),
+        exited.then(({ out }) => Promise.reject(new Error(`the child ended before "${prefix}":\n${out}`))),
+      ]),
+  };
+}
+
+/** A data directory with the test template in it, so the child does not run initdb. */
+async function newDirectory(): Promise<string> {
+  const dir = path.join(tempDir("ominipg-shutdown-"), "db");
+  const db = await Ominipg.connect({ url: dir, loadDataDir: await pgliteTemplate() });
+  await db.close();
+  return dir;
+}
+
+async function rowsOf(dir: string): Promise<number[]> {
+  const db = await Ominipg.connect({ url: dir });
+  try {
+    return (await db.query<{ id: number }>(`SELECT id FROM items ORDER BY id`)).rows.map((r) => r.id);
+  } finally {
+    await db.close();
+  }
+}
+
+describe("SIGTERM and SIGINT while a directory is open", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)(
+    "%s: the client closes (the open transaction rolled back, the lock released), then the signal ends the process",
+    async (signal) => {
+      const dir = await newDirectory();
+      const run = start("signal-close.mjs", JSON.stringify({ dir, mode: "default" }));
+      await run.line("ready");
+      expect(fs.existsSync(`${dir}.lock`)).toBe(true);
+      run.child.kill(signal);
+      const { code, signal: endedBy, out } = await run.exited;
+      expect({ code, endedBy }, out).toEqual({ code: null, endedBy: signal }); // a shell reports 128 + n
+      expect(fs.existsSync(`${dir}.lock`)).toBe(false);
+      expect(await rowsOf(dir)).toEqual([1, 2, 3]);
+    },
+  );
+
+  it("an app listening for the signal itself: Ominipg closes, the app decides when to exit", async () => {
+    const dir = await newDirectory();
+    const run = start("signal-close.mjs", JSON.stringify({ dir, mode: "app-handler" }));
+    await run.line("ready");
+    run.child.kill("SIGTERM");
+    const { code, out } = await run.exited;
+    expect(code, out).toBe(0);
+    expect(out).toContain("APP closed=true");
+    expect(fs.existsSync(`${dir}.lock`)).toBe(false);
+    expect(await rowsOf(dir)).toEqual([1, 2, 3]);
+  });
+
+  it("handleSignals: false leaves the signal alone (it ends the process at once; the next open takes the lock over)", async () => {
+    const dir = await newDirectory();
+    const run = start("signal-close.mjs", JSON.stringify({ dir, mode: "no-handling" }));
+    await run.line("ready");
+    run.child.kill("SIGTERM");
+    expect((await run.exited).signal).toBe("SIGTERM");
+    expect(fs.existsSync(`${dir}.lock`)).toBe(true);
+    expect(await rowsOf(dir)).toEqual([1, 2, 3]);
+  });
+
+  it("a sync in flight finishes before the client closes", { timeout: 120_000 }, async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql`CREATE TABLE items (id int PRIMARY KEY, note text)`;
+      const dir = await newDirectory();
+      const run = start("signal-close.mjs", JSON.stringify({ dir, mode: "syncing", syncUrl: remote.url, rows: 3000 }));
+      await run.line("syncing");
+      run.child.kill("SIGTERM");
+      const { signal, out } = await run.exited;
+      expect(signal, out).toBe("SIGTERM");
+      expect(out).toContain("SYNCED 3003"); // all of it, in the sync that was running
+      expect(fs.existsSync(`${dir}.lock`)).toBe(false);
+      expect((await remote.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM items`)[0]!.n).toBe(3003);
+      const db = await Ominipg.connect({ url: dir, syncUrl: remote.url });
+      try {
+        expect((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _sync_queue`)).rows[0]!.n).toBe(0);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await remote.drop();
+    }
+  });
+});
+
+describe("reopening after SIGKILL", () => {
+  it("checkpoints while open (PGlite alone never does), so a reopen replays little WAL and does not wait for the lock", async () => {
+    const dir = await newDirectory();
+    const run = start("wal-kill.mjs", dir);
+    const written = Number((await run.line("WRITTEN ")).split(" ")[1]);
+    expect(written).toBeGreaterThan(32 << 20); // enough WAL to need a checkpoint
+    const left = Number((await run.line("CHECKPOINTED ")).split(" ")[1]);
+    expect(left).toBeLessThan(1 << 20);
+    run.child.kill("SIGKILL");
+    await run.exited;
+    expect(fs.existsSync(`${dir}.lock`)).toBe(true);
+
+    // The lock of a dead process in this pid namespace is taken over at once: no heartbeat timeout.
+    const lockStarted = performance.now();
+    (await lockDirectory(dir)).release();
+    expect(performance.now() - lockStarted).toBeLessThan(2000);
+
+    const started = performance.now();
+    const db = await Ominipg.connect({ url: dir });
+    const afterKill = performance.now() - started;
+    expect((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM big`)).rows[0]!.n).toBe(150_000);
+    await db.close();
+    const again = performance.now();
+    await (await Ominipg.connect({ url: dir })).close();
+    console.log(
+      `reopen after SIGKILL ${afterKill.toFixed(0)} ms, clean reopen ${(performance.now() - again).toFixed(0)} ms`,
+    );
+  });
+});
