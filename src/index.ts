@@ -3,6 +3,7 @@ export type { Transaction, QueryOptions } from "./client.js";
 export type { ConnectOptions, SyncOptions } from "./core/options.js";
 export type { QueryResult, Field } from "./core/driver.js";
 export type { OminipgEvents, Status } from "./types.js";
+export type { OminipgWarning, WarningCode } from "./core/warnings.js";
 export type { SyncResult } from "./push/types.js";
 export type { VerifyResult, TableDifference } from "./pull/verify.js";
 export {

@@ -6,7 +6,7 @@ import { ClosedError, OminipgError, SyncError, type SyncErrorCode } from "./core
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";
-import { LEASE_DDL, SequenceLeases, applyLeases, leasedBlocks } from "./seq/lease.js";
+import { LEASE_DDL, SequenceLeases, applyLeases, forgetLeases, leasedBlocks } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
 import { getMeta, setMeta } from "./log/tables.js";
 import { readLogStatus } from "./log/status.js";
@@ -55,8 +55,8 @@ export class Ominipg extends OminipgBase {
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, {
         sequences: options.sequences !== "lease",
       });
-      if (options.sequences === "lease")
-        this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000);
+      const sequences = options.sequences ?? "auto";
+      this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000, sequences);
     }
   }
 
@@ -77,11 +77,11 @@ export class Ominipg extends OminipgBase {
         const { schemas, tables, exclude } = db.#sync;
         await setMeta(driver, "sync_scope", JSON.stringify({ schemas, tables, exclude }));
       }
-      if (db.#leases) {
+      if (db.#leases?.leasing) {
         await driver.exec(LEASE_DDL);
         const tables = [...(await db.catalog()).tables.values()];
-        await db.local.run((d) => applyLeases(d, tables));
-      }
+        await db.local.run((d) => applyLeases(d, tables, db.#leases?.strict));
+      } else if (db.#leases) await db.local.run(forgetLeases); // "advance" now: blocks of an earlier mode go
     } catch (err) {
       await db.close();
       throw err;
@@ -279,7 +279,7 @@ export class Ominipg extends OminipgBase {
 
   /** With leased sequences, an exhausted id block moves the sequence to the next block and runs the statement again. */
   protected override async recover(err: unknown): Promise<boolean | Error> {
-    if (!this.#leases || (err as { code?: string })?.code !== "2200H") return false;
+    if (!this.#leases?.strict || (err as { code?: string })?.code !== "2200H") return false;
     await applyLeases(this.driver, [...(await this.catalog()).tables.values()]);
     if ((await leasedBlocks(this.driver)) > 0) return true;
     return new OminipgError(
@@ -315,9 +315,10 @@ export class Ominipg extends OminipgBase {
       const result = await syncer.run({ progress: (done, total) => this.emit("sync:progress", { done, total }) });
       if (this.#leases) {
         const tables = [...(await this.local.run(() => this.catalog())).tables.values()];
-        await this.#leases.topUp(tables).catch((e) => {
+        const warnings = await this.#leases.topUp(tables).catch((e) => {
           throw this.#remote!.error("SEQUENCE_LEASE_FAILED", "leasing sequence blocks", e);
         });
+        for (const w of warnings) this.emit("warning", w);
       }
       await this.local.run((d) => setMeta(d, "last_sync", JSON.stringify({ ...result, at: new Date().toISOString() })));
       this.emit("sync:end", result);

@@ -1,5 +1,6 @@
 import type { OminipgError, SyncError } from "./core/errors.js";
 import type { ConflictEvent } from "./core/conflicts.js";
+import type { OminipgWarning } from "./core/warnings.js";
 import type { PullProgress, PullResult } from "./pull/types.js";
 import type { SyncResult } from "./push/types.js";
 
@@ -17,6 +18,13 @@ export interface OminipgEvents {
   "sync:progress": (progress: { done: number; total: number }) => void;
   "sync:end": (result: SyncResult) => void;
   error: (error: OminipgError | SyncError) => void;
+  /**
+   * Something that works now but can go wrong later (core/warnings.ts), each once per client: a
+   * configuration under which SERIAL / identity ids can collide, a lease that failed, ids past the leased
+   * blocks. Emitted at the sync that finds it (connect() returns before anyone listens, and never waits on
+   * the network).
+   */
+  warning: (warning: OminipgWarning) => void;
 }
 
 export interface Status {

@@ -5,7 +5,7 @@ import { expect } from "vitest";
 import type { Catalog } from "../src/capture/catalog.js";
 import { type LocalAccess } from "../src/local/access.js";
 import { CANONICAL_SETTINGS } from "../src/core/settings.js";
-import { Ominipg } from "../src/index.js";
+import { Ominipg, type ConnectOptions } from "../src/index.js";
 import { Puller } from "../src/pull/puller.js";
 import { Remote } from "../src/remote/remote.js";
 import { pgliteTemplate } from "./harness/index.js";
@@ -23,12 +23,18 @@ export interface PullClient {
   close(): Promise<void>;
 }
 
-export async function pullClient(url: string, schemaSQL: string[], options: PullerOptions = {}): Promise<PullClient> {
+export async function pullClient(
+  url: string,
+  schemaSQL: string[],
+  options: PullerOptions = {},
+  connect: Partial<ConnectOptions> = {},
+): Promise<PullClient> {
   const db = await Ominipg.connect({
     loadDataDir: await pgliteTemplate(),
     syncUrl: url,
     schemaSQL,
-    sync: { retry: { attempts: 1 } },
+    ...connect,
+    sync: { retry: { attempts: 1 }, ...connect.sync },
   });
   // Test-only: the pieces the lead will wire inside Ominipg (protected members, reached through a cast).
   const inner = db as unknown as { local: LocalAccess; catalog(): Promise<Catalog> };

@@ -157,7 +157,7 @@ describe("sync: remote equals local", () => {
         `CREATE TABLE IF NOT EXISTS "My App".child ("ID" int PRIMARY KEY, parent int REFERENCES ${weird} ON UPDATE CASCADE ON DELETE CASCADE)`,
         `CREATE TABLE IF NOT EXISTS public.plain (id int PRIMARY KEY)`,
       ],
-      { sync: { schemas: ["public", "My App"] } },
+      { sequences: "advance", sync: { schemas: ["public", "My App"] } },
     );
     try {
       await db.query(`INSERT INTO ${weird} ("a,b", x, r, k) VALUES ('1,2', 1, 2, 'k'), ('3', 3, 4, 'z')`);

@@ -58,7 +58,7 @@ describe("sync: sequences", () => {
   ];
 
   it("advances remote sequences to the local values after a push (never backwards), so remote inserts do not collide", async () => {
-    const db = await openSynced(remote.url, SCHEMA);
+    const db = await openSynced(remote.url, SCHEMA, { sequences: "advance" });
     await db.query(`INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 5) g`);
     await db.query(`INSERT INTO tickets (title) SELECT 't' || g FROM generate_series(1, 7) g`);
     await db.sync();

@@ -52,9 +52,15 @@ export interface ConnectOptions {
   schemaSQL?: string[];
   remoteSchema?: "apply" | "skip";
   sync?: SyncOptions;
-  /** Keep remote sequences ahead of pushed ids ("advance", default), or lease disjoint id blocks per client ("lease"). */
-  sequences?: "advance" | "lease";
-  /** Ids per leased block with `sequences: "lease"`. Default 1000. */
+  /**
+   * How SERIAL / identity ids are minted (docs/SYNC.md "Several clients and ids"). "auto" (default): from id
+   * blocks leased on the remote sequence at each sync, disjoint between clients; locally before the first
+   * lease and past the blocks (those can collide: refused, never written over; reported as warnings).
+   * "lease": only from leased blocks (an insert fails without one). "advance": locally, the remote sequence
+   * moved past pushed ids (one writer; warns that ids of tables keyed by a sequence can collide).
+   */
+  sequences?: "auto" | "advance" | "lease";
+  /** Ids per leased block with `sequences: "auto"` or `"lease"`. Default 1000. */
   leaseSize?: number;
   /** Start a new local database from a PGlite data dump (`dumpDataDir()`), e.g. to make tests fast. */
   loadDataDir?: Blob;
@@ -217,8 +223,8 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
   if (options.initCache !== undefined && typeof options.initCache !== "boolean") {
     throw new ConfigError("initCache must be true or false");
   }
-  if (options.sequences !== undefined && options.sequences !== "advance" && options.sequences !== "lease") {
-    throw new ConfigError(`sequences must be "advance" or "lease"`);
+  if (options.sequences !== undefined && !["auto", "advance", "lease"].includes(options.sequences)) {
+    throw new ConfigError(`sequences must be "auto", "advance" or "lease"`);
   }
   if (options.leaseSize !== undefined && (!Number.isInteger(options.leaseSize) || options.leaseSize < 1)) {
     throw new ConfigError("leaseSize must be a whole number >= 1");

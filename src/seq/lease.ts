@@ -5,6 +5,8 @@ import { toRanges } from "../core/ranges.js";
 import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { quoteLiteral } from "../core/sql.js";
+import type { ConnectOptions } from "../core/options.js";
+import type { OminipgWarning } from "../core/warnings.js";
 import { ownedSequences, type OwnedSequence } from "./owned.js";
 
 /** Id blocks this client holds, per local sequence. Ranges are inclusive and taken from the remote sequence. */
@@ -15,32 +17,79 @@ export const LEASE_DDL = `CREATE TABLE IF NOT EXISTS ${LEASE_TABLE} (
   PRIMARY KEY (seq, lo)
 )`;
 
+/** How a client mints SERIAL / identity ids (`sequences`, core/options.ts). */
+export type SequencesMode = NonNullable<ConnectOptions["sequences"]>;
+
 /**
- * `sequences: "lease"`: every client mints SERIAL/identity ids only from blocks it reserved on the remote
- * sequence, so two offline clients never mint the same id. Blocks are taken with nextval() on the remote,
- * which no other session can hand out again; the local sequence is pointed at one block at a time
- * (MINVALUE/MAXVALUE), and moved to the next one when it runs out.
+ * Leased id blocks: every client mints SERIAL/identity ids from blocks it reserved on the remote sequence,
+ * so two offline clients never mint the same id. Blocks are taken with nextval() on the remote, which no
+ * other session can hand out again; the local sequence is pointed at one block at a time, and moved to the
+ * next one when it runs out.
+ * - `"lease"` (strict): a sequence is capped at its block (MINVALUE/MAXVALUE): without a leased id left (or
+ *   before the first lease) an insert fails rather than mint an id that could collide;
+ * - `"auto"` (the default): never capped, so an insert never fails for want of a lease: ids are minted
+ *   locally until the first lease succeeds, and past the leased blocks when more are used between two syncs
+ *   than they held. Those can collide with other clients' ids (a collision is refused, never written over:
+ *   push/collision.ts); failed leases and overruns are reported as warnings;
+ * - `"advance"`: no leases (the remote sequence is only moved past pushed ids); warns once that ids of
+ *   tables keyed by a sequence can collide.
  */
 export class SequenceLeases {
+  /** Warnings already given (code and subject): each once per client. */
+  readonly #warned = new Set<string>();
+
   constructor(
     private readonly local: LocalAccess,
     private readonly remote: Remote,
     private readonly blockSize: number,
+    readonly mode: SequencesMode = "lease",
   ) {}
 
-  /** At a successful contact: hold at least two blocks' worth of unused ids per sequence, then apply them. */
-  async topUp(tables: TableInfo[]): Promise<void> {
-    const owned = await this.local.run((d) => ownedSequences(d, tables));
+  /** Whether blocks are leased and applied ("auto" and "lease"). */
+  get leasing(): boolean {
+    return this.mode !== "advance";
+  }
+
+  /** "lease": a sequence without a leased id left fails instead of minting one. */
+  get strict(): boolean {
+    return this.mode === "lease";
+  }
+
+  /**
+   * At a successful contact: hold at least two blocks' worth of unused ids per sequence, then apply them.
+   * Returns the warnings not given before. With "lease" a failure to lease is thrown; with "auto" it is a
+   * warning, and ids are minted locally until a lease succeeds.
+   */
+  async topUp(tables: TableInfo[]): Promise<OminipgWarning[]> {
+    if (!this.leasing) return this.#once(advanceWarnings(tables));
+    const warnings: OminipgWarning[] = [];
+    const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter((s) => this.strict || s.ascending);
     for (const s of owned) {
       const unused = await this.local.run((d) => unusedIds(d, s));
       if (unused >= this.blockSize * 2) continue;
-      const rows = await this.remote.session((sql) =>
-        sql.unsafe<{ v: string }[]>(
-          `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
-          [s.table.sql, s.column, this.blockSize * 2 - unused],
-        ),
-      );
-      const ranges = toRanges(rows.map((r) => Number(r.v)));
+      let values: number[];
+      try {
+        const rows = await this.remote.session((sql) =>
+          sql.unsafe<{ v: string | null }[]>(
+            `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
+            [s.table.sql, s.column, this.blockSize * 2 - unused],
+          ),
+        );
+        values = rows.flatMap((r) => (r.v === null ? [] : [Number(r.v)]));
+        if (values.length === 0) throw new Error(`the remote column ${s.column} of ${s.table.sql} has no sequence`);
+      } catch (err) {
+        if (this.strict) throw err;
+        warnings.push({
+          code: "SEQUENCE_LEASE_FAILED",
+          table: `${s.table.schema}.${s.table.name}`,
+          message:
+            `no ids could be leased for ${s.table.sql}.${s.column} (${(err as Error)?.message ?? String(err)}): ` +
+            `they are minted locally until a lease succeeds, and may collide with ids of other clients or the ` +
+            `server (a collision is refused, never written over)`,
+        });
+        continue;
+      }
+      const ranges = toRanges(values);
       await this.local.run(async (d) => {
         for (let i = 0; i < ranges.length; i += 2) {
           await d.query(`INSERT INTO ${LEASE_TABLE} (seq, lo, hi) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
@@ -51,42 +100,102 @@ export class SequenceLeases {
         }
       });
     }
-    await this.local.run((d) => applyLeases(d, tables));
+    const overruns = await this.local.run((d) => applyLeases(d, tables, this.strict));
+    for (const s of overruns) {
+      warnings.push({
+        code: "SEQUENCE_LEASE_OVERRUN",
+        table: `${s.table.schema}.${s.table.name}`,
+        message:
+          `${s.table.sql}.${s.column} handed out more ids since the last sync than its leased blocks held ` +
+          `(up to ${s.last}): those past the blocks may collide with other clients' ids (a collision is ` +
+          `refused, never written over); raise leaseSize (${this.blockSize}) or sync more often`,
+      });
+    }
+    return this.#once(warnings);
+  }
+
+  #once(warnings: OminipgWarning[]): OminipgWarning[] {
+    return warnings.filter((w) => {
+      const key = `${w.code} ${w.table ?? ""}`;
+      if (this.#warned.has(key)) return false;
+      this.#warned.add(key);
+      return true;
+    });
   }
 }
 
-/**
- * Point every leased local sequence at a block it may use. A sequence with no usable block is capped at
- * its current value, so the next id fails instead of colliding.
- */
-export async function applyLeases(d: Driver, tables: TableInfo[]): Promise<void> {
-  for (const s of await ownedSequences(d, tables)) await pointAtBlock(d, s);
+/** `sequences: "advance"`: one warning per synced table whose key a local sequence generates. */
+function advanceWarnings(tables: TableInfo[]): OminipgWarning[] {
+  return tables
+    .filter((t) => t.keyFromSequence && !t.uncapturable)
+    .map((t) => ({
+      code: "SEQUENCE_IDS_MAY_COLLIDE",
+      table: `${t.schema}.${t.name}`,
+      message:
+        `sequences: "advance": the keys of ${t.sql} come from this client's own sequence, so another client ` +
+        `or the server can mint the same ones; such a collision is refused (onReject), never written over. ` +
+        `The default, sequences: "auto", leases each client disjoint blocks of ids`,
+    }));
 }
 
-async function pointAtBlock(d: Driver, s: OwnedSequence): Promise<void> {
+/**
+ * Point every leased local sequence at a block it may use. `strict`: a sequence is capped at its block, and
+ * one with no usable block at its current value, so the next id fails instead of colliding; otherwise
+ * sequences are never capped. Returns (not strict) the sequences that handed out ids past their blocks.
+ */
+export async function applyLeases(d: Driver, tables: TableInfo[], strict = true): Promise<OwnedSequence[]> {
+  const overruns: OwnedSequence[] = [];
+  for (const s of await ownedSequences(d, tables)) {
+    if (!strict && !s.ascending) continue;
+    if (await pointAtBlock(d, s, strict)) overruns.push(s);
+  }
+  return overruns;
+}
+
+/** Point the sequence at its block; whether (not strict) it had gone past its blocks. */
+async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promise<boolean> {
   const last = s.last ?? Number.MIN_SAFE_INTEGER;
-  await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2`, [s.seq, last]);
-  const { rows } = await d.query<{ lo: number; hi: number }>(
+  const { rows: held } = await d.query<{ lo: number; hi: number }>(
     `SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 ORDER BY lo`,
     [s.seq],
   );
+  const overrun =
+    !strict && held.some((r) => Number(r.hi) < last) && !held.some((r) => Number(r.lo) <= last && last <= Number(r.hi));
+  await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2`, [s.seq, last]);
+  const rows = held.filter((r) => Number(r.hi) > last);
   const current = rows.find((r) => Number(r.lo) <= last && last < Number(r.hi));
   if (current) {
-    await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${Number(current.hi)}`);
-    return;
+    if (strict) await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${Number(current.hi)}`);
+    else await uncap(d, s, Number(current.hi));
+    return overrun;
   }
   const next = rows.find((r) => Number(r.lo) > last);
   if (next) {
     const lo = Number(next.lo);
     await d.exec(
-      `ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(lo, 1) - 1} MAXVALUE ${Number(next.hi)} RESTART WITH ${lo}`,
+      `ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(lo, 1) - 1} ${strict ? `MAXVALUE ${Number(next.hi)}` : "NO MAXVALUE"} RESTART WITH ${lo}`,
     );
-    return;
+    return overrun;
+  }
+  if (!strict) {
+    await uncap(d, s, Math.max(s.last ?? 1, 1));
+    return overrun;
   }
   // Nothing leased: cap the sequence where it is; nextval() fails until a sync leases a block.
   const cap = Math.max(s.last ?? 1, 1);
   await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(cap, 1) - 1} MAXVALUE ${cap}`);
   await d.query(`SELECT setval(${quoteLiteral(s.seq)}::regclass, ${cap}, true)`);
+  return false;
+}
+
+/** Lift a cap a strict lease left at `at` (a database that used `sequences: "lease"` before). */
+async function uncap(d: Driver, s: OwnedSequence, at: number): Promise<void> {
+  const { rows } = await d.query<{ capped: boolean }>(
+    `SELECT seqmax <= $2::int8 AS capped FROM pg_sequence WHERE seqrelid = $1::regclass`,
+    [s.seq, at],
+    { prepare: false },
+  );
+  if (rows[0]?.capped) await d.exec(`ALTER SEQUENCE ${s.seq} NO MAXVALUE`);
 }
 
 async function unusedIds(d: Driver, s: OwnedSequence): Promise<number> {

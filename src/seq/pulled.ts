@@ -2,11 +2,24 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
 import { quoteIdent } from "../core/sql.js";
+import { LEASE_TABLE } from "../log/tables.js";
 import { ownedSequences, type OwnedSequence } from "./owned.js";
 
-/** The ascending sequences owned by synced columns: the ones a pull moves past the ids it brings. */
+/**
+ * The ascending sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
+ * pointed at leased blocks (`sequences: "auto"`, seq/lease.ts): the remote's value is past every block, this
+ * client's included, so moving there would leave the block for ids other clients may lease.
+ */
 export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequence[]> {
-  return (await ownedSequences(d, tables)).filter((s) => s.ascending);
+  const leased = new Set<string>();
+  const { rows } = await d.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], {
+    prepare: false,
+  });
+  if (rows[0]?.found) {
+    const held = await d.query<{ seq: string }>(`SELECT DISTINCT seq FROM ${LEASE_TABLE}`, [], { prepare: false });
+    for (const r of held.rows) leased.add(r.seq);
+  }
+  return (await ownedSequences(d, tables)).filter((s) => s.ascending && !leased.has(s.seq));
 }
 
 export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;

@@ -1,0 +1,18 @@
+/**
+ * Something that works now but can go wrong later, which the app should know about: emitted as the
+ * `warning` event, never thrown. Ominipg emits each one once per client and subject.
+ * - "SEQUENCE_IDS_MAY_COLLIDE": `sequences: "advance"` with tables whose key a local sequence generates:
+ *   another client, or the server, can mint the same ids (such a collision is refused, never written over);
+ * - "SEQUENCE_LEASE_FAILED": with the default `sequences: "auto"`, no ids could be leased for a sequence
+ *   (no USAGE on the remote sequence, the remote column has none...): its ids are minted locally meanwhile;
+ * - "SEQUENCE_LEASE_OVERRUN": with `"auto"`, a sequence handed out more ids between two syncs than its leased
+ *   blocks held: the ids past them may collide with other clients' (raise `leaseSize`, or sync more often).
+ */
+export interface OminipgWarning {
+  code: WarningCode;
+  message: string;
+  /** The table ("schema.table") it is about, if one. */
+  table?: string;
+}
+
+export type WarningCode = "SEQUENCE_IDS_MAY_COLLIDE" | "SEQUENCE_LEASE_FAILED" | "SEQUENCE_LEASE_OVERRUN";

@@ -1,0 +1,132 @@
+// The default `sequences: "auto"`: SERIAL / identity ids come from blocks each client leases on the remote
+// sequence at every sync, so clients that synced once never mint the server's or each other's ids; an insert
+// never fails for want of a lease (before the first one, or past the blocks, ids are minted locally: those are
+// the cases a `warning` event reports). `sequences: "advance"` warns that its ids can collide.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Ominipg, OminipgWarning } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { openSynced } from "./sync-helpers.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, client text NOT NULL, n int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS tags (name text PRIMARY KEY)`,
+];
+
+let remote: TestDatabase;
+beforeAll(async () => {
+  remote = await createTestDatabase();
+  for (const s of SCHEMA) await remote.sql.unsafe(s);
+});
+afterAll(async () => {
+  await remote.drop();
+});
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups = [];
+  await remote.sql`TRUNCATE items, tags RESTART IDENTITY`;
+});
+
+async function client(url = remote.url, extra: Parameters<typeof openSynced>[2] = {}) {
+  const db = await openSynced(url, SCHEMA, extra);
+  cleanups.push(() => db.close());
+  const warnings: OminipgWarning[] = [];
+  db.on("warning", (w) => warnings.push(w));
+  return { db, warnings };
+}
+
+async function ids(db: Ominipg): Promise<number[]> {
+  return (await db.query<{ id: number }>(`SELECT id FROM items ORDER BY id`)).rows.map((r) => r.id);
+}
+
+describe('the default, sequences: "auto"', () => {
+  it("clients that synced once mint disjoint ids, and none the server hands out: no collision, nothing rejected", async () => {
+    const a = await client();
+    const b = await client();
+    // Before any contact inserts work (ids minted locally), unlike sequences: "lease".
+    await a.db.query(`INSERT INTO items (client, n) VALUES ('a', 0)`);
+    await a.db.sync();
+    await b.db.sync();
+    await b.db.pull();
+    // Offline, both insert; meanwhile the server inserts its own rows.
+    for (let i = 1; i <= 5; i++) {
+      await a.db.query(`INSERT INTO items (client, n) VALUES ('a', $1)`, [i]);
+      await b.db.query(`INSERT INTO items (client, n) VALUES ('b', $1)`, [i]);
+    }
+    await remote.sql`INSERT INTO items (client, n) SELECT 'server', g FROM generate_series(1, 5) g`;
+    const [aIds, bIds] = [await ids(a.db), await ids(b.db)];
+    expect(aIds.filter((id) => id !== 1 && bIds.includes(id))).toEqual([]);
+    for (const db of [a.db, b.db]) expect(await db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
+    expect(await remote.sql`SELECT client, count(*)::int AS n FROM items GROUP BY client ORDER BY client`).toEqual([
+      { client: "a", n: 6 },
+      { client: "b", n: 5 },
+      { client: "server", n: 5 },
+    ]);
+    // A pull does not move a leased sequence out of its block: the next id is still the block's.
+    await a.db.pull();
+    const [next] = (await a.db.query<{ id: number }>(`INSERT INTO items (client, n) VALUES ('a', 9) RETURNING id`))
+      .rows;
+    expect(next!.id).toBe(Math.max(...aIds) + 1);
+    expect(a.warnings).toEqual([]);
+    expect(b.warnings).toEqual([]);
+  });
+
+  it("the issue's case: a local insert and a server insert no longer both get id 5", async () => {
+    await remote.sql`INSERT INTO items (client, n) SELECT 'server', g FROM generate_series(1, 4) g`;
+    const a = await client(remote.url, { sync: { conflicts: "overwrite" } });
+    await a.db.pull();
+    await a.db.sync();
+    await a.db.query(`INSERT INTO items (client, n) VALUES ('a', 5)`);
+    await remote.sql`INSERT INTO items (client, n) VALUES ('server', 5)`;
+    expect(await a.db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
+    expect(await remote.sql`SELECT client, n FROM items WHERE n = 5 ORDER BY client`).toEqual([
+      { client: "a", n: 5 },
+      { client: "server", n: 5 },
+    ]);
+  });
+
+  it("more ids than the leased blocks held between two syncs: they still work, and a warning says so", async () => {
+    const a = await client(remote.url, { leaseSize: 2 });
+    await a.db.sync();
+    for (let i = 0; i < 6; i++) await a.db.query(`INSERT INTO items (client, n) VALUES ('a', $1)`, [i]);
+    await a.db.sync();
+    expect(a.warnings).toMatchObject([{ code: "SEQUENCE_LEASE_OVERRUN", table: "public.items" }]);
+    expect(a.warnings[0]!.message).toContain("leaseSize");
+    expect(await remote.sql`SELECT count(*)::int AS n FROM items`).toEqual([{ n: 6 }]);
+  });
+});
+
+describe("warnings about configurations that can still collide", () => {
+  it('sequences: "advance": one warning per table keyed by a sequence, at the first sync, once', async () => {
+    const a = await client(remote.url, { sequences: "advance" });
+    await a.db.sync();
+    await a.db.sync();
+    expect(a.warnings).toEqual([
+      { code: "SEQUENCE_IDS_MAY_COLLIDE", table: "public.items", message: expect.stringContaining("advance") },
+    ]);
+  });
+
+  it('"auto" for a column the remote gives no sequence: inserts work, a warning says why, once', async () => {
+    // Locally SERIAL, on the remote a plain integer key: nothing to lease from.
+    const local = [...SCHEMA, `CREATE TABLE IF NOT EXISTS counters (id serial PRIMARY KEY, n int NOT NULL)`];
+    await remote.sql`CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, n int NOT NULL)`;
+    cleanups.push(async () => {
+      await remote.sql`DROP TABLE counters`;
+    });
+    const db = await openSynced(remote.url, local, { remoteSchema: "skip" });
+    cleanups.push(() => db.close());
+    const warnings: OminipgWarning[] = [];
+    db.on("warning", (w) => warnings.push(w));
+    await db.query(`INSERT INTO counters (n) VALUES (1)`);
+    await expect(db.sync()).resolves.toMatchObject({ pushed: 1 });
+    await db.query(`INSERT INTO counters (n) VALUES (2)`);
+    await db.sync();
+    expect(warnings).toMatchObject([{ code: "SEQUENCE_LEASE_FAILED", table: "public.counters" }]);
+    expect(warnings[0]!.message).toContain("has no sequence");
+    expect(await remote.sql`SELECT id, n FROM counters ORDER BY n`).toEqual([
+      { id: 1, n: 1 },
+      { id: 2, n: 2 },
+    ]);
+  });
+});
