@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral } from "../core/sql.js";
+import { columnList, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { QUEUE_TABLE } from "./tables.js";
 
@@ -10,10 +10,6 @@ import { QUEUE_TABLE } from "./tables.js";
  */
 
 const Q = "ominipg_q";
-
-function keyColumns(t: TableInfo, alias?: string): string {
-  return t.primaryKey.map((c) => (alias ? `${alias}.${quoteIdent(c)}` : quoteIdent(c))).join(", ");
-}
 
 function ofTable(t: TableInfo): string {
   return `${Q}.schema_name = ${quoteLiteral(t.schema)} AND ${Q}.table_name = ${quoteLiteral(t.name)}`;
@@ -35,7 +31,7 @@ function touches(t: TableInfo): string {
 
 /** The keys (old and new) of the table's changes queued after id `afterParam`, repeated as often as queued. */
 export function keysQueuedAfter(t: TableInfo, afterParam: string): string {
-  return `SELECT ${keyColumns(t, "ominipg_p")} FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8`;
+  return `SELECT ${columnList(t.primaryKey, "ominipg_p")} FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8`;
 }
 
 /** Whether a TRUNCATE of the table was queued after id `afterParam`: a pending TRUNCATE holds the whole table. */
@@ -53,9 +49,9 @@ export const LAST_QUEUE_ID = `(SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})`
  * the row). Set-based (one pass over the log, no lookup per key): linear in the number of pending changes.
  */
 export function firstChangesCte(t: TableInfo, name: string): string {
-  const pk = keyColumns(t);
+  const pk = columnList(t.primaryKey);
   return (
-    `ominipg_touch AS (SELECT ${keyColumns(t, "ominipg_p")}, ${Q}.id AS ominipg_id, ` +
+    `ominipg_touch AS (SELECT ${columnList(t.primaryKey, "ominipg_p")}, ${Q}.id AS ominipg_id, ` +
     `ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_old FROM ${touches(t)}), ` +
     // For an update that keeps the key, its old image comes first: the base is the row before the update.
     `${name} AS (SELECT DISTINCT ON (${pk}) ${pk}, ominipg_id, ` +

@@ -1,6 +1,6 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
 import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
-import { qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
+import { columnList as cols, columnsEqual, onConflict, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
@@ -13,16 +13,12 @@ import { qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 
 const R = "ominipg_r";
 
-function cols(names: string[], alias?: string): string {
-  return names.map((c) => (alias ? `${alias}.${quoteIdent(c)}` : quoteIdent(c))).join(", ");
-}
-
 function allColumns(t: TableInfo): string[] {
   return t.columns.map((c) => c.name);
 }
 
 function keyEquals(t: TableInfo, a: string, b: string): string {
-  return t.primaryKey.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(" AND ");
+  return columnsEqual(t.primaryKey, a, b);
 }
 
 /** The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored). */
@@ -160,10 +156,6 @@ export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
   const w = t.writable;
   const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
   const overriding = overridingClause(t, w);
-  const conflict =
-    set.length > 0
-      ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}`
-      : "DO NOTHING";
   return (
     `WITH ominipg_src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)), ${HELD_CTE(t)}, ` +
     `ominipg_held AS MATERIALIZED (SELECT * FROM ominipg_src AS ominipg_s WHERE ${isPending(t, "ominipg_s")}), ` +
@@ -175,7 +167,7 @@ export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
     (skipIdentical
       ? `AND NOT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE ${keyEquals(t, "ominipg_x", "ominipg_s")} AND to_jsonb(ominipg_x) = to_jsonb(ominipg_s)) `
       : "") +
-    `ON CONFLICT (${cols(t.primaryKey)}) ${conflict} RETURNING 1) ` +
+    `${onConflict(t.primaryKey, set)} RETURNING 1) ` +
     `SELECT (SELECT count(*) FROM ominipg_up)::int AS upserted, (SELECT count(*) FROM ominipg_held)::int AS held`
   );
 }

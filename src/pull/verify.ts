@@ -2,7 +2,7 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
-import { quoteIdent } from "../core/sql.js";
+import { columnList } from "../core/sql.js";
 
 export interface TableDifference {
   table: string;
@@ -28,7 +28,7 @@ export interface VerifyResult {
  * same settings (CANONICAL_SETTINGS: time zone, date and float formats, bytea), so equal rows hash equal.
  */
 function hashesSql(t: TableInfo): string {
-  const key = `jsonb_build_array(${t.primaryKey.map((c) => `r.${quoteIdent(c)}`).join(", ")})::text`;
+  const key = `jsonb_build_array(${columnList(t.primaryKey, "r")})::text`;
   return `SELECT ${key} AS k, md5(to_jsonb(r)::text) AS h FROM ${t.sql} AS r`;
 }
 

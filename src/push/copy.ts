@@ -1,7 +1,7 @@
 import type { Writable } from "node:stream";
 import type { TableInfo } from "../core/table.js";
 import type { Sql } from "../remote/connection.js";
-import { quoteIdent } from "../core/sql.js";
+import { columnList } from "../core/sql.js";
 
 /** A COPY into one remote table, fed COPY text (see copyLayout) in pieces, then ended. */
 export interface CopyInto {
@@ -20,7 +20,7 @@ export interface CopyInto {
  * pass, if this stopped working.)
  */
 export async function copyInto(sql: Sql, table: TableInfo, columns: string[]): Promise<CopyInto> {
-  const query = sql.unsafe(`COPY ${table.sql} (${columns.map(quoteIdent).join(", ")}) FROM STDIN`) as unknown as {
+  const query = sql.unsafe(`COPY ${table.sql} (${columnList(columns)}) FROM STDIN`) as unknown as {
     reject: (err: unknown) => void;
     writable(): Promise<Writable>;
   };

@@ -6,7 +6,7 @@ import { keyImage, keyText, type RowOp } from "./coalesce.js";
 import { joinImage, splitImage, type Image } from "../core/image.js";
 import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
-import { quoteIdent } from "../core/sql.js";
+import { columnList, onConflict, quoteIdent } from "../core/sql.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
 import type {
@@ -314,16 +314,16 @@ function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | 
 async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: Image | null): Promise<void> {
   const t = table.sql;
   const keyOf = (param: string) =>
-    `(SELECT ${table.primaryKey.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
-  const where = `(${table.primaryKey.map((c) => `ominipg_t.${quoteIdent(c)}`).join(", ")}) = ${keyOf("$1")}`;
+    `(SELECT ${columnList(table.primaryKey)} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
+  const where = `(${columnList(table.primaryKey, "ominipg_t")}) = ${keyOf("$1")}`;
   if (from !== null && to === null) {
     await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [joinImage(from)], { prepare: false });
   } else if (from === null && to !== null) {
     const columns = table.writable;
     const set = table.updatable.filter((c) => !table.primaryKey.includes(c));
     await d.query(
-      `INSERT INTO ${t} (${columns.map(quoteIdent).join(", ")})${overridingClause(table, columns)} SELECT ${columns.map(quoteIdent).join(", ")} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
-        `ON CONFLICT (${table.primaryKey.map(quoteIdent).join(", ")}) ${set.length ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")}` : "DO NOTHING"}`,
+      `INSERT INTO ${t} (${columnList(columns)})${overridingClause(table, columns)} SELECT ${columnList(columns)} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
+        onConflict(table.primaryKey, set),
       [joinImage(to)],
       { prepare: false },
     );

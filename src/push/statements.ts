@@ -1,5 +1,5 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
-import { quoteIdent, quoteLiteral } from "../core/sql.js";
+import { columnList, columnsEqual, onConflict, quoteIdent, quoteLiteral } from "../core/sql.js";
 import { claimSql } from "./ledger.js";
 import { joinImage, type Image } from "../core/image.js";
 import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
@@ -160,8 +160,8 @@ function lockSql(g: GroupWrite, name: string): string {
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
   return (
     `SELECT s.i, ${T} AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
-    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${keyMatch(g.table, T, "(s.k)")} ` +
-    `ORDER BY ${g.table.primaryKey.map((c) => `${T}.${quoteIdent(c)}`).join(", ")} FOR ${strength} OF ${T}`
+    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} ` +
+    `ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
   );
 }
 
@@ -178,26 +178,23 @@ function conflictSql(g: GroupWrite, name: string, n: number): string {
 function writeSql(g: GroupWrite, name: string): string {
   const t = g.table;
   if (g.kind === "delete") {
-    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`;
+    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`;
   }
   if (g.kind === "upsert") {
     const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
     const set = g.set.filter((c) => t.updatable.includes(c));
     // Only a row the check locked may be updated: one another session inserted since is left alone (and
     // counted missing, see batchSql).
-    const onConflict = set.length
-      ? `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(", ")} ` +
-        `WHERE EXISTS (SELECT FROM ${name}_l AS l WHERE ${keyMatch(t, "(l.remote)", "EXCLUDED")})`
-      : "DO NOTHING";
+    const locked = `EXISTS (SELECT FROM ${name}_l AS l WHERE ${columnsEqual(t.primaryKey, "(l.remote)", "EXCLUDED")})`;
     return (
-      `INSERT INTO ${t.sql} (${list(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
-      `ON CONFLICT (${list(t.primaryKey)}) ${onConflict} RETURNING 1`
+      `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
+      `${onConflict(t.primaryKey, set, locked)} RETURNING 1`
     );
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
     `UPDATE ${t.sql} AS ${T} SET ${g.set.map((c) => `${quoteIdent(c)} = (s.r).${quoteIdent(c)}`).join(", ")} ` +
-    `FROM ${name} AS s WHERE ${keyMatch(t, T, "(s.k)")} AND ${CLAIMED}`
+    `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`
   );
 }
 
@@ -212,12 +209,4 @@ export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId:
   let tag = "$ominipg$";
   for (let i = 0; body.includes(tag); i++) tag = `$ominipg${i}$`;
   return `DO ${tag} ${body} ${tag}`;
-}
-
-function list(columns: string[]): string {
-  return columns.map(quoteIdent).join(", ");
-}
-
-function keyMatch(table: TableInfo, alias: string, key: string): string {
-  return table.primaryKey.map((c) => `${alias}.${quoteIdent(c)} = ${key}.${quoteIdent(c)}`).join(" AND ");
 }
