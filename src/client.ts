@@ -93,7 +93,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       }
       driver = await PgliteDriver.open(
         location.kind === "directory" ? location.path : undefined,
-        options.loadDataDir ? { loadDataDir: options.loadDataDir } : {},
+        { loadDataDir: options.loadDataDir, initCache: options.initCache },
         options.statementCacheSize,
       );
     } catch (cause) {

@@ -1,8 +1,9 @@
-import { PGlite, protocol, parse, type PGliteOptions } from "@electric-sql/pglite";
+import { protocol, parse, type PGlite } from "@electric-sql/pglite";
 import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driver.js";
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
+import { openPglite, type NewDatabaseOptions } from "./new-database.js";
 
 /** PGlite's protocol messages as its parser hands them over (their other fields depend on `name`). */
 type BackendMessage = { name: string; [k: string]: unknown };
@@ -43,8 +44,13 @@ export class PgliteDriver implements Driver {
     this.#cache = new Lru(cacheSize, (_sql, p) => this.#evicted.push(p.name));
   }
 
-  static async open(dataDir: string | undefined, options: PGliteOptions = {}, cacheSize = 200): Promise<PgliteDriver> {
-    const db = await PGlite.create(dataDir, options);
+  /** Open (or create: see `openPglite`) the database in `dataDir`, or a new one in memory. */
+  static async open(
+    dataDir: string | undefined,
+    options: NewDatabaseOptions = {},
+    cacheSize = 200,
+  ): Promise<PgliteDriver> {
+    const db = await openPglite(dataDir, options);
     return new PgliteDriver(db, cacheSize);
   }
 

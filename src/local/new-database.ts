@@ -1,0 +1,131 @@
+import fs from "node:fs";
+import path from "node:path";
+import { MemoryFS, PGlite } from "@electric-sql/pglite";
+import { NodeFS } from "@electric-sql/pglite/nodefs";
+import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
+import { copyIntoPglite, tarEntries, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
+
+export interface NewDatabaseOptions {
+  /** A PGlite dump a new database starts from (the caller's own: it wins over the init cache). */
+  loadDataDir?: Blob | undefined;
+  /** Start a new database from the init cache. Default true; `OMINIPG_INIT_CACHE=0` turns it off as well. */
+  initCache?: boolean | undefined;
+}
+
+/** The template as read from the cache: its bytes, and its entries unless they could not be read. */
+interface Template {
+  dump: Uint8Array;
+  entries: TarEntry[] | undefined;
+}
+
+/** Thrown inside PGlite's start when the cache has no usable template: the database is made another way. */
+class NoTemplate extends Error {}
+
+/**
+ * Open a PGlite database: in memory (`dataDir` undefined) or in a directory. A new one (in memory, or a
+ * directory without PG_VERSION) starts from the init cache's dump of a freshly initialized database; on a
+ * miss the dump is made once by `new PGlite()` (initdb) and stored. An existing directory opens as it always
+ * did.
+ */
+export async function openPglite(dataDir: string | undefined, options: NewDatabaseOptions = {}): Promise<PGlite> {
+  if (options.loadDataDir) return PGlite.create(dataDir, { loadDataDir: options.loadDataDir });
+  const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
+  const cache = isNew && options.initCache !== false && initCacheEnabledByEnv() ? InitCache.locate() : undefined;
+  if (!cache) return PGlite.create(dataDir);
+  // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
+  // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
+  const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): Template | undefined => {
+    const dump = cache.read();
+    return dump ? { dump, entries: entriesOf(dump) } : undefined;
+  });
+  template.catch(() => {}); // read() does not throw; awaited below unless PGlite's start failed first
+  try {
+    if (dataDir === undefined) return await PGlite.create({ fs: new TemplateMemoryFS(template) });
+    const filled = template.then(async (t) => {
+      if (!t?.entries) return false;
+      await writeTemplateDir(t.entries, dataDir);
+      return true;
+    });
+    filled.catch(() => {}); // awaited by PGlite's start, unless that failed first
+    return await PGlite.create({ dataDir, fs: new TemplateNodeFS(dataDir, filled) });
+  } catch (err) {
+    if (!(err instanceof NoTemplate)) {
+      // Should PGlite's file system ever refuse the files, initdb still makes an in-memory database.
+      if (dataDir === undefined) return PGlite.create();
+      throw err;
+    }
+    const t = await template;
+    // Not expected (a dump is read back before it is stored): PGlite's own loader takes any archive it made.
+    if (t) return PGlite.create(dataDir, { loadDataDir: tarBlob(t.dump) });
+    return fromNewTemplate(dataDir, cache);
+  }
+}
+
+/** An in-memory database whose data directory is filled from the template when PGlite starts. */
+class TemplateMemoryFS extends MemoryFS {
+  readonly #template: Promise<Template | undefined>;
+
+  constructor(template: Promise<Template | undefined>) {
+    super();
+    this.#template = template;
+  }
+
+  override async initialSyncFs(): Promise<void> {
+    const entries = (await this.#template)?.entries;
+    if (!entries) throw new NoTemplate();
+    copyIntoPglite(this.pg!.Module.FS, entries);
+  }
+}
+
+/** A new data directory that PGlite opens once `filled` says the template's files are in it. */
+class TemplateNodeFS extends NodeFS {
+  readonly #filled: Promise<boolean>;
+
+  constructor(dataDir: string, filled: Promise<boolean>) {
+    super(dataDir);
+    this.#filled = filled;
+  }
+
+  override async initialSyncFs(): Promise<void> {
+    if (!(await this.#filled)) throw new NoTemplate();
+  }
+}
+
+/**
+ * A miss: initialize a database in memory (what `new PGlite()` does), store its dump, then use it as the new
+ * in-memory database, or write the dump into the new directory. A failure to store is not the caller's
+ * problem: the database is made all the same.
+ */
+async function fromNewTemplate(dataDir: string | undefined, cache: InitCache): Promise<PGlite> {
+  const fresh = await PGlite.create(TEMPLATE_OPTIONS);
+  let dump: Uint8Array | undefined;
+  let entries: TarEntry[] | undefined;
+  try {
+    // Written to the data files, so a database made from the dump replays almost no WAL when it starts.
+    await fresh.exec("CHECKPOINT");
+    dump = new Uint8Array(await (await fresh.dumpDataDir("none")).arrayBuffer());
+    entries = entriesOf(dump);
+    if (entries) await cache.write(dump); // stored only if it can be read back
+  } catch {
+    // No template this time; the next new database tries again.
+  }
+  if (dataDir === undefined) return fresh;
+  await fresh.close();
+  if (entries) {
+    await writeTemplateDir(entries, dataDir);
+    return PGlite.create(dataDir);
+  }
+  return dump ? PGlite.create(dataDir, { loadDataDir: tarBlob(dump) }) : PGlite.create(dataDir);
+}
+
+function entriesOf(dump: Uint8Array): TarEntry[] | undefined {
+  try {
+    return tarEntries(dump);
+  } catch {
+    return undefined;
+  }
+}
+
+function tarBlob(dump: Uint8Array): Blob {
+  return new Blob([dump as Uint8Array<ArrayBuffer>], { type: "application/x-tar" });
+}
