@@ -8,6 +8,7 @@ import { ITEMS_DDL, SINGLE, TRIGGER_DDL, bulk } from "./lib/schema.js";
 import { int, mb, median, num, ratio } from "./lib/stats.js";
 import { markdownTable, textTable, type Table } from "./lib/table.js";
 import { capturePeak, drainPeak, peakOf, type MemoryResult } from "./memory.js";
+import { openTable, openTargets, type OpenResult } from "./open.js";
 import type { PushResult } from "./push.js";
 
 export interface Report {
@@ -21,6 +22,7 @@ export interface Report {
   capture?: CaptureResult;
   push?: PushResult;
   memory: MemoryResult[];
+  open?: OpenResult;
   /** Markdown of hand-written analysis (bench/NOTES.md) appended to RESULTS.md. */
   notes?: string;
   /** Free text shown at the top of RESULTS.md (e.g. "measured under load"). */
@@ -136,6 +138,7 @@ export function targets(r: Report): Target[] {
       met: growth <= TARGET_RSS_GROWTH,
     });
   }
+  if (r.open && r.open.runs.length > 0) out.push(...openTargets(r.open));
   return out;
 }
 
@@ -293,9 +296,15 @@ function memoryTable(r: Report): Table | undefined {
 }
 
 function allTables(r: Report): Table[] {
-  return [headlineTable(r), singleTable(r), bulkTable(r), txTable(r), pushTable(r), memoryTable(r)].filter(
-    (t): t is Table => !!t && t.rows.length > 0,
-  );
+  return [
+    headlineTable(r),
+    singleTable(r),
+    bulkTable(r),
+    txTable(r),
+    pushTable(r),
+    memoryTable(r),
+    r.open && r.open.runs.length > 0 ? openTable(r.open) : undefined,
+  ].filter((t): t is Table => !!t && t.rows.length > 0);
 }
 
 export function printReport(r: Report): string {
@@ -418,7 +427,7 @@ export function markdownReport(r: Report): string {
     );
   }
   lines.push(
-    "Directory storage: a PGlite data directory under the OS temp dir (removed afterwards). Push: local in-memory Ominipg, default sync options (batchSize 1000, concurrency 2). Memory: a child process, local data directory, default sync options.",
+    "Directory storage: a PGlite data directory under the OS temp dir (removed afterwards). Push: local in-memory Ominipg, default sync options (batchSize 1000, concurrency 2). Memory: a child process, local data directory, default sync options. Opening: every open in its own fresh process (WebAssembly compiled anew, as when an app starts), contenders rotated from run to run; the init cache is the bench's own, made by a first open before the runs.",
     "",
   );
 

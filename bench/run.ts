@@ -1,12 +1,12 @@
 /**
- * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing and memory, side by side.
+ * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing, memory and cold opens, side by side.
  *
  *   npm run bench                 quick mode (< 3 minutes on 2 cores), writes bench/RESULTS.md
  *   npm run bench -- --full       more statements, more runs, both storages everywhere
  *   npm run bench -- --tiny       a few hundred rows, one run each (what tests/bench.test.ts runs)
  *
  * Options: --out <file> (default bench/RESULTS.md; --tiny writes none unless given), --no-out,
- * --only capture,push,memory, --skip single,bulk,tx (capture parts), --storage memory|directory, --runs <n>,
+ * --only capture,push,memory,open, --skip single,bulk,tx (capture parts), --storage memory|directory, --runs <n>,
  * --banner "<text>" (shown at the top of RESULTS.md).
  * Profile a section: node --cpu-prof build/bench/bench/run.js --only push
  */
@@ -20,11 +20,12 @@ import { pgliteTemplate, type Storage } from "./lib/contenders.js";
 import { describeMachine } from "./lib/machine.js";
 import { createDatabase, startRemote, type RemoteServer } from "./lib/remote.js";
 import { runMemory, type MemoryResult } from "./memory.js";
+import { runOpen } from "./open.js";
 import { runPush } from "./push.js";
 import { markdownReport, printReport, targets, type Report } from "./report.js";
 
 type Mode = "tiny" | "quick" | "full";
-type Section = "capture" | "push" | "memory";
+type Section = "capture" | "push" | "memory" | "open";
 
 interface Sizes {
   runs: number;
@@ -40,6 +41,9 @@ interface Sizes {
   memoryChanges: number;
   memoryChunk: number;
   memoryStorages: Storage[];
+  /** Cold opens (section 6): runs, and whether `initCache: false` (initdb) is measured too. */
+  openRuns: number;
+  openInitdb: boolean;
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -57,6 +61,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryChanges: 2000,
     memoryChunk: 1000,
     memoryStorages: ["directory"],
+    openRuns: 1,
+    openInitdb: false,
   },
   quick: {
     runs: 5,
@@ -72,6 +78,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryChanges: 1_000_000,
     memoryChunk: 100_000,
     memoryStorages: ["directory"],
+    openRuns: 5,
+    openInitdb: true,
   },
   full: {
     runs: 7,
@@ -87,6 +95,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryChanges: 1_000_000,
     memoryChunk: 100_000,
     memoryStorages: ["directory", "memory"],
+    openRuns: 7,
+    openInitdb: true,
   },
 };
 
@@ -105,7 +115,7 @@ const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../../benc
 function parseArgs(argv: string[]): Args {
   let mode: Mode = "quick";
   let out: string | undefined | null = null;
-  let only = new Set<Section>(["capture", "push", "memory"]);
+  let only = new Set<Section>(["capture", "push", "memory", "open"]);
   let banner: string | undefined;
   let runs: number | undefined;
   let storage: Storage | undefined;
@@ -125,7 +135,7 @@ function parseArgs(argv: string[]): Args {
         .split(",")
         .map((s) => s.trim()) as Section[];
       for (const s of list)
-        if (!["capture", "push", "memory"].includes(s)) throw new Error(`--only: unknown section ${s}`);
+        if (!["capture", "push", "memory", "open"].includes(s)) throw new Error(`--only: unknown section ${s}`);
       only = new Set(list);
     } else if (a === "--banner") banner = value();
     else if (a === "--runs") runs = Number(value());
@@ -136,7 +146,7 @@ function parseArgs(argv: string[]): Args {
     } else if (a === "--skip") for (const s of value().split(",")) skip.add(s.trim());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory] [--skip single,bulk,tx]\n" +
+        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open] [--skip single,bulk,tx]\n" +
           "                        [--storage memory|directory] [--runs N] [--banner TEXT]\n",
       );
       process.exit(0);
@@ -149,7 +159,7 @@ function parseArgs(argv: string[]): Args {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const sizes = { ...SIZES[args.mode] };
-  if (args.runs !== undefined) sizes.runs = args.runs;
+  if (args.runs !== undefined) sizes.runs = sizes.openRuns = args.runs;
   if (args.storage) {
     sizes.storages = [args.storage];
     sizes.bulkStorages = [args.storage];
@@ -184,6 +194,7 @@ async function main(): Promise<number> {
       "pending changes (memory)": sizes.memoryChanges,
       "capture storages": sizes.storages.join(" + "),
       "bulk storages": sizes.bulkStorages.join(" + "),
+      "cold opens per contender": sizes.openRuns,
     },
   };
   try {
@@ -236,6 +247,9 @@ async function main(): Promise<number> {
           }),
         );
       }
+    }
+    if (args.only.has("open")) {
+      report.open = await runOpen({ root, runs: sizes.openRuns, withInitdb: sizes.openInitdb, log });
     }
   } finally {
     await server?.stop();

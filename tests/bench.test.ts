@@ -55,6 +55,7 @@ describe("bench", () => {
         "3. Transactions",
         "4. Push",
         "5. Memory",
+        "6. Opening a database",
       ]) {
         expect(stdout).toContain(title);
       }
