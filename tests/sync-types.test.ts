@@ -80,10 +80,8 @@ describe("sync: column types", () => {
     }
   });
 
-  // Known bug outside the applier (see the issue 4 report): capture stores row images as to_jsonb(row), which
-  // turns a json value into jsonb (key order, spacing and duplicate keys are lost) before the push sees it.
-  // Remove `.fails` once capture keeps json text.
-  it.fails("keeps the exact text of json values", async () => {
+  // A json value is its text: key order, spacing and duplicate keys (tests/json-text.test.ts: every path).
+  it("keeps the exact text of json values", async () => {
     await db.query(`INSERT INTO every (id, js) OVERRIDING SYSTEM VALUE VALUES (5000, '{"b": 1,  "a": 2, "a": 3}')`);
     await db.sync();
     const [row] = await remote.sql`SELECT js::text AS js FROM every WHERE id = 5000`;

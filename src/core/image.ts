@@ -5,8 +5,12 @@
  */
 export type Image = Map<string, string>;
 
-/** Split `{"a": 1, "b": {"x": [1, 2]}}` into a -> `1`, b -> `{"x": [1, 2]}`. */
-export function splitImage(json: string): Image {
+/**
+ * Split `{"a": 1, "b": {"x": [1, 2]}}` into a -> `1`, b -> `{"x": [1, 2]}`. `exact`: the text is `to_json` of
+ * a row (a captured image), which writes no whitespace of its own, so whitespace around a value is the value's
+ * (a json column's text as stored, core/json-text.ts) and is kept.
+ */
+export function splitImage(json: string, exact = false): Image {
   const out: Image = new Map();
   let i = skipSpace(json, 0);
   if (json[i] !== "{") throw new SyntaxError(`row image is not a JSON object: ${json.slice(0, 40)}`);
@@ -19,7 +23,7 @@ export function splitImage(json: string): Image {
     if (json[i] !== ":") throw new SyntaxError("expected ':' in row image");
     const start = skipSpace(json, i + 1);
     const end = endOfValue(json, start);
-    out.set(key, json.slice(start, end));
+    out.set(key, exact ? json.slice(i + 1, skipSpace(json, end)) : json.slice(start, end));
     i = skipSpace(json, end);
     if (json[i] === ",") {
       i = skipSpace(json, i + 1);

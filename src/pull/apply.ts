@@ -129,7 +129,7 @@ function refusal(err: unknown): Error | undefined {
   return isRowLevel(pg) ? (pg as Error) : undefined;
 }
 
-/** Rows as the one jsonb array parameter of a local statement. */
+/** Rows as the one JSON array parameter of a local statement. */
 export function payload(images: string[]): string {
   return `[${images.join(",")}]`;
 }

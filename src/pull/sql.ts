@@ -1,13 +1,16 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
 import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
 import { columnList as cols, columnsEqual, onConflict, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
+import { fields, jsonColumns, rowJsonb } from "../core/json-text.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
  * by the same functions and run under the same session settings, set with SET LOCAL on both sides
  * (CANONICAL_SETTINGS, core/settings.ts): every value's text - timestamptz, dates inside ranges, intervals,
  * floats, bytea, money - is then the same on both sides, and neither the user's local SETs nor the remote's
- * defaults leak in. What the change log holds pending comes from log/pending.ts.
+ * defaults leak in. Rows travel, and are hashed, as `rowJsonb` text (core/json-text.ts): to_jsonb, but a json
+ * column as a string of its exact text, so that a difference in a json value's text is a difference too.
+ * What the change log holds pending comes from log/pending.ts.
  * Every alias is prefixed `ominipg_` so that no user column name can capture a whole-row reference.
  */
 
@@ -19,6 +22,13 @@ function allColumns(t: TableInfo): string[] {
 
 function keyEquals(t: TableInfo, a: string, b: string): string {
   return columnsEqual(t.primaryKey, a, b);
+}
+
+/** The rows of parameter $1 (a JSON array of `rowJsonb` texts) as rows of the table, json columns decoded. */
+function recordset(t: TableInfo): string {
+  const p = "ominipg_p";
+  const from = `json_populate_recordset(NULL::${t.sql}, $1::text::json) AS ${p}`;
+  return jsonColumns(t).length === 0 ? `SELECT * FROM ${from}` : `SELECT ${fields(t, p)} FROM ${from}`;
 }
 
 /** The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored). */
@@ -37,13 +47,13 @@ function inBuckets(t: TableInfo, alias: string, buckets: number, param: string):
 }
 
 /**
- * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's jsonb text). A sum does not
+ * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's `rowJsonb` text). A sum does not
  * depend on row order, so the two sides need not sort keys the same way (collations differ).
  */
 export function summarySql(t: TableInfo, buckets: number): string {
   return (
     `SELECT ominipg_b AS b, count(*)::int AS n, sum(ominipg_h)::text AS s FROM (SELECT ${bucketOf(t, R, buckets)} AS ominipg_b, ` +
-    `('x' || substr(md5(to_jsonb(${R})::text), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
+    `('x' || substr(md5(${rowJsonb(t, R)}::text), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
   );
 }
 
@@ -53,10 +63,10 @@ export interface BucketScope {
   hex: string;
 }
 
-/** Remote rows as jsonb text; with `buckets`, only those whose bucket is set in the bitmap $1. */
+/** Remote rows as `rowJsonb` text; with `buckets`, only those whose bucket is set in the bitmap $1. */
 export function fetchSql(t: TableInfo, buckets?: number): string {
   const where = buckets === undefined ? "" : ` WHERE ${inBuckets(t, R, buckets, "$1")}`;
-  return `SELECT to_jsonb(${R})::text AS j FROM ${rows(t)}${where}`;
+  return `SELECT ${rowJsonb(t, R)}::text AS j FROM ${rows(t)}${where}`;
 }
 
 /** Exact row count (the local side of a diff's sizing). */
@@ -97,7 +107,7 @@ export function dropStageSql(t: TableInfo): string {
 }
 
 export function stageInsertSql(t: TableInfo): string {
-  return `INSERT INTO ${stageName(t)} SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)`;
+  return `INSERT INTO ${stageName(t)} ${recordset(t)}`;
 }
 
 /** Blocks of the stage table, for reading it back in block ranges (a TID range scan each). */
@@ -106,7 +116,7 @@ export function stageBlocksSql(t: TableInfo): string {
 }
 
 export function stagePageSql(t: TableInfo): string {
-  return `SELECT to_jsonb(ominipg_s)::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
+  return `SELECT ${rowJsonb(t, "ominipg_s")}::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
 }
 
 /**
@@ -144,10 +154,11 @@ export function hasSettledRowsSql(t: TableInfo): string {
 }
 
 /**
- * Apply a chunk of remote rows ($1, a jsonb array): rows whose keys are held (pending local changes) are left
- * alone; the others are inserted, or update the local row. In a copy, held rows are staged for the conflict
- * check (in a diff the stage already holds every fetched row); in a diff, rows equal to the local row are not
- * written at all (in a copy the local table has no such rows: it held only pending ones).
+ * Apply a chunk of remote rows ($1, a JSON array of `rowJsonb` texts): rows whose keys are held (pending local
+ * changes) are left alone; the others are inserted, or update the local row. In a copy, held rows are staged for
+ * the conflict check (in a diff the stage already holds every fetched row); in a diff, rows equal to the local
+ * row (json text included) are not written at all (in a copy the local table has no such rows: it held only
+ * pending ones).
  * Identity ALWAYS columns are inserted with OVERRIDING SYSTEM VALUE but never updated (PostgreSQL forbids it).
  */
 export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
@@ -157,7 +168,7 @@ export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
   const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
   const overriding = overridingClause(t, w);
   return (
-    `WITH ominipg_src AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::${t.sql}, $1::text::jsonb)), ${HELD_CTE(t)}, ` +
+    `WITH ominipg_src AS MATERIALIZED (${recordset(t)}), ${HELD_CTE(t)}, ` +
     `ominipg_held AS MATERIALIZED (SELECT * FROM ominipg_src AS ominipg_s WHERE ${isPending(t, "ominipg_s")}), ` +
     (stageHeld
       ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), `
@@ -165,7 +176,7 @@ export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
     `ominipg_up AS (INSERT INTO ${t.sql} (${cols(w)})${overriding} SELECT ${cols(w, "ominipg_s")} FROM ominipg_src AS ominipg_s ` +
     `WHERE NOT EXISTS (SELECT 1 FROM ominipg_held AS ominipg_h WHERE ${keyEquals(t, "ominipg_h", "ominipg_s")}) ` +
     (skipIdentical
-      ? `AND NOT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE ${keyEquals(t, "ominipg_x", "ominipg_s")} AND to_jsonb(ominipg_x) = to_jsonb(ominipg_s)) `
+      ? `AND NOT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE ${keyEquals(t, "ominipg_x", "ominipg_s")} AND ${rowJsonb(t, "ominipg_x")} = ${rowJsonb(t, "ominipg_s")}) `
       : "") +
     `${onConflict(t.primaryKey, set)} RETURNING 1) ` +
     `SELECT (SELECT count(*) FROM ominipg_up)::int AS upserted, (SELECT count(*) FROM ominipg_held)::int AS held`
@@ -185,7 +196,8 @@ export function deleteMissingSql(t: TableInfo, buckets: number): string {
  * For every key pending since before queue id $1 (and, with `buckets`, in the buckets of bitmap $2): the key,
  * its base (the row before the first pending change of that key, null if that change created it), the local
  * row and the remote row (from the stage; null if the remote has none). All as jsonb text of the table's row
- * type, rendered locally. Keys first queued later were not pending when their remote rows were applied.
+ * type, rendered locally (to_jsonb: a conflict compares values, as the push's check does, json ones included).
+ * Keys first queued later were not pending when their remote rows were applied.
  */
 export function pendingImagesSql(t: TableInfo, buckets?: number): string {
   const f = "ominipg_f";

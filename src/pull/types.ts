@@ -24,7 +24,7 @@ export interface PullConflict {
 export interface PullRejection {
   table: string;
   key: string;
-  /** The remote row the local table refused. */
+  /** The remote row the local table refused (`rowJsonb` text: json columns as strings of their text). */
   remote: string;
   error: Error;
 }

@@ -109,7 +109,7 @@ export class Coalescer {
     const rules = this.rules.get(table.oid) ?? NO_RULES;
     const keyed = (image: Image) => `${table.oid}\u0000${keyText(table, image)}`;
     if (entry.op === "I") {
-      const image = splitImage(need(entry.newRow, entry));
+      const image = splitImage(need(entry.newRow, entry), true);
       const k = keyed(image);
       const st = this.#rows.get(k);
       if (this.#takesFreed(table, rules, image, undefined, st)) return false;
@@ -124,7 +124,7 @@ export class Coalescer {
       }
       return true;
     }
-    const before = splitImage(need(entry.oldRow, entry));
+    const before = splitImage(need(entry.oldRow, entry), true);
     const k = keyed(before);
     let st = this.#rows.get(k);
     if (entry.op === "D") {
@@ -140,7 +140,7 @@ export class Coalescer {
       this.#release(st, rules);
       return true;
     }
-    const after = splitImage(need(entry.newRow, entry));
+    const after = splitImage(need(entry.newRow, entry), true);
     const k2 = keyed(after);
     if (this.#takesFreed(table, rules, after, before, st)) return false;
     if (k2 !== k && this.#writes(rules.updateActionChildren)) return false;

@@ -6,7 +6,8 @@ import { keyImage, keyText, type RowOp } from "./coalesce.js";
 import { joinImage, splitImage, type Image } from "../core/image.js";
 import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
-import { columnList, onConflict, quoteIdent } from "../core/sql.js";
+import { columnList, onConflict } from "../core/sql.js";
+import { assignments, decodeImage, encodeImage, fields } from "../core/json-text.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
 import type {
@@ -18,7 +19,7 @@ import type {
 } from "../core/conflicts.js";
 import { changedColumns } from "../core/conflict-rule.js";
 
-/** A pushed change the remote row no longer matched: the change as captured, and the remote row (jsonb text). */
+/** A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text). */
 export interface FoundConflict {
   op: RowOp;
   remote: string | null;
@@ -83,8 +84,8 @@ export class ConflictSettler {
   async settle(found: FoundConflict[]): Promise<(RowOp | undefined)[]> {
     const images = await this.#canonical(
       found.flatMap(({ op, remote }) => [
-        { table: op.table, text: op.base && joinImage(op.base) },
-        { table: op.table, text: op.kind === "delete" ? null : joinImage(op.image) },
+        { table: op.table, text: op.base && encodeImage(op.table, op.base) },
+        { table: op.table, text: op.kind === "delete" ? null : encodeImage(op.table, op.image) },
         { table: op.table, text: remote },
       ]),
     );
@@ -132,7 +133,7 @@ export class ConflictSettler {
    */
   async recordRejected(op: RowOp, remote: string): Promise<void> {
     const [local, theirs] = await this.#canonical([
-      { table: op.table, text: op.kind === "delete" ? null : joinImage(op.image) },
+      { table: op.table, text: op.kind === "delete" ? null : encodeImage(op.table, op.image) },
       { table: op.table, text: remote },
     ]);
     const record: ConflictRecord = {
@@ -204,7 +205,9 @@ export class ConflictSettler {
   async #canonicalTargets(settled: Settled[]): Promise<void> {
     const custom = settled.filter((s) => s.resolution === "custom");
     if (custom.length === 0) return;
-    const rows = await this.#canonical(custom.map((s) => ({ table: s.table, text: imageText(s.target as Image) })));
+    const rows = await this.#canonical(
+      custom.map((s) => ({ table: s.table, text: encodeImage(s.table, s.target as Image) })),
+    );
     custom.forEach((s, i) => {
       const row = rows[i]!;
       const keys = [s.base ?? s.local, s.local]
@@ -238,11 +241,12 @@ export class ConflictSettler {
       inReplicaTransaction(d, async () => {
         for (const [table, indexes] of byTable) {
           const { rows } = await d.query<{ j: string }>(
-            `SELECT to_jsonb(jsonb_populate_record(NULL::${table.sql}, e.v))::text AS j FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(v, i) ORDER BY e.i`,
+            // json columns come encoded (core/json-text.ts) and stay so (to_jsonb of the JSON string they populate).
+            `SELECT to_jsonb(json_populate_record(NULL::${table.sql}, e.v))::text AS j FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) ORDER BY e.i`,
             [`[${indexes.map((i) => items[i]!.text).join(",")}]`],
             { prepare: false },
           );
-          indexes.forEach((i, n) => (out[i] = splitImage(rows[n]!.j)));
+          indexes.forEach((i, n) => (out[i] = decodeImage(table, splitImage(rows[n]!.j))));
         }
       }),
     );
@@ -314,26 +318,27 @@ function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | 
 async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: Image | null): Promise<void> {
   const t = table.sql;
   const keyOf = (param: string) =>
-    `(SELECT ${columnList(table.primaryKey)} FROM jsonb_populate_record(NULL::${t}, ${param}::text::jsonb))`;
+    `(SELECT ${columnList(table.primaryKey)} FROM json_populate_record(NULL::${t}, ${param}::text::json))`;
   const where = `(${columnList(table.primaryKey, "ominipg_t")}) = ${keyOf("$1")}`;
   if (from !== null && to === null) {
-    await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [joinImage(from)], { prepare: false });
+    await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [encodeImage(table, from)], { prepare: false });
   } else if (from === null && to !== null) {
     const columns = table.writable;
     const set = table.updatable.filter((c) => !table.primaryKey.includes(c));
     await d.query(
-      `INSERT INTO ${t} (${columnList(columns)})${overridingClause(table, columns)} SELECT ${columnList(columns)} FROM jsonb_populate_record(NULL::${t}, $1::text::jsonb) ` +
+      `INSERT INTO ${t} (${columnList(columns)})${overridingClause(table, columns)} SELECT ${columnList(columns)} ` +
+        `FROM (SELECT ${fields(table, "ominipg_p")} FROM json_populate_record(NULL::${t}, $1::text::json) AS ominipg_p) AS ominipg_r ` +
         onConflict(table.primaryKey, set),
-      [joinImage(to)],
+      [encodeImage(table, to)],
       { prepare: false },
     );
   } else if (from !== null && to !== null) {
     const set = changedColumns(from, to).filter((c) => table.updatable.includes(c));
     if (set.length === 0) return;
     await d.query(
-      `UPDATE ${t} AS ominipg_t SET ${set.map((c) => `${quoteIdent(c)} = (ominipg_r.r).${quoteIdent(c)}`).join(", ")} ` +
-        `FROM (SELECT jsonb_populate_record(NULL::${t}, $2::text::jsonb) AS r) AS ominipg_r WHERE ${where}`,
-      [joinImage(from), joinImage(to)],
+      `UPDATE ${t} AS ominipg_t SET ${assignments(table, set, "ominipg_r.r")} ` +
+        `FROM (SELECT json_populate_record(NULL::${t}, $2::text::json) AS r) AS ominipg_r WHERE ${where}`,
+      [encodeImage(table, from), encodeImage(table, to)],
       { prepare: false },
     );
   }

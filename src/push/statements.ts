@@ -2,13 +2,15 @@ import { overridingClause, type TableInfo } from "../core/table.js";
 import { columnList, columnsEqual, onConflict, quoteIdent, quoteLiteral } from "../core/sql.js";
 import { claimSql } from "./ledger.js";
 import { joinImage, type Image } from "../core/image.js";
+import { assignments, encodeImage, field, rowJsonb } from "../core/json-text.js";
 import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
 /**
- * Set-based remote writes. Every group of writes takes its rows as ONE jsonb parameter (sent as text, so
+ * Set-based remote writes. Every group of writes takes its rows as ONE json parameter (sent as text, so
  * postgres.js cannot double-encode it) and turns them into rows of the table's own row type with
- * jsonb_populate_record: a fixed parameter count at any batch size, and every column type converted by
- * PostgreSQL's own input functions.
+ * json_populate_record: a fixed parameter count at any batch size, and every column type converted by
+ * PostgreSQL's own input functions. (json, not jsonb: it is faster, and it keeps the text of json values;
+ * json columns travel encoded, core/json-text.ts, so their text arrives byte for byte.)
  *
  * A batch is ONE statement, atomic without a client-side transaction. (postgres.js's transactions are not
  * safe against a lost connection: sql.begin() writes its ROLLBACK to the dead socket, an uncaught TypeError.)
@@ -47,7 +49,7 @@ export type GroupWrite = {
     | { kind: "delete"; rows: Image[] }
   );
 
-/** One remote conflict: the group and the 1-based row of it, and the remote row as jsonb text (null: none). */
+/** One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb` text (null: none). */
 export interface RemoteConflict {
   group: number;
   row: number;
@@ -120,41 +122,41 @@ export function parseConflicts(text: string | null): RemoteConflict[] {
 }
 
 function dataOf(g: GroupWrite): string {
-  if (g.kind === "delete") return payload(g.rows);
-  if (g.kind === "upsert") return payload(g.rows, g.columns);
-  return `[${g.rows.map((m) => `{"k":${joinImage(m.key)},"r":${joinImage(m.image, g.columns)}}`).join(",")}]`;
+  const t = g.table;
+  if (g.kind === "delete") return `[${g.rows.map((key) => joinImage(key)).join(",")}]`;
+  if (g.kind === "upsert") return `[${g.rows.map((img) => encodeImage(t, img, g.columns)).join(",")}]`;
+  return `[${g.rows.map((m) => `{"k":${joinImage(m.key)},"r":${encodeImage(t, m.image, g.columns)}}`).join(",")}]`;
 }
 
 function expectedOf(g: GroupWrite): string {
   const columns = [...new Set([...g.table.primaryKey, ...g.check.columns])];
-  return `[${g.check.expected!.map((e) => (e === null ? "null" : joinImage(e, columns))).join(",")}]`;
-}
-
-export function payload(images: Image[], columns?: string[]): string {
-  return `[${images.map((img) => joinImage(img, columns)).join(",")}]`;
+  return `[${g.check.expected!.map((e) => (e === null ? "null" : encodeImage(g.table, e, columns))).join(",")}]`;
 }
 
 /** Per row: its ordinal `i`, the key `k`, the row to write `r` (null for deletes) and the expected row `e`. */
 function sourceSql(g: GroupWrite, data: string, expected: string | undefined): string {
-  const row = (json: string) => `jsonb_populate_record(NULL::${g.table.sql}, ${json})`;
+  const row = (json: string) => `json_populate_record(NULL::${g.table.sql}, ${json})`;
   const elements = expected
-    ? `ROWS FROM (jsonb_array_elements(${data}::text::jsonb), jsonb_array_elements(${expected}::text::jsonb)) WITH ORDINALITY AS a(v, ev, i)`
-    : `jsonb_array_elements(${data}::text::jsonb) WITH ORDINALITY AS a(v, i)`;
-  const [k, r] =
+    ? `ROWS FROM (json_array_elements(${data}::text::json), json_array_elements(${expected}::text::json)) WITH ORDINALITY AS a(v, ev, i)`
+    : `json_array_elements(${data}::text::json) WITH ORDINALITY AS a(v, i)`;
+  // An upsert's key and row are one record, populated once (json_populate_record parses its text each time).
+  const [k, r, from] =
     g.kind === "move"
-      ? [row("a.v->'k'"), row("a.v->'r'")]
-      : [row("a.v"), g.kind === "delete" ? `NULL::${g.table.sql}` : row("a.v")];
+      ? [row("a.v->'k'"), row("a.v->'r'"), elements]
+      : g.kind === "delete"
+        ? [row("a.v"), `NULL::${g.table.sql}`, elements]
+        : ["ominipg_p", "ominipg_p", `${elements} CROSS JOIN LATERAL ${row("a.v")} AS ominipg_p`];
   const e = expected
-    ? `CASE WHEN jsonb_typeof(a.ev) = 'object' THEN ${row("a.ev")} END AS e, coalesce(jsonb_typeof(a.ev) = 'object', false) AS has_e`
+    ? `CASE WHEN json_typeof(a.ev) = 'object' THEN ${row("a.ev")} END AS e, coalesce(json_typeof(a.ev) = 'object', false) AS has_e`
     : `NULL::${g.table.sql} AS e, false AS has_e`;
-  return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${elements}`;
+  return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${from}`;
 }
 
 /** The remote rows of the group's keys, locked in key order, with whether they equal the expected and the new row. */
 function lockSql(g: GroupWrite, name: string): string {
   const equal = (alias: string) =>
     g.check.columns
-      .map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb((s.${alias}).${quoteIdent(c)})`)
+      .map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb(${field(g.table, `s.${alias}`, c)})`)
       .join(" AND ") || "true";
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
@@ -170,7 +172,7 @@ function conflictSql(g: GroupWrite, name: string, n: number): string {
   const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
   const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
   return (
-    `SELECT ${n} AS g, s.i, to_jsonb(l.remote)::text AS remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
+    `SELECT ${n} AS g, s.i, ${rowJsonb(g.table, "l.remote")}::text AS remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
     `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
   );
 }
@@ -181,7 +183,7 @@ function writeSql(g: GroupWrite, name: string): string {
     return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`;
   }
   if (g.kind === "upsert") {
-    const values = g.columns.map((c) => `(s.r).${quoteIdent(c)}`).join(", ");
+    const values = g.columns.map((c) => field(t, "s.r", c)).join(", ");
     const set = g.set.filter((c) => t.updatable.includes(c));
     // Only a row the check locked may be updated: one another session inserted since is left alone (and
     // counted missing, see batchSql).
@@ -193,7 +195,7 @@ function writeSql(g: GroupWrite, name: string): string {
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
-    `UPDATE ${t.sql} AS ${T} SET ${g.set.map((c) => `${quoteIdent(c)} = (s.r).${quoteIdent(c)}`).join(", ")} ` +
+    `UPDATE ${t.sql} AS ${T} SET ${assignments(t, g.set, "s.r")} ` +
     `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`
   );
 }

@@ -1,0 +1,85 @@
+/**
+ * The text of json columns (json, not jsonb), kept byte for byte on every path.
+ *
+ * PostgreSQL stores a json value as the text it was given: whitespace, key order, duplicate keys, escapes and
+ * the spelling of numbers are part of it. Capture's row images (`to_json` of the row) hold that text, and the
+ * push's COPY keeps it; but whatever reads a value out of JSON in SQL (`json_populate_record`, `->`) drops the
+ * whitespace around it, and jsonb rewrites all of it. So wherever rows travel as JSON for SQL to read, a json
+ * column's value travels as a JSON string holding its text ("encoded"), which SQL decodes (`field`):
+ * - an image (column -> JSON text, core/image.ts) holds the text itself; `encodeImage` writes the JSON a
+ *   statement reads, `decodeImage` turns a row a statement rendered with `rowJsonb` back into an image;
+ * - `rowJsonb` renders a row as jsonb with its json columns as strings of their text: as canonical as
+ *   `to_jsonb` for every other type, exact for json (pulled rows, their hashes and verify() use it).
+ * JSON null in a json column counts as SQL NULL, as in a row image, which cannot tell them apart.
+ * Arrays, composites and domains of json are not covered here (their JSON form is read with their type).
+ */
+import { joinImage, type Image } from "./image.js";
+import { quoteIdent, quoteLiteral } from "./sql.js";
+import type { TableInfo } from "./table.js";
+
+const columnsOf = new WeakMap<TableInfo, readonly string[]>();
+
+/** The table's json columns (not jsonb), in table order. */
+export function jsonColumns(t: TableInfo): readonly string[] {
+  let columns = columnsOf.get(t);
+  if (columns === undefined) {
+    columns = t.columns.filter((c) => c.type === "json").map((c) => c.name);
+    columnsOf.set(t, columns);
+  }
+  return columns;
+}
+
+/** The image as the JSON a statement reads (of `columns`, all when omitted), its json columns encoded. */
+export function encodeImage(t: TableInfo, image: Image, columns?: Iterable<string>): string {
+  const json = jsonColumns(t);
+  if (json.length === 0) return joinImage(image, columns);
+  const encoded = new Map(image);
+  for (const c of json) {
+    const value = image.get(c);
+    if (value !== undefined && value.trim() !== "null") encoded.set(c, JSON.stringify(value));
+  }
+  return joinImage(encoded, columns);
+}
+
+/** An image split from `rowJsonb` text, its json columns decoded back to their text (in place). */
+export function decodeImage(t: TableInfo, image: Image): Image {
+  for (const c of jsonColumns(t)) {
+    const value = image.get(c);
+    if (value !== undefined && value.startsWith('"')) image.set(c, JSON.parse(value) as string);
+  }
+  return image;
+}
+
+/**
+ * SQL: the row (an alias, or a row-valued expression like `x.r`) as jsonb, its json columns as strings of
+ * their text; `to_jsonb(row)` for a table without json columns.
+ */
+export function rowJsonb(t: TableInfo, row: string): string {
+  const json = jsonColumns(t);
+  if (json.length === 0) return `to_jsonb(${row})`;
+  const pairs = json.map((c) => {
+    const value = `(${row}).${quoteIdent(c)}`;
+    // (::json: the other side's column may be of another type, e.g. when verify() compares differing schemas)
+    return `${quoteLiteral(c)}, CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
+  });
+  const objects: string[] = [];
+  // jsonb_build_object takes at most 100 arguments.
+  for (let i = 0; i < pairs.length; i += 50) objects.push(`jsonb_build_object(${pairs.slice(i, i + 50).join(", ")})`);
+  return `(to_jsonb(${row}) || ${objects.join(" || ")})`;
+}
+
+/** SQL: a column of a row populated from JSON with json columns encoded (`json_populate_record`), decoded. */
+export function field(t: TableInfo, row: string, column: string): string {
+  const value = `(${row}).${quoteIdent(column)}`;
+  return jsonColumns(t).includes(column) ? `(${value} #>> '{}')::json` : value;
+}
+
+/** SQL: `"a" = <field a>, ...`: an UPDATE's SET list taking `columns` from such a row. */
+export function assignments(t: TableInfo, columns: readonly string[], row: string): string {
+  return columns.map((c) => `${quoteIdent(c)} = ${field(t, row, c)}`).join(", ");
+}
+
+/** SQL: every column of such a row, decoded, as a select list (table order, the table's column names). */
+export function fields(t: TableInfo, row: string): string {
+  return t.columns.map((c) => `${field(t, row, c.name)} AS ${quoteIdent(c.name)}`).join(", ");
+}
