@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Catalog, type SyncScope } from "./capture/catalog.js";
 import { LOCAL_SCHEMA_SQL, ownClientId } from "./log/tables.js";
+import { storedSyncScope, type StoredScope } from "./log/scope.js";
 import { forgetLeases } from "./seq/lease.js";
 import { loadParser } from "./capture/parser.js";
 import { DirectDriver } from "./remote/direct-driver.js";
@@ -68,7 +69,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   }
 
   /** Open the local database (or the server, in direct mode) and run `schemaSQL` on it. */
-  protected static async openLocal(options: ConnectOptions): Promise<{ driver: Driver; lock?: DirLock }> {
+  protected static async openLocal(
+    options: ConnectOptions,
+  ): Promise<{ driver: Driver; lock?: DirLock; storedScope?: StoredScope | undefined }> {
     validateConnectOptions(options, (file) => fs.readFileSync(file));
     await loadParser();
     const location = locate(options.url);
@@ -106,12 +109,14 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
         { cause },
       );
     }
+    let storedScope: StoredScope | undefined;
     try {
       // Capture keeps each statement's row images until the log insert reads them; PGlite's 4 MB default
       // spills a bulk statement's images to temporary files.
       await driver.exec(`SET work_mem = '64MB'`);
       await runSchema(driver, options.schemaSQL ?? [], "local");
       if (options.syncUrl) {
+        if (options.storedSyncScope) storedScope = await storedSyncScope(driver);
         await driver.exec(LOCAL_SCHEMA_SQL);
         const home = location.kind === "directory" ? `directory:${fs.statSync(location.path).ino}` : "memory";
         // Leased id blocks belong to the database that leased them: a copy leases its own at its first sync.
@@ -122,7 +127,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       lock?.release();
       throw err;
     }
-    return { driver, lock };
+    return { driver, lock, storedScope };
   }
 
   get closed(): boolean {

@@ -62,7 +62,8 @@ export class Ominipg extends OminipgBase {
 
   /** Open the local database, run `schemaSQL`, and (with `syncUrl`) start capturing. Never waits on the network. */
   static async connect(options: ConnectOptions = {}): Promise<Ominipg> {
-    const { driver, lock } = await OminipgBase.openLocal(options);
+    const { driver, lock, storedScope } = await OminipgBase.openLocal(options);
+    if (storedScope) options = { ...options, sync: { ...storedScope, ...options.sync } };
     let db: Ominipg;
     try {
       db = new Ominipg(driver, options, lock);

@@ -20,32 +20,13 @@ export async function openDirectory(
   const { Ominipg } = await loadLibrary();
   // With a remote, sync what the app syncs (its sync.schemas/tables/exclude, stored at its last connect),
   // unless the command's flags say otherwise: a table the app keeps local must not be pushed or pulled.
-  const stored = options.remote !== undefined ? await storedScope(Ominipg, full) : undefined;
-  const sync = { ...stored, ...options.sync };
+  // Read by connect() in the same open of the directory (it used to be opened once more, before, to read it).
+  const sync = options.sync ?? {};
   return Ominipg.connect({
     url: full,
-    ...(options.remote !== undefined ? { syncUrl: options.remote } : {}),
+    ...(options.remote !== undefined ? { syncUrl: options.remote, storedSyncScope: true } : {}),
     ...(Object.keys(sync).length > 0 ? { sync } : {}),
   });
-}
-
-async function storedScope(
-  Ominipg: typeof import("../index.js").Ominipg,
-  dir: string,
-): Promise<SyncOptions | undefined> {
-  const db = await Ominipg.connect({ url: dir });
-  try {
-    const { rows: meta } = await db.query<{ found: boolean }>(
-      `SELECT to_regclass('public._ominipg_meta') IS NOT NULL AS found`,
-    );
-    if (!meta[0]?.found) return undefined;
-    const { rows } = await db.query<{ value: string }>(
-      `SELECT value FROM public._ominipg_meta WHERE key = 'sync_scope'`,
-    );
-    return rows[0] ? (JSON.parse(rows[0].value) as SyncOptions) : undefined;
-  } finally {
-    await db.close();
-  }
 }
 
 /** The library (PGlite, the SQL parser) loads only once a command runs: --help and usage errors stay instant. */

@@ -91,6 +91,12 @@ export interface ConnectOptions {
    * set per remote transaction like `remoteRole`; their `sub` also names this client's ledger rows.
    */
   remoteClaims?: Record<string, unknown>;
+  /**
+   * @internal The CLI's, not part of the API: with `syncUrl`, sync what this database's app stored at its last
+   * connect with a remote (its sync.schemas, tables and exclude), `sync`'s own values winning; read in the same
+   * open of the database.
+   */
+  storedSyncScope?: boolean;
   /** @internal Fault injection for Ominipg's own tests; not part of the API. */
   testHooks?: TestHooks;
 }
@@ -128,6 +134,7 @@ const CONNECT_KEYS = new Set([
   "handleSignals",
   "remoteRole",
   "remoteClaims",
+  "storedSyncScope",
   "testHooks",
 ]);
 const SYNC_KEYS = new Set([
@@ -219,6 +226,9 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
   }
   if (options.remoteSchema !== undefined && options.remoteSchema !== "apply" && options.remoteSchema !== "skip") {
     throw new ConfigError(`remoteSchema must be "apply" or "skip"`);
+  }
+  if (options.storedSyncScope !== undefined && typeof options.storedSyncScope !== "boolean") {
+    throw new ConfigError("storedSyncScope must be true or false");
   }
   if (options.initCache !== undefined && typeof options.initCache !== "boolean") {
     throw new ConfigError("initCache must be true or false");

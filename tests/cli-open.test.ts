@@ -1,0 +1,49 @@
+// The CLI opens a data directory once: with storedSyncScope (internal, the CLI's), connect() reads the sync
+// scope the app stored at its last connect in the same open, instead of the CLI opening the directory first
+// to read it. No server: an unreachable syncUrl is enough, connect() never waits on the network.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Ominipg } from "../src/index.js";
+import { tempDir, unreachableUrl } from "./harness/index.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, v text)`,
+  `CREATE TABLE IF NOT EXISTS scratch (id int PRIMARY KEY, v text)`,
+];
+
+/** The tables a write was captured for, after one insert into each of items and scratch. */
+async function capturedTables(db: Ominipg, id: number): Promise<string[]> {
+  await db.query(`INSERT INTO items VALUES ($1, 'x')`, [id]);
+  await db.query(`INSERT INTO scratch VALUES ($1, 'x')`, [id]);
+  const { rows } = await db.query<{ table_name: string }>(
+    `SELECT DISTINCT table_name FROM _sync_queue WHERE (new_row->>'id')::int = $1 ORDER BY 1`,
+    [id],
+  );
+  return rows.map((r) => r.table_name);
+}
+
+describe("connect({ storedSyncScope: true })", () => {
+  it("syncs what the app stored, the caller's sync options winning; without it, the default scope", async () => {
+    const url = path.join(tempDir("ominipg-cli-open-"), "db");
+    const syncUrl = unreachableUrl();
+    const app = await Ominipg.connect({ url, syncUrl, schemaSQL: SCHEMA, sync: { exclude: ["scratch"] } });
+    expect(await capturedTables(app, 1)).toEqual(["items"]);
+    await app.close();
+
+    const stored = await Ominipg.connect({ url, syncUrl, storedSyncScope: true });
+    expect(await capturedTables(stored, 2)).toEqual(["items"]);
+    await stored.close();
+
+    const overridden = await Ominipg.connect({ url, syncUrl, storedSyncScope: true, sync: { exclude: ["items"] } });
+    expect(await capturedTables(overridden, 3)).toEqual(["scratch"]);
+    await overridden.close();
+
+    const plain = await Ominipg.connect({ url, syncUrl });
+    expect(await capturedTables(plain, 4)).toEqual(["items", "scratch"]);
+    await plain.close();
+
+    await expect(Ominipg.connect({ url, storedSyncScope: "yes" as never })).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+    });
+  });
+});
