@@ -29,6 +29,11 @@ export interface Driver {
    * undecoded: for large text results the caller converts itself (postgres.js's `.raw()`).
    */
   raw(sql: string, params?: readonly unknown[]): Promise<(Uint8Array | null)[][]>;
+  /**
+   * Run one `COPY ... FROM STDIN` with `data` (COPY text) as its input; returns the rows it copied. Only the
+   * local database offers it (the pull's initial copy).
+   */
+  copyFrom?(sql: string, data: Uint8Array): Promise<number>;
   /** Run a script of statements without parameters (simple protocol); one result per statement. */
   exec(sql: string, options?: { rowMode?: RowMode }): Promise<QueryResult[]>;
   /** The result columns of a statement, without running it (parse and describe only). */

@@ -88,6 +88,10 @@ export async function setMeta(d: Driver, key: string, value: string): Promise<vo
   );
 }
 
+export async function deleteMeta(d: Driver, key: string): Promise<void> {
+  await d.query(`DELETE FROM ${META_TABLE} WHERE key = $1`, [key], { prepare: false });
+}
+
 /** This database's client id (minted with the log tables; it names the client's remote ledger rows). */
 export async function clientIdOf(d: Driver): Promise<string> {
   return (await getMeta(d, "client_id"))!;

@@ -123,7 +123,7 @@ export async function applyRows(
  * The PostgreSQL error of a failed local write, if it refuses particular rows. A local failure arrives
  * carried, as an OminipgError whose cause is PostgreSQL's error (PullContext.local).
  */
-function refusal(err: unknown): Error | undefined {
+export function refusal(err: unknown): Error | undefined {
   const local = err instanceof Carried ? err.error : err;
   const pg = (local as { cause?: unknown } | null | undefined)?.cause;
   return isRowLevel(pg) ? (pg as Error) : undefined;

@@ -31,6 +31,8 @@ export class Abandoned extends Error {
 /** The sizes a pull works with (PullerOptions, defaults applied). */
 export interface PullSizes {
   chunkRows: number;
+  /** Rows per range of a copy (copy.ts): a COPY each, so larger than a chunk of row images. */
+  copyRows: number;
   /** Target on-disk bytes of remote rows per chunk (their JSON text is usually 1-3 times as large). */
   chunkBytes: number;
   rowsPerBucket: number;
@@ -99,9 +101,13 @@ export class PullContext {
     this.hook((h) => h.progress?.(p));
   }
 
-  /** Rows per chunk: `chunkRows`, fewer for wide rows so that a chunk stays near `chunkBytes` on disk. */
-  chunkSize(rows: number, bytes: number): number {
-    const { chunkRows, chunkBytes } = this.sizes;
+  /**
+   * Rows per chunk: `chunkRows` (`copyRows` for the ranges of a copy), fewer for wide rows so that a chunk stays
+   * near `chunkBytes` on disk.
+   */
+  chunkSize(rows: number, bytes: number, kind: "rows" | "copy" = "rows"): number {
+    const { chunkBytes } = this.sizes;
+    const chunkRows = kind === "copy" ? this.sizes.copyRows : this.sizes.chunkRows;
     if (!(rows > 0 && bytes > 0)) return chunkRows;
     return Math.max(16, Math.min(chunkRows, Math.floor((chunkBytes * rows) / bytes)));
   }

@@ -1,14 +1,178 @@
 /**
  * The copy strategy, for a table that holds no rows other than ones with pending local changes (e.g. at the
- * first pull): every remote row is streamed with a postgres.js cursor in chunks, and each chunk is upserted
- * locally by one statement with one jsonb parameter (`jsonb_populate_recordset`).
+ * first pull), and the resumption of a copy that broke off.
+ *
+ * The remote table is read in ranges of its primary key, in key order: `COPY (SELECT ... WHERE key > last
+ * ORDER BY key LIMIT n) TO STDOUT`, each an index range scan in the pull's one snapshot. Each range is loaded
+ * locally by ONE `COPY ... FROM STDIN` of the same text into the table itself (PGlite's fastest load path:
+ * no per-row statement, no JSON), in one short local transaction that also records the range's last key in
+ * `_ominipg_meta` (the resume point). The next range is read from the remote while the local database loads
+ * the current one; memory holds two ranges (`chunkRows` rows, fewer for wide rows: `chunkBytes`).
+ *
+ * Both sides speak COPY text under the same session settings (CANONICAL_SETTINGS on the remote transaction,
+ * LOCAL_SETTINGS in the local one), so every value's text reads back as the value it was. Columns are listed
+ * explicitly on both sides, key columns first (their text leads every row, so the range's last key is read
+ * off its last row); generated columns are left out (the local database computes them), identity ALWAYS
+ * columns are written as they are (COPY sets them).
+ *
+ * Held keys win: a range is COPYed only when none of its keys is held (a pending local change: an insert, an
+ * update, a delete, or either key of a key change), checked in the same session turn as the write, right
+ * after the held keys are topped up (apply.ts). Otherwise - and when the local table refuses the COPY (a
+ * row-level SQLSTATE: a key the table already has, a constraint the remote does not have) - that range is
+ * read again as row images and written row by row by applyRows (apply.ts): held rows are left alone and
+ * staged for the conflict check, refused rows isolated and reported, as in every other pull.
+ *
+ * Resuming. A copy cut short (a kill, an outage, a failed hook) leaves its committed ranges and the resume
+ * point. The next pull (or the retry of this one) finds the table holding rows, so it diffs it, but first
+ * continues the copy from the resume point: only the keys after it are read. The remote may have changed in
+ * between, on both sides of the point: keys after it are read from the new snapshot, and the diff that
+ * follows (which the next pull would do anyway) brings the rows before it up to date and deletes what the
+ * remote lost. A range that meets rows already there (written by the broken attempt after its last recorded
+ * point) is refused by the key and written row by row, which upserts. A point whose key columns no longer
+ * match the table's is ignored; a finished copy, and a fresh one, forget the point.
  */
-import { applyRows, type TableRun } from "./apply.js";
+import type { Driver } from "../core/driver.js";
+import type { TableInfo } from "../core/table.js";
+import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
+import { applyRows, refusal, write, type TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
-import { fetchSql, remoteCountSql } from "./sql.js";
+import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFetchSql, type Key } from "./copy-sql.js";
+import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
+import { fetchSql, remoteCountSql, stageName } from "./sql.js";
 import { streamChunks } from "./stream.js";
 
-export async function copyTable(ctx: PullContext, run: TableRun): Promise<void> {
+/** One range of remote rows as COPY text. */
+interface Range {
+  data: Uint8Array;
+  rows: number;
+  /** The key of its last row (undefined when empty). */
+  last: Key | undefined;
+}
+
+/** Copy the table's remote rows (those after `after` when resuming), range by range. */
+export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): Promise<void> {
+  const { t, table } = run;
+  if (!copyable(t)) return legacyCopy(ctx, run);
+  const resuming = after !== undefined;
+  const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(copyCountSql(t, after));
+  const total = Number(count!.n);
+  let done = 0;
+  ctx.progress({ table, done, total });
+  const limit = ctx.chunkSize(total, Number(count!.bytes), "copy");
+  let next: Promise<Range> | undefined = readRange(ctx, t, after, limit);
+  try {
+    while (next) {
+      const range: Range = await next;
+      next = undefined;
+      if (range.rows === 0) break;
+      // The next range is read while this one is written.
+      if (range.rows >= limit) next = readRange(ctx, t, range.last, limit);
+      next?.catch(() => {}); // awaited below, or when this range is written row by row
+      await writeRange(ctx, run, range, after, () => next);
+      if (run.truncated) break;
+      after = range.last;
+      done += range.rows;
+      ctx.progress({ table, done, total: Math.max(total, done) });
+    }
+  } catch (err) {
+    await next?.catch(() => {}); // the connection is idle again before the transaction ends
+    throw err;
+  }
+  await ctx.local(async (d) => {
+    await deleteMeta(d, pointKey(t));
+    // A resumed copy is followed by a diff, which stages the rows it fetches itself (held ones included).
+    if (resuming) await d.exec(`TRUNCATE ${stageName(t)}`);
+  });
+}
+
+/** The copy a pull must continue before it diffs the table, if a copy of it broke off; see above. */
+export async function resumePoint(ctx: PullContext, t: TableInfo): Promise<Key | undefined> {
+  if (!copyable(t)) return undefined;
+  const value = await ctx.local((d) => getMeta(d, pointKey(t)));
+  if (value === undefined) return undefined;
+  const point = JSON.parse(value) as { key: string[]; after: Key };
+  return JSON.stringify(point.key) === JSON.stringify(t.primaryKey) ? point.after : undefined;
+}
+
+/** Every key column must be among the columns a row write sets (not generated): the copy reads keys off rows. */
+function copyable(t: TableInfo): boolean {
+  return t.primaryKey.every((c) => t.writable.includes(c));
+}
+
+function pointKey(t: TableInfo): string {
+  return `pull_copy:${JSON.stringify([t.schema, t.name])}`;
+}
+
+async function readRange(ctx: PullContext, t: TableInfo, after: Key | undefined, limit: number): Promise<Range> {
+  const stream = await ctx.tx.unsafe(copyOutSql(t, after, limit)).readable();
+  const data = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on("data", (part: Buffer) => parts.push(part));
+    stream.once("error", reject);
+    stream.once("end", () => {
+      // postgres.js pauses its socket when a push finds the stream's buffer full, and only the stream's next
+      // read resumes it; when the end was pushed too (a range that came in one piece, before this listener),
+      // there is no next read and the connection would stay paused for good: resume it here.
+      try {
+        (stream as unknown as { _read(n: number): void })._read(0);
+      } catch {
+        // the connection is gone: the next query says so
+      }
+      resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    });
+  });
+  const rows = rowCount(data);
+  return { data, rows, last: rows > 0 ? (lastRowFields(data, t.primaryKey.length) as Key) : undefined };
+}
+
+/**
+ * Write one range: by COPY, with its last key as the resume point, in one local transaction; row by row when
+ * one of its keys is held or the table refuses the COPY. `pending` is the read of the next range, which must
+ * end before this transaction's connection reads anything else.
+ */
+async function writeRange(
+  ctx: PullContext,
+  run: TableRun,
+  range: Range,
+  after: Key | undefined,
+  pending: () => Promise<unknown> | undefined,
+): Promise<void> {
+  const { t } = run;
+  const point = JSON.stringify({ key: t.primaryKey, after: range.last });
+  try {
+    const copied = await write(ctx, run, async (d) => {
+      if (!d.copyFrom || (await holdsAny(d, t, range.data))) return undefined;
+      const rows = await d.copyFrom(copyInSql(t), range.data);
+      await setMeta(d, pointKey(t), point);
+      return rows;
+    });
+    if (copied !== undefined || run.truncated) {
+      run.tally.upserted += copied ?? 0;
+      return;
+    }
+  } catch (err) {
+    if (!refusal(err)) throw err;
+  }
+  await pending()?.catch(() => {});
+  const images = (await ctx.tx.unsafe<{ j: string }[]>(rangeFetchSql(t, after, range.last!))).map((r) => r.j);
+  await applyRows(ctx, run, images, "copy");
+  if (!run.truncated) await ctx.local((d) => setMeta(d, pointKey(t), point));
+}
+
+/** Whether any key of the range's rows is held (only parsed out of the text when some key is held at all). */
+async function holdsAny(d: Driver, t: TableInfo, data: Uint8Array): Promise<boolean> {
+  if (!(await d.query<{ held: boolean }>(anyHeldSql(t), [], { prepare: false })).rows[0]!.held) return false;
+  const columns = leadingColumns(data, t.primaryKey.length);
+  const keys = columns[0]!.map((_, r) => columns.map((c) => c[r]));
+  const { rows } = await d.query<{ held: boolean }>(heldAmongSql(t), [JSON.stringify(keys)], { prepare: false });
+  return rows[0]!.held;
+}
+
+/**
+ * Where COPY cannot be used: every remote row streamed as a row image with a postgres.js cursor, each chunk
+ * upserted by one statement (applyRows).
+ */
+async function legacyCopy(ctx: PullContext, run: TableRun): Promise<void> {
   const { t, table } = run;
   const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteCountSql(t));
   const total = Number(count!.n);

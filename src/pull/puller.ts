@@ -51,7 +51,7 @@ import type { OwnedSequence } from "../seq/owned.js";
 import { endTable, startTable } from "./apply.js";
 import { checkPending } from "./conflicts.js";
 import { PullContext, uncarried, type PullSizes } from "./context.js";
-import { copyTable } from "./copy.js";
+import { copyTable, resumePoint } from "./copy.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
@@ -69,6 +69,7 @@ export class Puller {
   ) {
     this.#sizes = {
       chunkRows: options.chunkRows ?? 2000,
+      copyRows: options.chunkRows ?? 100_000,
       chunkBytes: options.chunkBytes ?? 8 << 20,
       rowsPerBucket: options.rowsPerBucket ?? 32,
     };
@@ -143,6 +144,8 @@ export class Puller {
       let scope: BucketScope | undefined;
       if (settled) {
         tally.strategy = "diff";
+        const resume = await resumePoint(ctx, t); // a copy that broke off continues first (copy.ts)
+        if (resume) await copyTable(ctx, run, resume);
         scope = await diffTable(ctx, run);
         if (!scope) return tally; // equal to the remote already
       } else {

@@ -90,7 +90,7 @@ export function stageName(t: TableInfo): string {
 }
 
 /** The temp table of the table's keys with pending local changes, kept up to date chunk by chunk. */
-function heldName(t: TableInfo): string {
+export function heldName(t: TableInfo): string {
   return qualified("pg_temp", `ominipg_held_${t.oid}`);
 }
 

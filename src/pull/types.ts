@@ -58,7 +58,7 @@ export interface PullResult {
 }
 
 export interface PullerOptions {
-  /** Rows per remote fetch and per local write. Default 2000. */
+  /** Rows per remote fetch and per local write. Default 2000 (100,000 per COPY of an initial copy). */
   chunkRows?: number;
   /** Move local SERIAL/identity sequences up past pulled ids. Default true; false with `sequences: "lease"`. */
   sequences?: boolean;

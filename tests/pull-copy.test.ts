@@ -1,0 +1,291 @@
+// The initial copy by COPY ranges of the primary key (src/pull/copy.ts): exact for every column type, in
+// bounded ranges, held keys winning, indexes and constraints intact, and a copy cut short continuing where it
+// stopped (a failed hook, a dropped connection, a reopened database) rather than starting again.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { PullProgress } from "../src/pull/types.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
+import { startProxy } from "./sync-helpers.js";
+
+let cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+  cleanups = [];
+});
+
+async function remoteDb(): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanups.push(() => remote.drop());
+  return remote;
+}
+
+async function client(...args: Parameters<typeof pullClient>): Promise<PullClient> {
+  const c = await pullClient(...args);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** The resume point a copy of `table` left in the local meta table, if any. */
+async function resumePoint(c: PullClient, table: string): Promise<unknown> {
+  const { rows } = await c.db.query<{ value: string }>(`SELECT value FROM _ominipg_meta WHERE key = $1`, [
+    `pull_copy:${JSON.stringify(["public", table])}`,
+  ]);
+  return rows[0] ? JSON.parse(rows[0].value) : undefined;
+}
+
+/**
+ * One table's progress reports, split into the pull's phases: each starts with `done: 0` (a copy, or a diff
+ * after it; a retried attempt starts again).
+ */
+function phases(progress: PullProgress[], table: string): PullProgress[][] {
+  const out: PullProgress[][] = [];
+  for (const p of progress.filter((x) => x.table === `public.${table}`)) {
+    if (p.done === 0) out.push([]);
+    out.at(-1)!.push(p);
+  }
+  return out;
+}
+
+function expectBoundedSteps(phase: PullProgress[], max: number): void {
+  for (let i = 1; i < phase.length; i++) expect(phase[i]!.done - phase[i - 1]!.done).toBeLessThanOrEqual(max);
+}
+
+const POSTS = 30_000;
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS authors (id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE)`,
+  `CREATE TABLE IF NOT EXISTS posts (
+     id int8 PRIMARY KEY, author_id int8 NOT NULL REFERENCES authors (id) ON DELETE CASCADE, parent_id int8 REFERENCES posts (id),
+     title text, n numeric, price numeric(12, 2) CHECK (price >= 0), f8 float8, f4 real, meta jsonb, doc json, tags text[],
+     nums int8[], blob bytea, ts timestamptz, d date, iv interval, u uuid UNIQUE, ok boolean, during tstzrange,
+     seq int GENERATED ALWAYS AS IDENTITY, title_len int GENERATED ALWAYS AS (length(title)) STORED)`,
+  `CREATE INDEX IF NOT EXISTS posts_author ON posts (author_id, ts)`,
+  `CREATE INDEX IF NOT EXISTS posts_title ON posts (lower(title)) WHERE title IS NOT NULL`,
+];
+
+async function seedPosts(remote: TestDatabase): Promise<void> {
+  for (const s of SCHEMA) await remote.sql.unsafe(s);
+  await remote.sql
+    .unsafe(
+      `
+    INSERT INTO authors (name, email) SELECT 'author ' || g, 'a' || g || '@x.org' FROM generate_series(1, 20) g;
+    INSERT INTO posts (id, author_id, parent_id, title, n, price, f8, f4, meta, doc, tags, nums, blob, ts, d, iv, u, ok, during)
+    SELECT g, 1 + g % 20, CASE WHEN g % 3 = 0 AND g < ${POSTS} THEN g + 1 END, 'post ' || g || E' \\t''quoted'' ünïcödé \\\\ \\n',
+           g * 1.5, g / 7.0, g / 3.0, g / 3.0,
+           jsonb_build_object('g', g, 'big', 123456789012345678901234567890, 'arr', jsonb_build_array(g, 'x', null)),
+           ('{"b": 1,  "a": [' || g || ', 1.10], "a": "dup"}')::json,
+           ARRAY['a,b', 'c"d', NULL, E'e\\\\f\\tg'], ARRAY[g, 9007199254740993], decode(lpad(to_hex(g), 8, '0') || '00ff5c27', 'hex'),
+           timestamptz '2024-03-10 01:59:59.123456+00' + g * interval '37 minutes', date '2024-02-28' + g % 5000,
+           make_interval(0, g % 50, 0, 1, 2, 3, 4.5), md5(g::text)::uuid, g % 2 = 0,
+           tstzrange(timestamptz '2024-01-01 00:00+00' + g * interval '1 hour', NULL)
+      FROM generate_series(1, ${POSTS}) g;
+    INSERT INTO posts (id, author_id, title, n, f8, f4, meta, doc, ts, d, iv, during) VALUES
+      (9007199254740993, 1, NULL, 12345678901234567890.123456789012, 0.30000000000000004, 3.4028235e38,
+       '{"n": 1.10, "e": 1e400, "s": "a\\u0001b\\n\\t"}', '[1e400, "\\u00e9"]', 'infinity', '-infinity', '-178000000 years', 'empty'),
+      (-9223372036854775808, 2, '', 'NaN', 'NaN', '-Infinity', 'null', 'null', '1999-12-31 23:59:59.999999-08', '0044-03-15 BC', '0',
+       '[2024-01-01 00:00+00,2024-02-01 00:00+00)');
+  `,
+    )
+    .simple();
+}
+
+const DEFINITIONS = `SELECT string_agg(d, E'\\n' ORDER BY d) AS d FROM (
+  SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conrelid = 'posts'::regclass
+  UNION ALL SELECT 'index ' || pg_get_indexdef(indexrelid) || ' ' || (indisvalid AND indisready AND indislive)
+  FROM pg_index WHERE indrelid = 'posts'::regclass) AS x`;
+
+describe("initial pull by COPY ranges", () => {
+  it("copies 30,000 rows of every column type exactly, in bounded ranges, and a copy cut short continues from its last range", async () => {
+    const remote = await remoteDb();
+    await seedPosts(remote);
+    const c = await client(remote.url, SCHEMA, { chunkRows: 4000 });
+    const definitions = (await c.db.query<{ d: string }>(DEFINITIONS)).rows[0]!.d;
+    expect(definitions).toContain("index CREATE INDEX posts_title ON public.posts USING btree (lower(title)) WHERE");
+
+    // Cut short by a failing hook after three ranges of posts (the first 12,000 rows in key order).
+    const stop = new Error("stop here");
+    const first: PullProgress[] = [];
+    const err = await c.puller
+      .pull({
+        progress: (p) => {
+          first.push(p);
+          if (p.table === "public.posts" && p.done >= 12_000) throw stop;
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBe(stop);
+    expect(phases(first, "posts")[0]!.map((p) => p.done)).toEqual([0, 4000, 8000, 12_000]);
+    expect((await c.db.query(`SELECT count(*)::int AS n FROM posts`)).rows[0]).toEqual({ n: 12_000 });
+    const [point] = await remote.sql<
+      { id: string }[]
+    >`SELECT id::text AS id FROM posts ORDER BY posts.id OFFSET 11999 LIMIT 1`;
+    expect(await resumePoint(c, "posts")).toEqual({ key: ["id"], after: [point!.id] });
+    expect(await resumePoint(c, "authors")).toBeUndefined(); // copied to the end
+
+    // The remote changes on both sides of the resume point before the next pull.
+    await remote.sql
+      .unsafe(
+        `UPDATE posts SET title = 'changed before' WHERE id = 100; DELETE FROM posts WHERE id = 200;
+         INSERT INTO posts (id, author_id, title) VALUES (-5, 1, 'new before');
+         UPDATE posts SET title = 'changed after' WHERE id = 20000; DELETE FROM posts WHERE id = 20003;
+         INSERT INTO posts (id, author_id, title) VALUES (40000, 2, 'new after')`,
+      )
+      .simple();
+    const [after] = await remote.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM posts WHERE id > ${point!.id}`;
+
+    const r = await c.pull();
+    // Only the rows after the point are read again; the diff that follows fixes what changed before it.
+    const [copy, diff] = phases(r.seen.progress, "posts");
+    expect(copy![0]).toEqual({ table: "public.posts", done: 0, total: after!.n });
+    expect(copy!.at(-1)!.done).toBe(after!.n);
+    expectBoundedSteps(copy!, 4000);
+    expect(diff!.at(-1)!.total).toBeLessThan(2000); // the rows of the buckets of ids 100, 200 and -5
+    expect(r.tables["public.posts"]).toEqual({
+      strategy: "diff",
+      upserted: after!.n + 2,
+      deleted: 1,
+      skipped: 0,
+      rejected: 0,
+    });
+    await expectSameRows(c.db, remote.sql, { authors: "id", posts: "id" });
+    expect(await resumePoint(c, "posts")).toBeUndefined();
+    expect(await queueLength(c.db)).toBe(0);
+
+    // Indexes and constraints as they were, valid, and in use.
+    expect((await c.db.query<{ d: string }>(DEFINITIONS)).rows[0]!.d).toBe(definitions);
+    const counted = await c.db.transaction(async (tx) => {
+      await tx.query(`SET LOCAL enable_seqscan = off`);
+      await tx.query(`SET LOCAL enable_bitmapscan = off`);
+      const byIndex = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM posts WHERE author_id = 7 AND ts > '2024-06-01'`,
+      );
+      const byTitle = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM posts WHERE lower(title) LIKE 'post 1%'`,
+      );
+      return [byIndex.rows[0]!.n, byTitle.rows[0]!.n];
+    });
+    const [byIndex] = await remote.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM posts WHERE author_id = 7 AND ts > '2024-06-01'`;
+    const [byTitle] = await remote.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM posts WHERE lower(title) LIKE 'post 1%'`;
+    expect(counted).toEqual([byIndex!.n, byTitle!.n]);
+    await expect(c.db.query(`INSERT INTO posts (id, author_id, price) VALUES (50000, 1, -1)`)).rejects.toMatchObject({
+      code: "23514",
+    });
+    await expect(c.db.query(`INSERT INTO posts (id, author_id) VALUES (1, 1)`)).rejects.toMatchObject({
+      code: "23505",
+    });
+  });
+
+  it("continues in the retry of the same pull after its connection is cut, reading no row twice (composite text key)", async () => {
+    const remote = await remoteDb();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS post_tags (post_id int8 NOT NULL, tag text NOT NULL, weight numeric, note text, PRIMARY KEY (post_id, tag))`,
+    ];
+    await remote.sql.unsafe(schema[0]!);
+    // Key texts that COPY escapes: a tab, a backslash, a quote and a newline.
+    await remote.sql.unsafe(
+      `INSERT INTO post_tags SELECT p, t, p * 1.25, repeat('n', p % 50)
+         FROM generate_series(1, 3000) p, unnest(ARRAY[E'a\\tb', E'c\\\\d', E'e''f\\nz']) t`,
+    );
+    const proxy = await startProxy(remote.url);
+    cleanups.push(() => proxy.close());
+    const c = await client(proxy.url, schema, { chunkRows: 1000 });
+
+    let cut = false;
+    const progress: PullProgress[] = [];
+    const r = await c.puller.pull({
+      progress: (p) => {
+        progress.push(p);
+        if (!cut && p.table === "public.post_tags" && p.done >= 3000) {
+          cut = true;
+          proxy.drop(); // a later read of a range fails; the pull's retry starts a new snapshot
+        }
+      },
+    });
+    expect(cut).toBe(true);
+    // The first attempt copied three or four ranges; the retry read the rest, then diffed: 9,000 rows read once.
+    const [broken, resumed, diff] = phases(progress, "post_tags");
+    const copied = broken!.at(-1)!.done;
+    expect([3000, 4000]).toContain(copied);
+    expect(resumed![0]).toEqual({ table: "public.post_tags", done: 0, total: 9000 - copied });
+    expect(resumed!.at(-1)!.done).toBe(9000 - copied);
+    expectBoundedSteps(resumed!, 1000);
+    expect(diff).toEqual([{ table: "public.post_tags", done: 0, total: 0 }]);
+    expect(r.tables["public.post_tags"]).toEqual({
+      strategy: "diff",
+      upserted: 9000 - copied,
+      deleted: 0,
+      skipped: 0,
+      rejected: 0,
+    });
+    await expectSameRows(c.db, remote.sql, { post_tags: "post_id, tag" });
+    expect(await resumePoint(c, "post_tags")).toBeUndefined();
+  });
+  it("keeps held keys out of the ranges it COPYs, also when a database reopened after a broken copy resumes it", async () => {
+    const remote = await remoteDb();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS items (id bigint PRIMARY KEY, name text NOT NULL, qty int NOT NULL CHECK (qty >= 0), meta jsonb)`,
+      `CREATE INDEX IF NOT EXISTS items_qty ON items (qty)`,
+    ];
+    await remote.sql.unsafe(schema.join(";"));
+    await remote.sql.unsafe(
+      `INSERT INTO items SELECT g, 'remote ' || g, g % 100, jsonb_build_object('g', g) FROM generate_series(1, 5000) g`,
+    );
+    const dir = mkdtempSync(join(tmpdir(), "ominipg-pull-copy-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const local = { url: join(dir, "db"), loadDataDir: undefined };
+    let c = await pullClient(remote.url, schema, { chunkRows: 1000 }, local);
+    const stop = new Error("stop here");
+    const err = await c.puller
+      .pull({
+        progress: (p) => {
+          if (p.done >= 2000) throw stop;
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBe(stop);
+    expect(await resumePoint(c, "items")).toEqual({ key: ["id"], after: ["2000"] });
+    await c.close();
+
+    // A new client on the same directory (as after a restart), with changes pending before it pulls: on both
+    // sides of the resume point, a key the remote lacks, and a key inserted and deleted again (held with no
+    // local row: the remote's row must not appear).
+    c = await client(remote.url, schema, { chunkRows: 1000 }, local);
+    await c.db.query(`UPDATE items SET name = 'mine 10' WHERE id = 10`);
+    await c.db.query(`DELETE FROM items WHERE id = 11`);
+    await c.db.query(`INSERT INTO items (id, name, qty) VALUES (4200, 'mine 4200', 2), (9000, 'mine 9000', 3)`);
+    await c.db.query(`INSERT INTO items (id, name, qty) VALUES (3500, 'gone', 4)`);
+    await c.db.query(`DELETE FROM items WHERE id = 3500`);
+    const queued = await queueLength(c.db);
+    const r = await c.pull();
+    const [copy] = phases(r.seen.progress, "items");
+    expect(copy![0]).toEqual({ table: "public.items", done: 0, total: 3000 }); // only the keys after 2000
+    expectBoundedSteps(copy!, 1000);
+    expect(r.tables["public.items"]).toEqual({ strategy: "diff", upserted: 2998, deleted: 0, skipped: 5, rejected: 0 });
+
+    const rows = await c.db.query<{ id: number; name: string }>(
+      `SELECT id::int AS id, name FROM items WHERE id IN (9, 10, 11, 3499, 3500, 4200, 9000) ORDER BY id`,
+    );
+    expect(rows.rows).toEqual([
+      { id: 9, name: "remote 9" },
+      { id: 10, name: "mine 10" },
+      { id: 3499, name: "remote 3499" },
+      { id: 4200, name: "mine 4200" },
+      { id: 9000, name: "mine 9000" },
+    ]);
+    expect((await c.db.query(`SELECT count(*)::int AS n FROM items`)).rows[0]).toEqual({ n: 4999 });
+    expect(await queueLength(c.db)).toBe(queued);
+    expect(r.seen.conflicts.map((x) => x.key).sort()).toEqual(['{"id":3500}', '{"id":4200}']);
+    expect(await resumePoint(c, "items")).toBeUndefined();
+
+    // Once the changes are pushed, a pull makes the two sides equal.
+    await c.db.sync();
+    await c.pull();
+    await expectSameRows(c.db, remote.sql, { items: "id" });
+  });
+});
