@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PullProgress } from "../src/pull/types.js";
-import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { Ominipg } from "../src/index.js";
+import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 import { startProxy } from "./sync-helpers.js";
 
@@ -287,5 +288,20 @@ describe("initial pull by COPY ranges", () => {
     await c.db.sync();
     await c.pull();
     await expectSameRows(c.db, remote.sql, { items: "id" });
+  });
+  it("loads into an in-memory database that extends relations by writing zeros (a directory keeps the default)", async () => {
+    // posix_fallocate reallocates and copies a whole file in PGlite's in-memory file system at every extension.
+    const setting = `SELECT current_setting('file_extend_method') AS m`;
+    const memory = await Ominipg.connect({});
+    cleanups.push(() => memory.close());
+    expect((await memory.query(setting)).rows).toEqual([{ m: "write_zeros" }]);
+    const dumped = await Ominipg.connect({ loadDataDir: await pgliteTemplate() });
+    cleanups.push(() => dumped.close());
+    expect((await dumped.query(setting)).rows).toEqual([{ m: "write_zeros" }]);
+    const dir = mkdtempSync(join(tmpdir(), "ominipg-pull-copy-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const onDisk = await Ominipg.connect({ url: join(dir, "db") });
+    cleanups.push(() => onDisk.close());
+    expect((await onDisk.query(setting)).rows).toEqual([{ m: "posix_fallocate" }]);
   });
 });
