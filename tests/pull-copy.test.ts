@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PullProgress } from "../src/pull/types.js";
 import { Ominipg } from "../src/index.js";
+import type { LocalAccess } from "../src/local/access.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 import { startProxy } from "./sync-helpers.js";
@@ -289,6 +290,65 @@ describe("initial pull by COPY ranges", () => {
     await c.pull();
     await expectSameRows(c.db, remote.sql, { items: "id" });
   });
+  it("builds plain secondary indexes after the copy, and those a kill left deferred at the next pull", async () => {
+    const remote = await remoteDb();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS items (id bigint PRIMARY KEY, name text NOT NULL UNIQUE, qty int NOT NULL, meta jsonb)`,
+      `CREATE INDEX IF NOT EXISTS items_qty ON items (qty) WHERE qty > 10`,
+      `CREATE INDEX IF NOT EXISTS items_lower ON items (lower(name))`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS items_meta_g ON items ((meta ->> 'g'))`,
+      `COMMENT ON INDEX items_qty IS 'quantities, ''partial'''`,
+      `ALTER TABLE items CLUSTER ON items_lower`,
+    ];
+    await remote.sql.unsafe(schema.join(";"));
+    await remote.sql.unsafe(
+      `INSERT INTO items SELECT g, 'remote ' || g, g % 100, jsonb_build_object('g', g) FROM generate_series(1, 5000) g`,
+    );
+    const c = await client(remote.url, schema, { chunkRows: 1000 });
+    const indexes = `SELECT string_agg(c.relname || ' ' || pg_get_indexdef(i.indexrelid) || ' ' || i.indisclustered || ' ' ||
+        coalesce(obj_description(i.indexrelid, 'pg_class'), '-') || ' ' || (i.indisvalid AND i.indisready), E'\\n' ORDER BY c.relname) AS d
+      FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid WHERE i.indrelid = 'items'::regclass`;
+    const before = (await c.db.query<{ d: string }>(indexes)).rows[0]!.d;
+    expect(before.split("\n").map((l) => l.split(" ")[0])).toEqual([
+      "items_lower",
+      "items_meta_g",
+      "items_name_key",
+      "items_pkey",
+      "items_qty",
+    ]);
+
+    let during: Promise<{ rows: { name: string }[] }> | undefined;
+    await c.puller.pull({
+      progress: (p) => {
+        // Runs between two ranges, as any query of the application would.
+        if (p.done === 2000)
+          during ??= c.db.query<{ name: string }>(
+            `SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1`,
+          );
+      },
+    });
+    expect((await during!).rows.map((r) => r.name)).toEqual(["items_meta_g", "items_name_key", "items_pkey"]);
+    expect((await c.db.query<{ d: string }>(indexes)).rows[0]!.d).toBe(before);
+    await expectSameRows(c.db, remote.sql, { items: "id" });
+
+    // What a kill in the middle of a copy leaves: an index dropped, its definition recorded.
+    const inner = c.db as unknown as { local: LocalAccess };
+    await inner.local.run(async (d) => {
+      const { rows } = await d.query<{ def: string }>(`SELECT pg_get_indexdef('items_qty'::regclass) AS def`);
+      const record = [{ name: "items_qty", def: rows[0]!.def, comment: "quantities, 'partial'", clustered: false }];
+      await d.query(`INSERT INTO _ominipg_meta (key, value) VALUES ($1, $2)`, [
+        `pull_indexes:${JSON.stringify(["public", "items"])}`,
+        JSON.stringify(record),
+      ]);
+      await d.exec(`DROP INDEX items_qty`);
+    });
+    const r = await c.pull();
+    expect(r.tables["public.items"]).toMatchObject({ strategy: "diff", upserted: 0, deleted: 0 });
+    expect((await c.db.query<{ d: string }>(indexes)).rows[0]!.d).toBe(before);
+    const left = await c.db.query(`SELECT count(*)::int AS n FROM _ominipg_meta WHERE key LIKE 'pull_%'`);
+    expect(left.rows).toEqual([{ n: 0 }]);
+  });
+
   it("loads into an in-memory database that extends relations by writing zeros (a directory keeps the default)", async () => {
     // posix_fallocate reallocates and copies a whole file in PGlite's in-memory file system at every extension.
     const setting = `SELECT current_setting('file_extend_method') AS m`;

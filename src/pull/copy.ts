@@ -38,6 +38,7 @@ import { applyRows, refusal, write, type TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
 import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFetchSql, type Key } from "./copy-sql.js";
 import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
+import { deferIndexes, restoreIndexes } from "./indexes.js";
 import { fetchSql, remoteCountSql, stageName } from "./sql.js";
 import { streamChunks } from "./stream.js";
 
@@ -59,6 +60,7 @@ export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): P
   let done = 0;
   ctx.progress({ table, done, total });
   const limit = ctx.chunkSize(total, Number(count!.bytes), "copy");
+  if (total > limit) await ctx.local((d) => deferIndexes(d, t)); // built again at the end (indexes.ts)
   let next: Promise<Range> | undefined = readRange(ctx, t, after, limit);
   try {
     while (next) {
@@ -79,19 +81,23 @@ export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): P
     throw err;
   }
   await ctx.local(async (d) => {
+    await restoreIndexes(d, t);
     await deleteMeta(d, pointKey(t));
     // A resumed copy is followed by a diff, which stages the rows it fetches itself (held ones included).
     if (resuming) await d.exec(`TRUNCATE ${stageName(t)}`);
   });
 }
 
-/** The copy a pull must continue before it diffs the table, if a copy of it broke off; see above. */
-export async function resumePoint(ctx: PullContext, t: TableInfo): Promise<Key | undefined> {
-  if (!copyable(t)) return undefined;
-  const value = await ctx.local((d) => getMeta(d, pointKey(t)));
-  if (value === undefined) return undefined;
-  const point = JSON.parse(value) as { key: string[]; after: Key };
-  return JSON.stringify(point.key) === JSON.stringify(t.primaryKey) ? point.after : undefined;
+/**
+ * Before a table holding rows is diffed: continue its copy if one broke off (see above), else build the indexes
+ * a broken copy may have left deferred.
+ */
+export async function resumeCopy(ctx: PullContext, run: TableRun): Promise<void> {
+  const { t } = run;
+  const value = copyable(t) ? await ctx.local((d) => getMeta(d, pointKey(t))) : undefined;
+  const point = value === undefined ? undefined : (JSON.parse(value) as { key: string[]; after: Key });
+  if (point && JSON.stringify(point.key) === JSON.stringify(t.primaryKey)) await copyTable(ctx, run, point.after);
+  else await ctx.local((d) => restoreIndexes(d, t));
 }
 
 /** Every key column must be among the columns a row write sets (not generated): the copy reads keys off rows. */

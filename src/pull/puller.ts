@@ -51,7 +51,8 @@ import type { OwnedSequence } from "../seq/owned.js";
 import { endTable, startTable } from "./apply.js";
 import { checkPending } from "./conflicts.js";
 import { PullContext, uncarried, type PullSizes } from "./context.js";
-import { copyTable, resumePoint } from "./copy.js";
+import { copyTable, resumeCopy } from "./copy.js";
+import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
@@ -97,9 +98,13 @@ export class Puller {
     const catalog = await ctx.local(() => this.catalog());
     const tables = catalog.syncedInDependencyOrder().filter((t) => !t.uncapturable && t.primaryKey.length > 0);
     const owned = this.#sequences ? await ctx.local((d) => pulledSequences(d, tables)) : [];
-    const { result, remoteValues } = await remote.retrying("PULL_FAILED", "pulling from the remote", () =>
-      this.#snapshot(ctx, tables, owned),
-    );
+    const { result, remoteValues } = await remote
+      .retrying("PULL_FAILED", "pulling from the remote", () => this.#snapshot(ctx, tables, owned))
+      .catch(async (err: unknown) => {
+        // A copy that broke off keeps its place, but not the indexes it deferred (indexes.ts).
+        for (const t of tables) await ctx.local((d) => restoreIndexes(d, t)).catch(() => {});
+        throw err;
+      });
     if (owned.length > 0) result.sequences = await ctx.local((d) => catchUpSequences(d, owned, remoteValues));
     result.durationMs = Math.round(performance.now() - started);
     return result;
@@ -144,8 +149,7 @@ export class Puller {
       let scope: BucketScope | undefined;
       if (settled) {
         tally.strategy = "diff";
-        const resume = await resumePoint(ctx, t); // a copy that broke off continues first (copy.ts)
-        if (resume) await copyTable(ctx, run, resume);
+        await resumeCopy(ctx, run); // a copy that broke off continues first (copy.ts)
         scope = await diffTable(ctx, run);
         if (!scope) return tally; // equal to the remote already
       } else {
