@@ -1,12 +1,12 @@
 /**
- * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing, memory and cold opens, side by side.
+ * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing, memory, cold opens and pull, side by side.
  *
  *   npm run bench                 quick mode (< 3 minutes on 2 cores), writes bench/RESULTS.md
  *   npm run bench -- --full       more statements, more runs, both storages everywhere
  *   npm run bench -- --tiny       a few hundred rows, one run each (what tests/bench.test.ts runs)
  *
  * Options: --out <file> (default bench/RESULTS.md; --tiny writes none unless given), --no-out,
- * --only capture,push,memory,open, --skip single,bulk,tx (capture parts), --storage memory|directory, --runs <n>,
+ * --only capture,push,memory,open,pull, --skip single,bulk,tx (capture parts), --storage memory|directory, --runs <n>,
  * --banner "<text>" (shown at the top of RESULTS.md).
  * Profile a section: node --cpu-prof build/bench/bench/run.js --only push
  */
@@ -21,11 +21,12 @@ import { describeMachine } from "./lib/machine.js";
 import { createDatabase, startRemote, type RemoteServer } from "./lib/remote.js";
 import { runMemory, type MemoryResult } from "./memory.js";
 import { runOpen } from "./open.js";
+import { runPull } from "./pull.js";
 import { runPush } from "./push.js";
 import { markdownReport, printReport, targets, type Report } from "./report.js";
 
 type Mode = "tiny" | "quick" | "full";
-type Section = "capture" | "push" | "memory" | "open";
+type Section = "capture" | "push" | "memory" | "open" | "pull";
 
 interface Sizes {
   runs: number;
@@ -44,6 +45,9 @@ interface Sizes {
   /** Cold opens (section 6): runs, and whether `initCache: false` (initdb) is measured too. */
   openRuns: number;
   openInitdb: boolean;
+  /** Pull (section 7): rows of the remote table, and runs. */
+  pullRows: number;
+  pullRuns: number;
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -63,6 +67,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryStorages: ["directory"],
     openRuns: 1,
     openInitdb: false,
+    pullRows: 2000,
+    pullRuns: 1,
   },
   quick: {
     runs: 5,
@@ -80,6 +86,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryStorages: ["directory"],
     openRuns: 5,
     openInitdb: true,
+    pullRows: 200_000,
+    pullRuns: 3,
   },
   full: {
     runs: 7,
@@ -97,6 +105,8 @@ const SIZES: Record<Mode, Sizes> = {
     memoryStorages: ["directory", "memory"],
     openRuns: 7,
     openInitdb: true,
+    pullRows: 200_000,
+    pullRuns: 5,
   },
 };
 
@@ -115,7 +125,7 @@ const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../../benc
 function parseArgs(argv: string[]): Args {
   let mode: Mode = "quick";
   let out: string | undefined | null = null;
-  let only = new Set<Section>(["capture", "push", "memory", "open"]);
+  let only = new Set<Section>(["capture", "push", "memory", "open", "pull"]);
   let banner: string | undefined;
   let runs: number | undefined;
   let storage: Storage | undefined;
@@ -135,7 +145,7 @@ function parseArgs(argv: string[]): Args {
         .split(",")
         .map((s) => s.trim()) as Section[];
       for (const s of list)
-        if (!["capture", "push", "memory", "open"].includes(s)) throw new Error(`--only: unknown section ${s}`);
+        if (!["capture", "push", "memory", "open", "pull"].includes(s)) throw new Error(`--only: unknown section ${s}`);
       only = new Set(list);
     } else if (a === "--banner") banner = value();
     else if (a === "--runs") runs = Number(value());
@@ -146,7 +156,7 @@ function parseArgs(argv: string[]): Args {
     } else if (a === "--skip") for (const s of value().split(",")) skip.add(s.trim());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open] [--skip single,bulk,tx]\n" +
+        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open,pull] [--skip single,bulk,tx]\n" +
           "                        [--storage memory|directory] [--runs N] [--banner TEXT]\n",
       );
       process.exit(0);
@@ -159,7 +169,7 @@ function parseArgs(argv: string[]): Args {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const sizes = { ...SIZES[args.mode] };
-  if (args.runs !== undefined) sizes.runs = sizes.openRuns = args.runs;
+  if (args.runs !== undefined) sizes.runs = sizes.openRuns = sizes.pullRuns = args.runs;
   if (args.storage) {
     sizes.storages = [args.storage];
     sizes.bulkStorages = [args.storage];
@@ -195,6 +205,8 @@ async function main(): Promise<number> {
       "capture storages": sizes.storages.join(" + "),
       "bulk storages": sizes.bulkStorages.join(" + "),
       "cold opens per contender": sizes.openRuns,
+      "pulled rows": sizes.pullRows,
+      "pull runs": sizes.pullRuns,
     },
   };
   try {
@@ -250,6 +262,9 @@ async function main(): Promise<number> {
     }
     if (args.only.has("open")) {
       report.open = await runOpen({ root, runs: sizes.openRuns, withInitdb: sizes.openInitdb, log });
+    }
+    if (args.only.has("pull")) {
+      report.pull = await runPull(server, { rows: sizes.pullRows, runs: sizes.pullRuns, template, log });
     }
   } finally {
     await server?.stop();

@@ -56,6 +56,7 @@ describe("bench", () => {
         "4. Push",
         "5. Memory",
         "6. Opening a database",
+        "7. Pull from PostgreSQL",
       ]) {
         expect(stdout).toContain(title);
       }

@@ -89,3 +89,25 @@ export async function copyIn(sql: postgres.Sql, copyStatement: string, text: str
   }
   await pipeline(Readable.from(chunks()), writable);
 }
+
+/**
+ * One COPY ... TO STDOUT into a Buffer. Read flowing, and postgres.js's socket resumed at the end: it pauses its
+ * socket when a push finds the stream's buffer full and only the stream's next read resumes it, which never
+ * comes when the end was pushed in the same piece (the connection would hang).
+ */
+export async function copyOut(sql: postgres.Sql, copyStatement: string): Promise<Buffer> {
+  const stream = await sql.unsafe(copyStatement).readable();
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on("data", (part: Buffer) => parts.push(part));
+    stream.once("error", reject);
+    stream.once("end", () => {
+      try {
+        (stream as unknown as { _read(n: number): void })._read(0);
+      } catch {
+        // the connection is gone: the next query says so
+      }
+      resolve(Buffer.concat(parts));
+    });
+  });
+}
