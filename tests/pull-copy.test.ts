@@ -349,6 +349,26 @@ describe("initial pull by COPY ranges", () => {
     expect(left.rows).toEqual([{ n: 0 }]);
   });
 
+  it("copies a table keyed by a generated column row by row (COPY needs the key among the columns it writes)", async () => {
+    const remote = await remoteDb();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS doubled (a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED PRIMARY KEY, note text)`,
+    ];
+    await remote.sql.unsafe(schema[0]!);
+    await remote.sql.unsafe(`INSERT INTO doubled (a, note) SELECT g, 'n' || g FROM generate_series(1, 300) g`);
+    const c = await client(remote.url, schema, { chunkRows: 100 });
+    const r = await c.pull();
+    expect(r.tables["public.doubled"]).toEqual({
+      strategy: "copy",
+      upserted: 300,
+      deleted: 0,
+      skipped: 0,
+      rejected: 0,
+    });
+    await expectSameRows(c.db, remote.sql, { doubled: "b" });
+    expect(await resumePoint(c, "doubled")).toBeUndefined();
+  });
+
   it("loads into an in-memory database that extends relations by writing zeros (a directory keeps the default)", async () => {
     // posix_fallocate reallocates and copies a whole file in PGlite's in-memory file system at every extension.
     const setting = `SELECT current_setting('file_extend_method') AS m`;
