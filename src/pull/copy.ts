@@ -96,8 +96,11 @@ export async function resumeCopy(ctx: PullContext, run: TableRun): Promise<void>
   const { t } = run;
   const value = copyable(t) ? await ctx.local((d) => getMeta(d, pointKey(t))) : undefined;
   const point = value === undefined ? undefined : (JSON.parse(value) as { key: string[]; after: Key });
-  if (point && JSON.stringify(point.key) === JSON.stringify(t.primaryKey)) await copyTable(ctx, run, point.after);
-  else await ctx.local((d) => restoreIndexes(d, t));
+  if (point && JSON.stringify(point.key) === JSON.stringify(t.primaryKey)) return copyTable(ctx, run, point.after);
+  await ctx.local(async (d) => {
+    if (point) await deleteMeta(d, pointKey(t)); // a point of another key (the table changed since): the diff does all
+    await restoreIndexes(d, t);
+  });
 }
 
 /** Every key column must be among the columns a row write sets (not generated): the copy reads keys off rows. */
