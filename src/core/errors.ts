@@ -34,7 +34,8 @@ export type SyncErrorCode =
   | "CONFLICT_RESOLVER_FAILED"
   | "CONFLICT_RESOLUTION_INVALID"
   | "SEQUENCE_LEASE_FAILED"
-  | "SEQUENCE_LEASE_EXHAUSTED";
+  | "SEQUENCE_LEASE_EXHAUSTED"
+  | "FEED_UNAVAILABLE";
 
 /**
  * Library errors. Every error Ominipg itself raises is an `OminipgError` with a stable `code`;

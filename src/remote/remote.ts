@@ -1,11 +1,19 @@
-import { LEDGER_DDL, LEDGER_STATE_SQL, LEDGER_TABLE, REMOTE_SCHEMA_VERSION, tenantGrants } from "./schema.js";
+import {
+  FEED_DDL,
+  LEDGER_DDL,
+  LEDGER_STATE_SQL,
+  LEDGER_TABLE,
+  REMOTE_SCHEMA_VERSION,
+  drainerGrants,
+  tenantGrants,
+} from "./schema.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { TLS_REFUSED, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
 
 /** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
-const SETUP_LOCK = 0x6f6d696e;
+export const SETUP_LOCK = 0x6f6d696e;
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first
@@ -38,6 +46,14 @@ export class Remote {
    */
   session<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return this.#become ? this.transaction(fn) : fn(this.#sql);
+  }
+
+  /**
+   * Remote work as the login role itself, not the client's identity: the change feed's drainer (remote/feed.ts),
+   * deployment work like the set-up, which needs the login role's own attributes (REPLICATION).
+   */
+  asLogin<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return fn(this.#sql);
   }
 
   /** A remote transaction (connection.ts's safe one) as this client's identity. */
@@ -137,14 +153,21 @@ export class Remote {
 }
 
 /**
- * `ominipg setup`: Ominipg's remote objects set up (or upgraded in place) by a role that owns them or may
- * create them, and the least privileges each tenant role needs granted; one transaction under the set-up lock.
+ * `ominipg setup`: Ominipg's remote objects (the ledger, the change feed's tables) set up (or upgraded in place)
+ * by a role that owns them or may create them, the least privileges each tenant role needs granted, and what a
+ * drainer role needs (`drainers`); one transaction under the set-up lock.
  */
-export async function setUpRemote(sql: Sql, grantTo: readonly string[]): Promise<void> {
+export async function setUpRemote(
+  sql: Sql,
+  grantTo: readonly string[],
+  drainers: readonly string[] = [],
+): Promise<void> {
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
     await tx.unsafe(LEDGER_DDL).simple();
+    await tx.unsafe(FEED_DDL).simple();
     for (const role of grantTo) await tx.unsafe(tenantGrants(role)).simple();
+    for (const role of drainers) await tx.unsafe(drainerGrants(role)).simple();
   });
 }
 

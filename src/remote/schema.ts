@@ -59,12 +59,129 @@ CREATE TRIGGER ominipg_refuse_truncate BEFORE TRUNCATE ON ${T} FOR EACH STATEMEN
 REVOKE ALL ON ${T} FROM PUBLIC;
 COMMENT ON TABLE ${T} IS '${REMOTE_SCHEMA_VERSION}'`;
 
-/** The least a tenant role needs on Ominipg's own remote objects (its synced tables need their own grants). */
+/**
+ * The least a tenant role needs on Ominipg's own remote objects (its synced tables need their own grants): its
+ * ledger rows, reading the change feed, and its own feed cursor. Needs the feed's tables (FEED_DDL).
+ */
 export function tenantGrants(role: string): string {
   const r = quoteIdent(role);
   return `GRANT USAGE ON SCHEMA public TO ${r};
-GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO ${r}`;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO ${r};
+GRANT SELECT ON ${FEED}, ${FEED_STATE} TO ${r};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 }
+
+/**
+ * The change feed (remote/feed.ts, docs/SYNC.md): the primary keys of the rows each remote transaction changed,
+ * drained from a logical replication slot by a role with REPLICATION (or a superuser), keyed by position: the
+ * transaction's commit LSN and the change's place in it. Keys only: a reader fetches the rows themselves under
+ * its own role, so row-level security decides what it sees (what the keys still tell: docs/SECURITY.md).
+ *
+ * - `_ominipg_feed`: one row per changed key (`key`: the primary key's columns as text in a jsonb object), or per
+ *   table that must be read whole (`key` NULL: a TRUNCATE, a change whose key could not be read).
+ * - `_ominipg_feed_state`: per slot, its epoch (new with every slot: positions of an older one mean nothing to
+ *   it), how far the feed is complete (`drained_upto`: every change committed at or before it is in), when a
+ *   drainer last ran, and how far rows were trimmed.
+ * - `_ominipg_feed_clients`: each reader's position, so that rows every reader has passed can be trimmed; per
+ *   identity like the ledger (forced row-level security), readable and deletable by drainers.
+ *
+ * Everyone granted may read the feed and its state; only drainers (superuser or REPLICATION, the roles that can
+ * read the slot and so every change anyway) may write them, enforced by forced row-level security, so that not
+ * even GRANT ALL lets a tenant delete rows other readers need. TRUNCATE is refused by a trigger.
+ */
+export const FEED_TABLE = "_ominipg_feed";
+export const FEED_STATE_TABLE = "_ominipg_feed_state";
+export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
+export const FEED_SCHEMA_VERSION = "ominipg feed v1";
+export const FEED = `public.${FEED_TABLE}`;
+export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
+export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
+
+/** Whether the current role may drain a slot: evaluated once per statement where policies use it. */
+export const MAY_DRAIN = "(SELECT public._ominipg_may_drain())";
+
+/** The feed's tables, idempotent; after LEDGER_DDL (it uses _ominipg_identity()). */
+export const FEED_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
+  LANGUAGE sql STABLE SET search_path = pg_catalog
+  AS $$ SELECT coalesce((SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user), false) $$;
+CREATE OR REPLACE FUNCTION public._ominipg_feed_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'Ominipg''s change feed cannot be truncated: readers would miss changes (drainers trim it)'
+    USING ERRCODE = '42501';
+END $$;
+CREATE TABLE IF NOT EXISTS ${FEED} (
+  lsn pg_lsn NOT NULL,
+  ord int NOT NULL,
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  key jsonb,
+  drained_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (lsn, ord)
+);
+CREATE INDEX IF NOT EXISTS ${FEED_TABLE}_by_table ON ${FEED} (schema_name, table_name, lsn);
+CREATE TABLE IF NOT EXISTS ${FEED_STATE} (
+  slot_name text PRIMARY KEY,
+  epoch uuid NOT NULL,
+  drained_upto pg_lsn NOT NULL,
+  drained_at timestamptz NOT NULL,
+  trimmed_upto pg_lsn NOT NULL,
+  trimmed_at timestamptz NOT NULL DEFAULT now(),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${FEED_CLIENTS} (
+  owner text NOT NULL DEFAULT ${IDENTITY},
+  client_id uuid NOT NULL,
+  epoch uuid NOT NULL,
+  lsn pg_lsn NOT NULL,
+  seen_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (owner, client_id)
+);
+ALTER TABLE ${FEED} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ${FEED} FORCE ROW LEVEL SECURITY;
+ALTER TABLE ${FEED_STATE} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ${FEED_STATE} FORCE ROW LEVEL SECURITY;
+ALTER TABLE ${FEED_CLIENTS} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ${FEED_CLIENTS} FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS ominipg_read ON ${FEED};
+CREATE POLICY ominipg_read ON ${FEED} FOR SELECT USING (true);
+DROP POLICY IF EXISTS ominipg_drain ON ${FEED};
+CREATE POLICY ominipg_drain ON ${FEED} USING (${MAY_DRAIN}) WITH CHECK (${MAY_DRAIN});
+DROP POLICY IF EXISTS ominipg_read ON ${FEED_STATE};
+CREATE POLICY ominipg_read ON ${FEED_STATE} FOR SELECT USING (true);
+DROP POLICY IF EXISTS ominipg_drain ON ${FEED_STATE};
+CREATE POLICY ominipg_drain ON ${FEED_STATE} USING (${MAY_DRAIN}) WITH CHECK (${MAY_DRAIN});
+DROP POLICY IF EXISTS ominipg_own_rows ON ${FEED_CLIENTS};
+CREATE POLICY ominipg_own_rows ON ${FEED_CLIENTS} USING (owner = ${IDENTITY}) WITH CHECK (owner = ${IDENTITY});
+DROP POLICY IF EXISTS ominipg_drainer_reads ON ${FEED_CLIENTS};
+CREATE POLICY ominipg_drainer_reads ON ${FEED_CLIENTS} FOR SELECT USING (${MAY_DRAIN});
+DROP POLICY IF EXISTS ominipg_drainer_trims ON ${FEED_CLIENTS};
+CREATE POLICY ominipg_drainer_trims ON ${FEED_CLIENTS} FOR DELETE USING (${MAY_DRAIN});
+DROP TRIGGER IF EXISTS ominipg_refuse_truncate ON ${FEED};
+CREATE TRIGGER ominipg_refuse_truncate BEFORE TRUNCATE ON ${FEED} FOR EACH STATEMENT EXECUTE FUNCTION public._ominipg_feed_refuse_truncate();
+DROP TRIGGER IF EXISTS ominipg_refuse_truncate ON ${FEED_STATE};
+CREATE TRIGGER ominipg_refuse_truncate BEFORE TRUNCATE ON ${FEED_STATE} FOR EACH STATEMENT EXECUTE FUNCTION public._ominipg_feed_refuse_truncate();
+DROP TRIGGER IF EXISTS ominipg_refuse_truncate ON ${FEED_CLIENTS};
+CREATE TRIGGER ominipg_refuse_truncate BEFORE TRUNCATE ON ${FEED_CLIENTS} FOR EACH STATEMENT EXECUTE FUNCTION public._ominipg_feed_refuse_truncate();
+REVOKE ALL ON ${FEED}, ${FEED_STATE}, ${FEED_CLIENTS} FROM PUBLIC;
+COMMENT ON TABLE ${FEED} IS '${FEED_SCHEMA_VERSION}'`;
+
+/**
+ * What a drainer role that is not a superuser (REPLICATION, and not the tables' owner) needs on the feed's
+ * tables, besides the slot functions its REPLICATION attribute allows.
+ */
+export function drainerGrants(role: string): string {
+  const r = quoteIdent(role);
+  return `GRANT USAGE ON SCHEMA public TO ${r};
+GRANT SELECT, INSERT, DELETE ON ${FEED} TO ${r};
+GRANT SELECT, INSERT, UPDATE ON ${FEED_STATE} TO ${r};
+GRANT SELECT, DELETE ON ${FEED_CLIENTS} TO ${r}`;
+}
+
+/** Whether the feed's tables exist and are of this version, and whether this role may set them up. */
+export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL AS found,
+  coalesce(obj_description(to_regclass('${FEED}'), 'pg_class'), '') AS version,
+  coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
+  has_schema_privilege('public', 'CREATE') AS may_create`;
 
 /** Whether the remote's ledger exists, and the set-up version it carries. */
 export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,

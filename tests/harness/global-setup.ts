@@ -54,7 +54,7 @@ async function startEmbedded(dir: string, port: number): Promise<AdminServer> {
       "-c",
       "max_connections=300",
       "-c",
-      "max_replication_slots=20",
+      "max_replication_slots=64",
       "-c",
       "max_wal_senders=20",
       "-c",

@@ -1,0 +1,246 @@
+/**
+ * Draining the change feed's slot into `_ominipg_feed` (remote/schema.ts), one bounded step at a time.
+ *
+ * A step is two remote transactions:
+ * 1. Under the drain lock (a transaction-level advisory lock: one drainer at a time, PgBouncer-safe; a drainer
+ *    that does not get it skips the step), the slot is PEEKED (`pg_logical_slot_peek_changes`, test_decoding,
+ *    at most `chunk` rows of output: whole transactions, so a large one can make it more) through a SQL cursor,
+ *    read in pieces; each decoded line is parsed here (core/decoding.ts) and reduced to the primary key of the
+ *    row it changed. The keys of one remote transaction are written at its COMMIT line, positioned by its
+ *    commit LSN and their order in it, with `ON CONFLICT DO NOTHING`: writing them again is harmless. The
+ *    state row's `drained_upto` moves in the same transaction, so a reader's snapshot sees a transaction's keys
+ *    all or not at all.
+ * 2. Then the slot is advanced past what was written (`pg_replication_slot_advance`), under the lock again,
+ *    and only forwards. A drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the
+ *    same transactions and writes nothing new. Never `get_changes`, which consumes without a transaction.
+ *
+ * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
+ * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
+ * in the catalog as it is now; a table no longer there, or without a primary key, is skipped (it cannot be
+ * synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
+ * unchanged, a DELETE without a replica identity) and a TRUNCATE record the table as a whole (key NULL):
+ * readers then re-read that table. So does a transaction that changed more than `maxKeys` rows of one table
+ * (a bulk load: a reader's diff is cheaper than fetching them key by key, and the drainer's memory stays bounded).
+ * Ominipg's own tables (public._ominipg_*) are skipped: the feed's own writes are decoded like any other.
+ */
+import { parseDecoded, TOAST, type DecodedTable, type DecodedValue } from "../core/decoding.js";
+import { CANONICAL_SETTINGS } from "../core/settings.js";
+import { quoteLiteral } from "../core/sql.js";
+import { transaction, type Sql } from "./connection.js";
+import { FEED, FEED_STATE } from "./schema.js";
+
+/** The drain lock ("omfd"): one drainer at a time per database; also taken to create or replace the slot. */
+export const FEED_LOCK = 0x6f6d6664;
+
+export interface DrainOptions {
+  /** Rows of decoded output per step (upto_nchanges; whole transactions, so a step may read more). */
+  chunk: number;
+  /** Keys of one table in one remote transaction beyond which the table is recorded as a whole. */
+  maxKeys: number;
+  /** With nothing to write, the state row's `drained_at` is still refreshed this often: readers see a live drainer. */
+  heartbeatMs: number;
+  /** Test hook: after the feed rows committed, before the slot advances. */
+  afterInsert?: (() => void | Promise<void>) | undefined;
+  /** Test hook: inside the step's transaction, after the slot was read, before the feed rows commit. */
+  afterPeek?: (() => void | Promise<void>) | undefined;
+}
+
+export interface DrainStep {
+  /** Another drainer holds the lock: nothing was done. */
+  busy: boolean;
+  /** Rows of decoded output read. */
+  decoded: number;
+  /** Feed rows written (keys, and tables recorded as a whole). */
+  written: number;
+  /** The commit position the slot was advanced to. */
+  upto: string | undefined;
+  /** The step read as much as it was allowed: more may be waiting. */
+  full: boolean;
+}
+
+const FETCH = 2000;
+const FLUSH = 5000;
+
+interface FeedRow {
+  lsn: string;
+  ord: number;
+  s: string;
+  t: string;
+  k: string | null;
+}
+
+/** One remote transaction's changes, as they are read: its keys in order of first appearance, deduplicated. */
+class Txn {
+  readonly entries: { table: string; s: string; t: string; key: string | null }[] = [];
+  readonly #seen = new Set<string>();
+  readonly #perTable = new Map<string, number>();
+  /** Tables recorded as a whole in this transaction. */
+  readonly whole = new Set<string>();
+
+  add(table: DecodedTable, key: string | null, maxKeys: number): void {
+    const id = JSON.stringify([table.schema, table.name]);
+    if (this.whole.has(id)) return;
+    const n = (this.#perTable.get(id) ?? 0) + 1;
+    if (key === null || n > maxKeys) {
+      this.whole.add(id);
+      this.entries.push({ table: id, s: table.schema, t: table.name, key: null });
+      return;
+    }
+    const seen = `${id}\u0000${key}`;
+    if (this.#seen.has(seen)) return;
+    this.#seen.add(seen);
+    this.#perTable.set(id, n);
+    this.entries.push({ table: id, s: table.schema, t: table.name, key });
+  }
+
+  /** Its feed rows at commit position `lsn`: a table recorded as a whole has no key rows. */
+  rows(lsn: string): FeedRow[] {
+    const out: FeedRow[] = [];
+    for (const e of this.entries) {
+      if (e.key !== null && this.whole.has(e.table)) continue;
+      out.push({ lsn, ord: out.length + 1, s: e.s, t: e.t, k: e.key });
+    }
+    return out;
+  }
+}
+
+/** Primary-key columns of tables, looked up once per step; null: not a table with a primary key (now). */
+type Keys = Map<string, string[] | null>;
+
+const PK_SQL = `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text
+    FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
+    JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[])
+    WHERE n.nspname = q.s) AS cols
+  FROM jsonb_to_recordset($1::text::jsonb) AS q(s text, t text)`;
+
+async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
+  const missing = new Map<string, DecodedTable>();
+  for (const t of tables) {
+    const id = JSON.stringify([t.schema, t.name]);
+    if (!keys.has(id)) missing.set(id, t);
+  }
+  if (missing.size === 0) return;
+  const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
+  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null }[]>(PK_SQL, [JSON.stringify(list)]);
+  for (const r of rows) keys.set(JSON.stringify([r.s, r.t]), r.cols === null ? null : (JSON.parse(r.cols) as string[]));
+}
+
+function own(t: DecodedTable): boolean {
+  return t.schema === "public" && t.name.startsWith("_ominipg_");
+}
+
+/** The key of a row image as the feed stores it, or null when it cannot be read from the image. */
+function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[]): string | null {
+  if (!image) return null;
+  const key: Record<string, string> = {};
+  for (const c of pk) {
+    const v = image.get(c);
+    if (v === undefined || v === null || v === TOAST) return null;
+    key[c] = v;
+  }
+  return JSON.stringify(key);
+}
+
+/** One drain step on `slot` (see above). */
+export async function drainStep(sql: Sql, slot: string, options: DrainOptions): Promise<DrainStep> {
+  const step = await transaction(sql, async (tx) => {
+    const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
+    if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
+    await tx.unsafe(CANONICAL_SETTINGS).simple();
+    const [state] = await tx.unsafe<{ epoch: string }[]>(
+      `SELECT epoch::text FROM ${FEED_STATE} WHERE slot_name = $1 FOR UPDATE`,
+      [slot],
+    );
+    if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
+    await tx.unsafe(
+      `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
+        `${quoteLiteral(slot)}, NULL, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
+    );
+    const keys: Keys = new Map();
+    let txn: Txn | undefined;
+    let batch: FeedRow[] = [];
+    let decoded = 0;
+    let written = 0;
+    let upto: string | undefined;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const rows = batch;
+      batch = [];
+      await tx.unsafe(
+        `INSERT INTO ${FEED} (lsn, ord, schema_name, table_name, key) SELECT r.lsn::pg_lsn, r.ord, r.s, r.t, r.k ` +
+          `FROM jsonb_to_recordset($1::text::jsonb) AS r(lsn text, ord int, s text, t text, k jsonb) ON CONFLICT DO NOTHING`,
+        // k is a key's JSON text already: spliced in, not encoded again as a string.
+        [
+          `[${rows.map((r) => `{"lsn":${JSON.stringify(r.lsn)},"ord":${r.ord},"s":${JSON.stringify(r.s)},"t":${JSON.stringify(r.t)},"k":${r.k ?? "null"}}`).join(",")}]`,
+        ],
+      );
+      written += rows.length;
+    };
+    for (;;) {
+      const rows = await tx.unsafe<{ lsn: string; data: string }[]>(`FETCH ${FETCH} FROM ominipg_peek`);
+      decoded += rows.length;
+      const parsed = rows.map((r) => ({ lsn: r.lsn, data: r.data, change: parseDecoded(r.data) }));
+      await lookUpKeys(
+        tx,
+        keys,
+        parsed.flatMap(({ change: c }) =>
+          c.kind === "row" || c.kind === "unreadable" ? [c.table] : c.kind === "truncate" ? c.tables : [],
+        ),
+      );
+      for (const { lsn, data, change } of parsed) {
+        if (data.startsWith("BEGIN")) txn = new Txn();
+        else if (data.startsWith("COMMIT")) {
+          if (txn) batch.push(...txn.rows(lsn));
+          txn = undefined;
+          upto = lsn;
+          if (batch.length >= FLUSH) await flush();
+        } else if (txn) record(txn, change, keys, options.maxKeys);
+      }
+      if (rows.length < FETCH) break;
+    }
+    await flush();
+    await tx.unsafe(`CLOSE ominipg_peek`);
+    await options.afterPeek?.();
+    // Only writes move drained_upto: a step that found only Ominipg's own writes (the feed's, of the step
+    // before) must not write again, or every step would give the next one something to decode.
+    await tx.unsafe(
+      `UPDATE ${FEED_STATE} SET drained_upto = CASE WHEN $2 THEN greatest(drained_upto, $3::text::pg_lsn) ELSE drained_upto END, ` +
+        `drained_at = now() WHERE slot_name = $1 AND ($2 OR drained_at < now() - $4::int * interval '1 millisecond')`,
+      [slot, written > 0, upto ?? "0/0", Math.floor(options.heartbeatMs)],
+    );
+    return { busy: false, decoded, written, upto, full: decoded >= options.chunk };
+  });
+  if (step.busy || step.upto === undefined) return step;
+  await options.afterInsert?.();
+  await advance(sql, slot, step.upto);
+  return step;
+}
+
+function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, maxKeys: number): void {
+  const pkOf = (t: DecodedTable) => keys.get(JSON.stringify([t.schema, t.name]));
+  if (change.kind === "truncate") {
+    for (const t of change.tables) if (!own(t) && pkOf(t)) txn.add(t, null, maxKeys);
+    return;
+  }
+  if (change.kind === "other") return;
+  const { table } = change;
+  const pk = pkOf(table);
+  if (own(table) || !pk) return;
+  if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
+  if (change.op === "DELETE") return txn.add(table, keyOf(change.old, pk), maxKeys);
+  txn.add(table, keyOf(change.new, pk), maxKeys);
+  if (change.old) txn.add(table, keyOf(change.old, pk), maxKeys); // a key change: the old key is gone
+}
+
+/** Move the slot forwards to `upto` (never back: another drainer may have gone further meanwhile). */
+async function advance(sql: Sql, slot: string, upto: string): Promise<void> {
+  await transaction(sql, async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`); // waits for a step in flight to end
+    await tx.unsafe(
+      `SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots ` +
+        `WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn`,
+      [slot, upto],
+    );
+  });
+}

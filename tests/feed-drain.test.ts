@@ -1,0 +1,207 @@
+// The remote change feed's drainer against a real PostgreSQL with wal_level=logical: what it records (keys of
+// every row change, whatever the names, types and values; a TRUNCATE or a bulk change as the whole table),
+// that it is safe (a drainer killed between its write and the slot's advance loses and doubles nothing; two at
+// once write each change once), the slot replaced when dropped, and trimming.
+import { afterEach, describe, expect, it } from "vitest";
+import { openRemote, type Sql } from "../src/remote/connection.js";
+import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
+import { ensureFeed, slotHealth, trimFeed } from "../src/remote/feed.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+
+const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups = [];
+});
+
+async function setup(ddl: string): Promise<{ remote: TestDatabase; sql: Sql; slot: string }> {
+  const remote = await createTestDatabase();
+  cleanups.push(() => remote.drop());
+  const sql = openRemote(remote.url, { max: 3 });
+  cleanups.push(() => sql.end({ timeout: 0 }));
+  await remote.sql.unsafe(ddl).simple();
+  await setUpRemote(sql, []);
+  await ensureFeed(sql, 10_000);
+  return { remote, sql, slot: (await slotHealth(sql)).slot };
+}
+
+/** Drain until caught up. */
+async function drainAll(sql: Sql, slot: string, options: Partial<DrainOptions> = {}): Promise<number> {
+  let written = 0;
+  for (;;) {
+    const step = await drainStep(sql, slot, { ...OPTIONS, ...options });
+    written += step.written;
+    if (!step.full && !step.busy) return written;
+  }
+}
+
+/** The feed as (table, key) pairs in feed order, keys typed back through each table's own columns and printed. */
+async function feed(remote: TestDatabase): Promise<string[]> {
+  const rows = await remote.sql.unsafe<{ t: string; k: string | null; lsn: string; ord: number }[]>(
+    `SELECT table_name AS t, key::text AS k, lsn::text AS lsn, ord FROM _ominipg_feed ORDER BY lsn, ord`,
+  );
+  return rows.map((r) => `${r.t} ${r.k ?? "*"}`);
+}
+
+describe("the change feed's drainer", () => {
+  it("records the key of every row change; TRUNCATE and bulk changes as the whole table; skips its own tables", async () => {
+    const { remote, sql, slot } = await setup(`
+      CREATE TABLE items (id int PRIMARY KEY, name text);
+      CREATE TABLE "Odd, Name: x" ("K ""1""" text, k2 timestamptz, v int[], PRIMARY KEY ("K ""1""", k2));
+      CREATE TABLE nokey (a int);
+      CREATE TABLE big (id int PRIMARY KEY, body text);`);
+    // One transaction each.
+    for (const statement of [
+      `INSERT INTO items VALUES (1, 'a'), (2, 'it''s'), (3, ' new-tuple: id[integer]:9')`,
+      `UPDATE items SET name = 'b' WHERE id = 1`,
+      `UPDATE items SET id = 10 WHERE id = 2`,
+      `DELETE FROM items WHERE id = 3`,
+      `INSERT INTO "Odd, Name: x" VALUES (E'q''u"o\\nte, ü: x', '2024-02-29 23:59:59.5+05', '{1,2}')`,
+      `INSERT INTO nokey VALUES (1)`,
+      `DO $$ BEGIN INSERT INTO items VALUES (4, 'x'); UPDATE items SET name = 'y' WHERE id = 4; UPDATE items SET name = 'z' WHERE id = 4; END $$`,
+      `INSERT INTO big SELECT g, repeat('x', 5000) FROM generate_series(1, 30) g`,
+      `TRUNCATE items`,
+    ])
+      await remote.sql.unsafe(statement).simple();
+    await drainAll(sql, slot, { maxKeys: 20 });
+    expect(await feed(remote)).toEqual([
+      `items {"id": "1"}`,
+      `items {"id": "2"}`,
+      `items {"id": "3"}`,
+      `items {"id": "1"}`,
+      `items {"id": "10"}`,
+      `items {"id": "2"}`,
+      `items {"id": "3"}`,
+      `Odd, Name: x {"k2": "2024-02-29 18:59:59.5+00", "K \\"1\\"": "q'u\\"o\\nte, ü: x"}`,
+      `items {"id": "4"}`, // three changes of one row in one transaction: one key
+      `big *`, // more keys than maxKeys: the whole table
+      `items *`,
+    ]);
+    // Keys read back as the rows' own keys, through each column's type.
+    const [odd] = await remote.sql.unsafe<{ same: boolean }[]>(
+      `SELECT (SELECT ("K ""1""", k2) FROM "Odd, Name: x") = (SELECT (p."K ""1""", p.k2) FROM _ominipg_feed f,
+         jsonb_populate_record(NULL::"Odd, Name: x", f.key) p WHERE f.table_name = 'Odd, Name: x') AS same`,
+    );
+    expect(odd!.same).toBe(true);
+    // Caught up: the slot is past everything, the state row says how far the feed is complete.
+    const [s] = await remote.sql.unsafe<{ behind: boolean; upto: string }[]>(
+      `SELECT s.drained_upto < r.confirmed_flush_lsn OR s.drained_upto = r.confirmed_flush_lsn AS behind,
+         s.drained_upto::text AS upto FROM _ominipg_feed_state s JOIN pg_replication_slots r USING (slot_name)`,
+    );
+    expect(s!.behind).toBe(true);
+    expect(await drainAll(sql, slot)).toBe(0); // its own writes decoded again, and skipped
+    expect((await feed(remote)).length).toBe(11);
+  });
+
+  it("a drainer killed between writing its rows and advancing the slot: nothing lost, nothing doubled", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY, v int)`);
+    await remote.sql.unsafe(`INSERT INTO t SELECT g, g FROM generate_series(1, 50) g`);
+    await remote.sql.unsafe(`UPDATE t SET v = -v WHERE id <= 5`);
+    const killed = drainStep(sql, slot, {
+      ...OPTIONS,
+      afterInsert: () => {
+        throw new Error("killed");
+      },
+    });
+    await expect(killed).rejects.toThrow("killed");
+    const before = await remote.sql<
+      { confirmed: string }[]
+    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots`;
+    expect(await feed(remote)).toHaveLength(55);
+    // Meanwhile another change commits; the next drain peeks the same transactions again, then the new one.
+    await remote.sql.unsafe(`DELETE FROM t WHERE id = 50`);
+    await drainAll(sql, slot);
+    const rows = await feed(remote);
+    expect(rows).toHaveLength(56);
+    expect(rows.at(-1)).toBe(`t {"id": "50"}`);
+    const [after] = await remote.sql<
+      { confirmed: string }[]
+    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots`;
+    expect(after!.confirmed).not.toBe(before[0]!.confirmed);
+  });
+
+  it("a drainer killed after reading the slot, before its rows commit: nothing lost", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY, v int)`);
+    await remote.sql.unsafe(`INSERT INTO t SELECT g, g FROM generate_series(1, 20) g`);
+    const killed = drainStep(sql, slot, {
+      ...OPTIONS,
+      afterPeek: () => {
+        throw new Error("killed");
+      },
+    });
+    await expect(killed).rejects.toThrow("killed");
+    expect(await feed(remote)).toEqual([]);
+    await drainAll(sql, slot);
+    expect(await feed(remote)).toHaveLength(20);
+  });
+
+  it("one drainer at a time: concurrent drainers write each change once", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY, v int)`);
+    const others = [openRemote(remote.url, { max: 2 }), openRemote(remote.url, { max: 2 })];
+    cleanups.push(async () => {
+      for (const o of others) await o.end({ timeout: 0 });
+    });
+    for (let round = 0; round < 20; round++) {
+      await remote.sql.unsafe(
+        `INSERT INTO t SELECT g, g FROM generate_series(${round * 100 + 1}, ${round * 100 + 100}) g`,
+      );
+      const steps = await Promise.all([sql, ...others].map((s) => drainStep(s, slot, { ...OPTIONS, chunk: 150 })));
+      expect(steps.filter((s) => s.busy).length).toBeLessThan(3);
+    }
+    await drainAll(sql, slot);
+    const [n] = await remote.sql<
+      { n: number; d: number }[]
+    >`SELECT count(*)::int AS n, count(DISTINCT key)::int AS d FROM _ominipg_feed`;
+    expect(n).toEqual({ n: 2000, d: 2000 });
+  });
+
+  it("a dropped slot is replaced by one of a new epoch; its old rows go", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY)`);
+    await remote.sql`INSERT INTO t VALUES (1)`;
+    await drainAll(sql, slot);
+    const [before] = await remote.sql<{ epoch: string }[]>`SELECT epoch::text FROM _ominipg_feed_state`;
+    await remote.sql`SELECT pg_drop_replication_slot(${slot})`;
+    await remote.sql`INSERT INTO t VALUES (2)`; // lost to the feed: readers diff
+    await expect(drainStep(sql, slot, OPTIONS)).rejects.toThrow(/does not exist/);
+    expect(await ensureFeed(sql, 10_000)).toEqual({ created: true, replaced: true });
+    await remote.sql`INSERT INTO t VALUES (3)`;
+    await drainAll(sql, slot);
+    const [after] = await remote.sql<{ epoch: string }[]>`SELECT epoch::text FROM _ominipg_feed_state`;
+    expect(after!.epoch).not.toBe(before!.epoch);
+    expect(await feed(remote)).toEqual([`t {"id": "3"}`]);
+  });
+
+  it("trims rows every registered reader has passed, and rows older than the retention", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY)`);
+    const positions: string[] = [];
+    for (let i = 1; i <= 4; i++) {
+      await remote.sql`INSERT INTO t VALUES (${i})`;
+      await drainAll(sql, slot);
+      positions.push(
+        (await remote.sql<{ p: string }[]>`SELECT drained_upto::text AS p FROM _ominipg_feed_state`)[0]!.p,
+      );
+    }
+    const [state] = await remote.sql<{ epoch: string }[]>`SELECT epoch::text FROM _ominipg_feed_state`;
+    const epoch = state!.epoch;
+    const register = (id: string, lsn: string) =>
+      remote.sql`INSERT INTO _ominipg_feed_clients (client_id, epoch, lsn) VALUES (${id}, ${epoch}, ${lsn}::pg_lsn)
+        ON CONFLICT (owner, client_id) DO UPDATE SET lsn = EXCLUDED.lsn, seen_at = now()`;
+    await register("00000000-0000-4000-8000-000000000001", positions[1]!);
+    await register("00000000-0000-4000-8000-000000000002", positions[2]!);
+    // Within the grace period nothing goes; after it, what both readers passed.
+    expect(await trimFeed(sql, 3_600_000, 3_600_000)).toBe(0);
+    await remote.sql`UPDATE _ominipg_feed SET drained_at = drained_at - interval '1 hour'`;
+    expect(await trimFeed(sql, 7_200_000, 60_000)).toBe(2);
+    expect(await feed(remote)).toEqual([`t {"id": "3"}`, `t {"id": "4"}`]);
+    const [st] = await remote.sql<{ trimmed: string }[]>`SELECT trimmed_upto::text AS trimmed FROM _ominipg_feed_state`;
+    expect(st!.trimmed).toBe(positions[1]);
+    // Older than the retention: trimmed whoever still needs them; readers not seen within it are forgotten.
+    await remote.sql`UPDATE _ominipg_feed_clients SET seen_at = now() - interval '3 hours'`;
+    expect(await trimFeed(sql, 3_600_000, 60_000)).toBe(2);
+    expect(await feed(remote)).toEqual([]);
+    expect((await remote.sql`SELECT 1 FROM _ominipg_feed_clients`).length).toBe(0);
+  });
+});
