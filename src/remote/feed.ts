@@ -44,17 +44,16 @@ const HEALTH_SQL = `SELECT ${SLOT_NAME_SQL} AS slot, current_setting('wal_level'
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
 export async function slotHealth(sql: Sql): Promise<SlotHealth> {
-  const [r] =
-    await sql.unsafe<
-      {
-        slot: string;
-        wal_level: string;
-        may_drain: boolean;
-        found: boolean;
-        wal_status: string | null;
-        retained: number | null;
-      }[]
-    >(HEALTH_SQL);
+  const [r] = await sql.unsafe<
+    {
+      slot: string;
+      wal_level: string;
+      may_drain: boolean;
+      found: boolean;
+      wal_status: string | null;
+      retained: number | null;
+    }[]
+  >(HEALTH_SQL);
   return {
     slot: r!.slot,
     walLevel: r!.wal_level,
