@@ -8,7 +8,7 @@ import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./co
 import { Remote } from "./remote/remote.js";
 import { LEASE_DDL, SequenceLeases, applyLeases, forgetLeases, leasedBlocks } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
-import { getMeta, setMeta } from "./log/tables.js";
+import { clientIdOf, getMeta, setMeta } from "./log/tables.js";
 import { readLogStatus } from "./log/status.js";
 import { locate } from "./core/location.js";
 import { Mutex } from "./core/mutex.js";
@@ -20,6 +20,8 @@ import { localHashes, verifyTables, type VerifyResult } from "./pull/verify.js";
 import { ledgerCount } from "./push/ledger.js";
 import { type PullConflict, type PullResult } from "./pull/types.js";
 import { type SyncResult } from "./push/types.js";
+import { FeedDrainer, FeedLink, type FeedDrainerOptions } from "./feed.js";
+import { unregisterReader } from "./pull/feed-register.js";
 
 /**
  * A local-first PostgreSQL client: queries run on a local PGlite database; with `syncUrl`, every write to a
@@ -31,6 +33,7 @@ export class Ominipg extends OminipgBase {
   readonly #syncer: Syncer | undefined;
   readonly #leases: SequenceLeases | undefined;
   readonly #puller: Puller | undefined;
+  readonly #feed: FeedLink | undefined;
   /** Push and pull never overlap: a change pushed during a pull could be reverted locally until the next pull. */
   readonly #remoteWork = new Mutex();
   #inflight: Promise<SyncResult> | undefined;
@@ -52,12 +55,23 @@ export class Ominipg extends OminipgBase {
       );
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
       this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, options.testHooks);
+      this.#feed = new FeedLink(this.#remote, this.#sync.feed, (w) => this.emit("warning", w), options.testHooks);
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, {
         sequences: options.sequences !== "lease",
+        feed: this.#feed.agent,
       });
       const sequences = options.sequences ?? "auto";
       this.#leases = new SequenceLeases(this.local, this.#remote, options.leaseSize ?? 1000, sequences);
     }
+  }
+
+  /**
+   * A long-lived drainer of `url`'s remote change feed (docs/SYNC.md, "The change feed"), for deployments whose
+   * clients may not read a replication slot: its role must be a superuser or have REPLICATION, the server run
+   * with wal_level=logical. Sets the feed up if need be; `stop()` ends it. What `ominipg feed` runs.
+   */
+  static feed(url: string, options: FeedDrainerOptions = {}): Promise<FeedDrainer> {
+    return FeedDrainer.start(url, options);
   }
 
   /** Open the local database, run `schemaSQL`, and (with `syncUrl`) start capturing. Never waits on the network. */
@@ -183,6 +197,7 @@ export class Ominipg extends OminipgBase {
       lastSync: lastSync as Status["lastSync"],
       lastPull: lastPull as Status["lastPull"],
       remote,
+      feed: this.#feed && remote?.reachable ? await this.#feed.status() : null,
     };
   }
 
@@ -199,7 +214,11 @@ export class Ominipg extends OminipgBase {
       );
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
-    return this.#remoteWork.run(async () => ({ ledgerRows: await syncer.unregister() }));
+    return this.#remoteWork.run(async () => {
+      const ledgerRows = await syncer.unregister();
+      if (this.#sync.feed.mode !== "off") await unregisterReader(this.#remote!, await this.local.run(clientIdOf));
+      return { ledgerRows };
+    });
   }
 
   /** Compare every synced table row by row with the remote (sync first: pending changes show as differences). */
@@ -219,6 +238,7 @@ export class Ominipg extends OminipgBase {
     if (this.closed) return;
     clearInterval(this.#interval);
     clearTimeout(this.#debounce);
+    this.#feed?.stop();
     await this.rollbackOpenTransaction(); // a sync in flight may be waiting for it to end
     await this.#inflight?.catch(() => {});
     await this.#pulling?.catch(() => {});
@@ -269,6 +289,11 @@ export class Ominipg extends OminipgBase {
         .then((lastPull) => (lastPull === undefined ? this.pull() : undefined))
         .catch(() => {});
     }
+    if (this.#sync.pull === "live" && this.#sync.feed.mode !== "off")
+      this.#feed?.watch(
+        () => this.pull(),
+        () => !this.#inflight && !this.#pulling,
+      );
     if (this.#sync.intervalMs > 0) this.#interval = setInterval(background, this.#sync.intervalMs).unref();
     if (this.#sync.pushDebounceMs > 0) {
       this.onCaptured = () => {
@@ -303,6 +328,7 @@ export class Ominipg extends OminipgBase {
         await setMeta(d, "last_pull", JSON.stringify({ ...result, at: new Date().toISOString() }));
       });
       for (const c of conflicts) this.emit("conflict", conflictEvent(c));
+      this.#feed?.pulled(result);
       this.emit("pull:end", result);
       return result;
     } catch (err) {
@@ -322,6 +348,7 @@ export class Ominipg extends OminipgBase {
         for (const w of warnings) this.emit("warning", w);
       }
       await this.local.run((d) => setMeta(d, "last_sync", JSON.stringify({ ...result, at: new Date().toISOString() })));
+      if (this.#sync.feed.mode !== "off") await this.#feed?.afterSync(); // a role that may drains the feed
       this.emit("sync:end", result);
       return result;
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { OminipgError, SyncError } from "./core/errors.js";
 import type { ConflictEvent } from "./core/conflicts.js";
+import type { FeedMode } from "./core/feed.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import type { PullProgress, PullResult } from "./pull/types.js";
 import type { SyncResult } from "./push/types.js";
@@ -44,4 +45,28 @@ export interface Status {
    * whose local clean-up is not confirmed yet: 0 after every successful sync); `unregister()` removes them.
    */
   remote: { url: string; reachable: boolean; error?: string; ledgerRows?: number } | null;
+  /** The remote change feed (docs/SYNC.md, "The change feed"); null without syncUrl. */
+  feed?: FeedStatus | null;
+}
+
+/** The remote change feed as a client sees it (status()). */
+export interface FeedStatus {
+  /** `sync.feed`'s mode. */
+  mode: FeedMode;
+  /** This database's slot name (null when not asked: mode "off"). */
+  slot: string | null;
+  /** The server's wal_level ("logical" is needed). */
+  walLevel?: string;
+  /** The slot's wal_status (reserved, extended, unreserved, lost); null when there is no slot. */
+  walStatus: string | null;
+  /** WAL the slot holds back on the server (pg_current_wal_lsn() - restart_lsn), bytes; null without a slot. */
+  retainedBytes: number | null;
+  /** How long ago a drainer last ran, ms; null when the feed is not set up or not readable by this role. */
+  drainedAgoMs: number | null;
+  /** This client's role drains the feed itself (superuser or REPLICATION, wal_level=logical). */
+  drainer?: boolean;
+  /** The feed position this client's last pull reached (null: that pull found no usable feed). */
+  pulledTo?: string | null;
+  /** Why the feed could not be asked about. */
+  error?: string;
 }

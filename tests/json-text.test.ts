@@ -205,29 +205,35 @@ describe("conflicts settled under each strategy keep json text", () => {
 });
 
 describe("pull", () => {
-  it("by copy, then by diff when only the texts changed remotely (inside, around, key order)", async () => {
-    const remote = await remoteDb();
-    await remote.sql.unsafe(SCHEMA[0]!);
-    const rows = rowsOf(TEXTS);
-    await insertRemote(remote.sql, rows);
-    const db = await client(remote);
-    expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy: "copy", upserted: rows.length });
-    await expectEverywhere(db, remote.sql, rows);
+  it.each([
+    ["diff", "off"],
+    ["feed", "auto"],
+  ] as const)(
+    "by copy, then by %s when only the texts changed remotely (inside, around, key order)",
+    async (strategy, feed) => {
+      const remote = await remoteDb();
+      await remote.sql.unsafe(SCHEMA[0]!);
+      const rows = rowsOf(TEXTS);
+      await insertRemote(remote.sql, rows);
+      const db = await client(remote, { feed });
+      expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy: "copy", upserted: rows.length });
+      await expectEverywhere(db, remote.sql, rows);
 
-    rows[0]!.js = '{"a": 3, "b": 1,  "a": 2}';
-    rows[1]!.js = TEXTS[1]!.trim();
-    rows[2]!.js2 = `${rows[2]!.js2} `;
-    for (const r of rows.slice(0, 3)) {
-      await remote.sql.unsafe(`UPDATE docs SET js = $2::text::json, js2 = $3::text::json WHERE id = $1`, [
-        r.id,
-        r.js,
-        r.js2,
-      ]);
-    }
-    expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy: "diff", upserted: 3 });
-    await expectEverywhere(db, remote.sql, rows);
-    expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy: "diff", upserted: 0 });
-  });
+      rows[0]!.js = '{"a": 3, "b": 1,  "a": 2}';
+      rows[1]!.js = TEXTS[1]!.trim();
+      rows[2]!.js2 = `${rows[2]!.js2} `;
+      for (const r of rows.slice(0, 3)) {
+        await remote.sql.unsafe(`UPDATE docs SET js = $2::text::json, js2 = $3::text::json WHERE id = $1`, [
+          r.id,
+          r.js,
+          r.js2,
+        ]);
+      }
+      expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy, upserted: 3 });
+      await expectEverywhere(db, remote.sql, rows);
+      expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy, upserted: 0 });
+    },
+  );
 });
 
 describe("verify()", () => {

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import type { Command } from "./command.js";
 import { demoCommand } from "./demo.js";
+import { feedCommand } from "./feed.js";
 import { UsageError } from "./errors.js";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, columns, complain, detail, say } from "./output.js";
 import { pullCommand } from "./pull.js";
@@ -17,6 +18,7 @@ const COMMANDS: readonly Command[] = [
   pullCommand,
   verifyCommand,
   setupCommand,
+  feedCommand,
   demoCommand,
 ];
 
@@ -34,6 +36,7 @@ function topLevelHelp(): string {
         ["pull <dir> --remote <url>", pullCommand.summary],
         ["verify <dir> --remote <url>", verifyCommand.summary],
         ["setup --remote <url> [--grant <role>]", setupCommand.summary],
+        ["feed --remote <url>", feedCommand.summary],
         ["demo", demoCommand.summary],
       ],
       "  ",

@@ -1,16 +1,20 @@
 import { openRemote } from "../remote/connection.js";
 import { setUpRemote } from "../remote/remote.js";
-import { LEDGER_DDL, tenantGrants } from "../remote/schema.js";
+import { FEED_DDL, LEDGER_DDL, drainerGrants, tenantGrants } from "../remote/schema.js";
 import { COMMON_OPTIONS, REMOTE_OPTION, parseCommandArgs, remoteArg } from "./args.js";
 import type { Command } from "./command.js";
 import { UsageError } from "./errors.js";
 import { EXIT_OK, say } from "./output.js";
 
-const HELP = `Usage: ominipg setup --remote <url> [--grant <role>]... [--print]
+const HELP = `Usage: ominipg setup --remote <url> [--grant <role>]... [--drainer <role>]... [--print]
 
 Set up (or upgrade in place) what Ominipg keeps on the remote database: its
 ledger table, protected per tenant (row-level security keyed by the writing
-role, TRUNCATE refused), and grant each --grant role the least it needs on it.
+role, TRUNCATE refused), the change feed's tables (keys of changed rows, read
+by pulls; written only by drainers), and grant each --grant role the least it
+needs on them, each --drainer role (one with REPLICATION that is not a
+superuser: \`ominipg feed\`'s) what draining needs. The replication slot itself
+is made by the first drainer (docs/SYNC.md, "The change feed").
 Run it once as the table's owner or a role that may create tables in schema
 public (a privileged client also does it by itself at its first contact).
 The synced tables need their own grants: see docs/API.md and docs/SECURITY.md.
@@ -18,6 +22,7 @@ The synced tables need their own grants: see docs/API.md and docs/SECURITY.md.
 Options:
   -r, --remote <url>  the remote PostgreSQL (default: $OMINIPG_REMOTE_URL)
   -g, --grant <role>  a tenant role to grant Ominipg's privileges to (repeatable)
+      --drainer <role>  a role with REPLICATION to grant the feed's tables to (repeatable)
       --print         print the SQL instead of running it (no connection)
   -h, --help          show this help
       --verbose       show stack traces of errors
@@ -35,6 +40,7 @@ export const setupCommand: Command = {
         ...COMMON_OPTIONS,
         ...REMOTE_OPTION,
         grant: { type: "string", short: "g", multiple: true },
+        drainer: { type: "string", multiple: true },
         print: { type: "boolean" },
       },
       allowPositionals: false,
@@ -45,19 +51,22 @@ export const setupCommand: Command = {
       return EXIT_OK;
     }
     const roles = flags.grant ?? [];
-    for (const role of roles) if (role.trim() === "") throw new UsageError("--grant needs a role name", "setup");
+    const drainers = flags.drainer ?? [];
+    for (const role of [...roles, ...drainers])
+      if (role.trim() === "") throw new UsageError("--grant and --drainer need a role name", "setup");
     if (flags.print) {
-      say(`${[LEDGER_DDL, ...roles.map(tenantGrants)].join(";\n")};`);
+      say(`${[LEDGER_DDL, FEED_DDL, ...roles.map(tenantGrants), ...drainers.map(drainerGrants)].join(";\n")};`);
       return EXIT_OK;
     }
     const remote = remoteArg("setup", flags.remote, true)!;
     const sql = openRemote(remote, { max: 1 });
     try {
-      await setUpRemote(sql, roles);
+      await setUpRemote(sql, roles, drainers);
     } finally {
       await sql.end({ timeout: 0 });
     }
-    say(`Ominipg's remote tables are set up${roles.length ? `; granted to ${roles.join(", ")}` : ""}`);
+    const granted = [...roles, ...drainers.map((d) => `${d} (drainer)`)];
+    say(`Ominipg's remote tables are set up${granted.length ? `; granted to ${granted.join(", ")}` : ""}`);
     return EXIT_OK;
   },
 };

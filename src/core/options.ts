@@ -1,6 +1,7 @@
 import { checkConflictOptions } from "./conflict-options.js";
 import type { ConflictOptions } from "./conflicts.js";
 import { ConfigError } from "./errors.js";
+import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from "./feed.js";
 import { checkUrl, isPostgresUrl, tlsFromUrl } from "./url.js";
 
 export interface SyncOptions {
@@ -39,6 +40,12 @@ export interface SyncOptions {
    * `{ default, tables: { name: strategy } }`. Every conflict is recorded in `_ominipg_conflicts`.
    */
   conflicts?: ConflictOptions;
+  /**
+   * The remote change feed (docs/SYNC.md, "The change feed"): "auto" (default: set up and drained by a role that
+   * may, pulled from wherever usable, else diff), "off", "require", or `{ mode, retentionMs, staleMs,
+   * warnRetainedBytes }`.
+   */
+  feed?: FeedMode | FeedOptions;
   /** Retries of a failed remote round trip within one sync: attempts and exponential back-off bounds. */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
 }
@@ -108,12 +115,15 @@ export interface ConnectOptions {
  */
 export interface TestHooks {
   afterRemoteCommit?: () => void | Promise<void>;
+  /** A feed drain step wrote its rows and has not advanced the slot yet (remote/feed-drain.ts). */
+  afterFeedInsert?: () => void | Promise<void>;
 }
 
 export type ResolvedSync = Required<
-  Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts">
+  Omit<SyncOptions, "intervalMs" | "pushDebounceMs" | "retry" | "pull" | "conflicts" | "feed">
 > & {
   conflicts: ConflictOptions | undefined;
+  feed: ResolvedFeed;
   pull: false | "initial" | "live";
   intervalMs: number;
   pushDebounceMs: number;
@@ -152,6 +162,7 @@ const SYNC_KEYS = new Set([
   "retry",
   "pull",
   "conflicts",
+  "feed",
 ]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
@@ -187,6 +198,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     onReject: sync.onReject ?? "stop",
     pull: sync.pull ?? false,
     conflicts: sync.conflicts,
+    feed: resolveFeed(sync.feed),
     retry: {
       attempts: int(sync.retry?.attempts, "retry.attempts", 3, 1),
       baseDelayMs: int(sync.retry?.baseDelayMs, "retry.baseDelayMs", 200, 0),

@@ -21,18 +21,28 @@ interface PendingImages {
   remote: string | null;
 }
 
+/** The keys a feed pull fetched (pull/feed.ts): the check is limited to them, as a diff's to its buckets. */
+export interface KeyScope {
+  /** SQL: whether the key of the row aliased `alias` is one of them. */
+  within: (alias: string) => string;
+}
+
 /**
  * Count the held rows the remote would have changed (`tally.skipped`) and report those in conflict; `scope`
- * limits the check to the buckets a diff fetched (the others are equal on both sides). Returns the conflicts.
+ * limits the check to the buckets a diff fetched, or the keys a feed pull fetched (the others are equal on both
+ * sides, or did not change remotely). Returns the conflicts.
  */
-export async function checkPending(ctx: PullContext, run: TableRun, scope: BucketScope | undefined): Promise<number> {
+export async function checkPending(
+  ctx: PullContext,
+  run: TableRun,
+  scope: BucketScope | KeyScope | undefined,
+): Promise<number> {
   const { t, table, tally } = run;
-  const params = scope ? [run.startId, scope.hex] : [run.startId];
+  const buckets = scope && "buckets" in scope ? scope : undefined;
+  const params = buckets ? [run.startId, buckets.hex] : [run.startId];
+  const sql = pendingImagesSql(t, buckets?.buckets, scope && "within" in scope ? scope.within : undefined);
   const rows = await ctx.local((d) =>
-    inReplicaTransaction(
-      d,
-      async () => (await d.query<PendingImages>(pendingImagesSql(t, scope?.buckets), params, { prepare: false })).rows,
-    ),
+    inReplicaTransaction(d, async () => (await d.query<PendingImages>(sql, params, { prepare: false })).rows),
   );
   let conflicts = 0;
   for (const r of rows) {

@@ -92,8 +92,8 @@ export async function diffTable(ctx: PullContext, run: TableRun): Promise<Bucket
   return scope;
 }
 
-/** Apply the staged rows, about `chunk` rows at a time: the stage is read back in ranges of its blocks. */
-async function applyStaged(ctx: PullContext, run: TableRun, chunk: number, staged: number): Promise<void> {
+/** Apply the staged rows (a diff's, a feed pull's), about `chunk` rows at a time: the stage is read back in ranges of its blocks. */
+export async function applyStaged(ctx: PullContext, run: TableRun, chunk: number, staged: number): Promise<void> {
   const { t } = run;
   const blocks = await ctx.local(async (d) => {
     const { rows } = await d.query<{ blocks: number }>(stageBlocksSql(t), [], { prepare: false });

@@ -55,11 +55,15 @@ import { copyTable, resumeCopy } from "./copy.js";
 import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
+import { cursorProblem, feedRequired, feedTable, readCursor, readFeedView, saveCursor, type FeedView } from "./feed.js";
+import { registerReader } from "./feed-register.js";
+import type { FeedAgent } from "../remote/feed-agent.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
 
 export class Puller {
   readonly #sizes: PullSizes;
   readonly #sequences: boolean;
+  readonly #feed: FeedAgent | undefined;
   readonly #lock = new Mutex();
 
   constructor(
@@ -75,6 +79,7 @@ export class Puller {
       rowsPerBucket: options.rowsPerBucket ?? 32,
     };
     this.#sequences = options.sequences ?? true;
+    this.#feed = options.feed?.settings.mode === "off" ? undefined : options.feed;
   }
 
   /**
@@ -98,7 +103,9 @@ export class Puller {
     const catalog = await ctx.local(() => this.catalog());
     const tables = catalog.syncedInDependencyOrder().filter((t) => !t.uncapturable && t.primaryKey.length > 0);
     const owned = this.#sequences ? await ctx.local((d) => pulledSequences(d, tables)) : [];
-    const { result, remoteValues } = await remote
+    // A role that may drains the change feed first (setting it up if need be): the snapshot finds it complete.
+    const drained = this.#feed ? await this.#feed.drain(true, 5_000) : undefined;
+    const { result, remoteValues, view } = await remote
       .retrying("PULL_FAILED", "pulling from the remote", () => this.#snapshot(ctx, tables, owned))
       .catch(async (err: unknown) => {
         // A copy that broke off keeps its place, but not the indexes it deferred (indexes.ts).
@@ -106,6 +113,8 @@ export class Puller {
         throw err;
       });
     if (owned.length > 0) result.sequences = await ctx.local((d) => catchUpSequences(d, owned, remoteValues));
+    if (this.#feed && view) await registerReader(ctx, remote, this.#feed, view, tables);
+    if (result.feed?.unusable && drained?.reason) result.feed.unusable += ` (${drained.reason})`;
     result.durationMs = Math.round(performance.now() - started);
     return result;
   }
@@ -115,30 +124,45 @@ export class Puller {
     ctx: PullContext,
     tables: TableInfo[],
     owned: OwnedSequence[],
-  ): Promise<{ result: PullResult; remoteValues: (string | null)[] }> {
+  ): Promise<{ result: PullResult; remoteValues: (string | null)[]; view: FeedView | undefined }> {
     const result: PullResult = { tables: {}, conflicts: 0, rejected: 0, sequences: 0, durationMs: 0 };
     let attempt: PullContext | undefined;
+    let view: FeedView | undefined;
     try {
       // transaction(): postgres.js's own begin() can crash the process when the connection drops mid-way.
       const remoteValues = await this.remote.transaction(async (sql) => {
         attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
         await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
+        view = await this.#view(attempt, result);
         for (const t of tables) {
-          const tally = await this.#table(attempt, t, result);
+          const tally = await this.#table(attempt, t, result, view);
           result.tables[`${t.schema}.${t.name}`] = tally;
           result.rejected += tally.rejected;
         }
         return remoteSequenceValues(attempt.tx, owned);
       }, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      return { result, remoteValues };
+      return { result, remoteValues, view };
     } finally {
       // transaction() gives up on a lost connection at once, while the attempt may still be at work.
       attempt?.end();
     }
   }
 
-  /** One table: its strategy, then the conflict check of the rows its pending changes held back. */
-  async #table(ctx: PullContext, t: TableInfo, result: PullResult): Promise<TablePull> {
+  /** The change feed as the snapshot sees it (feed.ts), when this client uses it; "require" fails without it. */
+  async #view(ctx: PullContext, result: PullResult): Promise<FeedView | undefined> {
+    if (!this.#feed) return undefined;
+    const { view, absent } = await readFeedView(ctx, this.#feed.settings.staleMs);
+    const unusable = absent ?? view.unusable;
+    if (unusable && this.#feed.settings.mode === "require") throw feedRequired(unusable);
+    result.feed = { position: view?.drainedUpto ?? null, ...(unusable ? { unusable } : {}) };
+    return view;
+  }
+
+  /**
+   * One table: its strategy, then the conflict check of the rows its pending changes held back. Its feed cursor
+   * then moves to what the snapshot's feed holds (a feed pull moves it with its writes; not while held).
+   */
+  async #table(ctx: PullContext, t: TableInfo, result: PullResult, view: FeedView | undefined): Promise<TablePull> {
     try {
       const { run, settled } = await startTable(ctx, t);
       const { tally } = run;
@@ -147,14 +171,26 @@ export class Puller {
         return tally;
       }
       let scope: BucketScope | undefined;
+      // A copy that broke off continues first (copy.ts); it never moved the cursor, so the feed covers the rest.
+      if (settled) await resumeCopy(ctx, run);
+      const cursor = view ? await readCursor(ctx, t) : undefined;
+      if (view && !cursorProblem(view, cursor)) {
+        // The feed's keys, their conflict check, the cursor; "whole": a TRUNCATE (or a key it could not read).
+        const conflicts = await feedTable(ctx, run, view, cursor!);
+        if (conflicts !== "whole") {
+          tally.strategy = run.truncated ? "held" : "feed";
+          result.conflicts += conflicts;
+          return tally;
+        }
+      }
       if (settled) {
         tally.strategy = "diff";
-        await resumeCopy(ctx, run); // a copy that broke off continues first (copy.ts)
         scope = await diffTable(ctx, run);
-        if (!scope) return tally; // equal to the remote already
       } else {
         await copyTable(ctx, run);
       }
+      if (view && !run.truncated) await ctx.local((d) => saveCursor(d, t, view));
+      if (settled && !scope) return tally; // equal to the remote already
       if (run.truncated) tally.strategy = "held";
       else result.conflicts += await checkPending(ctx, run, scope);
       return tally;

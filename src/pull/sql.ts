@@ -193,15 +193,17 @@ export function deleteMissingSql(t: TableInfo, buckets: number): string {
 }
 
 /**
- * For every key pending since before queue id $1 (and, with `buckets`, in the buckets of bitmap $2): the key,
+ * For every key pending since before queue id $1 (and, with `buckets`, in the buckets of bitmap $2; with `within`,
+ * where that condition on the alias holds: the keys a feed pull fetched): the key,
  * its base (the row before the first pending change of that key, null if that change created it), the local
  * row and the remote row (from the stage; null if the remote has none). All as jsonb text of the table's row
  * type, rendered locally (to_jsonb: a conflict compares values, as the push's check does, json ones included).
  * Keys first queued later were not pending when their remote rows were applied.
  */
-export function pendingImagesSql(t: TableInfo, buckets?: number): string {
+export function pendingImagesSql(t: TableInfo, buckets?: number, within?: (alias: string) => string): string {
   const f = "ominipg_f";
-  const scope = buckets === undefined ? "" : ` AND ${inBuckets(t, f, buckets, "$2")}`;
+  const scope =
+    (buckets === undefined ? "" : ` AND ${inBuckets(t, f, buckets, "$2")}`) + (within ? ` AND ${within(f)}` : "");
   const key = t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ");
   return (
     `WITH ${firstChangesCte(t, f)} ` +

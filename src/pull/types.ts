@@ -1,3 +1,5 @@
+import type { FeedAgent } from "../remote/feed-agent.js";
+
 export interface PullProgress {
   /** "schema.table" */
   table: string;
@@ -36,8 +38,12 @@ export interface PullHooks {
 }
 
 export interface TablePull {
-  /** copy: streamed all remote rows; diff: compared bucket hashes; held: skipped (a local TRUNCATE is pending). */
-  strategy: "copy" | "diff" | "held";
+  /**
+   * copy: streamed all remote rows; feed: fetched the keys the remote change feed lists as changed since the
+   * last pull; diff: compared bucket hashes (no usable feed, or the feed asked for the whole table: a TRUNCATE);
+   * held: skipped (a local TRUNCATE is pending).
+   */
+  strategy: "copy" | "feed" | "diff" | "held";
   /** Local rows inserted or changed. */
   upserted: number;
   /** Local rows deleted because the remote no longer has them. */
@@ -55,9 +61,17 @@ export interface PullResult {
   /** Local sequences moved up past pulled ids. */
   sequences: number;
   durationMs: number;
+  /**
+   * The remote change feed as this pull found it (absent when the feed is off): the position every table pulled
+   * is now at (`position`: the feed's commit LSN, null without a feed), and why tables could not be pulled
+   * from it, if so.
+   */
+  feed?: { position: string | null; unusable?: string };
 }
 
 export interface PullerOptions {
+  /** The remote change feed's upkeep (remote/feed-agent.ts): pull from the feed where it is usable. Default: none (diff). */
+  feed?: FeedAgent;
   /** Rows per remote fetch and per local write. Default 2000 (100,000 per COPY of an initial copy). */
   chunkRows?: number;
   /** Move local SERIAL/identity sequences up past pulled ids. Default true; false with `sequences: "lease"`. */

@@ -78,7 +78,7 @@ class Txn {
   readonly whole = new Set<string>();
 
   add(table: DecodedTable, key: string | null, maxKeys: number): void {
-    const id = JSON.stringify([table.schema, table.name]);
+    const id = tableId(table);
     if (this.whole.has(id)) return;
     const n = (this.#perTable.get(id) ?? 0) + 1;
     if (key === null || n > maxKeys) {
@@ -107,6 +107,11 @@ class Txn {
 /** Primary-key columns of tables, looked up once per step; null: not a table with a primary key (now). */
 type Keys = Map<string, string[] | null>;
 
+/** A table's map key (no identifier holds a NUL). */
+function tableId(t: DecodedTable): string {
+  return `${t.schema}\u0000${t.name}`;
+}
+
 const PK_SQL = `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text
     FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
     JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
@@ -117,13 +122,14 @@ const PK_SQL = `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text
 async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
   const missing = new Map<string, DecodedTable>();
   for (const t of tables) {
-    const id = JSON.stringify([t.schema, t.name]);
+    const id = tableId(t);
     if (!keys.has(id)) missing.set(id, t);
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
   const rows = await tx.unsafe<{ s: string; t: string; cols: string | null }[]>(PK_SQL, [JSON.stringify(list)]);
-  for (const r of rows) keys.set(JSON.stringify([r.s, r.t]), r.cols === null ? null : (JSON.parse(r.cols) as string[]));
+  for (const r of rows)
+    keys.set(tableId({ schema: r.s, name: r.t }), r.cols === null ? null : (JSON.parse(r.cols) as string[]));
 }
 
 function own(t: DecodedTable): boolean {
@@ -218,7 +224,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
 }
 
 function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, maxKeys: number): void {
-  const pkOf = (t: DecodedTable) => keys.get(JSON.stringify([t.schema, t.name]));
+  const pkOf = (t: DecodedTable) => keys.get(tableId(t));
   if (change.kind === "truncate") {
     for (const t of change.tables) if (!own(t) && pkOf(t)) txn.add(t, null, maxKeys);
     return;

@@ -85,6 +85,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  * - `_ominipg_feed_clients`: each reader's position, so that rows every reader has passed can be trimmed; per
  *   identity like the ledger (forced row-level security), readable and deletable by drainers.
  *
+ * The feed and its state are UNLOGGED: they write no WAL, so the slot does not decode the feed's own writes
+ * again (that doubled the drain's cost) and an idle drainer's heartbeat costs the server no WAL. A crash (or a
+ * standby's promotion) empties them: readers then find no feed and diff, and the next drainer starts a new
+ * epoch at the slot's position, which readers' cursors are not of, so they diff once more. Nothing is lost.
+ *
  * Everyone granted may read the feed and its state; only drainers (superuser or REPLICATION, the roles that can
  * read the slot and so every change anyway) may write them, enforced by forced row-level security, so that not
  * even GRANT ALL lets a tenant delete rows other readers need. TRUNCATE is refused by a trigger.
@@ -109,7 +114,7 @@ BEGIN
   RAISE EXCEPTION 'Ominipg''s change feed cannot be truncated: readers would miss changes (drainers trim it)'
     USING ERRCODE = '42501';
 END $$;
-CREATE TABLE IF NOT EXISTS ${FEED} (
+CREATE UNLOGGED TABLE IF NOT EXISTS ${FEED} (
   lsn pg_lsn NOT NULL,
   ord int NOT NULL,
   schema_name text NOT NULL,
@@ -119,7 +124,7 @@ CREATE TABLE IF NOT EXISTS ${FEED} (
   PRIMARY KEY (lsn, ord)
 );
 CREATE INDEX IF NOT EXISTS ${FEED_TABLE}_by_table ON ${FEED} (schema_name, table_name, lsn);
-CREATE TABLE IF NOT EXISTS ${FEED_STATE} (
+CREATE UNLOGGED TABLE IF NOT EXISTS ${FEED_STATE} (
   slot_name text PRIMARY KEY,
   epoch uuid NOT NULL,
   drained_upto pg_lsn NOT NULL,

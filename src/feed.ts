@@ -1,0 +1,225 @@
+/**
+ * The change feed at the facade (docs/SYNC.md, "The change feed"): a client's link to it (drain after a sync
+ * when its role may, watch it for `sync.pull: "live"`, report it in status()), and the long-lived drainer of
+ * `Ominipg.feed()` / `ominipg feed` for deployments whose clients may not read a slot themselves.
+ */
+import { TypedEmitter } from "./core/emitter.js";
+import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from "./core/feed.js";
+import type { TestHooks } from "./core/options.js";
+import { redact, secretsOf } from "./core/url.js";
+import type { OminipgWarning } from "./core/warnings.js";
+import { FEED_ACCESS_SQL, FEED_STATE_SQL } from "./pull/feed-sql.js";
+import type { PullResult } from "./pull/types.js";
+import { openRemote, type Sql } from "./remote/connection.js";
+import { FeedAgent } from "./remote/feed-agent.js";
+import { cannotSetUp, ensureFeed, feedUnavailable, slotHealth } from "./remote/feed.js";
+import type { Remote } from "./remote/remote.js";
+import type { FeedStatus } from "./types.js";
+
+/** How often a live client looks for new changes in the feed while idle. */
+const LIVE_POLL_MS = 500;
+
+/** One client's link to the feed (none when `sync.feed` is "off"). */
+export class FeedLink {
+  readonly agent: FeedAgent;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** The feed position the last pull reached (null: it found no feed). */
+  #pulled: string | null | undefined;
+  #readable: { at: number; slot: string | undefined } | undefined;
+
+  constructor(
+    private readonly remote: Remote,
+    settings: ResolvedFeed,
+    warn: (w: OminipgWarning) => void,
+    hooks: TestHooks = {},
+  ) {
+    this.agent = new FeedAgent({
+      settings,
+      run: (fn) => remote.asLogin(fn),
+      warn,
+      redact: (text) => remote.redact(text),
+      drain: { afterInsert: hooks.afterFeedInsert },
+    });
+  }
+
+  /** After a push, a role that may drains the feed (so that other clients see the push soon); never throws. */
+  async afterSync(): Promise<void> {
+    await this.agent.drain(false, 2_000);
+  }
+
+  /** What a pull found in the feed. */
+  pulled(result: PullResult): void {
+    this.#pulled = result.feed?.position ?? null;
+  }
+
+  /**
+   * `sync.pull: "live"`: every LIVE_POLL_MS while `idle()`, drain (when this role may) and read the feed's
+   * position (one indexed row); a position the last pull did not reach starts a pull. Polling, not LISTEN:
+   * notifications do not cross PgBouncer in transaction mode.
+   */
+  watch(pull: () => Promise<unknown>, idle: () => boolean): void {
+    const tick = async () => {
+      if (this.#stopped) return;
+      try {
+        if (idle()) {
+          await this.agent.drain(false, 1_000);
+          const position = await this.#position();
+          if (position !== undefined && position !== this.#pulled && idle()) await pull();
+        }
+      } catch {
+        // a failed pull reports itself (error event); the next tick tries again
+      }
+      if (!this.#stopped) this.#timer = setTimeout(() => void tick(), LIVE_POLL_MS).unref();
+    };
+    this.#timer = setTimeout(() => void tick(), LIVE_POLL_MS).unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  /** The feed's position as this client's role may read it; undefined without one. */
+  async #position(): Promise<string | undefined> {
+    if (!this.#readable || Date.now() - this.#readable.at > 30_000) {
+      const [a] = await this.remote.session((sql) =>
+        sql.unsafe<{ readable: boolean; slot: string }[]>(FEED_ACCESS_SQL),
+      );
+      this.#readable = { at: Date.now(), slot: a?.readable ? a.slot : undefined };
+    }
+    const { slot } = this.#readable;
+    if (slot === undefined) return undefined;
+    const [s] = await this.remote.session((sql) => sql.unsafe<{ drained_upto: string }[]>(FEED_STATE_SQL, [slot]));
+    return s?.drained_upto;
+  }
+
+  /** For status(): the slot's health and the feed's state, as this client sees them. */
+  async status(): Promise<FeedStatus> {
+    const { settings } = this.agent;
+    const out: FeedStatus = {
+      mode: settings.mode,
+      slot: null,
+      walStatus: null,
+      retainedBytes: null,
+      drainedAgoMs: null,
+    };
+    if (settings.mode === "off") return out;
+    try {
+      const h = await this.agent.health(true);
+      Object.assign(out, {
+        slot: h.slot,
+        walLevel: h.walLevel,
+        walStatus: h.walStatus,
+        retainedBytes: h.retainedBytes,
+      });
+      out.drainer = cannotSetUp(h) === undefined;
+      this.#readable = undefined;
+      const state = await this.remote.session(async (sql) => {
+        const [a] = await sql.unsafe<{ readable: boolean; slot: string }[]>(FEED_ACCESS_SQL);
+        if (!a?.readable) return undefined;
+        const [s] = await sql.unsafe<{ drained_upto: string; age_ms: number }[]>(FEED_STATE_SQL, [a.slot]);
+        return s;
+      });
+      if (state) out.drainedAgoMs = Number(state.age_ms);
+      if (this.#pulled !== undefined) out.pulledTo = this.#pulled;
+    } catch (err) {
+      out.error = this.remote.redact((err as Error)?.message ?? String(err));
+    }
+    return out;
+  }
+}
+
+export interface FeedDrainerOptions extends FeedOptions {
+  /** Pause between drain steps when caught up, ms. Default 250. */
+  intervalMs?: number;
+  /** @internal Fault injection for Ominipg's own tests. */
+  testHooks?: TestHooks;
+}
+
+export interface FeedDrainerEvents {
+  /** A drain step wrote feed rows. */
+  drain: (report: { decoded: number; written: number }) => void;
+  warning: (warning: OminipgWarning) => void;
+}
+
+/**
+ * A long-lived drainer (`Ominipg.feed()`, `ominipg feed`): sets the feed up if need be (its role must be a
+ * superuser or have REPLICATION, the server run with wal_level=logical), then drains it every `intervalMs`,
+ * trims it and warns about retained WAL, until stop().
+ */
+export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
+  readonly #sql: Sql;
+  readonly #agent: FeedAgent;
+  readonly #intervalMs: number;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> = Promise.resolve();
+
+  private constructor(
+    url: string,
+    readonly settings: ResolvedFeed,
+    options: FeedDrainerOptions,
+  ) {
+    super();
+    this.#sql = openRemote(url, { max: 2 });
+    const secrets = secretsOf(url, process.env);
+    this.#intervalMs = options.intervalMs ?? 250;
+    this.#agent = new FeedAgent({
+      settings,
+      run: (fn) => fn(this.#sql),
+      warn: (w) => this.emit("warning", w),
+      redact: (text) => redact(text, secrets),
+      drain: { afterInsert: options.testHooks?.afterFeedInsert },
+    });
+  }
+
+  /** Start draining `url`'s database; fails (FEED_UNAVAILABLE) when the feed cannot be set up there by this role. */
+  static async start(url: string, options: FeedDrainerOptions = {}): Promise<FeedDrainer> {
+    const { intervalMs, testHooks, ...feed } = options;
+    if (intervalMs !== undefined && (!Number.isInteger(intervalMs) || intervalMs < 1))
+      throw feedUnavailable(`the drainer's intervalMs must be a whole number >= 1, got ${String(intervalMs)}`);
+    const drainer = new FeedDrainer(url, resolveFeed({ ...feed, mode: "auto" }, "feed"), { intervalMs, testHooks });
+    try {
+      const health = await slotHealth(drainer.#sql);
+      const why = cannotSetUp(health);
+      if (why) throw feedUnavailable(`cannot drain the change feed here: ${why}`);
+      await ensureFeed(drainer.#sql, 30_000);
+    } catch (err) {
+      await drainer.#sql.end({ timeout: 0 });
+      throw err;
+    }
+    drainer.#loop = drainer.#run();
+    return drainer;
+  }
+
+  /** The slot's health now. */
+  async status(): Promise<Awaited<ReturnType<typeof slotHealth>>> {
+    return slotHealth(this.#sql);
+  }
+
+  /** Stop after the step in flight, and close the connection. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#loop;
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      const r = await this.#agent.drain(true, 5_000);
+      if (r.written > 0) this.emit("drain", { decoded: r.decoded, written: r.written });
+      if (this.#stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#intervalMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+export type { FeedMode, FeedOptions };

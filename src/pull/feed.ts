@@ -1,0 +1,216 @@
+/**
+ * The feed strategy: a table pulled by the keys the remote change feed (remote/feed-drain.ts) lists as changed
+ * since this client's cursor, not by comparing the whole table. Cost: O(changes), whatever the table's size.
+ *
+ * The view. In the pull's snapshot, the slot's state row says how far the feed is complete (`drained_upto`:
+ * every change committed at or before it is in; a reader's snapshot sees a drained transaction's keys all or
+ * not at all, they commit together), its epoch (a new slot makes positions of the old one meaningless), and
+ * how far it was trimmed. The feed is usable when the slot exists and is not lost, and a drainer ran within
+ * `staleMs`; otherwise a table diffs (diff.ts) and its cursor still moves to `drained_upto`: every change up
+ * to there was committed before the snapshot, so the diff saw it.
+ *
+ * Per table, with a cursor of this epoch not older than what is trimmed: the changed keys after the cursor up to
+ * `drained_upto` are read with the rows the table holds for them NOW, in the snapshot, under the client's own
+ * role (so row-level security decides: a row it may not see counts as gone), streamed into the stage (rows)
+ * and a temp table (keys without a row); then ONE local transaction deletes the gone keys, upserts the rows
+ * (rows equal to the local one are not written: the client's own pushed changes come back without effect) and
+ * moves the cursor. Held keys (pending local changes) are neither overwritten nor deleted, and are checked for
+ * conflicts like in any pull (conflicts.ts), limited to the fetched keys. When the local table refuses a row
+ * (or the change is large), the rows are applied in chunks with the shared bisection (apply.ts) and the cursor
+ * moves after them: applying again what a crash cut short is harmless, rows are read from a snapshot.
+ *
+ * Every change up to the cursor is applied; the rows are read as the snapshot has them, which may already show
+ * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer
+ * could not read the key of) in the range makes the table diff. A table with no cursor (added later, never
+ * pulled, or pulled before the feed existed) is copied or diffed first.
+ */
+import { SyncError } from "../core/errors.js";
+import type { TableInfo } from "../core/table.js";
+import type { Driver } from "../core/driver.js";
+import { inReplicaTransaction } from "../local/transaction.js";
+import { getMeta, setMeta } from "../log/tables.js";
+import { applySql, analyzeSql, remoteEstimateSql, stageInsertSql } from "./sql.js";
+import { payload, refusal, write, type TableRun } from "./apply.js";
+import { checkPending, type KeyScope } from "./conflicts.js";
+import type { PullContext } from "./context.js";
+import { applyStaged } from "./diff.js";
+import {
+  createGoneSql,
+  deleteGoneSql,
+  dropGoneSql,
+  FEED_ACCESS_SQL,
+  FEED_COUNT_SQL,
+  FEED_STATE_SQL,
+  feedFetchSql,
+  fetchedKey,
+  goneInsertSql,
+} from "./feed-sql.js";
+import { streamChunks } from "./stream.js";
+
+export interface FeedView {
+  slot: string;
+  epoch: string;
+  drainedUpto: string;
+  trimmedUpto: string;
+  /** Why tables cannot be pulled from it now (they diff); undefined when it is usable. */
+  unusable: string | undefined;
+}
+
+/** A table's position in the feed: every change up to `lsn` of epoch `epoch` is applied locally. */
+export interface FeedCursor {
+  epoch: string;
+  lsn: string;
+}
+
+/** An LSN's text (`16/B374D848`) as a number. */
+export function lsnValue(text: string): bigint {
+  const [hi, lo] = text.split("/");
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
+export async function readFeedView(
+  ctx: PullContext,
+  staleMs: number,
+): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
+  const [a] =
+    await ctx.tx.unsafe<{ readable: boolean; slot: string; slot_found: boolean; wal_status: string | null }[]>(
+      FEED_ACCESS_SQL,
+    );
+  if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
+  const [s] = await ctx.tx.unsafe<{ epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number }[]>(
+    FEED_STATE_SQL,
+    [a.slot],
+  );
+  if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
+  const age = Number(s.age_ms);
+  const unusable = !a.slot_found
+    ? `its slot ${a.slot} is missing`
+    : a.wal_status === "lost"
+      ? `its slot ${a.slot} was invalidated by the server (wal_status lost: max_slot_wal_keep_size)`
+      : age > staleMs
+        ? `no drainer has run for ${Math.round(age / 1000)} s (a client with REPLICATION, or \`ominipg feed\`)`
+        : undefined;
+  return { view: { slot: a.slot, epoch: s.epoch, drainedUpto: s.drained_upto, trimmedUpto: s.trimmed_upto, unusable } };
+}
+
+function cursorKey(t: TableInfo): string {
+  return `feed_cursor:${JSON.stringify([t.schema, t.name])}`;
+}
+
+export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCursor | undefined> {
+  const value = await ctx.local((d) => getMeta(d, cursorKey(t)));
+  return value === undefined ? undefined : (JSON.parse(value) as FeedCursor);
+}
+
+/** Move the table's cursor to what the view says is complete (in the caller's local transaction). */
+export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
+  await setMeta(d, cursorKey(t), JSON.stringify({ epoch: view.epoch, lsn: view.drainedUpto } satisfies FeedCursor));
+}
+
+/** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
+export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined): string | undefined {
+  if (view.unusable) return view.unusable;
+  if (!cursor) return "the table has no position in the feed yet";
+  if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
+  if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
+  return undefined;
+}
+
+/** A pull that must use the feed but cannot. */
+export function feedRequired(reason: string): SyncError {
+  return new SyncError("FEED_UNAVAILABLE", `the change feed is required (sync.feed "require") but ${reason}`, {
+    retryable: false,
+  });
+}
+
+/**
+ * Pull the table from the feed (see above), and check the held keys among those fetched for conflicts. Returns
+ * "whole" when the range holds a TRUNCATE or a change of unknown key (the caller diffs the table); else the
+ * number of conflicts found.
+ */
+export async function feedTable(
+  ctx: PullContext,
+  run: TableRun,
+  view: FeedView,
+  cursor: FeedCursor,
+): Promise<"whole" | number> {
+  const { t, table, tally } = run;
+  const range = [t.schema, t.name, cursor.lsn, view.drainedUpto];
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean }[]>(FEED_COUNT_SQL, range);
+  if (count!.whole) return "whole";
+  const total = Number(count!.n);
+  ctx.progress({ table, done: 0, total });
+  if (total === 0) {
+    await write(ctx, run, (d) => saveCursor(d, t, view));
+    return 0;
+  }
+  const [estimate] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t));
+  const chunk = ctx.chunkSize(Number(estimate?.n ?? 0), Number(estimate?.bytes ?? 0));
+  const small = total <= chunk;
+  const images: string[] = [];
+  let staged = 0;
+  let done = 0;
+  await ctx.local((d) => d.exec(createGoneSql(t)));
+  try {
+    await streamChunks(
+      ctx.tx.unsafe<{ k: string; j: string | null }[]>(feedFetchSql(t), range).cursor(chunk),
+      async (rows) => {
+        const found = rows.flatMap((r) => (r.j === null ? [] : [r.j]));
+        const gone = rows.flatMap((r) => (r.j === null ? [r.k] : []));
+        await ctx.local((d) =>
+          inReplicaTransaction(d, async () => {
+            if (found.length > 0) await d.query(stageInsertSql(t), [payload(found)], { prepare: false });
+            if (gone.length > 0) await d.query(goneInsertSql(t), [payload(gone)], { prepare: false });
+          }),
+        );
+        if (small) images.push(...found);
+        staged += found.length;
+        done += rows.length;
+        ctx.progress({ table, done, total: Math.max(total, done) });
+      },
+    );
+    if (!(small && (await applyAtOnce(ctx, run, view, images)))) {
+      // Large, or a row the local table refuses: in chunks, each row refused found by halving.
+      const deleted = await write(ctx, run, async (d) => {
+        const { rows } = await d.query<{ deleted: number }>(deleteGoneSql(t), [], { prepare: false });
+        return rows[0]!.deleted;
+      });
+      tally.deleted += Number(deleted ?? 0);
+      await ctx.local((d) => d.exec(analyzeSql(t, "stage")));
+      await applyStaged(ctx, run, chunk, staged);
+      if (!run.truncated) await write(ctx, run, (d) => saveCursor(d, t, view));
+    }
+    if (run.truncated) return 0;
+    const scope: KeyScope = { within: (alias) => fetchedKey(t, alias) };
+    return await checkPending(ctx, run, scope);
+  } finally {
+    await ctx.local((d) => d.exec(dropGoneSql(t))).catch(() => {});
+  }
+}
+
+/**
+ * Deletes, upserts and the cursor in one local transaction. False when the local table refused a row (nothing
+ * was written: the caller goes the chunked way).
+ */
+async function applyAtOnce(ctx: PullContext, run: TableRun, view: FeedView, images: string[]): Promise<boolean> {
+  const { t, tally } = run;
+  try {
+    const r = await write(ctx, run, async (d) => {
+      const del = await d.query<{ deleted: number }>(deleteGoneSql(t), [], { prepare: false });
+      let upserted = 0;
+      if (images.length > 0) {
+        const up = await d.query<{ upserted: number }>(applySql(t, "diff"), [payload(images)], { prepare: false });
+        upserted = Number(up.rows[0]!.upserted);
+      }
+      await saveCursor(d, t, view);
+      return { deleted: Number(del.rows[0]!.deleted), upserted };
+    });
+    tally.deleted += r?.deleted ?? 0;
+    tally.upserted += r?.upserted ?? 0;
+    return true;
+  } catch (err) {
+    if (refusal(err)) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,104 @@
+// sync.pull "live": a remote commit shows up locally while the client is idle (no sync, no pull() call), from
+// the change feed: a client whose role may drain polls and drains it itself; an unprivileged one polls a feed
+// kept by a drainer. The bound asserted is generous (5 s, a shared machine); the target (1 s median) belongs to
+// the bench, the measured latencies are printed.
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { afterEach, describe, expect, it } from "vitest";
+import { Ominipg } from "../src/index.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { adminUrl, createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+
+const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups = [];
+});
+
+async function remoteDb(): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanups.push(() => remote.drop());
+  await remote.sql.unsafe(SCHEMA[0]!);
+  await remote.sql`INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 100) g`;
+  return remote;
+}
+
+async function live(syncUrl: string): Promise<Ominipg> {
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl,
+    schemaSQL: SCHEMA,
+    remoteSchema: "skip",
+    sync: { pull: "live" },
+  });
+  cleanups.push(() => db.close());
+  // The first pull runs by itself in the background (never pulled before).
+  await expect
+    .poll(async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM notes`)).rows[0]!.n, {
+      timeout: 20_000,
+    })
+    .toBe(100);
+  return db;
+}
+
+/** Remote commit to local visibility, ms, for `n` commits one after another. */
+async function latencies(db: Ominipg, remote: TestDatabase, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = 1000 + i;
+    // At a random moment of the client's polling cycle, as commits come.
+    await new Promise((r) => setTimeout(r, Math.random() * 600));
+    await remote.sql`INSERT INTO notes VALUES (${id}, 'live')`;
+    const committed = performance.now();
+    for (;;) {
+      const { rows } = await db.query(`SELECT 1 FROM notes WHERE id = $1`, [id]);
+      if (rows.length > 0) break;
+      if (performance.now() - committed > 5_000) throw new Error(`remote commit ${i} not visible locally within 5 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    out.push(performance.now() - committed);
+  }
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+describe('sync.pull "live"', () => {
+  it("a client that drains the feed itself sees remote commits while idle", async () => {
+    const remote = await remoteDb();
+    const db = await live(remote.url);
+    const ms = await latencies(db, remote, 10);
+    console.log(`live, draining client: median ${Math.round(median(ms))} ms, max ${Math.round(Math.max(...ms))} ms`);
+    expect(Math.max(...ms)).toBeLessThan(5_000);
+  });
+
+  it("an unprivileged client sees them from a feed kept by `Ominipg.feed()`", async () => {
+    const remote = await remoteDb();
+    const role = `ominipg_live_${randomBytes(4).toString("hex")}`;
+    const password = randomBytes(12).toString("hex");
+    const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+    cleanups.push(async () => {
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    });
+    await remote.sql.unsafe(`GRANT SELECT ON notes TO ${role}`);
+    await setUpRemote(remote.sql as never, [role]);
+    cleanups.push(async () => {
+      await remote.sql.unsafe(`DROP OWNED BY ${role}`);
+    });
+    const drainer = await Ominipg.feed(remote.url);
+    cleanups.push(() => drainer.stop());
+    const u = new URL(remote.url);
+    u.username = role;
+    u.password = password;
+    const db = await live(u.href);
+    const ms = await latencies(db, remote, 10);
+    console.log(
+      `live, unprivileged client: median ${Math.round(median(ms))} ms, max ${Math.round(Math.max(...ms))} ms`,
+    );
+    expect(Math.max(...ms)).toBeLessThan(5_000);
+  });
+});

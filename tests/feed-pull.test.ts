@@ -1,0 +1,237 @@
+// Pulling from the remote change feed (sync.feed "auto", the default, with a superuser: the clients set the
+// feed up and drain it themselves) against a real PostgreSQL with wal_level=logical: concurrent remote writers
+// with inserts, updates, deletes, key changes and TRUNCATE, two clients on one feed, local == remote after
+// every pull; the client's own pushes coming back without effect; conflicts with pending changes; fallbacks to
+// the diff (slot dropped, feed trimmed past a client, TRUNCATE) and back; tables added later.
+import type postgres from "postgres";
+import { afterEach, describe, expect, it } from "vitest";
+import type { OminipgWarning } from "../src/core/warnings.js";
+import { Ominipg, type PullResult, type SyncOptions } from "../src/index.js";
+import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { expectSameRows } from "./pull-helpers.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v int NOT NULL, s text)`,
+  `CREATE TABLE IF NOT EXISTS b (k1 text, k2 int, v jsonb, PRIMARY KEY (k1, k2))`,
+];
+const TABLES = { a: "id", b: "k1, k2" };
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups = [];
+});
+
+async function remoteDb(): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanups.push(() => remote.drop());
+  for (const s of SCHEMA) await remote.sql.unsafe(s);
+  return remote;
+}
+
+async function client(remote: TestDatabase, sync: SyncOptions = {}, warnings: OminipgWarning[] = []): Promise<Ominipg> {
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: remote.url,
+    schemaSQL: SCHEMA,
+    sync: { retry: { attempts: 2 }, ...sync },
+  });
+  db.on("warning", (w) => warnings.push(w));
+  cleanups.push(() => db.close());
+  return db;
+}
+
+const strategies = (r: PullResult) => Object.fromEntries(Object.entries(r.tables).map(([t, x]) => [t, x.strategy]));
+
+/** A small deterministic PRNG (mulberry32), so that a failure can be replayed. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One random remote transaction of 1-4 statements on a and b (key changes and, rarely, TRUNCATE included). */
+async function randomTransaction(sql: postgres.Sql, rnd: () => number): Promise<void> {
+  const id = () => 1 + Math.floor(rnd() * 300);
+  const ops: string[] = [];
+  for (let i = 0, n = 1 + Math.floor(rnd() * 4); i < n; i++) {
+    const x = rnd();
+    if (x < 0.3) ops.push(`INSERT INTO a VALUES (${id()}, ${id()}, 'i') ON CONFLICT (id) DO UPDATE SET v = a.v + 1`);
+    else if (x < 0.5)
+      ops.push(`UPDATE a SET v = v + 1, s = md5(random()::text) WHERE id BETWEEN ${id()} AND ${id()} + 3`);
+    else if (x < 0.62) ops.push(`DELETE FROM a WHERE id = ${id()}`);
+    else if (x < 0.72)
+      ops.push(
+        `UPDATE a SET id = ${id() + 1000} WHERE id = ${id()} AND NOT EXISTS (SELECT 1 FROM a WHERE id >= 1000 AND id = ${id() + 1000})`,
+      );
+    else if (x < 0.88)
+      ops.push(
+        `INSERT INTO b VALUES ('k''' || ${id() % 20}, ${id()}, jsonb_build_object('n', ${id()})) ON CONFLICT DO NOTHING`,
+      );
+    else if (x < 0.96) ops.push(`DELETE FROM b WHERE k2 % 7 = ${id() % 7}`);
+    else if (x < 0.985) ops.push(`UPDATE b SET k2 = k2 + 1000 WHERE k2 = ${id()}`);
+    else ops.push(rnd() < 0.5 ? `TRUNCATE b` : `DELETE FROM a WHERE id % 3 = 0`);
+  }
+  // Writers lock rows in random order: a deadlock among them rolls one back, which tries again.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sql.begin(async (tx) => {
+        for (const op of ops) {
+          await tx.unsafe(`SAVEPOINT s`);
+          try {
+            await tx.unsafe(op);
+            await tx.unsafe(`RELEASE SAVEPOINT s`);
+          } catch (err) {
+            if ((err as { code?: string }).code === "40P01") throw err;
+            await tx.unsafe(`ROLLBACK TO SAVEPOINT s`); // a key change onto a taken key, say
+          }
+        }
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "40P01" || attempt >= 5) throw err;
+    }
+  }
+}
+
+describe("pull from the change feed", () => {
+  it("concurrent remote writers, two clients on one feed: local == remote after every pull", async () => {
+    const remote = await remoteDb();
+    const A = await client(remote);
+    const B = await client(remote);
+    expect(strategies(await A.pull())).toEqual({ "public.a": "copy", "public.b": "copy" });
+    expect(strategies(await B.pull())).toEqual({ "public.a": "copy", "public.b": "copy" });
+    const rnd = random(20261204);
+    const seen = { feed: 0, diff: 0 };
+    for (let round = 0; round < 10; round++) {
+      // Three writers at once, the two clients pulling meanwhile.
+      let writing = true;
+      const writers = [0, 1, 2].map(async () => {
+        for (let i = 0; i < 12; i++) await randomTransaction(remote.sql, rnd);
+      });
+      const pulls = [A, B].map(async (c) => {
+        while (writing) await c.pull();
+      });
+      try {
+        await Promise.all(writers);
+      } finally {
+        writing = false;
+        await Promise.all(pulls);
+      }
+      for (const c of [A, B]) {
+        const r = await c.pull();
+        for (const t of Object.values(r.tables)) seen[t.strategy as "feed" | "diff"]++;
+        expect(r.feed?.unusable).toBeUndefined();
+        await expectSameRows(c, remote.sql, TABLES);
+      }
+    }
+    // The feed did the work; TRUNCATEs made their table diff.
+    expect(seen.feed).toBeGreaterThan(seen.diff);
+    console.log(`random writers: ${JSON.stringify(seen)} table pulls after the rounds`);
+  });
+
+  it("the client's own pushes come back without effect; pending changes are held and conflicts found", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g, 'r' FROM generate_series(1, 100) g`;
+    const A = await client(remote);
+    await A.pull();
+    await A.query(`UPDATE a SET s = 'mine' WHERE id <= 10`);
+    await A.query(`INSERT INTO a VALUES (500, 5, 'new')`);
+    await A.query(`UPDATE a SET id = 600 WHERE id = 20`);
+    await A.sync();
+    const echo = await A.pull();
+    expect(echo.tables["public.a"]).toEqual({ strategy: "feed", upserted: 0, deleted: 0, skipped: 0, rejected: 0 });
+    expect(echo.conflicts).toBe(0);
+    // Pending local changes: one on a row the remote changes too (a conflict), one on a row pushed before.
+    await A.query(`UPDATE a SET v = -1 WHERE id = 30`);
+    await A.query(`UPDATE a SET v = -2 WHERE id = 1`);
+    await remote.sql`UPDATE a SET v = 1000 WHERE id IN (30, 31)`;
+    const r = await A.pull();
+    expect(r.tables["public.a"]).toEqual({ strategy: "feed", upserted: 1, deleted: 0, skipped: 1, rejected: 0 });
+    expect(r.conflicts).toBe(1);
+    expect((await A.query(`SELECT id, v FROM a WHERE id IN (1, 30, 31) ORDER BY id`)).rows).toEqual([
+      { id: 1, v: -2 },
+      { id: 30, v: -1 },
+      { id: 31, v: 1000 },
+    ]);
+    await A.sync();
+    await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
+  it("TRUNCATE makes its table diff; a dropped slot is replaced and every table diffs once; then the feed again", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 200) g`;
+    await remote.sql`INSERT INTO b SELECT 'k', g FROM generate_series(1, 50) g`;
+    const warnings: OminipgWarning[] = [];
+    const A = await client(remote, {}, warnings);
+    await A.pull();
+    await remote.sql`TRUNCATE b`;
+    await remote.sql`INSERT INTO b VALUES ('after', 1, '{}')`;
+    await remote.sql`UPDATE a SET v = 0 WHERE id = 7`;
+    expect(strategies(await A.pull())).toEqual({ "public.a": "feed", "public.b": "diff" });
+    await expectSameRows(A, remote.sql, TABLES);
+
+    const [state] = await remote.sql<{ slot: string }[]>`SELECT slot_name AS slot FROM _ominipg_feed_state`;
+    const slot = state!.slot;
+    await remote.sql`SELECT pg_drop_replication_slot(${slot})`;
+    await remote.sql`UPDATE a SET v = 1 WHERE id = 8`; // never in any feed: only a diff finds it
+    await remote.sql`DELETE FROM b`;
+    const replaced = await A.pull();
+    expect(strategies(replaced)).toEqual({ "public.a": "diff", "public.b": "diff" });
+    expect(replaced.tables["public.a"]!.upserted).toBe(1);
+    expect(warnings.map((w) => w.code)).toContain("FEED_SLOT_REPLACED");
+    await expectSameRows(A, remote.sql, TABLES);
+    await remote.sql`UPDATE a SET v = 2 WHERE id = 9`;
+    expect(strategies(await A.pull())).toEqual({ "public.a": "feed", "public.b": "feed" });
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
+  it("a client offline past the retention diffs, then reads the feed again", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 100) g`;
+    const B = await client(remote);
+    await B.pull();
+    await remote.sql`UPDATE a SET v = -v WHERE id <= 10`;
+    // Another drainer, keeping rows 1 ms: it trims what B has not read yet.
+    const drainer = await Ominipg.feed(remote.url, { retentionMs: 1 });
+    await expect.poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed`).length, { timeout: 10_000 }).toBe(0);
+    await drainer.stop();
+    const late = await B.pull();
+    expect(strategies(late)).toEqual({ "public.a": "diff", "public.b": "copy" }); // b: empty, nothing to diff
+    expect(late.tables["public.a"]!.upserted).toBe(10);
+    await remote.sql`UPDATE a SET v = 0 WHERE id = 50`;
+    expect(strategies(await B.pull())).toEqual({ "public.a": "feed", "public.b": "feed" });
+    await expectSameRows(B, remote.sql, TABLES);
+  });
+
+  it('a table added later is copied, then pulled from the feed; sync.feed "off" never sets one up', async () => {
+    const remote = await remoteDb();
+    const A = await client(remote);
+    await A.pull();
+    const c = `CREATE TABLE IF NOT EXISTS c (id uuid PRIMARY KEY, n int)`;
+    await remote.sql.unsafe(c);
+    await A.query(c);
+    await remote.sql`INSERT INTO c SELECT gen_random_uuid(), g FROM generate_series(1, 20) g`;
+    expect(strategies(await A.pull())["public.c"]).toBe("copy");
+    await remote.sql`UPDATE c SET n = -n WHERE n <= 5`;
+    const r = await A.pull();
+    expect(r.tables["public.c"]).toMatchObject({ strategy: "feed", upserted: 5 });
+    await expectSameRows(A, remote.sql, { ...TABLES, c: "id" });
+
+    const other = await createTestDatabase();
+    cleanups.push(() => other.drop());
+    for (const s of SCHEMA) await other.sql.unsafe(s);
+    await other.sql`INSERT INTO a VALUES (1, 1)`;
+    const off = await client(other, { feed: "off" });
+    await off.pull();
+    await other.sql`INSERT INTO a VALUES (2, 2)`;
+    const r2 = await off.pull();
+    expect(strategies(r2)).toEqual({ "public.a": "diff", "public.b": "copy" });
+    expect(r2.feed).toBeUndefined();
+    expect(await other.sql`SELECT 1 FROM pg_replication_slots WHERE database = current_database()`).toHaveLength(0);
+  });
+});

@@ -1,0 +1,211 @@
+// The change feed with unprivileged clients: tenant roles that may not read a replication slot pull from a feed
+// drained by a separate drainer role with REPLICATION (not a superuser), through the API (`Ominipg.feed()`) and
+// the CLI (`ominipg feed`). Row-level security decides which rows a tenant gets: keys of other tenants' rows
+// are in the feed (docs/SECURITY.md says so), their rows never reach the tenant. Without a drainer the feed
+// goes stale and pulls diff; "require" refuses. Through PgBouncer in transaction pooling mode, a privileged
+// client sets the feed up, drains it and pulls from it.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ominipg, type FeedDrainer, type PullResult, type SyncOptions } from "../src/index.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { adminUrl, createTestDatabase, pgliteTemplate, poolerInfo, type TestDatabase } from "./harness/index.js";
+
+const LOCAL = [`CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`];
+const strategy = (r: PullResult) => r.tables["public.docs"]!.strategy;
+
+async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+describe("the change feed with unprivileged clients", () => {
+  let remote: TestDatabase;
+  const suffix = randomBytes(4).toString("hex");
+  const [drainerRole, tenantA, tenantB] = ["drainer", "tenant_a", "tenant_b"].map((r) => `ominipg_${r}_${suffix}`) as [
+    string,
+    string,
+    string,
+  ];
+  const urls: Record<string, string> = {};
+  const clients: Ominipg[] = [];
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    const password = randomBytes(12).toString("hex");
+    await admin(async (sql) => {
+      await sql.unsafe(`CREATE ROLE ${drainerRole} LOGIN REPLICATION PASSWORD '${password}'`);
+      for (const t of [tenantA, tenantB]) await sql.unsafe(`CREATE ROLE ${t} LOGIN PASSWORD '${password}'`);
+    });
+    for (const role of [drainerRole, tenantA, tenantB]) {
+      const u = new URL(remote.url);
+      u.username = role;
+      u.password = password;
+      urls[role] = u.href;
+    }
+    await remote.sql
+      .unsafe(
+        `CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text NOT NULL);
+         ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own ON docs USING (owner = current_user) WITH CHECK (owner = current_user);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO ${tenantA}, ${tenantB};
+         INSERT INTO docs SELECT g, CASE WHEN g % 2 = 0 THEN '${tenantA}' ELSE '${tenantB}' END, 'doc ' || g FROM generate_series(1, 100) g;`,
+      )
+      .simple();
+    await setUpRemote(remote.sql as never, [tenantA, tenantB], [drainerRole]);
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await remote.drop();
+    await admin(async (sql) => {
+      for (const role of [drainerRole, tenantA, tenantB]) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    });
+  });
+
+  const open = async (role: string, sync: SyncOptions = {}) => {
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: urls[role],
+      schemaSQL: LOCAL,
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 }, ...sync },
+    });
+    clients.push(db);
+    return db;
+  };
+  /** What `role` sees of docs on the remote, and what `db` holds. */
+  const seen = async (role: string) =>
+    (await remote.sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL ROLE ${role}`);
+      return tx.unsafe(`SELECT id, owner, body FROM docs ORDER BY id`);
+    })) as unknown as { id: number }[];
+  const local = async (db: Ominipg) => (await db.query(`SELECT id, owner, body FROM docs ORDER BY id`)).rows;
+
+  let drainer: FeedDrainer | undefined;
+
+  it("tenants pull from a feed the API drainer (a REPLICATION role) keeps; RLS decides the rows they get", async () => {
+    drainer = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    const A = await open(tenantA, { feed: { staleMs: 2_000 } });
+    const B = await open(tenantB);
+    expect(strategy(await A.pull())).toBe("copy");
+    expect(strategy(await B.pull())).toBe("copy");
+    expect(await local(A)).toEqual(await seen(tenantA));
+    // Changes by both tenants and the administrator, A's row given to B, a row of B's deleted.
+    await remote.sql.unsafe(`UPDATE docs SET body = 'changed' WHERE id IN (2, 3, 4, 5)`);
+    await remote.sql.unsafe(`UPDATE docs SET owner = '${tenantB}' WHERE id = 6`);
+    await remote.sql.unsafe(`DELETE FROM docs WHERE id = 7`);
+    await B.query(`INSERT INTO docs VALUES (1001, $1, 'from B')`, [tenantB]);
+    await B.sync();
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE key ->> 'id' = '1001'`).length, {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    const r = await A.pull();
+    expect(strategy(r)).toBe("feed");
+    expect(r.tables["public.docs"]).toMatchObject({ upserted: 2, deleted: 1 }); // 2 and 4 changed; 6 gone from sight
+    expect(await local(A)).toEqual(await seen(tenantA));
+    expect((await local(A)).some((row) => row.owner === tenantB)).toBe(false);
+    expect(strategy(await B.pull())).toBe("feed");
+    expect(await local(B)).toEqual(await seen(tenantB));
+
+    // What a tenant can do to the feed: read its keys (all tables', see docs/SECURITY.md), nothing else; not
+    // even with every privilege granted (forced row-level security: only drainers write).
+    await remote.sql.unsafe(`GRANT ALL ON _ominipg_feed, _ominipg_feed_state TO ${tenantB}`);
+    for (const [role, granted] of [
+      [tenantA, false],
+      [tenantB, true],
+    ] as const) {
+      const as = postgres(urls[role]!, { max: 1, onnotice: () => {} });
+      try {
+        expect((await as`SELECT count(*)::int AS n FROM _ominipg_feed WHERE key ->> 'id' = '3'`)[0]!.n).toBe(1);
+        const refused = granted ? /row-level security|cannot be truncated/ : /permission denied/;
+        if (granted) {
+          expect((await as`DELETE FROM _ominipg_feed`).count).toBe(0);
+          expect((await as`UPDATE _ominipg_feed_state SET drained_at = now()`).count).toBe(0);
+        } else await expect(as`DELETE FROM _ominipg_feed`).rejects.toThrow(refused);
+        await expect(as`TRUNCATE _ominipg_feed`).rejects.toThrow(refused);
+        await expect(as`INSERT INTO _ominipg_feed VALUES ('0/1', 1, 'public', 'docs', '{}')`).rejects.toThrow(refused);
+      } finally {
+        await as.end();
+      }
+    }
+    expect((await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed`)[0]!.n).toBeGreaterThan(0);
+  });
+
+  it("without a drainer the feed goes stale: pulls diff (and say why); 'require' refuses", async () => {
+    await drainer!.stop();
+    drainer = undefined;
+    const A = clients[0]!;
+    await sleep(2_500);
+    await remote.sql.unsafe(`UPDATE docs SET body = 'stale' WHERE id = 10`);
+    const r = await A.pull();
+    expect(strategy(r)).toBe("diff");
+    expect(r.feed?.unusable).toMatch(/no drainer has run/);
+    expect(await local(A)).toEqual(await seen(tenantA));
+    const strict = await open(tenantA, { feed: { mode: "require", staleMs: 2_000 } });
+    await expect(strict.pull()).rejects.toMatchObject({ code: "FEED_UNAVAILABLE" });
+  });
+
+  it("`ominipg feed` drains for them until SIGTERM", async () => {
+    const cli = spawn(process.execPath, ["dist/cli/main.js", "feed", "--interval", "100"], {
+      env: { ...process.env, OMINIPG_REMOTE_URL: urls[drainerRole] },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    cli.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => cli.once("exit", resolve));
+    try {
+      await expect.poll(() => out, { timeout: 20_000 }).toMatch(/draining the change feed/);
+      expect(out).not.toContain(new URL(urls[drainerRole]!).password);
+      const A = clients[0]!;
+      await A.pull(); // fresh again: from the feed (its cursor is still good)
+      await remote.sql.unsafe(`UPDATE docs SET body = 'by cli' WHERE id = 12`);
+      await expect
+        .poll(async () => (await A.pull()).tables["public.docs"], { timeout: 10_000 })
+        .toMatchObject({ strategy: "feed", upserted: 1 });
+      expect(await local(A)).toEqual(await seen(tenantA));
+    } finally {
+      cli.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/stopped/);
+  });
+});
+
+const pooler = poolerInfo();
+describe.skipIf("skip" in pooler)("the change feed through PgBouncer (transaction pooling)", () => {
+  it("a privileged client sets the feed up, drains it and pulls from it through the pooler", async () => {
+    const remote = await createTestDatabase();
+    const u = new URL((pooler as { url: string }).url);
+    u.pathname = new URL(remote.url).pathname;
+    await remote.sql.unsafe(LOCAL[0]!);
+    await remote.sql`INSERT INTO docs SELECT g, 'x', 'doc ' || g FROM generate_series(1, 50) g`;
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: u.href,
+      schemaSQL: LOCAL,
+      sync: { retry: { attempts: 2 } },
+    });
+    try {
+      expect(strategy(await db.pull())).toBe("copy");
+      await remote.sql`UPDATE docs SET body = 'through the pooler' WHERE id <= 3`;
+      await db.query(`INSERT INTO docs VALUES (99, 'x', 'local')`);
+      await db.sync();
+      const r = await db.pull();
+      expect(r.tables["public.docs"]).toMatchObject({ strategy: "feed", upserted: 3 });
+      expect((await db.query(`SELECT count(*)::int AS n FROM docs WHERE body = 'through the pooler'`)).rows).toEqual([
+        { n: 3 },
+      ]);
+    } finally {
+      await db.close();
+      await remote.drop();
+    }
+  });
+});
