@@ -7,6 +7,7 @@ import { openRemote, type Sql } from "../src/remote/connection.js";
 import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
 import { ensureFeed, slotHealth, trimFeed } from "../src/remote/feed.js";
 import { setUpRemote } from "../src/remote/remote.js";
+import { Ominipg } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 
 const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
@@ -94,6 +95,19 @@ describe("the change feed's drainer", () => {
     expect(s!.behind).toBe(true);
     expect(await drainAll(sql, slot)).toBe(0); // its own writes decoded again, and skipped
     expect((await feed(remote)).length).toBe(11);
+  });
+
+  it("the API drainer sets the feed up on a database where Ominipg never ran", async () => {
+    const remote = await createTestDatabase();
+    cleanups.push(() => remote.drop());
+    await remote.sql`CREATE TABLE t (id int PRIMARY KEY)`;
+    const drainer = await Ominipg.feed(remote.url, { intervalMs: 50 });
+    try {
+      await remote.sql`INSERT INTO t VALUES (1)`;
+      await expect.poll(() => feed(remote), { timeout: 10_000 }).toEqual([`t {"id": "1"}`]);
+    } finally {
+      await drainer.stop();
+    }
   });
 
   it("a drainer killed between writing its rows and advancing the slot: nothing lost, nothing doubled", async () => {

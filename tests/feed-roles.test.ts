@@ -176,6 +176,23 @@ describe("the change feed with unprivileged clients", () => {
     }
     expect(await exited).toBe(0);
     expect(out).toMatch(/stopped/);
+
+    // --drop, by the REPLICATION role: the slot goes (the server keeps no WAL for it), and pulls diff.
+    const drop = spawn(process.execPath, ["dist/cli/main.js", "feed", "--drop"], {
+      env: { ...process.env, OMINIPG_REMOTE_URL: urls[drainerRole] },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let dropped = "";
+    drop.stdout.on("data", (d: Buffer) => (dropped += d.toString()));
+    drop.stderr.on("data", (d: Buffer) => (dropped += d.toString()));
+    expect([await new Promise((resolve) => drop.once("exit", resolve)), dropped]).toEqual([
+      0,
+      expect.stringMatching(/dropped the change feed's slot/),
+    ]);
+    expect(await remote.sql`SELECT 1 FROM pg_replication_slots WHERE database = current_database()`).toHaveLength(0);
+    const r = await clients[0]!.pull();
+    expect(strategy(r)).toBe("diff");
+    expect(r.feed?.unusable).toMatch(/no change feed is set up/);
   });
 });
 

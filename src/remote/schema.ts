@@ -28,13 +28,16 @@ export const IDENTITY = "public._ominipg_identity()";
 
 const T = `public.${LEDGER_TABLE}`;
 
+/** The function that names an identity: the ledger's and the feed readers' rows belong to one. */
+const IDENTITY_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETURNS text
+  LANGUAGE sql STABLE SET search_path = pg_catalog
+  AS $$ SELECT current_user || coalesce('/' || (nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub'), '') $$`;
+
 /**
  * The set-up (and in-place upgrade from v1, whose rows get owner ''), idempotent, for a role that owns the
  * table or may create it: a privileged client runs it at first contact, `ominipg setup` on demand.
  */
-export const LEDGER_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETURNS text
-  LANGUAGE sql STABLE SET search_path = pg_catalog
-  AS $$ SELECT current_user || coalesce('/' || (nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub'), '') $$;
+export const LEDGER_DDL = `${IDENTITY_DDL};
 CREATE TABLE IF NOT EXISTS ${T} (
   client_id uuid NOT NULL,
   batch_id bigint NOT NULL,
@@ -105,8 +108,9 @@ export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
 /** Whether the current role may drain a slot: evaluated once per statement where policies use it. */
 export const MAY_DRAIN = "(SELECT public._ominipg_may_drain())";
 
-/** The feed's tables, idempotent; after LEDGER_DDL (it uses _ominipg_identity()). */
-export const FEED_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
+/** The feed's tables, idempotent (with the identity function, which the ledger shares). */
+export const FEED_DDL = `${IDENTITY_DDL};
+CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
   LANGUAGE sql STABLE SET search_path = pg_catalog
   AS $$ SELECT coalesce((SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user), false) $$;
 CREATE OR REPLACE FUNCTION public._ominipg_feed_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -178,7 +182,7 @@ export function drainerGrants(role: string): string {
   const r = quoteIdent(role);
   return `GRANT USAGE ON SCHEMA public TO ${r};
 GRANT SELECT, INSERT, DELETE ON ${FEED} TO ${r};
-GRANT SELECT, INSERT, UPDATE ON ${FEED_STATE} TO ${r};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_STATE} TO ${r};
 GRANT SELECT, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 }
 
