@@ -165,6 +165,27 @@ describe("pull from the change feed", () => {
     await expectSameRows(A, remote.sql, TABLES);
   });
 
+  it("rows a push left other than the remote's (a refused change set aside, a resolver's skip) are read again", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 20) g`;
+    await remote.sql`ALTER TABLE a ADD CONSTRAINT positive CHECK (v >= 0)`; // the remote's alone
+    const A = await client(remote, {
+      onReject: "skip",
+      conflicts: { default: "overwrite", tables: { a: ({ local }) => (local?.id === 3 ? "skip" : "local") } },
+    });
+    await A.pull();
+    await A.query(`UPDATE a SET v = -1 WHERE id = 1`); // refused by the remote: set aside in _ominipg_rejected
+    await A.query(`UPDATE a SET v = 33 WHERE id = 3`);
+    await remote.sql`UPDATE a SET v = 300 WHERE id = 3`; // a conflict the resolver skips: nothing pushed
+    expect((await A.pull()).conflicts).toBe(1); // held: the feed has moved past the remote's change
+    await A.sync();
+    expect((await A.query(`SELECT count(*)::int AS n FROM _ominipg_rejected`)).rows).toEqual([{ n: 1 }]);
+    const r = await A.pull();
+    expect(r.tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 2 });
+    await expectSameRows(A, remote.sql, TABLES);
+    expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 0 });
+  });
+
   it("TRUNCATE makes its table diff; a dropped slot is replaced and every table diffs once; then the feed again", async () => {
     const remote = await remoteDb();
     await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 200) g`;

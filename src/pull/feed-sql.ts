@@ -29,20 +29,21 @@ const RANGE = `schema_name = $1 AND table_name = $2 AND lsn > $3::text::pg_lsn A
 export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole FROM ${FEED} WHERE ${RANGE}`;
 
 /**
- * Each distinct changed key of the range, typed by the table's own columns (jsonb_populate_record: the key's
- * text through each type's input function), with the row the table holds for it now (`rowJsonb` text), or
- * null when it holds none (deleted, or not visible to this role). `k` is the typed key as jsonb text.
+ * Each distinct changed key of the range, and of the JSON array $5 (keys to read again: log/reread.ts), typed by
+ * the table's own columns (jsonb_populate_record: each value's text through its type's input function), with
+ * the row the table holds for it now (`rowJsonb` text), or null when it holds none (deleted, or not visible to
+ * this role). `k` is the typed key as jsonb text.
  */
 export function feedFetchSql(t: TableInfo): string {
   const p = "ominipg_p";
-  const key = t.primaryKey.map((c) => `${p}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ");
   const first = `${R}.${quoteIdent(t.primaryKey[0]!)}`;
   return (
-    `SELECT (SELECT to_jsonb(ominipg_k) FROM (SELECT ${key}) AS ominipg_k)::text AS k, ` +
-    `CASE WHEN ${first} IS NULL THEN NULL ELSE ${rowJsonb(t, R)}::text END AS j ` +
-    `FROM (SELECT DISTINCT key FROM ${FEED} WHERE ${RANGE} AND key IS NOT NULL) AS ominipg_f ` +
-    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p} ` +
-    `LEFT JOIN (SELECT ${cols(t.columns.map((c) => c.name))} FROM ${t.sql}) AS ${R} ON ${columnsEqual(t.primaryKey, R, p)}`
+    `WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${FEED} WHERE ${RANGE} AND key IS NOT NULL ` +
+    `UNION ALL SELECT value FROM jsonb_array_elements($5::text::jsonb)) AS ominipg_f ` +
+    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
+    `SELECT to_jsonb(ominipg_k)::text AS k, CASE WHEN ${first} IS NULL THEN NULL ELSE ${rowJsonb(t, R)}::text END AS j ` +
+    `FROM ominipg_k LEFT JOIN (SELECT ${cols(t.columns.map((c) => c.name))} FROM ${t.sql}) AS ${R} ` +
+    `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}`
   );
 }
 

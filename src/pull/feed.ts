@@ -28,6 +28,7 @@ import { SyncError } from "../core/errors.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import { inReplicaTransaction } from "../local/transaction.js";
+import { keysToReread, rereadPosition, type RereadPosition } from "../log/reread.js";
 import { getMeta, setMeta } from "../log/tables.js";
 import { applySql, analyzeSql, remoteEstimateSql, stageInsertSql } from "./sql.js";
 import { payload, refusal, write, type TableRun } from "./apply.js";
@@ -56,10 +57,14 @@ export interface FeedView {
   unusable: string | undefined;
 }
 
-/** A table's position in the feed: every change up to `lsn` of epoch `epoch` is applied locally. */
+/**
+ * A table's position in the feed: every change up to `lsn` of epoch `epoch` is applied locally; and in the log,
+ * what the pull must read again since then although the remote did not change it (log/reread.ts).
+ */
 export interface FeedCursor {
   epoch: string;
   lsn: string;
+  reread?: RereadPosition;
 }
 
 /** An LSN's text (`16/B374D848`) as a number. */
@@ -103,9 +108,13 @@ export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCu
   return value === undefined ? undefined : (JSON.parse(value) as FeedCursor);
 }
 
-/** Move the table's cursor to what the view says is complete (in the caller's local transaction). */
+/**
+ * Move the table's cursor to what the view says is complete, and past the log as it is (in the caller's local
+ * transaction; no push runs during a pull, so the log's rejections and settlements are those the pull saw).
+ */
 export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
-  await setMeta(d, cursorKey(t), JSON.stringify({ epoch: view.epoch, lsn: view.drainedUpto } satisfies FeedCursor));
+  const cursor: FeedCursor = { epoch: view.epoch, lsn: view.drainedUpto, reread: await rereadPosition(d) };
+  await setMeta(d, cursorKey(t), JSON.stringify(cursor));
 }
 
 /** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
@@ -136,10 +145,14 @@ export async function feedTable(
   cursor: FeedCursor,
 ): Promise<"whole" | number> {
   const { t, table, tally } = run;
+  // Rows a push left other than the remote's (a refused change set aside, a "skip"): read again too.
+  const again = cursor.reread
+    ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
+    : { keys: "[]", whole: false, count: 0 };
   const range = [t.schema, t.name, cursor.lsn, view.drainedUpto];
   const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean }[]>(FEED_COUNT_SQL, range);
-  if (count!.whole) return "whole";
-  const total = Number(count!.n);
+  if (count!.whole || again.whole) return "whole";
+  const total = Number(count!.n) + again.count;
   ctx.progress({ table, done: 0, total });
   if (total === 0) {
     await write(ctx, run, (d) => saveCursor(d, t, view));
@@ -154,7 +167,7 @@ export async function feedTable(
   await ctx.local((d) => d.exec(createGoneSql(t)));
   try {
     await streamChunks(
-      ctx.tx.unsafe<{ k: string; j: string | null }[]>(feedFetchSql(t), range).cursor(chunk),
+      ctx.tx.unsafe<{ k: string; j: string | null }[]>(feedFetchSql(t), [...range, again.keys]).cursor(chunk),
       async (rows) => {
         const found = rows.flatMap((r) => (r.j === null ? [] : [r.j]));
         const gone = rows.flatMap((r) => (r.j === null ? [r.k] : []));
