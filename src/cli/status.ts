@@ -1,3 +1,4 @@
+import type { FeedStatus } from "../index.js";
 import { directoryCommand } from "./command.js";
 import { lastSyncText, pendingLines } from "./format.js";
 import { EXIT_FAILED, EXIT_OK, complain, plural, say } from "./output.js";
@@ -6,7 +7,8 @@ const HELP = `Usage: ominipg status <dir> [--remote <url>]
 
 Show the state of an Ominipg data directory: its client id, the changes waiting
 to be pushed (per table and priority, in push order), the last successful sync,
-and, with --remote, whether the remote PostgreSQL answers.
+and, with --remote, whether the remote PostgreSQL answers and its change feed
+(the replication slot, the WAL it holds back, when a drainer last ran).
 
 Options:
   -r, --remote <url>  the remote PostgreSQL (default: $OMINIPG_REMOTE_URL)
@@ -35,9 +37,22 @@ export const statusCommand = directoryCommand({
     say(`remote     ${status.remote.url} (${status.remote.reachable ? "reachable" : "unreachable"})`);
     if (status.remote.reachable) {
       say(`on server  ${plural(status.remote.ledgerRows ?? 0, "ledger row")} of this client`);
+      if (status.feed) say(`feed       ${feedText(status.feed)}`);
       return EXIT_OK;
     }
     complain(`the remote ${status.remote.url} is unreachable: ${status.remote.error ?? "no answer"}`);
     return EXIT_FAILED;
   },
 });
+
+/** The change feed in one line: its slot, the WAL the slot holds back, the last drain. */
+function feedText(feed: FeedStatus): string {
+  if (feed.error) return `not known: ${feed.error}`;
+  if (feed.mode === "off") return "off";
+  if (feed.walLevel && feed.walLevel !== "logical") return `none (the server runs with wal_level=${feed.walLevel})`;
+  if (feed.walStatus === null) return `none (no slot ${feed.slot ?? ""}${feed.drainer ? "; a pull sets it up" : ""})`;
+  const wal =
+    feed.retainedBytes === null ? "" : `, holds back ${(feed.retainedBytes / (1 << 20)).toFixed(1)} MiB of WAL`;
+  const drained = feed.drainedAgoMs === null ? "" : `, drained ${(feed.drainedAgoMs / 1000).toFixed(1)} s ago`;
+  return `slot ${feed.slot} (${feed.walStatus})${wal}${drained}`;
+}
