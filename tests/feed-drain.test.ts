@@ -39,10 +39,10 @@ async function drainAll(sql: Sql, slot: string, options: Partial<DrainOptions> =
   }
 }
 
-/** The feed as (table, key) pairs in feed order, keys typed back through each table's own columns and printed. */
+/** The feed's key rows as (table, key) pairs in feed order (by key within a transaction), keys typed back through each table's own columns and printed. */
 async function feed(remote: TestDatabase): Promise<string[]> {
-  const rows = await remote.sql.unsafe<{ t: string; k: string | null; lsn: string; ord: number }[]>(
-    `SELECT table_name AS t, key::text AS k, lsn::text AS lsn, ord FROM _ominipg_feed ORDER BY lsn, ord`,
+  const rows = await remote.sql.unsafe<{ t: string; k: string | null }[]>(
+    `SELECT table_name AS t, key::text AS k FROM _ominipg_feed WHERE image IS NULL ORDER BY lsn, key::text`,
   );
   return rows.map((r) => `${r.t} ${r.k ?? "*"}`);
 }
@@ -95,6 +95,41 @@ describe("the change feed's drainer", () => {
     expect(s!.behind).toBe(true);
     expect(await drainAll(sql, slot)).toBe(0); // its own writes decoded again, and skipped
     expect((await feed(remote)).length).toBe(11);
+  });
+
+  it("records, for a table with row-level security, each updated or deleted row's image before the change", async () => {
+    const { remote, sql, slot } = await setup(`
+      CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL, body text);
+      ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+      ALTER TABLE docs REPLICA IDENTITY FULL;
+      CREATE TABLE plain (id int PRIMARY KEY, v text);
+      INSERT INTO docs VALUES (1, 'a', 'one'), (2, 'a', 'two');
+      INSERT INTO plain VALUES (1, 'x');`);
+    await drainAll(sql, slot);
+    for (const statement of [
+      `UPDATE docs SET owner = 'b', body = NULL WHERE id = 1`,
+      `DELETE FROM docs WHERE id = 2`,
+      `INSERT INTO docs VALUES (3, 'c', 'three')`,
+      `DO $$ BEGIN UPDATE docs SET body = 'x' WHERE id = 3; UPDATE docs SET id = 4, body = 'y' WHERE id = 3; END $$`,
+      `UPDATE plain SET v = 'y'; DELETE FROM plain`,
+    ])
+      await remote.sql.unsafe(statement).simple();
+    await drainAll(sql, slot);
+    const rows = await remote.sql.unsafe<{ t: string; k: string | null; i: string | null }[]>(
+      `SELECT table_name AS t, key::text AS k, image::text AS i FROM _ominipg_feed ORDER BY lsn, image IS NULL, key::text`,
+    );
+    expect(rows.map((r) => `${r.t} ${r.k} ${r.i ?? "-"}`)).toEqual([
+      `docs {"id": "1"} {"id": "1", "body": "one", "owner": "a"}`,
+      `docs {"id": "1"} -`,
+      `docs {"id": "2"} {"id": "2", "body": "two", "owner": "a"}`,
+      `docs {"id": "2"} -`,
+      `docs {"id": "3"} -`,
+      // Two changes of row 3 in one transaction: the image before the first; the key it moved to, and its old one.
+      `docs {"id": "3"} {"id": "3", "body": "three", "owner": "c"}`,
+      `docs {"id": "3"} -`,
+      `docs {"id": "4"} -`,
+      `plain {"id": "1"} -`, // no row-level security: no image
+    ]);
   });
 
   it("the API drainer sets the feed up on a database where Ominipg never ran", async () => {

@@ -1,7 +1,8 @@
 // The change feed with unprivileged clients: tenant roles that may not read a replication slot pull from a feed
 // drained by a separate drainer role with REPLICATION (not a superuser), through the API (`Ominipg.feed()`) and
-// the CLI (`ominipg feed`). Row-level security decides which rows a tenant gets: keys of other tenants' rows
-// are in the feed (docs/SECURITY.md says so), their rows never reach the tenant. Without a drainer the feed
+// the CLI (`ominipg feed`). Row-level security decides which rows a tenant gets, and which changes it learns of:
+// a tenant reads in the feed only the changes of rows it may see, or saw before they were changed away from it
+// or deleted, whatever it was granted; without REPLICA IDENTITY FULL its pulls diff. Without a drainer the feed
 // goes stale and pulls diff; "require" refuses. Through PgBouncer in transaction pooling mode, a privileged
 // client sets the feed up, drains it and pulls from it.
 import { spawn } from "node:child_process";
@@ -52,6 +53,7 @@ describe("the change feed with unprivileged clients", () => {
       .unsafe(
         `CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text NOT NULL);
          ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE docs REPLICA IDENTITY FULL;
          CREATE POLICY own ON docs USING (owner = current_user) WITH CHECK (owner = current_user);
          GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO ${tenantA}, ${tenantB};
          INSERT INTO docs SELECT g, CASE WHEN g % 2 = 0 THEN '${tenantA}' ELSE '${tenantB}' END, 'doc ' || g FROM generate_series(1, 100) g;`,
@@ -114,28 +116,60 @@ describe("the change feed with unprivileged clients", () => {
     expect(strategy(await B.pull())).toBe("feed");
     expect(await local(B)).toEqual(await seen(tenantB));
 
-    // What a tenant can do to the feed: read its keys (all tables', see docs/SECURITY.md), nothing else; not
-    // even with every privilege granted (forced row-level security: only drainers write).
+    // What a tenant reads of the feed: the changes of rows it may see (2, 4; 6 and 1001 are B's now), or saw
+    // before they changed away from it or were deleted (6 for A, 7 for B), with images of its own rows only. Not
+    // even with every privilege granted can it read more, or write (forced row-level security: drainers only).
     await remote.sql.unsafe(`GRANT ALL ON _ominipg_feed, _ominipg_feed_state TO ${tenantB}`);
-    for (const [role, granted] of [
-      [tenantA, false],
-      [tenantB, true],
+    for (const [role, granted, keys] of [
+      [tenantA, false, [2, 4, 6]],
+      [tenantB, true, [3, 5, 6, 7, 1001]],
     ] as const) {
       const as = postgres(urls[role]!, { max: 1, onnotice: () => {} });
       try {
-        expect((await as`SELECT count(*)::int AS n FROM _ominipg_feed WHERE key ->> 'id' = '3'`)[0]!.n).toBe(1);
+        const rows = await as<{ id: string }[]>`SELECT DISTINCT key ->> 'id' AS id FROM _ominipg_feed`;
+        expect(rows.map((r) => Number(r.id)).sort((x, y) => x - y)).toEqual(keys);
+        const images = await as<
+          { owner: string }[]
+        >`SELECT image ->> 'owner' AS owner FROM _ominipg_feed WHERE image IS NOT NULL`;
+        expect(images.length).toBeGreaterThan(0);
+        expect(new Set(images.map((i) => i.owner))).toEqual(new Set([role]));
         const refused = granted ? /row-level security|cannot be truncated/ : /permission denied/;
         if (granted) {
           expect((await as`DELETE FROM _ominipg_feed`).count).toBe(0);
           expect((await as`UPDATE _ominipg_feed_state SET drained_at = now()`).count).toBe(0);
         } else await expect(as`DELETE FROM _ominipg_feed`).rejects.toThrow(refused);
         await expect(as`TRUNCATE _ominipg_feed`).rejects.toThrow(refused);
-        await expect(as`INSERT INTO _ominipg_feed VALUES ('0/1', 1, 'public', 'docs', '{}')`).rejects.toThrow(refused);
+        await expect(as`INSERT INTO _ominipg_feed VALUES ('0/1', 'public', 'docs', '{}')`).rejects.toThrow(refused);
       } finally {
         await as.end();
       }
     }
     expect((await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed`)[0]!.n).toBeGreaterThan(0);
+  });
+
+  it("without REPLICA IDENTITY FULL a tenant's pulls diff, saying why; 'require' refuses", async () => {
+    // Without the images of rows before a change, the feed cannot tell a tenant which rows left its sight.
+    await remote.sql.unsafe(`ALTER TABLE docs REPLICA IDENTITY DEFAULT`);
+    const A = await open(tenantA); // staleMs at its default: a drainer slowed down by a busy machine still counts
+    try {
+      expect(strategy(await A.pull())).toBe("copy");
+      await remote.sql.unsafe(`UPDATE docs SET owner = '${tenantB}' WHERE id = 8`);
+      expect((await A.pull()).tables["public.docs"]).toMatchObject({
+        strategy: "diff",
+        deleted: 1,
+        reason: expect.stringMatching(/replica identity is not FULL.*REPLICA IDENTITY FULL/),
+      });
+      expect(await local(A)).toEqual(await seen(tenantA));
+      const strict = await open(tenantA, { feed: { mode: "require" } });
+      expect(strategy(await strict.pull())).toBe("copy");
+      await expect(strict.pull()).rejects.toMatchObject({
+        code: "FEED_UNAVAILABLE",
+        message: expect.stringMatching(/REPLICA IDENTITY FULL/),
+      });
+    } finally {
+      await remote.sql.unsafe(`ALTER TABLE docs REPLICA IDENTITY FULL`);
+    }
+    expect(strategy(await A.pull())).toBe("feed");
   });
 
   it("without a drainer the feed goes stale: pulls diff (and say why); 'require' refuses", async () => {

@@ -58,8 +58,15 @@ describe("security: per-tenant protection of Ominipg's remote tables", () => {
         urls.push(url.href);
       }
     });
+    // A remote table with row-level security and no REPLICA IDENTITY FULL: setup names it (the feed needs it).
+    await remote.sql
+      .unsafe(
+        `CREATE TABLE "Team docs" (id int PRIMARY KEY, team text); ALTER TABLE "Team docs" ENABLE ROW LEVEL SECURITY`,
+      )
+      .simple();
     const setup = await cli(["setup", "--remote", remote.url, "--grant", roles[0], "--grant", roles[1]]);
     expect(setup.out).toContain("set up");
+    expect(setup.out).toMatch(/replica identity is not FULL: public\."Team docs"\. .*REPLICA IDENTITY FULL/);
     expect(setup.code).toBe(0);
     await remote.sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO ${roles[0]}, ${roles[1]}`);
     // The administrator then grants broadly: the ledger's protection must not depend on privileges.

@@ -1,4 +1,5 @@
 import { openRemote } from "../remote/connection.js";
+import { tablesBlindToTenants } from "../remote/feed.js";
 import { setUpRemote } from "../remote/remote.js";
 import { FEED_DDL, LEDGER_DDL, drainerGrants, tenantGrants } from "../remote/schema.js";
 import { COMMON_OPTIONS, REMOTE_OPTION, parseCommandArgs, remoteArg } from "./args.js";
@@ -14,7 +15,9 @@ role, TRUNCATE refused), the change feed's tables (keys of changed rows, read
 by pulls; written only by drainers), and grant each --grant role the least it
 needs on them, each --drainer role (one with REPLICATION that is not a
 superuser: \`ominipg feed\`'s) what draining needs. The replication slot itself
-is made by the first drainer (docs/SYNC.md, "The change feed").
+is made by the first drainer (docs/SYNC.md, "The change feed"). Lists the
+tables with row-level security the feed cannot serve tenants (no REPLICA
+IDENTITY FULL).
 Run it once as the table's owner or a role that may create tables in schema
 public (a privileged client also does it by itself at its first contact).
 The synced tables need their own grants: see docs/API.md and docs/SECURITY.md.
@@ -60,13 +63,20 @@ export const setupCommand: Command = {
     }
     const remote = remoteArg("setup", flags.remote, true)!;
     const sql = openRemote(remote, { max: 1 });
+    let blind: string[];
     try {
       await setUpRemote(sql, roles, drainers);
+      blind = await tablesBlindToTenants(sql);
     } finally {
       await sql.end({ timeout: 0 });
     }
     const granted = [...roles, ...drainers.map((d) => `${d} (drainer)`)];
     say(`Ominipg's remote tables are set up${granted.length ? `; granted to ${granted.join(", ")}` : ""}`);
+    if (blind.length > 0)
+      say(
+        `Tables with row-level security whose replica identity is not FULL: ${blind.join(", ")}. Tenants' pulls ` +
+          `of them diff instead of using the change feed; to let them use it: ALTER TABLE <table> REPLICA IDENTITY FULL`,
+      );
     return EXIT_OK;
   },
 };

@@ -61,3 +61,9 @@ export function resolveFeed(value: FeedMode | FeedOptions | undefined, where = "
     warnRetainedBytes: ms(options.warnRetainedBytes, "warnRetainedBytes", FEED_DEFAULTS.warnRetainedBytes),
   };
 }
+
+/** An LSN's text (`16/B374D848`) as a number. */
+export function lsnValue(text: string): bigint {
+  const [hi, lo] = text.split("/");
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}

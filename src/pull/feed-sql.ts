@@ -25,8 +25,15 @@ export const FEED_STATE_SQL = `SELECT epoch::text AS epoch, drained_upto::text A
 /** The feed rows of one table ($1 schema, $2 name) after position $3 up to $4. */
 const RANGE = `schema_name = $1 AND table_name = $2 AND lsn > $3::text::pg_lsn AND lsn <= $4::text::pg_lsn`;
 
-/** How many keys of the table changed in the range, and whether the table must be read whole (a TRUNCATE...). */
-export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole FROM ${FEED} WHERE ${RANGE}`;
+/**
+ * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
+ * whether the feed is blind to rows leaving this role's sight: row-level security applies to it, and without
+ * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from.
+ */
+export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole,
+  coalesce((SELECT row_security_active(c.oid) AND c.relreplident <> 'f' FROM pg_class AS c
+    WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))), false) AS blind
+  FROM ${FEED} WHERE ${RANGE}`;
 
 /**
  * Each distinct changed key of the range, and of the JSON array $5 (keys to read again: log/reread.ts), typed by

@@ -25,6 +25,7 @@
  * pulled, or pulled before the feed existed) is copied or diffed first.
  */
 import { SyncError } from "../core/errors.js";
+import { lsnValue } from "../core/feed.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import { inReplicaTransaction } from "../local/transaction.js";
@@ -65,12 +66,6 @@ export interface FeedCursor {
   epoch: string;
   lsn: string;
   reread?: RereadPosition;
-}
-
-/** An LSN's text (`16/B374D848`) as a number. */
-export function lsnValue(text: string): bigint {
-  const [hi, lo] = text.split("/");
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
@@ -133,25 +128,39 @@ export function feedRequired(reason: string): SyncError {
   });
 }
 
+/** Why a table the feed covers is read whole instead; `blind`: the feed cannot serve this role the table at all. */
+export interface FeedMiss {
+  reason: string;
+  blind: boolean;
+}
+
 /**
  * Pull the table from the feed (see above), and check the held keys among those fetched for conflicts. Returns
- * "whole" when the range holds a TRUNCATE or a change of unknown key (the caller diffs the table); else the
- * number of conflicts found.
+ * why not when the table must be read whole (the caller diffs it): a TRUNCATE or a change of unknown key in the
+ * range, or a feed blind to rows leaving the role's sight; else the number of conflicts found.
  */
 export async function feedTable(
   ctx: PullContext,
   run: TableRun,
   view: FeedView,
   cursor: FeedCursor,
-): Promise<"whole" | number> {
+): Promise<FeedMiss | number> {
   const { t, table, tally } = run;
   // Rows a push left other than the remote's (a refused change set aside, a "skip"): read again too.
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: false, count: 0 };
   const range = [t.schema, t.name, cursor.lsn, view.drainedUpto];
-  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean }[]>(FEED_COUNT_SQL, range);
-  if (count!.whole || again.whole) return "whole";
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(FEED_COUNT_SQL, range);
+  if (count!.blind)
+    return {
+      reason:
+        "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
+        `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
+      blind: true,
+    };
+  if (count!.whole || again.whole)
+    return { reason: "the feed holds a TRUNCATE of the table, or a change it could not read the key of", blind: false };
   const total = Number(count!.n) + again.count;
   ctx.progress({ table, done: 0, total });
   if (total === 0) {

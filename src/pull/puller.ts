@@ -174,15 +174,18 @@ export class Puller {
       // A copy that broke off continues first (copy.ts); it never moved the cursor, so the feed covers the rest.
       if (settled) await resumeCopy(ctx, run);
       const cursor = view ? await readCursor(ctx, t) : undefined;
-      if (view && !cursorProblem(view, cursor)) {
-        // The feed's keys, their conflict check, the cursor; "whole": a TRUNCATE (or a key it could not read).
+      const problem = view && cursorProblem(view, cursor);
+      if (view && !problem) {
+        // The feed's keys, their conflict check, the cursor; or why the table is read whole.
         const conflicts = await feedTable(ctx, run, view, cursor!);
-        if (conflicts !== "whole") {
+        if (typeof conflicts === "number") {
           tally.strategy = run.truncated ? "held" : "feed";
           result.conflicts += conflicts;
           return tally;
         }
-      }
+        if (conflicts.blind && this.#feed?.settings.mode === "require") throw feedRequired(conflicts.reason);
+        tally.reason = conflicts.reason;
+      } else if (problem && settled && !view.unusable) tally.reason = problem;
       if (settled) {
         tally.strategy = "diff";
         scope = await diffTable(ctx, run);

@@ -44,6 +44,11 @@ export interface TablePull {
    * held: skipped (a local TRUNCATE is pending).
    */
   strategy: "copy" | "feed" | "diff" | "held";
+  /**
+   * Why a table was copied or diffed although the change feed was usable (no position in it yet, a TRUNCATE in
+   * it, a feed blind to rows leaving the role's sight...); why the feed as a whole was not is `PullResult.feed`.
+   */
+  reason?: string;
   /** Local rows inserted or changed. */
   upserted: number;
   /** Local rows deleted because the remote no longer has them. */

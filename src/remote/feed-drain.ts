@@ -6,13 +6,14 @@
  *    that does not get it skips the step), the slot is PEEKED (`pg_logical_slot_peek_changes`, test_decoding,
  *    at most `chunk` rows of output: whole transactions, so a large one can make it more) through a SQL cursor,
  *    read in pieces; each decoded line is parsed here (core/decoding.ts) and reduced to the primary key of the
- *    row it changed. The keys of one remote transaction are written at its COMMIT line, positioned by its
- *    commit LSN and their order in it, with `ON CONFLICT DO NOTHING`: writing them again is harmless. The
- *    state row's `drained_upto` moves in the same transaction, so a reader's snapshot sees a transaction's keys
- *    all or not at all.
+ *    row it changed (and, for a table with row-level security enabled, the row's image before an UPDATE or
+ *    DELETE: readers' visibility is decided on it, remote/schema.ts). The keys of one remote transaction are
+ *    written at its COMMIT line, at its commit LSN. The state row's `drained_upto` moves in the same
+ *    transaction, so a reader's snapshot sees a transaction's keys all or not at all, and a transaction at or
+ *    before it is skipped: peeking it again writes nothing twice.
  * 2. Then the slot is advanced past what was written (`pg_replication_slot_advance`), under the lock again,
  *    and only forwards. A drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the
- *    same transactions and writes nothing new. Never `get_changes`, which consumes without a transaction.
+ *    same transactions and skips them. Never `get_changes`, which consumes without a transaction.
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
  * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
@@ -24,6 +25,7 @@
  * Ominipg's own tables (public._ominipg_*) are skipped: the feed's own writes are decoded like any other.
  */
 import { parseDecoded, TOAST, type DecodedTable, type DecodedValue } from "../core/decoding.js";
+import { lsnValue } from "../core/feed.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
@@ -63,49 +65,53 @@ const FLUSH = 5000;
 
 interface FeedRow {
   lsn: string;
-  ord: number;
   s: string;
   t: string;
+  /** JSON texts: the key (null: the table as a whole), the row's image before the change (null: a key row). */
   k: string | null;
+  i: string | null;
 }
 
-/** One remote transaction's changes, as they are read: its keys in order of first appearance, deduplicated. */
+/**
+ * One remote transaction's changes, as they are read: per table, its keys in order of first appearance and the
+ * first image of each (the row before the transaction), deduplicated.
+ */
 class Txn {
-  readonly entries: { table: string; s: string; t: string; key: string | null }[] = [];
+  readonly entries: { table: string; s: string; t: string; key: string | null; image: string | null }[] = [];
   readonly #seen = new Set<string>();
   readonly #perTable = new Map<string, number>();
   /** Tables recorded as a whole in this transaction. */
   readonly whole = new Set<string>();
 
-  add(table: DecodedTable, key: string | null, maxKeys: number): void {
+  add(table: DecodedTable, key: string | null, maxKeys: number, image: string | null = null): void {
     const id = tableId(table);
     if (this.whole.has(id)) return;
     const n = (this.#perTable.get(id) ?? 0) + 1;
     if (key === null || n > maxKeys) {
       this.whole.add(id);
-      this.entries.push({ table: id, s: table.schema, t: table.name, key: null });
+      this.entries.push({ table: id, s: table.schema, t: table.name, key: null, image: null });
       return;
     }
-    const seen = `${id}\u0000${key}`;
+    const seen = `${id}\u0000${image === null ? "k" : "i"}${key}`;
     if (this.#seen.has(seen)) return;
     this.#seen.add(seen);
     this.#perTable.set(id, n);
-    this.entries.push({ table: id, s: table.schema, t: table.name, key });
+    this.entries.push({ table: id, s: table.schema, t: table.name, key, image });
   }
 
   /** Its feed rows at commit position `lsn`: a table recorded as a whole has no key rows. */
   rows(lsn: string): FeedRow[] {
-    const out: FeedRow[] = [];
-    for (const e of this.entries) {
-      if (e.key !== null && this.whole.has(e.table)) continue;
-      out.push({ lsn, ord: out.length + 1, s: e.s, t: e.t, k: e.key });
-    }
-    return out;
+    return this.entries.flatMap((e) =>
+      e.key !== null && this.whole.has(e.table) ? [] : [{ lsn, s: e.s, t: e.t, k: e.key, i: e.image }],
+    );
   }
 }
 
-/** Primary-key columns of tables, looked up once per step; null: not a table with a primary key (now). */
-type Keys = Map<string, string[] | null>;
+/**
+ * Per table, looked up once per step: its primary-key columns, and whether row-level security is enabled on it
+ * (its changes then carry images); null: not a table with a primary key (now).
+ */
+type Keys = Map<string, { pk: string[]; rls: boolean } | null>;
 
 /** A table's map key (no identifier holds a NUL). */
 function tableId(t: DecodedTable): string {
@@ -116,7 +122,9 @@ const PK_SQL = `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text
     FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
     JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[])
-    WHERE n.nspname = q.s) AS cols
+    WHERE n.nspname = q.s) AS cols,
+  coalesce((SELECT c.relrowsecurity FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
+    WHERE n.nspname = q.s), false) AS rls
   FROM jsonb_to_recordset($1::text::jsonb) AS q(s text, t text)`;
 
 async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
@@ -127,9 +135,14 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
-  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null }[]>(PK_SQL, [JSON.stringify(list)]);
+  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean }[]>(PK_SQL, [
+    JSON.stringify(list),
+  ]);
   for (const r of rows)
-    keys.set(tableId({ schema: r.s, name: r.t }), r.cols === null ? null : (JSON.parse(r.cols) as string[]));
+    keys.set(
+      tableId({ schema: r.s, name: r.t }),
+      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls },
+    );
 }
 
 function own(t: DecodedTable): boolean {
@@ -148,14 +161,21 @@ function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[]): stri
   return JSON.stringify(key);
 }
 
+/** A row image as the feed stores it: its columns' text (an unchanged out-of-line value is left out). */
+function imageOf(image: Map<string, DecodedValue>): string {
+  const out: Record<string, string | null> = {};
+  for (const [c, v] of image) if (v !== TOAST) out[c] = v;
+  return JSON.stringify(out);
+}
+
 /** One drain step on `slot` (see above). */
 export async function drainStep(sql: Sql, slot: string, options: DrainOptions): Promise<DrainStep> {
   const step = await transaction(sql, async (tx) => {
     const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
     if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
-    const [state] = await tx.unsafe<{ epoch: string }[]>(
-      `SELECT epoch::text FROM ${FEED_STATE} WHERE slot_name = $1 FOR UPDATE`,
+    const [state] = await tx.unsafe<{ epoch: string; drained_upto: string }[]>(
+      `SELECT epoch::text, drained_upto::text FROM ${FEED_STATE} WHERE slot_name = $1 FOR UPDATE`,
       [slot],
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
@@ -163,6 +183,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
         `${quoteLiteral(slot)}, NULL, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
     );
+    const drainedUpto = lsnValue(state.drained_upto);
     const keys: Keys = new Map();
     let txn: Txn | undefined;
     let batch: FeedRow[] = [];
@@ -174,11 +195,11 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       const rows = batch;
       batch = [];
       await tx.unsafe(
-        `INSERT INTO ${FEED} (lsn, ord, schema_name, table_name, key) SELECT r.lsn::pg_lsn, r.ord, r.s, r.t, r.k ` +
-          `FROM jsonb_to_recordset($1::text::jsonb) AS r(lsn text, ord int, s text, t text, k jsonb) ON CONFLICT DO NOTHING`,
-        // k is a key's JSON text already: spliced in, not encoded again as a string.
+        `INSERT INTO ${FEED} (lsn, schema_name, table_name, key, image) SELECT r.lsn::pg_lsn, r.s, r.t, r.k, r.i ` +
+          `FROM jsonb_to_recordset($1::text::jsonb) AS r(lsn text, s text, t text, k jsonb, i jsonb)`,
+        // k and i are JSON texts already: spliced in, not encoded again as strings.
         [
-          `[${rows.map((r) => `{"lsn":${JSON.stringify(r.lsn)},"ord":${r.ord},"s":${JSON.stringify(r.s)},"t":${JSON.stringify(r.t)},"k":${r.k ?? "null"}}`).join(",")}]`,
+          `[${rows.map((r) => `{"lsn":${JSON.stringify(r.lsn)},"s":${JSON.stringify(r.s)},"t":${JSON.stringify(r.t)},"k":${r.k ?? "null"},"i":${r.i ?? "null"}}`).join(",")}]`,
         ],
       );
       written += rows.length;
@@ -197,7 +218,8 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       for (const { lsn, data, change } of parsed) {
         if (data.startsWith("BEGIN")) txn = new Txn();
         else if (data.startsWith("COMMIT")) {
-          if (txn) batch.push(...txn.rows(lsn));
+          // Written by a step whose slot advance did not happen (a drainer killed between the two): skipped.
+          if (txn && lsnValue(lsn) > drainedUpto) batch.push(...txn.rows(lsn));
           txn = undefined;
           upto = lsn;
           if (batch.length >= FLUSH) await flush();
@@ -224,16 +246,20 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
 }
 
 function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, maxKeys: number): void {
-  const pkOf = (t: DecodedTable) => keys.get(tableId(t));
+  const of = (t: DecodedTable) => keys.get(tableId(t));
   if (change.kind === "truncate") {
-    for (const t of change.tables) if (!own(t) && pkOf(t)) txn.add(t, null, maxKeys);
+    for (const t of change.tables) if (!own(t) && of(t)) txn.add(t, null, maxKeys);
     return;
   }
   if (change.kind === "other") return;
   const { table } = change;
-  const pk = pkOf(table);
-  if (own(table) || !pk) return;
+  const known = of(table);
+  if (own(table) || !known) return;
   if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
+  const { pk, rls } = known;
+  // The row before the change: who could see it is told of the change (an UPDATE prints it only when its key
+  // changed, or with REPLICA IDENTITY FULL).
+  if (rls && change.old) txn.add(table, keyOf(change.old, pk), maxKeys, imageOf(change.old));
   if (change.op === "DELETE") return txn.add(table, keyOf(change.old, pk), maxKeys);
   txn.add(table, keyOf(change.new, pk), maxKeys);
   if (change.old) txn.add(table, keyOf(change.old, pk), maxKeys); // a key change: the old key is gone

@@ -175,3 +175,19 @@ export async function dropFeed(sql: Sql): Promise<boolean> {
     return Boolean(r?.found);
   });
 }
+
+/**
+ * Tables with row-level security enabled and a primary key whose replica identity is not FULL: tenants whose
+ * pulls of them the feed cannot serve (pull/feed-sql.ts, FEED_COUNT_SQL), as `schema.name`.
+ */
+export async function tablesBlindToTenants(sql: Sql): Promise<string[]> {
+  const rows = await sql.unsafe<{ name: string }[]>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND c.relreplident <> 'f'
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       AND NOT (n.nspname = 'public' AND c.relname LIKE '\\_ominipg\\_%')
+       AND EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisprimary)
+     ORDER BY 1`,
+  );
+  return rows.map((r) => r.name);
+}

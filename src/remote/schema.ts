@@ -76,12 +76,13 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 
 /**
  * The change feed (remote/feed.ts, docs/SYNC.md): the primary keys of the rows each remote transaction changed,
- * drained from a logical replication slot by a role with REPLICATION (or a superuser), keyed by position: the
- * transaction's commit LSN and the change's place in it. Keys only: a reader fetches the rows themselves under
- * its own role, so row-level security decides what it sees (what the keys still tell: docs/SECURITY.md).
+ * drained from a logical replication slot by a role with REPLICATION (or a superuser), at the transaction's
+ * commit LSN. Keys, not rows: a reader fetches the rows themselves under its own role.
  *
- * - `_ominipg_feed`: one row per changed key (`key`: the primary key's columns as text in a jsonb object), or per
- *   table that must be read whole (`key` NULL: a TRUNCATE, a change whose key could not be read).
+ * - `_ominipg_feed`: per changed key, a row with `key` (the primary key's columns as text in a jsonb object); per
+ *   table that must be read whole, one with `key` NULL (a TRUNCATE, a change whose key could not be read); and
+ *   for a table with row-level security enabled, per row an UPDATE or DELETE changed, a second row with its
+ *   `image` before the change (the table's replica identity: all columns when it is FULL).
  * - `_ominipg_feed_state`: per slot, its epoch (new with every slot: positions of an older one mean nothing to
  *   it), how far the feed is complete (`drained_upto`: every change committed at or before it is in), when a
  *   drainer last ran, and how far rows were trimmed.
@@ -93,20 +94,76 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  * standby's promotion) empties them: readers then find no feed and diff, and the next drainer starts a new
  * epoch at the slot's position, which readers' cursors are not of, so they diff once more. Nothing is lost.
  *
- * Everyone granted may read the feed and its state; only drainers (superuser or REPLICATION, the roles that can
- * read the slot and so every change anyway) may write them, enforced by forced row-level security, so that not
- * even GRANT ALL lets a tenant delete rows other readers need. TRUNCATE is refused by a trigger.
+ * Who sees what (forced row-level security, so that not even GRANT ALL changes it; docs/SECURITY.md): drainers
+ * (superuser or REPLICATION, the roles that can read the slot and so every change anyway) read and write
+ * everything; everyone else reads a feed row only if it concerns a row it may see (_ominipg_feed_visible): a key
+ * row when the role may read the table and, where row-level security applies to it, may see the row under that
+ * key NOW; an image row when the table's SELECT policies, evaluated as the role, let it see the image, i.e. the
+ * row as it was before the change. A tenant thus learns of changes to rows it may see, or saw before they were
+ * changed away from it or deleted, and of nothing else (the rows hold no position within a transaction that
+ * would count the others). TRUNCATE is refused by a trigger.
  */
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v1";
+export const FEED_SCHEMA_VERSION = "ominipg feed v2";
 export const FEED = `public.${FEED_TABLE}`;
 export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
 export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
 
 /** Whether the current role may drain a slot: evaluated once per statement where policies use it. */
 export const MAY_DRAIN = "(SELECT public._ominipg_may_drain())";
+
+/**
+ * Whether the current role may see a feed row (see above), evaluated per row by the feed's read policy, as the
+ * reader (SECURITY INVOKER: current_user and the session's claims are the reader's, the table's policies apply
+ * to it). A row image is checked against the table's SELECT policies for this role (permissive ones OR-ed,
+ * restrictive ones AND-ed, as PostgreSQL combines them) on the image made a row of the table's type.
+ */
+const VISIBLE_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_feed_visible(s text, t text, k jsonb, image jsonb) RETURNS boolean
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $f$
+DECLARE
+  rel regclass := to_regclass(format('%I.%I', s, t));
+  eq text;
+  permissive text;
+  restrictive text;
+  ok boolean;
+BEGIN
+  IF rel IS NULL OR NOT has_table_privilege(rel, 'SELECT') THEN RETURN false; END IF;
+  IF NOT row_security_active(rel) THEN RETURN true; END IF;
+  IF image IS NULL THEN
+    IF k IS NULL THEN RETURN true; END IF;
+    SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND ') INTO eq FROM jsonb_object_keys(k) AS c;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_populate_record(NULL::%s, $1) AS k WHERE %s)', rel, rel, eq)
+      INTO ok USING k;
+    RETURN ok;
+  END IF;
+  SELECT string_agg('(' || pg_get_expr(p.polqual, p.polrelid) || ')', ' OR ') FILTER (WHERE p.polpermissive),
+      string_agg('(' || pg_get_expr(p.polqual, p.polrelid) || ')', ' AND ') FILTER (WHERE NOT p.polpermissive)
+    INTO permissive, restrictive
+    FROM pg_policy AS p
+    WHERE p.polrelid = rel AND p.polcmd IN ('r', '*') AND p.polqual IS NOT NULL
+      AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS g(oid) WHERE pg_has_role(current_user, g.oid, 'MEMBER')));
+  IF permissive IS NULL THEN RETURN false; END IF;
+  EXECUTE format('SELECT coalesce((%s) AND (%s), false) FROM jsonb_populate_record(NULL::%s, $1) AS %I',
+      permissive, coalesce(restrictive, 'true'), rel, t)
+    INTO ok USING image;
+  RETURN ok;
+END $f$`;
+
+/**
+ * From v1 (rows keyed by their place in a transaction, no images): its rows go, and a new epoch makes readers
+ * diff once (their cursors are of the old one). Only on a v1 table: `ominipg setup` runs the DDL every time.
+ */
+const FEED_V1_UPGRADE = `DO $u$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '${FEED}'::regclass AND attname = 'ord' AND NOT attisdropped) THEN
+    ALTER TABLE ${FEED} DROP CONSTRAINT IF EXISTS ${FEED_TABLE}_pkey;
+    ALTER TABLE ${FEED} DROP COLUMN ord;
+    ALTER TABLE ${FEED} ADD COLUMN IF NOT EXISTS image jsonb;
+    DELETE FROM ${FEED};
+    UPDATE ${FEED_STATE} SET epoch = gen_random_uuid(), trimmed_upto = drained_upto, trimmed_at = now();
+  END IF;
+END $u$`;
 
 /** The feed's tables, idempotent (with the identity function, which the ledger shares). */
 export const FEED_DDL = `${IDENTITY_DDL};
@@ -120,14 +177,15 @@ BEGIN
 END $$;
 CREATE UNLOGGED TABLE IF NOT EXISTS ${FEED} (
   lsn pg_lsn NOT NULL,
-  ord int NOT NULL,
   schema_name text NOT NULL,
   table_name text NOT NULL,
   key jsonb,
-  drained_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (lsn, ord)
+  image jsonb,
+  drained_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS ${FEED_TABLE}_by_table ON ${FEED} (schema_name, table_name, lsn);
+CREATE INDEX IF NOT EXISTS ${FEED_TABLE}_by_lsn ON ${FEED} (lsn);
+${VISIBLE_DDL};
 CREATE UNLOGGED TABLE IF NOT EXISTS ${FEED_STATE} (
   slot_name text PRIMARY KEY,
   epoch uuid NOT NULL,
@@ -145,6 +203,7 @@ CREATE TABLE IF NOT EXISTS ${FEED_CLIENTS} (
   seen_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (owner, client_id)
 );
+${FEED_V1_UPGRADE};
 ALTER TABLE ${FEED} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED} FORCE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED_STATE} ENABLE ROW LEVEL SECURITY;
@@ -152,7 +211,7 @@ ALTER TABLE ${FEED_STATE} FORCE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED_CLIENTS} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED_CLIENTS} FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS ominipg_read ON ${FEED};
-CREATE POLICY ominipg_read ON ${FEED} FOR SELECT USING (true);
+CREATE POLICY ominipg_read ON ${FEED} FOR SELECT USING (public._ominipg_feed_visible(schema_name, table_name, key, image));
 DROP POLICY IF EXISTS ominipg_drain ON ${FEED};
 CREATE POLICY ominipg_drain ON ${FEED} USING (${MAY_DRAIN}) WITH CHECK (${MAY_DRAIN});
 DROP POLICY IF EXISTS ominipg_read ON ${FEED_STATE};
