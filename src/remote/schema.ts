@@ -143,7 +143,7 @@ BEGIN
     INTO permissive, restrictive
     FROM pg_policy AS p
     WHERE p.polrelid = rel AND p.polcmd IN ('r', '*') AND p.polqual IS NOT NULL
-      AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS g(oid) WHERE pg_has_role(current_user, g.oid, 'MEMBER')));
+      AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS g(oid) WHERE pg_has_role(current_user, g.oid, 'USAGE')));
   IF permissive IS NULL THEN RETURN false; END IF;
   EXECUTE format('SELECT coalesce((%s) AND (%s), false) FROM jsonb_populate_record(NULL::%s, $1) AS %I',
       permissive, coalesce(restrictive, 'true'), rel, t)
