@@ -9,7 +9,8 @@ import { int, mb, median, num, ratio } from "./lib/stats.js";
 import { markdownTable, textTable, type Table } from "./lib/table.js";
 import { capturePeak, drainPeak, peakOf, type MemoryResult } from "./memory.js";
 import { openTable, openTargets, type OpenResult } from "./open.js";
-import { pullTable, pullTargets, type PullResult } from "./pull.js";
+import type { PullResult } from "./pull.js";
+import { pullTables, pullTargets } from "./pull-report.js";
 import type { PushResult } from "./push.js";
 
 export interface Report {
@@ -307,7 +308,7 @@ function allTables(r: Report): Table[] {
     pushTable(r),
     memoryTable(r),
     r.open && r.open.runs.length > 0 ? openTable(r.open) : undefined,
-    r.pull && r.pull.runs.length > 0 ? pullTable(r.pull) : undefined,
+    ...(r.pull && r.pull.runs.length > 0 ? pullTables(r.pull) : []),
   ].filter((t): t is Table => !!t && t.rows.length > 0);
 }
 
@@ -431,7 +432,7 @@ export function markdownReport(r: Report): string {
     );
   }
   lines.push(
-    "Directory storage: a PGlite data directory under the OS temp dir (removed afterwards). Push: local in-memory Ominipg, default sync options (batchSize 1000, concurrency 2). Memory: a child process, local data directory, default sync options. Opening: every open in its own fresh process (WebAssembly compiled anew, as when an app starts), contenders rotated from run to run; the init cache is the bench's own, made by a first open before the runs. Pull: a table of id bigint primary key, text, int and a ~100-byte jsonb on the remote; each run a new in-memory Ominipg pulls it (default pull options) beside the raw path, contenders rotated; the no-change and 1%-changed pulls follow on that client.",
+    'Directory storage: a PGlite data directory under the OS temp dir (removed afterwards). Push: local in-memory Ominipg, default sync options (batchSize 1000, concurrency 2). Memory: a child process, local data directory, default sync options. Opening: every open in its own fresh process (WebAssembly compiled anew, as when an app starts), contenders rotated from run to run; the init cache is the bench\'s own, made by a first open before the runs. Pull: a table of id bigint primary key, text, int and a ~100-byte jsonb on the remote (wal_level=logical, so the change feed is used); each run a new in-memory Ominipg pulls it (default pull options) beside the raw path, contenders rotated; the no-change and 1%-changed pulls follow on that client (change feed) and on a second one with `feed: "off"` (hash diff), in rotated order; then the live latency and the remote work of idle pulls (7b).',
     "",
   );
 

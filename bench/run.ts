@@ -1,12 +1,12 @@
 /**
  * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing, memory, cold opens and pull, side by side.
  *
- *   npm run bench                 quick mode (< 3 minutes on 2 cores), writes bench/RESULTS.md
+ *   npm run bench                 quick mode (~8 minutes on 2 cores, ~4 of them section 7), writes bench/RESULTS.md
  *   npm run bench -- --full       more statements, more runs, both storages everywhere
  *   npm run bench -- --tiny       a few hundred rows, one run each (what tests/bench.test.ts runs)
  *
  * Options: --out <file> (default bench/RESULTS.md; --tiny writes none unless given), --no-out,
- * --only capture,push,memory,open,pull, --skip single,bulk,tx (capture parts), --storage memory|directory, --runs <n>,
+ * --only capture,push,memory,open,pull, --skip single,bulk,tx (capture parts),live,idle (pull parts), --storage memory|directory, --runs <n>,
  * --banner "<text>" (shown at the top of RESULTS.md).
  * Profile a section: node --cpu-prof build/bench/bench/run.js --only push
  */
@@ -48,6 +48,14 @@ interface Sizes {
   /** Pull (section 7): rows of the remote table, and runs. */
   pullRows: number;
   pullRuns: number;
+  /** Remote updates the live latency is measured on. */
+  pullLiveUpdates: number;
+  /** Idle pulls' remote work: table sizes, client counts, clients open at once, idle pulls per client (and of the diff's client). */
+  pullIdleSizes: number[];
+  pullIdleClients: number[];
+  pullIdleWave: number;
+  pullIdleRounds: number;
+  pullIdleDiffPulls: number;
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -69,6 +77,12 @@ const SIZES: Record<Mode, Sizes> = {
     openInitdb: false,
     pullRows: 2000,
     pullRuns: 1,
+    pullLiveUpdates: 3,
+    pullIdleSizes: [200, 2000],
+    pullIdleClients: [1, 2],
+    pullIdleWave: 1,
+    pullIdleRounds: 1,
+    pullIdleDiffPulls: 1,
   },
   quick: {
     runs: 5,
@@ -88,6 +102,12 @@ const SIZES: Record<Mode, Sizes> = {
     openInitdb: true,
     pullRows: 200_000,
     pullRuns: 3,
+    pullLiveUpdates: 20,
+    pullIdleSizes: [20_000, 200_000],
+    pullIdleClients: [1, 10, 100],
+    pullIdleWave: 10,
+    pullIdleRounds: 3,
+    pullIdleDiffPulls: 2,
   },
   full: {
     runs: 7,
@@ -107,6 +127,12 @@ const SIZES: Record<Mode, Sizes> = {
     openInitdb: true,
     pullRows: 200_000,
     pullRuns: 5,
+    pullLiveUpdates: 40,
+    pullIdleSizes: [20_000, 200_000],
+    pullIdleClients: [1, 10, 100],
+    pullIdleWave: 10,
+    pullIdleRounds: 5,
+    pullIdleDiffPulls: 3,
   },
 };
 
@@ -156,7 +182,7 @@ function parseArgs(argv: string[]): Args {
     } else if (a === "--skip") for (const s of value().split(",")) skip.add(s.trim());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open,pull] [--skip single,bulk,tx]\n" +
+        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open,pull] [--skip single,bulk,tx,live,idle]\n" +
           "                        [--storage memory|directory] [--runs N] [--banner TEXT]\n",
       );
       process.exit(0);
@@ -207,6 +233,10 @@ async function main(): Promise<number> {
       "cold opens per contender": sizes.openRuns,
       "pulled rows": sizes.pullRows,
       "pull runs": sizes.pullRuns,
+      "live updates": args.skip.has("live") ? 0 : sizes.pullLiveUpdates,
+      "idle pulls": args.skip.has("idle")
+        ? "not measured"
+        : `tables of ${sizes.pullIdleSizes.map((n) => n.toLocaleString("en-US")).join(" and ")} rows, ${sizes.pullIdleClients.join(" / ")} clients (${sizes.pullIdleWave} open at a time), ${sizes.pullIdleRounds} idle pulls each`,
     },
   };
   try {
@@ -264,7 +294,22 @@ async function main(): Promise<number> {
       report.open = await runOpen({ root, runs: sizes.openRuns, withInitdb: sizes.openInitdb, log });
     }
     if (args.only.has("pull")) {
-      report.pull = await runPull(server, { rows: sizes.pullRows, runs: sizes.pullRuns, template, log });
+      report.pull = await runPull(server, {
+        rows: sizes.pullRows,
+        runs: sizes.pullRuns,
+        liveUpdates: args.skip.has("live") ? 0 : sizes.pullLiveUpdates,
+        idle: args.skip.has("idle")
+          ? undefined
+          : {
+              sizes: sizes.pullIdleSizes,
+              clients: sizes.pullIdleClients,
+              wave: sizes.pullIdleWave,
+              rounds: sizes.pullIdleRounds,
+              diffPulls: sizes.pullIdleDiffPulls,
+            },
+        template,
+        log,
+      });
     }
   } finally {
     await server?.stop();

