@@ -253,4 +253,23 @@ describe("the change feed's drainer", () => {
     expect(await feed(remote)).toEqual([]);
     expect((await remote.sql`SELECT 1 FROM _ominipg_feed_clients`).length).toBe(0);
   });
+
+  it("an idle database's slot moves past the WAL other databases write: it is not decoded again, nor kept", async () => {
+    const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY)`);
+    const other = await createTestDatabase();
+    cleanups.push(() => other.drop());
+    await other.sql.unsafe(`CREATE TABLE busy (id int PRIMARY KEY, body text)`);
+    await other.sql.unsafe(`INSERT INTO busy SELECT g, repeat('x', 500) FROM generate_series(1, 4000) g`);
+    const [{ flushed }] = (await remote.sql`SELECT pg_current_wal_flush_lsn()::text AS flushed`) as unknown as [
+      { flushed: string },
+    ];
+    expect((await drainStep(sql, slot, OPTIONS)).written).toBe(0);
+    const [r] = await remote.sql<{ past: boolean }[]>`
+      SELECT confirmed_flush_lsn >= ${flushed}::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = ${slot}`;
+    expect(r!.past).toBe(true);
+    // Changes of its own database after that are still drained.
+    await remote.sql`INSERT INTO t VALUES (1)`;
+    await drainAll(sql, slot);
+    expect(await feed(remote)).toEqual([`t {"id": "1"}`]);
+  });
 });

@@ -11,8 +11,9 @@
  *    written at its COMMIT line, at its commit LSN. The state row's `drained_upto` moves in the same
  *    transaction, so a reader's snapshot sees a transaction's keys all or not at all, and a transaction at or
  *    before it is skipped: peeking it again writes nothing twice.
- * 2. Then the slot is advanced past what was written (`pg_replication_slot_advance`), under the lock again,
- *    and only forwards. A drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the
+ * 2. Then the slot is advanced past what was read (`pg_replication_slot_advance`), under the lock again, and only
+ *    forwards: to the last commit read, or, when the peek read everything up to the WAL flushed at the step's
+ *    start (its `upto_lsn`), there, so that WAL of other databases is not decoded again and again. A drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the
  *    same transactions and skips them. Never `get_changes`, which consumes without a transaction.
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
@@ -30,6 +31,12 @@ import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
 import { FEED, FEED_STATE } from "./schema.js";
+
+/**
+ * The WAL position up to which a peek can read (logical decoding reads flushed WAL only): on a standby, the last
+ * replayed one. A record that starts before it is read whole by both the peek and the slot's advance.
+ */
+const WAL_FLUSHED = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)`;
 
 /** The drain lock ("omfd"): one drainer at a time per database; also taken to create or replace the slot. */
 export const FEED_LOCK = 0x6f6d6664;
@@ -54,8 +61,10 @@ export interface DrainStep {
   decoded: number;
   /** Feed rows written (keys, and tables recorded as a whole). */
   written: number;
-  /** The commit position the slot was advanced to. */
+  /** The position of the last commit read. */
   upto: string | undefined;
+  /** Where the slot was advanced to: the last commit read, or, when the step read all there was, the WAL flushed at its start. */
+  advanceTo?: string | undefined;
   /** The step read as much as it was allowed: more may be waiting. */
   full: boolean;
 }
@@ -174,14 +183,17 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
     if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
-    const [state] = await tx.unsafe<{ epoch: string; drained_upto: string }[]>(
-      `SELECT epoch::text, drained_upto::text FROM ${FEED_STATE} WHERE slot_name = $1 FOR UPDATE`,
+    // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
+    // writes nothing takes no transaction id and writes no WAL.
+    const [state] = await tx.unsafe<{ drained_upto: string; target: string }[]>(
+      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS target FROM ${FEED_STATE} WHERE slot_name = $1`,
       [slot],
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     await tx.unsafe(
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
-        `${quoteLiteral(slot)}, NULL, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
+        `${quoteLiteral(slot)}, $1::text::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
+      [state.target],
     );
     const drainedUpto = lsnValue(state.drained_upto);
     const keys: Keys = new Map();
@@ -237,11 +249,14 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
         `drained_at = now() WHERE slot_name = $1 AND ($2 OR drained_at < now() - $4::int * interval '1 millisecond')`,
       [slot, written > 0, upto ?? "0/0", Math.floor(options.heartbeatMs)],
     );
-    return { busy: false, decoded, written, upto, full: decoded >= options.chunk };
+    const full = decoded >= options.chunk;
+    // A peek that stopped at the target read every record before it: the slot may move there even when none was
+    // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step.
+    return { busy: false, decoded, written, upto, full, advanceTo: full ? upto : state.target };
   });
-  if (step.busy || step.upto === undefined) return step;
+  if (step.busy || step.advanceTo === undefined) return step;
   await options.afterInsert?.();
-  await advance(sql, slot, step.upto);
+  await advance(sql, slot, step.advanceTo);
   return step;
 }
 

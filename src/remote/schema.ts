@@ -90,7 +90,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  *   identity like the ledger (forced row-level security), readable and deletable by drainers.
  *
  * The feed and its state are UNLOGGED: they write no WAL, so the slot does not decode the feed's own writes
- * again (that doubled the drain's cost) and an idle drainer's heartbeat costs the server no WAL. A crash (or a
+ * again (that doubled the drain's cost) and an idle drainer's heartbeat costs only a commit record. A crash (or a
  * standby's promotion) empties them: readers then find no feed and diff, and the next drainer starts a new
  * epoch at the slot's position, which readers' cursors are not of, so they diff once more. Nothing is lost.
  *
