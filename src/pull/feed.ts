@@ -170,7 +170,6 @@ export async function feedTable(
   const [estimate] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t));
   const chunk = ctx.chunkSize(Number(estimate?.n ?? 0), Number(estimate?.bytes ?? 0));
   const small = total <= chunk;
-  const images: string[] = [];
   let staged = 0;
   let done = 0;
   await ctx.local((d) => d.exec(createGoneSql(t)));
@@ -186,13 +185,12 @@ export async function feedTable(
             if (gone.length > 0) await d.query(goneInsertSql(t), [payload(gone)], { prepare: false });
           }),
         );
-        if (small) images.push(...found);
         staged += found.length;
         done += rows.length;
         ctx.progress({ table, done, total: Math.max(total, done) });
       },
     );
-    if (!(small && (await applyAtOnce(ctx, run, view, images)))) {
+    if (!(small && (await applyAtOnce(ctx, run, view, staged)))) {
       // Large, or a row the local table refuses: in chunks, each row refused found by halving.
       const deleted = await write(ctx, run, async (d) => {
         const { rows } = await d.query<{ deleted: number }>(deleteGoneSql(t), [], { prepare: false });
@@ -215,14 +213,18 @@ export async function feedTable(
  * Deletes, upserts and the cursor in one local transaction. False when the local table refused a row (nothing
  * was written: the caller goes the chunked way).
  */
-async function applyAtOnce(ctx: PullContext, run: TableRun, view: FeedView, images: string[]): Promise<boolean> {
+async function applyAtOnce(ctx: PullContext, run: TableRun, view: FeedView, staged: number): Promise<boolean> {
   const { t, tally } = run;
   try {
     const r = await write(ctx, run, async (d) => {
       const del = await d.query<{ deleted: number }>(deleteGoneSql(t), [], { prepare: false });
       let upserted = 0;
-      if (images.length > 0) {
-        const up = await d.query<{ upserted: number }>(applySql(t, "diff"), [payload(images)], { prepare: false });
+      if (staged > 0) {
+        // From the stage the rows were streamed into: not parsed a second time. Its statistics first, or the
+        // planner guesses its size and compares every local row with it (450 ms instead of 35 for 2,000 rows
+        // against 200,000).
+        await d.exec(analyzeSql(t, "stage"));
+        const up = await d.query<{ upserted: number }>(applySql(t, "diff", "stage"), [], { prepare: false });
         upserted = Number(up.rows[0]!.upserted);
       }
       await saveCursor(d, t, view);

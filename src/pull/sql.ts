@@ -154,21 +154,22 @@ export function hasSettledRowsSql(t: TableInfo): string {
 }
 
 /**
- * Apply a chunk of remote rows ($1, a JSON array of `rowJsonb` texts): rows whose keys are held (pending local
+ * Apply a chunk of remote rows ($1, a JSON array of `rowJsonb` texts; or, `from` "stage", the whole stage, when it
+ * holds just the rows to apply): rows whose keys are held (pending local
  * changes) are left alone; the others are inserted, or update the local row. In a copy, held rows are staged for
  * the conflict check (in a diff the stage already holds every fetched row); in a diff, rows equal to the local
  * row (json text included) are not written at all (in a copy the local table has no such rows: it held only
  * pending ones).
  * Identity ALWAYS columns are inserted with OVERRIDING SYSTEM VALUE but never updated (PostgreSQL forbids it).
  */
-export function applySql(t: TableInfo, mode: "copy" | "diff"): string {
+export function applySql(t: TableInfo, mode: "copy" | "diff", from: "rows" | "stage" = "rows"): string {
   const stageHeld = mode === "copy";
   const skipIdentical = mode === "diff";
   const w = t.writable;
   const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
   const overriding = overridingClause(t, w);
   return (
-    `WITH ominipg_src AS MATERIALIZED (${recordset(t)}), ${HELD_CTE(t)}, ` +
+    `WITH ominipg_src AS MATERIALIZED (${from === "rows" ? recordset(t) : `SELECT * FROM ${stageName(t)}`}), ${HELD_CTE(t)}, ` +
     `ominipg_held AS MATERIALIZED (SELECT * FROM ominipg_src AS ominipg_s WHERE ${isPending(t, "ominipg_s")}), ` +
     (stageHeld
       ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), `
