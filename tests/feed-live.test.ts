@@ -3,11 +3,10 @@
 // kept by a drainer. The bound asserted is generous (5 s, a shared machine); the target (1 s median) belongs to
 // the bench, the measured latencies are printed.
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { setUpRemote } from "../src/remote/remote.js";
-import { adminUrl, createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
 
@@ -77,13 +76,8 @@ describe('sync.pull "live"', () => {
   it("an unprivileged client sees them from a feed kept by `Ominipg.feed()`", async () => {
     const remote = await remoteDb();
     const role = `ominipg_live_${randomBytes(4).toString("hex")}`;
-    const password = randomBytes(12).toString("hex");
-    const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-    await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-    cleanups.push(async () => {
-      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
-      await admin.end();
-    });
+    const url = (await createLoginRoles(remote.url, [role]))[role]!;
+    cleanups.push(() => dropRoles([role]));
     await remote.sql.unsafe(`GRANT SELECT ON notes TO ${role}`);
     await setUpRemote(remote.sql as never, [role]);
     cleanups.push(async () => {
@@ -91,10 +85,7 @@ describe('sync.pull "live"', () => {
     });
     const drainer = await Ominipg.feed(remote.url);
     cleanups.push(() => drainer.stop());
-    const u = new URL(remote.url);
-    u.username = role;
-    u.password = password;
-    const db = await live(u.href);
+    const db = await live(url);
     const ms = await latencies(db, remote, 10);
     console.log(
       `live, unprivileged client: median ${Math.round(median(ms))} ms, max ${Math.round(Math.max(...ms))} ms`,

@@ -12,19 +12,17 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg, type FeedDrainer, type PullResult, type SyncOptions } from "../src/index.js";
 import { setUpRemote } from "../src/remote/remote.js";
-import { adminUrl, createTestDatabase, pgliteTemplate, poolerInfo, type TestDatabase } from "./harness/index.js";
+import {
+  createLoginRoles,
+  createTestDatabase,
+  dropRoles,
+  pgliteTemplate,
+  poolerInfo,
+  type TestDatabase,
+} from "./harness/index.js";
 
 const LOCAL = [`CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`];
 const strategy = (r: PullResult) => r.tables["public.docs"]!.strategy;
-
-async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end();
-  }
-}
 
 describe("the change feed with unprivileged clients", () => {
   let remote: TestDatabase;
@@ -34,21 +32,11 @@ describe("the change feed with unprivileged clients", () => {
     string,
     string,
   ];
-  const urls: Record<string, string> = {};
+  let urls: Record<string, string> = {};
   const clients: Ominipg[] = [];
   beforeAll(async () => {
     remote = await createTestDatabase();
-    const password = randomBytes(12).toString("hex");
-    await admin(async (sql) => {
-      await sql.unsafe(`CREATE ROLE ${drainerRole} LOGIN REPLICATION PASSWORD '${password}'`);
-      for (const t of [tenantA, tenantB]) await sql.unsafe(`CREATE ROLE ${t} LOGIN PASSWORD '${password}'`);
-    });
-    for (const role of [drainerRole, tenantA, tenantB]) {
-      const u = new URL(remote.url);
-      u.username = role;
-      u.password = password;
-      urls[role] = u.href;
-    }
+    urls = await createLoginRoles(remote.url, [drainerRole, tenantA, tenantB], { [drainerRole]: "REPLICATION" });
     await remote.sql
       .unsafe(
         `CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text NOT NULL);
@@ -64,9 +52,7 @@ describe("the change feed with unprivileged clients", () => {
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => {});
     await remote.drop();
-    await admin(async (sql) => {
-      for (const role of [drainerRole, tenantA, tenantB]) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
-    });
+    await dropRoles([drainerRole, tenantA, tenantB]);
   });
 
   const open = async (role: string, sync: SyncOptions = {}) => {

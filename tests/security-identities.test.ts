@@ -3,26 +3,24 @@
 // (so PgBouncer in transaction mode keeps working). Row-level security then decides what each client's
 // pushes may write and what its pulls see, and its ledger rows are attributed to that identity.
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
-import { adminUrl, createTestDatabase, pgliteTemplate, poolerInfo, type TestDatabase } from "./harness/index.js";
+import {
+  createLoginRoles,
+  createTestDatabase,
+  dropRoles,
+  pgliteTemplate,
+  poolerInfo,
+  withAdmin,
+  type TestDatabase,
+} from "./harness/index.js";
 
 const LOCAL = [
   `CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS posts (id int PRIMARY KEY, sub text NOT NULL, body text NOT NULL)`,
 ];
 const CLAIMED_SUB = `(current_setting('request.jwt.claims', true)::json ->> 'sub')`;
-
-async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end();
-  }
-}
 
 describe("security: one process, one remote identity per client", () => {
   let remote: TestDatabase;
@@ -36,19 +34,12 @@ describe("security: one process, one remote identity per client", () => {
   const hooks: TestHooks = {};
   beforeAll(async () => {
     remote = await createTestDatabase();
-    const db = new URL(remote.url).pathname.slice(1);
-    const password = randomBytes(12).toString("hex");
-    await admin(async (sql) => {
-      await sql.unsafe(`CREATE ROLE ${api} LOGIN PASSWORD '${password}'`);
+    apiUrl = (await createLoginRoles(remote.url, [api]))[api]!;
+    await withAdmin(async (sql) => {
       await sql.unsafe(`CREATE ROLE ${tenantA}`);
       await sql.unsafe(`CREATE ROLE ${tenantB}`);
       await sql.unsafe(`GRANT ${tenantA}, ${tenantB} TO ${api}`);
-      await sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${api}`);
     });
-    const url = new URL(remote.url);
-    url.username = api;
-    url.password = password;
-    apiUrl = url.href;
     await remote.sql
       .unsafe(
         `
@@ -71,9 +62,7 @@ describe("security: one process, one remote identity per client", () => {
   });
   afterAll(async () => {
     await remote.drop();
-    await admin(async (sql) => {
-      for (const role of [api, tenantA, tenantB]) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
-    });
+    await dropRoles([api, tenantA, tenantB]);
   });
 
   /** A client of one table: each identity is granted only its own table. */

@@ -4,11 +4,10 @@
 // the rest of its batch lands); a key that collides with a row the tenant cannot see is a rejection too, and
 // nothing of the other tenant's row is recorded or emitted; pull and verify see only the tenant's own rows.
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg, SyncError, type ConflictEvent, type ConnectOptions, type SyncOptions } from "../src/index.js";
 import { LEDGER_DDL } from "../src/remote/schema.js";
-import { adminUrl, createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, withAdmin, type TestDatabase } from "./harness/index.js";
 import { localRows, openSynced, queued } from "./sync-helpers.js";
 
 const SCHEMA = [
@@ -21,32 +20,13 @@ const A = `ominipg_rls_a_${SUFFIX}`;
 const B = `ominipg_rls_b_${SUFFIX}`;
 
 let remote: TestDatabase;
-const urls = new Map<string, string>();
-
-async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end();
-  }
-}
+let urls: Record<string, string> = {};
 
 beforeAll(async () => {
   remote = await createTestDatabase();
   const db = new URL(remote.url).pathname.slice(1);
-  await admin(async (sql) => {
-    for (const role of [A, B]) {
-      const password = randomBytes(12).toString("hex");
-      await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-      const url = new URL(remote.url);
-      url.username = role;
-      url.password = password;
-      urls.set(role, url.href);
-    }
-    await sql.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
-    await sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${A}, ${B}`);
-  });
+  urls = await createLoginRoles(remote.url, [A, B]);
+  await withAdmin((sql) => sql.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`));
   // The administrator sets the database up: the app's tables with their policies, and Ominipg's ledger.
   for (const s of [...SCHEMA, LEDGER_DDL]) await remote.sql.unsafe(s);
   for (const t of ["notes", "tasks"]) {
@@ -63,9 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await remote?.drop();
-  await admin(async (sql) => {
-    for (const role of [A, B]) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
-  });
+  await dropRoles([A, B]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];
@@ -83,7 +61,7 @@ interface Tenant {
 
 /** A client of tenant `role`, with the documented grants and no remote DDL. */
 async function tenant(role: string, sync: SyncOptions = {}, extra: Partial<ConnectOptions> = {}): Promise<Tenant> {
-  const db = await openSynced(urls.get(role)!, SCHEMA, {
+  const db = await openSynced(urls[role]!, SCHEMA, {
     remoteSchema: "skip",
     sequences: "advance",
     sync: { retry: { attempts: 2, baseDelayMs: 0, maxDelayMs: 0 }, ...sync },

@@ -6,7 +6,14 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LEDGER_DDL } from "../src/remote/schema.js";
 import { Ominipg } from "../src/index.js";
-import { adminUrl, createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import {
+  createLoginRoles,
+  createTestDatabase,
+  dropRoles,
+  pgliteTemplate,
+  withAdmin,
+  type TestDatabase,
+} from "./harness/index.js";
 import { expectSameRows } from "./sync-helpers.js";
 import postgres from "postgres";
 
@@ -23,34 +30,18 @@ describe("security: a remote role with only the documented privileges", () => {
     remote = await createTestDatabase();
     const db = new URL(remote.url).pathname.slice(1);
     role = `ominipg_app_${randomBytes(4).toString("hex")}`;
-    const password = randomBytes(12).toString("hex");
-    const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-    try {
-      await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-      await admin.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
-      await admin.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${role}`);
-    } finally {
-      await admin.end();
-    }
+    roleUrl = (await createLoginRoles(remote.url, [role]))[role]!;
+    await withAdmin((sql) => sql.unsafe(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`));
     // The admin sets the database up: the app's schema and Ominipg's ledger table (src/remote/schema.ts).
     for (const s of [...SCHEMA, LEDGER_DDL]) await remote.sql.unsafe(s).simple();
     await remote.sql.unsafe(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
     await remote.sql.unsafe(`GRANT USAGE ON SCHEMA public TO ${role}`);
     await remote.sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON notes, tags, public._ominipg_ledger TO ${role}`);
     await remote.sql.unsafe(`GRANT USAGE, SELECT, UPDATE ON SEQUENCE notes_id_seq TO ${role}`);
-    const url = new URL(remote.url);
-    url.username = role;
-    url.password = password;
-    roleUrl = url.href;
   });
   afterAll(async () => {
     await remote.drop();
-    const admin = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-    try {
-      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
-    } finally {
-      await admin.end();
-    }
+    await dropRoles([role]);
   });
 
   it("the role cannot create anything (the set-up is as restrictive as documented)", async () => {

@@ -10,7 +10,14 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
-import { adminUrl, createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import {
+  createLoginRoles,
+  createTestDatabase,
+  dropRoles,
+  pgliteTemplate,
+  withAdmin,
+  type TestDatabase,
+} from "./harness/index.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
 const LEDGER = "public._ominipg_ledger";
@@ -28,36 +35,17 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out })));
 }
 
-async function admin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end();
-  }
-}
-
 describe("security: per-tenant protection of Ominipg's remote tables", () => {
   let remote: TestDatabase;
   const suffix = randomBytes(4).toString("hex");
   const roles = [`ominipg_tenant_a_${suffix}`, `ominipg_tenant_b_${suffix}`] as const;
-  const urls: string[] = [];
+  let urls: string[] = [];
   const hooks: TestHooks = {};
   beforeAll(async () => {
     remote = await createTestDatabase();
-    const db = new URL(remote.url).pathname.slice(1);
     for (const s of SCHEMA) await remote.sql.unsafe(s);
-    await admin(async (sql) => {
-      for (const role of roles) {
-        const password = randomBytes(12).toString("hex");
-        await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-        await sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${role}`);
-        const url = new URL(remote.url);
-        url.username = role;
-        url.password = password;
-        urls.push(url.href);
-      }
-    });
+    const byRole = await createLoginRoles(remote.url, roles);
+    urls = roles.map((role) => byRole[role]!);
     // A remote table with row-level security and no REPLICA IDENTITY FULL: setup names it (the feed needs it).
     await remote.sql
       .unsafe(
@@ -74,9 +62,7 @@ describe("security: per-tenant protection of Ominipg's remote tables", () => {
   });
   afterAll(async () => {
     await remote.drop();
-    await admin(async (sql) => {
-      for (const role of roles) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
-    });
+    await dropRoles(roles);
   });
 
   const open = async (url: string) =>
@@ -169,7 +155,7 @@ describe("security: per-tenant protection of Ominipg's remote tables", () => {
     try {
       for (const s of [...SCHEMA, V1_LEDGER]) await old.sql.unsafe(s);
       await old.sql.unsafe(`INSERT INTO ${LEDGER} VALUES ('00000000-0000-0000-0000-000000000001', 7, '{7,9}')`);
-      await admin((sql) => sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${roles[0]}`));
+      await withAdmin((sql) => sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${roles[0]}`));
       await old.sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON notes, ${LEDGER} TO ${roles[0]}`);
       const url = new URL(urls[0]!);
       url.pathname = `/${db}`;

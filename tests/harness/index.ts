@@ -28,7 +28,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+/** Runs `fn` with a superuser client of the shared server's `postgres` database (one connection, ended after). */
+export async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   const sql = postgres(adminUrl(), { max: 1, onnotice: () => {} });
   try {
     return await fn(sql);
@@ -106,4 +107,41 @@ export function tlsInfo(): { caFile: string; wrongCaFile: string; serverName: st
 /** PgBouncer (transaction pooling) in front of the shared server: its admin URL; or why there is none. */
 export function poolerInfo(): { url: string } | { skip: string } {
   return inject("ominipgPooler");
+}
+
+/** `url` (a database's) as `role` with `password`. */
+export function urlAs(url: string, role: string, password: string): string {
+  const u = new URL(url);
+  u.username = role;
+  u.password = password;
+  return u.href;
+}
+
+/**
+ * Login roles on the shared server, each with a random password and `attributes` (e.g. "REPLICATION"), allowed
+ * to connect to `databaseUrl`'s database: their URLs to it, by name. The caller drops them (`dropRoles`).
+ */
+export async function createLoginRoles(
+  databaseUrl: string,
+  roles: readonly string[],
+  attributes: Readonly<Record<string, string>> = {},
+): Promise<Record<string, string>> {
+  const db = new URL(databaseUrl).pathname.slice(1);
+  const urls: Record<string, string> = {};
+  await withAdmin(async (sql) => {
+    for (const role of roles) {
+      const password = randomBytes(12).toString("hex");
+      await sql.unsafe(`CREATE ROLE ${role} LOGIN ${attributes[role] ?? ""} PASSWORD '${password}'`);
+      await sql.unsafe(`GRANT CONNECT ON DATABASE ${db} TO ${role}`);
+      urls[role] = urlAs(databaseUrl, role, password);
+    }
+  });
+  return urls;
+}
+
+/** Drops roles of the shared server (their objects in other databases must be gone: drop those databases first). */
+export async function dropRoles(roles: readonly string[]): Promise<void> {
+  await withAdmin(async (sql) => {
+    for (const role of roles) await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
+  });
 }
