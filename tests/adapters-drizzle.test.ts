@@ -38,7 +38,7 @@ describe("ominipg/drizzle", () => {
 
   beforeAll(async () => {
     remote = await createTestDatabase();
-    db = await Ominipg.connect({ syncUrl: remote.url, loadDataDir: await pgliteTemplate(), schemaSQL });
+    db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL });
     orm = drizzle(db, { schema });
   });
   afterAll(async () => {

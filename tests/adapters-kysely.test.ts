@@ -2,7 +2,7 @@ import { Kysely, sql, type Generated, type Insertable, type Selectable } from "k
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { OminipgDialect } from "../src/adapters/kysely.js";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 
 interface UsersTable {
   id: Generated<number>;
@@ -25,7 +25,7 @@ describe("ominipg/kysely", () => {
 
   beforeAll(async () => {
     remote = await createTestDatabase();
-    db = await Ominipg.connect({ syncUrl: remote.url, loadDataDir: await pgliteTemplate(), schemaSQL });
+    db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL });
     k = new Kysely<Database>({ dialect: new OminipgDialect({ client: db }) });
   });
   afterAll(async () => {

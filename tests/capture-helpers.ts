@@ -18,7 +18,6 @@ const open: { close(): Promise<void> }[] = [];
  */
 export async function captureDb(schema: string[] = [], options: ConnectOptions = {}): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: unreachableUrl(),
     schemaSQL: schema,
     sync: { retry: { attempts: 1 } },

@@ -4,7 +4,7 @@ import { cp } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 const CLI = path.join(import.meta.dirname, "..", "dist", "cli", "main.js");
 const SCHEMA = `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL)`;
@@ -48,7 +48,6 @@ beforeAll(async () => {
     url: pristine,
     syncUrl: remote.url,
     schemaSQL: [SCHEMA],
-    loadDataDir: await pgliteTemplate(),
   });
   await db.query(`INSERT INTO items VALUES (1, 'one'), (2, 'two')`);
   await db.query(`INSERT INTO items VALUES (3, 'three')`);
@@ -149,7 +148,6 @@ describe.concurrent("ominipg CLI", () => {
         url: dir,
         syncUrl: own.url,
         schemaSQL: [SCHEMA],
-        loadDataDir: await pgliteTemplate(),
       });
       await db.query(`INSERT INTO items VALUES (1, 'one')`);
       await db.sync();
@@ -196,7 +194,6 @@ describe.concurrent("ominipg CLI", () => {
         syncUrl: own.url,
         schemaSQL: [SCHEMA, scratch],
         sync: { exclude: ["scratch"] },
-        loadDataDir: await pgliteTemplate(),
       });
       await db.query(`INSERT INTO scratch VALUES (1, 'local only'), (2, 'local only')`);
       await db.query(`INSERT INTO items VALUES (7, 'seven')`);

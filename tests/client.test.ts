@@ -18,8 +18,8 @@ import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestD
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
 
-async function memoryDb(extra: Parameters<typeof Ominipg.connect>[0] = {}) {
-  return Ominipg.connect({ loadDataDir: await pgliteTemplate(), ...extra });
+function memoryDb(extra: Parameters<typeof Ominipg.connect>[0] = {}) {
+  return Ominipg.connect(extra);
 }
 
 describe("query()", () => {
@@ -215,7 +215,6 @@ describe("persistent directories", () => {
     const dir = path.join(root, "nested", "deeper", "local.db");
     const db = await Ominipg.connect({
       url: dir,
-      loadDataDir: await pgliteTemplate(),
       schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY, v text)`],
     });
     await db.query(`INSERT INTO k VALUES (1, 'kept')`);
@@ -249,7 +248,7 @@ describe("persistent directories", () => {
 
   it("takes over a stale lock left by a dead process", async () => {
     const dir = path.join(tempDir("ominipg-stale-"), "db");
-    const db = await Ominipg.connect({ url: dir, loadDataDir: await pgliteTemplate() });
+    const db = await Ominipg.connect({ url: dir });
     await db.close();
     const child = spawn(process.execPath, ["-e", "0"]);
     await new Promise((r) => child.on("exit", r));
@@ -281,7 +280,6 @@ describe("schemaSQL", () => {
     const dir = path.join(tempDir("ominipg-schema-"), "db");
     const err = await Ominipg.connect({
       url: dir,
-      loadDataDir: await pgliteTemplate(),
       schemaSQL: [
         `CREATE TABLE IF NOT EXISTS ok1 (id int PRIMARY KEY)`,
         `CREATE TABLE broken (id int PRIMARY KEY, x nosuchtype)`,

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import type { TestHooks } from "../src/core/options.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";
 
@@ -52,7 +52,6 @@ async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: 
 async function openClient(remote: TestDatabase, conflicts: SyncOptions["conflicts"]): Promise<Client> {
   const db = await Ominipg.connect({
     testHooks,
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: SCHEMA,
     sync: { retry: { attempts: 1 }, ...(conflicts === undefined ? {} : { conflicts }) },
@@ -634,7 +633,6 @@ describe("keys and types", () => {
     await remote.sql`INSERT INTO lines (order_id, n, qty, tags) VALUES (1, 1, 10, '{a}'), (1, 2, 20, '{b}')`;
     const open = async (conflicts: SyncOptions["conflicts"]) => {
       const db = await Ominipg.connect({
-        loadDataDir: await pgliteTemplate(),
         syncUrl: remote.url,
         schemaSQL: schema,
         sync: { conflicts, retry: { attempts: 1 } },

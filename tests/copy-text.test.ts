@@ -11,7 +11,6 @@ import { Catalog } from "../src/capture/catalog.js";
 import { type TableInfo } from "../src/core/table.js";
 import type { Driver } from "../src/core/driver.js";
 import { Ominipg } from "../src/index.js";
-import { pgliteTemplate } from "./harness/index.js";
 
 const COLUMNS = `id int PRIMARY KEY, t text, j json, jb jsonb, n numeric, f float8, ok boolean, by bytea, at timestamptz,
   twice int GENERATED ALWAYS AS (id * 2) STORED`;
@@ -24,7 +23,6 @@ let layout: CopyLayout;
 
 beforeAll(async () => {
   db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     schemaSQL: [`CREATE TABLE rows (${COLUMNS})`, `CREATE TABLE copied (${COLUMNS})`],
   });
   driver = (db as unknown as { driver: Driver }).driver;

@@ -5,7 +5,7 @@
 import type postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { Ominipg, type ConnectOptions, type SyncOptions } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { dbNameOf, makeRemoteHostile } from "./pull-helpers.js";
 
 const SCHEMA = [
@@ -36,7 +36,6 @@ async function remoteDb(): Promise<TestDatabase> {
 
 async function client(remote: TestDatabase, sync: SyncOptions = {}, extra: Partial<ConnectOptions> = {}) {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: SCHEMA,
     sync: { retry: { attempts: 1 }, ...sync },

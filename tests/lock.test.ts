@@ -209,25 +209,32 @@ describe("processes racing to take over one stale lock", () => {
     for (let round = 0; round < 6; round++) {
       const dir = newDir();
       await stale[kind as keyof typeof stale](dir);
-      const goAt = Date.now() + 1500;
       const children = Array.from({ length: 4 }, () =>
-        spawn(process.execPath, [fixture("lock-race.mjs"), dir, String(goAt)], { stdio: ["pipe", "pipe", "pipe"] }),
+        spawn(process.execPath, [fixture("lock-race.mjs"), dir], { stdio: ["pipe", "pipe", "pipe"] }),
       );
-      const outcomes = await Promise.all(
-        children.map(
-          (child) =>
-            new Promise<string>((resolve, reject) => {
-              let out = "";
-              child.stdout.on("data", (d: Buffer) => {
-                out += d;
-                const line = out.split("\n").find((l) => l.startsWith("WON") || l.startsWith("LOCKED"));
-                if (line) resolve(line);
-              });
-              child.stderr.on("data", (d: Buffer) => (out += d));
-              child.on("exit", () => reject(new Error(`child ended without an outcome: ${out}`)));
-            }),
-        ),
-      );
+      const runs = children.map((child) => {
+        let out = "";
+        const seen = (prefixes: string[]) =>
+          new Promise<string>((resolve, reject) => {
+            const check = () => {
+              const line = out.split("\n").find((l) => prefixes.some((p) => l.startsWith(p)));
+              if (line) resolve(line);
+            };
+            child.stdout.on("data", check);
+            child.on("exit", () => reject(new Error(`child ended without ${prefixes.join(" or ")}: ${out}`)));
+            check();
+          });
+        child.stdout.on("data", (d: Buffer) => (out += d));
+        child.stderr.on("data", (d: Buffer) => (out += d));
+        const outcome = seen(["WON", "LOCKED"]);
+        outcome.catch(() => {}); // awaited below, once every child is ready
+        return { ready: seen(["ready"]), outcome };
+      });
+      // All four started: they go at the same moment, a little later.
+      await Promise.all(runs.map((r) => r.ready));
+      const goAt = Date.now() + 100;
+      for (const child of children) child.stdin.write(`${goAt}\n`);
+      const outcomes = await Promise.all(runs.map((r) => r.outcome));
       const winners = children.filter((_, i) => outcomes[i] === "WON");
       expect(winners.length, `round ${round}: ${outcomes.join(" | ")}`).toBe(1);
       for (const outcome of outcomes.filter((o) => o !== "WON"))

@@ -5,7 +5,7 @@
 // printed, where pgbouncer is not installed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, poolerInfo, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, poolerInfo, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./sync-helpers.js";
 
 const SCHEMA = [
@@ -31,7 +31,6 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
   it("two clients, several batches in flight each, sync through the pooler: the remote equals each client", async () => {
     const open = async () => {
       const db = await Ominipg.connect({
-        loadDataDir: await pgliteTemplate(),
         syncUrl: through,
         schemaSQL: SCHEMA,
         sync: { batchSize: 20, concurrency: 3 },
@@ -90,7 +89,6 @@ describe.skipIf("skip" in pooler)("PgBouncer in transaction pooling mode", () =>
     // The first test gave explicit ids, which a sequence does not see (as in plain PostgreSQL).
     await remote.sql`SELECT setval('lists_id_seq', 1000)`;
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: through,
       schemaSQL: SCHEMA,
       sequences: "lease",

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { type PullResult } from "../src/pull/types.js";
 
 let remote: TestDatabase;
@@ -19,7 +19,6 @@ afterAll(async () => {
 
 it("sync.pull 'initial' pulls in the background, pull() records conflicts, status() shows the last pull", async () => {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL,
     sync: { pull: "initial" },

@@ -8,7 +8,6 @@ import { CANONICAL_SETTINGS } from "../src/core/settings.js";
 import { Ominipg, type ConnectOptions } from "../src/index.js";
 import { Puller } from "../src/pull/puller.js";
 import { Remote } from "../src/remote/remote.js";
-import { pgliteTemplate } from "./harness/index.js";
 import { type PullConflict, type PullerOptions, type PullProgress, type PullRejection } from "../src/pull/types.js";
 
 export interface PullClient {
@@ -30,7 +29,6 @@ export async function pullClient(
   connect: Partial<ConnectOptions> = {},
 ): Promise<PullClient> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: url,
     schemaSQL,
     ...connect,

@@ -2,7 +2,7 @@
 // the rows it brings: ids of rows deleted remotely, or invisible to the client's role, must not be reused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL)`,
@@ -25,7 +25,6 @@ describe("pull: sequences", () => {
     await remote.sql.unsafe(`DELETE FROM notes WHERE id > 12`);
     await remote.sql.unsafe(`DELETE FROM marks WHERE id > 3`);
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: SCHEMA,
       sync: { pull: false },

@@ -4,7 +4,7 @@
 // with sequences: "lease", no SERIAL id collides.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 
 const CLIENTS = 8;
 const ROUNDS = 3;
@@ -36,7 +36,6 @@ describe("reliability: many clients, one remote", () => {
         for (let k = 0; k < CLIENTS; k++) {
           clients.push(
             await Ominipg.connect({
-              loadDataDir: await pgliteTemplate(),
               syncUrl: remote.url,
               schemaSQL: SCHEMA,
               sequences: "lease",
@@ -131,7 +130,6 @@ describe("reliability: many clients, one remote", () => {
       const clients = await Promise.all(
         Array.from({ length: CLIENTS }, async (_, k) => {
           const db = await Ominipg.connect({
-            loadDataDir: await pgliteTemplate(),
             syncUrl: fresh.url,
             schemaSQL: SCHEMA,
             sync: { retry: { attempts: 1 } },

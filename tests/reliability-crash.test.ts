@@ -14,7 +14,7 @@ import { randomInt } from "node:crypto";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, tempDir, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.js";
 import { inject } from "vitest";
 import { ROLLED_BACK, SCHEMA, TABLES, rng, runOp } from "./fixtures/reliability-workload.mjs";
 
@@ -193,7 +193,7 @@ describe("reliability: SIGKILL at random points, then restart and sync", () => {
           expect((await db.verify()).ok).toBe(true);
 
           // Nothing committed lost, nothing rolled back kept: the same state as a run without kills.
-          const reference = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), schemaSQL: SCHEMA });
+          const reference = await Ominipg.connect({ schemaSQL: SCHEMA });
           try {
             for (let op = 0; op < ops; op++) await runOp(reference, SEED, op);
             expect(await localChecksums(db, ["stamp"]), "local state equals the run without kills").toEqual(

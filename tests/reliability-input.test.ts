@@ -4,7 +4,7 @@
 // the log and both databases stay consistent (the same rows on both sides after a sync).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CaptureError, Ominipg, OminipgError } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, openSynced, queued } from "./sync-helpers.js";
 
 const SCHEMA = [
@@ -242,7 +242,6 @@ describe("reliability: bad input", () => {
 
   it('sequences: "lease" with quoted and injection-shaped names', async () => {
     const leased = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: WEIRD_DDL,
       sync: { schemas: [WEIRD_SCHEMA] },
@@ -273,7 +272,6 @@ describe("reliability: bad input", () => {
 
   it("sync options with injection-shaped names select nothing and break nothing", async () => {
     const odd = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: SCHEMA,
       sync: {

@@ -3,7 +3,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 /** A TCP relay to the server that keeps every byte the server sent (its notices and warnings among them). */
 async function tap(targetUrl: string): Promise<{ url: string; heard: () => string; close: () => Promise<void> }> {
@@ -51,7 +51,6 @@ describe("remote noise", () => {
   it("sync (windows and COPY), pull and verify send no COMMIT or ROLLBACK outside a transaction", async () => {
     const relay = await tap(remote.url);
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: relay.url,
       schemaSQL: SCHEMA,
       sync: { batchSize: 10, copyBatchSize: 100 },

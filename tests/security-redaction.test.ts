@@ -7,7 +7,7 @@ import util from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { redact } from "../src/core/url.js";
-import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 /** A password with every character that needs percent-encoding in a URL. */
 const PASSWORD = `S3cr3t-p@ss:w/rd?#%'"\\ x`;
@@ -111,7 +111,6 @@ describe("security: passwords never leak", () => {
       for (const syncUrl of [wrongPassword, down, noDatabase]) {
         const events: unknown[] = [];
         const db = await Ominipg.connect({
-          loadDataDir: await pgliteTemplate(),
           syncUrl,
           schemaSQL: SCHEMA,
           sync: { retry: { attempts: 1 } },
@@ -169,7 +168,6 @@ describe("security: passwords never leak", () => {
     const dir = path.join(tempDir("ominipg-redaction-"), "db");
     const db = await Ominipg.connect({
       url: dir,
-      loadDataDir: await pgliteTemplate(),
       syncUrl: down,
       schemaSQL: SCHEMA,
     });

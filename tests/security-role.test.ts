@@ -6,14 +6,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LEDGER_DDL } from "../src/remote/schema.js";
 import { Ominipg } from "../src/index.js";
-import {
-  createLoginRoles,
-  createTestDatabase,
-  dropRoles,
-  pgliteTemplate,
-  withAdmin,
-  type TestDatabase,
-} from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, withAdmin, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./sync-helpers.js";
 import postgres from "postgres";
 
@@ -57,7 +50,6 @@ describe("security: a remote role with only the documented privileges", () => {
   it("push (inserts, updates, key changes, deletes), sequences advanced, verify: all with only those privileges", async () => {
     const errors: unknown[] = [];
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: roleUrl,
       schemaSQL: SCHEMA,
       remoteSchema: "skip",
@@ -89,7 +81,6 @@ describe("security: a remote role with only the documented privileges", () => {
 
   it('sequences: "lease" leases blocks with only USAGE on the sequence', async () => {
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: roleUrl,
       schemaSQL: SCHEMA,
       remoteSchema: "skip",

@@ -10,14 +10,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
-import {
-  createLoginRoles,
-  createTestDatabase,
-  dropRoles,
-  pgliteTemplate,
-  withAdmin,
-  type TestDatabase,
-} from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, withAdmin, type TestDatabase } from "./harness/index.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
 const LEDGER = "public._ominipg_ledger";
@@ -67,7 +60,6 @@ describe("security: per-tenant protection of Ominipg's remote tables", () => {
 
   const open = async (url: string) =>
     Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: url,
       schemaSQL: SCHEMA,
       remoteSchema: "skip",

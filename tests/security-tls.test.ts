@@ -5,7 +5,7 @@
 // push nothing. Skipped (with the reason printed) where the harness could not turn TLS on.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg, SyncError } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, tlsInfo, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tlsInfo, type TestDatabase } from "./harness/index.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS secrets (id int PRIMARY KEY, body text)`];
 const tls = tlsInfo();
@@ -42,7 +42,6 @@ describe.skipIf("skip" in tls)("security: TLS follows sslmode", () => {
 
   async function pushOne(syncUrl: string, id: number): Promise<{ db: Ominipg; result: unknown }> {
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl,
       schemaSQL: SCHEMA,
       sync: { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } },

@@ -6,7 +6,7 @@ import path from "node:path";
 import util from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 /** A password of its own per form (so a leak is traced to its form), never the server's real one. */
 const secret = (i: number) => `Corpus${i}Pw`;
@@ -135,7 +135,6 @@ describe("security: a corpus of URL forms", () => {
         else delete process.env.PGPASSWORD;
         const events: unknown[] = [];
         const db = await Ominipg.connect({
-          loadDataDir: await pgliteTemplate(),
           syncUrl: f.url,
           sync: { retry: { attempts: 1 } },
         });
@@ -177,7 +176,6 @@ describe("security: a corpus of URL forms", () => {
     const url = remote.url.replace(`@${u.host}/`, `@${down},${u.host}/`);
     expect(url).not.toBe(remote.url);
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: url,
       schemaSQL: [`CREATE TABLE IF NOT EXISTS corpus (id int PRIMARY KEY)`],
       sync: { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 10 } },

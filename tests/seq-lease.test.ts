@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Ominipg, OminipgError } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 
 let remote: TestDatabase;
 beforeAll(async () => {
@@ -13,7 +13,6 @@ afterAll(async () => {
 const schemaSQL = [`CREATE TABLE IF NOT EXISTS notes (id SERIAL PRIMARY KEY, client text NOT NULL, n int NOT NULL)`];
 const client = async () =>
   Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL,
     sequences: "lease",

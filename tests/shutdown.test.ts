@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { lockDirectory } from "../src/local/lock.js";
-import { createTestDatabase, pgliteTemplate, tempDir } from "./harness/index.js";
+import { createTestDatabase, tempDir } from "./harness/index.js";
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
 
@@ -55,7 +55,7 @@ function start(script: string, arg: string): Child {
 /** A data directory with the test template in it, so the child does not run initdb. */
 async function newDirectory(): Promise<string> {
   const dir = path.join(tempDir("ominipg-shutdown-"), "db");
-  const db = await Ominipg.connect({ url: dir, loadDataDir: await pgliteTemplate() });
+  const db = await Ominipg.connect({ url: dir });
   await db.close();
   return dir;
 }

@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, tempDir, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, x int NOT NULL DEFAULT 0)`];
@@ -54,7 +54,6 @@ describe("sync: exactly once", () => {
       syncUrl: remote.url,
       schemaSQL: SCHEMA,
       sync,
-      loadDataDir: await pgliteTemplate(),
     });
     await db.query(`INSERT INTO counters (id) SELECT g FROM generate_series(1, 6) g`);
     await db.sync();

@@ -4,7 +4,6 @@ import net from "node:net";
 import type postgres from "postgres";
 import { expect } from "vitest";
 import { Ominipg, type ConnectOptions } from "../src/index.js";
-import { pgliteTemplate } from "./harness/index.js";
 
 /** A local in-memory Ominipg (fast start from the template) syncing to `syncUrl`. */
 export async function openSynced(
@@ -12,7 +11,7 @@ export async function openSynced(
   schemaSQL: string[],
   extra: Partial<ConnectOptions> = {},
 ): Promise<Ominipg> {
-  const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl, schemaSQL, ...extra });
+  const db = await Ominipg.connect({ syncUrl, schemaSQL, ...extra });
   // Fixed session settings so that to_jsonb() text is comparable with the remote's.
   await db.query(`SET TimeZone TO 'UTC'`);
   return db;

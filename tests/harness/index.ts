@@ -78,7 +78,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 let template: Promise<Buffer> | undefined;
 
-/** A fresh Blob of the PGlite template dump, for `PGlite.create({ loadDataDir })`. */
+/**
+ * A fresh Blob of the PGlite template dump, for `PGlite.create({ loadDataDir })`. `Ominipg.connect()` needs no
+ * `loadDataDir`: a new database starts from the same dump through the init cache (OMINIPG_CACHE_DIR, set by
+ * global-setup.ts), a quicker path than PGlite's `loadDataDir` (~0.08 s of CPU less per database).
+ */
 export async function pgliteTemplate(): Promise<Blob> {
   template ??= readFile(inject("ominipgPgliteTemplate"));
   return new Blob([await template]);
