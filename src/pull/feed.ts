@@ -159,8 +159,10 @@ export async function feedTable(
         `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
       blind: true,
     };
-  if (count!.whole || again.whole)
+  if (count!.whole)
     return { reason: "the feed holds a TRUNCATE of the table, or a change it could not read the key of", blind: false };
+  if (again.whole)
+    return { reason: "a local TRUNCATE of the table was refused by the remote and set aside", blind: false };
   const total = Number(count!.n) + again.count;
   ctx.progress({ table, done: 0, total });
   if (total === 0) {
