@@ -158,7 +158,7 @@ describe("the change feed's drainer", () => {
     await expect(killed).rejects.toThrow("killed");
     const before = await remote.sql<
       { confirmed: string }[]
-    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots`;
+    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = ${slot}`;
     expect(await feed(remote)).toHaveLength(55);
     // Meanwhile another change commits; the next drain peeks the same transactions again, then the new one.
     await remote.sql.unsafe(`DELETE FROM t WHERE id = 50`);
@@ -168,7 +168,7 @@ describe("the change feed's drainer", () => {
     expect(rows.at(-1)).toBe(`t {"id": "50"}`);
     const [after] = await remote.sql<
       { confirmed: string }[]
-    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots`;
+    >`SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = ${slot}`;
     expect(after!.confirmed).not.toBe(before[0]!.confirmed);
   });
 
