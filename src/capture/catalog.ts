@@ -53,6 +53,7 @@ export class Catalog {
       { rows: fnRows },
       { rows: ruleRows },
       { rows: exprRows },
+      { rows: loggedRows },
     ] = [
       await driver.query<{ schemas: string[] }>(`SELECT current_schemas(true) AS schemas`, [], opts),
       await driver.query<{ oid: number; schema: string; name: string; kind: RelKind; pk: string[] | null }>(
@@ -97,9 +98,17 @@ export class Catalog {
         [],
         opts,
       ),
-      await driver.query<{ oid: number; name: string; lang: string; src: string; timing: string }>(
+      await driver.query<{
+        oid: number;
+        name: string;
+        lang: string;
+        src: string;
+        timing: string;
+        before_row_update: boolean;
+      }>(
         `SELECT t.tgrelid::int8 AS oid, t.tgname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src,
-                CASE WHEN t.tgtype & 2 = 2 THEN 'BEFORE' WHEN t.tgtype & 64 = 64 THEN 'INSTEAD OF' ELSE 'AFTER' END AS timing
+                CASE WHEN t.tgtype & 2 = 2 THEN 'BEFORE' WHEN t.tgtype & 64 = 64 THEN 'INSTEAD OF' ELSE 'AFTER' END AS timing,
+                t.tgtype & 19 = 19 AS before_row_update
            FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
           WHERE NOT t.tgisinternal`,
         [],
@@ -128,6 +137,22 @@ export class Catalog {
          SELECT c.conrelid::int8, 'check constraint ' || c.conname, pg_get_constraintdef(c.oid)
            FROM pg_constraint c WHERE c.contype = 'c' AND c.conrelid <> 0`,
         [],
+        opts,
+      ),
+      // Columns an UPDATE's log images always carry, assigned or not (log/capture.ts): those of unique indexes
+      // (keys, expressions, predicates) and of foreign keys to the table itself, which the push's ordering
+      // (push/coalesce.ts) must see change.
+      await driver.query<{ oid: number; cols: string[] }>(
+        `SELECT a.attrelid::int8 AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
+            AND (EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND a.attnum = ANY(i.indkey::int2[]))
+              OR EXISTS (SELECT FROM pg_index i JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                          WHERE i.indrelid = c.oid AND i.indisunique AND d.refobjid = c.oid AND d.refobjsubid = a.attnum)
+              OR EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid AND f.confrelid = c.oid
+                            AND a.attnum = ANY(f.conkey)))
+          GROUP BY a.attrelid`,
+        [scope.schemas],
         opts,
       ),
     ];
@@ -163,6 +188,10 @@ export class Catalog {
       }
     }
 
+    const logged = new Map(loggedRows.map((r) => [Number(r.oid), r.cols]));
+    const beforeUpdate = new Map<number, string>();
+    for (const t of trgRows) if (t.before_row_update) beforeUpdate.set(Number(t.oid), t.name);
+
     const tables = new Map<number, TableInfo>();
     for (const r of relRows) {
       if ((r.kind !== "r" && r.kind !== "p") || !inScope(scope, r.schema, r.name)) continue;
@@ -177,6 +206,15 @@ export class Catalog {
         writable: cols.filter((c) => !c.generated).map((c) => c.name),
         updatable: cols.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name),
         primaryKey: r.pk ?? [],
+        ...(beforeUpdate.has(oid)
+          ? {
+              wholeImages: `its BEFORE UPDATE trigger ${beforeUpdate.get(oid)!} may change columns an UPDATE does not assign`,
+            }
+          : {
+              logged: cols
+                .filter((c) => r.pk?.includes(c.name) || logged.get(oid)?.includes(c.name))
+                .map((c) => c.name),
+            }),
         ...(cols.some((c) => c.sequence && r.pk?.includes(c.name)) ? { keyFromSequence: true } : {}),
         references: references.get(oid) ?? [],
       });

@@ -2,7 +2,7 @@ import { CaptureError } from "../core/errors.js";
 import { quoteIdent } from "../core/sql.js";
 import type { Catalog } from "./catalog.js";
 import type { TableInfo } from "../core/table.js";
-import { NEXT_LOG_ID, logRowChangesSql } from "../log/capture.js";
+import { NEXT_LOG_ID, logRowChangesSql, rowImagesSql } from "../log/capture.js";
 import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
@@ -99,7 +99,7 @@ export async function rewriteForCapture(
     // Ask for the column names before the capture columns are added.
     const names =
       userExprs.length === 0 ? [] : await describeNames(probe(body, original, cte.ctename, unused("ominipg_probe")));
-    addCaptureReturning(query[qtype], unused);
+    addCaptureReturning(qtype, query[qtype], table, unused);
     if (userExprs.length === 0) {
       // No RETURNING: nothing can reference it, so it keeps its name and returns only the capture columns.
       newCtes.push(ctes[i]!);
@@ -129,7 +129,7 @@ export async function rewriteForCapture(
   } else {
     const hasUserReturning = (body.returningClause?.exprs?.length ?? 0) > 0;
     const withoutWith = { ...body, withClause: undefined };
-    addCaptureReturning(withoutWith, unused);
+    addCaptureReturning(type, withoutWith, topTable, unused);
     const top = fresh("ominipg_w");
     newCtes.push(cteNode(top, { [type]: withoutWith }));
     sources.push({ cte: top, table: topTable });
@@ -236,7 +236,7 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
  * level (its target, FROM / USING items, MERGE source) already has that name; the explicit aliases follow the
  * same rule, so the user's `old.x` / `new.x` mean what they meant. `unused` gives a name found nowhere.
  */
-function addCaptureReturning(body: Node, unused: (base: string) => string): void {
+function addCaptureReturning(type: string, body: Node, table: TableInfo, unused: (base: string) => string): void {
   const clause: Node = body.returningClause ?? {};
   const options: Node[] = [...(clause.options ?? [])];
   const level = levelNames(body);
@@ -250,11 +250,37 @@ function addCaptureReturning(body: Node, unused: (base: string) => string): void
   };
   const oldAlias = aliasFor("RETURNING_OPTION_OLD", "old");
   const newAlias = aliasFor("RETURNING_OPTION_NEW", "new");
+  const images = rowImagesSql(
+    table,
+    { old: oldAlias, new: newAlias },
+    assignedColumns(type, body),
+    type !== "UpdateStmt",
+  );
   const capture = parseSelect(
-    `SELECT ${NEXT_LOG_ID} AS ${ID_COL}, ` +
-      `to_json(${quoteIdent(oldAlias)}.*) AS ${OLD_COL}, to_json(${quoteIdent(newAlias)}.*) AS ${NEW_COL}`,
+    `SELECT ${NEXT_LOG_ID} AS ${ID_COL}, ${images.old} AS ${OLD_COL}, ${images.new} AS ${NEW_COL}`,
   ).targetList as Node[];
   body.returningClause = { options, exprs: [...capture, ...(clause.exprs ?? [])] };
+}
+
+/**
+ * The columns a DML statement's UPDATEs assign (SET lists of UPDATE, ON CONFLICT DO UPDATE and MERGE's WHEN
+ * clauses; `SET a[1] = ..` and `SET c.f = ..` assign a and c); undefined when it updates no row.
+ */
+function assignedColumns(type: string, body: Node): Set<string> | undefined {
+  const lists: Node[][] =
+    type === "UpdateStmt"
+      ? [body.targetList ?? []]
+      : type === "InsertStmt"
+        ? body.onConflictClause?.action === "ONCONFLICT_UPDATE"
+          ? [body.onConflictClause.targetList ?? []]
+          : []
+        : type === "MergeStmt"
+          ? (body.mergeWhenClauses ?? [])
+              .filter((w: Node) => w.MergeWhenClause?.commandType === "CMD_UPDATE")
+              .map((w: Node) => w.MergeWhenClause.targetList ?? [])
+          : [];
+  if (lists.length === 0) return undefined;
+  return new Set(lists.flat().map((t) => t.ResTarget?.name as string));
 }
 
 /** The names of a DML statement's own range-table entries: its target and its FROM / USING / MERGE source items. */

@@ -1,4 +1,5 @@
 import { qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
+import type { TableInfo } from "../core/table.js";
 import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "./tables.js";
 
 /**
@@ -8,6 +9,42 @@ import { QUEUE_ID_SEQUENCE, QUEUE_TABLE } from "./tables.js";
 
 /** The expression that takes the next log id (capture takes it per changed row, in the statement's RETURNING). */
 export const NEXT_LOG_ID = `nextval(${quoteLiteral(qualified("public", QUEUE_ID_SEQUENCE))}::regclass)`;
+
+/**
+ * The json images of a changed row that capture returns in the statement's RETURNING, before (`old`) and after
+ * (`new`): null where there is no row. Inserts and deletes log whole rows. A row an UPDATE (or ON CONFLICT DO
+ * UPDATE, or MERGE's UPDATE) changes logs only the columns it assigns, plus the table's `logged` ones (its key
+ * and what the push's ordering checks), in both images: what it did not assign is the same before and after,
+ * and the local row still holds it when it is pushed, so a wide row's untouched columns (a TOASTed document)
+ * are not copied. The text is `to_json` of a row's, column by column (`to_json` of each value), so both forms
+ * split alike (core/image.ts). `updated`: the columns the statement assigns; undefined when it updates no row.
+ * `mixed`: the statement may also insert or delete rows (ON CONFLICT, MERGE), which get whole images.
+ */
+export function rowImagesSql(
+  table: TableInfo,
+  aliases: { old: string; new: string },
+  updated: ReadonlySet<string> | undefined,
+  mixed: boolean,
+): { old: string; new: string } {
+  const whole = (alias: string) => `to_json(${quoteIdent(alias)}.*)`;
+  const logged = table.logged;
+  if (!updated || !logged || table.primaryKey.some((c) => updated.has(c)))
+    return { old: whole(aliases.old), new: whole(aliases.new) };
+  // Table order, so images of one statement shape share their column list (push/coalesce.ts: writableIn).
+  const columns = table.columns.filter((c) => logged.includes(c.name) || updated.has(c.name)).map((c) => c.name);
+  const part = (alias: string) => {
+    const values = columns.map(
+      (c, i) =>
+        `${quoteLiteral(`${i === 0 ? "{" : ","}${JSON.stringify(c)}:`)} || coalesce(to_json(${quoteIdent(alias)}.${quoteIdent(c)})::text, 'null')`,
+    );
+    return `(${values.join(" || ")} || '}')::json`;
+  };
+  if (!mixed) return { old: part(aliases.old), new: part(aliases.new) };
+  const missing = (alias: string) => `${quoteIdent(alias)}.${quoteIdent(table.primaryKey[0]!)} IS NULL`;
+  const either = (self: string, other: string) =>
+    `CASE WHEN ${missing(self)} THEN NULL WHEN ${missing(other)} THEN ${whole(self)} ELSE ${part(self)} END`;
+  return { old: either(aliases.old, aliases.new), new: either(aliases.new, aliases.old) };
+}
 
 /**
  * Log every row change a capturing CTE returned: `cte` names it, its columns `id`, `oldRow`, `newRow` (the

@@ -46,16 +46,23 @@ export const LAST_QUEUE_ID = `(SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})`
 /**
  * A CTE `name`: for every key the table's queued changes touch, its first change: the key's columns,
  * `ominipg_id` (that entry's id) and `ominipg_base` (the row before it, as json; null if that change created
- * the row). Set-based (one pass over the log, no lookup per key): linear in the number of pending changes.
+ * the row). An update's images may hold only the columns it assigned (log/capture.ts), so the base is each
+ * column's old value in the first entry under that key that has it; a column no entry has is the local row's,
+ * which callers take with json_populate_record(<the local row>, ominipg_base). Set-based (one pass over the
+ * log, no lookup per key): linear in the number of pending changes.
  */
 export function firstChangesCte(t: TableInfo, name: string): string {
   const pk = columnList(t.primaryKey);
   return (
     `ominipg_touch AS (SELECT ${columnList(t.primaryKey, "ominipg_p")}, ${Q}.id AS ominipg_id, ` +
     `ominipg_v.is_old AS ominipg_is_old, ${Q}.old_row AS ominipg_old FROM ${touches(t)}), ` +
+    `ominipg_olds AS (SELECT DISTINCT ON (${pk}, ominipg_e.ominipg_c) ${pk}, ominipg_e.ominipg_c, ominipg_e.ominipg_ev ` +
+    `FROM ominipg_touch CROSS JOIN LATERAL json_each(ominipg_old) AS ominipg_e(ominipg_c, ominipg_ev) ` +
+    `WHERE ominipg_is_old ORDER BY ${pk}, ominipg_e.ominipg_c, ominipg_id), ` +
+    `ominipg_fold AS (SELECT ${pk}, json_object_agg(ominipg_c, ominipg_ev) AS ominipg_old FROM ominipg_olds GROUP BY ${pk}), ` +
     // For an update that keeps the key, its old image comes first: the base is the row before the update.
     `${name} AS (SELECT DISTINCT ON (${pk}) ${pk}, ominipg_id, ` +
-    `CASE WHEN ominipg_is_old THEN ominipg_old END AS ominipg_base ` +
-    `FROM ominipg_touch ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC)`
+    `CASE WHEN ominipg_is_old THEN ominipg_fold.ominipg_old END AS ominipg_base ` +
+    `FROM ominipg_touch LEFT JOIN ominipg_fold USING (${pk}) ORDER BY ${pk}, ominipg_id, ominipg_is_old DESC)`
   );
 }

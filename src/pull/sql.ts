@@ -209,7 +209,7 @@ export function pendingImagesSql(t: TableInfo, buckets?: number, within?: (alias
   return (
     `WITH ${firstChangesCte(t, f)} ` +
     `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${key}) AS ominipg_j) AS key, ${f}.ominipg_id::text AS queue_id, ` +
-    `CASE WHEN ${f}.ominipg_base IS NOT NULL THEN to_jsonb(json_populate_record(NULL::${t.sql}, ${f}.ominipg_base))::text END AS base, ` +
+    `CASE WHEN ${f}.ominipg_base IS NOT NULL THEN to_jsonb(json_populate_record(ominipg_x, ${f}.ominipg_base))::text END AS base, ` +
     `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote ` +
     `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} ` +
     `LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +

@@ -134,6 +134,7 @@ export class Coalescer {
         st = this.#state(table, before, null, entry);
         this.#rows.set(k, st);
       } else {
+        fillBase(st, before);
         st.current = null;
         this.#touch(st, entry);
       }
@@ -151,7 +152,8 @@ export class Coalescer {
       st = this.#state(table, before, after, entry);
       this.#rows.set(k, st);
     } else {
-      st.current = after;
+      fillBase(st, before);
+      st.current = st.current === null ? after : new Map([...st.current, ...after]);
       this.#touch(st, entry);
     }
     if (k2 !== k) {
@@ -261,6 +263,17 @@ export class Coalescer {
     st.entryIds.push(entry.id);
     st.priority = Math.max(st.priority, entry.priority);
   }
+}
+
+/**
+ * An UPDATE's images may hold only the columns it assigned (log/capture.ts), so a row's base and current image
+ * grow as entries touch more columns: a column's base value is its old value in the first entry that has it (no
+ * entry before changed it), and the current image takes each entry's new values over the earlier ones. Columns
+ * no entry has are the same before and after the window, and are not pushed.
+ */
+function fillBase(st: RowState, before: Image): void {
+  if (st.base === null) return;
+  for (const [c, v] of before) if (!st.base.has(c)) st.base.set(c, v);
 }
 
 /** The value of unique column set `i` as text, or undefined when it cannot conflict (a NULL, NULLS DISTINCT). */

@@ -1,5 +1,6 @@
 import type { TableInfo } from "../core/table.js";
 import { writableIn, type RowOp } from "./coalesce.js";
+import { isPartial } from "./complete.js";
 import type { GroupWrite } from "./statements.js";
 
 /** Row writes of one table, one statement shape and one way of checking the remote rows, applied together. */
@@ -9,6 +10,8 @@ export interface OpGroup {
   columns: string[];
   set: string[];
   check: Check;
+  /** Updates whose images hold only some columns (push/complete.ts): the remote rows are updated, never inserted. */
+  partial: boolean;
   ops: RowOp[];
 }
 
@@ -44,11 +47,12 @@ export function groupOps(ops: RowOp[]): OpGroup[] {
     const columns = op.kind === "delete" ? [] : writableIn(op.table, op.image);
     const set = op.kind === "delete" ? [] : op.set;
     const check = checkOf(op, columns);
-    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}`;
+    const partial = check.expected === "base" && isPartial(op);
+    const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}\u0000${partial}`;
     let g = groups.get(key);
     if (g && g !== out[out.length - 1] && op.table.references.includes(op.table.oid)) g = undefined;
     if (!g) {
-      g = { kind: op.kind, table: op.table, columns, set, check, ops: [] };
+      g = { kind: op.kind, table: op.table, columns, set, check, partial, ops: [] };
       groups.set(key, g);
       out.push(g);
     }
@@ -76,6 +80,7 @@ export function toGroupWrite(g: OpGroup): GroupWrite {
       columns: g.columns,
       set: g.set,
       rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image),
+      ...(g.partial ? { existing: true } : {}),
     };
   return {
     kind: "move",

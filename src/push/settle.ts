@@ -18,6 +18,7 @@ import type {
   Resolution,
 } from "../core/conflicts.js";
 import { changedColumns } from "../core/conflict-rule.js";
+import { localRowsOf, wholeImage } from "./complete.js";
 
 /** A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text). */
 export interface FoundConflict {
@@ -82,12 +83,25 @@ export class ConflictSettler {
 
   /** What to push instead of each conflicting change (undefined: nothing). */
   async settle(found: FoundConflict[]): Promise<(RowOp | undefined)[]> {
+    // Partial images (an update that logged only what it assigned) are made whole from the local rows; a change
+    // whose local row a later change deleted has no local row.
+    const rows = await this.local.run((d) =>
+      localRowsOf(
+        d,
+        found.map((f) => f.op),
+      ),
+    );
     const images = await this.#canonical(
-      found.flatMap(({ op, remote }) => [
-        { table: op.table, text: op.base && encodeImage(op.table, op.base) },
-        { table: op.table, text: op.kind === "delete" ? null : encodeImage(op.table, op.image) },
-        { table: op.table, text: remote },
-      ]),
+      found.flatMap(({ op, remote }, i) => {
+        const row = rows[i];
+        const base = op.base && (row ? wholeImage(row, op.base) : op.base);
+        const local = op.kind === "delete" || row === null ? null : row ? wholeImage(row, op.image) : op.image;
+        return [
+          { table: op.table, text: base && encodeImage(op.table, base) },
+          { table: op.table, text: local && encodeImage(op.table, local) },
+          { table: op.table, text: remote },
+        ];
+      }),
     );
     const settled: Settled[] = [];
     for (let i = 0; i < found.length; i++) {

@@ -41,9 +41,13 @@ export type GroupWrite = {
    */
   check: { columns: string[]; expected?: (Image | null)[]; acceptTarget: boolean };
 } &
-  /** Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). */
+  /**
+   * Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). `existing`: the rows
+   * hold only some columns (an update's partial images, push/complete.ts) and the check expects every row to
+   * be there: only update them (an INSERT would be refused for the columns it lacks before ON CONFLICT applies).
+   */
   (
-    | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[] }
+    | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[]; existing?: boolean }
     /** Update the row found by `key` to `set` of `image`. */
     | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
     | { kind: "delete"; rows: Image[] }
@@ -181,6 +185,14 @@ function writeSql(g: GroupWrite, name: string): string {
   const t = g.table;
   if (g.kind === "delete") {
     return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`;
+  }
+  if (g.kind === "upsert" && g.existing) {
+    const set = g.set.filter((c) => t.updatable.includes(c));
+    if (set.length === 0) return "SELECT 1 WHERE false";
+    return (
+      `UPDATE ${t.sql} AS ${T} SET ${assignments(t, set, "s.r")} ` +
+      `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED} RETURNING 1`
+    );
   }
   if (g.kind === "upsert") {
     const values = g.columns.map((c) => field(t, "s.r", c)).join(", ");

@@ -1,0 +1,120 @@
+// Wide rows (issue 18): an UPDATE logs only the columns it assigns, with the key and the columns the push's
+// ordering needs (unique and self-referencing ones), never the untouched document; inserts and deletes log
+// whole rows; a table whose BEFORE UPDATE trigger may change any column logs whole rows. Every form is
+// replayed onto the state before it (capture-helpers: a partial image must match the row in each column it
+// holds, and the replayed state must equal the database's), so a column changed but not logged fails.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Ominipg } from "../src/index.js";
+import {
+  captureDb,
+  closeAll,
+  expectReplayGives,
+  logSince,
+  snapshot,
+  tablesWithKeys,
+  watermark,
+  type Entry,
+  type Table,
+} from "./capture-helpers.js";
+import { WIDE_SCHEMA, wideRow } from "./wide-helpers.js";
+
+const SCHEMA = [
+  ...WIDE_SCHEMA,
+  `CREATE TABLE IF NOT EXISTS stamped (id int PRIMARY KEY, v int, changed_at int NOT NULL DEFAULT 0, doc text)`,
+  `CREATE OR REPLACE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed_at := OLD.changed_at + 1; RETURN NEW; END $$`,
+  `DROP TRIGGER IF EXISTS stamp ON stamped`,
+  `CREATE TRIGGER stamp BEFORE UPDATE ON stamped FOR EACH ROW EXECUTE FUNCTION stamp()`,
+];
+
+let db: Ominipg;
+let tables: Table[];
+beforeAll(async () => {
+  db = await captureDb(SCHEMA);
+  tables = await tablesWithKeys(db);
+  for (const id of [1, 2, 3]) await db.query(wideRow(id));
+  await db.query(`INSERT INTO stamped VALUES (1, 1, 0, repeat('d', 3000))`);
+});
+afterAll(closeAll);
+
+/** Run the statements; the log they wrote must replay to the new state. Returns the entries. */
+async function captured(...statements: string[]): Promise<Entry[]> {
+  const before = await snapshot(db, tables);
+  const mark = await watermark(db);
+  for (const s of statements) await db.query(s);
+  const entries = await logSince(db, mark);
+  expectReplayGives(before, entries, await snapshot(db, tables), tables);
+  return entries;
+}
+
+const columnsOf = (image: string | null) => (image === null ? null : Object.keys(JSON.parse(image) as object).sort());
+
+describe("an UPDATE logs the columns it assigns", () => {
+  it("one int column: the key, the unique and self-referencing columns, and that column, old and new", async () => {
+    const [e] = await captured(`UPDATE wide SET n1 = n1 + 1 WHERE id = 1`);
+    expect(e!.op).toBe("U");
+    expect(columnsOf(e!.old)).toEqual(["email", "id", "n1", "parent"]);
+    expect(columnsOf(e!.new)).toEqual(["email", "id", "n1", "parent"]);
+    // Key and assigned values, old and new: nothing of the document or the text.
+    const { rows } = await db.query<{ bytes: number }>(
+      `SELECT (pg_column_size(old_row) + pg_column_size(new_row))::int AS bytes FROM _sync_queue WHERE id = $1`,
+      [e!.id],
+    );
+    expect(rows[0]!.bytes).toBeLessThan(120);
+  });
+
+  it("the document: only the document is copied, and the untouched text is not", async () => {
+    const [e] = await captured(`UPDATE wide SET doc = jsonb_set(doc, '{k1}', '"edited"') WHERE id = 2`);
+    expect(columnsOf(e!.new)).toEqual(["doc", "email", "id", "parent"]);
+    expect(e!.new).not.toContain("lorem");
+  });
+
+  it("row assignments, sub-selects and expressions in SET", async () => {
+    const [e] = await captured(`UPDATE wide SET (n2, t2) = (SELECT 5, 'five'), m1 = m0 * 2 WHERE id = 3`);
+    expect(columnsOf(e!.old)).toEqual(["email", "id", "m1", "n2", "parent", "t2"]);
+  });
+
+  it("ON CONFLICT DO UPDATE: a new row is a whole insert, an existing one a partial update", async () => {
+    const entries = await captured(
+      `INSERT INTO wide (id, email, doc, body) VALUES (4, 'u4@x', '{}', 'b'), (1, 'u1@x', '{}', 'b')
+       ON CONFLICT (id) DO UPDATE SET t0 = 'upserted'`,
+    );
+    expect(entries.map((e) => [e.op, columnsOf(e.old)?.length ?? 0, columnsOf(e.new)!.length])).toEqual([
+      ["I", 0, 32],
+      ["U", 4, 4],
+    ]);
+  });
+
+  it("MERGE: updates log the union of the columns their clauses assign; deletes and inserts whole rows", async () => {
+    const entries = await captured(
+      `MERGE INTO wide w USING (VALUES (1, 'x'), (4, 'y'), (9, 'z')) AS s(id, v) ON w.id = s.id
+       WHEN MATCHED AND w.id = 1 THEN UPDATE SET t3 = s.v
+       WHEN MATCHED AND w.id = 2 THEN UPDATE SET n3 = 3
+       WHEN MATCHED THEN DELETE
+       WHEN NOT MATCHED THEN INSERT (id, doc, body) VALUES (s.id, '{}', s.v)`,
+    );
+    expect(entries.map((e) => [e.op, columnsOf(e.old)?.length ?? 0, columnsOf(e.new)?.length ?? 0])).toEqual([
+      ["U", 5, 5],
+      ["D", 32, 0],
+      ["I", 0, 32],
+    ]);
+    expect(columnsOf(entries[0]!.old)).toEqual(["email", "id", "n3", "parent", "t3"]);
+  });
+
+  it("a key change and a unique column are logged whole / always", async () => {
+    const [moved] = await captured(`UPDATE wide SET id = 10, n4 = 1 WHERE id = 9`);
+    expect(columnsOf(moved!.old)!.length).toBe(32);
+    const [mail] = await captured(`UPDATE wide SET email = 'new@x' WHERE id = 3`);
+    expect(columnsOf(mail!.old)).toEqual(["email", "id", "parent"]);
+  });
+
+  it("a table with a BEFORE UPDATE trigger logs whole rows: the trigger may change what was not assigned", async () => {
+    const [e] = await captured(`UPDATE stamped SET v = 2`);
+    expect(columnsOf(e!.old)).toEqual(["changed_at", "doc", "id", "v"]);
+    expect(JSON.parse(e!.new!)).toMatchObject({ v: 2, changed_at: 1 });
+  });
+
+  it("a DELETE logs the whole row (conflict detection compares every column)", async () => {
+    const [e] = await captured(`DELETE FROM wide WHERE id = 2`);
+    expect(columnsOf(e!.old)!.length).toBe(32);
+  });
+});
