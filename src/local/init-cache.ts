@@ -5,8 +5,8 @@
  * One entry is a directory `<root>/<key>/` holding `pgdata.tar` (the dump) and `manifest.json` (its size and
  * sha256, written last). An entry is made in a temporary directory beside it and renamed into place, so it
  * appears whole or not at all; several processes making it at once each make their own and the first rename
- * wins. Every read checks the dump against its manifest: a damaged or partial entry is moved aside and
- * removed, never used, and the caller makes a new one. Writes need no fsync: a torn write fails the check.
+ * wins. Every read checks the dump against its manifest (once per process while the file stays unchanged): a
+ * damaged or partial entry is moved aside and removed, never used, and the caller makes a new one. Writes need no fsync: a torn write fails the check.
  */
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -35,6 +35,21 @@ export interface Manifest {
   size: number;
   sha256: string;
   created: string;
+}
+
+/**
+ * Dumps this process has checked, by file, with the file's identity then: hashing one (~40 MB) costs ~75 ms, a
+ * tenth of opening a new database, and an app or a test run opens many. A file rewritten or replaced since has
+ * another inode, size, mtime or ctime, and is checked again. (The bytes themselves are read every time: PGlite's
+ * in-memory file system takes the buffers it is given as its files, so two databases cannot share one.)
+ */
+const checked = new Map<string, fs.Stats & { sha256: string }>();
+
+/** The same file, unchanged since it was checked: a rewrite or a replacement changes its inode or its ctime. */
+function sameFile(a: fs.Stats, b: fs.Stats | undefined): boolean {
+  return (
+    !!b && a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs
+  );
 }
 
 /** False when `OMINIPG_INIT_CACHE` is 0, false, off or no. */
@@ -104,9 +119,22 @@ export class InitCache {
       if (!found) return undefined;
       const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), "utf8")) as Partial<Manifest>;
       if (manifest.format !== FORMAT || manifest.key !== this.key) throw new Error("another kind of entry");
-      const dump = fs.readFileSync(path.join(dir, DUMP));
-      if (dump.byteLength !== manifest.size || sha256(dump) !== manifest.sha256) throw new Error("damaged dump");
-      return dump;
+      const file = path.join(dir, DUMP);
+      // One open file for its identity and its bytes: a file replaced meanwhile cannot pass for the checked one.
+      const fd = fs.openSync(file, "r");
+      try {
+        const stat = fs.fstatSync(fd);
+        const dump = fs.readFileSync(fd);
+        if (dump.byteLength !== manifest.size) throw new Error("damaged dump");
+        const seen = checked.get(file);
+        if (!(seen && sameFile(seen, stat) && seen.sha256 === manifest.sha256)) {
+          if (sha256(dump) !== manifest.sha256) throw new Error("damaged dump");
+          checked.set(file, Object.assign(stat, { sha256: manifest.sha256 }));
+        }
+        return dump;
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (err) {
       // Files that are there but cannot be read now (permissions, too many open files) are left alone.
       const code = (err as NodeJS.ErrnoException).code;
