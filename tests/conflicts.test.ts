@@ -1,12 +1,13 @@
 // Conflicts between clients, against the real server: two or three local databases edit the same remote
 // rows while "offline" (without syncing), then push and pull. Every strategy, both directions of update vs
 // delete, insert key collisions, the record in _ominipg_conflicts and the `conflict` event.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import type { TestHooks } from "../src/core/options.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, title text NOT NULL, body text, qty int NOT NULL DEFAULT 0, tags jsonb, big int8, at timestamptz)`,
@@ -14,11 +15,7 @@ const SCHEMA = [
 ];
 const TABLES = { docs: "id", notes: "id" };
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 interface Client {
   db: Ominipg;
@@ -31,7 +28,7 @@ const testHooks: TestHooks = {};
 
 async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: TestDatabase; clients: Client[] }> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
   await remote.sql
     .unsafe(
@@ -56,7 +53,7 @@ async function openClient(remote: TestDatabase, conflicts: SyncOptions["conflict
     schemaSQL: SCHEMA,
     sync: { retry: { attempts: 1 }, ...(conflicts === undefined ? {} : { conflicts }) },
   });
-  cleanups.push(() => db.close());
+  cleanup(() => db.close());
   // A session time zone far from UTC: conflict checks compare values, not text.
   await db.query(`SET TimeZone TO 'Asia/Kolkata'`);
   const events: ConflictEvent[] = [];
@@ -372,7 +369,7 @@ describe("strategies per table", () => {
 
   it("bad strategies are refused at connect, unknown tables at the first sync", async () => {
     const remote = await createTestDatabase();
-    cleanups.push(() => remote.drop());
+    cleanup(() => remote.drop());
     const connect = (conflicts: unknown) =>
       Ominipg.connect({
         loadDataDir: undefined,
@@ -390,7 +387,7 @@ describe("strategies per table", () => {
       message: expect.stringContaining('"byTable"'),
     });
     const db = await connect({ tables: { doc: "merge" } });
-    cleanups.push(() => db.close());
+    cleanup(() => db.close());
     await expect(db.sync()).rejects.toMatchObject({
       code: "CONFIG_INVALID",
       message: expect.stringContaining('"doc"'),
@@ -624,7 +621,7 @@ describe("unregister()", () => {
 describe("keys and types", () => {
   it("a composite key, a generated column, an identity column and arrays go through a resolver and a merge", async () => {
     const remote = await createTestDatabase();
-    cleanups.push(() => remote.drop());
+    cleanup(() => remote.drop());
     const schema = [
       `CREATE TABLE IF NOT EXISTS lines (order_id int, n int, serial int GENERATED ALWAYS AS IDENTITY, qty int NOT NULL, total int GENERATED ALWAYS AS (qty * 2) STORED,
          tags text[], note text, PRIMARY KEY (order_id, n))`,
@@ -637,7 +634,7 @@ describe("keys and types", () => {
         schemaSQL: schema,
         sync: { conflicts, retry: { attempts: 1 } },
       });
-      cleanups.push(() => db.close());
+      cleanup(() => db.close());
       await db.pull();
       return db;
     };

@@ -2,27 +2,24 @@
 // every row change, whatever the names, types and values; a TRUNCATE or a bulk change as the whole table),
 // that it is safe (a drainer killed between its write and the slot's advance loses and doubles nothing; two at
 // once write each change once), the slot replaced when dropped, and trimming.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openRemote, type Sql } from "../src/remote/connection.js";
 import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
 import { ensureFeed, slotHealth, trimFeed } from "../src/remote/feed.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setup(ddl: string): Promise<{ remote: TestDatabase; sql: Sql; slot: string }> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   const sql = openRemote(remote.url, { max: 3 });
-  cleanups.push(() => sql.end({ timeout: 0 }));
+  cleanup(() => sql.end({ timeout: 0 }));
   await remote.sql.unsafe(ddl).simple();
   await setUpRemote(sql, []);
   await ensureFeed(sql, 10_000);
@@ -134,7 +131,7 @@ describe("the change feed's drainer", () => {
 
   it("the API drainer sets the feed up on a database where Ominipg never ran", async () => {
     const remote = await createTestDatabase();
-    cleanups.push(() => remote.drop());
+    cleanup(() => remote.drop());
     await remote.sql`CREATE TABLE t (id int PRIMARY KEY)`;
     const drainer = await Ominipg.feed(remote.url, { intervalMs: 50 });
     try {
@@ -190,7 +187,7 @@ describe("the change feed's drainer", () => {
   it("one drainer at a time: concurrent drainers write each change once", async () => {
     const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY, v int)`);
     const others = [openRemote(remote.url, { max: 2 }), openRemote(remote.url, { max: 2 })];
-    cleanups.push(async () => {
+    cleanup(async () => {
       for (const o of others) await o.end({ timeout: 0 });
     });
     for (let round = 0; round < 20; round++) {
@@ -257,7 +254,7 @@ describe("the change feed's drainer", () => {
   it("an idle database's slot moves past the WAL other databases write: it is not decoded again, nor kept", async () => {
     const { remote, sql, slot } = await setup(`CREATE TABLE t (id int PRIMARY KEY)`);
     const other = await createTestDatabase();
-    cleanups.push(() => other.drop());
+    cleanup(() => other.drop());
     await other.sql.unsafe(`CREATE TABLE busy (id int PRIMARY KEY, body text)`);
     await other.sql.unsafe(`INSERT INTO busy SELECT g, repeat('x', 500) FROM generate_series(1, 4000) g`);
     const [{ flushed }] = (await remote.sql`SELECT pg_current_wal_flush_lsn()::text AS flushed`) as unknown as [

@@ -3,22 +3,19 @@
 // kept by a drainer. The bound asserted is generous (5 s, a shared machine); the target (1 s median) belongs to
 // the bench, the measured latencies are printed.
 import { randomBytes } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { createLoginRoles, createTestDatabase, dropRoles, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function remoteDb(): Promise<TestDatabase> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   await remote.sql.unsafe(SCHEMA[0]!);
   await remote.sql`INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 100) g`;
   return remote;
@@ -32,7 +29,7 @@ async function live(syncUrl: string): Promise<Ominipg> {
     remoteSchema: "skip",
     sync: { pull: "live" },
   });
-  cleanups.push(() => db.close());
+  cleanup(() => db.close());
   // The first pull runs by itself in the background (never pulled before).
   await expect
     .poll(async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM notes`)).rows[0]!.n, {
@@ -77,14 +74,14 @@ describe('sync.pull "live"', () => {
     const remote = await remoteDb();
     const role = `ominipg_live_${randomBytes(4).toString("hex")}`;
     const url = (await createLoginRoles(remote.url, [role]))[role]!;
-    cleanups.push(() => dropRoles([role]));
+    cleanup(() => dropRoles([role]));
     await remote.sql.unsafe(`GRANT SELECT ON notes TO ${role}`);
     await setUpRemote(remote.sql as never, [role]);
-    cleanups.push(async () => {
+    cleanup(async () => {
       await remote.sql.unsafe(`DROP OWNED BY ${role}`);
     });
     const drainer = await Ominipg.feed(remote.url);
-    cleanups.push(() => drainer.stop());
+    cleanup(() => drainer.stop());
     const db = await live(url);
     const ms = await latencies(db, remote, 10);
     console.log(

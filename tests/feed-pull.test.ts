@@ -4,11 +4,12 @@
 // every pull; the client's own pushes coming back without effect; conflicts with pending changes; fallbacks to
 // the diff (slot dropped, feed trimmed past a client, TRUNCATE) and back; tables added later.
 import type postgres from "postgres";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { OminipgWarning } from "../src/core/warnings.js";
 import { Ominipg, type PullResult, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, v int NOT NULL, s text)`,
@@ -16,15 +17,11 @@ const SCHEMA = [
 ];
 const TABLES = { a: "id", b: "k1, k2" };
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function remoteDb(): Promise<TestDatabase> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
   return remote;
 }
@@ -37,7 +34,7 @@ async function client(remote: TestDatabase, sync: SyncOptions = {}, warnings: Om
     sync: { retry: { attempts: 2 }, ...sync },
   });
   db.on("warning", (w) => warnings.push(w));
-  cleanups.push(() => db.close());
+  cleanup(() => db.close());
   return db;
 }
 
@@ -247,7 +244,7 @@ describe("pull from the change feed", () => {
     await expectSameRows(A, remote.sql, { ...TABLES, c: "id" });
 
     const other = await createTestDatabase();
-    cleanups.push(() => other.drop());
+    cleanup(() => other.drop());
     for (const s of SCHEMA) await other.sql.unsafe(s);
     await other.sql`INSERT INTO a VALUES (1, 1)`;
     const off = await client(other, { feed: "off" });

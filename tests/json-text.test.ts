@@ -3,10 +3,11 @@
 // by windows (inserts, updates, a key change), by COPY, a conflict settled under each strategy, the pull by
 // copy and by diff; and verify() sees a difference in a json text alone, while other types stay equal for equal.
 import type postgres from "postgres";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Ominipg, type ConnectOptions, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { dbNameOf, makeRemoteHostile } from "./pull-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, title text, body text, js json, js2 json, jb jsonb, n numeric, f float8)`,
@@ -22,15 +23,11 @@ const TEXTS = [
   "  42  ",
 ];
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function remoteDb(): Promise<TestDatabase> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   return remote;
 }
 
@@ -41,7 +38,7 @@ async function client(remote: TestDatabase, sync: SyncOptions = {}, extra: Parti
     sync: { retry: { attempts: 1 }, ...sync },
     ...extra,
   });
-  cleanups.push(() => db.close());
+  cleanup(() => db.close());
   return db;
 }
 

@@ -4,29 +4,26 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { PullProgress } from "../src/pull/types.js";
 import { Ominipg } from "../src/index.js";
 import type { LocalAccess } from "../src/local/access.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 import { startProxy } from "./sync-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
-let cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function remoteDb(): Promise<TestDatabase> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   return remote;
 }
 
 async function client(...args: Parameters<typeof pullClient>): Promise<PullClient> {
   const c = await pullClient(...args);
-  cleanups.push(() => c.close());
+  cleanup(() => c.close());
   return c;
 }
 
@@ -195,7 +192,7 @@ describe("initial pull by COPY ranges", () => {
          FROM generate_series(1, 3000) p, unnest(ARRAY[E'a\\tb', E'c\\\\d', E'e''f\\nz']) t`,
     );
     const proxy = await startProxy(remote.url);
-    cleanups.push(() => proxy.close());
+    cleanup(() => proxy.close());
     const c = await client(proxy.url, schema, { chunkRows: 1000 });
 
     let cut = false;
@@ -239,7 +236,7 @@ describe("initial pull by COPY ranges", () => {
       `INSERT INTO items SELECT g, 'remote ' || g, g % 100, jsonb_build_object('g', g) FROM generate_series(1, 5000) g`,
     );
     const dir = mkdtempSync(join(tmpdir(), "ominipg-pull-copy-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanup(() => rmSync(dir, { recursive: true, force: true }));
     const local = { url: join(dir, "db"), loadDataDir: undefined };
     let c = await pullClient(remote.url, schema, { chunkRows: 1000 }, local);
     const stop = new Error("stop here");
@@ -373,15 +370,15 @@ describe("initial pull by COPY ranges", () => {
     // posix_fallocate reallocates and copies a whole file in PGlite's in-memory file system at every extension.
     const setting = `SELECT current_setting('file_extend_method') AS m`;
     const memory = await Ominipg.connect({});
-    cleanups.push(() => memory.close());
+    cleanup(() => memory.close());
     expect((await memory.query(setting)).rows).toEqual([{ m: "write_zeros" }]);
     const dumped = await Ominipg.connect({ loadDataDir: await pgliteTemplate() });
-    cleanups.push(() => dumped.close());
+    cleanup(() => dumped.close());
     expect((await dumped.query(setting)).rows).toEqual([{ m: "write_zeros" }]);
     const dir = mkdtempSync(join(tmpdir(), "ominipg-pull-copy-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanup(() => rmSync(dir, { recursive: true, force: true }));
     const onDisk = await Ominipg.connect({ url: join(dir, "db") });
-    cleanups.push(() => onDisk.close());
+    cleanup(() => onDisk.close());
     expect((await onDisk.query(setting)).rows).toEqual([{ m: "posix_fallocate" }]);
   });
 });

@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE, price numeric(10, 2), seen timestamptz)`,
@@ -9,15 +10,11 @@ const SCHEMA = [
 ];
 const TABLES = { items: "id", parts: "item_id, n", tree: "id" };
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setup(items = 200): Promise<{ remote: TestDatabase; c: PullClient }> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
   await remote.sql
     .unsafe(
@@ -29,7 +26,7 @@ async function setup(items = 200): Promise<{ remote: TestDatabase; c: PullClient
     )
     .simple();
   const c = await pullClient(remote.url, SCHEMA);
-  cleanups.push(() => c.close());
+  cleanup(() => c.close());
   const first = await c.pull();
   expect(Object.values(first.tables).map((t) => t.strategy)).toEqual(["copy", "copy", "copy"]);
   return { remote, c };

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import {
   dbNameOf,
@@ -8,6 +8,7 @@ import {
   queueLength,
   type PullClient,
 } from "./pull-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS authors (id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE)`,
@@ -47,23 +48,19 @@ async function seed(remote: TestDatabase): Promise<void> {
     .simple();
 }
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setup(
   schema: string[] = SCHEMA,
   connect: Parameters<typeof pullClient>[3] = {},
 ): Promise<{ remote: TestDatabase; open(): Promise<PullClient> }> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   return {
     remote,
     async open() {
       const c = await pullClient(remote.url, schema, {}, connect);
-      cleanups.push(() => c.close());
+      cleanup(() => c.close());
       return c;
     },
   };
@@ -192,7 +189,7 @@ describe("initial pull", () => {
     const { remote } = await setup();
     await seed(remote);
     const c = await pullClient(remote.url, SCHEMA, { chunkRows: 50 });
-    cleanups.push(() => c.close());
+    cleanup(() => c.close());
     const stop = new Error("stop here");
     const err = await c.puller
       .pull({
@@ -214,7 +211,7 @@ describe("initial pull", () => {
     const { remote } = await setup();
     await seed(remote);
     const c = await pullClient(remote.url, SCHEMA, { chunkRows: 50 });
-    cleanups.push(() => c.close());
+    cleanup(() => c.close());
     await c.db.query(`INSERT INTO events (at, payload) VALUES ('2030-01-01 00:00+00', '{"local": true}')`);
     await c.db.query(`TRUNCATE events`); // pending: the pull must not bring the remote's events back
     let written: Promise<unknown> | undefined;
@@ -244,7 +241,7 @@ describe("initial pull", () => {
     };
     const { unreachableUrl } = await import("./harness/index.js");
     const bad = new Remote(unreachableUrl(), [], false, 1, { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
-    cleanups.push(() => bad.close());
+    cleanup(() => bad.close());
     const err = await new Puller(inner.local, () => inner.catalog(), bad).pull().catch((e: unknown) => e);
     expect(err).toMatchObject({ name: "SyncError", retryable: true });
     expect(String((err as Error).message)).not.toContain(":pw@");

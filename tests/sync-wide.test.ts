@@ -2,19 +2,16 @@
 // and every strategy still decides on whole rows. A (offline) changes some columns of row 1 in several
 // statements (coalesced into one push), B changes others and pushes first; when both changed a column, that is
 // a conflict. The document and the long text are NOT NULL, so a push that wrote a partial row would fail.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Ominipg, type Conflict, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";
 import { DOC, WIDE_SCHEMA, wideRow } from "./wide-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const TABLES = { wide: "id" };
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  cleanups = [];
-});
+const cleanup = cleanupAfterEach();
 
 interface Client {
   db: Ominipg;
@@ -23,7 +20,7 @@ interface Client {
 
 async function setup(strategy: SyncOptions["conflicts"]): Promise<{ remote: TestDatabase; A: Client; B: Client }> {
   const remote = await createTestDatabase();
-  cleanups.push(() => remote.drop());
+  cleanup(() => remote.drop());
   for (const s of WIDE_SCHEMA) await remote.sql.unsafe(s);
   for (const id of [1, 2]) await remote.sql.unsafe(wideRow(id));
   const open = async (conflicts: SyncOptions["conflicts"]): Promise<Client> => {
@@ -32,7 +29,7 @@ async function setup(strategy: SyncOptions["conflicts"]): Promise<{ remote: Test
       schemaSQL: WIDE_SCHEMA,
       sync: { retry: { attempts: 1 }, ...(conflicts === undefined ? {} : { conflicts }) },
     });
-    cleanups.push(() => db.close());
+    cleanup(() => db.close());
     const events: ConflictEvent[] = [];
     db.on("conflict", (c) => events.push(c));
     await db.pull();
@@ -108,7 +105,7 @@ describe("both change t1 (a conflict), each on other columns too", () => {
     });
     for (const q of A_EDITS) await A.db.query(q);
     const { B } = { B: await Ominipg.connect({ syncUrl: remote.url, schemaSQL: WIDE_SCHEMA }) };
-    cleanups.push(() => B.close());
+    cleanup(() => B.close());
     await B.pull();
     await B.query(B_EDIT);
     await B.sync();
