@@ -9,7 +9,7 @@ import { median, now, rotate } from "./lib/stats.js";
 export const IDS: ContenderId[] = ["a", "b", "c", "d"];
 
 export interface Measurement {
-  section: "single" | "bulk" | "tx";
+  section: "single" | "bulk" | "tx" | "wide";
   storage: Storage;
   op: string;
   /** Statements (single, tx) or rows (bulk) per timed run. */
@@ -42,7 +42,7 @@ export interface CaptureResult {
   settings: Record<Storage, Record<ContenderId, Record<string, string>>>;
 }
 
-function emptyMs(): Record<ContenderId, number[]> {
+export function emptyMs(): Record<ContenderId, number[]> {
   return { a: [], b: [], c: [], d: [] };
 }
 
@@ -71,33 +71,34 @@ export async function runCapture(cfg: CaptureConfig): Promise<CaptureResult> {
 }
 
 /** Check the change log holds exactly what the contender should have captured: a bench that captured nothing would lie. */
-async function expectLogged(c: Contender, expected: number, what: string): Promise<void> {
+export async function expectLogged(c: Contender, expected: number, what: string): Promise<void> {
   const want = c.id === "b" || c.id === "d" ? expected : 0;
   const got = await c.logged();
   if (got !== want) throw new Error(`${LABELS[c.id]} (${c.id}) logged ${got} changes after ${what}, expected ${want}`);
 }
 
 const OPS = ["insert", "update", "delete"] as const;
-type Op = (typeof OPS)[number];
 
 /**
- * Time an INSERT, an UPDATE and a DELETE workload (`write`) on every contender, in an order rotated from run to
- * run, after resetting them; checks what each logged after every run. `perStatement` shows per-statement times.
+ * Time workloads `ops` (e.g. an INSERT, an UPDATE and a DELETE: `write`) on every contender, one op after the
+ * other, in an order of contenders rotated from run to run, after resetting them; checks what each logged after
+ * every run. `perStatement` shows per-statement times.
  */
-async function timeWrites(
+export async function timeWrites<O extends string>(
   contenders: Contender[],
-  cfg: CaptureConfig,
+  cfg: Pick<CaptureConfig, "runs" | "warmup" | "log">,
   label: string,
+  ops: readonly O[],
   logged: { changes: number; after: string },
-  write: (c: Contender, op: Op) => Promise<void>,
+  write: (c: Contender, op: O) => Promise<void>,
   perStatement?: number,
-): Promise<Record<Op, Record<ContenderId, number[]>>> {
-  const ms = { insert: emptyMs(), update: emptyMs(), delete: emptyMs() };
+): Promise<Record<O, Record<ContenderId, number[]>>> {
+  const ms = Object.fromEntries(ops.map((op) => [op, emptyMs()])) as Record<O, Record<ContenderId, number[]>>;
   const total = cfg.warmup + cfg.runs;
   for (let run = 0; run < total; run++) {
     for (const c of contenders) await c.reset();
     const order = rotate(contenders, run);
-    for (const op of OPS) {
+    for (const op of ops) {
       for (const c of order) {
         const start = now();
         await write(c, op);
@@ -121,6 +122,7 @@ async function single(contenders: Contender[], storage: Storage, cfg: CaptureCon
     contenders,
     cfg,
     `capture/single ${storage}`,
+    OPS,
     logged,
     async (c, op) => {
       const sql = SINGLE[op];
@@ -144,7 +146,7 @@ async function bulkStatements(contenders: Contender[], storage: Storage, cfg: Ca
   const n = cfg.bulkRows;
   const sqls = bulk(n);
   const logged = { changes: 3 * n, after: `a bulk INSERT, UPDATE and DELETE of ${n} rows` };
-  const ms = await timeWrites(contenders, cfg, `capture/bulk ${storage}`, logged, async (c, op) => {
+  const ms = await timeWrites(contenders, cfg, `capture/bulk ${storage}`, OPS, logged, async (c, op) => {
     await c.query(sqls[op]);
   });
   return [

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { Ominipg } from "../src/index.js";
 import { rawDriver } from "./lib/contenders.js";
 import { ITEMS_DDL } from "./lib/schema.js";
+import { WIDE_DDL, wideInsertSelect } from "./lib/wide-schema.js";
 
 export interface MemoryChildConfig {
   changes: number;
@@ -15,6 +16,11 @@ export interface MemoryChildConfig {
   syncUrl: string;
   /** A PGlite data dump to start from (a fresh cluster), or "" to initialise one. */
   templatePath: string;
+  /**
+   * "inserts": `changes` narrow rows inserted `chunk` at a time. "wide-updates" (section 8): `chunk` wide rows
+   * inserted and synced before the baseline, then `changes` one-column updates of them, `chunk` per statement.
+   */
+  workload?: "inserts" | "wide-updates";
 }
 
 export interface MemoryChildResult {
@@ -52,12 +58,23 @@ async function main(): Promise<void> {
   const timer = setInterval(sample, 50);
 
   const template = cfg.templatePath ? { loadDataDir: new Blob([readFileSync(cfg.templatePath)]) } : {};
-  const db = await Ominipg.connect({ url: cfg.url, syncUrl: cfg.syncUrl, schemaSQL: [ITEMS_DDL], ...template });
+  const wide = cfg.workload === "wide-updates";
+  const db = await Ominipg.connect({
+    url: cfg.url,
+    syncUrl: cfg.syncUrl,
+    schemaSQL: [wide ? WIDE_DDL : ITEMS_DDL],
+    ...template,
+  });
   db.on("error", () => {});
   // Warm up every code path once (capture, read, coalesce, push) so the baseline includes loaded code.
-  await db.query(
-    `INSERT INTO items (id, name, qty, price) SELECT -g, 'warm ' || g, 0, 0 FROM generate_series(1, 2000) AS g`,
-  );
+  if (wide) {
+    await db.query(wideInsertSelect(1, cfg.chunk)); // the rows the updates change, synced before the baseline
+    await db.sync();
+    await db.query(`UPDATE wide SET i1 = i1 + 1 WHERE id <= ${Math.min(cfg.chunk, 2000)}`);
+  } else
+    await db.query(
+      `INSERT INTO items (id, name, qty, price) SELECT -g, 'warm ' || g, 0, 0 FROM generate_series(1, 2000) AS g`,
+    );
   await db.sync();
   await rawDriver(db).exec("CHECKPOINT");
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -72,9 +89,11 @@ async function main(): Promise<void> {
   let start = performance.now();
   for (let lo = 1; lo <= cfg.changes; lo += cfg.chunk) {
     const hi = Math.min(cfg.changes, lo + cfg.chunk - 1);
-    await db.query(
-      `INSERT INTO items (id, name, qty, price) SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(${lo}, ${hi}) AS g`,
-    );
+    if (wide) await db.query(`UPDATE wide SET i1 = i1 + 1 WHERE id <= ${hi - lo + 1}`);
+    else
+      await db.query(
+        `INSERT INTO items (id, name, qty, price) SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(${lo}, ${hi}) AS g`,
+      );
     sample();
   }
   const captureMs = performance.now() - start;

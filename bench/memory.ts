@@ -28,15 +28,19 @@ export async function runMemory(
     chunk: number;
     root: string;
     templatePath: string;
+    /** What is captured: inserts of narrow rows (default), or one-column updates of `chunk` wide rows (section 8). */
+    workload?: MemoryChildConfig["workload"];
     log: (l: string) => void;
   },
 ): Promise<MemoryResult> {
   const { storage, changes, chunk, root, templatePath, log } = opts;
-  const syncUrl = await createDatabase(server, `bench_memory_${storage}`);
-  const url = storage === "memory" ? ":memory:" : join(root, `memory-${Date.now()}`);
-  const cfg: MemoryChildConfig = { changes, chunk, syncUrl, url, templatePath };
+  const workload = opts.workload ?? "inserts";
+  const suffix = workload === "inserts" ? "" : "_wide";
+  const syncUrl = await createDatabase(server, `bench_memory_${storage}${suffix}`);
+  const url = storage === "memory" ? ":memory:" : join(root, `memory${suffix}-${Date.now()}`);
+  const cfg: MemoryChildConfig = { changes, chunk, syncUrl, url, templatePath, workload };
   const script = join(fileURLToPath(new URL(".", import.meta.url)), "memory-child.js");
-  log(`memory: child process, ${changes.toLocaleString("en-US")} changes (${storage})`);
+  log(`memory: child process, ${changes.toLocaleString("en-US")} changes, ${workload} (${storage})`);
   const started = performance.now();
   const child = spawn(process.execPath, ["--expose-gc", script, JSON.stringify(cfg)], {
     stdio: ["ignore", "pipe", "pipe"],

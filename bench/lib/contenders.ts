@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import type { Driver } from "../../src/core/driver.js";
 import { Ominipg } from "../../src/index.js";
-import { ITEMS_DDL, TRIGGER_DDL } from "./schema.js";
+import { ITEMS, TRIGGER_DDL, triggerOn, type BenchTable } from "./schema.js";
 
 export type ContenderId = "a" | "b" | "c" | "d";
 
@@ -32,6 +32,8 @@ export interface Contender {
   logged(): Promise<number>;
   /** Empty the table and the change log, outside any timing and without capturing anything. */
   reset(): Promise<void>;
+  /** An untimed read that bypasses capture (e.g. of the change log). */
+  peek<T>(sql: string): Promise<T[]>;
   settings(): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
@@ -62,15 +64,21 @@ async function count(query: (sql: string) => Promise<{ rows: unknown[] }>, table
   return Number((rows[0] as { n: number }).n);
 }
 
-async function pglite(id: "a" | "b", storage: Storage, root: string, template: Blob | undefined): Promise<Contender> {
+async function pglite(
+  id: "a" | "b",
+  storage: Storage,
+  root: string,
+  template: Blob | undefined,
+  table: BenchTable,
+): Promise<Contender> {
   let dir: string | undefined;
   if (storage === "directory") {
     mkdirSync(root, { recursive: true });
-    dir = join(root, `pglite-${id}`);
+    dir = join(root, `pglite-${id}-${table.name}`);
   }
   const db = await PGlite.create(dir, template ? { loadDataDir: template } : {});
-  await db.exec(ITEMS_DDL);
-  if (id === "b") for (const ddl of TRIGGER_DDL) await db.exec(ddl);
+  await db.exec(table.ddl);
+  if (id === "b") for (const ddl of [...TRIGGER_DDL.slice(0, -1), triggerOn(table.name)]) await db.exec(ddl);
   return {
     id,
     label: LABELS[id],
@@ -80,8 +88,9 @@ async function pglite(id: "a" | "b", storage: Storage, root: string, template: B
     },
     logged: () => (id === "b" ? count((s) => db.query(s), "change_log") : Promise.resolve(0)),
     reset: async () => {
-      await db.exec(id === "b" ? "TRUNCATE items, change_log" : "TRUNCATE items");
+      await db.exec(id === "b" ? `TRUNCATE ${table.name}, change_log` : `TRUNCATE ${table.name}`);
     },
+    peek: async <T>(sql: string) => (await db.query<T>(sql)).rows,
     settings: () => readSettings((s) => db.query(s)),
     close: () => db.close(),
   };
@@ -98,15 +107,16 @@ async function ominipg(
   root: string,
   syncUrl: string,
   template: Blob | undefined,
+  table: BenchTable,
 ): Promise<Contender> {
   let url = ":memory:";
   if (storage === "directory") {
     mkdirSync(root, { recursive: true });
-    url = join(root, `ominipg-${id}`);
+    url = join(root, `ominipg-${id}-${table.name}`);
   }
   const db = await Ominipg.connect({
     url,
-    schemaSQL: [ITEMS_DDL],
+    schemaSQL: [table.ddl],
     ...(template ? { loadDataDir: template } : {}),
     ...(id === "d" ? { syncUrl } : {}),
   });
@@ -120,8 +130,9 @@ async function ominipg(
     transaction: (fn) => db.transaction(async (tx) => fn((sql, params) => tx.query(sql, params))),
     logged: () => (id === "d" ? count(rawQuery, "_sync_queue") : Promise.resolve(0)),
     reset: async () => {
-      await raw.exec(id === "d" ? "TRUNCATE items, _sync_queue" : "TRUNCATE items");
+      await raw.exec(id === "d" ? `TRUNCATE ${table.name}, _sync_queue` : `TRUNCATE ${table.name}`);
     },
+    peek: async <T>(sql: string) => (await raw.query<T>(sql, [], { prepare: false })).rows,
     settings: () => readSettings(rawQuery),
     close: () => db.close(),
   };
@@ -129,7 +140,8 @@ async function ominipg(
 
 /**
  * Open one contender. `template` is a dump of a freshly initialised PGlite cluster (nothing in it): every
- * contender starts from the same bytes, and loading it is several times faster than initdb.
+ * contender starts from the same bytes, and loading it is several times faster than initdb. `table` is the
+ * benchmarked table (items unless given).
  */
 export async function openContender(
   id: ContenderId,
@@ -137,8 +149,11 @@ export async function openContender(
   root: string,
   syncUrl: string,
   template?: Blob,
+  table: BenchTable = ITEMS,
 ): Promise<Contender> {
-  return id === "a" || id === "b" ? pglite(id, storage, root, template) : ominipg(id, storage, root, syncUrl, template);
+  return id === "a" || id === "b"
+    ? pglite(id, storage, root, template, table)
+    : ominipg(id, storage, root, syncUrl, template, table);
 }
 
 /** A dump of a fresh, empty PGlite cluster. */

@@ -11,6 +11,19 @@ export const ITEMS_DDL = `CREATE TABLE IF NOT EXISTS items (
   updated_at timestamptz NOT NULL DEFAULT now()
 )`;
 
+/** A table the capture contenders write: its name and DDL (every contender gets the same). */
+export interface BenchTable {
+  name: string;
+  ddl: string;
+}
+
+export const ITEMS: BenchTable = { name: TABLE, ddl: ITEMS_DDL };
+
+/** The row trigger of contender b on `table` (after the log table and function of TRIGGER_DDL). */
+export function triggerOn(table: string): string {
+  return `CREATE OR REPLACE TRIGGER ${table}_capture AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION capture_change()`;
+}
+
 /**
  * The classic trigger design (contender b): an AFTER ... FOR EACH ROW trigger appends the change to a log
  * table with to_jsonb of the row and its key, committed with the change.
@@ -36,7 +49,7 @@ BEGIN
   VALUES (TG_TABLE_NAME, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END, jsonb_build_object('id', NEW.id), to_jsonb(NEW));
   RETURN NEW;
 END $$`,
-  `CREATE OR REPLACE TRIGGER items_capture AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH ROW EXECUTE FUNCTION capture_change()`,
+  triggerOn(TABLE),
 ];
 
 /** Single-row statements, with parameters (the way an app sends them). */
