@@ -3,6 +3,10 @@
 // whole rows; a table whose BEFORE UPDATE trigger may change any column logs whole rows. Every form is
 // replayed onto the state before it (capture-helpers: a partial image must match the row in each column it
 // holds, and the replayed state must equal the database's), so a column changed but not logged fails.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ominipg } from "../src/index.js";
 import {
@@ -116,5 +120,33 @@ describe("an UPDATE logs the columns it assigns", () => {
   it("a DELETE logs the whole row (conflict detection compares every column)", async () => {
     const [e] = await captured(`DELETE FROM wide WHERE id = 2`);
     expect(columnsOf(e!.old)!.length).toBe(32);
+  });
+});
+
+describe("the log's storage", () => {
+  it("keeps images up to a page whole in its heap (no compression, no TOAST), also in a log made before", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ominipg-log-"));
+    try {
+      const reloptions = async (d: Ominipg) =>
+        (await d.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE relname = '_sync_queue'`))
+          .rows[0]!.o;
+      const first = await captureDb(SCHEMA, { url: path.join(dir, "db") });
+      expect(await reloptions(first)).toEqual(["toast_tuple_target=8160"]);
+      await first.query(wideRow(7));
+      const { rows } = await first.query<{ inline: boolean }>(
+        `SELECT pg_column_size(new_row) >= octet_length(new_row::text) AS inline FROM _sync_queue WHERE new_row ->> 'id' = '7'`,
+      );
+      expect(rows).toEqual([{ inline: true }]);
+      await first.close();
+      // A log made before this setting: reset behind Ominipg's back.
+      const plain = new PGlite(path.join(dir, "db"));
+      await plain.exec(`ALTER TABLE _sync_queue RESET (toast_tuple_target)`);
+      await plain.close();
+      const again = await captureDb(SCHEMA, { url: path.join(dir, "db") });
+      expect(await reloptions(again)).toEqual(["toast_tuple_target=8160"]);
+      await again.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
