@@ -40,7 +40,7 @@ import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFet
 import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
 import { deferIndexes, restoreIndexes } from "./indexes.js";
 import { fetchSql, remoteCountSql, stageName } from "./sql.js";
-import { streamChunks } from "./stream.js";
+import { resumeAfterEnd, streamChunks } from "./stream.js";
 
 /** One range of remote rows as COPY text. */
 interface Range {
@@ -119,14 +119,7 @@ async function readRange(ctx: PullContext, t: TableInfo, after: Key | undefined,
     stream.on("data", (part: Buffer) => parts.push(part));
     stream.once("error", reject);
     stream.once("end", () => {
-      // postgres.js pauses its socket when a push finds the stream's buffer full, and only the stream's next
-      // read resumes it; when the end was pushed too (a range that came in one piece, before this listener),
-      // there is no next read and the connection would stay paused for good: resume it here.
-      try {
-        (stream as unknown as { _read(n: number): void })._read(0);
-      } catch {
-        // the connection is gone: the next query says so
-      }
+      resumeAfterEnd(stream);
       resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     });
   });

@@ -1,5 +1,4 @@
-import { rowJsonb } from "../core/json-text.js";
-import { columnList as cols, columnsEqual, qualified, quoteIdent } from "../core/sql.js";
+import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
 import { FEED, FEED_CLIENTS, FEED_STATE } from "../remote/schema.js";
@@ -35,22 +34,36 @@ export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key 
     WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))), false) AS blind
   FROM ${FEED} WHERE ${RANGE}`;
 
+/** Where one table's feed is read from: its changes after `after` up to `upto`, and the keys to read again. */
+export interface FeedRange {
+  schema: string;
+  name: string;
+  after: string;
+  upto: string;
+  /** A JSON array of keys to read again (log/reread.ts). */
+  again: string;
+}
+
 /**
- * Each distinct changed key of the range, and of the JSON array $5 (keys to read again: log/reread.ts), typed by
- * the table's own columns (jsonb_populate_record: each value's text through its type's input function), with
- * the row the table holds for it now (`rowJsonb` text), or null when it holds none (deleted, or not visible to
- * this role). `k` is the typed key as jsonb text.
+ * Each distinct changed key of the range, and of the keys to read again, typed by the table's own columns
+ * (jsonb_populate_record: each value's text through its type's input function), with the row the table holds
+ * for it now, or none (deleted, or not visible to this role), as COPY text: `ominipg_found`, then every column
+ * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
+ * spliced in as literals.
  */
-export function feedFetchSql(t: TableInfo): string {
+export function feedCopySql(t: TableInfo, r: FeedRange): string {
   const p = "ominipg_p";
-  const first = `${R}.${quoteIdent(t.primaryKey[0]!)}`;
+  const range =
+    `schema_name = ${quoteLiteral(r.schema)} AND table_name = ${quoteLiteral(r.name)} ` +
+    `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn`;
+  const columns = t.columns.map((c) => `${t.primaryKey.includes(c.name) ? "ominipg_k" : R}.${quoteIdent(c.name)}`);
   return (
-    `WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${FEED} WHERE ${RANGE} AND key IS NOT NULL ` +
-    `UNION ALL SELECT value FROM jsonb_array_elements($5::text::jsonb)) AS ominipg_f ` +
+    `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${FEED} WHERE ${range} AND key IS NOT NULL ` +
+    `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
     `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
-    `SELECT to_jsonb(ominipg_k)::text AS k, CASE WHEN ${first} IS NULL THEN NULL ELSE ${rowJsonb(t, R)}::text END AS j ` +
+    `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +
     `FROM ominipg_k LEFT JOIN (SELECT ${cols(t.columns.map((c) => c.name))} FROM ${t.sql}) AS ${R} ` +
-    `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}`
+    `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}) TO STDOUT`
   );
 }
 
@@ -66,20 +79,39 @@ export function goneName(t: TableInfo): string {
   return qualified("pg_temp", `ominipg_gone_${t.oid}`);
 }
 
+/** The local temp table a piece of `feedCopySql`'s text is copied into: no constraints (a gone key's row is nulls). */
+function fetchName(t: TableInfo): string {
+  return qualified("pg_temp", `ominipg_fetch_${t.oid}`);
+}
+
+/** The gone keys' and the fetched rows' temp tables (after the stage, whose columns the latter takes). */
 export function createGoneSql(t: TableInfo): string {
   return (
-    `DROP TABLE IF EXISTS ${goneName(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(t.primaryKey)} FROM ${t.sql} WITH NO DATA; ` +
-    `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)})`
+    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(t.primaryKey)} FROM ${t.sql} WITH NO DATA; ` +
+    `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)}); ` +
+    `CREATE TEMP TABLE ${fetchName(t)} AS SELECT NULL::boolean AS ominipg_found, ${cols(t.columns.map((c) => c.name))} ` +
+    `FROM ${stageName(t)} WITH NO DATA`
   );
 }
 
 export function dropGoneSql(t: TableInfo): string {
-  return `DROP TABLE IF EXISTS ${goneName(t)}`;
+  return `DROP TABLE IF EXISTS ${goneName(t)}; DROP TABLE IF EXISTS ${fetchName(t)}`;
 }
 
-/** Add keys ($1: a JSON array of typed keys as `feedFetchSql` returns them) to the gone keys. */
-export function goneInsertSql(t: TableInfo): string {
-  return `INSERT INTO ${goneName(t)} SELECT ${cols(t.primaryKey)} FROM jsonb_populate_recordset(NULL::${goneName(t)}, $1::text::jsonb) ON CONFLICT DO NOTHING`;
+/** COPY of a piece of `feedCopySql`'s text into the fetch table. */
+export function fetchInSql(t: TableInfo): string {
+  return `COPY ${fetchName(t)} (ominipg_found, ${cols(t.columns.map((c) => c.name))}) FROM STDIN`;
+}
+
+/** Move what the fetch table holds into the stage (rows) and the gone keys (no row); returns the rows staged. */
+export function fetchedSplitSql(t: TableInfo): string {
+  const all = cols(t.columns.map((c) => c.name));
+  return (
+    `WITH ominipg_d AS (DELETE FROM ${fetchName(t)} RETURNING *), ` +
+    `ominipg_s AS (INSERT INTO ${stageName(t)} (${all}) SELECT ${all} FROM ominipg_d WHERE ominipg_found RETURNING 1), ` +
+    `ominipg_g AS (INSERT INTO ${goneName(t)} SELECT ${cols(t.primaryKey)} FROM ominipg_d WHERE NOT ominipg_found ON CONFLICT DO NOTHING) ` +
+    `SELECT count(*)::int AS staged FROM ominipg_s`
+  );
 }
 
 /** Delete the local rows of the gone keys, unless held (pending local changes). */

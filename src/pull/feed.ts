@@ -11,10 +11,10 @@
  *
  * Per table, with a cursor of this epoch not older than what is trimmed: the changed keys after the cursor up to
  * `drained_upto` are read with the rows the table holds for them NOW, in the snapshot, under the client's own
- * role (so row-level security decides: a row it may not see counts as gone), streamed into the stage (rows)
- * and a temp table (keys without a row); then ONE local transaction deletes the gone keys, upserts the rows
- * (rows equal to the local one are not written: the client's own pushed changes come back without effect) and
- * moves the cursor. Held keys (pending local changes) are neither overwritten nor deleted, and are checked for
+ * role (so row-level security decides: a row it may not see counts as gone), by one remote COPY streamed in
+ * pieces into local COPY FROM, then split into the stage (rows) and a temp table (keys without a row); then ONE
+ * local transaction deletes the gone keys, upserts the rows (rows equal to the local one are not written: the
+ * client's own pushed changes come back without effect) and moves the cursor. Held keys (pending local changes) are neither overwritten nor deleted, and are checked for
  * conflicts like in any pull (conflicts.ts), limited to the fetched keys. When the local table refuses a row
  * (or the change is large), the rows are applied in chunks with the shared bisection (apply.ts) and the cursor
  * moves after them: applying again what a crash cut short is harmless, rows are read from a snapshot.
@@ -28,11 +28,10 @@ import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
-import { inReplicaTransaction } from "../local/transaction.js";
 import { keysToReread, rereadPosition, type RereadPosition } from "../log/reread.js";
 import { getMeta, setMeta } from "../log/tables.js";
-import { applySql, analyzeSql, remoteEstimateSql, stageInsertSql } from "./sql.js";
-import { payload, refusal, write, type TableRun } from "./apply.js";
+import { applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
+import { refusal, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
 import type { PullContext } from "./context.js";
 import { applyStaged } from "./diff.js";
@@ -43,11 +42,12 @@ import {
   FEED_ACCESS_SQL,
   FEED_COUNT_SQL,
   FEED_STATE_SQL,
-  feedFetchSql,
+  feedCopySql,
   fetchedKey,
-  goneInsertSql,
+  fetchedSplitSql,
+  fetchInSql,
 } from "./feed-sql.js";
-import { streamChunks } from "./stream.js";
+import { copyPieces } from "./stream.js";
 
 export interface FeedView {
   slot: string;
@@ -150,8 +150,13 @@ export async function feedTable(
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: false, count: 0 };
-  const range = [t.schema, t.name, cursor.lsn, view.drainedUpto];
-  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(FEED_COUNT_SQL, range);
+  const range = { schema: t.schema, name: t.name, after: cursor.lsn, upto: view.drainedUpto };
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(FEED_COUNT_SQL, [
+    range.schema,
+    range.name,
+    range.after,
+    range.upto,
+  ]);
   if (count!.blind)
     return {
       reason:
@@ -176,22 +181,18 @@ export async function feedTable(
   let done = 0;
   await ctx.local((d) => d.exec(createGoneSql(t)));
   try {
-    await streamChunks(
-      ctx.tx.unsafe<{ k: string; j: string | null }[]>(feedFetchSql(t), [...range, again.keys]).cursor(chunk),
-      async (rows) => {
-        const found = rows.flatMap((r) => (r.j === null ? [] : [r.j]));
-        const gone = rows.flatMap((r) => (r.j === null ? [r.k] : []));
-        await ctx.local((d) =>
-          inReplicaTransaction(d, async () => {
-            if (found.length > 0) await d.query(stageInsertSql(t), [payload(found)], { prepare: false });
-            if (gone.length > 0) await d.query(goneInsertSql(t), [payload(gone)], { prepare: false });
-          }),
-        );
-        staged += found.length;
-        done += rows.length;
-        ctx.progress({ table, done, total: Math.max(total, done) });
-      },
-    );
+    const stream = await ctx.tx.unsafe(feedCopySql(t, { ...range, again: again.keys })).readable();
+    // COPY text both ways (not rows as JSON): 2,000 changed rows of 200,000 fetched and staged in ~20 ms instead of ~50.
+    await copyPieces(stream, ctx.sizes.chunkBytes, async (data) => {
+      const n = await ctx.local(async (d) => {
+        const copied = await copyFrom(d)(fetchInSql(t), data);
+        const { rows } = await d.query<{ staged: number }>(fetchedSplitSql(t), [], { prepare: false });
+        return { copied, staged: rows[0]!.staged };
+      });
+      staged += n.staged;
+      done += n.copied;
+      ctx.progress({ table, done, total: Math.max(total, done) });
+    });
     if (!(small && (await applyAtOnce(ctx, run, view, staged)))) {
       // Large, or a row the local table refuses: in chunks, each row refused found by halving.
       const deleted = await write(ctx, run, async (d) => {
@@ -239,4 +240,10 @@ async function applyAtOnce(ctx: PullContext, run: TableRun, view: FeedView, stag
     if (refusal(err)) return false;
     throw err;
   }
+}
+
+/** The local database's COPY FROM (the pull's local side always offers it: core/driver.ts). */
+function copyFrom(d: Driver): NonNullable<Driver["copyFrom"]> {
+  if (!d.copyFrom) throw new TypeError("the local database offers no COPY FROM");
+  return d.copyFrom.bind(d);
 }

@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { Abandoned } from "./context.js";
 
 /**
@@ -22,6 +23,55 @@ export async function streamChunks<T>(cursor: AsyncIterable<T[]>, fn: (rows: T[]
       if (!r.done && !(err instanceof Abandoned)) await it.return?.();
     } catch {
       // the cursor itself failed: the transaction is aborted anyway
+    }
+    throw err;
+  }
+}
+
+/**
+ * After a COPY's stream ended: postgres.js pauses its socket when a push finds the stream's buffer full, and only
+ * the stream's next read resumes it; when the end was pushed too (in the same piece), there is no next read and
+ * the connection would stay paused for good: resume it here.
+ */
+export function resumeAfterEnd(stream: Readable): void {
+  try {
+    (stream as unknown as { _read(n: number): void })._read(0);
+  } catch {
+    // the connection is gone: the next query says so
+  }
+}
+
+/**
+ * Feed the text of a `COPY ... TO STDOUT` stream to `fn` in pieces cut at the last row's end once `bytes` arrived
+ * (a raw newline byte only ends a row in COPY text): the stream is read on only while `fn` is not
+ * working, so memory holds about one piece, whatever the size. On failure the rest of the COPY is read and
+ * dropped (it cannot be cancelled otherwise), so the connection can roll back, unless the transaction is over.
+ */
+export async function copyPieces(stream: Readable, bytes: number, fn: (data: Buffer) => Promise<void>): Promise<void> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      parts.push(r.value);
+      size += r.value.length;
+      if (size < bytes) continue;
+      const all = Buffer.concat(parts);
+      const cut = all.lastIndexOf(0x0a) + 1;
+      parts = cut < all.length ? [all.subarray(cut)] : [];
+      size = all.length - cut;
+      if (cut > 0) await fn(all.subarray(0, cut));
+    }
+    resumeAfterEnd(stream);
+    if (size > 0) await fn(Buffer.concat(parts));
+  } catch (err) {
+    if (!(err instanceof Abandoned) && !stream.destroyed && !stream.readableEnded) {
+      try {
+        for (let r = await it.next(); !r.done; r = await it.next());
+        resumeAfterEnd(stream);
+      } catch {
+        // the COPY itself failed: the transaction is aborted anyway
+      }
     }
     throw err;
   }
