@@ -27,14 +27,11 @@ const RANGE = `schema_name = $1 AND table_name = $2 AND lsn > $3::text::pg_lsn A
 /**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
  * whether the feed is blind to rows leaving this role's sight: row-level security applies to it, and without
- * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from. In the same
- * round trip, the table's row estimate and size on disk (as remoteEstimateSql), to size chunks for wide rows.
+ * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from.
  */
 export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole,
   coalesce((SELECT row_security_active(c.oid) AND c.relreplident <> 'f' FROM pg_class AS c
-    WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))), false) AS blind,
-  (SELECT greatest(c.reltuples, 0)::int8 FROM pg_class AS c WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))) AS rows,
-  pg_table_size(to_regclass(format('%I.%I', $1::text, $2::text)))::int8 AS bytes
+    WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))), false) AS blind
   FROM ${FEED} WHERE ${RANGE}`;
 
 /** Where one table's feed is read from: its changes after `after` up to `upto`, and the keys to read again. */

@@ -30,7 +30,7 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import { keysToReread, rereadPosition, type RereadPosition } from "../log/reread.js";
 import { getMeta, setMeta } from "../log/tables.js";
-import { applySql, analyzeSql } from "./sql.js";
+import { applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
 import { refusal, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
 import type { PullContext } from "./context.js";
@@ -151,9 +151,12 @@ export async function feedTable(
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: false, count: 0 };
   const range = { schema: t.schema, name: t.name, after: cursor.lsn, upto: view.drainedUpto };
-  const [count] = await ctx.tx.unsafe<
-    { n: number; whole: boolean; blind: boolean; rows: number | null; bytes: number | null }[]
-  >(FEED_COUNT_SQL, [range.schema, range.name, range.after, range.upto]);
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(FEED_COUNT_SQL, [
+    range.schema,
+    range.name,
+    range.after,
+    range.upto,
+  ]);
   if (count!.blind)
     return {
       reason:
@@ -171,7 +174,8 @@ export async function feedTable(
     await write(ctx, run, (d) => saveCursor(d, t, view));
     return 0;
   }
-  const chunk = ctx.chunkSize(Number(count!.rows ?? 0), Number(count!.bytes ?? 0));
+  const [estimate] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t));
+  const chunk = ctx.chunkSize(Number(estimate?.n ?? 0), Number(estimate?.bytes ?? 0));
   const small = total <= chunk;
   let staged = 0;
   let done = 0;
