@@ -139,8 +139,8 @@ export class Catalog {
         [],
         opts,
       ),
-      // Columns an UPDATE's log images always carry, assigned or not (log/capture.ts): those of unique indexes
-      // (keys, expressions, predicates) and of foreign keys to the table itself, which the push's ordering
+      // Columns an UPDATE's log images always carry, assigned or not (log/capture.ts), in table order: those of
+      // unique indexes (the primary key, expressions, predicates) and of foreign keys to the table itself, which the push's ordering
       // (push/coalesce.ts) must see change.
       await driver.query<{ oid: number; cols: string[] }>(
         `SELECT a.attrelid::int8 AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols
@@ -189,8 +189,7 @@ export class Catalog {
     }
 
     const logged = new Map(loggedRows.map((r) => [Number(r.oid), r.cols]));
-    const beforeUpdate = new Map<number, string>();
-    for (const t of trgRows) if (t.before_row_update) beforeUpdate.set(Number(t.oid), t.name);
+    const beforeUpdate = new Set(trgRows.filter((t) => t.before_row_update).map((t) => Number(t.oid)));
 
     const tables = new Map<number, TableInfo>();
     for (const r of relRows) {
@@ -206,15 +205,8 @@ export class Catalog {
         writable: cols.filter((c) => !c.generated).map((c) => c.name),
         updatable: cols.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name),
         primaryKey: r.pk ?? [],
-        ...(beforeUpdate.has(oid)
-          ? {
-              wholeImages: `its BEFORE UPDATE trigger ${beforeUpdate.get(oid)!} may change columns an UPDATE does not assign`,
-            }
-          : {
-              logged: cols
-                .filter((c) => r.pk?.includes(c.name) || logged.get(oid)?.includes(c.name))
-                .map((c) => c.name),
-            }),
+        // A BEFORE UPDATE trigger may change columns an UPDATE does not assign: its table logs whole rows.
+        ...(beforeUpdate.has(oid) ? {} : { logged: logged.get(oid) ?? [] }),
         ...(cols.some((c) => c.sequence && r.pk?.includes(c.name)) ? { keyFromSequence: true } : {}),
         references: references.get(oid) ?? [],
       });

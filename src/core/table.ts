@@ -41,11 +41,10 @@ export interface TableInfo {
   keyFromSequence?: boolean;
   /**
    * Columns every UPDATE's log images carry besides the ones it assigns: the key, and the columns of unique
-   * indexes and self-referencing foreign keys (log/capture.ts). Unset: UPDATEs log whole rows (`wholeImages`
-   * says why, e.g. a BEFORE UPDATE trigger that may change any column).
+   * indexes and self-referencing foreign keys (log/capture.ts). Unset: UPDATEs log whole rows (a BEFORE UPDATE
+   * trigger may change any column).
    */
   logged?: string[];
-  wholeImages?: string;
   /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
   references: number[];
   /** Why writes to this table cannot be captured, if they cannot (no primary key, a writing trigger). */

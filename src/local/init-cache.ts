@@ -6,7 +6,8 @@
  * sha256, written last). An entry is made in a temporary directory beside it and renamed into place, so it
  * appears whole or not at all; several processes making it at once each make their own and the first rename
  * wins. Every read checks the dump against its manifest (once per process while the file stays unchanged): a
- * damaged or partial entry is moved aside and removed, never used, and the caller makes a new one. Writes need no fsync: a torn write fails the check.
+ * damaged or partial entry is moved aside and removed, never used, and the caller makes a new one. Writes need
+ * no fsync: a torn write fails the check.
  */
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
