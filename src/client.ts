@@ -96,7 +96,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       }
       driver = await PgliteDriver.open(
         location.kind === "directory" ? location.path : undefined,
-        { loadDataDir: options.loadDataDir, initCache: options.initCache },
+        { loadDataDir: options.loadDataDir, initCache: options.initCache, sharedBuffers: options.sharedBuffers },
         options.statementCacheSize,
       );
     } catch (cause) {

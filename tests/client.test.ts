@@ -275,6 +275,43 @@ describe("persistent directories", () => {
   });
 });
 
+describe("sharedBuffers", () => {
+  const pool = async (db: Ominipg) =>
+    (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`)).rows[0]!.v;
+
+  it("sets the buffer pool of this open, in memory, in a directory and from a loadDataDir; never stored", async () => {
+    const plain = await Ominipg.connect({});
+    const usual = await pool(plain);
+    await plain.close();
+    expect(usual).not.toBe("2MB");
+    const memory = await Ominipg.connect({ sharedBuffers: "2MB" });
+    expect(await pool(memory)).toBe("2MB");
+    await memory.close();
+    const loaded = await Ominipg.connect({ sharedBuffers: "3MB", loadDataDir: await pgliteTemplate() });
+    expect(await pool(loaded)).toBe("3MB");
+    await loaded.close();
+    const url = path.join(tempDir("ominipg-buffers-"), "db");
+    const made = await Ominipg.connect({ url, sharedBuffers: "2MB" });
+    await made.query(`CREATE TABLE kept (id int PRIMARY KEY)`);
+    expect(await pool(made)).toBe("2MB");
+    await made.close();
+    const reopened = await Ominipg.connect({ url, sharedBuffers: "4MB" });
+    expect(await pool(reopened)).toBe("4MB");
+    await reopened.close();
+    const usualAgain = await Ominipg.connect({ url });
+    expect(await pool(usualAgain)).toBe(usual);
+    expect((await usualAgain.query(`SELECT count(*)::int AS n FROM kept`)).rows).toEqual([{ n: 0 }]);
+    await usualAgain.close();
+  });
+
+  it("refuses anything but a whole size in kB, MB or GB", async () => {
+    for (const bad of ["16", "16 MB", "0MB", "1.5MB", "16mb", 16, ""]) {
+      const err = await Ominipg.connect({ sharedBuffers: bad as string }).catch((e: unknown) => e);
+      expect(err, String(bad)).toBeInstanceOf(ConfigError);
+    }
+  });
+});
+
 describe("schemaSQL", () => {
   it("names the failing statement's index and side, and applies nothing", async () => {
     const dir = path.join(tempDir("ominipg-schema-"), "db");

@@ -10,18 +10,27 @@ export interface NewDatabaseOptions {
   loadDataDir?: Blob | undefined;
   /** Start a new database from the init cache. Default true; `OMINIPG_INIT_CACHE=0` turns it off as well. */
   initCache?: boolean | undefined;
+  /** `shared_buffers` for this start (PostgreSQL's default when unset): never stored in the database. */
+  sharedBuffers?: string | undefined;
 }
 
 /**
- * How PGlite starts a database. In memory, relations are extended by writing zeros: PostgreSQL (16+) extends a
+ * How PGlite starts a database: its buffer pool, when the caller sets it (PostgreSQL zeroes the whole pool at
+ * every start, ~0.4 s for the default 128MB on a 2-core machine: a short-lived process such as a CLI command
+ * opens faster with less). In memory, relations are extended by writing zeros: PostgreSQL (16+) extends a
  * relation by many blocks at once (COPY, bulk loads) with posix_fallocate, which PGlite's in-memory file system
  * carries out by reallocating and copying the whole file every time, so a table loaded by many COPYs costs time
  * quadratic in its size (200,000 rows of the pull's initial copy in 2,000-row COPYs: ~3.6 s of CPU, ~1.2 s
  * with zeros written; one COPY ~1.7 s vs ~1.0 s). A directory's files are real files: the default stays.
  */
-function start(dataDir: string | undefined): { startParams?: string[] } {
-  if (dataDir !== undefined) return {};
-  return { startParams: [...PGlite.defaultStartParams, "-c", "file_extend_method=write_zeros"] };
+type Started = { startParams?: string[] };
+
+function start(dataDir: string | undefined, sharedBuffers: string | undefined): Started {
+  const params = [
+    ...(dataDir === undefined ? ["-c", "file_extend_method=write_zeros"] : []),
+    ...(sharedBuffers === undefined ? [] : ["-c", `shared_buffers=${sharedBuffers}`]),
+  ];
+  return params.length === 0 ? {} : { startParams: [...PGlite.defaultStartParams, ...params] };
 }
 
 /** The template as read from the cache: its bytes, and its entries unless they could not be read. */
@@ -40,10 +49,11 @@ class NoTemplate extends Error {}
  * did.
  */
 export async function openPglite(dataDir: string | undefined, options: NewDatabaseOptions = {}): Promise<PGlite> {
-  if (options.loadDataDir) return PGlite.create(dataDir, { loadDataDir: options.loadDataDir, ...start(dataDir) });
+  const how = start(dataDir, options.sharedBuffers);
+  if (options.loadDataDir) return PGlite.create(dataDir, { loadDataDir: options.loadDataDir, ...how });
   const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
   const cache = isNew && options.initCache !== false && initCacheEnabledByEnv() ? InitCache.locate() : undefined;
-  if (!cache) return PGlite.create(dataDir, start(dataDir));
+  if (!cache) return PGlite.create(dataDir, how);
   // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
   // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
   const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): Template | undefined => {
@@ -52,24 +62,24 @@ export async function openPglite(dataDir: string | undefined, options: NewDataba
   });
   template.catch(() => {}); // read() does not throw; awaited below unless PGlite's start failed first
   try {
-    if (dataDir === undefined) return await PGlite.create({ fs: new TemplateMemoryFS(template), ...start(dataDir) });
+    if (dataDir === undefined) return await PGlite.create({ fs: new TemplateMemoryFS(template), ...how });
     const filled = template.then(async (t) => {
       if (!t?.entries) return false;
       await writeTemplateDir(t.entries, dataDir);
       return true;
     });
     filled.catch(() => {}); // awaited by PGlite's start, unless that failed first
-    return await PGlite.create({ dataDir, fs: new TemplateNodeFS(dataDir, filled) });
+    return await PGlite.create({ dataDir, fs: new TemplateNodeFS(dataDir, filled), ...how });
   } catch (err) {
     if (!(err instanceof NoTemplate)) {
       // Should PGlite's file system ever refuse the files, initdb still makes an in-memory database.
-      if (dataDir === undefined) return PGlite.create(start(dataDir));
+      if (dataDir === undefined) return PGlite.create(how);
       throw err;
     }
     const t = await template;
     // Not expected (a dump is read back before it is stored): PGlite's own loader takes any archive it made.
-    if (t) return PGlite.create(dataDir, { loadDataDir: tarBlob(t.dump) });
-    return fromNewTemplate(dataDir, cache);
+    if (t) return PGlite.create(dataDir, { loadDataDir: tarBlob(t.dump), ...how });
+    return fromNewTemplate(dataDir, cache, how);
   }
 }
 
@@ -108,8 +118,8 @@ class TemplateNodeFS extends NodeFS {
  * in-memory database, or write the dump into the new directory. A failure to store is not the caller's
  * problem: the database is made all the same.
  */
-async function fromNewTemplate(dataDir: string | undefined, cache: InitCache): Promise<PGlite> {
-  const fresh = await PGlite.create({ ...TEMPLATE_OPTIONS, ...start(dataDir) });
+async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, how: Started): Promise<PGlite> {
+  const fresh = await PGlite.create({ ...TEMPLATE_OPTIONS, ...how });
   let dump: Uint8Array | undefined;
   let entries: TarEntry[] | undefined;
   try {
@@ -125,9 +135,9 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache): P
   await fresh.close();
   if (entries) {
     await writeTemplateDir(entries, dataDir);
-    return PGlite.create(dataDir);
+    return PGlite.create(dataDir, how);
   }
-  return dump ? PGlite.create(dataDir, { loadDataDir: tarBlob(dump) }) : PGlite.create(dataDir);
+  return PGlite.create(dataDir, { ...(dump ? { loadDataDir: tarBlob(dump) } : {}), ...how });
 }
 
 function entriesOf(dump: Uint8Array): TarEntry[] | undefined {
