@@ -140,8 +140,8 @@ export class Catalog {
         opts,
       ),
       // Columns an UPDATE's log images always carry, assigned or not (log/capture.ts), in table order: those of
-      // unique indexes (the primary key, expressions, predicates) and of foreign keys to the table itself, which the push's ordering
-      // (push/coalesce.ts) must see change.
+      // unique indexes (the primary key, expressions, predicates) and of foreign keys to the table itself, which
+      // the push's ordering (push/coalesce.ts) must see change.
       await driver.query<{ oid: number; cols: string[] }>(
         `SELECT a.attrelid::int8 AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -14,6 +14,9 @@ export interface NewDatabaseOptions {
   sharedBuffers?: string | undefined;
 }
 
+/** PGlite's start options for one open. */
+type Started = { startParams?: string[] };
+
 /**
  * How PGlite starts a database: its buffer pool, when the caller sets it (PostgreSQL zeroes the whole pool at
  * every start, ~0.4 s for the default 128MB on a 2-core machine: a short-lived process such as a CLI command
@@ -23,8 +26,6 @@ export interface NewDatabaseOptions {
  * quadratic in its size (200,000 rows of the pull's initial copy in 2,000-row COPYs: ~3.6 s of CPU, ~1.2 s
  * with zeros written; one COPY ~1.7 s vs ~1.0 s). A directory's files are real files: the default stays.
  */
-type Started = { startParams?: string[] };
-
 function start(dataDir: string | undefined, sharedBuffers: string | undefined): Started {
   const params = [
     ...(dataDir === undefined ? ["-c", "file_extend_method=write_zeros"] : []),
