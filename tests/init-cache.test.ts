@@ -81,6 +81,10 @@ async function systemIdentifier(db: Ominipg): Promise<string> {
   return rows[0]!.id;
 }
 
+async function pool(db: Ominipg): Promise<string> {
+  return (await db.query<{ v: string }>(`SELECT current_setting('shared_buffers') AS v`)).rows[0]!.v;
+}
+
 async function roundTrip(db: Ominipg, value: string): Promise<unknown[]> {
   await db.query(`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text)`);
   await db.query(`INSERT INTO t VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v`, [value]);
@@ -175,19 +179,34 @@ describe("new databases from the cache", () => {
     const made = entryState(root);
     expect(made.names).toHaveLength(1);
     expect(made.manifest.sha256).toBe(made.dumpSha256);
-    expect(tarEntries(fs.readFileSync(path.join(root, made.names[0]!, "pgdata.tar"))).length).toBeGreaterThan(100);
+    const stored = fs.readFileSync(path.join(root, made.names[0]!, "pgdata.tar"));
+    const entries = tarEntries(stored);
+    expect(entries.length).toBeGreaterThan(100);
+    // The WAL moved to a new segment before the dump: stored without its zeros, read back whole.
+    const segments = entries.filter((e) => /^pg_wal\/[0-9A-F]{24}$/.test(e.name));
+    expect(segments.map((e) => [e.data.length < 1024 * 1024, e.size])).toEqual([[true, 16 * 1024 * 1024]]);
+    expect(stored.length).toBeLessThan(30 * 1024 * 1024);
 
     const memory = await Ominipg.connect({ url: ":memory:" });
     expect(await roundTrip(memory, "memory")).toEqual([{ v: "memory" }]);
+    expect(await pool(memory)).toBe("32MB");
     await memory.close();
     const dir = path.join(work, "db");
     const disk = await Ominipg.connect({ url: dir });
     expect(await roundTrip(disk, "directory")).toEqual([{ v: "directory" }]);
     await disk.close();
     expect(fs.existsSync(path.join(dir, "postmaster.pid"))).toBe(false);
+    expect(fs.statSync(path.join(dir, "pg_wal", segments[0]!.name.slice("pg_wal/".length))).size).toBe(
+      16 * 1024 * 1024,
+    );
     const again = await Ominipg.connect({ url: dir });
     expect((await again.query(`SELECT v FROM t`)).rows).toEqual([{ v: "directory" }]);
+    expect(await pool(again)).toBe("32MB"); // in its postgresql.conf: ALTER SYSTEM still wins
+    await again.query(`ALTER SYSTEM SET shared_buffers = '24MB'`);
     await again.close();
+    const altered = await Ominipg.connect({ url: dir });
+    expect(await pool(altered)).toBe("24MB");
+    await altered.close();
 
     expect(entryState(root)).toEqual(made); // read, not rewritten; nothing left beside it
   });
@@ -214,12 +233,15 @@ describe("new databases from the cache", () => {
       WHERE name NOT IN ('data_directory', 'config_file', 'hba_file', 'ident_file') ORDER BY name`;
     const fromCache = await Ominipg.connect({ url: ":memory:" });
     const expected = (await fromCache.query(settings)).rows;
+    expect(await pool(fromCache)).toBe("32MB");
     const templateSystem = await systemIdentifier(fromCache);
     await fromCache.close();
 
     const cacheBefore = setEnv({ OMINIPG_CACHE_DIR: damaged.root });
     try {
-      const initdb = await Ominipg.connect({ url: ":memory:", initCache: false });
+      // initdb writes a 128MB pool in postgresql.conf, the template 32MB (and PostgreSQL sizes a few other
+      // buffers from it): started with the same pool, every setting is equal.
+      const initdb = await Ominipg.connect({ url: ":memory:", initCache: false, sharedBuffers: "32MB" });
       expect((await initdb.query(settings)).rows).toEqual(expected);
       expect(await systemIdentifier(initdb)).not.toBe(templateSystem); // initdb ran: not a copy
       expect(await roundTrip(initdb, "initdb")).toEqual([{ v: "initdb" }]);

@@ -81,9 +81,10 @@ export interface ConnectOptions {
   /** Prepared statements kept per client. Default 200. */
   statementCacheSize?: number;
   /**
-   * The local database's buffer pool for this open (PostgreSQL's `shared_buffers`, e.g. `"16MB"`). Default
-   * PostgreSQL's 128MB. PostgreSQL zeroes the whole pool at every start (~0.4 s for 128MB on a small machine):
-   * short-lived processes open faster with less. Not stored in the database.
+   * The local database's buffer pool for this open (PostgreSQL's `shared_buffers`, e.g. `"16MB"`). Default the
+   * database's own setting: 32MB in one made from the init cache, PostgreSQL's 128MB in one made by initdb.
+   * PostgreSQL zeroes the whole pool at every start (~0.4 s for 128MB on a small machine): short-lived
+   * processes open faster with less. Not stored in the database.
    */
   sharedBuffers?: string;
   /**

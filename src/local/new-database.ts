@@ -3,7 +3,7 @@ import path from "node:path";
 import { MemoryFS, PGlite } from "@electric-sql/pglite";
 import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
-import { copyIntoPglite, tarEntries, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
+import { PGDATA, copyIntoPglite, tarEntries, trimWal, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
 
 export interface NewDatabaseOptions {
   /** A PGlite dump a new database starts from (the caller's own: it wins over the init cache). */
@@ -19,8 +19,7 @@ type Started = { startParams?: string[] };
 
 /**
  * How PGlite starts a database: its buffer pool, when the caller sets it (PostgreSQL zeroes the whole pool at
- * every start, ~0.4 s for the default 128MB on a 2-core machine: a short-lived process such as a CLI command
- * opens faster with less). In memory, relations are extended by writing zeros: PostgreSQL (16+) extends a
+ * every start: a short-lived process such as a CLI command opens faster with less). In memory, relations are extended by writing zeros: PostgreSQL (16+) extends a
  * relation by many blocks at once (COPY, bulk loads) with posix_fallocate, which PGlite's in-memory file system
  * carries out by reallocating and copying the whole file every time, so a table loaded by many COPYs costs time
  * quadratic in its size (200,000 rows of the pull's initial copy in 2,000-row COPYs: ~3.6 s of CPU, ~1.2 s
@@ -121,12 +120,17 @@ class TemplateNodeFS extends NodeFS {
  */
 async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, how: Started): Promise<PGlite> {
   const fresh = await PGlite.create({ ...TEMPLATE_OPTIONS, ...how });
-  let dump: Uint8Array | undefined;
   let entries: TarEntry[] | undefined;
   try {
-    // Written to the data files, so a database made from the dump replays almost no WAL when it starts.
+    sizeBufferPool(fresh.Module.FS);
+    // Written to the data files, so a database made from the dump replays almost no WAL when it starts; and its WAL
+    // moved to a new segment, the old one removed (not recycled), so the dump's one segment is nearly all zeros,
+    // which trimWal leaves out.
+    await fresh.exec("SET wal_recycle = off");
+    await fresh.exec("SELECT pg_switch_wal()");
     await fresh.exec("CHECKPOINT");
-    dump = new Uint8Array(await (await fresh.dumpDataDir("none")).arrayBuffer());
+    await fresh.exec("RESET wal_recycle");
+    const dump = trimWal(new Uint8Array(await (await fresh.dumpDataDir("none")).arrayBuffer()));
     entries = entriesOf(dump);
     if (entries) await cache.write(dump); // stored only if it can be read back
   } catch {
@@ -138,7 +142,26 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
     await writeTemplateDir(entries, dataDir);
     return PGlite.create(dataDir, how);
   }
-  return PGlite.create(dataDir, { ...(dump ? { loadDataDir: tarBlob(dump) } : {}), ...how });
+  return PGlite.create(dataDir, how); // initdb, in the directory
+}
+
+/**
+ * The buffer pool a database made from the template starts with, written into its postgresql.conf as initdb
+ * sizes it there (PostgreSQL's 128MB otherwise). PostgreSQL zeroes the whole pool at every start: 128MB is
+ * ~0.4 s of a ~1.3 s open on a 2-core machine, 32MB ~0.1 s. A database held in memory is in PGlite's file
+ * system anyway, so a page the pool no longer holds is a copy away, not a disk read. `ALTER SYSTEM` and
+ * `connect({ sharedBuffers })` still set it, as PostgreSQL's precedence has it.
+ */
+const TEMPLATE_SHARED_BUFFERS = "32MB";
+
+function sizeBufferPool(FS: PGlite["Module"]["FS"]): void {
+  const file = `${PGDATA}/postgresql.conf`;
+  const conf = FS.readFile(file, { encoding: "utf8" });
+  const line = `shared_buffers = ${TEMPLATE_SHARED_BUFFERS}\t\t# set by Ominipg (initdb: 128MB)`;
+  const sized = /^shared_buffers\s*=.*$/m.test(conf)
+    ? conf.replace(/^shared_buffers\s*=.*$/m, line)
+    : `${conf}\n${line}\n`;
+  FS.writeFile(file, sized);
 }
 
 function entriesOf(dump: Uint8Array): TarEntry[] | undefined {

@@ -15,43 +15,98 @@ export interface TarEntry {
   kind: "file" | "dir";
   mode: number;
   data: Uint8Array;
+  /** The file's length: its data, then zeros (a trimmed WAL segment's tail). */
+  size: number;
 }
 
 const BLOCK = 512;
 const latin1 = new TextDecoder("latin1");
 
-/**
- * The archive's entries, in archive order (a directory before what it holds). Throws on anything else than
- * regular files and directories, or on a name that would leave the data directory.
- */
-export function tarEntries(archive: Uint8Array): TarEntry[] {
-  const entries: TarEntry[] = [];
+/** A ustar header: the entry's name, type, mode and size, and where its data starts. */
+interface Header {
+  at: number;
+  raw: string;
+  name: string;
+  type: number | undefined;
+  mode: number;
+  size: number;
+  dataAt: number;
+}
+
+/** The archive's headers, in order, up to the end-of-archive blocks. */
+function* headers(archive: Uint8Array): Generator<Header> {
   for (let at = 0; at + BLOCK <= archive.length;) {
     const header = archive.subarray(at, at + BLOCK);
-    if (header.every((b) => b === 0)) break; // the end-of-archive blocks
+    if (header.every((b) => b === 0)) return; // the end-of-archive blocks
     const size = octal(header, 124, 12);
-    const type = header[156];
     const prefix = text(header, 345, 131);
     const raw = (prefix ? `${prefix}/` : "") + text(header, 0, 100);
     const name = raw.replace(/^(\.?\/)+/, "").replace(/\/+$/, "");
-    at += BLOCK;
-    if (at + size > archive.length) throw new Error(`the archive ends inside ${raw}`);
+    const dataAt = at + BLOCK;
+    if (dataAt + size > archive.length) throw new Error(`the archive ends inside ${raw}`);
+    yield { at, raw, name, type: header[156], mode: octal(header, 100, 8), size, dataAt };
+    at = dataAt + Math.ceil(size / BLOCK) * BLOCK;
+  }
+}
+
+/**
+ * The archive's entries, in archive order (a directory before what it holds), WAL segments whole again (see
+ * `trimWal`). Throws on anything else than regular files and directories, or on a name that would leave the
+ * data directory.
+ */
+export function tarEntries(archive: Uint8Array): TarEntry[] {
+  const entries: TarEntry[] = [];
+  for (const { raw, name, type, mode, size, dataAt } of headers(archive)) {
     if (type === 0x35 /* '5' */) {
       if (name !== "" && name !== ".")
-        entries.push({ name: safe(name), kind: "dir", mode: octal(header, 100, 8), data: new Uint8Array(0) });
+        entries.push({ name: safe(name), kind: "dir", mode, data: new Uint8Array(0), size: 0 });
     } else if (type === 0x30 /* '0' */ || type === 0) {
-      entries.push({
-        name: safe(name),
-        kind: "file",
-        mode: octal(header, 100, 8),
-        data: archive.subarray(at, at + size),
-      });
+      const data = archive.subarray(dataAt, dataAt + size);
+      const length = SEGMENT.test(name) ? Math.max(size, WAL_SEGMENT) : size;
+      entries.push({ name: safe(name), kind: "file", mode, data, size: length });
     } else {
       throw new Error(`unexpected entry type ${String.fromCharCode(type ?? 0)} for ${raw}`);
     }
-    at += Math.ceil(size / BLOCK) * BLOCK;
   }
   return entries;
+}
+
+/** The size of PGlite's WAL segments (initdb's default); a template's segments of another size are kept whole. */
+const WAL_SEGMENT = 16 * 1024 * 1024;
+const SEGMENT = /^pg_wal\/[0-9A-F]{24}$/;
+const ascii = new TextEncoder();
+
+/**
+ * The archive with the zeros ending each whole WAL segment left out (`tarEntries` puts them back). The template's
+ * one segment is nearly all zeros once its WAL moved to a new segment at its last checkpoint: 16 of 40 MB, and
+ * reading and checking the template is much of a new database's open. PostgreSQL itself always finds its
+ * segments whole.
+ */
+export function trimWal(archive: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let copied = 0;
+  for (const { at, name, size, dataAt } of headers(archive)) {
+    if (!SEGMENT.test(name) || size !== WAL_SEGMENT) continue;
+    let end = dataAt + size;
+    while (end > dataAt && archive[end - 1] === 0) end--;
+    const kept = Math.ceil((end - dataAt) / BLOCK) * BLOCK;
+    const header = archive.slice(at, at + BLOCK);
+    header.set(ascii.encode(`${kept.toString(8).padStart(11, "0")}\0`), 124);
+    header.fill(0x20, 148, 156); // the checksum counts its own field as spaces
+    const sum = header.reduce((a, b) => a + b, 0);
+    header.set(ascii.encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
+    parts.push(archive.subarray(copied, at), header, archive.subarray(dataAt, dataAt + kept));
+    copied = dataAt + size;
+  }
+  if (parts.length === 0) return archive;
+  parts.push(archive.subarray(copied));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** Never copied into a new database: the lock file of the server process the dump was taken from. */
@@ -67,7 +122,10 @@ export function copyIntoPglite(FS: PGlite["Module"]["FS"], entries: TarEntry[]):
     if (SKIPPED.has(entry.name)) continue;
     const target = `${PGDATA}/${entry.name}`;
     if (entry.kind === "dir") FS.mkdirTree(target);
-    else FS.writeFile(target, entry.data);
+    else {
+      FS.writeFile(target, entry.data);
+      if (entry.size > entry.data.length) FS.truncate(target, entry.size);
+    }
   }
 }
 
@@ -109,13 +167,13 @@ const CHUNK = 64 * 1024;
 const ZEROS = Buffer.alloc(CHUNK);
 
 /**
- * Write a file, skipping chunks of zeros (left as holes: they read back as zeros). A quarter of a fresh
- * database is zeros, most of it the unused part of the first 16 MB WAL segment: that much less to write.
+ * Write a file, skipping chunks of zeros and leaving its zero tail unwritten (holes: they read back as zeros).
+ * The WAL segment is nearly all zeros, and relation files hold some.
  */
 async function writeSparse(file: string, entry: TarEntry): Promise<void> {
   const { data } = entry;
   const mode = entry.mode || 0o600;
-  if (data.length < CHUNK) return writeFile(file, data, { mode });
+  if (data.length < CHUNK && entry.size === data.length) return writeFile(file, data, { mode });
   const handle = await open(file, "w", mode);
   try {
     for (let at = 0; at < data.length; at += CHUNK) {
@@ -123,14 +181,14 @@ async function writeSparse(file: string, entry: TarEntry): Promise<void> {
       if (!Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).equals(ZEROS.subarray(0, chunk.length)))
         await handle.write(chunk, 0, chunk.length, at);
     }
-    await handle.truncate(data.length);
+    await handle.truncate(entry.size);
   } finally {
     await handle.close();
   }
 }
 
 /** PGlite's data directory inside its file system. */
-const PGDATA = "/pglite/data";
+export const PGDATA = "/pglite/data";
 
 function text(header: Uint8Array, offset: number, length: number): string {
   const field = header.subarray(offset, offset + length);
