@@ -123,14 +123,7 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
   let entries: TarEntry[] | undefined;
   try {
     sizeBufferPool(fresh.Module.FS);
-    // Written to the data files, so a database made from the dump replays almost no WAL when it starts; and its WAL
-    // moved to a new segment, the old one removed (not recycled), so the dump's one segment is nearly all zeros,
-    // which trimWal leaves out.
-    await fresh.exec("SET wal_recycle = off");
-    await fresh.exec("SELECT pg_switch_wal()");
-    await fresh.exec("CHECKPOINT");
-    await fresh.exec("RESET wal_recycle");
-    const dump = trimWal(new Uint8Array(await (await fresh.dumpDataDir("none")).arrayBuffer()));
+    const dump = trimWal(await templateDump(fresh));
     entries = entriesOf(dump);
     if (entries) await cache.write(dump); // stored only if it can be read back
   } catch {
@@ -143,6 +136,19 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
     return PGlite.create(dataDir, how);
   }
   return PGlite.create(dataDir, how); // initdb, in the directory
+}
+
+/**
+ * A dump of `db` to make new databases from (whole: PGlite's `loadDataDir` takes it; `trimWal` for the init
+ * cache). Checkpointed, so a database made from it replays almost no WAL when it starts, and its WAL moved to a
+ * new segment, the old one removed (not recycled): the dump's one segment is nearly all zeros.
+ */
+export async function templateDump(db: PGlite): Promise<Uint8Array> {
+  await db.exec("SET wal_recycle = off");
+  await db.exec("SELECT pg_switch_wal()");
+  await db.exec("CHECKPOINT");
+  await db.exec("RESET wal_recycle");
+  return new Uint8Array(await (await db.dumpDataDir("none")).arrayBuffer());
 }
 
 /**

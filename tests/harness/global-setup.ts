@@ -11,6 +11,8 @@ import type { TestProject } from "vitest/node";
 import { startEmbeddedRemote } from "../../src/cli/embedded-remote.js";
 import { CliError } from "../../src/cli/errors.js";
 import { InitCache } from "../../src/local/init-cache.js";
+import { templateDump } from "../../src/local/new-database.js";
+import { trimWal } from "../../src/local/pgdata-tar.js";
 import { startPooler } from "./pooler.js";
 import { giveKeyTo, makeTlsFiles, sslFlags, type TlsFiles } from "./tls.js";
 
@@ -109,11 +111,11 @@ async function writePgliteTemplate(file: string, cacheRoot: string): Promise<voi
       await db.exec(`ALTER DATABASE ${name} IS_TEMPLATE false`);
       await db.exec(`DROP DATABASE ${name}`); // not in a transaction block: one statement per exec
     }
-    await db.exec("CHECKPOINT");
-    const dump = new Uint8Array(await (await db.dumpDataDir("none")).arrayBuffer());
-    await writeFile(file, dump);
+    const dump = await templateDump(db);
+    await writeFile(file, dump); // whole: PGlite's own loadDataDir reads it; the cache's copy without the WAL's zeros
     const cache = InitCache.locate({ OMINIPG_CACHE_DIR: cacheRoot });
-    if (!cache || !(await cache.write(dump))) throw new Error(`could not write the init cache in ${cacheRoot}`);
+    if (!cache || !(await cache.write(trimWal(dump))))
+      throw new Error(`could not write the init cache in ${cacheRoot}`);
   } finally {
     await db.close();
   }
