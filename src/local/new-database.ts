@@ -33,12 +33,6 @@ function start(dataDir: string | undefined, sharedBuffers: string | undefined): 
   return params.length === 0 ? {} : { startParams: [...PGlite.defaultStartParams, ...params] };
 }
 
-/** The template as read from the cache: its bytes, and its entries unless they could not be read. */
-interface Template {
-  dump: Uint8Array;
-  entries: TarEntry[] | undefined;
-}
-
 /** Thrown inside PGlite's start when the cache has no usable template: the database is made another way. */
 class NoTemplate extends Error {}
 
@@ -56,16 +50,16 @@ export async function openPglite(dataDir: string | undefined, options: NewDataba
   if (!cache) return PGlite.create(dataDir, how);
   // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
   // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
-  const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): Template | undefined => {
+  const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): TarEntry[] | undefined => {
     const dump = cache.read();
-    return dump ? { dump, entries: entriesOf(dump) } : undefined;
+    return dump ? entriesOf(dump) : undefined;
   });
-  template.catch(() => {}); // read() does not throw; awaited below unless PGlite's start failed first
+  template.catch(() => {}); // read() does not throw; awaited by PGlite's start, unless that failed first
   try {
     if (dataDir === undefined) return await PGlite.create({ fs: new TemplateMemoryFS(template), ...how });
-    const filled = template.then(async (t) => {
-      if (!t?.entries) return false;
-      await writeTemplateDir(t.entries, dataDir);
+    const filled = template.then(async (entries) => {
+      if (!entries) return false;
+      await writeTemplateDir(entries, dataDir);
       return true;
     });
     filled.catch(() => {}); // awaited by PGlite's start, unless that failed first
@@ -76,24 +70,23 @@ export async function openPglite(dataDir: string | undefined, options: NewDataba
       if (dataDir === undefined) return PGlite.create(how);
       throw err;
     }
-    const t = await template;
-    // Not expected (a dump is read back before it is stored): PGlite's own loader takes any archive it made.
-    if (t) return PGlite.create(dataDir, { loadDataDir: tarBlob(t.dump), ...how });
+    // No entry, or one this reader cannot take (not expected: a dump is read back before it is stored). Never
+    // PGlite's own loader: a stored dump lacks its WAL's zeros, which only tarEntries puts back.
     return fromNewTemplate(dataDir, cache, how);
   }
 }
 
 /** An in-memory database whose data directory is filled from the template when PGlite starts. */
 class TemplateMemoryFS extends MemoryFS {
-  readonly #template: Promise<Template | undefined>;
+  readonly #template: Promise<TarEntry[] | undefined>;
 
-  constructor(template: Promise<Template | undefined>) {
+  constructor(template: Promise<TarEntry[] | undefined>) {
     super();
     this.#template = template;
   }
 
   override async initialSyncFs(): Promise<void> {
-    const entries = (await this.#template)?.entries;
+    const entries = await this.#template;
     if (!entries) throw new NoTemplate();
     copyIntoPglite(this.pg!.Module.FS, entries);
   }
@@ -176,8 +169,4 @@ function entriesOf(dump: Uint8Array): TarEntry[] | undefined {
   } catch {
     return undefined;
   }
-}
-
-function tarBlob(dump: Uint8Array): Blob {
-  return new Blob([dump as Uint8Array<ArrayBuffer>], { type: "application/x-tar" });
 }
