@@ -19,11 +19,12 @@ type Started = { startParams?: string[] };
 
 /**
  * How PGlite starts a database: its buffer pool, when the caller sets it (PostgreSQL zeroes the whole pool at
- * every start: a short-lived process such as a CLI command opens faster with less). In memory, relations are extended by writing zeros: PostgreSQL (16+) extends a
- * relation by many blocks at once (COPY, bulk loads) with posix_fallocate, which PGlite's in-memory file system
- * carries out by reallocating and copying the whole file every time, so a table loaded by many COPYs costs time
- * quadratic in its size (200,000 rows of the pull's initial copy in 2,000-row COPYs: ~3.6 s of CPU, ~1.2 s
- * with zeros written; one COPY ~1.7 s vs ~1.0 s). A directory's files are real files: the default stays.
+ * every start: a short-lived process such as a CLI command opens faster with less). In memory, relations are
+ * extended by writing zeros: PostgreSQL (16+) extends a relation by many blocks at once (COPY, bulk loads) with
+ * posix_fallocate, which PGlite's in-memory file system carries out by reallocating and copying the whole file
+ * every time, so a table loaded by many COPYs costs time quadratic in its size (200,000 rows of the pull's
+ * initial copy in 2,000-row COPYs: ~3.6 s of CPU, ~1.2 s with zeros written; one COPY ~1.7 s vs ~1.0 s). A
+ * directory's files are real files: the default stays.
  */
 function start(dataDir: string | undefined, sharedBuffers: string | undefined): Started {
   const params = [

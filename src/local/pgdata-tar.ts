@@ -71,7 +71,10 @@ export function tarEntries(archive: Uint8Array): TarEntry[] {
   return entries;
 }
 
-/** The size of PGlite's WAL segments (initdb's default); a template's segments of another size are kept whole. */
+/**
+ * The size of PGlite's WAL segments (initdb's default, which PGlite keeps): trimWal trims only segments of this
+ * size, and tarEntries gives every segment this length.
+ */
 const WAL_SEGMENT = 16 * 1024 * 1024;
 const SEGMENT = /^pg_wal\/[0-9A-F]{24}$/;
 const ascii = new TextEncoder();
