@@ -3,6 +3,7 @@ import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driv
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
+import { growFilesByHalf } from "./memfs-growth.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
 
 /** PGlite's protocol messages as its parser hands them over (their other fields depend on `name`). */
@@ -51,6 +52,7 @@ export class PgliteDriver implements Driver {
     cacheSize = 200,
   ): Promise<PgliteDriver> {
     const db = await openPglite(dataDir, options);
+    growFilesByHalf(db);
     return new PgliteDriver(db, cacheSize);
   }
 
