@@ -7,7 +7,11 @@ interface MemFile {
 
 interface MemFs {
   expandFileStorage?: (node: MemFile, size: number) => void;
+  [GROWN]?: true;
 }
+
+/** Marks a file system already changed (each PGlite instance has its own; never wrap one twice). */
+const GROWN = Symbol("ominipg.grown");
 
 /** How much a growing in-memory file's capacity grows at least, once past 1 MB. */
 const GROWTH = 1.5;
@@ -22,7 +26,8 @@ const GROWTH = 1.5;
 export function growFilesByHalf(db: PGlite): void {
   const memfs = (db.Module as unknown as { MEMFS?: MemFs }).MEMFS;
   const expand = memfs?.expandFileStorage;
-  if (!memfs || typeof expand !== "function") return;
+  if (!memfs || typeof expand !== "function" || memfs[GROWN]) return;
+  memfs[GROWN] = true;
   memfs.expandFileStorage = (node, size) => {
     const capacity = node.contents.length;
     expand.call(
