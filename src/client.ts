@@ -73,7 +73,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     options: ConnectOptions,
   ): Promise<{ driver: Driver; lock?: DirLock; storedScope?: StoredScope | undefined }> {
     validateConnectOptions(options, (file) => fs.readFileSync(file));
-    await loadParser();
+    // Loaded while the database opens (~0.1-0.2 s in a new process); awaited before the first query can run.
+    const parser = loadParser();
+    parser.catch(() => {}); // awaited below, unless the open failed first
     const location = locate(options.url);
     if (location.kind === "server") {
       if (options.syncUrl)
@@ -81,7 +83,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
           "direct mode (a postgres:// url) cannot also sync: leave out syncUrl, or use a local url",
         );
       const driver = new DirectDriver(location.url);
-      await runSchema(driver, options.schemaSQL ?? [], "local").catch(async (err) => {
+      await Promise.all([runSchema(driver, options.schemaSQL ?? [], "local"), parser]).catch(async (err) => {
         await driver.close();
         throw err;
       });
@@ -113,6 +115,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     try {
       // Capture keeps each statement's row images until the log insert reads them; PGlite's 4 MB default
       // spills a bulk statement's images to temporary files.
+      await parser;
       await driver.exec(`SET work_mem = '64MB'`);
       await runSchema(driver, options.schemaSQL ?? [], "local");
       if (options.syncUrl) {

@@ -1,6 +1,3 @@
-import { loadModule, parseSync } from "libpg-query";
-import { deparseSync } from "pgsql-deparser";
-
 /** A libpg-query AST node: `{ NodeType: { ...fields } }`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the AST is walked generically; its node shapes are libpg-query's, not ours to type
 export type Node = Record<string, any>;
@@ -10,21 +7,35 @@ export interface RawStmt {
   stmt_len?: number;
 }
 
+type Deparse = (typeof import("pgsql-deparser"))["deparseSync"];
+let loaded: { parseSync: (sql: string) => unknown; deparseSync: Deparse } | undefined;
 let loading: Promise<void> | undefined;
 
-/** libpg-query is WASM: load it once per process (~20 ms). */
+/**
+ * The parser (libpg-query, WASM) and the deparser, imported and loaded once per process: ~0.1-0.2 s in a new
+ * process, which connect() overlaps with PGlite's own start.
+ */
 export function loadParser(): Promise<void> {
-  loading ??= loadModule();
+  loading ??= (async () => {
+    const [lib, dep] = await Promise.all([import("libpg-query"), import("pgsql-deparser")]);
+    await lib.loadModule();
+    loaded = { parseSync: lib.parseSync, deparseSync: dep.deparseSync };
+  })();
   return loading;
+}
+
+function parser(): NonNullable<typeof loaded> {
+  if (!loaded) throw new Error("the SQL parser is not loaded yet (await loadParser() first)");
+  return loaded;
 }
 
 /** Parse with PostgreSQL's own parser. Throws on a syntax error. */
 export function parseStatements(sql: string): RawStmt[] {
-  return (parseSync(sql) as { stmts?: RawStmt[] }).stmts ?? [];
+  return (parser().parseSync(sql) as { stmts?: RawStmt[] }).stmts ?? [];
 }
 
 export function deparse(node: Node): string {
-  return deparseSync(node as Parameters<typeof deparseSync>[0], { pretty: false });
+  return parser().deparseSync(node as Parameters<Deparse>[0], { pretty: false });
 }
 
 /** The one key of a node: "InsertStmt", "SelectStmt", ... */
