@@ -125,11 +125,8 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
   }
   if (dataDir === undefined) return fresh;
   await fresh.close();
-  if (entries) {
-    await writeTemplateDir(entries, dataDir);
-    return PGlite.create(dataDir, how);
-  }
-  return PGlite.create(dataDir, how); // initdb, in the directory
+  if (entries) await writeTemplateDir(entries, dataDir);
+  return PGlite.create(dataDir, how); // without the template's files: initdb, in the directory
 }
 
 /**
@@ -158,9 +155,8 @@ function sizeBufferPool(FS: PGlite["Module"]["FS"]): void {
   const file = `${PGDATA}/postgresql.conf`;
   const conf = FS.readFile(file, { encoding: "utf8" });
   const line = `shared_buffers = ${TEMPLATE_SHARED_BUFFERS}\t\t# set by Ominipg (initdb: 128MB)`;
-  const sized = /^shared_buffers\s*=.*$/m.test(conf)
-    ? conf.replace(/^shared_buffers\s*=.*$/m, line)
-    : `${conf}\n${line}\n`;
+  const setting = /^shared_buffers\s*=.*$/m;
+  const sized = setting.test(conf) ? conf.replace(setting, line) : `${conf}\n${line}\n`;
   FS.writeFile(file, sized);
 }
 

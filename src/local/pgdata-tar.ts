@@ -103,13 +103,7 @@ export function trimWal(archive: Uint8Array): Uint8Array {
   }
   if (parts.length === 0) return archive;
   parts.push(archive.subarray(copied));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 /** Never copied into a new database: the lock file of the server process the dump was taken from. */
