@@ -25,9 +25,12 @@ export default defineConfig({
           globalSetup: ["tests/harness/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          // Each test file runs in its own child process (PGlite is WASM and keeps
-          // global state, so real process isolation is the safe default).
+          // Child processes (PGlite's WASM memory stays out of vitest's own process), each running its share of
+          // the files one after another in the same module graph: a new process per file compiled and warmed
+          // PGlite's WASM and the SQL parser again every time (a quarter of the suite's CPU). Files clean up what
+          // they change (process.env, listeners, databases).
           pool: "forks",
+          isolate: false,
         },
       },
     ],
