@@ -15,18 +15,6 @@ interface Prepared {
   paramTypes: number[];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /**
  * PGlite through its wire protocol. Statements run as named prepared statements cached per SQL text
  * (parse and plan once, then bind/execute), which is ~3x faster than `db.query` for repeated statements.
@@ -122,11 +110,11 @@ export class PgliteDriver implements Driver {
     return this.#lock.run(async () => {
       // execProtocolRaw would also parse the response into messages, decoding every value: not wanted here.
       const parts: Uint8Array[] = [];
-      await this.#db.execProtocolRawStream(concat(await this.#unnamed(sql, params)), {
+      await this.#db.execProtocolRawStream(Buffer.concat(await this.#unnamed(sql, params)), {
         syncToFs: false,
         onRawData: (data) => parts.push(data.slice()),
       });
-      const response = concat(parts);
+      const response = Buffer.concat(parts);
       const { rows, status, failed } = scanResponse(response);
       this.#status = status;
       if (failed) {
@@ -197,7 +185,7 @@ export class PgliteDriver implements Driver {
   }
 
   async #send(parts: Uint8Array[]): Promise<BackendMessage[]> {
-    const msgs = (await this.#db.execProtocolStream(concat(parts), { throwOnError: false })) as BackendMessage[];
+    const msgs = (await this.#db.execProtocolStream(Buffer.concat(parts), { throwOnError: false })) as BackendMessage[];
     const ready = msgs.findLast((m) => m.name === "readyForQuery");
     if (ready) this.#status = ready.status === "T" ? "transaction" : ready.status === "E" ? "failed" : "idle";
     if (this.#status === "idle") await this.#db.syncToFs();
