@@ -127,7 +127,22 @@ describe("DDL after connect", () => {
     await db.query(`SET search_path = s2, public`);
     await db.query(`INSERT INTO t VALUES (1)`);
     await db.query(`RESET search_path`);
-    expect(opsOf(await logSince(db, mark))).toEqual(["I public.loose", "U public.loose", "I public.t", "I s2.t"]);
+    // Also when set_config() changes it, and another setting changed meanwhile keeps nothing stale either.
+    await db.query(`SET TimeZone TO 'UTC'`);
+    await db.query(`INSERT INTO t VALUES (2)`);
+    await db.query(`SELECT set_config('search_path', 's2, public', false)`);
+    await db.query(`INSERT INTO t VALUES (2)`);
+    await db.query(`SELECT set_config($1, 'public', false)`, ["search_path"]);
+    await db.query(`INSERT INTO t VALUES (3)`);
+    expect(opsOf(await logSince(db, mark))).toEqual([
+      "I public.loose",
+      "U public.loose",
+      "I public.t",
+      "I s2.t",
+      "I public.t",
+      "I s2.t",
+      "I public.t",
+    ]);
   });
 
   it("plan cache: a repeated statement is planned once (no re-parse, no catalog look-up)", async () => {

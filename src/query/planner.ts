@@ -82,7 +82,7 @@ export class Planner {
     if (!raw) return passthrough(text, "none", false);
     const stmt = raw.stmt;
     const type = nodeType(stmt);
-    const effect = effectOf(stmt);
+    const effect = effectOf(stmt, text);
     if (!this.capture || endsTransaction(stmt)) return passthrough(text, effect, effect === "none" && !isUtility(type));
 
     const catalog = await this.capture.catalog();
@@ -93,7 +93,7 @@ export class Planner {
     if (type === "TruncateStmt") return truncateStep(text, stmt.TruncateStmt, catalog);
     if (DML_TYPES.has(type) || type === "SelectStmt") {
       const captured = await rewriteForCapture(stmt, catalog, this.capture.describeNames);
-      if (captured) return capturedStep(captured);
+      if (captured) return capturedStep(captured, effect);
     }
     return passthrough(text, effect, effect === "none" && !isUtility(type));
   }
@@ -103,14 +103,14 @@ function passthrough(sql: string, effect: Effect, prepare: boolean): Step {
   return { sql, shape: "as-is", hiddenResults: 0, prepare, effect, tables: [] };
 }
 
-function capturedStep(c: CapturedStatement): Step {
+function capturedStep(c: CapturedStatement, effect: Effect): Step {
   return {
     sql: c.sql,
     shape: c.result === "select" ? "as-is" : `captured-${c.result}`,
     command: c.command,
     hiddenResults: 0,
     prepare: true,
-    effect: "none",
+    effect,
     tables: c.tables,
   };
 }
@@ -131,7 +131,8 @@ function endsTransaction(stmt: Node): boolean {
   );
 }
 
-function effectOf(stmt: Node): Effect {
+function effectOf(stmt: Node, text: string): Effect {
+  if (/set_config/i.test(text) && setsNamesByCall(stmt)) return "ddl";
   const type = nodeType(stmt);
   if (type === "TransactionStmt") {
     const kind = stmt.TransactionStmt.kind as string;
@@ -162,8 +163,9 @@ function effectOf(stmt: Node): Effect {
     "TruncateStmt",
   ]);
   if (DML_TYPES.has(type) || harmless.has(type) || type === "") return "none";
-  if (type === "VariableSetStmt" && !changesNames(stmt.VariableSetStmt)) return "none";
-  // DDL, a SET of how names resolve, DISCARD, ...: plans and catalog may be stale.
+  const set = stmt.VariableSetStmt as Node | undefined;
+  if (set && set.kind !== "VAR_RESET_ALL" && !NAME_SETTINGS.has(String(set.name ?? "").toLowerCase())) return "none";
+  // DDL, a SET of how names resolve (or RESET ALL), DISCARD, ...: plans and catalog may be stale.
   return "ddl";
 }
 
@@ -173,9 +175,15 @@ function effectOf(stmt: Node): Effect {
  */
 const NAME_SETTINGS = new Set(["search_path", "role", "session_authorization"]);
 
-function changesNames(set: Node): boolean {
-  if (set.kind === "VAR_RESET_ALL") return true;
-  return NAME_SETTINGS.has(String(set.name ?? "").toLowerCase());
+/** A set_config() call of a name setting, or of a setting not named by a constant (it may be one). */
+function setsNamesByCall(stmt: Node): boolean {
+  let found = false;
+  walk(stmt, (type, body) => {
+    if (type !== "FuncCall" || (body.funcname as Node[]).at(-1)?.String?.sval !== "set_config") return;
+    const name = body.args?.[0]?.A_Const?.sval?.sval as string | undefined;
+    if (name === undefined || NAME_SETTINGS.has(name.toLowerCase())) found = true;
+  });
+  return found;
 }
 
 /** The text of one statement of a script. */

@@ -1,5 +1,5 @@
-// What a statement does to Ominipg's caches (query/planner.ts): DDL and a SET of how names resolve make the
-// client reload its catalog and prepare its statements again; any other SET keeps them.
+// What a statement does to Ominipg's caches (query/planner.ts): DDL and a SET (or set_config()) of how names resolve
+// make the client reload its catalog and prepare its statements again; any other setting keeps them.
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadParser } from "../../src/capture/parser.js";
 import { Planner, type Effect } from "../../src/query/planner.js";
@@ -23,6 +23,7 @@ describe("planner effects", () => {
     `RESET DateStyle`,
     `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`,
     `SET extra_float_digits = 3`,
+    `SELECT set_config('app.tenant', '42', true)`,
   ])("%s keeps the catalog", async (sql) => {
     expect(await effect(sql)).toBe("none");
   });
@@ -41,6 +42,9 @@ describe("planner effects", () => {
     `DISCARD ALL`,
     `CREATE TABLE t (id int PRIMARY KEY)`,
     `ALTER TABLE t ADD COLUMN v text`,
+    `SELECT set_config('search_path', 's2', false)`,
+    `SELECT set_config('ROLE', 'tenant_a', true)`,
+    `SELECT set_config($1, $2, false)`,
   ])("%s reloads it", async (sql) => {
     expect(await effect(sql)).toBe("ddl");
   });
