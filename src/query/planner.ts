@@ -134,6 +134,7 @@ function endsTransaction(stmt: Node): boolean {
 function effectOf(stmt: Node, text: string): Effect {
   if (/set_config/i.test(text) && setsNamesByCall(stmt)) return "ddl";
   const type = nodeType(stmt);
+  if (type === "DoStmt" && /search_path|set_config|\brole\b|session_authorization/i.test(text)) return "ddl"; // its code is text
   if (type === "TransactionStmt") {
     const kind = stmt.TransactionStmt.kind as string;
     if (kind === "TRANS_STMT_COMMIT" || kind === "TRANS_STMT_RELEASE") return "commit";

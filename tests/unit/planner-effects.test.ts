@@ -24,6 +24,7 @@ describe("planner effects", () => {
     `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`,
     `SET extra_float_digits = 3`,
     `SELECT set_config('app.tenant', '42', true)`,
+    `DO $$ BEGIN PERFORM pg_sleep(0); END $$`,
   ])("%s keeps the catalog", async (sql) => {
     expect(await effect(sql)).toBe("none");
   });
@@ -45,6 +46,8 @@ describe("planner effects", () => {
     `SELECT set_config('search_path', 's2', false)`,
     `SELECT set_config('ROLE', 'tenant_a', true)`,
     `SELECT set_config($1, $2, false)`,
+    `DO $$ BEGIN EXECUTE 'SET search_path = s2'; END $$`,
+    `DO $$ BEGIN PERFORM set_config('search_path', 's2', false); END $$`,
   ])("%s reloads it", async (sql) => {
     expect(await effect(sql)).toBe("ddl");
   });
