@@ -131,6 +131,29 @@ function endsTransaction(stmt: Node): boolean {
   );
 }
 
+/** Statements that change nothing a plan or the catalog depends on. */
+const HARMLESS = new Set([
+  "SelectStmt",
+  "VariableShowStmt",
+  "ExplainStmt",
+  "DeclareCursorStmt",
+  "FetchStmt",
+  "ClosePortalStmt",
+  "LockStmt",
+  "VacuumStmt",
+  "CheckPointStmt",
+  "ListenStmt",
+  "NotifyStmt",
+  "UnlistenStmt",
+  "DeallocateStmt",
+  "ExecuteStmt",
+  "PrepareStmt",
+  "CopyStmt",
+  "CallStmt",
+  "DoStmt",
+  "TruncateStmt",
+]);
+
 function effectOf(stmt: Node, text: string): Effect {
   if (/set_config/i.test(text) && setsNamesByCall(stmt)) return "ddl";
   const type = nodeType(stmt);
@@ -142,28 +165,7 @@ function effectOf(stmt: Node, text: string): Effect {
       return "rollback";
     return "none";
   }
-  const harmless = new Set([
-    "SelectStmt",
-    "VariableShowStmt",
-    "ExplainStmt",
-    "DeclareCursorStmt",
-    "FetchStmt",
-    "ClosePortalStmt",
-    "LockStmt",
-    "VacuumStmt",
-    "CheckPointStmt",
-    "ListenStmt",
-    "NotifyStmt",
-    "UnlistenStmt",
-    "DeallocateStmt",
-    "ExecuteStmt",
-    "PrepareStmt",
-    "CopyStmt",
-    "CallStmt",
-    "DoStmt",
-    "TruncateStmt",
-  ]);
-  if (DML_TYPES.has(type) || harmless.has(type) || type === "") return "none";
+  if (DML_TYPES.has(type) || HARMLESS.has(type) || type === "") return "none";
   const set = stmt.VariableSetStmt as Node | undefined;
   if (set && set.kind !== "VAR_RESET_ALL" && !NAME_SETTINGS.has(String(set.name ?? "").toLowerCase())) return "none";
   // DDL, a SET of how names resolve (or RESET ALL), DISCARD, ...: plans and catalog may be stale.
@@ -176,15 +178,18 @@ function effectOf(stmt: Node, text: string): Effect {
  */
 const NAME_SETTINGS = new Set(["search_path", "role", "session_authorization"]);
 
+/** The setting a set_config() call names, in lower case; null when it is not a constant; undefined if no such call. */
+function setConfigTarget(type: string, body: Node): string | null | undefined {
+  if (type !== "FuncCall" || (body.funcname as Node[]).at(-1)?.String?.sval !== "set_config") return undefined;
+  const name: unknown = body.args?.[0]?.A_Const?.sval?.sval;
+  return typeof name === "string" ? name.toLowerCase() : null;
+}
+
 /** A set_config() call of a name setting, or of a setting not named by a constant (it may be one). */
 function setsNamesByCall(stmt: Node): boolean {
-  let found = false;
-  walk(stmt, (type, body) => {
-    if (type !== "FuncCall" || (body.funcname as Node[]).at(-1)?.String?.sval !== "set_config") return;
-    const name = body.args?.[0]?.A_Const?.sval?.sval as string | undefined;
-    if (name === undefined || NAME_SETTINGS.has(name.toLowerCase())) found = true;
-  });
-  return found;
+  const names: (string | null | undefined)[] = [];
+  walk(stmt, (type, body) => names.push(setConfigTarget(type, body)));
+  return names.some((name) => name === null || (name !== undefined && NAME_SETTINGS.has(name)));
 }
 
 /** The text of one statement of a script. */
@@ -282,11 +287,7 @@ function rejectFloatRounding(stmt: Node): void {
           ? body.setstmt
           : undefined;
     const set = v?.name === "extra_float_digits" && v.kind === "VAR_SET_VALUE" && rounds(v.args?.[0]);
-    const call =
-      type === "FuncCall" &&
-      (body.funcname as Node[]).at(-1)?.String?.sval === "set_config" &&
-      String(body.args?.[0]?.A_Const?.sval?.sval ?? "").toLowerCase() === "extra_float_digits" &&
-      rounds(body.args?.[1]);
+    const call = setConfigTarget(type, body) === "extra_float_digits" && rounds(body.args?.[1]);
     if (set || call) {
       throw new CaptureError(
         "CAPTURE_UNSUPPORTED",
