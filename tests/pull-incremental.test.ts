@@ -217,4 +217,37 @@ describe("incremental pull", () => {
     expect(r.tables["public.parts"]).toMatchObject({ upserted: 3, deleted: 0 });
     await expectSameRows(c.db, remote.sql, TABLES);
   });
+
+  it("writes only rows whose values differ, to the byte: json text, numeric scale; dropped and generated columns", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS docs (id int PRIMARY KEY, gone text, body json, n numeric, tags text[], twice int GENERATED ALWAYS AS (id * 2) STORED)`,
+      `ALTER TABLE docs DROP COLUMN IF EXISTS gone`,
+    ];
+    for (const s of schema) await remote.sql.unsafe(s);
+    await remote.sql.unsafe(
+      `INSERT INTO docs (id, body, n, tags) SELECT g, '{"a":1}', 1.0, ARRAY['x', 'y'] FROM generate_series(1, 300) g`,
+    );
+    const c = await pullClient(remote.url, schema);
+    cleanup(() => c.close());
+    expect((await c.pull()).tables["public.docs"]).toMatchObject({ strategy: "copy", upserted: 300 });
+    // Equal by value, not by text: each must be written.
+    await remote.sql
+      .unsafe(
+        `UPDATE docs SET body = '{"a": 1}' WHERE id = 1; UPDATE docs SET n = 1.00 WHERE id = 2; ` +
+          `UPDATE docs SET tags = ARRAY['x', 'y'] WHERE id = 3`,
+      )
+      .simple();
+    const r = await c.pull();
+    expect(r.tables["public.docs"]).toMatchObject({ strategy: "diff", upserted: 2, deleted: 0 });
+    const { rows } = await c.db.query<{ body: string; n: string }>(
+      `SELECT body::text, n::text FROM docs WHERE id <= 2 ORDER BY id`,
+    );
+    expect(rows).toEqual([
+      { body: '{"a": 1}', n: "1.0" },
+      { body: '{"a":1}', n: "1.00" },
+    ]);
+    expect((await c.pull()).tables["public.docs"]).toMatchObject({ upserted: 0, deleted: 0 });
+  });
 });
