@@ -176,6 +176,38 @@ describe("a lock of this machine and pid namespace", () => {
     }
   });
 
+  it("the heartbeat runs in a process whose code is ES modules by default (node --input-type=module)", async () => {
+    const dir = newDir();
+    const lockModule = new URL("../dist/local/lock.js", import.meta.url).href;
+    const code =
+      `import { lockDirectory } from ${JSON.stringify(lockModule)};\n` +
+      `process.on("warning", (w) => console.log("WARNING " + w.message));\n` +
+      `const lock = await lockDirectory(process.argv[1], { heartbeatMs: 100, staleMs: 1000 });\n` +
+      `console.log("locked");\n` +
+      `process.stdin.resume();\n` +
+      `process.stdin.on("end", () => { lock.release(); process.exit(0); });`;
+    // The heartbeat thread inherits the flag: its code was read as an ES module, where require() does not exist.
+    const child = spawn(process.execPath, ["--input-type=module", "-e", code, dir], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => (out += d));
+    const exited = new Promise((r) => child.on("exit", r));
+    try {
+      await expect.poll(() => out, { timeout: 20_000 }).toContain("locked");
+      await new Promise((r) => setTimeout(r, 300)); // the heartbeat thread is up
+      const before = fs.statSync(`${dir}.lock`).mtimeMs;
+      await new Promise((r) => setTimeout(r, 400));
+      expect(fs.statSync(`${dir}.lock`).mtimeMs).toBeGreaterThan(before);
+    } finally {
+      child.stdin.end();
+      await exited;
+    }
+    expect(out).not.toContain("WARNING");
+    expect(child.exitCode).toBe(0);
+  });
+
   it("a holder whose lock was taken over is warned (OMINIPG_LOCK_LOST)", async () => {
     const dir = newDir();
     const lock = await lockDirectory(dir, { heartbeatMs: 50, staleMs: 500 });

@@ -8,8 +8,9 @@ import { Worker } from "node:worker_threads";
  * this process was frozen longer than the stale time), it stops refreshing it and reports it.
  */
 const WORKER = `
-const fs = require("node:fs");
-const { parentPort } = require("node:worker_threads");
+// import(), not require(): an eval'd worker inherits the process's flags, and is an ES module under
+// --input-type=module or --experimental-default-type=module, where require does not exist.
+Promise.all([import("node:fs"), import("node:worker_threads")]).then(([fs, { parentPort }]) => {
 const held = new Map();
 let timer;
 function drop(id, lost) {
@@ -47,6 +48,7 @@ parentPort.on("message", (m) => {
   } else drop(m.remove, false);
   schedule();
   if (m.last) parentPort.close(); // nothing left to refresh: the thread ends
+});
 });
 `;
 
