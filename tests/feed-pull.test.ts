@@ -229,6 +229,50 @@ describe("pull from the change feed", () => {
     await expectSameRows(B, remote.sql, TABLES);
   });
 
+  it("a table nothing changed in is only moved on (no temp tables); a pending TRUNCATE still holds it", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 50) g`;
+    const A = await client(remote);
+    await A.pull();
+    // New catalog objects take OIDs: a pull that makes its temp tables moves the OID counter, one that does not
+    // leaves it where it was. A probe temp table per reading (the probe's own share measured first).
+    let n = 0;
+    const nextOid = async () => {
+      const name = `ominipg_probe_${n++}`;
+      await A.query(`CREATE TEMP TABLE ${name} (x int)`);
+      return Number((await A.query<{ o: string }>(`SELECT '${name}'::regclass::oid::int8 AS o`)).rows[0]!.o);
+    };
+    const first = await nextOid();
+    const step = (await nextOid()) - first;
+    const cursor = async (table: string) => {
+      const key = `feed_cursor:${JSON.stringify(["public", table])}`;
+      const { rows } = await A.query<{ v: string }>(`SELECT value AS v FROM _ominipg_meta WHERE key = $1`, [key]);
+      return (JSON.parse(rows[0]!.v) as { lsn: string }).lsn;
+    };
+
+    let before = await nextOid();
+    const idle = await A.pull();
+    expect(strategies(idle)).toEqual({ "public.a": "feed", "public.b": "feed" });
+    expect((await nextOid()) - before).toBe(step);
+
+    await remote.sql`UPDATE a SET v = -v WHERE id <= 5`;
+    before = await nextOid();
+    const changed = await A.pull();
+    expect(changed.tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 5 });
+    expect((await nextOid()) - before).toBeGreaterThan(step); // a's pull made its temp tables: the probe tells
+    // b, which nothing changed in, moved on with a: the feed's trimming never leaves it behind.
+    expect(await cursor("b")).toBe(changed.feed!.position);
+    expect(await cursor("a")).toBe(changed.feed!.position);
+
+    await A.query(`TRUNCATE b`);
+    const held = await A.pull();
+    expect(strategies(held)).toEqual({ "public.a": "feed", "public.b": "held" });
+    expect(await cursor("b")).toBe(changed.feed!.position);
+    await A.sync();
+    await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
   it('a table added later is copied, then pulled from the feed; sync.feed "off" never sets one up', async () => {
     const remote = await remoteDb();
     const A = await client(remote);

@@ -38,7 +38,7 @@ import { applyRows, refusal, write, type TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
 import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFetchSql, type Key } from "./copy-sql.js";
 import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
-import { deferIndexes, restoreIndexes } from "./indexes.js";
+import { deferIndexes, recordedIndexes, restoreIndexes } from "./indexes.js";
 import { fetchSql, remoteCountSql, stageName } from "./sql.js";
 import { resumeAfterEnd, streamChunks } from "./stream.js";
 
@@ -101,6 +101,11 @@ export async function resumeCopy(ctx: PullContext, run: TableRun): Promise<void>
     if (point) await deleteMeta(d, pointKey(t)); // a point of another key (the table changed since): the diff does all
     await restoreIndexes(d, t);
   });
+}
+
+/** Whether a copy of the table broke off, or left indexes deferred: resumeCopy has work to do. */
+export async function copyUnfinished(d: Driver, t: TableInfo): Promise<boolean> {
+  return (await getMeta(d, pointKey(t))) !== undefined || (await recordedIndexes(d, t)).length > 0;
 }
 
 /** Every key column must be among the columns a row write sets (not generated): the copy reads keys off rows. */

@@ -79,7 +79,8 @@ export async function restoreIndexes(d: Driver, t: TableInfo): Promise<void> {
   });
 }
 
-async function recordedIndexes(d: Driver, t: TableInfo): Promise<DeferredIndex[]> {
+/** The indexes a copy deferred and has not built yet (a copy broke off). */
+export async function recordedIndexes(d: Driver, t: TableInfo): Promise<DeferredIndex[]> {
   const value = await getMeta(d, recordKey(t));
   return value === undefined ? [] : (JSON.parse(value) as DeferredIndex[]);
 }

@@ -55,7 +55,17 @@ import { copyTable, resumeCopy } from "./copy.js";
 import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
-import { cursorProblem, feedRequired, feedTable, readCursor, readFeedView, saveCursor, type FeedView } from "./feed.js";
+import {
+  cursorProblem,
+  feedRequired,
+  feedTable,
+  probeFeed,
+  readCursor,
+  readFeedView,
+  saveCursor,
+  settleQuiet,
+  type FeedView,
+} from "./feed.js";
 import { registerReader } from "./feed-register.js";
 import type { FeedAgent } from "../remote/feed-agent.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
@@ -163,6 +173,12 @@ export class Puller {
    * then moves to what the snapshot's feed holds (a feed pull moves it with its writes; not while held).
    */
   async #table(ctx: PullContext, t: TableInfo, result: PullResult, view: FeedView | undefined): Promise<TablePull> {
+    const cursor = view ? await readCursor(ctx, t) : undefined;
+    const problem = view && cursorProblem(view, cursor);
+    const probe = view && !problem ? await probeFeed(ctx, t, view, cursor!) : undefined;
+    // Nothing changed on either side: no temp tables, no statistics (most of an idle pull, per table).
+    if (view && probe && (await settleQuiet(ctx, t, view, probe)))
+      return { strategy: "feed", upserted: 0, deleted: 0, skipped: 0, rejected: 0 };
     try {
       const { run, settled } = await startTable(ctx, t);
       const { tally } = run;
@@ -173,11 +189,9 @@ export class Puller {
       let scope: BucketScope | undefined;
       // A copy that broke off continues first (copy.ts); it never moved the cursor, so the feed covers the rest.
       if (settled) await resumeCopy(ctx, run);
-      const cursor = view ? await readCursor(ctx, t) : undefined;
-      const problem = view && cursorProblem(view, cursor);
-      if (view && !problem) {
+      if (view && probe) {
         // The feed's keys, their conflict check, the cursor; or why the table is read whole.
-        const conflicts = await feedTable(ctx, run, view, cursor!);
+        const conflicts = await feedTable(ctx, run, view, cursor!, probe);
         if (typeof conflicts === "number") {
           tally.strategy = run.truncated ? "held" : "feed";
           result.conflicts += conflicts;
