@@ -74,7 +74,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   ): Promise<{ driver: Driver; lock?: DirLock; storedScope?: StoredScope | undefined }> {
     validateConnectOptions(options, (file) => fs.readFileSync(file));
     // Loaded while the database opens (~0.1-0.2 s in a new process); awaited before the first query can run.
-    const parser = loadParser();
+    // Deferred, the planner loads it at its first statement.
+    const parser = options.deferParser ? Promise.resolve() : loadParser();
     parser.catch(() => {}); // awaited below, unless the open failed first
     const location = locate(options.url);
     if (location.kind === "server") {

@@ -1,6 +1,7 @@
 // The CLI opens a data directory once: with storedSyncScope (internal, the CLI's), connect() reads the sync
 // scope the app stored at its last connect in the same open, instead of the CLI opening the directory first
 // to read it. No server: an unreachable syncUrl is enough, connect() never waits on the network.
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
@@ -45,5 +46,26 @@ describe("connect({ storedSyncScope: true })", () => {
     await expect(Ominipg.connect({ url, storedSyncScope: "yes" as never })).rejects.toMatchObject({
       code: "CONFIG_INVALID",
     });
+  });
+});
+
+describe("connect({ deferParser: true })", () => {
+  // In a new process: the parser is loaded once per process, and this one's tests loaded it long ago.
+  it("loads the SQL parser at the first query instead of the open: a write is still captured", () => {
+    const index = new URL("../dist/index.js", import.meta.url).href;
+    const code =
+      `import { Ominipg } from ${JSON.stringify(index)};\n` +
+      `const db = await Ominipg.connect({ url: ":memory:", syncUrl: process.argv[1], deferParser: true, ` +
+      `schemaSQL: [${JSON.stringify(SCHEMA[0])}] });\n` +
+      `await db.query("INSERT INTO items VALUES (1, 'x')");\n` +
+      `const { rows } = await db.query("SELECT table_name, op FROM _sync_queue");\n` +
+      `console.log(JSON.stringify(rows));\n` +
+      `await db.close();`;
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", code, unreachableUrl()], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(child.stderr).toBe("");
+    expect(JSON.parse(child.stdout.trim())).toEqual([{ table_name: "items", op: "I" }]);
   });
 });

@@ -34,6 +34,20 @@ export function parseStatements(sql: string): RawStmt[] {
   return (parser().parseSync(sql) as { stmts?: RawStmt[] }).stmts ?? [];
 }
 
+/**
+ * The statements, or undefined when the text is not valid SQL (the parser's SqlError): PostgreSQL reports the
+ * error itself when it runs, with its exact message and position. Any other failure (the parser not loaded, out
+ * of memory) throws: a write must never run uncaptured because the parser failed.
+ */
+export function parseIfValid(sql: string): RawStmt[] | undefined {
+  try {
+    return parseStatements(sql);
+  } catch (err) {
+    if ((err as { sqlDetails?: unknown } | null)?.sqlDetails !== undefined) return undefined;
+    throw err;
+  }
+}
+
 export function deparse(node: Node): string {
   return parser().deparseSync(node as Parameters<Deparse>[0], { pretty: false });
 }

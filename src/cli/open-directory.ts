@@ -26,6 +26,7 @@ export async function openDirectory(
     url: full,
     // A command is one short process: PostgreSQL zeroes its whole buffer pool at start (128MB: ~0.4 s).
     sharedBuffers: "16MB",
+    deferParser: true, // the commands run no app query
     ...(options.remote !== undefined ? { syncUrl: options.remote, storedSyncScope: true } : {}),
     ...(Object.keys(sync).length > 0 ? { sync } : {}),
   });

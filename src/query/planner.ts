@@ -2,7 +2,7 @@ import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../log/tables.js";
 import { logTruncatesSql } from "../log/capture.js";
-import { deparse, nodeType, parseStatements, walk, type Node, type RawStmt } from "../capture/parser.js";
+import { deparse, loadParser, nodeType, parseIfValid, walk, type Node, type RawStmt } from "../capture/parser.js";
 import {
   DML_TYPES,
   rejectWritingFunctions,
@@ -63,13 +63,10 @@ export class Planner {
   async plan(sql: string): Promise<Plan> {
     const cached = this.#cache.get(sql);
     if (cached) return cached;
-    let stmts: RawStmt[];
-    try {
-      stmts = parseStatements(sql);
-    } catch {
-      // PostgreSQL reports the syntax error itself, with its exact message and position.
-      return { kind: "single", step: passthrough(sql, "none", false) };
-    }
+    await loadParser(); // at once when loaded: connect() loads it unless told not to
+    const stmts = parseIfValid(sql);
+    // PostgreSQL reports the syntax error itself, with its exact message and position.
+    if (!stmts) return { kind: "single", step: passthrough(sql, "none", false) };
     const plan: Plan =
       stmts.length <= 1
         ? { kind: "single", step: await this.#step(sql, stmts[0]) }
