@@ -235,14 +235,23 @@ COMMENT ON TABLE ${FEED} IS '${FEED_SCHEMA_VERSION}'`;
 
 /**
  * What a drainer role that is not a superuser (REPLICATION, and not the tables' owner) needs on the feed's
- * tables, besides the slot functions its REPLICATION attribute allows.
+ * tables, besides the slot functions its REPLICATION attribute allows; and, on PostgreSQL 16+,
+ * `pg_log_standby_snapshot()`, with which it keeps the slot's restart point up (remote/feed-drain.ts). Granting
+ * that takes a superuser: a set-up role that is not one is warned, and the drain works without it.
  */
 export function drainerGrants(role: string): string {
   const r = quoteIdent(role);
   return `GRANT USAGE ON SCHEMA public TO ${r};
 GRANT SELECT, INSERT, DELETE ON ${FEED} TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_STATE} TO ${r};
-GRANT SELECT, DELETE ON ${FEED_CLIENTS} TO ${r}`;
+GRANT SELECT, DELETE ON ${FEED_CLIENTS} TO ${r};
+DO $ominipg$ BEGIN
+  IF to_regprocedure('pg_catalog.pg_log_standby_snapshot()') IS NOT NULL THEN
+    GRANT EXECUTE ON FUNCTION pg_catalog.pg_log_standby_snapshot() TO ${r};
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE WARNING 'pg_log_standby_snapshot() not granted to the drainer (%): the feed drains without it, decoding more', SQLERRM;
+END $ominipg$`;
 }
 
 /** Whether the feed's tables exist and are of this version, and whether this role may set them up. */
