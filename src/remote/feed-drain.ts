@@ -81,8 +81,6 @@ export interface DrainStep {
   advanceTo?: string | undefined;
   /** The step read as much as it was allowed: more may be waiting. */
   full: boolean;
-  /** The slot's restart point lagged: a record of the running transactions was written before the advance. */
-  snapshot?: boolean | undefined;
 }
 
 /** Decoded lines per cursor read: a step's default chunk in one round trip (a line is ~100-200 bytes of key text). */
@@ -223,7 +221,8 @@ function imageOf(image: Map<string, DecodedValue>): string {
 
 /** One drain step on `slot` (see above). */
 export async function drainStep(sql: Sql, slot: string, options: DrainOptions): Promise<DrainStep> {
-  const step = await transaction(sql, async (tx) => {
+  let snapshotDue = false; // the slot's restart point lags (see RESTART_LAG)
+  const step = await transaction(sql, async (tx): Promise<DrainStep> => {
     const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
     if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
@@ -234,6 +233,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       [slot],
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
+    snapshotDue = state.snapshot;
     await tx.unsafe(
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
         `${quoteLiteral(slot)}, $1::text::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
@@ -289,19 +289,11 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     const full = decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
     // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step.
-    return {
-      busy: false,
-      decoded,
-      written,
-      upto,
-      full,
-      advanceTo: full ? upto : state.target,
-      snapshot: state.snapshot,
-    };
+    return { busy: false, decoded, written, upto, full, advanceTo: full ? upto : state.target };
   });
   if (step.busy || step.advanceTo === undefined) return step;
   await options.afterInsert?.();
-  await advance(sql, slot, step.advanceTo, step.snapshot === true);
+  await advance(sql, slot, step.advanceTo, snapshotDue);
   return step;
 }
 
