@@ -1,11 +1,11 @@
 // Every URL form libpq accepts keeps its password out of every output path: errors, events, status(), the
 // CLI and anything written to stdout/stderr. URLs whose user info holds unencoded reserved characters are
 // refused at connect() with CONFIG_INVALID before anything can print them.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import util from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
+import { runCli } from "../src/cli/run.js";
 import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
 
 /** A password of its own per form (so a leak is traced to its form), never the server's real one. */
@@ -27,15 +27,33 @@ function expectNoSecret(what: string, value: unknown, secretText: string): void 
     expect(text.includes(secretText), `${what} shows ${secretText}:\n${text.slice(0, 1500)}`).toBe(false);
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, "..", "dist", "cli", "main.js"), ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/**
+ * The CLI run in this process (runCli: what the executable runs, without a process start per call; the
+ * executable's own output is checked in security-redaction.test.ts): everything it prints, stdout and stderr.
+ */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const saved = Object.keys(env).map((name) => [name, process.env[name]] as const);
+  Object.assign(process.env, env);
+  const writes = [process.stdout.write, process.stderr.write] as const;
   let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  return new Promise((resolve) => child.on("exit", () => resolve(out)));
+  const capture = ((chunk: unknown, ...rest: unknown[]) => {
+    out += String(chunk);
+    const done = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+    done?.();
+    return true;
+  }) as typeof process.stdout.write;
+  process.stdout.write = capture;
+  process.stderr.write = capture;
+  try {
+    await runCli(args);
+  } finally {
+    [process.stdout.write, process.stderr.write] = writes;
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+  return out;
 }
 
 describe("security: a corpus of URL forms", () => {

@@ -11,6 +11,11 @@ export function keepSecret(url: string): void {
   secrets.push(...secretsOf(url, process.env));
 }
 
+/** Forget the remembered passwords (a new command line: runCli). */
+export function forgetSecrets(): void {
+  secrets.length = 0;
+}
+
 /** Text with every postgres:// password (and every remembered secret) replaced by `***`. */
 export function safe(text: string): string {
   return redact(text, secrets);
