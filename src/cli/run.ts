@@ -103,7 +103,7 @@ function report(err: unknown, verbose: boolean): number {
   return (err as { code?: unknown })?.code === "CONFIG_INVALID" ? EXIT_USAGE : EXIT_FAILED;
 }
 
-/** Run one command line (argv without node and the script); never throws: failures print and set the code. */
+/** Run one command line (argv without node and the script); never throws: a failure is printed, its code returned. */
 export async function runCli(argv: readonly string[]): Promise<number> {
   forgetSecrets(); // each run remembers only the passwords of its own command line
   const args = [...argv];
