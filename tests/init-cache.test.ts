@@ -10,21 +10,10 @@ import { Ominipg } from "../src/index.js";
 import { InitCache, cacheRoots } from "../src/local/init-cache.js";
 import { tarEntries } from "../src/local/pgdata-tar.js";
 import { pgliteTemplate, tempDir, unreachableUrl } from "./harness/index.js";
+import { setEnv, type Env } from "./process-helpers.js";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "new-database.mjs");
 const DIST = path.join(import.meta.dirname, "..", "dist", "index.js");
-
-type Env = Record<string, string | undefined>;
-
-function setEnv(vars: Env): Env {
-  const before: Env = {};
-  for (const [key, value] of Object.entries(vars)) {
-    before[key] = process.env[key];
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  return before;
-}
 
 /** Point the cache at a new empty directory for the rest of the test. */
 function freshCache(): string {

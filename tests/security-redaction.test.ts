@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { redact } from "../src/core/url.js";
 import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { captureOutput } from "./process-helpers.js";
 
 /** A password with every character that needs percent-encoding in a URL. */
 const PASSWORD = `S3cr3t-p@ss:w/rd?#%'"\\ x`;
@@ -37,27 +38,6 @@ function expectNoPassword(what: string, value: unknown): void {
   for (const text of renderings(value))
     for (const form of FORMS)
       expect(text.includes(form), `${what} shows the password (${form}):\n${text.slice(0, 2000)}`).toBe(false);
-}
-
-/** Everything written to stdout/stderr (and console) while `fn` runs. */
-async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T; output: string }> {
-  let output = "";
-  const outWrite = process.stdout.write.bind(process.stdout);
-  const errWrite = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => (
-    (output += String(chunk)),
-    outWrite(chunk as string, ...(rest as []))
-  )) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => (
-    (output += String(chunk)),
-    errWrite(chunk as string, ...(rest as []))
-  )) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), output };
-  } finally {
-    process.stdout.write = outWrite;
-    process.stderr.write = errWrite;
-  }
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {

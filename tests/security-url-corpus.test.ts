@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { runCli } from "../src/cli/run.js";
 import { createTestDatabase, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
+import { captureOutput, setEnv } from "./process-helpers.js";
 
 /** A password of its own per form (so a leak is traced to its form), never the server's real one. */
 const secret = (i: number) => `Corpus${i}Pw`;
@@ -32,28 +33,12 @@ function expectNoSecret(what: string, value: unknown, secretText: string): void 
  * executable's own output is checked in security-redaction.test.ts): everything it prints, stdout and stderr.
  */
 async function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const saved = Object.keys(env).map((name) => [name, process.env[name]] as const);
-  Object.assign(process.env, env);
-  const writes = [process.stdout.write, process.stderr.write] as const;
-  let out = "";
-  const capture = ((chunk: unknown, ...rest: unknown[]) => {
-    out += String(chunk);
-    const done = rest.find((r) => typeof r === "function") as (() => void) | undefined;
-    done?.();
-    return true;
-  }) as typeof process.stdout.write;
-  process.stdout.write = capture;
-  process.stderr.write = capture;
+  const before = setEnv(env);
   try {
-    await runCli(args);
+    return (await captureOutput(() => runCli(args))).output;
   } finally {
-    [process.stdout.write, process.stderr.write] = writes;
-    for (const [name, value] of saved) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
+    setEnv(before);
   }
-  return out;
 }
 
 describe("security: a corpus of URL forms", () => {
