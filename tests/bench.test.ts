@@ -1,11 +1,12 @@
 // Keeps the benchmark (bench/, `npm run bench`) working: compiles it and runs it in its tiny mode
-// (a few hundred rows, one run of each section) as a child process.
+// (a few hundred rows, one run of each section) as a short-lived child process: its figures are not read.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
+import { SHORT_LIVED } from "./process-helpers.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 // A separate output directory, so the test never races an `npm run bench` writing build/bench.
@@ -13,7 +14,7 @@ const outDir = path.join(root, "build", "bench-test");
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [SHORT_LIVED, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -15,6 +15,7 @@ import {
   type Snapshot,
 } from "./capture-helpers.js";
 import { tempDir, unreachableUrl } from "./harness/index.js";
+import { fixtureArgs } from "./process-helpers.js";
 
 afterAll(closeAll);
 
@@ -22,12 +23,7 @@ it("every change committed before SIGKILL is in the log after reopening, and not
   const dir = path.join(tempDir("ominipg-capture-kill-"), "db");
   const child = spawn(
     process.execPath,
-    [
-      path.join(import.meta.dirname, "fixtures", "capture-kill.mjs"),
-      dir,
-      unreachableUrl(),
-      inject("ominipgPgliteTemplate"),
-    ],
+    fixtureArgs("capture-kill.mjs", dir, unreachableUrl(), inject("ominipgPgliteTemplate")),
     {
       stdio: ["ignore", "pipe", "inherit"],
     },

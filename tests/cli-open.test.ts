@@ -6,6 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { tempDir, unreachableUrl } from "./harness/index.js";
+import { SHORT_LIVED } from "./process-helpers.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, v text)`,
@@ -61,7 +62,7 @@ describe("connect({ deferParser: true })", () => {
       `const { rows } = await db.query("SELECT table_name, op FROM _sync_queue");\n` +
       `console.log(JSON.stringify(rows));\n` +
       `await db.close();`;
-    const child = spawnSync(process.execPath, ["--input-type=module", "-e", code, unreachableUrl()], {
+    const child = spawnSync(process.execPath, [SHORT_LIVED, "--input-type=module", "-e", code, unreachableUrl()], {
       encoding: "utf8",
       timeout: 60_000,
     });

@@ -15,8 +15,7 @@ import {
 } from "../src/index.js";
 import type { Driver } from "../src/core/driver.js";
 import { createTestDatabase, pgliteTemplate, tempDir, unreachableUrl, type TestDatabase } from "./harness/index.js";
-
-const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
+import { fixtureArgs } from "./process-helpers.js";
 
 function memoryDb(extra: Parameters<typeof Ominipg.connect>[0] = {}) {
   return Ominipg.connect(extra);
@@ -229,7 +228,7 @@ describe("persistent directories", () => {
 
   it("refuses a directory held by another live process, and by this process", async () => {
     const dir = path.join(tempDir("ominipg-lock-"), "db");
-    const child = spawn(process.execPath, [fixture("hold-dir.mjs"), dir], { stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawn(process.execPath, fixtureArgs("hold-dir.mjs", dir), { stdio: ["pipe", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
       child.on("exit", (code) => reject(new Error(`child exited ${code}`)));

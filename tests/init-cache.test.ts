@@ -10,9 +10,8 @@ import { Ominipg } from "../src/index.js";
 import { InitCache, cacheRoots } from "../src/local/init-cache.js";
 import { tarEntries } from "../src/local/pgdata-tar.js";
 import { pgliteTemplate, tempDir, unreachableUrl } from "./harness/index.js";
-import { setEnv, type Env } from "./process-helpers.js";
+import { fixtureArgs, setEnv, type Env } from "./process-helpers.js";
 
-const FIXTURE = path.join(import.meta.dirname, "fixtures", "new-database.mjs");
 const DIST = path.join(import.meta.dirname, "..", "dist", "index.js");
 
 /** Point the cache at a new empty directory for the rest of the test. */
@@ -281,7 +280,7 @@ describe("several processes", () => {
         ({ url, env }) =>
           new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
             const options = { env: { ...process.env, ...env }, timeout: 90_000 };
-            execFile(process.execPath, [FIXTURE, url], options, (err, stdout, stderr) =>
+            execFile(process.execPath, fixtureArgs("new-database.mjs", url), options, (err, stdout, stderr) =>
               resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
             );
           }),

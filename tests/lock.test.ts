@@ -11,10 +11,10 @@ import { LocalDatabaseError } from "../src/index.js";
 import { LOCK_TIMING, lockDirectory } from "../src/local/lock.js";
 import { thisProcess, type LockHolder } from "../src/local/lock-holder.js";
 import { tempDir } from "./harness/index.js";
+import { fixtureArgs } from "./process-helpers.js";
 
 const me = thisProcess(LOCK_TIMING);
 const linux = me.bootId !== undefined && me.pidNs !== undefined;
-const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
 const newDir = () => path.join(tempDir("ominipg-lockfile-"), "db");
 
 /** A lock file as another process wrote it, last refreshed `ageMs` ago. */
@@ -242,7 +242,7 @@ describe("processes racing to take over one stale lock", () => {
       const dir = newDir();
       await stale[kind as keyof typeof stale](dir);
       const children = Array.from({ length: 4 }, () =>
-        spawn(process.execPath, [fixture("lock-race.mjs"), dir], { stdio: ["pipe", "pipe", "pipe"] }),
+        spawn(process.execPath, fixtureArgs("lock-race.mjs", dir), { stdio: ["pipe", "pipe", "pipe"] }),
       );
       const runs = children.map((child) => {
         let out = "";

@@ -1,4 +1,6 @@
-// What tests change in their own process, put back afterwards: the environment, and stdout/stderr captured.
+// What tests change in their own process, put back afterwards (the environment, stdout/stderr captured), and how
+// they start child processes.
+import path from "node:path";
 
 export type Env = Record<string, string | undefined>;
 
@@ -32,4 +34,15 @@ export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T
     process.stdout.write = outWrite;
     process.stderr.write = errWrite;
   }
+}
+
+/**
+ * Node's flag for a short-lived child: like the CLI (src/cli/main.ts), run PGlite's WebAssembly as first compiled,
+ * never tiered up to optimized code, which cost each child ~0.8 s of CPU it did not win back.
+ */
+export const SHORT_LIVED = "--wasm-tiering-budget=2000000000";
+
+/** Node's arguments to run tests/fixtures/<name> with `args`, as a short-lived child. */
+export function fixtureArgs(name: string, ...args: string[]): string[] {
+  return [SHORT_LIVED, path.join(import.meta.dirname, "fixtures", name), ...args];
 }

@@ -15,6 +15,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.js";
+import { fixtureArgs } from "./process-helpers.js";
 import { inject } from "vitest";
 import { ROLLED_BACK, SCHEMA, TABLES, rng, runOp } from "./fixtures/reliability-workload.mjs";
 
@@ -66,10 +67,7 @@ interface Run {
 function runChild(config: object, plan: KillPlan | null): Promise<Run> {
   const child = spawn(
     process.execPath,
-    [
-      path.join(import.meta.dirname, "fixtures", "reliability-crash.mjs"),
-      JSON.stringify({ ...config, kill: plan ? { at: plan.at, n: plan.n } : null }),
-    ],
+    fixtureArgs("reliability-crash.mjs", JSON.stringify({ ...config, kill: plan ? { at: plan.at, n: plan.n } : null })),
     {
       stdio: ["ignore", "pipe", "pipe"],
     },

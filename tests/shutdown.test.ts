@@ -7,8 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { lockDirectory } from "../src/local/lock.js";
 import { createTestDatabase, tempDir } from "./harness/index.js";
-
-const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name);
+import { fixtureArgs } from "./process-helpers.js";
 
 interface Child {
   child: ChildProcessWithoutNullStreams;
@@ -18,7 +17,7 @@ interface Child {
 }
 
 function start(script: string, arg: string): Child {
-  const child = spawn(process.execPath, [fixture(script), arg]);
+  const child = spawn(process.execPath, fixtureArgs(script, arg));
   let out = "";
   const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
   const check = () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestHooks } from "../src/core/options.js";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.js";
+import { fixtureArgs } from "./process-helpers.js";
 import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS counters (id int PRIMARY KEY, x int NOT NULL DEFAULT 0)`];
@@ -19,13 +20,9 @@ const HITS = [
 ];
 
 function runChild(config: object): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
-  const child = spawn(
-    process.execPath,
-    [path.join(import.meta.dirname, "fixtures", "sync-crash.mjs"), JSON.stringify(config)],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, fixtureArgs("sync-crash.mjs", JSON.stringify(config)), {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
