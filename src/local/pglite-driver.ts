@@ -3,6 +3,7 @@ import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driv
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
+import { BYTEA, byteaText, byteaValue } from "./bytea.js";
 import { growFilesByHalf } from "./memfs-growth.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
 
@@ -27,9 +28,16 @@ export class PgliteDriver implements Driver {
   #evicted: string[] = [];
   #nextId = 0;
   #status: TxStatus = "idle";
+  /** PGlite's result parsers, bytea's replaced (bytea.ts). */
+  #parsers: PGlite["parsers"];
 
   private constructor(db: PGlite, cacheSize: number) {
     this.#db = db;
+    const parseBytea = db.parsers[BYTEA];
+    this.#parsers = {
+      ...db.parsers,
+      [BYTEA]: (text: string, typeId?: number) => byteaValue(text) ?? parseBytea?.(text, typeId) ?? text,
+    };
     this.#cache = new Lru(cacheSize, (_sql, p) => this.#evicted.push(p.name));
   }
 
@@ -195,6 +203,8 @@ export class PgliteDriver implements Driver {
   #serializeParams(params: readonly unknown[], types: number[]): (string | null)[] {
     return params.map((value, i) => {
       if (value === null || value === undefined) return null;
+      const bytea = types[i] === BYTEA ? byteaText(value) : undefined;
+      if (bytea !== undefined) return bytea;
       const serializer = this.#db.serializers[types[i] ?? 0];
       return serializer ? (serializer(value) as string) : String(value);
     });
@@ -209,7 +219,7 @@ export class PgliteDriver implements Driver {
   }
 
   #results(msgs: BackendMessage[], rowMode: RowMode): QueryResult[] {
-    const parsed = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#db.parsers, { rowMode });
+    const parsed = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#parsers, { rowMode });
     const tags = msgs.filter((m) => m.name === "commandComplete").map((m) => String(m.text));
     return parsed.map((r, i) => {
       const tag = tags[i] ?? "";
