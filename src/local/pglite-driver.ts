@@ -28,11 +28,17 @@ export class PgliteDriver implements Driver {
   #evicted: string[] = [];
   #nextId = 0;
   #status: TxStatus = "idle";
-  /** PGlite's result parsers, bytea's replaced (bytea.ts). */
+  /** PGlite's parameter serializers and result parsers, bytea's replaced (bytea.ts). */
+  #serializers: PGlite["serializers"];
   #parsers: PGlite["parsers"];
 
   private constructor(db: PGlite, cacheSize: number) {
     this.#db = db;
+    const serializeBytea = db.serializers[BYTEA];
+    this.#serializers = {
+      ...db.serializers,
+      [BYTEA]: (value: unknown) => byteaText(value) ?? serializeBytea?.(value) ?? String(value),
+    };
     const parseBytea = db.parsers[BYTEA];
     this.#parsers = {
       ...db.parsers,
@@ -203,9 +209,7 @@ export class PgliteDriver implements Driver {
   #serializeParams(params: readonly unknown[], types: number[]): (string | null)[] {
     return params.map((value, i) => {
       if (value === null || value === undefined) return null;
-      const bytea = types[i] === BYTEA ? byteaText(value) : undefined;
-      if (bytea !== undefined) return bytea;
-      const serializer = this.#db.serializers[types[i] ?? 0];
+      const serializer = this.#serializers[types[i] ?? 0];
       return serializer ? (serializer(value) as string) : String(value);
     });
   }
