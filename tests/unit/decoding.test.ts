@@ -25,6 +25,25 @@ describe("test_decoding lines", () => {
     });
   });
 
+  it("reads doubled quotes in names and values, empty values, and a quoted type name holding `]:`", () => {
+    const c = parseDecoded(
+      `table "we""ird"."t""": INSERT: "a""b"[text]:'' q[text]:'''' r[text]:'x''''y''' s["my]:type"]:'v' "]:"[integer]:7`,
+    );
+    expect(c).toEqual({
+      kind: "row",
+      op: "INSERT",
+      table: { schema: 'we"ird', name: 't"' },
+      old: undefined,
+      new: new Map<string, unknown>([
+        ['a"b', ""],
+        ["q", "'"],
+        ["r", "x''y'"],
+        ["s", "v"],
+        ["]:", "7"],
+      ]),
+    });
+  });
+
   it("reads an UPDATE with its old key, even when a value holds the marker text", () => {
     const c = parseDecoded(
       `table public.items: UPDATE: old-key: id[text]:'a new-tuple: b' new-tuple: id[text]:'c' name[text]:' new-tuple: x[int]:1'`,
