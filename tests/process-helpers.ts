@@ -1,6 +1,7 @@
 // What tests change in their own process, put back afterwards (the environment, stdout/stderr captured), and how
 // they start child processes.
 import path from "node:path";
+import { SHORT_LIVED_FLAG } from "../src/cli/short-lived.js";
 
 export type Env = Record<string, string | undefined>;
 
@@ -37,10 +38,10 @@ export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ value: T
 }
 
 /**
- * Node's flag for a short-lived child: like the CLI (src/cli/main.ts), run PGlite's WebAssembly as first compiled,
- * never tiered up to optimized code, which cost each child ~0.8 s of CPU it did not win back.
+ * Node's flag for a short-lived child, the CLI's own (src/cli/short-lived.ts): PGlite's WebAssembly never tiered up
+ * to optimized code, which cost each child ~0.8 s of CPU it did not win back.
  */
-export const SHORT_LIVED = "--wasm-tiering-budget=2000000000";
+export const SHORT_LIVED = SHORT_LIVED_FLAG;
 
 /** Node's arguments to run tests/fixtures/<name> with `args`, as a short-lived child. */
 export function fixtureArgs(name: string, ...args: string[]): string[] {

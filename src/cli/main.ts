@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from "node:v8";
 import { runCli } from "./run.js";
+import { SHORT_LIVED_FLAG } from "./short-lived.js";
 
-// A command is short: run PGlite's WebAssembly as first compiled, without tiering hot functions up to
-// optimized code. Optimizing them took CPU from the command and held its exit for the compiler threads
-// (~0.2-0.4 s of a ~0.7 s "ominipg status" on 2 cores); 200,000 inserts and an md5 scan of them in PGlite
-// measured no slower without it.
-setFlagsFromString("--wasm-tiering-budget=2000000000");
+setFlagsFromString(SHORT_LIVED_FLAG); // a command is short (short-lived.ts)
 
 void runCli(process.argv.slice(2)).then(finish);
 
