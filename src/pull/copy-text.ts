@@ -1,14 +1,16 @@
 /**
- * Reading PostgreSQL's COPY text format (the default of `COPY ... TO STDOUT`), as much as the copy strategy
- * needs: rows end with a newline, fields are separated by tabs, `\N` is NULL, and a backslash escapes a tab,
- * newline, carriage return, backslash (and `\b \f \v`, octal `\123`, hex `\x1F`) inside a value, so a raw
- * tab or newline byte always ends a field or a row. Only the leading fields of rows are decoded (the key
- * columns, which the copy lists first); the rest of a row is never looked at.
+ * Reading PostgreSQL's COPY text format (the default of `COPY ... TO STDOUT`), as much as the copy and feed
+ * strategies need: rows end with a newline, fields are separated by tabs, `\N` is NULL, and a backslash escapes
+ * a tab, newline, carriage return, backslash (and `\b \f \v`, octal `\123`, hex `\x1F`) inside a value, so a
+ * raw tab or newline byte always ends a field or a row. Only the leading fields of rows are decoded (the key
+ * columns, which the copy lists first; the feed's found flag); the rest of a row is never looked at.
  */
 
 const NL = 0x0a;
 const TAB = 0x09;
 const BACKSLASH = 0x5c;
+const T = 0x74;
+const F = 0x66;
 
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -53,6 +55,31 @@ export function leadingColumns(data: Uint8Array, n: number): (string | null)[][]
     start = nl === -1 ? data.length : nl + 1;
   }
   return columns;
+}
+
+/** Rows of COPY text, and how many. */
+export interface CopyRows {
+  data: Uint8Array;
+  rows: number;
+}
+
+/**
+ * The rows of COPY text parted by their first field, a boolean (`t` or `f`), which is dropped from them: the
+ * feed's fetch (pull/feed-sql.ts) leads each row with whether the remote has one for the key.
+ */
+export function partByFlag(data: Uint8Array): { yes: CopyRows; no: CopyRows } {
+  const yes: Uint8Array[] = [];
+  const no: Uint8Array[] = [];
+  for (let start = 0; start < data.length;) {
+    const nl = data.indexOf(NL, start);
+    if (nl === -1) throw new Error("COPY text ends inside a row");
+    const flag = data[start];
+    if (data[start + 1] !== TAB || (flag !== T && flag !== F))
+      throw new Error("COPY text row does not lead with a boolean");
+    (flag === T ? yes : no).push(data.subarray(start + 2, nl + 1));
+    start = nl + 1;
+  }
+  return { yes: { data: Buffer.concat(yes), rows: yes.length }, no: { data: Buffer.concat(no), rows: no.length } };
 }
 
 /** A field's value from its escaped bytes. */

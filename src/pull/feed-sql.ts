@@ -79,39 +79,27 @@ export function goneName(t: TableInfo): string {
   return qualified("pg_temp", `ominipg_gone_${t.oid}`);
 }
 
-/** The local temp table a piece of `feedCopySql`'s text is copied into: no constraints (a gone key's row is nulls). */
-function fetchName(t: TableInfo): string {
-  return qualified("pg_temp", `ominipg_fetch_${t.oid}`);
-}
-
-/** The gone keys' and the fetched rows' temp tables (after the stage, whose columns the latter takes). */
+/**
+ * The gone keys' temp table, after the stage: the stage's columns without its NOT NULL constraints (a gone key's
+ * row from `feedCopySql` is nulls but for the key, and is copied in as it comes), keyed.
+ */
 export function createGoneSql(t: TableInfo): string {
   return (
-    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(t.primaryKey)} FROM ${t.sql} WITH NO DATA; ` +
-    `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)}); ` +
-    `CREATE TEMP TABLE ${fetchName(t)} AS SELECT NULL::boolean AS ominipg_found, ${cols(t.columns.map((c) => c.name))} ` +
-    `FROM ${stageName(t)} WITH NO DATA`
+    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(t.columns.map((c) => c.name))} FROM ${stageName(t)} WITH NO DATA; ` +
+    `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)})`
   );
 }
 
 export function dropGoneSql(t: TableInfo): string {
-  return `DROP TABLE IF EXISTS ${goneName(t)}; DROP TABLE IF EXISTS ${fetchName(t)}`;
+  return `DROP TABLE IF EXISTS ${goneName(t)}`;
 }
 
-/** COPY of a piece of `feedCopySql`'s text into the fetch table. */
-export function fetchInSql(t: TableInfo): string {
-  return `COPY ${fetchName(t)} (ominipg_found, ${cols(t.columns.map((c) => c.name))}) FROM STDIN`;
-}
-
-/** Move what the fetch table holds into the stage (rows) and the gone keys (no row); returns the rows staged. */
-export function fetchedSplitSql(t: TableInfo): string {
-  const all = cols(t.columns.map((c) => c.name));
-  return (
-    `WITH ominipg_d AS (DELETE FROM ${fetchName(t)} RETURNING *), ` +
-    `ominipg_s AS (INSERT INTO ${stageName(t)} (${all}) SELECT ${all} FROM ominipg_d WHERE ominipg_found RETURNING 1), ` +
-    `ominipg_g AS (INSERT INTO ${goneName(t)} SELECT ${cols(t.primaryKey)} FROM ominipg_d WHERE NOT ominipg_found ON CONFLICT DO NOTHING) ` +
-    `SELECT count(*)::int AS staged FROM ominipg_s`
-  );
+/**
+ * COPY of `feedCopySql`'s rows, their leading `ominipg_found` dropped (copy-text.ts, partByFlag), into the stage
+ * (found) or the gone keys (not found).
+ */
+export function fetchedInSql(t: TableInfo, found: boolean): string {
+  return `COPY ${found ? stageName(t) : goneName(t)} (${cols(t.columns.map((c) => c.name))}) FROM STDIN`;
 }
 
 /** Delete the local rows of the gone keys, unless held (pending local changes). */

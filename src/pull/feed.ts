@@ -12,10 +12,11 @@
  * Per table, with a cursor of this epoch not older than what is trimmed: the changed keys after the cursor up to
  * `drained_upto` are read with the rows the table holds for them NOW, in the snapshot, under the client's own
  * role (so row-level security decides: a row it may not see counts as gone), by one remote COPY streamed in
- * pieces into local COPY FROM, then split into the stage (rows) and a temp table (keys without a row); then ONE
- * local transaction deletes the gone keys, upserts the rows (rows equal to the local one are not written: the
- * client's own pushed changes come back without effect) and moves the cursor. Held keys (pending local changes) are neither overwritten nor deleted, and are checked for
- * conflicts like in any pull (conflicts.ts), limited to the fetched keys. When the local table refuses a row
+ * pieces, each parted by row (found or not) into local COPY FROM of the stage (rows) and of a temp table (keys
+ * without a row); then ONE local transaction deletes the gone keys, upserts the rows (rows equal to the local one
+ * are not written: the client's own pushed changes come back without effect) and moves the cursor. Held keys
+ * (pending local changes) are neither overwritten nor deleted, and are checked for conflicts like in any pull
+ * (conflicts.ts), limited to the fetched keys. When the local table refuses a row
  * (or the change is large), the rows are applied in chunks with the shared bisection (apply.ts) and the cursor
  * moves after them: applying again what a crash cut short is harmless, rows are read from a snapshot.
  *
@@ -45,10 +46,10 @@ import {
   FEED_COUNT_SQL,
   FEED_STATE_SQL,
   feedCopySql,
+  fetchedInSql,
   fetchedKey,
-  fetchedSplitSql,
-  fetchInSql,
 } from "./feed-sql.js";
+import { partByFlag } from "./copy-text.js";
 import { copyPieces } from "./stream.js";
 
 export interface FeedView {
@@ -228,13 +229,13 @@ export async function feedTable(
     const stream = await ctx.tx.unsafe(feedCopySql(t, { ...range, again: again.keys })).readable();
     // COPY text both ways (not rows as JSON): 2,000 changed rows of 200,000 fetched and staged in ~20 ms instead of ~50.
     await copyPieces(stream, ctx.sizes.chunkBytes, async (data) => {
-      const n = await ctx.local(async (d) => {
-        const copied = await copyFrom(d)(fetchInSql(t), data);
-        const { rows } = await d.query<{ staged: number }>(fetchedSplitSql(t), [], { prepare: false });
-        return { copied, staged: rows[0]!.staged };
-      });
+      const { yes, no } = partByFlag(data);
+      const n = await ctx.local(async (d) => ({
+        staged: yes.rows > 0 ? await copyFrom(d)(fetchedInSql(t, true), yes.data) : 0,
+        gone: no.rows > 0 ? await copyFrom(d)(fetchedInSql(t, false), no.data) : 0,
+      }));
       staged += n.staged;
-      done += n.copied;
+      done += n.staged + n.gone;
       ctx.progress({ table, done, total: Math.max(total, done) });
     });
     if (!(small && (await applyAtOnce(ctx, run, view, staged)))) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { lastRowFields, leadingColumns, leadingFields, rowCount } from "../../src/pull/copy-text.js";
+import { lastRowFields, leadingColumns, leadingFields, partByFlag, rowCount } from "../../src/pull/copy-text.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -32,5 +32,19 @@ describe("COPY text", () => {
 
   it("refuses a row with fewer fields than asked for", () => {
     expect(() => leadingFields(enc("1\n"), 0, 2)).toThrow(/too few fields/);
+  });
+
+  it("parts rows by their leading boolean, which it drops, whatever the values hold", () => {
+    const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+    // A value that is "t" or "f", or holds an escaped tab or newline, does not move a row.
+    const { yes, no } = partByFlag(enc("t\t1\ta\\tf\\n\nf\t2\t\\N\nt\t3\tt\t\\N\nt\tf\t\n"));
+    expect([yes.rows, dec(yes.data)]).toEqual([3, "1\ta\\tf\\n\n3\tt\t\\N\nf\t\n"]);
+    expect([no.rows, dec(no.data)]).toEqual([1, "2\t\\N\n"]);
+    expect(partByFlag(enc(""))).toEqual({
+      yes: { data: Buffer.alloc(0), rows: 0 },
+      no: { data: Buffer.alloc(0), rows: 0 },
+    });
+    expect(() => partByFlag(enc("t\t1\nx\t2\n"))).toThrow(/boolean/);
+    expect(() => partByFlag(enc("t\t1"))).toThrow(/inside a row/);
   });
 });
