@@ -1,27 +1,27 @@
 /**
  * Pull: remote -> local.
  *
- * ## Design: snapshot copy, then hash-bucket reconciliation (no server-side state)
+ * ## Design: one remote snapshot; per table a copy, the change feed, or a hash diff
  *
  * Every pull reads ONE remote snapshot: a `REPEATABLE READ, READ ONLY` transaction in which every synced table
  * is read, parents before children, under the same session settings as the local side (CANONICAL_SETTINGS).
- * Per table, one strategy: a **copy** (copy.ts) when the local table holds no rows other than ones with
- * pending local changes (e.g. the first pull), else a **diff** (diff.ts) that fetches only the rows of the
- * hash buckets that differ. Rows are written locally chunk by chunk, pending local changes winning, refused
- * rows set aside (apply.ts); then the rows held back for pending changes are checked for conflicts
- * (conflicts.ts). A client offline for days catches up in one pull: nothing on the server depends on how
- * long ago it last pulled.
+ * A client whose role may drain the change feed (remote/feed-agent.ts) drains it first, so the snapshot finds
+ * every change committed before the pull in it. Per table, one strategy: a **copy** (copy.ts) when the local
+ * table holds no rows other than ones with pending local changes (e.g. the first pull); else, where the feed is
+ * usable and the table has a position in it, the **feed** (feed.ts): only the keys changed since that position
+ * are read; else a **diff** (diff.ts) that fetches only the rows of the hash buckets that differ. Rows are
+ * written locally chunk by chunk, pending local changes winning, refused rows set aside (apply.ts); then the
+ * rows held back for pending changes are checked for conflicts (conflicts.ts). A client offline for days
+ * catches up in one pull: from the feed if it still holds its position, by a diff otherwise.
  *
- * Why not logical replication / a change table: this mode needs no privileges beyond SELECT, no set-up on the
- * server (no publication, no slot, no trigger, no extra column), and works through PgBouncer in transaction
- * mode (one plain transaction per pull, no prepared statements, no replication protocol).
- * Costs: a diff hashes whole tables (diff.ts). The pull's snapshot transaction stays open while rows are
- * written locally (it holds back the server's vacuum horizon for that long, like any long read). In exchange:
- * no WAL is held on the server, there are no replication slots to leak or to drop, and the server's disk
- * cannot fill up because a client went away.
+ * The diff needs no privileges beyond SELECT and no set-up on the server, and works through PgBouncer in
+ * transaction mode (one plain transaction per pull, no prepared statements, no replication protocol); it hashes
+ * whole tables. The feed costs O(changes) per pull, but needs a logical replication slot on the server, which
+ * holds WAL while no drainer runs (docs/SYNC.md, "The change feed"). The pull's snapshot transaction stays open
+ * while rows are written locally (it holds back the server's vacuum horizon for that long, like any long read).
  *
- * Server-side state: NONE. Nothing is created on the server for a client (no slot, publication, table or row),
- * so there is nothing to name after the client id and nothing to clean up when a client disappears.
+ * Server-side state: the feed's slot and tables (remote/schema.ts), one per database, shared by all clients, and
+ * each client's position in it (`_ominipg_feed_clients`, so that trimming keeps what a client has not read yet).
  *
  * Pulling is idempotent: a pull that fails leaves the chunks it wrote (each one a local transaction), and the
  * next one completes the job with a diff. So a snapshot the connection cut short is pulled again at once,
@@ -32,13 +32,13 @@
  * Pull and push must not run at the same time (serialize them): a change written and pushed while a pull
  * runs would never be seen as pending, and the pull's older snapshot would revert it locally until the next pull.
  *
- * Local scratch state: two temp tables per table being pulled (`pg_temp.ominipg_pull_<oid>`, the fetched rows;
- * `pg_temp.ominipg_held_<oid>`, the keys with pending changes), dropped when the table is done (or, after an
- * abandoned attempt, by the next one to create them).
+ * Local scratch state: temp tables per table being pulled (`pg_temp.ominipg_pull_<oid>`, the fetched rows;
+ * `pg_temp.ominipg_held_<oid>`, the keys with pending changes; from the feed, `pg_temp.ominipg_gone_<oid>`, the
+ * keys the remote has no row for), dropped when the table is done (or, after an abandoned attempt, by the next one
+ * to create them).
  *
- * Limits: json columns arrive normalized (as jsonb prints them: key order, whitespace, duplicate keys); an
- * identity ALWAYS column the remote changed on an existing row cannot be updated locally (PostgreSQL forbids it;
- * the row's other columns are); tables without a primary key are not pulled.
+ * Limits: an identity ALWAYS column the remote changed on an existing row cannot be updated locally (PostgreSQL
+ * forbids it; the row's other columns are); tables without a primary key are not pulled.
  */
 import type { Catalog } from "../capture/catalog.js";
 import { Mutex } from "../core/mutex.js";
