@@ -12,9 +12,11 @@
  *    transaction, so a reader's snapshot sees a transaction's keys all or not at all, and a transaction at or
  *    before it is skipped: peeking it again writes nothing twice.
  * 2. Then the slot is advanced past what was read (`pg_replication_slot_advance`), under the lock again, and only
- *    forwards: to the last commit read, or, when the peek read everything up to the WAL flushed at the step's
- *    start (its `upto_lsn`), there, so that WAL of other databases is not decoded again and again. A drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the
- *    same transactions and skips them. Never `get_changes`, which consumes without a transaction.
+ *    forwards: to the last commit read, or, when the peek read everything up to the step's target (its `upto_lsn`:
+ *    the WAL flushed at the step's start, or the end of the WAL written, which the step flushes, WAL_UNFLUSHED),
+ *    there, so that WAL of other databases is not decoded again and again. A drainer killed between 1 and 2
+ *    leaves the slot where it was: the next step peeks the same transactions and skips them. Never `get_changes`,
+ *    which consumes without a transaction.
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
  * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
@@ -37,6 +39,24 @@ import { FEED, FEED_STATE } from "./schema.js";
  * replayed one. A record that starts before it is read whole by both the peek and the slot's advance.
  */
 const WAL_FLUSHED = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)`;
+
+/**
+ * The end of the last WAL record, when WAL was written past the flushed position and the step can flush it
+ * (PostgreSQL 17+: `pg_logical_emit_message(..., flush)`; not on a standby): else null. WAL written without a
+ * flush (a commit with synchronous_commit off; hint bits another session's scan set, with data checksums on) is
+ * flushed by the WAL writer in whole pages every wal_writer_delay, so the flushed position may fall inside a
+ * record, which the peek and the advance then wait for the WAL writer to flush whole: up to 200 ms (a peek of
+ * 2,000 changes 80-180 ms instead of ~13, right after another session scanned the table they changed). The step
+ * reads up to this end instead, after flushing it with one small logical message of its own (which the next step
+ * reads and skips).
+ */
+const WAL_UNFLUSHED =
+  `(CASE WHEN NOT pg_is_in_recovery() AND pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn() ` +
+  `AND coalesce(has_function_privilege(to_regprocedure('pg_catalog.pg_logical_emit_message(boolean,text,text,boolean)'), 'EXECUTE'), false) ` +
+  `THEN pg_current_wal_insert_lsn() END)`;
+
+/** The logical message that flushes the WAL up to it (see WAL_UNFLUSHED). */
+export const FLUSH_MESSAGE_PREFIX = "ominipg_flush";
 
 /**
  * Whether the step should write a record of the running transactions to the WAL (`pg_log_standby_snapshot()`,
@@ -77,7 +97,7 @@ export interface DrainStep {
   written: number;
   /** The position of the last commit read. */
   upto: string | undefined;
-  /** Where the slot was advanced to: the last commit read, or, when the step read all there was, the WAL flushed at its start. */
+  /** Where the slot was advanced to: the last commit read, or, when the step read all there was, its target. */
   advanceTo?: string | undefined;
   /** The step read as much as it was allowed: more may be waiting. */
   full: boolean;
@@ -227,13 +247,22 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
-    // writes nothing takes no transaction id and writes no WAL.
-    const [state] = await tx.unsafe<{ drained_upto: string; target: string; snapshot: boolean }[]>(
-      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS target, ${SNAPSHOT_DUE} AS snapshot FROM ${FEED_STATE} WHERE slot_name = $1`,
+    // writes nothing takes no transaction id and writes no WAL (but the flush of WAL_UNFLUSHED).
+    const [state] = await tx.unsafe<
+      { drained_upto: string; target: string; unflushed: string | null; snapshot: boolean }[]
+    >(
+      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS target, ${WAL_UNFLUSHED}::text AS unflushed, ` +
+        `${SNAPSHOT_DUE} AS snapshot FROM ${FEED_STATE} WHERE slot_name = $1`,
       [slot],
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     snapshotDue = state.snapshot;
+    if (state.unflushed !== null) {
+      await tx.unsafe(`SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text, true)`, [
+        FLUSH_MESSAGE_PREFIX,
+      ]);
+      state.target = state.unflushed;
+    }
     await tx.unsafe(
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
         `${quoteLiteral(slot)}, $1::text::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
