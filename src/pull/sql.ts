@@ -162,7 +162,8 @@ export function hasSettledRowsSql(t: TableInfo): string {
  * row (json text included) are not written at all (in a copy the local table has no such rows: it held only
  * pending ones). Equal means the same binary image (`*=`, column by column, TOAST undone), hence the same text,
  * at under half the cost of comparing the rows' jsonb texts; a value of the same text but another image would
- * merely be written again.
+ * merely be written again. The comparison is the upsert's own condition on the row it found (ON CONFLICT ... DO
+ * UPDATE ... WHERE), not a lookup of the key before it: 2,000 changed rows into 200,000 ~13.5 ms instead of ~17.
  * Identity ALWAYS columns are inserted with OVERRIDING SYSTEM VALUE but never updated (PostgreSQL forbids it).
  */
 export function applySql(t: TableInfo, mode: "copy" | "diff", from: "rows" | "stage" = "rows"): string {
@@ -177,12 +178,9 @@ export function applySql(t: TableInfo, mode: "copy" | "diff", from: "rows" | "st
     (stageHeld
       ? `ominipg_staged AS (INSERT INTO ${stageName(t)} SELECT * FROM ominipg_held ON CONFLICT DO NOTHING), `
       : "") +
-    `ominipg_up AS (INSERT INTO ${t.sql} (${cols(w)})${overriding} SELECT ${cols(w, "ominipg_s")} FROM ominipg_src AS ominipg_s ` +
+    `ominipg_up AS (INSERT INTO ${t.sql} AS ominipg_x (${cols(w)})${overriding} SELECT ${cols(w, "ominipg_s")} FROM ominipg_src AS ominipg_s ` +
     `WHERE NOT EXISTS (SELECT 1 FROM ominipg_held AS ominipg_h WHERE ${keyEquals(t, "ominipg_h", "ominipg_s")}) ` +
-    (skipIdentical
-      ? `AND NOT EXISTS (SELECT 1 FROM ${t.sql} AS ominipg_x WHERE ${keyEquals(t, "ominipg_x", "ominipg_s")} AND ominipg_x *= ominipg_s) `
-      : "") +
-    `${onConflict(t.primaryKey, set)} RETURNING 1) ` +
+    `${onConflict(t.primaryKey, set, skipIdentical ? "NOT (ominipg_x *= EXCLUDED)" : undefined)} RETURNING 1) ` +
     `SELECT (SELECT count(*) FROM ominipg_up)::int AS upserted, (SELECT count(*) FROM ominipg_held)::int AS held`
   );
 }
