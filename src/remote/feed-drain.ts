@@ -101,6 +101,8 @@ export interface DrainStep {
   advanceTo?: string | undefined;
   /** The step read as much as it was allowed: more may be waiting. */
   full: boolean;
+  /** The step found WAL written past the flushed position, flushed it and read up to its end (WAL_UNFLUSHED). */
+  flushed: boolean;
 }
 
 /** Decoded lines per cursor read: a step's default chunk in one round trip (a line is ~100-200 bytes of key text). */
@@ -244,7 +246,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
   let snapshotDue = false; // the slot's restart point lags (see RESTART_LAG)
   const step = await transaction(sql, async (tx): Promise<DrainStep> => {
     const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
-    if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false };
+    if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false, flushed: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
     // writes nothing takes no transaction id and writes no WAL (but the flush of WAL_UNFLUSHED).
@@ -318,7 +320,15 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     const full = decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
     // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step.
-    return { busy: false, decoded, written, upto, full, advanceTo: full ? upto : state.target };
+    return {
+      busy: false,
+      decoded,
+      written,
+      upto,
+      full,
+      flushed: state.unflushed !== null,
+      advanceTo: full ? upto : state.target,
+    };
   });
   if (step.busy || step.advanceTo === undefined) return step;
   await options.afterInsert?.();
