@@ -2,7 +2,7 @@ import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral }
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
 import { FEED, FEED_CLIENTS, FEED_STATE } from "../remote/schema.js";
-import { heldName, stageName } from "./sql.js";
+import { allColumns, heldName, stageName } from "./sql.js";
 
 /**
  * The SQL of the feed strategy (feed.ts). Remote statements run in the pull's snapshot, under the client's own
@@ -62,7 +62,7 @@ export function feedCopySql(t: TableInfo, r: FeedRange): string {
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
     `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
     `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +
-    `FROM ominipg_k LEFT JOIN (SELECT ${cols(t.columns.map((c) => c.name))} FROM ${t.sql}) AS ${R} ` +
+    `FROM ominipg_k LEFT JOIN (SELECT ${cols(allColumns(t))} FROM ${t.sql}) AS ${R} ` +
     `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}) TO STDOUT`
   );
 }
@@ -85,7 +85,7 @@ export function goneName(t: TableInfo): string {
  */
 export function createGoneSql(t: TableInfo): string {
   return (
-    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(t.columns.map((c) => c.name))} FROM ${stageName(t)} WITH NO DATA; ` +
+    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(allColumns(t))} FROM ${stageName(t)} WITH NO DATA; ` +
     `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)})`
   );
 }
@@ -99,7 +99,7 @@ export function dropGoneSql(t: TableInfo): string {
  * (found) or the gone keys (not found).
  */
 export function fetchedInSql(t: TableInfo, found: boolean): string {
-  return `COPY ${found ? stageName(t) : goneName(t)} (${cols(t.columns.map((c) => c.name))}) FROM STDIN`;
+  return `COPY ${found ? stageName(t) : goneName(t)} (${cols(allColumns(t))}) FROM STDIN`;
 }
 
 /** Delete the local rows of the gone keys, unless held (pending local changes). */

@@ -16,9 +16,9 @@
  * without a row); then ONE local transaction deletes the gone keys, upserts the rows (rows equal to the local one
  * are not written: the client's own pushed changes come back without effect) and moves the cursor. Held keys
  * (pending local changes) are neither overwritten nor deleted, and are checked for conflicts like in any pull
- * (conflicts.ts), limited to the fetched keys. When the local table refuses a row
- * (or the change is large), the rows are applied in chunks with the shared bisection (apply.ts) and the cursor
- * moves after them: applying again what a crash cut short is harmless, rows are read from a snapshot.
+ * (conflicts.ts), limited to the fetched keys. When the local table refuses a row (or the change is large), the
+ * rows are applied in chunks with the shared bisection (apply.ts) and the cursor moves after them: applying again
+ * what a crash cut short is harmless, rows are read from a snapshot.
  *
  * Every change up to the cursor is applied; the rows are read as the snapshot has them, which may already show
  * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer

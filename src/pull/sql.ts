@@ -16,7 +16,8 @@ import { fields, jsonColumns, rowJsonb } from "../core/json-text.js";
 
 const R = "ominipg_r";
 
-function allColumns(t: TableInfo): string[] {
+/** Every column of the table, generated ones included, in table order. */
+export function allColumns(t: TableInfo): string[] {
   return t.columns.map((c) => c.name);
 }
 

@@ -56,7 +56,7 @@ const WAL_UNFLUSHED =
   `THEN pg_current_wal_insert_lsn() END)`;
 
 /** The logical message that flushes the WAL up to it (see WAL_UNFLUSHED). */
-export const FLUSH_MESSAGE_PREFIX = "ominipg_flush";
+const FLUSH_MESSAGE_PREFIX = "ominipg_flush";
 
 /**
  * Whether the step should write a record of the running transactions to the WAL (`pg_log_standby_snapshot()`,
@@ -251,24 +251,23 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
     // writes nothing takes no transaction id and writes no WAL (but the flush of WAL_UNFLUSHED).
     const [state] = await tx.unsafe<
-      { drained_upto: string; target: string; unflushed: string | null; snapshot: boolean }[]
+      { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean }[]
     >(
-      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS target, ${WAL_UNFLUSHED}::text AS unflushed, ` +
+      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
         `${SNAPSHOT_DUE} AS snapshot FROM ${FEED_STATE} WHERE slot_name = $1`,
       [slot],
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     snapshotDue = state.snapshot;
-    if (state.unflushed !== null) {
+    if (state.unflushed !== null)
       await tx.unsafe(`SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text, true)`, [
         FLUSH_MESSAGE_PREFIX,
       ]);
-      state.target = state.unflushed;
-    }
+    const target = state.unflushed ?? state.flushed;
     await tx.unsafe(
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
         `${quoteLiteral(slot)}, $1::text::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
-      [state.target],
+      [target],
     );
     const drainedUpto = lsnValue(state.drained_upto);
     const keys: Keys = new Map();
@@ -327,7 +326,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       upto,
       full,
       flushed: state.unflushed !== null,
-      advanceTo: full ? upto : state.target,
+      advanceTo: full ? upto : target,
     };
   });
   if (step.busy || step.advanceTo === undefined) return step;
