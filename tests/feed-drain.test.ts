@@ -261,15 +261,23 @@ describe("the change feed's drainer", () => {
     await drainAll(sql, slot);
     // The record of running transactions the drain wrote is passed by the next step's advance. The restart point
     // moves to where the oldest transaction then running (in any database of the server: another test's) began:
-    // a few rounds let such a one end.
+    // a few rounds let such a one end, and more (up to 20 s) while another session holds a transaction that wrote
+    // (under the suite's load one stayed open past 5 quick rounds). Not time alone: the server's own record, every
+    // 15 s, would then move the restart point without pg_log_standby_snapshot().
     let moved = false;
+    let blocked = false;
     let rounds = 0;
-    for (; rounds < 5 && !moved; rounds++) {
+    const deadline = Date.now() + 20_000;
+    for (; !moved && (rounds < 5 || (blocked && Date.now() < deadline)); rounds++) {
+      if (rounds >= 5) await new Promise((resolve) => setTimeout(resolve, 200));
       await remote.sql`INSERT INTO big VALUES (${-rounds}, 'y')`;
       await drainAll(sql, slot);
-      const [r] = await remote.sql<{ moved: boolean }[]>`
-        SELECT restart_lsn >= ${after}::pg_lsn AS moved FROM pg_replication_slots WHERE slot_name = ${slot}`;
+      const [r] = await remote.sql<{ moved: boolean; blocked: boolean }[]>`
+        SELECT restart_lsn >= ${after}::pg_lsn AS moved,
+          EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS blocked
+        FROM pg_replication_slots WHERE slot_name = ${slot}`;
       moved = r!.moved;
+      blocked = r!.blocked;
     }
     // pg_log_standby_snapshot() is PostgreSQL 16's: before it, the restart point moves when the server writes
     // such a record itself (every 15 s while it has WAL activity).
