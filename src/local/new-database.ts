@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { MemoryFS, PGlite } from "@electric-sql/pglite";
+import { MemoryFS, PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
 import { PGDATA, copyIntoPglite, tarEntries, trimWal, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
@@ -45,10 +45,10 @@ class NoTemplate extends Error {}
  */
 export async function openPglite(dataDir: string | undefined, options: NewDatabaseOptions = {}): Promise<PGlite> {
   const how = start(dataDir, options.sharedBuffers);
-  if (options.loadDataDir) return PGlite.create(dataDir, { loadDataDir: options.loadDataDir, ...how });
+  if (options.loadDataDir) return create(dataDir, { loadDataDir: options.loadDataDir, ...how });
   const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
   const cache = isNew && options.initCache !== false && initCacheEnabledByEnv() ? InitCache.locate() : undefined;
-  if (!cache) return PGlite.create(dataDir, how);
+  if (!cache) return create(dataDir, how);
   // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
   // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
   const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): TarEntry[] | undefined => {
@@ -57,24 +57,41 @@ export async function openPglite(dataDir: string | undefined, options: NewDataba
   });
   template.catch(() => {}); // read() does not throw; awaited by PGlite's start, unless that failed first
   try {
-    if (dataDir === undefined) return await PGlite.create({ fs: new TemplateMemoryFS(template), ...how });
+    if (dataDir === undefined) return await create(undefined, { fs: new TemplateMemoryFS(template), ...how });
     const filled = template.then(async (entries) => {
       if (!entries) return false;
       await writeTemplateDir(entries, dataDir);
       return true;
     });
     filled.catch(() => {}); // awaited by PGlite's start, unless that failed first
-    return await PGlite.create({ dataDir, fs: new TemplateNodeFS(dataDir, filled), ...how });
+    return await create(dataDir, { fs: new TemplateNodeFS(dataDir, filled), ...how });
   } catch (err) {
     if (!(err instanceof NoTemplate)) {
       // Should PGlite's file system ever refuse the files, initdb still makes an in-memory database.
-      if (dataDir === undefined) return PGlite.create(how);
+      if (dataDir === undefined) return create(undefined, how);
       throw err;
     }
     // No entry, or one this reader cannot take (not expected: a dump is read back before it is stored). Never
     // PGlite's own loader: a stored dump lacks its WAL's zeros, which only tarEntries puts back.
     return fromNewTemplate(dataDir, cache, how);
   }
+}
+
+/**
+ * PGlite without its start's read of every array type from the catalog (~70-100 ms of each open: the first
+ * statement of a new backend). The driver looks array types up as statements use them (array-types.ts).
+ */
+class LazyTypesPGlite extends PGlite {
+  override async _initArrayTypes(options?: { force?: boolean }): Promise<void> {
+    if (options?.force) await super._initArrayTypes(options);
+  }
+}
+
+/** `PGlite.create`, as a LazyTypesPGlite. */
+async function create(dataDir: string | undefined, options: PGliteOptions): Promise<PGlite> {
+  const db = dataDir === undefined ? new LazyTypesPGlite(options) : new LazyTypesPGlite(dataDir, options);
+  await db.waitReady;
+  return db;
 }
 
 /** An in-memory database whose data directory is filled from the template when PGlite starts. */
@@ -113,7 +130,7 @@ class TemplateNodeFS extends NodeFS {
  * problem: the database is made all the same.
  */
 async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, how: Started): Promise<PGlite> {
-  const fresh = await PGlite.create({ ...TEMPLATE_OPTIONS, ...how });
+  const fresh = await create(undefined, { ...TEMPLATE_OPTIONS, ...how });
   let entries: TarEntry[] | undefined;
   try {
     sizeBufferPool(fresh.Module.FS);
@@ -126,7 +143,7 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
   if (dataDir === undefined) return fresh;
   await fresh.close();
   if (entries) await writeTemplateDir(entries, dataDir);
-  return PGlite.create(dataDir, how); // without the template's files: initdb, in the directory
+  return create(dataDir, how); // without the template's files: initdb, in the directory
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driv
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
+import { ArrayTypes, LOOKUP_SQL, oidList } from "./array-types.js";
 import { BYTEA, byteaText, byteaValue } from "./bytea.js";
 import { growFilesByHalf } from "./memfs-growth.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
@@ -28,9 +29,10 @@ export class PgliteDriver implements Driver {
   #evicted: string[] = [];
   #nextId = 0;
   #status: TxStatus = "idle";
-  /** PGlite's parameter serializers and result parsers, bytea's replaced (bytea.ts). */
+  /** PGlite's parameter serializers and result parsers, bytea's replaced (bytea.ts), arrays' added as used. */
   #serializers: PGlite["serializers"];
   #parsers: PGlite["parsers"];
+  #arrays: ArrayTypes;
 
   private constructor(db: PGlite, cacheSize: number) {
     this.#db = db;
@@ -44,6 +46,7 @@ export class PgliteDriver implements Driver {
       ...db.parsers,
       [BYTEA]: (text: string, typeId?: number) => byteaValue(text) ?? parseBytea?.(text, typeId) ?? text,
     };
+    this.#arrays = new ArrayTypes(this.#parsers, this.#serializers);
     this.#cache = new Lru(cacheSize, (_sql, p) => this.#evicted.push(p.name));
   }
 
@@ -87,6 +90,7 @@ export class PgliteDriver implements Driver {
         stmt = { name, paramTypes: paramTypesOf(msgs) };
         this.#cache.set(sql, stmt);
         await this.#closeEvicted();
+        await this.#resolveTypes([...stmt.paramTypes, ...fieldTypesOf(msgs)]);
       }
       const msgs = await this.#send([
         serialize.bind({ statement: stmt.name, values: this.#serializeParams(params, stmt.paramTypes) }),
@@ -95,7 +99,7 @@ export class PgliteDriver implements Driver {
         serialize.sync(),
       ]);
       this.#throwIfError(msgs, sql, params);
-      return this.#result<T>(msgs, rowMode);
+      return await this.#result<T>(msgs, rowMode);
     });
   }
 
@@ -116,7 +120,7 @@ export class PgliteDriver implements Driver {
     return this.#lock.run(async () => {
       const msgs = await this.#send([serialize.query(sql)]);
       this.#throwIfError(msgs, sql, undefined);
-      return this.#results(msgs, options.rowMode ?? "object");
+      return await this.#results(msgs, options.rowMode ?? "object");
     });
   }
 
@@ -168,7 +172,7 @@ export class PgliteDriver implements Driver {
   async #runUnnamed<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const msgs = await this.#send(await this.#unnamed(sql, params));
     this.#throwIfError(msgs, sql, params);
-    return this.#result<T>(msgs, rowMode);
+    return await this.#result<T>(msgs, rowMode);
   }
 
   /** The messages that run `sql` unprepared; with parameters, their types are described first. */
@@ -182,6 +186,7 @@ export class PgliteDriver implements Driver {
       ]);
       this.#throwIfError(msgs, sql, params);
       paramTypes = paramTypesOf(msgs);
+      await this.#resolveTypes(paramTypes);
     }
     return [
       ...(params.length > 0 ? [] : [serialize.parse({ text: sql })]),
@@ -206,6 +211,24 @@ export class PgliteDriver implements Driver {
     return msgs;
   }
 
+  /** Registers the array types among `oids` that nothing covers yet (ArrayTypes): one catalog lookup, rarely. */
+  async #resolveTypes(oids: number[]): Promise<void> {
+    const asked = this.#arrays.unknown(oids);
+    if (asked.length === 0) return;
+    // Named, and closed after: the unnamed statement may be a caller's, described but not bound yet.
+    const msgs = await this.#send([
+      serialize.parse({ name: LOOKUP_NAME, text: LOOKUP_SQL }),
+      serialize.bind({ statement: LOOKUP_NAME, values: [oidList(asked)] }),
+      serialize.describe({ type: "P" }),
+      serialize.execute({}),
+      serialize.close({ type: "S", name: LOOKUP_NAME }),
+      serialize.sync(),
+    ]);
+    this.#throwIfError(msgs, LOOKUP_SQL, [asked]);
+    const [found] = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#parsers);
+    this.#arrays.register(asked, (found?.rows ?? []) as { oid: number; elem: number }[]);
+  }
+
   #serializeParams(params: readonly unknown[], types: number[]): (string | null)[] {
     return params.map((value, i) => {
       if (value === null || value === undefined) return null;
@@ -222,7 +245,8 @@ export class PgliteDriver implements Driver {
     throw error;
   }
 
-  #results(msgs: BackendMessage[], rowMode: RowMode): QueryResult[] {
+  async #results(msgs: BackendMessage[], rowMode: RowMode): Promise<QueryResult[]> {
+    await this.#resolveTypes(fieldTypesOf(msgs));
     const parsed = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#parsers, { rowMode });
     const tags = msgs.filter((m) => m.name === "commandComplete").map((m) => String(m.text));
     return parsed.map((r, i) => {
@@ -233,8 +257,8 @@ export class PgliteDriver implements Driver {
     });
   }
 
-  #result<T>(msgs: BackendMessage[], rowMode: RowMode): QueryResult<T> {
-    const [first] = this.#results(msgs, rowMode);
+  async #result<T>(msgs: BackendMessage[], rowMode: RowMode): Promise<QueryResult<T>> {
+    const [first] = await this.#results(msgs, rowMode);
     return (first ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
   }
 }
@@ -253,7 +277,15 @@ function copyData(data: Uint8Array): Uint8Array[] {
 }
 
 const COPY_PIECE = 1 << 20;
+const LOOKUP_NAME = "ominipg_array_types";
 const COPY_DONE = new Uint8Array([0x63, 0, 0, 0, 4]); // 'c'
+
+/** The column types of every row description among `msgs`. */
+function fieldTypesOf(msgs: BackendMessage[]): number[] {
+  const oids: number[] = [];
+  for (const m of msgs) if (m.name === "rowDescription") for (const f of m.fields as Field[]) oids.push(f.dataTypeID);
+  return oids;
+}
 
 function paramTypesOf(msgs: BackendMessage[]): number[] {
   return (msgs.find((m) => m.name === "parameterDescription")?.dataTypeIDs as number[] | undefined) ?? [];
