@@ -99,7 +99,7 @@ export class PgliteDriver implements Driver {
         serialize.sync(),
       ]);
       this.#throwIfError(msgs, sql, params);
-      return await this.#result<T>(msgs, rowMode);
+      return this.#result<T>(msgs, rowMode); // its column types were resolved when it was prepared
     });
   }
 
@@ -120,7 +120,8 @@ export class PgliteDriver implements Driver {
     return this.#lock.run(async () => {
       const msgs = await this.#send([serialize.query(sql)]);
       this.#throwIfError(msgs, sql, undefined);
-      return await this.#results(msgs, options.rowMode ?? "object");
+      await this.#resolveTypes(fieldTypesOf(msgs));
+      return this.#results(msgs, options.rowMode ?? "object");
     });
   }
 
@@ -172,7 +173,8 @@ export class PgliteDriver implements Driver {
   async #runUnnamed<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const msgs = await this.#send(await this.#unnamed(sql, params));
     this.#throwIfError(msgs, sql, params);
-    return await this.#result<T>(msgs, rowMode);
+    await this.#resolveTypes(fieldTypesOf(msgs));
+    return this.#result<T>(msgs, rowMode);
   }
 
   /** The messages that run `sql` unprepared; with parameters, their types are described first. */
@@ -245,8 +247,7 @@ export class PgliteDriver implements Driver {
     throw error;
   }
 
-  async #results(msgs: BackendMessage[], rowMode: RowMode): Promise<QueryResult[]> {
-    await this.#resolveTypes(fieldTypesOf(msgs));
+  #results(msgs: BackendMessage[], rowMode: RowMode): QueryResult[] {
     const parsed = parse.parseResults(msgs as Parameters<typeof parse.parseResults>[0], this.#parsers, { rowMode });
     const tags = msgs.filter((m) => m.name === "commandComplete").map((m) => String(m.text));
     return parsed.map((r, i) => {
@@ -257,8 +258,8 @@ export class PgliteDriver implements Driver {
     });
   }
 
-  async #result<T>(msgs: BackendMessage[], rowMode: RowMode): Promise<QueryResult<T>> {
-    const [first] = await this.#results(msgs, rowMode);
+  #result<T>(msgs: BackendMessage[], rowMode: RowMode): QueryResult<T> {
+    const [first] = this.#results(msgs, rowMode);
     return (first ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
   }
 }
