@@ -42,6 +42,9 @@ export class ArrayTypes {
   }
 }
 
+/** The lookup's prepared statement: named, so that it never replaces a caller's unnamed one. */
+export const LOOKUP_NAME = "ominipg_array_types";
+
 /** The array types among $1 (an oid[] literal, see `oidList`), with their element type. */
 export const LOOKUP_SQL = `SELECT t.oid::int4 AS oid, t.typelem::int4 AS elem
 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND e.typarray = t.oid

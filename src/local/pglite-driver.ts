@@ -3,7 +3,7 @@ import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driv
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
-import { ArrayTypes, LOOKUP_SQL, oidList } from "./array-types.js";
+import { ArrayTypes, LOOKUP_NAME, LOOKUP_SQL, oidList } from "./array-types.js";
 import { BYTEA, byteaText, byteaValue } from "./bytea.js";
 import { growFilesByHalf } from "./memfs-growth.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
@@ -278,7 +278,6 @@ function copyData(data: Uint8Array): Uint8Array[] {
 }
 
 const COPY_PIECE = 1 << 20;
-const LOOKUP_NAME = "ominipg_array_types";
 const COPY_DONE = new Uint8Array([0x63, 0, 0, 0, 4]); // 'c'
 
 /** The column types of every row description among `msgs`. */
