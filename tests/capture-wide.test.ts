@@ -21,6 +21,7 @@ import {
   type Table,
 } from "./capture-helpers.js";
 import { WIDE_SCHEMA, wideRow } from "./wide-helpers.js";
+import { joinImage, splitImage } from "../src/core/image.js";
 
 const SCHEMA = [
   ...WIDE_SCHEMA,
@@ -28,6 +29,7 @@ const SCHEMA = [
   `CREATE OR REPLACE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed_at := OLD.changed_at + 1; RETURN NEW; END $$`,
   `DROP TRIGGER IF EXISTS stamp ON stamped`,
   `CREATE TRIGGER stamp BEFORE UPDATE ON stamped FOR EACH ROW EXECUTE FUNCTION stamp()`,
+  `CREATE TABLE IF NOT EXISTS odd ("key" int PRIMARY KEY, "we""ird" json, "Doc" jsonb, n int NOT NULL DEFAULT 0, "ñ x" text)`,
 ];
 
 let db: Ominipg;
@@ -115,6 +117,26 @@ describe("an UPDATE logs the columns it assigns", () => {
     const [e] = await captured(`UPDATE stamped SET v = 2`);
     expect(columnsOf(e!.old)).toEqual(["changed_at", "doc", "id", "v"]);
     expect(JSON.parse(e!.new!)).toMatchObject({ v: 2, changed_at: 1 });
+  });
+
+  it("a partial image is the row's own to_json text, column for column: json whitespace, odd names", async () => {
+    await db.query(`INSERT INTO odd VALUES (1, ' {"b":1,  "a":2} ', '{"z": [1, 2.50]}', 0, 'x "q" \\ y')`);
+    const rowText = async () =>
+      (await db.query<{ j: string }>(`SELECT to_json(o.*)::text AS j FROM odd o WHERE "key" = 1`)).rows[0]!.j;
+    const before = await rowText();
+    const mark = await watermark(db);
+    await db.query(`UPDATE odd SET "we""ird" = '[1,  2 ]  ', "Doc" = '{"y": 1e3}', "ñ x" = 'new' WHERE "key" = 1`);
+    const after = await rowText();
+    const { rows } = await db.query<{ o: string; n: string }>(
+      `SELECT old_row::text AS o, new_row::text AS n FROM _sync_queue WHERE id > $1`,
+      [mark],
+    );
+    expect(rows).toHaveLength(1);
+    const logged = [...splitImage(rows[0]!.n, true).keys()];
+    expect(logged).toEqual(["key", 'we"ird', "Doc", "ñ x"]);
+    expect(rows[0]!.o).toBe(joinImage(splitImage(before, true), logged));
+    expect(rows[0]!.n).toBe(joinImage(splitImage(after, true), logged));
+    expect(rows[0]!.n).toContain(`"we\\"ird":[1,  2 ]  ,`);
   });
 
   it("a DELETE logs the whole row (conflict detection compares every column)", async () => {

@@ -16,8 +16,8 @@ export const NEXT_LOG_ID = `nextval(${quoteLiteral(qualified("public", QUEUE_ID_
  * UPDATE, or MERGE's UPDATE) changes logs only the columns it assigns, plus the table's `logged` ones (its key
  * and what the push's ordering checks), in both images: what it did not assign is the same before and after,
  * and the local row still holds it when it is pushed, so a wide row's untouched columns (a TOASTed document)
- * are not copied. The text is `to_json` of a row's, column by column (`to_json` of each value), so both forms
- * split alike (core/image.ts). `updated`: the columns the statement assigns; undefined when it updates no row.
+ * are not copied. Both are `to_json` of a row (the table's, or one of just those columns), so both forms split
+ * alike (core/image.ts). `updated`: the columns the statement assigns; undefined when it updates no row.
  * `mixed`: the statement may also insert or delete rows (ON CONFLICT, MERGE), which get whole images.
  */
 export function rowImagesSql(
@@ -32,12 +32,11 @@ export function rowImagesSql(
     return { old: whole(aliases.old), new: whole(aliases.new) };
   // Table order, so images of one statement shape share their column list (push/coalesce.ts: writableIn).
   const columns = table.columns.filter((c) => logged.includes(c.name) || updated.has(c.name)).map((c) => c.name);
+  // A row of just these columns, rendered as to_json renders a row (the same text, column for column), without
+  // the text of an assembled object being parsed again by a cast to json (~7-9 µs per ~2 KB image).
   const part = (alias: string) => {
-    const values = columns.map(
-      (c, i) =>
-        `${quoteLiteral(`${i === 0 ? "{" : ","}${JSON.stringify(c)}:`)} || coalesce(to_json(${quoteIdent(alias)}.${quoteIdent(c)})::text, 'null')`,
-    );
-    return `(${values.join(" || ")} || '}')::json`;
+    const values = columns.map((c) => `${quoteIdent(alias)}.${quoteIdent(c)} AS ${quoteIdent(c)}`);
+    return `(SELECT to_json(ominipg_r) FROM (SELECT ${values.join(", ")}) AS ominipg_r)`;
   };
   if (!mixed) return { old: part(aliases.old), new: part(aliases.new) };
   const missing = (alias: string) => `${quoteIdent(alias)}.${quoteIdent(table.primaryKey[0]!)} IS NULL`;
