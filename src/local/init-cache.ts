@@ -41,10 +41,11 @@ export interface Manifest {
 /**
  * Dumps this process has checked, by file, with the file's identity then: hashing one (~24 MB) costs ~45 ms, a
  * tenth of opening a new database, and an app or a test run opens many. A file rewritten or replaced since has
- * another inode, size, mtime or ctime, and is checked again. (The bytes themselves are read every time: PGlite's
- * in-memory file system takes the buffers it is given as its files, so two databases cannot share one.)
+ * another inode, size, mtime or ctime, and is checked again. Its bytes are kept while anything holds them (every
+ * in-memory database made from it shares them: memfs-storage.ts lends them, copied by a file at its first write):
+ * one copy in memory for all of them, not read again.
  */
-const checked = new Map<string, fs.Stats & { sha256: string }>();
+const checked = new Map<string, fs.Stats & { sha256: string; bytes: WeakRef<ArrayBuffer> }>();
 
 /** The same file, unchanged since it was checked: a rewrite or a replacement changes its inode or its ctime. */
 function sameFile(a: fs.Stats, b: fs.Stats | undefined): boolean {
@@ -125,13 +126,18 @@ export class InitCache {
       const fd = fs.openSync(file, "r");
       try {
         const stat = fs.fstatSync(fd);
-        const dump = fs.readFileSync(fd);
-        if (dump.byteLength !== manifest.size) throw new Error("damaged dump");
+        const digest = manifest.sha256;
+        if (stat.size !== manifest.size || typeof digest !== "string") throw new Error("damaged dump");
         const seen = checked.get(file);
-        if (!(seen && sameFile(seen, stat) && seen.sha256 === manifest.sha256)) {
-          if (sha256(dump) !== manifest.sha256) throw new Error("damaged dump");
-          checked.set(file, Object.assign(stat, { sha256: manifest.sha256 }));
-        }
+        const known = seen !== undefined && sameFile(seen, stat) && seen.sha256 === digest;
+        const kept = known ? seen.bytes.deref() : undefined;
+        if (kept) return new Uint8Array(kept);
+        // A buffer of its own, whole: what is kept is the buffer, lent to files as it is.
+        const dump = new Uint8Array(new ArrayBuffer(stat.size));
+        let at = 0;
+        for (let n = 1; at < dump.length && n > 0; at += n) n = fs.readSync(fd, dump, at, dump.length - at, at);
+        if (at !== dump.length || (!known && sha256(dump) !== digest)) throw new Error("damaged dump");
+        checked.set(file, Object.assign(stat, { sha256: digest, bytes: new WeakRef(dump.buffer) }));
         return dump;
       } finally {
         fs.closeSync(fd);

@@ -3,6 +3,7 @@ import path from "node:path";
 import { MemoryFS, PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
+import { adoptFileStorage, lendFile } from "./memfs-storage.js";
 import { PGDATA, copyIntoPglite, tarEntries, trimWal, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
 
 export interface NewDatabaseOptions {
@@ -106,7 +107,11 @@ class TemplateMemoryFS extends MemoryFS {
   override async initialSyncFs(): Promise<void> {
     const entries = await this.#template;
     if (!entries) throw new NoTemplate();
-    copyIntoPglite(this.pg!.Module.FS, entries);
+    // The template's files are lent, not copied (~40 ms and ~24 MB of memory less per database): a file is copied
+    // when the database first writes it, and most (template0's, template1's) never are.
+    const { FS } = this.pg!.Module;
+    const lend = adoptFileStorage(this.pg!.Module);
+    copyIntoPglite(FS, entries, lend ? (path, data) => lendFile(FS, path, data) : undefined);
   }
 }
 
@@ -177,10 +182,17 @@ function sizeBufferPool(FS: PGlite["Module"]["FS"]): void {
   FS.writeFile(file, sized);
 }
 
+/** The entries of dumps read from the init cache, while their bytes are kept (InitCache.read). */
+const parsed = new WeakMap<ArrayBufferLike, TarEntry[]>();
+
 function entriesOf(dump: Uint8Array): TarEntry[] | undefined {
+  const whole = dump.byteOffset === 0 && dump.byteLength === dump.buffer.byteLength;
+  let entries = whole ? parsed.get(dump.buffer) : undefined;
   try {
-    return tarEntries(dump);
+    entries ??= tarEntries(dump);
   } catch {
     return undefined;
   }
+  if (whole) parsed.set(dump.buffer, entries);
+  return entries;
 }

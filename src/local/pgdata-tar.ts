@@ -111,16 +111,20 @@ const SKIPPED = new Set(["postmaster.pid"]);
 
 /**
  * Write the dump's files into PGlite's own file system (the data directory of an in-memory database), before
- * PGlite looks for a database there.
+ * PGlite looks for a database there: each by `put` (a copy by default).
  */
-export function copyIntoPglite(FS: PGlite["Module"]["FS"], entries: TarEntry[]): void {
+export function copyIntoPglite(
+  FS: PGlite["Module"]["FS"],
+  entries: TarEntry[],
+  put: (path: string, data: Uint8Array) => void = (path, data) => FS.writeFile(path, data),
+): void {
   FS.mkdirTree(PGDATA);
   for (const entry of entries) {
     if (SKIPPED.has(entry.name)) continue;
     const target = `${PGDATA}/${entry.name}`;
     if (entry.kind === "dir") FS.mkdirTree(target);
     else {
-      FS.writeFile(target, entry.data);
+      put(target, entry.data);
       if (entry.size > entry.data.length) FS.truncate(target, entry.size);
     }
   }

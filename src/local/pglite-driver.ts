@@ -5,7 +5,7 @@ import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
 import { ArrayTypes, LOOKUP_NAME, LOOKUP_SQL, oidList } from "./array-types.js";
 import { BYTEA, byteaText, byteaValue } from "./bytea.js";
-import { growFilesByHalf } from "./memfs-growth.js";
+import { adoptFileStorage } from "./memfs-storage.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
 
 /** PGlite's protocol messages as its parser hands them over (their other fields depend on `name`). */
@@ -57,7 +57,7 @@ export class PgliteDriver implements Driver {
     cacheSize = 200,
   ): Promise<PgliteDriver> {
     const db = await openPglite(dataDir, options);
-    growFilesByHalf(db);
+    adoptFileStorage(db.Module);
     return new PgliteDriver(db, cacheSize);
   }
 
