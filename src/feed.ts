@@ -8,7 +8,7 @@ import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from 
 import type { TestHooks } from "./core/options.js";
 import { redact, secretsOf } from "./core/url.js";
 import type { OminipgWarning } from "./core/warnings.js";
-import { FEED_ACCESS_SQL, FEED_STATE_SQL } from "./pull/feed-sql.js";
+import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
 import { openRemote, type Sql } from "./remote/connection.js";
 import { FeedAgent } from "./remote/feed-agent.js";
@@ -90,7 +90,7 @@ export class FeedLink {
     }
     const { slot } = this.#readable;
     if (slot === undefined) return undefined;
-    const [s] = await this.remote.session((sql) => sql.unsafe<{ drained_upto: string }[]>(FEED_STATE_SQL, [slot]));
+    const [s] = await this.remote.session((sql) => sql.unsafe<{ drained_upto: string }[]>(feedStateSql(slot)));
     return s?.drained_upto;
   }
 
@@ -118,7 +118,7 @@ export class FeedLink {
       const state = await this.remote.session(async (sql) => {
         const [a] = await sql.unsafe<{ readable: boolean; slot: string }[]>(FEED_ACCESS_SQL);
         if (!a?.readable) return undefined;
-        const [s] = await sql.unsafe<{ drained_upto: string; age_ms: number }[]>(FEED_STATE_SQL, [a.slot]);
+        const [s] = await sql.unsafe<{ drained_upto: string; age_ms: number }[]>(feedStateSql(a.slot));
         return s;
       });
       if (state) out.drainedAgoMs = Number(state.age_ms);

@@ -18,21 +18,26 @@ export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass(
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
 /** The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. */
-export const FEED_STATE_SQL = `SELECT epoch::text AS epoch, drained_upto::text AS drained_upto, trimmed_upto::text AS trimmed_upto,
-  floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms FROM ${FEED_STATE} WHERE slot_name = $1`;
-
-/** The feed rows of one table ($1 schema, $2 name) after position $3 up to $4. */
-const RANGE = `schema_name = $1 AND table_name = $2 AND lsn > $3::text::pg_lsn AND lsn <= $4::text::pg_lsn`;
+export function feedStateSql(slot: string): string {
+  return (
+    `SELECT epoch::text AS epoch, drained_upto::text AS drained_upto, trimmed_upto::text AS trimmed_upto, ` +
+    `floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`
+  );
+}
 
 /**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
  * whether the feed is blind to rows leaving this role's sight: row-level security applies to it, and without
  * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from.
  */
-export const FEED_COUNT_SQL = `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole,
-  coalesce((SELECT row_security_active(c.oid) AND c.relreplident <> 'f' FROM pg_class AS c
-    WHERE c.oid = to_regclass(format('%I.%I', $1::text, $2::text))), false) AS blind
-  FROM ${FEED} WHERE ${RANGE}`;
+export function feedCountSql(r: Omit<FeedRange, "again">): string {
+  return (
+    `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole, ` +
+    `coalesce((SELECT row_security_active(c.oid) AND c.relreplident <> 'f' FROM pg_class AS c ` +
+    `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))), false) AS blind ` +
+    `FROM ${FEED} WHERE ${rangeSql(r)}`
+  );
+}
 
 /** Where one table's feed is read from: its changes after `after` up to `upto`, and the keys to read again. */
 export interface FeedRange {
@@ -45,17 +50,26 @@ export interface FeedRange {
 }
 
 /**
+ * The feed rows of the range, as literals: statements of a pull's few round trips take no parameters (postgres.js
+ * sends a statement with parameters in two: it asks for their types first), and COPY takes none at all.
+ */
+function rangeSql(r: Omit<FeedRange, "again">): string {
+  return (
+    `schema_name = ${quoteLiteral(r.schema)} AND table_name = ${quoteLiteral(r.name)} ` +
+    `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn`
+  );
+}
+
+/**
  * Each distinct changed key of the range, and of the keys to read again, typed by the table's own columns
  * (jsonb_populate_record: each value's text through its type's input function), with the row the table holds
  * for it now, or none (deleted, or not visible to this role), as COPY text: `ominipg_found`, then every column
  * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
- * spliced in as literals.
+ * spliced in as literals (rangeSql).
  */
 export function feedCopySql(t: TableInfo, r: FeedRange): string {
   const p = "ominipg_p";
-  const range =
-    `schema_name = ${quoteLiteral(r.schema)} AND table_name = ${quoteLiteral(r.name)} ` +
-    `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn`;
+  const range = rangeSql(r);
   const columns = t.columns.map((c) => `${t.primaryKey.includes(c.name) ? "ominipg_k" : R}.${quoteIdent(c.name)}`);
   return (
     `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${FEED} WHERE ${range} AND key IS NOT NULL ` +

@@ -43,8 +43,8 @@ import {
   deleteGoneSql,
   dropGoneSql,
   FEED_ACCESS_SQL,
-  FEED_COUNT_SQL,
-  FEED_STATE_SQL,
+  feedCountSql,
+  feedStateSql,
   feedCopySql,
   fetchedInSql,
   fetchedKey,
@@ -82,8 +82,7 @@ export async function readFeedView(
     );
   if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
   const [s] = await ctx.tx.unsafe<{ epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number }[]>(
-    FEED_STATE_SQL,
-    [a.slot],
+    feedStateSql(a.slot),
   );
   if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
   const age = Number(s.age_ms);
@@ -159,12 +158,9 @@ export async function probeFeed(
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: false, count: 0 };
-  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(FEED_COUNT_SQL, [
-    t.schema,
-    t.name,
-    cursor.lsn,
-    view.drainedUpto,
-  ]);
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(
+    feedCountSql({ schema: t.schema, name: t.name, after: cursor.lsn, upto: view.drainedUpto }),
+  );
   return { changed: Number(count!.n), whole: count!.whole, blind: count!.blind, again };
 }
 

@@ -68,8 +68,8 @@ const FLUSH_MESSAGE_PREFIX = "ominipg_flush";
  * moves the restart point up to it.
  */
 const RESTART_LAG = 256 * 1024;
-const SNAPSHOT_DUE =
-  `coalesce((SELECT pg_wal_lsn_diff(${WAL_FLUSHED}, restart_lsn) > ${RESTART_LAG} FROM pg_replication_slots WHERE slot_name = $1), false) ` +
+const snapshotDueSql = (slot: string) =>
+  `coalesce((SELECT pg_wal_lsn_diff(${WAL_FLUSHED}, restart_lsn) > ${RESTART_LAG} FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}), false) ` +
   `AND NOT pg_is_in_recovery() AND coalesce(has_function_privilege(to_regprocedure('pg_catalog.pg_log_standby_snapshot()'), 'EXECUTE'), false)`;
 
 /** The drain lock ("omfd"): one drainer at a time per database; also taken to create or replace the slot. */
@@ -254,8 +254,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean }[]
     >(
       `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
-        `${SNAPSHOT_DUE} AS snapshot FROM ${FEED_STATE} WHERE slot_name = $1`,
-      [slot],
+        `${snapshotDueSql(slot)} AS snapshot FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     snapshotDue = state.snapshot;
@@ -266,8 +265,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     const target = state.unflushed ?? state.flushed;
     await tx.unsafe(
       `DECLARE ominipg_peek NO SCROLL CURSOR FOR SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes(` +
-        `${quoteLiteral(slot)}, $1::text::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
-      [target],
+        `${quoteLiteral(slot)}, ${quoteLiteral(target)}::pg_lsn, ${Math.max(1, Math.floor(options.chunk))}, 'include-xids', '1', 'skip-empty-xacts', '1')`,
     );
     const drainedUpto = lsnValue(state.drained_upto);
     const keys: Keys = new Map();
@@ -311,10 +309,11 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     await options.afterPeek?.();
     // Only writes move drained_upto: a step that found only Ominipg's own writes (the feed's, of the step
     // before) must not write again, or every step would give the next one something to decode.
+    const wrote = written > 0 ? "true" : "false";
+    const heartbeat = Math.trunc(Math.min(Math.max(options.heartbeatMs, 0), 2 ** 31 - 1)) || 0; // an int literal
     await tx.unsafe(
-      `UPDATE ${FEED_STATE} SET drained_upto = CASE WHEN $2 THEN greatest(drained_upto, $3::text::pg_lsn) ELSE drained_upto END, ` +
-        `drained_at = now() WHERE slot_name = $1 AND ($2 OR drained_at < now() - $4::int * interval '1 millisecond')`,
-      [slot, written > 0, upto ?? "0/0", Math.floor(options.heartbeatMs)],
+      `UPDATE ${FEED_STATE} SET drained_upto = CASE WHEN ${wrote} THEN greatest(drained_upto, ${quoteLiteral(upto ?? "0/0")}::pg_lsn) ELSE drained_upto END, ` +
+        `drained_at = now() WHERE slot_name = ${quoteLiteral(slot)} AND (${wrote} OR drained_at < now() - ${heartbeat} * interval '1 millisecond')`,
     );
     const full = decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
@@ -363,10 +362,10 @@ async function advance(sql: Sql, slot: string, upto: string, snapshot: boolean):
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`); // waits for a step in flight to end
     if (snapshot) await tx.unsafe(`SELECT pg_catalog.pg_log_standby_snapshot()`);
+    const to = `${quoteLiteral(upto)}::pg_lsn`;
     await tx.unsafe(
-      `SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots ` +
-        `WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn`,
-      [slot, upto],
+      `SELECT pg_replication_slot_advance(slot_name, ${to}) FROM pg_replication_slots ` +
+        `WHERE slot_name = ${quoteLiteral(slot)} AND confirmed_flush_lsn < ${to}`,
     );
   });
 }

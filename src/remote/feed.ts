@@ -178,7 +178,7 @@ export async function dropFeed(sql: Sql): Promise<boolean> {
 
 /**
  * Tables with row-level security enabled and a primary key whose replica identity is not FULL: tenants whose
- * pulls of them the feed cannot serve (pull/feed-sql.ts, FEED_COUNT_SQL), as `schema.name`.
+ * pulls of them the feed cannot serve (pull/feed-sql.ts, feedCountSql), as `schema.name`.
  */
 export async function tablesBlindToTenants(sql: Sql): Promise<string[]> {
   const rows = await sql.unsafe<{ name: string }[]>(
