@@ -310,10 +310,9 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     // Only writes move drained_upto: a step that found only Ominipg's own writes (the feed's, of the step
     // before) must not write again, or every step would give the next one something to decode.
     const wrote = written > 0 ? "true" : "false";
-    const heartbeat = Math.trunc(Math.min(Math.max(options.heartbeatMs, 0), 2 ** 31 - 1)) || 0; // an int literal
     await tx.unsafe(
       `UPDATE ${FEED_STATE} SET drained_upto = CASE WHEN ${wrote} THEN greatest(drained_upto, ${quoteLiteral(upto ?? "0/0")}::pg_lsn) ELSE drained_upto END, ` +
-        `drained_at = now() WHERE slot_name = ${quoteLiteral(slot)} AND (${wrote} OR drained_at < now() - ${heartbeat} * interval '1 millisecond')`,
+        `drained_at = now() WHERE slot_name = ${quoteLiteral(slot)} AND (${wrote} OR drained_at < now() - ${Math.floor(options.heartbeatMs)} * interval '1 millisecond')`,
     );
     const full = decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
