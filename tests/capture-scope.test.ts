@@ -166,3 +166,43 @@ describe("DDL after connect", () => {
     expect(await planner.plan(sql)).not.toBe(first);
   });
 });
+
+describe("what the catalog reads", () => {
+  it("keys in index order, the columns every UPDATE logs, and how each column's json value is kept", async () => {
+    const db = await captureDb([
+      `CREATE DOMAIN posint AS int CHECK (VALUE > 0)`,
+      `CREATE DOMAIN posint2 AS posint`,
+      `CREATE DOMAIN doc AS jsonb`,
+      `CREATE TYPE pair AS (a int, b text)`,
+      `CREATE TABLE k (b text, a int, c int, title text, n posint, m posint2, d doc, p pair, arr int[], js json,
+                       other int, PRIMARY KEY (b, c, a), UNIQUE (a, b), FOREIGN KEY (other, b) REFERENCES k (a, b))`,
+      `CREATE UNIQUE INDEX ON k (lower(title)) WHERE n > 3`,
+      `CREATE UNIQUE INDEX ON k ((d ->> 'slug'))`,
+      `CREATE TABLE plain (id int PRIMARY KEY, v int)`,
+      `CREATE SCHEMA elsewhere`,
+      `CREATE TABLE elsewhere.o (id int PRIMARY KEY, ref int REFERENCES plain (id))`,
+    ]);
+    const driver = (db as unknown as { driver: Driver }).driver;
+    const catalog = await Catalog.load(driver, { schemas: ["public"], tables: [], exclude: [] });
+    const byName = new Map([...catalog.tables.values()].map((t) => [`${t.schema}.${t.name}`, t]));
+    expect([...byName.keys()].sort()).toEqual(["public.k", "public.plain"]);
+    const k = byName.get("public.k")!;
+    expect(k.primaryKey).toEqual(["b", "c", "a"]);
+    // The keys, the self-reference (other, b), and what the unique indexes' expressions and predicate read.
+    expect(k.logged).toEqual(["b", "a", "c", "title", "n", "d", "other"]);
+    expect(Object.fromEntries(k.columns.map((c) => [c.name, c.jsonValue]))).toEqual({
+      b: "text",
+      a: "text",
+      c: "text",
+      title: "text",
+      n: "text",
+      m: "nested",
+      d: "json",
+      p: "nested",
+      arr: "nested",
+      js: "json",
+      other: "text",
+    });
+    expect(byName.get("public.plain")).toMatchObject({ primaryKey: ["id"], logged: ["id"] });
+  });
+});
