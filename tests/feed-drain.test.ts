@@ -48,7 +48,7 @@ describe("the change feed's drainer", () => {
   it("records the key of every row change; TRUNCATE and bulk changes as the whole table; skips its own tables", async () => {
     const { remote, sql, slot } = await setup(`
       CREATE TABLE items (id int PRIMARY KEY, name text);
-      CREATE TABLE "Odd, Name: x" ("K ""1""" text, k2 timestamptz, v int[], PRIMARY KEY ("K ""1""", k2));
+      CREATE TABLE "Odd, Name: x'y\\" ("K ""1""" text, k2 timestamptz, v int[], PRIMARY KEY ("K ""1""", k2));
       CREATE TABLE nokey (a int);
       CREATE TABLE big (id int PRIMARY KEY, body text);`);
     // One transaction each.
@@ -57,7 +57,7 @@ describe("the change feed's drainer", () => {
       `UPDATE items SET name = 'b' WHERE id = 1`,
       `UPDATE items SET id = 10 WHERE id = 2`,
       `DELETE FROM items WHERE id = 3`,
-      `INSERT INTO "Odd, Name: x" VALUES (E'q''u"o\\nte, ü: x', '2024-02-29 23:59:59.5+05', '{1,2}')`,
+      `INSERT INTO "Odd, Name: x'y\\" VALUES (E'q''u"o\\nte, ü: x', '2024-02-29 23:59:59.5+05', '{1,2}')`,
       `INSERT INTO nokey VALUES (1)`,
       `DO $$ BEGIN INSERT INTO items VALUES (4, 'x'); UPDATE items SET name = 'y' WHERE id = 4; UPDATE items SET name = 'z' WHERE id = 4; END $$`,
       `INSERT INTO big SELECT g, repeat('x', 5000) FROM generate_series(1, 30) g`,
@@ -73,15 +73,15 @@ describe("the change feed's drainer", () => {
       `items {"id": "10"}`,
       `items {"id": "2"}`,
       `items {"id": "3"}`,
-      `Odd, Name: x {"k2": "2024-02-29 18:59:59.5+00", "K \\"1\\"": "q'u\\"o\\nte, ü: x"}`,
+      `Odd, Name: x'y\\ {"k2": "2024-02-29 18:59:59.5+00", "K \\"1\\"": "q'u\\"o\\nte, ü: x"}`,
       `items {"id": "4"}`, // three changes of one row in one transaction: one key
       `big *`, // more keys than maxKeys: the whole table
       `items *`,
     ]);
     // Keys read back as the rows' own keys, through each column's type.
     const [odd] = await remote.sql.unsafe<{ same: boolean }[]>(
-      `SELECT (SELECT ("K ""1""", k2) FROM "Odd, Name: x") = (SELECT (p."K ""1""", p.k2) FROM _ominipg_feed f,
-         jsonb_populate_record(NULL::"Odd, Name: x", f.key) p WHERE f.table_name = 'Odd, Name: x') AS same`,
+      `SELECT (SELECT ("K ""1""", k2) FROM "Odd, Name: x'y\\") = (SELECT (p."K ""1""", p.k2) FROM _ominipg_feed f,
+         jsonb_populate_record(NULL::"Odd, Name: x'y\\", f.key) p WHERE f.table_name = 'Odd, Name: x''y\\') AS same`,
     );
     expect(odd!.same).toBe(true);
     // Caught up: the slot is past everything, the state row says how far the feed is complete.

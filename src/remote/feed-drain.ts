@@ -191,14 +191,20 @@ function tableId(t: DecodedTable): string {
   return `${t.schema}\u0000${t.name}`;
 }
 
-const PK_SQL = `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text
+/**
+ * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
+ * other statements' values do: postgres.js sends a statement with parameters in two round trips.
+ */
+const pkSql = (
+  tables: { s: string; t: string }[],
+) => `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text
     FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
     JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[])
     WHERE n.nspname = q.s) AS cols,
   coalesce((SELECT c.relrowsecurity FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
     WHERE n.nspname = q.s), false) AS rls
-  FROM jsonb_to_recordset($1::text::jsonb) AS q(s text, t text)`;
+  FROM jsonb_to_recordset(${quoteLiteral(JSON.stringify(tables))}::jsonb) AS q(s text, t text)`;
 
 async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
   const missing = new Map<string, DecodedTable>();
@@ -208,9 +214,7 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
-  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean }[]>(PK_SQL, [
-    JSON.stringify(list),
-  ]);
+  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean }[]>(pkSql(list));
   for (const r of rows)
     keys.set(
       tableId({ schema: r.s, name: r.t }),
