@@ -222,6 +222,12 @@ describe("new databases from the cache", () => {
     const fromCache = await Ominipg.connect({ url: ":memory:" });
     const expected = (await fromCache.query(settings)).rows;
     expect(await pool(fromCache)).toBe("32MB");
+    // Only the database PGlite opens: initdb's template0 and template1 are left out; a new database names its
+    // template.
+    const databases = `SELECT datname FROM pg_database ORDER BY datname`;
+    expect((await fromCache.query(databases)).rows).toEqual([{ datname: "postgres" }]);
+    await fromCache.query(`CREATE DATABASE other TEMPLATE postgres`);
+    expect((await fromCache.query(databases)).rows).toEqual([{ datname: "other" }, { datname: "postgres" }]);
     const templateSystem = await systemIdentifier(fromCache);
     await fromCache.close();
 

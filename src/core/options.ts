@@ -73,8 +73,8 @@ export interface ConnectOptions {
   loadDataDir?: Blob;
   /**
    * A new local database (in memory, or a directory without one) starts as a copy of a freshly initialized
-   * database cached once per PGlite version in the user's cache directory, instead of running initdb
-   * (~0.5 s instead of ~4 s). Default true; false (or the environment variable `OMINIPG_INIT_CACHE=0`) runs
+   * database (its `postgres` database: `CREATE DATABASE` there names `TEMPLATE postgres`) cached once per PGlite
+   * version in the user's cache directory, instead of running initdb (~0.5 s instead of ~4 s). Default true; false (or the environment variable `OMINIPG_INIT_CACHE=0`) runs
    * initdb every time. A `loadDataDir` dump always wins.
    */
   initCache?: boolean;

@@ -1,6 +1,7 @@
 /**
- * The init cache: a dump of a freshly initialized PGlite database, kept once per PGlite build in the user's
- * cache directory, so that a new database is a copy of it (~0.5 s) instead of a run of initdb (~4 s).
+ * The init cache: a dump of a freshly initialized PGlite database (its `postgres` database only), kept once per
+ * PGlite build in the user's cache directory, so that a new database is a copy of it (~0.5 s) instead of a run of
+ * initdb (~4 s).
  *
  * One entry is a directory `<root>/<key>/` holding `pgdata.tar` (the dump) and `manifest.json` (its size and
  * sha256, written last). An entry is made in a temporary directory beside it and renamed into place, so it
@@ -17,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 
 /** Bumped whenever the layout of an entry or the way a template is made changes. */
-const FORMAT = 2;
+const FORMAT = 3;
 const DUMP = "pgdata.tar";
 const MANIFEST = "manifest.json";
 /** Temporary directories of builds that died, and entries moved aside, older than this are removed. */
@@ -39,9 +40,9 @@ export interface Manifest {
 }
 
 /**
- * Dumps this process has checked, by file, with the file's identity then: hashing one (~24 MB) costs ~45 ms, a
- * tenth of opening a new database, and an app or a test run opens many. A file rewritten or replaced since has
- * another inode, size, mtime or ctime, and is checked again. Its bytes are kept while anything holds them (every
+ * Dumps this process has checked, by file, with the file's identity then: hashing one (~8 MB) costs ~15 ms, and
+ * an app or a test run opens many new databases. A file rewritten or replaced since has another inode, size,
+ * mtime or ctime, and is checked again. Its bytes are kept while anything holds them (every
  * in-memory database made from it shares them: memfs-storage.ts lends them, copied by a file at its first write):
  * one copy in memory for all of them, not read again.
  */

@@ -107,8 +107,8 @@ class TemplateMemoryFS extends MemoryFS {
   override async initialSyncFs(): Promise<void> {
     const entries = await this.#template;
     if (!entries) throw new NoTemplate();
-    // The template's files are lent, not copied (~21 MB less memory per open database; no faster): a file is
-    // copied when the database first writes it, and most (template0's, template1's) never are.
+    // The template's files are lent, not copied (less memory per open database; no faster): a file is copied
+    // when the database first writes it, and most (the catalogs') never are.
     const { FS } = this.pg!.Module;
     const lend = adoptFileStorage(this.pg!.Module);
     copyIntoPglite(FS, entries, lend ? (path, data) => lendFile(FS, path, data) : undefined);
@@ -139,6 +139,7 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
   let entries: TarEntry[] | undefined;
   try {
     sizeBufferPool(fresh.Module.FS);
+    await dropTemplateDatabases(fresh);
     const dump = trimWal(await templateDump(fresh));
     entries = entriesOf(dump);
     if (entries) await cache.write(dump); // stored only if it can be read back
@@ -149,6 +150,19 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
   await fresh.close();
   if (entries) await writeTemplateDir(entries, dataDir);
   return create(dataDir, how); // without the template's files: initdb, in the directory
+}
+
+/**
+ * Drop initdb's template0 and template1, which a local database never uses (PGlite opens `postgres`): two thirds
+ * of the template's files and bytes, all written out for every new directory and read and checked once per
+ * process (a new directory opens in ~0.4 s instead of ~0.54, the cache entry is 8 MB instead of 23). A
+ * `CREATE DATABASE` in a local database names its template: `TEMPLATE postgres`.
+ */
+export async function dropTemplateDatabases(db: PGlite): Promise<void> {
+  for (const name of ["template0", "template1"]) {
+    await db.exec(`ALTER DATABASE ${name} IS_TEMPLATE false`);
+    await db.exec(`DROP DATABASE ${name}`); // not in a transaction block: one statement per exec
+  }
 }
 
 /**

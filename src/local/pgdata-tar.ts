@@ -130,7 +130,7 @@ export function copyIntoPglite(
   }
 }
 
-/** Files written at once: creating ~1,000 files is what a new directory costs, and it waits on the disk. */
+/** Files written at once: creating ~400 files is what a new directory costs, and it waits on the disk. */
 const LANES = 8;
 
 /**

@@ -11,7 +11,7 @@ import type { TestProject } from "vitest/node";
 import { startEmbeddedRemote } from "../../src/cli/embedded-remote.js";
 import { CliError } from "../../src/cli/errors.js";
 import { InitCache } from "../../src/local/init-cache.js";
-import { templateDump } from "../../src/local/new-database.js";
+import { dropTemplateDatabases, templateDump } from "../../src/local/new-database.js";
 import { trimWal } from "../../src/local/pgdata-tar.js";
 import { startPooler } from "./pooler.js";
 import { giveKeyTo, makeTlsFiles, sslFlags, type TlsFiles } from "./tls.js";
@@ -97,8 +97,7 @@ async function startEmbedded(dir: string, port: number): Promise<AdminServer> {
  * The dump every test's `loadDataDir` starts from: initdb's database made quicker to open, since hundreds of
  * PGlite instances start from it per run (~0.45 s of CPU each as initdb leaves it, ~0.2 s like this). PostgreSQL
  * zeroes its shared buffers at every start: 8 MB of them, not 128 (0.1 s less per open than 32 MB; the tests' tables
- * are small). And only the `postgres` database PGlite opens: template0 and template1 (two thirds of the files to
- * unpack) are never used by a local database.
+ * are small). And, as in the init cache's template, only the `postgres` database PGlite opens.
  * The same dump is the entry of the init cache in `cacheRoot` (OMINIPG_CACHE_DIR of the test processes and
  * their children): a new database without `loadDataDir` starts from it too, and the run leaves the user's cache
  * alone. tests/init-cache.test.ts points OMINIPG_CACHE_DIR at caches of its own.
@@ -107,10 +106,7 @@ async function writePgliteTemplate(file: string, cacheRoot: string): Promise<voi
   const db = await PGlite.create();
   try {
     await db.exec(`ALTER SYSTEM SET shared_buffers = '8MB'`);
-    for (const name of ["template0", "template1"]) {
-      await db.exec(`ALTER DATABASE ${name} IS_TEMPLATE false`);
-      await db.exec(`DROP DATABASE ${name}`); // not in a transaction block: one statement per exec
-    }
+    await dropTemplateDatabases(db); // as the init cache's own template
     const dump = await templateDump(db);
     await writeFile(file, dump); // whole: PGlite's own loadDataDir reads it; the cache's copy without the WAL's zeros
     const cache = InitCache.locate({ OMINIPG_CACHE_DIR: cacheRoot });
