@@ -74,8 +74,9 @@ export interface ConnectOptions {
   /**
    * A new local database (in memory, or a directory without one) starts as a copy of a freshly initialized
    * database (its `postgres` database: `CREATE DATABASE` there names `TEMPLATE postgres`) cached once per PGlite
-   * version in the user's cache directory, instead of running initdb (~0.5 s instead of ~4 s). Default true; false (or the environment variable `OMINIPG_INIT_CACHE=0`) runs
-   * initdb every time. A `loadDataDir` dump always wins.
+   * version in the user's cache directory, instead of running initdb (~0.5 s instead of ~4 s). Default true;
+   * false (or the environment variable `OMINIPG_INIT_CACHE=0`) runs initdb every time. A `loadDataDir` dump always
+   * wins.
    */
   initCache?: boolean;
   /** Prepared statements kept per client. Default 200. */
