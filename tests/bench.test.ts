@@ -46,7 +46,7 @@ describe("bench", () => {
     try {
       const { code, stdout, stderr } = await run(
         [path.join(outDir, "bench", "run.js"), "--tiny", "--out", out],
-        // ~60 s alone; ~100 s beside the other worker's files, which hold the other core the whole time.
+        // ~60 s alone; 140-150 s on 2 cores beside the two other workers' files (vitest.config.ts).
         240_000,
       );
       expect(code, stderr.slice(-3000)).toBe(0);
