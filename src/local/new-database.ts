@@ -4,6 +4,7 @@ import { MemoryFS, PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
 import { adoptFileStorage, lendFile } from "./memfs-storage.js";
+import { remember, reusedMemory } from "./memory-pool.js";
 import { PGDATA, copyIntoPglite, tarEntries, trimWal, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
 
 export interface NewDatabaseOptions {
@@ -89,9 +90,11 @@ class LazyTypesPGlite extends PGlite {
 }
 
 /** `PGlite.create`, as a LazyTypesPGlite. */
-async function create(dataDir: string | undefined, options: PGliteOptions): Promise<PGlite> {
+async function create(dataDir: string | undefined, pgliteOptions: PGliteOptions): Promise<PGlite> {
+  const options = { ...pgliteOptions, extensions: { ...pgliteOptions.extensions, reusedMemory } };
   const db = dataDir === undefined ? new LazyTypesPGlite(options) : new LazyTypesPGlite(dataDir, options);
   await db.waitReady;
+  remember(db);
   return db;
 }
 

@@ -6,6 +6,7 @@ import { Mutex } from "../core/mutex.js";
 import { ArrayTypes, LOOKUP_NAME, LOOKUP_SQL, oidList } from "./array-types.js";
 import { BYTEA, byteaText, byteaValue } from "./bytea.js";
 import { adoptFileStorage } from "./memfs-storage.js";
+import { handBack } from "./memory-pool.js";
 import { openPglite, type NewDatabaseOptions } from "./new-database.js";
 
 /** PGlite's protocol messages as its parser hands them over (their other fields depend on `name`). */
@@ -166,7 +167,9 @@ export class PgliteDriver implements Driver {
 
   async close(): Promise<void> {
     await this.#lock.run(async () => {
-      if (!this.#db.closed) await this.#db.close();
+      if (this.#db.closed) return;
+      await this.#db.close();
+      handBack(this.#db);
     });
   }
 
