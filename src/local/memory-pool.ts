@@ -10,7 +10,8 @@ import type { Extension, PGlite } from "@electric-sql/pglite";
  * ~390 (2 cores); conflicts.test.ts, which opens two or three databases per test, ~15% less CPU.
  * Only what lies below the closed database's program break (Emscripten's `sbrk`, read at its close) is zeroed:
  * static data, stack and heap are all below it, and the pages above were never touched (zeroing them would
- * fault them in). Where the break cannot be read, the whole memory is zeroed.
+ * fault them in), and the break never moves down (Emscripten's malloc does not give memory back: measured, a
+ * 200 MB sort's memory freed left it where it was). Where the break cannot be read, the whole memory is zeroed.
  *
  * Only memories of databases Ominipg opened (`remember`) come back, and only once `PGlite.close()` resolved: a
  * database that is still open, or whose close failed, never hands its memory on. Up to `MAX_KEPT` are kept, each
