@@ -59,22 +59,22 @@ export const reusedMemory: Extension = {
   name: "ominipg-reused-memory",
   setup: async (_pg, options: ModuleOptions) => {
     const fresh = options.wasmMemory;
-    let memory = fresh;
-    const spare = fresh && kept.findLast((k) => k.memory.buffer.byteLength >= fresh.buffer.byteLength);
+    if (!fresh) return {};
+    const spare = kept.findLast((k) => k.memory.buffer.byteLength >= fresh.buffer.byteLength);
     if (spare) {
       release(spare);
       new Uint8Array(spare.memory.buffer, 0, spare.used).fill(0);
-      memory = spare.memory;
     }
+    const memory = spare?.memory ?? fresh;
     const instantiate = options.instantiateWasm;
-    if (!memory || !instantiate) return memory === fresh ? {} : { emscriptenOpts: { ...options, wasmMemory: memory } };
-    const running = memory;
-    const instantiateWasm: Instantiate = (imports, done) =>
-      instantiate(imports, (instance, module) => {
-        const at = instance.exports.emscripten_get_sbrk_ptr?.();
-        if (typeof at === "number") breakAt.set(running, at);
-        done(instance, module);
-      });
+    const instantiateWasm: Instantiate | undefined =
+      instantiate &&
+      ((imports, done) =>
+        instantiate(imports, (instance, module) => {
+          const at = instance.exports.emscripten_get_sbrk_ptr?.();
+          if (typeof at === "number") breakAt.set(memory, at);
+          done(instance, module);
+        }));
     return { emscriptenOpts: { ...options, wasmMemory: memory, instantiateWasm } };
   },
 };

@@ -1,4 +1,4 @@
-// The pool of one WebAssembly memory (src/local/memory-pool.ts), on stand-ins for PGlite instances: what it keeps,
+// The pool of WebAssembly memories (src/local/memory-pool.ts), on stand-ins for PGlite instances: what it keeps,
 // for how long, and that what it hands out is zeroed and large enough.
 import type { PGlite } from "@electric-sql/pglite";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -21,7 +21,7 @@ function openedAndClosed(db: PGlite): void {
 /** What the extension gives an instance whose own new memory has `pages` pages. */
 async function given(pages: number): Promise<unknown> {
   const fresh = new Wasm.Memory({ initial: pages });
-  const result = await reusedMemory.setup({} as never, { wasmMemory: fresh, other: 1 });
+  const result = await reusedMemory.setup({} as never, { wasmMemory: fresh });
   return (result.emscriptenOpts as { wasmMemory?: Memory } | undefined)?.wasmMemory ?? fresh;
 }
 
@@ -34,8 +34,7 @@ describe("memory pool", () => {
   it("hands a closed instance's memory to the next one, zeroed, once", async () => {
     const { db, memory } = instance(2);
     new Uint8Array(memory.buffer).fill(0xff);
-    remember(db);
-    handBack(db);
+    openedAndClosed(db);
     expect(await given(2)).toBe(memory);
     expect(new Uint8Array(memory.buffer).every((b) => b === 0)).toBe(true);
     expect(await given(2)).not.toBe(memory);
@@ -53,15 +52,13 @@ describe("memory pool", () => {
 
     const big = instance(1);
     big.memory.grow(4096); // 4,097 pages of 64 kB
-    remember(big.db);
-    handBack(big.db);
+    openedAndClosed(big.db);
     expect(await given(1)).not.toBe(big.memory);
   });
 
   it("does not give a memory smaller than the instance's own new one", async () => {
     const { db, memory } = instance(2);
-    remember(db);
-    handBack(db);
+    openedAndClosed(db);
     expect(await given(3)).not.toBe(memory);
   });
 
@@ -94,8 +91,7 @@ describe("memory pool", () => {
       const bytes = new Uint8Array(memory.buffer).fill(0xff);
       new Uint32Array(memory.buffer, 64, 1)[0] = brk;
       const db = { Module: { wasmMemory: memory }, closed: true } as unknown as PGlite;
-      remember(db);
-      handBack(db);
+      openedAndClosed(db);
       expect(await given(2)).toBe(memory);
       return bytes;
     };
