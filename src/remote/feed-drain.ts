@@ -14,9 +14,9 @@
  * 2. Then the slot is advanced past what was read (`pg_replication_slot_advance`), under the lock again, and only
  *    forwards: to the last commit read, or, when the peek read everything up to the step's target (its `upto_lsn`:
  *    the WAL flushed at the step's start, or the end of the WAL written, which the step flushes, WAL_UNFLUSHED),
- *    there, so that WAL of other databases is not decoded again and again. A drainer killed between 1 and 2
- *    leaves the slot where it was: the next step peeks the same transactions and skips them. Never `get_changes`,
- *    which consumes without a transaction.
+ *    there, so that WAL of other databases is not decoded again and again (but for a few bytes, ADVANCE_GAP). A
+ *    drainer killed between 1 and 2 leaves the slot where it was: the next step peeks the same transactions and
+ *    skips them. Never `get_changes`, which consumes without a transaction.
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
  * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
@@ -72,6 +72,17 @@ const snapshotDueSql = (slot: string) =>
   `coalesce((SELECT pg_wal_lsn_diff(${WAL_FLUSHED}, restart_lsn) > ${RESTART_LAG} FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}), false) ` +
   `AND NOT pg_is_in_recovery() AND coalesce(has_function_privilege(to_regprocedure('pg_catalog.pg_log_standby_snapshot()'), 'EXECUTE'), false)`;
 
+/**
+ * WAL past the slot's confirmed position below which a step that found no change leaves the slot where it is.
+ * An advance is a decoding of its own (~60 catalog blocks, against ~22 for a whole idle pull), and it moves the
+ * slot's catalog_xmin, which lets the next catalog reads prune pages: more WAL, for the next step to advance past
+ * again. So a few bytes the drain itself wrote (the heartbeat's commit, a flush message) or such pruning made
+ * three or four idle pulls in a row cost ~100 blocks each. The next peek reads these bytes again instead: no
+ * change in them, and at most this much. Past it (other databases' writes) the slot moves, or it would keep
+ * their WAL.
+ */
+const ADVANCE_GAP = 64n * 1024n;
+
 /** The drain lock ("omfd"): one drainer at a time per database; also taken to create or replace the slot. */
 export const FEED_LOCK = 0x6f6d6664;
 
@@ -97,7 +108,7 @@ export interface DrainStep {
   written: number;
   /** The position of the last commit read. */
   upto: string | undefined;
-  /** Where the slot was advanced to: the last commit read, or, when the step read all there was, its target. */
+  /** Where the slot moved to: the last commit read, or its target when the step read all; undefined: not moved. */
   advanceTo?: string | undefined;
   /** The step read as much as it was allowed: more may be waiting. */
   full: boolean;
@@ -255,10 +266,11 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
     // writes nothing takes no transaction id and writes no WAL (but the flush of WAL_UNFLUSHED).
     const [state] = await tx.unsafe<
-      { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean }[]
+      { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean; confirmed: string | null }[]
     >(
       `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
-        `${snapshotDueSql(slot)} AS snapshot FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`,
+        `${snapshotDueSql(slot)} AS snapshot, (SELECT confirmed_flush_lsn::text FROM pg_replication_slots ` +
+        `WHERE slot_name = ${quoteLiteral(slot)}) AS confirmed FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     snapshotDue = state.snapshot;
@@ -276,6 +288,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     let txn: Txn | undefined;
     let batch: FeedRow[] = [];
     let decoded = 0;
+    let changes = 0; // lines that changed a table (any: ours, one without a key, one read before)
     let written = 0;
     let upto: string | undefined;
     const flush = async () => {
@@ -304,7 +317,10 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
           txn = undefined;
           upto = lsn;
           if (batch.length >= FLUSH) await flush();
-        } else if (txn) record(txn, change, keys, options.maxKeys);
+        } else if (change.kind !== "other") {
+          changes++;
+          if (txn) record(txn, change, keys, options.maxKeys);
+        }
       }
       if (rows.length < FETCH) break;
     }
@@ -320,7 +336,10 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     );
     const full = decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
-    // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step.
+    // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step;
+    // unless that is only a few bytes without a change (ADVANCE_GAP).
+    const gap = state.confirmed === null ? ADVANCE_GAP : lsnValue(target) - lsnValue(state.confirmed);
+    const idle = !full && changes === 0 && !snapshotDue && gap < ADVANCE_GAP;
     return {
       busy: false,
       decoded,
@@ -328,7 +347,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       upto,
       full,
       flushed: state.unflushed !== null,
-      advanceTo: full ? upto : target,
+      advanceTo: idle ? undefined : full ? upto : target,
     };
   });
   if (step.busy || step.advanceTo === undefined) return step;

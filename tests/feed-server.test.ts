@@ -1,0 +1,129 @@
+// The change feed on a PostgreSQL server of its own, for what is server-wide or needs WAL no other test writes:
+// - A slot the server invalidated: max_slot_wal_keep_size bounds the WAL a slot may hold back, past it the server
+//   gives the slot up (wal_status "lost") rather than fill its disk. The next pull finds it, replaces the slot (a
+//   new epoch), diffs every table once (what changed meanwhile is in no feed) and says so, then reads the feed.
+// - An idle drain leaves the slot where it is for a few bytes of WAL without a change (every test's WAL is in
+//   the shared server's one stream).
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmbeddedRemote, type EmbeddedRemote } from "../src/cli/embedded-remote.js";
+import type { OminipgWarning } from "../src/core/warnings.js";
+import { Ominipg, type PullResult } from "../src/index.js";
+import { openRemote } from "../src/remote/connection.js";
+import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
+import { ensureFeed, slotHealth } from "../src/remote/feed.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { pgliteTemplate } from "./harness/index.js";
+import { expectSameRows } from "./pull-helpers.js";
+
+const SCHEMA = [`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, body text NOT NULL)`];
+const strategy = (r: PullResult) => r.tables["public.t"]!.strategy;
+
+describe("the change feed on a server of its own", () => {
+  let server: EmbeddedRemote;
+  let sql: postgres.Sql;
+  beforeAll(async () => {
+    server = await startEmbeddedRemote({
+      dirPrefix: "ominipg-test-lost-",
+      postgresFlags: ["-c", "wal_level=logical", "-c", "max_slot_wal_keep_size=1MB", "-c", "fsync=off"],
+    });
+    sql = postgres(server.url, { max: 2, onnotice: () => {} });
+    await sql.unsafe(SCHEMA[0]!);
+    await sql`INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g`;
+  });
+  afterAll(async () => {
+    await sql?.end();
+    await server?.stop();
+  });
+
+  it("a slot the server invalidated (max_slot_wal_keep_size) is replaced at the next pull: every table diffs once, a warning says why, then the feed again", async () => {
+    const warnings: OminipgWarning[] = [];
+    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: server.url, schemaSQL: SCHEMA });
+    db.on("warning", (w) => warnings.push(w));
+    try {
+      expect(strategy(await db.pull())).toBe("copy");
+      await sql`UPDATE t SET body = 'before' WHERE id = 1`;
+      expect(strategy(await db.pull())).toBe("feed");
+      // No drain while the server writes WAL past the slot's allowance: the checkpoint gives the slot up.
+      for (let i = 0; i < 3; i++) {
+        await sql`UPDATE t SET body = ${`lost ${i}`} WHERE id <= 100`;
+        await sql`SELECT pg_switch_wal()`;
+      }
+      await sql`CHECKPOINT`;
+      expect((await sql`SELECT wal_status FROM pg_replication_slots`)[0]).toEqual({ wal_status: "lost" });
+      const r = await db.pull();
+      expect(strategy(r)).toBe("diff");
+      expect(r.tables["public.t"]!.upserted).toBe(100);
+      expect(warnings.map((w) => w.code)).toContain("FEED_SLOT_REPLACED");
+      expect((await sql`SELECT wal_status FROM pg_replication_slots`)[0]!.wal_status).not.toBe("lost");
+      await expectSameRows(db, sql, { t: "id" });
+      await sql`UPDATE t SET body = 'after' WHERE id = 2`;
+      expect(strategy(await db.pull())).toBe("feed");
+      await expectSameRows(db, sql, { t: "id" });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("an idle drain leaves the slot where it is for a few bytes of WAL without a change, and passes them past 64 kB", async () => {
+    await sql`CREATE DATABASE idle`;
+    const url = new URL(server.url);
+    url.pathname = "/idle";
+    const remote = openRemote(url.href, { max: 3 });
+    const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
+    try {
+      await remote.unsafe(`CREATE TABLE t (id int PRIMARY KEY); CREATE UNLOGGED TABLE u (n int)`).simple();
+      await setUpRemote(remote, []);
+      await ensureFeed(remote, 10_000);
+      const { slot } = await slotHealth(remote);
+      const confirmed = async () =>
+        (
+          await remote<
+            { c: string }[]
+          >`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = ${slot}`
+        )[0]!.c;
+      await remote`INSERT INTO t VALUES (1)`;
+      expect((await drainStep(remote, slot, OPTIONS)).written).toBe(1);
+
+      // A commit that changed only an unlogged table, and a logical message: WAL, but no change of a table.
+      await remote`INSERT INTO u VALUES (1)`;
+      await remote`SELECT pg_logical_emit_message(false, 'test', 'small')`;
+      const before = await confirmed();
+      const idle = await drainStep(remote, slot, OPTIONS);
+      expect(idle).toMatchObject({ written: 0, advanceTo: undefined });
+      expect(await confirmed()).toBe(before);
+
+      // Past 64 kB, the slot moves (or it would keep the WAL of other databases while this one is idle).
+      await remote`SELECT pg_logical_emit_message(false, 'test', repeat('x', 70000))`;
+      const [{ end }] = (await remote`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
+      const passed = await drainStep(remote, slot, OPTIONS);
+      expect(passed.written).toBe(0);
+      expect(passed.advanceTo).toBeDefined();
+      expect(
+        (
+          await remote`SELECT confirmed_flush_lsn >= ${end}::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = ${slot}`
+        )[0],
+      ).toEqual({
+        past: true,
+      });
+
+      // A change is drained whatever the slot left behind, once. A step that read a change moves the slot past
+      // it, even when it wrote nothing (the drainer before it was killed between its write and its advance).
+      await remote`INSERT INTO t VALUES (2)`;
+      const killed = drainStep(remote, slot, {
+        ...OPTIONS,
+        afterInsert: () => {
+          throw new Error("killed");
+        },
+      });
+      await expect(killed).rejects.toThrow("killed");
+      const again = await drainStep(remote, slot, OPTIONS);
+      expect(again.written).toBe(0);
+      expect(again.advanceTo).toBeDefined();
+      const keys = await remote<{ k: string }[]>`SELECT key::text AS k FROM _ominipg_feed ORDER BY lsn`;
+      expect(keys.map((r) => r.k)).toEqual([`{"id": "1"}`, `{"id": "2"}`]);
+    } finally {
+      await remote.end({ timeout: 0 });
+    }
+  });
+});
