@@ -18,14 +18,16 @@ import { expectSameRows } from "./pull-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, body text NOT NULL)`];
 const strategy = (r: PullResult) => r.tables["public.t"]!.strategy;
+const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
 
 describe("the change feed on a server of its own", () => {
   let server: EmbeddedRemote;
   let sql: postgres.Sql;
   beforeAll(async () => {
     server = await startEmbeddedRemote({
-      dirPrefix: "ominipg-test-lost-",
-      postgresFlags: ["-c", "wal_level=logical", "-c", "max_slot_wal_keep_size=1MB", "-c", "fsync=off"],
+      dirPrefix: "ominipg-test-feed-",
+      // No autovacuum: a vacuum's WAL between two drain steps would be more than the idle test's few bytes.
+      postgresFlags: "-c wal_level=logical -c max_slot_wal_keep_size=1MB -c fsync=off -c autovacuum=off".split(" "),
     });
     sql = postgres(server.url, { max: 2, onnotice: () => {} });
     await sql.unsafe(SCHEMA[0]!);
@@ -70,7 +72,6 @@ describe("the change feed on a server of its own", () => {
     const url = new URL(server.url);
     url.pathname = "/idle";
     const remote = openRemote(url.href, { max: 3 });
-    const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
     try {
       await remote.unsafe(`CREATE TABLE t (id int PRIMARY KEY); CREATE UNLOGGED TABLE u (n int)`).simple();
       await setUpRemote(remote, []);
@@ -94,7 +95,7 @@ describe("the change feed on a server of its own", () => {
       expect(await confirmed()).toBe(before);
 
       // Past 64 kB, the slot moves (or it would keep the WAL of other databases while this one is idle).
-      await remote`SELECT pg_logical_emit_message(false, 'test', repeat('x', 70000))`;
+      await remote`SELECT pg_logical_emit_message(true, 'test', repeat('x', 70000))`; // its commit flushes it
       const [{ end }] = (await remote`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
       const passed = await drainStep(remote, slot, OPTIONS);
       expect(passed.written).toBe(0);
@@ -122,6 +123,28 @@ describe("the change feed on a server of its own", () => {
       expect(again.advanceTo).toBeDefined();
       const keys = await remote<{ k: string }[]>`SELECT key::text AS k FROM _ominipg_feed ORDER BY lsn`;
       expect(keys.map((r) => r.k)).toEqual([`{"id": "1"}`, `{"id": "2"}`]);
+    } finally {
+      await remote.end({ timeout: 0 });
+    }
+  });
+
+  it("a step filled with logical messages alone (no transaction to end it) still moves the slot on", async () => {
+    await sql`CREATE DATABASE messages`;
+    const url = new URL(server.url);
+    url.pathname = "/messages";
+    const remote = openRemote(url.href, { max: 3 });
+    try {
+      await remote.unsafe(`CREATE TABLE t (id int PRIMARY KEY)`).simple();
+      await setUpRemote(remote, []);
+      await ensureFeed(remote, 10_000);
+      const { slot } = await slotHealth(remote);
+      for (let i = 0; i < 12; i++) await remote`SELECT pg_logical_emit_message(false, 'test', ${`m${i}`})`;
+      await remote`INSERT INTO t VALUES (1)`;
+      // Five lines of output per step: the first steps read messages only.
+      let written = 0;
+      for (let step = 0; step < 10 && written === 0; step++)
+        written += (await drainStep(remote, slot, { ...OPTIONS, chunk: 5 })).written;
+      expect(written).toBe(1);
     } finally {
       await remote.end({ timeout: 0 });
     }

@@ -291,6 +291,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     let changes = 0; // lines that changed a table (any: ours, one without a key, one read before)
     let written = 0;
     let upto: string | undefined;
+    let last: string | undefined; // the position of the last line read
     const flush = async () => {
       if (batch.length === 0) return;
       const rows = batch;
@@ -301,6 +302,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     for (;;) {
       const rows = await tx.unsafe<{ lsn: string; data: string }[]>(`FETCH ${FETCH} FROM ominipg_peek`);
       decoded += rows.length;
+      last = rows.at(-1)?.lsn ?? last;
       const parsed = rows.map((r) => ({ lsn: r.lsn, data: r.data, change: parseDecoded(r.data) }));
       await lookUpKeys(
         tx,
@@ -347,7 +349,8 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       upto,
       full,
       flushed: state.unflushed !== null,
-      advanceTo: idle ? undefined : full ? upto : target,
+      // A full step without a COMMIT read logical messages alone (the peek ends on whole transactions): past them.
+      advanceTo: idle ? undefined : full ? (upto ?? last) : target,
     };
   });
   if (step.busy || step.advanceTo === undefined) return step;
