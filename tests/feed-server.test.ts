@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRemote, type EmbeddedRemote } from "../src/cli/embedded-remote.js";
 import type { OminipgWarning } from "../src/core/warnings.js";
 import { Ominipg, type PullResult } from "../src/index.js";
-import { openRemote } from "../src/remote/connection.js";
+import { openRemote, type Sql } from "../src/remote/connection.js";
 import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
 import { ensureFeed, slotHealth } from "../src/remote/feed.js";
 import { setUpRemote } from "../src/remote/remote.js";
@@ -37,6 +37,22 @@ describe("the change feed on a server of its own", () => {
     await sql?.end();
     await server?.stop();
   });
+
+  /** A database of this server holding `ddl`, its feed set up; its client ends after `fn`. */
+  async function withFeed(name: string, ddl: string, fn: (remote: Sql, slot: string) => Promise<void>): Promise<void> {
+    await sql.unsafe(`CREATE DATABASE ${name}`);
+    const url = new URL(server.url);
+    url.pathname = `/${name}`;
+    const remote = openRemote(url.href, { max: 3 });
+    try {
+      await remote.unsafe(ddl).simple();
+      await setUpRemote(remote, []);
+      await ensureFeed(remote, 10_000);
+      await fn(remote, (await slotHealth(remote)).slot);
+    } finally {
+      await remote.end({ timeout: 0 });
+    }
+  }
 
   it("a slot the server invalidated (max_slot_wal_keep_size) is replaced at the next pull: every table diffs once, a warning says why, then the feed again", async () => {
     const warnings: OminipgWarning[] = [];
@@ -72,76 +88,64 @@ describe("the change feed on a server of its own", () => {
   });
 
   it("an idle drain leaves the slot where it is for a few bytes of WAL without a change, and passes them past 64 kB", async () => {
-    await sql`CREATE DATABASE idle`;
-    const url = new URL(server.url);
-    url.pathname = "/idle";
-    const remote = openRemote(url.href, { max: 3 });
-    try {
-      await remote.unsafe(`CREATE TABLE t (id int PRIMARY KEY); CREATE UNLOGGED TABLE u (n int)`).simple();
-      await setUpRemote(remote, []);
-      await ensureFeed(remote, 10_000);
-      const { slot } = await slotHealth(remote);
-      const confirmed = async () =>
-        (
-          await remote<
-            { c: string }[]
-          >`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = ${slot}`
-        )[0]!.c;
-      await remote`INSERT INTO t VALUES (1)`;
-      expect((await drainStep(remote, slot, OPTIONS)).written).toBe(1);
+    await withFeed(
+      "idle",
+      `CREATE TABLE t (id int PRIMARY KEY); CREATE UNLOGGED TABLE u (n int)`,
+      async (remote, slot) => {
+        const confirmed = async () =>
+          (
+            await remote<
+              { c: string }[]
+            >`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = ${slot}`
+          )[0]!.c;
+        await remote`INSERT INTO t VALUES (1)`;
+        expect((await drainStep(remote, slot, OPTIONS)).written).toBe(1);
 
-      // A commit that changed only an unlogged table, and a logical message: WAL, but no change of a table.
-      await remote`INSERT INTO u VALUES (1)`;
-      await remote`SELECT pg_logical_emit_message(false, 'test', 'small')`;
-      const before = await confirmed();
-      const idle = await drainStep(remote, slot, OPTIONS);
-      expect(idle).toMatchObject({ written: 0, advanceTo: undefined });
-      expect(await confirmed()).toBe(before);
+        // A commit that changed only an unlogged table, and a logical message: WAL, but no change of a table.
+        await remote`INSERT INTO u VALUES (1)`;
+        await remote`SELECT pg_logical_emit_message(false, 'test', 'small')`;
+        const before = await confirmed();
+        const idle = await drainStep(remote, slot, OPTIONS);
+        expect(idle).toMatchObject({ written: 0, advanceTo: undefined });
+        expect(await confirmed()).toBe(before);
 
-      // Past 64 kB, the slot moves (or it would keep the WAL of other databases while this one is idle).
-      await remote`SELECT pg_logical_emit_message(true, 'test', repeat('x', 70000))`; // its commit flushes it
-      const [{ end }] = (await remote`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-      const passed = await drainStep(remote, slot, OPTIONS);
-      expect(passed.written).toBe(0);
-      expect(passed.advanceTo).toBeDefined();
-      expect(
-        (
-          await remote`SELECT confirmed_flush_lsn >= ${end}::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = ${slot}`
-        )[0],
-      ).toEqual({
-        past: true,
-      });
+        // Past 64 kB, the slot moves (or it would keep the WAL of other databases while this one is idle).
+        await remote`SELECT pg_logical_emit_message(true, 'test', repeat('x', 70000))`; // its commit flushes it
+        const [{ end }] = (await remote`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [
+          { end: string },
+        ];
+        const passed = await drainStep(remote, slot, OPTIONS);
+        expect(passed.written).toBe(0);
+        expect(passed.advanceTo).toBeDefined();
+        expect(
+          (
+            await remote`SELECT confirmed_flush_lsn >= ${end}::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = ${slot}`
+          )[0],
+        ).toEqual({
+          past: true,
+        });
 
-      // A change is drained whatever the slot left behind, once. A step that read a change moves the slot past
-      // it, even when it wrote nothing (the drainer before it was killed between its write and its advance).
-      await remote`INSERT INTO t VALUES (2)`;
-      const killed = drainStep(remote, slot, {
-        ...OPTIONS,
-        afterInsert: () => {
-          throw new Error("killed");
-        },
-      });
-      await expect(killed).rejects.toThrow("killed");
-      const again = await drainStep(remote, slot, OPTIONS);
-      expect(again.written).toBe(0);
-      expect(again.advanceTo).toBeDefined();
-      const keys = await remote<{ k: string }[]>`SELECT key::text AS k FROM _ominipg_feed ORDER BY lsn`;
-      expect(keys.map((r) => r.k)).toEqual([`{"id": "1"}`, `{"id": "2"}`]);
-    } finally {
-      await remote.end({ timeout: 0 });
-    }
+        // A change is drained whatever the slot left behind, once. A step that read a change moves the slot past
+        // it, even when it wrote nothing (the drainer before it was killed between its write and its advance).
+        await remote`INSERT INTO t VALUES (2)`;
+        const killed = drainStep(remote, slot, {
+          ...OPTIONS,
+          afterInsert: () => {
+            throw new Error("killed");
+          },
+        });
+        await expect(killed).rejects.toThrow("killed");
+        const again = await drainStep(remote, slot, OPTIONS);
+        expect(again.written).toBe(0);
+        expect(again.advanceTo).toBeDefined();
+        const keys = await remote<{ k: string }[]>`SELECT key::text AS k FROM _ominipg_feed ORDER BY lsn`;
+        expect(keys.map((r) => r.k)).toEqual([`{"id": "1"}`, `{"id": "2"}`]);
+      },
+    );
   });
 
   it("a step filled with logical messages alone (no transaction to end it) still moves the slot on", async () => {
-    await sql`CREATE DATABASE messages`;
-    const url = new URL(server.url);
-    url.pathname = "/messages";
-    const remote = openRemote(url.href, { max: 3 });
-    try {
-      await remote.unsafe(`CREATE TABLE t (id int PRIMARY KEY)`).simple();
-      await setUpRemote(remote, []);
-      await ensureFeed(remote, 10_000);
-      const { slot } = await slotHealth(remote);
+    await withFeed("messages", `CREATE TABLE t (id int PRIMARY KEY)`, async (remote, slot) => {
       for (let i = 0; i < 12; i++) await remote`SELECT pg_logical_emit_message(false, 'test', ${`m${i}`})`;
       await remote`INSERT INTO t VALUES (1)`;
       // Five lines of output per step: the first steps read messages only.
@@ -149,8 +153,6 @@ describe("the change feed on a server of its own", () => {
       for (let step = 0; step < 10 && written === 0; step++)
         written += (await drainStep(remote, slot, { ...OPTIONS, chunk: 5 })).written;
       expect(written).toBe(1);
-    } finally {
-      await remote.end({ timeout: 0 });
-    }
+    });
   });
 });
