@@ -68,8 +68,9 @@ const FLUSH_MESSAGE_PREFIX = "ominipg_flush";
  * moves the restart point up to it.
  */
 const RESTART_LAG = 256 * 1024;
-const snapshotDueSql = (slot: string) =>
-  `coalesce((SELECT pg_wal_lsn_diff(${WAL_FLUSHED}, restart_lsn) > ${RESTART_LAG} FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}), false) ` +
+/** Of the slot's row `r` of pg_replication_slots (none: false). */
+const SNAPSHOT_DUE =
+  `coalesce(pg_wal_lsn_diff(${WAL_FLUSHED}, r.restart_lsn) > ${RESTART_LAG}, false) ` +
   `AND NOT pg_is_in_recovery() AND coalesce(has_function_privilege(to_regprocedure('pg_catalog.pg_log_standby_snapshot()'), 'EXECUTE'), false)`;
 
 /**
@@ -268,9 +269,9 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     const [state] = await tx.unsafe<
       { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean; confirmed: string | null }[]
     >(
-      `SELECT drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
-        `${snapshotDueSql(slot)} AS snapshot, (SELECT confirmed_flush_lsn::text FROM pg_replication_slots ` +
-        `WHERE slot_name = ${quoteLiteral(slot)}) AS confirmed FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`,
+      `SELECT s.drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
+        `${SNAPSHOT_DUE} AS snapshot, r.confirmed_flush_lsn::text AS confirmed FROM ${FEED_STATE} AS s ` +
+        `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name WHERE s.slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     snapshotDue = state.snapshot;
@@ -340,8 +341,8 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
     // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step;
     // unless that is only a few bytes without a change (ADVANCE_GAP).
-    const gap = state.confirmed === null ? ADVANCE_GAP : lsnValue(target) - lsnValue(state.confirmed);
-    const idle = !full && changes === 0 && !snapshotDue && gap < ADVANCE_GAP;
+    const near = state.confirmed !== null && lsnValue(target) - lsnValue(state.confirmed) < ADVANCE_GAP;
+    const idle = !full && changes === 0 && !snapshotDue && near;
     return {
       busy: false,
       decoded,
