@@ -51,13 +51,14 @@ import type { OwnedSequence } from "../seq/owned.js";
 import { endTable, startTable } from "./apply.js";
 import { checkPending } from "./conflicts.js";
 import { PullContext, uncarried, type PullSizes } from "./context.js";
-import { copyTable, resumeCopy } from "./copy.js";
+import { copyTable, copyUnfinished, resumeCopy } from "./copy.js";
 import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
 import {
   cursorProblem,
   feedRequired,
+  FeedRows,
   feedTable,
   probeFeed,
   readCursor,
@@ -179,6 +180,12 @@ export class Puller {
     // Nothing changed on either side: no temp tables, no statistics (most of an idle pull, per table).
     if (view && probe && (await settleQuiet(ctx, t, view, probe)))
       return { strategy: "feed", upserted: 0, deleted: 0, skipped: 0, rejected: 0 };
+    // The feed's rows are asked for now, so the server produces them during the local set-up; not when a copy
+    // that broke off must continue first (it reads on the same connection).
+    const asked =
+      view && probe && !(await ctx.local((d) => copyUnfinished(d, t)))
+        ? await FeedRows.wanted(ctx, t, view, cursor!, probe)
+        : undefined;
     try {
       const { run, settled } = await startTable(ctx, t);
       const { tally } = run;
@@ -191,7 +198,7 @@ export class Puller {
       if (settled) await resumeCopy(ctx, run);
       if (view && probe) {
         // The feed's keys, their conflict check, the cursor; or why the table is read whole.
-        const conflicts = await feedTable(ctx, run, view, cursor!, probe);
+        const conflicts = await feedTable(ctx, run, view, cursor!, probe, asked);
         if (typeof conflicts === "number") {
           tally.strategy = run.truncated ? "held" : "feed";
           result.conflicts += conflicts;
@@ -212,6 +219,7 @@ export class Puller {
       else result.conflicts += await checkPending(ctx, run, scope);
       return tally;
     } finally {
+      await asked?.drop();
       await endTable(ctx, t);
     }
   }

@@ -65,14 +65,25 @@ export async function copyPieces(stream: Readable, bytes: number, fn: (data: Buf
     resumeAfterEnd(stream);
     if (size > 0) await fn(Buffer.concat(parts));
   } catch (err) {
-    if (!(err instanceof Abandoned) && !stream.destroyed && !stream.readableEnded) {
-      try {
-        for (let r = await it.next(); !r.done; r = await it.next());
-        resumeAfterEnd(stream);
-      } catch {
-        // the COPY itself failed: the transaction is aborted anyway
-      }
-    }
+    if (!(err instanceof Abandoned)) await dropRest(stream, it);
     throw err;
+  }
+}
+
+/**
+ * Read the rest of a COPY's stream and drop it: a COPY cannot be cancelled otherwise, and the connection serves
+ * nothing else (not even the transaction's ROLLBACK) until it is read. Never fails: a COPY that failed has
+ * aborted the transaction anyway.
+ */
+export async function dropRest(
+  stream: Readable,
+  it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>,
+): Promise<void> {
+  if (stream.destroyed || stream.readableEnded) return;
+  try {
+    for (let r = await it.next(); !r.done; r = await it.next());
+    resumeAfterEnd(stream);
+  } catch {
+    // the COPY itself failed
   }
 }
