@@ -52,6 +52,32 @@ export function deparse(node: Node): string {
   return parser().deparseSync(node as Parameters<Deparse>[0], { pretty: false });
 }
 
+/**
+ * Why the deparser would not print `stmt` back as the same statement, or undefined when it does: its text parsed
+ * again must give the same tree, positions aside. pgsql-deparser drops some parentheses and clauses (`(a AND b)
+ * IS NULL`, `FETCH FIRST .. WITH TIES`, `GROUP BY DISTINCT`) and cannot print some nodes (JSON_VALUE): a rewrite
+ * built on it would run another statement than the caller's.
+ */
+export function unfaithful(stmt: Node): string | undefined {
+  let text: string;
+  try {
+    text = deparse(stmt);
+  } catch (err) {
+    return `it cannot print it (${(err as Error)?.message ?? String(err)})`;
+  }
+  const again = parseIfValid(text);
+  if (again?.length === 1 && sameTree(again[0]!.stmt, stmt)) return undefined;
+  return `it prints it as ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`;
+}
+
+/** Fields that hold positions in the text (location, name_location, list_start, rexpr_list_end, ...). */
+const POSITION = /(^|_)(location|start|end|len)$/;
+
+function sameTree(a: unknown, b: unknown): boolean {
+  const positionless = (key: string, value: unknown) => (POSITION.test(key) ? undefined : value);
+  return JSON.stringify(a, positionless) === JSON.stringify(b, positionless);
+}
+
 /** The one key of a node: "InsertStmt", "SelectStmt", ... */
 export function nodeType(node: Node): string {
   return Object.keys(node)[0] ?? "";

@@ -3,7 +3,7 @@ import { quoteIdent } from "../core/sql.js";
 import type { Catalog } from "./catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { NEXT_LOG_ID, logRowChangesSql, rowImagesSql } from "../log/capture.js";
-import { deparse, nodeType, parseSelect, parseStatements, walk, type Node } from "./parser.js";
+import { deparse, nodeType, parseSelect, parseStatements, unfaithful, walk, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
 const COMMAND: Record<string, string> = {
@@ -66,6 +66,12 @@ export async function rewriteForCapture(
     return DML_TYPES.has(qtype) ? syncedTarget(qtype, query[qtype], catalog) : undefined;
   });
   if (!topTable && cteTargets.every((t) => !t)) return undefined;
+  const why = unfaithful(stmt);
+  if (why)
+    throw new CaptureError(
+      "CAPTURE_UNSUPPORTED",
+      `cannot capture this ${COMMAND[type]}: the rewrite goes through pgsql-deparser, and ${why}. Write it another way (other parentheses, or the expression in a separate statement)`,
+    );
 
   const taken = namesIn(stmt);
   const unused = (base: string) => {
