@@ -14,9 +14,13 @@ const SCHEMA = [
   `CREATE OR REPLACE FUNCTION bump(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + 1 WHERE id = i; RETURN i; END $$`,
   `CREATE OR REPLACE FUNCTION atomic_add(i int) RETURNS void LANGUAGE sql BEGIN ATOMIC INSERT INTO items (id) VALUES (i); END`,
   `CREATE OR REPLACE FUNCTION dyn(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE q; END $$`,
+  // Wrappers of a writing function write just the same, whatever their volatility.
+  `CREATE OR REPLACE FUNCTION bump_via(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT public.bump(i) $$`,
+  `CREATE OR REPLACE FUNCTION bump_via_via(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN bump_via(i); END $$`,
   // Harmless: volatile, but they only read.
   `CREATE OR REPLACE FUNCTION double_it(i int) RETURNS int LANGUAGE sql AS $$ SELECT i * 2 $$`,
   `CREATE OR REPLACE FUNCTION note_count() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT count(*) FROM local_note); END $$`,
+  `CREATE OR REPLACE FUNCTION quad(i int) RETURNS int LANGUAGE sql AS $$ SELECT double_it(double_it(i)) $$`,
   `CREATE OR REPLACE PROCEDURE add_item(i int) LANGUAGE sql AS $$ INSERT INTO items (id) VALUES (i) $$`,
   // A local-only table whose trigger writes a synced table.
   `CREATE OR REPLACE FUNCTION note_to_items() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO items (id) VALUES (NEW.id + 1000); RETURN NEW; END $$`,
@@ -43,6 +47,9 @@ const RISKY = [
   `CREATE FUNCTION next_n() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$`,
   `CREATE TABLE numbered (id int PRIMARY KEY DEFAULT next_n(), v text)`,
   `CREATE TABLE loose (a int, b text)`,
+  `CREATE TABLE p (id int, k int, PRIMARY KEY (id, k)) PARTITION BY LIST (k)`,
+  `CREATE TABLE p_1 PARTITION OF p FOR VALUES IN (1)`,
+  `CREATE TRIGGER p_after AFTER INSERT ON p_1 FOR EACH ROW EXECUTE FUNCTION noop()`,
 ];
 
 let db: Ominipg;
@@ -82,11 +89,13 @@ const expectRiskyRefused = (sql: string, message: RegExp, code = "CAPTURE_UNSUPP
   expectRefused(sql, message, code, risky);
 
 describe("user functions", () => {
-  it("a volatile function that writes is refused wherever it is called, naming it", async () => {
+  it("a volatile function that writes, or a function calling one, is refused wherever it is called, naming it", async () => {
     await expectRefused(`SELECT bump(1)`, /bump/);
     await expectRefused(`SELECT * FROM items WHERE id = public.bump(2)`, /bump/);
     await expectRefused(`UPDATE items SET qty = bump(1) WHERE id = 2`, /bump/);
     await expectRefused(`SELECT dyn('DELETE FROM items')`, /dyn/);
+    await expectRefused(`SELECT bump_via(1)`, /bump_via calls public\.bump/);
+    await expectRefused(`UPDATE items SET qty = bump_via_via(1) WHERE id = 2`, /bump_via_via calls bump_via/);
   });
 
   it("a SQL-standard (BEGIN ATOMIC) function body that writes is refused", async () => {
@@ -96,6 +105,7 @@ describe("user functions", () => {
   it("harmless functions are allowed: volatile SQL that only reads, and built-ins", async () => {
     expect((await db.query(`SELECT double_it(qty) AS d FROM items WHERE id = 2`)).rows).toEqual([{ d: 4 }]);
     expect((await db.query(`SELECT note_count()::int AS n, random() < 2 AS r`)).rows).toEqual([{ n: 1, r: true }]);
+    expect((await db.query(`SELECT quad(2) AS q`)).rows).toEqual([{ q: 8 }]);
     const mark = await watermark(db);
     await db.query(`UPDATE items SET qty = double_it(qty) WHERE id = 1`);
     expect((await logSince(db, mark)).map((e) => e.op)).toEqual(["U"]);
@@ -164,10 +174,14 @@ describe("statements that would write outside the rewrite", () => {
 });
 
 describe("triggers", () => {
-  it("an AFTER trigger, or a BEFORE trigger that writes, on a synced table makes its writes refused", async () => {
+  it("an AFTER trigger, or a BEFORE trigger that writes, on a synced table (or on a partition of it) makes its writes refused", async () => {
     await expectRiskyRefused(`INSERT INTO a VALUES (1)`, /public\.a: its AFTER trigger a_after/);
     await expectRiskyRefused(`TRUNCATE a`, /AFTER trigger a_after/);
     await expectRiskyRefused(`INSERT INTO b VALUES (1)`, /BEFORE trigger b_before/);
+    await expectRiskyRefused(
+      `INSERT INTO p VALUES (1, 1)`,
+      /public\.p: its partition or child table public\.p_1: its AFTER trigger p_after/,
+    );
     expect(
       (await risky.query(`SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) AS n`))
         .rows,

@@ -2,6 +2,7 @@ import type { Driver } from "../core/driver.js";
 import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
+import { mayNameSynced, mayWrite, writingFunctions as findWriters, type FunctionRow } from "./writers.js";
 
 export interface SyncScope {
   schemas: string[];
@@ -56,11 +57,21 @@ export class Catalog {
       { rows: loggedRows },
     ] = [
       await driver.query<{ schemas: string[] }>(`SELECT current_schemas(true) AS schemas`, [], opts),
-      await driver.query<{ oid: number; schema: string; name: string; kind: RelKind; pk: string[] | null }>(
+      await driver.query<{
+        oid: number;
+        schema: string;
+        name: string;
+        kind: RelKind;
+        pk: string[] | null;
+        parents: number[] | null;
+      }>(
         // Primary keys aggregated once and joined: a sub-select per relation scanned pg_index ~150 times in an
         // empty database (25-29 ms of every load, 7-14 ms so).
-        `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, pk.cols AS pk
+        `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, pk.cols AS pk,
+                inh.parents
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN (SELECT inhrelid, array_agg(inhparent::int8) AS parents FROM pg_inherits GROUP BY inhrelid) AS inh
+                  ON inh.inhrelid = c.oid
            LEFT JOIN (SELECT i.indrelid, array_agg(a.attname ORDER BY k.ord) AS cols
                         FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -118,10 +129,11 @@ export class Catalog {
         opts,
       ),
       // Function text: SQL-standard bodies (BEGIN ATOMIC) leave prosrc empty; pg_get_function_sqlbody has them.
-      await driver.query<{ schema: string; name: string; lang: string; src: string; kind: string }>(
-        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src, p.prokind::text AS kind
+      await driver.query<FunctionRow>(
+        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src,
+                p.prokind::text AS kind, p.provolatile = 'v' AS volatile
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile = 'v'
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`,
         [],
         opts,
@@ -191,17 +203,18 @@ export class Catalog {
       list.push(Number(f.ref));
       references.set(Number(f.oid), list);
     }
-    const writingFunctions = new Map<string, string>();
-    for (const f of fnRows) {
-      if (f.kind === "p" || mayWrite(f.lang, f.src)) {
-        const why = `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"} that may write rows capture cannot see`;
-        writingFunctions.set(f.name, why);
-        writingFunctions.set(`${f.schema}.${f.name}`, why);
-      }
-    }
+    const writingFunctions = findWriters(fnRows);
 
     const logged = new Map(loggedRows.map((r) => [Number(r.oid), r.cols]));
-    const beforeUpdate = new Set(trgRows.filter((t) => t.before_row_update).map((t) => Number(t.oid)));
+    // A write through a partitioned (or inheritance) parent runs the triggers of the partitions it reaches.
+    const parents = new Map(relRows.map((r) => [Number(r.oid), (r.parents ?? []).map(Number)]));
+    const withAncestors = (oid: number, found = new Set<number>()): Set<number> => {
+      for (const up of parents.get(oid) ?? []) if (!found.has(up)) withAncestors(up, found.add(up));
+      return found.add(oid);
+    };
+    const beforeUpdate = new Set(
+      trgRows.filter((t) => t.before_row_update).flatMap((t) => [...withAncestors(Number(t.oid))]),
+    );
 
     const tables = new Map<number, TableInfo>();
     for (const r of relRows) {
@@ -249,6 +262,11 @@ export class Catalog {
       const expr = e.expr.toLowerCase();
       const fn = [...writingFunctions.keys()].find((name) => expr.includes(`${name.toLowerCase()}(`));
       if (fn && !risky.has(oid)) risky.set(oid, `${e.what} calls ${fn}, which may write rows capture cannot see`);
+    }
+    for (const [oid, why] of [...risky]) {
+      const name = relRows.find((r) => Number(r.oid) === oid);
+      for (const up of withAncestors(oid))
+        if (!risky.has(up)) risky.set(up, `its partition or child table ${name?.schema}.${name?.name}: ${why}`);
     }
     const writesBehind = new Map<number, string>();
     for (const [oid, why] of risky) {
@@ -330,38 +348,6 @@ function inScope(scope: SyncScope, schema: string, name: string): boolean {
   const matches = (entry: string) => entry === name || entry === `${schema}.${name}`;
   if (scope.exclude.some(matches)) return false;
   return scope.tables.length === 0 || scope.tables.some(matches);
-}
-
-/**
- * Whether code that may write could write a synced table: it names one, calls a function that may write, or is
- * opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
- * errs on the side of "yes".
- */
-function mayNameSynced(
-  language: string,
-  source: string,
-  tables: Map<number, TableInfo>,
-  writingFunctions: Map<string, string>,
-): boolean {
-  if (language !== "plpgsql" && language !== "sql") return true;
-  const code = source.toLowerCase();
-  if (/\bexecute\b/.test(code)) return true;
-  for (const t of tables.values()) if (code.includes(t.name.toLowerCase())) return true;
-  for (const name of writingFunctions.keys()) if (code.includes(name.toLowerCase())) return true;
-  return false;
-}
-
-/**
- * Whether a function body may write. Bodies in languages other than SQL and PL/pgSQL are opaque, so they may.
- * String literals and comments are dropped first so that `TG_OP = 'UPDATE'` does not count.
- */
-export function mayWrite(language: string, source: string): boolean {
-  if (language !== "plpgsql" && language !== "sql") return true;
-  const code = source
-    .replace(/--[^\n]*/g, " ")
-    .replace(/\/\*[\s\S]*?\*\//g, " ")
-    .replace(/'(?:[^']|'')*'/g, "''");
-  return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call)\b/i.test(code);
 }
 
 /** Catalog.cascadesInto: walk foreign keys with actions from every synced table up to the tables they reference. */

@@ -1,0 +1,83 @@
+import type { TableInfo } from "../core/table.js";
+
+/** A user function as the catalog reads it. */
+export interface FunctionRow {
+  schema: string;
+  name: string;
+  lang: string;
+  src: string;
+  /** pg_proc.prokind: "f" function, "p" procedure, ... */
+  kind: string;
+  volatile: boolean;
+}
+
+/**
+ * The user functions that may write rows capture cannot see, by name and schema.name, with the reason: volatile
+ * ones whose body may write, procedures, and any function (of any volatility) that calls one of them by name: a
+ * STABLE wrapper of a writing function runs its writes just the same.
+ */
+export function writingFunctions(functions: readonly FunctionRow[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const add = (f: FunctionRow, why: string) => {
+    out.set(f.name, why);
+    out.set(`${f.schema}.${f.name}`, why);
+  };
+  const writer = (f: FunctionRow) => `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"}`;
+  for (const f of functions)
+    if (f.kind === "p" || (f.volatile && mayWrite(f.lang, f.src)))
+      add(f, `${writer(f)} that may write rows capture cannot see`);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const f of functions) {
+      if (out.has(`${f.schema}.${f.name}`)) continue;
+      const code = codeOf(f.src);
+      const callee = [...out.keys()].find((name) => calls(code, name));
+      if (!callee) continue;
+      add(f, `${f.schema}.${f.name} calls ${callee}, which may write rows capture cannot see`);
+      grew = true;
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether code that may write could write a synced table: it names one, calls a function that may write, or is
+ * opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
+ * errs on the side of "yes".
+ */
+export function mayNameSynced(
+  language: string,
+  source: string,
+  tables: Map<number, TableInfo>,
+  writing: Map<string, string>,
+): boolean {
+  if (language !== "plpgsql" && language !== "sql") return true;
+  const code = source.toLowerCase();
+  if (/\bexecute\b/.test(code)) return true;
+  for (const t of tables.values()) if (code.includes(t.name.toLowerCase())) return true;
+  for (const name of writing.keys()) if (code.includes(name.toLowerCase())) return true;
+  return false;
+}
+
+/**
+ * Whether a function body may write. Bodies in languages other than SQL and PL/pgSQL are opaque, so they may.
+ * String literals and comments are dropped first so that `TG_OP = 'UPDATE'` does not count.
+ */
+export function mayWrite(language: string, source: string): boolean {
+  if (language !== "plpgsql" && language !== "sql") return true;
+  return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call)\b/i.test(codeOf(source));
+}
+
+/** A body without its comments and string literals. */
+function codeOf(source: string): string {
+  return source
+    .replace(/--[^\n]*/g, " ")
+    .replace(/\/\*[\s\S]*?\*\//g, " ")
+    .replace(/'(?:[^']|'')*'/g, "''");
+}
+
+/** Whether `code` calls `name` (or schema.name): the name as a word, then an opening parenthesis. */
+function calls(code: string, name: string): boolean {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^\\w$."])${escaped}\\s*\\(`, "i").test(code);
+}
