@@ -8,10 +8,10 @@ import { forgetLeases } from "./seq/lease.js";
 import { loadParser } from "./capture/parser.js";
 import { DirectDriver } from "./remote/direct-driver.js";
 import type { Driver, QueryResult, RowMode } from "./core/driver.js";
-import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, SchemaError } from "./core/errors.js";
+import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, inTransactionError } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
-import { inLocalTransaction } from "./local/transaction.js";
+import { runSchema } from "./local/transaction.js";
 import { locate } from "./core/location.js";
 import { Mutex } from "./core/mutex.js";
 import { PgliteDriver } from "./local/pglite-driver.js";
@@ -283,11 +283,36 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   async #execute<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const plan = await this.#planner.plan(sql);
     if (plan.kind === "script") {
-      return params.length > 0
-        ? this.driver.query<T>(sql, params, { prepare: false, rowMode })
+      if (params.length > 0) return this.driver.query<T>(sql, params, { prepare: false, rowMode });
+      return plan.rest
+        ? this.#runInParts<T>(sql, plan.steps, plan.rest, rowMode)
         : this.#runScript<T>(sql, plan.steps, rowMode);
     }
     return this.#runStep<T>(sql, plan.step, params, rowMode);
+  }
+
+  /**
+   * A script that changes the schema before more statements: its steps up to the change, then the rest, planned
+   * after the change ran (capture must see the table it created, the column it added, the search_path it set). In
+   * one transaction, as PostgreSQL runs one script, unless the script begins and ends its own.
+   */
+  async #runInParts<T>(
+    sql: string,
+    steps: Step[],
+    rest: { at: number; ownTransaction: boolean },
+    rowMode: RowMode,
+  ): Promise<QueryResult<T>> {
+    const own = rest.ownTransaction && this.driver.txStatus === "idle";
+    if (own) await this.#execute("BEGIN", [], rowMode);
+    try {
+      await this.#runScript(sql.slice(0, rest.at), steps, rowMode);
+      const result = await this.#execute<T>(sql.slice(rest.at), [], rowMode);
+      if (own) await this.#execute("COMMIT", [], rowMode);
+      return result;
+    } catch (err) {
+      if (own) await this.#execute("ROLLBACK", [], rowMode).catch(() => {});
+      throw err;
+    }
   }
 
   async #runStep<T>(
@@ -372,27 +397,4 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     pgErr.query = original;
     return pgErr;
   }
-}
-
-export function inTransactionError(): OminipgError {
-  return new OminipgError(
-    "TRANSACTION_ACTIVE",
-    "sync(), pull(), status(), verify() and syncSequences() cannot run inside a transaction() callback (they wait for the transaction to end): call them after it",
-  );
-}
-
-/** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
-export async function runSchema(
-  driver: Driver,
-  statements: readonly string[],
-  side: "local" | "remote",
-): Promise<void> {
-  if (statements.length === 0) return;
-  await inLocalTransaction(driver, async () => {
-    for (let i = 0; i < statements.length; i++) {
-      await driver.exec(statements[i]!).catch((err: unknown) => {
-        throw new SchemaError(i, side, statements[i]!, err);
-      });
-    }
-  });
 }

@@ -1,8 +1,8 @@
 import { Syncer } from "./push/syncer.js";
 import { backoffDelay } from "./remote/retry.js";
-import { OminipgBase, inTransactionError } from "./client.js";
+import { OminipgBase } from "./client.js";
 import type { Driver } from "./core/driver.js";
-import { ClosedError, OminipgError, SyncError, type SyncErrorCode } from "./core/errors.js";
+import { ClosedError, OminipgError, SyncError, inTransactionError, type SyncErrorCode } from "./core/errors.js";
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";

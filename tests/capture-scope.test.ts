@@ -108,6 +108,29 @@ describe("DDL after connect", () => {
     expect(opsOf(await logSince(db, mark))).toEqual(["I public.late", "I public.later"]);
   });
 
+  it("a script that changes the schema or search_path, then writes: the writes are planned after the change", async () => {
+    const db = await ddlDb();
+    const mark = await watermark(db);
+    await db.query(`CREATE TABLE scripted (id int PRIMARY KEY); INSERT INTO scripted VALUES (1)`);
+    await db.query(`ALTER TABLE scripted ADD COLUMN note text; UPDATE scripted SET note = 'hello' WHERE id = 1`);
+    await db.query(
+      `SET search_path = s2, public; INSERT INTO t VALUES (10); RESET search_path; INSERT INTO t VALUES (10)`,
+    );
+    const entries = await logSince(db, mark);
+    expect(opsOf(entries)).toEqual(["I public.scripted", "U public.scripted", "I s2.t", "I public.t"]);
+    expect(JSON.parse(entries[1]!.new!)).toMatchObject({ id: 1, note: "hello" });
+    // Still one transaction, as PostgreSQL runs a script: a failure after the change undoes it all.
+    const failing = `CREATE TABLE undone (id int PRIMARY KEY); INSERT INTO undone VALUES (1); INSERT INTO undone VALUES (1)`;
+    await expect(db.query(failing)).rejects.toMatchObject({ code: "23505" });
+    expect((await db.query(`SELECT to_regclass('undone') AS r`)).rows).toEqual([{ r: null }]);
+    // Inside the caller's transaction it stays in it.
+    await db.query(`BEGIN`);
+    await db.query(`CREATE TABLE inside (id int PRIMARY KEY); INSERT INTO inside VALUES (1)`);
+    await db.query(`ROLLBACK`);
+    expect((await db.query(`SELECT to_regclass('inside') AS r`)).rows).toEqual([{ r: null }]);
+    expect(opsOf(await logSince(db, mark))).toHaveLength(4);
+  });
+
   it("keys, triggers, functions and search_path changed through query() are taken into account", async () => {
     const db = await ddlDb();
     const mark = await watermark(db);

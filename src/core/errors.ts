@@ -114,3 +114,11 @@ export class SyncError extends OminipgError {
     this.retryable = options.retryable;
   }
 }
+
+/** A call that waits for the transaction to end, made inside a transaction() callback (it would wait for ever). */
+export function inTransactionError(): OminipgError {
+  return new OminipgError(
+    "TRANSACTION_ACTIVE",
+    "sync(), pull(), status(), verify() and syncSequences() cannot run inside a transaction() callback (they wait for the transaction to end): call them after it",
+  );
+}

@@ -1,4 +1,5 @@
 import type { Driver } from "../core/driver.js";
+import { SchemaError } from "../core/errors.js";
 import { LOCAL_SETTINGS } from "../core/settings.js";
 
 /** Run `fn` in a local transaction on the internal driver: committed if it resolves, rolled back if it throws. */
@@ -21,4 +22,20 @@ export async function inLocalTransaction<T>(d: Driver, fn: () => Promise<T>, set
  */
 export function inReplicaTransaction<T>(d: Driver, fn: () => Promise<T>): Promise<T> {
   return inLocalTransaction(d, fn, LOCAL_SETTINGS);
+}
+
+/** Run `schemaSQL` in one transaction: all of it applies, or none of it and a SchemaError names the statement. */
+export async function runSchema(
+  driver: Driver,
+  statements: readonly string[],
+  side: "local" | "remote",
+): Promise<void> {
+  if (statements.length === 0) return;
+  await inLocalTransaction(driver, async () => {
+    for (let i = 0; i < statements.length; i++) {
+      await driver.exec(statements[i]!).catch((err: unknown) => {
+        throw new SchemaError(i, side, statements[i]!, err);
+      });
+    }
+  });
 }

@@ -1,6 +1,6 @@
 import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
-import { OWN_TABLES, QUEUE_TABLE, REJECTED_TABLE, CONFLICTS_TABLE } from "../log/tables.js";
+import { rejectOwnTableWrites } from "./own-tables.js";
 import { logTruncatesSql } from "../log/capture.js";
 import { deparse, loadParser, nodeType, parseIfValid, walk, type Node, type RawStmt } from "../capture/parser.js";
 import {
@@ -34,7 +34,13 @@ export interface Step {
   tables: TableInfo[];
 }
 
-export type Plan = { kind: "single"; step: Step } | { kind: "script"; steps: Step[] };
+/**
+ * A script's `rest`: it changes the schema (or how names resolve) before more statements, so its steps stop there,
+ * and what follows (from offset `at`) is planned once they ran, against the catalog they leave. `ownTransaction`:
+ * the script holds no transaction statement, so its parts run in one transaction, as PostgreSQL runs a script.
+ */
+export type Plan =
+  { kind: "single"; step: Step } | { kind: "script"; steps: Step[]; rest?: { at: number; ownTransaction: boolean } };
 
 export interface CaptureContext {
   catalog(): Promise<Catalog>;
@@ -67,12 +73,25 @@ export class Planner {
     const stmts = parseIfValid(sql);
     // PostgreSQL reports the syntax error itself, with its exact message and position.
     if (!stmts) return { kind: "single", step: passthrough(sql, "none", false) };
-    const plan: Plan =
+    const plan =
       stmts.length <= 1
-        ? { kind: "single", step: await this.#step(sql, stmts[0]) }
-        : { kind: "script", steps: await Promise.all(stmts.map((s) => this.#step(textOf(sql, s), s))) };
+        ? { kind: "single" as const, step: await this.#step(sql, stmts[0]) }
+        : await this.#script(sql, stmts);
     this.#cache.set(sql, plan);
     return plan;
+  }
+
+  async #script(sql: string, stmts: RawStmt[]): Promise<Plan> {
+    const steps: Step[] = [];
+    for (const [i, raw] of stmts.entries()) {
+      steps.push(await this.#step(textOf(sql, raw), raw));
+      const next = stmts[i + 1];
+      if (steps[i]!.effect === "ddl" && next) {
+        const ownTransaction = !stmts.some((s) => nodeType(s.stmt) === "TransactionStmt");
+        return { kind: "script", steps, rest: { at: next.stmt_location ?? 0, ownTransaction } };
+      }
+    }
+    return { kind: "script", steps };
   }
 
   async #step(text: string, raw: RawStmt | undefined): Promise<Step> {
@@ -193,75 +212,6 @@ function setsNamesByCall(stmt: Node): boolean {
 function textOf(sql: string, raw: RawStmt): string {
   const start = raw.stmt_location ?? 0;
   return raw.stmt_len ? sql.slice(start, start + raw.stmt_len) : sql.slice(start);
-}
-
-/** Statements that may name Ominipg's own tables without changing them (their nested writes are checked apart). */
-const READS_OWN_TABLES = new Set([
-  "SelectStmt",
-  "InsertStmt",
-  "UpdateStmt",
-  "DeleteStmt",
-  "MergeStmt",
-  "ExplainStmt",
-  "DeclareCursorStmt",
-  "PrepareStmt",
-  "CreateTableAsStmt",
-  "ViewStmt",
-  "VariableShowStmt",
-  "TransactionStmt",
-  "LockStmt",
-  "CreateFunctionStmt",
-]);
-
-/** The own table a (possibly schema-qualified) relation names, if it names one. */
-function ownTable(rel: Node | undefined): string | undefined {
-  return rel && OWN_TABLES.has(rel.relname) && (!rel.schemaname || rel.schemaname === "public")
-    ? rel.relname
-    : undefined;
-}
-
-/**
- * Only the sync guide's priority update (`UPDATE _sync_queue SET priority = ...`) and clean-up of the record
- * tables may write Ominipg's own tables. Every write is checked, wherever it sits (WITH queries, EXPLAIN
- * ANALYZE, ...); other statements (DDL, TRUNCATE, COPY FROM, ...) may not name an own table at all.
- */
-function rejectOwnTableWrites(stmt: Node, type: string): void {
-  let target: string | undefined;
-  for (const w of writesIn(stmt)) {
-    const name = ownTable(w.body.relation);
-    if (name && !allowedOwnWrite(w.type, w.body, name)) target ??= name;
-  }
-  if (!target && !(READS_OWN_TABLES.has(type) || (type === "CopyStmt" && !stmt.CopyStmt.is_from)))
-    target = ownTableNamed(stmt);
-  if (!target) return;
-  throw new CaptureError(
-    "CAPTURE_UNSUPPORTED",
-    `${target} is Ominipg's own table: only "UPDATE ${QUEUE_TABLE} SET priority = ..." and deleting from ${REJECTED_TABLE} / ${CONFLICTS_TABLE} are allowed`,
-  );
-}
-
-function allowedOwnWrite(type: string, body: Node, table: string): boolean {
-  if (type === "UpdateStmt" && table === QUEUE_TABLE) {
-    return (body.targetList as Node[]).every((t) => t.ResTarget?.name === "priority");
-  }
-  return type === "DeleteStmt" && (table === REJECTED_TABLE || table === CONFLICTS_TABLE);
-}
-
-/** Any own table a statement names: relations anywhere in it, and DROP's object names. */
-function ownTableNamed(stmt: Node): string | undefined {
-  let target: string | undefined;
-  const scan = (value: unknown): void => {
-    if (target || value === null || typeof value !== "object") return;
-    if (Array.isArray(value)) return value.forEach(scan);
-    target ??= ownTable(value as Node);
-    for (const v of Object.values(value)) scan(v);
-  };
-  scan(stmt);
-  for (const obj of stmt.DropStmt?.objects ?? []) {
-    const parts = (obj.List?.items ?? []).map((i: Node) => i.String?.sval);
-    if (OWN_TABLES.has(parts.at(-1)) && (parts.length === 1 || parts.at(-2) === "public")) target ??= parts.at(-1);
-  }
-  return target;
 }
 
 /**
