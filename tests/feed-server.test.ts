@@ -4,6 +4,7 @@
 //   new epoch), diffs every table once (what changed meanwhile is in no feed) and says so, then reads the feed.
 // - How a drain step moves the slot: not for a few bytes of WAL without a change, and past a step filled with
 //   logical messages alone (WAL no other test writes: every test's WAL is in the shared server's one stream).
+// - A commit that waits for a synchronous standby (a server-wide setting) is drained only once it is visible.
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRemote, type EmbeddedRemote } from "../src/cli/embedded-remote.js";
@@ -154,5 +155,48 @@ describe("the change feed on a server of its own", () => {
         written += (await drainStep(remote, slot, { ...OPTIONS, chunk: 5 })).written;
       expect(written).toBe(1);
     });
+  });
+
+  it("a commit other sessions cannot see yet (it waits for a synchronous standby) is drained once they can: no pull passes it", async () => {
+    await sql.unsafe(`CREATE DATABASE standby_wait`);
+    // Only the writer below waits for the standby; the clients' and the drain's own commits do not.
+    await sql.unsafe(`ALTER DATABASE standby_wait SET synchronous_commit = local`);
+    const url = new URL(server.url);
+    url.pathname = "/standby_wait";
+    const remote = postgres(url.href, { max: 2, onnotice: () => {} });
+    const writer = postgres(url.href, { max: 1, onnotice: () => {} });
+    await remote.unsafe(SCHEMA[0]!);
+    await remote`INSERT INTO t VALUES (1, 'old'), (2, 'x')`;
+    const db = await Ominipg.connect({ loadDataDir: await pgliteTemplate(), syncUrl: url.href, schemaSQL: SCHEMA });
+    const body = async () => (await db.query(`SELECT body FROM t WHERE id = 1`)).rows[0]?.["body"];
+    try {
+      await db.pull();
+      await remote`UPDATE t SET body = 'y' WHERE id = 2`;
+      expect(strategy(await db.pull())).toBe("feed");
+      await sql`ALTER SYSTEM SET synchronous_standby_names = 'ominipg_ghost'`;
+      await sql`SELECT pg_reload_conf()`;
+      const pid = Number((await writer`SELECT pg_backend_pid() AS pid`)[0]!["pid"]);
+      await writer`SET synchronous_commit = on`;
+      const waiting = writer`UPDATE t SET body = 'new' WHERE id = 1`.catch(() => {});
+      // Its commit record is written and flushed (decoding reads it), the transaction not yet visible.
+      for (let i = 0; i < 100; i++) {
+        const [row] = await sql`SELECT wait_event FROM pg_stat_activity WHERE pid = ${pid}`;
+        if (row?.["wait_event"] === "SyncRep") break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(strategy(await db.pull())).toBe("feed");
+      expect(await body()).toBe("old");
+      await sql`SELECT pg_cancel_backend(${pid})`; // committed locally: visible from now on
+      await waiting;
+      expect(strategy(await db.pull())).toBe("feed");
+      expect(await body()).toBe("new");
+      await expectSameRows(db, remote, { t: "id" });
+    } finally {
+      await sql`ALTER SYSTEM RESET synchronous_standby_names`;
+      await sql`SELECT pg_reload_conf()`;
+      await db.close();
+      await writer.end({ timeout: 0 });
+      await remote.end({ timeout: 0 });
+    }
   });
 });

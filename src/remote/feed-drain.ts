@@ -10,7 +10,8 @@
  *    DELETE: readers' visibility is decided on it, remote/schema.ts). The keys of one remote transaction are
  *    written at its COMMIT line, at its commit LSN. The state row's `drained_upto` moves in the same
  *    transaction, so a reader's snapshot sees a transaction's keys all or not at all, and a transaction at or
- *    before it is skipped: peeking it again writes nothing twice.
+ *    before it is skipped: peeking it again writes nothing twice. The step ends before a commit other sessions
+ *    cannot see yet (stillRunning): it is read again, and written, by a later step.
  * 2. Then the slot is advanced past what was read (`pg_replication_slot_advance`), under the lock again, and only
  *    forwards: to the last commit read, or, when the peek read everything up to the step's target (its `upto_lsn`:
  *    the WAL flushed at the step's start, or the end of the WAL written, which the step flushes, WAL_UNFLUSHED),
@@ -32,7 +33,8 @@ import { lsnValue } from "../core/feed.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
-import { FEED, FEED_STATE } from "./schema.js";
+import { FEED_STATE } from "./schema.js";
+import { INSERT_SQL, payload, tableId, Txn, type FeedRow } from "./feed-txn.js";
 
 /**
  * The WAL position up to which a peek can read (logical decoding reads flushed WAL only): on a standby, the last
@@ -121,87 +123,11 @@ export interface DrainStep {
 const FETCH = 10_000;
 const FLUSH = 5000;
 
-interface FeedRow {
-  lsn: string;
-  s: string;
-  t: string;
-  /** JSON texts: the key (null: the table as a whole), the row's image before the change (null: a key row). */
-  k: string | null;
-  i: string | null;
-}
-
-/**
- * The feed rows as one compact JSON text: per run of rows of one commit and table, `[lsn, schema, table,
- * [entry...]]`, an entry being the key (a JSON object), null (the table as a whole) or `[key, image]`. A fifth of
- * the text of a record per row (the position and names said once per run): 2,000 keys were ~12 ms of the drain
- * more as records. Keys and images are JSON texts already: spliced in, not encoded again as strings.
- */
-function payload(rows: FeedRow[]): string {
-  const runs: string[] = [];
-  let entries: string[] = [];
-  for (let n = 0; n < rows.length; n++) {
-    const r = rows[n]!;
-    entries.push(r.i === null ? (r.k ?? "null") : `[${r.k ?? "null"},${r.i}]`);
-    const next = rows[n + 1];
-    if (next && next.lsn === r.lsn && next.s === r.s && next.t === r.t) continue;
-    runs.push(`[${JSON.stringify(r.lsn)},${JSON.stringify(r.s)},${JSON.stringify(r.t)},[${entries.join(",")}]]`);
-    entries = [];
-  }
-  return `[${runs.join(",")}]`;
-}
-
-const INSERT_SQL =
-  `INSERT INTO ${FEED} (lsn, schema_name, table_name, key, image) ` +
-  `SELECT (g.value ->> 0)::pg_lsn, g.value ->> 1, g.value ->> 2, ` +
-  `CASE jsonb_typeof(e.value) WHEN 'object' THEN e.value WHEN 'array' THEN e.value -> 0 END, ` +
-  `CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value -> 1 END ` +
-  `FROM jsonb_array_elements($1::text::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g.value -> 3) AS e`;
-
-/**
- * One remote transaction's changes, as they are read: per table, its keys in order of first appearance and the
- * first image of each (the row before the transaction), deduplicated.
- */
-class Txn {
-  readonly entries: { table: string; s: string; t: string; key: string | null; image: string | null }[] = [];
-  readonly #seen = new Set<string>();
-  readonly #perTable = new Map<string, number>();
-  /** Tables recorded as a whole in this transaction. */
-  readonly whole = new Set<string>();
-
-  add(table: DecodedTable, key: string | null, maxKeys: number, image: string | null = null): void {
-    const id = tableId(table);
-    if (this.whole.has(id)) return;
-    const n = (this.#perTable.get(id) ?? 0) + 1;
-    if (key === null || n > maxKeys) {
-      this.whole.add(id);
-      this.entries.push({ table: id, s: table.schema, t: table.name, key: null, image: null });
-      return;
-    }
-    const seen = `${id}\u0000${image === null ? "k" : "i"}${key}`;
-    if (this.#seen.has(seen)) return;
-    this.#seen.add(seen);
-    this.#perTable.set(id, n);
-    this.entries.push({ table: id, s: table.schema, t: table.name, key, image });
-  }
-
-  /** Its feed rows at commit position `lsn`: a table recorded as a whole has no key rows. */
-  rows(lsn: string): FeedRow[] {
-    return this.entries.flatMap((e) =>
-      e.key !== null && this.whole.has(e.table) ? [] : [{ lsn, s: e.s, t: e.t, k: e.key, i: e.image }],
-    );
-  }
-}
-
 /**
  * Per table, looked up once per step: its primary-key columns, and whether row-level security is enabled on it
  * (its changes then carry images); null: not a table with a primary key (now).
  */
 type Keys = Map<string, { pk: string[]; rls: boolean } | null>;
-
-/** A table's map key (no identifier holds a NUL). */
-function tableId(t: DecodedTable): string {
-  return `${t.schema}\u0000${t.name}`;
-}
 
 /**
  * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
@@ -300,11 +226,13 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       await tx.unsafe(INSERT_SQL, [payload(rows)]);
       written += rows.length;
     };
+    let waiting = false; // a commit read is not visible yet: the step ends before it
     for (;;) {
       const rows = await tx.unsafe<{ lsn: string; data: string }[]>(`FETCH ${FETCH} FROM ominipg_peek`);
       decoded += rows.length;
       last = rows.at(-1)?.lsn ?? last;
       const parsed = rows.map((r) => ({ lsn: r.lsn, data: r.data, change: parseDecoded(r.data) }));
+      const running = rows.some((r) => r.data.startsWith("COMMIT")) ? await stillRunning(tx) : undefined;
       await lookUpKeys(
         tx,
         keys,
@@ -315,6 +243,10 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       for (const { lsn, data, change } of parsed) {
         if (data.startsWith("BEGIN")) txn = new Txn();
         else if (data.startsWith("COMMIT")) {
+          if (running?.(data.slice("COMMIT ".length).trim())) {
+            waiting = true;
+            break;
+          }
           // Written by a step whose slot advance did not happen (a drainer killed between the two): skipped.
           if (txn && lsnValue(lsn) > drainedUpto) batch.push(...txn.rows(lsn));
           txn = undefined;
@@ -325,7 +257,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
           if (txn) record(txn, change, keys, options.maxKeys);
         }
       }
-      if (rows.length < FETCH) break;
+      if (waiting || rows.length < FETCH) break;
     }
     await flush();
     await tx.unsafe(`CLOSE ominipg_peek`);
@@ -337,7 +269,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       `UPDATE ${FEED_STATE} SET drained_upto = CASE WHEN ${wrote} THEN greatest(drained_upto, ${quoteLiteral(upto ?? "0/0")}::pg_lsn) ELSE drained_upto END, ` +
         `drained_at = now() WHERE slot_name = ${quoteLiteral(slot)} AND (${wrote} OR drained_at < now() - ${Math.floor(options.heartbeatMs)} * interval '1 millisecond')`,
     );
-    const full = decoded >= options.chunk;
+    const full = !waiting && decoded >= options.chunk;
     // A peek that stopped at the target read every record before it: the slot may move there even when none was
     // of this database (other databases' WAL, empty transactions), or it would decode that WAL again each step;
     // unless that is only a few bytes without a change (ADVANCE_GAP).
@@ -351,13 +283,31 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       full,
       flushed: state.unflushed !== null,
       // A full step without a COMMIT read logical messages alone (the peek ends on whole transactions): past them.
-      advanceTo: idle ? undefined : full ? (upto ?? last) : target,
+      advanceTo: waiting ? upto : idle ? undefined : full ? (upto ?? last) : target,
     };
   });
   if (step.busy || step.advanceTo === undefined) return step;
   await options.afterInsert?.();
   await advance(sql, slot, step.advanceTo, snapshotDue);
   return step;
+}
+
+/**
+ * Whether a transaction (its 32-bit id, as the decoded lines print it) is still running for other sessions.
+ * Decoding reads a commit once its record is flushed, but other sessions see the transaction only later: after a
+ * synchronous standby confirmed it, or a moment later without one; meanwhile snapshots hold it as running (in
+ * their list, or at or past their xmax, which has not moved past it yet). Such a commit must not be recorded: a
+ * reader's snapshot would miss its rows and still move its cursor past it.
+ */
+async function stillRunning(tx: Sql): Promise<(xid: string) => boolean> {
+  const [row] = await tx.unsafe<{ xmax: string; xip: string }[]>(
+    `SELECT (pg_snapshot_xmax(s)::text::numeric % 4294967296)::text AS xmax, coalesce((SELECT string_agg((x::text::numeric % 4294967296)::text, ',') ` +
+      `FROM pg_snapshot_xip(s) AS x), '') AS xip FROM pg_current_snapshot() AS s`,
+  );
+  const xmax = Number(row!.xmax);
+  const xip = new Set(row!.xip ? row!.xip.split(",") : []);
+  // Ids wrap around at 2^32: at or past xmax when the difference, as a signed 32-bit number, is not negative.
+  return (xid) => ((Number(xid) - xmax) | 0) >= 0 || xip.has(xid);
 }
 
 function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, maxKeys: number): void {
