@@ -3,10 +3,12 @@
  * when its role may, watch it for `sync.pull: "live"`, report it in status()), and the long-lived drainer of
  * `Ominipg.feed()` / `ominipg feed` for deployments whose clients may not read a slot themselves.
  */
+import fs from "node:fs";
+import { ConfigError } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from "./core/feed.js";
-import type { TestHooks } from "./core/options.js";
-import { redact, secretsOf } from "./core/url.js";
+import { checkRemoteUrl, type TestHooks } from "./core/options.js";
+import { isPostgresUrl, redact, secretsOf } from "./core/url.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
@@ -176,6 +178,9 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
 
   /** Start draining `url`'s database; fails (FEED_UNAVAILABLE) when the feed cannot be set up there by this role. */
   static async start(url: string, options: FeedDrainerOptions = {}): Promise<FeedDrainer> {
+    if (typeof url !== "string" || !isPostgresUrl(url))
+      throw new ConfigError("url must be a postgres:// or postgresql:// URL");
+    checkRemoteUrl("url", url, (file) => fs.readFileSync(file));
     const { intervalMs, testHooks, ...feed } = options;
     if (intervalMs !== undefined && (!Number.isInteger(intervalMs) || intervalMs < 1))
       throw feedUnavailable(`the drainer's intervalMs must be a whole number >= 1, got ${String(intervalMs)}`);

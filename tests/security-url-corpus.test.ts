@@ -100,13 +100,14 @@ describe("security: a corpus of URL forms", () => {
       { form: "bad percent escape", url: `postgres://postgres:a%zz${s(26)}@${host}:${port}/${db}` },
       { form: "newline", url: `postgres://postgres:a\n${s(27)}@${host}:${port}/${db}` },
       { form: "space in password=", url: `postgres://postgres@${host}:${port}/${db}?password=a b${s(28)}` },
+      { form: "port out of range", url: `postgres://postgres:${s(29)}@${host}:99999/${db}` },
     ].map((f, i) => ({ ...f, secret: secret(i + 21) }));
   });
   afterAll(async () => {
     await remote.drop();
   });
 
-  it("refuses URLs with unencoded reserved characters with CONFIG_INVALID, without showing them", async () => {
+  it("refuses URLs with unencoded reserved characters with CONFIG_INVALID (connect(), feed(), the CLI), without showing them", async () => {
     for (const f of refused) {
       for (const option of ["syncUrl", "url"] as const) {
         const err = await Ominipg.connect({ [option]: f.url }).then(
@@ -116,6 +117,12 @@ describe("security: a corpus of URL forms", () => {
         expect(err, `${option}: ${f.form}`).toMatchObject({ code: "CONFIG_INVALID" });
         expectNoSecret(`connect({ ${option} }) with ${f.form}`, err, f.secret);
       }
+      const drainer = await Ominipg.feed(f.url).then(
+        async (d) => (await d.stop(), new Error(`feed() accepted ${f.form}`)),
+        (e: unknown) => e,
+      );
+      expect(drainer, `feed(): ${f.form}`).toMatchObject({ code: "CONFIG_INVALID" });
+      expectNoSecret(`feed() with ${f.form}`, drainer, f.secret);
       const output = await cli(["status", dir, "--remote", f.url, "--verbose"]);
       expect(output, `ominipg status refuses ${f.form}`).toMatch(/^ominipg: syncUrl: it is not a valid URL/m);
       expectNoSecret(`the CLI with ${f.form}`, output, f.secret);

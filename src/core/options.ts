@@ -242,14 +242,7 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
     ["syncUrl", options.syncUrl],
     ["url", options.url],
   ] as const) {
-    if (typeof url !== "string" || !isPostgresUrl(url)) continue;
-    try {
-      checkUrl(url);
-      tlsFromUrl(url, readFile);
-    } catch (err) {
-      // No cause: the URL (and its password) must not travel with the error.
-      throw new ConfigError(`${name}: ${(err as Error).message}`);
-    }
+    if (typeof url === "string" && isPostgresUrl(url)) checkRemoteUrl(name, url, readFile);
   }
   if (options.remoteSchema !== undefined && options.remoteSchema !== "apply" && options.remoteSchema !== "skip") {
     throw new ConfigError(`remoteSchema must be "apply" or "skip"`);
@@ -290,5 +283,16 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
 function unknownKeys(obj: object, allowed: Set<string>, where: string): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.has(key)) throw new ConfigError(`unknown ${where} option "${key}"`);
+  }
+}
+
+/** Throws a ConfigError (which never quotes it) unless `url` is a postgres:// URL read alike everywhere (core/url.ts). */
+export function checkRemoteUrl(name: string, url: string, readFile: (path: string) => Buffer): void {
+  try {
+    checkUrl(url);
+    tlsFromUrl(url, readFile);
+  } catch (err) {
+    // No cause: the URL (and its password) must not travel with the error.
+    throw new ConfigError(`${name}: ${(err as Error).message}`);
   }
 }
