@@ -94,6 +94,25 @@ describe("the change feed's drainer", () => {
     expect((await feed(remote)).length).toBe(11);
   });
 
+  it("an UPDATE whose old key the replica identity does not print (NOTHING, an index without the key) records the whole table", async () => {
+    const { remote, sql, slot } = await setup(`
+      CREATE TABLE nothing (id int PRIMARY KEY, v int);
+      ALTER TABLE nothing REPLICA IDENTITY NOTHING;
+      CREATE TABLE byindex (id int PRIMARY KEY, code text NOT NULL UNIQUE);
+      ALTER TABLE byindex REPLICA IDENTITY USING INDEX byindex_code_key;
+      CREATE TABLE keyed (id int PRIMARY KEY, code text NOT NULL);
+      CREATE UNIQUE INDEX keyed_both ON keyed (code, id);
+      ALTER TABLE keyed REPLICA IDENTITY USING INDEX keyed_both;
+      INSERT INTO nothing VALUES (1, 1);
+      INSERT INTO byindex VALUES (1, 'c');
+      INSERT INTO keyed VALUES (1, 'c');`);
+    // Key changes: only an identity holding the key's columns prints the old key.
+    for (const table of ["nothing", "byindex", "keyed"])
+      await remote.sql.unsafe(`UPDATE ${table} SET id = 2 WHERE id = 1`);
+    await drainAll(sql, slot);
+    expect(await feed(remote)).toEqual([`nothing *`, `byindex *`, `keyed {"id": "1"}`, `keyed {"id": "2"}`]);
+  });
+
   it("records, for a table with row-level security, each updated or deleted row's image before the change", async () => {
     const { remote, sql, slot } = await setup(`
       CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL, body text);

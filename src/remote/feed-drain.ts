@@ -23,8 +23,9 @@
  * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
  * in the catalog as it is now; a table no longer there, or without a primary key, is skipped (it cannot be
  * synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
- * unchanged, a DELETE without a replica identity) and a TRUNCATE record the table as a whole (key NULL):
- * readers then re-read that table. So does a transaction that changed more than `maxKeys` rows of one table
+ * unchanged, a DELETE without a replica identity, an UPDATE of a table whose replica identity would not print a
+ * changed key: NOTHING, or an index without the key's columns) and a TRUNCATE record the table as a whole (key
+ * NULL): readers then re-read that table. So does a transaction that changed more than `maxKeys` rows of one table
  * (a bulk load: a reader's diff is cheaper than fetching them key by key, and the drainer's memory stays bounded).
  * Ominipg's own tables (public._ominipg_*) are skipped: the feed's own writes are decoded like any other.
  */
@@ -124,25 +125,27 @@ const FETCH = 10_000;
 const FLUSH = 5000;
 
 /**
- * Per table, looked up once per step: its primary-key columns, and whether row-level security is enabled on it
- * (its changes then carry images); null: not a table with a primary key (now).
+ * Per table, looked up once per step: its primary-key columns, whether row-level security is enabled on it (its
+ * changes then carry images), and whether its replica identity covers the key (DEFAULT, FULL, or an index holding
+ * the key's columns): only then does an UPDATE that changed the key print the old one; null: not a table with a
+ * primary key (now).
  */
-type Keys = Map<string, { pk: string[]; rls: boolean } | null>;
+type Keys = Map<string, { pk: string[]; rls: boolean; keyed: boolean } | null>;
 
 /**
  * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
  * other statements' values do: postgres.js sends a statement with parameters in two round trips.
  */
-const pkSql = (
-  tables: { s: string; t: string }[],
-) => `SELECT q.s, q.t, (SELECT array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text
-    FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
-    JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[])
-    WHERE n.nspname = q.s) AS cols,
-  coalesce((SELECT c.relrowsecurity FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t
-    WHERE n.nspname = q.s), false) AS rls
-  FROM jsonb_to_recordset(${quoteLiteral(JSON.stringify(tables))}::jsonb) AS q(s text, t text)`;
+const pkSql = (tables: { s: string; t: string }[]) =>
+  `SELECT q.s, q.t, k.cols, coalesce(c.relrowsecurity, false) AS rls, coalesce(c.relreplident IN ('d', 'f') OR ` +
+  `(c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident ` +
+  `AND r.indkey::int2[] @> k.indkey)), false) AS keyed ` +
+  `FROM jsonb_to_recordset(${quoteLiteral(JSON.stringify(tables))}::jsonb) AS q(s text, t text) ` +
+  `LEFT JOIN pg_namespace n ON n.nspname = q.s LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = q.t ` +
+  `LEFT JOIN LATERAL (SELECT i.indkey::int2[] AS indkey, ` +
+  `array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text AS cols ` +
+  `FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) ` +
+  `WHERE i.indrelid = c.oid AND i.indisprimary GROUP BY i.indkey) AS k ON true`;
 
 async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
   const missing = new Map<string, DecodedTable>();
@@ -152,11 +155,13 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
-  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean }[]>(pkSql(list));
+  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean; keyed: boolean }[]>(
+    pkSql(list),
+  );
   for (const r of rows)
     keys.set(
       tableId({ schema: r.s, name: r.t }),
-      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls },
+      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls, keyed: r.keyed },
     );
 }
 
@@ -321,7 +326,9 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
   const known = of(table);
   if (own(table) || !known) return;
   if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
-  const { pk, rls } = known;
+  const { pk, rls, keyed } = known;
+  // No old key printed, and the identity does not say the key stayed: it may have changed, the old key unknown.
+  if (change.op === "UPDATE" && !change.old && !keyed) return txn.add(table, null, maxKeys);
   // The row before the change: who could see it is told of the change (an UPDATE prints it only when its key
   // changed, or with REPLICA IDENTITY FULL).
   if (rls && change.old) txn.add(table, keyOf(change.old, pk), maxKeys, imageOf(change.old));
