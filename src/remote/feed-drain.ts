@@ -232,12 +232,14 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       written += rows.length;
     };
     let waiting = false; // a commit read is not visible yet: the step ends before it
+    // Taken once, after the first read, when a commit would write rows: later commits it does not show as ended
+    // were running when it was taken, so they are held back too (at worst one step too early).
+    let running: ((xid: string) => boolean) | undefined;
     for (;;) {
       const rows = await tx.unsafe<{ lsn: string; data: string }[]>(`FETCH ${FETCH} FROM ominipg_peek`);
       decoded += rows.length;
       last = rows.at(-1)?.lsn ?? last;
       const parsed = rows.map((r) => ({ lsn: r.lsn, data: r.data, change: parseDecoded(r.data) }));
-      const running = rows.some((r) => r.data.startsWith("COMMIT")) ? await stillRunning(tx) : undefined;
       await lookUpKeys(
         tx,
         keys,
@@ -248,12 +250,15 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       for (const { lsn, data, change } of parsed) {
         if (data.startsWith("BEGIN")) txn = new Txn();
         else if (data.startsWith("COMMIT")) {
-          if (running?.(data.slice("COMMIT ".length).trim())) {
-            waiting = true;
-            break;
-          }
           // Written by a step whose slot advance did not happen (a drainer killed between the two): skipped.
-          if (txn && lsnValue(lsn) > drainedUpto) batch.push(...txn.rows(lsn));
+          if (txn && txn.entries.length > 0 && lsnValue(lsn) > drainedUpto) {
+            running ??= await stillRunning(tx);
+            if (running(data.slice("COMMIT ".length).trim())) {
+              waiting = true;
+              break;
+            }
+            batch.push(...txn.rows(lsn));
+          }
           txn = undefined;
           upto = lsn;
           if (batch.length >= FLUSH) await flush();
