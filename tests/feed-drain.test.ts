@@ -113,6 +113,23 @@ describe("the change feed's drainer", () => {
     expect(await feed(remote)).toEqual([`nothing *`, `byindex *`, `keyed {"id": "1"}`, `keyed {"id": "2"}`]);
   });
 
+  it("a json or jsonb key goes into the feed as the JSON it is: read back, it is the row's own key", async () => {
+    const { remote, sql, slot } = await setup(`
+      CREATE DOMAIN doc AS jsonb;
+      CREATE TABLE docs (k jsonb PRIMARY KEY, v text);
+      CREATE TABLE tagged (k doc, n int, PRIMARY KEY (k, n));`);
+    await remote.sql`INSERT INTO docs VALUES ('"s"', 'a'), ('{"a": 1}', 'b'), ('[1, 2]', 'c'), ('12.50', 'd')`;
+    await remote.sql`INSERT INTO tagged VALUES ('{"t": "x y"}', 1)`;
+    await drainAll(sql, slot);
+    const [found] = await remote.sql.unsafe<{ docs: number; tagged: number }[]>(
+      `SELECT (SELECT count(*) FROM _ominipg_feed f, jsonb_populate_record(NULL::docs, f.key) p JOIN docs d ON d.k = p.k
+                WHERE f.table_name = 'docs')::int AS docs,
+              (SELECT count(*) FROM _ominipg_feed f, jsonb_populate_record(NULL::tagged, f.key) p JOIN tagged d
+                ON d.k = p.k AND d.n = p.n WHERE f.table_name = 'tagged')::int AS tagged`,
+    );
+    expect(found).toEqual({ docs: 4, tagged: 1 });
+  });
+
   it("records, for a table with row-level security, each updated or deleted row's image before the change", async () => {
     const { remote, sql, slot } = await setup(`
       CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL, body text);

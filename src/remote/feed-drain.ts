@@ -20,7 +20,8 @@
  *    skips them. Never `get_changes`, which consumes without a transaction.
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
- * prints them: a reader turns them back into typed values with jsonb_populate_record. Primary keys are looked up
+ * prints them (a json or jsonb value as the JSON it is): a reader turns them back into typed values with
+ * jsonb_populate_record. Primary keys are looked up
  * in the catalog as it is now; a table no longer there, or without a primary key, is skipped (it cannot be
  * synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
  * unchanged, a DELETE without a replica identity, an UPDATE of a table whose replica identity would not print a
@@ -130,14 +131,14 @@ const FLUSH = 5000;
  * the key's columns): only then does an UPDATE that changed the key print the old one; null: not a table with a
  * primary key (now).
  */
-type Keys = Map<string, { pk: string[]; rls: boolean; keyed: boolean } | null>;
+type Keys = Map<string, { pk: string[]; rls: boolean; keyed: boolean; json: Set<string> } | null>;
 
 /**
  * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
  * other statements' values do: postgres.js sends a statement with parameters in two round trips.
  */
 const pkSql = (tables: { s: string; t: string }[]) =>
-  `SELECT q.s, q.t, k.cols, coalesce(c.relrowsecurity, false) AS rls, coalesce(c.relreplident IN ('d', 'f') OR ` +
+  `SELECT q.s, q.t, k.cols, j.json, coalesce(c.relrowsecurity, false) AS rls, coalesce(c.relreplident IN ('d', 'f') OR ` +
   `(c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident ` +
   `AND r.indkey::int2[] @> k.indkey)), false) AS keyed ` +
   `FROM jsonb_to_recordset(${quoteLiteral(JSON.stringify(tables))}::jsonb) AS q(s text, t text) ` +
@@ -145,7 +146,11 @@ const pkSql = (tables: { s: string; t: string }[]) =>
   `LEFT JOIN LATERAL (SELECT i.indkey::int2[] AS indkey, ` +
   `array_to_json(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)))::text AS cols ` +
   `FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) ` +
-  `WHERE i.indrelid = c.oid AND i.indisprimary GROUP BY i.indkey) AS k ON true`;
+  `WHERE i.indrelid = c.oid AND i.indisprimary GROUP BY i.indkey) AS k ON true ` +
+  // Columns of json and jsonb (or a domain over them): their values go into keys and images as JSON, not as text.
+  `LEFT JOIN LATERAL (SELECT array_to_json(array_agg(a.attname::text))::text AS json FROM pg_attribute a ` +
+  `JOIN pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ` +
+  `AND (CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END) IN ('json'::regtype, 'jsonb'::regtype)) AS j ON true`;
 
 async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<void> {
   const missing = new Map<string, DecodedTable>();
@@ -155,37 +160,40 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
-  const rows = await tx.unsafe<{ s: string; t: string; cols: string | null; rls: boolean; keyed: boolean }[]>(
-    pkSql(list),
-  );
-  for (const r of rows)
+  const rows = await tx.unsafe<
+    { s: string; t: string; cols: string | null; json: string | null; rls: boolean; keyed: boolean }[]
+  >(pkSql(list));
+  for (const r of rows) {
+    const json = new Set(r.json === null ? [] : (JSON.parse(r.json) as string[]));
     keys.set(
       tableId({ schema: r.s, name: r.t }),
-      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls, keyed: r.keyed },
+      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls, keyed: r.keyed, json },
     );
+  }
 }
 
 function own(t: DecodedTable): boolean {
   return t.schema === "public" && t.name.startsWith("_ominipg_");
 }
 
-/** The key of a row image as the feed stores it, or null when it cannot be read from the image. */
-function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[]): string | null {
-  if (!image) return null;
-  const key: Record<string, string> = {};
-  for (const c of pk) {
-    const v = image.get(c);
-    if (v === undefined || v === null || v === TOAST) return null;
-    key[c] = v;
-  }
-  return JSON.stringify(key);
+/**
+ * A key (or a row image) as the feed stores it: a JSON object of the columns' values, each the value's text (for
+ * a reader's jsonb_populate_record, which reads it with the type's input function) but a json or jsonb value,
+ * which goes in as the JSON it is (populate_record would take its text for a JSON string). Null for a key when a
+ * column is missing, null, or an out-of-line value left unchanged; an image leaves those out.
+ */
+function jsonOf(columns: Iterable<[string, DecodedValue]>, json: Set<string>): string {
+  const fields: string[] = [];
+  for (const [c, v] of columns)
+    if (v !== TOAST) fields.push(`${JSON.stringify(c)}:${v === null ? "null" : json.has(c) ? v : JSON.stringify(v)}`);
+  return `{${fields.join(",")}}`;
 }
 
-/** A row image as the feed stores it: its columns' text (an unchanged out-of-line value is left out). */
-function imageOf(image: Map<string, DecodedValue>): string {
-  const out: Record<string, string | null> = {};
-  for (const [c, v] of image) if (v !== TOAST) out[c] = v;
-  return JSON.stringify(out);
+function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[], json: Set<string>): string | null {
+  if (!image) return null;
+  const values = pk.map((c) => [c, image.get(c)] as const);
+  if (values.some(([, v]) => v === undefined || v === null || v === TOAST)) return null;
+  return jsonOf(values as [string, DecodedValue][], json);
 }
 
 /** One drain step on `slot` (see above). */
@@ -331,15 +339,15 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
   const known = of(table);
   if (own(table) || !known) return;
   if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
-  const { pk, rls, keyed } = known;
+  const { pk, rls, keyed, json } = known;
   // No old key printed, and the identity does not say the key stayed: it may have changed, the old key unknown.
   if (change.op === "UPDATE" && !change.old && !keyed) return txn.add(table, null, maxKeys);
   // The row before the change: who could see it is told of the change (an UPDATE prints it only when its key
   // changed, or with REPLICA IDENTITY FULL).
-  if (rls && change.old) txn.add(table, keyOf(change.old, pk), maxKeys, imageOf(change.old));
-  if (change.op === "DELETE") return txn.add(table, keyOf(change.old, pk), maxKeys);
-  txn.add(table, keyOf(change.new, pk), maxKeys);
-  if (change.old) txn.add(table, keyOf(change.old, pk), maxKeys); // a key change: the old key is gone
+  if (rls && change.old) txn.add(table, keyOf(change.old, pk, json), maxKeys, jsonOf(change.old, json));
+  if (change.op === "DELETE") return txn.add(table, keyOf(change.old, pk, json), maxKeys);
+  txn.add(table, keyOf(change.new, pk, json), maxKeys);
+  if (change.old) txn.add(table, keyOf(change.old, pk, json), maxKeys); // a key change: the old key is gone
 }
 
 /**
