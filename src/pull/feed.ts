@@ -25,6 +25,7 @@
  * could not read the key of) in the range makes the table diff. A table with no cursor (added later, never
  * pulled, or pulled before the feed existed) is copied or diffed first.
  */
+import type { Readable } from "node:stream";
 import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { TableInfo } from "../core/table.js";
@@ -51,7 +52,6 @@ import {
 } from "./feed-sql.js";
 import { partByFlag } from "./copy-text.js";
 import { copyPieces, dropRest } from "./stream.js";
-import type { Readable } from "node:stream";
 
 export interface FeedView {
   slot: string;

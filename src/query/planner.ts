@@ -35,8 +35,8 @@ export interface Step {
 }
 
 /**
- * A script's `rest`: it changes the schema (or how names resolve) before more statements, so its steps stop there,
- * and what follows (from offset `at`) is planned once they ran, against the catalog they leave. `ownTransaction`:
+ * A script's `rest`: it changes the schema (or how names resolve) before a statement whose plan depends on it, so
+ * its steps stop there, and what follows (from offset `at`) is planned once they ran, against the catalog they leave. `ownTransaction`:
  * the script holds no transaction statement, so its parts run in one transaction, as PostgreSQL runs a script.
  */
 export type Plan =
@@ -83,13 +83,16 @@ export class Planner {
 
   async #script(sql: string, stmts: RawStmt[]): Promise<Plan> {
     const steps: Step[] = [];
-    for (const [i, raw] of stmts.entries()) {
-      steps.push(await this.#step(textOf(sql, raw), raw));
-      const next = stmts[i + 1];
-      if (steps[i]!.effect === "ddl" && next) {
+    let changed = false; // a statement planned so far changes the schema (or how names resolve)
+    for (const raw of stmts) {
+      // Consecutive DDL stays together; a statement that writes (or reads what a write may change) after it waits.
+      if (changed && readsCatalog(raw.stmt)) {
         const ownTransaction = !stmts.some((s) => nodeType(s.stmt) === "TransactionStmt");
-        return { kind: "script", steps, rest: { at: next.stmt_location ?? 0, ownTransaction } };
+        return { kind: "script", steps, rest: { at: raw.stmt_location ?? 0, ownTransaction } };
       }
+      const step = await this.#step(textOf(sql, raw), raw);
+      steps.push(step);
+      changed ||= step.effect === "ddl";
     }
     return { kind: "script", steps };
   }
@@ -113,6 +116,18 @@ export class Planner {
     }
     return passthrough(text, effect, effect === "none" && !isUtility(type));
   }
+}
+
+/** Whether planning the statement depends on the catalog: a write, anywhere in it, a SELECT, TRUNCATE or COPY. */
+function readsCatalog(stmt: Node): boolean {
+  const type = nodeType(stmt);
+  return (
+    DML_TYPES.has(type) ||
+    type === "SelectStmt" ||
+    type === "TruncateStmt" ||
+    type === "CopyStmt" ||
+    writesIn(stmt).length > 0
+  );
 }
 
 function passthrough(sql: string, effect: Effect, prepare: boolean): Step {

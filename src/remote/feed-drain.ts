@@ -21,9 +21,8 @@
  *
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
  * prints them (a json or jsonb value as the JSON it is): a reader turns them back into typed values with
- * jsonb_populate_record. Primary keys are looked up
- * in the catalog as it is now; a table no longer there, or without a primary key, is skipped (it cannot be
- * synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
+ * jsonb_populate_record. Primary keys are looked up in the catalog as it is now; a table no longer there, or
+ * without a primary key, is skipped (it cannot be synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
  * unchanged, a DELETE without a replica identity, an UPDATE of a table whose replica identity would not print a
  * changed key: NOTHING, or an index without the key's columns) and a TRUNCATE record the table as a whole (key
  * NULL): readers then re-read that table. So does a transaction that changed more than `maxKeys` rows of one table
