@@ -17,7 +17,7 @@ import { Mutex } from "./core/mutex.js";
 import { PgliteDriver } from "./local/pglite-driver.js";
 import type { LocalAccess } from "./local/access.js";
 import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./core/options.js";
-import { Planner, type Step } from "./query/planner.js";
+import { Planner, type ScriptRest, type Step } from "./query/planner.js";
 import { shapeCaptured } from "./query/shape.js";
 import type { OminipgEvents } from "./types.js";
 
@@ -296,12 +296,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
    * after the change ran (capture must see the table it created, the column it added, the search_path it set). In
    * one transaction, as PostgreSQL runs one script, unless the script begins and ends its own.
    */
-  async #runInParts<T>(
-    sql: string,
-    steps: Step[],
-    rest: { at: number; ownTransaction: boolean },
-    rowMode: RowMode,
-  ): Promise<QueryResult<T>> {
+  async #runInParts<T>(sql: string, steps: Step[], rest: ScriptRest, rowMode: RowMode): Promise<QueryResult<T>> {
     const own = rest.ownTransaction && this.driver.txStatus === "idle";
     if (own) await this.#execute("BEGIN", [], rowMode);
     try {

@@ -176,7 +176,10 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
     });
   }
 
-  /** Start draining `url`'s database; fails (FEED_UNAVAILABLE) when the feed cannot be set up there by this role. */
+  /**
+   * Start draining `url`'s database; fails with CONFIG_INVALID for a URL connect() would refuse too, and with
+   * FEED_UNAVAILABLE when the feed cannot be set up there by this role.
+   */
   static async start(url: string, options: FeedDrainerOptions = {}): Promise<FeedDrainer> {
     if (typeof url !== "string" || !isPostgresUrl(url))
       throw new ConfigError("url must be a postgres:// or postgresql:// URL");

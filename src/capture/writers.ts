@@ -22,16 +22,19 @@ export function writingFunctions(functions: readonly FunctionRow[]): Map<string,
     out.set(f.name, why);
     out.set(`${f.schema}.${f.name}`, why);
   };
-  const writer = (f: FunctionRow) => `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"}`;
   for (const f of functions)
     if (f.kind === "p" || (f.volatile && mayWrite(f.lang, f.src)))
-      add(f, `${writer(f)} that may write rows capture cannot see`);
-  for (let grew = true; grew;) {
+      add(
+        f,
+        `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"} that may write rows capture cannot see`,
+      );
+  // Bodies in lower case without comments and literals, made once: the loop reads them again at each round.
+  const codes = functions.map((f) => ({ f, code: codeOf(f.src).toLowerCase() }));
+  for (let grew = out.size > 0; grew;) {
     grew = false;
-    for (const f of functions) {
+    for (const { f, code } of codes) {
       if (out.has(`${f.schema}.${f.name}`)) continue;
-      const code = codeOf(f.src);
-      const callee = [...out.keys()].find((name) => calls(code, name));
+      const callee = [...out.keys()].find((name) => calls(code, name.toLowerCase()));
       if (!callee) continue;
       add(f, `${f.schema}.${f.name} calls ${callee}, which may write rows capture cannot see`);
       grew = true;
@@ -76,8 +79,9 @@ function codeOf(source: string): string {
     .replace(/'(?:[^']|'')*'/g, "''");
 }
 
-/** Whether `code` calls `name` (or schema.name): the name as a word, then an opening parenthesis. */
+/** Whether `code` calls `name` (or schema.name; both in lower case): the name as a word, then an opening parenthesis. */
 function calls(code: string, name: string): boolean {
+  if (!code.includes(name)) return false; // most bodies name no writing function: no expression built for them
   const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^\\w$."])${escaped}\\s*\\(`, "i").test(code);
+  return new RegExp(`(^|[^\\w$."])${escaped}\\s*\\(`).test(code);
 }

@@ -35,12 +35,17 @@ export interface Step {
 }
 
 /**
- * A script's `rest`: it changes the schema (or how names resolve) before a statement whose plan depends on it, so
- * its steps stop there, and what follows (from offset `at`) is planned once they ran, against the catalog they leave. `ownTransaction`:
- * the script holds no transaction statement, so its parts run in one transaction, as PostgreSQL runs a script.
+ * What a script leaves to plan later: it changes the schema (or how names resolve) before a statement whose plan
+ * depends on it, so its steps stop there, and what follows (from offset `at`) is planned once they ran, against
+ * the catalog they leave. `ownTransaction`: the script holds no transaction statement, so its parts run in one
+ * transaction, as PostgreSQL runs a script.
  */
-export type Plan =
-  { kind: "single"; step: Step } | { kind: "script"; steps: Step[]; rest?: { at: number; ownTransaction: boolean } };
+export interface ScriptRest {
+  at: number;
+  ownTransaction: boolean;
+}
+
+export type Plan = { kind: "single"; step: Step } | { kind: "script"; steps: Step[]; rest?: ScriptRest };
 
 export interface CaptureContext {
   catalog(): Promise<Catalog>;
@@ -118,16 +123,10 @@ export class Planner {
   }
 }
 
-/** Whether planning the statement depends on the catalog: a write, anywhere in it, a SELECT, TRUNCATE or COPY. */
+/** Whether planning the statement depends on the catalog: a SELECT, TRUNCATE or COPY, or a write anywhere in it. */
 function readsCatalog(stmt: Node): boolean {
   const type = nodeType(stmt);
-  return (
-    DML_TYPES.has(type) ||
-    type === "SelectStmt" ||
-    type === "TruncateStmt" ||
-    type === "CopyStmt" ||
-    writesIn(stmt).length > 0
-  );
+  return type === "SelectStmt" || type === "TruncateStmt" || type === "CopyStmt" || writesIn(stmt).length > 0;
 }
 
 function passthrough(sql: string, effect: Effect, prepare: boolean): Step {

@@ -22,11 +22,12 @@
  * Keys are the values' text under the canonical settings (core/settings.ts), as the type's output function
  * prints them (a json or jsonb value as the JSON it is): a reader turns them back into typed values with
  * jsonb_populate_record. Primary keys are looked up in the catalog as it is now; a table no longer there, or
- * without a primary key, is skipped (it cannot be synced). A change whose key cannot be read (an unparseable line, an out-of-line key value an UPDATE left
- * unchanged, a DELETE without a replica identity, an UPDATE of a table whose replica identity would not print a
- * changed key: NOTHING, or an index without the key's columns) and a TRUNCATE record the table as a whole (key
- * NULL): readers then re-read that table. So does a transaction that changed more than `maxKeys` rows of one table
- * (a bulk load: a reader's diff is cheaper than fetching them key by key, and the drainer's memory stays bounded).
+ * without a primary key, is skipped (it cannot be synced). A change whose key cannot be read (an unparseable line,
+ * an out-of-line key value an UPDATE left unchanged, a DELETE without a replica identity, an UPDATE of a table
+ * whose replica identity would not print a changed key: NOTHING, or an index without the key's columns) and a
+ * TRUNCATE record the table as a whole (key NULL): readers then re-read that table. So does a transaction that
+ * changed more than `maxKeys` rows of one table (a bulk load: a reader's diff is cheaper than fetching them key by
+ * key, and the drainer's memory stays bounded).
  * Ominipg's own tables (public._ominipg_*) are skipped: the feed's own writes are decoded like any other.
  */
 import { parseDecoded, TOAST, type DecodedTable, type DecodedValue } from "../core/decoding.js";
@@ -176,10 +177,10 @@ function own(t: DecodedTable): boolean {
 }
 
 /**
- * A key (or a row image) as the feed stores it: a JSON object of the columns' values, each the value's text (for
- * a reader's jsonb_populate_record, which reads it with the type's input function) but a json or jsonb value,
- * which goes in as the JSON it is (populate_record would take its text for a JSON string). Null for a key when a
- * column is missing, null, or an out-of-line value left unchanged; an image leaves those out.
+ * A row image as the feed stores it: a JSON object of the columns' values, each the value's text (for a reader's
+ * jsonb_populate_record, which reads it with the type's input function) but a json or jsonb value, which goes in
+ * as the JSON it is (populate_record would take its text for a JSON string). An out-of-line value the change left
+ * unchanged is left out.
  */
 function jsonOf(columns: Iterable<[string, DecodedValue]>, json: Set<string>): string {
   const fields: string[] = [];
@@ -188,6 +189,7 @@ function jsonOf(columns: Iterable<[string, DecodedValue]>, json: Set<string>): s
   return `{${fields.join(",")}}`;
 }
 
+/** The key of a row image, in the same form; null when a key column is missing, null or left out of line. */
 function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[], json: Set<string>): string | null {
   if (!image) return null;
   const values = pk.map((c) => [c, image.get(c)] as const);
