@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
+import { Ominipg } from "../src/index.js";
+import { createTestDatabase, withAdmin, type TestDatabase } from "./harness/index.js";
+import { dbNameOf, expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [
@@ -249,5 +250,42 @@ describe("incremental pull", () => {
       { body: '{"a":1}', n: "1.00" },
     ]);
     expect((await c.pull()).tables["public.docs"]).toMatchObject({ upserted: 0, deleted: 0 });
+  });
+
+  it("reads keys with backslashes from a database whose sessions have standard_conforming_strings off", async () => {
+    // Keys go into Ominipg's SQL as literals (copy ranges, feed ranges): a backslash in '' is an escape there.
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const name = dbNameOf(remote.url);
+    await withAdmin((a) =>
+      a
+        .unsafe(
+          `ALTER DATABASE ${name} SET standard_conforming_strings = off; ALTER DATABASE ${name} SET escape_string_warning = off`,
+        )
+        .simple(),
+    );
+    const schema = [`CREATE TABLE IF NOT EXISTS bs (k text PRIMARY KEY, v text)`];
+    await remote.sql.unsafe(schema[0]!);
+    // Keys ending in a backslash, or in a backslash and a t (a tab, read as an escape).
+    await remote.sql.unsafe(
+      `INSERT INTO bs SELECT 'k' || lpad(g::text, 5, '0') || CASE WHEN g % 2 = 0 THEN chr(92) ELSE chr(92) || 't' END, 'v' || g FROM generate_series(1, 3000) g`,
+    );
+    const c = await pullClient(remote.url, schema, { chunkRows: 1000 });
+    cleanup(() => c.close());
+    expect((await c.pull()).tables["public.bs"]).toMatchObject({ strategy: "copy", upserted: 3000, rejected: 0 });
+    await remote.sql.unsafe(`UPDATE bs SET v = 'changed' WHERE substr(k, 6, 1) = '0'`);
+    expect((await c.pull()).tables["public.bs"]).toMatchObject({ strategy: "diff", upserted: 300, rejected: 0 });
+    await expectSameRows(c.db, remote.sql, { bs: "k" });
+
+    // The change feed's client, and a push of such a key.
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { feed: "require" } });
+    cleanup(() => db.close());
+    await db.pull();
+    await remote.sql.unsafe(`UPDATE bs SET v = 'again' WHERE substr(k, 6, 1) = '1'`);
+    expect((await db.pull()).tables["public.bs"]).toMatchObject({ strategy: "feed", upserted: 300, rejected: 0 });
+    await expectSameRows(db, remote.sql, { bs: "k" });
+    await db.query(`INSERT INTO bs VALUES ($1, 'local')`, ["new\\'key\\"]);
+    await db.sync();
+    expect(await remote.sql`SELECT v FROM bs WHERE k = ${"new\\'key\\"}`).toEqual([{ v: "local" }]);
   });
 });

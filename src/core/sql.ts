@@ -7,8 +7,10 @@ export function quoteIdent(name: string): string {
 
 export function quoteLiteral(value: string): string {
   if (value.includes("\0")) throw new TypeError("literal contains a NUL character");
-  // E'' is never used: with standard_conforming_strings (default on) backslashes are literal here.
-  return `'${value.replace(/'/g, "''")}'`;
+  const quoted = value.replace(/'/g, "''");
+  // A backslash means one thing in '' under standard_conforming_strings (on by default) and another without it (a
+  // database or a role may turn it off): an escape string E'' with backslashes doubled reads the same under both.
+  return value.includes("\\") ? `E'${quoted.replace(/\\/g, "\\\\")}'` : `'${quoted}'`;
 }
 
 export function qualified(schema: string, name: string): string {
