@@ -257,4 +257,17 @@ describe("verify()", () => {
     await db.pull();
     expect(await db.verify()).toMatchObject({ ok: true });
   });
+
+  it("compares rows of a table with a column named like its row alias", async () => {
+    // verify() read `to_jsonb(r)` of a table aliased `r`: a column r was hashed in the row's place.
+    const remote = await remoteDb();
+    const schema = `CREATE TABLE IF NOT EXISTS ranges (id int PRIMARY KEY, r int4range, j json, v text)`;
+    await remote.sql.unsafe(schema);
+    const db = await client(remote, {}, { schemaSQL: [schema] });
+    await db.query(`INSERT INTO ranges VALUES (1, '[1,5)', '{"a": 1}', 'local')`);
+    await db.sync();
+    expect(await db.verify()).toMatchObject({ ok: true });
+    await remote.sql.unsafe(`UPDATE ranges SET v = 'changed remotely'`);
+    expect((await db.verify()).tables[0]).toMatchObject({ table: "public.ranges", different: ["[1]"] });
+  });
 });

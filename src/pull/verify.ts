@@ -30,8 +30,8 @@ export interface VerifyResult {
  * json columns are hashed as their exact text (`rowJsonb`, core/json-text.ts), as every path keeps it.
  */
 function hashesSql(t: TableInfo): string {
-  const key = `jsonb_build_array(${columnList(t.primaryKey, "r")})::text`;
-  return `SELECT ${key} AS k, md5(${rowJsonb(t, "r")}::text) AS h FROM ${t.sql} AS r`;
+  const key = `jsonb_build_array(${columnList(t.primaryKey, "ominipg_r")})::text`;
+  return `SELECT ${key} AS k, md5(${rowJsonb(t, "ominipg_r")}::text) AS h FROM ${t.sql} AS ominipg_r`;
 }
 
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */
