@@ -215,7 +215,7 @@ describe("pull", () => {
       expect((await db.pull()).tables["public.docs"]).toMatchObject({ strategy: "copy", upserted: rows.length });
       await expectEverywhere(db, remote.sql, rows);
 
-      rows[0]!.js = '{"a": 3, "b": 1,  "a": 2}';
+      rows[0]!.js = '{"a": 3, "b": 1,  "a": 2, "z": "x\\u0000y"}'; // valid json, refused by jsonb
       rows[1]!.js = TEXTS[1]!.trim();
       rows[2]!.js2 = `${rows[2]!.js2} `;
       for (const r of rows.slice(0, 3)) {

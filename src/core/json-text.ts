@@ -52,7 +52,8 @@ export function decodeImage(t: TableInfo, image: Image): Image {
 
 /**
  * SQL: the row (an alias, or a row-valued expression like `x.r`) as jsonb, its json columns as strings of
- * their text; `to_jsonb(row)` for a table without json columns.
+ * their text; `to_jsonb(row)` for a table without json columns. The other columns' object is made without the
+ * json ones: `to_jsonb` turns a json value into jsonb, which refuses some valid json (`"\u0000"`).
  */
 export function rowJsonb(t: TableInfo, row: string): string {
   const json = jsonColumns(t);
@@ -65,7 +66,14 @@ export function rowJsonb(t: TableInfo, row: string): string {
   const objects: string[] = [];
   // jsonb_build_object takes at most 100 arguments.
   for (let i = 0; i < pairs.length; i += 50) objects.push(`jsonb_build_object(${pairs.slice(i, i + 50).join(", ")})`);
-  return `(to_jsonb(${row}) || ${objects.join(" || ")})`;
+  const others = t.columns
+    .filter((c) => !json.includes(c.name))
+    .map((c) => `(${row}).${quoteIdent(c.name)} AS ${quoteIdent(c.name)}`);
+  const rest =
+    others.length === 0
+      ? `'{}'::jsonb`
+      : `(SELECT to_jsonb(ominipg_o) FROM (SELECT ${others.join(", ")}) AS ominipg_o)`;
+  return `(${rest} || ${objects.join(" || ")})`;
 }
 
 /** SQL: a column of a row populated from JSON with json columns encoded (`json_populate_record`), decoded. */
