@@ -288,4 +288,52 @@ describe("incremental pull", () => {
     await db.sync();
     expect(await remote.sql`SELECT v FROM bs WHERE k = ${"new\\'key\\"}`).toEqual([{ v: "local" }]);
   });
+
+  it.each([
+    ["diff", "off"],
+    ["feed", "require"],
+  ] as const)(
+    "writes a row taking a UNIQUE value another row of the same pull gives up (%s)",
+    async (strategy, feed) => {
+      const remote = await createTestDatabase();
+      cleanup(() => remote.drop());
+      const schema = [`CREATE TABLE IF NOT EXISTS u (id int PRIMARY KEY, email text UNIQUE)`];
+      await remote.sql.unsafe(schema[0]!);
+      await remote.sql.unsafe(`INSERT INTO u VALUES (1, 'a'), (2, 'b'), (3, 'c')`);
+      const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { feed } });
+      cleanup(() => db.close());
+      await db.pull();
+      // In three transactions, each row takes the value the next one gave up. The rows come in key order (by the
+      // feed) or in the heap's (by the diff: VACUUM lets each new version take the place of an older one).
+      await remote.sql.unsafe(`UPDATE u SET email = 'd' WHERE id = 3`);
+      await remote.sql.unsafe(`VACUUM u`);
+      await remote.sql.unsafe(`UPDATE u SET email = 'c' WHERE id = 2`);
+      await remote.sql.unsafe(`VACUUM u`);
+      await remote.sql.unsafe(`UPDATE u SET email = 'b' WHERE id = 1`);
+      const r = await db.pull();
+      expect(r.tables["public.u"]).toMatchObject({ strategy, upserted: 3, rejected: 0 });
+      await expectSameRows(db, remote.sql, { u: "id" });
+    },
+  );
+
+  it("keeps its feed position before a row the local table refuses: the next pull writes it once it can", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const schema = [`CREATE TABLE IF NOT EXISTS u (id int PRIMARY KEY, email text UNIQUE)`];
+    await remote.sql.unsafe(schema[0]!);
+    await remote.sql.unsafe(`INSERT INTO u VALUES (1, 'a'), (2, 'b')`);
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { feed: "require" } });
+    cleanup(() => db.close());
+    await db.pull();
+    await db.query(`INSERT INTO u VALUES (9, 'x')`); // pending, not pushed: it holds 'x' locally
+    await remote.sql.unsafe(`UPDATE u SET email = 'x' WHERE id = 1`);
+    await remote.sql.unsafe(`UPDATE u SET email = 'y' WHERE id = 2`);
+    expect((await db.pull()).tables["public.u"]).toMatchObject({ strategy: "feed", upserted: 1, rejected: 1 });
+    await db.query(`DELETE FROM u WHERE id = 9`);
+    expect((await db.pull()).tables["public.u"]).toMatchObject({ strategy: "feed", upserted: 1, rejected: 0 });
+    expect((await db.query(`SELECT id, email FROM u ORDER BY id`)).rows).toEqual([
+      { id: 1, email: "x" },
+      { id: 2, email: "y" },
+    ]);
+  });
 });

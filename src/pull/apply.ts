@@ -14,9 +14,9 @@
  * too. A pending TRUNCATE holds the whole table: nothing more is written to it.
  *
  * A remote row the local table refuses (a UNIQUE or CHECK constraint the remote does not have, or one a
- * pending local row holds) is isolated by halving its chunk (core/bisect.ts), skipped and reported to
- * `hooks.rejected`; the rest of the pull goes on, and the next pull tries the row again. So two rows swapping
- * a UNIQUE value in one remote transaction are refused locally until one side changes again.
+ * pending local row holds) is isolated by halving its chunk (core/bisect.ts) and tried again after the chunk's other
+ * rows (one may free the value it takes); still refused, it is skipped and reported to `hooks.rejected`; the rest
+ * of the pull goes on, and the next pull tries the row again.
  */
 import { halves, isolateRefused } from "../core/bisect.js";
 import type { Driver } from "../core/driver.js";
@@ -89,8 +89,9 @@ async function refreshHeld(d: Driver, run: TableRun): Promise<void> {
 
 /**
  * Apply remote rows (jsonb texts) in one write. When the local table refuses particular rows (a row-level
- * SQLSTATE, core/sqlstate.ts), the rows are halved until the refused ones are found; those are reported and
- * skipped. Any other failure ends the pull.
+ * SQLSTATE, core/sqlstate.ts), the rows are halved until the refused ones are found; those are tried again while
+ * a pass writes any row (a row may take a UNIQUE value another one of these rows gives up, written after it), and
+ * what is still refused is reported and skipped. Any other failure ends the pull.
  */
 export async function applyRows(
   ctx: PullContext,
@@ -99,24 +100,37 @@ export async function applyRows(
   mode: "copy" | "diff",
 ): Promise<void> {
   const { t, table, tally } = run;
-  await isolateRefused(
-    images,
-    async (part) => {
-      const r = await write(ctx, run, async (d) => {
-        const { rows } = await d.query<{ upserted: number }>(applySql(t, mode), [payload(part)], { prepare: false });
-        return rows[0]!;
-      });
-      tally.upserted += Number(r?.upserted ?? 0);
-    },
-    (part, err) => (refusal(err) ? halves(part) : undefined),
-    async (part, err) => {
-      const error = refusal(err);
-      if (!error) throw err;
-      const remote = part[0]!;
+  let rows = images;
+  for (;;) {
+    const refused: { remote: string; error: Error }[] = [];
+    let written = 0;
+    await isolateRefused(
+      rows,
+      async (part) => {
+        const r = await write(ctx, run, async (d) => {
+          const { rows } = await d.query<{ upserted: number }>(applySql(t, mode), [payload(part)], { prepare: false });
+          return rows[0]!;
+        });
+        tally.upserted += Number(r?.upserted ?? 0);
+        written += part.length;
+      },
+      (part, err) => (refusal(err) ? halves(part) : undefined),
+      async (part, err) => {
+        const error = refusal(err);
+        if (!error) throw err;
+        refused.push({ remote: part[0]!, error });
+      },
+    );
+    if (refused.length > 0 && written > 0) {
+      rows = refused.map((r) => r.remote);
+      continue;
+    }
+    for (const { remote, error } of refused) {
       tally.rejected++;
       ctx.hook((h) => h.rejected?.({ table, key: joinImage(splitImage(remote), t.primaryKey), remote, error }));
-    },
-  );
+    }
+    return;
+  }
 }
 
 /**

@@ -17,8 +17,9 @@
  * are not written: the client's own pushed changes come back without effect) and moves the cursor. Held keys
  * (pending local changes) are neither overwritten nor deleted, and are checked for conflicts like in any pull
  * (conflicts.ts), limited to the fetched keys. When the local table refuses a row (or the change is large), the
- * rows are applied in chunks with the shared bisection (apply.ts) and the cursor moves after them: applying again
- * what a crash cut short is harmless, rows are read from a snapshot.
+ * rows are applied in chunks with the shared bisection (apply.ts) and the cursor moves after them (unless a row
+ * was refused: then it stays, and the next pull reads the same keys): applying again what a crash cut short is
+ * harmless, rows are read from a snapshot.
  *
  * Every change up to the cursor is applied; the rows are read as the snapshot has them, which may already show
  * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer
@@ -290,8 +291,10 @@ export async function feedTable(
       });
       tally.deleted += Number(deleted ?? 0);
       await ctx.local((d) => d.exec(analyzeSql(t, "stage")));
+      const rejected = tally.rejected;
       await applyStaged(ctx, run, chunk, staged);
-      if (!run.truncated) await write(ctx, run, (d) => saveCursor(d, t, view));
+      // A refused row keeps the cursor where it was: the next pull reads the same keys, that row's again with them.
+      if (!run.truncated && tally.rejected === rejected) await write(ctx, run, (d) => saveCursor(d, t, view));
     }
     if (run.truncated) return 0;
     const scope: KeyScope = { within: (alias) => fetchedKey(t, alias) };
