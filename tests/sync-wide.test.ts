@@ -155,3 +155,47 @@ describe("a pull while a one-column update is pending", () => {
     expect(await row(remote)).toMatchObject({ n1: 11, n2: 22 });
   });
 });
+
+describe("a conflict settled on a change that logged only the columns it assigned", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, a text, b text, code text UNIQUE, parent int REFERENCES p (id))`,
+    `CREATE TABLE IF NOT EXISTS c (id int PRIMARY KEY, pid int REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE)`,
+  ];
+
+  async function open(conflicts: SyncOptions["conflicts"]): Promise<{ db: Ominipg; remote: TestDatabase }> {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: SCHEMA, sync: { conflicts, feed: "off" } });
+    cleanup(() => db.close());
+    await db.query(
+      `INSERT INTO p VALUES (1, 'a0', 'b0', 'x', NULL), (2, 'a0', 'b0', 'y', NULL), (3, 'a0', 'b0', NULL, NULL)`,
+    );
+    await db.query(`INSERT INTO c VALUES (100, 1)`);
+    await db.sync();
+    await remote.sql.unsafe(`UPDATE p SET a = 'remote' WHERE id = 1`);
+    await db.query(`UPDATE p SET a = 'local' WHERE id = 1`); // a conflict at the push
+    return { db, remote };
+  }
+
+  it.each(["overwrite", "remote-wins", "merge"] as const)(
+    "%s: a later change of another column, queued behind it, is kept on both sides",
+    async (strategy) => {
+      const { db, remote } = await open(strategy);
+      await db.query(`UPDATE p SET b = 'later', parent = 1 WHERE id = 1`); // a window of its own (a self-reference)
+      expect((await db.sync()).conflicts).toBe(1);
+      expect(await queued(db)).toBe(0);
+      await expectSameRows(db, remote.sql, { p: "id", c: "id" });
+      expect((await db.query(`SELECT b FROM p WHERE id = 1`)).rows).toEqual([{ b: "later" }]);
+    },
+  );
+
+  it("overwrite: a later key change does not make it a delete (the remote's child rows stay)", async () => {
+    const { db, remote } = await open("overwrite");
+    await db.query(`UPDATE p SET code = 'z' WHERE id = 2`);
+    await db.query(`UPDATE p SET code = 'y' WHERE id = 3`); // takes a value freed in the same window: the window ends
+    await db.query(`UPDATE p SET id = 10 WHERE id = 1`); // the child follows locally
+    expect((await db.sync()).conflicts).toBe(1);
+    await expectSameRows(db, remote.sql, { p: "id", c: "id" });
+    expect(await remote.sql.unsafe(`SELECT id, pid FROM c`)).toEqual([{ id: 100, pid: 10 }]);
+  });
+});

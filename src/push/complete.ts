@@ -2,6 +2,7 @@ import type { Driver } from "../core/driver.js";
 import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
 import { columnsEqual } from "../core/sql.js";
+import { keysQueuedAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage, type RowOp } from "./coalesce.js";
 
@@ -9,7 +10,8 @@ import { keyImage, type RowOp } from "./coalesce.js";
  * An update's log images may hold only the columns it assigned (log/capture.ts); the push writes just those.
  * Where whole rows are needed, a conflict (strategies and resolvers decide on rows, and "overwrite" may
  * recreate a remote row), the rest comes from the local row: the columns no pending change touched are the
- * same in the row before the change, the row after it, and the local row now.
+ * same in the row before the change, the row after it, and the local row now. Unless a later change is queued
+ * for the row: then from the remote row (fillersOf).
  */
 
 /** Whether the op's images lack columns of the row (an update that logged only what it assigned). */
@@ -18,10 +20,17 @@ export function isPartial(op: RowOp): boolean {
 }
 
 /**
- * The local rows of the partial ops (by their key after the change), as `to_json` images: undefined for an op
- * whose images are whole, null where the local row is gone (a later change deleted it).
+ * What makes each partial op's images whole (undefined for an op whose images are whole): the local row, by the
+ * op's key after the change, as a `to_json` image (null where it is gone: a later change deleted it). But where a
+ * change queued after the op touched the row (old or new key), the remote row when there is one (`remotes`): the
+ * local row then shows that change, in columns this op did not assign or under another key, and that change
+ * pushes itself. The remote row holds what neither side changed in this op.
  */
-export async function localRowsOf(d: Driver, ops: readonly RowOp[]): Promise<(Image | null | undefined)[]> {
+export async function fillersOf(
+  d: Driver,
+  ops: readonly RowOp[],
+  remotes: readonly (Image | null)[],
+): Promise<(Image | null | undefined)[]> {
   const out: (Image | null | undefined)[] = ops.map(() => undefined);
   const byTable = new Map<TableInfo, number[]>();
   ops.forEach((op, i) => {
@@ -32,17 +41,23 @@ export async function localRowsOf(d: Driver, ops: readonly RowOp[]): Promise<(Im
     byTable.set(op.table, list);
   });
   for (const [t, indexes] of byTable) {
-    const keys = indexes.map((i) => {
+    const items = indexes.map((i) => {
       const op = ops[i]!;
-      return encodeImage(t, keyImage(t, op.kind === "delete" ? op.key : op.image));
+      const key = encodeImage(t, keyImage(t, op.kind === "delete" ? op.key : op.image));
+      return `{"k":${key},"after":${op.lastId}}`;
     });
-    const { rows } = await d.query<{ i: string; row: string }>(
-      `SELECT e.i::text AS i, to_json(ominipg_t.*)::text AS row FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) ` +
-        `JOIN ${t.sql} AS ominipg_t ON ${columnsEqual(t.primaryKey, "ominipg_t", `(json_populate_record(NULL::${t.sql}, e.v))`)}`,
-      [`[${keys.join(",")}]`],
+    const key = `(json_populate_record(NULL::${t.sql}, e.v -> 'k'))`;
+    const { rows } = await d.query<{ i: string; row: string | null; later: boolean }>(
+      `SELECT e.i::text AS i, (SELECT to_json(ominipg_t.*)::text FROM ${t.sql} AS ominipg_t WHERE ${columnsEqual(t.primaryKey, "ominipg_t", key)}) AS row, ` +
+        `EXISTS (SELECT 1 FROM (${keysQueuedAfter(t, "(e.v ->> 'after')")}) AS ominipg_k WHERE ${columnsEqual(t.primaryKey, "ominipg_k", key)}) AS later ` +
+        `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i)`,
+      [`[${items.join(",")}]`],
       { prepare: false },
     );
-    for (const r of rows) out[indexes[Number(r.i) - 1]!] = splitImage(r.row, true);
+    for (const r of rows) {
+      const i = indexes[Number(r.i) - 1]!;
+      out[i] = r.later && remotes[i] ? remotes[i] : r.row === null ? null : splitImage(r.row, true);
+    }
   }
   return out;
 }

@@ -18,7 +18,7 @@ import type {
   Resolution,
 } from "../core/conflicts.js";
 import { changedColumns } from "../core/conflict-rule.js";
-import { localRowsOf, wholeImage } from "./complete.js";
+import { fillersOf, wholeImage } from "./complete.js";
 
 /** A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text). */
 export interface FoundConflict {
@@ -83,12 +83,13 @@ export class ConflictSettler {
 
   /** What to push instead of each conflicting change (undefined: nothing). */
   async settle(found: FoundConflict[]): Promise<(RowOp | undefined)[]> {
-    // Partial images (an update that logged only what it assigned) are made whole from the local rows; a change
-    // whose local row a later change deleted has no local row.
+    // Partial images (an update that logged only what it assigned) are made whole (complete.ts: fillersOf).
+    const theirs = await this.#canonical(found.map(({ op, remote }) => ({ table: op.table, text: remote })));
     const rows = await this.local.run((d) =>
-      localRowsOf(
+      fillersOf(
         d,
         found.map((f) => f.op),
+        theirs,
       ),
     );
     const images = await this.#canonical(
