@@ -101,4 +101,23 @@ describe("sync: column types", () => {
     await expectSameRows(db, remote.sql, { keyed: "k, at, n" });
     expect(await queued(db)).toBe(0);
   });
+
+  it("takes a key spelled another way for the same row: a timestamptz after SET TimeZone, a numeric of another scale", async () => {
+    await db.query(`SET TimeZone = 'UTC'`);
+    await db.query(
+      `INSERT INTO keyed VALUES ('tz', '2024-03-01 10:00+00', 1.0, 'v0'), ('num', '2024-03-01 10:00+00', 2.0, 'v0')`,
+    );
+    await db.query(`SET TimeZone = 'Europe/Berlin'`); // the same instant now prints as 11:00+01
+    await db.query(`UPDATE keyed SET v = 'v1' WHERE k = 'tz'`);
+    await db.query(`DELETE FROM keyed WHERE k = 'num'`);
+    await db.query(`INSERT INTO keyed VALUES ('num', '2024-03-01 11:00+01', 2.00, 'v2')`); // the same key, spelled anew
+    await db.query(`RESET TimeZone`);
+    // One row each: before, two writes of one key in one statement (refused for good), or a delete after the insert.
+    expect(await db.sync()).toMatchObject({ pushed: 5, applied: 2, rejected: 0 });
+    expect(await queued(db)).toBe(0);
+    expect(await remote.sql`SELECT k, v FROM keyed WHERE k IN ('tz', 'num') ORDER BY k`).toEqual([
+      { k: "num", v: "v2" },
+      { k: "tz", v: "v1" },
+    ]);
+  });
 });

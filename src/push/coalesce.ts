@@ -1,3 +1,4 @@
+import { keyText } from "../core/key-text.js";
 import type { TableInfo } from "../core/table.js";
 import type { TableRules } from "../capture/constraints.js";
 import { splitImage, type Image } from "../core/image.js";
@@ -329,7 +330,8 @@ export function writableIn(table: TableInfo, image: Image): string[] {
   return columns;
 }
 
-export function keyText(table: TableInfo, image: Image): string {
+/** The key's values as the log spells them, for messages (keyText is the row's identity). */
+export function keyLabel(table: TableInfo, image: Image): string {
   return table.primaryKey.map((c) => image.get(c) ?? "null").join(",");
 }
 

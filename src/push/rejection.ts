@@ -2,14 +2,14 @@ import { joinImage } from "../core/image.js";
 import type { Driver } from "../core/driver.js";
 import { setAside, type RejectedChange } from "../log/rejected.js";
 import type { Batch } from "./batches.js";
-import { keyText, type RowOp } from "./coalesce.js";
+import { keyLabel, type RowOp } from "./coalesce.js";
 
 /** A batch in a few words, for messages: its one change (table and key), or its size and tables. */
 export function describeBatch(batch: Batch): string {
   const op = batch.ops[0];
   if (!op) return `truncate of ${batch.truncates.map((t) => `${t.schema}.${t.name}`).join(", ")}`;
   if (batch.ops.length === 1) {
-    return `${op.kind} of ${op.table.schema}.${op.table.name} key (${keyText(op.table, op.kind === "upsert" ? op.image : op.key)})`;
+    return `${op.kind} of ${op.table.schema}.${op.table.name} key (${keyLabel(op.table, op.kind === "upsert" ? op.image : op.key)})`;
   }
   const tables = [...new Set(batch.ops.map((o) => `${o.table.schema}.${o.table.name}`))].join(", ");
   return `batch of ${batch.ops.length} changes to ${tables}`;

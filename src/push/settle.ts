@@ -2,7 +2,8 @@ import { type Catalog } from "../capture/catalog.js";
 import { overridingClause, type TableInfo } from "../core/table.js";
 import { type LocalAccess } from "../local/access.js";
 import type { Driver } from "../core/driver.js";
-import { keyImage, keyText, type RowOp } from "./coalesce.js";
+import { keyText } from "../core/key-text.js";
+import { keyImage, keyLabel, type RowOp } from "./coalesce.js";
 import { joinImage, splitImage, type Image } from "../core/image.js";
 import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
@@ -232,7 +233,7 @@ export class ConflictSettler {
         throw invalid(
           `${s.table.schema}.${s.table.name}`,
           keyImage(s.table, (s.base ?? s.local)!),
-          `returned a row with another primary key (${keyText(s.table, row)})`,
+          `returned a row with another primary key (${keyLabel(s.table, row)})`,
         );
       }
       s.target = row;

@@ -1,0 +1,61 @@
+import type { TableInfo } from "./table.js";
+
+/**
+ * A row's identity in the change log: its key values as text, spelled one way for equal values. A log image holds
+ * each value as `to_json` printed it in the writer's session: a timestamptz with the session's time zone offset
+ * (one instant, spelled differently after a `SET TimeZone`), an unconstrained numeric with the scale it was
+ * written with (1.0 = 1.00). The coalescing of a row's changes compares keys as text: such spellings made one row
+ * two (two writes of one key in one statement, refused for good), or a delete and an insert of the same key
+ * two rows. Values of other types print one way already.
+ */
+
+type Canonical = (text: string) => string;
+
+const TIMESTAMPTZ = /^timestamp(\(\d\))? with time zone$/;
+/** `to_json` of a timestamptz: "Y-MM-DDTHH:MM:SS[.frac]±HH:MM[:SS][ BC]" (or "infinity", "-infinity"). */
+const ISO = /^"(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d):(\d\d)(?::(\d\d))?( BC)?"$/;
+
+/** The instant in UTC, as milliseconds since 1970 and microseconds; the text as it is where it is not an instant. */
+function instant(text: string): string {
+  const m = ISO.exec(text);
+  if (!m) return text;
+  const [, y, mo, d, h, mi, s, frac = "", sign, oh, om, os = "0", bc] = m;
+  const date = new Date(0);
+  date.setUTCFullYear(bc ? 1 - Number(y) : Number(y), Number(mo) - 1, Number(d));
+  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
+  const offset = (sign === "-" ? -1 : 1) * (Number(oh) * 3600 + Number(om) * 60 + Number(os)) * 1000;
+  const ms = date.getTime() - offset;
+  return Number.isFinite(ms) ? `${ms}.${frac.padEnd(6, "0")}` : text; // past what a Date holds: as it is
+}
+
+/** A numeric's digits without trailing fractional zeros (and -0 as 0). */
+function digits(text: string): string {
+  if (!/^-?\d+\.\d+$/.test(text)) return text === "-0" ? "0" : text;
+  const trimmed = text.replace(/\.?0+$/, "");
+  return trimmed === "-0" ? "0" : trimmed;
+}
+
+const keys = new WeakMap<TableInfo, (Canonical | undefined)[]>();
+
+function canonicalOf(t: TableInfo): (Canonical | undefined)[] {
+  let list = keys.get(t);
+  if (!list) {
+    list = t.primaryKey.map((name) => {
+      const type = t.columns.find((c) => c.name === name)?.type ?? "";
+      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : undefined;
+    });
+    keys.set(t, list);
+  }
+  return list;
+}
+
+/** The key of `image` (column -> JSON text) as one text, the same for equal key values. */
+export function keyText(t: TableInfo, image: ReadonlyMap<string, string>): string {
+  const canonical = canonicalOf(t);
+  return t.primaryKey
+    .map((c, i) => {
+      const text = image.get(c) ?? "null";
+      return canonical[i] ? canonical[i](text) : text;
+    })
+    .join(",");
+}
