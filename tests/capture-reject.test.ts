@@ -47,6 +47,7 @@ const RISKY = [
   `CREATE FUNCTION next_n() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$`,
   `CREATE TABLE numbered (id int PRIMARY KEY DEFAULT next_n(), v text)`,
   `CREATE TABLE loose (a int, b text)`,
+  `CREATE TABLE slots (id int PRIMARY KEY DEFERRABLE, owner text)`,
   `CREATE TABLE p (id int, k int, PRIMARY KEY (id, k)) PARTITION BY LIST (k)`,
   `CREATE TABLE p_1 PARTITION OF p FOR VALUES IN (1)`,
   `CREATE TRIGGER p_after AFTER INSERT ON p_1 FOR EACH ROW EXECUTE FUNCTION noop()`,
@@ -280,6 +281,13 @@ describe("tables without a primary key", () => {
       `TRUNCATE loose`,
     ]) {
       await expectRiskyRefused(sql, /public\.loose: it has no primary key/, "CAPTURE_NO_PRIMARY_KEY");
+    }
+  });
+
+  it("nor a DEFERRABLE one: its writes are refused with how to go on", async () => {
+    // A push writes by INSERT ... ON CONFLICT on the key, which PostgreSQL refuses on a deferrable one.
+    for (const sql of [`INSERT INTO slots VALUES (1, 'a')`, `UPDATE slots SET id = 3 - id`]) {
+      await expectRiskyRefused(sql, /public\.slots: its primary key is DEFERRABLE: make it NOT DEFERRABLE/);
     }
   });
 
