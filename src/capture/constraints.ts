@@ -17,8 +17,11 @@ export interface TableRules {
   opaqueUniques: { columns: string[] }[];
   /** Tables with a foreign key to this table that has an ON DELETE action. */
   deleteActionChildren: number[];
-  /** Tables with a foreign key to this table that has an ON UPDATE action. */
-  updateActionChildren: number[];
+  /**
+   * Foreign keys to this table that have an ON UPDATE action: the referencing table, and the columns of this one
+   * it references (the key, or a UNIQUE constraint's columns): a change of those sets the action off.
+   */
+  updateActions: { child: number; columns: string[] }[];
   /** Columns of this table's foreign keys to itself. */
   selfRefColumns: string[];
 }
@@ -30,7 +33,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
       uniques: [],
       opaqueUniques: [],
       deleteActionChildren: [],
-      updateActionChildren: [],
+      updateActions: [],
       selfRefColumns: [],
     });
   const oids = [...rules.keys()];
@@ -61,9 +64,17 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     if (r.expr) rule.opaqueUniques.push({ columns: r.deps ?? [] });
     else rule.uniques.push({ columns: r.cols, nullsDistinct: !r.nnd });
   }
-  const { rows: fks } = await d.query<{ child: number; parent: number; upd: string; del: string; cols: string[] }>(
+  const { rows: fks } = await d.query<{
+    child: number;
+    parent: number;
+    upd: string;
+    del: string;
+    cols: string[];
+    refs: string[];
+  }>(
     `SELECT c.conrelid::int8 AS child, c.confrelid::int8 AS parent, c.confupdtype::text AS upd, c.confdeltype::text AS del,
-            (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)) AS cols
+            (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)) AS cols,
+            (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = c.confrelid AND a.attnum = ANY(c.confkey)) AS refs
        FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid::int8 = ANY($1::int8[])`,
     [oids],
     { prepare: false },
@@ -72,7 +83,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
   for (const f of fks) {
     const parent = rules.get(Number(f.parent))!;
     if (acts(f.del)) parent.deleteActionChildren.push(Number(f.child));
-    if (acts(f.upd)) parent.updateActionChildren.push(Number(f.child));
+    if (acts(f.upd)) parent.updateActions.push({ child: Number(f.child), columns: f.refs });
     if (Number(f.child) === Number(f.parent)) parent.selfRefColumns.push(...f.cols);
   }
   return rules;

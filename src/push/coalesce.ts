@@ -55,7 +55,7 @@ const NO_RULES: TableRules = {
   uniques: [],
   opaqueUniques: [],
   deleteActionChildren: [],
-  updateActionChildren: [],
+  updateActions: [],
   selfRefColumns: [],
 };
 
@@ -145,7 +145,9 @@ export class Coalescer {
     const after = splitImage(need(entry.newRow, entry), true);
     const k2 = keyed(after);
     if (this.#takesFreed(table, rules, after, before, st)) return false;
-    if (k2 !== k && this.#writes(rules.updateActionChildren)) return false;
+    // A change of columns a foreign key's ON UPDATE action follows (the key, or a UNIQUE column it references).
+    const acting = rules.updateActions.filter((u) => u.columns.some((c) => before.get(c) !== after.get(c)));
+    if (acting.length > 0 && this.#writes(acting.map((u) => u.child))) return false;
     if (st && rules.selfRefColumns.some((c) => before.get(c) !== after.get(c))) return false;
     this.entries++;
     this.#written.add(table.oid);

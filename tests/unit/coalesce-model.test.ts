@@ -100,7 +100,7 @@ function rules(partial: Partial<TableRules>): TableRules {
     uniques: [],
     opaqueUniques: [],
     deleteActionChildren: [],
-    updateActionChildren: [],
+    updateActions: [],
     selfRefColumns: [],
     ...partial,
   };
@@ -688,7 +688,7 @@ describe("Coalescer: entries that must wait for the next window", () => {
   });
 
   it("ON UPDATE CASCADE: a parent key change waits for the window that wrote child rows; other updates do not", () => {
-    const cascade = { 201: { updateActionChildren: [202] } };
+    const cascade = { 201: { updateActions: [{ child: 202, columns: ["id"] }] } };
     run(
       coalescer(cascade),
       [
@@ -702,6 +702,26 @@ describe("Coalescer: entries that must wait for the next window", () => {
       [
         [child, e(child, "I", null, c1)],
         [parent, e(parent, "U", p1, { id: 1, name: "q" })],
+      ],
+      true,
+    );
+  });
+
+  it("ON UPDATE CASCADE on a UNIQUE column: a change of that column waits for the window that wrote child rows", () => {
+    const cascade = { 201: { updateActions: [{ child: 202, columns: ["name"] }] } };
+    run(
+      coalescer(cascade),
+      [
+        [child, e(child, "I", null, c1)],
+        [parent, e(parent, "U", p1, { id: 1, name: "renamed" })],
+      ],
+      false,
+    );
+    run(
+      coalescer(cascade),
+      [
+        [child, e(child, "I", null, c1)],
+        [parent, e(parent, "U", p1, { id: 2, name: p1.name })],
       ],
       true,
     );
