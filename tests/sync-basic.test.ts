@@ -92,6 +92,27 @@ describe("sync: remote equals local", () => {
     await db.close();
   });
 
+  it("pushes a prioritized table's change after the earlier changes of tables that reference it", async () => {
+    const db = await openSynced(remote.url, [
+      `CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY)`,
+      `CREATE TABLE IF NOT EXISTS lines (id int PRIMARY KEY, order_id int REFERENCES orders (id))`,
+      `CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY)`,
+      `CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, customer_id int REFERENCES customers (id) ON DELETE SET NULL)`,
+    ]);
+    await db.query(`INSERT INTO orders VALUES (1); INSERT INTO lines VALUES (10, 1); INSERT INTO customers VALUES (1)`);
+    await db.sync();
+    await db.query(`DELETE FROM lines WHERE id = 10`); // before its order's delete, which is prioritized
+    await db.query(`DELETE FROM orders WHERE id = 1`);
+    await db.query(`INSERT INTO notes VALUES (100, 1)`); // before its customer's delete sets it to NULL
+    await db.query(`DELETE FROM customers WHERE id = 1`);
+    await db.query(`UPDATE _sync_queue SET priority = 1 WHERE table_name IN ('orders', 'customers')`);
+    expect(await db.sync()).toMatchObject({ pushed: 4, rejected: 0 });
+    await expectSameRows(db, remote.sql, { orders: "id", lines: "id", customers: "id", notes: "id" });
+    expect(await remote.sql`SELECT id, customer_id FROM notes`).toEqual([{ id: 100, customer_id: null }]);
+    expect(await queued(db)).toBe(0);
+    await db.close();
+  });
+
   it("keeps parent/child tables equal through inserts, upserts, key changes, cascades, truncates and transactions", async () => {
     const db = await openSynced(remote.url, LIBRARY);
     const step = async (sql: string, params: unknown[] = []) => db.query(sql, params);

@@ -64,6 +64,17 @@ export async function logExtent(d: Driver): Promise<LogExtent> {
   };
 }
 
+/** The id of the first entry queued for any of `tables` ("schema.table"); undefined when none is. */
+export async function firstQueuedId(d: Driver, tables: readonly string[]): Promise<number | undefined> {
+  if (tables.length === 0) return undefined;
+  const { rows } = await d.query<{ id: number | null }>(
+    `SELECT min(id)::int8 AS id FROM ${QUEUE_TABLE} WHERE schema_name || '.' || table_name = ANY($1::text[])`,
+    [tables],
+    { prepare: false },
+  );
+  return rows[0]?.id === null || rows[0]?.id === undefined ? undefined : Number(rows[0].id);
+}
+
 /**
  * The SQL that reads a range of the log's ids: a CTE `bounds (hi)`, from the first entry after $1 (of those
  * `filter` keeps) to $3 - 1 ids past it and no further than $2, and the condition for the entries in it.

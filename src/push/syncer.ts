@@ -3,7 +3,7 @@ import { loadRules } from "../capture/constraints.js";
 import type { ResolvedSync, TestHooks } from "../core/options.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
-import { deleteEntries, insertRunEnd, changedLater, logExtent } from "../log/queue.js";
+import { deleteEntries, insertRunEnd, changedLater, firstQueuedId, logExtent } from "../log/queue.js";
 import { clientIdOf } from "../log/tables.js";
 import type { Remote } from "../remote/remote.js";
 import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
@@ -16,7 +16,7 @@ import { checkRemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
-import { readWindow, withAncestors, type Window } from "./windows.js";
+import { readWindow, referencing, withAncestors, type Window } from "./windows.js";
 
 export interface SyncHooks {
   progress(done: number, total: number): void;
@@ -79,9 +79,15 @@ export class Syncer {
         return layouts.get(table);
       },
     };
-    // Prioritized tables go first, with the tables they reference (their pending parents come along).
+    // Prioritized tables go first, with the tables they reference (their pending parents come along); up to the
+    // first change queued for a table that references one of them and does not come along (a child row deleted
+    // before its parent, a child inserted before its parent's delete sets it to NULL): from there, in log order.
     const first = withAncestors(extent.priorityTables, ctx);
-    if (first.length > 0) await this.#drain(ctx, first, extent.firstRunEnd);
+    if (first.length > 0) {
+      const behind = await this.local.run((d) => firstQueuedId(d, referencing(first, ctx)));
+      const upto = Math.min(ctx.maxId, behind === undefined ? Infinity : behind - 1);
+      await this.#drain({ ...ctx, maxId: upto }, first, extent.firstRunEnd);
+    }
     await this.#drain(ctx, undefined, extent.firstRunEnd);
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));

@@ -100,3 +100,12 @@ export function withAncestors(names: string[], ctx: Pick<PushContext, "catalog">
   }
   return [...out];
 }
+
+/** The synced tables outside `names` ("schema.table") with a foreign key to one of them. */
+export function referencing(names: string[], ctx: Pick<PushContext, "catalog">): string[] {
+  const named = (t: TableInfo) => `${t.schema}.${t.name}`;
+  const tables = [...ctx.catalog.tables.values()];
+  const set = new Set(names);
+  const oids = new Set(tables.filter((t) => set.has(named(t))).map((t) => t.oid));
+  return tables.filter((t) => !set.has(named(t)) && t.references.some((ref) => oids.has(ref))).map(named);
+}
