@@ -252,6 +252,30 @@ describe("incremental pull", () => {
     expect((await c.pull()).tables["public.docs"]).toMatchObject({ upserted: 0, deleted: 0 });
   });
 
+  it("writes values whose JSON form loses something exactly, and verify() tells them apart", async () => {
+    // A JSON null in jsonb (not SQL NULL), -0, an array's lower bound, a jsonb array's JSON null element.
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS lossy (id int PRIMARY KEY, jb jsonb, f float8, r real, a int[], jba jsonb[])`,
+    ];
+    await remote.sql.unsafe(schema[0]!);
+    await remote.sql.unsafe(`INSERT INTO lossy VALUES (1, '{}', 1, 1, '{1}', '{}')`);
+    const c = await pullClient(remote.url, schema);
+    cleanup(() => c.close());
+    await c.pull();
+    await remote.sql.unsafe(
+      `UPDATE lossy SET jb = 'null', f = '-0', r = '-0', a = '[0:2]={7,8,9}', jba = ARRAY['null'::jsonb, NULL]`,
+    );
+    expect((await c.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
+    const select = `SELECT jb IS NULL AS sql_null, jb::text, f::text, r::text, a::text, jba::text FROM lossy`;
+    expect((await c.db.query(select)).rows).toEqual([...(await remote.sql.unsafe(select))]);
+    expect((await c.db.verify()).ok).toBe(true);
+    await remote.sql.unsafe(`UPDATE lossy SET f = 0`); // 0 where the local row holds -0
+    expect((await c.db.verify()).ok).toBe(false);
+    expect((await c.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
+  });
+
   it("reads keys with backslashes from a database whose sessions have standard_conforming_strings off", async () => {
     // Keys go into Ominipg's SQL as literals (copy ranges, feed ranges): a backslash in '' is an escape there.
     const remote = await createTestDatabase();

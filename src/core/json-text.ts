@@ -12,6 +12,10 @@
  *   `to_jsonb` for every other type, exact for json (pulled rows, their hashes and verify() use it).
  * JSON null in a json column counts as SQL NULL, as in a row image, which cannot tell them apart.
  * Arrays, composites and domains of json are not covered here (their JSON form is read with their type).
+ * Rows the pull reads as JSON (`rowJsonb(t, row, true)`) also carry the columns whose JSON form loses something as
+ * strings of their text (`carriedColumns`): jsonb (its JSON null would be read as SQL NULL), floats (-0) and
+ * arrays (their lower bounds; a null element of a jsonb array). json_populate_record reads such a string with the
+ * type's input function; a jsonb one is decoded like json (`fields(t, row, true)`).
  */
 import { joinImage, type Image } from "./image.js";
 import { quoteIdent, quoteLiteral } from "./sql.js";
@@ -25,6 +29,20 @@ export function jsonColumns(t: TableInfo): readonly string[] {
   if (columns === undefined) {
     columns = t.columns.filter((c) => c.type === "json").map((c) => c.name);
     columnsOf.set(t, columns);
+  }
+  return columns;
+}
+
+const carriedOf = new WeakMap<TableInfo, readonly string[]>();
+
+/** The columns whose `to_jsonb` form loses something (jsonb, floats, arrays), in table order. */
+export function carriedColumns(t: TableInfo): readonly string[] {
+  let columns = carriedOf.get(t);
+  if (columns === undefined) {
+    const lossy = (type: string) =>
+      type === "jsonb" || type === "real" || type === "double precision" || type.endsWith("[]");
+    columns = t.columns.filter((c) => lossy(c.type)).map((c) => c.name);
+    carriedOf.set(t, columns);
   }
   return columns;
 }
@@ -52,22 +70,28 @@ export function decodeImage(t: TableInfo, image: Image): Image {
 
 /**
  * SQL: the row (an alias, or a row-valued expression like `x.r`) as jsonb, its json columns as strings of
- * their text; `to_jsonb(row)` for a table without json columns. The other columns' object is made without the
- * json ones: `to_jsonb` turns a json value into jsonb, which refuses some valid json (`"\u0000"`).
+ * their text (and, with `carry`, its carriedColumns); `to_jsonb(row)` for a table without such columns. The other
+ * columns' object is made without them: `to_jsonb` turns a json value into jsonb, which refuses some valid json
+ * (`"\u0000"`).
  */
-export function rowJsonb(t: TableInfo, row: string): string {
+export function rowJsonb(t: TableInfo, row: string, carry = false): string {
   const json = jsonColumns(t);
-  if (json.length === 0) return `to_jsonb(${row})`;
-  const pairs = json.map((c) => {
-    const value = `(${row}).${quoteIdent(c)}`;
-    // (::json: the other side's column may be of another type, e.g. when verify() compares differing schemas)
-    return `${quoteLiteral(c)}, CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
-  });
+  const carried = carry ? carriedColumns(t) : [];
+  if (json.length === 0 && carried.length === 0) return `to_jsonb(${row})`;
+  const pairs = [
+    ...json.map((c) => {
+      const value = `(${row}).${quoteIdent(c)}`;
+      // (::json: the other side's column may be of another type, e.g. when verify() compares differing schemas)
+      return `${quoteLiteral(c)}, CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
+    }),
+    ...carried.map((c) => `${quoteLiteral(c)}, (${row}).${quoteIdent(c)}::text`),
+  ];
   const objects: string[] = [];
   // jsonb_build_object takes at most 100 arguments.
   for (let i = 0; i < pairs.length; i += 50) objects.push(`jsonb_build_object(${pairs.slice(i, i + 50).join(", ")})`);
+  const apart = new Set([...json, ...carried]);
   const others = t.columns
-    .filter((c) => !json.includes(c.name))
+    .filter((c) => !apart.has(c.name))
     .map((c) => `(${row}).${quoteIdent(c.name)} AS ${quoteIdent(c.name)}`);
   const rest =
     others.length === 0
@@ -87,7 +111,18 @@ export function assignments(t: TableInfo, columns: readonly string[], row: strin
   return columns.map((c) => `${quoteIdent(c)} = ${field(t, row, c)}`).join(", ");
 }
 
-/** SQL: every column of such a row, decoded, as a select list (table order, the table's column names). */
-export function fields(t: TableInfo, row: string): string {
-  return t.columns.map((c) => `${field(t, row, c.name)} AS ${quoteIdent(c.name)}`).join(", ");
+/**
+ * SQL: every column of such a row, decoded, as a select list (table order, the table's column names); with
+ * `carried`, of a row made by `rowJsonb(t, row, true)` (its jsonb columns decoded too).
+ */
+export function fields(t: TableInfo, row: string, carried = false): string {
+  const jsonb = carried
+    ? carriedColumns(t).filter((c) => t.columns.some((k) => k.name === c && k.type === "jsonb"))
+    : [];
+  return t.columns
+    .map((c) => {
+      const value = jsonb.includes(c.name) ? `((${row}).${quoteIdent(c.name)} #>> '{}')::jsonb` : field(t, row, c.name);
+      return `${value} AS ${quoteIdent(c.name)}`;
+    })
+    .join(", ");
 }

@@ -1,15 +1,15 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
 import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
 import { columnList as cols, columnsEqual, onConflict, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
-import { fields, jsonColumns, rowJsonb } from "../core/json-text.js";
+import { carriedColumns, fields, jsonColumns, rowJsonb } from "../core/json-text.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
  * by the same functions and run under the same session settings, set with SET LOCAL on both sides
  * (CANONICAL_SETTINGS, core/settings.ts): every value's text - timestamptz, dates inside ranges, intervals,
  * floats, bytea, money - is then the same on both sides, and neither the user's local SETs nor the remote's
- * defaults leak in. Rows travel, and are hashed, as `rowJsonb` text (core/json-text.ts): to_jsonb, but a json
- * column as a string of its exact text, so that a difference in a json value's text is a difference too.
+ * defaults leak in. Rows travel as `rowJsonb` text (core/json-text.ts): to_jsonb, but json, jsonb, float and
+ * array columns as strings of their exact text, so that nothing is lost on the way; they are hashed as `rowText`.
  * What the change log holds pending comes from log/pending.ts.
  * Every alias is prefixed `ominipg_` so that no user column name can capture a whole-row reference.
  */
@@ -25,11 +25,12 @@ function keyEquals(t: TableInfo, a: string, b: string): string {
   return columnsEqual(t.primaryKey, a, b);
 }
 
-/** The rows of parameter $1 (a JSON array of `rowJsonb` texts) as rows of the table, json columns decoded. */
+/** The rows of parameter $1 (a JSON array of `rowJsonb(t, row, true)` texts) as rows of the table, decoded. */
 function recordset(t: TableInfo): string {
   const p = "ominipg_p";
   const from = `json_populate_recordset(NULL::${t.sql}, $1::text::json) AS ${p}`;
-  return jsonColumns(t).length === 0 ? `SELECT * FROM ${from}` : `SELECT ${fields(t, p)} FROM ${from}`;
+  const plain = jsonColumns(t).length === 0 && carriedColumns(t).length === 0;
+  return plain ? `SELECT * FROM ${from}` : `SELECT ${fields(t, p, true)} FROM ${from}`;
 }
 
 /** The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored). */
@@ -48,13 +49,30 @@ function inBuckets(t: TableInfo, alias: string, buckets: number, param: string):
 }
 
 /**
- * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's `rowJsonb` text). A sum does not
+ * A row's text to hash: its synced columns as a record's text (each value as its type's output function prints it
+ * under CANONICAL_SETTINGS: a json value's exact text, -0, an array's bounds), the same on both sides for equal
+ * rows; cheaper than a JSON form of the row. JSON null in a json or jsonb column counts as SQL NULL, as in the
+ * push's row images, which cannot tell them apart (core/json-text.ts).
+ */
+export function rowText(t: TableInfo, alias: string): string {
+  const values = t.columns.map((c) => {
+    const value = `${alias}.${quoteIdent(c.name)}`;
+    // (casts: the other side's column may be of another type, e.g. when verify() compares differing schemas)
+    if (c.type === "json") return `CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
+    if (c.type === "jsonb") return `CASE WHEN jsonb_typeof(${value}::jsonb) = 'null' THEN NULL ELSE ${value}::text END`;
+    return value;
+  });
+  return `ROW(${values.join(", ")})::text`;
+}
+
+/**
+ * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's `rowText`). A sum does not
  * depend on row order, so the two sides need not sort keys the same way (collations differ).
  */
 export function summarySql(t: TableInfo, buckets: number): string {
   return (
     `SELECT ominipg_b AS b, count(*)::int AS n, sum(ominipg_h)::text AS s FROM (SELECT ${bucketOf(t, R, buckets)} AS ominipg_b, ` +
-    `('x' || substr(md5(${rowJsonb(t, R)}::text), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
+    `('x' || substr(md5(${rowText(t, R)}), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
   );
 }
 
@@ -67,7 +85,7 @@ export interface BucketScope {
 /** Remote rows as `rowJsonb` text; with `buckets`, only those whose bucket is set in the bitmap $1. */
 export function fetchSql(t: TableInfo, buckets?: number): string {
   const where = buckets === undefined ? "" : ` WHERE ${inBuckets(t, R, buckets, "$1")}`;
-  return `SELECT ${rowJsonb(t, R)}::text AS j FROM ${rows(t)}${where}`;
+  return `SELECT ${rowJsonb(t, R, true)}::text AS j FROM ${rows(t)}${where}`;
 }
 
 /** Exact row count (the local side of a diff's sizing). */
@@ -117,7 +135,7 @@ export function stageBlocksSql(t: TableInfo): string {
 }
 
 export function stagePageSql(t: TableInfo): string {
-  return `SELECT ${rowJsonb(t, "ominipg_s")}::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
+  return `SELECT ${rowJsonb(t, "ominipg_s", true)}::text AS j FROM ${stageName(t)} AS ominipg_s WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid`;
 }
 
 /**

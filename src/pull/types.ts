@@ -26,7 +26,7 @@ export interface PullConflict {
 export interface PullRejection {
   table: string;
   key: string;
-  /** The remote row the local table refused (`rowJsonb` text: json columns as strings of their text). */
+  /** The remote row the local table refused (`rowJsonb` text: json, jsonb, float and array columns as strings of their text). */
   remote: string;
   error: Error;
 }

@@ -3,7 +3,7 @@ import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { columnList } from "../core/sql.js";
-import { rowJsonb } from "../core/json-text.js";
+import { rowText } from "./sql.js";
 
 export interface TableDifference {
   table: string;
@@ -25,13 +25,13 @@ export interface VerifyResult {
 }
 
 /**
- * Key and content hash of every row. `to_jsonb` text is canonical once both sides render values with the
- * same settings (CANONICAL_SETTINGS: time zone, date and float formats, bytea), so equal rows hash equal;
- * json columns are hashed as their exact text (`rowJsonb`, core/json-text.ts), as every path keeps it.
+ * Key and content hash of every row: its `rowText` (sql.ts), canonical once both sides render values with the
+ * same settings (CANONICAL_SETTINGS: time zone, date and float formats, bytea), so equal rows hash equal; json
+ * columns are hashed as their exact text, as every path keeps it.
  */
 function hashesSql(t: TableInfo): string {
   const key = `jsonb_build_array(${columnList(t.primaryKey, "ominipg_r")})::text`;
-  return `SELECT ${key} AS k, md5(${rowJsonb(t, "ominipg_r")}::text) AS h FROM ${t.sql} AS ominipg_r`;
+  return `SELECT ${key} AS k, md5(${rowText(t, "ominipg_r")}) AS h FROM ${t.sql} AS ominipg_r`;
 }
 
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */
