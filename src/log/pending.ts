@@ -34,6 +34,15 @@ export function keysQueuedAfter(t: TableInfo, afterParam: string): string {
   return `SELECT ${columnList(t.primaryKey, "ominipg_p")} FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8`;
 }
 
+/**
+ * The keys (old and new) of the table's changes queued after id `afterParam`, once each, with the last id that
+ * touched it as `ominipg_last`.
+ */
+export function lastTouchesAfter(t: TableInfo, afterParam: string): string {
+  const key = columnList(t.primaryKey, "ominipg_p");
+  return `SELECT ${key}, max(${Q}.id) AS ominipg_last FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8 GROUP BY ${key}`;
+}
+
 /** Whether a TRUNCATE of the table was queued after id `afterParam`: a pending TRUNCATE holds the whole table. */
 export function truncateQueuedAfter(t: TableInfo, afterParam: string): string {
   const after = `${Q}.id > ${afterParam}::text::int8`;

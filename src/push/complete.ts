@@ -1,8 +1,8 @@
 import type { Driver } from "../core/driver.js";
 import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
-import { columnsEqual } from "../core/sql.js";
-import { keysQueuedAfter } from "../log/pending.js";
+import { columnList, columnsEqual, quoteIdent } from "../core/sql.js";
+import { lastTouchesAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage, type RowOp } from "./coalesce.js";
 
@@ -46,11 +46,16 @@ export async function fillersOf(
       const key = encodeImage(t, keyImage(t, op.kind === "delete" ? op.key : op.image));
       return `{"k":${key},"after":${op.lastId}}`;
     });
-    const key = `(json_populate_record(NULL::${t.sql}, e.v -> 'k'))`;
+    // Set-based: the ops' keys typed once, the later changes' keys grouped once, both joined by key.
+    const pk = t.primaryKey;
     const { rows } = await d.query<{ i: string; row: string | null; later: boolean }>(
-      `SELECT e.i::text AS i, (SELECT to_json(ominipg_t.*)::text FROM ${t.sql} AS ominipg_t WHERE ${columnsEqual(t.primaryKey, "ominipg_t", key)}) AS row, ` +
-        `EXISTS (SELECT 1 FROM (${keysQueuedAfter(t, "(e.v ->> 'after')")}) AS ominipg_k WHERE ${columnsEqual(t.primaryKey, "ominipg_k", key)}) AS later ` +
-        `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i)`,
+      `WITH ominipg_e AS MATERIALIZED (SELECT e.i AS ominipg_i, (e.v ->> 'after')::int8 AS ominipg_after, ${columnList(pk, "ominipg_k")} ` +
+        `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, e.v -> 'k') AS ominipg_k), ` +
+        `ominipg_l AS (${lastTouchesAfter(t, "(SELECT min(ominipg_after) FROM ominipg_e)")}) ` +
+        `SELECT ominipg_e.ominipg_i::text AS i, CASE WHEN ominipg_t.${quoteIdent(pk[0]!)} IS NULL THEN NULL ELSE to_json(ominipg_t.*)::text END AS row, ` +
+        `coalesce(ominipg_l.ominipg_last > ominipg_e.ominipg_after, false) AS later FROM ominipg_e ` +
+        `LEFT JOIN ${t.sql} AS ominipg_t ON ${columnsEqual(pk, "ominipg_t", "ominipg_e")} ` +
+        `LEFT JOIN ominipg_l ON ${columnsEqual(pk, "ominipg_l", "ominipg_e")}`,
       [`[${items.join(",")}]`],
       { prepare: false },
     );
