@@ -79,11 +79,7 @@ export function rowJsonb(t: TableInfo, row: string, carry = false): string {
   const carried = carry ? carriedColumns(t) : [];
   if (json.length === 0 && carried.length === 0) return `to_jsonb(${row})`;
   const pairs = [
-    ...json.map((c) => {
-      const value = `(${row}).${quoteIdent(c)}`;
-      // (::json: the other side's column may be of another type, e.g. when verify() compares differing schemas)
-      return `${quoteLiteral(c)}, CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
-    }),
+    ...json.map((c) => `${quoteLiteral(c)}, ${jsonText(`(${row}).${quoteIdent(c)}`, "json")}`),
     ...carried.map((c) => `${quoteLiteral(c)}, (${row}).${quoteIdent(c)}::text`),
   ];
   const objects: string[] = [];
@@ -98,6 +94,14 @@ export function rowJsonb(t: TableInfo, row: string, carry = false): string {
       ? `'{}'::jsonb`
       : `(SELECT to_jsonb(ominipg_o) FROM (SELECT ${others.join(", ")}) AS ominipg_o)`;
   return `(${rest} || ${objects.join(" || ")})`;
+}
+
+/**
+ * SQL: the text of a json or jsonb value, NULL for JSON null (it counts as SQL NULL, as in a row image). Cast to
+ * `type` first: the other side's column may be of another type, e.g. when verify() compares differing schemas.
+ */
+export function jsonText(value: string, type: "json" | "jsonb"): string {
+  return `CASE WHEN ${type}_typeof(${value}::${type}) = 'null' THEN NULL ELSE ${value}::text END`;
 }
 
 /** SQL: a column of a row populated from JSON with json columns encoded (`json_populate_record`), decoded. */
@@ -116,12 +120,11 @@ export function assignments(t: TableInfo, columns: readonly string[], row: strin
  * `carried`, of a row made by `rowJsonb(t, row, true)` (its jsonb columns decoded too).
  */
 export function fields(t: TableInfo, row: string, carried = false): string {
-  const jsonb = carried
-    ? carriedColumns(t).filter((c) => t.columns.some((k) => k.name === c && k.type === "jsonb"))
-    : [];
   return t.columns
     .map((c) => {
-      const value = jsonb.includes(c.name) ? `((${row}).${quoteIdent(c.name)} #>> '{}')::jsonb` : field(t, row, c.name);
+      // A carried jsonb value is a JSON string of its text, like a json one (carriedColumns holds every jsonb column).
+      const jsonb = carried && c.type === "jsonb";
+      const value = jsonb ? `((${row}).${quoteIdent(c.name)} #>> '{}')::jsonb` : field(t, row, c.name);
       return `${value} AS ${quoteIdent(c.name)}`;
     })
     .join(", ");

@@ -72,7 +72,8 @@ export async function firstQueuedId(d: Driver, tables: readonly string[]): Promi
     [tables],
     { prepare: false },
   );
-  return rows[0]?.id === null || rows[0]?.id === undefined ? undefined : Number(rows[0].id);
+  const id = rows[0]?.id;
+  return id === null || id === undefined ? undefined : Number(id);
 }
 
 /**

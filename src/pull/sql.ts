@@ -1,7 +1,7 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
 import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
 import { columnList as cols, columnsEqual, onConflict, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
-import { carriedColumns, fields, jsonColumns, rowJsonb } from "../core/json-text.js";
+import { carriedColumns, fields, jsonColumns, jsonText, rowJsonb } from "../core/json-text.js";
 
 /**
  * The SQL the puller runs. Remote and local statements that must agree (row texts, hashes, buckets) are built
@@ -57,10 +57,7 @@ function inBuckets(t: TableInfo, alias: string, buckets: number, param: string):
 export function rowText(t: TableInfo, alias: string): string {
   const values = t.columns.map((c) => {
     const value = `${alias}.${quoteIdent(c.name)}`;
-    // (casts: the other side's column may be of another type, e.g. when verify() compares differing schemas)
-    if (c.type === "json") return `CASE WHEN json_typeof(${value}::json) = 'null' THEN NULL ELSE ${value}::text END`;
-    if (c.type === "jsonb") return `CASE WHEN jsonb_typeof(${value}::jsonb) = 'null' THEN NULL ELSE ${value}::text END`;
-    return value;
+    return c.type === "json" || c.type === "jsonb" ? jsonText(value, c.type) : value;
   });
   return `ROW(${values.join(", ")})::text`;
 }

@@ -94,21 +94,20 @@ export class ConflictSettler {
       ),
     );
     const images = await this.#canonical(
-      found.flatMap(({ op, remote }, i) => {
+      found.flatMap(({ op }, i) => {
         const row = rows[i];
         const base = op.base && (row ? wholeImage(row, op.base) : op.base);
         const local = op.kind === "delete" || row === null ? null : row ? wholeImage(row, op.image) : op.image;
         return [
           { table: op.table, text: base && encodeImage(op.table, base) },
           { table: op.table, text: local && encodeImage(op.table, local) },
-          { table: op.table, text: remote },
         ];
       }),
     );
     const settled: Settled[] = [];
     for (let i = 0; i < found.length; i++) {
       const { op } = found[i]!;
-      const [base, local, remote] = [images[3 * i] ?? null, images[3 * i + 1] ?? null, images[3 * i + 2] ?? null];
+      const [base, local, remote] = [images[2 * i] ?? null, images[2 * i + 1] ?? null, theirs[i] ?? null];
       settled.push({
         table: op.table,
         op,
