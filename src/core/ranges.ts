@@ -1,10 +1,24 @@
 /** Sorted ids as inclusive runs of consecutive ids: [lo1, hi1, lo2, hi2, ...]. */
 export function toRanges(ids: readonly number[]): number[] {
-  const sorted = [...ids].sort((a, b) => a - b);
-  const out: number[] = [];
+  return runs(
+    [...ids].sort((a, b) => a - b),
+    (id) => id + 1,
+  );
+}
+
+/** The same for int8 values (exact past 2^53). */
+export function toRuns(ids: readonly bigint[]): bigint[] {
+  return runs(
+    [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    (id) => id + 1n,
+  );
+}
+
+function runs<T>(sorted: readonly T[], next: (id: T) => T): T[] {
+  const out: T[] = [];
   for (const id of sorted) {
     const last = out.length - 1;
-    if (last > 0 && out[last] === id - 1) out[last] = id;
+    if (last > 0 && next(out[last]!) === id) out[last] = id;
     else if (last > 0 && out[last] === id) continue;
     else out.push(id, id);
   }

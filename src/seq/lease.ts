@@ -1,7 +1,7 @@
 import type { TableInfo } from "../core/table.js";
 import { LEASE_TABLE } from "../log/tables.js";
 import { type LocalAccess } from "../local/access.js";
-import { toRanges } from "../core/ranges.js";
+import { toRuns } from "../core/ranges.js";
 import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { quoteLiteral } from "../core/sql.js";
@@ -66,16 +66,16 @@ export class SequenceLeases {
     const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter((s) => this.strict || s.ascending);
     for (const s of owned) {
       const unused = await this.local.run((d) => unusedIds(d, s));
-      if (unused >= this.blockSize * 2) continue;
-      let values: number[];
+      if (unused >= BigInt(this.blockSize * 2)) continue;
+      let values: bigint[];
       try {
         const rows = await this.remote.session((sql) =>
           sql.unsafe<{ v: string | null }[]>(
             `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
-            [s.table.sql, s.column, this.blockSize * 2 - unused],
+            [s.table.sql, s.column, this.blockSize * 2 - Number(unused)],
           ),
         );
-        values = rows.flatMap((r) => (r.v === null ? [] : [Number(r.v)]));
+        values = rows.flatMap((r) => (r.v === null ? [] : [BigInt(r.v)]));
         if (values.length === 0) throw new Error(`the remote column ${s.column} of ${s.table.sql} has no sequence`);
       } catch (err) {
         if (this.strict) throw err;
@@ -89,13 +89,13 @@ export class SequenceLeases {
         });
         continue;
       }
-      const ranges = toRanges(values);
+      const ranges = toRuns(values);
       await this.local.run(async (d) => {
         for (let i = 0; i < ranges.length; i += 2) {
           await d.query(`INSERT INTO ${LEASE_TABLE} (seq, lo, hi) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
             s.seq,
-            ranges[i],
-            ranges[i + 1],
+            String(ranges[i]),
+            String(ranges[i + 1]),
           ]);
         }
       });
@@ -152,59 +152,73 @@ export async function applyLeases(d: Driver, tables: TableInfo[], strict = true)
   return overruns;
 }
 
-/** Point the sequence at its block; whether (not strict) it had gone past its blocks. */
-async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promise<boolean> {
-  const last = s.last ?? Number.MIN_SAFE_INTEGER;
-  const { rows: held } = await d.query<{ lo: number; hi: number }>(
-    `SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 ORDER BY lo`,
+/** A leased block: ids lo..hi (int8), inclusive. */
+interface Block {
+  lo: bigint;
+  hi: bigint;
+}
+
+/** This client's blocks of a sequence, in order. */
+async function heldBlocks(d: Driver, s: OwnedSequence): Promise<Block[]> {
+  const { rows } = await d.query<{ l: string; h: string }>(
+    `SELECT lo::text AS l, hi::text AS h FROM ${LEASE_TABLE} WHERE seq = $1 ORDER BY lo`,
     [s.seq],
   );
+  return rows.map((r) => ({ lo: BigInt(r.l), hi: BigInt(r.h) }));
+}
+
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+
+/** Point the sequence at its block; whether (not strict) it had gone past its blocks. */
+async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promise<boolean> {
+  const held = await heldBlocks(d, s);
+  const last = s.last;
   const overrun =
-    !strict && held.some((r) => Number(r.hi) < last) && !held.some((r) => Number(r.lo) <= last && last <= Number(r.hi));
-  await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2`, [s.seq, last]);
-  const rows = held.filter((r) => Number(r.hi) > last);
-  const current = rows.find((r) => Number(r.lo) <= last && last < Number(r.hi));
+    !strict && last !== null && held.some((r) => r.hi < last) && !held.some((r) => r.lo <= last && last <= r.hi);
+  const rows = last === null ? held : held.filter((r) => r.hi > last);
+  if (last !== null)
+    await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2::text::int8`, [s.seq, String(last)]);
+  const current = last === null ? undefined : rows.find((r) => r.lo <= last && last < r.hi);
   if (current) {
-    if (strict) await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${Number(current.hi)}`);
-    else await uncap(d, s, Number(current.hi));
+    if (strict) await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${current.hi}`);
+    else await uncap(d, s, current.hi);
     return overrun;
   }
-  const next = rows.find((r) => Number(r.lo) > last);
+  const next = last === null ? rows[0] : rows.find((r) => r.lo > last);
   if (next) {
-    const lo = Number(next.lo);
     await d.exec(
-      `ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(lo, 1) - 1} ${strict ? `MAXVALUE ${Number(next.hi)}` : "NO MAXVALUE"} RESTART WITH ${lo}`,
+      `ALTER SEQUENCE ${s.seq} MINVALUE ${min(next.lo, 1n) - 1n} ${strict ? `MAXVALUE ${next.hi}` : "NO MAXVALUE"} RESTART WITH ${next.lo}`,
     );
     return overrun;
   }
+  const cap = max(last ?? 1n, 1n);
   if (!strict) {
-    await uncap(d, s, Math.max(s.last ?? 1, 1));
+    await uncap(d, s, cap);
     return overrun;
   }
   // Nothing leased: cap the sequence where it is; nextval() fails until a sync leases a block.
-  const cap = Math.max(s.last ?? 1, 1);
-  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${Math.min(cap, 1) - 1} MAXVALUE ${cap}`);
+  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(cap, 1n) - 1n} MAXVALUE ${cap}`);
   await d.query(`SELECT setval(${quoteLiteral(s.seq)}::regclass, ${cap}, true)`);
   return false;
 }
 
 /** Lift a cap a strict lease left at `at` (a database that used `sequences: "lease"` before). */
-async function uncap(d: Driver, s: OwnedSequence, at: number): Promise<void> {
+async function uncap(d: Driver, s: OwnedSequence, at: bigint): Promise<void> {
   const { rows } = await d.query<{ capped: boolean }>(
-    `SELECT seqmax <= $2::int8 AS capped FROM pg_sequence WHERE seqrelid = $1::regclass`,
-    [s.seq, at],
+    `SELECT seqmax <= $2::text::int8 AS capped FROM pg_sequence WHERE seqrelid = $1::regclass`,
+    [s.seq, String(at)],
     { prepare: false },
   );
   if (rows[0]?.capped) await d.exec(`ALTER SEQUENCE ${s.seq} NO MAXVALUE`);
 }
 
-async function unusedIds(d: Driver, s: OwnedSequence): Promise<number> {
-  const last = s.last ?? Number.MIN_SAFE_INTEGER;
-  const { rows } = await d.query<{ lo: number; hi: number }>(
-    `SELECT lo, hi FROM ${LEASE_TABLE} WHERE seq = $1 AND hi > $2`,
-    [s.seq, last],
-  );
-  return rows.reduce((n, r) => n + Number(r.hi) - Math.max(Number(r.lo), last + 1) + 1, 0);
+/** How many ids the held blocks have left after the sequence's last value. */
+async function unusedIds(d: Driver, s: OwnedSequence): Promise<bigint> {
+  const last = s.last;
+  return (await heldBlocks(d, s))
+    .filter((r) => last === null || r.hi > last)
+    .reduce((n, r) => n + r.hi - (last === null ? r.lo : max(r.lo, last + 1n)) + 1n, 0n);
 }
 
 /** Drop every leased block (the blocks of a copied database belong to the original). */

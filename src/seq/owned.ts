@@ -7,8 +7,8 @@ export interface OwnedSequence {
   seq: string;
   table: TableInfo;
   column: string;
-  /** The last value handed out locally, or null if none yet. */
-  last: number | null;
+  /** The last value handed out locally, or null if none yet (int8: exact past 2^53). */
+  last: bigint | null;
   /** It counts up (a positive increment). */
   ascending: boolean;
 }
@@ -19,9 +19,9 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
   if (byOid.size === 0) return [];
   // From the tables' own dependencies (an index scan of pg_depend), not a join over all of it: ~0.3 ms instead
   // of ~8 ms on a new database, once per pull.
-  const { rows } = await d.query<{ oid: number; seq: string; col: string; last: number | null; ascending: boolean }>(
+  const { rows } = await d.query<{ oid: number; seq: string; col: string; last: string | null; ascending: boolean }>(
     `SELECT dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
-            pg_sequence_last_value(s.oid)::int8 AS last, ps.seqincrement > 0 AS ascending
+            pg_sequence_last_value(s.oid)::text AS last, ps.seqincrement > 0 AS ascending
        FROM pg_depend dep
        JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
        JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -36,7 +36,7 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     const table = byOid.get(Number(r.oid));
     if (!table) return [];
     return [
-      { seq: r.seq, table, column: r.col, last: r.last === null ? null : Number(r.last), ascending: r.ascending },
+      { seq: r.seq, table, column: r.col, last: r.last === null ? null : BigInt(r.last), ascending: r.ascending },
     ];
   });
 }

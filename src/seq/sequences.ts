@@ -7,14 +7,16 @@ export interface SequenceValue {
   /** The owning table, quoted and schema-qualified. */
   table: string;
   column: string;
-  /** The last value handed out locally. */
-  last: number;
+  /** The last value handed out locally, as text (int8: exact past 2^53). */
+  last: string;
 }
 
 /** Last local values of the sequences owned by synced tables' columns (SERIAL and identity), where used. */
 export async function localSequenceValues(driver: Driver, tables: TableInfo[]): Promise<SequenceValue[]> {
   const owned = await ownedSequences(driver, tables);
-  return owned.flatMap((s) => (s.last === null ? [] : [{ table: s.table.sql, column: s.column, last: s.last }]));
+  return owned.flatMap((s) =>
+    s.last === null ? [] : [{ table: s.table.sql, column: s.column, last: String(s.last) }],
+  );
 }
 
 /**
