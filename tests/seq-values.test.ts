@@ -69,3 +69,17 @@ it('"advance": the remote sequence moves to the exact local value past 2^53', as
   await a.db.sync();
   expect(await remote.sql`SELECT last_value::text AS v FROM t_id_seq`).toEqual([{ v: "9007199254740995" }]);
 });
+
+it('"lease": a sequence starting above 1 and never used connects, and mints from its leased block', async () => {
+  const schema = [
+    `CREATE TABLE IF NOT EXISTS t (id int GENERATED ALWAYS AS IDENTITY (START WITH 1000) PRIMARY KEY, v text)`,
+  ];
+  const remote = await remoteWith(schema);
+  const a = await client(remote, schema, { sequences: "lease", leaseSize: 3 });
+  await expect(insert(a.db, 1)).rejects.toMatchObject({ code: "SEQUENCE_LEASE_EXHAUSTED" });
+  await a.db.sync();
+  const [block] = (await a.db.query<{ lo: number }>(`SELECT lo FROM _ominipg_leases`)).rows;
+  expect(block!.lo).toBeGreaterThanOrEqual(1000);
+  expect(await insert(a.db, 2)).toEqual([String(block!.lo), String(block!.lo + 1)]);
+  expect(await a.db.sync()).toMatchObject({ pushed: 2, rejected: 0 });
+});

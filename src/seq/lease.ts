@@ -192,12 +192,13 @@ async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promi
     );
     return overrun;
   }
-  const cap = max(last ?? 1n, 1n);
+  // Where it is: its last value, or before the first, its START (a cap below START is refused).
+  const cap = last ?? s.start;
   if (!strict) {
     await uncap(d, s, cap);
     return overrun;
   }
-  // Nothing leased: cap the sequence where it is; nextval() fails until a sync leases a block.
+  // Nothing leased: cap the sequence there; nextval() fails until a sync leases a block.
   await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(cap, 1n) - 1n} MAXVALUE ${cap}`);
   await d.query(`SELECT setval(${quoteLiteral(s.seq)}::regclass, ${cap}, true)`);
   return false;
