@@ -86,6 +86,27 @@ describe('the default, sequences: "auto"', () => {
     ]);
   });
 
+  it("a later block not adjacent to the current one (another client leased in between): no id past the blocks", async () => {
+    const a = await client(remote.url, { leaseSize: 3 });
+    const b = await client(remote.url, { leaseSize: 3 });
+    await a.db.sync(); // a holds 1-6
+    await b.db.sync(); // b holds 7-12
+    const insert = async (c: typeof a, n: number) => {
+      for (let i = 0; i < n; i++)
+        await c.db.query(`INSERT INTO items (client, n) VALUES ($1, $2)`, [c === a ? "a" : "b", i]);
+    };
+    await insert(a, 4);
+    await a.db.sync(); // 2 ids of 1-6 left: a leases 13-16, so its sequence moves there (5 and 6 are abandoned)
+    await insert(a, 4);
+    await insert(b, 4);
+    const [aIds, bIds] = [await ids(a.db), await ids(b.db)];
+    expect(aIds.filter((id) => bIds.includes(id))).toEqual([]);
+    for (const c of [a, b]) expect(await c.db.sync()).toMatchObject({ pushed: 4, rejected: 0 });
+    expect(await remote.sql`SELECT count(*)::int AS n FROM items`).toEqual([{ n: 12 }]);
+    expect(a.warnings).toEqual([]);
+    expect(b.warnings).toEqual([]);
+  });
+
   it("more ids than the leased blocks held between two syncs: they still work, and a warning says so", async () => {
     const a = await client(remote.url, { leaseSize: 2 });
     await a.db.sync();

@@ -56,7 +56,9 @@ export class SequenceLeases {
   }
 
   /**
-   * At a successful contact: hold at least two blocks' worth of unused ids per sequence, then apply them.
+   * At a successful contact: top each sequence up to two blocks' worth of unused ids, then apply them. "lease"
+   * tops up below two blocks; "auto" below one, since a lease not adjacent to the ids left abandons them
+   * (followRun): at most a block's worth, once per block used, not at every sync.
    * Returns the warnings not given before. With "lease" a failure to lease is thrown; with "auto" it is a
    * warning, and ids are minted locally until a lease succeeds.
    */
@@ -66,7 +68,7 @@ export class SequenceLeases {
     const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter((s) => this.strict || s.ascending);
     for (const s of owned) {
       const unused = await this.local.run((d) => unusedIds(d, s));
-      if (unused >= BigInt(this.blockSize * 2)) continue;
+      if (unused >= BigInt(this.strict ? this.blockSize * 2 : this.blockSize)) continue;
       let values: bigint[];
       try {
         const rows = await this.remote.session((sql) =>
@@ -170,38 +172,54 @@ async function heldBlocks(d: Driver, s: OwnedSequence): Promise<Block[]> {
 const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
-/** Point the sequence at its block; whether (not strict) it had gone past its blocks. */
+/** Point the sequence at its blocks; whether (not strict) it had gone past them. */
 async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promise<boolean> {
   const held = await heldBlocks(d, s);
   const last = s.last;
-  const overrun =
-    !strict && last !== null && held.some((r) => r.hi < last) && !held.some((r) => r.lo <= last && last <= r.hi);
-  const rows = last === null ? held : held.filter((r) => r.hi > last);
   if (last !== null)
     await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND hi <= $2::text::int8`, [s.seq, String(last)]);
+  const rows = last === null ? held : held.filter((r) => r.hi > last);
+  if (!strict) {
+    await followRun(d, s, rows);
+    return last !== null && held.some((r) => r.hi < last) && !held.some((r) => r.lo <= last && last <= r.hi);
+  }
   const current = last === null ? undefined : rows.find((r) => r.lo <= last && last < r.hi);
   if (current) {
-    if (strict) await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${current.hi}`);
-    else await uncap(d, s, current.hi);
-    return overrun;
+    await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${current.hi}`);
+    return false;
   }
   const next = last === null ? rows[0] : rows.find((r) => r.lo > last);
   if (next) {
-    await d.exec(
-      `ALTER SEQUENCE ${s.seq} MINVALUE ${min(next.lo, 1n) - 1n} ${strict ? `MAXVALUE ${next.hi}` : "NO MAXVALUE"} RESTART WITH ${next.lo}`,
-    );
-    return overrun;
+    await restart(d, s, next.lo, `MAXVALUE ${next.hi}`);
+    return false;
   }
-  // Where it is: its last value, or before the first, its START (a cap below START is refused).
+  // Nothing leased: cap the sequence where it is (before its first value, at its START: a cap below START is
+  // refused); nextval() fails until a sync leases a block.
   const cap = last ?? s.start;
-  if (!strict) {
-    await uncap(d, s, cap);
-    return overrun;
-  }
-  // Nothing leased: cap the sequence there; nextval() fails until a sync leases a block.
   await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(cap, 1n) - 1n} MAXVALUE ${cap}`);
   await d.query(`SELECT setval(${quoteLiteral(s.seq)}::regclass, ${cap}, true)`);
   return false;
+}
+
+/**
+ * "auto" (never capped): from its next value on, the sequence must run through leased ids only, up to the end of
+ * what it holds, so it must sit in the final run of adjacent blocks. A later lease that is not adjacent (others took
+ * ids in between) would otherwise let it run on from its block into their ids. If it is not in that run, it restarts
+ * at the run's start and the blocks before are dropped: their unused ids are abandoned. Uncontended leases are
+ * adjacent, so then nothing is.
+ */
+async function followRun(d: Driver, s: OwnedSequence, rows: Block[]): Promise<void> {
+  let first = rows.length - 1;
+  while (first > 0 && rows[first - 1]!.hi + 1n === rows[first]!.lo) first--;
+  const run = rows[first];
+  if (!run) return uncap(d, s, s.last ?? s.start);
+  if (s.last !== null && run.lo <= s.last + 1n) return uncap(d, s, rows[rows.length - 1]!.hi);
+  await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND lo < $2::text::int8`, [s.seq, String(run.lo)]);
+  await restart(d, s, run.lo, "NO MAXVALUE");
+}
+
+async function restart(d: Driver, s: OwnedSequence, at: bigint, cap: string): Promise<void> {
+  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(at, 1n) - 1n} ${cap} RESTART WITH ${at}`);
 }
 
 /** Lift a cap a strict lease left at `at` (a database that used `sequences: "lease"` before). */
