@@ -83,3 +83,24 @@ it('"lease": a sequence starting above 1 and never used connects, and mints from
   expect(await insert(a.db, 2)).toEqual([String(block!.lo), String(block!.lo + 1)]);
   expect(await a.db.sync()).toMatchObject({ pushed: 2, rejected: 0 });
 });
+
+it("a remote sequence near its MAXVALUE: the lease takes the ids left, and one with none left burns nothing", async () => {
+  const schema = [`CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY, v text)`];
+  const remote = await remoteWith(schema);
+  await remote.sql`SELECT setval('t_id_seq', 2147483647 - 4)`;
+  const a = await client(remote, schema, { leaseSize: 3 });
+  await a.db.sync(); // wants 6 ids, 4 are left: it takes those
+  expect(a.warnings).toEqual([]);
+  expect(await insert(a.db, 4)).toEqual(["2147483644", "2147483645", "2147483646", "2147483647"]);
+  expect(await a.db.sync()).toMatchObject({ pushed: 4, rejected: 0 });
+  expect(a.warnings).toMatchObject([
+    { code: "SEQUENCE_LEASE_FAILED", message: expect.stringContaining("no ids left") },
+  ]);
+  // The remote connection is fine after the failed lease: the next sync pushes and leases as before.
+  await remote.sql`DELETE FROM t`;
+  await remote.sql`SELECT setval('t_id_seq', 100)`;
+  await a.db.query(`ALTER SEQUENCE t_id_seq RESTART WITH 50`);
+  expect(await insert(a.db, 1)).toEqual(["50"]);
+  expect(await a.db.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+  expect(await insert(a.db, 1)).toEqual(["101"]);
+});

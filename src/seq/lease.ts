@@ -8,6 +8,7 @@ import { quoteLiteral } from "../core/sql.js";
 import type { ConnectOptions } from "../core/options.js";
 import type { OminipgWarning } from "../core/warnings.js";
 import { ownedSequences, type OwnedSequence } from "./owned.js";
+import { takeIds } from "./sequences.js";
 
 /** Id blocks this client holds, per local sequence. Ranges are inclusive and taken from the remote sequence. */
 export const LEASE_DDL = `CREATE TABLE IF NOT EXISTS ${LEASE_TABLE} (
@@ -71,14 +72,7 @@ export class SequenceLeases {
       if (unused >= BigInt(this.strict ? this.blockSize * 2 : this.blockSize)) continue;
       let values: bigint[];
       try {
-        const rows = await this.remote.session((sql) =>
-          sql.unsafe<{ v: string | null }[]>(
-            `SELECT nextval(pg_get_serial_sequence($1, $2))::text AS v FROM generate_series(1, $3)`,
-            [s.table.sql, s.column, this.blockSize * 2 - Number(unused)],
-          ),
-        );
-        values = rows.flatMap((r) => (r.v === null ? [] : [BigInt(r.v)]));
-        if (values.length === 0) throw new Error(`the remote column ${s.column} of ${s.table.sql} has no sequence`);
+        values = await this.remote.session((sql) => takeIds(sql, s, this.blockSize * 2 - Number(unused)));
       } catch (err) {
         if (this.strict) throw err;
         warnings.push({

@@ -1,7 +1,7 @@
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { Sql } from "../remote/connection.js";
-import { ownedSequences } from "./owned.js";
+import { ownedSequences, type OwnedSequence } from "./owned.js";
 
 export interface SequenceValue {
   /** The owning table, quoted and schema-qualified. */
@@ -33,4 +33,28 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
     [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
   return rows.length;
+}
+
+/**
+ * Take up to `n` ids of the remote sequence of `s`'s column (nextval(), which no other session is handed again):
+ * no more than it has left before its MAXVALUE, so a lease near the end does not fail part-way, having burnt
+ * every id left. In one row: postgres.js 3.4 does not reset its row count after an error that follows some
+ * DataRows, so the next query on the connection would get that many null rows in front of its own.
+ */
+export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bigint[]> {
+  const [row] = await sql.unsafe<{ found: boolean; ids: string | null }[]>(
+    `SELECT p.seqrelid IS NOT NULL AS found,
+            (SELECT string_agg(nextval(p.seqrelid::regclass)::text, ',' ORDER BY g)
+               FROM generate_series(1, least($3::int8, floor((p.seqmax::numeric - coalesce(
+                      CASE WHEN has_sequence_privilege(p.seqrelid, 'SELECT, USAGE')
+                           THEN pg_sequence_last_value(p.seqrelid::regclass) END,
+                      p.seqstart::numeric - p.seqincrement)) / p.seqincrement)::int8)) AS g) AS ids
+       FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS seq) AS x
+       LEFT JOIN pg_sequence p ON p.seqrelid = x.seq`,
+    [s.table.sql, s.column, n],
+  );
+  const where = `the remote column ${s.column} of ${s.table.sql}`;
+  if (!row?.found) throw new Error(`${where} has no sequence`);
+  if (row.ids === null) throw new Error(`${where} has no ids left: its sequence reached its MAXVALUE`);
+  return row.ids.split(",").map(BigInt);
 }
