@@ -6,11 +6,11 @@ export function toRanges(ids: readonly number[]): number[] {
   );
 }
 
-/** The same for int8 values (exact past 2^53). */
-export function toRuns(ids: readonly bigint[]): bigint[] {
+/** The same for int8 values (exact past 2^53) `step` apart, as a sequence with that (positive) INCREMENT hands out. */
+export function toRuns(ids: readonly bigint[], step: bigint): bigint[] {
   return runs(
     [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
-    (id) => id + 1n,
+    (id) => id + step,
   );
 }
 

@@ -66,7 +66,9 @@ export class SequenceLeases {
   async topUp(tables: TableInfo[]): Promise<OminipgWarning[]> {
     if (!this.leasing) return this.#once(advanceWarnings(tables));
     const warnings: OminipgWarning[] = [];
-    const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter((s) => this.strict || s.ascending);
+    const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter(
+      (s) => this.strict || s.increment > 0n,
+    );
     for (const s of owned) {
       const unused = await this.local.run((d) => unusedIds(d, s));
       if (unused >= BigInt(this.strict ? this.blockSize * 2 : this.blockSize)) continue;
@@ -85,7 +87,7 @@ export class SequenceLeases {
         });
         continue;
       }
-      const ranges = toRuns(values);
+      const ranges = toRuns(values, s.increment);
       await this.local.run(async (d) => {
         for (let i = 0; i < ranges.length; i += 2) {
           await d.query(`INSERT INTO ${LEASE_TABLE} (seq, lo, hi) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
@@ -142,13 +144,13 @@ function advanceWarnings(tables: TableInfo[]): OminipgWarning[] {
 export async function applyLeases(d: Driver, tables: TableInfo[], strict = true): Promise<OwnedSequence[]> {
   const overruns: OwnedSequence[] = [];
   for (const s of await ownedSequences(d, tables)) {
-    if (!strict && !s.ascending) continue;
+    if (!strict && s.increment < 0n) continue;
     if (await pointAtBlock(d, s, strict)) overruns.push(s);
   }
   return overruns;
 }
 
-/** A leased block: ids lo..hi (int8), inclusive. */
+/** A leased block: ids lo..hi (int8), inclusive, the sequence's INCREMENT apart. */
 interface Block {
   lo: bigint;
   hi: bigint;
@@ -164,7 +166,6 @@ async function heldBlocks(d: Driver, s: OwnedSequence): Promise<Block[]> {
 }
 
 const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
-const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 /** Point the sequence at its blocks; whether (not strict) it had gone past them. */
 async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promise<boolean> {
@@ -175,7 +176,7 @@ async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promi
   const rows = last === null ? held : held.filter((r) => r.hi > last);
   if (!strict) {
     await followRun(d, s, rows);
-    return last !== null && held.some((r) => r.hi < last) && !held.some((r) => r.lo <= last && last <= r.hi);
+    return last !== null && held.some((r) => r.hi < last) && !held.some((r) => holds(r, last, s.increment));
   }
   const current = last === null ? undefined : rows.find((r) => r.lo <= last && last < r.hi);
   if (current) {
@@ -204,12 +205,19 @@ async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promi
  */
 async function followRun(d: Driver, s: OwnedSequence, rows: Block[]): Promise<void> {
   let first = rows.length - 1;
-  while (first > 0 && rows[first - 1]!.hi + 1n === rows[first]!.lo) first--;
+  while (first > 0 && rows[first - 1]!.hi + s.increment === rows[first]!.lo) first--;
   const run = rows[first];
   if (!run) return uncap(d, s, s.last ?? s.start);
-  if (s.last !== null && run.lo <= s.last + 1n) return uncap(d, s, rows[rows.length - 1]!.hi);
+  const end = rows[rows.length - 1]!;
+  if (s.last !== null && holds({ lo: run.lo, hi: end.hi }, s.last + s.increment, s.increment))
+    return uncap(d, s, end.hi);
   await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND lo < $2::text::int8`, [s.seq, String(run.lo)]);
   await restart(d, s, run.lo, "NO MAXVALUE");
+}
+
+/** Whether `id` is one of the block's ids. */
+function holds(r: Block, id: bigint, increment: bigint): boolean {
+  return r.lo <= id && id <= r.hi && (id - r.lo) % increment === 0n;
 }
 
 async function restart(d: Driver, s: OwnedSequence, at: bigint, cap: string): Promise<void> {
@@ -229,9 +237,11 @@ async function uncap(d: Driver, s: OwnedSequence, at: bigint): Promise<void> {
 /** How many ids the held blocks have left after the sequence's last value. */
 async function unusedIds(d: Driver, s: OwnedSequence): Promise<bigint> {
   const last = s.last;
-  return (await heldBlocks(d, s))
-    .filter((r) => last === null || r.hi > last)
-    .reduce((n, r) => n + r.hi - (last === null ? r.lo : max(r.lo, last + 1n)) + 1n, 0n);
+  const step = s.increment;
+  return (await heldBlocks(d, s)).reduce((n, r) => {
+    const used = last === null || last < r.lo ? 0n : (min(last, r.hi) - r.lo) / step + 1n;
+    return n + (r.hi - r.lo) / step + 1n - used;
+  }, 0n);
 }
 
 /** Drop every leased block (the blocks of a copied database belong to the original). */

@@ -11,8 +11,8 @@ export interface OwnedSequence {
   last: bigint | null;
   /** Its START value (the first it hands out). */
   start: bigint;
-  /** It counts up (a positive increment). */
-  ascending: boolean;
+  /** Its INCREMENT: a leased block's ids are this far apart. */
+  increment: bigint;
 }
 
 /** The local sequences owned by columns of `tables` (through SERIAL or an identity), with their last values. */
@@ -27,11 +27,11 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     col: string;
     last: string | null;
     start: string;
-    ascending: boolean;
+    increment: string;
   }>(
     `SELECT dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
             pg_sequence_last_value(s.oid)::text AS last, ps.seqstart::text AS start,
-            ps.seqincrement > 0 AS ascending
+            ps.seqincrement::text AS increment
        FROM pg_depend dep
        JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
        JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -46,6 +46,6 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     const table = byOid.get(Number(r.oid));
     if (!table) return [];
     const last = r.last === null ? null : BigInt(r.last);
-    return [{ seq: r.seq, table, column: r.col, last, start: BigInt(r.start), ascending: r.ascending }];
+    return [{ seq: r.seq, table, column: r.col, last, start: BigInt(r.start), increment: BigInt(r.increment) }];
   });
 }

@@ -19,7 +19,7 @@ export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<O
     const held = await d.query<{ seq: string }>(`SELECT DISTINCT seq FROM ${LEASE_TABLE}`, [], { prepare: false });
     for (const r of held.rows) leased.add(r.seq);
   }
-  return (await ownedSequences(d, tables)).filter((s) => s.ascending && !leased.has(s.seq));
+  return (await ownedSequences(d, tables)).filter((s) => s.increment > 0n && !leased.has(s.seq));
 }
 
 export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;

@@ -42,19 +42,22 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
  * DataRows, so the next query on the connection would get that many null rows in front of its own.
  */
 export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bigint[]> {
-  const [row] = await sql.unsafe<{ found: boolean; ids: string | null }[]>(
-    `SELECT p.seqrelid IS NOT NULL AS found,
-            (SELECT string_agg(nextval(p.seqrelid::regclass)::text, ',' ORDER BY g)
+  const [row] = await sql.unsafe<{ found: boolean; increment: string | null; ids: string | null }[]>(
+    `SELECT p.seqrelid IS NOT NULL AS found, p.seqincrement::text AS increment,
+            CASE WHEN p.seqincrement = $4::text::int8 THEN (SELECT string_agg(nextval(p.seqrelid::regclass)::text, ',' ORDER BY g)
                FROM generate_series(1, least($3::int8, floor((p.seqmax::numeric - coalesce(
                       CASE WHEN has_sequence_privilege(p.seqrelid, 'SELECT, USAGE')
                            THEN pg_sequence_last_value(p.seqrelid::regclass) END,
-                      p.seqstart::numeric - p.seqincrement)) / p.seqincrement)::int8)) AS g) AS ids
+                      p.seqstart::numeric - p.seqincrement)) / p.seqincrement)::int8)) AS g) END AS ids
        FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS seq) AS x
        LEFT JOIN pg_sequence p ON p.seqrelid = x.seq`,
-    [s.table.sql, s.column, n],
+    [s.table.sql, s.column, n, String(s.increment)],
   );
   const where = `the remote column ${s.column} of ${s.table.sql}`;
   if (!row?.found) throw new Error(`${where} has no sequence`);
+  // Other steps than the local sequence's: it would not mint the leased ids, but ids between them.
+  if (row.increment !== String(s.increment))
+    throw new Error(`the remote sequence of ${where} counts by ${row.increment}, the local one by ${s.increment}`);
   if (row.ids === null) throw new Error(`${where} has no ids left: its sequence reached its MAXVALUE`);
   return row.ids.split(",").map(BigInt);
 }
