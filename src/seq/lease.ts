@@ -65,11 +65,9 @@ export class SequenceLeases {
    */
   async topUp(tables: TableInfo[]): Promise<OminipgWarning[]> {
     if (!this.leasing) return this.#once(advanceWarnings(tables));
-    const warnings: OminipgWarning[] = [];
-    const owned = (await this.local.run((d) => ownedSequences(d, tables))).filter(
-      (s) => this.strict || s.increment > 0n,
-    );
-    for (const s of owned) {
+    const all = await this.local.run((d) => ownedSequences(d, tables));
+    const warnings: OminipgWarning[] = all.filter((s) => s.increment < 0n).map(descendingWarning);
+    for (const s of all.filter((s) => s.increment > 0n)) {
       const unused = await this.local.run((d) => unusedIds(d, s));
       if (unused >= BigInt(this.strict ? this.blockSize * 2 : this.blockSize)) continue;
       let values: bigint[];
@@ -136,6 +134,17 @@ function advanceWarnings(tables: TableInfo[]): OminipgWarning[] {
     }));
 }
 
+/** A sequence counting down is never leased (blocks are ascending runs): its ids can collide. */
+function descendingWarning(s: OwnedSequence): OminipgWarning {
+  return {
+    code: "SEQUENCE_IDS_MAY_COLLIDE",
+    table: `${s.table.schema}.${s.table.name}`,
+    message:
+      `${s.table.sql}.${s.column} comes from a descending sequence, which is never leased: another client or ` +
+      `the server can mint the same ids; such a collision is refused (onReject), never written over`,
+  };
+}
+
 /**
  * Point every leased local sequence at a block it may use. `strict`: a sequence is capped at its block, and
  * one with no usable block at its current value, so the next id fails instead of colliding; otherwise
@@ -144,7 +153,7 @@ function advanceWarnings(tables: TableInfo[]): OminipgWarning[] {
 export async function applyLeases(d: Driver, tables: TableInfo[], strict = true): Promise<OwnedSequence[]> {
   const overruns: OwnedSequence[] = [];
   for (const s of await ownedSequences(d, tables)) {
-    if (!strict && s.increment < 0n) continue;
+    if (s.increment < 0n) continue; // never leased (descendingWarning)
     if (await pointAtBlock(d, s, strict)) overruns.push(s);
   }
   return overruns;

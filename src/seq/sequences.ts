@@ -21,7 +21,8 @@ export async function localSequenceValues(driver: Driver, tables: TableInfo[]): 
 
 /**
  * Move remote sequences up to at least the local values, never backwards, so that the remote's own
- * inserts do not collide with pushed ids. Returns how many were moved.
+ * inserts do not collide with pushed ids. Not descending ones, which this would move backwards. Returns how many
+ * were moved.
  */
 export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]): Promise<number> {
   if (values.length === 0) return 0;
@@ -29,7 +30,8 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
     `SELECT setval(s.seq, s.v) FROM (
        SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
          FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)) AS s
-      WHERE s.seq IS NOT NULL AND s.v > coalesce(pg_sequence_last_value(s.seq), 0)`,
+      WHERE s.seq IS NOT NULL AND s.v > coalesce(pg_sequence_last_value(s.seq), 0)
+        AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)`,
     [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
   return rows.length;
