@@ -17,6 +17,9 @@ const SCHEMA = [
   // Wrappers of a writing function write just the same, whatever their volatility.
   `CREATE OR REPLACE FUNCTION bump_via(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT public.bump(i) $$`,
   `CREATE OR REPLACE FUNCTION bump_via_via(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN bump_via(i); END $$`,
+  `CREATE OR REPLACE FUNCTION bump_quoted(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT "bump" (i) $$`,
+  // DDL: a temp table it makes would hide the synced table's name from capture.
+  `CREATE OR REPLACE FUNCTION scratch() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS items (id int); END $$`,
   // Harmless: volatile, but they only read.
   `CREATE OR REPLACE FUNCTION double_it(i int) RETURNS int LANGUAGE sql AS $$ SELECT i * 2 $$`,
   `CREATE OR REPLACE FUNCTION note_count() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT count(*) FROM local_note); END $$`,
@@ -24,6 +27,7 @@ const SCHEMA = [
   `CREATE OR REPLACE PROCEDURE add_item(i int) LANGUAGE sql AS $$ INSERT INTO items (id) VALUES (i) $$`,
   // A local-only table whose trigger writes a synced table.
   `CREATE OR REPLACE FUNCTION note_to_items() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO items (id) VALUES (NEW.id + 1000); RETURN NEW; END $$`,
+  `CREATE OR REPLACE FUNCTION note_to_view() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO items_view (id, qty) VALUES (NEW.id + 2000, 0); RETURN NEW; END $$`,
   `CREATE OR REPLACE FUNCTION note_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit (what) VALUES ('note ' || NEW.id); RETURN NEW; END $$`,
 ];
 const SEED = `INSERT INTO items VALUES (1, 1, NULL), (2, 2, NULL) ON CONFLICT DO NOTHING; INSERT INTO local_note VALUES (1, 'n') ON CONFLICT DO NOTHING`;
@@ -97,6 +101,8 @@ describe("user functions", () => {
     await expectRefused(`SELECT dyn('DELETE FROM items')`, /dyn/);
     await expectRefused(`SELECT bump_via(1)`, /bump_via calls public\.bump/);
     await expectRefused(`UPDATE items SET qty = bump_via_via(1) WHERE id = 2`, /bump_via_via calls bump_via/);
+    await expectRefused(`SELECT bump_quoted(1)`, /bump_quoted calls (public\.)?bump\b/);
+    await expectRefused(`SELECT scratch()`, /scratch is a volatile function/);
   });
 
   it("a SQL-standard (BEGIN ATOMIC) function body that writes is refused", async () => {
@@ -206,7 +212,12 @@ describe("triggers", () => {
       /local_note, which is not synced but may change synced tables: its AFTER trigger to_items/,
     );
     await expectRefused(`WITH n AS (INSERT INTO local_note VALUES (6, 'x') RETURNING id) SELECT * FROM n`, /to_items/);
-    await db.query(`DROP TRIGGER to_items ON local_note; DROP TRIGGER to_audit ON local_note`);
+    await expectRefused(`COPY local_note FROM '/dev/blob'`, /COPY FROM into local_note .*to_items/);
+    await db.query(`DROP TRIGGER to_items ON local_note`);
+    // Through a view over a synced table.
+    await db.query(`CREATE TRIGGER to_view AFTER INSERT ON local_note FOR EACH ROW EXECUTE FUNCTION note_to_view()`);
+    await expectRefused(`INSERT INTO local_note VALUES (6, 'x')`, /its AFTER trigger to_view/);
+    await db.query(`DROP TRIGGER to_view ON local_note; DROP TRIGGER to_audit ON local_note`);
     await db.query(`INSERT INTO local_note VALUES (6, 'x')`);
   });
 
@@ -262,6 +273,39 @@ describe("triggers", () => {
     await db.query(`SET extra_float_digits = 3; RESET extra_float_digits; SET extra_float_digits TO DEFAULT`);
     await db.query(`SELECT set_config('extra_float_digits', '2', false)`);
     await db.query(`RESET extra_float_digits`);
+  });
+
+  it("session_replication_role other than origin (local foreign-key actions off, the remote's on) is refused", async () => {
+    for (const sql of [
+      `SET session_replication_role = replica`,
+      `SET LOCAL session_replication_role TO 'local'`,
+      `SELECT set_config('session_replication_role', 'replica', false)`,
+    ]) {
+      const err = await db.query(sql).catch((e: unknown) => e);
+      expect(err, sql).toMatchObject({
+        code: "CAPTURE_UNSUPPORTED",
+        message: expect.stringContaining("keep it origin"),
+      });
+    }
+    expect((await db.query(`SHOW session_replication_role`)).rows).toEqual([{ session_replication_role: "origin" }]);
+    await db.query(`SET session_replication_role = origin; SET session_replication_role TO DEFAULT`);
+  });
+
+  it("SELECT ... INTO a temp table that hides a synced one: writes to it are the temp table's, never logged", async () => {
+    const mark = await watermark(db);
+    const before = (await db.query(`SELECT id, qty FROM public.items ORDER BY id`)).rows;
+    await db.query(`SELECT * INTO TEMP TABLE items FROM public.items`);
+    try {
+      await db.query(`UPDATE items SET qty = 99`);
+      await db.query(`INSERT INTO items (id, qty) VALUES (900, 1)`);
+      expect((await db.query(`SELECT count(*)::int AS n FROM items WHERE qty = 99`)).rows).toEqual([{ n: 2 }]);
+      expect((await db.query(`SELECT id, qty FROM public.items ORDER BY id`)).rows).toEqual(before);
+      expect(await logSince(db, mark)).toEqual([]);
+    } finally {
+      await db.query(`DROP TABLE pg_temp.items`);
+    }
+    await db.query(`UPDATE items SET qty = qty WHERE id = 1`);
+    expect((await logSince(db, mark)).map((e) => e.op)).toEqual(["U"]);
   });
 
   it("a rule on a synced table, or a default that calls a writing function, makes its writes refused", async () => {

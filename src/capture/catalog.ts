@@ -244,8 +244,9 @@ export class Catalog {
     // other relation, one that may write a synced table makes writes to that relation refused (writes of
     // local-only tables into local-only tables stay allowed).
     const risky = new Map<number, string>();
+    const reaching = [...tables.values(), ...relRows.filter((r) => r.kind === "v")].map((r) => r.name.toLowerCase());
     const mayReachSynced = (lang: string, src: string) =>
-      mayWrite(lang, src) && mayNameSynced(lang, src, tables, writingFunctions);
+      mayWrite(lang, src) && mayNameSynced(lang, src, reaching, writingFunctions);
     for (const t of trgRows) {
       const oid = Number(t.oid);
       const synced = tables.has(oid);
@@ -255,7 +256,7 @@ export class Catalog {
     }
     for (const r of ruleRows) {
       const oid = Number(r.oid);
-      if (tables.has(oid) || mayNameSynced("sql", r.def, tables, writingFunctions)) {
+      if (tables.has(oid) || mayNameSynced("sql", r.def, reaching, writingFunctions)) {
         if (!risky.has(oid)) risky.set(oid, `its rule ${r.name} rewrites writes into statements capture cannot see`);
       }
     }

@@ -1,5 +1,3 @@
-import type { TableInfo } from "../core/table.js";
-
 /** A user function as the catalog reads it. */
 export interface FunctionRow {
   schema: string;
@@ -29,7 +27,8 @@ export function writingFunctions(functions: readonly FunctionRow[]): Map<string,
         `${f.schema}.${f.name} is a volatile ${f.kind === "p" ? "procedure" : "function"} that may write rows capture cannot see`,
       );
   // Bodies in lower case without comments and literals, made once: the loop reads them again at each round.
-  const codes = functions.map((f) => ({ f, code: codeOf(f.src).toLowerCase() }));
+  // Quotes dropped: `"writer"(x)` calls writer as `writer(x)` does.
+  const codes = functions.map((f) => ({ f, code: codeOf(f.src).toLowerCase().replaceAll('"', "") }));
   for (let grew = out.size > 0; grew;) {
     grew = false;
     for (const { f, code } of codes) {
@@ -44,20 +43,20 @@ export function writingFunctions(functions: readonly FunctionRow[]): Map<string,
 }
 
 /**
- * Whether code that may write could write a synced table: it names one, calls a function that may write, or is
- * opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
+ * Whether code that may write could write a synced table: it names one (or a view, which may write one: `reaching`,
+ * names in lower case), calls a function that may write, or is opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
  * errs on the side of "yes".
  */
 export function mayNameSynced(
   language: string,
   source: string,
-  tables: Map<number, TableInfo>,
+  reaching: readonly string[],
   writing: Map<string, string>,
 ): boolean {
   if (language !== "plpgsql" && language !== "sql") return true;
   const code = source.toLowerCase();
   if (/\bexecute\b/.test(code)) return true;
-  for (const t of tables.values()) if (code.includes(t.name.toLowerCase())) return true;
+  for (const name of reaching) if (code.includes(name)) return true;
   for (const name of writing.keys()) if (code.includes(name.toLowerCase())) return true;
   return false;
 }
@@ -68,7 +67,8 @@ export function mayNameSynced(
  */
 export function mayWrite(language: string, source: string): boolean {
   if (language !== "plpgsql" && language !== "sql") return true;
-  return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call)\b/i.test(codeOf(source));
+  // DDL too: a table it creates (a temp one hides a synced table's name) or alters leaves capture's catalog stale.
+  return /\b(insert|update|delete|merge|truncate|copy|execute|perform|call|create|alter|drop)\b/i.test(codeOf(source));
 }
 
 /** A body without its comments and string literals. */

@@ -111,7 +111,7 @@ export class Planner {
 
     const catalog = await this.capture.catalog();
     rejectOwnTableWrites(stmt, type);
-    if (/extra_float_digits/i.test(text)) rejectFloatRounding(stmt);
+    if (UNSAFE_NAMES.test(text)) rejectUnsafeSettings(stmt);
     rejectUncapturable(stmt, type, catalog);
     rejectWritingFunctions(stmt, catalog);
     if (type === "TruncateStmt") return truncateStep(text, stmt.TruncateStmt, catalog);
@@ -187,6 +187,8 @@ const HARMLESS = new Set([
 function effectOf(stmt: Node, text: string): Effect {
   if (/set_config/i.test(text) && setsNamesByCall(stmt)) return "ddl";
   const type = nodeType(stmt);
+  // SELECT ... INTO makes a table (a temp one may hide a synced table's name from then on).
+  if (type === "SelectStmt" && stmt.SelectStmt.intoClause) return "ddl";
   if (type === "DoStmt" && /search_path|set_config|\brole\b|session_authorization/i.test(text)) return "ddl"; // its code is text
   if (type === "TransactionStmt") {
     const kind = stmt.TransactionStmt.kind as string;
@@ -229,16 +231,35 @@ function textOf(sql: string, raw: RawStmt): string {
 }
 
 /**
- * Captured row images render floats with the session's extra_float_digits: below 1, they are rounded (15
- * digits), and the rounded values would be pushed. SET (and ALTER ... SET, set_config) of a value below 1, or
- * of one that is not a constant, is refused.
+ * Settings under which what capture logs would not be what the remote does with it, each with the one value range
+ * it keeps. SET (and ALTER ... SET, set_config) of another value, or of one that is not a constant, is refused;
+ * RESET and SET ... TO DEFAULT are not.
  */
-function rejectFloatRounding(stmt: Node): void {
-  const rounds = (arg: Node | undefined) => {
+const UNSAFE_SETTINGS: Record<string, { keeps: (value: string) => boolean; why: string }> = {
+  // Row images render floats with it: below 1 they are rounded (15 digits), and the rounded values are pushed.
+  extra_float_digits: {
+    keeps: (v) => Number(v) >= 1,
+    why: "extra_float_digits below 1 would round the float values captured for sync: keep it at 1 or more (the default is 1; to_char() formats floats for display)",
+  },
+  // replica or local turns the local foreign-key actions and triggers off, while the remote's still run when the
+  // changes are pushed (a parent's delete cascading to children the local database kept).
+  session_replication_role: {
+    keeps: (v) => v.toLowerCase() === "origin",
+    why: "session_replication_role other than origin turns off the local foreign-key actions and triggers, which the remote still runs when the changes are pushed: keep it origin",
+  },
+};
+const UNSAFE_NAMES = new RegExp(Object.keys(UNSAFE_SETTINGS).join("|"), "i");
+
+function rejectUnsafeSettings(stmt: Node): void {
+  const value = (arg: Node | undefined): string | undefined => {
     const c = arg?.A_Const;
-    if (!c) return true;
-    const value = c.ival ? Number(c.ival.ival ?? 0) : c.sval ? Number(c.sval.sval) : Number.NaN;
-    return !(value >= 1);
+    if (!c) return undefined;
+    return c.ival ? String(c.ival.ival ?? 0) : c.sval ? String(c.sval.sval) : c.fval ? String(c.fval.fval) : undefined;
+  };
+  const refuse = (name: string | null | undefined, arg: Node | undefined) => {
+    const rule = name ? UNSAFE_SETTINGS[name.toLowerCase()] : undefined;
+    const v = value(arg);
+    if (rule && (v === undefined || !rule.keeps(v))) throw new CaptureError("CAPTURE_UNSUPPORTED", rule.why);
   };
   walk(stmt, (type, body) => {
     const v: Node | undefined =
@@ -247,14 +268,9 @@ function rejectFloatRounding(stmt: Node): void {
         : type === "AlterDatabaseSetStmt" || type === "AlterRoleSetStmt"
           ? body.setstmt
           : undefined;
-    const set = v?.name === "extra_float_digits" && v.kind === "VAR_SET_VALUE" && rounds(v.args?.[0]);
-    const call = setConfigTarget(type, body) === "extra_float_digits" && rounds(body.args?.[1]);
-    if (set || call) {
-      throw new CaptureError(
-        "CAPTURE_UNSUPPORTED",
-        "extra_float_digits below 1 would round the float values captured for sync: keep it at 1 or more (the default is 1; to_char() formats floats for display)",
-      );
-    }
+    if (v?.kind === "VAR_SET_VALUE") refuse(v.name as string, v.args?.[0] as Node | undefined);
+    const called = setConfigTarget(type, body);
+    if (called !== undefined) refuse(called, body.args?.[1] as Node | undefined);
   });
 }
 
@@ -280,8 +296,12 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
         "it can write rows capture cannot see; write through query() statements, or run it in schemaSQL",
       );
     case "CopyStmt": {
-      const name = stmt.CopyStmt.is_from ? syncedName(stmt.CopyStmt.relation) : undefined;
+      const rel = stmt.CopyStmt.is_from ? (stmt.CopyStmt.relation as Node | undefined) : undefined;
+      const name = syncedName(rel);
       if (name) fail(`COPY FROM into synced table ${name}`, "insert the rows with INSERT statements");
+      const found = rel && catalog.resolve(rel.schemaname, rel.relname);
+      const why = found && catalog.writesBehind.get(found.oid);
+      if (why) fail(`COPY FROM into ${rel.relname}`, `it may change synced tables where capture cannot see: ${why}`);
       break;
     }
   }
