@@ -258,7 +258,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
 
   /**
    * A failed statement outside any transaction that a subclass can repair (e.g. by moving a sequence to its
-   * next leased id block): resolve true to run it once more, or to an error to throw instead.
+   * next leased id block): resolve true to run it once more (a single statement; a script's error is thrown once
+   * repaired), or to an error to throw instead.
    */
   protected async recover(_err: unknown): Promise<boolean | Error> {
     return false;
@@ -273,7 +274,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       if (this.driver.txStatus !== "idle") throw err;
       const repair = await this.recover(err);
       if (repair instanceof Error) throw repair;
-      if (!repair) throw err;
+      // A script may have committed part of its work before it failed (a COMMIT in it): it never runs twice.
+      if (!repair || (await this.#planner.plan(sql)).kind === "script") throw err;
       return await this.#execute<T>(sql, params, rowMode);
     } finally {
       if (this.driver.txStatus === "idle") for (const wake of this.#idleWaiters.splice(0)) wake();

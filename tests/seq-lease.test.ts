@@ -57,3 +57,28 @@ it("leases disjoint id blocks so offline clients never mint the same SERIAL id",
   await a.close();
   await b.close();
 });
+
+it("a script that runs out of its block is not run again once the sequence moved on: what it committed stays once", async () => {
+  await remote.sql`TRUNCATE notes RESTART IDENTITY`;
+  const a = await client();
+  const b = await client();
+  try {
+    await a.sync(); // ids 1-10
+    await b.sync(); // ids 11-20
+    for (let i = 0; i < 6; i++) await a.query(`INSERT INTO notes (client, n) VALUES ('a', $1)`, [i]);
+    await a.sync(); // a holds 7-10 and a block after b's: not adjacent
+    const script =
+      `INSERT INTO notes (client, n) VALUES ('script', 1); COMMIT; ` +
+      `INSERT INTO notes (client, n) SELECT 'script', g FROM generate_series(2, 7) g`;
+    const err = await a.query(script).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "2200H" });
+    const { rows } = await a.query<{ n: number }>(`SELECT n FROM notes WHERE client = 'script' ORDER BY n`);
+    expect(rows).toEqual([{ n: 1 }]);
+    // The sequence did move to the next block (past b's): the next single statement takes an id of it.
+    const next = await a.query<{ id: number }>(`INSERT INTO notes (client, n) VALUES ('a', 9) RETURNING id`);
+    expect(next.rows[0]!.id).toBeGreaterThan(20);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
