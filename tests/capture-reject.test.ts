@@ -105,6 +105,26 @@ describe("user functions", () => {
     await expectRefused(`SELECT scratch()`, /scratch is a volatile function/);
   });
 
+  it("a writing function run by an operator, a view or a domain's CHECK is refused there too", async () => {
+    const hid = await captureDb([
+      `CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0)`,
+      `CREATE FUNCTION bump(i int, j int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + j WHERE id = i; RETURN i; END $$`,
+      `CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = bump)`,
+      `CREATE VIEW bumping AS SELECT bump(1, 1) AS b`,
+      `CREATE VIEW bumping_too AS SELECT b FROM bumping`,
+      `CREATE DOMAIN bumped AS int CHECK (bump(VALUE, 1) IS NOT NULL)`,
+      `CREATE TABLE with_bumped (id int PRIMARY KEY, b bumped)`,
+      `INSERT INTO items VALUES (1, 0)`,
+    ]);
+    const refused = (sql: string, message: RegExp) => expectRefused(sql, message, "CAPTURE_UNSUPPORTED", hid);
+    await refused(`SELECT 1 ### 2`, /uses operator ###, which runs (public\.)?bump\b/);
+    await refused(`SELECT * FROM bumping`, /uses view bumping, which runs (public\.)?bump\b/);
+    await refused(`SELECT b FROM public.bumping_too`, /uses view bumping_too, which runs bumping\b/);
+    await refused(`SELECT 1::bumped`, /uses domain bumped/);
+    await refused(`INSERT INTO with_bumped VALUES (1, 1)`, /its column b is of domain bumped/);
+    expect((await hid.query(`SELECT qty FROM items`)).rows).toEqual([{ qty: 0 }]);
+  });
+
   it("a SQL-standard (BEGIN ATOMIC) function body that writes is refused", async () => {
     await expectRefused(`SELECT atomic_add(50)`, /atomic_add/);
   });

@@ -2,6 +2,7 @@ import type { Driver } from "../core/driver.js";
 import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
+import { hiddenWriters } from "./hidden-writers.js";
 import { mayNameSynced, mayWrite, writingFunctions as findWriters, type FunctionRow } from "./writers.js";
 
 export interface SyncScope {
@@ -41,6 +42,8 @@ export class Catalog {
      * runs those actions itself, where capture cannot see them.
      */
     readonly cascadesInto: Map<number, string> = new Map(),
+    /** Operators, views and domains that run a writing function (hidden-writers.ts). */
+    readonly hiddenWriters: Map<string, string> = new Map(),
   ) {}
 
   static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
@@ -205,6 +208,7 @@ export class Catalog {
       references.set(Number(f.oid), list);
     }
     const writingFunctions = findWriters(fnRows);
+    const hidden = await hiddenWriters(driver, writingFunctions);
 
     const logged = new Map(loggedRows.map((r) => [Number(r.oid), r.cols]));
     // A write through a partitioned (or inheritance) parent runs the triggers of the partitions it reaches.
@@ -278,6 +282,9 @@ export class Catalog {
       else if (table.primaryKey.length > 0) table.uncapturable = why;
     }
     for (const table of tables.values()) {
+      const domain = table.columns.find((c) => hidden.has(`type ${c.type}`));
+      if (domain && !table.uncapturable)
+        table.uncapturable = `its column ${domain.name} is of ${hidden.get(`type ${domain.type}`)}`;
       if (table.primaryKey.length === 0)
         table.uncapturable = `it has no primary key: add one, or leave it out of sync with sync.exclude`;
       // A push writes by INSERT ... ON CONFLICT on the key, which PostgreSQL refuses on a deferrable one; and keys
@@ -293,6 +300,7 @@ export class Catalog {
       writesBehind,
       references,
       cascadesInto(tables, fkRows, relRows),
+      hidden,
     );
   }
 

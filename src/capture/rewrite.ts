@@ -223,16 +223,36 @@ export function writesIn(stmt: Node): { type: string; body: Node }[] {
 /** Reject calls of user functions that may write rows behind the rewrite's back. */
 export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
   if (catalog.writingFunctions.size === 0) return;
+  const refuse = (what: string, advice: string) => {
+    throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture a statement that ${what}. ${advice}`);
+  };
+  const hidden = (kind: string, names: (string | undefined)[]) => {
+    const name = names.filter((n) => n !== undefined && n !== "pg_catalog").join(".");
+    return catalog.hiddenWriters.get(`${kind} ${name}`);
+  };
   walk(stmt, (type, body) => {
-    if (type !== "FuncCall") return;
-    const parts = (body.funcname as Node[]).map((p) => p.String?.sval as string);
-    const why = catalog.writingFunctions.get(parts.join("."));
-    if (why) {
-      throw new CaptureError(
-        "CAPTURE_UNSUPPORTED",
-        `cannot capture a statement that calls ${parts.join(".")}: ${why}. Make it STABLE if it does not write, or write through query() statements`,
-      );
+    if (type === "FuncCall") {
+      const parts = (body.funcname as Node[]).map((p) => p.String?.sval as string);
+      const why = catalog.writingFunctions.get(parts.join("."));
+      if (why)
+        refuse(
+          `calls ${parts.join(".")}: ${why}`,
+          "Make it STABLE if it does not write, or write through query() statements",
+        );
     }
+    // The same functions run by an operator, a view or a domain's CHECK (hidden-writers.ts).
+    const found =
+      type === "A_Expr"
+        ? hidden("operator", [((body.name as Node[] | undefined) ?? []).at(-1)?.String?.sval as string | undefined])
+        : type === "RangeVar"
+          ? hidden("relation", [body.schemaname as string | undefined, body.relname as string])
+          : type === "TypeCast"
+            ? hidden(
+                "type",
+                ((body.typeName?.names as Node[] | undefined) ?? []).map((n) => n.String?.sval as string | undefined),
+              )
+            : undefined;
+    if (found) refuse(`uses ${found}`, "Write through query() statements instead");
   });
 }
 
