@@ -18,6 +18,7 @@ import { PgliteDriver } from "./local/pglite-driver.js";
 import type { LocalAccess } from "./local/access.js";
 import { resolveSyncOptions, validateConnectOptions, type ConnectOptions } from "./core/options.js";
 import { Planner, type ScriptRest, type Step } from "./query/planner.js";
+import { originalError } from "./query/original-error.js";
 import { shapeCaptured } from "./query/shape.js";
 import type { OminipgEvents } from "./types.js";
 
@@ -331,7 +332,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
         rowMode: captured ? "array" : rowMode,
       });
     } catch (err) {
-      throw await this.#originalError(err, original, step, params);
+      throw await originalError(this.driver, err, original, step, params);
     }
     this.#afterStep(step);
     return (captured ? shapeCaptured(raw, step, rowMode) : raw) as QueryResult<T>;
@@ -375,23 +376,5 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     this.#planner.invalidate();
     this.#catalog = undefined;
     void this.driver.invalidate();
-  }
-
-  /**
-   * An error from a rewritten statement. If it was raised while planning (it has a position in our text),
-   * the original statement yields the same error with the caller's positions: return that one.
-   */
-  async #originalError(err: unknown, original: string, step: Step, params: readonly unknown[]): Promise<unknown> {
-    if (step.sql === original || !(err instanceof Error)) return err;
-    const pgErr = err as Error & { position?: string; query?: string; params?: unknown };
-    if (pgErr.position && this.driver.txStatus !== "failed") {
-      try {
-        await this.driver.describe(original);
-      } catch (originalErr) {
-        return Object.assign(originalErr as object, { params });
-      }
-    }
-    pgErr.query = original;
-    return pgErr;
   }
 }

@@ -427,6 +427,31 @@ describe("errors", () => {
     }
     expect(await logSince(db, mark)).toEqual([]);
   });
+
+  it("inside a transaction: the same, but a position in the rewritten text is PostgreSQL's internal position, never the caller's", async () => {
+    const cases = [
+      `UPDATE items SET qty = nope WHERE id = 1`,
+      `DELETE FROM items WHERE id = 1 RETURNING nope`,
+      `INSERT INTO items (id, name, qty) VALUES (9, 'x', 'not a number')`,
+    ];
+    const mark = await watermark(db);
+    for (const sql of cases) {
+      await db.query(`BEGIN`);
+      await ref.exec(`BEGIN`);
+      const expected = (await ref.query(sql).catch((e: unknown) => e)) as Record<string, unknown>;
+      const actual = (await db.query(sql).catch((e: unknown) => e)) as Record<string, unknown>;
+      await db.query(`ROLLBACK`);
+      await ref.exec(`ROLLBACK`);
+      expect(expected.position, sql).toBeDefined();
+      for (const k of ["code", "message", "detail", "hint"]) expect(actual[k], `${sql}: ${k}`).toEqual(expected[k]);
+      expect(actual.query, sql).toBe(sql);
+      if (actual.position !== expected.position) {
+        expect(actual.position, sql).toBeUndefined();
+        expect(actual.internalPosition, sql).toBeDefined();
+      }
+    }
+    expect(await logSince(db, mark)).toEqual([]);
+  });
 });
 
 describe("parameters of every common type", () => {
