@@ -1,6 +1,7 @@
 import { Syncer } from "./push/syncer.js";
 import { backoffDelay } from "./remote/retry.js";
 import { OminipgBase } from "./client.js";
+import type { Catalog } from "./capture/catalog.js";
 import type { Driver } from "./core/driver.js";
 import { ClosedError, OminipgError, SyncError, inTransactionError, type SyncErrorCode } from "./core/errors.js";
 import type { DirLock } from "./local/lock.js";
@@ -301,6 +302,13 @@ export class Ominipg extends OminipgBase {
         this.#debounce = setTimeout(background, this.#sync.pushDebounceMs).unref();
       };
     }
+  }
+
+  /** "lease": a synced table made after connect gets its sequences capped when the catalog first shows it. */
+  protected override async catalog(): Promise<Catalog> {
+    const catalog = await super.catalog();
+    await this.#leases?.capNew(this.driver, catalog.tables);
+    return catalog;
   }
 
   /** With leased sequences, an exhausted id block moves the sequence to the next block and runs the statement again. */

@@ -82,3 +82,22 @@ it("a script that runs out of its block is not run again once the sequence moved
     await b.close();
   }
 });
+
+it("a synced table made after connect mints no id before a lease either", async () => {
+  const late = `CREATE TABLE IF NOT EXISTS late_notes (id serial PRIMARY KEY, v text)`;
+  await remote.sql.unsafe(late);
+  const a = await client();
+  try {
+    await a.query(late);
+    const early = await a.query(`INSERT INTO late_notes (v) VALUES ('a')`).catch((e: unknown) => e);
+    expect(early).toMatchObject({ code: "SEQUENCE_LEASE_EXHAUSTED" });
+    expect((await a.query(`SELECT count(*)::int AS n FROM late_notes`)).rows).toEqual([{ n: 0 }]);
+    await a.sync();
+    await remote.sql`INSERT INTO late_notes (v) VALUES ('server')`;
+    await a.query(`INSERT INTO late_notes (v) VALUES ('a')`);
+    expect(await a.sync()).toMatchObject({ rejected: 0 });
+    expect(await remote.sql`SELECT v FROM late_notes ORDER BY v`).toEqual([{ v: "a" }, { v: "server" }]);
+  } finally {
+    await a.close();
+  }
+});

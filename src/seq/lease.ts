@@ -46,6 +46,22 @@ export class SequenceLeases {
     readonly mode: SequencesMode = "lease",
   ) {}
 
+  /** The synced tables whose sequences were capped ("lease"), and the table map they were last checked in. */
+  readonly #capped = new Set<number>();
+  #checked: Map<number, TableInfo> | undefined;
+
+  /**
+   * "lease": cap the sequences of synced tables not seen before, as soon as the catalog shows them (a table made
+   * after connect, by DDL through query(), minted ids nobody leased until the next sync).
+   */
+  async capNew(d: Driver, tables: Map<number, TableInfo>): Promise<void> {
+    if (!this.strict || tables === this.#checked) return;
+    this.#checked = tables;
+    const fresh = [...tables.values()].filter((t) => !this.#capped.has(t.oid));
+    for (const t of fresh) this.#capped.add(t.oid);
+    if (fresh.length > 0) await applyLeases(d, fresh);
+  }
+
   /** Whether blocks are leased and applied ("auto" and "lease"). */
   get leasing(): boolean {
     return this.mode !== "advance";
