@@ -6,7 +6,7 @@ import { LEASE_TABLE } from "../log/tables.js";
 import { ownedSequences, type OwnedSequence } from "./owned.js";
 
 /**
- * The ascending sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
+ * The sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
  * pointed at leased blocks (`sequences: "auto"`, seq/lease.ts): the remote's value is past every block, this
  * client's included, so moving there would leave the block for ids other clients may lease.
  */
@@ -19,7 +19,7 @@ export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<O
     const held = await d.query<{ seq: string }>(`SELECT DISTINCT seq FROM ${LEASE_TABLE}`, [], { prepare: false });
     for (const r of held.rows) leased.add(r.seq);
   }
-  return (await ownedSequences(d, tables)).filter((s) => s.increment > 0n && !leased.has(s.seq));
+  return (await ownedSequences(d, tables)).filter((s) => !leased.has(s.seq));
 }
 
 export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;
@@ -46,19 +46,23 @@ export async function remoteSequenceValues(tx: Tx, owned: OwnedSequence[]): Prom
 }
 
 /**
- * Move local sequences up (never down) past the ids pulled rows use and the remote has handed out, so the
- * next local insert does not collide with a pulled row. Not for `sequences: "lease"`, whose sequences point
- * at leased id blocks. Returns how many moved.
+ * Move local sequences on (never back: up, or down for a descending one) past the ids pulled rows use and the
+ * remote has handed out, so the next local insert does not collide with a pulled row. Not for `sequences:
+ * "lease"`, whose sequences point at leased id blocks. Returns how many moved.
  */
 export async function catchUpSequences(d: Driver, owned: OwnedSequence[], remote: (string | null)[]): Promise<number> {
   let moved = 0;
   for (let i = 0; i < owned.length; i++) {
     const s = owned[i]!;
+    const [farthest, past, limit, before] =
+      s.increment > 0n
+        ? ["greatest", ">", "v <= seqmax", "seqstart - 1"]
+        : ["least", "<", "v >= seqmin", "seqstart + 1"];
     const { rows } = await d.query<{ moved: boolean }>(
       `SELECT setval($1::regclass, v) IS NOT NULL AS moved FROM (
-         SELECT greatest((SELECT max(${quoteIdent(s.column)})::int8 FROM ${s.table.sql}), $2::text::int8) AS v) AS x
-        WHERE v IS NOT NULL AND v <= (SELECT seqmax FROM pg_sequence WHERE seqrelid = $1::regclass)
-          AND v > coalesce(pg_sequence_last_value($1::regclass), (SELECT seqstart - 1 FROM pg_sequence WHERE seqrelid = $1::regclass))`,
+         SELECT ${farthest}((SELECT ${s.increment > 0n ? "max" : "min"}(${quoteIdent(s.column)})::int8 FROM ${s.table.sql}), $2::text::int8) AS v) AS x
+        WHERE v IS NOT NULL AND (SELECT ${limit} FROM pg_sequence WHERE seqrelid = $1::regclass)
+          AND v ${past} coalesce(pg_sequence_last_value($1::regclass), (SELECT ${before} FROM pg_sequence WHERE seqrelid = $1::regclass))`,
       [s.seq, remote[i] ?? null],
       { prepare: false },
     );
