@@ -3,6 +3,7 @@ import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { hiddenWriters } from "./hidden-writers.js";
+import { partitionRootsOf } from "./inheritance.js";
 import { mayNameSynced, mayWrite, writingFunctions as findWriters, type FunctionRow } from "./writers.js";
 
 export interface SyncScope {
@@ -44,6 +45,8 @@ export class Catalog {
     readonly cascadesInto: Map<number, string> = new Map(),
     /** Operators, views and domains that run a writing function (hidden-writers.ts). */
     readonly hiddenWriters: Map<string, string> = new Map(),
+    /** Partitions of synced partitioned tables, by oid, with their root's oid: their rows sync as the root's. */
+    readonly partitionRoots: Map<number, number> = new Map(),
   ) {}
 
   static async load(driver: Driver, scope: SyncScope): Promise<Catalog> {
@@ -68,11 +71,13 @@ export class Catalog {
         pk: string[] | null;
         deferrable: boolean;
         parents: number[] | null;
+        partition: boolean;
       }>(
         // Primary keys aggregated once and joined: a sub-select per relation scanned pg_index ~150 times in an
         // empty database (25-29 ms of every load, 7-14 ms so).
         `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, pk.cols AS pk,
-                coalesce(pk.deferrable, false) AS deferrable, inh.parents
+                coalesce(pk.deferrable, false) AS deferrable, inh.parents,
+                c.relispartition AS partition
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN (SELECT inhrelid, array_agg(inhparent::int8) AS parents FROM pg_inherits GROUP BY inhrelid) AS inh
                   ON inh.inhrelid = c.oid
@@ -224,7 +229,7 @@ export class Catalog {
 
     const tables = new Map<number, TableInfo>();
     for (const r of relRows) {
-      if ((r.kind !== "r" && r.kind !== "p") || !inScope(scope, r.schema, r.name)) continue;
+      if ((r.kind !== "r" && r.kind !== "p") || r.partition || !inScope(scope, r.schema, r.name)) continue;
       const oid = Number(r.oid);
       const cols = columns.get(oid) ?? [];
       tables.set(oid, {
@@ -240,20 +245,27 @@ export class Catalog {
         ...(beforeUpdate.has(oid) ? {} : { logged: logged.get(oid) ?? [] }),
         ...(cols.some((c) => c.sequence && r.pk?.includes(c.name)) ? { keyFromSequence: true } : {}),
         references: references.get(oid) ?? [],
+        ...(r.kind === "p" ? { partitioned: true } : {}),
       });
     }
+
+    const partitionRoots = partitionRootsOf(relRows, tables);
+    const syncedOid = (oid: number) => partitionRoots.get(oid) ?? oid;
 
     // Triggers, rules, defaults and CHECK constraints. On a synced table, any AFTER trigger, a BEFORE trigger that
     // may write, a rule, or a default / CHECK calling a writing function makes its writes uncapturable. On any
     // other relation, one that may write a synced table makes writes to that relation refused (writes of
     // local-only tables into local-only tables stay allowed).
     const risky = new Map<number, string>();
-    const reaching = [...tables.values(), ...relRows.filter((r) => r.kind === "v")].map((r) => r.name.toLowerCase());
+    const reaching = [
+      ...tables.values(),
+      ...relRows.filter((r) => r.kind === "v" || partitionRoots.has(Number(r.oid))),
+    ].map((r) => r.name.toLowerCase());
     const mayReachSynced = (lang: string, src: string) =>
       mayWrite(lang, src) && mayNameSynced(lang, src, reaching, writingFunctions);
     for (const t of trgRows) {
       const oid = Number(t.oid);
-      const synced = tables.has(oid);
+      const synced = tables.has(syncedOid(oid));
       if (synced ? t.timing !== "BEFORE" || mayWrite(t.lang, t.src) : mayReachSynced(t.lang, t.src)) {
         if (!risky.has(oid)) risky.set(oid, `its ${t.timing} trigger ${t.name} may write rows that capture cannot see`);
       }
@@ -277,7 +289,7 @@ export class Catalog {
     }
     const writesBehind = new Map<number, string>();
     for (const [oid, why] of risky) {
-      const table = tables.get(oid);
+      const table = tables.get(syncedOid(oid));
       if (!table) writesBehind.set(oid, why);
       else if (table.primaryKey.length > 0) table.uncapturable = why;
     }
@@ -301,13 +313,19 @@ export class Catalog {
       references,
       cascadesInto(tables, fkRows, relRows),
       hidden,
+      partitionRoots,
     );
   }
 
   /** The synced table (or uncapturable table of a synced schema) a name resolves to, if it is one. */
   table(schema: string | undefined, name: string): TableInfo | undefined {
     const found = this.resolve(schema, name);
-    return found && this.tables.get(found.oid);
+    return found && this.synced(found.oid);
+  }
+
+  /** The synced table (or uncapturable table of a synced schema) whose rows a relation holds: a partition's root. */
+  synced(oid: number): TableInfo | undefined {
+    return this.tables.get(this.partitionRoots.get(oid) ?? oid);
   }
 
   /** The relation a (possibly unqualified) name refers to, resolved as PostgreSQL would through search_path. */

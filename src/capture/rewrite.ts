@@ -162,7 +162,7 @@ function syncedTarget(type: string, body: Node, catalog: Catalog): TableInfo | u
   const rel = body.relation as Node;
   const found = catalog.resolve(rel.schemaname, rel.relname);
   if (!found) return undefined; // PostgreSQL reports the missing relation itself
-  const table = catalog.tables.get(found.oid);
+  const table = catalog.synced(found.oid);
   const label = rel.schemaname ? `${rel.schemaname}.${rel.relname}` : rel.relname;
   if (found.kind === "v" || found.kind === "f") {
     throw new CaptureError(

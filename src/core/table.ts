@@ -47,6 +47,8 @@ export interface TableInfo {
   logged?: string[];
   /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
   references: number[];
+  /** A partitioned table: it syncs its partitions' rows as its own (capture/inheritance.ts). */
+  partitioned?: boolean;
   /** Why writes to this table cannot be captured, if they cannot (no primary key, a writing trigger). */
   uncapturable?: string;
 }

@@ -117,8 +117,9 @@ export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promi
 }
 
 /** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
-export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined): string | undefined {
+export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t: TableInfo): string | undefined {
   if (view.unusable) return view.unusable;
+  if (t.partitioned) return "the feed lists a partitioned table's rows under its partitions";
   if (!cursor) return "the table has no position in the feed yet";
   if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
   if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";

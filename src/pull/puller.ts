@@ -175,7 +175,7 @@ export class Puller {
    */
   async #table(ctx: PullContext, t: TableInfo, result: PullResult, view: FeedView | undefined): Promise<TablePull> {
     const cursor = view ? await readCursor(ctx, t) : undefined;
-    const problem = view && cursorProblem(view, cursor);
+    const problem = view && cursorProblem(view, cursor, t);
     const probe = view && !problem ? await probeFeed(ctx, t, view, cursor!) : undefined;
     // Nothing changed on either side: no temp tables, no statistics (most of an idle pull, per table).
     if (view && probe && (await settleQuiet(ctx, t, view, probe)))

@@ -353,6 +353,13 @@ function truncateStep(text: string, body: Node, catalog: Catalog): Step {
   // CASCADE also empties every table that references a truncated one, synced or not.
   const truncated = body.behavior === "DROP_CASCADE" ? catalog.truncatedWith(named) : new Set(named);
   for (const oid of truncated) {
+    const root = catalog.partitionRoots.get(oid);
+    // The log holds a partition's rows under its root, and the push could only empty the whole root.
+    if (root !== undefined && !truncated.has(root))
+      throw new CaptureError(
+        "CAPTURE_UNSUPPORTED",
+        `cannot capture TRUNCATE of a partition of synced table ${catalog.tables.get(root)!.sql}: DELETE its rows, or TRUNCATE the whole partitioned table`,
+      );
     const why = catalog.writesBehind.get(oid);
     if (why)
       throw new CaptureError(

@@ -1,0 +1,76 @@
+// Partitioned tables sync as one table: a partition's rows are logged, pushed and pulled as its root's.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CaptureError } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { expectSameRows, ledgerRows, openSynced, queued } from "./sync-helpers.js";
+
+const PARTITIONED = [
+  `CREATE TABLE IF NOT EXISTS m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+  `CREATE TABLE IF NOT EXISTS m1 PARTITION OF m FOR VALUES FROM (0) TO (100)`,
+  `CREATE TABLE IF NOT EXISTS m2 PARTITION OF m FOR VALUES FROM (100) TO (200) PARTITION BY RANGE (id)`,
+  `CREATE TABLE IF NOT EXISTS m2a PARTITION OF m2 FOR VALUES FROM (100) TO (200)`,
+];
+
+let remote: TestDatabase;
+beforeAll(async () => {
+  remote = await createTestDatabase();
+});
+afterAll(async () => {
+  await remote.drop();
+});
+
+async function log(db: Awaited<ReturnType<typeof openSynced>>): Promise<string[]> {
+  const { rows } = await db.query<{ e: string }>(
+    `SELECT table_name || ' ' || op::text AS e FROM _sync_queue ORDER BY id`,
+  );
+  return rows.map((r) => r.e);
+}
+
+describe("partitioned tables", () => {
+  it("log a partition's rows under the partitioned table, whichever table a statement names; push and pull them once", async () => {
+    const db = await openSynced(remote.url, PARTITIONED);
+    await db.query(`INSERT INTO m1 VALUES (1, 'one'), (2, 'two')`);
+    await db.query(`INSERT INTO m2a VALUES (150, 'deep')`);
+    await db.query(`DELETE FROM m WHERE id = 1`);
+    await db.query(`UPDATE m SET v = 'TWO' WHERE id = 2`);
+    await db.query(`UPDATE m SET id = 120 WHERE id = 2`); // moves the row to another partition
+    await db.query(`UPDATE m2 SET v = 'deeper' WHERE id = 150`);
+    expect(await log(db)).toEqual(["m I", "m I", "m I", "m D", "m U", "m U", "m U"]);
+    expect(await db.sync()).toMatchObject({ pushed: 7, rejected: 0, tables: { "public.m": 7 } });
+    await expectSameRows(db, remote.sql, { m: "id", m1: "id", m2a: "id" });
+    expect(await queued(db)).toBe(0);
+    expect(await ledgerRows(remote.sql)).toBe(0);
+
+    // Another client pulls each row once, through the partitioned table.
+    const other = await openSynced(remote.url, PARTITIONED);
+    const pulled = await other.pull();
+    expect(Object.keys(pulled.tables)).toEqual(["public.m"]);
+    expect((await other.query(`SELECT id, v FROM m ORDER BY id`)).rows).toEqual([
+      { id: 120, v: "TWO" },
+      { id: 150, v: "deeper" },
+    ]);
+    // The change feed lists a partitioned table's rows under its partitions: the table diffs.
+    await remote.sql`UPDATE m SET v = 'remote' WHERE id = 150`;
+    expect((await other.pull()).tables["public.m"]?.strategy).toBe("diff");
+    expect((await other.query(`SELECT v FROM m WHERE id = 150`)).rows).toEqual([{ v: "remote" }]);
+    await other.close();
+    await db.close();
+  });
+
+  it("refuse TRUNCATE of a partition (the push could only empty the whole table); TRUNCATE of the table is pushed", async () => {
+    const db = await openSynced(remote.url, PARTITIONED);
+    await db.query(`INSERT INTO m VALUES (3, 'three'), (130, 'x') ON CONFLICT DO NOTHING`);
+    await db.sync();
+    for (const sql of [`TRUNCATE m1`, `TRUNCATE m2a`])
+      await expect(db.query(sql)).rejects.toSatisfy(
+        (e: unknown) =>
+          e instanceof CaptureError && e.code === "CAPTURE_UNSUPPORTED" && /DELETE its rows/.test(e.message),
+      );
+    expect((await db.query(`SELECT count(*)::int AS n FROM m1`)).rows).toEqual([{ n: 1 }]);
+    await db.query(`TRUNCATE m`);
+    expect(await log(db)).toEqual(["m T"]);
+    await db.sync();
+    expect(await remote.sql`SELECT count(*)::int AS n FROM m`).toEqual([{ n: 0 }]);
+    await db.close();
+  });
+});
