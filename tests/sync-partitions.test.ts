@@ -1,4 +1,5 @@
-// Partitioned tables sync as one table: a partition's rows are logged, pushed and pulled as its root's.
+// Partitioned tables sync as one table (a partition's rows are logged, pushed and pulled as its root's); plain
+// inheritance, whose writes capture cannot keep apart, is refused where a write would reach another table's rows.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CaptureError } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
@@ -71,6 +72,51 @@ describe("partitioned tables", () => {
     expect(await log(db)).toEqual(["m T"]);
     await db.sync();
     expect(await remote.sql`SELECT count(*)::int AS n FROM m`).toEqual([{ n: 0 }]);
+    await db.close();
+  });
+});
+
+describe("inheritance", () => {
+  const refused = (pattern: RegExp) => (e: unknown) =>
+    e instanceof CaptureError && e.code === "CAPTURE_UNSUPPORTED" && pattern.test(e.message);
+
+  it("refuses writes through a synced parent with an inheritance child (they reach the child's rows); the child syncs", async () => {
+    const db = await openSynced(remote.url, [
+      `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, v text)`,
+      `CREATE TABLE IF NOT EXISTS c (PRIMARY KEY (id)) INHERITS (p)`,
+    ]);
+    for (const sql of [
+      `INSERT INTO p VALUES (1, 'parent')`,
+      `UPDATE p SET v = 'x'`,
+      `UPDATE ONLY p SET v = 'x'`,
+      `DELETE FROM ONLY p`,
+      `TRUNCATE ONLY p`,
+      `TRUNCATE p`,
+    ])
+      await expect(db.query(sql), sql).rejects.toSatisfy(
+        refused(/public\.p: it has inheritance child table public\.c/),
+      );
+    await db.query(`INSERT INTO c VALUES (1, 'child')`);
+    await db.query(`UPDATE c SET v = 'child+'`);
+    expect(await log(db)).toEqual(["c I", "c U"]);
+    expect(await db.sync()).toMatchObject({ rejected: 0, tables: { "public.c": 2 } });
+    await expectSameRows(db, remote.sql, { c: "id", p: "id" });
+    await db.close();
+  });
+
+  it("refuses writes through an unsynced parent of a synced child table", async () => {
+    const db = await openSynced(
+      remote.url,
+      [`CREATE TABLE IF NOT EXISTS q (id int PRIMARY KEY, v text)`, `CREATE TABLE IF NOT EXISTS qc () INHERITS (q)`],
+      { sync: { exclude: ["q"] } },
+    );
+    await db.query(`ALTER TABLE qc ADD PRIMARY KEY (id)`);
+    await db.query(`INSERT INTO qc VALUES (1, 'child')`);
+    for (const sql of [`UPDATE q SET v = 'x'`, `DELETE FROM q`, `TRUNCATE q`])
+      await expect(db.query(sql), sql).rejects.toSatisfy(
+        refused(/inheritance child table public\.qc, which is synced/),
+      );
+    expect(await log(db)).toEqual(["qc I"]);
     await db.close();
   });
 });

@@ -3,7 +3,7 @@ import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { hiddenWriters } from "./hidden-writers.js";
-import { partitionRootsOf } from "./inheritance.js";
+import { addInheritanceRisks, partitionRootsOf } from "./inheritance.js";
 import { mayNameSynced, mayWrite, writingFunctions as findWriters, type FunctionRow } from "./writers.js";
 
 export interface SyncScope {
@@ -251,7 +251,6 @@ export class Catalog {
 
     const partitionRoots = partitionRootsOf(relRows, tables);
     const syncedOid = (oid: number) => partitionRoots.get(oid) ?? oid;
-
     // Triggers, rules, defaults and CHECK constraints. On a synced table, any AFTER trigger, a BEFORE trigger that
     // may write, a rule, or a default / CHECK calling a writing function makes its writes uncapturable. On any
     // other relation, one that may write a synced table makes writes to that relation refused (writes of
@@ -282,6 +281,7 @@ export class Catalog {
       const fn = [...writingFunctions.keys()].find((name) => expr.includes(`${name.toLowerCase()}(`));
       if (fn && !risky.has(oid)) risky.set(oid, `${e.what} calls ${fn}, which may write rows capture cannot see`);
     }
+    addInheritanceRisks(relRows, tables, risky);
     for (const [oid, why] of [...risky]) {
       const name = relRows.find((r) => Number(r.oid) === oid);
       for (const up of withAncestors(oid))

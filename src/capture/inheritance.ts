@@ -24,3 +24,32 @@ export function partitionRootsOf(relations: InheritingRelation[], tables: Map<nu
   }
   return roots;
 }
+
+/**
+ * Plain inheritance (not partitioning): a write through a parent reaches its children's rows, which capture would
+ * log as the parent's own (and a push or pull of the parent would reach the remote children's rows). A synced
+ * parent is refused, and so are writes through an unsynced parent of a synced table: added to `risky` by oid.
+ */
+export function addInheritanceRisks(
+  relations: InheritingRelation[],
+  tables: Map<number, TableInfo>,
+  risky: Map<number, string>,
+): void {
+  for (const r of relations) {
+    if (r.partition) continue;
+    const child = `${r.schema}.${r.name}`;
+    for (const up of (r.parents ?? []).map(Number)) {
+      if (risky.has(up)) continue;
+      if (tables.has(up))
+        risky.set(
+          up,
+          `it has inheritance child table ${child}: a write through it reaches the child's rows, which capture would log as its own. Leave it out of sync with sync.exclude (the child can stay synced), or make it a partitioned table`,
+        );
+      else if (tables.has(Number(r.oid)))
+        risky.set(
+          up,
+          `writes through it reach the rows of its inheritance child table ${child}, which is synced: write to ${child} directly`,
+        );
+    }
+  }
+}
