@@ -120,3 +120,17 @@ describe("inheritance", () => {
     await db.close();
   });
 });
+
+it("a pushed TRUNCATE empties only the tables the local one did: a child the remote alone has keeps its rows", async () => {
+  await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text)`);
+  await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS t_remote (PRIMARY KEY (id)) INHERITS (t)`);
+  await remote.sql`INSERT INTO t_remote VALUES (100, 'remote only')`;
+  const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text)`]);
+  await db.query(`INSERT INTO t VALUES (1, 'local')`);
+  await db.sync();
+  await db.query(`TRUNCATE t`);
+  expect(await db.sync()).toMatchObject({ rejected: 0, tables: { "public.t": 1 } });
+  expect(await remote.sql`SELECT id FROM ONLY t`).toEqual([]);
+  expect(await remote.sql`SELECT id FROM t_remote`).toEqual([{ id: 100 }]);
+  await db.close();
+});

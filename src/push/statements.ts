@@ -214,12 +214,14 @@ function writeSql(g: GroupWrite, name: string): string {
 
 /**
  * A batch of truncations: TRUNCATE cannot be a WITH query, so the claim and the truncation are one DO block
- * (one statement again). Only literals go in: the client id (a uuid), numbers, and quoted table names.
+ * (one statement again). Only literals go in: the client id (a uuid), numbers, and quoted table names. ONLY: a
+ * synced table has no local children (capture/inheritance.ts), so the remote's own must keep their rows; a
+ * partitioned table's partitions are its rows, and PostgreSQL refuses TRUNCATE ONLY of it.
  */
 export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId: number, ranges: number[]): string {
   const body =
     `BEGIN ${claimSql(quoteLiteral(clientId), String(batchId), quoteLiteral(`{${ranges.join(",")}}`), "true", false)}; ` +
-    `IF FOUND THEN TRUNCATE ${tables.map((t) => t.sql).join(", ")}; END IF; END`;
+    `IF FOUND THEN TRUNCATE ${tables.map((t) => (t.partitioned ? t.sql : `ONLY ${t.sql}`)).join(", ")}; END IF; END`;
   let tag = "$ominipg$";
   for (let i = 0; body.includes(tag); i++) tag = `$ominipg${i}$`;
   return `DO ${tag} ${body} ${tag}`;
