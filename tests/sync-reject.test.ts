@@ -164,4 +164,62 @@ describe("sync: changes the remote rejects", () => {
       await db.close();
     }
   });
+
+  it('a column renamed or dropped while changes to it are queued: COLUMN_NOT_SYNCED with them still queued; "skip" sets them aside', async () => {
+    for (const onReject of ["stop", "skip"] as const) {
+      const table = `notes_${onReject}`;
+      const db = await openSynced(
+        remote.url,
+        [`CREATE TABLE IF NOT EXISTS ${table} (id int PRIMARY KEY, v text, w text)`],
+        {
+          sync: { onReject },
+        },
+      );
+      await db.query(`INSERT INTO ${table} VALUES (1, 'a', 'p'), (2, 'b', 'q'), (3, 'c', 'r')`);
+      await db.sync();
+      await db.query(`INSERT INTO ${table} VALUES (4, 'd', 's')`);
+      await db.query(`UPDATE ${table} SET v = 'a2' WHERE id = 1`);
+      await db.query(`UPDATE ${table} SET w = 'q2' WHERE id = 2`);
+      await db.query(`DELETE FROM ${table} WHERE id = 3`);
+      for (const ddl of [`ALTER TABLE ${table} RENAME COLUMN v TO title`, `ALTER TABLE ${table} DROP COLUMN w`]) {
+        await db.query(ddl);
+        await remote.sql.unsafe(ddl);
+      }
+      await db.query(`UPDATE ${table} SET title = 'a3' WHERE id = 1`); // folded with the change from before
+      await db.query(`INSERT INTO ${table} VALUES (5, 'e')`); // captured after: pushed
+      const before = [
+        { id: 1, title: "a" },
+        { id: 2, title: "b" },
+        { id: 3, title: "c" },
+      ];
+      if (onReject === "stop") {
+        await expect(db.sync()).rejects.toMatchObject({
+          code: "COLUMN_NOT_SYNCED",
+          retryable: false,
+          message: expect.stringMatching(new RegExp(`public\\.${table} \\((v, w|w, v)\\).*Sync before renaming`)),
+        });
+        expect(await queued(db)).toBe(6);
+        expect(await remote.sql.unsafe(`SELECT * FROM ${table} ORDER BY id`)).toEqual(before);
+      } else {
+        expect(await db.sync()).toMatchObject({ pushed: 6, applied: 1, rejected: 5 });
+        const rejected = await db.query(
+          `SELECT op, row_key, error_message FROM _ominipg_rejected WHERE table_name = $1 ORDER BY row_key->>'id'`,
+          [table],
+        );
+        const says = (columns: string) => expect.stringContaining(`no longer has: ${columns}`);
+        expect(rejected.rows).toEqual([
+          { op: "U", row_key: { id: 1 }, error_message: says("v") },
+          { op: "U", row_key: { id: 2 }, error_message: says("w") },
+          { op: "D", row_key: { id: 3 }, error_message: says("v, w") },
+          { op: "I", row_key: { id: 4 }, error_message: says("v, w") },
+        ]);
+        expect(await remote.sql.unsafe(`SELECT * FROM ${table} ORDER BY id`)).toEqual([
+          ...before,
+          { id: 5, title: "e" },
+        ]);
+        expect(await queued(db)).toBe(0);
+      }
+      await db.close();
+    }
+  });
 });

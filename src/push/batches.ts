@@ -17,7 +17,11 @@ export interface Batch {
  * within each table; then log order. Cuts them into batches of at most `batchSize` row writes. (The window
  * holds no write that depends on an earlier one in a way this order breaks: see Coalescer.add.)
  */
-export function planBatches(window: Coalesced, order: Map<number, number>, batchSize: number): Batch[] {
+export function planBatches(
+  window: Pick<Coalesced, "truncates" | "rows">,
+  order: Map<number, number>,
+  batchSize: number,
+): Batch[] {
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
   // Within a table referencing itself, log order is what keeps its foreign key satisfied: no priority there.
   const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : b.priority - a.priority);

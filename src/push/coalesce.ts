@@ -49,6 +49,8 @@ export interface Coalesced {
   rows: RowOp[];
   /** Entries whose effects cancel out (INSERT then DELETE, an UPDATE back to the same values). */
   noop: { table: TableInfo; entryIds: number[] }[];
+  /** Writes whose images name columns the table no longer has (`columns`): never pushed without them. */
+  stale: { op: RowOp; columns: string[] }[];
 }
 
 const NO_RULES: TableRules = {
@@ -172,12 +174,19 @@ export class Coalescer {
   result(): Coalesced {
     const rows: RowOp[] = [];
     const noop: Coalesced["noop"] = [];
+    const stale: Coalesced["stale"] = [];
     for (const st of [...this.#retired, ...this.#rows.values()]) {
-      const op = toOp(st);
-      if (op) rows.push(op);
-      else noop.push({ table: st.table, entryIds: st.entryIds });
+      const shape = st.current && shapeOf(st.table, st.current);
+      const op = toOp(st, shape);
+      if (!op) {
+        noop.push({ table: st.table, entryIds: st.entryIds });
+        continue;
+      }
+      const columns = staleColumns(st, shape);
+      if (columns.length > 0) stale.push({ op, columns });
+      else rows.push(op);
     }
-    return { truncates: [...this.#truncates.values()], rows, noop };
+    return { truncates: [...this.#truncates.values()], rows, noop, stale };
   }
 
   /** Does `image` take a unique value another row gave up in this window? (`before`: values it already had.) */
@@ -287,12 +296,13 @@ function uniqueValue(rules: TableRules, i: number, image: Image): string | undef
   return `${i}\u0001${values.join("\u0000")}`;
 }
 
-function toOp(st: RowState): RowOp | undefined {
+/** The row's write; `shape`: its current image's. */
+function toOp(st: RowState, shape: Shape | null): RowOp | undefined {
   const { table, base, current, entryIds, firstId, priority } = st;
   const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority };
-  if (current === null)
+  if (current === null || shape === null)
     return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
-  const writable = writableIn(table, current);
+  const { writable } = shape;
   const moved = base !== null && keyText(table, base) !== keyText(table, current);
   if (base !== null && st.reinserted && moved) {
     // Deleted, inserted again, then given another key: the remote row still sits at the original key.
@@ -312,24 +322,52 @@ function toOp(st: RowState): RowOp | undefined {
   if (moved) {
     return { kind: "move", ...common, key: keyImage(table, base), image: current, set: changed, base };
   }
-  if (changed.length === 0) return undefined;
+  // A change of columns the table no longer has alone is no no-op: it is refused (staleColumns).
+  if (changed.length === 0 && (shape.unknown.length === 0 || changedColumns(base, current).length === 0))
+    return undefined;
   return { kind: "upsert", ...common, image: current, set: changed, base, reinserted: false };
 }
 
-const shapes = new WeakMap<TableInfo, { writable: Set<string>; shapes: Map<string, string[]> }>();
-
 /**
- * The columns of an image a push writes (TableInfo.writable, in the image's order): one shared array per
- * table and image shape, computed once (a sync may hold 100k+ rows).
+ * Columns of the row's images the table does not have: captured before a column was renamed or dropped. Such a
+ * write would land without them (json_populate_record ignores unknown keys), losing its values silently. An
+ * UPDATE's before image has the columns of its after image: the base counts only where the row has no after
+ * image (deleted) or another one (deleted and inserted again).
  */
-export function writableIn(table: TableInfo, image: Image): string[] {
+function staleColumns(st: RowState, shape: Shape | null): string[] {
+  const names = new Set(shape?.unknown);
+  if (st.base !== null && (st.current === null || st.reinserted))
+    for (const c of shapeOf(st.table, st.base).unknown) names.add(c);
+  return [...names];
+}
+
+interface Shape {
+  writable: string[];
+  unknown: string[];
+}
+
+const shapes = new WeakMap<TableInfo, { writable: Set<string>; known: Set<string>; shapes: Map<string, Shape> }>();
+
+/** An image's columns, sorted out once per table and image shape (a sync may hold 100k+ rows). */
+function shapeOf(table: TableInfo, image: Image): Shape {
   let t = shapes.get(table);
-  if (!t) shapes.set(table, (t = { writable: new Set(table.writable), shapes: new Map() }));
+  if (!t) {
+    const known = new Set(table.columns.map((c) => c.name));
+    shapes.set(table, (t = { writable: new Set(table.writable), known, shapes: new Map() }));
+  }
   const keys = [...image.keys()];
-  const shape = keys.join("\u0000");
-  let columns = t.shapes.get(shape);
-  if (!columns) t.shapes.set(shape, (columns = keys.filter((c) => t.writable.has(c))));
-  return columns;
+  const key = keys.join("\u0000");
+  let shape = t.shapes.get(key);
+  if (!shape) {
+    shape = { writable: keys.filter((c) => t.writable.has(c)), unknown: keys.filter((c) => !t.known.has(c)) };
+    t.shapes.set(key, shape);
+  }
+  return shape;
+}
+
+/** The columns of an image a push writes (TableInfo.writable, in the image's order): one shared array per shape. */
+export function writableIn(table: TableInfo, image: Image): string[] {
+  return shapeOf(table, image).writable;
 }
 
 /** The key's values as the log spells them, for messages (keyText is the row's identity). */

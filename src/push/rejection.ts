@@ -26,7 +26,16 @@ export function describeError(cause: unknown): string {
 export async function keepRejected(d: Driver, batch: Batch, cause: unknown): Promise<void> {
   const errorCode = (cause as { code?: string } | undefined)?.code ?? null;
   const message = describeError(cause);
-  const changes: RejectedChange[] = batch.ops.map((op) => ({
+  const changes = batch.ops.map((op) => rejectedChange(op, message, errorCode));
+  for (const t of batch.truncates) {
+    changes.push({ queueIds: batch.entryIds, schema: t.schema, table: t.name, op: "T", errorCode, message });
+  }
+  await setAside(d, changes, batch.entryIds);
+}
+
+/** A row's write as `_ominipg_rejected` keeps it. */
+export function rejectedChange(op: RowOp, message: string, errorCode: string | null = null): RejectedChange {
+  return {
     queueIds: op.entryIds,
     schema: op.table.schema,
     table: op.table.name,
@@ -36,11 +45,7 @@ export async function keepRejected(d: Driver, batch: Batch, cause: unknown): Pro
     newRow: op.kind === "delete" ? null : joinImage(op.image),
     errorCode,
     message,
-  }));
-  for (const t of batch.truncates) {
-    changes.push({ queueIds: batch.entryIds, schema: t.schema, table: t.name, op: "T", errorCode, message });
-  }
-  await setAside(d, changes, batch.entryIds);
+  };
 }
 
 function keyOnly(op: Extract<RowOp, { kind: "upsert" }>): Map<string, string> {

@@ -1,11 +1,12 @@
 import type { TableInfo } from "../core/table.js";
 import { toRanges } from "../core/ranges.js";
-import { SyncError } from "../core/errors.js";
+import { SyncError, type SyncErrorCode } from "../core/errors.js";
 import { deleteEntries, readPage, type LogEntry } from "../log/queue.js";
-import { setAside } from "../log/rejected.js";
+import { setAside, type RejectedChange } from "../log/rejected.js";
 import { planBatches, type Batch } from "./batches.js";
-import { Coalescer } from "./coalesce.js";
+import { Coalescer, type Coalesced } from "./coalesce.js";
 import type { PushContext } from "./context.js";
+import { rejectedChange } from "./rejection.js";
 
 /** A window's batches, the last entry it read, and whether the log ends there. */
 export interface Window {
@@ -17,8 +18,8 @@ export interface Window {
 /**
  * The window source: reads the log after `cursor` (of the `only` tables, if given) until a window holds
  * `windowRows` distinct rows (so memory stays bounded however long the queue is), is cut, or the log ends;
- * coalesces it and plans its batches. No-op changes are dropped here; entries of tables no longer synced
- * are set aside (or stop the sync, `onReject: "stop"`).
+ * coalesces it and plans its batches. No-op changes are dropped here; entries of tables no longer synced,
+ * and writes naming columns the table no longer has, are set aside (or stop the sync, `onReject: "stop"`).
  */
 export async function readWindow(ctx: PushContext, only: string[] | undefined, cursor: number): Promise<Window> {
   const { catalog, maxId, tally, options } = ctx;
@@ -48,6 +49,7 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
   }
   if (unknown.length > 0) await rejectUnknown(ctx, unknown);
   const window = coalescer.result();
+  if (window.stale.length > 0) await rejectStale(ctx, window.stale);
   if (window.noop.length > 0) {
     const ids = window.noop.flatMap((n) => n.entryIds);
     await ctx.local.run((d) => deleteEntries(d, toRanges(ids)));
@@ -62,7 +64,6 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
 async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<void> {
   const names = [...new Set(entries.map((e) => `${e.schema}.${e.table}`))].join(", ");
   const message = `queued changes of ${names} cannot be pushed: the table is no longer synced locally (dropped, renamed, excluded or without a primary key)`;
-  if (ctx.options.onReject === "stop") throw new SyncError("TABLE_NOT_SYNCED", message, { retryable: false });
   const changes = entries.map((e) => ({
     queueIds: [e.id],
     schema: e.schema,
@@ -72,16 +73,45 @@ async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<voi
     newRow: e.newRow,
     message,
   }));
-  await ctx.local.run((d) =>
-    setAside(
-      d,
-      changes,
-      entries.map((e) => e.id),
+  await refuse(ctx, "TABLE_NOT_SYNCED", message, changes);
+}
+
+/** Writes captured before a column they name was renamed or dropped: pushed without it, its values would be lost. */
+async function rejectStale(ctx: PushContext, stale: Coalesced["stale"]): Promise<void> {
+  const byTable = new Map<string, Set<string>>();
+  for (const { op, columns } of stale) {
+    const name = `${op.table.schema}.${op.table.name}`;
+    const set = byTable.get(name) ?? new Set();
+    for (const c of columns) set.add(c);
+    byTable.set(name, set);
+  }
+  const named = [...byTable].map(([table, columns]) => `${table} (${[...columns].join(", ")})`).join(", ");
+  const message =
+    `queued changes name columns their table no longer has (renamed or dropped since they were captured): ${named}; ` +
+    `pushed without them their values would be lost. Sync before renaming or dropping a column; with onReject: "skip" ` +
+    `these changes are kept in _ominipg_rejected to be handled by hand`;
+  const changes = stale.map(({ op, columns }) =>
+    rejectedChange(
+      op,
+      `the change names columns ${op.table.schema}.${op.table.name} no longer has: ${columns.join(", ")} (renamed or dropped since it was captured)`,
     ),
   );
-  ctx.tally.rejected += entries.length;
-  for (const e of entries) ctx.tally.table(`${e.schema}.${e.table}`, 1);
-  ctx.tally.count(entries.length);
+  await refuse(ctx, "COLUMN_NOT_SYNCED", message, changes);
+}
+
+/** Changes that cannot be pushed: the sync stops (`onReject: "stop"`), or they are set aside and it goes on. */
+async function refuse(
+  ctx: PushContext,
+  code: SyncErrorCode,
+  message: string,
+  changes: RejectedChange[],
+): Promise<void> {
+  if (ctx.options.onReject === "stop") throw new SyncError(code, message, { retryable: false });
+  const ids = changes.flatMap((c) => c.queueIds);
+  await ctx.local.run((d) => setAside(d, changes, ids));
+  ctx.tally.rejected += ids.length;
+  for (const c of changes) ctx.tally.table(`${c.schema}.${c.table}`, c.queueIds.length);
+  ctx.tally.count(ids.length);
 }
 
 /** The tables named (and the tables they reference, recursively): a prioritized table's pending parents come along. */

@@ -26,7 +26,7 @@ interface Scenario {
   tables: TableInfo[];
   /** Rank of each table in dependency order (parents first), as the syncer builds it; a table may be missing. */
   order: Map<number, number>;
-  window: Coalesced;
+  window: Pick<Coalesced, "rows" | "truncates">;
   batchSize: number;
 }
 
@@ -101,7 +101,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     const truncates = tables
       .filter((_, i) => truncated & (1 << i))
       .map((table) => ({ table, entryIds: deal(1), priority: 0 }));
-    return { tables, order, window: { rows, truncates, noop: [] }, batchSize };
+    return { tables, order, window: { rows, truncates }, batchSize };
   });
 
 const rankOf = (s: Scenario, t: TableInfo) => s.order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
@@ -239,7 +239,7 @@ describe("planBatches", () => {
   });
 
   it("an empty window has no batches", () => {
-    expect(planBatches({ rows: [], truncates: [], noop: [] }, new Map(), 10)).toEqual([]);
+    expect(planBatches({ rows: [], truncates: [] }, new Map(), 10)).toEqual([]);
   });
 
   it("a parent and its child: parent inserts first, child deletes first, batches of one table run together", () => {
@@ -268,7 +268,7 @@ describe("planBatches", () => {
     };
     const rows = [del(parent), up(child), up(child), del(child), up(parent), up(parent)];
     const batches = planBatches(
-      { rows, truncates: [], noop: [] },
+      { rows, truncates: [] },
       new Map([
         [1, 0],
         [2, 1],
@@ -283,11 +283,7 @@ describe("planBatches", () => {
       ["D2:4", "D1:1"],
     ]);
     expect(batches.map((b) => b.concurrentWithPrevious)).toEqual([false, false, false]);
-    const more = planBatches(
-      { rows: [up(parent), up(parent), up(parent)], truncates: [], noop: [] },
-      new Map([[1, 0]]),
-      1,
-    );
+    const more = planBatches({ rows: [up(parent), up(parent), up(parent)], truncates: [] }, new Map([[1, 0]]), 1);
     expect(more.map((b) => b.concurrentWithPrevious)).toEqual([false, true, true]);
   });
 });
