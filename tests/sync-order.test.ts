@@ -13,8 +13,9 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS nodes (id int PRIMARY KEY, parent_id int REFERENCES nodes, label text)`,
   `CREATE TABLE IF NOT EXISTS tags (id int PRIMARY KEY, label text NOT NULL, n int)`,
   `CREATE UNIQUE INDEX IF NOT EXISTS tags_label ON tags (lower(label))`,
+  `CREATE TABLE IF NOT EXISTS ud (id int PRIMARY KEY, code text UNIQUE DEFERRABLE INITIALLY DEFERRED, slot int UNIQUE DEFERRABLE)`,
 ];
-const ALL = { p: "id", c: "id", nodes: "id", tags: "id" };
+const ALL = { p: "id", c: "id", nodes: "id", tags: "id", ud: "id" };
 
 const CASES: { name: string; before: string[]; work: string[] }[] = [
   {
@@ -100,6 +101,20 @@ const CASES: { name: string; before: string[]; work: string[] }[] = [
     ],
   },
   {
+    name: "values of a DEFERRABLE unique column swapped in one statement",
+    before: [`INSERT INTO ud VALUES (1,'a',1),(2,'b',2)`],
+    work: [`UPDATE ud SET code = CASE id WHEN 1 THEN 'b' ELSE 'a' END`],
+  },
+  {
+    name: "values of DEFERRABLE unique columns rotated in one statement, then a row deleted and its values taken",
+    before: [`INSERT INTO ud VALUES (1,'a',1),(2,'b',2),(3,'c',3)`],
+    work: [
+      `UPDATE ud SET code = CASE code WHEN 'a' THEN 'b' WHEN 'b' THEN 'c' ELSE 'a' END, slot = 4 - slot`,
+      `DELETE FROM ud WHERE id = 2`,
+      `INSERT INTO ud VALUES (4,'c',2)`,
+    ],
+  },
+  {
     name: "self-reference: a row pointed at a row inserted after its first change",
     before: [`INSERT INTO nodes VALUES (1,NULL,'a')`],
     work: [
@@ -147,13 +162,13 @@ async function openSide(batchSize: number, remote?: TestDatabase): Promise<Side>
 async function reset(side: Side): Promise<Side> {
   try {
     await side.db.query(
-      `DELETE FROM c; DELETE FROM p; UPDATE nodes SET parent_id = NULL; DELETE FROM nodes; DELETE FROM tags`,
+      `DELETE FROM c; DELETE FROM p; UPDATE nodes SET parent_id = NULL; DELETE FROM nodes; DELETE FROM tags; DELETE FROM ud`,
     );
     await side.db.sync();
     return side;
   } catch {
     await side.db.close();
-    await side.remote.sql`TRUNCATE c, p, nodes, tags`;
+    await side.remote.sql`TRUNCATE c, p, nodes, tags, ud`;
     return openSide(side.batchSize, side.remote);
   }
 }

@@ -8,8 +8,8 @@ import type { Driver } from "../core/driver.js";
  * Such actions run inside PostgreSQL, locally and remotely, and are not in the log.
  */
 export interface TableRules {
-  /** Unique column sets (primary key included). */
-  uniques: { columns: string[]; nullsDistinct: boolean }[];
+  /** Unique column sets (primary key included); `deferrable`: checked at the end of the statement, or later. */
+  uniques: { columns: string[]; nullsDistinct: boolean; deferrable?: boolean }[];
   /**
    * Unique indexes on expressions (e.g. lower(email)), by the columns they depend on: which values they hold
    * cannot be told from the row images, only whether a row's inputs to them changed.
@@ -43,9 +43,11 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     cols: string[];
     nnd: boolean;
     expr: boolean;
+    deferrable: boolean;
     deps: string[] | null;
   }>(
     `SELECT i.indrelid::int8 AS oid, i.indnullsnotdistinct AS nnd, i.indexprs IS NOT NULL AS expr,
+            NOT i.indimmediate AS deferrable,
             (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
               WHERE k.ord <= i.indnkeyatts) AS cols,
@@ -62,7 +64,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     const rule = rules.get(Number(r.oid));
     if (!rule) continue;
     if (r.expr) rule.opaqueUniques.push({ columns: r.deps ?? [] });
-    else rule.uniques.push({ columns: r.cols, nullsDistinct: !r.nnd });
+    else rule.uniques.push({ columns: r.cols, nullsDistinct: !r.nnd, deferrable: r.deferrable });
   }
   const { rows: fks } = await d.query<{
     child: number;

@@ -30,7 +30,7 @@ export function rowImagesSql(
   const logged = table.logged;
   if (!updated || !logged || table.primaryKey.some((c) => updated.has(c)))
     return { old: whole(aliases.old), new: whole(aliases.new) };
-  // Table order, so images of one statement shape share their column list (push/coalesce.ts: writableIn).
+  // Table order, so images of one statement shape share their column list (push/shape.ts: writableIn).
   const columns = table.columns.filter((c) => logged.includes(c.name) || updated.has(c.name)).map((c) => c.name);
   // A row of just these columns, rendered as to_json renders a row (the same text, column for column), without
   // the text of an assembled object being parsed again by a cast to json (~5-8 µs per ~2 KB image).

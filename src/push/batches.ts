@@ -14,7 +14,8 @@ export interface Batch {
 /**
  * Orders a window's writes so that foreign keys hold on the remote at every step: truncations first, then
  * inserts/updates parents before children, then deletes children before parents. Higher priority first
- * within each table; then log order. Cuts them into batches of at most `batchSize` row writes. (The window
+ * within each table; then log order. Cuts them into batches of at most `batchSize` row writes, but never
+ * inside a bond (Coalescer: rows that swapped values of a DEFERRABLE unique constraint). (The window
  * holds no write that depends on an earlier one in a way this order breaks: see Coalescer.add.)
  */
 export function planBatches(
@@ -23,11 +24,26 @@ export function planBatches(
   batchSize: number,
 ): Batch[] {
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
+  // The ops of a bond (never deletes) sort together, where its first op does, at its highest priority.
+  const bonds = new Map<number, { priority: number; firstId: number }>();
+  for (const op of window.rows) {
+    if (op.bond === undefined) continue;
+    const b = bonds.get(op.bond);
+    if (!b) bonds.set(op.bond, { priority: op.priority, firstId: op.firstId });
+    else {
+      b.priority = Math.max(b.priority, op.priority);
+      b.firstId = Math.min(b.firstId, op.firstId);
+    }
+  }
+  const lead = (op: RowOp) => (op.bond === undefined ? op : bonds.get(op.bond)!);
   // Within a table referencing itself, log order is what keeps its foreign key satisfied: no priority there.
-  const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : b.priority - a.priority);
+  const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : lead(b).priority - lead(a).priority);
   const writes = window.rows
     .filter((op) => op.kind !== "delete")
-    .sort((a, b) => rank(a.table) - rank(b.table) || priority(a, b) || a.firstId - b.firstId);
+    .sort(
+      (a, b) =>
+        rank(a.table) - rank(b.table) || priority(a, b) || lead(a).firstId - lead(b).firstId || a.firstId - b.firstId,
+    );
   // Deletes in the order they happened (by their delete entry): a row's children went before it.
   const deletes = window.rows
     .filter((op) => op.kind === "delete")
@@ -47,7 +63,8 @@ export function planBatches(
   let kind: string | null = null;
   for (const op of [...writes, ...deletes]) {
     const opKind = `${op.table.oid}:${op.kind === "delete"}`;
-    if (!current || current.ops.length >= batchSize) {
+    const bonded = op.bond !== undefined && current?.ops[current.ops.length - 1]!.bond === op.bond;
+    if (!current || (current.ops.length >= batchSize && !bonded)) {
       const prevKind = current ? kind : null;
       current = {
         truncates: [],

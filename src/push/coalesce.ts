@@ -4,6 +4,7 @@ import type { TableRules } from "../capture/constraints.js";
 import { splitImage, type Image } from "../core/image.js";
 import { changedColumns } from "../core/conflict-rule.js";
 import type { LogEntry } from "../log/queue.js";
+import { shapeOf, staleColumns, type Shape } from "./shape.js";
 
 interface RowState {
   table: TableInfo;
@@ -16,6 +17,8 @@ interface RowState {
   entryIds: number[];
   firstId: number;
   priority: number;
+  /** Rows that took unique values from one another under a DEFERRABLE constraint: pushed in one batch. */
+  bond?: number;
 }
 
 interface OpCommon {
@@ -25,6 +28,8 @@ interface OpCommon {
   firstId: number;
   lastId: number;
   priority: number;
+  /** The ops of one bond (RowState.bond) go in one batch statement, whose end is where the remote checks them. */
+  bond?: number;
   /**
    * Set once a conflict was settled: the remote row the write was decided against (null: none), which the
    * remote must still hold. Unset, the remote must match the change's before image in the columns it touched.
@@ -53,6 +58,8 @@ export interface Coalesced {
   stale: { op: RowOp; columns: string[] }[];
 }
 
+const NO_ROWS: readonly RowState[] = [];
+
 const NO_RULES: TableRules = {
   uniques: [],
   opaqueUniques: [],
@@ -72,7 +79,10 @@ const NO_RULES: TableRules = {
  * one of the window in a way this order would break, so `add` refuses (returns false: the window ends
  * before the entry, and the next window starts with it) an entry that
  * - takes a unique value (primary key or other unique column set) that another row gave up earlier in
- *   the window (deleted, or changed away): the giving up must reach the remote first; for a unique
+ *   the window (deleted, or changed away): the giving up must reach the remote first (unless the constraint
+ *   is DEFERRABLE and the other row still exists: the two are bonded, planBatches puts them in one batch
+ *   statement, at whose end the remote checks the constraint, so values swapped in one transaction go too;
+ *   a bonded row's delete ends the window instead); for a unique
  *   index on expressions, whose values the images do not show, a row whose inputs to it were deleted or
  *   changed gave up its value, and any row inserted or with changed inputs may take it;
  * - re-inserts a deleted row of a table whose foreign keys cascade on delete: the remote must see the
@@ -93,6 +103,9 @@ export class Coalescer {
   #opaqueReleased = new Map<string, RowState | null>();
   /** Tables with an insert or update in the window. */
   #written = new Set<number>();
+  /** Per table: values of DEFERRABLE unique column sets rows took in the window, and the row that did. */
+  #taken = new Map<number, Map<string, RowState>>();
+  #bonds = 0;
   entries = 0;
 
   constructor(private readonly rules: ReadonlyMap<number, TableRules> = new Map()) {}
@@ -114,24 +127,27 @@ export class Coalescer {
     if (entry.op === "I") {
       const image = splitImage(need(entry.newRow, entry), true);
       const k = keyed(image);
-      const st = this.#rows.get(k);
-      if (this.#takesFreed(table, rules, image, undefined, st)) return false;
+      let st = this.#rows.get(k);
+      const bonded = this.#takesFreed(table, rules, image, undefined, st);
+      if (!bonded) return false;
       if (st && st.current === null && st.base !== null && rules.deleteActionChildren.length > 0) return false;
       this.entries++;
       this.#written.add(table.oid);
-      if (!st) this.#rows.set(k, this.#state(table, null, image, entry));
+      if (!st) this.#rows.set(k, (st = this.#state(table, null, image, entry)));
       else {
         if (st.current === null && st.base !== null) st.reinserted = true;
         st.current = image;
         this.#touch(st, entry);
       }
+      this.#bond(st, bonded);
+      this.#hold(st, rules);
       return true;
     }
     const before = splitImage(need(entry.oldRow, entry), true);
     const k = keyed(before);
     let st = this.#rows.get(k);
     if (entry.op === "D") {
-      if (this.#writes(rules.deleteActionChildren)) return false;
+      if (this.#writes(rules.deleteActionChildren) || st?.bond !== undefined) return false;
       this.entries++;
       if (!st) {
         st = this.#state(table, before, null, entry);
@@ -146,7 +162,8 @@ export class Coalescer {
     }
     const after = splitImage(need(entry.newRow, entry), true);
     const k2 = keyed(after);
-    if (this.#takesFreed(table, rules, after, before, st)) return false;
+    const bonded = this.#takesFreed(table, rules, after, before, st);
+    if (!bonded) return false;
     // A change of columns a foreign key's ON UPDATE action follows (the key, or a UNIQUE column it references).
     const acting = rules.updateActions.filter((u) => u.columns.some((c) => before.get(c) !== after.get(c)));
     if (acting.length > 0 && this.#writes(acting.map((u) => u.child))) return false;
@@ -167,7 +184,9 @@ export class Coalescer {
       if (previous) this.#retired.push(previous); // a row inserted and deleted in the window held the key
       this.#rows.set(k2, st);
     }
+    this.#bond(st, bonded);
     this.#release(st, rules);
+    this.#hold(st, rules);
     return true;
   }
 
@@ -182,36 +201,54 @@ export class Coalescer {
         noop.push({ table: st.table, entryIds: st.entryIds });
         continue;
       }
-      const columns = staleColumns(st, shape);
+      const columns = staleColumns(st.table, st.base, shape, st.reinserted);
       if (columns.length > 0) stale.push({ op, columns });
       else rows.push(op);
     }
     return { truncates: [...this.#truncates.values()], rows, noop, stale };
   }
 
-  /** Does `image` take a unique value another row gave up in this window? (`before`: values it already had.) */
+  /**
+   * Unique values `image` takes that other rows gave up in this window (`before`: values it already had):
+   * undefined if the window must end first, else the rows it must be bonded with (DEFERRABLE constraints).
+   */
   #takesFreed(
     table: TableInfo,
     rules: TableRules,
     image: Image,
     before: Image | undefined,
     st: RowState | undefined,
-  ): boolean {
+  ): readonly RowState[] | undefined {
     for (let j = 0; j < rules.opaqueUniques.length; j++) {
       const owner = this.#opaqueReleased.get(`${table.oid}:${j}`);
       if (owner === undefined || owner === st) continue;
       const cols = rules.opaqueUniques[j]!.columns;
-      if (!before || cols.some((c) => before.get(c) !== image.get(c))) return true;
+      if (!before || cols.some((c) => before.get(c) !== image.get(c))) return undefined;
     }
+    let bonded: RowState[] | undefined; // allocated only when needed: this runs for every entry
     const freed = this.#freed.get(table.oid);
-    if (!freed) return false;
+    if (!freed) return NO_ROWS;
     for (let i = 0; i < rules.uniques.length; i++) {
       const value = uniqueValue(rules, i, image);
       if (value === undefined || (before && uniqueValue(rules, i, before) === value)) continue;
       const owner = freed.get(value);
-      if (owner && owner !== st) return true;
+      if (!owner || owner === st) continue;
+      if (!rules.uniques[i]!.deferrable || owner.current === null) return undefined;
+      (bonded ??= []).push(owner);
     }
-    return false;
+    return bonded ?? NO_ROWS;
+  }
+
+  /** Bond `st` with `others` (and whatever they are bonded with already). */
+  #bond(st: RowState, others: readonly RowState[]): void {
+    for (const other of others) {
+      st.bond ??= other.bond ?? ++this.#bonds;
+      if (other.bond === st.bond) continue;
+      const from = other.bond;
+      other.bond = st.bond;
+      if (from === undefined) continue;
+      for (const r of [...this.#retired, ...this.#rows.values()]) if (r.bond === from) r.bond = st.bond;
+    }
   }
 
   /** Record the unique values the row held before the window and no longer holds. */
@@ -225,11 +262,29 @@ export class Coalescer {
       this.#opaqueReleased.set(key, owner === undefined || owner === st ? st : null);
     }
     let freed = this.#freed.get(st.table.oid);
+    const taken = this.#taken.get(st.table.oid);
     for (let i = 0; i < rules.uniques.length; i++) {
       const held = uniqueValue(rules, i, base);
       if (held === undefined || (current !== null && uniqueValue(rules, i, current) === held)) continue;
       if (!freed) this.#freed.set(st.table.oid, (freed = new Map()));
       freed.set(held, st);
+      // A value another row took while this one held it (a DEFERRABLE constraint allows it): one batch.
+      const taker = taken?.get(held);
+      if (current !== null && taker && taker !== st && taker.current && uniqueValue(rules, i, taker.current) === held)
+        this.#bond(st, [taker]);
+    }
+  }
+
+  /** Record the values of DEFERRABLE unique column sets the row holds now (see #release). */
+  #hold(st: RowState, rules: TableRules): void {
+    if (st.current === null) return;
+    for (let i = 0; i < rules.uniques.length; i++) {
+      if (!rules.uniques[i]!.deferrable) continue;
+      const value = uniqueValue(rules, i, st.current);
+      if (value === undefined) continue;
+      let taken = this.#taken.get(st.table.oid);
+      if (!taken) this.#taken.set(st.table.oid, (taken = new Map()));
+      taken.set(value, st);
     }
   }
 
@@ -254,6 +309,7 @@ export class Coalescer {
     });
     // The truncate goes first: every value is free on the remote.
     this.#freed.delete(table.oid);
+    this.#taken.delete(table.oid);
     for (const key of [...this.#opaqueReleased.keys()])
       if (key.startsWith(`${table.oid}:`)) this.#opaqueReleased.delete(key);
     this.#truncates.set(table.oid, t);
@@ -299,7 +355,7 @@ function uniqueValue(rules: TableRules, i: number, image: Image): string | undef
 /** The row's write; `shape`: its current image's. */
 function toOp(st: RowState, shape: Shape | null): RowOp | undefined {
   const { table, base, current, entryIds, firstId, priority } = st;
-  const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority };
+  const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority, bond: st.bond };
   if (current === null || shape === null)
     return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
   const { writable } = shape;
@@ -326,48 +382,6 @@ function toOp(st: RowState, shape: Shape | null): RowOp | undefined {
   if (changed.length === 0 && (shape.unknown.length === 0 || changedColumns(base, current).length === 0))
     return undefined;
   return { kind: "upsert", ...common, image: current, set: changed, base, reinserted: false };
-}
-
-/**
- * Columns of the row's images the table does not have: captured before a column was renamed or dropped. Such a
- * write would land without them (json_populate_record ignores unknown keys), losing its values silently. An
- * UPDATE's before image has the columns of its after image: the base counts only where the row has no after
- * image (deleted) or another one (deleted and inserted again).
- */
-function staleColumns(st: RowState, shape: Shape | null): string[] {
-  const names = new Set(shape?.unknown);
-  if (st.base !== null && (st.current === null || st.reinserted))
-    for (const c of shapeOf(st.table, st.base).unknown) names.add(c);
-  return [...names];
-}
-
-interface Shape {
-  writable: string[];
-  unknown: string[];
-}
-
-const shapes = new WeakMap<TableInfo, { writable: Set<string>; known: Set<string>; shapes: Map<string, Shape> }>();
-
-/** An image's columns, sorted out once per table and image shape (a sync may hold 100k+ rows). */
-function shapeOf(table: TableInfo, image: Image): Shape {
-  let t = shapes.get(table);
-  if (!t) {
-    const known = new Set(table.columns.map((c) => c.name));
-    shapes.set(table, (t = { writable: new Set(table.writable), known, shapes: new Map() }));
-  }
-  const keys = [...image.keys()];
-  const key = keys.join("\u0000");
-  let shape = t.shapes.get(key);
-  if (!shape) {
-    shape = { writable: keys.filter((c) => t.writable.has(c)), unknown: keys.filter((c) => !t.known.has(c)) };
-    t.shapes.set(key, shape);
-  }
-  return shape;
-}
-
-/** The columns of an image a push writes (TableInfo.writable, in the image's order): one shared array per shape. */
-export function writableIn(table: TableInfo, image: Image): string[] {
-  return shapeOf(table, image).writable;
 }
 
 /** The key's values as the log spells them, for messages (keyText is the row's identity). */

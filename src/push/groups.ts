@@ -1,6 +1,7 @@
 import type { TableInfo } from "../core/table.js";
-import { writableIn, type RowOp } from "./coalesce.js";
+import type { RowOp } from "./coalesce.js";
 import { isPartial } from "./complete.js";
+import { writableIn } from "./shape.js";
 import type { GroupWrite } from "./statements.js";
 
 /** Row writes of one table, one statement shape and one way of checking the remote rows, applied together. */
