@@ -187,4 +187,29 @@ describe("security: one process, one remote identity per client", () => {
       await stranger.close();
     }
   });
+
+  it('a role with a "/" in its name is refused: with claims, another role could take its identity', async () => {
+    const slashed = `ominipg_t/x_${suffix}`;
+    await withAdmin(async (sql) => {
+      await sql.unsafe(`CREATE ROLE "${slashed}"`);
+      await sql.unsafe(`GRANT "${slashed}" TO ${api}`);
+    });
+    const { setUpRemote } = await import("../src/remote/remote.js");
+    try {
+      await expect(setUpRemote(remote.sql as never, [slashed])).rejects.toMatchObject({
+        code: "REMOTE_SETUP_FAILED",
+        message: expect.stringContaining('has a "/" in its name'),
+      });
+      const db = await open(apiUrl, "docs", { remoteRole: slashed });
+      try {
+        await db.query(`INSERT INTO docs VALUES (50, $1, 'x')`, [slashed]);
+        await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_SETUP_FAILED", retryable: false });
+        expect((await db.status()).pending).toEqual([{ table: "public.docs", priority: 0, count: 1 }]);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await withAdmin((sql) => sql.unsafe(`DROP ROLE IF EXISTS "${slashed}"`));
+    }
+  });
 });

@@ -5,6 +5,7 @@ import {
   LEDGER_TABLE,
   REMOTE_SCHEMA_VERSION,
   drainerGrants,
+  slashedRole,
   tenantGrants,
 } from "./schema.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
@@ -74,11 +75,19 @@ export class Remote {
 
   /** Set up the remote side once; a failed attempt is retried at the next call. */
   ensureReady(): Promise<void> {
-    this.#ready ??= this.#setup().catch((err) => {
-      this.#ready = undefined;
-      throw err;
-    });
+    this.#ready ??= this.#setup()
+      .then(() => this.#checkRole())
+      .catch((err) => {
+        this.#ready = undefined;
+        throw err;
+      });
     return this.#ready;
+  }
+
+  /** The identity's role may not hold a "/": its identity would pass for another role's with a claims sub. */
+  async #checkRole(): Promise<void> {
+    const [row] = await this.transaction((tx) => tx.unsafe<{ role: string }[]>(`SELECT current_user::text AS role`));
+    if (row?.role.includes("/")) throw slashedRole(row.role);
   }
 
   /** A message safe to show: the remote URL's password is never in it. */

@@ -1,3 +1,4 @@
+import { SyncError } from "../core/errors.js";
 import { quoteIdent } from "../core/sql.js";
 
 /**
@@ -22,6 +23,18 @@ export const REMOTE_SCHEMA_VERSION = "ominipg ledger v2";
 
 /** The condition that keeps every query of Ominipg's to this role's ledger rows (and the pre-v2 rows). */
 export const OWN_LEDGER_ROWS = "owner IN (public._ominipg_identity(), '')";
+
+/**
+ * An identity is "<role>/<sub>" with claims: a role whose name holds a "/" would share one with another role and
+ * a sub (role "a/b" with none, role "a" with sub "b"), and with it that role's ledger rows and feed position.
+ */
+export function slashedRole(role: string): SyncError {
+  return new SyncError(
+    "REMOTE_SETUP_FAILED",
+    `the role ${quoteIdent(role)} has a "/" in its name, which Ominipg's identities use between a role and a claims sub: another role with claims could pass for it. Use a role without "/"`,
+    { retryable: false },
+  );
+}
 
 /** The identity a ledger row belongs to: the current role, and the `sub` of JWT-style claims when set. */
 export const IDENTITY = "public._ominipg_identity()";
@@ -67,6 +80,7 @@ COMMENT ON TABLE ${T} IS '${REMOTE_SCHEMA_VERSION}'`;
  * ledger rows, reading the change feed, and its own feed cursor. Needs the feed's tables (FEED_DDL).
  */
 export function tenantGrants(role: string): string {
+  if (role.includes("/")) throw slashedRole(role);
   const r = quoteIdent(role);
   return `GRANT USAGE ON SCHEMA public TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO ${r};
