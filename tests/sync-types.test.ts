@@ -15,6 +15,7 @@ const SCHEMA = [
      doubled numeric GENERATED ALWAYS AS (num * 2) STORED,
      first_text text GENERATED ALWAYS AS (upper(texts[1])) STORED)`,
   `CREATE TABLE IF NOT EXISTS keyed (k text, at timestamptz, n numeric, v text, PRIMARY KEY (k, at, n))`,
+  `CREATE TABLE IF NOT EXISTS bounded (id int PRIMARY KEY, arr int[], grid text[][], note text)`,
 ];
 
 const FULL_ROW = `INSERT INTO every (big, small, num, fixed, f8, f4, ints, grid, texts, j, js, b, tstz, ts, d, tm, iv, u, m, moods, flag, addr, r, c, vc, tsv)
@@ -78,6 +79,24 @@ describe("sync: column types", () => {
       });
       expect(rows.map((r) => r.t)).toEqual(local);
     }
+  });
+
+  it("keeps arrays' lower bounds, on inserts, updates of other columns or of the array, key changes and MERGE", async () => {
+    await db.query(
+      `INSERT INTO bounded VALUES (1, '{10,20}', NULL, 'a'), (2, '[5:6]={50,60}', '[0:1][2:3]={{a,b},{c,d}}', 'b'), (3, NULL, '{}', 'c')`,
+    );
+    await db.query(`UPDATE bounded SET arr[0] = 0 WHERE id = 1`);
+    await db.query(`UPDATE bounded SET note = 'b2' WHERE id = 2`);
+    await db.query(`UPDATE bounded SET id = 4, arr = '[-2:-2]={7}' WHERE id = 3`);
+    await db.query(
+      `MERGE INTO bounded t USING (VALUES (2), (5)) AS s(id) ON t.id = s.id WHEN MATCHED THEN UPDATE SET grid[0][2] = 'z' WHEN NOT MATCHED THEN INSERT VALUES (s.id, '[3:3]={3}', NULL, 'm')`,
+    );
+    expect(await db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
+    const select = `SELECT id, arr::text AS arr, grid::text AS grid, note FROM bounded ORDER BY id`;
+    const local = (await db.query(select)).rows;
+    expect(local).toContainEqual({ id: 1, arr: "[0:2]={0,10,20}", grid: null, note: "a" });
+    expect(await remote.sql.unsafe(select)).toEqual(local);
+    expect((await db.verify()).ok).toBe(true);
   });
 
   // A json value is its text: key order, spacing and duplicate keys (tests/json-text.test.ts: every path).
