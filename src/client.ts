@@ -49,6 +49,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   #ddlInTransaction = false;
   #lock: DirLock | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** Called after every statement that captured changes (for push-after-write). */
   protected onCaptured: () => void = () => {};
 
@@ -135,8 +136,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     return { driver, lock, storedScope };
   }
 
+  /** True from the moment close() is called: new calls are refused while it finishes what is in flight. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#closing !== undefined;
   }
 
   /**
@@ -148,13 +150,19 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     params: readonly unknown[] = [],
     options: QueryOptions = {},
   ): Promise<QueryResult<T>> {
-    this.#assertOpen();
+    const inside = this.insideTransaction();
+    // A transaction() callback finishes (close() waits); other statements are refused once close() began, even
+    // queued ones: after close()'s ROLLBACK one would run outside its BEGIN ... COMMIT.
+    if (inside ? this.#closed : this.closed) throw new ClosedError();
     if (typeof sql !== "string") throw new ConfigError("query() takes SQL text as its first argument");
     if (!Array.isArray(params)) throw new ConfigError("query() parameters must be an array");
-    const inside = this.#activeTx !== undefined && this.#txScope.getStore() === this.#activeTx;
     const rowMode = options.rowMode ?? "object";
     if (rowMode !== "object" && rowMode !== "array") throw new ConfigError(`rowMode must be "object" or "array"`);
-    return inside ? this.#run<T>(sql, params, rowMode) : this.#session.run(() => this.#run<T>(sql, params, rowMode));
+    if (inside) return this.#run<T>(sql, params, rowMode);
+    return this.#session.run(() => {
+      this.#assertOpen();
+      return this.#run<T>(sql, params, rowMode);
+    });
   }
 
   /** Run `fn` in a transaction: committed when it resolves, rolled back when it throws. */
@@ -164,6 +172,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       throw new OminipgError("TRANSACTION_NESTED", "transaction() cannot be nested; use SAVEPOINT through tx.query()");
     }
     return this.#session.run(async () => {
+      this.#assertOpen(); // queued when close() began
       if (this.driver.txStatus !== "idle") {
         throw new OminipgError(
           "TRANSACTION_ACTIVE",
@@ -198,11 +207,21 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     });
   }
 
-  /** Closes the local database and remote connections. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Closes the local database and remote connections. Every call waits for the one closing (a second call, e.g.
+   * an app's own signal handler after Ominipg's, resolves only once the database is closed and unlocked).
+   */
+  close(): Promise<void> {
+    // It would wait for the transaction, which waits for the callback.
+    if (this.insideTransaction()) return Promise.reject(inTransactionError());
+    this.#closing ??= this.shutdown();
+    return this.#closing;
+  }
+
+  /** What close() does, once. */
+  protected async shutdown(): Promise<void> {
     await this.#session.run(async () => {
+      this.#closed = true;
       await this.driver.close();
     });
     this.#lock?.release();
@@ -215,7 +234,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       // From inside a transaction() callback this would wait for the transaction, which waits for us.
       if (this.insideTransaction()) throw inTransactionError();
       for (;;) {
-        this.#assertOpen();
+        if (this.#closed) throw new ClosedError(); // Ominipg's own work in flight finishes while close() waits
         const outcome = await this.#session.run(async () =>
           this.driver.txStatus === "idle"
             ? { done: true as const, value: await fn(this.driver) }
@@ -253,8 +272,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     return this.#catalog;
   }
 
+  /** For calls of the app: refused from the moment close() was called. */
   #assertOpen(): void {
-    if (this.#closed) throw new ClosedError();
+    if (this.closed) throw new ClosedError();
   }
 
   /**

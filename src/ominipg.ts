@@ -235,15 +235,14 @@ export class Ominipg extends OminipgBase {
     }
   }
 
-  override async close(): Promise<void> {
-    if (this.closed) return;
+  protected override async shutdown(): Promise<void> {
     clearInterval(this.#interval);
     clearTimeout(this.#debounce);
     this.#feed?.stop();
     await this.rollbackOpenTransaction(); // a sync in flight may be waiting for it to end
     await this.#inflight?.catch(() => {});
     await this.#pulling?.catch(() => {});
-    await super.close();
+    await super.shutdown();
     await this.#remote?.close();
   }
 

@@ -131,6 +131,41 @@ describe("SIGTERM and SIGINT while a directory is open", () => {
   });
 });
 
+describe("close() while the app is still at work", () => {
+  it("refuses the app's statements from the moment it is called: a BEGIN ... COMMIT through query() is all rolled back", async () => {
+    const dir = await newDirectory();
+    const db = await Ominipg.connect({
+      url: dir,
+      schemaSQL: [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY)`],
+    });
+    await db.query(`BEGIN`);
+    await db.query(`INSERT INTO items VALUES (1)`);
+    const closing = db.close(); // a signal handler, or another part of the app shutting down
+    const later = await Promise.all(
+      [`INSERT INTO items VALUES (2)`, `COMMIT`].map((sql) => db.query(sql).catch((e: unknown) => e)),
+    );
+    expect(later).toMatchObject([{ code: "CLIENT_CLOSED" }, { code: "CLIENT_CLOSED" }]);
+    await closing;
+    expect(await rowsOf(dir)).toEqual([]);
+  });
+
+  it("a second close() resolves only once the database is closed and its lock released", async () => {
+    const dir = await newDirectory();
+    const db = await Ominipg.connect({ url: dir });
+    const first = db.close();
+    await db.close();
+    expect(fs.existsSync(`${dir}.lock`)).toBe(false);
+    await first;
+  });
+
+  it("close() inside a transaction() callback is refused (it would wait for the transaction)", async () => {
+    const db = await Ominipg.connect({ url: ":memory:" });
+    const err = await db.transaction(() => db.close()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "TRANSACTION_ACTIVE" });
+    await db.close();
+  });
+});
+
 describe("reopening after SIGKILL", () => {
   it("checkpoints while open (PGlite alone never does), so a reopen replays little WAL and does not wait for the lock", async () => {
     const dir = await newDirectory();
