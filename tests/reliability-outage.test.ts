@@ -295,6 +295,31 @@ describe("reliability: the remote goes down and comes back", () => {
     }
   });
 
+  it("another service on the port (an HTTP proxy answering 400): the sync fails and close() returns, nothing spins", async () => {
+    const http = net.createServer((c) =>
+      c.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", () => c.destroy()),
+    );
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    let connections = 0;
+    http.on("connection", () => connections++);
+    const url = new URL(remote.url);
+    url.host = `127.0.0.1:${(http.address() as net.AddressInfo).port}`;
+    try {
+      const db = await openSynced(url.toString(), SCHEMA, {
+        sync: { retry: { attempts: 2, baseDelayMs: 20, maxDelayMs: 50 } },
+      });
+      db.on("error", () => {});
+      await db.query(`INSERT INTO docs VALUES (515151, 'behind a proxy') ON CONFLICT (id) DO NOTHING`);
+      const started = Date.now();
+      await expect(db.sync()).rejects.toMatchObject({ retryable: true });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      await db.close();
+      expect(connections).toBeLessThan(100); // not a reconnect loop
+    } finally {
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it("hundreds of failed syncs during a long outage do not grow memory", async () => {
     v8.setFlagsFromString("--expose-gc");
     const gc = vm.runInNewContext("gc") as () => void;

@@ -96,8 +96,9 @@ const STARTUP_FAILURES = 1;
  * hung, so a sync after an outage never ran.)
  *
  * postgres.js also reconnects at once, without end and without its connect_timeout, when a connection
- * closes during start-up (before the server answers): a proxy or load balancer that accepts connections
- * while the database behind it is down made queries hang while spinning the CPU. After such a connection,
+ * closes during start-up (before the server answers, or after an answer that is not PostgreSQL's): a proxy or
+ * load balancer that accepts connections while the database behind it is down, or another service on the port,
+ * made queries hang while spinning the CPU. After such a connection,
  * the next attempt fails at once with ECONNRESET (retryable), so that the caller backs off.
  */
 function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket {
@@ -120,12 +121,19 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
     if (socket.bytesRead === 0 && !socket.readyState.startsWith("open")) guard.next++;
   });
   socket.once("connect", () => {
+    // What answers first tells a PostgreSQL server from something else on the port (an HTTP proxy answering 400):
+    // a start-up answered otherwise, or not at all, failed.
+    let first: number | undefined;
+    socket.once("data", (chunk: Buffer) => (first = chunk[0]));
     socket.once("close", () => {
-      guard.failures = socket.bytesRead === 0 ? guard.failures + 1 : 0;
+      guard.failures = first === undefined || !STARTUP_ANSWERS.has(first) ? guard.failures + 1 : 0;
     });
   });
   return socket;
 }
+
+/** The first byte of a PostgreSQL server's answer to a start-up: R, E, v (messages), S, N (to an SSL request). */
+const STARTUP_ANSWERS = new Set([0x52, 0x45, 0x76, 0x53, 0x4e]);
 
 /** Error codes that mean the connection itself is gone (postgres.js's, Node's, and SQLSTATE 08xxx / shutdowns). */
 const CONNECTION_LOST =
