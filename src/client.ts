@@ -8,7 +8,7 @@ import { forgetLeases } from "./seq/lease.js";
 import { loadParser } from "./capture/parser.js";
 import { DirectDriver } from "./remote/direct-driver.js";
 import type { Driver, QueryResult, RowMode } from "./core/driver.js";
-import { ClosedError, ConfigError, LocalDatabaseError, OminipgError, inTransactionError } from "./core/errors.js";
+import { ClosedError, ConfigError, OminipgError, inTransactionError, openFailed } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
 import { runSchema } from "./local/transaction.js";
@@ -75,8 +75,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     options: ConnectOptions,
   ): Promise<{ driver: Driver; lock?: DirLock; storedScope?: StoredScope | undefined }> {
     validateConnectOptions(options, (file) => fs.readFileSync(file));
-    // Loaded while the database opens (~0.1-0.2 s in a new process); awaited before the first query can run.
-    // Deferred, the planner loads it at its first statement.
+    // Loaded while the database opens (~0.1-0.2 s); deferred, the planner loads it at its first statement.
     const parser = options.deferParser ? Promise.resolve() : loadParser();
     parser.catch(() => {}); // awaited below, unless the open failed first
     const location = locate(options.url);
@@ -97,6 +96,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     try {
       if (location.kind === "directory") {
         fs.mkdirSync(path.dirname(location.path), { recursive: true });
+        // A symlink is opened (and locked) as its target: PGlite's file system does not follow it.
+        if (fs.existsSync(location.path)) location.path = fs.realpathSync(location.path);
         lock = await lockDirectory(location.path);
       }
       driver = await PgliteDriver.open(
@@ -108,11 +109,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
       lock?.release();
       if (cause instanceof OminipgError) throw cause;
       const where = location.kind === "directory" ? `the data directory ${location.path}` : "an in-memory database";
-      throw new LocalDatabaseError(
-        "LOCAL_OPEN_FAILED",
-        `could not open ${where}: ${(cause as Error)?.message ?? cause}`,
-        { cause },
-      );
+      throw openFailed(where, cause);
     }
     let storedScope: StoredScope | undefined;
     try {

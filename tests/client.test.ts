@@ -260,12 +260,27 @@ describe("persistent directories", () => {
     await again.close();
   });
 
+  it("opens a directory reached through a symlink as its target, locked there too", async () => {
+    const root = tempDir("ominipg-link-");
+    const dir = path.join(root, "db");
+    const link = path.join(root, "link");
+    const db = await Ominipg.connect({ url: dir, schemaSQL: [`CREATE TABLE IF NOT EXISTS k (id int PRIMARY KEY)`] });
+    await db.query(`INSERT INTO k VALUES (7)`);
+    await db.close();
+    fs.symlinkSync(dir, link);
+    const viaLink = await Ominipg.connect({ url: link });
+    expect((await viaLink.query(`SELECT id FROM k`)).rows).toEqual([{ id: 7 }]);
+    expect((await Ominipg.connect({ url: dir }).catch((e) => e)).code).toBe("LOCAL_LOCKED");
+    await viaLink.close();
+  });
+
   it("fails clearly when the directory cannot be opened, never falling back to memory", async () => {
     const file = path.join(tempDir("ominipg-bad-"), "not-a-dir");
     fs.writeFileSync(file, "plain file");
     const err = await Ominipg.connect({ url: file }).catch((e) => e);
     expect(err).toBeInstanceOf(LocalDatabaseError);
     expect(err.code).toBe("LOCAL_OPEN_FAILED");
+    expect(err.message).not.toContain("[object Object]");
   });
 
   it("rejects unknown url schemes and options", async () => {

@@ -116,6 +116,21 @@ export class SyncError extends OminipgError {
   }
 }
 
+/**
+ * The local database could not be opened at `where`. PGlite's file system errors are not Errors and carry only an
+ * errno: the message says that much instead of "[object Object]".
+ */
+export function openFailed(where: string, cause: unknown): LocalDatabaseError {
+  const errno = (cause as { errno?: unknown } | null)?.errno;
+  const text =
+    cause instanceof Error
+      ? cause.message
+      : errno !== undefined
+        ? `file system error (errno ${String(errno)})`
+        : String(cause);
+  return new LocalDatabaseError("LOCAL_OPEN_FAILED", `could not open ${where}: ${text}`, { cause });
+}
+
 /** A call that waits for the transaction to end, made inside a transaction() callback (it would wait for ever). */
 export function inTransactionError(): OminipgError {
   return new OminipgError(
