@@ -5,7 +5,13 @@ import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { hiddenWriters } from "./hidden-writers.js";
 import { LOGGED_COLUMNS_SQL } from "./logged-columns.js";
 import { addInheritanceRisks, partitionRootsOf } from "./inheritance.js";
-import { mayNameSynced, mayWrite, writingFunctions as findWriters, type FunctionRow } from "./writers.js";
+import {
+  mayNameSynced,
+  mayWrite,
+  writerCalledIn,
+  writingFunctions as findWriters,
+  type FunctionRow,
+} from "./writers.js";
 
 export interface SyncScope {
   schemas: string[];
@@ -256,7 +262,7 @@ export class Catalog {
     for (const e of exprRows) {
       const oid = Number(e.oid);
       const expr = e.expr.toLowerCase();
-      const fn = [...writingFunctions.keys()].find((name) => expr.includes(`${name.toLowerCase()}(`));
+      const fn = writerCalledIn(expr, writingFunctions);
       if (fn && !risky.has(oid)) risky.set(oid, `${e.what} calls ${fn}, which may write rows capture cannot see`);
     }
     addInheritanceRisks(relRows, tables, risky);

@@ -1,4 +1,5 @@
 import type { Driver } from "../core/driver.js";
+import { writerCalledIn } from "./writers.js";
 
 /**
  * Where a writing function runs although no statement names it: an operator it implements, a view (or
@@ -30,7 +31,7 @@ export async function hiddenWriters(driver: Driver, writing: Map<string, string>
   // What in a definition leads to a writer: a writing function's call, or (by name: errs on the side of "yes") a
   // view found before.
   const leadsTo = (text: string): string | undefined =>
-    [...writing.keys()].find((name) => text.includes(`${name.toLowerCase()}(`)) ??
+    writerCalledIn(text, writing) ??
     [...out.keys()].find((k) => k.startsWith("relation ") && text.includes(k.slice(9).toLowerCase()))?.slice(9);
   for (let grew = true; grew;) {
     grew = false;

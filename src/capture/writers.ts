@@ -62,6 +62,14 @@ export function mayNameSynced(
 }
 
 /**
+ * The writing function (a key of `writing`) that an expression's text (a default, a CHECK, a view's query, in
+ * lower case) calls, by a plain substring test of `name(`: errs on the side of "yes".
+ */
+export function writerCalledIn(text: string, writing: Map<string, string>): string | undefined {
+  return [...writing.keys()].find((name) => text.includes(`${name.toLowerCase()}(`));
+}
+
+/**
  * Whether a function body may write. Bodies in languages other than SQL and PL/pgSQL are opaque, so they may.
  * String literals and comments are dropped first so that `TG_OP = 'UPDATE'` does not count.
  */

@@ -254,7 +254,7 @@ function rejectUnsafeSettings(stmt: Node): void {
   const value = (arg: Node | undefined): string | undefined => {
     const c = arg?.A_Const;
     if (!c) return undefined;
-    return c.ival ? String(c.ival.ival ?? 0) : c.sval ? String(c.sval.sval) : c.fval ? String(c.fval.fval) : undefined;
+    return c.ival ? String(c.ival.ival ?? 0) : c.sval ? String(c.sval.sval) : undefined; // other constants: refused
   };
   const refuse = (name: string | null | undefined, arg: Node | undefined) => {
     const rule = name ? UNSAFE_SETTINGS[name.toLowerCase()] : undefined;
