@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import type { PullProgress } from "../src/pull/types.js";
 import { Ominipg } from "../src/index.js";
 import type { LocalAccess } from "../src/local/access.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, pgliteTemplate, withAdmin, type TestDatabase } from "./harness/index.js";
+import { sendQueued } from "../src/pull/stream.js";
 import { expectSameRows, pullClient, queueLength, type PullClient } from "./pull-helpers.js";
 import { startProxy } from "./sync-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
@@ -380,5 +381,25 @@ describe("initial pull by COPY ranges", () => {
     const onDisk = await Ominipg.connect({ url: join(dir, "db") });
     cleanup(() => onDisk.close());
     expect((await onDisk.query(setting)).rows).toEqual([{ m: "posix_fallocate" }]);
+  });
+
+  it("puts the next range's query on the wire before the local database blocks the thread (sendQueued)", async () => {
+    // PGlite runs on this thread; a COPY holds it for ~0.2 s per range. The next range is read meanwhile only if
+    // its query left before: postgres.js sends short messages on the event loop's next turn.
+    const block = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+    await withAdmin(async (sql) => {
+      const started = async (flush: boolean) => {
+        // Made in a microtask, as copy.ts's readRange makes its query (an async function returning it).
+        const first = Promise.resolve().then(() => sql<{ at: Date }[]>`SELECT clock_timestamp() AS at`);
+        if (flush) await sendQueued();
+        block();
+        const [a] = await first;
+        const [b] = await sql<{ at: Date }[]>`SELECT clock_timestamp() AS at`;
+        return b!.at.getTime() - a!.at.getTime(); // server clock: ~400 ms if the first ran during the block
+      };
+      await sql`SELECT 1`;
+      expect(await started(false)).toBeLessThan(200); // the premise: without it, the query waits for the thread
+      expect(await started(true)).toBeGreaterThan(200);
+    });
   });
 });

@@ -7,7 +7,8 @@
  * locally by ONE `COPY ... FROM STDIN` of the same text into the table itself (PGlite's fastest load path:
  * no per-row statement, no JSON), in one short local transaction that also records the range's last key in
  * `_ominipg_meta` (the resume point). The next range is read from the remote while the local database loads
- * the current one; memory holds two ranges (`chunkRows` rows, fewer for wide rows: `chunkBytes`).
+ * the current one (its query sent first: stream.ts sendQueued); memory holds two ranges (`chunkRows` rows, fewer
+ * for wide rows: `chunkBytes`).
  *
  * Both sides speak COPY text under the same session settings (CANONICAL_SETTINGS on the remote transaction,
  * LOCAL_SETTINGS in the local one), so every value's text reads back as the value it was. Columns are listed
@@ -40,7 +41,7 @@ import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFet
 import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
 import { deferIndexes, recordedIndexes, restoreIndexes } from "./indexes.js";
 import { fetchSql, remoteCountSql, stageName } from "./sql.js";
-import { resumeAfterEnd, streamChunks } from "./stream.js";
+import { resumeAfterEnd, sendQueued, streamChunks } from "./stream.js";
 
 /** One range of remote rows as COPY text. */
 interface Range {
@@ -70,6 +71,7 @@ export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): P
       // The next range is read while this one is written.
       if (range.rows >= limit) next = readRange(ctx, t, range.last, limit);
       next?.catch(() => {}); // awaited below, or when this range is written row by row
+      if (next) await sendQueued(); // the server writes the next range into the socket while this one loads
       await writeRange(ctx, run, range, after, () => next);
       if (run.truncated) break;
       after = range.last;

@@ -52,7 +52,7 @@ import {
   fetchedKey,
 } from "./feed-sql.js";
 import { partByFlag } from "./copy-text.js";
-import { copyPieces, dropRest } from "./stream.js";
+import { copyPieces, dropRest, sendQueued } from "./stream.js";
 
 export interface FeedView {
   slot: string;
@@ -211,9 +211,7 @@ export class FeedRows {
     const { again } = probe;
     if (probe.blind || probe.whole || again.whole || probe.changed + again.count === 0) return undefined;
     const rows = new FeedRows(ctx, t, view, cursor, again.keys);
-    // postgres.js sends writes under 1 kB at the event loop's next check phase (setImmediate), and local work is a
-    // run of microtasks that never lets the loop get there: one loop turn later, the statements are on their way.
-    await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+    await sendQueued();
     return rows;
   }
 

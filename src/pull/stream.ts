@@ -2,6 +2,16 @@ import type { Readable } from "node:stream";
 import { Abandoned } from "./context.js";
 
 /**
+ * Let postgres.js put the queries just made on the wire. It holds a short message back until the event loop's
+ * next turn (a setImmediate), and PGlite runs its statements on this thread without giving it one: a remote read
+ * meant to run while the local database works would only be sent once that work is done. Two turns: the first
+ * lets the driver's own setImmediate, queued by a microtask of the caller, run before this resolves.
+ */
+export function sendQueued(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+/**
  * Feed a postgres.js cursor's chunks to `fn`, fetching the next chunk while `fn` works on the current one:
  * memory holds two chunks, whatever the table's size. On failure the chunk in flight is awaited and the
  * portal closed, so the connection can roll back (unless the transaction is over: the connection may serve
@@ -15,6 +25,7 @@ export async function streamChunks<T>(cursor: AsyncIterable<T[]>, fn: (rows: T[]
       const r = await next;
       if (r.done) return;
       next = it.next();
+      await sendQueued();
       await fn(r.value);
     }
   } catch (err) {
