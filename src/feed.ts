@@ -126,7 +126,7 @@ export class FeedLink {
       if (state) out.drainedAgoMs = Number(state.age_ms);
       if (this.#pulled !== undefined) out.pulledTo = this.#pulled;
     } catch (err) {
-      out.error = this.remote.redact((err as Error)?.message ?? String(err));
+      out.error = this.remote.describe(err);
     }
     return out;
   }

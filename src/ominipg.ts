@@ -188,7 +188,7 @@ export class Ominipg extends OminipgBase {
       ]).catch((err: unknown) => ({
         url: r.redact(r.url),
         reachable: false,
-        error: r.redact((err as Error)?.message ?? String(err)),
+        error: r.describe(err),
       }));
     }
     return {
@@ -368,7 +368,7 @@ export class Ominipg extends OminipgBase {
     const error =
       err instanceof OminipgError
         ? err
-        : new SyncError(code, `${what} failed: ${this.#remote!.redact((err as Error)?.message ?? String(err))}`, {
+        : new SyncError(code, `${what} failed: ${this.#remote!.describe(err)}`, {
             cause: err,
             retryable: false,
           });

@@ -320,6 +320,31 @@ describe("reliability: the remote goes down and comes back", () => {
     }
   });
 
+  it("a server that accepts connections and never answers: the error names its address and the timeout in words", async () => {
+    const silent = net.createServer((c) => c.resume()); // reads, so it sees the client close
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const where = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const url = new URL(remote.url);
+    url.host = where;
+    url.searchParams.set("connect_timeout", "1");
+    try {
+      const db = await openSynced(url.toString(), SCHEMA, { sync: { retry: { attempts: 1 } } });
+      db.on("error", () => {});
+      await expect(db.sync()).rejects.toMatchObject({
+        code: "REMOTE_SETUP_FAILED",
+        message: `setting up the remote database: no answer from ${where} within the connect timeout (CONNECT_TIMEOUT)`,
+      });
+      // The next attempt does not connect again at once (the last one never got an answer): status says why.
+      expect((await db.status()).remote).toMatchObject({
+        reachable: false,
+        error: `the last connection to ${where} ended before the server answered`,
+      });
+      await db.close();
+    } finally {
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it("hundreds of failed syncs during a long outage do not grow memory", async () => {
     v8.setFlagsFromString("--expose-gc");
     const gc = vm.runInNewContext("gc") as () => void;

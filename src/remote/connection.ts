@@ -17,7 +17,6 @@ export interface RemoteOptions {
   max?: number;
   /** Server-side prepared statements; off for poolers in transaction mode (PgBouncer). */
   prepare?: boolean;
-  connectTimeoutSeconds?: number;
   /**
    * The driver's array-type catalog query on each new connection (arrays in results and parameters as JS
    * arrays). Off for sync (see openRemote); direct mode, which returns arrays, turns it on.
@@ -41,7 +40,8 @@ export function openRemote(url: string, options: RemoteOptions = {}): Sql {
     ...(tls.ssl === undefined ? {} : { ssl: tls.ssl }),
     max: options.max ?? 4,
     prepare: options.prepare ?? false,
-    connect_timeout: options.connectTimeoutSeconds ?? 10,
+    // libpq's connect_timeout (the URL's, else PGCONNECT_TIMEOUT), which postgres.js reads itself; else 10 s.
+    ...(/[?&]connect_timeout=/.test(first) || process.env.PGCONNECT_TIMEOUT ? {} : { connect_timeout: 10 }),
     // No catalog query of the driver's own on each new connection: a connection lost under it rejected a
     // promise nobody awaits (an unhandledRejection: the app's process dies, porsager/postgres#1192) and
     // wedged the pool (syncs hung until connect_timeout). Ominipg sends arrays as text and reads none.
@@ -108,15 +108,17 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
     // write and flushes it from a setImmediate, and a connection that closes before the flush keeps the
     // stale buffer and timer, so that its next start-up message is never sent (CONNECT_TIMEOUT 10 s later).
     const socket = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
-    const err = Object.assign(new Error(`the server at ${host}:${port} closed the connection before answering`), {
+    const err = Object.assign(new Error(`the last connection to ${host}:${port} ended before the server answered`), {
       code: "ECONNRESET",
     });
     setImmediate(() => setImmediate(() => socket.destroy(err)));
-    return socket as unknown as net.Socket;
+    return Object.assign(socket, { host, port }) as unknown as net.Socket;
   }
   const socket = host.startsWith("/")
     ? net.connect({ path: `${host}/.s.PGSQL.${port}` })
     : net.connect({ host, port, noDelay: true });
+  // The address postgres.js puts in its own errors' messages (it sets these only on sockets it opens itself).
+  Object.assign(socket, { host, port });
   socket.once("error", () => {
     if (socket.bytesRead === 0 && !socket.readyState.startsWith("open")) guard.next++;
   });
@@ -134,6 +136,25 @@ function tcpSocket(host: string, port: number, guard: StartupGuard): net.Socket 
 
 /** The first byte of a PostgreSQL server's answer to a start-up: R, E, v (messages), S, N (to an SSL request). */
 const STARTUP_ANSWERS = new Set([0x52, 0x45, 0x76, 0x53, 0x4e]);
+
+/**
+ * postgres.js names its own connection failures in a code and an address ("write CONNECT_TIMEOUT 10.0.0.5:5432"):
+ * these in words, the code kept. Any other failure's message as it is.
+ */
+const DRIVER_FAILURES: Record<string, (where: string) => string> = {
+  CONNECT_TIMEOUT: (where) => `no answer from ${where} within the connect timeout`,
+  CONNECTION_CLOSED: (where) => `the connection to ${where} was closed`,
+  CONNECTION_DESTROYED: (where) => `the connection to ${where} was dropped`,
+  CONNECTION_ENDED: (where) => `the connection to ${where} had ended`,
+};
+
+export function errorText(err: unknown): string {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof message !== "string") return String(err);
+  const words = typeof code === "string" ? DRIVER_FAILURES[code] : undefined;
+  const prefix = `write ${String(code)} `;
+  return words && message.startsWith(prefix) ? `${words(message.slice(prefix.length))} (${String(code)})` : message;
+}
 
 /** Error codes that mean the connection itself is gone (postgres.js's, Node's, and SQLSTATE 08xxx / shutdowns). */
 const CONNECTION_LOST =

@@ -9,7 +9,7 @@
  */
 import type { ResolvedFeed } from "../core/feed.js";
 import type { OminipgWarning, WarningCode } from "../core/warnings.js";
-import type { Sql } from "./connection.js";
+import { errorText, type Sql } from "./connection.js";
 import { cannotSetUp, ensureFeed, slotHealth, trimFeed, type SlotHealth } from "./feed.js";
 import { drainStep, type DrainOptions } from "./feed-drain.js";
 
@@ -118,7 +118,7 @@ export class FeedAgent {
       return report;
     } catch (err) {
       this.#health = undefined;
-      const message = this.#redact((err as Error)?.message ?? String(err));
+      const message = this.#redact(errorText(err));
       this.warn({ code: "FEED_DRAIN_FAILED", message: `draining the change feed failed: ${message}` });
       return { ...report, drained: false, reason: message };
     }
@@ -144,7 +144,7 @@ export class FeedAgent {
       return await this.health(true);
     } catch (err) {
       this.#setUpFailedAt = Date.now();
-      const message = this.#redact((err as Error)?.message ?? String(err));
+      const message = this.#redact(errorText(err));
       this.warn({ code: "FEED_UNAVAILABLE", message: `the change feed could not be set up: ${message}` });
       return health;
     }

@@ -9,7 +9,7 @@ import {
   tenantGrants,
 } from "./schema.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
-import { openRemote, transaction, type Sql } from "./connection.js";
+import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { TLS_REFUSED, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
 
@@ -95,13 +95,18 @@ export class Remote {
     return redact(text, this.#secrets);
   }
 
+  /** A remote failure's message, safe to show (errorText, redacted). */
+  describe(err: unknown): string {
+    return this.redact(errorText(err));
+  }
+
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
   error(code: SyncErrorCode, what: string, cause: unknown): SyncError {
     if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
     const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? ""))
       ? "TLS: the server's certificate was refused: "
       : "";
-    const message = this.redact(`${what}: ${tls}${(cause as Error)?.message ?? String(cause)}`);
+    const message = `${this.redact(what)}: ${tls}${this.describe(cause)}`;
     return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
   }
 
