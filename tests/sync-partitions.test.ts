@@ -50,12 +50,57 @@ describe("partitioned tables", () => {
       { id: 120, v: "TWO" },
       { id: 150, v: "deeper" },
     ]);
-    // The change feed lists a partitioned table's rows under its partitions: the table diffs.
+    // The change feed lists the rows under their partitions: the pull reads them there.
     await remote.sql`UPDATE m SET v = 'remote' WHERE id = 150`;
-    expect((await other.pull()).tables["public.m"]?.strategy).toBe("diff");
+    expect((await other.pull()).tables["public.m"]).toMatchObject({ strategy: "feed", upserted: 1 });
     expect((await other.query(`SELECT v FROM m WHERE id = 150`)).rows).toEqual([{ v: "remote" }]);
     await other.close();
     await db.close();
+  });
+
+  it("pull from the change feed a table partitioned on the remote only; a partition attached, detached or dropped makes it diff once", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql
+        .unsafe(
+          `CREATE TABLE r (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+           CREATE TABLE r1 PARTITION OF r FOR VALUES FROM (0) TO (100);
+           CREATE TABLE r2 PARTITION OF r FOR VALUES FROM (100) TO (200) PARTITION BY RANGE (id);
+           CREATE TABLE r2a PARTITION OF r2 FOR VALUES FROM (100) TO (200);
+           INSERT INTO r VALUES (1, 'one'), (2, 'two'), (150, 'deep');`,
+        )
+        .simple();
+      const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS r (id int PRIMARY KEY, v text)`]);
+      const pull = async () => (await db.pull()).tables["public.r"];
+      expect(await pull()).toMatchObject({ strategy: "copy", upserted: 3 });
+      await remote.sql.unsafe(
+        `UPDATE r SET v = 'ONE' WHERE id = 1; INSERT INTO r VALUES (160, 'new'); DELETE FROM r WHERE id = 2;
+         UPDATE r SET id = 120 WHERE id = 150`, // the last moves a row to another partition
+      );
+      expect(await pull()).toMatchObject({ strategy: "feed", upserted: 3, deleted: 2 });
+      await expectSameRows(db, remote.sql, { r: "id" });
+
+      // Rows that come or go with a partition, no row change the feed could list: the table diffs once.
+      await remote.sql.unsafe(`CREATE TABLE r3 (id int PRIMARY KEY, v text)`);
+      await remote.sql.unsafe(`INSERT INTO r3 VALUES (250, 'attached')`);
+      await remote.sql.unsafe(`ALTER TABLE r ATTACH PARTITION r3 FOR VALUES FROM (200) TO (300)`);
+      expect(await pull()).toMatchObject({ strategy: "diff", reason: expect.stringMatching(/partitions changed/) });
+      await expectSameRows(db, remote.sql, { r: "id" });
+      await remote.sql.unsafe(`UPDATE r SET v = 'in r3' WHERE id = 250`);
+      expect(await pull()).toMatchObject({ strategy: "feed", upserted: 1 });
+      await remote.sql.unsafe(`ALTER TABLE r DETACH PARTITION r1`);
+      expect(await pull()).toMatchObject({ strategy: "diff", deleted: 1 });
+      await remote.sql.unsafe(`DROP TABLE r3; CREATE TABLE r3 PARTITION OF r FOR VALUES FROM (200) TO (300)`);
+      expect(await pull()).toMatchObject({ strategy: "diff", deleted: 1 });
+      await expectSameRows(db, remote.sql, { r: "id" });
+      expect((await db.query(`SELECT id, v FROM r ORDER BY id`)).rows).toEqual([
+        { id: 120, v: "deep" },
+        { id: 160, v: "new" },
+      ]);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
   });
 
   it("refuse TRUNCATE of a partition (the push could only empty the whole table); TRUNCATE of the table is pushed", async () => {

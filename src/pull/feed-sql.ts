@@ -17,25 +17,42 @@ export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass(
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
-/** The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. */
-export function feedStateSql(slot: string): string {
+/** The partitions of the table `c` (all levels), by oid: a JSON array of [oid, schema, name]. */
+const PARTITIONS =
+  `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c2.relname) ORDER BY p.relid::oid) ` +
+  `FROM pg_partition_tree(c.oid) AS p JOIN pg_class AS c2 ON c2.oid = p.relid ` +
+  `JOIN pg_namespace AS n ON n.oid = c2.relnamespace WHERE p.level > 0)`;
+
+/**
+ * The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. With
+ * `tables`: also `partitions`, those of them partitioned on the remote, each with its partitions (a JSON array of
+ * {s, t, parts}).
+ */
+export function feedStateSql(slot: string, tables?: readonly { schema: string; name: string }[]): string {
+  const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name })));
+  const partitions = tables
+    ? `, (SELECT coalesce(json_agg(json_build_object('s', q.s, 't', q.t, 'parts', ${PARTITIONS})), '[]') ` +
+      `FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text) ` +
+      `JOIN pg_class AS c ON c.oid = to_regclass(format('%I.%I', q.s, q.t)) WHERE c.relkind = 'p')::text AS partitions`
+    : "";
   return (
     `SELECT epoch::text AS epoch, drained_upto::text AS drained_upto, trimmed_upto::text AS trimmed_upto, ` +
-    `floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`
+    `floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms${partitions} FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`
   );
 }
 
 /**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
  * whether the feed is blind to rows leaving this role's sight: row-level security applies to it, and without
- * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from.
+ * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from (nor, for a
+ * partitioned table, does the drainer keep them: it keeps them for a partition whose own row security is on).
  */
 export function feedCountSql(r: Omit<FeedRange, "again">): string {
   return (
     `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole, ` +
-    `coalesce((SELECT row_security_active(c.oid) AND c.relreplident <> 'f' FROM pg_class AS c ` +
+    `coalesce((SELECT row_security_active(c.oid) AND (c.relreplident <> 'f' OR c.relkind = 'p') FROM pg_class AS c ` +
     `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))), false) AS blind ` +
-    `FROM ${FEED} WHERE ${rangeSql(r)}`
+    `FROM ${rangeRows(r, "ominipg_f")}`
   );
 }
 
@@ -43,6 +60,8 @@ export function feedCountSql(r: Omit<FeedRange, "again">): string {
 export interface FeedRange {
   schema: string;
   name: string;
+  /** The names its changes are listed under: its own, and its partitions' (FeedView.partitions). */
+  tables: [string, string][];
   after: string;
   upto: string;
   /** A JSON array of keys to read again (log/reread.ts). */
@@ -50,13 +69,18 @@ export interface FeedRange {
 }
 
 /**
- * The feed rows of the range, as literals: statements of a pull's few round trips take no parameters (postgres.js
- * sends a statement with parameters in two: it asks for their types first), and COPY takes none at all.
+ * The feed rows of the range (a FROM item), by the index: those of the table and, when it is partitioned on the
+ * remote, of its partitions (the drainer lists a change under the partition that holds the row). All as literals:
+ * statements of a pull's few round trips take no parameters (postgres.js sends a statement with parameters in two:
+ * it asks for their types first), and COPY takes none at all.
  */
-function rangeSql(r: Omit<FeedRange, "again">): string {
+function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
+  const tables = r.tables.map(
+    ([schema, name]) => `(schema_name = ${quoteLiteral(schema)} AND table_name = ${quoteLiteral(name)})`,
+  );
   return (
-    `schema_name = ${quoteLiteral(r.schema)} AND table_name = ${quoteLiteral(r.name)} ` +
-    `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn`
+    `(SELECT * FROM ${FEED} WHERE (${tables.join(" OR ")}) ` +
+    `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn) AS ${alias}`
   );
 }
 
@@ -65,14 +89,13 @@ function rangeSql(r: Omit<FeedRange, "again">): string {
  * (jsonb_populate_record: each value's text through its type's input function), with the row the table holds
  * for it now, or none (deleted, or not visible to this role), as COPY text: `ominipg_found`, then every column
  * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
- * spliced in as literals (rangeSql).
+ * spliced in as literals (rangeRows).
  */
 export function feedCopySql(t: TableInfo, r: FeedRange): string {
   const p = "ominipg_p";
-  const range = rangeSql(r);
   const columns = t.columns.map((c) => `${t.primaryKey.includes(c.name) ? "ominipg_k" : R}.${quoteIdent(c.name)}`);
   return (
-    `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${FEED} WHERE ${range} AND key IS NOT NULL ` +
+    `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${rangeRows(r, "ominipg_fr")} WHERE key IS NOT NULL ` +
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
     `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
     `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +

@@ -50,6 +50,7 @@ import {
   feedCopySql,
   fetchedInSql,
   fetchedKey,
+  type FeedRange,
 } from "./feed-sql.js";
 import { partByFlag } from "./copy-text.js";
 import { copyPieces, dropRest, sendQueued } from "./stream.js";
@@ -61,6 +62,11 @@ export interface FeedView {
   trimmedUpto: string;
   /** Why tables cannot be pulled from it now (they diff); undefined when it is usable. */
   unusable: string | undefined;
+  /**
+   * The pulled tables partitioned on the remote (by tableKey): their partitions, as names and as an identity
+   * (their oids and names: an attached, detached, dropped or replaced partition changes it).
+   */
+  partitions: Map<string, { names: [string, string][]; identity: string }>;
 }
 
 /**
@@ -71,21 +77,27 @@ export interface FeedCursor {
   epoch: string;
   lsn: string;
   reread?: RereadPosition;
+  /**
+   * The remote table's partitions then (FeedView.partitions): attaching, detaching or dropping one changes its
+   * rows with no change the feed could list, so the table diffs once when they differ.
+   */
+  partitions?: string;
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
 export async function readFeedView(
   ctx: PullContext,
   staleMs: number,
+  tables: readonly TableInfo[],
 ): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
   const [a] =
     await ctx.tx.unsafe<{ readable: boolean; slot: string; slot_found: boolean; wal_status: string | null }[]>(
       FEED_ACCESS_SQL,
     );
   if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
-  const [s] = await ctx.tx.unsafe<{ epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number }[]>(
-    feedStateSql(a.slot),
-  );
+  const [s] = await ctx.tx.unsafe<
+    { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; partitions: string }[]
+  >(feedStateSql(a.slot, tables));
   if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
   const age = Number(s.age_ms);
   const unusable = !a.slot_found
@@ -95,11 +107,32 @@ export async function readFeedView(
       : age > staleMs
         ? `no drainer has run for ${Math.round(age / 1000)} s (a client with REPLICATION, or \`ominipg feed\`)`
         : undefined;
-  return { view: { slot: a.slot, epoch: s.epoch, drainedUpto: s.drained_upto, trimmedUpto: s.trimmed_upto, unusable } };
+  const partitions = new Map(
+    (JSON.parse(s.partitions) as { s: string; t: string; parts: [number, string, string][] | null }[]).map((p) => [
+      tableKey({ schema: p.s, name: p.t }),
+      {
+        names: (p.parts ?? []).map(([, schema, name]): [string, string] => [schema, name]),
+        identity: JSON.stringify(p.parts ?? []),
+      },
+    ]),
+  );
+  const { epoch, drained_upto: drainedUpto, trimmed_upto: trimmedUpto } = s;
+  return { view: { slot: a.slot, epoch, drainedUpto, trimmedUpto, unusable, partitions } };
+}
+
+function tableKey(t: { schema: string; name: string }): string {
+  return JSON.stringify([t.schema, t.name]);
+}
+
+/** The table's changes in the feed after the cursor, up to what the view says is complete. */
+function rangeOf(t: TableInfo, view: FeedView, cursor: FeedCursor): Omit<FeedRange, "again"> {
+  const partitions = view.partitions.get(tableKey(t))?.names ?? [];
+  const tables: [string, string][] = [[t.schema, t.name], ...partitions];
+  return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto };
 }
 
 function cursorKey(t: TableInfo): string {
-  return `feed_cursor:${JSON.stringify([t.schema, t.name])}`;
+  return `feed_cursor:${tableKey(t)}`;
 }
 
 export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCursor | undefined> {
@@ -112,16 +145,23 @@ export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCu
  * transaction; no push runs during a pull, so the log's rejections and settlements are those the pull saw).
  */
 export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
-  const cursor: FeedCursor = { epoch: view.epoch, lsn: view.drainedUpto, reread: await rereadPosition(d) };
+  const partitions = view.partitions.get(tableKey(t))?.identity;
+  const cursor: FeedCursor = {
+    epoch: view.epoch,
+    lsn: view.drainedUpto,
+    reread: await rereadPosition(d),
+    ...(partitions === undefined ? {} : { partitions }),
+  };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));
 }
 
 /** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
 export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t: TableInfo): string | undefined {
   if (view.unusable) return view.unusable;
-  if (t.partitioned) return "the feed lists a partitioned table's rows under its partitions";
   if (!cursor) return "the table has no position in the feed yet";
   if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
+  if (cursor.partitions !== view.partitions.get(tableKey(t))?.identity)
+    return "the remote table's partitions changed since its last pull (a partition attached, detached or dropped)";
   if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
   return undefined;
 }
@@ -162,7 +202,7 @@ export async function probeFeed(
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: false, count: 0 };
   const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(
-    feedCountSql({ schema: t.schema, name: t.name, after: cursor.lsn, upto: view.drainedUpto }),
+    feedCountSql(rangeOf(t, view, cursor)),
   );
   return { changed: Number(count!.n), whole: count!.whole, blind: count!.blind, again };
 }
@@ -198,7 +238,7 @@ export class FeedRows {
   #taken = false;
 
   constructor(ctx: PullContext, t: TableInfo, view: FeedView, cursor: FeedCursor, again: string) {
-    const range = { schema: t.schema, name: t.name, after: cursor.lsn, upto: view.drainedUpto };
+    const range = rangeOf(t, view, cursor);
     this.estimate = ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t)).then(([e]) => e);
     this.stream = ctx.tx.unsafe(feedCopySql(t, { ...range, again })).readable();
     // Awaited later: a failure meanwhile is thrown to the reader then, not reported as unhandled now.
@@ -247,9 +287,11 @@ export async function feedTable(
   const { again } = probe;
   if (probe.blind)
     return {
-      reason:
-        "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
-        `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
+      reason: view.partitions.has(tableKey(t))
+        ? "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows " +
+          "left the role's sight"
+        : "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
+          `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
       blind: true,
     };
   if (probe.whole)

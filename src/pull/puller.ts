@@ -144,7 +144,7 @@ export class Puller {
       const remoteValues = await this.remote.transaction(async (sql) => {
         attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
         await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
-        view = await this.#view(attempt, result);
+        view = await this.#view(attempt, result, tables);
         for (const t of tables) {
           const tally = await this.#table(attempt, t, result, view);
           result.tables[`${t.schema}.${t.name}`] = tally;
@@ -160,9 +160,9 @@ export class Puller {
   }
 
   /** The change feed as the snapshot sees it (feed.ts), when this client uses it; "require" fails without it. */
-  async #view(ctx: PullContext, result: PullResult): Promise<FeedView | undefined> {
+  async #view(ctx: PullContext, result: PullResult, tables: TableInfo[]): Promise<FeedView | undefined> {
     if (!this.#feed) return undefined;
-    const { view, absent } = await readFeedView(ctx, this.#feed.settings.staleMs);
+    const { view, absent } = await readFeedView(ctx, this.#feed.settings.staleMs, tables);
     const unusable = absent ?? view.unusable;
     if (unusable && this.#feed.settings.mode === "require") throw feedRequired(unusable);
     result.feed = { position: view?.drainedUpto ?? null, ...(unusable ? { unusable } : {}) };
