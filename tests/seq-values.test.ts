@@ -70,6 +70,23 @@ it('"advance": the remote sequence moves to the exact local value past 2^53', as
   expect(await remote.sql`SELECT last_value::text AS v FROM t_id_seq`).toEqual([{ v: "9007199254740995" }]);
 });
 
+it('"advance": a remote sequence not used since a RESTART above the local value stays; an unused one moves up', async () => {
+  const schema = [`CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY, v text)`];
+  const remote = await remoteWith(schema);
+  const a = await client(remote, schema, { sequences: "advance" });
+  expect(await insert(a.db, 3)).toEqual(["1", "2", "3"]);
+  await a.db.sync();
+  expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "4" }]); // never used: moved
+  await remote.sql`ALTER SEQUENCE t_id_seq RESTART WITH 1000`;
+  await insert(a.db, 2);
+  await a.db.sync();
+  expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "1000" }]); // not moved back to 6
+  await remote.sql`ALTER SEQUENCE t_id_seq RESTART WITH 7`;
+  await insert(a.db, 5); // local ids up to 10
+  await a.db.sync();
+  expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "11" }]);
+});
+
 it('"lease": a sequence starting above 1 and never used connects, and mints from its leased block', async () => {
   const schema = [
     `CREATE TABLE IF NOT EXISTS t (id int GENERATED ALWAYS AS IDENTITY (START WITH 1000) PRIMARY KEY, v text)`,

@@ -22,19 +22,35 @@ export async function localSequenceValues(driver: Driver, tables: TableInfo[]): 
 /**
  * Move remote sequences up to at least the local values, never backwards, so that the remote's own
  * inserts do not collide with pushed ids. Not descending ones, which this would move backwards. Returns how many
- * were moved.
+ * were moved. A sequence not used since it was made or RESTARTed has no last value (pg_sequence_last_value is
+ * null): its next value is read from the sequence itself, so that one restarted above the local value stays.
  */
 export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]): Promise<number> {
   if (values.length === 0) return 0;
-  const rows = await sql.unsafe(
-    `SELECT setval(s.seq, s.v) FROM (
+  const [r] = await sql.unsafe<{ moved: number; unused: { seq: string; v: string }[] | null }[]>(
+    `WITH s AS (
        SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
-         FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)) AS s
-      WHERE s.seq IS NOT NULL AND s.v > coalesce(pg_sequence_last_value(s.seq), 0)
-        AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)`,
+         FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)),
+     a AS (SELECT s.seq, s.v, pg_sequence_last_value(s.seq) AS last FROM s
+            WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
+     moved AS (SELECT setval(a.seq, a.v) FROM a WHERE a.v > a.last)
+     SELECT (SELECT count(*) FROM moved)::int AS moved,
+            (SELECT json_agg(json_build_object('seq', format('%I.%I', n.nspname, c.relname), 'v', a.v::text))
+               FROM a JOIN pg_class AS c ON c.oid = a.seq JOIN pg_namespace AS n ON n.oid = c.relnamespace
+              WHERE a.last IS NULL) AS unused`,
     [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
-  return rows.length;
+  let moved = r!.moved;
+  for (const u of r!.unused ?? []) {
+    // Its next value is last_value (is_called false): moved only when the local value reaches it.
+    const rows = await sql.unsafe(
+      `SELECT setval($1::regclass, $2::text::int8) FROM ${u.seq} AS q
+        WHERE $2::text::int8 > q.last_value OR ($2::text::int8 = q.last_value AND NOT q.is_called)`,
+      [u.seq, u.v],
+    );
+    moved += rows.length;
+  }
+  return moved;
 }
 
 /**
