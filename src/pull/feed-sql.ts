@@ -17,11 +17,11 @@ export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass(
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
-/** The partitions of the table `c` (all levels), by oid: a JSON array of [oid, schema, name]. */
+/** The partitions of the table `x.r` (all levels), by oid: a JSON array of [oid, schema, name]. */
 const PARTITIONS =
-  `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c2.relname) ORDER BY p.relid::oid) ` +
-  `FROM pg_partition_tree(c.oid) AS p JOIN pg_class AS c2 ON c2.oid = p.relid ` +
-  `JOIN pg_namespace AS n ON n.oid = c2.relnamespace WHERE p.level > 0)`;
+  `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c.relname) ORDER BY p.relid::oid) ` +
+  `FROM pg_partition_tree(x.r) AS p JOIN pg_class AS c ON c.oid = p.relid ` +
+  `JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE p.level > 0)`;
 
 /**
  * The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. With
@@ -31,9 +31,10 @@ const PARTITIONS =
 export function feedStateSql(slot: string, tables?: readonly { schema: string; name: string }[]): string {
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name })));
   const partitions = tables
-    ? `, (SELECT coalesce(json_agg(json_build_object('s', q.s, 't', q.t, 'parts', ${PARTITIONS})), '[]') ` +
-      `FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text) ` +
-      `JOIN pg_class AS c ON c.oid = to_regclass(format('%I.%I', q.s, q.t)) WHERE c.relkind = 'p')::text AS partitions`
+    ? // Each table's relkind by its oid (a join to pg_class was planned as a scan of the catalog, every pull).
+      `, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'parts', ${PARTITIONS})), '[]') FROM ` +
+      `(SELECT q.s, q.t, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text)) AS x ` +
+      `WHERE (SELECT c.relkind FROM pg_class AS c WHERE c.oid = x.r) = 'p')::text AS partitions`
     : "";
   return (
     `SELECT epoch::text AS epoch, drained_upto::text AS drained_upto, trimmed_upto::text AS trimmed_upto, ` +
