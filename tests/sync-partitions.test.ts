@@ -97,6 +97,14 @@ describe("partitioned tables", () => {
         { id: 120, v: "deep" },
         { id: 160, v: "new" },
       ]);
+      // A table dropped and made again (partitioned or not) under the same name: its rows went with no change listed.
+      await remote.sql.unsafe(
+        `DROP TABLE r; CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r VALUES (7, 'seven')`,
+      );
+      expect(await pull()).toMatchObject({ strategy: "diff", reason: expect.stringMatching(/made again/) });
+      expect(await pull()).toMatchObject({ strategy: "feed" });
+      await expectSameRows(db, remote.sql, { r: "id" });
+      expect((await db.query(`SELECT id, v FROM r ORDER BY id`)).rows).toEqual([{ id: 7, v: "seven" }]);
       await db.close();
     } finally {
       await remote.drop();

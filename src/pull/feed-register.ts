@@ -5,7 +5,7 @@ import type { Remote } from "../remote/remote.js";
 import type { PullContext } from "./context.js";
 import { REGISTER_SQL, UNREGISTER_SQL } from "./feed-sql.js";
 import { lsnValue } from "../core/feed.js";
-import { readCursor, type FeedView } from "./feed.js";
+import { readCursor, type FeedView } from "./feed-view.js";
 
 /** What each agent (one per client) last registered, and when. */
 const registered = new WeakMap<FeedAgent, { position: string; at: number }>();

@@ -17,28 +17,32 @@ export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass(
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
-/** The partitions of the table `x.r` (all levels), by oid: a JSON array of [oid, schema, name]. */
+/**
+ * The partitions of the table `x.r` (all levels; none for a table that is not partitioned), by oid: a JSON array
+ * of [oid, schema, name, whether this role may read it by its own name].
+ */
 const PARTITIONS =
-  `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c.relname) ORDER BY p.relid::oid) ` +
+  `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c.relname, ` +
+  `has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) ORDER BY p.relid::oid) ` +
   `FROM pg_partition_tree(x.r) AS p JOIN pg_class AS c ON c.oid = p.relid ` +
   `JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE p.level > 0)`;
 
 /**
  * The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. With
- * `tables`: also `partitions`, those of them partitioned on the remote, each with its partitions (a JSON array of
- * {s, t, parts}).
+ * `tables`: also `remote`, those of them the remote has, each with its oid and partitions (a JSON array of
+ * {s, t, oid, parts}).
  */
 export function feedStateSql(slot: string, tables?: readonly { schema: string; name: string }[]): string {
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name })));
-  const partitions = tables
-    ? // Each table's relkind by its oid (a join to pg_class was planned as a scan of the catalog, every pull).
-      `, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'parts', ${PARTITIONS})), '[]') FROM ` +
+  const remote = tables
+    ? // No read of pg_class for a table that is not partitioned: to_regclass and pg_partition_tree use caches.
+      `, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, 'parts', ${PARTITIONS})), '[]') FROM ` +
       `(SELECT q.s, q.t, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text)) AS x ` +
-      `WHERE (SELECT c.relkind FROM pg_class AS c WHERE c.oid = x.r) = 'p')::text AS partitions`
+      `WHERE x.r IS NOT NULL)::text AS remote`
     : "";
   return (
     `SELECT epoch::text AS epoch, drained_upto::text AS drained_upto, trimmed_upto::text AS trimmed_upto, ` +
-    `floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms${partitions} FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`
+    `floor(extract(epoch FROM now() - drained_at) * 1000)::int8 AS age_ms${remote} FROM ${FEED_STATE} WHERE slot_name = ${quoteLiteral(slot)}`
   );
 }
 

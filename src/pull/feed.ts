@@ -24,16 +24,15 @@
  * Every change up to the cursor is applied; the rows are read as the snapshot has them, which may already show
  * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer
  * could not read the key of) in the range makes the table diff. A table with no cursor (added later, never
- * pulled, or pulled before the feed existed) is copied or diffed first.
+ * pulled, or pulled before the feed existed) is copied or diffed first; so is one whose remote table is not the one
+ * its cursor was of (made again, or its partitions changed), or has a partition this role may not read by name
+ * (feed-view.ts: the view and the cursors).
  */
 import type { Readable } from "node:stream";
-import { SyncError } from "../core/errors.js";
-import { lsnValue } from "../core/feed.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import { truncateQueuedAfter } from "../log/pending.js";
-import { keysToReread, rereadPosition, type RereadPosition } from "../log/reread.js";
-import { getMeta, setMeta } from "../log/tables.js";
+import { keysToReread } from "../log/reread.js";
 import { applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
 import { refusal, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
@@ -44,134 +43,14 @@ import {
   createGoneSql,
   deleteGoneSql,
   dropGoneSql,
-  FEED_ACCESS_SQL,
   feedCountSql,
-  feedStateSql,
   feedCopySql,
   fetchedInSql,
   fetchedKey,
-  type FeedRange,
 } from "./feed-sql.js";
 import { partByFlag } from "./copy-text.js";
 import { copyPieces, dropRest, sendQueued } from "./stream.js";
-
-export interface FeedView {
-  slot: string;
-  epoch: string;
-  drainedUpto: string;
-  trimmedUpto: string;
-  /** Why tables cannot be pulled from it now (they diff); undefined when it is usable. */
-  unusable: string | undefined;
-  /**
-   * The pulled tables partitioned on the remote (by tableKey): their partitions, as names and as an identity
-   * (their oids and names: an attached, detached, dropped or replaced partition changes it).
-   */
-  partitions: Map<string, { names: [string, string][]; identity: string }>;
-}
-
-/**
- * A table's position in the feed: every change up to `lsn` of epoch `epoch` is applied locally; and in the log,
- * what the pull must read again since then although the remote did not change it (log/reread.ts).
- */
-export interface FeedCursor {
-  epoch: string;
-  lsn: string;
-  reread?: RereadPosition;
-  /**
-   * The remote table's partitions then (FeedView.partitions): attaching, detaching or dropping one changes its
-   * rows with no change the feed could list, so the table diffs once when they differ.
-   */
-  partitions?: string;
-}
-
-/** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
-export async function readFeedView(
-  ctx: PullContext,
-  staleMs: number,
-  tables: readonly TableInfo[],
-): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
-  const [a] =
-    await ctx.tx.unsafe<{ readable: boolean; slot: string; slot_found: boolean; wal_status: string | null }[]>(
-      FEED_ACCESS_SQL,
-    );
-  if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
-  const [s] = await ctx.tx.unsafe<
-    { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; partitions: string }[]
-  >(feedStateSql(a.slot, tables));
-  if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
-  const age = Number(s.age_ms);
-  const unusable = !a.slot_found
-    ? `its slot ${a.slot} is missing`
-    : a.wal_status === "lost"
-      ? `its slot ${a.slot} was invalidated by the server (wal_status lost: max_slot_wal_keep_size)`
-      : age > staleMs
-        ? `no drainer has run for ${Math.round(age / 1000)} s (a client with REPLICATION, or \`ominipg feed\`)`
-        : undefined;
-  const partitions = new Map(
-    (JSON.parse(s.partitions) as { s: string; t: string; parts: [number, string, string][] | null }[]).map((p) => [
-      tableKey({ schema: p.s, name: p.t }),
-      {
-        names: (p.parts ?? []).map(([, schema, name]): [string, string] => [schema, name]),
-        identity: JSON.stringify(p.parts ?? []),
-      },
-    ]),
-  );
-  const { epoch, drained_upto: drainedUpto, trimmed_upto: trimmedUpto } = s;
-  return { view: { slot: a.slot, epoch, drainedUpto, trimmedUpto, unusable, partitions } };
-}
-
-function tableKey(t: { schema: string; name: string }): string {
-  return JSON.stringify([t.schema, t.name]);
-}
-
-/** The table's changes in the feed after the cursor, up to what the view says is complete. */
-function rangeOf(t: TableInfo, view: FeedView, cursor: FeedCursor): Omit<FeedRange, "again"> {
-  const partitions = view.partitions.get(tableKey(t))?.names ?? [];
-  const tables: [string, string][] = [[t.schema, t.name], ...partitions];
-  return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto };
-}
-
-function cursorKey(t: TableInfo): string {
-  return `feed_cursor:${tableKey(t)}`;
-}
-
-export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCursor | undefined> {
-  const value = await ctx.local((d) => getMeta(d, cursorKey(t)));
-  return value === undefined ? undefined : (JSON.parse(value) as FeedCursor);
-}
-
-/**
- * Move the table's cursor to what the view says is complete, and past the log as it is (in the caller's local
- * transaction; no push runs during a pull, so the log's rejections and settlements are those the pull saw).
- */
-export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
-  const partitions = view.partitions.get(tableKey(t))?.identity;
-  const cursor: FeedCursor = {
-    epoch: view.epoch,
-    lsn: view.drainedUpto,
-    reread: await rereadPosition(d),
-    ...(partitions === undefined ? {} : { partitions }),
-  };
-  await setMeta(d, cursorKey(t), JSON.stringify(cursor));
-}
-
-/** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
-export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t: TableInfo): string | undefined {
-  if (view.unusable) return view.unusable;
-  if (!cursor) return "the table has no position in the feed yet";
-  if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
-  if (cursor.partitions !== view.partitions.get(tableKey(t))?.identity)
-    return "the remote table's partitions changed since its last pull (a partition attached, detached or dropped)";
-  if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
-  return undefined;
-}
-
-/** A pull that must use the feed but cannot. */
-export function feedRequired(reason: string): SyncError {
-  return new SyncError("FEED_UNAVAILABLE", `the change feed is required (sync.feed "require") but ${reason}`, {
-    retryable: false,
-  });
-}
+import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
 
 /** Why a table the feed covers is read whole instead; `blind`: the feed cannot serve this role the table at all. */
 export interface FeedMiss {
@@ -287,7 +166,7 @@ export async function feedTable(
   const { again } = probe;
   if (probe.blind)
     return {
-      reason: view.partitions.has(tableKey(t))
+      reason: view.remote.get(tableKey(t))?.partitions.length
         ? "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows " +
           "left the role's sight"
         : "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +

@@ -55,18 +55,8 @@ import { copyTable, copyUnfinished, resumeCopy } from "./copy.js";
 import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
-import {
-  cursorProblem,
-  feedRequired,
-  FeedRows,
-  feedTable,
-  probeFeed,
-  readCursor,
-  readFeedView,
-  saveCursor,
-  settleQuiet,
-  type FeedView,
-} from "./feed.js";
+import { FeedRows, feedTable, probeFeed, settleQuiet } from "./feed.js";
+import { cursorProblem, feedRequired, readCursor, readFeedView, saveCursor, type FeedView } from "./feed-view.js";
 import { registerReader } from "./feed-register.js";
 import type { FeedAgent } from "../remote/feed-agent.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";

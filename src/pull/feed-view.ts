@@ -1,0 +1,152 @@
+/**
+ * The change feed as a pull's snapshot sees it (its slot's state, and the pulled tables as the remote's catalog
+ * has them), and each table's position in it, kept in the local meta table: whether the table can be pulled from
+ * the feed from there, and which of the feed's rows it reads (feed.ts).
+ */
+import { SyncError } from "../core/errors.js";
+import { lsnValue } from "../core/feed.js";
+import type { Driver } from "../core/driver.js";
+import type { TableInfo } from "../core/table.js";
+import { rereadPosition, type RereadPosition } from "../log/reread.js";
+import { getMeta, setMeta } from "../log/tables.js";
+import type { PullContext } from "./context.js";
+import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
+
+export interface FeedView {
+  slot: string;
+  epoch: string;
+  drainedUpto: string;
+  trimmedUpto: string;
+  /** Why tables cannot be pulled from it now (they diff); undefined when it is usable. */
+  unusable: string | undefined;
+  /** The pulled tables as the remote has them (by tableKey). */
+  remote: Map<string, RemoteTable>;
+}
+
+/** A pulled table as the snapshot's catalog has it. */
+export interface RemoteTable {
+  /**
+   * Its oid and its partitions' oids and names: a table dropped and made again, or a partition attached,
+   * detached, dropped or replaced, changes its rows with no change the feed could list.
+   */
+  identity: string;
+  /** The names the drainer lists its changes under, its partitions' (partitioned on the remote). */
+  partitions: [string, string][];
+  /** A partition this role may not read by its own name: the feed's rows listed under it are hidden from it. */
+  unreadable: boolean;
+}
+
+/**
+ * A table's position in the feed: every change up to `lsn` of epoch `epoch` is applied locally; and in the log,
+ * what the pull must read again since then although the remote did not change it (log/reread.ts).
+ */
+export interface FeedCursor {
+  epoch: string;
+  lsn: string;
+  reread?: RereadPosition;
+  /** The remote table's identity then (RemoteTable): when it is not the same now, the table diffs once. */
+  identity?: string;
+}
+
+/** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
+export async function readFeedView(
+  ctx: PullContext,
+  staleMs: number,
+  tables: readonly TableInfo[],
+): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
+  const [a] =
+    await ctx.tx.unsafe<{ readable: boolean; slot: string; slot_found: boolean; wal_status: string | null }[]>(
+      FEED_ACCESS_SQL,
+    );
+  if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
+  const [s] = await ctx.tx.unsafe<
+    { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; remote: string }[]
+  >(feedStateSql(a.slot, tables));
+  if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
+  const age = Number(s.age_ms);
+  const unusable = !a.slot_found
+    ? `its slot ${a.slot} is missing`
+    : a.wal_status === "lost"
+      ? `its slot ${a.slot} was invalidated by the server (wal_status lost: max_slot_wal_keep_size)`
+      : age > staleMs
+        ? `no drainer has run for ${Math.round(age / 1000)} s (a client with REPLICATION, or \`ominipg feed\`)`
+        : undefined;
+  const remote = new Map(
+    (
+      JSON.parse(s.remote) as { s: string; t: string; oid: number; parts: [number, string, string, boolean][] | null }[]
+    ).map((r): [string, RemoteTable] => {
+      const parts = r.parts ?? [];
+      return [
+        tableKey({ schema: r.s, name: r.t }),
+        {
+          identity: JSON.stringify([r.oid, parts.map(([oid, schema, name]) => [oid, schema, name])]),
+          partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
+          unreadable: parts.some(([, , , readable]) => !readable),
+        },
+      ];
+    }),
+  );
+  const { epoch, drained_upto: drainedUpto, trimmed_upto: trimmedUpto } = s;
+  return { view: { slot: a.slot, epoch, drainedUpto, trimmedUpto, unusable, remote } };
+}
+
+export function tableKey(t: { schema: string; name: string }): string {
+  return JSON.stringify([t.schema, t.name]);
+}
+
+/** The table's changes in the feed after the cursor, up to what the view says is complete. */
+export function rangeOf(t: TableInfo, view: FeedView, cursor: FeedCursor): Omit<FeedRange, "again"> {
+  const partitions = view.remote.get(tableKey(t))?.partitions ?? [];
+  const tables: [string, string][] = [[t.schema, t.name], ...partitions];
+  return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto };
+}
+
+function cursorKey(t: TableInfo): string {
+  return `feed_cursor:${tableKey(t)}`;
+}
+
+export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCursor | undefined> {
+  const value = await ctx.local((d) => getMeta(d, cursorKey(t)));
+  return value === undefined ? undefined : (JSON.parse(value) as FeedCursor);
+}
+
+/**
+ * Move the table's cursor to what the view says is complete, and past the log as it is (in the caller's local
+ * transaction; no push runs during a pull, so the log's rejections and settlements are those the pull saw).
+ */
+export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
+  const identity = view.remote.get(tableKey(t))?.identity;
+  const cursor: FeedCursor = {
+    epoch: view.epoch,
+    lsn: view.drainedUpto,
+    reread: await rereadPosition(d),
+    ...(identity === undefined ? {} : { identity }),
+  };
+  await setMeta(d, cursorKey(t), JSON.stringify(cursor));
+}
+
+/** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */
+export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t: TableInfo): string | undefined {
+  if (view.unusable) return view.unusable;
+  if (!cursor) return "the table has no position in the feed yet";
+  if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
+  const remote = view.remote.get(tableKey(t));
+  if (remote?.unreadable)
+    return (
+      "this role may not read every partition of the remote table by its own name (SELECT on each, USAGE on its " +
+      "schema): the feed lists a change under the partition that holds the row"
+    );
+  if (cursor.identity !== remote?.identity)
+    return cursor.identity === undefined
+      ? "the table's position does not say which remote table it is of yet"
+      : "the remote table was made again, or its partitions changed (attached, detached, dropped), since its last pull";
+  if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
+  return undefined;
+}
+
+/** A pull that must use the feed but cannot. */
+export function feedRequired(reason: string): SyncError {
+  return new SyncError("FEED_UNAVAILABLE", `the change feed is required (sync.feed "require") but ${reason}`, {
+    retryable: false,
+  });
+}
