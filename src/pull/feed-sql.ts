@@ -65,7 +65,7 @@ export function feedCountSql(r: Omit<FeedRange, "again">): string {
 export interface FeedRange {
   schema: string;
   name: string;
-  /** The names its changes are listed under: its own, and its partitions' (FeedView.partitions). */
+  /** The names its changes are listed under: its own, and its partitions' (feed-view.ts RemoteTable). */
   tables: [string, string][];
   after: string;
   upto: string;
