@@ -3,8 +3,10 @@
 // the harness's PostgreSQL, each case in its own remote database.
 import { afterEach, expect, it } from "vitest";
 import type { Ominipg, OminipgWarning } from "../src/index.js";
-import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { randomBytes } from "node:crypto";
+import { createLoginRoles, createTestDatabase, dropRoles, type TestDatabase } from "./harness/index.js";
 import { openSynced } from "./sync-helpers.js";
+import { setUpRemote } from "../src/remote/remote.js";
 
 let cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -85,6 +87,27 @@ it('"advance": a remote sequence not used since a RESTART above the local value 
   await insert(a.db, 5); // local ids up to 10
   await a.db.sync();
   expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "11" }]);
+});
+
+it('"advance" by a role that may UPDATE a never used remote sequence but not read it: moved past the pushed ids', async () => {
+  const schema = [`CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY, v text)`];
+  const remote = await remoteWith(schema);
+  const role = `ominipg_seq_${randomBytes(4).toString("hex")}`;
+  const urls = await createLoginRoles(remote.url, [role]);
+  cleanups.push(() => dropRoles([role])); // after the database (cleanups run in reverse)
+  await setUpRemote(remote.sql as never, [role]); // Ominipg's tables, granted to the role (ominipg setup --grant)
+  await remote.sql.unsafe(
+    `GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT, INSERT, UPDATE, DELETE ON t TO ${role}; GRANT UPDATE ON SEQUENCE t_id_seq TO ${role}`,
+  );
+  const db = await openSynced(urls[role]!, schema, {
+    sync: { pull: false },
+    sequences: "advance",
+    remoteSchema: "skip",
+  });
+  cleanups.push(() => db.close());
+  expect(await insert(db, 3)).toEqual(["1", "2", "3"]);
+  expect(await db.sync()).toMatchObject({ pushed: 3, rejected: 0 });
+  expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "4" }]);
 });
 
 it('"lease": a sequence starting above 1 and never used connects, and mints from its leased block', async () => {

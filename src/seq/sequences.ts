@@ -23,7 +23,8 @@ export async function localSequenceValues(driver: Driver, tables: TableInfo[]): 
  * Move remote sequences up to at least the local values, never backwards, so that the remote's own
  * inserts do not collide with pushed ids. Not descending ones, which this would move backwards. Returns how many
  * were moved. A sequence not used since it was made or RESTARTed has no last value (pg_sequence_last_value is
- * null): its next value is read from the sequence itself, so that one restarted above the local value stays.
+ * null): its next value is read from the sequence itself, so that one restarted above the local value stays (a
+ * role that may not read it, only UPDATE it, moves it as if it were at its start).
  */
 export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]): Promise<number> {
   if (values.length === 0) return 0;
@@ -31,13 +32,13 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
     `WITH s AS (
        SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
          FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)),
-     a AS (SELECT s.seq, s.v, pg_sequence_last_value(s.seq) AS last FROM s
-            WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
-     moved AS (SELECT setval(a.seq, a.v) FROM a WHERE a.v > a.last)
+     a AS (SELECT s.seq, s.v, pg_sequence_last_value(s.seq) AS last, has_sequence_privilege(s.seq, 'SELECT') AS readable
+             FROM s WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
+     moved AS (SELECT setval(a.seq, a.v) FROM a WHERE a.v > coalesce(a.last, CASE WHEN NOT a.readable THEN 0 END))
      SELECT (SELECT count(*) FROM moved)::int AS moved,
             (SELECT json_agg(json_build_object('seq', format('%I.%I', n.nspname, c.relname), 'v', a.v::text))
                FROM a JOIN pg_class AS c ON c.oid = a.seq JOIN pg_namespace AS n ON n.oid = c.relnamespace
-              WHERE a.last IS NULL) AS unused`,
+              WHERE a.last IS NULL AND a.readable) AS unused`,
     [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
   let moved = r!.moved;
