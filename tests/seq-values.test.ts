@@ -89,6 +89,20 @@ it('"advance": a remote sequence not used since a RESTART above the local value 
   expect(await remote.sql`SELECT nextval('t_id_seq')::text AS v`).toEqual([{ v: "11" }]);
 });
 
+it("a pull never moves a local sequence back below a RESTART; one restarted below the pulled ids moves past them", async () => {
+  const schema = [`CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY, v text)`];
+  const remote = await remoteWith(schema);
+  await remote.sql`INSERT INTO t (v) VALUES ('r1'), ('r2'), ('r3')`;
+  const a = await client(remote, schema, { sequences: "advance" });
+  await a.db.query(`ALTER SEQUENCE t_id_seq RESTART WITH 1000`);
+  await a.db.pull();
+  expect(await insert(a.db, 1)).toEqual(["1000"]);
+  await remote.sql`INSERT INTO t (v) VALUES ('r4')`;
+  await a.db.query(`ALTER SEQUENCE t_id_seq RESTART WITH 2`);
+  await a.db.pull();
+  expect(await insert(a.db, 1)).toEqual(["1001"]); // past the ids the table holds (its own 1000 among them)
+});
+
 it('"advance" by a role that may UPDATE a never used remote sequence but not read it: moved past the pushed ids', async () => {
   const schema = [`CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY, v text)`];
   const remote = await remoteWith(schema);

@@ -54,15 +54,15 @@ export async function catchUpSequences(d: Driver, owned: OwnedSequence[], remote
   let moved = 0;
   for (let i = 0; i < owned.length; i++) {
     const s = owned[i]!;
-    const [farthest, past, limit, before] =
-      s.increment > 0n
-        ? ["greatest", ">", "v <= seqmax", "seqstart - 1"]
-        : ["least", "<", "v >= seqmin", "seqstart + 1"];
+    const [farthest, past, limit] = s.increment > 0n ? ["greatest", ">", "v <= seqmax"] : ["least", "<", "v >= seqmin"];
+    // Its last value read from the sequence itself: one not used since it was made or RESTARTed has none
+    // (pg_sequence_last_value is null), and its next value is last_value, not its START.
     const { rows } = await d.query<{ moved: boolean }>(
       `SELECT setval($1::regclass, v) IS NOT NULL AS moved FROM (
          SELECT ${farthest}((SELECT ${s.increment > 0n ? "max" : "min"}(${quoteIdent(s.column)})::int8 FROM ${s.table.sql}), $2::text::int8) AS v) AS x
         WHERE v IS NOT NULL AND (SELECT ${limit} FROM pg_sequence WHERE seqrelid = $1::regclass)
-          AND v ${past} coalesce(pg_sequence_last_value($1::regclass), (SELECT ${before} FROM pg_sequence WHERE seqrelid = $1::regclass))`,
+          AND v ${past} (SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - p.seqincrement END
+                          FROM ${s.seq} AS q, pg_sequence AS p WHERE p.seqrelid = $1::regclass)`,
       [s.seq, remote[i] ?? null],
       { prepare: false },
     );
