@@ -43,9 +43,9 @@ export function writingFunctions(functions: readonly FunctionRow[]): Map<string,
 }
 
 /**
- * Whether code that may write could write a synced table: it names one (or a view, which may write one: `reaching`,
- * names in lower case), calls a function that may write, or is opaque (a language other than SQL and PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it
- * errs on the side of "yes".
+ * Whether code that may write could write a synced table: it names one (or a view, which may write one:
+ * `reaching`, names in lower case), calls a function that may write, or is opaque (a language other than SQL and
+ * PL/pgSQL, or dynamic SQL through EXECUTE). A plain substring test, so it errs on the side of "yes".
  */
 export function mayNameSynced(
   language: string,
