@@ -104,23 +104,24 @@ describe("initial pull by COPY ranges", () => {
     const definitions = (await c.db.query<{ d: string }>(DEFINITIONS)).rows[0]!.d;
     expect(definitions).toContain("index CREATE INDEX posts_title ON public.posts USING btree (lower(title)) WHERE");
 
-    // Cut short by a failing hook after three ranges of posts (the first 12,000 rows in key order).
+    // Cut short by a failing hook after three ranges of posts (1,024 rows first, so that the local load starts
+    // early, then 4,000 each: the first 9,024 rows in key order).
     const stop = new Error("stop here");
     const first: PullProgress[] = [];
     const err = await c.puller
       .pull({
         progress: (p) => {
           first.push(p);
-          if (p.table === "public.posts" && p.done >= 12_000) throw stop;
+          if (p.table === "public.posts" && p.done >= 9024) throw stop;
         },
       })
       .catch((e: unknown) => e);
     expect(err).toBe(stop);
-    expect(phases(first, "posts")[0]!.map((p) => p.done)).toEqual([0, 4000, 8000, 12_000]);
-    expect((await c.db.query(`SELECT count(*)::int AS n FROM posts`)).rows[0]).toEqual({ n: 12_000 });
+    expect(phases(first, "posts")[0]!.map((p) => p.done)).toEqual([0, 1024, 5024, 9024]);
+    expect((await c.db.query(`SELECT count(*)::int AS n FROM posts`)).rows[0]).toEqual({ n: 9024 });
     const [point] = await remote.sql<
       { id: string }[]
-    >`SELECT id::text AS id FROM posts ORDER BY posts.id OFFSET 11999 LIMIT 1`;
+    >`SELECT id::text AS id FROM posts ORDER BY posts.id OFFSET 9023 LIMIT 1`;
     expect(await resumePoint(c, "posts")).toEqual({ key: ["id"], after: [point!.id] });
     expect(await resumePoint(c, "authors")).toBeUndefined(); // copied to the end
 

@@ -42,6 +42,8 @@ it(`pulls a ${ROWS.toLocaleString("en")}-row table in chunks, then re-checks it 
   const steps = r.seen.progress.filter((p) => p.table === "public.big").map((p) => p.done);
   expect(steps.length).toBeGreaterThanOrEqual(ROWS / CHUNK);
   for (let i = 1; i < steps.length; i++) expect(steps[i]! - steps[i - 1]!).toBeLessThanOrEqual(CHUNK);
+  // The first range is smaller (1,024 rows), the next up to 4 times larger: the local load starts early.
+  expect(steps.slice(0, 4)).toEqual([0, 1024, 1024 + CHUNK, 1024 + 2 * CHUNK]);
   console.log(
     `initial pull: ${ROWS} rows in ${Math.round(copyMs)} ms = ${Math.round(ROWS / (copyMs / 1000))} rows/s; ` +
       `heap ${Math.round((heapAfter - heapBefore) / 1e6)} MB after (not a peak)`,

@@ -47,9 +47,18 @@ import { resumeAfterEnd, sendQueued, streamChunks } from "./stream.js";
 interface Range {
   data: Uint8Array;
   rows: number;
+  /** Whether it holds as many rows as it asked for: more may follow. */
+  full: boolean;
   /** The key of its last row (undefined when empty). */
   last: Key | undefined;
 }
+
+/**
+ * The first range's rows at most. Nothing is loaded locally until it has arrived, so it is small; each next one is
+ * up to 4 times larger, up to the chunk size: the remote reads a range several times faster than PGlite loads
+ * one, so each is read while the one before it loads.
+ */
+const FIRST_RANGE = 1024;
 
 /** Copy the table's remote rows (those after `after` when resuming), range by range. */
 export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): Promise<void> {
@@ -62,14 +71,16 @@ export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): P
   ctx.progress({ table, done, total });
   const limit = ctx.chunkSize(total, Number(count!.bytes), "copy");
   if (total > limit) await ctx.local((d) => deferIndexes(d, t)); // built again at the end (indexes.ts)
-  let next: Promise<Range> | undefined = readRange(ctx, t, after, limit);
+  let size = Math.min(limit, Math.max(FIRST_RANGE, Math.ceil(limit / 32)));
+  let next: Promise<Range> | undefined = readRange(ctx, t, after, size);
   try {
     while (next) {
       const range: Range = await next;
       next = undefined;
       if (range.rows === 0) break;
       // The next range is read while this one is written.
-      if (range.rows >= limit) next = readRange(ctx, t, range.last, limit);
+      size = Math.min(limit, size * 4);
+      if (range.full) next = readRange(ctx, t, range.last, size);
       next?.catch(() => {}); // awaited below, or when this range is written row by row
       if (next) await sendQueued(); // the server writes the next range into the socket while this one loads
       await writeRange(ctx, run, range, after, () => next);
@@ -131,7 +142,12 @@ async function readRange(ctx: PullContext, t: TableInfo, after: Key | undefined,
     });
   });
   const rows = rowCount(data);
-  return { data, rows, last: rows > 0 ? (lastRowFields(data, t.primaryKey.length) as Key) : undefined };
+  return {
+    data,
+    rows,
+    full: rows >= limit,
+    last: rows > 0 ? (lastRowFields(data, t.primaryKey.length) as Key) : undefined,
+  };
 }
 
 /**
