@@ -109,32 +109,6 @@ describe("sync: changes the remote rejects", () => {
     await db.close();
   });
 
-  it("a key change onto a key the remote holds for another row is refused as onReject says (no strategy settles it)", async () => {
-    await remote.sql`TRUNCATE items`;
-    for (const onReject of ["stop", "skip"] as const) {
-      const db = await openSynced(remote.url, SCHEMA, { sync: { onReject } });
-      await db.query(`INSERT INTO items (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = 1`);
-      await db.sync();
-      await remote.sql`INSERT INTO items (id, n) VALUES (3, 30) ON CONFLICT (id) DO UPDATE SET n = 30`;
-      await db.query(`UPDATE items SET id = 3 WHERE id = 1`);
-      if (onReject === "stop") {
-        await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_REJECTED", message: /move .*duplicate key/ });
-        await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_REJECTED" }); // it stays at the head
-        expect(await queued(db)).toBe(1);
-      } else {
-        expect(await db.sync()).toMatchObject({ rejected: 1 });
-        expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_rejected`)).rows).toEqual([{ n: 1 }]);
-        expect(await queued(db)).toBe(0);
-      }
-      expect(await remote.sql`SELECT id, n FROM items ORDER BY id`).toEqual([
-        { id: 1, n: 1 },
-        { id: 3, n: 30 },
-      ]);
-      await db.close();
-      await remote.sql`DELETE FROM items WHERE id = 1`;
-    }
-  });
-
   it("a refused TRUNCATE stops with REMOTE_REJECTED and stays queued", async () => {
     await remote.sql`TRUNCATE items`;
     await remote.sql.unsafe(

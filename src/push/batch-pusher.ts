@@ -7,7 +7,14 @@ import type { Batch } from "./batches.js";
 import type { RowOp } from "./coalesce.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { groupOps, toGroupWrite } from "./groups.js";
-import { afterRace, FoundRefusal, isSequenceKeyCollision, keyCollision, noteRace } from "./collision.js";
+import {
+  afterRace,
+  FoundRefusal,
+  isSequenceKeyCollision,
+  keyCollision,
+  movedOntoTaken,
+  noteRace,
+} from "./collision.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
 import { batchSql, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
@@ -163,19 +170,22 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     }
     const found = conflicts.map((c) => {
       const pushed = groups[c.group]!.ops[c.row - 1]!;
-      return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote };
+      return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote, taken: c.taken };
     });
     // Never settled by a strategy: two records with one key, refused as onReject says (collision.ts).
-    for (const f of found)
+    for (const f of found) {
       if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
+      const why = f.taken === null ? undefined : await ctx.settler.unsettledMove(f.op);
+      if (why) throw movedOntoTaken(describeBatch(batch), f.taken!, why);
+    }
     const decided = await ctx.settler.settle(found);
     ctx.tally.conflicts += found.length;
-    const instead = new Map(found.map((f, i) => [f.pushed, decided[i]]));
+    const instead = new Map(found.map((f, i) => [f.pushed, decided[i]!]));
     ops = ops.flatMap((op) => {
-      if (!instead.has(op)) return [op];
       const next = instead.get(op);
-      if (next) captured.set(next, captured.get(op) ?? op);
-      return next ? [next] : [];
+      if (!next) return [op];
+      for (const write of next) captured.set(write, captured.get(op) ?? op);
+      return next;
     });
     // Every write settled away (skipped): nothing left to push, the batch's entries are done.
     if (ops.length === 0) return { fresh: true, writes: 0 };

@@ -57,6 +57,22 @@ export function keyCollision(what: string, remote: string): SyncError {
 }
 
 /**
+ * The refusal of a batch holding a key change onto a key the remote holds for another row, where no strategy
+ * may settle it (`why`: ConflictSettler.unsettledMove); the remote row is kept (recorded as "rejected").
+ */
+export function movedOntoTaken(what: string, remote: string, why: string): SyncError {
+  const cause = new FoundRefusal(
+    `duplicate key: a primary key was changed to a key the remote holds for another row, which is not settled ${why}`,
+    "23505",
+    remote,
+  );
+  return new SyncError(PUSH_FAILED, `the remote holds another row with the new key of a change of the ${what}`, {
+    cause,
+    retryable: false,
+  });
+}
+
+/**
  * The changes of a batch whose statement failed its RACE check (statements.ts: a key it meant to insert was
  * taken while it ran), counted per change (its first log entry) in `races`, which lives as long as the client.
  * Whether trying the statement again is worth it: only at the first race of its changes (see afterRace).

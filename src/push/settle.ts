@@ -1,14 +1,12 @@
 import { type Catalog } from "../capture/catalog.js";
-import { overridingClause, type TableInfo } from "../core/table.js";
+import type { TableInfo } from "../core/table.js";
 import { type LocalAccess } from "../local/access.js";
-import type { Driver } from "../core/driver.js";
 import { keyText } from "../core/key-text.js";
 import { keyImage, keyLabel, type RowOp } from "./coalesce.js";
 import { joinImage, splitImage, type Image } from "../core/image.js";
 import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
-import { columnList, onConflict } from "../core/sql.js";
-import { assignments, decodeImage, encodeImage, fields } from "../core/json-text.js";
+import { decodeImage, encodeImage } from "../core/json-text.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
 import type {
@@ -18,13 +16,18 @@ import type {
   ConflictStrategy,
   Resolution,
 } from "../core/conflicts.js";
-import { changedColumns } from "../core/conflict-rule.js";
+import { changedColumns, merge, overwrite } from "../core/conflict-rule.js";
 import { fillersOf, wholeImage } from "./complete.js";
+import { setLocalRow } from "./local-row.js";
 
-/** A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text). */
+/**
+ * A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text);
+ * `taken`: for a key change, the row the remote holds at the new key (null: none).
+ */
 export interface FoundConflict {
   op: RowOp;
   remote: string | null;
+  taken?: string | null;
 }
 
 /** Where both sides go: a row, no row, or (skip) nowhere: nothing is pushed and the local row stays. */
@@ -38,6 +41,12 @@ interface Settled {
   remote: Image | null;
   resolution: ConflictResolutionKind;
   target: Target;
+  /**
+   * A key change onto a key the remote holds for another row (`remote`, decided on as an insert of that key
+   * would be): the remote row at the old key (null: none), which stays, and is put back locally, when the
+   * remote's row wins the new key.
+   */
+  moved?: { from: Image | null };
 }
 
 /**
@@ -82,10 +91,29 @@ export class ConflictSettler {
     );
   }
 
-  /** What to push instead of each conflicting change (undefined: nothing). */
-  async settle(found: FoundConflict[]): Promise<(RowOp | undefined)[]> {
+  /**
+   * Why a key change onto a key the remote holds for another row is not settled by a strategy (undefined: it
+   * is). Two records where the key comes from a sequence (as for an insert: collision.ts); and where foreign
+   * keys reference the table, since writing the new key's row over and deleting the old one would not take the
+   * old row's children along, as the key change did locally.
+   */
+  async unsettledMove(op: RowOp): Promise<string | undefined> {
+    const t = op.table;
+    if (t.keyFromSequence) return "by a strategy: its key comes from a local sequence, so they are two records";
+    const { rows } = await this.local.run((d) =>
+      d.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND confrelid = $1`, [
+        t.oid,
+      ]),
+    );
+    if (rows[0]!.n > 0) return `by a strategy: foreign keys reference ${t.sql}, and its rows there would not follow`;
+    return undefined;
+  }
+
+  /** What to push instead of each conflicting change (none: nothing). */
+  async settle(found: FoundConflict[]): Promise<RowOp[][]> {
     // Partial images (an update that logged only what it assigned) are made whole (complete.ts: fillersOf).
     const theirs = await this.#canonical(found.map(({ op, remote }) => ({ table: op.table, text: remote })));
+    const taken = await this.#canonical(found.map(({ op, taken }) => ({ table: op.table, text: taken ?? null })));
     const rows = await this.local.run((d) =>
       fillersOf(
         d,
@@ -108,6 +136,20 @@ export class ConflictSettler {
     for (let i = 0; i < found.length; i++) {
       const { op } = found[i]!;
       const [base, local, remote] = [images[2 * i] ?? null, images[2 * i + 1] ?? null, theirs[i] ?? null];
+      const other = taken[i] ?? null;
+      // A key change onto a key the remote holds: for that key, the moved row meets another row, as an insert would.
+      if (other && local) {
+        settled.push({
+          table: op.table,
+          op,
+          base: null,
+          local,
+          remote: other,
+          ...(await this.#decide(op.table, null, local, other)),
+          moved: { from: remote },
+        });
+        continue;
+      }
       settled.push({
         table: op.table,
         op,
@@ -133,12 +175,24 @@ export class ConflictSettler {
     }));
     await this.local.run((d) =>
       inReplicaTransaction(d, async () => {
-        for (const s of settled) if (s.target !== "skip") await setLocalRow(d, s.table, s.local, s.target);
+        for (const s of settled) {
+          if (s.target === "skip") continue;
+          await setLocalRow(d, s.table, s.local, s.target);
+          // The remote's row keeps the new key: the key change is undone, the old key's row is the remote's again
+          // (unless the local table has a row there again: a later change, pushed next).
+          if (s.moved?.from && undone(s)) await setLocalRow(d, s.table, null, s.moved.from, false);
+        }
         for (const r of records) await recordConflict(d, r);
       }),
     );
     for (const r of records) this.emit(conflictEvent(r));
-    return settled.map((s) => (s.target === "skip" ? undefined : pushOf(s.op, s.remote, s.target)));
+    return settled.map((s) => {
+      if (s.target === "skip") return [];
+      if (!s.moved) return present([pushOf(s.op, s.remote, s.target)]);
+      // The new key's row written over (its key is the same), and the old key's row deleted; or nothing.
+      if (undone(s)) return [];
+      return present([s.moved.from && pushOf(s.op, s.moved.from, null), pushOf(s.op, s.remote, s.target)]);
+    });
   }
 
   /**
@@ -269,36 +323,21 @@ export class ConflictSettler {
   }
 }
 
+/** A moved row's settling in which the remote's row keeps the new key (a merge takes it too: no base there). */
+function undone(s: Settled): boolean {
+  return s.resolution === "remote" || s.resolution === "merge";
+}
+
+function present(writes: (RowOp | null | undefined)[]): RowOp[] {
+  return writes.filter((w): w is RowOp => !!w);
+}
+
 function invalid(table: string, key: Image, why: string): SyncError {
   return new SyncError(
     "CONFLICT_RESOLUTION_INVALID",
     `the conflict resolver of ${table} for key ${joinImage(key)} ${why}`,
     { retryable: false },
   );
-}
-
-/**
- * The local change written over the remote row: the columns the change touched take the local values, the
- * others keep the remote's. A row the change inserted (or the remote no longer has) is the local row.
- */
-function overwrite(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
-  if (base === null || local === null || remote === null) return local;
-  const row = new Map(remote);
-  for (const c of table.writable) if (local.get(c) !== base.get(c)) row.set(c, local.get(c) ?? "null");
-  return row;
-}
-
-/**
- * Column-level three-way merge. A column only one side changed takes that side's value; a column both sides
- * changed, and a row one side deleted while the other changed it, take the remote's version (the tiebreak:
- * it reached the server first). Rows both sides inserted with the same key: every differing column was
- * "changed" by both, so the remote row.
- */
-function merge(table: TableInfo, base: Image | null, local: Image | null, remote: Image | null): Image | null {
-  if (base === null || local === null || remote === null) return remote;
-  const merged = new Map(remote);
-  for (const c of table.writable) if (remote.get(c) === base.get(c)) merged.set(c, local.get(c) ?? "null");
-  return merged;
 }
 
 /**
@@ -324,37 +363,4 @@ function pushOf(op: RowOp, remote: Image | null, target: Image | null): RowOp | 
   if (keyText(op.table, remote) === keyText(op.table, target))
     return { ...common, kind: "upsert", image: target, set, base: remote, reinserted: false };
   return { ...common, kind: "move", key: keyImage(op.table, remote), image: target, set, base: remote };
-}
-
-/**
- * Take the local row from `from` (the row as the change left it) to `to`: only the columns that differ, so a
- * change made locally since then to other columns stays (it is queued, and pushed next).
- */
-async function setLocalRow(d: Driver, table: TableInfo, from: Image | null, to: Image | null): Promise<void> {
-  const t = table.sql;
-  const keyOf = (param: string) =>
-    `(SELECT ${columnList(table.primaryKey)} FROM json_populate_record(NULL::${t}, ${param}::text::json))`;
-  const where = `(${columnList(table.primaryKey, "ominipg_t")}) = ${keyOf("$1")}`;
-  if (from !== null && to === null) {
-    await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [encodeImage(table, from)], { prepare: false });
-  } else if (from === null && to !== null) {
-    const columns = table.writable;
-    const set = table.updatable.filter((c) => !table.primaryKey.includes(c));
-    await d.query(
-      `INSERT INTO ${t} (${columnList(columns)})${overridingClause(table, columns)} SELECT ${columnList(columns)} ` +
-        `FROM (SELECT ${fields(table, "ominipg_p")} FROM json_populate_record(NULL::${t}, $1::text::json) AS ominipg_p) AS ominipg_r ` +
-        onConflict(table.primaryKey, set),
-      [encodeImage(table, to)],
-      { prepare: false },
-    );
-  } else if (from !== null && to !== null) {
-    const set = changedColumns(from, to).filter((c) => table.updatable.includes(c));
-    if (set.length === 0) return;
-    await d.query(
-      `UPDATE ${t} AS ominipg_t SET ${assignments(table, set, "ominipg_r.r")} ` +
-        `FROM (SELECT json_populate_record(NULL::${t}, $2::text::json) AS r) AS ominipg_r WHERE ${where}`,
-      [encodeImage(table, from), encodeImage(table, to)],
-      { prepare: false },
-    );
-  }
 }

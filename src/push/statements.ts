@@ -18,7 +18,8 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
  * 1. per group, the rows it is about to write, and the remote rows they replace, locked (FOR [NO KEY]
  *    UPDATE, in key order so that two clients cannot deadlock on them) and compared with what the client
  *    expects to find there: a conflict is a row that matches neither the expected row (the before image, in
- *    the columns the change touched) nor the row about to be written;
+ *    the columns the change touched) nor the row about to be written; for a key change, also a row the remote
+ *    holds at the new key (locked too: it is another row, the move would fail on it);
  * 2. the ledger claim, made only when no row conflicts, after every row is locked (it counts them);
  * 3. the writes, each gated on the claim: all of the batch or nothing, and nothing twice.
  * It returns `fresh` (claimed now) and the conflicts with the remote rows (when it wrote nothing).
@@ -53,11 +54,15 @@ export type GroupWrite = {
     | { kind: "delete"; rows: Image[] }
   );
 
-/** One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb` text (null: none). */
+/**
+ * One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb` text (null: none);
+ * for a key change, `taken`: the row the remote holds at the new key (null: none).
+ */
 export interface RemoteConflict {
   group: number;
   row: number;
   remote: string | null;
+  taken: string | null;
 }
 
 /** The condition every write of a batch statement carries: this batch's ledger claim went in just now. */
@@ -77,8 +82,12 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     const name = `ominipg_g${n}`;
     ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
     ctes.push(`${name}_l AS MATERIALIZED (${lockSql(g, name)})`);
-    conflicts.push(conflictSql(g, name, n));
     locked.push(`(SELECT count(*) FROM ${name}_l)`);
+    if (g.kind === "move") {
+      ctes.push(`${name}_t AS MATERIALIZED (${takenSql(g, name)})`);
+      locked.push(`(SELECT count(*) FROM ${name}_t)`);
+    }
+    conflicts.push(conflictSql(g, name, n));
     writes.push(writeSql(g, name));
     if (g.kind === "upsert") {
       // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
@@ -101,7 +110,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
     : "";
   return {
-    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote)) FROM ominipg_conflicts)::text AS conflicts${race}`,
+    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}`,
     params,
   };
 }
@@ -117,11 +126,12 @@ export function isRace(err: unknown): boolean {
 /** The conflicts a batch statement returned (its `conflicts` column). */
 export function parseConflicts(text: string | null): RemoteConflict[] {
   if (!text) return [];
-  // Remote rows stay text: JSON.parse of the outer array only, whose third items are jsonb texts or null.
-  return (JSON.parse(text) as [number, number, string | null][]).map(([group, row, remote]) => ({
+  // Remote rows stay text: JSON.parse of the outer array only, whose third and fourth items are jsonb texts or null.
+  return (JSON.parse(text) as [number, number, string | null, string | null][]).map(([group, row, remote, taken]) => ({
     group,
     row,
     remote,
+    taken,
   }));
 }
 
@@ -171,13 +181,29 @@ function lockSql(g: GroupWrite, name: string): string {
   );
 }
 
-/** The group's rows whose remote row is neither the expected one nor the one about to be written. */
+/** A key change's rows the remote holds at the new keys, locked in key order. */
+function takenSql(g: GroupWrite, name: string): string {
+  return (
+    `SELECT s.i, ${T} AS remote FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
+    `ORDER BY ${columnList(g.table.primaryKey, T)} FOR UPDATE OF ${T}`
+  );
+}
+
+/**
+ * The group's rows whose remote row is neither the expected one nor the one about to be written, and the key
+ * changes whose new key the remote holds.
+ */
 function conflictSql(g: GroupWrite, name: string, n: number): string {
   const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
   const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
+  const [taken, join, or] =
+    g.kind === "move"
+      ? [`${rowJsonb(g.table, "tk.remote")}::text`, ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`, " OR tk.i IS NOT NULL"]
+      : ["NULL::text", "", ""];
   return (
-    `SELECT ${n} AS g, s.i, ${rowJsonb(g.table, "l.remote")}::text AS remote FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i ` +
-    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
+    `SELECT ${n} AS g, s.i, ${rowJsonb(g.table, "l.remote")}::text AS remote, ${taken} AS taken ` +
+    `FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i${join} ` +
+    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE${or}`
   );
 }
 

@@ -1,0 +1,175 @@
+// A primary-key change onto a key the remote already holds for another row (one the client has not pulled, or
+// another client made meanwhile): for that key the moved row meets another row, as an insert would, and the
+// table's strategy settles it. Not where the key comes from a sequence, or where foreign keys reference the table:
+// then it is refused as onReject says, both rows recorded.
+import { describe, expect, it } from "vitest";
+import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
+import { expectSameRows } from "./pull-helpers.js";
+import { queued } from "./sync-helpers.js";
+
+const TAGS = `CREATE TABLE IF NOT EXISTS tags (name text PRIMARY KEY, n int NOT NULL, note text)`;
+const cleanup = cleanupAfterEach();
+
+async function remoteWith(schema: string[]): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanup(() => remote.drop());
+  for (const s of schema) await remote.sql.unsafe(s);
+  return remote;
+}
+
+async function client(remote: TestDatabase, schema: string[], sync: Partial<SyncOptions> = {}) {
+  const db = await Ominipg.connect({
+    syncUrl: remote.url,
+    schemaSQL: schema,
+    sync: { retry: { attempts: 1 }, ...sync },
+  });
+  cleanup(() => db.close());
+  const events: ConflictEvent[] = [];
+  db.on("conflict", (c) => events.push(c));
+  await db.pull();
+  return { db, events };
+}
+
+const rows = async (db: Ominipg) => (await db.query(`SELECT name, n, note FROM tags ORDER BY name`)).rows;
+
+describe("a key change onto a key the remote holds for another row", () => {
+  it("is settled by the table's strategy; the other key changes of the batch go through", async () => {
+    const remote = await remoteWith([TAGS]);
+    const seen: unknown[] = [];
+    const strategies: [SyncOptions["conflicts"], { name: string; n: number; note: string }[]][] = [
+      // The moved row is written over the remote's row at the new key, the old key's row is deleted.
+      ["overwrite", [{ name: "c", n: 2, note: "local" }]],
+      // The remote's row keeps the new key: the key change is undone, the old key's row is the remote's again.
+      [
+        "remote-wins",
+        [
+          { name: "a", n: 1, note: "local" },
+          { name: "c", n: 30, note: "remote c" },
+        ],
+      ],
+      // No base for the new key (as for rows both sides inserted): the remote's row, as remote-wins.
+      [
+        "merge",
+        [
+          { name: "a", n: 1, note: "local" },
+          { name: "c", n: 30, note: "remote c" },
+        ],
+      ],
+      // A resolver's row is written over the remote's at the new key, as "overwrite" would.
+      [
+        (c) => {
+          seen.push(c);
+          return { n: Number(c.local!.n) + Number(c.remote!.n), note: String(c.remote!.note) };
+        },
+        [{ name: "c", n: 32, note: "remote c" }],
+      ],
+    ];
+    for (const [conflicts, expected] of strategies) {
+      await remote.sql`TRUNCATE tags`;
+      await remote.sql`INSERT INTO tags VALUES ('a', 1, 'local'), ('b', 2, 'local')`;
+      const { db, events } = await client(remote, [TAGS], { conflicts });
+      await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c')`;
+      await db.query(`UPDATE tags SET name = 'c', n = 2 WHERE name = 'a'`);
+      await db.query(`UPDATE tags SET name = 'e' WHERE name = 'b'`); // a free key: moved as usual
+      const r = await db.sync();
+      expect(r).toMatchObject({ conflicts: 1, rejected: 0 });
+      const all = [...expected, { name: "e", n: 2, note: "local" }].sort((x, y) => x.name.localeCompare(y.name));
+      expect(await remote.sql`SELECT name, n, note FROM tags ORDER BY name`).toEqual(all);
+      expect(await rows(db)).toEqual(all);
+      expect(await queued(db)).toBe(0);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        table: "public.tags",
+        key: { name: "c" },
+        base: null,
+        local: { name: "c", n: 2, note: "local" },
+        remote: { name: "c", n: 30, note: "remote c" },
+        resolution:
+          typeof conflicts === "function"
+            ? "custom"
+            : { overwrite: "local", "remote-wins": "remote", merge: "merge" }[conflicts as string],
+      });
+      await expectSameRows(db, remote.sql, { tags: "name" });
+      await db.close();
+    }
+    expect(seen).toEqual([
+      {
+        table: "public.tags",
+        key: { name: "c" },
+        base: null,
+        local: { name: "c", n: 2, note: "local" },
+        remote: { name: "c", n: 30, note: "remote c" },
+      },
+    ]);
+  });
+
+  it("remote-wins puts the old key's row back as the remote has it, but not over a row the app wrote there since", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'first'), ('b', 2, 'first')`;
+    const { db } = await client(remote, [TAGS], { conflicts: "remote-wins" });
+    await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c'), ('f', 60, 'remote f')`;
+    await remote.sql`UPDATE tags SET note = 'changed remotely' WHERE name IN ('a', 'b')`;
+    await db.query(`UPDATE tags SET name = 'c' WHERE name = 'a'`);
+    await db.query(`UPDATE tags SET name = 'f' WHERE name = 'b'`);
+    await db.query(`INSERT INTO tags VALUES ('b', 7, 'new local b')`); // the old key taken again locally
+    const r = await db.sync();
+    expect(r.conflicts).toBeGreaterThanOrEqual(2);
+    // a: back as the remote has it. b: the new local row met the remote's b, and remote-wins settled it too.
+    expect(await rows(db)).toEqual([
+      { name: "a", n: 1, note: "changed remotely" },
+      { name: "b", n: 2, note: "changed remotely" },
+      { name: "c", n: 30, note: "remote c" },
+      { name: "f", n: 60, note: "remote f" },
+    ]);
+    await expectSameRows(db, remote.sql, { tags: "name" });
+    expect(await queued(db)).toBe(0);
+  });
+
+  it("is refused as onReject says, both rows recorded, where the key comes from a sequence or foreign keys reference the table", async () => {
+    const schemas = {
+      referenced: [
+        TAGS,
+        `CREATE TABLE IF NOT EXISTS uses (id int PRIMARY KEY, tag text REFERENCES tags (name) ON UPDATE CASCADE)`,
+      ],
+      sequence: [`CREATE TABLE IF NOT EXISTS tags (name serial PRIMARY KEY, n int NOT NULL, note text)`],
+    };
+    for (const [kind, schema] of Object.entries(schemas)) {
+      for (const onReject of ["stop", "skip"] as const) {
+        const remote = await remoteWith(schema);
+        const [a, c] = kind === "sequence" ? [1, 3] : ["a", "c"];
+        await remote.sql`INSERT INTO tags (name, n, note) VALUES (${a}, 1, 'local')`;
+        const { db, events } = await client(remote, schema, { onReject });
+        await remote.sql`INSERT INTO tags (name, n, note) VALUES (${c}, 30, 'remote')`;
+        await db.query(`UPDATE tags SET name = $1 WHERE name = $2`, [c, a]);
+        if (onReject === "stop") {
+          const err = await db.sync().catch((e: unknown) => e);
+          expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+          expect((err as Error).message).toMatch(
+            kind === "sequence"
+              ? /not settled by a strategy: its key comes from a local sequence/
+              : /foreign keys reference "public"."tags"/,
+          );
+          expect(await queued(db)).toBe(1);
+        } else {
+          expect(await db.sync()).toMatchObject({ rejected: 1 });
+          expect(await queued(db)).toBe(0);
+        }
+        expect(events).toEqual([
+          expect.objectContaining({
+            key: { name: c },
+            local: { name: c, n: 1, note: "local" },
+            remote: { name: c, n: 30, note: "remote" },
+            resolution: "rejected",
+          }),
+        ]);
+        expect(await remote.sql`SELECT name::text, n FROM tags ORDER BY name`).toEqual([
+          { name: String(a), n: 1 },
+          { name: String(c), n: 30 },
+        ]);
+        await db.close();
+      }
+    }
+  });
+});
