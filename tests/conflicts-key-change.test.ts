@@ -49,11 +49,12 @@ describe("a key change onto a key the remote holds for another row", () => {
           { name: "c", n: 30, note: "remote c" },
         ],
       ],
-      // No base for the new key (as for rows both sides inserted): the remote's row, as remote-wins.
+      // No base for the new key (as for rows both sides inserted): the remote's row keeps it, as with remote-wins;
+      // the local change's other columns are merged into the old key's row.
       [
         "merge",
         [
-          { name: "a", n: 1, note: "local" },
+          { name: "a", n: 2, note: "local" },
           { name: "c", n: 30, note: "remote c" },
         ],
       ],
@@ -105,26 +106,30 @@ describe("a key change onto a key the remote holds for another row", () => {
     ]);
   });
 
-  it("remote-wins puts the old key's row back as the remote has it, but not over a row the app wrote there since", async () => {
+  it("remote-wins and merge put the old key's row back as the remote has it (merge: with the local change's other columns), not over a row the app wrote there since", async () => {
     const remote = await remoteWith([TAGS]);
-    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'first'), ('b', 2, 'first')`;
-    const { db } = await client(remote, [TAGS], { conflicts: "remote-wins" });
-    await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c'), ('f', 60, 'remote f')`;
-    await remote.sql`UPDATE tags SET note = 'changed remotely' WHERE name IN ('a', 'b')`;
-    await db.query(`UPDATE tags SET name = 'c' WHERE name = 'a'`);
-    await db.query(`UPDATE tags SET name = 'f' WHERE name = 'b'`);
-    await db.query(`INSERT INTO tags VALUES ('b', 7, 'new local b')`); // the old key taken again locally
-    const r = await db.sync();
-    expect(r.conflicts).toBeGreaterThanOrEqual(2);
-    // a: back as the remote has it. b: the new local row met the remote's b, and remote-wins settled it too.
-    expect(await rows(db)).toEqual([
-      { name: "a", n: 1, note: "changed remotely" },
-      { name: "b", n: 2, note: "changed remotely" },
-      { name: "c", n: 30, note: "remote c" },
-      { name: "f", n: 60, note: "remote f" },
-    ]);
-    await expectSameRows(db, remote.sql, { tags: "name" });
-    expect(await queued(db)).toBe(0);
+    for (const conflicts of ["remote-wins", "merge"] as const) {
+      await remote.sql`TRUNCATE tags`;
+      await remote.sql`INSERT INTO tags VALUES ('a', 1, 'first'), ('b', 2, 'first')`;
+      const { db } = await client(remote, [TAGS], { conflicts });
+      await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c'), ('f', 60, 'remote f')`;
+      await remote.sql`UPDATE tags SET note = 'changed remotely' WHERE name IN ('a', 'b')`;
+      await db.query(`UPDATE tags SET name = 'c', n = 5 WHERE name = 'a'`);
+      await db.query(`UPDATE tags SET name = 'f' WHERE name = 'b'`);
+      await db.query(`INSERT INTO tags VALUES ('b', 7, 'new local b')`); // the old key taken again locally
+      const r = await db.sync();
+      expect(r.conflicts).toBeGreaterThanOrEqual(2);
+      // a: back as the remote has it (merge: with n = 5). b: the new local row met the remote's b, settled too.
+      expect(await rows(db)).toEqual([
+        { name: "a", n: conflicts === "merge" ? 5 : 1, note: "changed remotely" },
+        { name: "b", n: 2, note: "changed remotely" },
+        { name: "c", n: 30, note: "remote c" },
+        { name: "f", n: 60, note: "remote f" },
+      ]);
+      await expectSameRows(db, remote.sql, { tags: "name" });
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    }
   });
 
   it("is refused as onReject says, both rows recorded, where the key comes from a sequence or foreign keys reference the table", async () => {

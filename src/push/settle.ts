@@ -43,10 +43,11 @@ interface Settled {
   target: Target;
   /**
    * A key change onto a key the remote holds for another row (`remote`, decided on as an insert of that key
-   * would be): the remote row at the old key (null: none), which stays, and is put back locally, when the
-   * remote's row wins the new key.
+   * would be): the remote row at the old key (null: none) and, when the remote's row keeps the new key (the key
+   * change undone), the row the old key ends with (`back`: the remote's, or for a merge the remote's with the
+   * local change's other columns merged in; null: none).
    */
-  moved?: { from: Image | null };
+  moved?: { from: Image | null; back?: Image | null };
 }
 
 /**
@@ -139,14 +140,21 @@ export class ConflictSettler {
       const other = taken[i] ?? null;
       // A key change onto a key the remote holds: for that key, the moved row meets another row, as an insert would.
       if (other && local) {
+        const decided = await this.#decide(op.table, null, local, other);
+        const back =
+          decided.resolution === "remote"
+            ? remote
+            : decided.resolution === "merge" // the local change's other columns, at the old key
+              ? merge(op.table, base, base && new Map([...local, ...keyImage(op.table, base)]), remote)
+              : undefined;
         settled.push({
           table: op.table,
           op,
           base: null,
           local,
           remote: other,
-          ...(await this.#decide(op.table, null, local, other)),
-          moved: { from: remote },
+          ...decided,
+          moved: { from: remote, back },
         });
         continue;
       }
@@ -178,9 +186,9 @@ export class ConflictSettler {
         for (const s of settled) {
           if (s.target === "skip") continue;
           await setLocalRow(d, s.table, s.local, s.target);
-          // The remote's row keeps the new key: the key change is undone, the old key's row is the remote's again
-          // (unless the local table has a row there again: a later change, pushed next).
-          if (s.moved?.from && undone(s)) await setLocalRow(d, s.table, null, s.moved.from, false);
+          // The key change undone: the old key's row back (unless the local table has a row there again: a later
+          // change, pushed next).
+          if (s.moved?.back) await setLocalRow(d, s.table, null, s.moved.back, false);
         }
         for (const r of records) await recordConflict(d, r);
       }),
@@ -189,9 +197,11 @@ export class ConflictSettler {
     return settled.map((s) => {
       if (s.target === "skip") return [];
       if (!s.moved) return present([pushOf(s.op, s.remote, s.target)]);
-      // The new key's row written over (its key is the same), and the old key's row deleted; or nothing.
-      if (undone(s)) return [];
-      return present([s.moved.from && pushOf(s.op, s.moved.from, null), pushOf(s.op, s.remote, s.target)]);
+      const { from, back } = s.moved;
+      // Undone: the old key's row as settled (nothing to push for remote-wins). Else the new key's row written
+      // over (its key is the same), and the old key's row deleted.
+      if (back !== undefined) return present([pushOf(s.op, from, back)]);
+      return present([from && pushOf(s.op, from, null), pushOf(s.op, s.remote, s.target)]);
     });
   }
 
@@ -321,11 +331,6 @@ export class ConflictSettler {
     );
     return out;
   }
-}
-
-/** A moved row's settling in which the remote's row keeps the new key (a merge takes it too: no base there). */
-function undone(s: Settled): boolean {
-  return s.resolution === "remote" || s.resolution === "merge";
 }
 
 function present(writes: (RowOp | null | undefined)[]): RowOp[] {
