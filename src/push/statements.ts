@@ -170,7 +170,12 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
 function lockSql(g: GroupWrite, name: string): string {
   const equal = (alias: string) =>
     g.check.columns
-      .map((c) => `to_jsonb(${T}.${quoteIdent(c)}) IS NOT DISTINCT FROM to_jsonb(${field(g.table, `s.${alias}`, c)})`)
+      .map((c) => {
+        const [remote, other] = [`to_jsonb(${T}.${quoteIdent(c)})`, `to_jsonb(${field(g.table, `s.${alias}`, c)})`];
+        return isJson(g.table, c)
+          ? `${jsonNullAsNull(remote)} IS NOT DISTINCT FROM ${jsonNullAsNull(other)}`
+          : `${remote} IS NOT DISTINCT FROM ${other}`;
+      })
       .join(" AND ") || "true";
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
@@ -179,6 +184,16 @@ function lockSql(g: GroupWrite, name: string): string {
     `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
   );
+}
+
+function isJson(t: TableInfo, column: string): boolean {
+  const type = t.columns.find((c) => c.name === column)?.type;
+  return type === "json" || type === "jsonb";
+}
+
+/** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
+function jsonNullAsNull(value: string): string {
+  return `(CASE WHEN jsonb_typeof(${value}) = 'null' THEN NULL ELSE ${value} END)`;
 }
 
 /** A key change's rows the remote holds at the new keys, locked in key order. */
@@ -198,13 +213,19 @@ function conflictSql(g: GroupWrite, name: string, n: number): string {
   const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
   const [taken, join, or] =
     g.kind === "move"
-      ? [`${rowJsonb(g.table, "tk.remote")}::text`, ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`, " OR tk.i IS NOT NULL"]
+      ? [remoteText(g, "tk"), ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`, " OR tk.i IS NOT NULL"]
       : ["NULL::text", "", ""];
   return (
-    `SELECT ${n} AS g, s.i, ${rowJsonb(g.table, "l.remote")}::text AS remote, ${taken} AS taken ` +
+    `SELECT ${n} AS g, s.i, ${remoteText(g, "l")} AS remote, ${taken} AS taken ` +
     `FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i${join} ` +
     `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE${or}`
   );
+}
+
+/** A locked remote row of a LEFT JOIN (`alias`.remote) as `rowJsonb` text; null when there is none. */
+function remoteText(g: GroupWrite, alias: string): string {
+  // Not NULL by itself for a missing row where the table has json columns: an object of nulls.
+  return `CASE WHEN ${alias}.i IS NOT NULL THEN ${rowJsonb(g.table, `${alias}.remote`)}::text END`;
 }
 
 function writeSql(g: GroupWrite, name: string): string {

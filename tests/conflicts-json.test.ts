@@ -1,0 +1,83 @@
+// Conflict checks on tables with json and jsonb columns: a remote row that is gone is no row (not an object of
+// nulls), and JSON null in such a column, which a row image cannot tell from SQL NULL, is no conflict by itself.
+import { describe, expect, it } from "vitest";
+import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
+import { expectSameRows } from "./pull-helpers.js";
+import { queued } from "./sync-helpers.js";
+
+const cleanup = cleanupAfterEach();
+
+async function remoteWith(schema: string, rows: string): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanup(() => remote.drop());
+  await remote.sql.unsafe(schema);
+  await remote.sql.unsafe(rows);
+  return remote;
+}
+
+async function client(remote: TestDatabase, schema: string, conflicts: SyncOptions["conflicts"]) {
+  const db = await Ominipg.connect({
+    syncUrl: remote.url,
+    schemaSQL: [schema],
+    sync: { retry: { attempts: 1 }, conflicts },
+  });
+  cleanup(() => db.close());
+  const events: ConflictEvent[] = [];
+  db.on("conflict", (c) => events.push(c));
+  await db.pull();
+  return { db, events };
+}
+
+describe("conflicts on json and jsonb columns", () => {
+  it("a local update of a row the remote deleted is settled by the strategy in a table with a json column", async () => {
+    const schema = `CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text, j json)`;
+    const remote = await remoteWith(schema, `INSERT INTO t VALUES (1, 'a', '{"x": 1}'), (2, 'b', NULL)`);
+    const seen: unknown[] = [];
+    const cases: [SyncOptions["conflicts"], { id: number; v: string; j: string | null }[]][] = [
+      ["overwrite", [{ id: 1, v: "local", j: '{"x": 1}' }]],
+      ["remote-wins", []],
+      ["merge", []],
+      [(c) => (seen.push(c.remote), "remote"), []],
+    ];
+    for (const [conflicts, expected] of cases) {
+      await remote.sql`DELETE FROM t`;
+      await remote.sql`INSERT INTO t VALUES (1, 'a', '{"x": 1}')`;
+      const { db, events } = await client(remote, schema, conflicts);
+      await db.query(`UPDATE t SET v = 'local' WHERE id = 1`);
+      await remote.sql`DELETE FROM t WHERE id = 1`;
+      expect(await db.sync()).toMatchObject({ conflicts: 1 });
+      expect(events).toMatchObject([{ key: { id: 1 }, remote: null }]);
+      expect((await remote.sql`SELECT id, v, j::text FROM t`).map((r) => ({ ...r }))).toEqual(expected);
+      await expectSameRows(db, remote.sql, { t: "id" });
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    }
+    expect(seen).toEqual([null]);
+  });
+
+  it("JSON null in a json or jsonb column: updates and deletes push without a conflict, a real conflict is settled", async () => {
+    for (const type of ["json", "jsonb"]) {
+      const schema = `CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY, a text, doc ${type})`;
+      const remote = await remoteWith(
+        schema,
+        `INSERT INTO w VALUES (1, 'a0', 'null'), (2, 'a0', 'null'), (3, 'a0', 'null'), (4, 'a0', NULL)`,
+      );
+      const { db, events } = await client(remote, schema, "overwrite");
+      await db.query(`UPDATE w SET doc = '{"k": 1}' WHERE id = 1`);
+      await db.query(`DELETE FROM w WHERE id = 2`);
+      await db.query(`UPDATE w SET a = 'local' WHERE id IN (3, 4)`);
+      await remote.sql`UPDATE w SET a = 'remote' WHERE id = 3`;
+      expect(await db.sync()).toMatchObject({ conflicts: 1 });
+      expect(events).toMatchObject([{ key: { id: 3 }, resolution: "local" }]);
+      expect(await remote.sql`SELECT id, a, doc::text FROM w ORDER BY id`).toEqual([
+        { id: 1, a: "a0", doc: '{"k": 1}' },
+        { id: 3, a: "local", doc: "null" },
+        { id: 4, a: "local", doc: null },
+      ]);
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    }
+  });
+});
