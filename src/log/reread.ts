@@ -7,13 +7,36 @@ import { CONFLICTS_TABLE, REJECTED_TABLE } from "./tables.js";
  * Rows a pull must read again although the remote did not change them: where a push left the local row other
  * than the remote's without pushing anything. A change the remote refused and that was set aside
  * (`_ominipg_rejected`, `onReject: "skip"`), and a conflict settled by a resolver's "skip" (push nothing, keep
- * the local row). A diff finds those rows by itself; a pull from the change feed, which reads only what changed
+ * the local row). And the rows of a table whose foreign key acts on delete or key update (CASCADE, SET NULL, SET
+ * DEFAULT) where a conflict of a row it references was settled other than as the local change left it (a delete
+ * or key change undone, or skipped), or such a change was refused and set aside: the action changed rows locally
+ * that the remote's did not, and settling (without triggers) does not change them back; which ones is not known,
+ * so the whole table.
+ * A diff finds those rows by itself; a pull from the change feed, which reads only what changed
  * remotely, asks here (pull/feed.ts). Positions: the last rejected id, and the time of the last settlement.
  */
 export interface RereadPosition {
   rejected: string;
   settledAt: string;
 }
+
+/**
+ * Whether a table that table $5 references by a foreign key with an action had, since $4 / rejected id $3: a
+ * conflict settled where the local change deleted the row or changed its key (local gone, or not at the
+ * recorded key) and the row did not end as the change left it (restored, moved back, merged, or skipped); or a
+ * delete or update refused and set aside.
+ */
+const PARENT_UNDONE =
+  `EXISTS (SELECT 1 FROM pg_constraint AS ominipg_f JOIN pg_class AS ominipg_pc ON ominipg_pc.oid = ominipg_f.confrelid ` +
+  `JOIN pg_namespace AS ominipg_pn ON ominipg_pn.oid = ominipg_pc.relnamespace ` +
+  `WHERE ominipg_f.contype = 'f' AND ominipg_f.conrelid = $5::oid ` +
+  `AND (ominipg_f.confdeltype IN ('c', 'n', 'd') OR ominipg_f.confupdtype IN ('c', 'n', 'd')) ` +
+  `AND (EXISTS (SELECT 1 FROM ${CONFLICTS_TABLE} AS ominipg_c WHERE ominipg_c.schema_name = ominipg_pn.nspname ` +
+  `AND ominipg_c.table_name = ominipg_pc.relname AND ominipg_c.origin = 'push' AND ominipg_c.detected_at >= $4::text::timestamptz ` +
+  `AND (ominipg_c.local IS NULL OR NOT ominipg_c.local @> ominipg_c.row_key) ` +
+  `AND (ominipg_c.resolution = 'skip' OR ominipg_c.resolved IS DISTINCT FROM ominipg_c.local)) ` +
+  `OR EXISTS (SELECT 1 FROM ${REJECTED_TABLE} AS ominipg_x WHERE ominipg_x.schema_name = ominipg_pn.nspname ` +
+  `AND ominipg_x.table_name = ominipg_pc.relname AND ominipg_x.id > $3::text::int8 AND ominipg_x.op IN ('D', 'U'))))`;
 
 /** Where the log is now: a table pulled now has nothing left to read again from before. */
 export async function rereadPosition(d: Driver): Promise<RereadPosition> {
@@ -27,15 +50,15 @@ export async function rereadPosition(d: Driver): Promise<RereadPosition> {
 
 /**
  * The keys (typed by the table's columns, as a JSON array of objects) of the table's rows to read again since
- * `after`, and whether the whole table must be (a TRUNCATE was set aside).
+ * `after`, and why the whole table must be, if it must (see above).
  */
 export async function keysToReread(
   d: Driver,
   t: TableInfo,
   after: RereadPosition,
-): Promise<{ keys: string; whole: boolean; count: number }> {
+): Promise<{ keys: string; whole: string | undefined; count: number }> {
   const pk = t.primaryKey.map((c) => `ominipg_p.${quoteIdent(c)}`).join(", ");
-  const { rows } = await d.query<{ keys: string; whole: boolean; n: number }>(
+  const { rows } = await d.query<{ keys: string; truncated: boolean; parents: boolean; n: number }>(
     `WITH ominipg_r AS (SELECT op, old_row, new_row FROM ${REJECTED_TABLE} ` +
       `WHERE schema_name = $1 AND table_name = $2 AND id > $3::text::int8), ` +
       `ominipg_k AS (SELECT DISTINCT ${columnList(t.primaryKey)} FROM (` +
@@ -46,10 +69,17 @@ export async function keysToReread(
       `WHERE ominipg_c.schema_name = $1 AND ominipg_c.table_name = $2 AND ominipg_c.origin = 'push' ` +
       `AND ominipg_c.resolution = 'skip' AND ominipg_c.detected_at >= $4::text::timestamptz) AS ominipg_all) ` +
       `SELECT coalesce((SELECT jsonb_agg(to_jsonb(ominipg_k)) FROM ominipg_k), '[]')::text AS keys, ` +
-      `EXISTS (SELECT 1 FROM ominipg_r WHERE op = 'T') AS whole, (SELECT count(*) FROM ominipg_k)::int AS n`,
-    [t.schema, t.name, after.rejected, after.settledAt],
+      `EXISTS (SELECT 1 FROM ominipg_r WHERE op = 'T') AS truncated, ${PARENT_UNDONE} AS parents, ` +
+      `(SELECT count(*) FROM ominipg_k)::int AS n`,
+    [t.schema, t.name, after.rejected, after.settledAt, t.oid],
     { prepare: false },
   );
   const r = rows[0]!;
-  return { keys: r.keys, whole: r.whole, count: Number(r.n) };
+  const whole = r.truncated
+    ? "a local TRUNCATE of the table was refused by the remote and set aside"
+    : r.parents
+      ? "a delete or key change of a row it references by a foreign key with an ON DELETE or ON UPDATE action " +
+        "was undone by a conflict's settling, skipped or refused: the rows the action changed locally are read again"
+      : undefined;
+  return { keys: r.keys, whole, count: Number(r.n) };
 }

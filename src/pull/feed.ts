@@ -66,7 +66,7 @@ export interface FeedProbe {
   whole: boolean;
   /** Row-level security applies to this role and the replica identity is not FULL. */
   blind: boolean;
-  again: { keys: string; whole: boolean; count: number };
+  again: { keys: string; whole: string | undefined; count: number };
 }
 
 /** The table's range of the feed in the pull's snapshot, read before its pull starts (settleQuiet, feedTable). */
@@ -79,7 +79,7 @@ export async function probeFeed(
   // Rows a push left other than the remote's (a refused change set aside, a "skip"): read again too.
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
-    : { keys: "[]", whole: false, count: 0 };
+    : { keys: "[]", whole: undefined, count: 0 };
   const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(
     feedCountSql(rangeOf(t, view, cursor)),
   );
@@ -175,8 +175,7 @@ export async function feedTable(
     };
   if (probe.whole)
     return { reason: "the feed holds a TRUNCATE of the table, or a change it could not read the key of", blind: false };
-  if (again.whole)
-    return { reason: "a local TRUNCATE of the table was refused by the remote and set aside", blind: false };
+  if (again.whole) return { reason: again.whole, blind: false };
   const total = probe.changed + again.count;
   ctx.progress({ table, done: 0, total });
   const fetched = asked ?? (await FeedRows.wanted(ctx, t, view, cursor, probe));

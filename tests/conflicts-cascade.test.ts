@@ -1,0 +1,70 @@
+// A conflict settled against a local delete or key change of a parent row (remote-wins, merge, a resolver's
+// "skip") or such a change refused and set aside: the rows the parent's foreign-key actions changed locally
+// (ON DELETE / ON UPDATE CASCADE) are not changed back by settling; the next pull brings them back, also from the
+// change feed, which reads the referencing table whole once.
+import { describe, expect, it } from "vitest";
+import { Ominipg, type SyncOptions } from "../src/index.js";
+import { createTestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
+import { expectSameRows } from "./pull-helpers.js";
+import { queued } from "./sync-helpers.js";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, a text)`,
+  `CREATE TABLE IF NOT EXISTS ch (id int PRIMARY KEY, pid int REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE, v text)`,
+];
+const cleanup = cleanupAfterEach();
+
+describe("children of a parent whose local delete or key change was undone", () => {
+  it("come back with the next pull from the change feed (the children's table read whole, once)", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    for (const s of SCHEMA) await remote.sql.unsafe(s);
+    await remote.sql.unsafe(
+      `CREATE FUNCTION no_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no deletes here' USING ERRCODE = '23514'; END $$`,
+    );
+    const cases: [string, SyncOptions["conflicts"], SyncOptions["onReject"]][] = [
+      [`DELETE FROM p WHERE id = 1`, "remote-wins", "stop"],
+      [`UPDATE p SET id = 10, a = 'local' WHERE id = 1`, "remote-wins", "stop"],
+      // Both changed a: the remote's a, the local key (moved on the remote too, the children with it).
+      [`UPDATE p SET id = 10, a = 'local' WHERE id = 1`, "merge", "stop"],
+      [`DELETE FROM p WHERE id = 1`, () => "skip", "stop"],
+      [`DELETE FROM p WHERE id = 1`, "overwrite", "skip"], // refused remotely (below), set aside
+    ];
+    for (const [change, conflicts, onReject] of cases) {
+      await remote.sql`TRUNCATE p, ch`;
+      await remote.sql`INSERT INTO p VALUES (1, 'first'), (2, 'other')`;
+      await remote.sql`INSERT INTO ch VALUES (100, 1, 'x'), (101, 1, 'y'), (200, 2, 'z')`;
+      const db = await Ominipg.connect({
+        syncUrl: remote.url,
+        schemaSQL: SCHEMA,
+        sync: { feed: "require", conflicts, onReject, retry: { attempts: 1 } },
+      });
+      cleanup(() => db.close());
+      await db.pull();
+      await db.pull(); // the feed's cursors are set
+      await db.query(change);
+      expect((await db.query(`SELECT count(*)::int AS n FROM ch WHERE pid = 1`)).rows).toEqual([{ n: 0 }]);
+      if (onReject === "skip")
+        await remote.sql.unsafe(
+          `CREATE TRIGGER no_delete BEFORE DELETE ON p FOR EACH ROW EXECUTE FUNCTION no_delete()`,
+        );
+      else await remote.sql`UPDATE p SET a = 'remote' WHERE id = 1`;
+      const r = await db.sync();
+      if (onReject === "skip") await remote.sql.unsafe(`DROP TRIGGER no_delete ON p`);
+      expect(r).toMatchObject(onReject === "skip" ? { conflicts: 0, rejected: 1 } : { conflicts: 1 });
+      const pulled = await db.pull();
+      expect(pulled.tables["public.ch"]!.strategy).toBe("diff");
+      await expectSameRows(db, remote.sql, { p: "id", ch: "id" });
+      const parent = conflicts === "merge" ? 10 : 1;
+      expect((await db.query(`SELECT id, pid FROM ch ORDER BY id`)).rows).toEqual([
+        { id: 100, pid: parent },
+        { id: 101, pid: parent },
+        { id: 200, pid: 2 },
+      ]);
+      expect(await queued(db)).toBe(0);
+      expect((await db.pull()).tables["public.ch"]!.strategy).toBe("feed"); // once
+      await db.close();
+    }
+  });
+});
