@@ -118,6 +118,27 @@ describe('the default, sequences: "auto"', () => {
   });
 });
 
+describe("leases while the server inserts", () => {
+  it("a lease is one run of ids, not pieces between the server's: a client stays inside it", async () => {
+    const { db, warnings } = await client(remote.url, { leaseSize: 4000 });
+    let stop = false;
+    const writer = async () => {
+      while (!stop) await remote.sql`INSERT INTO items (client, n) SELECT 'server', g FROM generate_series(1, 20) g`;
+    };
+    const writers = [writer(), writer()];
+    await new Promise((r) => setTimeout(r, 50));
+    await db.sync();
+    stop = true;
+    await Promise.all(writers);
+    // Without holding the server's inserts off, the 8,000 ids came in hundreds of pieces, of which the sequence
+    // could follow only the last: the inserts below ran into the server's ids and were refused.
+    expect((await db.query(`SELECT (hi - lo + 1)::int AS n FROM _ominipg_leases`)).rows).toEqual([{ n: 8000 }]);
+    await db.query(`INSERT INTO items (client, n) SELECT 'a', g FROM generate_series(1, 3000) g`);
+    expect(await db.sync()).toMatchObject({ pushed: 3000, rejected: 0 });
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe("warnings about configurations that can still collide", () => {
   it('sequences: "advance": one warning per table keyed by a sequence, at the first sync, once', async () => {
     const a = await client(remote.url, { sequences: "advance" });

@@ -88,7 +88,7 @@ export class SequenceLeases {
       if (unused >= BigInt(this.strict ? this.blockSize * 2 : this.blockSize)) continue;
       let values: bigint[];
       try {
-        values = await this.remote.session((sql) => takeIds(sql, s, this.blockSize * 2 - Number(unused)));
+        values = await this.remote.transaction((sql) => takeIds(sql, s, this.blockSize * 2 - Number(unused)));
       } catch (err) {
         if (this.strict) throw err;
         warnings.push({

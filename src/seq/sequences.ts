@@ -61,6 +61,7 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
  * DataRows, so the next query on the connection would get that many null rows in front of its own.
  */
 export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bigint[]> {
+  await holdInserts(sql, s.table);
   const [row] = await sql.unsafe<{ found: boolean; increment: string | null; ids: string | null }[]>(
     `SELECT p.seqrelid IS NOT NULL AS found, p.seqincrement::text AS increment,
             CASE WHEN p.seqincrement = $4::text::int8 THEN (SELECT string_agg(nextval(p.seqrelid::regclass)::text, ',' ORDER BY g)
@@ -79,4 +80,25 @@ export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bi
     throw new Error(`the remote sequence of ${where} counts by ${row.increment}, the local one by ${s.increment}`);
   if (row.ids === null) throw new Error(`${where} has no ids left: its sequence reached its MAXVALUE`);
   return row.ids.split(",").map(BigInt);
+}
+
+/** How long a lease waits for the table's running writes before it takes its ids without holding inserts off. */
+const HOLD_WAIT_MS = 100;
+
+/**
+ * In the caller's transaction, keep other sessions' inserts into the table out while the ids are taken: their
+ * defaults' nextval() would take ids between ours (the server inserting meanwhile left a lease of 40,000 ids in
+ * thousands of pieces, of which a client can follow only the last: lease.ts followRun), so a lease is one run.
+ * EXCLUSIVE mode lets reads through. A role that may not lock the table (it needs UPDATE, DELETE or TRUNCATE), or
+ * writes that hold it longer than HOLD_WAIT_MS (the inserts queued behind the lock wait that long at most), and
+ * the ids are taken without: in pieces if inserts run meanwhile, as before.
+ */
+async function holdInserts(sql: Sql, table: TableInfo): Promise<void> {
+  await sql.unsafe(`SAVEPOINT ominipg_lease`);
+  try {
+    await sql.unsafe(`SET LOCAL lock_timeout = ${HOLD_WAIT_MS}`);
+    await sql.unsafe(`LOCK TABLE ${table.sql} IN EXCLUSIVE MODE`);
+  } catch {
+    await sql.unsafe(`ROLLBACK TO SAVEPOINT ominipg_lease`);
+  }
 }
