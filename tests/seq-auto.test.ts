@@ -139,6 +139,41 @@ describe("leases while the server inserts", () => {
   });
 });
 
+describe("a sequence no column owns, called by a DEFAULT", () => {
+  it("is leased, moved past pushed and pulled ids, like a SERIAL's", async () => {
+    const schema = [
+      `CREATE SCHEMA IF NOT EXISTS ids`,
+      `CREATE SEQUENCE IF NOT EXISTS ids.ticket_seq`,
+      `CREATE TABLE IF NOT EXISTS tickets (id bigint PRIMARY KEY DEFAULT nextval('ids.ticket_seq'), title text)`,
+    ];
+    const own = await createTestDatabase();
+    cleanups.push(() => own.drop());
+    for (const s of schema) await own.sql.unsafe(s);
+    const open = async (sequences: "auto" | "advance") => {
+      const db = await openSynced(own.url, schema, { sequences, leaseSize: 100, sync: { onReject: "skip" } });
+      cleanups.push(() => db.close());
+      return db;
+    };
+    const [a, b] = [await open("auto"), await open("auto")];
+    await a.sync();
+    await b.sync();
+    await own.sql`INSERT INTO tickets (title) VALUES ('server')`;
+    await a.query(`INSERT INTO tickets (title) VALUES ('a')`);
+    await b.query(`INSERT INTO tickets (title) VALUES ('b')`);
+    // Without the DEFAULT's sequence, a, b and the server all took id 1.
+    expect(await a.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+    expect(await b.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+    expect(await own.sql`SELECT count(DISTINCT id)::int AS n FROM tickets`).toEqual([{ n: 3 }]);
+    // "advance": a pull moves the local sequence past the pulled ids, a push moves the remote one past its own.
+    const c = await open("advance");
+    await c.pull();
+    await c.query(`INSERT INTO tickets (title) VALUES ('c')`); // failed with a duplicate key
+    expect(await c.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+    await own.sql`INSERT INTO tickets (title) VALUES ('server again')`; // failed with a duplicate key
+    expect(await own.sql`SELECT count(DISTINCT id)::int AS n FROM tickets`).toEqual([{ n: 5 }]);
+  });
+});
+
 describe("warnings about configurations that can still collide", () => {
   it('sequences: "advance": one warning per table keyed by a sequence, at the first sync, once', async () => {
     const a = await client(remote.url, { sequences: "advance" });

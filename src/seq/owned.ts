@@ -1,7 +1,7 @@
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
 
-/** A SERIAL / identity sequence owned by a column of a synced table. */
+/** The sequence a column of a synced table takes its values from (SERIAL, identity, a DEFAULT's nextval()). */
 export interface OwnedSequence {
   /** Quoted, schema-qualified sequence name. */
   seq: string;
@@ -15,7 +15,25 @@ export interface OwnedSequence {
   increment: bigint;
 }
 
-/** The local sequences owned by columns of `tables` (through SERIAL or an identity), with their last values. */
+/**
+ * SQL: the sequence (regclass) a column takes its values from, or NULL: the one it owns (SERIAL, identity), else
+ * the one its DEFAULT calls nextval() of (a sequence made apart, or owned by another column). `table` and `column`
+ * are SQL text expressions: the table's qualified name, the column's name.
+ */
+export function columnSequenceSql(table: string, column: string): string {
+  return (
+    `coalesce(pg_get_serial_sequence(${table}, ${column})::regclass, (SELECT dep.refobjid::regclass FROM pg_attribute AS att ` +
+    `JOIN pg_attrdef AS def ON def.adrelid = att.attrelid AND def.adnum = att.attnum ` +
+    `JOIN pg_depend AS dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = def.oid AND dep.refclassid = 'pg_class'::regclass ` +
+    `JOIN pg_class AS sc ON sc.oid = dep.refobjid AND sc.relkind = 'S' ` +
+    `WHERE att.attrelid = (${table})::regclass AND att.attname = ${column} ORDER BY dep.refobjid LIMIT 1))`
+  );
+}
+
+/**
+ * The local sequences the columns of `tables` take their values from (columnSequenceSql: owned through SERIAL or
+ * an identity, or called by a DEFAULT), with their last values; one column per sequence (its owner's, if synced).
+ */
 export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): Promise<OwnedSequence[]> {
   const byOid = new Map(tables.map((t) => [t.oid, t]));
   if (byOid.size === 0) return [];
@@ -29,7 +47,7 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     start: string;
     increment: string;
   }>(
-    `SELECT dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
+    `SELECT 0 AS kind, dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
             pg_sequence_last_value(s.oid)::text AS last, ps.seqstart::text AS start,
             ps.seqincrement::text AS increment
        FROM pg_depend dep
@@ -38,13 +56,27 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
        JOIN pg_sequence ps ON ps.seqrelid = s.oid
        JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
       WHERE dep.refclassid = 'pg_class'::regclass AND dep.refobjid = ANY ($1::text::oid[])
-        AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')`,
+        AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
+     UNION ALL
+     SELECT 1, def.adrelid::int8, format('%I.%I', sn.nspname, s.relname), a.attname,
+            pg_sequence_last_value(s.oid)::text, ps.seqstart::text, ps.seqincrement::text
+       FROM pg_attrdef def
+       JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = def.oid AND dep.refclassid = 'pg_class'::regclass
+       JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
+       JOIN pg_namespace sn ON sn.oid = s.relnamespace
+       JOIN pg_sequence ps ON ps.seqrelid = s.oid
+       JOIN pg_attribute a ON a.attrelid = def.adrelid AND a.attnum = def.adnum
+      WHERE def.adrelid = ANY ($1::text::oid[])
+      ORDER BY kind`,
     [`{${[...byOid.keys()].join(",")}}`],
     { prepare: false },
   );
+  // Owned first: a sequence another synced column also calls stays its owner's.
+  const seen = new Set<string>();
   return rows.flatMap((r) => {
     const table = byOid.get(Number(r.oid));
-    if (!table) return [];
+    if (!table || seen.has(r.seq)) return [];
+    seen.add(r.seq);
     const last = r.last === null ? null : BigInt(r.last);
     return [{ seq: r.seq, table, column: r.col, last, start: BigInt(r.start), increment: BigInt(r.increment) }];
   });

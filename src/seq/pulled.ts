@@ -3,7 +3,7 @@ import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
 import { quoteIdent } from "../core/sql.js";
 import { LEASE_TABLE } from "../log/tables.js";
-import { ownedSequences, type OwnedSequence } from "./owned.js";
+import { columnSequenceSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
 /**
  * The sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
@@ -36,7 +36,7 @@ export async function remoteSequenceValues(tx: Tx, owned: OwnedSequence[]): Prom
     `SELECT e.i::int AS i,
             CASE WHEN has_sequence_privilege(s.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(s.seq)::text END AS v
        FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(j, i)
-       CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(e.j->>'t', e.j->>'c')::regclass AS seq) AS s
+       CROSS JOIN LATERAL (SELECT ${columnSequenceSql("e.j->>'t'", "e.j->>'c'")} AS seq) AS s
       WHERE s.seq IS NOT NULL`,
     [list],
   );

@@ -1,7 +1,7 @@
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { Sql } from "../remote/connection.js";
-import { ownedSequences, type OwnedSequence } from "./owned.js";
+import { columnSequenceSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
 export interface SequenceValue {
   /** The owning table, quoted and schema-qualified. */
@@ -30,7 +30,7 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
   if (values.length === 0) return 0;
   const [r] = await sql.unsafe<{ moved: number; unused: { seq: string; v: string }[] | null }[]>(
     `WITH s AS (
-       SELECT pg_get_serial_sequence(u.t, u.c)::regclass AS seq, u.v
+       SELECT ${columnSequenceSql("u.t", "u.c")} AS seq, u.v
          FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)),
      a AS (SELECT s.seq, s.v, pg_sequence_last_value(s.seq) AS last, has_sequence_privilege(s.seq, 'SELECT') AS readable
              FROM s WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
@@ -69,7 +69,7 @@ export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bi
                       CASE WHEN has_sequence_privilege(p.seqrelid, 'SELECT, USAGE')
                            THEN pg_sequence_last_value(p.seqrelid::regclass) END,
                       p.seqstart::numeric - p.seqincrement)) / p.seqincrement)::int8)) AS g) END AS ids
-       FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS seq) AS x
+       FROM (SELECT ${columnSequenceSql("$1::text", "$2::text")} AS seq) AS x
        LEFT JOIN pg_sequence p ON p.seqrelid = x.seq`,
     [s.table.sql, s.column, n, String(s.increment)],
   );
