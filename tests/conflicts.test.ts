@@ -467,6 +467,22 @@ describe("a remote row that changes while its conflict is settled", () => {
     ]);
   });
 
+  it("the second settling sets the local row from what the first left: a value back to the local change's is not skipped", async () => {
+    const { remote } = await setup([]);
+    let calls = 0;
+    const { db } = await openClient(remote, async (c) => {
+      // The first time, the remote row changes again to the local change's own title while we decide.
+      if (calls++ === 0) await remote.sql`UPDATE docs SET title = 'mine' WHERE id = 1`;
+      return { title: c.remote!.title, body: c.local!.body };
+    });
+    await db.query(`UPDATE docs SET title = 'mine', body = 'my body' WHERE id = 1`);
+    await remote.sql`UPDATE docs SET title = 'theirs' WHERE id = 1`;
+    expect(await db.sync()).toMatchObject({ conflicts: 2 });
+    // The first settling set the local title to "theirs"; the second decided "mine", the local change's own value.
+    expect(await remoteDoc(remote, 1)).toMatchObject({ title: "mine", body: "my body" });
+    expect(await localDoc(db, 1)).toMatchObject({ title: "mine", body: "my body" });
+  });
+
   it("a key another session inserts while the batch statement runs (after its check) is a conflict, not overwritten", async () => {
     const { remote } = await setup([]);
     const { db, events } = await openClient(remote, undefined);

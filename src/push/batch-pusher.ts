@@ -170,7 +170,13 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     }
     const found = conflicts.map((c) => {
       const pushed = groups[c.group]!.ops[c.row - 1]!;
-      return { pushed, op: captured.get(pushed) ?? pushed, remote: c.remote, taken: c.taken };
+      return {
+        pushed,
+        op: captured.get(pushed) ?? pushed,
+        remote: c.remote,
+        taken: c.taken,
+        settled: captured.has(pushed) ? pushed : undefined,
+      };
     });
     // Never settled by a strategy: two records with one key, refused as onReject says (collision.ts).
     for (const f of found) {

@@ -28,6 +28,8 @@ export interface FoundConflict {
   op: RowOp;
   remote: string | null;
   taken?: string | null;
+  /** The write an earlier round settled this change into (its row is what the local row holds now). */
+  settled?: RowOp | undefined;
 }
 
 /** Where both sides go: a row, no row, or (skip) nowhere: nothing is pushed and the local row stays. */
@@ -41,6 +43,8 @@ interface Settled {
   remote: Image | null;
   resolution: ConflictResolutionKind;
   target: Target;
+  /** The local row now, where an earlier round set it (else `local`). */
+  now?: Image | null;
   /**
    * A key change onto a key the remote holds for another row (`remote`, decided on as an insert of that key
    * would be): the remote row at the old key (null: none) and, when the remote's row keeps the new key (the key
@@ -135,8 +139,9 @@ export class ConflictSettler {
     );
     const settled: Settled[] = [];
     for (let i = 0; i < found.length; i++) {
-      const { op } = found[i]!;
+      const { op, settled: earlier } = found[i]!;
       const [base, local, remote] = [images[2 * i] ?? null, images[2 * i + 1] ?? null, theirs[i] ?? null];
+      const now = earlier && { now: earlier.kind === "delete" ? null : earlier.image };
       const other = taken[i] ?? null;
       // A key change onto a key the remote holds: for that key, the moved row meets another row, as an insert would.
       if (other && local) {
@@ -164,6 +169,7 @@ export class ConflictSettler {
         base,
         local,
         remote,
+        ...now,
         ...(await this.#decide(op.table, base, local, remote)),
       });
     }
@@ -185,7 +191,7 @@ export class ConflictSettler {
       inReplicaTransaction(d, async () => {
         for (const s of settled) {
           if (s.target === "skip") continue;
-          await setLocalRow(d, s.table, s.local, s.target);
+          await setLocalRow(d, s.table, s.now !== undefined ? s.now : s.local, s.target);
           // The key change undone: the old key's row back (unless the local table has a row there again: a later
           // change, pushed next).
           if (s.moved?.back) await setLocalRow(d, s.table, null, s.moved.back, false);
