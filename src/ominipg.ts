@@ -96,7 +96,7 @@ export class Ominipg extends OminipgBase {
       if (db.#leases?.leasing) {
         await driver.exec(LEASE_DDL);
         const tables = [...(await db.catalog()).tables.values()];
-        await db.local.run((d) => applyLeases(d, tables, db.#leases?.strict));
+        await db.local.run((d) => db.#leases!.open(d, tables));
       } else if (db.#leases) await db.local.run(forgetLeases); // "advance" now: blocks of an earlier mode go
     } catch (err) {
       await db.close();

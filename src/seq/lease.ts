@@ -46,6 +46,14 @@ export class SequenceLeases {
     readonly mode: SequencesMode = "lease",
   ) {}
 
+  /** Overruns found when the database was opened (after a crash, a sequence skips up to 32 values): told at the next sync. */
+  #opened: OwnedSequence[] = [];
+
+  /** Point the sequences at their blocks as the database opens; overruns found are warned of at the next sync. */
+  async open(d: Driver, tables: TableInfo[]): Promise<void> {
+    this.#opened = await applyLeases(d, tables, this.strict);
+  }
+
   /** The synced tables whose sequences were capped ("lease"), and the table map they were last checked in. */
   readonly #capped = new Set<number>();
   #checked: Map<number, TableInfo> | undefined;
@@ -112,7 +120,8 @@ export class SequenceLeases {
         }
       });
     }
-    const overruns = await this.local.run((d) => applyLeases(d, tables, this.strict));
+    const overruns = [...this.#opened, ...(await this.local.run((d) => applyLeases(d, tables, this.strict)))];
+    this.#opened = [];
     for (const s of overruns) {
       warnings.push({
         code: "SEQUENCE_LEASE_OVERRUN",
