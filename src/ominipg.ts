@@ -17,6 +17,7 @@ import { Puller } from "./pull/puller.js";
 import { ConflictSettler } from "./push/settle.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "./log/conflicts.js";
 import type { Status } from "./types.js";
+import type { OminipgWarning } from "./core/warnings.js";
 import { localHashes, verifyTables, type VerifyResult } from "./pull/verify.js";
 import { ledgerCount } from "./push/ledger.js";
 import { type PullConflict, type PullResult } from "./pull/types.js";
@@ -55,8 +56,10 @@ export class Ominipg extends OminipgBase {
         { role: options.remoteRole, claims: options.remoteClaims },
       );
       const settler = new ConflictSettler(this.local, this.#sync.conflicts, (c) => this.emit("conflict", c));
-      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, options.testHooks);
-      this.#feed = new FeedLink(this.#remote, this.#sync.feed, (w) => this.emit("warning", w), options.testHooks);
+      const warn = (w: OminipgWarning) => this.emit("warning", w);
+      const hooks = options.testHooks;
+      this.#syncer = new Syncer(this.local, () => this.catalog(), this.#remote, this.#sync, settler, hooks, warn);
+      this.#feed = new FeedLink(this.#remote, this.#sync.feed, warn, hooks);
       this.#puller = new Puller(this.local, () => this.catalog(), this.#remote, {
         sequences: options.sequences !== "lease",
         feed: this.#feed.agent,
@@ -160,7 +163,7 @@ export class Ominipg extends OminipgBase {
     const catalog = await this.local.run(() => this.catalog());
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
     await this.#remote.ensureReady();
-    return this.#remote.session((sql) => advanceRemoteSequences(sql, values));
+    return (await this.#remote.session((sql) => advanceRemoteSequences(sql, values))).moved;
   }
 
   /** What an operator wants to know: client id, pending changes, last sync, whether the remote answers. */

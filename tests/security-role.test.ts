@@ -79,6 +79,25 @@ describe("security: a remote role with only the documented privileges", () => {
     }
   });
 
+  it("without grants on the sequence: syncs go on, and warnings say what cannot be done", async () => {
+    await remote.sql.unsafe(`REVOKE ALL ON SEQUENCE notes_id_seq FROM ${role}`);
+    const db = await Ominipg.connect({ syncUrl: roleUrl, schemaSQL: SCHEMA, remoteSchema: "skip" });
+    const warnings: string[] = [];
+    db.on("warning", (w) => warnings.push(`${w.code} ${w.table}`));
+    try {
+      await db.query(`INSERT INTO notes (body) VALUES ('no grants')`);
+      // The push's move of the remote sequence failed with permission denied: every sync failed.
+      expect(await db.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+      await db.query(`INSERT INTO notes (body) VALUES ('no grants')`);
+      expect(await db.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+      expect(warnings.sort()).toEqual(["SEQUENCE_IDS_MAY_COLLIDE public.notes", "SEQUENCE_LEASE_FAILED public.notes"]);
+    } finally {
+      await db.close();
+      await remote.sql.unsafe(`GRANT USAGE, SELECT, UPDATE ON SEQUENCE notes_id_seq TO ${role}`);
+      await remote.sql`DELETE FROM notes WHERE body = 'no grants'`;
+    }
+  });
+
   it('sequences: "lease" leases blocks with only USAGE on the sequence', async () => {
     const db = await Ominipg.connect({
       syncUrl: roleUrl,

@@ -154,6 +154,22 @@ describe("leases while the server inserts", () => {
   });
 });
 
+describe("a lease behind a long write", () => {
+  it("does not wait for a transaction writing the table: the ids are taken without holding inserts off", async () => {
+    const writer = await remote.sql.reserve();
+    try {
+      await writer.unsafe(`BEGIN; INSERT INTO items (client, n) VALUES ('server', 0)`).simple();
+      const { db, warnings } = await client(remote.url, { leaseSize: 10 });
+      await db.sync(); // its lock timed out: caught, not the sync's failure
+      expect((await db.query(`SELECT sum(hi - lo + 1)::int AS n FROM _ominipg_leases`)).rows).toEqual([{ n: 20 }]);
+      expect(warnings).toEqual([]);
+      await writer.unsafe(`COMMIT`);
+    } finally {
+      writer.release();
+    }
+  });
+});
+
 describe("a sequence no column owns, called by a DEFAULT", () => {
   it("is leased, moved past pushed and pulled ids, like a SERIAL's", async () => {
     const schema = [

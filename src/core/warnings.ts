@@ -1,8 +1,9 @@
 /**
  * Something that works now but can go wrong later, which the app should know about: emitted as the
  * `warning` event, never thrown. Ominipg emits each one once per client and subject.
- * - "SEQUENCE_IDS_MAY_COLLIDE": `sequences: "advance"` with tables whose key a local sequence generates:
- *   another client, or the server, can mint the same ids (such a collision is refused, never written over);
+ * - "SEQUENCE_IDS_MAY_COLLIDE": `sequences: "advance"` with tables whose key a local sequence generates, or a
+ *   remote sequence this role may not move past pushed ids (no UPDATE on it): another client, or the server, can
+ *   mint the same ids (such a collision is refused, never written over);
  * - "SEQUENCE_LEASE_FAILED": with the default `sequences: "auto"`, no ids could be leased for a sequence
  *   (no USAGE on the remote sequence, the remote column has none...): its ids are minted locally meanwhile;
  * - "SEQUENCE_LEASE_OVERRUN": with `"auto"`, a sequence handed out more ids between two syncs than its leased

@@ -1,6 +1,7 @@
 import type { Catalog } from "../capture/catalog.js";
 import { loadRules } from "../capture/constraints.js";
 import type { ResolvedSync, TestHooks } from "../core/options.js";
+import type { OminipgWarning } from "../core/warnings.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import { deleteEntries, insertRunEnd, changedLater, firstQueuedId, logExtent } from "../log/queue.js";
@@ -41,7 +42,11 @@ export class Syncer {
     private readonly options: ResolvedSync,
     private readonly settler: ConflictSettler,
     private readonly testHooks: TestHooks = {},
+    private readonly warn: (warning: OminipgWarning) => void = () => {},
   ) {}
+
+  /** Tables whose remote sequence this role may not move, warned of once. */
+  readonly #denied = new Set<string>();
 
   async run(hooks: SyncHooks): Promise<SyncResult> {
     const started = performance.now();
@@ -91,9 +96,19 @@ export class Syncer {
     await this.#drain(ctx, undefined, extent.firstRunEnd);
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
-    await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () =>
+    const { denied } = await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () =>
       remote.session((sql) => advanceRemoteSequences(sql, values)),
     );
+    for (const table of denied.filter((t) => !this.#denied.has(t))) {
+      this.#denied.add(table);
+      this.warn({
+        code: "SEQUENCE_IDS_MAY_COLLIDE",
+        table: table.replaceAll('"', ""),
+        message:
+          `the remote sequence of ${table} is not moved past the ids this client pushed: this role lacks UPDATE on ` +
+          `it, so the server's own inserts may take them (a collision fails there); GRANT UPDATE ON SEQUENCE`,
+      });
+    }
     await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
       remote.session((sql) => forgetBatches(sql, clientId, ctx.tally.appliedBatchIds)),
     );

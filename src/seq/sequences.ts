@@ -1,5 +1,6 @@
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
+import type { TransactionSql } from "postgres";
 import type { Sql } from "../remote/connection.js";
 import { columnSequenceSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
@@ -21,24 +22,34 @@ export async function localSequenceValues(driver: Driver, tables: TableInfo[]): 
 
 /**
  * Move remote sequences up to at least the local values, never backwards, so that the remote's own
- * inserts do not collide with pushed ids. Not descending ones, which this would move backwards. Returns how many
+ * inserts do not collide with pushed ids. Not those this role may not UPDATE: their tables are returned
+ * (`denied`), for a warning. Not descending ones, which this would move backwards. Returns how many
  * were moved. A sequence not used since it was made or RESTARTed has no last value (pg_sequence_last_value is
  * null): its next value is read from the sequence itself, so that one restarted above the local value stays (a
  * role that may not read it, only UPDATE it, moves it as if it were at its start).
  */
-export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]): Promise<number> {
-  if (values.length === 0) return 0;
-  const [r] = await sql.unsafe<{ moved: number; unused: { seq: string; v: string }[] | null }[]>(
+export async function advanceRemoteSequences(
+  sql: Sql,
+  values: SequenceValue[],
+): Promise<{ moved: number; denied: string[] }> {
+  if (values.length === 0) return { moved: 0, denied: [] };
+  const [r] = await sql.unsafe<
+    { moved: number; unused: { seq: string; v: string }[] | null; denied: string[] | null }[]
+  >(
     `WITH s AS (
-       SELECT ${columnSequenceSql("u.t", "u.c")} AS seq, u.v
+       SELECT ${columnSequenceSql("u.t", "u.c")} AS seq, u.t, u.v
          FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)),
-     a AS (SELECT s.seq, s.v, pg_sequence_last_value(s.seq) AS last, has_sequence_privilege(s.seq, 'SELECT') AS readable
-             FROM s WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
+     p AS (SELECT s.*, has_sequence_privilege(s.seq, 'UPDATE') AS movable FROM s
+            WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
+     a AS (SELECT p.seq, p.v, CASE WHEN has_sequence_privilege(p.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(p.seq) END AS last,
+                  has_sequence_privilege(p.seq, 'SELECT') AS readable
+             FROM p WHERE p.movable),
      moved AS (SELECT setval(a.seq, a.v) FROM a WHERE a.v > coalesce(a.last, CASE WHEN NOT a.readable THEN 0 END))
      SELECT (SELECT count(*) FROM moved)::int AS moved,
             (SELECT json_agg(json_build_object('seq', format('%I.%I', n.nspname, c.relname), 'v', a.v::text))
                FROM a JOIN pg_class AS c ON c.oid = a.seq JOIN pg_namespace AS n ON n.oid = c.relnamespace
-              WHERE a.last IS NULL AND a.readable) AS unused`,
+              WHERE a.last IS NULL AND a.readable) AS unused,
+            (SELECT json_agg(DISTINCT p.t) FROM p WHERE NOT p.movable) AS denied`,
     [JSON.stringify(values.map((v) => ({ t: v.table, c: v.column, v: v.last })))],
   );
   let moved = r!.moved;
@@ -51,7 +62,7 @@ export async function advanceRemoteSequences(sql: Sql, values: SequenceValue[]):
     );
     moved += rows.length;
   }
-  return moved;
+  return { moved, denied: r!.denied ?? [] };
 }
 
 /**
@@ -94,11 +105,13 @@ const HOLD_WAIT_MS = 100;
  * the ids are taken without: in pieces if inserts run meanwhile, as before.
  */
 async function holdInserts(sql: Sql, table: TableInfo): Promise<void> {
-  await sql.unsafe(`SAVEPOINT ominipg_lease`);
-  try {
-    await sql.unsafe(`SET LOCAL lock_timeout = ${HOLD_WAIT_MS}`);
-    await sql.unsafe(`LOCK TABLE ${table.sql} IN EXCLUSIVE MODE`);
-  } catch {
-    await sql.unsafe(`ROLLBACK TO SAVEPOINT ominipg_lease`);
-  }
+  // In a savepoint of its own: postgres.js fails a transaction any of whose statements failed, even one caught.
+  const tx = sql as unknown as TransactionSql;
+  await tx
+    .savepoint(async (sp) => {
+      await sp.unsafe(`SET LOCAL lock_timeout = ${HOLD_WAIT_MS}`);
+      await sp.unsafe(`LOCK TABLE ${table.sql} IN EXCLUSIVE MODE`);
+      await sp.unsafe(`SET LOCAL lock_timeout TO DEFAULT`);
+    })
+    .catch(() => {});
 }
