@@ -132,6 +132,59 @@ describe("a key change onto a key the remote holds for another row", () => {
     }
   });
 
+  it("with a UNIQUE column besides the key: the old row goes first, so the moved row takes its values to the new key", async () => {
+    const schema = [`CREATE TABLE IF NOT EXISTS tu (k text PRIMARY KEY, u int UNIQUE, note text)`];
+    const remote = await remoteWith(schema);
+    await remote.sql`INSERT INTO tu VALUES ('a1', 1, 'x'), ('a2', 2, 'x')`;
+    const { db } = await client(remote, schema);
+    await remote.sql`INSERT INTO tu VALUES ('b1', 11, 'remote'), ('b2', 12, 'remote')`;
+    await db.query(`UPDATE tu SET k = 'b' || substr(k, 2) WHERE k IN ('a1', 'a2')`);
+    expect(await db.sync()).toMatchObject({ conflicts: 2, rejected: 0 });
+    expect(await remote.sql`SELECT k, u, note FROM tu ORDER BY k`).toEqual([
+      { k: "b1", u: 1, note: "x" },
+      { k: "b2", u: 2, note: "x" },
+    ]);
+    await expectSameRows(db, remote.sql, { tu: "k" });
+  });
+
+  it("a new key equal to the old one in another form (-0 for 0) is no conflict", async () => {
+    const schema = [`CREATE TABLE IF NOT EXISTS tf (k float8 PRIMARY KEY, note text)`];
+    const remote = await remoteWith(schema);
+    await remote.sql`INSERT INTO tf VALUES (0, 'x')`;
+    const { db, events } = await client(remote, schema, { conflicts: "remote-wins" });
+    await db.query(`UPDATE tf SET k = '-0', note = 'y' WHERE k = 0`);
+    expect(await db.sync()).toMatchObject({ conflicts: 0 });
+    expect(events).toEqual([]);
+    expect(await remote.sql`SELECT k::text AS k, note FROM tf`).toEqual([{ k: "-0", note: "y" }]);
+  });
+
+  it("rows that change again while it is settled: given up for this sync (nothing written), settled by the next", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'local')`;
+    let calls = 0;
+    const { db } = await client(remote, [TAGS], {
+      retry: { attempts: 1 },
+      conflicts: async () => {
+        // The first time, another writer changes the remote's row at the new key while we decide.
+        if (calls++ === 0) await remote.sql`UPDATE tags SET note = 'again' WHERE name = 'c'`;
+        return "local";
+      },
+    });
+    await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c')`;
+    await db.query(`UPDATE tags SET name = 'c', n = 2 WHERE name = 'a'`);
+    await expect(db.sync()).rejects.toMatchObject({ code: "CONFLICT_CHURN", retryable: true });
+    expect(await remote.sql`SELECT name, n, note FROM tags ORDER BY name`).toEqual([
+      { name: "a", n: 1, note: "local" },
+      { name: "c", n: 30, note: "again" },
+    ]);
+    expect(await queued(db)).toBe(1);
+    expect(await db.sync()).toMatchObject({ conflicts: 1 });
+    expect(await remote.sql`SELECT name, n, note FROM tags ORDER BY name`).toEqual([
+      { name: "c", n: 2, note: "local" },
+    ]);
+    await expectSameRows(db, remote.sql, { tags: "name" });
+  });
+
   it("is refused as onReject says, both rows recorded, where the key comes from a sequence or foreign keys reference the table", async () => {
     const schemas = {
       referenced: [

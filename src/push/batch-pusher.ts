@@ -132,6 +132,8 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
   let ops = batch.ops;
   /** Writes decided by settling a conflict -> the change as captured. */
   const captured = new Map<RowOp, RowOp>();
+  /** Writes decided for a key change onto a taken key: two rows' worth, not settled again in this sync. */
+  const moved = new Set<RowOp>();
   for (let round = 1; ; round++) {
     const groups = groupOps(ops);
     const { text, params } = batchSql(groups.map(toGroupWrite));
@@ -161,13 +163,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
       return { row, conflicts };
     });
     if (conflicts.length === 0) return { fresh: row?.fresh === true, writes: ops.length };
-    if (round === CONFLICT_ROUNDS) {
-      throw new SyncError(
-        "CONFLICT_CHURN",
-        `rows of ${describeBatch(batch)} changed on the remote during each of ${round} attempts to settle their conflicts`,
-        { retryable: true },
-      );
-    }
+    if (round === CONFLICT_ROUNDS) throw churn(batch, `during each of ${round} attempts to settle their conflicts`);
     const found = conflicts.map((c) => {
       const pushed = groups[c.group]!.ops[c.row - 1]!;
       return {
@@ -180,6 +176,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     });
     // Never settled by a strategy: two records with one key, refused as onReject says (collision.ts).
     for (const f of found) {
+      if (moved.has(f.pushed)) throw churn(batch, "while a key change onto a taken key was settled");
       if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
       const why = f.taken === null ? undefined : await ctx.settler.unsettledMove(f.op);
       if (why) throw movedOntoTaken(describeBatch(batch), f.taken!, why);
@@ -187,6 +184,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     const decided = await ctx.settler.settle(found);
     ctx.tally.conflicts += found.length;
     const instead = new Map(found.map((f, i) => [f.pushed, decided[i]!]));
+    found.forEach((f, i) => f.taken !== null && decided[i]!.forEach((w) => moved.add(w)));
     ops = ops.flatMap((op) => {
       const next = instead.get(op);
       if (!next) return [op];
@@ -196,6 +194,16 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     // Every write settled away (skipped): nothing left to push, the batch's entries are done.
     if (ops.length === 0) return { fresh: true, writes: 0 };
   }
+}
+
+/**
+ * Rows of the batch changed on the remote again while their conflicts were being settled: given up for this sync
+ * (the next one settles them again from the changes as captured, nothing of this one was written).
+ */
+function churn(batch: Batch, when: string): SyncError {
+  return new SyncError("CONFLICT_CHURN", `rows of ${describeBatch(batch)} changed on the remote ${when}`, {
+    retryable: true,
+  });
 }
 
 /** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */

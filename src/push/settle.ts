@@ -158,6 +158,7 @@ export class ConflictSettler {
           base: null,
           local,
           remote: other,
+          ...now,
           ...decided,
           moved: { from: remote, back },
         });

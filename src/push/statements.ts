@@ -76,7 +76,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   const ctes: string[] = [];
   const conflicts: string[] = [];
   const locked: string[] = [];
-  const writes: string[] = [];
+  const writes: { name: string; group: GroupWrite; source: string }[] = [];
   const short: string[] = [];
   groups.forEach((g, n) => {
     const name = `ominipg_g${n}`;
@@ -88,21 +88,21 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
       locked.push(`(SELECT count(*) FROM ${name}_t)`);
     }
     conflicts.push(conflictSql(g, name, n));
-    writes.push(writeSql(g, name));
+    writes.push({ name: `ominipg_w${n}`, group: g, source: name });
     if (g.kind === "upsert") {
       // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
       // that had no key when the check ran was inserted by another session since.
       const expected = g.set.some((c) => g.table.updatable.includes(c))
         ? `(SELECT count(*) FROM ${name})`
         : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
-      short.push(`(SELECT count(*) FROM ominipg_w${writes.length - 1}) < ${expected}`);
+      short.push(`(SELECT count(*) FROM ominipg_w${n}) < ${expected}`);
     }
   });
   ctes.push(
     `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
       `WHERE NOT EXISTS (SELECT FROM public.${LEDGER_TABLE} WHERE client_id = $1::uuid AND batch_id = $2::int8 AND ${OWN_LEDGER_ROWS}))`,
     `ominipg_claim AS (${claimSql("$1", "$2", "$3", `${locked.join(" + ")} >= 0 AND NOT EXISTS (SELECT FROM ominipg_conflicts)`)})`,
-    ...writes.map((w, i) => `ominipg_w${i} AS (${w})`),
+    ...ordered(writes).map((w) => `${w.name} AS (${w.sql})`),
   );
   // A row written over unchecked must not commit: fail the statement (all of it rolls back) with a message
   // the syncer knows; the next attempt's check sees the row. (Not a constant: the planner would fold it.)
@@ -113,6 +113,24 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}`,
     params,
   };
+}
+
+/**
+ * The writes in the order they run: deletes first (every other write waits for them, counting their rows), so
+ * that a key or unique value a delete frees can be taken by an upsert or a key change of the same batch (a
+ * settled key change onto a taken key: the old row deleted, the new key's row written over with its values).
+ */
+function ordered(writes: { name: string; group: GroupWrite; source: string }[]): { name: string; sql: string }[] {
+  const deletes = writes.filter((w) => w.group.kind === "delete");
+  const after = deletes.length
+    ? ` AND (${deletes.map((d) => `(SELECT count(*) FROM ${d.name})`).join(" + ")}) >= 0`
+    : "";
+  return [
+    ...deletes.map((w) => ({ name: w.name, sql: writeSql(w.group, w.source, CLAIMED) })),
+    ...writes
+      .filter((w) => w.group.kind !== "delete")
+      .map((w) => ({ name: w.name, sql: writeSql(w.group, w.source, CLAIMED + after) })),
+  ];
 }
 
 /** The marker of the error a batch statement raises when another session inserted one of its keys meanwhile. */
@@ -200,6 +218,8 @@ function jsonNullAsNull(value: string): string {
 function takenSql(g: GroupWrite, name: string): string {
   return (
     `SELECT s.i, ${T} AS remote FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
+    // Not the row itself: a new key equal to the old one in another form (-0 for 0) finds the row being moved.
+    `AND NOT (${columnsEqual(g.table.primaryKey, T, "(s.k)")}) ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR UPDATE OF ${T}`
   );
 }
@@ -228,17 +248,18 @@ function remoteText(g: GroupWrite, alias: string): string {
   return `CASE WHEN ${alias}.i IS NOT NULL THEN ${rowJsonb(g.table, `${alias}.remote`)}::text END`;
 }
 
-function writeSql(g: GroupWrite, name: string): string {
+/** The group's write, made only where `gate` holds (its batch's claim, and the deletes before it). */
+function writeSql(g: GroupWrite, name: string, gate: string): string {
   const t = g.table;
   if (g.kind === "delete") {
-    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`;
+    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`;
   }
   if (g.kind === "upsert" && g.existing) {
     const set = g.set.filter((c) => t.updatable.includes(c));
     if (set.length === 0) return "SELECT 1 WHERE false";
     return (
       `UPDATE ${t.sql} AS ${T} SET ${assignments(t, set, "s.r")} ` +
-      `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED} RETURNING 1`
+      `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`
     );
   }
   if (g.kind === "upsert") {
@@ -248,14 +269,14 @@ function writeSql(g: GroupWrite, name: string): string {
     // counted missing, see batchSql).
     const locked = `EXISTS (SELECT FROM ${name}_l AS l WHERE ${columnsEqual(t.primaryKey, "(l.remote)", "EXCLUDED")})`;
     return (
-      `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${CLAIMED} ` +
+      `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${gate} ` +
       `${onConflict(t.primaryKey, set, locked)} RETURNING 1`
     );
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
     `UPDATE ${t.sql} AS ${T} SET ${assignments(t, g.set, "s.r")} ` +
-    `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${CLAIMED}`
+    `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate}`
   );
 }
 
