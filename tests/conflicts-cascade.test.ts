@@ -12,6 +12,7 @@ import { queued } from "./sync-helpers.js";
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, a text)`,
   `CREATE TABLE IF NOT EXISTS ch (id int PRIMARY KEY, pid int REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE, v text)`,
+  `CREATE TABLE IF NOT EXISTS gc (id int PRIMARY KEY, cid int REFERENCES ch (id) ON DELETE CASCADE)`,
 ];
 const cleanup = cleanupAfterEach();
 
@@ -32,9 +33,10 @@ describe("children of a parent whose local delete or key change was undone", () 
       [`DELETE FROM p WHERE id = 1`, "overwrite", "skip"], // refused remotely (below), set aside
     ];
     for (const [change, conflicts, onReject] of cases) {
-      await remote.sql`TRUNCATE p, ch`;
+      await remote.sql`TRUNCATE p, ch, gc`;
       await remote.sql`INSERT INTO p VALUES (1, 'first'), (2, 'other')`;
       await remote.sql`INSERT INTO ch VALUES (100, 1, 'x'), (101, 1, 'y'), (200, 2, 'z')`;
+      await remote.sql`INSERT INTO gc VALUES (1000, 100), (2000, 200)`; // two levels down
       const db = await Ominipg.connect({
         syncUrl: remote.url,
         schemaSQL: SCHEMA,
@@ -55,7 +57,8 @@ describe("children of a parent whose local delete or key change was undone", () 
       expect(r).toMatchObject(onReject === "skip" ? { conflicts: 0, rejected: 1 } : { conflicts: 1 });
       const pulled = await db.pull();
       expect(pulled.tables["public.ch"]!.strategy).toBe("diff");
-      await expectSameRows(db, remote.sql, { p: "id", ch: "id" });
+      expect(pulled.tables["public.gc"]!.strategy).toBe("diff");
+      await expectSameRows(db, remote.sql, { p: "id", ch: "id", gc: "id" });
       const parent = conflicts === "merge" ? 10 : 1;
       expect((await db.query(`SELECT id, pid FROM ch ORDER BY id`)).rows).toEqual([
         { id: 100, pid: parent },
@@ -63,7 +66,7 @@ describe("children of a parent whose local delete or key change was undone", () 
         { id: 200, pid: 2 },
       ]);
       expect(await queued(db)).toBe(0);
-      expect((await db.pull()).tables["public.ch"]!.strategy).toBe("feed"); // once
+      expect((await db.pull()).tables["public.gc"]!.strategy).toBe("feed"); // once
       await db.close();
     }
   });

@@ -84,7 +84,7 @@ describe("a key change onto a key the remote holds for another row", () => {
       expect(events[0]).toMatchObject({
         table: "public.tags",
         key: { name: "c" },
-        base: null,
+        base: { name: "a", n: 1, note: "local" }, // the row before the key change (the decision has none)
         local: { name: "c", n: 2, note: "local" },
         remote: { name: "c", n: 30, note: "remote c" },
         resolution:
@@ -132,6 +132,23 @@ describe("a key change onto a key the remote holds for another row", () => {
     }
   });
 
+  it('a resolver\'s "skip": the next pull from the change feed reads both keys again', async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'local')`;
+    const { db } = await client(remote, [TAGS], { conflicts: () => "skip", feed: "require" });
+    await db.pull(); // the feed's cursors are set
+    await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c')`;
+    await db.query(`UPDATE tags SET name = 'c', n = 2 WHERE name = 'a'`);
+    expect(await db.sync()).toMatchObject({ conflicts: 1 });
+    expect(await rows(db)).toEqual([{ name: "c", n: 2, note: "local" }]); // kept as it is, pushed nothing
+    expect((await db.pull()).tables["public.tags"]!.strategy).toBe("feed");
+    expect(await rows(db)).toEqual([
+      { name: "a", n: 1, note: "local" },
+      { name: "c", n: 30, note: "remote c" },
+    ]);
+    await expectSameRows(db, remote.sql, { tags: "name" });
+  });
+
   it("with a UNIQUE column besides the key: the old row goes first, so the moved row takes its values to the new key", async () => {
     const schema = [`CREATE TABLE IF NOT EXISTS tu (k text PRIMARY KEY, u int UNIQUE, note text)`];
     const remote = await remoteWith(schema);
@@ -167,7 +184,7 @@ describe("a key change onto a key the remote holds for another row", () => {
       conflicts: async () => {
         // The first time, another writer changes the remote's row at the new key while we decide.
         if (calls++ === 0) await remote.sql`UPDATE tags SET note = 'again' WHERE name = 'c'`;
-        return "local";
+        return "local" as const;
       },
     });
     await remote.sql`INSERT INTO tags VALUES ('c', 30, 'remote c')`;

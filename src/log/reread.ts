@@ -20,23 +20,30 @@ export interface RereadPosition {
   settledAt: string;
 }
 
+/** SQL: the foreign key (pg_constraint row `c`) acts on its rows when the row it references is deleted or re-keyed. */
+const acts = (c: string) =>
+  `${c}.contype = 'f' AND (${c}.confdeltype IN ('c', 'n', 'd') OR ${c}.confupdtype IN ('c', 'n', 'd'))`;
+
 /**
- * Whether a table that table $5 references by a foreign key with an action had, since $4 / rejected id $3: a
- * conflict settled where the local change deleted the row or changed its key (local gone, or not at the
- * recorded key) and the row did not end as the change left it (restored, moved back, merged, or skipped); or a
- * delete or update refused and set aside.
+ * Whether a table that table $5 references by a foreign key with an action (or one such a table references so,
+ * and so on) had, since $4 / rejected id $3: a conflict settled where the local change deleted the row or
+ * changed its key (local gone, or not at the recorded key) and the row did not end as the change left it
+ * (restored, moved back, merged, or skipped); or a delete or update refused and set aside.
  */
 const PARENT_UNDONE =
-  `EXISTS (SELECT 1 FROM pg_constraint AS ominipg_f JOIN pg_class AS ominipg_pc ON ominipg_pc.oid = ominipg_f.confrelid ` +
+  `EXISTS (WITH RECURSIVE ominipg_up(oid) AS (SELECT ominipg_g.confrelid FROM pg_constraint AS ominipg_g ` +
+  `WHERE ominipg_g.conrelid = $5::oid AND ${acts("ominipg_g")} ` +
+  // A parent's own parents too: their actions changed its rows, and through them this table's.
+  `UNION SELECT ominipg_f.confrelid FROM pg_constraint AS ominipg_f JOIN ominipg_up ON ominipg_f.conrelid = ominipg_up.oid ` +
+  `WHERE ${acts("ominipg_f")}) ` +
+  `SELECT 1 FROM ominipg_up JOIN pg_class AS ominipg_pc ON ominipg_pc.oid = ominipg_up.oid ` +
   `JOIN pg_namespace AS ominipg_pn ON ominipg_pn.oid = ominipg_pc.relnamespace ` +
-  `WHERE ominipg_f.contype = 'f' AND ominipg_f.conrelid = $5::oid ` +
-  `AND (ominipg_f.confdeltype IN ('c', 'n', 'd') OR ominipg_f.confupdtype IN ('c', 'n', 'd')) ` +
-  `AND (EXISTS (SELECT 1 FROM ${CONFLICTS_TABLE} AS ominipg_c WHERE ominipg_c.schema_name = ominipg_pn.nspname ` +
+  `WHERE EXISTS (SELECT 1 FROM ${CONFLICTS_TABLE} AS ominipg_c WHERE ominipg_c.schema_name = ominipg_pn.nspname ` +
   `AND ominipg_c.table_name = ominipg_pc.relname AND ominipg_c.origin = 'push' AND ominipg_c.detected_at >= $4::text::timestamptz ` +
   `AND (ominipg_c.local IS NULL OR NOT ominipg_c.local @> ominipg_c.row_key) ` +
   `AND (ominipg_c.resolution = 'skip' OR ominipg_c.resolved IS DISTINCT FROM ominipg_c.local)) ` +
   `OR EXISTS (SELECT 1 FROM ${REJECTED_TABLE} AS ominipg_x WHERE ominipg_x.schema_name = ominipg_pn.nspname ` +
-  `AND ominipg_x.table_name = ominipg_pc.relname AND ominipg_x.id > $3::text::int8 AND ominipg_x.op IN ('D', 'U'))))`;
+  `AND ominipg_x.table_name = ominipg_pc.relname AND ominipg_x.id > $3::text::int8 AND ominipg_x.op IN ('D', 'U')))`;
 
 /** Where the log is now: a table pulled now has nothing left to read again from before. */
 export async function rereadPosition(d: Driver): Promise<RereadPosition> {
@@ -64,10 +71,12 @@ export async function keysToReread(
       `ominipg_k AS (SELECT DISTINCT ${columnList(t.primaryKey)} FROM (` +
       `SELECT ${pk} FROM ominipg_r CROSS JOIN LATERAL (VALUES (ominipg_r.old_row), (ominipg_r.new_row)) AS ominipg_v(img) ` +
       `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ominipg_v.img IS NOT NULL ` +
+      // A skipped key change left two keys other than the remote's: the row's before the change and after.
       `UNION ALL SELECT ${pk} FROM ${CONFLICTS_TABLE} AS ominipg_c ` +
-      `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_c.row_key) AS ominipg_p ` +
+      `CROSS JOIN LATERAL (VALUES (ominipg_c.row_key), (ominipg_c.base), (ominipg_c.local)) AS ominipg_w(img) ` +
+      `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_w.img) AS ominipg_p ` +
       `WHERE ominipg_c.schema_name = $1 AND ominipg_c.table_name = $2 AND ominipg_c.origin = 'push' ` +
-      `AND ominipg_c.resolution = 'skip' AND ominipg_c.detected_at >= $4::text::timestamptz) AS ominipg_all) ` +
+      `AND ominipg_c.resolution = 'skip' AND ominipg_c.detected_at >= $4::text::timestamptz AND ominipg_w.img IS NOT NULL) AS ominipg_all) ` +
       `SELECT coalesce((SELECT jsonb_agg(to_jsonb(ominipg_k)) FROM ominipg_k), '[]')::text AS keys, ` +
       `EXISTS (SELECT 1 FROM ominipg_r WHERE op = 'T') AS truncated, ${PARENT_UNDONE} AS parents, ` +
       `(SELECT count(*) FROM ominipg_k)::int AS n`,

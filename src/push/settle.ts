@@ -51,7 +51,7 @@ interface Settled {
    * change undone), the row the old key ends with (`back`: the remote's, or for a merge the remote's with the
    * local change's other columns merged in; null: none).
    */
-  moved?: { from: Image | null; back?: Image | null };
+  moved?: { from: Image | null; back?: Image | null; before: Image | null };
 }
 
 /**
@@ -160,7 +160,7 @@ export class ConflictSettler {
           remote: other,
           ...now,
           ...decided,
-          moved: { from: remote, back },
+          moved: { from: remote, back, before: base },
         });
         continue;
       }
@@ -182,7 +182,8 @@ export class ConflictSettler {
       table: s.table.name,
       key: joinImage(keyImage(s.table, (s.base ?? s.local)!)),
       queueId: s.op.firstId,
-      base: imageText(s.base),
+      // A moved row's record keeps the row before the key change (decided on without: as an insert of the new key).
+      base: imageText(s.moved ? s.moved.before : s.base),
       local: imageText(s.local),
       remote: imageText(s.remote),
       resolution: s.resolution,
