@@ -101,3 +101,19 @@ it("a synced table made after connect mints no id before a lease either", async 
     await a.close();
   }
 });
+
+it("blocks leased at two syncs that follow each other are one run: a transaction's inserts may span them", async () => {
+  const a = await client();
+  await a.sync();
+  await a.query(`INSERT INTO notes (client, n) SELECT 'a', g FROM generate_series(1, 6) g`);
+  await a.sync(); // tops up with the block that follows: two rows of _ominipg_leases
+  const ids = await a.transaction(async (tx) => {
+    const r = await tx.query<{ id: number }>(
+      `INSERT INTO notes (client, n) SELECT 'tx', g FROM generate_series(1, 6) g RETURNING id`,
+    );
+    return r.rows.map((x) => x.id);
+  });
+  expect(ids).toHaveLength(6); // it failed with "reached maximum value" at the first block's end
+  expect(await a.sync()).toMatchObject({ pushed: 6, rejected: 0 });
+  await a.close();
+});

@@ -212,14 +212,15 @@ async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promi
     await followRun(d, s, rows);
     return last !== null && held.some((r) => r.hi < last) && !held.some((r) => holds(r, last, s.increment));
   }
-  const current = last === null ? undefined : rows.find((r) => r.lo <= last && last < r.hi);
-  if (current) {
-    await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${current.hi}`);
+  // Capped at the end of the run of adjacent blocks it is in: a transaction's inserts may span them.
+  const current = last === null ? -1 : rows.findIndex((r) => r.lo <= last && last < r.hi);
+  if (current >= 0) {
+    await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${runEnd(rows, current, s.increment)}`);
     return false;
   }
-  const next = last === null ? rows[0] : rows.find((r) => r.lo > last);
-  if (next) {
-    await restart(d, s, next.lo, `MAXVALUE ${next.hi}`);
+  const next = last === null ? 0 : rows.findIndex((r) => r.lo > last);
+  if (next >= 0 && rows[next]) {
+    await restart(d, s, rows[next].lo, `MAXVALUE ${runEnd(rows, next, s.increment)}`);
     return false;
   }
   // Nothing leased: cap the sequence where it is (before its first value, at its START: a cap below START is
@@ -247,6 +248,12 @@ async function followRun(d: Driver, s: OwnedSequence, rows: Block[]): Promise<vo
     return uncap(d, s, end.hi);
   await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND lo < $2::text::int8`, [s.seq, String(run.lo)]);
   await restart(d, s, run.lo, "NO MAXVALUE");
+}
+
+/** The last id of the run of adjacent blocks from rows[i] on. */
+function runEnd(rows: Block[], i: number, increment: bigint): bigint {
+  while (rows[i + 1] && rows[i + 1]!.lo === rows[i]!.hi + increment) i++;
+  return rows[i]!.hi;
 }
 
 /** Whether `id` is one of the block's ids. */
