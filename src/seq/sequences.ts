@@ -73,16 +73,17 @@ export async function advanceRemoteSequences(
  */
 export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bigint[]> {
   await holdInserts(sql, s.table);
+  const last = await lastHandedOut(sql, s);
   const [row] = await sql.unsafe<{ found: boolean; increment: string | null; ids: string | null }[]>(
     `SELECT p.seqrelid IS NOT NULL AS found, p.seqincrement::text AS increment,
             CASE WHEN p.seqincrement = $4::text::int8 THEN (SELECT string_agg(nextval(p.seqrelid::regclass)::text, ',' ORDER BY g)
-               FROM generate_series(1, least($3::int8, floor((p.seqmax::numeric - coalesce(
+               FROM generate_series(1, least($3::int8, floor((p.seqmax::numeric - coalesce($5::text::numeric,
                       CASE WHEN has_sequence_privilege(p.seqrelid, 'SELECT, USAGE')
                            THEN pg_sequence_last_value(p.seqrelid::regclass) END,
                       p.seqstart::numeric - p.seqincrement)) / p.seqincrement)::int8)) AS g) END AS ids
        FROM (SELECT ${columnSequenceSql("$1::text", "$2::text")} AS seq) AS x
        LEFT JOIN pg_sequence p ON p.seqrelid = x.seq`,
-    [s.table.sql, s.column, n, String(s.increment)],
+    [s.table.sql, s.column, n, String(s.increment), last],
   );
   const where = `the remote column ${s.column} of ${s.table.sql}`;
   if (!row?.found) throw new Error(`${where} has no sequence`);
@@ -91,6 +92,27 @@ export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bi
     throw new Error(`the remote sequence of ${where} counts by ${row.increment}, the local one by ${s.increment}`);
   if (row.ids === null) throw new Error(`${where} has no ids left: its sequence reached its MAXVALUE`);
   return row.ids.split(",").map(BigInt);
+}
+
+/**
+ * The last id the remote sequence handed out, as its count of ids left starts from, read from the sequence
+ * itself where this role may (SELECT): one not used since a RESTART has no pg_sequence_last_value, and its next
+ * value is where it was restarted, not its START (a lease after RESTART WITH 95 of a sequence ending at 100 asked
+ * for 20 ids and failed part-way, having burnt the 6 left). Null where it cannot be read: from the START then.
+ */
+async function lastHandedOut(sql: Sql, s: OwnedSequence): Promise<string | null> {
+  const [seq] = await sql.unsafe<{ name: string | null }[]>(
+    `SELECT CASE WHEN has_sequence_privilege(x.seq, 'SELECT') THEN x.seq::text END AS name
+       FROM (SELECT ${columnSequenceSql("$1::text", "$2::text")} AS seq) AS x WHERE x.seq IS NOT NULL`,
+    [s.table.sql, s.column],
+  );
+  if (!seq?.name) return null;
+  const [row] = await sql.unsafe<{ last: string }[]>(
+    `SELECT (CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - p.seqincrement END)::text AS last
+       FROM ${seq.name} AS q, pg_sequence AS p WHERE p.seqrelid = $1::regclass`,
+    [seq.name],
+  );
+  return row?.last ?? null;
 }
 
 /** How long a lease waits for the table's running writes before it takes its ids without holding inserts off. */
