@@ -186,7 +186,9 @@ describe("a remote sequence RESTARTed near its MAXVALUE", () => {
     await db.sync();
     // It counted from the START (1): asked for 20 ids, failed at 101, having burnt the 6 left.
     expect(warnings).toEqual([]);
-    expect((await db.query(`SELECT lo::int AS lo, hi::int AS hi FROM _ominipg_leases`)).rows).toEqual([{ lo: 95, hi: 100 }]);
+    expect((await db.query(`SELECT lo::int AS lo, hi::int AS hi FROM _ominipg_leases`)).rows).toEqual([
+      { lo: 95, hi: 100 },
+    ]);
   });
 });
 
