@@ -23,7 +23,7 @@ export async function localSequenceValues(driver: Driver, tables: TableInfo[]): 
 /**
  * Move remote sequences up to at least the local values, never backwards, so that the remote's own
  * inserts do not collide with pushed ids. Not those this role may not UPDATE: their tables are returned
- * (`denied`), for a warning. Not descending ones, which this would move backwards. Returns how many
+ * (`denied`), for a warning. Not past a remote sequence's MAXVALUE (setval would fail, and every sync with it). Not descending ones, which this would move backwards. Returns how many
  * were moved. A sequence not used since it was made or RESTARTed has no last value (pg_sequence_last_value is
  * null): its next value is read from the sequence itself, so that one restarted above the local value stays (a
  * role that may not read it, only UPDATE it, moves it as if it were at its start).
@@ -39,8 +39,8 @@ export async function advanceRemoteSequences(
     `WITH s AS (
        SELECT ${columnSequenceSql("u.t", "u.c")} AS seq, u.t, u.v
          FROM jsonb_to_recordset($1::text::jsonb) AS u(t text, c text, v int8)),
-     p AS (SELECT s.*, has_sequence_privilege(s.seq, 'UPDATE') AS movable FROM s
-            WHERE s.seq IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_sequence WHERE seqrelid = s.seq)),
+     p AS (SELECT s.seq, s.t, least(s.v, q.seqmax) AS v, has_sequence_privilege(s.seq, 'UPDATE') AS movable
+             FROM s JOIN pg_sequence AS q ON q.seqrelid = s.seq WHERE q.seqincrement > 0),
      a AS (SELECT p.seq, p.v, CASE WHEN has_sequence_privilege(p.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(p.seq) END AS last,
                   has_sequence_privilege(p.seq, 'SELECT') AS readable
              FROM p WHERE p.movable),
