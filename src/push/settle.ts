@@ -324,6 +324,7 @@ export class ConflictSettler {
       list.push(i);
       byTable.set(item.table, list);
     });
+    if (byTable.size === 0) return out; // no local transaction for nothing (e.g. no key change met a taken key)
     await this.local.run((d) =>
       inReplicaTransaction(d, async () => {
         for (const [table, indexes] of byTable) {

@@ -31,6 +31,18 @@ export function columnSequenceSql(table: string, column: string): string {
 }
 
 /**
+ * SQL: the last value sequence `seq` (its quoted name; `regclass`, the same as a parameter) handed out, read from
+ * the sequence itself: one not used since it was made or RESTARTed has no pg_sequence_last_value, and its next
+ * value is its last_value (where it was restarted), not its START. Needs SELECT on it.
+ */
+export function lastHandedOutSql(seq: string, regclass: string): string {
+  return (
+    `(SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - p.seqincrement END ` +
+    `FROM ${seq} AS q, pg_sequence AS p WHERE p.seqrelid = ${regclass}::regclass)`
+  );
+}
+
+/**
  * The local sequences the columns of `tables` take their values from (columnSequenceSql: owned through SERIAL or
  * an identity, or called by a DEFAULT), with their last values; one column per sequence (its owner's, if synced).
  */

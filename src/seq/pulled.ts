@@ -3,7 +3,7 @@ import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
 import { quoteIdent } from "../core/sql.js";
 import { LEASE_TABLE } from "../log/tables.js";
-import { columnSequenceSql, ownedSequences, type OwnedSequence } from "./owned.js";
+import { columnSequenceSql, lastHandedOutSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
 /**
  * The sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
@@ -55,14 +55,11 @@ export async function catchUpSequences(d: Driver, owned: OwnedSequence[], remote
   for (let i = 0; i < owned.length; i++) {
     const s = owned[i]!;
     const [farthest, past, limit] = s.increment > 0n ? ["greatest", ">", "v <= seqmax"] : ["least", "<", "v >= seqmin"];
-    // Its last value read from the sequence itself: one not used since it was made or RESTARTed has none
-    // (pg_sequence_last_value is null), and its next value is last_value, not its START.
     const { rows } = await d.query<{ moved: boolean }>(
       `SELECT setval($1::regclass, v) IS NOT NULL AS moved FROM (
          SELECT ${farthest}((SELECT ${s.increment > 0n ? "max" : "min"}(${quoteIdent(s.column)})::int8 FROM ${s.table.sql}), $2::text::int8) AS v) AS x
         WHERE v IS NOT NULL AND (SELECT ${limit} FROM pg_sequence WHERE seqrelid = $1::regclass)
-          AND v ${past} (SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - p.seqincrement END
-                          FROM ${s.seq} AS q, pg_sequence AS p WHERE p.seqrelid = $1::regclass)`,
+          AND v ${past} ${lastHandedOutSql(s.seq, "$1")}`,
       [s.seq, remote[i] ?? null],
       { prepare: false },
     );

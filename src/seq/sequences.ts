@@ -2,7 +2,7 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { TransactionSql } from "postgres";
 import type { Sql } from "../remote/connection.js";
-import { columnSequenceSql, ownedSequences, type OwnedSequence } from "./owned.js";
+import { columnSequenceSql, lastHandedOutSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
 export interface SequenceValue {
   /** The owning table, quoted and schema-qualified. */
@@ -95,9 +95,8 @@ export async function takeIds(sql: Sql, s: OwnedSequence, n: number): Promise<bi
 }
 
 /**
- * The last id the remote sequence handed out, as its count of ids left starts from, read from the sequence
- * itself where this role may (SELECT): one not used since a RESTART has no pg_sequence_last_value, and its next
- * value is where it was restarted, not its START (a lease after RESTART WITH 95 of a sequence ending at 100 asked
+ * The last id the remote sequence handed out, which its count of ids left starts from, where this role may read
+ * it (lastHandedOutSql: after RESTART WITH 95 of a sequence ending at 100, counted from its START a lease asked
  * for 20 ids and failed part-way, having burnt the 6 left). Null where it cannot be read: from the START then.
  */
 async function lastHandedOut(sql: Sql, s: OwnedSequence): Promise<string | null> {
@@ -107,11 +106,9 @@ async function lastHandedOut(sql: Sql, s: OwnedSequence): Promise<string | null>
     [s.table.sql, s.column],
   );
   if (!seq?.name) return null;
-  const [row] = await sql.unsafe<{ last: string }[]>(
-    `SELECT (CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - p.seqincrement END)::text AS last
-       FROM ${seq.name} AS q, pg_sequence AS p WHERE p.seqrelid = $1::regclass`,
-    [seq.name],
-  );
+  const [row] = await sql.unsafe<{ last: string }[]>(`SELECT ${lastHandedOutSql(seq.name, "$1")}::text AS last`, [
+    seq.name,
+  ]);
   return row?.last ?? null;
 }
 
