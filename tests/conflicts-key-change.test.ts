@@ -248,3 +248,59 @@ describe("a key change onto a key the remote holds for another row", () => {
     }
   });
 });
+
+describe("a pending change a pull meets", () => {
+  it("after a key change, is compared with the row where it moved: no conflict for another column's remote change, which the push keeps", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'old')`;
+    const { db, events } = await client(remote, [TAGS], { conflicts: "merge" });
+    await db.query(`UPDATE tags SET name = 'b' WHERE name = 'a'`);
+    await db.query(`UPDATE tags SET name = 'c' WHERE name = 'b'`); // a chain of moves: the row is at the last key
+    await remote.sql`UPDATE tags SET note = 'remote' WHERE name = 'a'`;
+    const pulled = await db.pull();
+    expect(pulled.conflicts).toBe(0);
+    expect(events).toEqual([]);
+    expect(await db.sync()).toMatchObject({ conflicts: 0, rejected: 0 });
+    expect(await remote.sql`SELECT name, n, note FROM tags`).toEqual([{ name: "c", n: 1, note: "remote" }]);
+    await db.pull();
+    expect(await rows(db)).toEqual([{ name: "c", n: 1, note: "remote" }]);
+  });
+
+  it("after a key change, in conflict, is recorded with the moved row as local, and the push settles that record", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'old')`;
+    const { db, events } = await client(remote, [TAGS], { conflicts: "overwrite" });
+    await db.query(`UPDATE tags SET name = 'b', note = 'local' WHERE name = 'a'`);
+    await remote.sql`UPDATE tags SET note = 'remote' WHERE name = 'a'`;
+    expect((await db.pull()).conflicts).toBe(1);
+    expect(events).toMatchObject([
+      { origin: "pull", key: { name: "a" }, local: { name: "b", note: "local" }, resolution: "local-pending" },
+    ]);
+    expect(await db.sync()).toMatchObject({ conflicts: 1, rejected: 0 });
+    expect(await remote.sql`SELECT name, n, note FROM tags`).toEqual([{ name: "b", n: 1, note: "local" }]);
+    const records = await db.query(`SELECT origin, resolution FROM _ominipg_conflicts`);
+    expect(records.rows).toEqual([{ origin: "push", resolution: "local" }]);
+  });
+
+  it("that cancels out: a pull's record of it is not left pending, the rows held back for it come back", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('b', 1, 'old')`;
+    const { db, events } = await client(remote, [TAGS]);
+    await db.query(`INSERT INTO tags VALUES ('a', 1, 'local')`);
+    await db.query(`DELETE FROM tags WHERE name = 'a'`);
+    await db.query(`UPDATE tags SET n = 5 WHERE name = 'b'`);
+    await db.query(`UPDATE tags SET n = 1 WHERE name = 'b'`);
+    await remote.sql`INSERT INTO tags VALUES ('a', 2, 'remote')`;
+    await remote.sql`UPDATE tags SET note = 'remote' WHERE name = 'b'`;
+    expect((await db.pull()).conflicts).toBe(1);
+    expect(events).toMatchObject([{ origin: "pull", resolution: "local-pending" }]);
+    expect(await db.sync()).toMatchObject({ pushed: 4, applied: 0, conflicts: 0, rejected: 0 });
+    expect((await db.query(`SELECT * FROM _ominipg_conflicts`)).rows).toEqual([]);
+    // Pushed as nothing: the remote's rows the pull held back for them are read again by the next pull.
+    await db.pull();
+    expect(await rows(db)).toEqual([
+      { name: "a", n: 2, note: "remote" },
+      { name: "b", n: 1, note: "remote" },
+    ]);
+  });
+});

@@ -1,4 +1,4 @@
-import { columnList, quoteLiteral } from "../core/sql.js";
+import { columnList, quoteIdent, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { QUEUE_TABLE } from "./tables.js";
 
@@ -47,6 +47,24 @@ export function lastTouchesAfter(t: TableInfo, afterParam: string): string {
 export function truncateQueuedAfter(t: TableInfo, afterParam: string): string {
   const after = `${Q}.id > ${afterParam}::text::int8`;
   return `EXISTS (SELECT 1 FROM ${QUEUE_TABLE} AS ${Q} WHERE ${ofTable(t)} AND ${Q}.op = 'T' AND ${after})`;
+}
+
+/** The key columns of the row aliased `alias` as the text of a jsonb object (the form conflict records keep). */
+export function keyJson(t: TableInfo, alias: string): string {
+  const key = t.primaryKey.map((c) => `${alias}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ");
+  return `(SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${key}) AS ominipg_j)`;
+}
+
+/** The table's queued key changes, in log order: `id`, and the keys before and after (`old_key`, `new_key`, keyJson). */
+export function keyChangesSql(t: TableInfo): string {
+  const differ = t.primaryKey.map((c) => `ominipg_o.${quoteIdent(c)} IS DISTINCT FROM ominipg_n.${quoteIdent(c)}`);
+  return (
+    `SELECT ${Q}.id::text AS id, ${keyJson(t, "ominipg_o")} AS old_key, ${keyJson(t, "ominipg_n")} AS new_key ` +
+    `FROM ${QUEUE_TABLE} AS ${Q} CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ${Q}.old_row) AS ominipg_o ` +
+    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ${Q}.new_row) AS ominipg_n ` +
+    `WHERE ${ofTable(t)} AND ${Q}.old_row IS NOT NULL AND ${Q}.new_row IS NOT NULL AND (${differ.join(" OR ")}) ` +
+    `ORDER BY ${Q}.id`
+  );
 }
 
 /** The last id in the log (0 when it is empty). */

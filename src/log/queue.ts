@@ -1,6 +1,6 @@
 import type { Driver } from "../core/driver.js";
 import { inLocalTransaction } from "../local/transaction.js";
-import { QUEUE_TABLE } from "./tables.js";
+import { CONFLICTS_TABLE, QUEUE_TABLE, REREAD_TABLE } from "./tables.js";
 
 /**
  * Reading and draining the change log for a push. Every query reads a range of ids (see idRange), never a
@@ -217,6 +217,13 @@ export async function changedLater(d: Driver, after: number, end: number, maxId:
   return rows[0]!.changed;
 }
 
+/**
+ * A pull's record of a conflict with a pending change (`local-pending`) that the change's push did not settle:
+ * the push met no conflict (the remote changed back since, or the change cancelled out). It is dropped with the
+ * change's entries, not left pending for good.
+ */
+const UNSETTLED = `c.resolution = 'local-pending'`;
+
 /** Drop the entries lo..hi; when they are all the log holds, by TRUNCATE (deleting 100,000 entries takes ~0.1 s). */
 export async function dropSpan(d: Driver, lo: number, hi: number): Promise<void> {
   await inLocalTransaction(d, async () => {
@@ -225,12 +232,19 @@ export async function dropSpan(d: Driver, lo: number, hi: number): Promise<void>
       [lo, hi],
     );
     if (rows[0]!.other) await deleteEntries(d, [lo, hi]);
-    else await d.exec(`TRUNCATE ${QUEUE_TABLE}`);
+    else {
+      await d.exec(`TRUNCATE ${QUEUE_TABLE}`);
+      await d.query(`DELETE FROM ${CONFLICTS_TABLE} c WHERE ${UNSETTLED} AND c.queue_id <= $1`, [hi]);
+    }
   });
 }
 
-/** Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). */
-export async function deleteEntries(d: Driver, ranges: readonly number[]): Promise<void> {
+/**
+ * Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). `noop`: they were pushed as
+ * nothing (their effects cancel out), so the remote's rows of their keys, which a pull held back for them, never
+ * come back by themselves: they are kept for the next pull from the change feed to read again (reread.ts).
+ */
+export async function deleteEntries(d: Driver, ranges: readonly number[], noop = false): Promise<void> {
   const lo: number[] = [];
   const hi: number[] = [];
   for (let i = 0; i < ranges.length; i += 2) {
@@ -238,7 +252,13 @@ export async function deleteEntries(d: Driver, ranges: readonly number[]): Promi
     hi.push(ranges[i + 1]!);
   }
   await d.query(
-    `DELETE FROM ${QUEUE_TABLE} q USING unnest($1::int8[], $2::int8[]) AS r(lo, hi) WHERE q.id BETWEEN r.lo AND r.hi`,
+    `WITH ominipg_r AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS r(lo, hi)), ` +
+      `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi ` +
+      `RETURNING q.schema_name, q.table_name, q.old_row, q.new_row), ` +
+      (noop
+        ? `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) SELECT * FROM ominipg_q) `
+        : `ominipg_n AS (SELECT count(*) FROM ominipg_q) `) +
+      `DELETE FROM ${CONFLICTS_TABLE} c USING ominipg_r r WHERE ${UNSETTLED} AND c.queue_id BETWEEN r.lo AND r.hi`,
     [lo, hi],
   );
 }

@@ -1,23 +1,27 @@
 import type { Driver } from "../core/driver.js";
 import { columnList, quoteIdent } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
-import { CONFLICTS_TABLE, REJECTED_TABLE } from "./tables.js";
+import { CONFLICTS_TABLE, REJECTED_TABLE, REREAD_TABLE } from "./tables.js";
 
 /**
  * Rows a pull must read again although the remote did not change them: where a push left the local row other
  * than the remote's without pushing anything. A change the remote refused and that was set aside
- * (`_ominipg_rejected`, `onReject: "skip"`), and a conflict settled by a resolver's "skip" (push nothing, keep
- * the local row). And the rows of a table whose foreign key acts on delete or key update (CASCADE, SET NULL, SET
+ * (`_ominipg_rejected`, `onReject: "skip"`), a conflict settled by a resolver's "skip" (push nothing, keep
+ * the local row), and changes that cancelled out (`_ominipg_reread`: pushed as nothing, while a pull held the
+ * remote's row back for them). And the rows of a table whose foreign key acts on delete or key update (CASCADE, SET NULL, SET
  * DEFAULT) where a conflict of a row it references was settled other than as the local change left it (a delete
  * or key change undone, or skipped), or such a change was refused and set aside: the action changed rows locally
  * that the remote's did not, and settling (without triggers) does not change them back; which ones is not known,
  * so the whole table.
  * A diff finds those rows by itself; a pull from the change feed, which reads only what changed
- * remotely, asks here (pull/feed.ts). Positions: the last rejected id, and the time of the last settlement.
+ * remotely, asks here (pull/feed.ts). Positions: the last rejected id, the time of the last settlement, the last
+ * id of `_ominipg_reread`.
  */
 export interface RereadPosition {
   rejected: string;
   settledAt: string;
+  /** The last id in _ominipg_reread (changes pushed as nothing); absent in cursors saved before it existed. */
+  noop?: string;
 }
 
 /** SQL: the foreign key (pg_constraint row `c`) acts on its rows when the row it references is deleted or re-keyed. */
@@ -47,12 +51,23 @@ const PARENT_UNDONE =
 
 /** Where the log is now: a table pulled now has nothing left to read again from before. */
 export async function rereadPosition(d: Driver): Promise<RereadPosition> {
-  const { rows } = await d.query<{ rejected: string; at: string }>(
-    `SELECT (SELECT coalesce(max(id), 0) FROM ${REJECTED_TABLE})::text AS rejected, now()::text AS at`,
+  const { rows } = await d.query<{ rejected: string; at: string; noop: string }>(
+    `SELECT (SELECT coalesce(max(id), 0) FROM ${REJECTED_TABLE})::text AS rejected, now()::text AS at, ` +
+      `(SELECT coalesce(max(id), 0) FROM ${REREAD_TABLE})::text AS noop`,
     [],
     { prepare: false },
   );
-  return { rejected: rows[0]!.rejected, settledAt: rows[0]!.at };
+  return { rejected: rows[0]!.rejected, settledAt: rows[0]!.at, noop: rows[0]!.noop };
+}
+
+/** The table's changes pushed as nothing up to `upto` were read again (or the whole table was): forget them. */
+export async function forgetReread(d: Driver, t: TableInfo, upto?: string): Promise<void> {
+  await d.query(
+    `DELETE FROM ${REREAD_TABLE} WHERE schema_name = $1 AND table_name = $2` +
+      (upto ? ` AND id <= $3::text::int8` : ""),
+    upto ? [t.schema, t.name, upto] : [t.schema, t.name],
+    { prepare: false },
+  );
 }
 
 /**
@@ -67,7 +82,8 @@ export async function keysToReread(
   const pk = t.primaryKey.map((c) => `ominipg_p.${quoteIdent(c)}`).join(", ");
   const { rows } = await d.query<{ keys: string; truncated: boolean; parents: boolean; n: number }>(
     `WITH ominipg_r AS (SELECT op, old_row, new_row FROM ${REJECTED_TABLE} ` +
-      `WHERE schema_name = $1 AND table_name = $2 AND id > $3::text::int8), ` +
+      `WHERE schema_name = $1 AND table_name = $2 AND id > $3::text::int8 UNION ALL SELECT 'N', old_row, new_row ` +
+      `FROM ${REREAD_TABLE} WHERE schema_name = $1 AND table_name = $2 AND id > $6::text::int8), ` +
       `ominipg_k AS (SELECT DISTINCT ${columnList(t.primaryKey)} FROM (` +
       `SELECT ${pk} FROM ominipg_r CROSS JOIN LATERAL (VALUES (ominipg_r.old_row), (ominipg_r.new_row)) AS ominipg_v(img) ` +
       `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ominipg_v.img IS NOT NULL ` +
@@ -80,7 +96,7 @@ export async function keysToReread(
       `SELECT coalesce((SELECT jsonb_agg(to_jsonb(ominipg_k)) FROM ominipg_k), '[]')::text AS keys, ` +
       `EXISTS (SELECT 1 FROM ominipg_r WHERE op = 'T') AS truncated, ${PARENT_UNDONE} AS parents, ` +
       `(SELECT count(*) FROM ominipg_k)::int AS n`,
-    [t.schema, t.name, after.rejected, after.settledAt, t.oid],
+    [t.schema, t.name, after.rejected, after.settledAt, t.oid, after.noop ?? "0"],
     { prepare: false },
   );
   const r = rows[0]!;

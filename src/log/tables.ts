@@ -6,6 +6,7 @@ export const META_TABLE = "_ominipg_meta";
 export const REJECTED_TABLE = "_ominipg_rejected";
 export const CONFLICTS_TABLE = "_ominipg_conflicts";
 export const LEASE_TABLE = "_ominipg_leases";
+export const REREAD_TABLE = "_ominipg_reread";
 
 /** The sequence behind _sync_queue.id (bigserial's name for it). */
 export const QUEUE_ID_SEQUENCE = "_sync_queue_id_seq";
@@ -16,6 +17,7 @@ export const OWN_TABLES: ReadonlySet<string> = new Set([
   REJECTED_TABLE,
   CONFLICTS_TABLE,
   LEASE_TABLE,
+  REREAD_TABLE,
 ]);
 
 /**
@@ -50,6 +52,14 @@ ALTER TABLE public.${QUEUE_TABLE} SET (toast_tuple_target = ${QUEUE_TOAST_TARGET
 CREATE TABLE IF NOT EXISTS ${META_TABLE} (
   key text PRIMARY KEY,
   value text NOT NULL
+);
+-- Changes that cancelled out (pushed as nothing): a pull from the change feed reads their rows again (reread.ts).
+CREATE TABLE IF NOT EXISTS ${REREAD_TABLE} (
+  id bigserial PRIMARY KEY,
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  old_row json,
+  new_row json
 );
 CREATE TABLE IF NOT EXISTS ${REJECTED_TABLE} (
   id bigserial PRIMARY KEY,

@@ -11,7 +11,22 @@ import { joinImage, splitImage } from "../core/image.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import type { TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
-import { pendingImagesSql, type BucketScope } from "./sql.js";
+import type { Driver } from "../core/driver.js";
+import type { TableInfo } from "../core/table.js";
+import { keyChangesSql } from "../log/pending.js";
+import { movedImagesSql, pendingImagesSql, type BucketScope } from "./sql.js";
+
+interface KeyChange {
+  id: string;
+  old_key: string;
+  new_key: string;
+}
+
+interface MovedImages {
+  key: string;
+  base: string | null;
+  local: string | null;
+}
 
 interface PendingImages {
   key: string;
@@ -19,6 +34,7 @@ interface PendingImages {
   base: string | null;
   local: string | null;
   remote: string | null;
+  fold: string | null;
 }
 
 /** The keys a feed pull fetched (pull/feed.ts): the check is limited to them, as a diff's to its buckets. */
@@ -42,7 +58,11 @@ export async function checkPending(
   const params = buckets ? [run.startId, buckets.hex] : [run.startId];
   const sql = pendingImagesSql(t, buckets?.buckets, scope && "within" in scope ? scope.within : undefined);
   const rows = await ctx.local((d) =>
-    inReplicaTransaction(d, async () => (await d.query<PendingImages>(sql, params, { prepare: false })).rows),
+    inReplicaTransaction(d, async () => {
+      const found = (await d.query<PendingImages>(sql, params, { prepare: false })).rows;
+      await readMoved(d, t, found);
+      return found;
+    }),
   );
   let conflicts = 0;
   for (const r of rows) {
@@ -56,4 +76,34 @@ export async function checkPending(
     );
   }
   return conflicts;
+}
+
+/**
+ * A pending change whose row has changed key since (one key change or a chain of them) is compared where the row
+ * is now, as its push's key update writes it: `rows` whose local row is gone get their base and local row read
+ * there. The log's key changes are followed in JS: only when such rows exist, with one read of them.
+ */
+async function readMoved(d: Driver, t: TableInfo, rows: PendingImages[]): Promise<void> {
+  const gone = rows.filter((r) => r.local === null && r.base !== null && r.remote !== null);
+  if (gone.length === 0) return;
+  const moves = new Map<string, { id: number; to: string }[]>();
+  for (const m of (await d.query<KeyChange>(keyChangesSql(t), [], { prepare: false })).rows) {
+    const list = moves.get(m.old_key) ?? [];
+    list.push({ id: Number(m.id), to: m.new_key });
+    moves.set(m.old_key, list);
+  }
+  const moved: { k: string; at: unknown; fold: string | null }[] = [];
+  for (const r of gone) {
+    let [at, after] = [r.key, Number(r.queue_id) - 1];
+    for (let next = moves.get(at)?.find((m) => m.id > after); next; next = moves.get(at)?.find((m) => m.id > after)) {
+      [at, after] = [next.to, next.id];
+    }
+    if (at !== r.key) moved.push({ k: r.key, at: JSON.parse(at), fold: r.fold });
+  }
+  if (moved.length === 0) return;
+  const byKey = new Map(rows.map((r) => [r.key, r]));
+  const sql = movedImagesSql(t);
+  for (const m of (await d.query<MovedImages>(sql, [JSON.stringify(moved)], { prepare: false })).rows) {
+    Object.assign(byKey.get(m.key)!, { base: m.base, local: m.local });
+  }
 }

@@ -7,7 +7,7 @@ import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
-import { rereadPosition, type RereadPosition } from "../log/reread.js";
+import { forgetReread, rereadPosition, type RereadPosition } from "../log/reread.js";
 import { getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
 import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
@@ -116,10 +116,12 @@ export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCu
  */
 export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
   const identity = view.remote.get(tableKey(t))?.identity;
+  const reread = await rereadPosition(d);
+  await forgetReread(d, t, reread.noop);
   const cursor: FeedCursor = {
     epoch: view.epoch,
     lsn: view.drainedUpto,
-    reread: await rereadPosition(d),
+    reread,
     ...(identity === undefined ? {} : { identity }),
   };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));

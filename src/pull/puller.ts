@@ -58,6 +58,7 @@ import type { BucketScope } from "./sql.js";
 import { FeedRows, feedTable, probeFeed, settleQuiet } from "./feed.js";
 import { cursorProblem, feedRequired, readCursor, readFeedView, saveCursor, type FeedView } from "./feed-view.js";
 import { registerReader } from "./feed-register.js";
+import { forgetReread } from "../log/reread.js";
 import type { FeedAgent } from "../remote/feed-agent.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
 
@@ -203,7 +204,7 @@ export class Puller {
       } else {
         await copyTable(ctx, run);
       }
-      if (view && !run.truncated) await ctx.local((d) => saveCursor(d, t, view));
+      if (!run.truncated) await ctx.local((d) => (view ? saveCursor(d, t, view) : forgetReread(d, t)));
       if (settled && !scope) return tally; // equal to the remote already
       if (run.truncated) tally.strategy = "held";
       else result.conflicts += await checkPending(ctx, run, scope);

@@ -1,5 +1,5 @@
 import { overridingClause, type TableInfo } from "../core/table.js";
-import { firstChangesCte, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
+import { firstChangesCte, keyJson, keysQueuedAfter, LAST_QUEUE_ID, truncateQueuedAfter } from "../log/pending.js";
 import { columnList as cols, columnsEqual, onConflict, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 import { carriedColumns, fields, jsonColumns, jsonText, rowJsonb } from "../core/json-text.js";
 
@@ -211,23 +211,39 @@ export function deleteMissingSql(t: TableInfo, buckets: number): string {
 }
 
 /**
+ * For rows whose key changed since their first pending change, `$1` a JSON array of {k: the key (keyJson), at:
+ * the key the row has now, fold: pendingImagesSql's fold}: the key, and the base and local row as pendingImagesSql
+ * renders them, with the local row read where the row is now.
+ */
+export function movedImagesSql(t: TableInfo): string {
+  return (
+    `SELECT ominipg_m.k AS key, CASE WHEN ominipg_m.fold IS NOT NULL ` +
+    `THEN to_jsonb(json_populate_record(ominipg_x, ominipg_m.fold::json))::text END AS base, to_jsonb(ominipg_x)::text AS local ` +
+    `FROM json_to_recordset($1::text::json) AS ominipg_m(k text, at json, fold text) ` +
+    `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_m.at) AS ominipg_a ` +
+    `LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", "ominipg_a")}`
+  );
+}
+
+/**
  * For every key pending since before queue id $1 (and, with `buckets`, in the buckets of bitmap $2; with `within`,
  * where that condition on the alias holds: the keys a feed pull fetched): the key,
  * its base (the row before the first pending change of that key, null if that change created it), the local
  * row and the remote row (from the stage; null if the remote has none). All as jsonb text of the table's row
  * type, rendered locally (to_jsonb: a conflict compares values, as the push's check does, json ones included).
+ * Where the local row is gone, also `fold`: the base's columns as the log has them (for movedImagesSql).
  * Keys first queued later were not pending when their remote rows were applied.
  */
 export function pendingImagesSql(t: TableInfo, buckets?: number, within?: (alias: string) => string): string {
   const f = "ominipg_f";
   const scope =
     (buckets === undefined ? "" : ` AND ${inBuckets(t, f, buckets, "$2")}`) + (within ? ` AND ${within(f)}` : "");
-  const key = t.primaryKey.map((c) => `${f}.${quoteIdent(c)} AS ${quoteIdent(c)}`).join(", ");
   return (
     `WITH ${firstChangesCte(t, f)} ` +
-    `SELECT (SELECT to_jsonb(ominipg_j)::text FROM (SELECT ${key}) AS ominipg_j) AS key, ${f}.ominipg_id::text AS queue_id, ` +
+    `SELECT ${keyJson(t, f)} AS key, ${f}.ominipg_id::text AS queue_id, ` +
     `CASE WHEN ${f}.ominipg_base IS NOT NULL THEN to_jsonb(json_populate_record(ominipg_x, ${f}.ominipg_base))::text END AS base, ` +
-    `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote ` +
+    `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote, ` +
+    `CASE WHEN ominipg_x.${quoteIdent(t.primaryKey[0]!)} IS NULL THEN ${f}.ominipg_base::text END AS fold ` +
     `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} ` +
     `LEFT JOIN ${stageName(t)} AS ominipg_s ON ${keyEquals(t, "ominipg_s", f)} ` +
     `WHERE ${f}.ominipg_id <= $1::text::int8${scope}`

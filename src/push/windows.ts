@@ -52,7 +52,7 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
   if (window.stale.length > 0) await rejectStale(ctx, window.stale);
   if (window.noop.length > 0) {
     const ids = window.noop.flatMap((n) => n.entryIds);
-    await ctx.local.run((d) => deleteEntries(d, toRanges(ids)));
+    await ctx.local.run((d) => deleteEntries(d, toRanges(ids), true));
     for (const n of window.noop) tally.table(n.table, n.entryIds.length);
     tally.count(ids.length);
   }
