@@ -47,16 +47,26 @@ export function feedStateSql(slot: string, tables?: readonly { schema: string; n
 }
 
 /**
+ * A policy of table `c` reads another table (a membership list, say): a row's visibility then changes with no
+ * change of the row, which the feed would list.
+ */
+const POLICY_READS_OTHERS =
+  `EXISTS (SELECT 1 FROM pg_policy AS p JOIN pg_depend AS d ON d.classid = 'pg_policy'::regclass AND d.objid = p.oid ` +
+  `WHERE p.polrelid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid)`;
+
+/**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
- * whether the feed is blind to rows leaving this role's sight: row-level security applies to it, and without
- * REPLICA IDENTITY FULL the server does not log the rows' images an UPDATE or DELETE started from (nor, for a
- * partitioned table, does the drainer keep them: it keeps them for a partition whose own row security is on).
+ * why the feed is blind to rows entering or leaving this role's sight, if it is (FeedProbe.blind): row-level
+ * security applies to it, and a policy reads another table, or without REPLICA IDENTITY FULL the server does not
+ * log the rows' images an UPDATE or DELETE started from (nor, for a partitioned table, does the drainer keep
+ * them: it keeps them for a partition whose own row security is on).
  */
 export function feedCountSql(r: Omit<FeedRange, "again">): string {
   return (
     `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole, ` +
-    `coalesce((SELECT row_security_active(c.oid) AND (c.relreplident <> 'f' OR c.relkind = 'p') FROM pg_class AS c ` +
-    `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))), false) AS blind ` +
+    `(SELECT CASE WHEN NOT row_security_active(c.oid) THEN NULL WHEN ${POLICY_READS_OTHERS} THEN 'policy' ` +
+    `WHEN c.relkind = 'p' THEN 'partitioned' WHEN c.relreplident <> 'f' THEN 'identity' END FROM pg_class AS c ` +
+    `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))) AS blind ` +
     `FROM ${rangeRows(r, "ominipg_f")}`
   );
 }

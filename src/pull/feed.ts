@@ -50,7 +50,7 @@ import {
 } from "./feed-sql.js";
 import { partByFlag } from "./copy-text.js";
 import { copyPieces, dropRest, sendQueued } from "./stream.js";
-import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
+import { rangeOf, saveCursor, type FeedCursor, type FeedView } from "./feed-view.js";
 
 /** Why a table the feed covers is read whole instead; `blind`: the feed cannot serve this role the table at all. */
 export interface FeedMiss {
@@ -64,8 +64,12 @@ export interface FeedProbe {
   changed: number;
   /** A TRUNCATE, or a change of unknown key, in the range. */
   whole: boolean;
-  /** Row-level security applies to this role and the replica identity is not FULL. */
-  blind: boolean;
+  /**
+   * Why the feed cannot tell which rows entered or left this role's sight, if it cannot (feedCountSql): row-level
+   * security applies to it, and a policy reads another table, or the table is partitioned, or its replica identity
+   * is not FULL.
+   */
+  blind: "policy" | "partitioned" | "identity" | null;
   again: { keys: string; whole: string | undefined; count: number };
 }
 
@@ -80,7 +84,7 @@ export async function probeFeed(
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: undefined, count: 0 };
-  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: boolean }[]>(
+  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: FeedProbe["blind"] }[]>(
     feedCountSql(rangeOf(t, view, cursor)),
   );
   return { changed: Number(count!.n), whole: count!.whole, blind: count!.blind, again };
@@ -166,11 +170,15 @@ export async function feedTable(
   const { again } = probe;
   if (probe.blind)
     return {
-      reason: view.remote.get(tableKey(t))?.partitions.length
-        ? "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows " +
-          "left the role's sight"
-        : "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
-          `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
+      reason:
+        probe.blind === "policy"
+          ? "row-level security applies to this role through a policy that reads another table: rows enter or " +
+            "leave the role's sight with no change of their own, which the feed cannot list"
+          : probe.blind === "partitioned"
+            ? "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows " +
+              "left the role's sight"
+            : "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
+              `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
       blind: true,
     };
   if (probe.whole)

@@ -111,7 +111,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  * Who sees what (forced row-level security, so that not even GRANT ALL changes it; docs/SECURITY.md): drainers
  * (superuser or REPLICATION, the roles that can read the slot and so every change anyway) read and write
  * everything; everyone else reads a feed row only if it concerns a row it may see (_ominipg_feed_visible): a key
- * row when the role may read the table and, where row-level security applies to it, may see the row under that
+ * row when the role may read the table (or some of its columns) and, where row-level security applies to it, may see the row under that
  * key NOW; an image row when the table's SELECT policies, evaluated as the role, let it see the image, i.e. the
  * row as it was before the change. A tenant thus learns of changes to rows it may see, or saw before they were
  * changed away from it or deleted, and of nothing else (the rows hold no position within a transaction that
@@ -120,7 +120,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v2";
+export const FEED_SCHEMA_VERSION = "ominipg feed v3";
 export const FEED = `public.${FEED_TABLE}`;
 export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
 export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
@@ -143,7 +143,8 @@ DECLARE
   restrictive text;
   ok boolean;
 BEGIN
-  IF rel IS NULL OR NOT has_table_privilege(rel, 'SELECT') THEN RETURN false; END IF;
+  -- Any column: a role granted SELECT on the synced columns only reads the table's rows too.
+  IF rel IS NULL OR NOT has_any_column_privilege(rel, 'SELECT') THEN RETURN false; END IF;
   IF NOT row_security_active(rel) THEN RETURN true; END IF;
   IF image IS NULL THEN
     IF k IS NULL THEN RETURN true; END IF;
