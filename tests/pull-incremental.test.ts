@@ -361,3 +361,46 @@ describe("incremental pull", () => {
     ]);
   });
 });
+
+describe("a remote value the local column type does not take", () => {
+  it.each([["off"], ["require"]] as const)(
+    "is reported and tried again by the next pull; the table's other changes and the other tables are pulled (feed %s)",
+    async (feed) => {
+      const remote = await createTestDatabase();
+      cleanup(() => remote.drop());
+      await remote.sql.unsafe(
+        `CREATE TABLE v (id int PRIMARY KEY, code varchar(10)); CREATE TABLE w (id int PRIMARY KEY)`,
+      );
+      await remote.sql.unsafe(
+        `INSERT INTO v VALUES (1, 'ab'), (2, 'abc'), (3, 'x'), (4, 'too long'); INSERT INTO w VALUES (1)`,
+      );
+      const schema = [
+        `CREATE TABLE IF NOT EXISTS v (id int PRIMARY KEY, code varchar(3))`,
+        `CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)`,
+      ];
+      const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { feed } });
+      cleanup(() => db.close());
+      expect((await db.pull()).tables["public.v"]).toMatchObject({ strategy: "copy", upserted: 3, rejected: 1 });
+      await remote.sql.unsafe(`UPDATE v SET code = 'abcdefg' WHERE id = 1; UPDATE v SET code = 'xy' WHERE id = 2;
+        DELETE FROM v WHERE id = 3; INSERT INTO w VALUES (2)`);
+      const strategy = feed === "off" ? "diff" : "feed";
+      for (let i = 0; i < 2; i++) {
+        const r = await db.pull();
+        // Refused rows since the copy: no feed position, the table diffs (and tries them again) until they are taken.
+        expect(r.tables["public.v"]).toMatchObject({ strategy: "diff", rejected: 2 });
+        expect(r.tables["public.w"]).toMatchObject({ strategy, rejected: 0 });
+        expect((await db.query(`SELECT id, code FROM v ORDER BY id`)).rows).toEqual([
+          { id: 1, code: "ab" }, // refused: the local row stays as it was, not deleted
+          { id: 2, code: "xy" },
+        ]);
+        expect((await db.query(`SELECT id FROM w ORDER BY id`)).rows).toEqual([{ id: 1 }, { id: 2 }]);
+      }
+      await remote.sql.unsafe(`UPDATE v SET code = 'ok' WHERE id = 1; DELETE FROM v WHERE id = 4`);
+      expect((await db.pull()).tables["public.v"]).toMatchObject({ rejected: 0 });
+      expect((await db.query(`SELECT id, code FROM v ORDER BY id`)).rows).toEqual([
+        { id: 1, code: "ok" },
+        { id: 2, code: "xy" },
+      ]);
+    },
+  );
+});

@@ -99,7 +99,7 @@ export async function applyRows(
   images: string[],
   mode: "copy" | "diff",
 ): Promise<void> {
-  const { t, table, tally } = run;
+  const { t, tally } = run;
   let rows = images;
   for (;;) {
     const refused: { remote: string; error: Error }[] = [];
@@ -125,12 +125,17 @@ export async function applyRows(
       rows = refused.map((r) => r.remote);
       continue;
     }
-    for (const { remote, error } of refused) {
-      tally.rejected++;
-      ctx.hook((h) => h.rejected?.({ table, key: joinImage(splitImage(remote), t.primaryKey), remote, error }));
-    }
+    for (const { remote, error } of refused) rejectRow(ctx, run, remote, error);
     return;
   }
+}
+
+/** A remote row (its image as JSON text) that the local table refused: counted, and reported to `hooks.rejected`. */
+export function rejectRow(ctx: PullContext, run: TableRun, remote: string, error: Error): void {
+  run.tally.rejected++;
+  ctx.hook((h) =>
+    h.rejected?.({ table: run.table, key: joinImage(splitImage(remote), run.t.primaryKey), remote, error }),
+  );
 }
 
 /**

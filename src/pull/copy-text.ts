@@ -57,6 +57,20 @@ export function leadingColumns(data: Uint8Array, n: number): (string | null)[][]
   return columns;
 }
 
+/** The rows of COPY text, each with its newline. */
+export function rowsOf(data: Uint8Array): Uint8Array[] {
+  const rows: Uint8Array[] = [];
+  for (let start = 0, nl = data.indexOf(NL); nl !== -1; start = nl + 1, nl = data.indexOf(NL, start))
+    rows.push(data.subarray(start, nl + 1));
+  return rows;
+}
+
+/** One row of COPY text as a JSON object of its `columns`' values as text (null for NULL). */
+export function rowImage(row: Uint8Array, columns: readonly string[]): string {
+  const fields = leadingFields(row, 0, columns.length);
+  return JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, fields[i]])));
+}
+
 /** Rows of COPY text, and how many. */
 export interface CopyRows {
   data: Uint8Array;

@@ -19,13 +19,15 @@
  * be available on the server (it is not in FIPS mode).
  */
 import { inReplicaTransaction } from "../local/transaction.js";
-import { applyRows, payload, write, type TableRun } from "./apply.js";
+import { halves, isolateRefused } from "../core/bisect.js";
+import { applyRows, payload, refusal, rejectRow, write, type TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
 import {
   analyzeSql,
   countSql,
   deleteMissingSql,
   fetchSql,
+  holdKeySql,
   remoteEstimateSql,
   stageBlocksSql,
   stageInsertSql,
@@ -77,8 +79,11 @@ export async function diffTable(ctx: PullContext, run: TableRun): Promise<Bucket
   ctx.progress({ table, done, total: differing.rows });
   const chunk = ctx.chunkSize(estimate.n, estimate.bytes);
   await streamChunks(ctx.tx.unsafe<{ j: string }[]>(fetchSql(t, buckets), [scope.hex]).cursor(chunk), async (rows) => {
-    const images = payload(rows.map((r) => r.j));
-    await ctx.local((d) => inReplicaTransaction(d, () => d.query(stageInsertSql(t), [images], { prepare: false })));
+    await stageImages(
+      ctx,
+      run,
+      rows.map((r) => r.j),
+    );
     done += rows.length;
     ctx.progress({ table, done, total: Math.max(differing.rows, done) });
   });
@@ -90,6 +95,33 @@ export async function diffTable(ctx: PullContext, run: TableRun): Promise<Bucket
   run.tally.deleted += Number(deleted ?? 0);
   await applyStaged(ctx, run, chunk, done);
   return scope;
+}
+
+/**
+ * Stage remote rows; one the local table refuses even there (a value its column type does not take: a longer
+ * varchar, an enum label it lacks) is found by halving (core/bisect.ts), reported and its key held.
+ */
+async function stageImages(ctx: PullContext, run: TableRun, images: string[]): Promise<void> {
+  const { t } = run;
+  await isolateRefused(
+    images,
+    async (part) => {
+      await ctx.local((d) =>
+        inReplicaTransaction(d, () => d.query(stageInsertSql(t), [payload(part)], { prepare: false })),
+      );
+    },
+    (part, err) => (refusal(err) ? halves(part) : undefined),
+    async ([image], err) => {
+      const error = refusal(err);
+      if (!error) throw err;
+      rejectRow(ctx, run, image!, error);
+      await ctx
+        .local((d) => d.query(holdKeySql(t), [image], { prepare: false }))
+        .catch((e: unknown) => {
+          if (!refusal(e)) throw e; // a key the local table cannot hold: no local row has it
+        });
+    },
+  );
 }
 
 /** Apply the staged rows (a diff's, a feed pull's), about `chunk` rows at a time: the stage is read back in ranges of its blocks. */

@@ -8,7 +8,7 @@ import { lsnValue } from "../core/feed.js";
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
 import { forgetReread, rereadPosition, type RereadPosition } from "../log/reread.js";
-import { getMeta, setMeta } from "../log/tables.js";
+import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
 import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
 
@@ -125,6 +125,11 @@ export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promi
     ...(identity === undefined ? {} : { identity }),
   };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));
+}
+
+/** Forget the table's cursor: its next pull diffs (a row it refused is read again then). */
+export async function dropCursor(d: Driver, t: TableInfo): Promise<void> {
+  await deleteMeta(d, cursorKey(t));
 }
 
 /** Why the table cannot be pulled from the feed from `cursor` on (it diffs); undefined when it can. */

@@ -56,7 +56,15 @@ import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
 import { FeedRows, feedTable, probeFeed, settleQuiet } from "./feed.js";
-import { cursorProblem, feedRequired, readCursor, readFeedView, saveCursor, type FeedView } from "./feed-view.js";
+import {
+  cursorProblem,
+  dropCursor,
+  feedRequired,
+  readCursor,
+  readFeedView,
+  saveCursor,
+  type FeedView,
+} from "./feed-view.js";
 import { registerReader } from "./feed-register.js";
 import { forgetReread } from "../log/reread.js";
 import type { FeedAgent } from "../remote/feed-agent.js";
@@ -204,7 +212,11 @@ export class Puller {
       } else {
         await copyTable(ctx, run);
       }
-      if (!run.truncated) await ctx.local((d) => (view ? saveCursor(d, t, view) : forgetReread(d, t)));
+      // A row the local table refused: no cursor, so that the next pull diffs and tries it again.
+      if (!run.truncated)
+        await ctx.local((d) =>
+          !view ? forgetReread(d, t) : tally.rejected > 0 ? dropCursor(d, t) : saveCursor(d, t, view),
+        );
       if (settled && !scope) return tally; // equal to the remote already
       if (run.truncated) tally.strategy = "held";
       else result.conflicts += await checkPending(ctx, run, scope);

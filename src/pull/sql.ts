@@ -126,6 +126,14 @@ export function stageInsertSql(t: TableInfo): string {
   return `INSERT INTO ${stageName(t)} ${recordset(t)}`;
 }
 
+/**
+ * Hold the key of a remote row the local table refused ($1, its image): a diff then neither deletes the local row
+ * under that key (not staged, it would look gone from the remote) nor writes it.
+ */
+export function holdKeySql(t: TableInfo): string {
+  return `INSERT INTO ${heldName(t)} SELECT * FROM json_populate_record(NULL::${heldName(t)}, $1::text::json) ON CONFLICT DO NOTHING`;
+}
+
 /** Blocks of the stage table, for reading it back in block ranges (a TID range scan each). */
 export function stageBlocksSql(t: TableInfo): string {
   return `SELECT (pg_relation_size(${quoteLiteral(stageName(t))}::regclass) / current_setting('block_size')::int)::int AS blocks`;
