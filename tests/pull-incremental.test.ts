@@ -253,27 +253,41 @@ describe("incremental pull", () => {
   });
 
   it("writes values whose JSON form loses something exactly, and verify() tells them apart", async () => {
-    // A JSON null in jsonb (not SQL NULL), -0, an array's lower bound, a jsonb array's JSON null element.
+    // A JSON null in json and jsonb (not SQL NULL), -0, an array's lower bound, a jsonb array's JSON null element;
+    // and the same in domains over those types and in a composite.
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
     const schema = [
-      `CREATE TABLE IF NOT EXISTS lossy (id int PRIMARY KEY, jb jsonb, f float8, r real, a int[], jba jsonb[])`,
+      `CREATE DOMAIN djson AS json`,
+      `CREATE DOMAIN dfloat AS float8`,
+      `CREATE DOMAIN darr AS int[]`,
+      `CREATE TYPE comp AS (f float8, j json)`,
+      `CREATE TABLE IF NOT EXISTS lossy (id int PRIMARY KEY, jb jsonb, js json, f float8, r real, a int[], jba jsonb[],
+         dj djson, df dfloat, da darr, c comp)`,
     ];
-    await remote.sql.unsafe(schema[0]!);
-    await remote.sql.unsafe(`INSERT INTO lossy VALUES (1, '{}', 1, 1, '{1}', '{}')`);
-    const c = await pullClient(remote.url, schema);
-    cleanup(() => c.close());
-    await c.pull();
+    for (const s of schema) await remote.sql.unsafe(s);
+    const db = await Ominipg.connect({
+      syncUrl: remote.url,
+      schemaSQL: schema,
+      remoteSchema: "skip",
+      sync: { feed: "off" },
+    });
+    cleanup(() => db.close());
+    await remote.sql.unsafe(`INSERT INTO lossy (id, jb, f, r, a, jba) VALUES (1, '{}', 1, 1, '{1}', '{}')`);
+    await db.pull();
     await remote.sql.unsafe(
-      `UPDATE lossy SET jb = 'null', f = '-0', r = '-0', a = '[0:2]={7,8,9}', jba = ARRAY['null'::jsonb, NULL]`,
+      `UPDATE lossy SET jb = 'null', js = 'null', f = '-0', r = '-0', a = '[0:2]={7,8,9}', jba = ARRAY['null'::jsonb, NULL],
+         dj = '{ "a" : 1, "a": 2 }', df = '-0', da = '[0:1]={1,2}', c = ROW('-0', '{ "x" :  1 }')`,
     );
-    expect((await c.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
-    const select = `SELECT jb IS NULL AS sql_null, jb::text, f::text, r::text, a::text, jba::text FROM lossy`;
-    expect((await c.db.query(select)).rows).toEqual([...(await remote.sql.unsafe(select))]);
-    expect((await c.db.verify()).ok).toBe(true);
+    expect((await db.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
+    const select =
+      `SELECT jb IS NULL AS sql_null, js IS NULL AS js_null, jb::text, js::text, f::text, r::text, a::text, ` +
+      `jba::text, dj::text, df::text, da::text, c::text FROM lossy`;
+    expect((await db.query(select)).rows).toEqual([...(await remote.sql.unsafe(select))]);
+    expect((await db.verify()).ok).toBe(true);
     await remote.sql.unsafe(`UPDATE lossy SET f = 0`); // 0 where the local row holds -0
-    expect((await c.db.verify()).ok).toBe(false);
-    expect((await c.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
+    expect((await db.verify()).ok).toBe(false);
+    expect((await db.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
   });
 
   it("reads keys with backslashes from a database whose sessions have standard_conforming_strings off", async () => {

@@ -10,12 +10,12 @@
  *   statement reads, `decodeImage` turns a row a statement rendered with `rowJsonb` back into an image;
  * - `rowJsonb` renders a row as jsonb with its json columns as strings of their text: as canonical as
  *   `to_jsonb` for every other type, exact for json (pulled rows, their hashes and verify() use it).
- * JSON null in a json column counts as SQL NULL, as in a row image, which cannot tell them apart.
- * Arrays, composites and domains of json are not covered here (their JSON form is read with their type).
- * Rows the pull reads as JSON (`rowJsonb(t, row, true)`) also carry the columns whose JSON form loses something as
- * strings of their text (`carriedColumns`): jsonb (its JSON null would be read as SQL NULL), floats (-0) and
- * arrays (their lower bounds; a null element of a jsonb array). json_populate_record reads such a string with the
- * type's input function; a jsonb one is decoded like json (`fields(t, row, true)`).
+ * JSON null in a json column counts as SQL NULL, as in a row image, which cannot tell them apart; except in rows
+ * the pull reads, which keep it. Rows the pull reads as JSON (`rowJsonb(t, row, true)`) also carry the columns whose
+ * JSON form loses something as strings of their text (`carriedColumns`): jsonb and json domains (JSON null would be
+ * read as SQL NULL), floats (-0), arrays and composites (array bounds; a null element of a jsonb array; what their
+ * elements lose), and domains over any of them. json_populate_record reads such a string with the type's input
+ * function; a jsonb or json domain one is decoded like json (`fields(t, row, true)`).
  */
 import { joinImage, type Image } from "./image.js";
 import { quoteIdent, quoteLiteral } from "./sql.js";
@@ -35,16 +35,23 @@ export function jsonColumns(t: TableInfo): readonly string[] {
 
 const carriedOf = new WeakMap<TableInfo, readonly string[]>();
 
-/** The columns whose `to_jsonb` form loses something (jsonb, floats, arrays), in table order. */
+/**
+ * The columns whose `to_jsonb` form loses something, in table order: jsonb and domains over json or jsonb (JSON
+ * null, a json domain's text), floats and domains over them (-0), arrays, composites and domains over them (array
+ * bounds, a nested float's -0 or json's text, a null element of a jsonb array).
+ */
 export function carriedColumns(t: TableInfo): readonly string[] {
   let columns = carriedOf.get(t);
   if (columns === undefined) {
-    const lossy = (type: string) =>
-      type === "jsonb" || type === "real" || type === "double precision" || type.endsWith("[]");
-    columns = t.columns.filter((c) => lossy(c.type)).map((c) => c.name);
+    columns = t.columns.filter((c) => c.jsonValue === "nested" || isJsonLike(c) || c.float === true).map((c) => c.name);
     carriedOf.set(t, columns);
   }
   return columns;
+}
+
+/** A jsonb column, or a domain over json or jsonb: carried as a JSON string of its text, decoded as JSON. */
+function isJsonLike(c: TableInfo["columns"][number]): boolean {
+  return c.jsonValue === "json" && c.type !== "json";
 }
 
 /** The image as the JSON a statement reads (of `columns`, all when omitted), its json columns encoded. */
@@ -78,8 +85,12 @@ export function rowJsonb(t: TableInfo, row: string, carry = false): string {
   const json = jsonColumns(t);
   const carried = carry ? carriedColumns(t) : [];
   if (json.length === 0 && carried.length === 0) return `to_jsonb(${row})`;
+  // Carried (a pulled row), a json value keeps its JSON null apart from SQL NULL too.
   const pairs = [
-    ...json.map((c) => `${quoteLiteral(c)}, ${jsonText(`(${row}).${quoteIdent(c)}`, "json")}`),
+    ...json.map(
+      (c) =>
+        `${quoteLiteral(c)}, ${carry ? `(${row}).${quoteIdent(c)}::text` : jsonText(`(${row}).${quoteIdent(c)}`, "json")}`,
+    ),
     ...carried.map((c) => `${quoteLiteral(c)}, (${row}).${quoteIdent(c)}::text`),
   ];
   const objects: string[] = [];
@@ -122,9 +133,10 @@ export function assignments(t: TableInfo, columns: readonly string[], row: strin
 export function fields(t: TableInfo, row: string, carried = false): string {
   return t.columns
     .map((c) => {
-      // A carried jsonb value is a JSON string of its text, like a json one (carriedColumns holds every jsonb column).
-      const jsonb = carried && c.type === "jsonb";
-      const value = jsonb ? `((${row}).${quoteIdent(c.name)} #>> '{}')::jsonb` : field(t, row, c.name);
+      // A carried jsonb (or json domain) value is a JSON string of its text, like a json one (carriedColumns holds
+      // every such column); the other carried ones are read from their string by their type's input function.
+      const value =
+        carried && isJsonLike(c) ? `((${row}).${quoteIdent(c.name)} #>> '{}')::${c.type}` : field(t, row, c.name);
       return `${value} AS ${quoteIdent(c.name)}`;
     })
     .join(", ");

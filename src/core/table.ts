@@ -14,6 +14,8 @@ export interface ColumnInfo {
    * (arrays, composites, and domains over them).
    */
   jsonValue: "text" | "json" | "nested";
+  /** Of a floating-point type (or a domain over one): its JSON form loses -0. */
+  float?: boolean;
   /** Its default is a sequence's next value: SERIAL, an identity, or a `DEFAULT nextval(...)`. */
   sequence?: boolean;
 }
