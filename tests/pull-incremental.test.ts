@@ -290,6 +290,27 @@ describe("incremental pull", () => {
     expect((await db.pull()).tables["public.lossy"]).toMatchObject({ strategy: "diff", upserted: 1 });
   });
 
+  it.each([["off"], ["require"]] as const)(
+    "takes a key the remote changed to an equal value of another text: numeric scale, -0, interval (feed %s)",
+    async (feed) => {
+      const remote = await createTestDatabase();
+      cleanup(() => remote.drop());
+      const schema = [`CREATE TABLE IF NOT EXISTS k (n numeric, f float8, i interval, v int, PRIMARY KEY (n, f, i))`];
+      await remote.sql.unsafe(schema[0]!);
+      await remote.sql.unsafe(`INSERT INTO k VALUES (1.0, 0, '1 day', 1)`);
+      const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { feed } });
+      cleanup(() => db.close());
+      await db.pull();
+      await remote.sql.unsafe(`UPDATE k SET n = 1.000, f = '-0', i = '24 hours'`);
+      const strategy = feed === "off" ? "diff" : "feed";
+      expect((await db.pull()).tables["public.k"]).toMatchObject({ strategy, upserted: 1 });
+      const select = `SELECT n::text, f::text, i::text, v FROM k`;
+      expect((await db.query(select)).rows).toEqual([{ n: "1.000", f: "-0", i: "24:00:00", v: 1 }]);
+      expect((await db.pull()).tables["public.k"]).toMatchObject({ strategy, upserted: 0 });
+      expect((await db.verify()).ok).toBe(true);
+    },
+  );
+
   it("reads keys with backslashes from a database whose sessions have standard_conforming_strings off", async () => {
     // Keys go into Ominipg's SQL as literals (copy ranges, feed ranges): a backslash in '' is an escape there.
     const remote = await createTestDatabase();

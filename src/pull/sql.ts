@@ -194,7 +194,9 @@ export function applySql(t: TableInfo, mode: "copy" | "diff", from: "rows" | "st
   const stageHeld = mode === "copy";
   const skipIdentical = mode === "diff";
   const w = t.writable;
-  const set = t.updatable.filter((c) => !t.primaryKey.includes(c));
+  // The key too: a key equal to the local one in another form (numeric 1.0 and 1.000, float -0 and 0) takes the
+  // remote's; where it is the same to the byte, the row stays a HOT update candidate.
+  const set = t.updatable;
   const overriding = overridingClause(t, w);
   return (
     `WITH ominipg_src AS MATERIALIZED (${from === "rows" ? recordset(t) : `SELECT * FROM ${stageName(t)}`}), ${HELD_CTE(t)}, ` +
