@@ -38,7 +38,7 @@ export interface Transaction {
 
 export class OminipgBase extends TypedEmitter<OminipgEvents> {
   protected readonly driver: Driver;
-  protected readonly options: ConnectOptions;
+  readonly #options: ConnectOptions;
   #planner: Planner;
   #session = new Mutex();
   #txScope = new AsyncLocalStorage<symbol>();
@@ -50,13 +50,18 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   #lock: DirLock | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Private, read through a getter: console.log(db) and JSON.stringify(db) do not show syncUrl's password. */
+  protected get options(): ConnectOptions {
+    return this.#options;
+  }
+
   /** Called after every statement that captured changes (for push-after-write). */
   protected onCaptured: () => void = () => {};
 
   protected constructor(driver: Driver, options: ConnectOptions, lock: DirLock | undefined) {
     super();
     this.driver = driver;
-    this.options = options;
+    this.#options = options;
     this.#lock = lock;
     lock?.attach(this.local, options.handleSignals === false ? undefined : () => this.close());
     this.#scope = resolveSyncOptions(options.sync);
@@ -364,14 +369,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     // One simple-protocol script keeps PostgreSQL's semantics (one implicit transaction for the whole script).
     const results = await this.driver.exec(steps.map((s) => s.sql).join(";\n"), { rowMode: "array" });
     for (const step of steps) this.#afterStep(step);
-    let at = 0;
-    let last: QueryResult<unknown[]> | undefined;
-    let lastStep: Step | undefined;
-    for (const step of steps) {
-      last = results[at] as unknown as QueryResult<unknown[]>;
-      lastStep = step;
-      at += 1 + step.hiddenResults;
-    }
+    // The last step's result: after every earlier step's own and hidden ones.
+    const lastStep = steps.at(-1);
+    const last = results[steps.slice(0, -1).reduce((at, s) => at + 1 + s.hiddenResults, 0)] as
+      QueryResult<unknown[]> | undefined;
     if (!last || !lastStep) return { rows: [], rowCount: 0, fields: [], command: "" };
     return shapeCaptured(last, lastStep, rowMode) as QueryResult<T>;
   }

@@ -20,7 +20,8 @@ import type { Status } from "./types.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import { localHashes, verifyTables, type VerifyResult } from "./pull/verify.js";
 import { ledgerCount } from "./push/ledger.js";
-import { type PullConflict, type PullResult } from "./pull/types.js";
+import { type PullResult } from "./pull/types.js";
+import { pullRecord } from "./pull/conflicts.js";
 import { type SyncResult } from "./push/types.js";
 import { FeedDrainer, FeedLink, type FeedDrainerOptions } from "./feed.js";
 import { unregisterReader } from "./pull/feed-register.js";
@@ -39,6 +40,8 @@ export class Ominipg extends OminipgBase {
   /** Push and pull never overlap: a change pushed during a pull could be reverted locally until the next pull. */
   readonly #remoteWork = new Mutex();
   #inflight: Promise<SyncResult> | undefined;
+  /** Other remote calls in flight (verify, syncSequences, unregister): close() waits for them too. */
+  readonly #calls = new Set<Promise<unknown>>();
   #pulling: Promise<PullResult> | undefined;
   #interval: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -159,11 +162,25 @@ export class Ominipg extends OminipgBase {
 
   /** Move the remote sequences of synced tables up to the local values (never backwards). */
   async syncSequences(): Promise<number> {
-    if (!this.#remote) throw new OminipgError("SYNC_NOT_CONFIGURED", "syncSequences() needs syncUrl");
-    const catalog = await this.local.run(() => this.catalog());
-    const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
-    await this.#remote.ensureReady();
-    return (await this.#remote.session((sql) => advanceRemoteSequences(sql, values))).moved;
+    const remote = this.#remote;
+    if (!remote) throw new OminipgError("SYNC_NOT_CONFIGURED", "syncSequences() needs syncUrl");
+    return this.#track("REMOTE_SEQUENCES_FAILED", "moving the remote sequences", async () => {
+      const catalog = await this.local.run(() => this.catalog());
+      const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
+      await remote.ensureReady();
+      return (await remote.session((sql) => advanceRemoteSequences(sql, values))).moved;
+    });
+  }
+
+  /** Remote work that close() waits for (refused once it is closing); a failure as a SyncError of `code`. */
+  #track<T>(code: SyncErrorCode, what: string, work: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new ClosedError());
+    const call = work().catch((err: unknown) => {
+      throw err instanceof OminipgError ? err : this.#remote!.error(code, what, err);
+    });
+    this.#calls.add(call);
+    void call.catch(() => {}).finally(() => this.#calls.delete(call));
+    return call;
   }
 
   /** What an operator wants to know: client id, pending changes, last sync, whether the remote answers. */
@@ -218,24 +235,24 @@ export class Ominipg extends OminipgBase {
       );
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
-    return this.#remoteWork.run(async () => {
-      const ledgerRows = await syncer.unregister();
-      if (this.#sync.feed.mode !== "off") await unregisterReader(this.#remote!, await this.local.run(clientIdOf));
-      return { ledgerRows };
-    });
+    return this.#track("REMOTE_LEDGER_FAILED", "removing this client's ledger rows", () =>
+      this.#remoteWork.run(async () => {
+        const ledgerRows = await syncer.unregister();
+        if (this.#sync.feed.mode !== "off") await unregisterReader(this.#remote!, await this.local.run(clientIdOf));
+        return { ledgerRows };
+      }),
+    );
   }
 
   /** Compare every synced table row by row with the remote (sync first: pending changes show as differences). */
   async verify(): Promise<VerifyResult> {
-    if (!this.#remote) throw new OminipgError("SYNC_NOT_CONFIGURED", "verify() needs syncUrl");
     const remote = this.#remote;
-    const catalog = await this.local.run(() => this.catalog());
-    const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
-    try {
-      return await verifyTables((sql) => this.local.run((d) => localHashes(d, sql)), remote, tables);
-    } catch (err) {
-      throw remote.error("VERIFY_FAILED", "comparing tables with the remote", err);
-    }
+    if (!remote) throw new OminipgError("SYNC_NOT_CONFIGURED", "verify() needs syncUrl");
+    return this.#track("VERIFY_FAILED", "comparing tables with the remote", async () => {
+      const catalog = await this.local.run(() => this.catalog());
+      const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
+      return verifyTables((sql) => this.local.run((d) => localHashes(d, sql)), remote, tables);
+    });
   }
 
   protected override async shutdown(): Promise<void> {
@@ -243,8 +260,7 @@ export class Ominipg extends OminipgBase {
     clearTimeout(this.#debounce);
     this.#feed?.stop();
     await this.rollbackOpenTransaction(); // a sync in flight may be waiting for it to end
-    await this.#inflight?.catch(() => {});
-    await this.#pulling?.catch(() => {});
+    await Promise.allSettled([this.#inflight, this.#pulling, ...this.#calls]);
     await super.shutdown();
     await this.#remote?.close();
   }
@@ -378,22 +394,4 @@ export class Ominipg extends OminipgBase {
     this.emit("error", error);
     return error;
   }
-}
-
-/** A pulled remote row that collides with a pending local change: the local change stays and is pushed later. */
-function pullRecord(c: PullConflict): ConflictRecord {
-  const dot = c.table.indexOf(".");
-  const { key, queueId, base, local, remote } = c;
-  return {
-    origin: "pull",
-    schema: c.table.slice(0, dot),
-    table: c.table.slice(dot + 1),
-    key,
-    queueId,
-    base,
-    local,
-    remote,
-    resolution: "local-pending",
-    resolved: null,
-  };
 }

@@ -158,6 +158,29 @@ describe("close() while the app is still at work", () => {
     await first;
   });
 
+  it("waits for verify(), syncSequences() and unregister() in flight; refuses them once called", async () => {
+    const remote = await createTestDatabase();
+    try {
+      const db = await Ominipg.connect({
+        syncUrl: remote.url,
+        schemaSQL: [`CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY)`],
+      });
+      await db.query(`INSERT INTO items DEFAULT VALUES`);
+      await db.sync();
+      const calls = [db.verify(), db.syncSequences(), db.unregister()];
+      await db.close();
+      expect(await Promise.all(calls)).toMatchObject([{ ok: true }, 0, { ledgerRows: expect.any(Number) }]);
+      const after = [db.verify(), db.syncSequences(), db.unregister()].map((p) => p.catch((e: unknown) => e));
+      expect(await Promise.all(after)).toMatchObject([
+        { code: "CLIENT_CLOSED" },
+        { code: "CLIENT_CLOSED" },
+        { code: "CLIENT_CLOSED" },
+      ]);
+    } finally {
+      await remote.drop();
+    }
+  });
+
   it("close() inside a transaction() callback is refused (it would wait for the transaction)", async () => {
     const db = await Ominipg.connect({ url: ":memory:" });
     const err = await db.transaction(() => db.close()).catch((e: unknown) => e);

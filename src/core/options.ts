@@ -181,6 +181,9 @@ const SYNC_KEYS = new Set([
 ]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
+  if (sync === null || typeof sync !== "object") throw new ConfigError("sync must be an object");
+  if (sync.retry !== undefined && (sync.retry === null || typeof sync.retry !== "object"))
+    throw new ConfigError("sync.retry must be an object ({ attempts, baseDelayMs, maxDelayMs })");
   unknownKeys(sync, SYNC_KEYS, "sync");
   const list = (v: unknown, name: string, fallback: string[]) => {
     if (v === undefined) return fallback;
@@ -191,7 +194,9 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
   const int = (v: unknown, name: string, fallback: number, min: number) => {
     if (v === undefined) return fallback;
     if (typeof v !== "number" || !(v >= min) || (!Number.isInteger(v) && v !== Infinity))
-      throw new ConfigError(`sync.${name} must be a whole number >= ${min}, got ${String(v)}`);
+      throw new ConfigError(
+        `sync.${name} must be a whole number >= ${min}, got ${typeof v === "string" ? JSON.stringify(v) : String(v)}`,
+      );
     return v;
   };
   if (sync.onReject !== undefined && sync.onReject !== "stop" && sync.onReject !== "skip")
@@ -252,9 +257,18 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
   }
   if (
     options.sharedBuffers !== undefined &&
-    (typeof options.sharedBuffers !== "string" || !/^[1-9][0-9]*(kB|MB|GB)$/.test(options.sharedBuffers))
+    !(kilobytes(options.sharedBuffers) >= 128 && kilobytes(options.sharedBuffers) <= 1 << 20)
   ) {
-    throw new ConfigError(`sharedBuffers must be a size such as "16MB" (a whole number, then kB, MB or GB)`);
+    throw new ConfigError(
+      `sharedBuffers must be a size from "128kB" to "1GB", such as "16MB" (a whole number, then kB, MB or GB)`,
+    );
+  }
+  const cache = options.statementCacheSize;
+  if (cache !== undefined && (!Number.isInteger(cache) || cache < 1)) {
+    throw new ConfigError("statementCacheSize must be a whole number >= 1");
+  }
+  if (options.loadDataDir !== undefined && !(options.loadDataDir instanceof Blob)) {
+    throw new ConfigError("loadDataDir must be a Blob (a dump from dumpDataDir())");
   }
   if (options.initCache !== undefined && typeof options.initCache !== "boolean") {
     throw new ConfigError("initCache must be true or false");
@@ -278,6 +292,12 @@ export function validateConnectOptions(options: ConnectOptions, readFile: (path:
   if ((options.remoteRole !== undefined || claims !== undefined) && options.syncUrl === undefined) {
     throw new ConfigError("remoteRole and remoteClaims need syncUrl");
   }
+}
+
+/** A size such as "16MB" in kB (PostgreSQL's units: kB, MB, GB); NaN if it is not one. */
+function kilobytes(size: unknown): number {
+  const m = typeof size === "string" ? /^([1-9][0-9]*)(kB|MB|GB)$/.exec(size) : null;
+  return m ? Number(m[1]) * { kB: 1, MB: 1 << 10, GB: 1 << 20 }[m[2] as "kB"] : NaN;
 }
 
 function unknownKeys(obj: object, allowed: Set<string>, where: string): void {

@@ -15,6 +15,8 @@ import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
 import { keyChangesSql } from "../log/pending.js";
 import { movedImagesSql, pendingImagesSql, type BucketScope } from "./sql.js";
+import type { ConflictRecord } from "../log/conflicts.js";
+import type { PullConflict } from "./types.js";
 
 interface KeyChange {
   id: string;
@@ -106,4 +108,22 @@ async function readMoved(d: Driver, t: TableInfo, rows: PendingImages[]): Promis
   for (const m of (await d.query<MovedImages>(sql, [JSON.stringify(moved)], { prepare: false })).rows) {
     Object.assign(byKey.get(m.key)!, { base: m.base, local: m.local });
   }
+}
+
+/** A pulled remote row that collides with a pending local change: the local change stays and is pushed later. */
+export function pullRecord(c: PullConflict): ConflictRecord {
+  const dot = c.table.indexOf(".");
+  const { key, queueId, base, local, remote } = c;
+  return {
+    origin: "pull",
+    schema: c.table.slice(0, dot),
+    table: c.table.slice(dot + 1),
+    key,
+    queueId,
+    base,
+    local,
+    remote,
+    resolution: "local-pending",
+    resolved: null,
+  };
 }
