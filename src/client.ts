@@ -11,6 +11,7 @@ import type { Driver, QueryResult, RowMode } from "./core/driver.js";
 import { ClosedError, ConfigError, OminipgError, inTransactionError, openFailed } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { lockDirectory, type DirLock } from "./local/lock.js";
+import { pace } from "./local/pace.js";
 import { runSchema } from "./local/transaction.js";
 import { locate } from "./core/location.js";
 import { Mutex } from "./core/mutex.js";
@@ -289,7 +290,7 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   }
 
   async #run<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
-    const turn = this.#lock?.pace(); // let timers and signal handlers run during a loop of statements
+    const turn = pace(); // let timers and signal handlers run during a loop of statements
     if (turn) await turn;
     try {
       return await this.#execute<T>(sql, params, rowMode);

@@ -4,7 +4,7 @@
  * `Ominipg.feed()` / `ominipg feed` for deployments whose clients may not read a slot themselves.
  */
 import fs from "node:fs";
-import { ConfigError } from "./core/errors.js";
+import { ClosedError, ConfigError, OminipgError, SyncError } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from "./core/feed.js";
 import { checkRemoteUrl, type TestHooks } from "./core/options.js";
@@ -12,7 +12,8 @@ import { isPostgresUrl, redact, secretsOf } from "./core/url.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
-import { openRemote, type Sql } from "./remote/connection.js";
+import { errorText, openRemote, type Sql } from "./remote/connection.js";
+import { isRetryable } from "./remote/retry.js";
 import { FeedAgent } from "./remote/feed-agent.js";
 import { cannotSetUp, ensureFeed, feedUnavailable, slotHealth } from "./remote/feed.js";
 import type { Remote } from "./remote/remote.js";
@@ -152,6 +153,7 @@ export interface FeedDrainerEvents {
  */
 export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
   readonly #sql: Sql;
+  readonly #redact: (text: string) => string;
   readonly #agent: FeedAgent;
   readonly #intervalMs: number;
   #stopped = false;
@@ -166,12 +168,13 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
     super();
     this.#sql = openRemote(url, { max: 2 });
     const secrets = secretsOf(url, process.env);
+    this.#redact = (text) => redact(text, secrets);
     this.#intervalMs = options.intervalMs ?? 250;
     this.#agent = new FeedAgent({
       settings,
       run: (fn) => fn(this.#sql),
       warn: (w) => this.emit("warning", w),
-      redact: (text) => redact(text, secrets),
+      redact: this.#redact,
       drain: { afterInsert: options.testHooks?.afterFeedInsert },
     });
   }
@@ -186,7 +189,7 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
     checkRemoteUrl("url", url, (file) => fs.readFileSync(file));
     const { intervalMs, testHooks, ...feed } = options;
     if (intervalMs !== undefined && (!Number.isInteger(intervalMs) || intervalMs < 1))
-      throw feedUnavailable(`the drainer's intervalMs must be a whole number >= 1, got ${String(intervalMs)}`);
+      throw new ConfigError(`the drainer's intervalMs must be a whole number >= 1, got ${String(intervalMs)}`);
     const drainer = new FeedDrainer(url, resolveFeed({ ...feed, mode: "auto" }, "feed"), { intervalMs, testHooks });
     try {
       const health = await slotHealth(drainer.#sql);
@@ -195,7 +198,7 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
       await ensureFeed(drainer.#sql, 30_000);
     } catch (err) {
       await drainer.#sql.end({ timeout: 0 });
-      throw err;
+      throw drainer.#failed(err);
     }
     drainer.#loop = drainer.#run();
     return drainer;
@@ -203,7 +206,17 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
 
   /** The slot's health now. */
   async status(): Promise<Awaited<ReturnType<typeof slotHealth>>> {
-    return slotHealth(this.#sql);
+    if (this.#stopped) throw new ClosedError();
+    return slotHealth(this.#sql).catch((err: unknown) => {
+      throw this.#failed(err);
+    });
+  }
+
+  /** A failure reaching the server as FEED_UNAVAILABLE (retryable as the cause is), its text redacted. */
+  #failed(err: unknown): OminipgError {
+    if (err instanceof OminipgError) return err;
+    const message = `the change feed's server: ${this.#redact(errorText(err))}`;
+    return new SyncError("FEED_UNAVAILABLE", message, { cause: err, retryable: isRetryable(err) });
   }
 
   /** Stop after the step in flight, and close the connection. */

@@ -151,6 +151,7 @@ export class Ominipg extends OminipgBase {
         ),
       );
     }
+    if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const puller = this.#puller;
     this.#pulling ??= this.#remoteWork
       .run(() => this.#runPull(puller))

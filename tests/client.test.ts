@@ -194,12 +194,26 @@ describe("close() and events", () => {
     await expect(db.sync()).rejects.toBeInstanceOf(ClosedError);
   });
 
+  it("a loop of awaited statements in memory lets timers run (background syncs, status()'s time limit)", async () => {
+    const db = await memoryDb();
+    let fired = 0;
+    const timer = setInterval(() => fired++, 10);
+    const start = Date.now();
+    while (Date.now() - start < 600) await db.query(`SELECT 1`);
+    clearInterval(timer);
+    expect(fired).toBeGreaterThan(0);
+    await db.close();
+  });
+
   it("on / off / once deliver typed events", async () => {
     const db = await memoryDb({ syncUrl: unreachableUrl(), sync: { retry: { attempts: 1 } } });
     const seen: string[] = [];
     const onStart = () => seen.push("start");
     db.on("sync:start", onStart);
     db.once("error", (e) => seen.push(`error:${e.code}`));
+    const removed = () => seen.push("removed");
+    db.once("sync:start", removed);
+    db.off("sync:start", removed); // off() takes back a once() listener too
     await expect(db.sync()).rejects.toBeInstanceOf(SyncError);
     db.off("sync:start", onStart);
     await expect(db.sync()).rejects.toBeInstanceOf(SyncError);

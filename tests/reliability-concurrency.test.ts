@@ -150,14 +150,20 @@ describe("reliability: concurrency", () => {
     expect(settled).not.toBe("hung");
     expect(settled).toBeInstanceOf(OminipgError);
     expect(settled).toMatchObject({ code: "TRANSACTION_ACTIVE" });
-    // status() and verify() likewise.
+    // status(), verify() and pull() likewise; refused before they start (no pull:start, no error event).
+    const events: string[] = [];
+    db.on("pull:start", () => events.push("pull:start"));
+    db.on("error", (e) => events.push(e.code));
     const others = await within(
       db.transaction(async () =>
-        Promise.all([db.status().catch((e: OminipgError) => e.code), db.verify().catch((e: OminipgError) => e.code)]),
+        Promise.all(
+          [db.status(), db.verify(), db.pull()].map((p) => (p as Promise<unknown>).catch((e: OminipgError) => e.code)),
+        ),
       ),
       10_000,
     );
-    expect(others).toEqual(["TRANSACTION_ACTIVE", "TRANSACTION_ACTIVE"]);
+    expect(others).toEqual(["TRANSACTION_ACTIVE", "TRANSACTION_ACTIVE", "TRANSACTION_ACTIVE"]);
+    expect(events).toEqual([]);
     expect(await db.sync()).toMatchObject({ pushed: 0 }); // the failed transaction left nothing
     await db.close();
   });

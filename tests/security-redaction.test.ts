@@ -125,6 +125,15 @@ describe("security: passwords never leak", () => {
     for (const form of FORMS) expect(output.includes(form), `stdout/stderr shows the password:\n${output}`).toBe(false);
   });
 
+  it("Ominipg.feed() against a server that refuses or is down: a typed FEED_UNAVAILABLE without the password", async () => {
+    for (const url of [wrongPassword, down, noDatabase]) {
+      const err = await Ominipg.feed(url).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OminipgError);
+      expect(err).toMatchObject({ code: "FEED_UNAVAILABLE" });
+      expectNoPassword(`Ominipg.feed(${redact(url)})`, err);
+    }
+  });
+
   it("direct mode (url is a postgres:// URL) with the wrong password or an unreachable server", async () => {
     for (const url of [wrongPassword, down]) {
       const err = await Ominipg.connect({ url, schemaSQL: SCHEMA }).then(

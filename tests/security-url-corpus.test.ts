@@ -64,7 +64,10 @@ describe("security: a corpus of URL forms", () => {
         url: `postgres://postgres:${encodeURIComponent(`${s(4)}@:/?#% x`)}@${host}:${port}/${db}`,
         secret: s(4),
       },
-      { form: "IPv6 host", url: `postgres://postgres:${s(5)}@[::1]:${port}/${db}` },
+      {
+        form: "percent-encoded user name",
+        url: `postgres://${encodeURIComponent("postgres")}:${s(5)}@${host}:${port}/${db}`,
+      },
       { form: "password= parameter", url: `postgres://postgres@${host}:${port}/${db}?password=${s(6)}` },
       {
         form: "user= and password= parameters",
@@ -101,6 +104,8 @@ describe("security: a corpus of URL forms", () => {
       { form: "newline", url: `postgres://postgres:a\n${s(27)}@${host}:${port}/${db}` },
       { form: "space in password=", url: `postgres://postgres@${host}:${port}/${db}?password=a b${s(28)}` },
       { form: "port out of range", url: `postgres://postgres:${s(29)}@${host}:99999/${db}` },
+      // postgres.js cannot connect to one (it looks up a host named "["): refused, not failing at every sync.
+      { form: "IPv6 address in brackets", url: `postgres://postgres:${s(30)}@[::1]:${port}/${db}` },
     ].map((f, i) => ({ ...f, secret: secret(i + 21) }));
   });
   afterAll(async () => {

@@ -2,6 +2,8 @@
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a listener map must accept listeners of any parameter list
 export class TypedEmitter<Events extends { [K in keyof Events]: (...args: any[]) => void }> {
   #listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
+  /** once()'s wrappers by the listener they call, so that off(listener) removes them. */
+  #onceWrappers = new WeakMap<Events[keyof Events], Events[keyof Events]>();
 
   on<K extends keyof Events>(event: K, listener: Events[K]): this {
     let set = this.#listeners.get(event);
@@ -11,15 +13,20 @@ export class TypedEmitter<Events extends { [K in keyof Events]: (...args: any[])
   }
 
   off<K extends keyof Events>(event: K, listener: Events[K]): this {
-    this.#listeners.get(event)?.delete(listener);
+    const set = this.#listeners.get(event);
+    if (set && !set.delete(listener)) {
+      const wrapped = this.#onceWrappers.get(listener);
+      if (wrapped) set.delete(wrapped);
+    }
     return this;
   }
 
   once<K extends keyof Events>(event: K, listener: Events[K]): this {
     const wrapped = ((...args: Parameters<Events[K]>) => {
-      this.off(event, wrapped);
+      this.#listeners.get(event)?.delete(wrapped);
       listener(...args);
     }) as Events[K];
+    this.#onceWrappers.set(listener, wrapped);
     return this.on(event, wrapped);
   }
 

@@ -128,6 +128,11 @@ export function checkUrl(url: string): void {
   if ((authority.match(/@/g)?.length ?? 0) > 1 || rest.includes("@")) {
     throw new Error(`it is not a valid URL (${MUST_ENCODE})`);
   }
+  // postgres.js cannot connect to one: it would fail at every sync, as a host name "[".
+  if (authority.slice(authority.indexOf("@") + 1).startsWith("["))
+    throw new Error(
+      "it is not a valid URL here: an IPv6 address in brackets, which the driver cannot reach (use a host name)",
+    );
   // postgres.js takes several hosts ("h1:5432,h2:5432") and parses the URL with the first one.
   const probe = url.replace(
     /^([a-z]+:\/\/(?:[^/?#]*@)?)([^/?#]*)/i,

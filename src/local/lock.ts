@@ -6,7 +6,6 @@ import type { LocalAccess } from "./access.js";
 import { startCheckpoints } from "./checkpoint.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { checkableHere, look, sameMachine, stillRuns, thisProcess, type LockHolder, type Seen } from "./lock-holder.js";
-import { pace } from "./pace.js";
 import { closeOnSignal } from "./signals.js";
 
 const heldHere = new Set<string>();
@@ -15,8 +14,6 @@ const heldHere = new Set<string>();
 export interface DirLock {
   /** Once the client is built: checkpoint through `access`; with `close`, close on SIGTERM/SIGINT. */
   attach(access: LocalAccess, close: (() => Promise<void>) | undefined): void;
-  /** Before each statement: a promise to await when the event loop is due a turn (see pace.ts). */
-  pace(): Promise<void> | undefined;
   /** Stops all of it and deletes the lock file (if it is still this lock). Idempotent. */
   release(): void;
 }
@@ -213,7 +210,6 @@ function holdLock(lockPath: string, token: string, ino: bigint, tuning: LockTuni
       stops.push(startCheckpoints(access));
       if (close) stops.push(closeOnSignal(close));
     },
-    pace,
     release() {
       if (released) return;
       released = true;
