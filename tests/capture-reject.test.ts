@@ -311,6 +311,34 @@ describe("triggers", () => {
     await db.query(`SET session_replication_role = origin; SET session_replication_role TO DEFAULT`);
   });
 
+  it("set_config() of a setting named by an expression is refused: it could be one of those", async () => {
+    for (const sql of [
+      `SELECT set_config(n, 'replica', false) FROM (VALUES ('session_replication_role')) AS v(n)`,
+      `SELECT set_config('session_' || 'replication_role', 'replica', false)`,
+    ]) {
+      const err = await db.query(sql).catch((e: unknown) => e);
+      expect(err, sql).toMatchObject({
+        code: "CAPTURE_UNSUPPORTED",
+        message: expect.stringContaining("as a constant"),
+      });
+    }
+    expect((await db.query(`SHOW session_replication_role`)).rows).toEqual([{ session_replication_role: "origin" }]);
+    expect((await db.query(`SELECT set_config('application_name', 'x', false) AS v`)).rows).toEqual([{ v: "x" }]);
+  });
+
+  it("standard_conforming_strings off and IntervalStyle sql_standard (captured values read otherwise) are refused", async () => {
+    for (const [sql, advice] of [
+      [`SET standard_conforming_strings = off`, "keep it on"],
+      [`SELECT set_config('standard_conforming_strings', 'off', false)`, "keep it on"],
+      [`SET IntervalStyle = sql_standard`, "keep postgres"],
+      [`SET intervalstyle TO 'SQL_STANDARD'`, "keep postgres"],
+    ]) {
+      const err = await db.query(sql!).catch((e: unknown) => e);
+      expect(err, sql).toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringContaining(advice) });
+    }
+    await db.query(`SET standard_conforming_strings = on; SET IntervalStyle = iso_8601; RESET IntervalStyle`);
+  });
+
   it("SELECT ... INTO a temp table that hides a synced one: writes to it are the temp table's, never logged", async () => {
     const mark = await watermark(db);
     const before = (await db.query(`SELECT id, qty FROM public.items ORDER BY id`)).rows;

@@ -205,6 +205,14 @@ describe("close() and events", () => {
     await db.close();
   });
 
+  it("DEALLOCATE ALL through query(): the client prepares its statements again", async () => {
+    const db = await memoryDb();
+    expect((await db.query<{ n: number }>(`SELECT $1::int AS n`, [1])).rows).toEqual([{ n: 1 }]);
+    await db.query(`DEALLOCATE ALL`);
+    expect((await db.query<{ n: number }>(`SELECT $1::int AS n`, [2])).rows).toEqual([{ n: 2 }]);
+    await db.close();
+  });
+
   it("on / off / once deliver typed events", async () => {
     const db = await memoryDb({ syncUrl: unreachableUrl(), sync: { retry: { attempts: 1 } } });
     const seen: string[] = [];
