@@ -332,8 +332,8 @@ describe("triggers", () => {
       [`SELECT set_config('standard_conforming_strings', 'off', false)`, "keep it on"],
       [`SET IntervalStyle = sql_standard`, "keep postgres"],
       [`SET intervalstyle TO 'SQL_STANDARD'`, "keep postgres"],
-    ]) {
-      const err = await db.query(sql!).catch((e: unknown) => e);
+    ] as const) {
+      const err = await db.query(sql).catch((e: unknown) => e);
       expect(err, sql).toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringContaining(advice) });
     }
     await db.query(`SET standard_conforming_strings = on; SET IntervalStyle = iso_8601; RESET IntervalStyle`);
