@@ -253,11 +253,11 @@ export async function deleteEntries(d: Driver, ranges: readonly number[], noop =
   }
   await d.query(
     `WITH ominipg_r AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS r(lo, hi)), ` +
-      `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi ` +
-      `RETURNING q.schema_name, q.table_name, q.old_row, q.new_row), ` +
+      `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi` +
       (noop
-        ? `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) SELECT * FROM ominipg_q) `
-        : `ominipg_n AS (SELECT count(*) FROM ominipg_q) `) +
+        ? ` RETURNING q.schema_name, q.table_name, q.old_row, q.new_row), ` +
+          `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) SELECT * FROM ominipg_q) `
+        : `) `) +
       `DELETE FROM ${CONFLICTS_TABLE} c USING ominipg_r r WHERE ${UNSETTLED} AND c.queue_id BETWEEN r.lo AND r.hi`,
     [lo, hi],
   );

@@ -49,25 +49,27 @@ const PARENT_UNDONE =
   `OR EXISTS (SELECT 1 FROM ${REJECTED_TABLE} AS ominipg_x WHERE ominipg_x.schema_name = ominipg_pn.nspname ` +
   `AND ominipg_x.table_name = ominipg_pc.relname AND ominipg_x.id > $3::text::int8 AND ominipg_x.op IN ('D', 'U')))`;
 
-/** Where the log is now: a table pulled now has nothing left to read again from before. */
-export async function rereadPosition(d: Driver): Promise<RereadPosition> {
+/**
+ * Where the log is now: table `t`, pulled now, has nothing left to read again from before (its changes pushed as
+ * nothing are forgotten, in the same statement).
+ */
+export async function rereadPosition(d: Driver, t: TableInfo): Promise<RereadPosition> {
   const { rows } = await d.query<{ rejected: string; at: string; noop: string }>(
-    `SELECT (SELECT coalesce(max(id), 0) FROM ${REJECTED_TABLE})::text AS rejected, now()::text AS at, ` +
-      `(SELECT coalesce(max(id), 0) FROM ${REREAD_TABLE})::text AS noop`,
-    [],
+    `WITH ominipg_n AS (SELECT coalesce(max(id), 0) AS n FROM ${REREAD_TABLE}), ` +
+      `ominipg_gone AS (DELETE FROM ${REREAD_TABLE} WHERE schema_name = $1 AND table_name = $2 AND id <= (SELECT n FROM ominipg_n)) ` +
+      `SELECT (SELECT coalesce(max(id), 0) FROM ${REJECTED_TABLE})::text AS rejected, now()::text AS at, ` +
+      `(SELECT n FROM ominipg_n)::text AS noop`,
+    [t.schema, t.name],
     { prepare: false },
   );
   return { rejected: rows[0]!.rejected, settledAt: rows[0]!.at, noop: rows[0]!.noop };
 }
 
-/** The table's changes pushed as nothing up to `upto` were read again (or the whole table was): forget them. */
-export async function forgetReread(d: Driver, t: TableInfo, upto?: string): Promise<void> {
-  await d.query(
-    `DELETE FROM ${REREAD_TABLE} WHERE schema_name = $1 AND table_name = $2` +
-      (upto ? ` AND id <= $3::text::int8` : ""),
-    upto ? [t.schema, t.name, upto] : [t.schema, t.name],
-    { prepare: false },
-  );
+/** The whole table was read (without the feed): its changes pushed as nothing need no reading again. */
+export async function forgetReread(d: Driver, t: TableInfo): Promise<void> {
+  await d.query(`DELETE FROM ${REREAD_TABLE} WHERE schema_name = $1 AND table_name = $2`, [t.schema, t.name], {
+    prepare: false,
+  });
 }
 
 /**

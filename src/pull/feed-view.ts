@@ -7,7 +7,7 @@ import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
-import { forgetReread, rereadPosition, type RereadPosition } from "../log/reread.js";
+import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
 import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
@@ -116,8 +116,7 @@ export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCu
  */
 export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
   const identity = view.remote.get(tableKey(t))?.identity;
-  const reread = await rereadPosition(d);
-  await forgetReread(d, t, reread.noop);
+  const reread = await rereadPosition(d, t);
   const cursor: FeedCursor = {
     epoch: view.epoch,
     lsn: view.drainedUpto,
