@@ -125,6 +125,24 @@ describe("user functions", () => {
     expect((await hid.query(`SELECT qty FROM items`)).rows).toEqual([{ qty: 0 }]);
   });
 
+  it("a writing function called by attribute notation, by a database-qualified name, or as an aggregate's state function is refused", async () => {
+    const hid = await captureDb([
+      `CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0)`,
+      `CREATE FUNCTION w(i items) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + 1 WHERE id = i.id; RETURN 1; END $$`,
+      `CREATE FUNCTION ins(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN INSERT INTO items VALUES (i, 0); RETURN i; END $$`,
+      `CREATE FUNCTION wstep(s int, v int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + v; RETURN s + v; END $$`,
+      `CREATE AGGREGATE wagg(int) (SFUNC = wstep, STYPE = int, INITCOND = '0')`,
+      `INSERT INTO items VALUES (1, 0)`,
+    ]);
+    const refused = (sql: string, message: RegExp) => expectRefused(sql, message, "CAPTURE_UNSUPPORTED", hid);
+    await refused(`SELECT x.w FROM items x`, /calls w\b/);
+    await refused(`SELECT (x).w FROM items x`, /calls w\b/);
+    const db = (await hid.query<{ d: string }>(`SELECT current_database() AS d`)).rows[0]!.d;
+    await refused(`SELECT "${db}".public.ins(2)`, /ins is a volatile function/);
+    await refused(`SELECT wagg(g) FROM generate_series(1, 3) g`, /wagg calls (public\.)?wstep/);
+    expect((await hid.query(`SELECT id, qty FROM items`)).rows).toEqual([{ id: 1, qty: 0 }]);
+  });
+
   it("a SQL-standard (BEGIN ATOMIC) function body that writes is refused", async () => {
     await expectRefused(`SELECT atomic_add(50)`, /atomic_add/);
   });

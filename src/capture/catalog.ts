@@ -146,9 +146,10 @@ export class Catalog {
         [],
         opts,
       ),
-      // Function text: SQL-standard bodies (BEGIN ATOMIC) leave prosrc empty; pg_get_function_sqlbody has them.
+      // Function text: SQL-standard bodies (BEGIN ATOMIC) leave prosrc empty; pg_get_function_sqlbody has them. An
+      // aggregate's is the calls of its state and final functions (its own prosrc says nothing).
       await driver.query<FunctionRow>(
-        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) AS src,
+        `SELECT n.nspname AS schema, p.proname AS name, l.lanname AS lang, coalesce(pg_get_function_sqlbody(p.oid), (SELECT format('SELECT %s(); SELECT %s();', a.aggtransfn, a.aggfinalfn) FROM pg_aggregate a WHERE a.aggfnoid = p.oid), p.prosrc) AS src,
                 p.prokind::text AS kind, p.provolatile = 'v' AS volatile
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')

@@ -230,10 +230,23 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
     const name = names.filter((n) => n !== undefined && n !== "pg_catalog").join(".");
     return catalog.hiddenWriters.get(`${kind} ${name}`);
   };
+  const isColumn = (field: Node | undefined) =>
+    [...catalog.tables.values()].some((t) => t.columns.some((c) => c.name === field?.String?.sval));
   walk(stmt, (type, body) => {
-    if (type === "FuncCall") {
-      const parts = (body.funcname as Node[]).map((p) => p.String?.sval as string);
-      const why = catalog.writingFunctions.get(parts.join("."));
+    // A database-qualified name (db.schema.f: only the current database can be named) is its schema.f; a
+    // column reference x.f or (x).f calls f on x's row (attribute notation), unless f is a column (of a synced table).
+    const named = (
+      type === "FuncCall"
+        ? body.funcname
+        : type === "ColumnRef" && (body.fields as Node[]).length > 1 && !isColumn((body.fields as Node[]).at(-1))
+          ? (body.fields as Node[]).slice(-1)
+          : type === "A_Indirection"
+            ? (body.indirection as Node[]).slice(-1)
+            : undefined
+    ) as Node[] | undefined;
+    if (named) {
+      const parts = named.map((p) => p.String?.sval as string);
+      const why = catalog.writingFunctions.get(parts.slice(-2).join("."));
       if (why)
         refuse(
           `calls ${parts.join(".")}: ${why}`,
