@@ -125,6 +125,26 @@ describe("user functions", () => {
     expect((await hid.query(`SELECT qty FROM items`)).rows).toEqual([{ qty: 0 }]);
   });
 
+  it("a writing function run by a domain's DEFAULT, an index expression or a trigger's WHEN clause makes the table's writes refused", async () => {
+    const hid = await captureDb([
+      `CREATE TABLE journal (id serial PRIMARY KEY, what text)`,
+      `CREATE FUNCTION jot() RETURNS int LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.journal (what) VALUES ('jot'); RETURN 1; END $$`,
+      `CREATE FUNCTION jot_i(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT i + public.jot() * 0 $$`,
+      `CREATE DOMAIN stamped AS int DEFAULT jot()`,
+      `CREATE TABLE d1 (id int PRIMARY KEY, s stamped)`,
+      `CREATE TABLE d2 (id int PRIMARY KEY, v int)`,
+      `CREATE INDEX d2_jot ON d2 (jot_i(v))`,
+      `CREATE TABLE d3 (id int PRIMARY KEY, v int)`,
+      `CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+      `CREATE TRIGGER d3_when BEFORE INSERT ON d3 FOR EACH ROW WHEN (jot() > 0) EXECUTE FUNCTION keep()`,
+    ]);
+    const refused = (sql: string, message: RegExp) => expectRefused(sql, message, "CAPTURE_UNSUPPORTED", hid);
+    await refused(`INSERT INTO d1 (id) VALUES (1)`, /the default of column s \(its domain's\) calls (public\.)?jot\b/);
+    await refused(`INSERT INTO d2 VALUES (1, 1)`, /index (public\.)?d2_jot calls (public\.)?jot_i\b/);
+    await refused(`INSERT INTO d3 VALUES (1, 1)`, /the WHEN clause of trigger d3_when calls (public\.)?jot\b/);
+    expect((await hid.query(`SELECT count(*)::int AS n FROM journal`)).rows).toEqual([{ n: 0 }]);
+  });
+
   it("a writing function called by attribute notation, by a database-qualified name, or as an aggregate's state function is refused", async () => {
     const hid = await captureDb([
       `CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0)`,

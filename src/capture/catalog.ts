@@ -10,6 +10,7 @@ import {
   mayWrite,
   writerCalledIn,
   writingFunctions as findWriters,
+  RUN_ON_WRITE_SQL,
   type FunctionRow,
 } from "./writers.js";
 
@@ -163,16 +164,8 @@ export class Catalog {
         [],
         opts,
       ),
-      // Column defaults and CHECK constraints: expressions every INSERT / UPDATE runs, which may call user functions.
-      await driver.query<{ oid: number; what: string; expr: string }>(
-        `SELECT d.adrelid::int8 AS oid, 'the default of column ' || a.attname AS what, pg_get_expr(d.adbin, d.adrelid) AS expr
-           FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-         UNION ALL
-         SELECT c.conrelid::int8, 'check constraint ' || c.conname, pg_get_constraintdef(c.oid)
-           FROM pg_constraint c WHERE c.contype = 'c' AND c.conrelid <> 0`,
-        [],
-        opts,
-      ),
+      // Expressions every write runs (writers.ts).
+      await driver.query<{ oid: number; what: string; expr: string }>(RUN_ON_WRITE_SQL, [], opts),
       // Columns an UPDATE's log images always carry, assigned or not (logged-columns.ts).
       await driver.query<{ oid: number; cols: string[] }>(LOGGED_COLUMNS_SQL, [scope.schemas], opts),
     ];

@@ -93,3 +93,22 @@ function calls(code: string, name: string): boolean {
   const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return new RegExp(`(^|[^\\w$."])${escaped}\\s*\\(`).test(code);
 }
+
+/**
+ * Expressions every INSERT / UPDATE of a table runs, which may call user functions (writerCalledIn finds a writing
+ * one): column defaults (a domain's too), CHECK constraints, index expressions and predicates, triggers' WHEN clauses.
+ */
+export const RUN_ON_WRITE_SQL = `SELECT d.adrelid::int8 AS oid, 'the default of column ' || a.attname AS what, pg_get_expr(d.adbin, d.adrelid) AS expr
+           FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         UNION ALL
+         SELECT c.conrelid::int8, 'check constraint ' || c.conname, pg_get_constraintdef(c.oid)
+           FROM pg_constraint c WHERE c.contype = 'c' AND c.conrelid <> 0
+         UNION ALL
+         SELECT a.attrelid::int8, 'the default of column ' || a.attname || ' (its domain''s)', y.typdefault
+           FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid WHERE y.typtype = 'd' AND y.typdefault IS NOT NULL AND a.attnum > 0
+         UNION ALL
+         SELECT x.indrelid::int8, 'index ' || x.indexrelid::regclass, pg_get_indexdef(x.indexrelid)
+           FROM pg_index x WHERE x.indexprs IS NOT NULL OR x.indpred IS NOT NULL
+         UNION ALL
+         SELECT g.tgrelid::int8, 'the WHEN clause of trigger ' || g.tgname, coalesce(substring(pg_get_triggerdef(g.oid) FROM ' WHEN \\((.*)\\) EXECUTE '), '')
+           FROM pg_trigger g WHERE g.tgqual IS NOT NULL`;
