@@ -142,6 +142,15 @@ describe("user functions", () => {
     await refused(`INSERT INTO d1 (id) VALUES (1)`, /the default of column s \(its domain's\) calls (public\.)?jot\b/);
     await refused(`INSERT INTO d2 VALUES (1, 1)`, /index (public\.)?d2_jot calls (public\.)?jot_i\b/);
     await refused(`INSERT INTO d3 VALUES (1, 1)`, /the WHEN clause of trigger d3_when calls (public\.)?jot\b/);
+    // A cast whose function writes: run by an explicit cast, and by a write to a column of its type.
+    await hid.query(`CREATE TYPE wrapped AS (v int)`);
+    await hid.query(
+      `CREATE FUNCTION to_wrapped(i int) RETURNS wrapped LANGUAGE plpgsql AS $$ BEGIN PERFORM public.jot(); RETURN ROW(i); END $$`,
+    );
+    await hid.query(`CREATE CAST (int AS wrapped) WITH FUNCTION to_wrapped(int) AS ASSIGNMENT`);
+    await hid.query(`CREATE TABLE d4 (id int PRIMARY KEY, w wrapped)`);
+    await refused(`SELECT 7::wrapped`, /uses a cast to wrapped, which runs (public\.)?to_wrapped\b/);
+    await refused(`INSERT INTO d4 VALUES (1, 7)`, /its column w is of a cast to wrapped/);
     expect((await hid.query(`SELECT count(*)::int AS n FROM journal`)).rows).toEqual([{ n: 0 }]);
   });
 

@@ -4,7 +4,8 @@ import { writerCalledIn } from "./writers.js";
 /**
  * Where a writing function runs although no statement names it: an operator it implements, a view (or
  * materialized view) whose query calls it or reads such a view (reading the view runs it), a domain whose CHECK
- * calls it (a cast to the domain, or a write to a column of that type, runs it). Keyed "operator <name>",
+ * calls it (a cast to the domain, or a write to a column of that type, runs it), a type a cast function to which
+ * is it (a cast, explicit or on assignment to a column of that type, runs it). Keyed "operator <name>",
  * "relation <name>", "relation <schema.name>", "type <name>", "type <schema.name>", with the reason. Looked up
  * only when some user function may write, so a database without one pays nothing.
  */
@@ -24,7 +25,12 @@ export async function hiddenWriters(driver: Driver, writing: Map<string, string>
      UNION ALL
      SELECT 'type', n.nspname, t.typname::text, 'domain ' || t.typname, pg_get_constraintdef(c.oid)
        FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
-      WHERE c.contype = 'c'`,
+      WHERE c.contype = 'c'
+     UNION ALL
+     SELECT 'type', n.nspname, t.typname::text, 'a cast to ' || t.typname, format('%s.%s( %s(', pn.nspname, p.proname, p.proname)
+       FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget JOIN pg_namespace n ON n.oid = t.typnamespace
+       JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_namespace pn ON pn.oid = p.pronamespace
+      WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema')`,
     [],
     { prepare: false },
   );
