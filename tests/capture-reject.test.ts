@@ -112,6 +112,7 @@ describe("user functions", () => {
       `CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = bump)`,
       `CREATE VIEW bumping AS SELECT bump(1, 1) AS b`,
       `CREATE VIEW bumping_too AS SELECT b FROM bumping`,
+      `CREATE MATERIALIZED VIEW bumped_once AS SELECT bump(1, 0) AS b WITH NO DATA`,
       `CREATE DOMAIN bumped AS int CHECK (bump(VALUE, 1) IS NOT NULL)`,
       `CREATE TABLE with_bumped (id int PRIMARY KEY, b bumped)`,
       `INSERT INTO items VALUES (1, 0)`,
@@ -120,6 +121,13 @@ describe("user functions", () => {
     await refused(`SELECT 1 ### 2`, /uses operator ###, which runs (public\.)?bump\b/);
     await refused(`SELECT * FROM bumping`, /uses view bumping, which runs (public\.)?bump\b/);
     await refused(`SELECT b FROM public.bumping_too`, /uses view bumping_too, which runs bumping\b/);
+    // A materialized view's query runs at its REFRESH, not when it is read.
+    await refused(
+      `REFRESH MATERIALIZED VIEW bumped_once`,
+      /uses materialized view bumped_once, which runs (public\.)?bump\b/,
+    );
+    const read = await hid.query(`SELECT b FROM bumped_once`).catch((e: unknown) => e);
+    expect(read).toMatchObject({ code: "55000" }); // PostgreSQL's "has not been populated", not a refusal
     await refused(`SELECT 1::bumped`, /uses domain bumped/);
     await refused(`INSERT INTO with_bumped VALUES (1, 1)`, /its column b is of domain bumped/);
     expect((await hid.query(`SELECT qty FROM items`)).rows).toEqual([{ qty: 0 }]);

@@ -2,8 +2,9 @@ import type { Driver } from "../core/driver.js";
 import { writerCalledIn } from "./writers.js";
 
 /**
- * Where a writing function runs although no statement names it: an operator it implements, a view (or
- * materialized view) whose query calls it or reads such a view (reading the view runs it), a domain whose CHECK
+ * Where a writing function runs although no statement names it: an operator it implements, a view whose query
+ * calls it or reads such a view (reading the view runs it; a materialized view's query runs at its REFRESH, keyed
+ * "refresh <name>", not when it is read), a domain whose CHECK
  * calls it (a cast to the domain, or a write to a column of that type, runs it), a type a cast function to which
  * is it (a cast, explicit or on assignment to a column of that type, runs it). Keyed "operator <name>",
  * "relation <name>", "relation <schema.name>", "type <name>", "type <schema.name>", with the reason. Looked up
@@ -19,7 +20,8 @@ export async function hiddenWriters(driver: Driver, writing: Map<string, string>
        JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace pn ON pn.oid = p.pronamespace
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
      UNION ALL
-     SELECT 'relation', n.nspname, c.relname::text, 'view ' || c.relname, pg_get_viewdef(c.oid)
+     SELECT CASE c.relkind WHEN 'v' THEN 'relation' ELSE 'refresh' END, n.nspname, c.relname::text,
+            CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || c.relname, pg_get_viewdef(c.oid)
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      UNION ALL

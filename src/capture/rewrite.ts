@@ -259,12 +259,14 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
         ? hidden("operator", [((body.name as Node[] | undefined) ?? []).at(-1)?.String?.sval as string | undefined])
         : type === "RangeVar"
           ? hidden("relation", [body.schemaname as string | undefined, body.relname as string])
-          : type === "TypeCast"
-            ? hidden(
-                "type",
-                ((body.typeName?.names as Node[] | undefined) ?? []).map((n) => n.String?.sval as string | undefined),
-              )
-            : undefined;
+          : type === "RefreshMatViewStmt"
+            ? hidden("refresh", [body.relation.schemaname as string | undefined, body.relation.relname as string])
+            : type === "TypeCast"
+              ? hidden(
+                  "type",
+                  ((body.typeName?.names as Node[] | undefined) ?? []).map((n) => n.String?.sval as string | undefined),
+                )
+              : undefined;
     if (found) refuse(`uses ${found}`, "Write through query() statements instead");
   });
 }
