@@ -162,6 +162,26 @@ describe("user functions", () => {
     expect((await hid.query(`SELECT count(*)::int AS n FROM journal`)).rows).toEqual([{ n: 0 }]);
   });
 
+  it("a writing operator run by BETWEEN or a simple CASE, without its name in the statement, is refused", async () => {
+    const hid = await captureDb([
+      `CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0)`,
+      `CREATE TYPE money2 AS (v int)`,
+      `CREATE FUNCTION m_le(a money2, b money2) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN UPDATE items SET qty = qty + 1; RETURN a.v <= b.v; END $$`,
+      `CREATE OPERATOR <= (LEFTARG = money2, RIGHTARG = money2, FUNCTION = m_le)`,
+      // Operators are known by name: a writing "=" makes every statement with "=" refused, the helpers' too.
+      `CREATE OPERATOR = (LEFTARG = money2, RIGHTARG = money2, FUNCTION = m_le)`,
+    ]);
+    for (const [sql, op] of [
+      [`SELECT ROW(1)::money2 BETWEEN ROW(0)::money2 AND ROW(2)::money2`, "<="],
+      [`SELECT CASE ROW(1)::money2 WHEN ROW(1)::money2 THEN 1 END`, "="],
+    ] as const) {
+      await expect(hid.query(sql), sql).rejects.toMatchObject({
+        code: "CAPTURE_UNSUPPORTED",
+        message: expect.stringContaining(`uses operator ${op}, which runs`),
+      });
+    }
+  });
+
   it("a writing function called by attribute notation, by a database-qualified name, or as an aggregate's state function is refused", async () => {
     const hid = await captureDb([
       `CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL DEFAULT 0)`,

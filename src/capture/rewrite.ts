@@ -3,7 +3,7 @@ import { quoteIdent } from "../core/sql.js";
 import type { Catalog } from "./catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { NEXT_LOG_ID, logRowChangesSql, rowImagesSql } from "../log/capture.js";
-import { deparse, nodeType, parseSelect, parseStatements, unfaithful, walk, type Node } from "./parser.js";
+import { deparse, nodeType, parseSelect, parseStatements, unfaithful, type Node } from "./parser.js";
 
 export const DML_TYPES = new Set(["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"]);
 const COMMAND: Record<string, string> = {
@@ -56,7 +56,6 @@ export async function rewriteForCapture(
   const type = nodeType(stmt);
   if (!DML_TYPES.has(type) && type !== "SelectStmt") return undefined;
   const body = stmt[type] as Node;
-  rejectWritingFunctions(stmt, catalog);
 
   const ctes: Node[] = (body.withClause?.ctes as Node[] | undefined) ?? [];
   const topTable = DML_TYPES.has(type) ? syncedTarget(type, body, catalog) : undefined;
@@ -218,57 +217,6 @@ export function writesIn(stmt: Node): { type: string; body: Node }[] {
   };
   scan(stmt);
   return found;
-}
-
-/** Reject calls of user functions that may write rows behind the rewrite's back. */
-export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
-  if (catalog.writingFunctions.size === 0) return;
-  const refuse = (what: string, advice: string) => {
-    throw new CaptureError("CAPTURE_UNSUPPORTED", `cannot capture a statement that ${what}. ${advice}`);
-  };
-  const hidden = (kind: string, names: (string | undefined)[]) => {
-    const name = names.filter((n) => n !== undefined && n !== "pg_catalog").join(".");
-    return catalog.hiddenWriters.get(`${kind} ${name}`);
-  };
-  const isColumn = (field: Node | undefined) =>
-    [...catalog.tables.values()].some((t) => t.columns.some((c) => c.name === field?.String?.sval));
-  walk(stmt, (type, body) => {
-    // A database-qualified name (db.schema.f: only the current database can be named) is its schema.f; a
-    // column reference x.f or (x).f calls f on x's row (attribute notation), unless f is a column (of a synced table).
-    const named = (
-      type === "FuncCall"
-        ? body.funcname
-        : type === "ColumnRef" && (body.fields as Node[]).length > 1 && !isColumn((body.fields as Node[]).at(-1))
-          ? (body.fields as Node[]).slice(-1)
-          : type === "A_Indirection"
-            ? (body.indirection as Node[]).slice(-1)
-            : undefined
-    ) as Node[] | undefined;
-    if (named) {
-      const parts = named.map((p) => p.String?.sval as string);
-      const why = catalog.writingFunctions.get(parts.slice(-2).join("."));
-      if (why)
-        refuse(
-          `calls ${parts.join(".")}: ${why}`,
-          "Make it STABLE if it does not write, or write through query() statements",
-        );
-    }
-    // The same functions run by an operator, a view or a domain's CHECK (hidden-writers.ts).
-    const found =
-      type === "A_Expr"
-        ? hidden("operator", [((body.name as Node[] | undefined) ?? []).at(-1)?.String?.sval as string | undefined])
-        : type === "RangeVar"
-          ? hidden("relation", [body.schemaname as string | undefined, body.relname as string])
-          : type === "RefreshMatViewStmt"
-            ? hidden("refresh", [body.relation.schemaname as string | undefined, body.relation.relname as string])
-            : type === "TypeCast"
-              ? hidden(
-                  "type",
-                  ((body.typeName?.names as Node[] | undefined) ?? []).map((n) => n.String?.sval as string | undefined),
-                )
-              : undefined;
-    if (found) refuse(`uses ${found}`, "Write through query() statements instead");
-  });
 }
 
 /**

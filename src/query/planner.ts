@@ -3,9 +3,9 @@ import type { TableInfo } from "../core/table.js";
 import { rejectOwnTableWrites } from "./own-tables.js";
 import { logTruncatesSql } from "../log/capture.js";
 import { deparse, loadParser, nodeType, parseIfValid, walk, type Node, type RawStmt } from "../capture/parser.js";
+import { rejectWritingFunctions } from "../capture/writing-calls.js";
 import {
   DML_TYPES,
-  rejectWritingFunctions,
   rewriteForCapture,
   writesIn,
   type CapturedStatement,
