@@ -189,7 +189,7 @@ export class Ominipg extends OminipgBase {
     if (this.closed) throw new ClosedError();
     const mode = locate(this.options.url).kind;
     if (mode === "server")
-      return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null };
+      return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null, feed: null };
     const { clientId, pending, lastSync, lastPull } = await this.local.run(readLogStatus);
     let remote: Status["remote"] = null;
     if (this.#remote) {

@@ -422,6 +422,15 @@ describe("direct mode and remote reachability", () => {
     const err = await db.sync().catch((e) => e);
     expect(err).toBeInstanceOf(OminipgError);
     expect(err.code).toBe("SYNC_NOT_CONFIGURED");
+    expect(await db.status()).toEqual({
+      clientId: null,
+      mode: "direct",
+      pending: [],
+      lastSync: null,
+      lastPull: null,
+      remote: null,
+      feed: null,
+    });
     await db.close();
   });
 
