@@ -676,6 +676,15 @@ describe("keys and types", () => {
       { order_id: 1, n: 1, serial: 1, qty: 23, total: 46, tags: ["a", "y", "a", "x"], note: null },
       { order_id: 1, n: 2, serial: 2, qty: 22, total: 44, tags: ["b"], note: "M" },
     ]);
+    // The records' resolved rows have the generated column as computed from the row written, not the remote's before.
+    const resolved = async (db: Ominipg) =>
+      (
+        await db.query<{ qty: number; total: number }>(
+          `SELECT (resolved->>'qty')::int AS qty, (resolved->>'total')::int AS total FROM _ominipg_conflicts`,
+        )
+      ).rows;
+    expect(await resolved(A)).toEqual([{ qty: 23, total: 46 }]);
+    expect(await resolved(M)).toEqual([{ qty: 22, total: 44 }]);
     for (const db of [A, M, B]) {
       await db.pull();
       await expectSameRows(db, remote.sql, { lines: "order_id, n" });

@@ -18,9 +18,7 @@ export async function setLocalRow(
   overwrite = true,
 ): Promise<void> {
   const t = table.sql;
-  const keyOf = (param: string) =>
-    `(SELECT ${columnList(table.primaryKey)} FROM json_populate_record(NULL::${t}, ${param}::text::json))`;
-  const where = `(${columnList(table.primaryKey, "ominipg_t")}) = ${keyOf("$1")}`;
+  const where = keyIs(table, "$1");
   if (from !== null && to === null) {
     await d.query(`DELETE FROM ${t} AS ominipg_t WHERE ${where}`, [encodeImage(table, from)], { prepare: false });
   } else if (from === null && to !== null) {
@@ -43,4 +41,20 @@ export async function setLocalRow(
       { prepare: false },
     );
   }
+}
+
+/** SQL: the row `ominipg_t` has the key of the image in parameter `param`. */
+function keyIs(table: TableInfo, param: string): string {
+  const key = `(SELECT ${columnList(table.primaryKey)} FROM json_populate_record(NULL::${table.sql}, ${param}::text::json))`;
+  return `(${columnList(table.primaryKey, "ominipg_t")}) = ${key}`;
+}
+
+/** The local row under `row`'s key as jsonb text (its generated columns computed), or null where there is none. */
+export async function rowNow(d: Driver, table: TableInfo, row: Image): Promise<string | null> {
+  const { rows } = await d.query<{ r: string }>(
+    `SELECT to_jsonb(ominipg_t)::text AS r FROM ${table.sql} AS ominipg_t WHERE ${keyIs(table, "$1")}`,
+    [encodeImage(table, row)],
+    { prepare: false },
+  );
+  return rows[0]?.r ?? null;
 }

@@ -18,7 +18,7 @@ import type {
 } from "../core/conflicts.js";
 import { changedColumns, merge, overwrite } from "../core/conflict-rule.js";
 import { fillersOf, wholeImage } from "./complete.js";
-import { setLocalRow } from "./local-row.js";
+import { rowNow, setLocalRow } from "./local-row.js";
 
 /**
  * A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text);
@@ -191,9 +191,12 @@ export class ConflictSettler {
     }));
     await this.local.run((d) =>
       inReplicaTransaction(d, async () => {
-        for (const s of settled) {
+        for (const [i, s] of settled.entries()) {
           if (s.target === "skip") continue;
           await setLocalRow(d, s.table, s.now !== undefined ? s.now : s.local, s.target);
+          // Generated columns as the row now computes them (the target has the remote's, from before the write).
+          if (s.target && s.table.columns.some((c) => c.generated))
+            records[i]!.resolved = await rowNow(d, s.table, s.target);
           // The key change undone: the old key's row back (unless the local table has a row there again: a later
           // change, pushed next).
           if (s.moved?.back) await setLocalRow(d, s.table, null, s.moved.back, false);
