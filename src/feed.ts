@@ -4,7 +4,7 @@
  * `Ominipg.feed()` / `ominipg feed` for deployments whose clients may not read a slot themselves.
  */
 import fs from "node:fs";
-import { ClosedError, ConfigError, OminipgError, SyncError } from "./core/errors.js";
+import { ClosedError, ConfigError, OminipgError } from "./core/errors.js";
 import { TypedEmitter } from "./core/emitter.js";
 import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from "./core/feed.js";
 import { checkRemoteUrl, type TestHooks } from "./core/options.js";
@@ -12,8 +12,8 @@ import { isPostgresUrl, redact, secretsOf } from "./core/url.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
-import { errorText, openRemote, type Sql } from "./remote/connection.js";
-import { isRetryable } from "./remote/retry.js";
+import { openRemote, type Sql } from "./remote/connection.js";
+import { remoteFailure } from "./remote/retry.js";
 import { FeedAgent } from "./remote/feed-agent.js";
 import { cannotSetUp, ensureFeed, feedUnavailable, slotHealth } from "./remote/feed.js";
 import type { Remote } from "./remote/remote.js";
@@ -214,9 +214,9 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
 
   /** A failure reaching the server as FEED_UNAVAILABLE (retryable as the cause is), its text redacted. */
   #failed(err: unknown): OminipgError {
-    if (err instanceof OminipgError) return err;
-    const message = `the change feed's server: ${this.#redact(errorText(err))}`;
-    return new SyncError("FEED_UNAVAILABLE", message, { cause: err, retryable: isRetryable(err) });
+    return err instanceof OminipgError
+      ? err
+      : remoteFailure("FEED_UNAVAILABLE", "the change feed's server", err, this.#redact);
   }
 
   /** Stop after the step in flight, and close the connection. */

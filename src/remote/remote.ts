@@ -11,7 +11,7 @@ import {
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
-import { TLS_REFUSED, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
+import { isRetryable, remoteFailure, withRetry, type RetryPolicy } from "./retry.js";
 
 /** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
 export const SETUP_LOCK = 0x6f6d696e;
@@ -102,12 +102,7 @@ export class Remote {
 
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
   error(code: SyncErrorCode, what: string, cause: unknown): SyncError {
-    if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
-    const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? ""))
-      ? "TLS: the server's certificate was refused: "
-      : "";
-    const message = `${this.redact(what)}: ${tls}${this.describe(cause)}`;
-    return new SyncError(code, message, { cause, retryable: isRetryable(cause) });
+    return remoteFailure(code, what, cause, (text) => this.redact(text));
   }
 
   /** Run a remote step under the retry policy (remote/retry.ts); its final failure as `error(code, what, ...)`. */

@@ -1,5 +1,6 @@
-import { OminipgError, SyncError } from "../core/errors.js";
+import { OminipgError, SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { sqlstateOf, sqlstateScope } from "../core/sqlstate.js";
+import { errorText } from "./connection.js";
 
 /** How often and how patiently a remote step is tried (`sync.retry`). */
 export interface RetryPolicy {
@@ -25,6 +26,26 @@ const RETRYABLE_NODE = new Set([
 
 /** Node's codes for a server certificate that TLS verification refused (sslmode verify-ca / verify-full). */
 export const TLS_REFUSED = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_\w+|\w*CERT\w*|SELF_SIGNED\w*)$/;
+
+/**
+ * A remote operation's failure as a SyncError of `code` ("<what>: <the failure>", both redacted), retryable as
+ * the failure is; a SyncError or SchemaError passes through.
+ */
+export function remoteFailure(
+  code: SyncErrorCode,
+  what: string,
+  cause: unknown,
+  redact: (text: string) => string,
+): SyncError {
+  if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
+  const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? ""))
+    ? "TLS: the server's certificate was refused: "
+    : "";
+  return new SyncError(code, `${redact(what)}: ${tls}${redact(errorText(cause))}`, {
+    cause,
+    retryable: isRetryable(cause),
+  });
+}
 
 /** May the same remote step succeed if tried again? */
 export function isRetryable(err: unknown): boolean {
