@@ -12,8 +12,11 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
     const name = names.filter((n) => n !== undefined && n !== "pg_catalog").join(".");
     return catalog.hiddenWriters.get(`${kind} ${name}`);
   };
+  let columns: Set<string> | undefined; // the synced tables' column names, made at the first x.f
   const isColumn = (field: Node | undefined) =>
-    [...catalog.tables.values()].some((t) => t.columns.some((c) => c.name === field?.String?.sval));
+    (columns ??= new Set([...catalog.tables.values()].flatMap((t) => t.columns.map((c) => c.name)))).has(
+      field?.String?.sval as string,
+    );
   walk(stmt, (type, body) => {
     // A database-qualified name (db.schema.f: only the current database can be named) is its schema.f; a
     // column reference x.f or (x).f calls f on x's row (attribute notation), unless f is a column (of a synced table).

@@ -94,12 +94,11 @@ async function readMoved(d: Driver, t: TableInfo, rows: PendingImages[]): Promis
     list.push({ id: Number(m.id), to: m.new_key });
     moves.set(m.old_key, list);
   }
+  const nextMove = (key: string, after: number) => moves.get(key)?.find((m) => m.id > after);
   const moved: { k: string; at: unknown; fold: string | null }[] = [];
   for (const r of gone) {
     let [at, after] = [r.key, Number(r.queue_id) - 1];
-    for (let next = moves.get(at)?.find((m) => m.id > after); next; next = moves.get(at)?.find((m) => m.id > after)) {
-      [at, after] = [next.to, next.id];
-    }
+    for (let next = nextMove(at, after); next; next = nextMove(at, after)) [at, after] = [next.to, next.id];
     if (at !== r.key) moved.push({ k: r.key, at: JSON.parse(at), fold: r.fold });
   }
   if (moved.length === 0) return;

@@ -221,14 +221,20 @@ export function deleteMissingSql(t: TableInfo, buckets: number): string {
 }
 
 /**
+ * SQL: a pending change's base as jsonb text (null if the change created the row): `fold` (json) holds the columns
+ * the log has of it, the local row `ominipg_x` the others (firstChangesCte).
+ */
+const baseImage = (fold: string) =>
+  `CASE WHEN ${fold} IS NOT NULL THEN to_jsonb(json_populate_record(ominipg_x, ${fold}))::text END`;
+
+/**
  * For rows whose key changed since their first pending change, `$1` a JSON array of {k: the key (keyJson), at:
  * the key the row has now, fold: pendingImagesSql's fold}: the key, and the base and local row as pendingImagesSql
  * renders them, with the local row read where the row is now.
  */
 export function movedImagesSql(t: TableInfo): string {
   return (
-    `SELECT ominipg_m.k AS key, CASE WHEN ominipg_m.fold IS NOT NULL ` +
-    `THEN to_jsonb(json_populate_record(ominipg_x, ominipg_m.fold::json))::text END AS base, to_jsonb(ominipg_x)::text AS local ` +
+    `SELECT ominipg_m.k AS key, ${baseImage("ominipg_m.fold::json")} AS base, to_jsonb(ominipg_x)::text AS local ` +
     `FROM json_to_recordset($1::text::json) AS ominipg_m(k text, at json, fold text) ` +
     `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_m.at) AS ominipg_a ` +
     `LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", "ominipg_a")}`
@@ -251,7 +257,7 @@ export function pendingImagesSql(t: TableInfo, buckets?: number, within?: (alias
   return (
     `WITH ${firstChangesCte(t, f)} ` +
     `SELECT ${keyJson(t, f)} AS key, ${f}.ominipg_id::text AS queue_id, ` +
-    `CASE WHEN ${f}.ominipg_base IS NOT NULL THEN to_jsonb(json_populate_record(ominipg_x, ${f}.ominipg_base))::text END AS base, ` +
+    `${baseImage(`${f}.ominipg_base`)} AS base, ` +
     `to_jsonb(ominipg_x)::text AS local, to_jsonb(ominipg_s)::text AS remote, ` +
     `CASE WHEN ominipg_x.${quoteIdent(t.primaryKey[0]!)} IS NULL THEN ${f}.ominipg_base::text END AS fold ` +
     `FROM ${f} LEFT JOIN ${t.sql} AS ominipg_x ON ${keyEquals(t, "ominipg_x", f)} ` +
