@@ -261,7 +261,8 @@ export class Ominipg extends OminipgBase {
     clearTimeout(this.#debounce);
     this.#feed?.stop();
     await this.rollbackOpenTransaction(); // a sync in flight may be waiting for it to end
-    await Promise.allSettled([this.#inflight, this.#pulling, ...this.#calls]);
+    const work = Promise.allSettled([this.#inflight, this.#pulling, ...this.#calls]);
+    await (this.#remote?.stopAfter(work, this.#sync.closeTimeoutMs) ?? work); // e.g. held up by a remote row lock
     await super.shutdown();
     await this.#remote?.close();
   }

@@ -181,6 +181,47 @@ describe("close() while the app is still at work", () => {
     }
   });
 
+  it("a sync held up by a remote row lock: close() ends it after sync.closeTimeoutMs; its change is pushed once later", async () => {
+    const remote = await createTestDatabase();
+    const dir = await newDirectory();
+    const schemaSQL = [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, n int NOT NULL)`];
+    const holder = remote.sql.reserve();
+    try {
+      let db = await Ominipg.connect({ url: dir, syncUrl: remote.url, schemaSQL, sync: { closeTimeoutMs: 300 } });
+      await db.query(`INSERT INTO items VALUES (1, 0)`);
+      await db.sync();
+      await db.query(`UPDATE items SET n = n + 1 WHERE id = 1`);
+      const lock = await holder;
+      await lock.unsafe(`BEGIN; SELECT * FROM items WHERE id = 1 FOR UPDATE`);
+      const errors: unknown[] = [];
+      db.on("error", (e) => errors.push(e));
+      const syncing = db.sync().catch((e: unknown) => e);
+      await expect
+        .poll(() => remote.sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`.then(([r]) => r!.n))
+        .toBe(1);
+      const started = Date.now();
+      await db.close(); // waited without limit while the lock was held
+      expect(Date.now() - started).toBeLessThan(5000);
+      const err = await syncing;
+      expect(err).toMatchObject({ code: "REMOTE_PUSH_FAILED", retryable: true });
+      expect(String((err as Error).message)).toMatch(/stopped by close\(\) after waiting 300 ms/);
+      expect(errors).toEqual([err]);
+      await lock.unsafe(`ROLLBACK`);
+      lock.release();
+
+      db = await Ominipg.connect({ url: dir, syncUrl: remote.url, schemaSQL });
+      // The cut-off push either rolled back or (its COMMIT sent before the lock was released) committed, which
+      // the ledger tells: either way the update is applied once, and the queue is empty.
+      await db.sync();
+      expect(await remote.sql`SELECT n FROM items`).toEqual([{ n: 1 }]);
+      expect((await db.query(`SELECT count(*)::int AS n FROM _sync_queue`)).rows).toEqual([{ n: 0 }]);
+      await db.close();
+    } finally {
+      (await holder).release();
+      await remote.drop();
+    }
+  });
+
   it("close() inside a transaction() callback is refused (it would wait for the transaction)", async () => {
     const db = await Ominipg.connect({ url: ":memory:" });
     const err = await db.transaction(() => db.close()).catch((e: unknown) => e);

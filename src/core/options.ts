@@ -48,6 +48,13 @@ export interface SyncOptions {
   feed?: FeedMode | FeedOptions;
   /** Retries of a failed remote round trip within one sync: attempts and exponential back-off bounds. */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /**
+   * How long close() waits for remote work in flight (a sync, a pull, verify()) before it ends the remote
+   * connections under it: a remote transaction cut off rolls back, and changes whose push was not confirmed stay
+   * queued (a directory database pushes them, once, at its next sync). Default 5000 (a remote lock held by another
+   * session would otherwise keep close(), and a clean exit on SIGTERM, waiting as long as the lock is held).
+   */
+  closeTimeoutMs?: number;
 }
 
 export interface ConnectOptions {
@@ -178,6 +185,7 @@ const SYNC_KEYS = new Set([
   "pull",
   "conflicts",
   "feed",
+  "closeTimeoutMs",
 ]);
 
 export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
@@ -219,6 +227,7 @@ export function resolveSyncOptions(sync: SyncOptions = {}): ResolvedSync {
     pull: sync.pull ?? false,
     conflicts: sync.conflicts,
     feed: resolveFeed(sync.feed),
+    closeTimeoutMs: int(sync.closeTimeoutMs, "closeTimeoutMs", 5000, 0),
     retry: {
       attempts: int(sync.retry?.attempts, "retry.attempts", 3, 1),
       baseDelayMs: int(sync.retry?.baseDelayMs, "retry.baseDelayMs", 200, 0),

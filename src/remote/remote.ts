@@ -24,6 +24,8 @@ export class Remote {
   readonly #sql: Sql;
   #ready: Promise<void> | undefined;
   #secrets: string[];
+  /** Set when close() stopped the work in flight (stop()). */
+  #stoppedAfterMs: number | undefined;
   /** The statement that takes on this client's identity in a transaction; undefined: the login role as it is. */
   readonly #become: { text: string; params: string[] } | undefined;
 
@@ -102,16 +104,37 @@ export class Remote {
 
   /** Wrap a failure of a remote operation as a SyncError with a redacted message. */
   error(code: SyncErrorCode, what: string, cause: unknown): SyncError {
+    if (this.#stoppedAfterMs !== undefined)
+      return new SyncError(
+        code,
+        `${this.redact(what)}: stopped by close() after waiting ${this.#stoppedAfterMs} ms (sync.closeTimeoutMs); ` +
+          `changes whose push was not confirmed stay queued`,
+        { cause, retryable: true },
+      );
     return remoteFailure(code, what, cause, (text) => this.redact(text));
   }
 
   /** Run a remote step under the retry policy (remote/retry.ts); its final failure as `error(code, what, ...)`. */
   async retrying<T>(code: SyncErrorCode, what: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await withRetry(this.retry, fn);
+      return await withRetry(this.retry, fn, () => this.#stoppedAfterMs !== undefined);
     } catch (err) {
       throw this.error(code, what, err);
     }
+  }
+
+  /**
+   * Wait for `work` (remote work in flight when close() was called) for at most `ms`; past it, end the
+   * connections under it (a remote transaction cut off rolls back; one whose COMMIT was sent is found in the
+   * ledger by the next push), try nothing again, and wait for the work to fail.
+   */
+  async stopAfter(work: Promise<unknown>, ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+    if (!(await Promise.race([work.then(() => false), late]).finally(() => clearTimeout(timer)))) return;
+    this.#stoppedAfterMs = ms;
+    await this.#sql.end({ timeout: 0 });
+    await work;
   }
 
   /**

@@ -71,15 +71,19 @@ export function backoffDelay(
 
 /**
  * The one retry policy of every remote step, push and pull alike: run `fn`, and while it fails with an error
- * that may pass (isRetryable) and attempts are left, wait (backoffDelay) and run it again. The last error is
- * thrown as it is.
+ * that may pass (isRetryable) and attempts are left (and the work was not `stopped`: close() ended it), wait
+ * (backoffDelay) and run it again. The last error is thrown as it is.
  */
-export async function withRetry<T>(policy: RetryPolicy, fn: () => Promise<T>): Promise<T> {
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  fn: () => Promise<T>,
+  stopped: () => boolean = () => false,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (!isRetryable(err) || attempt >= policy.attempts) throw err;
+      if (!isRetryable(err) || attempt >= policy.attempts || stopped()) throw err;
       await new Promise((r) => setTimeout(r, backoffDelay(attempt, policy)));
     }
   }

@@ -31,6 +31,7 @@ describe("connect options", () => {
     [null, /sync must be an object/],
     [{ retry: "3" }, /sync.retry must be an object/],
     [{ intervalMs: "100" }, /sync.intervalMs must be a whole number >= 0, got "100"/],
+    [{ closeTimeoutMs: -1 }, /sync.closeTimeoutMs must be a whole number >= 0, got -1/],
   ])("sync %o is refused", (options, message) => {
     expect(sync(options)).toThrow(
       expect.objectContaining({ code: "CONFIG_INVALID", message: expect.stringMatching(message) }),
