@@ -11,9 +11,12 @@ import { allColumns, heldName, stageName } from "./sql.js";
 
 const R = "ominipg_r";
 
-/** Whether this role can read the feed at all (its tables exist and are granted), this database's slot and its state. */
+/**
+ * Whether this role can read the feed at all (its tables exist and are granted: of the feed, the columns a reader
+ * reads, not the images, remote/schema.ts), this database's slot and its state.
+ */
 export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass('${FEED_STATE}'), 'SELECT'), false)
-  AND coalesce(has_table_privilege(to_regclass('${FEED}'), 'SELECT'), false) AS readable,
+  AND coalesce(has_column_privilege(to_regclass('${FEED}'), 'key', 'SELECT'), false) AS readable,
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
@@ -94,7 +97,8 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
     ([schema, name]) => `(schema_name = ${quoteLiteral(schema)} AND table_name = ${quoteLiteral(name)})`,
   );
   return (
-    `(SELECT * FROM ${FEED} WHERE (${tables.join(" OR ")}) ` +
+    // The columns a reader is granted (remote/schema.ts: tenantGrants), not the images.
+    `(SELECT lsn, schema_name, table_name, key FROM ${FEED} WHERE (${tables.join(" OR ")}) ` +
     `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn) AS ${alias}`
   );
 }

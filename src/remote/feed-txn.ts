@@ -63,11 +63,23 @@ export class Txn {
       this.entries.push({ table: id, s: table.schema, t: table.name, key: null, image: null });
       return;
     }
-    const seen = `${id}\u0000${image === null ? "k" : "i"}${key}`;
+    const seen = Txn.#seenAs(id, key, image !== null);
     if (this.#seen.has(seen)) return;
     this.#seen.add(seen);
     this.#perTable.set(id, n);
     this.entries.push({ table: id, s: table.schema, t: table.name, key, image });
+  }
+
+  /**
+   * `key` names a row this transaction made: an image of it seen later is a state no other session saw (nothing
+   * was visible at that key before the transaction), not recorded.
+   */
+  made(table: DecodedTable, key: string): void {
+    this.#seen.add(Txn.#seenAs(tableId(table), key, true));
+  }
+
+  static #seenAs(table: string, key: string, image: boolean): string {
+    return `${table}\u0000${image ? "i" : "k"}${key}`;
   }
 
   /** Its feed rows at commit position `lsn`: a table recorded as a whole has no key rows. */

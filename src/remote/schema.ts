@@ -84,7 +84,9 @@ export function tenantGrants(role: string): string {
   const r = quoteIdent(role);
   return `GRANT USAGE ON SCHEMA public TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO ${r};
-GRANT SELECT ON ${FEED}, ${FEED_STATE} TO ${r};
+REVOKE SELECT ON ${FEED} FROM ${r};
+GRANT SELECT (lsn, schema_name, table_name, key) ON ${FEED} TO ${r};
+GRANT SELECT ON ${FEED_STATE} TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 }
 
