@@ -179,6 +179,41 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a column's type changed on the remote: images that no longer read as the table's row do not stop a tenant's pulls", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await remote.sql.unsafe(
+      `CREATE TABLE tasks (id int PRIMARY KEY, owner text NOT NULL, prio text);
+       ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE tasks REPLICA IDENTITY FULL;
+       CREATE POLICY own ON tasks USING (owner = current_user);
+       GRANT SELECT ON tasks TO ${tenantA};
+       INSERT INTO tasks VALUES (1, '${tenantA}', 'high'), (2, '${tenantA}', 'low');`,
+    );
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: urls[tenantA],
+      schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS tasks (id int PRIMARY KEY, owner text NOT NULL)`],
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    clients.push(db);
+    expect((await db.pull()).tables["public.tasks"]!.strategy).toBe("copy");
+    const drained = async (n: number) =>
+      expect
+        .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'tasks'`).length, {
+          timeout: 10_000,
+        })
+        .toBe(n);
+    await remote.sql.unsafe(`UPDATE tasks SET owner = owner`); // images with prio 'high', 'low'
+    await drained(6); // the insert's 2 keys, the update's 2 keys and 2 images
+    await remote.sql.unsafe(`ALTER TABLE tasks ALTER COLUMN prio TYPE int USING 1; DELETE FROM tasks WHERE id = 2`);
+    await drained(8);
+    const r = await db.pull();
+    expect(r.tables["public.tasks"]).toMatchObject({ strategy: "feed", deleted: 1 });
+    expect((await db.query(`SELECT id FROM tasks`)).rows).toEqual([{ id: 1 }]);
+    await own.stop();
+  });
+
   it("a role granted SELECT on some columns only (the synced ones) pulls from the feed too", async () => {
     await remote.sql.unsafe(
       `CREATE TABLE notes (id int PRIMARY KEY, body text, internal text);

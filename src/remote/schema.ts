@@ -122,7 +122,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v3";
+export const FEED_SCHEMA_VERSION = "ominipg feed v4";
 export const FEED = `public.${FEED_TABLE}`;
 export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
 export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
@@ -162,9 +162,15 @@ BEGIN
     WHERE p.polrelid = rel AND p.polcmd IN ('r', '*') AND p.polqual IS NOT NULL
       AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS g(oid) WHERE pg_has_role(current_user, g.oid, 'USAGE')));
   IF permissive IS NULL THEN RETURN false; END IF;
-  EXECUTE format('SELECT coalesce((%s) AND (%s), false) FROM jsonb_populate_record(NULL::%s, $1) AS %I',
-      permissive, coalesce(restrictive, 'true'), rel, t)
-    INTO ok USING image;
+  BEGIN
+    EXECUTE format('SELECT coalesce((%s) AND (%s), false) FROM jsonb_populate_record(NULL::%s, $1) AS %I',
+        permissive, coalesce(restrictive, 'true'), rel, t)
+      INTO ok USING image;
+  EXCEPTION WHEN data_exception THEN
+    -- An image the table's columns no longer read (a column's type changed since): not shown, rather than
+    -- failing every read of the feed until it is trimmed.
+    RETURN false;
+  END;
   RETURN ok;
 END $f$`;
 
