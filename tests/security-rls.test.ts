@@ -152,6 +152,57 @@ describe("a row a policy refuses is a row-level rejection", () => {
   });
 });
 
+describe("a delete a policy hides (read all, write your own)", () => {
+  const SHARED = `CREATE TABLE IF NOT EXISTS shared (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
+  beforeAll(async () => {
+    await remote.sql.unsafe(
+      `${SHARED};
+       ALTER TABLE shared ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE shared FORCE ROW LEVEL SECURITY;
+       CREATE POLICY see ON shared FOR SELECT USING (true);
+       CREATE POLICY ins ON shared FOR INSERT WITH CHECK (owner = current_user);
+       CREATE POLICY upd ON shared FOR UPDATE USING (owner = current_user);
+       CREATE POLICY del ON shared FOR DELETE USING (owner = current_user);
+       GRANT SELECT, INSERT, UPDATE, DELETE ON shared TO ${A}, ${B};`,
+    );
+  });
+  afterEach(async () => {
+    await remote.sql`TRUNCATE shared`;
+  });
+  const seed = () =>
+    remote.sql`INSERT INTO shared VALUES ('s1', ${B}, 'B''s'), ('s2', ${A}, 'A''s'), ('s3', ${A}, 'A''s')`;
+
+  it('is refused, not counted as deleted: "skip" sets it aside and the next pull brings the row back', async () => {
+    await seed();
+    const { db } = await tenant(A, { onReject: "skip" }, { schemaSQL: [...SCHEMA, SHARED] });
+    await db.pull();
+    await db.query(`DELETE FROM shared WHERE id IN ('s1', 's2')`); // PostgreSQL would delete s2 alone, silently
+    expect(await db.sync()).toMatchObject({ rejected: 1 });
+    expect((await db.query(`SELECT op, row_key, error_code, error_message FROM _ominipg_rejected`)).rows).toEqual([
+      {
+        op: "D",
+        row_key: { id: "s1" },
+        error_code: "42501",
+        error_message: expect.stringContaining("row-level security policy for DELETE"),
+      },
+    ]);
+    expect((await remote.sql`SELECT id FROM shared ORDER BY id`).map((r) => r.id)).toEqual(["s1", "s3"]);
+    await db.pull();
+    expect((await db.query(`SELECT id FROM shared ORDER BY id`)).rows.map((r) => r.id)).toEqual(["s1", "s3"]);
+  });
+
+  it('"stop": REMOTE_REJECTED names the key; the delete stays queued', async () => {
+    await seed();
+    const { db } = await tenant(A, {}, { schemaSQL: [...SCHEMA, SHARED] });
+    await db.pull();
+    await db.query(`DELETE FROM shared WHERE id = 's1'`);
+    const err = await db.sync().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_REJECTED", retryable: false });
+    expect((err as Error).message).toContain(`key ("s1")`);
+    expect(await queued(db)).toBe(1);
+  });
+});
+
 describe("a key collision with a row the tenant cannot see", () => {
   it.each(["overwrite", "remote-wins", "merge", "resolver"] as const)(
     "%s: a rejection, with nothing of the other tenant's row recorded or emitted",

@@ -10,6 +10,7 @@ import { groupOps, toGroupWrite } from "./groups.js";
 import {
   afterRace,
   FoundRefusal,
+  hiddenDelete,
   isSequenceKeyCollision,
   keyCollision,
   movedOntoTaken,
@@ -17,7 +18,7 @@ import {
 } from "./collision.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
-import { batchSql, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
+import { batchSql, HIDDEN, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
 
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
 const CONFLICT_ROUNDS = 5;
@@ -148,6 +149,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
           ]),
         )
         .catch((err: unknown) => {
+          if (isRace(err, HIDDEN)) throw hiddenDelete(describeBatch(batch));
           if (!isRace(err)) throw err;
           throw new SyncError(
             "CONFLICT_RACE",

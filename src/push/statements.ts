@@ -78,6 +78,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   const locked: string[] = [];
   const writes: { name: string; group: GroupWrite; source: string }[] = [];
   const short: string[] = [];
+  const hidden: string[] = [];
   groups.forEach((g, n) => {
     const name = `ominipg_g${n}`;
     ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
@@ -97,6 +98,16 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
         : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
       short.push(`(SELECT count(*) FROM ominipg_w${n}) < ${expected}`);
     }
+    if (g.kind === "delete") {
+      // A row this role may see that its DELETE left: a policy narrower for DELETE than for SELECT hides it, and
+      // PostgreSQL deletes nothing without an error. Refused (HIDDEN), not counted as deleted. (The statement's
+      // snapshot still shows the rows it deleted: seen before, deleted now.)
+      const t = g.table;
+      const seen = `(SELECT count(*) FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")})`;
+      hidden.push(
+        `CASE WHEN row_security_active(${quoteLiteral(t.sql)}::regclass) THEN ${seen} > (SELECT count(*) FROM ominipg_w${n}) END`,
+      );
+    }
   });
   ctes.push(
     `ominipg_conflicts AS (SELECT * FROM (${conflicts.join(" UNION ALL ")}) AS ominipg_c ` +
@@ -109,8 +120,11 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   const race = short.length
     ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
     : "";
+  const hide = hidden.length
+    ? `, CASE WHEN ${CLAIMED} AND (${hidden.join(" OR ")}) THEN (SELECT '${HIDDEN}' || count(*) FROM ominipg_claim)::int END AS hidden`
+    : "";
   return {
-    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}`,
+    text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}${hide}`,
     params,
   };
 }
@@ -136,9 +150,12 @@ function ordered(writes: { name: string; group: GroupWrite; source: string }[]):
 /** The marker of the error a batch statement raises when another session inserted one of its keys meanwhile. */
 export const RACE = "ominipg: a row was inserted by another session during this push, retry ";
 
-/** Whether a remote error is the batch statement's own RACE failure. */
-export function isRace(err: unknown): boolean {
-  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(RACE);
+/** The marker of the error a batch statement raises when a policy kept its DELETE from a row the role sees. */
+export const HIDDEN = "ominipg: a row-level security policy hid a row from this DELETE ";
+
+/** Whether a remote error is the batch statement's own RACE (or `marker`) failure. */
+export function isRace(err: unknown, marker = RACE): boolean {
+  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(marker);
 }
 
 /** The conflicts a batch statement returned (its `conflicts` column). */
