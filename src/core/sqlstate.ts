@@ -90,3 +90,13 @@ export function errorScope(err: unknown): SqlstateScope | undefined {
 export function isRowLevel(err: unknown): boolean {
   return errorScope(err) === "row";
 }
+
+/**
+ * Did one read fail for its size alone: a value past PostgreSQL's 1 GB (out of memory, 53200: "Cannot enlarge
+ * string buffer"; a program limit, 54000), or a string past what JavaScript holds (a RangeError)? The same
+ * read of fewer rows may succeed.
+ */
+export function isTooLarge(err: unknown): boolean {
+  const code = sqlstateOf(err);
+  return code === "53200" || code === "54000" || err instanceof RangeError;
+}

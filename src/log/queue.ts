@@ -1,4 +1,5 @@
 import type { Driver } from "../core/driver.js";
+import { isTooLarge } from "../core/sqlstate.js";
 import { inLocalTransaction } from "../local/transaction.js";
 import { CONFLICTS_TABLE, QUEUE_TABLE, REREAD_TABLE } from "./tables.js";
 
@@ -77,6 +78,22 @@ export async function firstQueuedId(d: Driver, tables: readonly string[]): Promi
 }
 
 /**
+ * A read of `size` ids of the log as one value (readPage, readInsertRuns), with half as many while that is too
+ * large (isTooLarge: a few thousand entries of rows of a few hundred KB pass 1 GB), down to one entry: a
+ * queue of large rows is read in smaller pieces instead of failing every sync.
+ */
+export async function fewerIfTooLarge<T>(size: number, read: (size: number) => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await read(size);
+    } catch (err) {
+      if (size <= 1 || !isTooLarge(err)) throw err;
+      size = Math.ceil(size / 2);
+    }
+  }
+}
+
+/**
  * The SQL that reads a range of the log's ids: a CTE `bounds (hi)`, from the first entry after $1 (of those
  * `filter` keeps) to $3 - 1 ids past it and no further than $2, and the condition for the entries in it.
  */
@@ -104,13 +121,15 @@ export async function readPage(
   const { bounds, within } = idRange(
     only ? "AND (schema_name || '.' || table_name) = ANY($4::text[])" : "AND $4::text[] IS NULL",
   );
-  const { rows } = await d.query<{ hi: number; page: string | null }>(
-    `${bounds}
+  const { rows } = await fewerIfTooLarge(PAGE, (size) =>
+    d.query<{ hi: number; page: string | null }>(
+      `${bounds}
      SELECT (SELECT hi FROM bounds)::int8 AS hi,
             string_agg(concat_ws(E'\\x1f', id, to_json(schema_name)::text, to_json(table_name)::text, op, priority,
                                  coalesce(old_row::text, ''), coalesce(new_row::text, '')), E'\\x1e' ORDER BY id) AS page
        FROM ${QUEUE_TABLE} WHERE ${within}`,
-    [after, maxId, PAGE, only ?? null],
+      [after, maxId, size, only ?? null],
+    ),
   );
   const { hi, page } = rows[0]!;
   if (!page) return { entries: [], hi: maxId };
@@ -158,11 +177,13 @@ export async function readInsertRuns(
   size: number,
 ): Promise<{ hi: number; runs: InsertRun[] }> {
   const { bounds, within } = idRange();
-  const rows = await d.raw(
-    `${bounds}
+  const rows = await fewerIfTooLarge(size, (ids) =>
+    d.raw(
+      `${bounds}
      SELECT (SELECT hi FROM bounds), schema_name, table_name, min(id), count(*), string_agg(new_row::text, E'\\x1e' ORDER BY id)
        FROM ${QUEUE_TABLE} WHERE ${within} GROUP BY 2, 3`,
-    [after, upTo, size],
+      [after, upTo, ids],
+    ),
   );
   let hi = upTo;
   const runs: InsertRun[] = [];
