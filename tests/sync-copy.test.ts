@@ -127,6 +127,29 @@ describe("sync: runs of inserts by COPY", () => {
     }
   });
 
+  it("a COPY the remote's statement_timeout cancels at each attempt: the windows push the rows in batches", async () => {
+    const database = new URL(remote.url).pathname.slice(1);
+    await remote.sql.unsafe(
+      `CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
+       CREATE TRIGGER slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow_row();
+       ALTER DATABASE ${database} SET statement_timeout = '300ms';`,
+    );
+    try {
+      const timed = await openSynced(remote.url, SCHEMA, {
+        sync: { batchSize: 50, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } },
+      });
+      await timed.query(`INSERT INTO items (id, n) SELECT g, g FROM generate_series(5001, 5300) g`); // ~600 ms by COPY
+      expect(await timed.sync()).toMatchObject({ pushed: 300, applied: 300, batches: 6 });
+      expect(await remote.sql`SELECT count(*)::int AS n FROM items WHERE id > 5000`).toEqual([{ n: 300 }]);
+      await timed.close();
+    } finally {
+      await remote.sql.unsafe(
+        `ALTER DATABASE ${database} RESET statement_timeout; DROP TRIGGER slow ON items; DROP FUNCTION slow_row();
+         DELETE FROM items WHERE id > 5000`,
+      );
+    }
+  });
+
   it("parents and children in one run, cut into batches: each arrives after what it references", async () => {
     const fk = await openSynced(remote.url, SCHEMA, { sync: { batchSize: 1, copyBatchSize: 3 } });
     await fk.query(`INSERT INTO parents (id) VALUES (100)`);

@@ -1,5 +1,6 @@
 import type { Driver } from "../core/driver.js";
 import { SyncError } from "../core/errors.js";
+import { sqlstateOf } from "../core/sqlstate.js";
 import type { TableInfo } from "../core/table.js";
 import { dropSpan, entriesByTable, readInsertRuns } from "../log/queue.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
@@ -116,7 +117,9 @@ async function copyBatch(
       return result;
     });
   } catch (err) {
-    if (err instanceof SyncError && err.code === PUSH_FAILED && !err.retryable)
+    // Refused (the windows' bisection finds the rows), or cancelled at each attempt (57014: a remote
+    // statement_timeout shorter than one COPY of the batch takes): the windows push it in smaller statements.
+    if (err instanceof SyncError && err.code === PUSH_FAILED && (!err.retryable || sqlstateOf(err.cause) === "57014"))
       return { through: cursor, left: { after: cursor, hi } };
     throw err;
   }
