@@ -49,6 +49,10 @@ const RETRYABLE_CODES: Readonly<Record<string, string>> = {
   "40P01": "deadlock detected",
   "55P03": "lock not available",
   "57014": "query canceled",
+  // A standby's refusal (a failover under way: the address soon leads to the new primary), and a session the
+  // server ended for idling in a transaction: the next connection can do it.
+  "25006": "read-only SQL transaction",
+  "25P03": "idle-in-transaction session timeout",
 };
 
 /** What an error says beyond its code (postgres.js and PGlite errors have both fields). */
