@@ -80,4 +80,44 @@ describe("conflicts on json and jsonb columns", () => {
       await db.close();
     }
   });
+
+  it("json values jsonb refuses (\\u0000, a lone surrogate): updates and deletes of their rows push, a conflict is settled, a refusal set aside", async () => {
+    const schema = `CREATE TABLE IF NOT EXISTS odd (id int PRIMARY KEY, n int NOT NULL, doc json)`;
+    const docs = [`{"s": "a\\u0000b"}`, `"\\ud83d"`, `[ "\\u0000" ]`, `{"x":  "\\udc00"}`];
+    const remote = await remoteWith(
+      schema,
+      `INSERT INTO odd VALUES (1, 0, $1), (2, 0, $2), (3, 0, $3), (4, 0, $4)`.replace(
+        /\$(\d)/g,
+        (_, i: string) => `'${docs[Number(i) - 1]}'`,
+      ),
+    );
+    await remote.sql.unsafe(`CREATE FUNCTION no_9() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF NEW.n = 9 THEN RAISE EXCEPTION 'nine refused'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER no_9 BEFORE UPDATE ON odd FOR EACH ROW EXECUTE FUNCTION no_9()`);
+    const db = await Ominipg.connect({
+      syncUrl: remote.url,
+      schemaSQL: [schema],
+      sync: { retry: { attempts: 1 }, onReject: "skip" },
+    });
+    cleanup(() => db.close());
+    const events: ConflictEvent[] = [];
+    db.on("conflict", (c) => events.push(c));
+    await db.pull();
+    await db.query(`UPDATE odd SET doc = '{"t": "\\u0000"}' WHERE id = 1`);
+    await db.query(`DELETE FROM odd WHERE id = 2`);
+    await db.query(`UPDATE odd SET n = 1 WHERE id = 3`);
+    await remote.sql`UPDATE odd SET n = 5 WHERE id = 3`;
+    expect(await db.sync()).toMatchObject({ conflicts: 1 });
+    expect(events).toMatchObject([{ key: { id: 3 }, resolution: "local" }]);
+    await db.query(`UPDATE odd SET n = 9, doc = '["\\u0000", 9]' WHERE id = 4`);
+    expect(await db.sync()).toMatchObject({ rejected: 1 });
+    expect(await remote.sql`SELECT id, n, doc::text FROM odd ORDER BY id`).toEqual([
+      { id: 1, n: 0, doc: '{"t": "\\u0000"}' },
+      { id: 3, n: 1, doc: docs[2] },
+      { id: 4, n: 0, doc: docs[3] },
+    ]);
+    const { rows } = await db.query<{ r: string }>(`SELECT new_row::text AS r FROM _ominipg_rejected`);
+    expect(rows).toEqual([{ r: expect.stringContaining('"doc":["\\u0000", 9]') }]); // the text as written
+    expect(await queued(db)).toBe(0);
+  });
 });

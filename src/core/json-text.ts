@@ -141,3 +141,22 @@ export function fields(t: TableInfo, row: string, carried = false): string {
     })
     .join(", ");
 }
+
+/**
+ * JSON text that jsonb takes: the escapes it refuses in valid json (`\u0000`, a surrogate that is not part of a
+ * pair) written as the text they are (their backslash escaped), all else as it is. For records of rows kept as
+ * jsonb (conflicts): a json column may hold them.
+ */
+export function jsonbSafe(text: string): string {
+  let pairEnd = -1; // where the low half of a pair kept whole ends
+  return text.replace(/\\(?:u([0-9a-fA-F]{4})|[\s\S])/g, (escape, hex: string | undefined, at: number) => {
+    if (hex === undefined) return escape;
+    const code = parseInt(hex, 16);
+    if (code >= 0xd800 && code <= 0xdbff && /^\\u[dD][c-fC-F][0-9a-fA-F]{2}/.test(text.slice(at + 6, at + 12))) {
+      pairEnd = at + 12;
+      return escape;
+    }
+    if (code === 0 || (code >= 0xd800 && code <= 0xdfff && at + 6 !== pairEnd)) return `\\${escape}`;
+    return escape;
+  });
+}

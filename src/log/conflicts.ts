@@ -1,6 +1,7 @@
 import { CONFLICTS_TABLE } from "./tables.js";
 import type { Driver } from "../core/driver.js";
 import { textToRow } from "../core/row.js";
+import { jsonbSafe } from "../core/json-text.js";
 import type { ConflictEvent, ConflictResolutionKind } from "../core/conflicts.js";
 
 /** A conflict as `_ominipg_conflicts` keeps it: images as jsonb text (rendered by the local database). */
@@ -26,8 +27,22 @@ export async function recordConflict(d: Driver, r: ConflictRecord): Promise<void
      ON CONFLICT (schema_name, table_name, row_key, queue_id) DO UPDATE
        SET origin = EXCLUDED.origin, base = EXCLUDED.base, local = EXCLUDED.local, remote = EXCLUDED.remote,
            resolution = EXCLUDED.resolution, resolved = EXCLUDED.resolved, detected_at = now()`,
-    [r.origin, r.schema, r.table, r.key, r.queueId, r.base, r.local, r.remote, r.resolution, r.resolved],
+    // Rows as jsonb: a json column's \u0000 or lone surrogate is kept as the text it is written as (jsonbSafe).
+    [
+      r.origin,
+      r.schema,
+      r.table,
+      r.key,
+      r.queueId,
+      ...[r.base, r.local, r.remote].map(safe),
+      r.resolution,
+      safe(r.resolved),
+    ],
   );
+}
+
+function safe(image: string | null): string | null {
+  return image === null ? null : jsonbSafe(image);
 }
 
 export function conflictEvent(r: ConflictRecord): ConflictEvent {

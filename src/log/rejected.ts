@@ -31,7 +31,7 @@ export async function setAside(
     for (const c of changes) {
       await d.query(
         `INSERT INTO ${REJECTED_TABLE} (queue_ids, schema_name, table_name, op, row_key, old_row, new_row, error_code, error_message)
-         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7::text::jsonb, $8, $9)`,
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::json, $7::text::json, $8, $9)`,
         [
           c.queueIds,
           c.schema,

@@ -2,7 +2,7 @@ import { overridingClause, type TableInfo } from "../core/table.js";
 import { columnList, columnsEqual, onConflict, quoteIdent, quoteLiteral } from "../core/sql.js";
 import { claimSql } from "./ledger.js";
 import { joinImage, type Image } from "../core/image.js";
-import { assignments, encodeImage, field, rowJsonb } from "../core/json-text.js";
+import { assignments, encodeImage, field, jsonText, rowJsonb } from "../core/json-text.js";
 import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
 /**
@@ -206,8 +206,12 @@ function lockSql(g: GroupWrite, name: string): string {
   const equal = (alias: string) =>
     g.check.columns
       .map((c) => {
-        const [remote, other] = [`to_jsonb(${T}.${quoteIdent(c)})`, `to_jsonb(${field(g.table, `s.${alias}`, c)})`];
-        return isJson(g.table, c)
+        const [value, expected] = [`${T}.${quoteIdent(c)}`, field(g.table, `s.${alias}`, c)];
+        // json by its text: it is kept byte for byte, and jsonb refuses some valid json (\u0000, a lone surrogate).
+        if (columnType(g.table, c) === "json")
+          return `(${jsonText(value, "json")}) IS NOT DISTINCT FROM (${jsonText(expected, "json")})`;
+        const [remote, other] = [`to_jsonb(${value})`, `to_jsonb(${expected})`];
+        return columnType(g.table, c) === "jsonb"
           ? `${jsonNullAsNull(remote)} IS NOT DISTINCT FROM ${jsonNullAsNull(other)}`
           : `${remote} IS NOT DISTINCT FROM ${other}`;
       })
@@ -221,9 +225,8 @@ function lockSql(g: GroupWrite, name: string): string {
   );
 }
 
-function isJson(t: TableInfo, column: string): boolean {
-  const type = t.columns.find((c) => c.name === column)?.type;
-  return type === "json" || type === "jsonb";
+function columnType(t: TableInfo, column: string): string | undefined {
+  return t.columns.find((c) => c.name === column)?.type;
 }
 
 /** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
