@@ -252,3 +252,34 @@ describe("sync: order-dependent changes", () => {
     expect(applied).toBeGreaterThan(50);
   });
 });
+
+describe("sync: a foreign key only the remote has", () => {
+  it("orders the push as a local one would: parents inserted before children, children deleted before parents", async () => {
+    const remote = await createTestDatabase();
+    try {
+      // Locally unrelated tables, named so that the order by name puts the child first.
+      await remote.sql.unsafe(
+        `CREATE TABLE zparent (id int PRIMARY KEY); CREATE TABLE achild (id int PRIMARY KEY, pid int REFERENCES zparent)`,
+      );
+      const local = [
+        `CREATE TABLE IF NOT EXISTS achild (id int PRIMARY KEY, pid int)`,
+        `CREATE TABLE IF NOT EXISTS zparent (id int PRIMARY KEY)`,
+      ];
+      for (const copyBatchSize of [0, 100_000]) {
+        const db = await openSynced(remote.url, local, { remoteSchema: "skip", sync: { batchSize: 5, copyBatchSize } });
+        await db.query(`INSERT INTO zparent SELECT generate_series(1, 20)`);
+        await db.query(`INSERT INTO achild SELECT g, g FROM generate_series(1, 20) g`);
+        expect(await db.sync()).toMatchObject({ pushed: 40, rejected: 0 });
+        await db.query(`DELETE FROM achild`);
+        await db.query(`DELETE FROM zparent`);
+        expect(await db.sync()).toMatchObject({ pushed: 40, rejected: 0 });
+        expect(
+          await remote.sql`SELECT (SELECT count(*) FROM zparent)::int AS p, (SELECT count(*) FROM achild)::int AS c`,
+        ).toEqual([{ p: 0, c: 0 }]);
+        await db.close();
+      }
+    } finally {
+      await remote.drop();
+    }
+  });
+});

@@ -337,14 +337,17 @@ export class Catalog {
     return truncated;
   }
 
-  /** Synced tables in dependency order: a table comes after every table it references. */
-  syncedInDependencyOrder(): TableInfo[] {
+  /**
+   * Synced tables in dependency order: a table comes after every table it references (`references`: by default
+   * its local foreign keys).
+   */
+  syncedInDependencyOrder(references: (t: TableInfo) => readonly number[] = (t) => t.references): TableInfo[] {
     const out: TableInfo[] = [];
     const state = new Map<number, "visiting" | "done">();
     const visit = (t: TableInfo) => {
       if (state.get(t.oid)) return; // cycles: order among the cycle's tables is as found
       state.set(t.oid, "visiting");
-      for (const ref of t.references) {
+      for (const ref of references(t)) {
         const parent = this.tables.get(ref);
         if (parent) visit(parent);
       }

@@ -17,6 +17,8 @@ export interface PushContext {
   testHooks: TestHooks;
   tally: Tally;
   catalog: Catalog;
+  /** The synced tables a table references by a foreign key, locally or on the remote (schema-check.ts). */
+  references: (t: TableInfo) => readonly number[];
   /** Each synced table's rank in foreign-key dependency order (parents first). */
   order: Map<number, number>;
   rules: Map<number, TableRules>;

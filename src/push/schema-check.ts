@@ -6,8 +6,8 @@ import type { Sql } from "../remote/connection.js";
  * Before the first push: every synced table must exist remotely with the same columns (names and types)
  * and the same primary key. Otherwise the push would fail half-way or, worse, write the wrong columns.
  */
-export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<void> {
-  if (tables.length === 0) return;
+export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteReferences> {
+  if (tables.length === 0) return new Map();
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
     { schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]
@@ -58,4 +58,32 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       { retryable: false },
     );
   }
+  return remoteReferences(sql, tables);
+}
+
+/** Per synced table (oid), the other synced tables (oids) it references by a foreign key on the remote. */
+export type RemoteReferences = Map<number, number[]>;
+
+/**
+ * The remote's foreign keys between synced tables: the push sends parents before children by them too (a key
+ * only the remote has would otherwise refuse children pushed before the parents the app wrote first).
+ */
+async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteReferences> {
+  const named = (ns: string, c: string) => `(${ns}.nspname || '.' || ${c}.relname)`;
+  const synced = `(SELECT jsonb_array_elements_text($1::text::jsonb))`;
+  const rows = await sql.unsafe<{ child: string; parent: string }[]>(
+    `SELECT DISTINCT ${named("cn", "cc")} AS child, ${named("pn", "pc")} AS parent FROM pg_constraint k
+       JOIN pg_class cc ON cc.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+       JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+      WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND ${named("cn", "cc")} IN ${synced}
+        AND ${named("pn", "pc")} IN ${synced}`,
+    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
+  );
+  const byName = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.oid]));
+  const refs: RemoteReferences = new Map();
+  for (const r of rows) {
+    const [child, parent] = [byName.get(r.child)!, byName.get(r.parent)!];
+    refs.set(child, [...(refs.get(child) ?? []), parent]);
+  }
+  return refs;
 }

@@ -13,7 +13,7 @@ import type { PushContext } from "./context.js";
 import { copyLayout, type CopyLayout } from "./copy.js";
 import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
-import { checkRemoteSchema } from "./schema-check.js";
+import { checkRemoteSchema, type RemoteReferences } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
@@ -34,6 +34,8 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
  */
 export class Syncer {
   #schemaChecked: Catalog | undefined;
+  /** The remote's foreign keys between synced tables (checkRemoteSchema), with the catalog checked. */
+  #remoteReferences: RemoteReferences = new Map();
 
   constructor(
     private readonly local: LocalAccess,
@@ -59,12 +61,14 @@ export class Syncer {
     this.settler.checkTables(catalog);
     if (this.#schemaChecked !== catalog) {
       const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
-      await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
+      this.#remoteReferences = await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
         remote.session((sql) => checkRemoteSchema(sql, tables)),
       );
       this.#schemaChecked = catalog;
     }
 
+    const remoteRefs = this.#remoteReferences;
+    const references = (t: TableInfo) => [...t.references, ...(remoteRefs.get(t.oid) ?? [])];
     const extent = await this.local.run(logExtent);
     const layouts = new Map<TableInfo, CopyLayout | undefined>();
     const ctx: PushContext = {
@@ -75,7 +79,8 @@ export class Syncer {
       testHooks: this.testHooks,
       tally: new Tally(extent.total, hooks.progress),
       catalog,
-      order: new Map(catalog.syncedInDependencyOrder().map((t, i) => [t.oid, i])),
+      references,
+      order: new Map(catalog.syncedInDependencyOrder(references).map((t, i) => [t.oid, i])),
       rules: await this.local.run((d) => loadRules(d, catalog.tables.values())),
       clientId,
       maxId: extent.maxId,

@@ -115,14 +115,14 @@ async function refuse(
 }
 
 /** The tables named (and the tables they reference, recursively): a prioritized table's pending parents come along. */
-export function withAncestors(names: string[], ctx: Pick<PushContext, "catalog">): string[] {
+export function withAncestors(names: string[], ctx: Pick<PushContext, "catalog" | "references">): string[] {
   const out = new Set<string>();
   const visit = (t: TableInfo | undefined) => {
     if (!t) return;
     const name = `${t.schema}.${t.name}`;
     if (out.has(name)) return;
     out.add(name);
-    for (const ref of t.references) visit(ctx.catalog.tables.get(ref));
+    for (const ref of ctx.references(t)) visit(ctx.catalog.tables.get(ref));
   };
   for (const n of names) {
     const dot = n.indexOf(".");
@@ -132,10 +132,10 @@ export function withAncestors(names: string[], ctx: Pick<PushContext, "catalog">
 }
 
 /** The synced tables outside `names` ("schema.table") with a foreign key to one of them. */
-export function referencing(names: string[], ctx: Pick<PushContext, "catalog">): string[] {
+export function referencing(names: string[], ctx: Pick<PushContext, "catalog" | "references">): string[] {
   const named = (t: TableInfo) => `${t.schema}.${t.name}`;
   const tables = [...ctx.catalog.tables.values()];
   const set = new Set(names);
   const oids = new Set(tables.filter((t) => set.has(named(t))).map((t) => t.oid));
-  return tables.filter((t) => !set.has(named(t)) && t.references.some((ref) => oids.has(ref))).map(named);
+  return tables.filter((t) => !set.has(named(t)) && ctx.references(t).some((ref) => oids.has(ref))).map(named);
 }
