@@ -89,6 +89,36 @@ describe("sync: changes the remote rejects", () => {
     await db.close();
   });
 
+  it("a conflict settled in a batch that a refused row then halves is settled once: one resolver call, record and event", async () => {
+    await remote.sql`TRUNCATE items`;
+    const calls: unknown[] = [];
+    const db = await openSynced(remote.url, SCHEMA, {
+      sync: {
+        onReject: "skip",
+        conflicts: (c) => {
+          calls.push(c.key);
+          return { ...c.local!, n: 100 };
+        },
+      },
+    });
+    await db.query(`INSERT INTO items (id, n) SELECT g, 0 FROM generate_series(1, 8) g`);
+    await db.sync();
+    await db.query(`UPDATE items SET n = 1`);
+    await db.query(`UPDATE items SET n = -1 WHERE id = 8`); // refused by the remote's CHECK
+    await remote.sql`UPDATE items SET n = 50 WHERE id = 2`; // a conflict, in the same batch
+    const events: unknown[] = [];
+    db.on("conflict", (c) => events.push(c.key));
+    expect(await db.sync()).toMatchObject({ conflicts: 1, rejected: 2 }); // row 8's two entries
+    expect(calls).toEqual([{ id: 2 }]);
+    expect(events).toEqual([{ id: 2 }]);
+    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_conflicts`)).rows).toEqual([{ n: 1 }]);
+    expect(await remote.sql`SELECT id, n FROM items ORDER BY id`).toEqual([
+      ...[1, 2, 3, 4, 5, 6, 7].map((id) => ({ id, n: id === 2 ? 100 : 1 })),
+      { id: 8, n: 0 },
+    ]);
+    await db.close();
+  });
+
   it('an error about the table rather than the rows stops even with onReject "skip", and nothing is set aside', async () => {
     await remote.sql`TRUNCATE items`;
     // Remote only: refuses every insert with an error that is not about the row's data.

@@ -18,6 +18,7 @@ import {
 } from "./collision.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
+import type { FoundConflict } from "./settle.js";
 import { batchSql, HIDDEN, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
 
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
@@ -183,8 +184,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
       const why = f.taken === null ? undefined : await ctx.settler.unsettledMove(f.op);
       if (why) throw movedOntoTaken(describeBatch(batch), f.taken!, why);
     }
-    const decided = await ctx.settler.settle(found);
-    ctx.tally.conflicts += found.length;
+    const decided = await settleOnce(ctx, found);
     const instead = new Map(found.map((f, i) => [f.pushed, decided[i]!]));
     found.forEach((f, i) => f.taken !== null && decided[i]!.forEach((w) => moved.add(w)));
     ops = ops.flatMap((op) => {
@@ -196,6 +196,24 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     // Every write settled away (skipped): nothing left to push, the batch's entries are done.
     if (ops.length === 0) return { fresh: true, writes: 0 };
   }
+}
+
+/**
+ * Settle the conflicts found, each once per sync: a batch halved after settling (a row refused later in it) meets
+ * the same changes and remote rows again, which keep what was decided (no second record, event or resolver call;
+ * the local row was set already).
+ */
+async function settleOnce(ctx: PushContext, found: FoundConflict[]): Promise<RowOp[][]> {
+  const again = found.map((f) => {
+    const earlier = f.settled ? undefined : ctx.settled.get(f.op);
+    return earlier && earlier.remote === f.remote && earlier.taken === (f.taken ?? null) ? earlier.writes : undefined;
+  });
+  const fresh = found.filter((_, i) => !again[i]);
+  const decided = fresh.length > 0 ? await ctx.settler.settle(fresh) : [];
+  fresh.forEach((f, i) => ctx.settled.set(f.op, { remote: f.remote, taken: f.taken ?? null, writes: decided[i]! }));
+  ctx.tally.conflicts += fresh.length;
+  let next = 0;
+  return again.map((writes) => writes ?? decided[next++]!);
 }
 
 /**

@@ -4,6 +4,7 @@ import type { ResolvedSync, TestHooks } from "../core/options.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Remote } from "../remote/remote.js";
+import type { RowOp } from "./coalesce.js";
 import type { CopyLayout } from "./copy.js";
 import type { ConflictSettler } from "./settle.js";
 import type { Tally } from "./tally.js";
@@ -25,6 +26,8 @@ export interface PushContext {
   clientId: string;
   /** The log's last id at the start: the sync drains up to it. */
   maxId: number;
+  /** The conflicts settled in this sync, by the change as captured (batch-pusher.ts: settleOnce). */
+  settled: WeakMap<RowOp, { remote: string | null; taken: string | null; writes: RowOp[] }>;
   /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
   layouts: (table: TableInfo) => CopyLayout | undefined;
 }

@@ -84,6 +84,7 @@ export class Syncer {
       rules: await this.local.run((d) => loadRules(d, catalog.tables.values())),
       clientId,
       maxId: extent.maxId,
+      settled: new WeakMap(),
       layouts: (table) => {
         if (!layouts.has(table)) layouts.set(table, copyLayout(table));
         return layouts.get(table);
