@@ -214,6 +214,57 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a delete the remote does not carry out (a DELETE policy narrower than SELECT): the next feed pull brings the row back; a soft delete stays deleted", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await remote.sql.unsafe(
+      `CREATE TABLE board (id int PRIMARY KEY, owner text NOT NULL, gone boolean NOT NULL DEFAULT false);
+       ALTER TABLE board ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE board REPLICA IDENTITY FULL;
+       CREATE POLICY sel ON board FOR SELECT USING (NOT gone);
+       CREATE POLICY upd ON board FOR UPDATE USING (owner = current_user);
+       CREATE POLICY del ON board FOR DELETE USING (owner = current_user);
+       CREATE FUNCTION soft_delete() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+         BEGIN UPDATE board SET gone = true WHERE id = OLD.id; RETURN NULL; END $$;
+       CREATE TRIGGER soft BEFORE DELETE ON board FOR EACH ROW WHEN (OLD.id = 3 AND pg_trigger_depth() = 0)
+         EXECUTE FUNCTION soft_delete();
+       GRANT SELECT, UPDATE, DELETE ON board TO ${tenantA};
+       INSERT INTO board VALUES (1, '${tenantB}'), (2, '${tenantA}'), (3, '${tenantA}'), (4, '${tenantA}');`,
+    );
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: urls[tenantA],
+      schemaSQL: [
+        ...LOCAL,
+        `CREATE TABLE IF NOT EXISTS board (id int PRIMARY KEY, owner text NOT NULL, gone boolean NOT NULL DEFAULT false)`,
+      ],
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    clients.push(db);
+    expect((await db.pull()).tables["public.board"]!.strategy).toBe("copy");
+    // 1: B's, which A sees and may not delete (PostgreSQL deletes nothing, without an error); 2: deleted; 3: soft deleted.
+    await db.query(`DELETE FROM board WHERE id IN (1, 2, 3)`);
+    expect(await db.sync()).toMatchObject({ pushed: 3, rejected: 0 });
+    expect(await remote.sql`SELECT id, gone FROM board ORDER BY id`).toEqual([
+      { id: 1, gone: false },
+      { id: 3, gone: true },
+      { id: 4, gone: false },
+    ]);
+    await expect
+      .poll(
+        async () =>
+          (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'board' AND key ->> 'id' = '3'`).length,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBeGreaterThan(0);
+    const r = await db.pull();
+    expect(r.tables["public.board"]!.strategy).toBe("feed");
+    expect((await db.query(`SELECT id FROM board ORDER BY id`)).rows).toEqual([{ id: 1 }, { id: 4 }]);
+    await own.stop();
+  });
+
   it("a role granted SELECT on some columns only (the synced ones) pulls from the feed too", async () => {
     await remote.sql.unsafe(
       `CREATE TABLE notes (id int PRIMARY KEY, body text, internal text);

@@ -10,7 +10,6 @@ import { groupOps, toGroupWrite } from "./groups.js";
 import {
   afterRace,
   FoundRefusal,
-  hiddenDelete,
   isSequenceKeyCollision,
   keyCollision,
   movedOntoTaken,
@@ -19,7 +18,7 @@ import {
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
 import type { FoundConflict } from "./settle.js";
-import { batchSql, HIDDEN, isRace, parseConflicts, truncateBatchSql } from "./statements.js";
+import { batchSql, isRace, parseConflicts, parseHidden, truncateBatchSql } from "./statements.js";
 
 /** Rounds of settling conflicts for one batch before giving up for this sync (the rows keep changing). */
 const CONFLICT_ROUNDS = 5;
@@ -76,7 +75,7 @@ async function applyAndDrop(ctx: PushContext, batch: Batch): Promise<void> {
   // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally. (A local
   // failure here is neither retried nor a rejection: the ledger row makes the next sync finish the clean-up.)
   try {
-    await ctx.local.run((d) => deleteEntries(d, toRanges(batch.entryIds)));
+    await ctx.local.run((d) => deleteEntries(d, toRanges(batch.entryIds), outcome.reread ?? false));
   } catch (err) {
     throw new LocalCleanupFailed(err);
   }
@@ -118,7 +117,10 @@ class LocalCleanupFailed {
  * their local rows set) and the batch goes again with what settling decided, expecting the remote rows it
  * was decided against. fresh: false if an earlier attempt had applied it already.
  */
-async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: boolean; writes: number }> {
+async function applyRemotely(
+  ctx: PushContext,
+  batch: Batch,
+): Promise<{ fresh: boolean; writes: number; reread?: number[] }> {
   const { remote, clientId, testHooks } = ctx;
   const batchId = batchIdOf(batch);
   const ranges = toRanges(batch.entryIds);
@@ -142,7 +144,7 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
     const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       const [row] = await remote
         .session((sql) =>
-          sql.unsafe<{ fresh: boolean; conflicts: string | null }[]>(text, [
+          sql.unsafe<{ fresh: boolean; conflicts: string | null; hidden?: string | null }[]>(text, [
             clientId,
             batchId,
             `{${ranges.join(",")}}`,
@@ -150,7 +152,6 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
           ]),
         )
         .catch((err: unknown) => {
-          if (isRace(err, HIDDEN)) throw hiddenDelete(describeBatch(batch));
           if (!isRace(err)) throw err;
           throw new SyncError(
             "CONFLICT_RACE",
@@ -165,7 +166,12 @@ async function applyRemotely(ctx: PushContext, batch: Batch): Promise<{ fresh: b
       if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();
       return { row, conflicts };
     });
-    if (conflicts.length === 0) return { fresh: row?.fresh === true, writes: ops.length };
+    if (conflicts.length === 0) {
+      // Deletes the remote did not carry out (statements.ts: hidden): their rows are read again by the next pull.
+      const hidden = parseHidden(row?.hidden).map(([g, i]) => groups[g]!.ops[i - 1]!);
+      const reread = hidden.flatMap((pushed) => (captured.get(pushed) ?? pushed).entryIds);
+      return { fresh: row?.fresh === true, writes: ops.length - hidden.length, reread };
+    }
     if (round === CONFLICT_ROUNDS) throw churn(batch, `during each of ${round} attempts to settle their conflicts`);
     const found = conflicts.map((c) => {
       const pushed = groups[c.group]!.ops[c.row - 1]!;

@@ -109,20 +109,3 @@ export function afterRace(races: Map<number, number>, batch: Batch, err: unknown
   );
   return new SyncError(PUSH_FAILED, err.message, { cause, retryable: false });
 }
-
-/**
- * The refusal of a batch deleting a row this role may see but not delete: its DELETE policy is narrower than its
- * SELECT policy, and PostgreSQL then deletes nothing without an error (statements.ts: HIDDEN). Refused like a row
- * a policy refuses with an error; set aside (`onReject: "skip"`), the row is read again by the next pull.
- */
-export function hiddenDelete(what: string): SyncError {
-  const cause = new FoundRefusal(
-    "the row violates row-level security policy for DELETE: this role may see the row, its DELETE policy hides " +
-      "it (PostgreSQL deletes nothing then, without an error)",
-    "42501",
-  );
-  return new SyncError(PUSH_FAILED, `a row-level security policy kept the ${what} from deleting a row`, {
-    cause,
-    retryable: false,
-  });
-}

@@ -99,13 +99,13 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
       short.push(`(SELECT count(*) FROM ominipg_w${n}) < ${expected}`);
     }
     if (g.kind === "delete") {
-      // A row this role may see that its DELETE left: a policy narrower for DELETE than for SELECT hides it, and
-      // PostgreSQL deletes nothing without an error. Refused (HIDDEN), not counted as deleted. (The statement's
-      // snapshot still shows the rows it deleted: seen before, deleted now.)
+      // Rows this role saw that its DELETE left, where row security applies: a DELETE policy narrower than the
+      // SELECT one deletes nothing without an error (or a trigger kept the row, or another session deleted it
+      // first). Listed, for the next pull to read them again (the statement's snapshot shows the rows it deleted).
       const t = g.table;
-      const seen = `(SELECT count(*) FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")})`;
       hidden.push(
-        `CASE WHEN row_security_active(${quoteLiteral(t.sql)}::regclass) THEN ${seen} > (SELECT count(*) FROM ominipg_w${n}) END`,
+        `SELECT ${n} AS g, s.i FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")} ` +
+          `WHERE row_security_active(${quoteLiteral(t.sql)}::regclass) AND NOT EXISTS (SELECT FROM ominipg_w${n} AS w WHERE w.i = s.i)`,
       );
     }
   });
@@ -121,7 +121,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
     : "";
   const hide = hidden.length
-    ? `, CASE WHEN ${CLAIMED} AND (${hidden.join(" OR ")}) THEN (SELECT '${HIDDEN}' || count(*) FROM ominipg_claim)::int END AS hidden`
+    ? `, CASE WHEN ${CLAIMED} THEN (SELECT json_agg(json_build_array(g, i)) FROM (${hidden.join(" UNION ALL ")}) AS h)::text END AS hidden`
     : "";
   return {
     text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}${hide}`,
@@ -150,12 +150,14 @@ function ordered(writes: { name: string; group: GroupWrite; source: string }[]):
 /** The marker of the error a batch statement raises when another session inserted one of its keys meanwhile. */
 export const RACE = "ominipg: a row was inserted by another session during this push, retry ";
 
-/** The marker of the error a batch statement raises when a policy kept its DELETE from a row the role sees. */
-export const HIDDEN = "ominipg: a row-level security policy hid a row from this DELETE ";
+/** Whether a remote error is the batch statement's own RACE failure. */
+export function isRace(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(RACE);
+}
 
-/** Whether a remote error is the batch statement's own RACE (or `marker`) failure. */
-export function isRace(err: unknown, marker = RACE): boolean {
-  return (err as { code?: unknown })?.code === "22P02" && String((err as Error)?.message ?? "").includes(marker);
+/** The deletes a batch statement saw and did not delete (its `hidden` column): [group, row] pairs. */
+export function parseHidden(text: string | null | undefined): [number, number][] {
+  return text ? (JSON.parse(text) as [number, number][]) : [];
 }
 
 /** The conflicts a batch statement returned (its `conflicts` column). */
@@ -272,7 +274,7 @@ function remoteText(g: GroupWrite, alias: string): string {
 function writeSql(g: GroupWrite, name: string, gate: string): string {
   const t = g.table;
   if (g.kind === "delete") {
-    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`;
+    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING s.i`;
   }
   if (g.kind === "upsert" && g.existing) {
     const set = g.set.filter((c) => t.updatable.includes(c));
