@@ -536,6 +536,57 @@ describe("the change feed with unprivileged clients", () => {
     expect(strategy(r)).toBe("diff");
     expect(r.feed?.unusable).toMatch(/no change feed is set up/);
   });
+
+  it("a change logged with the key alone, drained after the table's identity became FULL: no image is taken from it", async () => {
+    await remote.sql.unsafe(
+      `CREATE TABLE memos (id int PRIMARY KEY, owner text NOT NULL, private boolean);
+       ALTER TABLE memos ENABLE ROW LEVEL SECURITY;
+       CREATE POLICY mine_or_public ON memos FOR SELECT USING (owner = current_user OR NOT coalesce(private, false));
+       GRANT SELECT ON memos TO ${tenantB};
+       GRANT ALL ON _ominipg_feed TO ${tenantB};`,
+    );
+    await (await Ominipg.feed(remote.url)).stop(); // set up; no drainer runs until after the ALTER
+    await remote.sql`INSERT INTO memos VALUES (1, ${tenantA}, true)`;
+    await remote.sql`DELETE FROM memos WHERE id = 1`; // logged with the key alone (identity DEFAULT)
+    await remote.sql`ALTER TABLE memos REPLICA IDENTITY FULL`;
+    const own = await Ominipg.feed(remote.url, { intervalMs: 100 });
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'memos'`).length, {
+        timeout: 10_000,
+      })
+      .toBeGreaterThanOrEqual(2);
+    await own.stop();
+    const as = postgres(urls[tenantB]!, { max: 1, onnotice: () => {} });
+    try {
+      expect(await as`SELECT key FROM _ominipg_feed WHERE table_name = 'memos'`).toEqual([]);
+    } finally {
+      await as.end();
+    }
+  });
+
+  it("feed tables of an older version set up again: readers keep the columns they read, not the images, which go; readers diff once", async () => {
+    await (await Ominipg.feed(remote.url)).stop(); // set up (as this file's earlier tests leave it)
+    await remote.sql.unsafe(
+      `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v3';
+       GRANT SELECT ON _ominipg_feed TO ${tenantA};
+       INSERT INTO _ominipg_feed (lsn, schema_name, table_name, key, image)
+         VALUES (pg_current_wal_lsn(), 'public', 'docs', '{"id": "2"}', '{"id": "2", "owner": "x", "body": "old image"}')`,
+    );
+    const [before] = await remote.sql`SELECT epoch::text AS epoch FROM _ominipg_feed_state`;
+    await (await Ominipg.feed(remote.url)).stop(); // its owner: sets the tables up again
+    const [after] =
+      await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
+    expect(after).toMatchObject({ v: "ominipg feed v4" });
+    expect(after!.epoch).not.toBe(before!.epoch);
+    expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([{ n: 0 }]);
+    const as = postgres(urls[tenantA]!, { max: 1, onnotice: () => {} });
+    try {
+      await expect(as`SELECT image FROM _ominipg_feed`).rejects.toThrow(/permission denied/);
+      expect((await as`SELECT count(key) FROM _ominipg_feed`).length).toBe(1);
+    } finally {
+      await as.end();
+    }
+  });
 });
 
 const pooler = poolerInfo();

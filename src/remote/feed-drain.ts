@@ -131,14 +131,15 @@ const FLUSH = 5000;
  * the key's columns): only then does an UPDATE that changed the key print the old one; null: not a table with a
  * primary key (now).
  */
-type Keys = Map<string, { pk: string[]; rls: boolean; full: boolean; keyed: boolean; json: Set<string> } | null>;
+type Keys = Map<string, { pk: string[]; rls: boolean; columns: number; keyed: boolean; json: Set<string> } | null>;
 
 /**
  * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
  * other statements' values do: postgres.js sends a statement with parameters in two round trips.
  */
 const pkSql = (tables: { s: string; t: string }[]) =>
-  `SELECT q.s, q.t, k.cols, j.json, coalesce(c.relrowsecurity, false) AS rls, coalesce(c.relreplident = 'f', false) AS full, ` +
+  `SELECT q.s, q.t, k.cols, j.json, coalesce(c.relrowsecurity, false) AS rls, ` +
+  `(SELECT count(*) FROM pg_attribute AS n WHERE n.attrelid = c.oid AND n.attnum > 0 AND NOT n.attisdropped)::int AS columns, ` +
   `coalesce(c.relreplident IN ('d', 'f') OR ` +
   `(c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident ` +
   `AND r.indkey::int2[] @> k.indkey)), false) AS keyed ` +
@@ -162,13 +163,15 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
   const rows = await tx.unsafe<
-    { s: string; t: string; cols: string | null; json: string | null; rls: boolean; full: boolean; keyed: boolean }[]
+    { s: string; t: string; cols: string | null; json: string | null; rls: boolean; columns: number; keyed: boolean }[]
   >(pkSql(list));
   for (const r of rows) {
     const json = new Set(r.json === null ? [] : (JSON.parse(r.json) as string[]));
     keys.set(
       tableId({ schema: r.s, name: r.t }),
-      r.cols === null ? null : { pk: JSON.parse(r.cols) as string[], rls: r.rls, full: r.full, keyed: r.keyed, json },
+      r.cols === null
+        ? null
+        : { pk: JSON.parse(r.cols) as string[], rls: r.rls, columns: r.columns, keyed: r.keyed, json },
     );
   }
 }
@@ -341,13 +344,15 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
   const known = of(table);
   if (own(table) || !known) return;
   if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
-  const { pk, rls, full, keyed, json } = known;
+  const { pk, rls, columns, keyed, json } = known;
   // No old key printed, and the identity does not say the key stayed: it may have changed, the old key unknown.
   if (change.op === "UPDATE" && !change.old && !keyed) return txn.add(table, null, maxKeys);
   const old = keyOf(change.old, pk, json);
-  // The row before the change, so that who could see it is told of the change: whole (only REPLICA IDENTITY FULL
-  // prints every column; readers would judge a partial one on NULLs), and as it was before the transaction (Txn).
-  if (rls && full && change.old) txn.add(table, old, maxKeys, jsonOf(change.old, json));
+  // The row before the change, so that who could see it is told of the change: whole (as REPLICA IDENTITY FULL
+  // prints it when the change is made: readers would judge a partial one on NULLs), and as it was before the
+  // transaction (Txn).
+  const whole = change.old?.size === columns && ![...change.old.values()].includes(TOAST);
+  if (rls && whole) txn.add(table, old, maxKeys, jsonOf(change.old!, json));
   if (change.op === "DELETE") return txn.add(table, old, maxKeys);
   const now = keyOf(change.new, pk, json);
   txn.add(table, now, maxKeys);

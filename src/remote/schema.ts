@@ -188,6 +188,25 @@ const FEED_V1_UPGRADE = `DO $u$ BEGIN
   END IF;
 END $u$`;
 
+/**
+ * From v2-v3 (readers granted SELECT on the whole feed, images of rows a transaction made or of a key alone): the
+ * roles granted SELECT but not INSERT (readers, not drainers) keep SELECT on the columns a reader reads only
+ * (tenantGrants), the images go, and a new epoch makes readers diff once (the images told them which rows left
+ * their sight). Run before the version comment is set: only on such a table.
+ */
+const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
+  IF obj_description('${FEED}'::regclass, 'pg_class') IS NOT NULL AND obj_description('${FEED}'::regclass, 'pg_class') <> '${FEED_SCHEMA_VERSION}' THEN
+    FOR r IN SELECT DISTINCT a.grantee FROM pg_class AS c, aclexplode(c.relacl) AS a
+        WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
+          AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
+      EXECUTE format('REVOKE SELECT ON ${FEED} FROM %s', r.grantee::regrole);
+      EXECUTE format('GRANT SELECT (lsn, schema_name, table_name, key) ON ${FEED} TO %s', r.grantee::regrole);
+    END LOOP;
+    DELETE FROM ${FEED} WHERE image IS NOT NULL;
+    UPDATE ${FEED_STATE} SET epoch = gen_random_uuid(), trimmed_upto = drained_upto, trimmed_at = now();
+  END IF;
+END $u$`;
+
 /** The feed's tables, idempotent (with the identity function, which the ledger shares). */
 export const FEED_DDL = `${IDENTITY_DDL};
 CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
@@ -227,6 +246,7 @@ CREATE TABLE IF NOT EXISTS ${FEED_CLIENTS} (
   PRIMARY KEY (owner, client_id)
 );
 ${FEED_V1_UPGRADE};
+${FEED_V4_UPGRADE};
 ALTER TABLE ${FEED} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED} FORCE ROW LEVEL SECURITY;
 ALTER TABLE ${FEED_STATE} ENABLE ROW LEVEL SECURITY;
