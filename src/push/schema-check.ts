@@ -10,18 +10,9 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
   if (tables.length === 0) return new Map();
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
-    {
-      schema: string;
-      name: string;
-      col: string | null;
-      type: string | null;
-      generated: boolean;
-      identity: string | null;
-      pk: string | null;
-    }[]
+    { schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]
   >(
     `SELECT n.nspname AS schema, c.relname AS name, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
-            a.attgenerated <> '' AS generated, a.attidentity::text AS identity,
             (SELECT array_to_json(array_agg(pa.attname::text ORDER BY k.ord))::text FROM pg_index i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute pa ON pa.attrelid = c.oid AND pa.attnum = k.attnum
@@ -31,12 +22,11 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
     [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
-  type RemoteColumn = { type: string; generated: boolean; identity: string };
-  const remote = new Map<string, { columns: Map<string, RemoteColumn>; pk: string[] }>();
+  const remote = new Map<string, { columns: Map<string, string>; pk: string[] }>();
   for (const r of rows) {
     const key = `${r.schema}.${r.name}`;
     const entry = remote.get(key) ?? { columns: new Map(), pk: r.pk ? (JSON.parse(r.pk) as string[]) : [] };
-    if (r.col) entry.columns.set(r.col, { type: r.type ?? "", generated: r.generated, identity: r.identity ?? "" });
+    if (r.col) entry.columns.set(r.col, r.type ?? "");
     remote.set(key, entry);
   }
   const problems: string[] = [];
@@ -48,21 +38,9 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       continue;
     }
     for (const c of t.columns) {
-      const rc = r.columns.get(c.name);
-      const column = `${name}.${c.name}`;
-      if (rc === undefined) problems.push(`${column}: missing on the remote`);
-      else if (rc.type !== c.type) problems.push(`${column}: ${c.type} locally, ${rc.type} on the remote`);
-      // A generated column is never pushed (its remote values would be NULL), nor may a push write one.
-      else if (rc.generated !== c.generated)
-        problems.push(
-          `${column}: ${c.generated ? "generated locally, not on the remote" : "generated on the remote only"}`,
-        );
-      // GENERATED ALWAYS AS IDENTITY takes a value only with OVERRIDING SYSTEM VALUE, which a push gives it where
-      // the local column is one too.
-      else if (rc.identity === "a" && c.identity !== "a")
-        problems.push(
-          `${column}: GENERATED ALWAYS AS IDENTITY on the remote only (locally ${c.identity === "d" ? "BY DEFAULT" : "not an identity"})`,
-        );
+      const type = r.columns.get(c.name);
+      if (type === undefined) problems.push(`${name}.${c.name}: missing on the remote`);
+      else if (type !== c.type) problems.push(`${name}.${c.name}: ${c.type} locally, ${type} on the remote`);
     }
     for (const col of r.columns.keys()) {
       if (!t.columns.some((c) => c.name === col)) problems.push(`${name}.${col}: only on the remote`);
