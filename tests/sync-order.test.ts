@@ -282,4 +282,21 @@ describe("sync: a foreign key only the remote has", () => {
       await remote.drop();
     }
   });
+
+  it("to the table itself: a chain of rows pushed in small batches, several at once, keeps each after its parent", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql.unsafe(`CREATE TABLE chain (id int PRIMARY KEY, parent int REFERENCES chain)`);
+      const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS chain (id int PRIMARY KEY, parent int)`], {
+        remoteSchema: "skip",
+        sync: { copyBatchSize: 0, batchSize: 20, concurrency: 4, retry: { attempts: 1 } },
+      });
+      await db.query(`INSERT INTO chain SELECT g, nullif(g - 1, 0) FROM generate_series(1, 400) g`);
+      expect(await db.sync()).toMatchObject({ pushed: 400, rejected: 0 });
+      expect(await remote.sql`SELECT count(*)::int AS n FROM chain`).toEqual([{ n: 400 }]);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
 });

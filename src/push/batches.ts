@@ -22,6 +22,7 @@ export function planBatches(
   window: Pick<Coalesced, "truncates" | "rows">,
   order: Map<number, number>,
   batchSize: number,
+  selfReferencing: (t: TableInfo) => boolean = (t) => t.references.includes(t.oid),
 ): Batch[] {
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
   // The ops of a bond (never deletes) sort together, where its first op does, at its highest priority.
@@ -82,8 +83,4 @@ export function planBatches(
     for (const id of op.entryIds) current.entryIds.push(id); // no spread: a row may stand for 100k+ entries
   }
   return batches;
-}
-
-function selfReferencing(table: TableInfo): boolean {
-  return table.references.includes(table.oid);
 }

@@ -41,7 +41,10 @@ function checkOf(op: RowOp, columns: string[]): Check {
  * ones out of the window), except in a table referencing itself, where a group holds only consecutive ops
  * so that parent rows are still written before their children.
  */
-export function groupOps(ops: RowOp[]): OpGroup[] {
+export function groupOps(
+  ops: RowOp[],
+  selfReferencing: (t: TableInfo) => boolean = (t) => t.references.includes(t.oid),
+): OpGroup[] {
   const groups = new Map<string, OpGroup>();
   const out: OpGroup[] = [];
   for (const op of ops) {
@@ -51,7 +54,7 @@ export function groupOps(ops: RowOp[]): OpGroup[] {
     const partial = check.expected === "base" && isPartial(op);
     const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}\u0000${partial}`;
     let g = groups.get(key);
-    if (g && g !== out[out.length - 1] && op.table.references.includes(op.table.oid)) g = undefined;
+    if (g && g !== out[out.length - 1] && selfReferencing(op.table)) g = undefined;
     if (!g) {
       g = { kind: op.kind, table: op.table, columns, set, check, partial, ops: [] };
       groups.set(key, g);

@@ -61,7 +61,7 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
   return remoteReferences(sql, tables);
 }
 
-/** Per synced table (oid), the other synced tables (oids) it references by a foreign key on the remote. */
+/** Per synced table (oid), the synced tables (oids, itself too) it references by a foreign key on the remote. */
 export type RemoteReferences = Map<number, number[]>;
 
 /**
@@ -75,7 +75,7 @@ async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteRe
     `SELECT DISTINCT ${named("cn", "cc")} AS child, ${named("pn", "pc")} AS parent FROM pg_constraint k
        JOIN pg_class cc ON cc.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
        JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-      WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND ${named("cn", "cc")} IN ${synced}
+      WHERE k.contype = 'f' AND ${named("cn", "cc")} IN ${synced}
         AND ${named("pn", "pc")} IN ${synced}`,
     [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
