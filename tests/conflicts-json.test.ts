@@ -57,9 +57,12 @@ describe("conflicts on json and jsonb columns", () => {
     expect(seen).toEqual([null]);
   });
 
-  it("JSON null in a json or jsonb column: updates and deletes push without a conflict, a real conflict is settled", async () => {
-    for (const type of ["json", "jsonb"]) {
-      const schema = `CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY, a text, doc ${type})`;
+  it("JSON null in a json or jsonb column (or a domain over one): updates and deletes push without a conflict, a real conflict is settled", async () => {
+    for (const type of ["json", "jsonb", "json_doc", "jsonb_doc"]) {
+      const domains =
+        `DO $$ BEGIN CREATE DOMAIN json_doc AS json; CREATE DOMAIN jsonb_doc AS jsonb; ` +
+        `EXCEPTION WHEN duplicate_object THEN NULL; END $$; `;
+      const schema = `${domains}CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY, a text, doc ${type})`;
       const remote = await remoteWith(
         schema,
         `INSERT INTO w VALUES (1, 'a0', 'null'), (2, 'a0', 'null'), (3, 'a0', 'null'), (4, 'a0', NULL)`,

@@ -209,11 +209,13 @@ function lockSql(g: GroupWrite, name: string): string {
     g.check.columns
       .map((c) => {
         const [value, expected] = [`${T}.${quoteIdent(c)}`, field(g.table, `s.${alias}`, c)];
+        const column = g.table.columns.find((col) => col.name === c);
         // json by its text: it is kept byte for byte, and jsonb refuses some valid json (\u0000, a lone surrogate).
-        if (columnType(g.table, c) === "json")
+        if (column?.type === "json")
           return `(${jsonText(value, "json")}) IS NOT DISTINCT FROM (${jsonText(expected, "json")})`;
         const [remote, other] = [`to_jsonb(${value})`, `to_jsonb(${expected})`];
-        return columnType(g.table, c) === "jsonb"
+        // jsonb, and domains over json or jsonb: JSON null as SQL NULL, as the row image has it.
+        return column?.jsonValue === "json"
           ? `${jsonNullAsNull(remote)} IS NOT DISTINCT FROM ${jsonNullAsNull(other)}`
           : `${remote} IS NOT DISTINCT FROM ${other}`;
       })
@@ -225,10 +227,6 @@ function lockSql(g: GroupWrite, name: string): string {
     `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
   );
-}
-
-function columnType(t: TableInfo, column: string): string | undefined {
-  return t.columns.find((c) => c.name === column)?.type;
 }
 
 /** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
