@@ -107,8 +107,7 @@ export class Remote {
     if (this.#stoppedAfterMs !== undefined)
       return new SyncError(
         code,
-        `${this.redact(what)}: stopped by close() after waiting ${this.#stoppedAfterMs} ms (sync.closeTimeoutMs); ` +
-          `changes whose push was not confirmed stay queued`,
+        `${this.redact(what)}: stopped by close() after waiting ${this.#stoppedAfterMs} ms (sync.closeTimeoutMs)`,
         { cause, retryable: true },
       );
     return remoteFailure(code, what, cause, (text) => this.redact(text));
