@@ -537,6 +537,36 @@ describe("the change feed with unprivileged clients", () => {
     expect(r.feed?.unusable).toMatch(/no change feed is set up/);
   });
 
+  it("rows with NULL columns (which the logged old row leaves out) deleted or given away: the tenant is told", async () => {
+    const own = await Ominipg.feed(remote.url, { intervalMs: 100 });
+    await remote.sql.unsafe(
+      `CREATE TABLE notes2 (id int PRIMARY KEY, owner text NOT NULL, body text);
+       ALTER TABLE notes2 ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE notes2 REPLICA IDENTITY FULL;
+       CREATE POLICY own ON notes2 USING (owner = current_user);
+       GRANT SELECT ON notes2 TO ${tenantA};
+       INSERT INTO notes2 VALUES (1, '${tenantA}', NULL), (2, '${tenantA}', NULL), (3, '${tenantA}', 'kept');`,
+    );
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: urls[tenantA],
+      schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS notes2 (id int PRIMARY KEY, owner text NOT NULL, body text)`],
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    clients.push(db);
+    expect((await db.pull()).tables["public.notes2"]!.strategy).toBe("copy");
+    await remote.sql.unsafe(`DELETE FROM notes2 WHERE id = 1; UPDATE notes2 SET owner = '${tenantB}' WHERE id = 2`);
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'notes2'`).length, {
+        timeout: 10_000,
+      })
+      .toBeGreaterThanOrEqual(4);
+    expect((await db.pull()).tables["public.notes2"]!.strategy).toBe("feed");
+    expect((await db.query(`SELECT id FROM notes2`)).rows).toEqual([{ id: 3 }]);
+    await own.stop();
+  });
+
   it("a change logged with the key alone, drained after the table's identity became FULL: no image is taken from it", async () => {
     await remote.sql.unsafe(
       `CREATE TABLE memos (id int PRIMARY KEY, owner text NOT NULL, private boolean);

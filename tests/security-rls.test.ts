@@ -172,6 +172,22 @@ describe("a delete a policy hides (read all, write your own)", () => {
   const seed = () =>
     remote.sql`INSERT INTO shared VALUES ('s1', ${B}, 'B''s'), ('s2', ${A}, 'A''s'), ('s3', ${A}, 'A''s')`;
 
+  it("its batch applied already (the COMMIT reply lost): the row is still read again", async () => {
+    await seed();
+    let lost = 0;
+    const testHooks = {
+      afterRemoteCommit: () => {
+        if (lost++ === 0) throw Object.assign(new Error("connection reset after COMMIT"), { code: "ECONNRESET" });
+      },
+    };
+    const { db } = await tenant(A, {}, { schemaSQL: [...SCHEMA, SHARED], testHooks });
+    await db.pull();
+    await db.query(`DELETE FROM shared WHERE id = 's1'`);
+    await db.sync();
+    expect(lost).toBe(2); // the lost reply, then the retry that found the batch applied
+    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_reread`)).rows).toEqual([{ n: 1 }]);
+  });
+
   it("is not carried out and not refused: the next pull brings the row back", async () => {
     await seed();
     const { db } = await tenant(A, {}, { schemaSQL: [...SCHEMA, SHARED] });

@@ -102,6 +102,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
       // Rows this role saw that its DELETE left, where row security applies: a DELETE policy narrower than the
       // SELECT one deletes nothing without an error (or a trigger kept the row, or another session deleted it
       // first). Listed, for the next pull to read them again (the statement's snapshot shows the rows it deleted).
+      // Also when the batch was applied already (its COMMIT reply lost): the rows still there are those left.
       const t = g.table;
       hidden.push(
         `SELECT ${n} AS g, s.i FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")} ` +
@@ -121,7 +122,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     ? `, CASE WHEN ${CLAIMED} AND (${short.join(" OR ")}) THEN (SELECT '${RACE}' || count(*) FROM ominipg_claim)::int END AS race`
     : "";
   const hide = hidden.length
-    ? `, CASE WHEN ${CLAIMED} THEN (SELECT json_agg(json_build_array(g, i)) FROM (${hidden.join(" UNION ALL ")}) AS h)::text END AS hidden`
+    ? `, (SELECT json_agg(json_build_array(g, i)) FROM (${hidden.join(" UNION ALL ")}) AS h)::text AS hidden`
     : "";
   return {
     text: `WITH ${ctes.join(",\n")}\nSELECT ${CLAIMED} AS fresh, (SELECT json_agg(json_build_array(g, i, remote, taken)) FROM ominipg_conflicts)::text AS conflicts${race}${hide}`,

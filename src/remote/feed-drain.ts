@@ -131,7 +131,10 @@ const FLUSH = 5000;
  * the key's columns): only then does an UPDATE that changed the key print the old one; null: not a table with a
  * primary key (now).
  */
-type Keys = Map<string, { pk: string[]; rls: boolean; columns: number; keyed: boolean; json: Set<string> } | null>;
+type Keys = Map<
+  string,
+  { pk: string[]; rls: boolean; full: boolean; notNull: string[]; keyed: boolean; json: Set<string> } | null
+>;
 
 /**
  * The tables' primary keys and whether row-level security is on. The list goes in as a literal, as the step's
@@ -139,7 +142,8 @@ type Keys = Map<string, { pk: string[]; rls: boolean; columns: number; keyed: bo
  */
 const pkSql = (tables: { s: string; t: string }[]) =>
   `SELECT q.s, q.t, k.cols, j.json, coalesce(c.relrowsecurity, false) AS rls, ` +
-  `(SELECT count(*) FROM pg_attribute AS n WHERE n.attrelid = c.oid AND n.attnum > 0 AND NOT n.attisdropped)::int AS columns, ` +
+  `coalesce(c.relreplident = 'f', false) AS full, (SELECT array_to_json(array_agg(n.attname::text))::text FROM pg_attribute AS n ` +
+  `WHERE n.attrelid = c.oid AND n.attnum > 0 AND NOT n.attisdropped AND n.attnotnull) AS not_null, ` +
   `coalesce(c.relreplident IN ('d', 'f') OR ` +
   `(c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident ` +
   `AND r.indkey::int2[] @> k.indkey)), false) AS keyed ` +
@@ -163,7 +167,16 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
   const rows = await tx.unsafe<
-    { s: string; t: string; cols: string | null; json: string | null; rls: boolean; columns: number; keyed: boolean }[]
+    {
+      s: string;
+      t: string;
+      cols: string | null;
+      json: string | null;
+      rls: boolean;
+      full: boolean;
+      not_null: string | null;
+      keyed: boolean;
+    }[]
   >(pkSql(list));
   for (const r of rows) {
     const json = new Set(r.json === null ? [] : (JSON.parse(r.json) as string[]));
@@ -171,7 +184,14 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
       tableId({ schema: r.s, name: r.t }),
       r.cols === null
         ? null
-        : { pk: JSON.parse(r.cols) as string[], rls: r.rls, columns: r.columns, keyed: r.keyed, json },
+        : {
+            pk: JSON.parse(r.cols) as string[],
+            rls: r.rls,
+            full: r.full,
+            notNull: r.not_null === null ? [] : (JSON.parse(r.not_null) as string[]),
+            keyed: r.keyed,
+            json,
+          },
     );
   }
 }
@@ -344,14 +364,16 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
   const known = of(table);
   if (own(table) || !known) return;
   if (change.kind === "unreadable") return txn.add(table, null, maxKeys);
-  const { pk, rls, columns, keyed, json } = known;
+  const { pk, rls, full, notNull, keyed, json } = known;
   // No old key printed, and the identity does not say the key stayed: it may have changed, the old key unknown.
   if (change.op === "UPDATE" && !change.old && !keyed) return txn.add(table, null, maxKeys);
   const old = keyOf(change.old, pk, json);
-  // The row before the change, so that who could see it is told of the change: whole (as REPLICA IDENTITY FULL
-  // prints it when the change is made: readers would judge a partial one on NULLs), and as it was before the
+  // The row before the change, so that who could see it is told of the change: whole (REPLICA IDENTITY FULL; the
+  // plugin leaves its NULL columns out, so a row logged with the key alone, before the identity became FULL, is
+  // told by a NOT NULL column it lacks; readers would judge a partial row on NULLs), and as it was before the
   // transaction (Txn).
-  const whole = change.old?.size === columns && ![...change.old.values()].includes(TOAST);
+  const whole =
+    full && change.old && notNull.every((c) => change.old!.has(c)) && ![...change.old.values()].includes(TOAST);
   if (rls && whole) txn.add(table, old, maxKeys, jsonOf(change.old!, json));
   if (change.op === "DELETE") return txn.add(table, old, maxKeys);
   const now = keyOf(change.new, pk, json);
