@@ -118,14 +118,7 @@ export class Ominipg extends OminipgBase {
    */
   sync(): Promise<SyncResult> {
     if (this.closed) return Promise.reject(new ClosedError());
-    if (!this.#syncer) {
-      return Promise.reject(
-        new OminipgError(
-          "SYNC_NOT_CONFIGURED",
-          "sync() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)",
-        ),
-      );
-    }
+    if (!this.#syncer) return notConfigured("sync()");
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
     this.#inflight ??= this.#remoteWork
@@ -143,14 +136,7 @@ export class Ominipg extends OminipgBase {
    */
   pull(): Promise<PullResult> {
     if (this.closed) return Promise.reject(new ClosedError());
-    if (!this.#puller) {
-      return Promise.reject(
-        new OminipgError(
-          "SYNC_NOT_CONFIGURED",
-          "pull() needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)",
-        ),
-      );
-    }
+    if (!this.#puller) return notConfigured("pull()");
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const puller = this.#puller;
     this.#pulling ??= this.#remoteWork
@@ -230,10 +216,7 @@ export class Ominipg extends OminipgBase {
    */
   unregister(): Promise<{ ledgerRows: number }> {
     if (this.closed) return Promise.reject(new ClosedError());
-    if (!this.#syncer)
-      return Promise.reject(
-        new OminipgError("SYNC_NOT_CONFIGURED", "unregister() needs a local database with syncUrl"),
-      );
+    if (!this.#syncer) return notConfigured("unregister()");
     if (this.insideTransaction()) return Promise.reject(inTransactionError());
     const syncer = this.#syncer;
     return this.#track("REMOTE_LEDGER_FAILED", "removing this client's ledger rows", () =>
@@ -286,8 +269,14 @@ export class Ominipg extends OminipgBase {
       clearTimeout(this.#debounce);
       this.#debounce = setTimeout(background, ms).unref();
     };
+    let again = false; // a run came due while a sync was in flight: joining it would miss the writes since it began
     const background = (): void => {
-      if (this.closed) return;
+      if (this.closed || again) return;
+      if (this.#inflight) {
+        again = true;
+        void this.#inflight.catch(() => {}).finally(() => ((again = false), background()));
+        return;
+      }
       if (Date.now() < notBefore) return retryLater(notBefore - Date.now());
       void this.sync()
         .then(() => (this.#sync.pull === "live" ? this.pull() : undefined))
@@ -396,4 +385,9 @@ export class Ominipg extends OminipgBase {
     this.emit("error", error);
     return error;
   }
+}
+
+function notConfigured(call: string): Promise<never> {
+  const why = `${call} needs a local database with syncUrl; this client has none (direct mode, or no syncUrl)`;
+  return Promise.reject(new OminipgError("SYNC_NOT_CONFIGURED", why));
 }

@@ -97,4 +97,27 @@ describe("sync: concurrency and background sync", () => {
     expect(await queued(debounced)).toBe(0);
     await debounced.close();
   });
+
+  it("pushDebounceMs: a write whose debounce comes due while a sync runs is pushed by a sync after it", async () => {
+    const db = await openSynced(remote.url, SCHEMA, { sync: { pushDebounceMs: 30 } });
+    await db.sync();
+    await remote.sql`TRUNCATE events`;
+    const holder = await remote.sql.reserve();
+    try {
+      await holder.unsafe(`BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE`);
+      await db.query(`INSERT INTO events VALUES (1, 'first')`);
+      await until(
+        "the background sync waiting on the lock",
+        async () => (await remote.sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`)[0]!.n > 0,
+      );
+      await db.query(`INSERT INTO events VALUES (2, 'during')`); // its debounce comes due while that sync waits
+      await new Promise((r) => setTimeout(r, 200));
+      await holder.unsafe(`COMMIT`);
+    } finally {
+      holder.release();
+    }
+    await until("both rows pushed", async () => (await remoteCount()) === 2);
+    expect(await queued(db)).toBe(0);
+    await db.close();
+  });
 });
