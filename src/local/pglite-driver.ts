@@ -3,6 +3,7 @@ import type { Driver, Field, QueryResult, RowMode, TxStatus } from "../core/driv
 import { commandOf, rowCountOf } from "../core/driver.js";
 import { Lru } from "../core/lru.js";
 import { Mutex } from "../core/mutex.js";
+import { parseTimestamp } from "../core/timestamp.js";
 import { ArrayTypes, LOOKUP_NAME, LOOKUP_SQL, oidList } from "./array-types.js";
 import { BYTEA, byteaText, byteaValue } from "./bytea.js";
 import { adoptFileStorage } from "./memfs-storage.js";
@@ -23,6 +24,9 @@ interface Prepared {
  * (parse and plan once, then bind/execute), which is ~3x faster than `db.query` for repeated statements.
  * Results and errors are built exactly as `db.query` builds them.
  */
+/** The `timestamp` type (without time zone). */
+const TIMESTAMP = 1114;
+
 export class PgliteDriver implements Driver {
   #db: PGlite;
   #lock = new Mutex();
@@ -46,6 +50,7 @@ export class PgliteDriver implements Driver {
     this.#parsers = {
       ...db.parsers,
       [BYTEA]: (text: string, typeId?: number) => byteaValue(text) ?? parseBytea?.(text, typeId) ?? text,
+      [TIMESTAMP]: parseTimestamp,
     };
     this.#arrays = new ArrayTypes(this.#parsers, this.#serializers);
     this.#cache = new Lru(cacheSize, (_sql, p) => this.#evicted.push(p.name));
