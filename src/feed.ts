@@ -54,6 +54,7 @@ export class FeedLink {
   /** What a pull found in the feed. */
   pulled(result: PullResult): void {
     this.#pulled = result.feed?.position ?? null;
+    this.#readable = undefined; // the pull may have set the feed up: asked again at the next tick
   }
 
   /**

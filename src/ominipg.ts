@@ -293,12 +293,16 @@ export class Ominipg extends OminipgBase {
           },
         );
     };
-    if (this.#sync.pull !== false) {
+    // The first pull of a database never pulled, tried again (backing off) until it succeeds: a remote down at
+    // connect() would otherwise leave it, and with it a live client's change feed, never set up.
+    const initial = (attempt: number): void => {
+      if (this.closed) return;
       void this.local
         .run((d) => getMeta(d, "last_pull"))
         .then((lastPull) => (lastPull === undefined ? this.pull() : undefined))
-        .catch(() => {});
-    }
+        .catch(() => setTimeout(() => initial(attempt + 1), backoffDelay(attempt, this.#sync.retry) + 1).unref());
+    };
+    if (this.#sync.pull !== false) initial(1);
     if (this.#sync.pull === "live" && this.#sync.feed.mode !== "off")
       this.#feed?.watch(
         () => this.pull(),

@@ -8,6 +8,7 @@ import { Ominipg } from "../src/index.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { createLoginRoles, createTestDatabase, dropRoles, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
+import { startProxy } from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL)`];
 
@@ -88,5 +89,27 @@ describe('sync.pull "live"', () => {
       `live, unprivileged client: median ${Math.round(median(ms))} ms, max ${Math.round(Math.max(...ms))} ms`,
     );
     expect(Math.max(...ms)).toBeLessThan(5_000);
+  });
+
+  it("a client started while the remote was down pulls once it is back, and goes live (its first pull sets the feed up)", async () => {
+    const remote = await remoteDb();
+    const proxy = await startProxy(remote.url);
+    cleanup(() => proxy.close());
+    await proxy.close();
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: proxy.url,
+      schemaSQL: SCHEMA,
+      remoteSchema: "skip",
+      sync: { pull: "live", retry: { attempts: 1, baseDelayMs: 50, maxDelayMs: 200 } },
+    });
+    cleanup(() => db.close());
+    db.on("error", () => {}); // the first pulls fail while the remote is down
+    await new Promise((r) => setTimeout(r, 500));
+    await proxy.open();
+    const count = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM notes`)).rows[0]!.n;
+    await expect.poll(count, { timeout: 10_000 }).toBe(100);
+    await remote.sql`INSERT INTO notes VALUES (101, 'while idle')`;
+    await expect.poll(count, { timeout: 10_000 }).toBe(101);
   });
 });
