@@ -80,6 +80,28 @@ describe("the change feed with unprivileged clients", () => {
       return tx.unsafe(`SELECT id, owner, body FROM docs ORDER BY id`);
     })) as unknown as { id: number }[];
   const local = async (db: Ominipg) => (await db.query(`SELECT id, owner, body FROM docs ORDER BY id`)).rows;
+  /** A table of tenant A's rows (row security: each tenant its own; REPLICA IDENTITY FULL), and A's client of it. */
+  const ownTable = async (name: string, columns: string, rows: string) => {
+    await remote.sql.unsafe(
+      `CREATE TABLE ${name} (${columns});
+       ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE ${name} REPLICA IDENTITY FULL;
+       CREATE POLICY own ON ${name} USING (owner = current_user);
+       GRANT SELECT ON ${name} TO ${tenantA};
+       INSERT INTO ${name} VALUES ${rows};`,
+    );
+  };
+  const clientOf = async (role: string, table: string) => {
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: urls[role],
+      schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS ${table}`],
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    clients.push(db);
+    return db;
+  };
 
   let drainer: FeedDrainer | undefined;
 
@@ -181,22 +203,12 @@ describe("the change feed with unprivileged clients", () => {
 
   it("a column's type changed on the remote: images that no longer read as the table's row do not stop a tenant's pulls", async () => {
     const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
-    await remote.sql.unsafe(
-      `CREATE TABLE tasks (id int PRIMARY KEY, owner text NOT NULL, prio text);
-       ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
-       ALTER TABLE tasks REPLICA IDENTITY FULL;
-       CREATE POLICY own ON tasks USING (owner = current_user);
-       GRANT SELECT ON tasks TO ${tenantA};
-       INSERT INTO tasks VALUES (1, '${tenantA}', 'high'), (2, '${tenantA}', 'low');`,
+    await ownTable(
+      "tasks",
+      "id int PRIMARY KEY, owner text NOT NULL, prio text",
+      `(1, '${tenantA}', 'high'), (2, '${tenantA}', 'low')`,
     );
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: urls[tenantA],
-      schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS tasks (id int PRIMARY KEY, owner text NOT NULL)`],
-      remoteSchema: "skip",
-      sync: { retry: { attempts: 1 } },
-    });
-    clients.push(db);
+    const db = await clientOf(tenantA, "tasks (id int PRIMARY KEY, owner text NOT NULL)");
     expect((await db.pull()).tables["public.tasks"]!.strategy).toBe("copy");
     const drained = async (n: number) =>
       expect
@@ -230,17 +242,10 @@ describe("the change feed with unprivileged clients", () => {
        GRANT SELECT, UPDATE, DELETE ON board TO ${tenantA};
        INSERT INTO board VALUES (1, '${tenantB}'), (2, '${tenantA}'), (3, '${tenantA}'), (4, '${tenantA}');`,
     );
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: urls[tenantA],
-      schemaSQL: [
-        ...LOCAL,
-        `CREATE TABLE IF NOT EXISTS board (id int PRIMARY KEY, owner text NOT NULL, gone boolean NOT NULL DEFAULT false)`,
-      ],
-      remoteSchema: "skip",
-      sync: { retry: { attempts: 1 } },
-    });
-    clients.push(db);
+    const db = await clientOf(
+      tenantA,
+      "board (id int PRIMARY KEY, owner text NOT NULL, gone boolean NOT NULL DEFAULT false)",
+    );
     expect((await db.pull()).tables["public.board"]!.strategy).toBe("copy");
     // 1: B's, which A sees and may not delete (PostgreSQL deletes nothing, without an error); 2: deleted; 3: soft deleted.
     await db.query(`DELETE FROM board WHERE id IN (1, 2, 3)`);
@@ -539,22 +544,9 @@ describe("the change feed with unprivileged clients", () => {
 
   it("rows with NULL columns (which the logged old row leaves out) deleted or given away: the tenant is told", async () => {
     const own = await Ominipg.feed(remote.url, { intervalMs: 100 });
-    await remote.sql.unsafe(
-      `CREATE TABLE notes2 (id int PRIMARY KEY, owner text NOT NULL, body text);
-       ALTER TABLE notes2 ENABLE ROW LEVEL SECURITY;
-       ALTER TABLE notes2 REPLICA IDENTITY FULL;
-       CREATE POLICY own ON notes2 USING (owner = current_user);
-       GRANT SELECT ON notes2 TO ${tenantA};
-       INSERT INTO notes2 VALUES (1, '${tenantA}', NULL), (2, '${tenantA}', NULL), (3, '${tenantA}', 'kept');`,
-    );
-    const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
-      syncUrl: urls[tenantA],
-      schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS notes2 (id int PRIMARY KEY, owner text NOT NULL, body text)`],
-      remoteSchema: "skip",
-      sync: { retry: { attempts: 1 } },
-    });
-    clients.push(db);
+    const columns = "id int PRIMARY KEY, owner text NOT NULL, body text";
+    await ownTable("notes2", columns, `(1, '${tenantA}', NULL), (2, '${tenantA}', NULL), (3, '${tenantA}', 'kept')`);
+    const db = await clientOf(tenantA, `notes2 (${columns})`);
     expect((await db.pull()).tables["public.notes2"]!.strategy).toBe("copy");
     await remote.sql.unsafe(`DELETE FROM notes2 WHERE id = 1; UPDATE notes2 SET owner = '${tenantB}' WHERE id = 2`);
     await expect
