@@ -188,6 +188,25 @@ describe("a delete a policy hides (read all, write your own)", () => {
     expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_reread`)).rows).toEqual([{ n: 1 }]);
   });
 
+  it("its batch settled from the ledger after a crash past the remote COMMIT: its deletes are read again", async () => {
+    await seed();
+    let crashed = false;
+    const testHooks = {
+      afterRemoteCommit: () => {
+        if (crashed) return;
+        crashed = true;
+        throw new Error("crashed after the remote COMMIT");
+      },
+    };
+    const { db } = await tenant(A, { retry: { attempts: 1 } }, { schemaSQL: [...SCHEMA, SHARED], testHooks });
+    db.on("error", () => {});
+    await db.pull();
+    await db.query(`DELETE FROM shared WHERE id = 's1'`);
+    await expect(db.sync()).rejects.toThrow(/crashed/);
+    expect(await db.sync()).toMatchObject({ pushed: 0 }); // settled from the ledger
+    expect((await db.query(`SELECT count(*)::int AS n FROM _ominipg_reread`)).rows).toEqual([{ n: 1 }]);
+  });
+
   it("is not carried out and not refused: the next pull brings the row back", async () => {
     await seed();
     const { db } = await tenant(A, {}, { schemaSQL: [...SCHEMA, SHARED] });

@@ -261,15 +261,16 @@ export async function dropSpan(d: Driver, lo: number, hi: number): Promise<void>
 }
 
 /**
- * Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). `reread` (all of them, or
- * these ids): their rows are kept for the next pull from the change feed to read again (reread.ts), because the
- * remote's rows of their keys would not come back by themselves: changes pushed as nothing (their effects cancel
- * out: a pull held the remote's row back for them), deletes the remote did not carry out (push/statements.ts).
+ * Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). `reread` (all of them, their
+ * deletes, or these ids): their rows are kept for the next pull from the change feed to read again (reread.ts),
+ * because the remote's rows of their keys would not come back by themselves: changes pushed as nothing (their
+ * effects cancel out: a pull held the remote's row back for them), deletes the remote did not carry out
+ * (push/statements.ts), or may not have (a batch found applied after a crash: which, is not known any more).
  */
 export async function deleteEntries(
   d: Driver,
   ranges: readonly number[],
-  reread: boolean | readonly number[] = false,
+  reread: boolean | "deletes" | readonly number[] = false,
 ): Promise<void> {
   const lo: number[] = [];
   const hi: number[] = [];
@@ -277,16 +278,17 @@ export async function deleteEntries(
     lo.push(ranges[i]!);
     hi.push(ranges[i + 1]!);
   }
-  const kept = reread === true || (reread !== false && reread.length > 0);
+  const kept = reread === true || reread === "deletes" || (reread !== false && reread.length > 0);
   await d.query(
     `WITH ominipg_r AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS r(lo, hi)), ` +
       `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi` +
       (kept
-        ? ` RETURNING q.id, q.schema_name, q.table_name, q.old_row, q.new_row), ` +
+        ? ` RETURNING q.id, q.op, q.schema_name, q.table_name, q.old_row, q.new_row), ` +
           `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) ` +
-          `SELECT schema_name, table_name, old_row, new_row FROM ominipg_q WHERE $3::int8[] IS NULL OR id = ANY ($3::int8[])) `
+          `SELECT schema_name, table_name, old_row, new_row FROM ominipg_q ` +
+          `WHERE ${reread === "deletes" ? "op = 'D'" : "$3::int8[] IS NULL OR id = ANY ($3::int8[])"}) `
         : `) `) +
       `DELETE FROM ${CONFLICTS_TABLE} c USING ominipg_r r WHERE ${UNSETTLED} AND c.queue_id BETWEEN r.lo AND r.hi`,
-    kept ? [lo, hi, reread === true ? null : reread] : [lo, hi],
+    kept && reread !== "deletes" ? [lo, hi, reread === true ? null : reread] : [lo, hi],
   );
 }

@@ -143,7 +143,8 @@ export class Syncer {
       remote.session((sql) => appliedRanges(sql, clientId)),
     );
     if (batchIds.length === 0) return 0;
-    await this.local.run((d) => deleteEntries(d, ranges));
+    // Its deletes read again by the next pull: one the remote did not carry out is not known any more.
+    await this.local.run((d) => deleteEntries(d, ranges, "deletes"));
     await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
       remote.session((sql) => forgetBatches(sql, clientId, batchIds)),
     );
