@@ -1,5 +1,5 @@
 import { Syncer } from "./push/syncer.js";
-import { backoffDelay } from "./remote/retry.js";
+import { backoffDelay, isRetryable } from "./remote/retry.js";
 import { OminipgBase } from "./client.js";
 import type { Catalog } from "./capture/catalog.js";
 import type { Driver } from "./core/driver.js";
@@ -293,14 +293,17 @@ export class Ominipg extends OminipgBase {
           },
         );
     };
-    // The first pull of a database never pulled, tried again (backing off) until it succeeds: a remote down at
-    // connect() would otherwise leave it, and with it a live client's change feed, never set up.
+    // The first pull of a database never pulled, tried again (backing off) until it succeeds or is refused (its
+    // error event says why): a remote down at connect() would otherwise leave it, and a live feed, never set up.
     const initial = (attempt: number): void => {
       if (this.closed) return;
       void this.local
         .run((d) => getMeta(d, "last_pull"))
         .then((lastPull) => (lastPull === undefined ? this.pull() : undefined))
-        .catch(() => setTimeout(() => initial(attempt + 1), backoffDelay(attempt, this.#sync.retry) + 1).unref());
+        .catch((err: unknown) => {
+          if (isRetryable(err))
+            setTimeout(() => initial(attempt + 1), backoffDelay(attempt, this.#sync.retry) + 1).unref();
+        });
     };
     if (this.#sync.pull !== false) initial(1);
     if (this.#sync.pull === "live" && this.#sync.feed.mode !== "off")

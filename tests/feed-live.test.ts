@@ -112,4 +112,22 @@ describe('sync.pull "live"', () => {
     await remote.sql`INSERT INTO notes VALUES (101, 'while idle')`;
     await expect.poll(count, { timeout: 10_000 }).toBe(101);
   });
+
+  it("a first pull the remote refuses (not a failure that may pass) is not tried again: one error event", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: remote.url,
+      schemaSQL: SCHEMA, // notes: not on the remote
+      remoteSchema: "skip",
+      sync: { pull: "initial", retry: { attempts: 1, baseDelayMs: 20, maxDelayMs: 50 } },
+    });
+    cleanup(() => db.close());
+    const errors: unknown[] = [];
+    db.on("error", (e) => errors.push(e));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ retryable: false });
+  });
 });

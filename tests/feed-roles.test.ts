@@ -559,6 +559,30 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a NOT NULL column added while changes wait to be drained: their rows, logged whole without it, still tell the tenant", async () => {
+    await (await Ominipg.feed(remote.url)).stop(); // set up; no drainer runs until after the ALTER
+    const columns = "id int PRIMARY KEY, owner text NOT NULL";
+    await ownTable("late", columns, `(1, '${tenantA}'), (2, '${tenantA}')`);
+    const db = await clientOf(tenantA, `late (${columns})`);
+    expect((await db.pull()).tables["public.late"]!.strategy).toBe("copy");
+    await remote.sql.unsafe(
+      `DELETE FROM late WHERE id = 1; ALTER TABLE late ADD COLUMN extra text NOT NULL DEFAULT 'x'`,
+    );
+    const own = await Ominipg.feed(remote.url, { intervalMs: 100 });
+    await expect
+      .poll(
+        async () =>
+          (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'late' AND image IS NOT NULL`).length,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe(1);
+    await own.stop();
+    expect((await db.pull()).tables["public.late"]!.strategy).toBe("feed");
+    expect((await db.query(`SELECT id FROM late`)).rows).toEqual([{ id: 2 }]);
+  });
+
   it("a change logged with the key alone, drained after the table's identity became FULL: no image is taken from it", async () => {
     await remote.sql.unsafe(
       `CREATE TABLE memos (id int PRIMARY KEY, owner text NOT NULL, private boolean);

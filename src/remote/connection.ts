@@ -2,7 +2,6 @@ import fs from "node:fs";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import postgres from "postgres";
-import { parseTimestamp } from "../core/timestamp.js";
 import { credentialParams, tlsFromUrl } from "../core/url.js";
 
 export type Sql = postgres.Sql<{ int8: number | bigint }>;
@@ -54,16 +53,12 @@ export function openRemote(url: string, options: RemoteOptions = {}): Sql {
     onnotice: () => {},
     types: {
       int8: { to: 20, from: [20], serialize: (x: number | bigint) => String(x), parse: parseInt8 },
-      timestamp: { to: 1114, from: [1114], serialize: (x: Date) => x.toISOString(), parse: parseTimestamp },
     },
     socket: ({ host, port }: { host: string[]; port: number[] }) => {
       const target = guard.hosts[guard.next % guard.hosts.length];
       return tcpSocket(target?.host ?? host[0] ?? "localhost", target?.port ?? port[0] ?? 5432, guard);
     },
-  } as postgres.Options<{
-    int8: postgres.PostgresType<number | bigint>;
-    timestamp: postgres.PostgresType<Date | number | string>;
-  }>) as unknown as Sql;
+  } as postgres.Options<{ int8: postgres.PostgresType<number | bigint> }>) as unknown as Sql;
 }
 
 /** Consecutive connections the server closed before sending a single byte. */

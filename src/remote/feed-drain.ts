@@ -143,7 +143,7 @@ type Keys = Map<
 const pkSql = (tables: { s: string; t: string }[]) =>
   `SELECT q.s, q.t, k.cols, j.json, coalesce(c.relrowsecurity, false) AS rls, ` +
   `coalesce(c.relreplident = 'f', false) AS full, (SELECT array_to_json(array_agg(n.attname::text))::text FROM pg_attribute AS n ` +
-  `WHERE n.attrelid = c.oid AND n.attnum > 0 AND NOT n.attisdropped AND n.attnotnull) AS not_null, ` +
+  `WHERE n.attrelid = c.oid AND n.attnum > 0 AND NOT n.attisdropped AND n.attnotnull AND n.attgenerated <> 'v') AS not_null, ` +
   `coalesce(c.relreplident IN ('d', 'f') OR ` +
   `(c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident ` +
   `AND r.indkey::int2[] @> k.indkey)), false) AS keyed ` +
@@ -368,12 +368,12 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
   // No old key printed, and the identity does not say the key stayed: it may have changed, the old key unknown.
   if (change.op === "UPDATE" && !change.old && !keyed) return txn.add(table, null, maxKeys);
   const old = keyOf(change.old, pk, json);
-  // The row before the change, so that who could see it is told of the change: whole (REPLICA IDENTITY FULL; the
-  // plugin leaves its NULL columns out, so a row logged with the key alone, before the identity became FULL, is
-  // told by a NOT NULL column it lacks; readers would judge a partial row on NULLs), and as it was before the
-  // transaction (Txn).
-  const whole =
-    full && change.old && notNull.every((c) => change.old!.has(c)) && ![...change.old.values()].includes(TOAST);
+  // The row before the change, for who could see it: whole (identity FULL; NULL columns are left out, so a row
+  // logged with the key alone, before the identity became FULL, lacks a NOT NULL column; one with any other column
+  // was logged whole), and as it was before the transaction (Txn). Readers would judge a partial row on NULLs.
+  const loggedWhole =
+    [...(change.old?.keys() ?? [])].some((c) => !pk.includes(c)) || notNull.every((c) => change.old?.has(c));
+  const whole = full && change.old && loggedWhole && ![...change.old.values()].includes(TOAST);
   if (rls && whole) txn.add(table, old, maxKeys, jsonOf(change.old!, json));
   if (change.op === "DELETE") return txn.add(table, old, maxKeys);
   const now = keyOf(change.new, pk, json);
