@@ -1,7 +1,7 @@
 import type { Driver } from "../core/driver.js";
 import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
-import type { ColumnInfo, TableInfo } from "../core/table.js";
+import { localReferences, type ColumnInfo, type References, type TableInfo } from "../core/table.js";
 import { hiddenWriters } from "./hidden-writers.js";
 import { LOGGED_COLUMNS_SQL } from "./logged-columns.js";
 import { addInheritanceRisks, partitionRootsOf } from "./inheritance.js";
@@ -341,7 +341,7 @@ export class Catalog {
    * Synced tables in dependency order: a table comes after every table it references (`references`: by default
    * its local foreign keys).
    */
-  syncedInDependencyOrder(references: (t: TableInfo) => readonly number[] = (t) => t.references): TableInfo[] {
+  syncedInDependencyOrder(references: References = localReferences): TableInfo[] {
     const out: TableInfo[] = [];
     const state = new Map<number, "visiting" | "done">();
     const visit = (t: TableInfo) => {

@@ -55,6 +55,18 @@ export interface TableInfo {
   uncapturable?: string;
 }
 
+/**
+ * The tables a table references by a foreign key (oids): its local ones (`localReferences`), or, for the push,
+ * also those only the remote has (push/schema-check.ts).
+ */
+export type References = (t: TableInfo) => readonly number[];
+export const localReferences: References = (t) => t.references;
+
+/** Does the table reference itself (by `references`)? Then its rows go out in log order, one after the other. */
+export function referencesItself(t: TableInfo, references: References = localReferences): boolean {
+  return references(t).includes(t.oid);
+}
+
 /** The clause an INSERT of `columns` needs when one of them is an identity ALWAYS column. */
 export function overridingClause(table: TableInfo, columns: readonly string[]): string {
   return table.columns.some((c) => c.identity === "a" && columns.includes(c.name)) ? " OVERRIDING SYSTEM VALUE" : "";

@@ -19,14 +19,14 @@ interface Prepared {
   paramTypes: number[];
 }
 
+/** The `timestamp` type (without time zone). */
+const TIMESTAMP = 1114;
+
 /**
  * PGlite through its wire protocol. Statements run as named prepared statements cached per SQL text
  * (parse and plan once, then bind/execute), which is ~3x faster than `db.query` for repeated statements.
  * Results and errors are built exactly as `db.query` builds them.
  */
-/** The `timestamp` type (without time zone). */
-const TIMESTAMP = 1114;
-
 export class PgliteDriver implements Driver {
   #db: PGlite;
   #lock = new Mutex();

@@ -278,17 +278,25 @@ export async function deleteEntries(
     lo.push(ranges[i]!);
     hi.push(ranges[i + 1]!);
   }
-  const kept = reread === true || reread === "deletes" || (reread !== false && reread.length > 0);
+  const params: unknown[] = [lo, hi];
+  // Which of the dropped entries are kept for reading again (undefined: none).
+  const kept =
+    reread === true
+      ? "true"
+      : reread === "deletes"
+        ? "op = 'D'"
+        : reread !== false && reread.length > 0
+          ? `id = ANY ($${params.push(reread)}::int8[])`
+          : undefined;
   await d.query(
     `WITH ominipg_r AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS r(lo, hi)), ` +
       `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi` +
       (kept
         ? ` RETURNING q.id, q.op, q.schema_name, q.table_name, q.old_row, q.new_row), ` +
           `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) ` +
-          `SELECT schema_name, table_name, old_row, new_row FROM ominipg_q ` +
-          `WHERE ${reread === "deletes" ? "op = 'D'" : "$3::int8[] IS NULL OR id = ANY ($3::int8[])"}) `
+          `SELECT schema_name, table_name, old_row, new_row FROM ominipg_q WHERE ${kept}) `
         : `) `) +
       `DELETE FROM ${CONFLICTS_TABLE} c USING ominipg_r r WHERE ${UNSETTLED} AND c.queue_id BETWEEN r.lo AND r.hi`,
-    kept && reread !== "deletes" ? [lo, hi, reread === true ? null : reread] : [lo, hi],
+    params,
   );
 }

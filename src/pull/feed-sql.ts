@@ -1,7 +1,7 @@
 import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
-import { FEED, FEED_CLIENTS, FEED_STATE } from "../remote/schema.js";
+import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE } from "../remote/schema.js";
 import { allColumns, heldName, stageName } from "./sql.js";
 
 /**
@@ -97,8 +97,7 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
     ([schema, name]) => `(schema_name = ${quoteLiteral(schema)} AND table_name = ${quoteLiteral(name)})`,
   );
   return (
-    // The columns a reader is granted (remote/schema.ts: tenantGrants), not the images.
-    `(SELECT lsn, schema_name, table_name, key FROM ${FEED} WHERE (${tables.join(" OR ")}) ` +
+    `(SELECT ${FEED_READ} FROM ${FEED} WHERE (${tables.join(" OR ")}) ` +
     `AND lsn > ${quoteLiteral(r.after)}::pg_lsn AND lsn <= ${quoteLiteral(r.upto)}::pg_lsn) AS ${alias}`
   );
 }

@@ -139,7 +139,7 @@ async function applyRemotely(
   /** Writes decided for a key change onto a taken key: two rows' worth, not settled again in this sync. */
   const moved = new Set<RowOp>();
   for (let round = 1; ; round++) {
-    const groups = groupOps(ops, (t) => ctx.references(t).includes(t.oid));
+    const groups = groupOps(ops, ctx.references);
     const { text, params } = batchSql(groups.map(toGroupWrite));
     const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       const [row] = await remote

@@ -1,4 +1,4 @@
-import type { TableInfo } from "../core/table.js";
+import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
 import type { Coalesced, RowOp } from "./coalesce.js";
 
 /** One remote transaction's worth of work. */
@@ -22,8 +22,9 @@ export function planBatches(
   window: Pick<Coalesced, "truncates" | "rows">,
   order: Map<number, number>,
   batchSize: number,
-  selfReferencing: (t: TableInfo) => boolean = (t) => t.references.includes(t.oid),
+  references: References = localReferences,
 ): Batch[] {
+  const selfReferencing = (t: TableInfo) => referencesItself(t, references);
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
   // The ops of a bond (never deletes) sort together, where its first op does, at its highest priority.
   const bonds = new Map<number, { priority: number; firstId: number }>();

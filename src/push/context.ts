@@ -1,7 +1,7 @@
 import type { Catalog } from "../capture/catalog.js";
 import type { TableRules } from "../capture/constraints.js";
 import type { ResolvedSync, TestHooks } from "../core/options.js";
-import type { TableInfo } from "../core/table.js";
+import type { References, TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Remote } from "../remote/remote.js";
 import type { RowOp } from "./coalesce.js";
@@ -19,7 +19,7 @@ export interface PushContext {
   tally: Tally;
   catalog: Catalog;
   /** The synced tables a table references by a foreign key, locally or on the remote (schema-check.ts). */
-  references: (t: TableInfo) => readonly number[];
+  references: References;
   /** Each synced table's rank in foreign-key dependency order (parents first). */
   order: Map<number, number>;
   rules: Map<number, TableRules>;

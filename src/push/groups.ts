@@ -1,4 +1,4 @@
-import type { TableInfo } from "../core/table.js";
+import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
 import type { RowOp } from "./coalesce.js";
 import { isPartial } from "./complete.js";
 import { writableIn } from "./shape.js";
@@ -41,10 +41,7 @@ function checkOf(op: RowOp, columns: string[]): Check {
  * ones out of the window), except in a table referencing itself, where a group holds only consecutive ops
  * so that parent rows are still written before their children.
  */
-export function groupOps(
-  ops: RowOp[],
-  selfReferencing: (t: TableInfo) => boolean = (t) => t.references.includes(t.oid),
-): OpGroup[] {
+export function groupOps(ops: RowOp[], references: References = localReferences): OpGroup[] {
   const groups = new Map<string, OpGroup>();
   const out: OpGroup[] = [];
   for (const op of ops) {
@@ -54,7 +51,7 @@ export function groupOps(
     const partial = check.expected === "base" && isPartial(op);
     const key = `${op.kind}\u0000${op.table.oid}\u0000${columns.join(",")}\u0000${set.join(",")}\u0000${check.expected}\u0000${check.columns.join(",")}\u0000${partial}`;
     let g = groups.get(key);
-    if (g && g !== out[out.length - 1] && selfReferencing(op.table)) g = undefined;
+    if (g && g !== out[out.length - 1] && referencesItself(op.table, references)) g = undefined;
     if (!g) {
       g = { kind: op.kind, table: op.table, columns, set, check, partial, ops: [] };
       groups.set(key, g);

@@ -58,8 +58,7 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
   }
   for (const t of window.truncates) tally.table(t.table, t.entryIds.length);
   for (const op of window.rows) tally.table(op.table, op.entryIds.length);
-  const selfReferencing = (t: TableInfo) => ctx.references(t).includes(t.oid);
-  return { batches: planBatches(window, ctx.order, options.batchSize, selfReferencing), cursor, exhausted };
+  return { batches: planBatches(window, ctx.order, options.batchSize, ctx.references), cursor, exhausted };
 }
 
 async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<void> {

@@ -24,7 +24,7 @@ export class Remote {
   readonly #sql: Sql;
   #ready: Promise<void> | undefined;
   #secrets: string[];
-  /** Set when close() stopped the work in flight (stop()). */
+  /** Set when close() stopped the work in flight (stopAfter()): how long it had waited. */
   #stoppedAfterMs: number | undefined;
   /** The statement that takes on this client's identity in a transaction; undefined: the login role as it is. */
   readonly #become: { text: string; params: string[] } | undefined;

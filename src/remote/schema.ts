@@ -85,7 +85,7 @@ export function tenantGrants(role: string): string {
   return `GRANT USAGE ON SCHEMA public TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${T} TO ${r};
 REVOKE SELECT ON ${FEED} FROM ${r};
-GRANT SELECT (lsn, schema_name, table_name, key) ON ${FEED} TO ${r};
+GRANT SELECT (${FEED_READ}) ON ${FEED} TO ${r};
 GRANT SELECT ON ${FEED_STATE} TO ${r};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 }
@@ -124,6 +124,8 @@ export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
 export const FEED_SCHEMA_VERSION = "ominipg feed v4";
 export const FEED = `public.${FEED_TABLE}`;
+/** The feed's columns a reader reads, and all it is granted of them (not the images: tenantGrants). */
+export const FEED_READ = "lsn, schema_name, table_name, key";
 export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
 export const FEED_CLIENTS = `public.${FEED_CLIENTS_TABLE}`;
 
@@ -200,7 +202,7 @@ const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
         WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
           AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
       EXECUTE format('REVOKE SELECT ON ${FEED} FROM %s', r.grantee::regrole);
-      EXECUTE format('GRANT SELECT (lsn, schema_name, table_name, key) ON ${FEED} TO %s', r.grantee::regrole);
+      EXECUTE format('GRANT SELECT (${FEED_READ}) ON ${FEED} TO %s', r.grantee::regrole);
     END LOOP;
     DELETE FROM ${FEED} WHERE image IS NOT NULL;
     UPDATE ${FEED_STATE} SET epoch = gen_random_uuid(), trimmed_upto = drained_upto, trimmed_at = now();
