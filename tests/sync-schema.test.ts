@@ -42,6 +42,61 @@ describe("sync: remote schema check", () => {
     expect(await remote.sql`SELECT count(*)::int AS n FROM fine`).toEqual([{ n: 0 }]);
     await db.close();
   });
+  it("refuses the push of a table whose generated or identity columns differ, only when its rows are pushed: pulls and other tables go on, its changes stay queued", async () => {
+    await remote.sql.unsafe(`CREATE TABLE gen_local (id int PRIMARY KEY, n int, twice int)`);
+    await remote.sql.unsafe(
+      `CREATE TABLE gen_remote (id int PRIMARY KEY, n int, half int GENERATED ALWAYS AS (n / 2) STORED)`,
+    );
+    await remote.sql.unsafe(`CREATE TABLE always_remote (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n int)`);
+    await remote.sql.unsafe(`CREATE TABLE plain (id int PRIMARY KEY, n int)`);
+    await remote.sql.unsafe(`INSERT INTO gen_local VALUES (1, 1, 2); INSERT INTO gen_remote VALUES (1, 4);
+      INSERT INTO always_remote (n) VALUES (7)`);
+    const db = await openSynced(
+      remote.url,
+      [
+        `CREATE TABLE IF NOT EXISTS gen_local (id int PRIMARY KEY, n int, twice int GENERATED ALWAYS AS (n * 2) STORED)`,
+        `CREATE TABLE IF NOT EXISTS gen_remote (id int PRIMARY KEY, n int, half int)`,
+        `CREATE TABLE IF NOT EXISTS always_remote (id int PRIMARY KEY, n int)`,
+        `CREATE TABLE IF NOT EXISTS plain (id int PRIMARY KEY, n int)`,
+      ],
+      { remoteSchema: "skip", sync: { batchSize: 5 } },
+    );
+    // Only pulled: the differences do not matter.
+    await db.pull();
+    expect((await db.query(`SELECT * FROM gen_remote`)).rows).toEqual([{ id: 1, n: 4, half: 2 }]);
+    expect((await db.query(`SELECT * FROM gen_local`)).rows).toEqual([{ id: 1, n: 1, twice: 2 }]);
+    await db.query(`INSERT INTO plain VALUES (1, 1)`);
+    await db.sync();
+    expect(await remote.sql`SELECT * FROM plain`).toEqual([{ id: 1, n: 1 }]);
+
+    const cases = [
+      ["gen_local", "gen_local.twice: generated locally, not on the remote"],
+      ["gen_remote", "gen_remote.half: generated on the remote only"],
+      ["always_remote", "always_remote.id: GENERATED ALWAYS AS IDENTITY on the remote only (locally not an identity)"],
+    ] as const;
+    for (const [table, problem] of cases) {
+      await db.query(`UPDATE ${table} SET n = n + 10`);
+      await db.query(`INSERT INTO ${table} (id, n) VALUES (5, 5)`);
+      const err = await db.sync().catch((e: unknown) => e);
+      expect(err, table).toBeInstanceOf(SyncError);
+      expect(err).toMatchObject({ code: "REMOTE_SCHEMA_MISMATCH", retryable: false });
+      expect((err as Error).message).toContain(`changes to public.${table} cannot be pushed`);
+      expect((err as Error).message).toContain(`public.${problem}`);
+      expect(await queued(db)).toBe(2);
+      await db.query(`DELETE FROM ${table} WHERE id = 5`); // the insert and its delete cancel out
+      await db.query(`UPDATE ${table} SET n = n - 10`); // as the remote has it: the update coalesces to nothing
+      expect((await db.sync()).applied).toBe(0);
+      expect(await queued(db)).toBe(0);
+    }
+    // A run of inserts longer than a batch goes by COPY: refused there too.
+    await db.query(`INSERT INTO gen_local (id, n) SELECT g, g FROM generate_series(10, 29) AS g`);
+    await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_SCHEMA_MISMATCH" });
+    expect(await queued(db)).toBe(20);
+    await db.query(`DELETE FROM gen_local WHERE id >= 10`);
+    await db.sync();
+    expect(await remote.sql`SELECT id, n, twice FROM gen_local`).toEqual([{ id: 1, n: 1, twice: 2 }]);
+    await db.close();
+  });
 });
 
 describe("sync: sequences", () => {

@@ -6,6 +6,7 @@ import type { LocalAccess } from "../local/access.js";
 import type { Remote } from "../remote/remote.js";
 import type { RowOp } from "./coalesce.js";
 import type { CopyLayout } from "./copy.js";
+import type { RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import type { Tally } from "./tally.js";
 
@@ -20,6 +21,8 @@ export interface PushContext {
   catalog: Catalog;
   /** The synced tables a table references by a foreign key, locally or on the remote (schema-check.ts). */
   references: References;
+  /** The remote's tables as checked before the first push: rows of a table it refuses are not pushed (refusePush). */
+  remoteSchema: RemoteSchema;
   /** Each synced table's rank in foreign-key dependency order (parents first). */
   order: Map<number, number>;
   rules: Map<number, TableRules>;

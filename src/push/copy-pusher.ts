@@ -6,6 +6,7 @@ import { dropSpan, entriesByTable, readInsertRuns } from "../log/queue.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { copyInto, type CopyInto } from "./copy.js";
 import { claimedRanges, claimSql, narrowClaim } from "./ledger.js";
+import { refusePush } from "./schema-check.js";
 import { scheduler } from "./scheduler.js";
 
 /** Ids (from its first entry on) a COPY batch reads and converts at a time: they stream out while the next are read. */
@@ -157,6 +158,7 @@ async function readCopyChunk(
     chunk.lo = Math.min(chunk.lo, run.lo);
     chunk.entries += run.rows;
     const table = ctx.catalog.table(run.schema, run.table);
+    if (table && !table.uncapturable) refusePush(ctx.remoteSchema, table);
     const layout = table && !table.uncapturable ? ctx.layouts(table) : undefined;
     const copyText = layout?.text(run.images);
     if (!table || !copyText) delete chunk.tables;

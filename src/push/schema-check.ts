@@ -1,18 +1,44 @@
-import type { TableInfo } from "../core/table.js";
+import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { SyncError } from "../core/errors.js";
 import type { Sql } from "../remote/connection.js";
+
+/** What the push learns of the remote's synced tables before its first push (checkRemoteSchema). */
+export interface RemoteSchema {
+  references: RemoteReferences;
+  /**
+   * Per synced table (oid), the differences that matter only where its rows are pushed (refusedPush): a table the
+   * app only pulls may differ so.
+   */
+  pushOnly: Map<number, string[]>;
+}
+
+/** A remote column as the check compares it. */
+interface RemoteColumn {
+  type: string;
+  generated: boolean;
+  identity: string;
+}
 
 /**
  * Before the first push: every synced table must exist remotely with the same columns (names and types)
  * and the same primary key. Otherwise the push would fail half-way or, worse, write the wrong columns.
  */
-export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteReferences> {
-  if (tables.length === 0) return new Map();
+export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema> {
+  if (tables.length === 0) return { references: new Map(), pushOnly: new Map() };
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
-    { schema: string; name: string; col: string | null; type: string | null; pk: string | null }[]
+    {
+      schema: string;
+      name: string;
+      col: string | null;
+      type: string | null;
+      generated: boolean | null;
+      identity: string | null;
+      pk: string | null;
+    }[]
   >(
     `SELECT n.nspname AS schema, c.relname AS name, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+            a.attgenerated <> '' AS generated, a.attidentity::text AS identity,
             (SELECT array_to_json(array_agg(pa.attname::text ORDER BY k.ord))::text FROM pg_index i
                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute pa ON pa.attrelid = c.oid AND pa.attnum = k.attnum
@@ -22,14 +48,16 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
     [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
-  const remote = new Map<string, { columns: Map<string, string>; pk: string[] }>();
+  const remote = new Map<string, { columns: Map<string, RemoteColumn>; pk: string[] }>();
   for (const r of rows) {
     const key = `${r.schema}.${r.name}`;
     const entry = remote.get(key) ?? { columns: new Map(), pk: r.pk ? (JSON.parse(r.pk) as string[]) : [] };
-    if (r.col) entry.columns.set(r.col, r.type ?? "");
+    if (r.col)
+      entry.columns.set(r.col, { type: r.type ?? "", generated: r.generated ?? false, identity: r.identity ?? "" });
     remote.set(key, entry);
   }
   const problems: string[] = [];
+  const pushOnly = new Map<number, string[]>();
   for (const t of tables) {
     const name = `${t.schema}.${t.name}`;
     const r = remote.get(name);
@@ -38,9 +66,13 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       continue;
     }
     for (const c of t.columns) {
-      const type = r.columns.get(c.name);
-      if (type === undefined) problems.push(`${name}.${c.name}: missing on the remote`);
-      else if (type !== c.type) problems.push(`${name}.${c.name}: ${c.type} locally, ${type} on the remote`);
+      const rc = r.columns.get(c.name);
+      if (rc === undefined) problems.push(`${name}.${c.name}: missing on the remote`);
+      else if (rc.type !== c.type) problems.push(`${name}.${c.name}: ${c.type} locally, ${rc.type} on the remote`);
+      else {
+        const problem = pushProblem(c, rc);
+        if (problem) pushOnly.set(t.oid, [...(pushOnly.get(t.oid) ?? []), `${name}.${c.name}: ${problem}`]);
+      }
     }
     for (const col of r.columns.keys()) {
       if (!t.columns.some((c) => c.name === col)) problems.push(`${name}.${col}: only on the remote`);
@@ -58,7 +90,36 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       { retryable: false },
     );
   }
-  return remoteReferences(sql, tables);
+  return { references: await remoteReferences(sql, tables), pushOnly };
+}
+
+/**
+ * A column difference that breaks the push of the table's rows, not their pull. The push writes the columns the
+ * local table does not generate, with OVERRIDING SYSTEM VALUE where the local column is GENERATED ALWAYS AS
+ * IDENTITY: a column generated locally only would reach the remote as NULL, one generated remotely only, or an
+ * identity ALWAYS there only, would have every write refused.
+ */
+function pushProblem(local: ColumnInfo, remote: RemoteColumn): string | undefined {
+  if (local.generated && !remote.generated) return "generated locally, not on the remote (its values would be lost)";
+  if (!local.generated && remote.generated) return "generated on the remote only (the remote refuses its values)";
+  if (remote.identity === "a" && local.identity !== "a")
+    return `GENERATED ALWAYS AS IDENTITY on the remote only (locally ${local.identity === "d" ? "BY DEFAULT" : "not an identity"})`;
+  return undefined;
+}
+
+/**
+ * Refuses to push rows of `table` when it differs from the remote table in a way only its push breaks (pushOnly):
+ * the sync stops there, the changes stay queued, and a table the app only pulls is not held up.
+ */
+export function refusePush(schema: RemoteSchema, table: TableInfo): void {
+  const problems = schema.pushOnly.get(table.oid);
+  if (!problems) return;
+  throw new SyncError(
+    "REMOTE_SCHEMA_MISMATCH",
+    `changes to ${table.schema}.${table.name} cannot be pushed, the remote table differs:\n  ${problems.join("\n  ")}\n` +
+      `Make the column the same on both sides (generated, or not, alike); the changes stay queued.`,
+    { retryable: false },
+  );
 }
 
 /** Per synced table (oid), the synced tables (oids, itself too) it references by a foreign key on the remote. */

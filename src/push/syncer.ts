@@ -13,7 +13,7 @@ import type { PushContext } from "./context.js";
 import { copyLayout, type CopyLayout } from "./copy.js";
 import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
-import { checkRemoteSchema, type RemoteReferences } from "./schema-check.js";
+import { checkRemoteSchema, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
@@ -34,8 +34,8 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
  */
 export class Syncer {
   #schemaChecked: Catalog | undefined;
-  /** The remote's foreign keys between synced tables (checkRemoteSchema), with the catalog checked. */
-  #remoteReferences: RemoteReferences = new Map();
+  /** What the push learned of the remote's tables (checkRemoteSchema), with the catalog checked. */
+  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map() };
 
   constructor(
     private readonly local: LocalAccess,
@@ -61,13 +61,14 @@ export class Syncer {
     this.settler.checkTables(catalog);
     if (this.#schemaChecked !== catalog) {
       const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
-      this.#remoteReferences = await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
+      this.#remoteSchema = await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
         remote.session((sql) => checkRemoteSchema(sql, tables)),
       );
       this.#schemaChecked = catalog;
     }
 
-    const remoteRefs = this.#remoteReferences;
+    const remoteSchema = this.#remoteSchema;
+    const remoteRefs = remoteSchema.references;
     const references = (t: TableInfo) => [...t.references, ...(remoteRefs.get(t.oid) ?? [])];
     const extent = await this.local.run(logExtent);
     const layouts = new Map<TableInfo, CopyLayout | undefined>();
@@ -80,6 +81,7 @@ export class Syncer {
       tally: new Tally(extent.total, hooks.progress),
       catalog,
       references,
+      remoteSchema,
       order: new Map(catalog.syncedInDependencyOrder(references).map((t, i) => [t.oid, i])),
       rules: await this.local.run((d) => loadRules(d, catalog.tables.values())),
       clientId,

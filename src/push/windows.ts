@@ -7,6 +7,7 @@ import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, type Coalesced } from "./coalesce.js";
 import type { PushContext } from "./context.js";
 import { rejectedChange } from "./rejection.js";
+import { refusePush } from "./schema-check.js";
 
 /** A window's batches, the last entry it read, and whether the log ends there. */
 export interface Window {
@@ -56,6 +57,8 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
     for (const n of window.noop) tally.table(n.table, n.entryIds.length);
     tally.count(ids.length);
   }
+  // After coalescing: changes that came to nothing push nothing, whatever the remote table is like.
+  for (const op of window.rows) refusePush(ctx.remoteSchema, op.table);
   for (const t of window.truncates) tally.table(t.table, t.entryIds.length);
   for (const op of window.rows) tally.table(op.table, op.entryIds.length);
   return { batches: planBatches(window, ctx.order, options.batchSize, ctx.references), cursor, exhausted };
