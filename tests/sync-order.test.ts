@@ -283,6 +283,36 @@ describe("sync: a foreign key only the remote has", () => {
     }
   });
 
+  it("a unique index only the remote has: values swapped through a temporary one are pushed, plain or on an expression", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql.unsafe(`CREATE TABLE people (id int PRIMARY KEY, email text UNIQUE, nick text, n int);
+        CREATE UNIQUE INDEX people_nick ON people (lower(nick))`);
+      const db = await openSynced(
+        remote.url,
+        [`CREATE TABLE IF NOT EXISTS people (id int PRIMARY KEY, email text, nick text, n int)`],
+        { remoteSchema: "skip", sync: { retry: { attempts: 1 } } },
+      );
+      await db.query(`INSERT INTO people VALUES (1, 'a', 'x', 0), (2, 'b', 'y', 0), (3, 'c', 'z', 0)`);
+      await db.sync();
+      for (const column of ["email", "nick"]) {
+        const [one, two] = (
+          await db.query<{ v: string }>(`SELECT ${column} AS v FROM people WHERE id IN (1, 2) ORDER BY id`)
+        ).rows.map((r) => r.v);
+        await db.query(`UPDATE people SET ${column} = 'tmp' WHERE id = 1`);
+        await db.query(`UPDATE people SET ${column} = $1 WHERE id = 2`, [one]);
+        await db.query(`UPDATE people SET ${column} = $1 WHERE id = 1`, [two]);
+        await db.query(`UPDATE people SET n = n + 1 WHERE id = 3`);
+        expect(await db.sync(), column).toMatchObject({ rejected: 0 });
+        await expectSameRows(db, remote.sql, { people: "id" });
+        expect(await queued(db)).toBe(0);
+      }
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
+
   it("to the table itself: a chain of rows pushed in small batches, several at once, keeps each after its parent", async () => {
     const remote = await createTestDatabase();
     try {

@@ -1,3 +1,4 @@
+import type { TableRules } from "../capture/constraints.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { SyncError } from "../core/errors.js";
 import type { Sql } from "../remote/connection.js";
@@ -10,6 +11,8 @@ export interface RemoteSchema {
    * app only pulls may differ so.
    */
   pushOnly: Map<number, string[]>;
+  /** Per synced table (oid), its unique indexes on the remote (withRemoteUniques). */
+  uniques: Map<number, Pick<TableRules, "uniques" | "opaqueUniques">>;
 }
 
 /** A remote column as the check compares it. */
@@ -24,7 +27,7 @@ interface RemoteColumn {
  * and the same primary key. Otherwise the push would fail half-way or, worse, write the wrong columns.
  */
 export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema> {
-  if (tables.length === 0) return { references: new Map(), pushOnly: new Map() };
+  if (tables.length === 0) return { references: new Map(), pushOnly: new Map(), uniques: new Map() };
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
     {
@@ -90,7 +93,7 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       { retryable: false },
     );
   }
-  return { references: await remoteReferences(sql, tables), pushOnly };
+  return { references: await remoteReferences(sql, tables), pushOnly, uniques: await remoteUniques(sql, tables) };
 }
 
 /**
@@ -147,4 +150,60 @@ async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteRe
     refs.set(child, [...(refs.get(child) ?? []), parent]);
   }
   return refs;
+}
+
+/**
+ * The remote's unique indexes on synced tables: the coalescer keeps a swap of unique values through a temporary
+ * one in separate statements by them too (a constraint only the remote has would otherwise refuse the swap
+ * coalesced into one statement). indnullsnotdistinct is read through to_jsonb: PostgreSQL 14 has no such column.
+ */
+async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema["uniques"]> {
+  const rows = await sql.unsafe<
+    { name: string; cols: string | null; deps: string | null; nnd: boolean; deferrable: boolean }[]
+  >(
+    `SELECT n.nspname || '.' || c.relname AS name, i.indexprs IS NOT NULL AS expr,
+            (SELECT array_to_json(array_agg(a.attname::text ORDER BY k.ord))::text
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts) AS cols,
+            CASE WHEN i.indexprs IS NOT NULL THEN (SELECT array_to_json(array_agg(DISTINCT a.attname::text))::text
+               FROM pg_depend dep JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+              WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid AND dep.refobjsubid > 0) END AS deps,
+            coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false) AS nnd, NOT i.indimmediate AS deferrable
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE i.indisunique AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))
+      ORDER BY i.indexrelid`,
+    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
+  );
+  const byName = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.oid]));
+  const out: RemoteSchema["uniques"] = new Map();
+  for (const r of rows) {
+    const oid = byName.get(r.name)!;
+    const entry = out.get(oid) ?? { uniques: [], opaqueUniques: [] };
+    if (r.deps !== null) entry.opaqueUniques.push({ columns: JSON.parse(r.deps) as string[] });
+    else
+      entry.uniques.push({
+        columns: JSON.parse(r.cols ?? "[]") as string[],
+        nullsDistinct: !r.nnd,
+        deferrable: r.deferrable,
+      });
+    out.set(oid, entry);
+  }
+  return out;
+}
+
+/** The local tables' rules with the unique indexes only the remote has added (remoteUniques). */
+export function withRemoteUniques(rules: Map<number, TableRules>, schema: RemoteSchema): Map<number, TableRules> {
+  const same = (a: { columns: string[] }, b: { columns: string[] }) =>
+    a.columns.join("\u0000") === b.columns.join("\u0000");
+  for (const [oid, remote] of schema.uniques) {
+    const rule = rules.get(oid);
+    if (!rule) continue;
+    for (const u of remote.uniques)
+      if (
+        !rule.uniques.some((l) => same(l, u) && l.nullsDistinct === u.nullsDistinct && !!l.deferrable === u.deferrable)
+      )
+        rule.uniques.push(u);
+    for (const u of remote.opaqueUniques) if (!rule.opaqueUniques.some((l) => same(l, u))) rule.opaqueUniques.push(u);
+  }
+  return rules;
 }

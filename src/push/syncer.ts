@@ -13,7 +13,7 @@ import type { PushContext } from "./context.js";
 import { copyLayout, type CopyLayout } from "./copy.js";
 import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
-import { checkRemoteSchema, type RemoteSchema } from "./schema-check.js";
+import { checkRemoteSchema, withRemoteUniques, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
@@ -35,7 +35,7 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
 export class Syncer {
   #schemaChecked: Catalog | undefined;
   /** What the push learned of the remote's tables (checkRemoteSchema), with the catalog checked. */
-  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map() };
+  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), uniques: new Map() };
 
   constructor(
     private readonly local: LocalAccess,
@@ -83,7 +83,7 @@ export class Syncer {
       references,
       remoteSchema,
       order: new Map(catalog.syncedInDependencyOrder(references).map((t, i) => [t.oid, i])),
-      rules: await this.local.run((d) => loadRules(d, catalog.tables.values())),
+      rules: withRemoteUniques(await this.local.run((d) => loadRules(d, catalog.tables.values())), remoteSchema),
       clientId,
       maxId: extent.maxId,
       settled: new WeakMap(),
