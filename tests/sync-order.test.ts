@@ -253,6 +253,51 @@ describe("sync: order-dependent changes", () => {
   });
 });
 
+describe("sync: a table referencing itself, written by one statement in any order", () => {
+  it("a chain inserted children first and deleted root first, in many batches, on a single and a two-column key", async () => {
+    const remote = await createTestDatabase();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS chain (id int PRIMARY KEY, parent int REFERENCES chain)`,
+      // The key's columns referenced in another order than the table's: the pairs go by position.
+      `CREATE TABLE IF NOT EXISTS chain2 (a int, b int, pb int, pa int, PRIMARY KEY (a, b),
+         FOREIGN KEY (pb, pa) REFERENCES chain2 (b, a))`,
+    ];
+    try {
+      for (const s of schema) await remote.sql.unsafe(s);
+      const db = await openSynced(remote.url, schema, {
+        sync: { batchSize: 7, copyBatchSize: 0, retry: { attempts: 1 } },
+      });
+      await db.query(`INSERT INTO chain SELECT g, nullif(g - 1, 0) FROM generate_series(60, 1, -1) AS g`);
+      await db.query(
+        `INSERT INTO chain2 SELECT g, -g, CASE WHEN g > 1 THEN 1 - g END, nullif(g - 1, 0) FROM generate_series(60, 1, -1) AS g`,
+      );
+      expect(await db.sync()).toMatchObject({ pushed: 120, rejected: 0 });
+      await expectSameRows(db, remote.sql, { chain: "id", chain2: "a, b" });
+      await db.query(`DELETE FROM chain`);
+      await db.query(`DELETE FROM chain2`);
+      expect(await db.sync()).toMatchObject({ pushed: 120, rejected: 0 });
+      // Stored root first, so that a DELETE of all reads (and logs) them root first.
+      await db.query(`INSERT INTO chain SELECT g, nullif(g - 1, 0) FROM generate_series(1, 60) AS g`);
+      await db.query(
+        `INSERT INTO chain2 SELECT g, -g, CASE WHEN g > 1 THEN 1 - g END, nullif(g - 1, 0) FROM generate_series(1, 60) AS g`,
+      );
+      expect(await db.sync()).toMatchObject({ pushed: 120, rejected: 0 });
+      const order = await db.query<{ id: number }>(`SELECT id FROM chain LIMIT 2`);
+      expect(order.rows.map((r) => r.id)).toEqual([1, 2]);
+      await db.query(`DELETE FROM chain`);
+      await db.query(`DELETE FROM chain2`);
+      expect(await db.sync()).toMatchObject({ pushed: 120, rejected: 0 });
+      expect(
+        await remote.sql`SELECT (SELECT count(*) FROM chain)::int AS c, (SELECT count(*) FROM chain2)::int AS c2`,
+      ).toEqual([{ c: 0, c2: 0 }]);
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
+});
+
 describe("sync: a foreign key only the remote has", () => {
   it("orders the push as a local one would: parents inserted before children, children deleted before parents", async () => {
     const remote = await createTestDatabase();

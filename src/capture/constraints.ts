@@ -22,8 +22,8 @@ export interface TableRules {
    * it references (the key, or a UNIQUE constraint's columns): a change of those sets the action off.
    */
   updateActions: { child: number; columns: string[] }[];
-  /** Columns of this table's foreign keys to itself. */
-  selfRefColumns: string[];
+  /** This table's foreign keys to itself: its columns, and the columns they reference, position by position. */
+  selfRefs: { columns: string[]; refs: string[] }[];
 }
 
 export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise<Map<number, TableRules>> {
@@ -34,7 +34,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
       opaqueUniques: [],
       deleteActionChildren: [],
       updateActions: [],
-      selfRefColumns: [],
+      selfRefs: [],
     });
   const oids = [...rules.keys()];
   if (oids.length === 0) return rules;
@@ -75,8 +75,10 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     refs: string[];
   }>(
     `SELECT c.conrelid::int8 AS child, c.confrelid::int8 AS parent, c.confupdtype::text AS upd, c.confdeltype::text AS del,
-            (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)) AS cols,
-            (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = c.confrelid AND a.attnum = ANY(c.confkey)) AS refs
+            (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS cols,
+            (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, i)
+               JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS refs
        FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid::int8 = ANY($1::int8[])`,
     [oids],
     { prepare: false },
@@ -86,7 +88,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     const parent = rules.get(Number(f.parent))!;
     if (acts(f.del)) parent.deleteActionChildren.push(Number(f.child));
     if (acts(f.upd)) parent.updateActions.push({ child: Number(f.child), columns: f.refs });
-    if (Number(f.child) === Number(f.parent)) parent.selfRefColumns.push(...f.cols);
+    if (Number(f.child) === Number(f.parent)) parent.selfRefs.push({ columns: f.cols, refs: f.refs });
   }
   return rules;
 }

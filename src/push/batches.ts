@@ -1,5 +1,7 @@
 import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
+import type { TableRules } from "../capture/constraints.js";
 import type { Coalesced, RowOp } from "./coalesce.js";
+import { selfReferenceOrder } from "./self-order.js";
 
 /** One remote transaction's worth of work. */
 export interface Batch {
@@ -23,6 +25,7 @@ export function planBatches(
   order: Map<number, number>,
   batchSize: number,
   references: References = localReferences,
+  rules: ReadonlyMap<number, TableRules> = new Map(),
 ): Batch[] {
   const selfReferencing = (t: TableInfo) => referencesItself(t, references);
   const rank = (t: TableInfo) => order.get(t.oid) ?? Number.MAX_SAFE_INTEGER;
@@ -38,7 +41,8 @@ export function planBatches(
     }
   }
   const lead = (op: RowOp) => (op.bond === undefined ? op : bonds.get(op.bond)!);
-  // Within a table referencing itself, log order is what keeps its foreign key satisfied: no priority there.
+  // Within a table referencing itself, log order keeps its foreign key satisfied, with the rows one statement
+  // wrote in any order sorted out by selfReferenceOrder: no priority there.
   const priority = (a: RowOp, b: RowOp) => (selfReferencing(a.table) ? 0 : lead(b).priority - lead(a).priority);
   const writes = window.rows
     .filter((op) => op.kind !== "delete")
@@ -63,7 +67,7 @@ export function planBatches(
   let current: Batch | undefined;
   /** What every op of the current batch writes ("table oid:delete?"), or null once they differ. */
   let kind: string | null = null;
-  for (const op of [...writes, ...deletes]) {
+  for (const op of [...selfReferenceOrder(writes, rules, false), ...selfReferenceOrder(deletes, rules, true)]) {
     const opKind = `${op.table.oid}:${op.kind === "delete"}`;
     const bonded = op.bond !== undefined && current?.ops[current.ops.length - 1]!.bond === op.bond;
     if (!current || (current.ops.length >= batchSize && !bonded)) {

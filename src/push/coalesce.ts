@@ -65,7 +65,7 @@ const NO_RULES: TableRules = {
   opaqueUniques: [],
   deleteActionChildren: [],
   updateActions: [],
-  selfRefColumns: [],
+  selfRefs: [],
 };
 
 /**
@@ -167,7 +167,7 @@ export class Coalescer {
     // A change of columns a foreign key's ON UPDATE action follows (the key, or a UNIQUE column it references).
     const acting = rules.updateActions.filter((u) => u.columns.some((c) => before.get(c) !== after.get(c)));
     if (acting.length > 0 && this.#writes(acting.map((u) => u.child))) return false;
-    if (st && rules.selfRefColumns.some((c) => before.get(c) !== after.get(c))) return false;
+    if (st && rules.selfRefs.some((f) => f.columns.some((c) => before.get(c) !== after.get(c)))) return false;
     this.entries++;
     this.#written.add(table.oid);
     if (!st) {

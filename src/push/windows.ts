@@ -61,7 +61,7 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
   for (const op of window.rows) refusePush(ctx.remoteSchema, op.table);
   for (const t of window.truncates) tally.table(t.table, t.entryIds.length);
   for (const op of window.rows) tally.table(op.table, op.entryIds.length);
-  return { batches: planBatches(window, ctx.order, options.batchSize, ctx.references), cursor, exhausted };
+  return { batches: planBatches(window, ctx.order, options.batchSize, ctx.references, ctx.rules), cursor, exhausted };
 }
 
 async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<void> {

@@ -101,7 +101,7 @@ function rules(partial: Partial<TableRules>): TableRules {
     opaqueUniques: [],
     deleteActionChildren: [],
     updateActions: [],
-    selfRefColumns: [],
+    selfRefs: [],
     ...partial,
   };
 }
@@ -728,7 +728,7 @@ describe("Coalescer: entries that must wait for the next window", () => {
   });
 
   it("a self-reference changed on a row already written waits; a row's first change does not", () => {
-    const self = { 203: { selfRefColumns: ["up"] } };
+    const self = { 203: { selfRefs: [{ columns: ["up"], refs: ["id"] }] } };
     const root = { id: 1, up: null };
     const leaf = { id: 2, up: 1 };
     run(
