@@ -187,3 +187,32 @@ it("a pushed TRUNCATE empties only the tables the local one did: a child the rem
   expect(await remote.sql`SELECT id FROM t_remote`).toEqual([{ id: 100 }]);
   await db.close();
 });
+
+it("a pushed TRUNCATE follows how the remote table is built, whatever the local one is: partitioned on the remote only, emptied; plain there with a child of its own, the child keeps its rows", async () => {
+  await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS rp (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+    CREATE TABLE IF NOT EXISTS rp1 PARTITION OF rp FOR VALUES FROM (0) TO (100);
+    CREATE TABLE IF NOT EXISTS rpd PARTITION OF rp DEFAULT;
+    CREATE TABLE IF NOT EXISTS lp (id int PRIMARY KEY, v text);
+    CREATE TABLE IF NOT EXISTS lp_remote (PRIMARY KEY (id)) INHERITS (lp);
+    INSERT INTO rp VALUES (1, 'a'), (500, 'b'); INSERT INTO lp_remote VALUES (900, 'remote only')`);
+  const db = await openSynced(
+    remote.url,
+    [
+      `CREATE TABLE IF NOT EXISTS rp (id int PRIMARY KEY, v text)`,
+      `CREATE TABLE IF NOT EXISTS lp (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+      `CREATE TABLE IF NOT EXISTS lp1 PARTITION OF lp FOR VALUES FROM (0) TO (1000)`,
+    ],
+    { remoteSchema: "skip", sync: { tables: ["rp", "lp"] } },
+  );
+  await db.query(`INSERT INTO lp VALUES (1, 'local')`);
+  await db.sync();
+  await db.query(`TRUNCATE rp`);
+  await db.query(`TRUNCATE lp`);
+  await db.query(`INSERT INTO rp VALUES (2, 'after')`);
+  expect(await db.sync()).toMatchObject({ rejected: 0 });
+  expect(await remote.sql`SELECT id FROM rp`).toEqual([{ id: 2 }]);
+  expect(await remote.sql`SELECT id FROM ONLY lp`).toEqual([]);
+  expect(await remote.sql`SELECT id FROM lp_remote`).toEqual([{ id: 900 }]);
+  expect(await queued(db)).toBe(0);
+  await db.close();
+});

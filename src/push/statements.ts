@@ -305,12 +305,15 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
  * A batch of truncations: TRUNCATE cannot be a WITH query, so the claim and the truncation are one DO block
  * (one statement again). Only literals go in: the client id (a uuid), numbers, and quoted table names. ONLY: a
  * synced table has no local children (capture/inheritance.ts), so the remote's own must keep their rows; a
- * partitioned table's partitions are its rows, and PostgreSQL refuses TRUNCATE ONLY of it.
+ * partitioned table's partitions are its rows, and PostgreSQL refuses TRUNCATE ONLY of it. Which of the two the
+ * remote table is decides, read there when the batch runs: either side may be partitioned alone.
  */
 export function truncateBatchSql(tables: TableInfo[], clientId: string, batchId: number, ranges: number[]): string {
   const body =
     `BEGIN ${claimSql(quoteLiteral(clientId), String(batchId), quoteLiteral(`{${ranges.join(",")}}`), "true", false)}; ` +
-    `IF FOUND THEN TRUNCATE ${tables.map((t) => (t.partitioned ? t.sql : `ONLY ${t.sql}`)).join(", ")}; END IF; END`;
+    `IF FOUND THEN EXECUTE (SELECT 'TRUNCATE ' || string_agg(CASE WHEN c.relkind = 'p' THEN '' ELSE 'ONLY ' END || ` +
+    `u.r::text, ', ' ORDER BY u.o) FROM unnest(ARRAY[${tables.map((t) => quoteLiteral(t.sql)).join(", ")}]::regclass[]) ` +
+    `WITH ORDINALITY AS u(r, o) JOIN pg_class AS c ON c.oid = u.r); END IF; END`;
   let tag = "$ominipg$";
   for (let i = 0; body.includes(tag); i++) tag = `$ominipg${i}$`;
   return `DO ${tag} ${body} ${tag}`;
