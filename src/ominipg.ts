@@ -7,7 +7,7 @@ import { ClosedError, OminipgError, SyncError, inTransactionError, type SyncErro
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";
-import { LEASE_DDL, SequenceLeases, applyLeases, forgetLeases, leasedBlocks } from "./seq/lease.js";
+import { LEASE_DDL, SequenceLeases, forgetLeases } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
 import { clientIdOf, getMeta, setMeta } from "./log/tables.js";
 import { readLogStatus } from "./log/status.js";
@@ -329,14 +329,8 @@ export class Ominipg extends OminipgBase {
 
   /** With leased sequences, an exhausted id block moves the sequence to the next block and runs the statement again. */
   protected override async recover(err: unknown): Promise<boolean | Error> {
-    if (!this.#leases?.strict || (err as { code?: string })?.code !== "2200H") return false;
-    await applyLeases(this.driver, [...(await this.catalog()).tables.values()]);
-    if ((await leasedBlocks(this.driver)) > 0) return true;
-    return new OminipgError(
-      "SEQUENCE_LEASE_EXHAUSTED",
-      `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.options.leaseSize ?? 1000})`,
-      { cause: err },
-    );
+    const synced = async () => [...(await this.catalog()).tables.values()];
+    return this.#leases ? this.#leases.recover(this.driver, synced, err) : false;
   }
 
   async #runPull(puller: Puller): Promise<PullResult> {
@@ -363,14 +357,18 @@ export class Ominipg extends OminipgBase {
   async #runSync(syncer: Syncer): Promise<SyncResult> {
     this.emit("sync:start");
     try {
-      const result = await syncer.run({ progress: (done, total) => this.emit("sync:progress", { done, total }) });
-      if (this.#leases) {
+      const progress = (done: number, total: number) => this.emit("sync:progress", { done, total });
+      const result = await syncer.run({ progress }).catch((e: unknown) => ({ failed: e }));
+      // The remote answered, even if it refused a change: lease, or every table mints unleased ids until then.
+      if (this.#leases && (!("failed" in result) || !isRetryable(result.failed))) {
         const tables = [...(await this.local.run(() => this.catalog())).tables.values()];
         const warnings = await this.#leases.topUp(tables).catch((e) => {
+          if ("failed" in result) return []; // the push's failure is the one to report
           throw this.#remote!.error("SEQUENCE_LEASE_FAILED", "leasing sequence blocks", e);
         });
         for (const w of warnings) this.emit("warning", w);
       }
+      if ("failed" in result) throw result.failed;
       await this.local.run((d) => setMeta(d, "last_sync", JSON.stringify({ ...result, at: new Date().toISOString() })));
       if (this.#sync.feed.mode !== "off") await this.#feed?.afterSync(); // a role that may drains the feed
       this.emit("sync:end", result);

@@ -7,6 +7,7 @@ import type { Remote } from "../remote/remote.js";
 import { quoteLiteral } from "../core/sql.js";
 import type { ConnectOptions } from "../core/options.js";
 import type { OminipgWarning } from "../core/warnings.js";
+import { OminipgError } from "../core/errors.js";
 import { ownedSequences, type OwnedSequence } from "./owned.js";
 import { takeIds } from "./sequences.js";
 
@@ -68,6 +69,24 @@ export class SequenceLeases {
     const fresh = [...tables.values()].filter((t) => !this.#capped.has(t.oid));
     for (const t of fresh) this.#capped.add(t.oid);
     if (fresh.length > 0) await applyLeases(d, fresh);
+  }
+
+  /**
+   * "lease": a statement that ran out of leased ids moves the sequence to its next block and runs again (true), or
+   * fails with SEQUENCE_LEASE_EXHAUSTED when no block is left. A 2200H no leased sequence raised (another
+   * sequence's own MAXVALUE) is not this one's to recover (false: PostgreSQL's error stands).
+   */
+  async recover(d: Driver, synced: () => Promise<TableInfo[]>, err: unknown): Promise<boolean | Error> {
+    if (!this.strict || (err as { code?: string })?.code !== "2200H") return false;
+    const tables = await synced();
+    if (!(await raisedByLeased(d, tables, err))) return false;
+    await applyLeases(d, tables);
+    if ((await leasedBlocks(d)) > 0) return true;
+    return new OminipgError(
+      "SEQUENCE_LEASE_EXHAUSTED",
+      `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.blockSize})`,
+      { cause: err },
+    );
   }
 
   /** Whether blocks are leased and applied ("auto" and "lease"). */
@@ -291,6 +310,23 @@ export async function forgetLeases(d: Driver): Promise<void> {
     prepare: false,
   });
   if (rows[0]?.found) await d.exec(`DELETE FROM ${LEASE_TABLE}`);
+}
+
+/**
+ * Whether the sequence `err` (a 2200H) names is one of `tables`' (those leases cap): PostgreSQL names it, without its
+ * schema, in the message; a message worded otherwise (another locale) counts as theirs.
+ */
+async function raisedByLeased(d: Driver, tables: TableInfo[], err: unknown): Promise<boolean> {
+  const name = /sequence "(.+)" \(/.exec((err as Error).message ?? "")?.[1];
+  if (name === undefined) return true;
+  const seqs = (await ownedSequences(d, tables)).map((s) => s.seq);
+  const { rows } = await d.query<{ found: boolean }>(
+    `SELECT EXISTS (SELECT FROM json_array_elements_text($1::text::json) AS s(q) JOIN pg_class AS c ON c.oid = s.q::regclass
+      WHERE c.relname = $2) AS found`,
+    [JSON.stringify(seqs), name],
+    { prepare: false },
+  );
+  return rows[0]?.found === true;
 }
 
 /** How many leased blocks are left. */
