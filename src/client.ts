@@ -289,6 +289,9 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     return false;
   }
 
+  /** After a TRUNCATE ... RESTART IDENTITY of synced tables: a subclass leasing ids points them back at its blocks. */
+  protected async restarted(_tables: Step["tables"]): Promise<void> {}
+
   async #run<T>(sql: string, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     const turn = pace(); // let timers and signal handlers run during a loop of statements
     if (turn) await turn;
@@ -336,15 +339,10 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     }
   }
 
-  async #runStep<T>(
-    original: string,
-    step: Step,
-    params: readonly unknown[],
-    rowMode: RowMode,
-  ): Promise<QueryResult<T>> {
+  async #runStep<T>(sql: string, step: Step, params: readonly unknown[], rowMode: RowMode): Promise<QueryResult<T>> {
     if (step.hiddenResults > 0 && params.length === 0) {
       const [first] = await this.driver.exec(step.sql, { rowMode });
-      this.#afterStep(step);
+      await this.#afterStep(step);
       return first as QueryResult<T>;
     }
     const captured = step.shape !== "as-is";
@@ -355,21 +353,21 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
         rowMode: captured ? "array" : rowMode,
       });
     } catch (err) {
-      throw await originalError(this.driver, err, original, step, params);
+      throw await originalError(this.driver, err, sql, step, params);
     }
-    this.#afterStep(step);
+    await this.#afterStep(step);
     return (captured ? shapeCaptured(raw, step, rowMode) : raw) as QueryResult<T>;
   }
 
   async #runScript<T>(sql: string, steps: Step[], rowMode: RowMode): Promise<QueryResult<T>> {
     if (steps.every((s) => s.shape === "as-is" && s.hiddenResults === 0 && s.tables.length === 0)) {
       const results = await this.driver.exec(sql, { rowMode });
-      for (const step of steps) this.#afterStep(step);
+      for (const step of steps) await this.#afterStep(step);
       return (results.at(-1) ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
     }
     // One simple-protocol script keeps PostgreSQL's semantics (one implicit transaction for the whole script).
     const results = await this.driver.exec(steps.map((s) => s.sql).join(";\n"), { rowMode: "array" });
-    for (const step of steps) this.#afterStep(step);
+    for (const step of steps) await this.#afterStep(step);
     // The last step's result: after every earlier step's own and hidden ones.
     const lastStep = steps.at(-1);
     const last = results[steps.slice(0, -1).reduce((at, s) => at + 1 + s.hiddenResults, 0)] as
@@ -378,7 +376,8 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
     return shapeCaptured(last, lastStep, rowMode) as QueryResult<T>;
   }
 
-  #afterStep(step: Step): void {
+  async #afterStep(step: Step): Promise<void> {
+    if (step.restarts) await this.restarted(step.tables);
     if (step.tables.length > 0) this.onCaptured();
     if (step.effect === "ddl") {
       this.#ddlInTransaction = this.driver.txStatus !== "idle";

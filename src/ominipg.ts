@@ -3,11 +3,12 @@ import { backoffDelay, isRetryable } from "./remote/retry.js";
 import { OminipgBase } from "./client.js";
 import type { Catalog } from "./capture/catalog.js";
 import type { Driver } from "./core/driver.js";
+import type { TableInfo } from "./core/table.js";
 import { ClosedError, OminipgError, SyncError, inTransactionError, type SyncErrorCode } from "./core/errors.js";
 import type { DirLock } from "./local/lock.js";
 import { resolveSyncOptions, type ConnectOptions, type ResolvedSync } from "./core/options.js";
 import { Remote } from "./remote/remote.js";
-import { LEASE_DDL, SequenceLeases, forgetLeases } from "./seq/lease.js";
+import { LEASE_DDL, SequenceLeases, applyLeases, forgetLeases } from "./seq/lease.js";
 import { advanceRemoteSequences, localSequenceValues } from "./seq/sequences.js";
 import { clientIdOf, getMeta, setMeta } from "./log/tables.js";
 import { readLogStatus } from "./log/status.js";
@@ -180,23 +181,17 @@ export class Ominipg extends OminipgBase {
     let remote: Status["remote"] = null;
     if (this.#remote) {
       const r = this.#remote;
+      const down = (error: string) => ({ url: r.redact(r.url), reachable: false as const, error });
       remote = await Promise.race([
         (clientId ? r.session((sql) => ledgerCount(sql, clientId)) : Promise.resolve(0)).then((ledgerRows) => ({
           url: r.redact(r.url),
           reachable: true,
           ledgerRows,
         })),
-        new Promise<{ url: string; reachable: false; error: string }>((resolve) =>
-          setTimeout(
-            () => resolve({ url: r.redact(r.url), reachable: false, error: "no answer within 5 s" }),
-            5000,
-          ).unref(),
+        new Promise<ReturnType<typeof down>>((resolve) =>
+          setTimeout(() => resolve(down("no answer within 5 s")), 5000).unref(),
         ),
-      ]).catch((err: unknown) => ({
-        url: r.redact(r.url),
-        reachable: false,
-        error: r.describe(err),
-      }));
+      ]).catch((err: unknown) => down(r.describe(err)));
     }
     return {
       clientId,
@@ -325,6 +320,11 @@ export class Ominipg extends OminipgBase {
     const catalog = await super.catalog();
     await this.#leases?.capNew(this.driver, catalog.tables);
     return catalog;
+  }
+
+  /** A restart would hand out ids from the sequences' start, others' ids: they go back to this client's blocks. */
+  protected override async restarted(tables: TableInfo[]): Promise<void> {
+    if (this.#leases?.leasing) await applyLeases(this.driver, tables, this.#leases.strict);
   }
 
   /** With leased sequences, an exhausted id block moves the sequence to the next block and runs the statement again. */

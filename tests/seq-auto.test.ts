@@ -317,3 +317,25 @@ describe("leases when the remote refuses a change", () => {
     });
   });
 });
+
+describe("TRUNCATE ... RESTART IDENTITY with leased ids", () => {
+  for (const sequences of ["auto", "lease"] as const) {
+    it(`${sequences}: the sequences do not restart at their start, which another client's block holds`, async () => {
+      const own = await ownDatabase(SCHEMA);
+      const b = await client(own.url, { sequences, leaseSize: 5 });
+      await b.db.sync(); // b holds ids 1-10
+      const a = await client(own.url, { sequences, leaseSize: 5 });
+      await a.db.sync(); // a holds 11-20
+      await a.db.query(`INSERT INTO items (client, n) VALUES ('a', 1)`);
+      await a.db.query(`TRUNCATE items RESTART IDENTITY`);
+      await a.db.query(`INSERT INTO items (client, n) VALUES ('a', 2)`);
+      await b.db.query(`INSERT INTO items (client, n) VALUES ('b', 1)`);
+      const [[ofA], [ofB]] = [await ids(a.db), await ids(b.db)];
+      expect(ofA).toBeGreaterThan(10);
+      expect(ofB).toBeLessThanOrEqual(10);
+      expect(await a.db.sync()).toMatchObject({ rejected: 0 });
+      expect(await b.db.sync()).toMatchObject({ rejected: 0 });
+      expect(await own.sql`SELECT client FROM items ORDER BY id`).toEqual([{ client: "b" }, { client: "a" }]);
+    });
+  }
+});

@@ -1,9 +1,9 @@
 import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
 import { rejectOwnTableWrites } from "./own-tables.js";
-import { logTruncatesSql } from "../log/capture.js";
-import { deparse, loadParser, nodeType, parseIfValid, walk, type Node, type RawStmt } from "../capture/parser.js";
+import { loadParser, nodeType, parseIfValid, walk, type Node, type RawStmt } from "../capture/parser.js";
 import { rejectWritingFunctions } from "../capture/writing-calls.js";
+import { truncateSql } from "./truncate.js";
 import {
   DML_TYPES,
   rewriteForCapture,
@@ -32,6 +32,8 @@ export interface Step {
   effect: Effect;
   /** Synced tables written. */
   tables: TableInfo[];
+  /** A TRUNCATE ... RESTART IDENTITY of synced tables: their sequences start over (see OminipgBase.restarted). */
+  restarts?: boolean;
 }
 
 /**
@@ -114,7 +116,12 @@ export class Planner {
     if (UNSAFE_NAMES.test(text) || /set_config/i.test(text)) rejectUnsafeSettings(stmt);
     rejectUncapturable(stmt, type, catalog);
     rejectWritingFunctions(stmt, catalog);
-    if (type === "TruncateStmt") return truncateStep(text, stmt.TruncateStmt, catalog);
+    if (type === "TruncateStmt") {
+      const t = truncateSql(stmt.TruncateStmt, catalog);
+      return t
+        ? { ...t, shape: "as-is", hiddenResults: 1, prepare: false, effect: "none" }
+        : passthrough(text, "none", false);
+    }
     if (DML_TYPES.has(type) || type === "SelectStmt") {
       const captured = await rewriteForCapture(stmt, catalog, this.capture.describeNames);
       if (captured) return capturedStep(captured, effect);
@@ -355,46 +362,4 @@ function explainAnalyze(body: Node): boolean {
 function statementName(type: string): string {
   const names: Record<string, string> = { CopyStmt: "COPY", CreateTableAsStmt: "CREATE TABLE AS / SELECT INTO" };
   return names[type] ?? type.replace(/Stmt$/, "");
-}
-
-/** TRUNCATE of synced tables: the truncation and its log entries run as one script (one implicit transaction). */
-function truncateStep(text: string, body: Node, catalog: Catalog): Step {
-  const named = (body.relations as Node[]).flatMap(
-    (rv) => catalog.resolve(rv.RangeVar.schemaname, rv.RangeVar.relname)?.oid ?? [],
-  );
-  // CASCADE also empties every table that references a truncated one, synced or not.
-  const truncated = body.behavior === "DROP_CASCADE" ? catalog.truncatedWith(named) : new Set(named);
-  for (const oid of truncated) {
-    const root = catalog.partitionRoots.get(oid);
-    // The log holds a partition's rows under its root, and the push could only empty the whole root.
-    if (root !== undefined && !truncated.has(root))
-      throw new CaptureError(
-        "CAPTURE_UNSUPPORTED",
-        `cannot capture TRUNCATE of a partition of synced table ${catalog.tables.get(root)!.sql}: DELETE its rows, or TRUNCATE the whole partitioned table`,
-      );
-    const why = catalog.writesBehind.get(oid);
-    if (why)
-      throw new CaptureError(
-        "CAPTURE_UNSUPPORTED",
-        `cannot capture TRUNCATE of a table that is not synced but may change synced tables: ${why}`,
-      );
-  }
-  const tables = [...truncated].flatMap((oid) => catalog.tables.get(oid) ?? []);
-  if (tables.length === 0) return passthrough(text, "none", false);
-  const bad = tables.find((t) => t.uncapturable);
-  if (bad) {
-    throw new CaptureError(
-      bad.primaryKey.length === 0 ? "CAPTURE_NO_PRIMARY_KEY" : "CAPTURE_UNSUPPORTED",
-      `cannot capture TRUNCATE on synced table ${bad.schema}.${bad.name}: ${bad.uncapturable}`,
-    );
-  }
-  const log = logTruncatesSql(tables);
-  return {
-    sql: `${deparse({ TruncateStmt: body })};\n${log}`,
-    shape: "as-is",
-    hiddenResults: 1,
-    prepare: false,
-    effect: "none",
-    tables,
-  };
 }
