@@ -305,6 +305,23 @@ describe("persistent directories", () => {
     expect(err.message).not.toContain("[object Object]");
   });
 
+  it("refuses a PostgreSQL server's data directory (its postmaster.pid is not PGlite's), leaving the file as it is", async () => {
+    const dir = path.join(tempDir("ominipg-server-dir-"), "db");
+    await (await Ominipg.connect({ url: dir })).close();
+    // What a running server keeps there: its pid, its data directory, its start time, port, socket directory...
+    const pidFile = path.join(dir, "postmaster.pid");
+    const pid = `4242\n/var/lib/postgresql/18/main\n1765000000\n5432\n/var/run/postgresql\n`;
+    fs.writeFileSync(pidFile, pid);
+    const err = await Ominipg.connect({ url: dir }).catch((e) => e);
+    expect(err).toMatchObject({ code: "LOCAL_OPEN_FAILED" });
+    expect(err.message).toContain("a PostgreSQL server's data directory (postmaster.pid: process 4242)");
+    expect(fs.readFileSync(pidFile, "utf8")).toBe(pid);
+    expect(fs.existsSync(`${dir}.lock`)).toBe(false);
+    // PGlite's own (left by a process that died) names /pglite/data: the directory opens.
+    fs.writeFileSync(pidFile, "-42\n/pglite/data\n");
+    await (await Ominipg.connect({ url: dir })).close();
+  });
+
   it("rejects unknown url schemes and options", async () => {
     await expect(Ominipg.connect({ url: "mysql://x" })).rejects.toBeInstanceOf(ConfigError);
     await expect(Ominipg.connect({ nope: 1 } as never)).rejects.toBeInstanceOf(ConfigError);

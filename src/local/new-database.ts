@@ -36,6 +36,24 @@ function start(dataDir: string | undefined, sharedBuffers: string | undefined): 
   return params.length === 0 ? {} : { startParams: [...PGlite.defaultStartParams, ...params] };
 }
 
+/**
+ * A PostgreSQL server's data directory (its postmaster.pid names another directory than PGlite's /pglite/data, the
+ * one every PGlite writes): PGlite would start on it and remove that file, and nothing would stop a second server.
+ */
+function refuseServerDirectory(dataDir: string): void {
+  let pid: string;
+  try {
+    pid = fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8");
+  } catch {
+    return;
+  }
+  const [owner = "", dir] = pid.split("\n");
+  if (dir === "/pglite/data") return;
+  throw new Error(
+    `it is a PostgreSQL server's data directory (postmaster.pid: process ${owner.trim()}), not one Ominipg made; left as it is`,
+  );
+}
+
 /** Thrown inside PGlite's start when the cache has no usable template: the database is made another way. */
 class NoTemplate extends Error {}
 
@@ -46,6 +64,7 @@ class NoTemplate extends Error {}
  * did.
  */
 export async function openPglite(dataDir: string | undefined, options: NewDatabaseOptions = {}): Promise<PGlite> {
+  if (dataDir !== undefined) refuseServerDirectory(dataDir);
   const how = start(dataDir, options.sharedBuffers);
   if (options.loadDataDir) return create(dataDir, { loadDataDir: options.loadDataDir, ...how });
   const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
