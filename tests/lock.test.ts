@@ -143,6 +143,29 @@ describe("a lock that cannot be judged", () => {
   });
 });
 
+describe("a lock that cannot be made", () => {
+  it("says why, from the file system's own error", async () => {
+    const parent = tempDir("ominipg-lockfile-");
+    fs.writeFileSync(path.join(parent, "file"), "in the way");
+    const err = await lockError(path.join(parent, "file", "db"));
+    expect(err.message).toMatch(/could not lock the data directory .*: ENOTDIR: not a directory/);
+  });
+
+  // Root may write anywhere: only another user meets a directory it may not write in.
+  it.runIf(process.getuid?.() !== 0)("beside a directory in a read-only parent: says where the lock goes", async () => {
+    const parent = tempDir("ominipg-lockfile-");
+    fs.mkdirSync(path.join(parent, "db"));
+    fs.chmodSync(parent, 0o555);
+    try {
+      const err = await lockError(path.join(parent, "db"));
+      expect(err.message).toContain("EACCES");
+      expect(err.message).toContain("the lock file is made beside the directory");
+    } finally {
+      fs.chmodSync(parent, 0o755);
+    }
+  });
+});
+
 describe("a lock of this machine and pid namespace", () => {
   it("held by a live process: refused at once", async () => {
     const dir = newDir();

@@ -44,7 +44,8 @@ export function remoteArg(command: string, value: string | undefined, required: 
     return undefined;
   }
   keepSecret(url);
-  if (!isPostgresUrl(url)) throw new UsageError("--remote must be a postgres:// or postgresql:// URL", command);
+  const from = value === undefined ? "$OMINIPG_REMOTE_URL" : "--remote";
+  if (!isPostgresUrl(url)) throw new UsageError(`${from} must be a postgres:// or postgresql:// URL`, command);
   return url;
 }
 

@@ -75,11 +75,25 @@ async function acquire(dataDir: string, lockPath: string, me: LockHolder, conten
     throw new LocalDatabaseError("LOCAL_LOCKED", `could not lock the data directory ${dataDir} (${lockPath})`);
   } catch (cause) {
     if (cause instanceof LocalDatabaseError) throw cause;
-    throw new LocalDatabaseError("LOCAL_LOCKED", `could not lock the data directory ${dataDir} (${lockPath})`, {
-      cause,
-    });
+    // The lock file goes beside the directory: a volume mounted as the directory itself under a read-only parent
+    // leaves no room for it.
+    const why = cause instanceof Error ? `: ${cause.message}` : "";
+    const hint = ["EROFS", "EACCES", "EPERM"].includes((cause as { code?: string }).code ?? "")
+      ? " (the lock file is made beside the directory: use a directory inside a writable one)"
+      : "";
+    throw new LocalDatabaseError(
+      "LOCAL_LOCKED",
+      `could not lock the data directory ${dataDir} (${lockPath})${why}${hint}`,
+      {
+        cause,
+      },
+    );
   } finally {
-    fs.rmSync(aside, { force: true });
+    try {
+      fs.rmSync(aside, { force: true });
+    } catch {
+      // where it could not be made (a file in the way), nothing to remove; the error above says why
+    }
   }
 }
 
