@@ -81,13 +81,8 @@ async function acquire(dataDir: string, lockPath: string, me: LockHolder, conten
     const hint = ["EROFS", "EACCES", "EPERM"].includes((cause as { code?: string }).code ?? "")
       ? " (the lock file is made beside the directory: use a directory inside a writable one)"
       : "";
-    throw new LocalDatabaseError(
-      "LOCAL_LOCKED",
-      `could not lock the data directory ${dataDir} (${lockPath})${why}${hint}`,
-      {
-        cause,
-      },
-    );
+    const message = `could not lock the data directory ${dataDir} (${lockPath})${why}${hint}`;
+    throw new LocalDatabaseError("LOCAL_LOCKED", message, { cause });
   } finally {
     try {
       fs.rmSync(aside, { force: true });
