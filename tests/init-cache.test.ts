@@ -1,6 +1,6 @@
 // The init cache (issue 17, cold start): a new database starts from a cached dump of an initialized one
 // instead of running initdb. No server needed; each test has its own cache directory (OMINIPG_CACHE_DIR).
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -304,4 +304,38 @@ describe("several processes", () => {
     expect(InitCache.locate()!.read()).toBeDefined();
     expect(fs.existsSync(untouched)).toBe(false);
   }, 120_000);
+});
+
+describe("a new directory made without the init cache", () => {
+  // initdb (the cache off) or a loadDataDir's files: made in memory and written out with PG_VERSION last, so a
+  // process killed as soon as PG_VERSION shows leaves a directory that opens (or none: then it is made anew).
+  for (const how of ["initCache off", "loadDataDir"] as const) {
+    it(`${how}: killed while it is made, the directory opens again`, async () => {
+      if (!fs.existsSync(DIST)) throw new Error(`${DIST} is missing: build first (npm run build)`);
+      const work = tempDir("ominipg-init-kill-");
+      const dump = path.join(work, "dump.tar");
+      if (how === "loadDataDir") fs.writeFileSync(dump, Buffer.from(await (await pgliteTemplate()).arrayBuffer()));
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const dir = path.join(work, `db-${attempt}`);
+        const args =
+          how === "loadDataDir" ? fixtureArgs("new-database.mjs", dir, dump) : fixtureArgs("new-database.mjs", dir);
+        const env = { ...process.env, ...(how === "initCache off" ? { OMINIPG_INIT_CACHE: "0" } : {}) };
+        const child = spawn(process.execPath, args, { stdio: "ignore", env });
+        const exited = new Promise((resolve) => child.on("exit", resolve));
+        await new Promise<void>((resolve) => {
+          const poll = setInterval(() => {
+            if (fs.existsSync(path.join(dir, "PG_VERSION")) || child.exitCode !== null) {
+              clearInterval(poll);
+              resolve();
+            }
+          }, 1);
+        });
+        child.kill("SIGKILL");
+        await exited;
+        const db = await Ominipg.connect({ url: dir, initCache: false });
+        expect((await db.query(`SELECT 1 AS one`)).rows, dir).toEqual([{ one: 1 }]);
+        await db.close();
+      }
+    }, 120_000);
+  }
 });

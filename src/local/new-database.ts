@@ -60,16 +60,23 @@ class NoTemplate extends Error {}
 /**
  * Open a PGlite database: in memory (`dataDir` undefined) or in a directory. A new one (in memory, or a
  * directory without PG_VERSION) starts from the init cache's dump of a freshly initialized database; on a
- * miss the dump is made once by `new PGlite()` (initdb) and stored. An existing directory opens as it always
+ * miss the dump is made once by `new PGlite()` (initdb) and stored. A new directory without the cache (turned off,
+ * or a `loadDataDir`) is made in memory and written out (intoDirectory). An existing directory opens as it always
  * did.
  */
 export async function openPglite(dataDir: string | undefined, options: NewDatabaseOptions = {}): Promise<PGlite> {
   if (dataDir !== undefined) refuseServerDirectory(dataDir);
   const how = start(dataDir, options.sharedBuffers);
-  if (options.loadDataDir) return create(dataDir, { loadDataDir: options.loadDataDir, ...how });
   const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
+  if (options.loadDataDir) {
+    const loaded = { loadDataDir: options.loadDataDir, ...how };
+    return dataDir !== undefined && isNew
+      ? intoDirectory(dataDir, create(undefined, loaded), how)
+      : create(dataDir, loaded);
+  }
   const cache = isNew && options.initCache !== false && initCacheEnabledByEnv() ? InitCache.locate() : undefined;
-  if (!cache) return create(dataDir, how);
+  if (!cache)
+    return dataDir !== undefined && isNew ? intoDirectory(dataDir, create(undefined, how), how) : create(dataDir, how);
   // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
   // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
   const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): TarEntry[] | undefined => {
@@ -169,9 +176,30 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
     // No template this time; the next new database tries again.
   }
   if (dataDir === undefined) return fresh;
-  await fresh.close();
-  if (entries) await writeTemplateDir(entries, dataDir);
-  return create(dataDir, how); // without the template's files: initdb, in the directory
+  if (entries) {
+    await fresh.close();
+    await writeTemplateDir(entries, dataDir);
+    return create(dataDir, how);
+  }
+  return intoDirectory(dataDir, Promise.resolve(fresh), how);
+}
+
+/**
+ * A new directory from a database `made` in memory (initdb, or a loadDataDir), written out with its PG_VERSION
+ * last, as the init cache's: PGlite making it in place writes PG_VERSION first, and a process killed before it was
+ * done left a directory that looked made and never opened again.
+ */
+async function intoDirectory(dataDir: string, made: Promise<PGlite>, how: Started): Promise<PGlite> {
+  const db = await made;
+  let entries: TarEntry[] | undefined;
+  try {
+    entries = entriesOf(trimWal(await templateDump(db)));
+  } finally {
+    await db.close();
+  }
+  if (!entries) throw new Error("the new database's files could not be read back to write them out");
+  await writeTemplateDir(entries, dataDir);
+  return create(dataDir, how);
 }
 
 /**

@@ -5,7 +5,7 @@
  * general tar library, about half of a ~1 s open (measured: see docs/ARCHITECTURE.md).
  */
 import fs from "node:fs";
-import { open, writeFile } from "node:fs/promises";
+import { open, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 
@@ -134,9 +134,9 @@ export function copyIntoPglite(
 const LANES = 8;
 
 /**
- * Write the dump's files into `dir` (made if missing), several at a time, the top-level PG_VERSION last:
- * PGlite takes a directory with PG_VERSION for a database, so one cut short is taken for a new directory
- * again and filled anew, never opened half made.
+ * Write the dump's files into `dir` (made if missing), several at a time, the top-level PG_VERSION last, whole
+ * (written aside, then renamed): PGlite takes a directory with PG_VERSION for a database, so one cut short is
+ * taken for a new directory again and filled anew, never opened half made.
  */
 export async function writeTemplateDir(entries: TarEntry[], dir: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
@@ -157,7 +157,9 @@ export async function writeTemplateDir(entries: TarEntry[], dir: string): Promis
     }
   };
   await Promise.all(Array.from({ length: LANES }, lane));
-  await writeFile(path.join(dir, "PG_VERSION"), version.data, { mode: version.mode || 0o600 });
+  const aside = path.join(dir, "PG_VERSION.ominipg-new");
+  await writeFile(aside, version.data, { mode: version.mode || 0o600 });
+  await rename(aside, path.join(dir, "PG_VERSION"));
 }
 
 function target(dir: string, entry: TarEntry): string {
