@@ -68,15 +68,12 @@ export async function openPglite(dataDir: string | undefined, options: NewDataba
   if (dataDir !== undefined) refuseServerDirectory(dataDir);
   const how = start(dataDir, options.sharedBuffers);
   const isNew = dataDir === undefined || !fs.existsSync(path.join(dataDir, "PG_VERSION"));
-  if (options.loadDataDir) {
-    const loaded = { loadDataDir: options.loadDataDir, ...how };
-    return dataDir !== undefined && isNew
-      ? intoDirectory(dataDir, create(undefined, loaded), how)
-      : create(dataDir, loaded);
-  }
+  const newDir = isNew ? dataDir : undefined;
+  const made = (pgOptions: PGliteOptions) =>
+    newDir === undefined ? create(dataDir, pgOptions) : intoDirectory(newDir, create(undefined, pgOptions), how);
+  if (options.loadDataDir) return made({ loadDataDir: options.loadDataDir, ...how });
   const cache = isNew && options.initCache !== false && initCacheEnabledByEnv() ? InitCache.locate() : undefined;
-  if (!cache)
-    return dataDir !== undefined && isNew ? intoDirectory(dataDir, create(undefined, how), how) : create(dataDir, how);
+  if (!cache) return made(how);
   // Read, checked and (for a directory) written out while PGlite loads its WebAssembly (~0.2 s in a new
   // process: started first, on other threads); PGlite's file system waits for it before looking for a database.
   const template = new Promise<void>((resolve) => setImmediate(resolve)).then((): TarEntry[] | undefined => {
@@ -176,12 +173,9 @@ async function fromNewTemplate(dataDir: string | undefined, cache: InitCache, ho
     // No template this time; the next new database tries again.
   }
   if (dataDir === undefined) return fresh;
-  if (entries) {
-    await fresh.close();
-    await writeTemplateDir(entries, dataDir);
-    return create(dataDir, how);
-  }
-  return intoDirectory(dataDir, Promise.resolve(fresh), how);
+  await fresh.close();
+  if (entries) await writeTemplateDir(entries, dataDir);
+  return create(dataDir, how); // without the template's files (not expected): initdb, in the directory
 }
 
 /**
