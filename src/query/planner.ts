@@ -90,7 +90,9 @@ export class Planner {
 
   async #script(sql: string, stmts: RawStmt[]): Promise<Plan> {
     const steps: Step[] = [];
-    let changed = false; // a statement planned so far changes the schema (or how names resolve)
+    // A statement planned so far changes the schema (or how names resolve), or restarts sequences: the ids a later
+    // insert takes must come from where the restart leaves them (OminipgBase.restarted).
+    let changed = false;
     for (const raw of stmts) {
       // Consecutive DDL stays together; a statement that writes (or reads what a write may change) after it waits.
       if (changed && readsCatalog(raw.stmt)) {
@@ -99,7 +101,7 @@ export class Planner {
       }
       const step = await this.#step(textOf(sql, raw), raw);
       steps.push(step);
-      changed ||= step.effect === "ddl";
+      changed ||= step.effect === "ddl" || step.restarts === true;
     }
     return { kind: "script", steps };
   }
