@@ -95,6 +95,16 @@ describe("sync: remote schema check", () => {
     await db.query(`DELETE FROM gen_local WHERE id >= 10`);
     await db.sync();
     expect(await remote.sql`SELECT id, n, twice FROM gen_local`).toEqual([{ id: 1, n: 1, twice: 2 }]);
+    // A delete writes no column: pushed.
+    await db.query(`DELETE FROM gen_remote WHERE id = 1`);
+    expect(await db.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+    expect(await remote.sql`SELECT count(*)::int AS n FROM gen_remote`).toEqual([{ n: 0 }]);
+    // The remote column made the same as the message says: the next sync pushes (the refusal is not kept).
+    await db.query(`INSERT INTO gen_remote (id, n, half) VALUES (6, 6, 3)`);
+    await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_SCHEMA_MISMATCH" });
+    await remote.sql.unsafe(`ALTER TABLE gen_remote ALTER COLUMN half DROP EXPRESSION`);
+    expect(await db.sync()).toMatchObject({ pushed: 1, rejected: 0 });
+    expect(await remote.sql`SELECT id, n, half FROM gen_remote`).toEqual([{ id: 6, n: 6, half: 3 }]);
     await db.close();
   });
 });

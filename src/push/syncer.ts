@@ -15,6 +15,7 @@ import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
 import { checkRemoteSchema, withRemoteUniques, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
+import { SyncError } from "../core/errors.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
 import { readWindow, referencing, withAncestors, type Window } from "./windows.js";
@@ -96,12 +97,18 @@ export class Syncer {
     // first change queued for a table that references one of them and does not come along (a child row deleted
     // before its parent, a child inserted before its parent's delete sets it to NULL): from there, in log order.
     const first = withAncestors(extent.priorityTables, ctx);
-    if (first.length > 0) {
-      const behind = await this.local.run((d) => firstQueuedId(d, referencing(first, ctx)));
-      const upto = Math.min(ctx.maxId, behind === undefined ? Infinity : behind - 1);
-      await this.#drain({ ...ctx, maxId: upto }, first, extent.firstRunEnd);
+    try {
+      if (first.length > 0) {
+        const behind = await this.local.run((d) => firstQueuedId(d, referencing(first, ctx)));
+        const upto = Math.min(ctx.maxId, behind === undefined ? Infinity : behind - 1);
+        await this.#drain({ ...ctx, maxId: upto }, first, extent.firstRunEnd);
+      }
+      await this.#drain(ctx, undefined, extent.firstRunEnd);
+    } catch (err) {
+      // A table refused for how the remote has it (refusePush): checked again at the next sync, once it may be fixed.
+      if (err instanceof SyncError && err.code === "REMOTE_SCHEMA_MISMATCH") this.#schemaChecked = undefined;
+      throw err;
     }
-    await this.#drain(ctx, undefined, extent.firstRunEnd);
 
     const values = await this.local.run((d) => localSequenceValues(d, [...catalog.tables.values()]));
     const { denied } = await remote.retrying("REMOTE_SEQUENCES_FAILED", "advancing remote sequences", () =>

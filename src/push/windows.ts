@@ -57,8 +57,8 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
     for (const n of window.noop) tally.table(n.table, n.entryIds.length);
     tally.count(ids.length);
   }
-  // After coalescing: changes that came to nothing push nothing, whatever the remote table is like.
-  for (const op of window.rows) refusePush(ctx.remoteSchema, op.table);
+  // After coalescing: changes that came to nothing push nothing, and a delete writes no column.
+  for (const op of window.rows) if (op.kind !== "delete") refusePush(ctx.remoteSchema, op.table);
   for (const t of window.truncates) tally.table(t.table, t.entryIds.length);
   for (const op of window.rows) tally.table(op.table, op.entryIds.length);
   return { batches: planBatches(window, ctx.order, options.batchSize, ctx.references, ctx.rules), cursor, exhausted };
