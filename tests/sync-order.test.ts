@@ -358,6 +358,46 @@ describe("sync: a foreign key only the remote has", () => {
     }
   });
 
+  it("a unique index only the remote has on two columns, of which an UPDATE's images carry only the one it assigns", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql.unsafe(`CREATE TABLE slots (id int PRIMARY KEY, org int, slot int, n int, UNIQUE (org, slot))`);
+      const db = await openSynced(
+        remote.url,
+        [`CREATE TABLE IF NOT EXISTS slots (id int PRIMARY KEY, org int, slot int, n int)`],
+        { remoteSchema: "skip", sync: { retry: { attempts: 1 } } },
+      );
+      await db.query(`INSERT INTO slots VALUES (1, 7, 1, 0), (2, 7, 2, 0)`);
+      await db.sync();
+      await db.query(`UPDATE slots SET slot = -1 WHERE id = 1`);
+      await db.query(`UPDATE slots SET slot = 1 WHERE id = 2`);
+      await db.query(`UPDATE slots SET slot = 2 WHERE id = 1`);
+      expect(await db.sync()).toMatchObject({ rejected: 0 });
+      await expectSameRows(db, remote.sql, { slots: "id" });
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
+
+  it("to the table itself: a chain inserted children first by one statement, in many batches", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql.unsafe(`CREATE TABLE chain (id int PRIMARY KEY, parent int REFERENCES chain)`);
+      const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS chain (id int PRIMARY KEY, parent int)`], {
+        remoteSchema: "skip",
+        sync: { batchSize: 7, copyBatchSize: 0, retry: { attempts: 1 } },
+      });
+      await db.query(`INSERT INTO chain SELECT g, nullif(g - 1, 0) FROM generate_series(60, 1, -1) AS g`);
+      expect(await db.sync()).toMatchObject({ pushed: 60, rejected: 0 });
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
+
   it("to the table itself: a chain of rows pushed in small batches, several at once, keeps each after its parent", async () => {
     const remote = await createTestDatabase();
     try {

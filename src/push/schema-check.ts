@@ -11,9 +11,12 @@ export interface RemoteSchema {
    * app only pulls may differ so.
    */
   pushOnly: Map<number, string[]>;
-  /** Per synced table (oid), its unique indexes on the remote (withRemoteUniques). */
-  uniques: Map<number, Pick<TableRules, "uniques" | "opaqueUniques">>;
+  /** Per synced table (oid), its unique indexes and foreign keys to itself on the remote (withRemoteRules). */
+  rules: Map<number, RemoteRules>;
 }
+
+/** What the coalescer and the order of the push also keep for the remote's own constraints. */
+type RemoteRules = Pick<TableRules, "uniques" | "opaqueUniques" | "selfRefs">;
 
 /** A remote column as the check compares it. */
 interface RemoteColumn {
@@ -27,7 +30,7 @@ interface RemoteColumn {
  * and the same primary key. Otherwise the push would fail half-way or, worse, write the wrong columns.
  */
 export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema> {
-  if (tables.length === 0) return { references: new Map(), pushOnly: new Map(), uniques: new Map() };
+  if (tables.length === 0) return { references: new Map(), pushOnly: new Map(), rules: new Map() };
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
     {
@@ -93,7 +96,8 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
       { retryable: false },
     );
   }
-  return { references: await remoteReferences(sql, tables), pushOnly, uniques: await remoteUniques(sql, tables) };
+  const rules = await remoteUniques(sql, tables);
+  return { references: await remoteReferences(sql, tables, rules), pushOnly, rules };
 }
 
 /**
@@ -132,14 +136,22 @@ export type RemoteReferences = Map<number, number[]>;
  * The remote's foreign keys between synced tables: the push sends parents before children by them too (a key
  * only the remote has would otherwise refuse children pushed before the parents the app wrote first).
  */
-async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteReferences> {
+async function remoteReferences(
+  sql: Sql,
+  tables: TableInfo[],
+  rules: Map<number, RemoteRules>,
+): Promise<RemoteReferences> {
   const named = (ns: string, c: string) => `(${ns}.nspname || '.' || ${c}.relname)`;
   const synced = `(SELECT jsonb_array_elements_text($1::text::jsonb))`;
-  const rows = await sql.unsafe<{ child: string; parent: string }[]>(
-    `SELECT DISTINCT ${named("cn", "cc")} AS child, ${named("pn", "pc")} AS parent FROM pg_constraint k
-       JOIN pg_class cc ON cc.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
-       JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-      WHERE k.contype = 'f' AND ${named("cn", "cc")} IN ${synced}
+  const columns = (key: string, rel: string) =>
+    `(SELECT array_to_json(array_agg(a.attname::text ORDER BY k.i))::text FROM unnest(f.${key}) WITH ORDINALITY AS k(attnum, i)
+       JOIN pg_attribute a ON a.attrelid = f.${rel} AND a.attnum = k.attnum)`;
+  const rows = await sql.unsafe<{ child: string; parent: string; cols: string; refs: string }[]>(
+    `SELECT ${named("cn", "cc")} AS child, ${named("pn", "pc")} AS parent, ${columns("conkey", "conrelid")} AS cols,
+            ${columns("confkey", "confrelid")} AS refs FROM pg_constraint f
+       JOIN pg_class cc ON cc.oid = f.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+       JOIN pg_class pc ON pc.oid = f.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+      WHERE f.contype = 'f' AND ${named("cn", "cc")} IN ${synced}
         AND ${named("pn", "pc")} IN ${synced}`,
     [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
@@ -147,9 +159,17 @@ async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteRe
   const refs: RemoteReferences = new Map();
   for (const r of rows) {
     const [child, parent] = [byName.get(r.child)!, byName.get(r.parent)!];
-    refs.set(child, [...(refs.get(child) ?? []), parent]);
+    refs.set(child, [...new Set([...(refs.get(child) ?? []), parent])]);
+    // A foreign key to the table itself orders its rows within a window too (selfReferenceOrder).
+    if (child === parent) ruleOf(rules, child).selfRefs.push({ columns: JSON.parse(r.cols), refs: JSON.parse(r.refs) });
   }
   return refs;
+}
+
+function ruleOf(rules: Map<number, RemoteRules>, oid: number): RemoteRules {
+  let rule = rules.get(oid);
+  if (!rule) rules.set(oid, (rule = { uniques: [], opaqueUniques: [], selfRefs: [] }));
+  return rule;
 }
 
 /**
@@ -157,7 +177,7 @@ async function remoteReferences(sql: Sql, tables: TableInfo[]): Promise<RemoteRe
  * one in separate statements by them too (a constraint only the remote has would otherwise refuse the swap
  * coalesced into one statement). indnullsnotdistinct is read through to_jsonb: PostgreSQL 14 has no such column.
  */
-async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema["uniques"]> {
+async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<Map<number, RemoteRules>> {
   const rows = await sql.unsafe<
     { name: string; cols: string | null; deps: string | null; nnd: boolean; deferrable: boolean }[]
   >(
@@ -175,10 +195,9 @@ async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<RemoteSchem
     [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
   );
   const byName = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.oid]));
-  const out: RemoteSchema["uniques"] = new Map();
+  const out = new Map<number, RemoteRules>();
   for (const r of rows) {
-    const oid = byName.get(r.name)!;
-    const entry = out.get(oid) ?? { uniques: [], opaqueUniques: [] };
+    const entry = ruleOf(out, byName.get(r.name)!);
     if (r.deps !== null) entry.opaqueUniques.push({ columns: JSON.parse(r.deps) as string[] });
     else
       entry.uniques.push({
@@ -186,24 +205,38 @@ async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<RemoteSchem
         nullsDistinct: !r.nnd,
         deferrable: r.deferrable,
       });
-    out.set(oid, entry);
   }
   return out;
 }
 
-/** The local tables' rules with the unique indexes only the remote has added (remoteUniques). */
-export function withRemoteUniques(rules: Map<number, TableRules>, schema: RemoteSchema): Map<number, TableRules> {
+/**
+ * The local tables' rules with what only the remote has added: its unique indexes and its foreign keys to the table
+ * itself. A unique index whose columns an UPDATE's images do not all carry (TableInfo.logged: the local ones' are)
+ * counts as opaque: whether a row's values in it changed is all the coalescer can tell.
+ */
+export function withRemoteRules(
+  rules: Map<number, TableRules>,
+  schema: RemoteSchema,
+  tables: ReadonlyMap<number, TableInfo>,
+): Map<number, TableRules> {
   const same = (a: { columns: string[] }, b: { columns: string[] }) =>
     a.columns.join("\u0000") === b.columns.join("\u0000");
-  for (const [oid, remote] of schema.uniques) {
+  for (const [oid, remote] of schema.rules) {
     const rule = rules.get(oid);
+    const logged = tables.get(oid)?.logged;
     if (!rule) continue;
-    for (const u of remote.uniques)
+    for (const u of remote.uniques) {
       if (
-        !rule.uniques.some((l) => same(l, u) && l.nullsDistinct === u.nullsDistinct && !!l.deferrable === u.deferrable)
+        rule.uniques.some((l) => same(l, u) && l.nullsDistinct === u.nullsDistinct && !!l.deferrable === u.deferrable)
       )
-        rule.uniques.push(u);
+        continue;
+      if (!logged || u.columns.every((c) => logged.includes(c))) rule.uniques.push(u);
+      else if (!rule.opaqueUniques.some((l) => same(l, u))) rule.opaqueUniques.push({ columns: u.columns });
+    }
     for (const u of remote.opaqueUniques) if (!rule.opaqueUniques.some((l) => same(l, u))) rule.opaqueUniques.push(u);
+    for (const f of remote.selfRefs)
+      if (!rule.selfRefs.some((l) => same(l, f) && l.refs.join("\u0000") === f.refs.join("\u0000")))
+        rule.selfRefs.push(f);
   }
   return rules;
 }

@@ -13,7 +13,7 @@ import type { PushContext } from "./context.js";
 import { copyLayout, type CopyLayout } from "./copy.js";
 import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
-import { checkRemoteSchema, withRemoteUniques, type RemoteSchema } from "./schema-check.js";
+import { checkRemoteSchema, withRemoteRules, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
 import { SyncError } from "../core/errors.js";
 import { Tally } from "./tally.js";
@@ -36,7 +36,7 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
 export class Syncer {
   #schemaChecked: Catalog | undefined;
   /** What the push learned of the remote's tables (checkRemoteSchema), with the catalog checked. */
-  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), uniques: new Map() };
+  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), rules: new Map() };
 
   constructor(
     private readonly local: LocalAccess,
@@ -84,7 +84,11 @@ export class Syncer {
       references,
       remoteSchema,
       order: new Map(catalog.syncedInDependencyOrder(references).map((t, i) => [t.oid, i])),
-      rules: withRemoteUniques(await this.local.run((d) => loadRules(d, catalog.tables.values())), remoteSchema),
+      rules: withRemoteRules(
+        await this.local.run((d) => loadRules(d, catalog.tables.values())),
+        remoteSchema,
+        catalog.tables,
+      ),
       clientId,
       maxId: extent.maxId,
       settled: new WeakMap(),
