@@ -339,6 +339,15 @@ describe("TRUNCATE ... RESTART IDENTITY with leased ids", () => {
       // In one script, an insert after the truncation takes its id where the restart leaves the sequence.
       await a.db.query(`TRUNCATE items RESTART IDENTITY; INSERT INTO items (client, n) VALUES ('a', 3)`);
       expect((await ids(a.db))[0]).toBeGreaterThan(10);
+      // A script that fails after the truncation is undone whole, as PostgreSQL runs it: nothing truncated, nothing
+      // logged; with a COMMIT of its own too.
+      const before = await a.db.query(`SELECT count(*)::int AS n FROM _sync_queue`);
+      for (const end of ["", "; COMMIT"])
+        await expect(
+          a.db.query(`TRUNCATE items RESTART IDENTITY; INSERT INTO items (client, n) VALUES ('a', NULL)${end}`),
+        ).rejects.toThrow(/null value/);
+      expect(await ids(a.db)).toHaveLength(1);
+      expect(await a.db.query(`SELECT count(*)::int AS n FROM _sync_queue`)).toMatchObject({ rows: before.rows });
     });
   }
 });

@@ -90,18 +90,18 @@ export class Planner {
 
   async #script(sql: string, stmts: RawStmt[]): Promise<Plan> {
     const steps: Step[] = [];
-    // A statement planned so far changes the schema (or how names resolve), or restarts sequences: the ids a later
-    // insert takes must come from where the restart leaves them (OminipgBase.restarted).
+    const ownTransaction = !stmts.some((s) => nodeType(s.stmt) === "TransactionStmt");
+    // A statement planned so far changes the schema (or how names resolve); or restarts sequences, in a script run
+    // as one transaction: the ids a later insert takes must come from where the restart leaves them
+    // (OminipgBase.restarted).
     let changed = false;
     for (const raw of stmts) {
       // Consecutive DDL stays together; a statement that writes (or reads what a write may change) after it waits.
-      if (changed && readsCatalog(raw.stmt)) {
-        const ownTransaction = !stmts.some((s) => nodeType(s.stmt) === "TransactionStmt");
+      if (changed && readsCatalog(raw.stmt))
         return { kind: "script", steps, rest: { at: raw.stmt_location ?? 0, ownTransaction } };
-      }
       const step = await this.#step(textOf(sql, raw), raw);
       steps.push(step);
-      changed ||= step.effect === "ddl" || step.restarts === true;
+      changed ||= step.effect === "ddl" || (step.restarts === true && ownTransaction);
     }
     return { kind: "script", steps };
   }
