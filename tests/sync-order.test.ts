@@ -381,6 +381,27 @@ describe("sync: a foreign key only the remote has", () => {
     }
   });
 
+  it("to the table itself, gained by the remote after this client's first sync: the next sync reads it again once refused", async () => {
+    const remote = await createTestDatabase();
+    try {
+      await remote.sql.unsafe(`CREATE TABLE chain (id int PRIMARY KEY, parent int)`);
+      const db = await openSynced(remote.url, [`CREATE TABLE IF NOT EXISTS chain (id int PRIMARY KEY, parent int)`], {
+        remoteSchema: "skip",
+        sync: { batchSize: 7, copyBatchSize: 0, retry: { attempts: 1 } },
+      });
+      await db.query(`INSERT INTO chain VALUES (1000, NULL)`);
+      await db.sync(); // the remote's rules read now
+      await remote.sql.unsafe(`ALTER TABLE chain ADD FOREIGN KEY (parent) REFERENCES chain`);
+      await db.query(`INSERT INTO chain SELECT g, nullif(g - 1, 0) FROM generate_series(60, 1, -1) AS g`);
+      await expect(db.sync()).rejects.toMatchObject({ code: "REMOTE_REJECTED" });
+      expect(await db.sync()).toMatchObject({ rejected: 0 });
+      expect(await queued(db)).toBe(0);
+      await db.close();
+    } finally {
+      await remote.drop();
+    }
+  });
+
   it("to the table itself: a chain pushed in small batches keeps each row after its parent, several batches at once, or inserted children first by one statement", async () => {
     const remote = await createTestDatabase();
     try {

@@ -109,8 +109,9 @@ export class Syncer {
       }
       await this.#drain(ctx, undefined, extent.firstRunEnd);
     } catch (err) {
-      // A table refused for how the remote has it (refusePush): checked again at the next sync, once it may be fixed.
-      if (err instanceof SyncError && err.code === "REMOTE_SCHEMA_MISMATCH") this.#schemaChecked = undefined;
+      // The remote refused (a table for how the remote has it, or a change for a constraint it may have gained since
+      // it was read): read again at the next sync.
+      if (err instanceof SyncError && !err.retryable) this.#schemaChecked = undefined;
       throw err;
     }
 
