@@ -48,7 +48,7 @@ function refuseServerDirectory(dataDir: string): void {
     return;
   }
   const [owner = "", dir] = pid.split("\n");
-  if (dir === "/pglite/data") return;
+  if (!dir || dir === "/pglite/data") return; // a file cut short: no server's, PGlite's to judge
   throw new Error(
     `it is a PostgreSQL server's data directory (postmaster.pid: process ${owner.trim()}), not one Ominipg made; left as it is`,
   );
