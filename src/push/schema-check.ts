@@ -7,7 +7,7 @@ import type { Sql } from "../remote/connection.js";
 export interface RemoteSchema {
   references: RemoteReferences;
   /**
-   * Per synced table (oid), the differences that matter only where its rows are pushed (refusedPush): a table the
+   * Per synced table (oid), the differences that matter only where its rows are pushed (refusePush): a table the
    * app only pulls may differ so.
    */
   pushOnly: Map<number, string[]>;
