@@ -258,6 +258,24 @@ describe("verify()", () => {
     expect(await db.verify()).toMatchObject({ ok: true });
   });
 
+  it("compares json and jsonb as the local column has them: a remote json under a local jsonb is no difference", async () => {
+    const remote = await remoteDb();
+    await remote.sql.unsafe(
+      `CREATE TABLE a (id int PRIMARY KEY, j jsonb); CREATE TABLE b (id int PRIMARY KEY, j json)`,
+    );
+    for (const t of ["a", "b"])
+      await remote.sql.unsafe(`INSERT INTO ${t} VALUES (1, '{"b": 1,   "a": [1, 2]}'), (2, NULL)`);
+    const local = [
+      `CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY, j json)`,
+      `CREATE TABLE IF NOT EXISTS b (id int PRIMARY KEY, j jsonb)`,
+    ];
+    const db = await client(remote, {}, { schemaSQL: local, remoteSchema: "skip" });
+    await db.pull();
+    expect(await db.verify()).toMatchObject({ ok: true });
+    await remote.sql.unsafe(`UPDATE b SET j = '{"a": [1, 2], "b": 2}' WHERE id = 1`);
+    expect((await db.verify()).tables.find((t) => t.table === "public.b")).toMatchObject({ different: ["[1]"] });
+  });
+
   it("compares rows of a table with a column named like its row alias", async () => {
     // verify() read `to_jsonb(r)` of a table aliased `r`: a column r was hashed in the row's place.
     const remote = await remoteDb();

@@ -112,7 +112,7 @@ export function rowJsonb(t: TableInfo, row: string, carry = false): string {
  * `type` first: the other side's column may be of another type, e.g. when verify() compares differing schemas.
  */
 export function jsonText(value: string, type: "json" | "jsonb"): string {
-  return `CASE WHEN ${type}_typeof(${value}::${type}) = 'null' THEN NULL ELSE ${value}::text END`;
+  return `CASE WHEN ${type}_typeof(${value}::${type}) = 'null' THEN NULL ELSE ${value}::${type}::text END`;
 }
 
 /** SQL: a column of a row populated from JSON with json columns encoded (`json_populate_record`), decoded. */
