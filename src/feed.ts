@@ -160,6 +160,15 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
   #stopped = false;
   #wake: (() => void) | undefined;
   #loop: Promise<void> = Promise.resolve();
+  #replaced = false;
+
+  /**
+   * Whether the start found the feed's slot invalidated by the server (max_slot_wal_keep_size) or missing, and
+   * replaced it: every client diffs its tables once. (Told here: no "warning" listener is attached yet.)
+   */
+  get replaced(): boolean {
+    return this.#replaced;
+  }
 
   private constructor(
     url: string,
@@ -196,7 +205,7 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
       const health = await slotHealth(drainer.#sql);
       const why = cannotSetUp(health);
       if (why) throw feedUnavailable(`cannot drain the change feed here: ${why}`);
-      await ensureFeed(drainer.#sql, 30_000);
+      drainer.#replaced = (await ensureFeed(drainer.#sql, 30_000)).replaced;
     } catch (err) {
       await drainer.#sql.end({ timeout: 0 });
       throw drainer.#failed(err);

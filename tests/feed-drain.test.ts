@@ -165,17 +165,23 @@ describe("the change feed's drainer", () => {
     ]);
   });
 
-  it("the API drainer sets the feed up on a database where Ominipg never ran", async () => {
+  it("the API drainer sets the feed up on a database where Ominipg never ran; one started after its slot was dropped replaces it, and says so", async () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
     await remote.sql`CREATE TABLE t (id int PRIMARY KEY)`;
     const drainer = await Ominipg.feed(remote.url, { intervalMs: 50 });
     try {
+      expect(drainer.replaced).toBe(false);
       await remote.sql`INSERT INTO t VALUES (1)`;
       await expect.poll(() => feed(remote), { timeout: 10_000 }).toEqual([`t {"id": "1"}`]);
     } finally {
       await drainer.stop();
     }
+    // The slot gone while no drainer ran: the next one replaces it, and says so.
+    await remote.sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`;
+    const next = await Ominipg.feed(remote.url, { intervalMs: 50 });
+    await next.stop();
+    expect(next.replaced).toBe(true);
   });
 
   it("a drainer killed between writing its rows and advancing the slot: nothing lost, nothing doubled", async () => {

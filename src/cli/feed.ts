@@ -73,8 +73,12 @@ export const feedCommand: Command = {
       ...(retentionMs === undefined ? {} : { retentionMs }),
       ...(warnRetainedBytes === undefined ? {} : { warnRetainedBytes }),
     });
-    const { slot } = await drainer.status();
     drainer.on("warning", (w) => complain(w.message));
+    if (drainer.replaced)
+      complain(
+        "the change feed's slot was invalidated or missing and was replaced: every client diffs its tables once",
+      );
+    const { slot } = await drainer.status();
     let written = 0;
     drainer.on("drain", (r) => {
       written += r.written;
