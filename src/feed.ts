@@ -13,7 +13,7 @@ import type { OminipgWarning } from "./core/warnings.js";
 import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
 import { openRemote, type Sql } from "./remote/connection.js";
-import { remoteFailure } from "./remote/retry.js";
+import { backoffDelay, remoteFailure } from "./remote/retry.js";
 import { FeedAgent } from "./remote/feed-agent.js";
 import { cannotSetUp, ensureFeed, feedUnavailable, slotHealth } from "./remote/feed.js";
 import type { Remote } from "./remote/remote.js";
@@ -238,12 +238,20 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
   }
 
   async #run(): Promise<void> {
+    let failures = 0;
     while (!this.#stopped) {
       const r = await this.#agent.drain(true, 5_000);
       if (r.written > 0) this.emit("drain", { decoded: r.decoded, written: r.written });
       if (this.#stopped) break;
+      failures = r.drained ? 0 : failures + 1;
+      // A role that may no longer drain here (its REPLICATION taken away) is told of now and then; the agent reports
+      // the other failures itself.
+      const why = r.health && cannotSetUp(r.health);
+      if (why) this.#agent.warn({ code: "FEED_UNAVAILABLE", message: `the change feed cannot be drained: ${why}` });
+      // Not drained (the server down, the role's rights gone): tried again less and less often, up to every 5 s.
+      const wait = failures === 0 ? this.#intervalMs : backoffDelay(failures, BACKOFF) + this.#intervalMs;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#intervalMs);
+        const timer = setTimeout(resolve, wait);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
@@ -252,5 +260,8 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
     }
   }
 }
+
+/** How a drainer that cannot drain waits between tries (backoffDelay, on top of its interval). */
+const BACKOFF = { baseDelayMs: 250, maxDelayMs: 5_000 };
 
 export type { FeedMode, FeedOptions };

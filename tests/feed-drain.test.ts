@@ -7,8 +7,9 @@ import { openRemote, type Sql } from "../src/remote/connection.js";
 import { drainStep, type DrainOptions } from "../src/remote/feed-drain.js";
 import { ensureFeed, slotHealth, trimFeed } from "../src/remote/feed.js";
 import { setUpRemote } from "../src/remote/remote.js";
+import type { OminipgWarning } from "../src/index.js";
 import { Ominipg } from "../src/index.js";
-import { createTestDatabase, type TestDatabase } from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, withAdmin, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const OPTIONS: DrainOptions = { chunk: 10_000, maxKeys: 100_000, heartbeatMs: 5_000 };
@@ -182,6 +183,23 @@ describe("the change feed's drainer", () => {
     const next = await Ominipg.feed(remote.url, { intervalMs: 50 });
     await next.stop();
     expect(next.replaced).toBe(true);
+  });
+
+  it("a drainer whose role loses REPLICATION says it cannot drain", async () => {
+    const role = `ominipg_drainer_${Date.now().toString(36)}`;
+    const remote = await createTestDatabase();
+    cleanup(() => dropRoles([role])); // after the database (clean-ups run last added first)
+    cleanup(() => remote.drop());
+    const urls = await createLoginRoles(remote.url, [role], { [role]: "REPLICATION" });
+    await setUpRemote(remote.sql as never, [], [role]);
+    const drainer = await Ominipg.feed(urls[role]!, { intervalMs: 20 });
+    cleanup(() => drainer.stop());
+    const warnings: OminipgWarning[] = [];
+    drainer.on("warning", (w) => warnings.push(w));
+    await withAdmin((sql) => sql.unsafe(`ALTER ROLE ${role} NOREPLICATION`));
+    await expect
+      .poll(() => warnings.find((w) => w.code === "FEED_UNAVAILABLE")?.message, { timeout: 15_000 })
+      .toContain("neither a superuser nor has REPLICATION");
   });
 
   it("a drainer killed between writing its rows and advancing the slot: nothing lost, nothing doubled", async () => {
