@@ -50,7 +50,8 @@ describe("security: a corpus of URL forms", () => {
   beforeAll(async () => {
     remote = await createTestDatabase();
     dir = path.join(tempDir("ominipg-corpus-"), "db");
-    await (await Ominipg.connect({ url: dir })).close();
+    // Opened with a remote once: `ominipg status --remote` opens it with the remote given (a local-only one, without).
+    await (await Ominipg.connect({ url: dir, syncUrl: remote.url })).close();
     const u = new URL(remote.url);
     const [host, port, db] = [u.hostname, u.port, u.pathname.slice(1)];
     const down = new URL(unreachableUrl()).port;
@@ -170,7 +171,7 @@ describe("security: a corpus of URL forms", () => {
           await db.close();
         }
         for (const [args, reached] of [
-          [["status", dir, "--remote", f.url, "--verbose"], /^remote {2,}\S/m],
+          [["status", dir, "--remote", f.url, "--verbose"], /^remote {2,}postgres/im],
           [["sync", dir, "--verbose"], /^syncing /m],
         ] as const) {
           const output = await cli([...args], { OMINIPG_REMOTE_URL: f.url, ...(f.env ?? {}) });
