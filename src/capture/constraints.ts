@@ -38,57 +38,106 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
     });
   const oids = [...rules.keys()];
   if (oids.length === 0) return rules;
-  const { rows: idx } = await d.query<{
-    oid: number;
-    cols: string[];
-    nnd: boolean;
-    expr: boolean;
-    deferrable: boolean;
-    deps: string[] | null;
-  }>(
-    `SELECT i.indrelid::int8 AS oid, i.indnullsnotdistinct AS nnd, i.indexprs IS NOT NULL AS expr,
-            NOT i.indimmediate AS deferrable,
-            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE k.ord <= i.indnkeyatts) AS cols,
-            (SELECT array_agg(DISTINCT a.attname::text) FROM pg_depend dep
-               JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
-              WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid AND dep.refobjsubid > 0) AS deps
-       FROM pg_index i
-      WHERE i.indisunique AND i.indrelid::int8 = ANY($1::int8[])
-      ORDER BY i.indisprimary DESC, i.indexrelid`,
-    [oids],
-    { prepare: false },
-  );
+  const { rows: idx } = await d.query<UniqueIndexRow>(uniqueIndexesSql(`i.indrelid::int8 = ANY($1::int8[])`), [oids], {
+    prepare: false,
+  });
   for (const r of idx) {
     const rule = rules.get(Number(r.oid));
-    if (!rule) continue;
-    if (r.expr) rule.opaqueUniques.push({ columns: r.deps ?? [] });
-    else rule.uniques.push({ columns: r.cols, nullsDistinct: !r.nnd, deferrable: r.deferrable });
+    if (rule) addUniqueIndex(rule, r);
   }
-  const { rows: fks } = await d.query<{
-    child: number;
-    parent: number;
-    upd: string;
-    del: string;
-    cols: string[];
-    refs: string[];
-  }>(
-    `SELECT c.conrelid::int8 AS child, c.confrelid::int8 AS parent, c.confupdtype::text AS upd, c.confdeltype::text AS del,
-            (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
-               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS cols,
-            (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, i)
-               JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS refs
-       FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid::int8 = ANY($1::int8[])`,
-    [oids],
-    { prepare: false },
-  );
+  const { rows: fks } = await d.query<ForeignKeyRow>(foreignKeysSql(`f.confrelid::int8 = ANY($1::int8[])`), [oids], {
+    prepare: false,
+  });
   const acts = (action: string) => action === "c" || action === "n" || action === "d";
   for (const f of fks) {
     const parent = rules.get(Number(f.parent))!;
     if (acts(f.del)) parent.deleteActionChildren.push(Number(f.child));
-    if (acts(f.upd)) parent.updateActions.push({ child: Number(f.child), columns: f.refs });
-    if (Number(f.child) === Number(f.parent)) parent.selfRefs.push({ columns: f.cols, refs: f.refs });
+    if (acts(f.upd)) parent.updateActions.push({ child: Number(f.child), columns: JSON.parse(f.refs) as string[] });
+    if (Number(f.child) === Number(f.parent)) addSelfRef(parent, f);
   }
   return rules;
+}
+
+/**
+ * Names of the columns `attnums` (an int2[] expression) of relation `rel`, in their order (the first `upto`), as JSON
+ * text. Unique indexes and foreign keys are read alike from the local database (loadRules) and the remote one
+ * (push/schema-check.ts: what only the remote has), and the remote driver reads no arrays.
+ */
+function columnNamesSql(attnums: string, rel: string, upto = ""): string {
+  return (
+    `(SELECT array_to_json(array_agg(a.attname::text ORDER BY k.i))::text FROM unnest(${attnums}) WITH ORDINALITY AS k(attnum, i) ` +
+    `JOIN pg_attribute a ON a.attrelid = ${rel} AND a.attnum = k.attnum${upto ? ` WHERE k.i <= ${upto}` : ""})`
+  );
+}
+
+/** A unique index as uniqueIndexesSql reads it. */
+export interface UniqueIndexRow {
+  oid: number;
+  /** Its table, "schema.name". */
+  name: string;
+  expr: boolean;
+  cols: string | null;
+  deps: string | null;
+  nnd: boolean;
+  deferrable: boolean;
+}
+
+/**
+ * SQL: the unique indexes of the tables `where` picks (a condition on pg_index i, pg_class c, pg_namespace n), the
+ * primary key first: key columns, and for one on expressions the columns it depends on. NULLS NOT DISTINCT is read
+ * through to_jsonb: PostgreSQL 14 has no indnullsnotdistinct.
+ */
+export function uniqueIndexesSql(where: string): string {
+  return `SELECT i.indrelid::int8 AS oid, n.nspname || '.' || c.relname AS name, i.indexprs IS NOT NULL AS expr,
+            ${columnNamesSql("i.indkey::int2[]", "i.indrelid", "i.indnkeyatts")} AS cols,
+            (SELECT array_to_json(array_agg(DISTINCT a.attname::text))::text FROM pg_depend dep
+               JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+              WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid AND dep.refobjsubid > 0) AS deps,
+            coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false) AS nnd, NOT i.indimmediate AS deferrable
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE i.indisunique AND ${where}
+      ORDER BY i.indisprimary DESC, i.indexrelid`;
+}
+
+/** Adds a unique index (uniqueIndexesSql) to a table's rules: one on expressions by the columns it depends on. */
+export function addUniqueIndex(rule: Pick<TableRules, "uniques" | "opaqueUniques">, r: UniqueIndexRow): void {
+  if (r.expr) rule.opaqueUniques.push({ columns: JSON.parse(r.deps ?? "[]") as string[] });
+  else
+    rule.uniques.push({
+      columns: JSON.parse(r.cols ?? "[]") as string[],
+      nullsDistinct: !r.nnd,
+      deferrable: r.deferrable,
+    });
+}
+
+/** A foreign key as foreignKeysSql reads it. */
+export interface ForeignKeyRow {
+  child: number;
+  parent: number;
+  /** The tables, "schema.name". */
+  childName: string;
+  parentName: string;
+  upd: string;
+  del: string;
+  cols: string;
+  refs: string;
+}
+
+/**
+ * SQL: the foreign keys `where` picks (a condition on pg_constraint f and the child's and parent's pg_class cc, pc
+ * and pg_namespace cn, pn): their tables, actions, and columns paired by position.
+ */
+export function foreignKeysSql(where: string): string {
+  return `SELECT f.conrelid::int8 AS child, f.confrelid::int8 AS parent, cn.nspname || '.' || cc.relname AS "childName",
+            pn.nspname || '.' || pc.relname AS "parentName", f.confupdtype::text AS upd, f.confdeltype::text AS del,
+            ${columnNamesSql("f.conkey", "f.conrelid")} AS cols, ${columnNamesSql("f.confkey", "f.confrelid")} AS refs
+       FROM pg_constraint f
+       JOIN pg_class cc ON cc.oid = f.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+       JOIN pg_class pc ON pc.oid = f.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+      WHERE f.contype = 'f' AND ${where}`;
+}
+
+/** Adds a foreign key of a table to itself (foreignKeysSql) to its rules. */
+export function addSelfRef(rule: Pick<TableRules, "selfRefs">, f: ForeignKeyRow): void {
+  rule.selfRefs.push({ columns: JSON.parse(f.cols) as string[], refs: JSON.parse(f.refs) as string[] });
 }

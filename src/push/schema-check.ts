@@ -1,4 +1,12 @@
-import type { TableRules } from "../capture/constraints.js";
+import {
+  addSelfRef,
+  addUniqueIndex,
+  foreignKeysSql,
+  uniqueIndexesSql,
+  type ForeignKeyRow,
+  type TableRules,
+  type UniqueIndexRow,
+} from "../capture/constraints.js";
 import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { SyncError } from "../core/errors.js";
 import type { Sql } from "../remote/connection.js";
@@ -17,6 +25,10 @@ export interface RemoteSchema {
 
 /** What the coalescer and the order of the push also keep for the remote's own constraints. */
 type RemoteRules = Pick<TableRules, "uniques" | "opaqueUniques" | "selfRefs">;
+
+/** The synced tables' names ("schema.name") in the remote's catalog queries: SYNCED, given syncedNames as $1. */
+const SYNCED = `(SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const syncedNames = (tables: TableInfo[]) => JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`));
 
 /** A remote column as the check compares it. */
 interface RemoteColumn {
@@ -51,8 +63,8 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
               WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-      WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
-    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
+      WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) IN ${SYNCED}`,
+    [syncedNames(tables)],
   );
   const remote = new Map<string, { columns: Map<string, RemoteColumn>; pk: string[] }>();
   for (const r of rows) {
@@ -142,26 +154,17 @@ async function remoteReferences(
   rules: Map<number, RemoteRules>,
 ): Promise<RemoteReferences> {
   const named = (ns: string, c: string) => `(${ns}.nspname || '.' || ${c}.relname)`;
-  const synced = `(SELECT jsonb_array_elements_text($1::text::jsonb))`;
-  const columns = (key: string, rel: string) =>
-    `(SELECT array_to_json(array_agg(a.attname::text ORDER BY k.i))::text FROM unnest(f.${key}) WITH ORDINALITY AS k(attnum, i)
-       JOIN pg_attribute a ON a.attrelid = f.${rel} AND a.attnum = k.attnum)`;
-  const rows = await sql.unsafe<{ child: string; parent: string; cols: string; refs: string }[]>(
-    `SELECT ${named("cn", "cc")} AS child, ${named("pn", "pc")} AS parent, ${columns("conkey", "conrelid")} AS cols,
-            ${columns("confkey", "confrelid")} AS refs FROM pg_constraint f
-       JOIN pg_class cc ON cc.oid = f.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
-       JOIN pg_class pc ON pc.oid = f.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-      WHERE f.contype = 'f' AND ${named("cn", "cc")} IN ${synced}
-        AND ${named("pn", "pc")} IN ${synced}`,
-    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
+  const rows = await sql.unsafe<ForeignKeyRow[]>(
+    foreignKeysSql(`${named("cn", "cc")} IN ${SYNCED} AND ${named("pn", "pc")} IN ${SYNCED}`),
+    [syncedNames(tables)],
   );
   const byName = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.oid]));
   const refs: RemoteReferences = new Map();
   for (const r of rows) {
-    const [child, parent] = [byName.get(r.child)!, byName.get(r.parent)!];
+    const [child, parent] = [byName.get(r.childName)!, byName.get(r.parentName)!];
     refs.set(child, [...new Set([...(refs.get(child) ?? []), parent])]);
     // A foreign key to the table itself orders its rows within a window too (selfReferenceOrder).
-    if (child === parent) ruleOf(rules, child).selfRefs.push({ columns: JSON.parse(r.cols), refs: JSON.parse(r.refs) });
+    if (child === parent) addSelfRef(ruleOf(rules, child), r);
   }
   return refs;
 }
@@ -175,37 +178,15 @@ function ruleOf(rules: Map<number, RemoteRules>, oid: number): RemoteRules {
 /**
  * The remote's unique indexes on synced tables: the coalescer keeps a swap of unique values through a temporary
  * one in separate statements by them too (a constraint only the remote has would otherwise refuse the swap
- * coalesced into one statement). indnullsnotdistinct is read through to_jsonb: PostgreSQL 14 has no such column.
+ * coalesced into one statement).
  */
 async function remoteUniques(sql: Sql, tables: TableInfo[]): Promise<Map<number, RemoteRules>> {
-  const rows = await sql.unsafe<
-    { name: string; cols: string | null; deps: string | null; nnd: boolean; deferrable: boolean }[]
-  >(
-    `SELECT n.nspname || '.' || c.relname AS name, i.indexprs IS NOT NULL AS expr,
-            (SELECT array_to_json(array_agg(a.attname::text ORDER BY k.ord))::text
-               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts) AS cols,
-            CASE WHEN i.indexprs IS NOT NULL THEN (SELECT array_to_json(array_agg(DISTINCT a.attname::text))::text
-               FROM pg_depend dep JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
-              WHERE dep.classid = 'pg_class'::regclass AND dep.objid = i.indexrelid AND dep.refobjsubid > 0) END AS deps,
-            coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false) AS nnd, NOT i.indimmediate AS deferrable
-       FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE i.indisunique AND (n.nspname || '.' || c.relname) IN (SELECT jsonb_array_elements_text($1::text::jsonb))
-      ORDER BY i.indexrelid`,
-    [JSON.stringify(tables.map((t) => `${t.schema}.${t.name}`))],
-  );
+  const rows = await sql.unsafe<UniqueIndexRow[]>(uniqueIndexesSql(`(n.nspname || '.' || c.relname) IN ${SYNCED}`), [
+    syncedNames(tables),
+  ]);
   const byName = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.oid]));
   const out = new Map<number, RemoteRules>();
-  for (const r of rows) {
-    const entry = ruleOf(out, byName.get(r.name)!);
-    if (r.deps !== null) entry.opaqueUniques.push({ columns: JSON.parse(r.deps) as string[] });
-    else
-      entry.uniques.push({
-        columns: JSON.parse(r.cols ?? "[]") as string[],
-        nullsDistinct: !r.nnd,
-        deferrable: r.deferrable,
-      });
-  }
+  for (const r of rows) addUniqueIndex(ruleOf(out, byName.get(r.name)!), r);
   return out;
 }
 
