@@ -22,6 +22,9 @@ import type { FeedStatus } from "./types.js";
 /** How often a live client looks for new changes in the feed while idle. */
 const LIVE_POLL_MS = 500;
 
+/** How a drainer that cannot drain, or a live client whose polls fail, waits between tries (on top of its pause). */
+const FAILED_BACKOFF = { baseDelayMs: 250, maxDelayMs: 5_000 };
+
 /** One client's link to the feed (none when `sync.feed` is "off"). */
 export class FeedLink {
   readonly agent: FeedAgent;
@@ -63,6 +66,7 @@ export class FeedLink {
    * notifications do not cross PgBouncer in transaction mode.
    */
   watch(pull: () => Promise<unknown>, idle: () => boolean): void {
+    let failures = 0;
     const tick = async () => {
       if (this.#stopped) return;
       try {
@@ -70,11 +74,15 @@ export class FeedLink {
           await this.agent.drain(false, 1_000);
           const position = await this.#position();
           if (position !== undefined && position !== this.#pulled && idle()) await pull();
+          failures = 0;
         }
       } catch {
-        // a failed pull reports itself (error event); the next tick tries again
+        // A failed pull reports itself (error event). The server down, or the pull refused: polled less and less
+        // often, as a drainer that cannot drain is.
+        failures++;
       }
-      if (!this.#stopped) this.#timer = setTimeout(() => void tick(), LIVE_POLL_MS).unref();
+      const wait = failures === 0 ? LIVE_POLL_MS : backoffDelay(failures, FAILED_BACKOFF) + LIVE_POLL_MS;
+      if (!this.#stopped) this.#timer = setTimeout(() => void tick(), wait).unref();
     };
     this.#timer = setTimeout(() => void tick(), LIVE_POLL_MS).unref();
   }
@@ -249,7 +257,7 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
       const why = r.health && cannotSetUp(r.health);
       if (why) this.#agent.warn({ code: "FEED_UNAVAILABLE", message: `the change feed cannot be drained: ${why}` });
       // Not drained (the server down, the role's rights gone): tried again less and less often, up to every 5 s.
-      const wait = failures === 0 ? this.#intervalMs : backoffDelay(failures, BACKOFF) + this.#intervalMs;
+      const wait = failures === 0 ? this.#intervalMs : backoffDelay(failures, FAILED_BACKOFF) + this.#intervalMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.#wake = () => {
@@ -260,8 +268,5 @@ export class FeedDrainer extends TypedEmitter<FeedDrainerEvents> {
     }
   }
 }
-
-/** How a drainer that cannot drain waits between tries (backoffDelay, on top of its interval). */
-const BACKOFF = { baseDelayMs: 250, maxDelayMs: 5_000 };
 
 export type { FeedMode, FeedOptions };

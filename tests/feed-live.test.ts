@@ -113,6 +113,39 @@ describe('sync.pull "live"', () => {
     await expect.poll(count, { timeout: 10_000 }).toBe(101);
   });
 
+  it("a live client whose remote went away polls it less and less often (not every 500 ms)", async () => {
+    const remote = await remoteDb();
+    const proxy = await startProxy(remote.url);
+    cleanup(() => proxy.close());
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: proxy.url,
+      schemaSQL: SCHEMA,
+      remoteSchema: "skip",
+      sync: { pull: "live", intervalMs: 0 },
+    });
+    cleanup(() => db.close());
+    db.on("error", () => {});
+    const count = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM notes`)).rows[0]!.n;
+    await expect.poll(async () => (await db.status()).lastPull, { timeout: 20_000 }).toBeTruthy();
+    expect(await count()).toBe(100);
+    // The server "down": every connection is accepted and cut at once, and counted (from 2.5 s on: a pull that
+    // was running has given up by then, after its own retries).
+    proxy.refuseNext(1_000_000);
+    proxy.drop();
+    await new Promise((r) => setTimeout(r, 2_500));
+    const before = proxy.accepted;
+    await new Promise((r) => setTimeout(r, 5_000));
+    const tries = proxy.accepted - before;
+    console.log(`live client, remote down: ${tries} connection attempts in 5 s`);
+    // Every 500 ms: 10 polls, each trying to drain and to read the position (20). Backing off: about 3 polls.
+    expect(tries).toBeGreaterThan(0);
+    expect(tries).toBeLessThanOrEqual(12);
+    proxy.refuseNext(0);
+    await remote.sql`INSERT INTO notes VALUES (101, 'back')`;
+    await expect.poll(count, { timeout: 15_000 }).toBe(101);
+  });
+
   it("a first pull the remote refuses (not a failure that may pass) is not tried again: one error event", async () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
