@@ -20,7 +20,7 @@ import { conflictEvent, recordConflict, type ConflictRecord } from "./log/confli
 import type { Status } from "./types.js";
 import type { OminipgWarning } from "./core/warnings.js";
 import { localHashes, verifyTables, type VerifyResult } from "./pull/verify.js";
-import { ledgerCount } from "./push/ledger.js";
+import { remoteStatus } from "./remote-status.js";
 import { type PullResult } from "./pull/types.js";
 import { pullRecord } from "./pull/conflicts.js";
 import { type SyncResult } from "./push/types.js";
@@ -178,21 +178,9 @@ export class Ominipg extends OminipgBase {
     if (mode === "server")
       return { clientId: null, mode: "direct", pending: [], lastSync: null, lastPull: null, remote: null, feed: null };
     const { clientId, pending, lastSync, lastPull } = await this.local.run(readLogStatus);
-    let remote: Status["remote"] = null;
-    if (this.#remote) {
-      const r = this.#remote;
-      const down = (error: string) => ({ url: r.redact(r.url), reachable: false as const, error });
-      remote = await Promise.race([
-        (clientId ? r.session((sql) => ledgerCount(sql, clientId)) : Promise.resolve(0)).then((ledgerRows) => ({
-          url: r.redact(r.url),
-          reachable: true,
-          ledgerRows,
-        })),
-        new Promise<ReturnType<typeof down>>((resolve) =>
-          setTimeout(() => resolve(down("no answer within 5 s")), 5000).unref(),
-        ),
-      ]).catch((err: unknown) => down(r.describe(err)));
-    }
+    const { remote, feed } = this.#remote
+      ? await remoteStatus(this.#remote, this.#feed, clientId)
+      : { remote: null, feed: null };
     return {
       clientId,
       mode: mode === "memory" ? "memory" : "directory",
@@ -200,7 +188,7 @@ export class Ominipg extends OminipgBase {
       lastSync: lastSync as Status["lastSync"],
       lastPull: lastPull as Status["lastPull"],
       remote,
-      feed: this.#feed && remote?.reachable ? await this.#feed.status() : null,
+      feed,
     };
   }
 

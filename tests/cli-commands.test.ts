@@ -100,6 +100,34 @@ describe.concurrent("ominipg CLI", () => {
     ]);
   });
 
+  it("status with a remote on a directory never opened with one: asks the remote, leaves the directory local", async ({
+    expect,
+  }) => {
+    const dir = path.join(workDir, "local-only");
+    const db = await Ominipg.connect({ url: dir, schemaSQL: [SCHEMA] });
+    await db.query(`INSERT INTO items VALUES (7, 'local')`);
+    await db.close();
+    const run = await cli("status", dir, "--remote", remote.url);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/client id\s+none \(never opened with a remote/);
+    expect(run.stdout).toMatch(/remote\s+postgres:\/\/.*\(reachable\)/);
+    expect(run.stdout).toMatch(/on server\s+0 ledger rows of this client/);
+    // Asked, even without a client id of its own.
+    const down = await cli("status", dir, "--remote", unreachableUrl());
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(/remote\s+postgres:\/\/.*\(unreachable\)/);
+    // Still a local-only database: no sync tables, no client id.
+    expect((await cli("status", dir)).stdout).toMatch(/client id\s+none \(never opened with a remote/);
+    const again = await Ominipg.connect({ url: dir });
+    try {
+      const { rows } = await again.query<{ t: string | null }>(`SELECT to_regclass('public._sync_queue')::text AS t`);
+      expect(rows).toEqual([{ t: null }]);
+    } finally {
+      await again.close();
+    }
+  });
+
   it("status, sync and verify a data directory", async ({ expect }) => {
     const dir = await dataDir();
     const before = await cli("status", dir);

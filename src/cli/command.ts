@@ -24,6 +24,8 @@ export interface DirectoryCommandSpec {
   remote: "required" | "optional";
   /** The command's own string flags, beyond --help, --verbose and --remote. */
   flags?: string[];
+  /** Open the directory without the remote even when one is given: the command asks the remote itself. */
+  localOpen?: boolean;
   /** Sync options from the command's own flags, used to open the directory. */
   syncOptions?(flags: Flags): SyncOptions;
   run(db: Ominipg, context: { dir: string; remote: string | undefined; flags: Flags }): Promise<number>;
@@ -50,7 +52,7 @@ export function directoryCommand(spec: DirectoryCommandSpec): Command {
       const dir = directoryArg(spec.name, parsed.positionals);
       const remote = remoteArg(spec.name, flags.remote as string | undefined, spec.remote === "required");
       const sync = spec.syncOptions?.(flags);
-      const db = await openDirectory(dir, { remote, ...(sync ? { sync } : {}) });
+      const db = await openDirectory(dir, { remote: spec.localOpen ? undefined : remote, ...(sync ? { sync } : {}) });
       try {
         return await spec.run(db, { dir, remote, flags });
       } finally {

@@ -22,25 +22,30 @@ export const statusCommand = directoryCommand({
   summary: "client id, pending changes, last sync and whether the remote answers",
   help: HELP,
   remote: "optional",
-  async run(db, { dir }) {
+  // Looking at a database never opened with a remote must not make it a synced one (sync tables, a client id).
+  localOpen: true,
+  async run(db, { dir, remote: url }) {
     const status = await db.status();
+    const asked =
+      url === undefined ? undefined : await (await import("../remote-status.js")).probeRemote(url, status.clientId);
     const total = status.pending.reduce((n, p) => n + p.count, 0);
     say(`directory  ${dir}`);
     say(`client id  ${status.clientId ?? "none (never opened with a remote: no changes are captured)"}`);
     say(`pending    ${status.clientId ? plural(total, "change") : "none"}`);
     for (const line of pendingLines(status.pending, "             ")) say(line);
     say(`last sync  ${lastSyncText(status.lastSync)}`);
-    if (!status.remote) {
+    if (!asked) {
       say("remote     not checked (pass --remote <url>)");
       return EXIT_OK;
     }
-    say(`remote     ${status.remote.url} (${status.remote.reachable ? "reachable" : "unreachable"})`);
-    if (status.remote.reachable) {
-      say(`on server  ${plural(status.remote.ledgerRows ?? 0, "ledger row")} of this client`);
-      if (status.feed) say(`feed       ${feedText(status.feed)}`);
+    const { remote, feed } = asked;
+    say(`remote     ${remote.url} (${remote.reachable ? "reachable" : "unreachable"})`);
+    if (remote.reachable) {
+      say(`on server  ${plural(remote.ledgerRows ?? 0, "ledger row")} of this client`);
+      if (feed) say(`feed       ${feedText(feed)}`);
       return EXIT_OK;
     }
-    complain(`the remote ${status.remote.url} is unreachable: ${status.remote.error ?? "no answer"}`);
+    complain(`the remote ${remote.url} is unreachable: ${remote.error ?? "no answer"}`);
     return EXIT_FAILED;
   },
 });
