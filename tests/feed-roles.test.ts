@@ -226,6 +226,48 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a key column's type narrowed on the remote: feed keys that no longer read as the key do not stop a tenant's pulls", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await ownTable("codes", "code varchar(10) PRIMARY KEY, owner text NOT NULL", `('abc', '${tenantA}')`);
+    const db = await clientOf(tenantA, "codes (code varchar(10) PRIMARY KEY, owner text NOT NULL)");
+    expect((await db.pull()).tables["public.codes"]!.strategy).toBe("copy");
+    await remote.sql.unsafe(`INSERT INTO codes VALUES ('abcdefghij', '${tenantA}')`);
+    await remote.sql.unsafe(`DELETE FROM codes WHERE code = 'abcdefghij'`);
+    await remote.sql.unsafe(`ALTER TABLE codes ALTER COLUMN code TYPE varchar(5)`);
+    await remote.sql.unsafe(`INSERT INTO codes VALUES ('xyz', '${tenantA}')`);
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE key ->> 'code' = 'xyz'`).length, {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    await db.pull();
+    expect((await db.query(`SELECT code FROM codes ORDER BY 1`)).rows).toEqual([{ code: "abc" }, { code: "xyz" }]);
+    await own.stop();
+  });
+
+  it("the feed shows a table's keys only to a role that may read the key's columns", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await remote.sql.unsafe(
+      `CREATE TABLE people (ssn text PRIMARY KEY, name text NOT NULL);
+       GRANT SELECT (name) ON people TO ${tenantA};
+       GRANT SELECT ON people TO ${tenantB};
+       INSERT INTO people VALUES ('123-45-6789', 'alice');`,
+    );
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'people'`).length, {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    const feedAs = (role: string) =>
+      remote.sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL ROLE ${role}`);
+        return [...(await tx.unsafe(`SELECT key FROM _ominipg_feed WHERE table_name = 'people'`))];
+      });
+    await expect(feedAs(tenantA)).resolves.toEqual([]);
+    await expect(feedAs(tenantB)).resolves.toEqual([{ key: { ssn: "123-45-6789" } }]);
+    await own.stop();
+  });
+
   it("a delete the remote does not carry out (a DELETE policy narrower than SELECT): the next feed pull brings the row back; a soft delete stays deleted", async () => {
     const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
     await remote.sql.unsafe(
@@ -622,9 +664,21 @@ describe("the change feed with unprivileged clients", () => {
     await (await Ominipg.feed(remote.url)).stop(); // its owner: sets the tables up again
     const [after] =
       await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
-    expect(after).toMatchObject({ v: "ominipg feed v4" });
+    expect(after).toMatchObject({ v: "ominipg feed v5" });
     expect(after!.epoch).not.toBe(before!.epoch);
     expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([{ n: 0 }]);
+    // From v4 only the read policy's function changed (keys shown only to roles that may read the key's columns):
+    // the epoch and the images stay.
+    await remote.sql.unsafe(
+      `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v4';
+       INSERT INTO _ominipg_feed (lsn, schema_name, table_name, key, image)
+         VALUES (pg_current_wal_lsn(), 'public', 'docs', '{"id": "2"}', '{"id": "2", "owner": "x", "body": "old image"}')`,
+    );
+    await (await Ominipg.feed(remote.url)).stop();
+    const [v5] =
+      await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
+    expect(v5).toEqual({ epoch: after!.epoch, v: "ominipg feed v5" });
+    expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([{ n: 1 }]);
     const as = postgres(urls[tenantA]!, { max: 1, onnotice: () => {} });
     try {
       await expect(as`SELECT image FROM _ominipg_feed`).rejects.toThrow(/permission denied/);

@@ -113,7 +113,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  * Who sees what (forced row-level security, so that not even GRANT ALL changes it; docs/SECURITY.md): drainers
  * (superuser or REPLICATION, the roles that can read the slot and so every change anyway) read and write
  * everything; everyone else reads a feed row only if it concerns a row it may see (_ominipg_feed_visible): a key
- * row when the role may read the table (or some of its columns) and, where row-level security applies to it, may see the row under that
+ * row when the role may read the table (or some of its columns, the key's among them) and, where row-level security applies to it, may see the row under that
  * key NOW; an image row when the table's SELECT policies, evaluated as the role, let it see the image, i.e. the
  * row as it was before the change. A tenant thus learns of changes to rows it may see, or saw before they were
  * changed away from it or deleted, and of nothing else (the rows hold no position within a transaction that
@@ -122,7 +122,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v4";
+export const FEED_SCHEMA_VERSION = "ominipg feed v5";
 export const FEED = `public.${FEED_TABLE}`;
 /** The feed's columns a reader reads, and all it is granted of them (not the images: tenantGrants). */
 export const FEED_READ = "lsn, schema_name, table_name, key";
@@ -149,12 +149,23 @@ DECLARE
 BEGIN
   -- Any column: a role granted SELECT on the synced columns only reads the table's rows too.
   IF rel IS NULL OR NOT has_any_column_privilege(rel, 'SELECT') THEN RETURN false; END IF;
+  -- But the key's values are shown: only to a role that may read the key's columns (a dropped one: to none).
+  IF k IS NOT NULL AND NOT has_table_privilege(rel, 'SELECT') AND EXISTS (SELECT 1 FROM jsonb_object_keys(k) AS c
+      LEFT JOIN pg_attribute AS a ON a.attrelid = rel AND a.attname = c AND NOT a.attisdropped
+      WHERE a.attnum IS NULL OR NOT has_column_privilege(rel, a.attnum, 'SELECT')) THEN
+    RETURN false;
+  END IF;
   IF NOT row_security_active(rel) THEN RETURN true; END IF;
   IF image IS NULL THEN
     IF k IS NULL THEN RETURN true; END IF;
     SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND ') INTO eq FROM jsonb_object_keys(k) AS c;
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_populate_record(NULL::%s, $1) AS k WHERE %s)', rel, rel, eq)
-      INTO ok USING k;
+    BEGIN
+      EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_populate_record(NULL::%s, $1) AS k WHERE %s)', rel, rel, eq)
+        INTO ok USING k;
+    EXCEPTION WHEN data_exception THEN
+      -- A key the table's key no longer reads (its type narrowed since): no row of the table has it.
+      RETURN false;
+    END;
     RETURN ok;
   END IF;
   SELECT string_agg('(' || pg_get_expr(p.polqual, p.polrelid) || ')', ' OR ') FILTER (WHERE p.polpermissive),
@@ -197,7 +208,7 @@ END $u$`;
  * their sight). Run before the version comment is set: only on such a table.
  */
 const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
-  IF obj_description('${FEED}'::regclass, 'pg_class') IS NOT NULL AND obj_description('${FEED}'::regclass, 'pg_class') <> '${FEED_SCHEMA_VERSION}' THEN
+  IF obj_description('${FEED}'::regclass, 'pg_class') NOT IN ('ominipg feed v4', '${FEED_SCHEMA_VERSION}') THEN
     FOR r IN SELECT DISTINCT a.grantee FROM pg_class AS c, aclexplode(c.relacl) AS a
         WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
           AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
