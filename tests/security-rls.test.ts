@@ -219,6 +219,77 @@ describe("a delete a policy hides (read all, write your own)", () => {
   });
 });
 
+describe("a row the tenant may see but not update (read all, write your own)", () => {
+  // Table "shared" of the block above. FOR UPDATE passes over such a row: the push's check took it for a row
+  // deleted remotely, a conflict, which remote-wins and merge settled by deleting the row locally.
+  afterEach(async () => {
+    await remote.sql`TRUNCATE shared`;
+  });
+  it.each(["remote-wins", "merge", "resolver", "overwrite"] as const)(
+    "%s: an update or key change of another tenant's row is refused as onReject says, not a conflict; the row stays",
+    async (strategy) => {
+      await remote.sql`INSERT INTO shared VALUES ('s1', ${B}, 'B''s'), ('s2', ${B}, 'B''s'), ('s3', ${A}, 'A''s')`;
+      const asked: unknown[] = [];
+      const conflicts: SyncOptions["conflicts"] = strategy === "resolver" ? (c) => (asked.push(c), "remote") : strategy;
+      const { db, conflicts: events } = await tenant(
+        A,
+        { onReject: "skip", conflicts },
+        {
+          schemaSQL: [
+            ...SCHEMA,
+            `CREATE TABLE IF NOT EXISTS shared (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`,
+          ],
+        },
+      );
+      await db.pull();
+      await db.query(`UPDATE shared SET body = 'edited by A' WHERE id = 's1'`);
+      await db.query(`UPDATE shared SET id = 's2-moved' WHERE id = 's2'`);
+      await db.query(`UPDATE shared SET body = 'edited by A' WHERE id = 's3'`);
+      expect(await db.sync()).toMatchObject({ rejected: 2 });
+      expect((await db.query(`SELECT row_key FROM _ominipg_rejected ORDER BY 1`)).rows).toEqual([
+        { row_key: { id: "s1" } },
+        { row_key: { id: "s2" } },
+      ]);
+      expect([asked, events, await localConflicts(db)]).toEqual([[], [], []]);
+      expect(await remote.sql`SELECT id, body FROM shared ORDER BY id`).toEqual([
+        { id: "s1", body: "B's" },
+        { id: "s2", body: "B's" },
+        { id: "s3", body: "edited by A" },
+      ]);
+      await db.pull();
+      expect((await db.query(`SELECT id, body FROM shared ORDER BY id`)).rows).toEqual([
+        { id: "s1", body: "B's" },
+        { id: "s2", body: "B's" },
+        { id: "s3", body: "edited by A" },
+      ]);
+    },
+  );
+
+  it("a delete of a row the tenant may delete but not update, changed remotely meanwhile, is a conflict", async () => {
+    const T = `CREATE TABLE IF NOT EXISTS board (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
+    await remote.sql.unsafe(
+      `${T};
+       ALTER TABLE board ENABLE ROW LEVEL SECURITY;
+       CREATE POLICY see ON board FOR SELECT USING (true);
+       CREATE POLICY upd ON board FOR UPDATE USING (owner = current_user);
+       CREATE POLICY del ON board FOR DELETE USING (true);
+       GRANT SELECT, INSERT, UPDATE, DELETE ON board TO ${A}, ${B};
+       INSERT INTO board VALUES (1, '${B}', 'v1'), (2, '${A}', 'v1'), (3, '${B}', 'v1');`,
+    );
+    const { db, conflicts } = await tenant(A, { conflicts: "remote-wins" }, { schemaSQL: [...SCHEMA, T] });
+    await db.pull();
+    await remote.sql`UPDATE board SET body = 'v2' WHERE id IN (1, 2)`;
+    await db.query(`DELETE FROM board`);
+    await db.sync();
+    // Rows 1 (B's) and 2 (A's) changed remotely: kept, as remote-wins says; row 3 deleted.
+    expect(conflicts.map((c) => c.key).sort((a, b) => Number(a.id) - Number(b.id))).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(await remote.sql`SELECT id, body FROM board ORDER BY id`).toEqual([
+      { id: 1, body: "v2" },
+      { id: 2, body: "v2" },
+    ]);
+  });
+});
+
 describe("a key collision with a row the tenant cannot see", () => {
   it.each(["overwrite", "remote-wins", "merge", "resolver"] as const)(
     "%s: a rejection, with nothing of the other tenant's row recorded or emitted",

@@ -82,8 +82,12 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
   groups.forEach((g, n) => {
     const name = `ominipg_g${n}`;
     ctes.push(`${name} AS MATERIALIZED (${sourceSql(g, param(dataOf(g)), g.check.expected && param(expectedOf(g)))})`);
-    ctes.push(`${name}_l AS MATERIALIZED (${lockSql(g, name)})`);
+    ctes.push(`${name}_l AS MATERIALIZED (${remoteRowsSql(g, name, true)})`);
     locked.push(`(SELECT count(*) FROM ${name}_l)`);
+    // Under row-level security FOR UPDATE passes over a row the role may see but not update. A delete (which its
+    // DELETE policy may allow) is checked against such a row as seen; other writes of it are refused, not
+    // taken for rows deleted remotely (conflictSql).
+    if (g.kind === "delete") ctes.push(`${name}_s AS MATERIALIZED (${remoteRowsSql(g, name, false)})`);
     if (g.kind === "move") {
       ctes.push(`${name}_t AS MATERIALIZED (${takenSql(g, name)})`);
       locked.push(`(SELECT count(*) FROM ${name}_t)`);
@@ -92,12 +96,14 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     writes.push({ name: `ominipg_w${n}`, group: g, source: name });
     if (g.kind === "upsert") {
       // Every row is inserted, or updates a row the check locked (none if nothing is set): fewer means a row
-      // that had no key when the check ran was inserted by another session since.
+      // that had no key when the check ran was inserted by another session since, or one the role may not update.
       const expected = g.set.some((c) => g.table.updatable.includes(c))
         ? `(SELECT count(*) FROM ${name})`
         : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
       short.push(`(SELECT count(*) FROM ominipg_w${n}) < ${expected}`);
     }
+    // Every key change moves its row: fewer means one the role may see but not update.
+    if (g.kind === "move") short.push(`(SELECT count(*) FROM ominipg_w${n}) < (SELECT count(*) FROM ${name})`);
     if (g.kind === "delete") {
       // Rows this role saw that its DELETE left, where row security applies: a DELETE policy narrower than the
       // SELECT one deletes nothing without an error (or a trigger kept the row, or another session deleted it
@@ -204,8 +210,11 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
   return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${from}`;
 }
 
-/** The remote rows of the group's keys, locked in key order, with whether they equal the expected and the new row. */
-function lockSql(g: GroupWrite, name: string): string {
+/**
+ * The remote rows of the group's keys, with whether they equal the expected and the new row: locked in key order,
+ * or (`lock` false) those row-level security lets the role see but not lock (the locked ones are in `_l`).
+ */
+function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
   const equal = (alias: string) =>
     g.check.columns
       .map((c) => {
@@ -223,11 +232,17 @@ function lockSql(g: GroupWrite, name: string): string {
       .join(" AND ") || "true";
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
-  return (
+  const rows =
     `SELECT s.i, ${T} AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
-    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} ` +
-    `ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
-  );
+    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} `;
+  return lock
+    ? `${rows}ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
+    : `${rows}WHERE ${rowSecurity(g)} AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
+}
+
+/** Whether row-level security applies to this role on the group's table (evaluated once per statement). */
+function rowSecurity(g: GroupWrite): string {
+  return `row_security_active(${quoteLiteral(g.table.sql)}::regclass)`;
 }
 
 /** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
@@ -250,15 +265,24 @@ function takenSql(g: GroupWrite, name: string): string {
  * changes whose new key the remote holds.
  */
 function conflictSql(g: GroupWrite, name: string, n: number): string {
-  const acceptAbsent = g.kind === "delete" && g.check.acceptTarget ? "true" : "NOT s.has_e";
+  const t = g.table;
+  // A row the role may see but not update is not gone: its write fails the statement's count (RACE), and is
+  // refused once that persists (collision.ts), as a write over another tenant's row is.
+  const acceptAbsent =
+    g.kind === "delete" && g.check.acceptTarget
+      ? "true"
+      : g.kind === "delete"
+        ? "NOT s.has_e"
+        : `NOT s.has_e OR (${rowSecurity(g)} AND EXISTS (SELECT FROM ${t.sql} AS ${T} WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")}))`;
   const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
   const [taken, join, or] =
     g.kind === "move"
       ? [remoteText(g, "tk"), ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`, " OR tk.i IS NOT NULL"]
       : ["NULL::text", "", ""];
+  const seen = g.kind === "delete" ? `(SELECT * FROM ${name}_l UNION ALL SELECT * FROM ${name}_s)` : `${name}_l`;
   return (
     `SELECT ${n} AS g, s.i, ${remoteText(g, "l")} AS remote, ${taken} AS taken ` +
-    `FROM ${name} AS s LEFT JOIN ${name}_l AS l ON l.i = s.i${join} ` +
+    `FROM ${name} AS s LEFT JOIN ${seen} AS l ON l.i = s.i${join} ` +
     `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE${or}`
   );
 }
@@ -297,7 +321,7 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
     `UPDATE ${t.sql} AS ${T} SET ${assignments(t, g.set, "s.r")} ` +
-    `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate}`
+    `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`
   );
 }
 
