@@ -16,6 +16,9 @@ const SCHEMA = [
      first_text text GENERATED ALWAYS AS (upper(texts[1])) STORED)`,
   `CREATE TABLE IF NOT EXISTS keyed (k text, at timestamptz, n numeric, v text, PRIMARY KEY (k, at, n))`,
   `CREATE TABLE IF NOT EXISTS bounded (id int PRIMARY KEY, arr int[], grid text[][], note text)`,
+  `DO $$ BEGIN CREATE TYPE arr_pair AS (a int[], t text); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+  `DO $$ BEGIN CREATE DOMAIN int_list AS int[]; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+  `CREATE TABLE IF NOT EXISTS bounded_inside (id int PRIMARY KEY, p arr_pair, l int_list, note text)`,
 ];
 
 const FULL_ROW = `INSERT INTO every (big, small, num, fixed, f8, f4, ints, grid, texts, j, js, b, tstz, ts, d, tm, iv, u, m, moods, flag, addr, r, c, vc, tsv)
@@ -97,6 +100,19 @@ describe("sync: column types", () => {
     expect(local).toContainEqual({ id: 1, arr: "[0:2]={0,10,20}", grid: null, note: "a" });
     expect(await remote.sql.unsafe(select)).toEqual(local);
     expect((await db.verify()).ok).toBe(true);
+  });
+
+  it("keeps the lower bounds of arrays inside composites and of domains over arrays", async () => {
+    await db.query(
+      `INSERT INTO bounded_inside VALUES (1, ROW('[0:1]={1,2}', '[0:1]=x'), '[0:1]={3,4}', 'a'), (2, ROW('{5}', 'y'), '{6}', 'b'), (3, NULL, NULL, 'c')`,
+    );
+    await db.query(`UPDATE bounded_inside SET p = ROW('[2:2]={9}', 'z'), l = '[5:5]={7}' WHERE id = 3`);
+    await db.query(`UPDATE bounded_inside SET note = 'a2' WHERE id = 1`);
+    expect(await db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
+    const select = `SELECT id, p::text AS p, l::text AS l, note FROM bounded_inside ORDER BY id`;
+    const local = (await db.query(select)).rows;
+    expect(local).toContainEqual({ id: 3, p: "([2:2]={9},z)", l: "[5:5]={7}", note: "c" });
+    expect(await remote.sql.unsafe(select)).toEqual(local);
   });
 
   // A json value is its text: key order, spacing and duplicate keys (tests/json-text.test.ts: every path).

@@ -26,15 +26,21 @@ export function rowImagesSql(
   updated: ReadonlySet<string> | undefined,
   mixed: boolean,
 ): { old: string; new: string } {
-  // An array whose lower bounds are not all 1 ('[0:2]={0,10,20}') goes in as its text, which the push reads back
-  // with the type's input function: to_json would drop the bounds. Only tables with array columns pay for it.
-  const arrays = new Set(table.columns.filter((c) => c.type.endsWith("]")).map((c) => c.name));
+  // An array whose lower bounds are not all 1 ('[0:2]={0,10,20}'), or a composite or a domain holding one, goes in
+  // as its text, which the push reads back with the type's input function: to_json would drop the bounds. Only
+  // tables with such columns pay for it: an array's dimensions are asked, the others' text is looked at.
+  const nested = new Map(table.columns.filter((c) => c.jsonValue === "nested").map((c) => [c.name, c.type]));
   const row = (alias: string, columns: readonly string[]) => {
     const values = columns.map((c) => {
       const v = `${quoteIdent(alias)}.${quoteIdent(c)}`;
-      const value = arrays.has(c)
-        ? `CASE WHEN array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE THEN to_json(${v}) ELSE to_json(${v}::text) END`
-        : v;
+      const type = nested.get(c);
+      const plain =
+        type === undefined
+          ? undefined
+          : type.endsWith("]")
+            ? `array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE`
+            : `${v}::text !~ E'\\\\[-?[0-9]+:-?[0-9]+\\\\](\\\\[-?[0-9]+:-?[0-9]+\\\\])*=' IS NOT FALSE`;
+      const value = plain ? `CASE WHEN ${plain} THEN to_json(${v}) ELSE to_json(${v}::text) END` : v;
       return `${value} AS ${quoteIdent(c)}`;
     });
     return `(SELECT to_json(ominipg_r) FROM (SELECT ${values.join(", ")}) AS ominipg_r)`;
@@ -42,7 +48,7 @@ export function rowImagesSql(
   const missing = (alias: string) => `${quoteIdent(alias)}.${quoteIdent(table.primaryKey[0]!)} IS NULL`;
   // to_json of a row that is not there (an INSERT's old one) is null; a row built of its columns would not be.
   const whole = (alias: string) =>
-    arrays.size === 0
+    nested.size === 0
       ? `to_json(${quoteIdent(alias)}.*)`
       : `CASE WHEN ${missing(alias)} THEN NULL ELSE ${row(
           alias,
