@@ -155,4 +155,15 @@ describe("sync: column types", () => {
       { k: "tz", v: "v1" },
     ]);
   });
+
+  it("verify(): a key spelled another way on each side (a numeric of another scale, -0) is one row, the same or different", async () => {
+    await db.query(`CREATE TABLE IF NOT EXISTS spelled (n numeric, f float8, v text, PRIMARY KEY (n, f))`);
+    await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS spelled (n numeric, f float8, v text, PRIMARY KEY (n, f))`);
+    await db.query(`INSERT INTO spelled VALUES (2, 0, 'same'), (3, 1, 'changed')`);
+    await db.sync();
+    await remote.sql.unsafe(`UPDATE spelled SET n = 2.00, f = '-0' WHERE v = 'same'`);
+    await remote.sql.unsafe(`UPDATE spelled SET n = 3.0, v = 'changed remotely' WHERE v = 'changed'`);
+    const spelled = (await db.verify()).tables.find((t) => t.table === "public.spelled");
+    expect(spelled).toMatchObject({ onlyLocal: [], onlyRemote: [], counts: { different: 2 } });
+  });
 });

@@ -2,7 +2,7 @@ import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
-import { columnList } from "../core/sql.js";
+import { quoteIdent } from "../core/sql.js";
 import { rowText } from "./sql.js";
 
 export interface TableDifference {
@@ -30,8 +30,19 @@ export interface VerifyResult {
  * columns are hashed as their exact text, as every path keeps it.
  */
 function hashesSql(t: TableInfo): string {
-  const key = `jsonb_build_array(${columnList(t.primaryKey, "ominipg_r")})::text`;
+  const key = `jsonb_build_array(${t.primaryKey.map((c) => keyValue(t, c)).join(", ")})::text`;
   return `SELECT ${key} AS k, md5(${rowText(t, "ominipg_r")}) AS h FROM ${t.sql} AS ominipg_r`;
+}
+
+/**
+ * A key column as the rows are matched by: values equal as keys print alike (a numeric 2.00 as 2, a float -0 as 0),
+ * so that one row with its key spelled another way on each side is one row, the same or different.
+ */
+function keyValue(t: TableInfo, column: string): string {
+  const value = `ominipg_r.${quoteIdent(column)}`;
+  const info = t.columns.find((c) => c.name === column);
+  if (info && /^numeric\b/.test(info.type)) return `trim_scale(${value})`; // PostgreSQL 13+
+  return info?.float ? `(${value} + 0)` : value;
 }
 
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */
