@@ -141,6 +141,32 @@ describe("push", () => {
   });
 });
 
+describe("push of json and jsonb arrays", () => {
+  it("keeps each json element's text and a JSON null element apart from NULL, on inserts and updates", async () => {
+    const remote = await remoteDb();
+    const table = `CREATE TABLE IF NOT EXISTS arrs (id int PRIMARY KEY, ja json[], jba jsonb[], note text)`;
+    const db = await client(remote, {}, { schemaSQL: [...SCHEMA, table] });
+    await db.query(
+      `INSERT INTO arrs VALUES (1, ARRAY['{"b": 1,  "a" :2}', 'null', NULL]::json[], ARRAY['null', NULL]::jsonb[], 'x')`,
+    );
+    await db.query(`INSERT INTO arrs VALUES (2, NULL, NULL, 'y')`);
+    await db.query(
+      `UPDATE arrs SET ja = ARRAY[' [1,  2] ']::json[], jba = ARRAY['{"k": null}', 'null']::jsonb[] WHERE id = 2`,
+    );
+    await db.query(`UPDATE arrs SET note = 'x2' WHERE id = 1`);
+    await db.sync();
+    const select = `SELECT id, ja::text AS ja, jba::text AS jba, note FROM arrs ORDER BY id`;
+    const local = (await db.query(select)).rows;
+    expect(local[0]).toEqual({
+      id: 1,
+      ja: '{"{\\"b\\": 1,  \\"a\\" :2}","null",NULL}',
+      jba: '{"null",NULL}',
+      note: "x2",
+    });
+    expect([...(await remote.sql.unsafe(select))]).toEqual(local);
+  });
+});
+
 describe("conflicts settled under each strategy keep json text", () => {
   const T0 = '{"v": 0,  "w": [0]}';
   const LOCAL = ' {"by": "local",   "z": 1, "a": 2}\n';

@@ -34,13 +34,13 @@ export function rowImagesSql(
     const values = columns.map((c) => {
       const v = `${quoteIdent(alias)}.${quoteIdent(c)}`;
       const type = nested.get(c);
-      const plain =
-        type === undefined
-          ? undefined
-          : type.endsWith("]")
-            ? `array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE`
-            : `${v}::text !~ E'\\\\[-?[0-9]+:-?[0-9]+\\\\](\\\\[-?[0-9]+:-?[0-9]+\\\\])*=' IS NOT FALSE`;
-      const value = plain ? `CASE WHEN ${plain} THEN to_json(${v}) ELSE to_json(${v}::text) END` : v;
+      if (type === undefined) return `${v} AS ${quoteIdent(c)}`;
+      // An array of json or jsonb always: to_json rewrites a json element's text and makes a JSON null one NULL.
+      if (/^jsonb?\[/.test(type)) return `to_json(${v}::text) AS ${quoteIdent(c)}`;
+      const plain = type.endsWith("]")
+        ? `array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE`
+        : `${v}::text !~ E'\\\\[-?[0-9]+:-?[0-9]+\\\\](\\\\[-?[0-9]+:-?[0-9]+\\\\])*=' IS NOT FALSE`;
+      const value = `CASE WHEN ${plain} THEN to_json(${v}) ELSE to_json(${v}::text) END`;
       return `${value} AS ${quoteIdent(c)}`;
     });
     return `(SELECT to_json(ominipg_r) FROM (SELECT ${values.join(", ")}) AS ominipg_r)`;
