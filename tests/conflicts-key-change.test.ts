@@ -249,6 +249,50 @@ describe("a key change onto a key the remote holds for another row", () => {
   });
 });
 
+describe("the same key change made by two clients", () => {
+  // The second push finds the moved row at the new key and none at the old one: the change is there already, as
+  // for identical inserts, updates and deletes. Not a conflict (nor, where foreign keys reference the table, a
+  // refusal of a key change onto another row's key: a wedge, refused at every sync).
+  const USES = `CREATE TABLE IF NOT EXISTS uses (id int PRIMARY KEY, tag text REFERENCES tags (name) ON UPDATE CASCADE)`;
+  const strategies: SyncOptions["conflicts"][] = ["overwrite", "remote-wins", "merge", () => "local"];
+
+  it("is no conflict under any strategy, also where foreign keys reference the table", async () => {
+    for (const schema of [[TAGS], [TAGS, USES]]) {
+      for (const conflicts of strategies) {
+        const remote = await remoteWith(schema);
+        await remote.sql`INSERT INTO tags VALUES ('a', 1, 'x')`;
+        if (schema.length > 1) await remote.sql`INSERT INTO uses VALUES (1, 'a')`;
+        const first = await client(remote, schema);
+        const { db, events } = await client(remote, schema, { conflicts });
+        for (const c of [first.db, db]) await c.query(`UPDATE tags SET name = 'c', n = 2 WHERE name = 'a'`);
+        await first.db.sync();
+        expect(await db.sync()).toMatchObject({ conflicts: 0, rejected: 0 });
+        expect(events).toEqual([]);
+        expect(await queued(db)).toBe(0);
+        await db.pull();
+        await expectSameRows(db, remote.sql, schema.length > 1 ? { tags: "name", uses: "id" } : { tags: "name" });
+        expect(await rows(db)).toEqual([{ name: "c", n: 2, note: "x" }]);
+        await first.db.close();
+        await db.close();
+      }
+    }
+  });
+
+  it("with other columns changed by the other client only: no conflict, the pull brings them", async () => {
+    const remote = await remoteWith([TAGS]);
+    await remote.sql`INSERT INTO tags VALUES ('a', 1, 'x')`;
+    const first = await client(remote, [TAGS]);
+    const { db, events } = await client(remote, [TAGS], { conflicts: "remote-wins" });
+    await first.db.query(`UPDATE tags SET name = 'c', note = 'first' WHERE name = 'a'`);
+    await db.query(`UPDATE tags SET name = 'c' WHERE name = 'a'`);
+    await first.db.sync();
+    expect(await db.sync()).toMatchObject({ conflicts: 0 });
+    expect(events).toEqual([]);
+    await db.pull();
+    expect(await rows(db)).toEqual([{ name: "c", n: 1, note: "first" }]);
+  });
+});
+
 describe("a pending change a pull meets", () => {
   it("after a key change, is compared with the row where it moved: no conflict for another column's remote change, which the push keeps", async () => {
     const remote = await remoteWith([TAGS]);

@@ -65,7 +65,6 @@ export function groupOps(ops: RowOp[], references: References = localReferences)
 export function toGroupWrite(g: OpGroup): GroupWrite {
   const check = {
     columns: g.check.columns,
-    acceptTarget: g.kind !== "move",
     ...(g.check.expected === "none"
       ? {}
       : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),

@@ -19,7 +19,8 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
  *    UPDATE, in key order so that two clients cannot deadlock on them) and compared with what the client
  *    expects to find there: a conflict is a row that matches neither the expected row (the before image, in
  *    the columns the change touched) nor the row about to be written; for a key change, also a row the remote
- *    holds at the new key (locked too: it is another row, the move would fail on it);
+ *    holds at the new key (locked too: it is another row, the move would fail on it), unless the key change
+ *    is there already: that row is the moved row and the old key has none;
  * 2. the ledger claim, made only when no row conflicts, after every row is locked (it counts them);
  * 3. the writes, each gated on the claim: all of the batch or nothing, and nothing twice.
  * It returns `fresh` (claimed now) and the conflicts with the remote rows (when it wrote nothing).
@@ -37,10 +38,10 @@ export type GroupWrite = {
   table: TableInfo;
   /**
    * Compared columns. `expected` has, per row (aligned with the rows), the row the remote should hold, null
-   * for none; without it, no row. `acceptTarget`: a remote row already equal to the written row (for a
-   * delete: no row) is no conflict either.
+   * for none; without it, no row. A remote row already equal to the written row (for a delete: no row; for a
+   * key change: the moved row at the new key, none at the old one) is no conflict either.
    */
-  check: { columns: string[]; expected?: (Image | null)[]; acceptTarget: boolean };
+  check: { columns: string[]; expected?: (Image | null)[] };
 } &
   /**
    * Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). `existing`: the rows
@@ -102,8 +103,12 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
         : `(SELECT count(*) FROM ${name}) - (SELECT count(*) FROM ${name}_l)`;
       short.push(`(SELECT count(*) FROM ominipg_w${n}) < ${expected}`);
     }
-    // Every key change moves its row: fewer means one the role may see but not update.
-    if (g.kind === "move") short.push(`(SELECT count(*) FROM ominipg_w${n}) < (SELECT count(*) FROM ${name})`);
+    // Every key change whose old key has a row moves it (none left there: the same move, made already): fewer
+    // means one the role may see but not update.
+    if (g.kind === "move") {
+      const at = `EXISTS (SELECT FROM ${g.table.sql} AS ${T} WHERE ${columnsEqual(g.table.primaryKey, T, "(s.k)")})`;
+      short.push(`(SELECT count(*) FROM ominipg_w${n}) < (SELECT count(*) FROM ${name} AS s WHERE ${at})`);
+    }
     if (g.kind === "delete") {
       // Rows this role saw that its DELETE left, where row security applies: a DELETE policy narrower than the
       // SELECT one deletes nothing without an error (or a trigger kept the row, or another session deleted it
@@ -210,12 +215,9 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
   return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${from}`;
 }
 
-/**
- * The remote rows of the group's keys, with whether they equal the expected and the new row: locked in key order,
- * or (`lock` false) those row-level security lets the role see but not lock (the locked ones are in `_l`).
- */
-function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
-  const equal = (alias: string) =>
+/** SQL: whether the locked remote row `ominipg_t` equals the source row `s.<alias>` in the compared columns. */
+function equalSql(g: GroupWrite, alias: string): string {
+  return (
     g.check.columns
       .map((c) => {
         const [value, expected] = [`${T}.${quoteIdent(c)}`, field(g.table, `s.${alias}`, c)];
@@ -229,11 +231,19 @@ function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
           ? `${jsonNullAsNull(remote)} IS NOT DISTINCT FROM ${jsonNullAsNull(other)}`
           : `${remote} IS NOT DISTINCT FROM ${other}`;
       })
-      .join(" AND ") || "true";
+      .join(" AND ") || "true"
+  );
+}
+
+/**
+ * The remote rows of the group's keys, with whether they equal the expected and the new row: locked in key order,
+ * or (`lock` false) those row-level security lets the role see but not lock (the locked ones are in `_l`).
+ */
+function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
   const rows =
-    `SELECT s.i, ${T} AS remote, ${equal("e")} AS eq_e, ${equal("r")} AS eq_r ` +
+    `SELECT s.i, ${T} AS remote, ${equalSql(g, "e")} AS eq_e, ${equalSql(g, "r")} AS eq_r ` +
     `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} `;
   return lock
     ? `${rows}ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
@@ -250,10 +260,13 @@ function jsonNullAsNull(value: string): string {
   return `(CASE WHEN jsonb_typeof(${value}) = 'null' THEN NULL ELSE ${value} END)`;
 }
 
-/** A key change's rows the remote holds at the new keys, locked in key order. */
+/**
+ * A key change's rows the remote holds at the new keys, locked in key order, with whether they equal the moved
+ * row in the columns the change touched (`eq_r`).
+ */
 function takenSql(g: GroupWrite, name: string): string {
   return (
-    `SELECT s.i, ${T} AS remote FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
+    `SELECT s.i, ${T} AS remote, ${equalSql(g, "r")} AS eq_r FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
     // Not the row itself: a new key equal to the old one in another form (-0 for 0) finds the row being moved.
     `AND NOT (${columnsEqual(g.table.primaryKey, T, "(s.k)")}) ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR UPDATE OF ${T}`
@@ -261,29 +274,34 @@ function takenSql(g: GroupWrite, name: string): string {
 }
 
 /**
- * The group's rows whose remote row is neither the expected one nor the one about to be written, and the key
- * changes whose new key the remote holds.
+ * The group's rows whose remote row is neither the expected one nor the one about to be written. For a key
+ * change, the row about to be written is the moved row at the new key with no row left at the old key (the same
+ * key change, made by another client); else a row at the new key is another row, a conflict too.
  */
 function conflictSql(g: GroupWrite, name: string, n: number): string {
   const t = g.table;
   // A row the role may see but not update is not gone: its write fails the statement's count (RACE), and is
   // refused once that persists (collision.ts), as a write over another tenant's row is.
-  const acceptAbsent =
-    g.kind === "delete" && g.check.acceptTarget
-      ? "true"
-      : g.kind === "delete"
-        ? "NOT s.has_e"
-        : `NOT s.has_e OR (${rowSecurity(g)} AND EXISTS (SELECT FROM ${t.sql} AS ${T} WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")}))`;
-  const acceptPresent = `(s.has_e AND l.eq_e)${g.kind !== "delete" && g.check.acceptTarget ? " OR l.eq_r" : ""}`;
-  const [taken, join, or] =
+  const unlocked = `(${rowSecurity(g)} AND EXISTS (SELECT FROM ${t.sql} AS ${T} WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")}))`;
+  const [acceptAbsent, acceptPresent, taken, join] =
     g.kind === "move"
-      ? [remoteText(g, "tk"), ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`, " OR tk.i IS NOT NULL"]
-      : ["NULL::text", "", ""];
+      ? [
+          `tk.eq_r OR ${unlocked}`,
+          "l.eq_e AND tk.i IS NULL",
+          remoteText(g, "tk"),
+          ` LEFT JOIN ${name}_t AS tk ON tk.i = s.i`,
+        ]
+      : [
+          g.kind === "delete" ? "true" : `NOT s.has_e OR ${unlocked}`,
+          `(s.has_e AND l.eq_e)${g.kind === "delete" ? "" : " OR l.eq_r"}`,
+          "NULL::text",
+          "",
+        ];
   const seen = g.kind === "delete" ? `(SELECT * FROM ${name}_l UNION ALL SELECT * FROM ${name}_s)` : `${name}_l`;
   return (
     `SELECT ${n} AS g, s.i, ${remoteText(g, "l")} AS remote, ${taken} AS taken ` +
     `FROM ${name} AS s LEFT JOIN ${seen} AS l ON l.i = s.i${join} ` +
-    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE${or}`
+    `WHERE (CASE WHEN l.i IS NULL THEN ${acceptAbsent} ELSE ${acceptPresent} END) IS NOT TRUE`
   );
 }
 
