@@ -71,3 +71,74 @@ describe("children of a parent whose local delete or key change was undone", () 
     }
   });
 });
+
+describe("a partial update of a child, then its parent's key change cascading into the child, in conflict", () => {
+  // The child's UPDATE logs its key and the columns it assigned; the parent's key change that follows changes the
+  // child locally through ON UPDATE CASCADE, uncaptured (the remote runs the cascade itself). Settling must not
+  // read the local child as it is now: not found by its old key (no local delete: none was logged), or showing the
+  // cascaded value (not the change's own). The other columns come from the remote row instead.
+  const LINES = [
+    `CREATE TABLE IF NOT EXISTS parent (id int PRIMARY KEY, v text)`,
+    `CREATE TABLE IF NOT EXISTS line (parent_id int REFERENCES parent (id) ON UPDATE CASCADE, n int, txt text, qty int, PRIMARY KEY (parent_id, n))`,
+    `CREATE TABLE IF NOT EXISTS child (id int PRIMARY KEY, parent_id int REFERENCES parent (id) ON UPDATE CASCADE, txt text)`,
+  ];
+  const TABLES = { parent: "id", line: "parent_id, n", child: "id" };
+
+  /** Client A, with `conflicts`; client B changed the rows A changes, and pushed first. */
+  async function conflicting(conflicts: SyncOptions["conflicts"], table: "line" | "child") {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    for (const s of LINES) await remote.sql.unsafe(s);
+    await remote.sql`INSERT INTO parent VALUES (1, 'p')`;
+    await remote.sql`INSERT INTO line VALUES (1, 1, 't', 1)`;
+    await remote.sql`INSERT INTO child VALUES (1, 1, 't')`;
+    const open = async (c: SyncOptions["conflicts"]) => {
+      const db = await Ominipg.connect({
+        syncUrl: remote.url,
+        schemaSQL: LINES,
+        sync: { conflicts: c, retry: { attempts: 1 } },
+      });
+      cleanup(() => db.close());
+      await db.pull();
+      return db;
+    };
+    const [a, b] = [await open(conflicts), await open("overwrite")];
+    const where = table === "line" ? "parent_id = 1 AND n = 1" : "id = 1";
+    await a.query(`UPDATE ${table} SET txt = 'A' WHERE ${where}`);
+    await a.query(`UPDATE parent SET id = 10 WHERE id = 1`);
+    await b.query(`UPDATE ${table} SET txt = 'B'${table === "line" ? ", qty = 5" : ""} WHERE ${where}`);
+    await b.sync();
+    return { remote, a };
+  }
+  const lines = (db: Ominipg) => db.query(`SELECT * FROM line ORDER BY parent_id, n`).then((r) => r.rows);
+
+  it("in its key, settled by every strategy: the remote row kept (not deleted), no row at the old key locally", async () => {
+    const cases: [SyncOptions["conflicts"], { txt: string; qty: number }][] = [
+      ["overwrite", { txt: "A", qty: 5 }], // A's txt, and B's qty, which A did not change
+      ["merge", { txt: "B", qty: 5 }],
+      ["remote-wins", { txt: "B", qty: 5 }],
+    ];
+    for (const [conflicts, row] of cases) {
+      const { remote, a } = await conflicting(conflicts, "line");
+      expect(await a.sync()).toMatchObject({ conflicts: 1 });
+      expect(await remote.sql`SELECT * FROM line`).toEqual([{ parent_id: 10, n: 1, ...row }]);
+      expect(await lines(a)).toEqual([{ parent_id: 10, n: 1, txt: "A", qty: 1 }]); // the cascaded row, until a pull
+      await a.pull();
+      await expectSameRows(a, remote.sql, TABLES);
+      await a.close();
+    }
+  });
+
+  it("in another column: base and local hold the row's value before the cascade, so returning local syncs", async () => {
+    const seen: unknown[] = [];
+    const { remote, a } = await conflicting((c) => {
+      seen.push({ base: c.base, local: c.local });
+      return { ...c.local };
+    }, "child");
+    expect(await a.sync()).toMatchObject({ conflicts: 1, rejected: 0 });
+    expect(seen).toEqual([{ base: { id: 1, parent_id: 1, txt: "t" }, local: { id: 1, parent_id: 1, txt: "A" } }]);
+    expect(await remote.sql`SELECT * FROM child`).toEqual([{ id: 1, parent_id: 10, txt: "A" }]);
+    await a.pull();
+    await expectSameRows(a, remote.sql, TABLES);
+  });
+});

@@ -43,6 +43,21 @@ export function lastTouchesAfter(t: TableInfo, afterParam: string): string {
   return `SELECT ${key}, max(${Q}.id) AS ominipg_last FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8 GROUP BY ${key}`;
 }
 
+/**
+ * The last id queued after id `afterParam` for a table that `t` references by a foreign key with an ON UPDATE
+ * or ON DELETE action, as `ominipg_last` (NULL: none). Such a change may have changed or removed `t`'s rows
+ * locally, uncaptured (the remote runs the action itself when it is pushed).
+ */
+export function actionParentsLastAfter(t: TableInfo, afterParam: string): string {
+  const acts = (c: string) => `ominipg_c.${c} IN ('c', 'n', 'd')`;
+  return (
+    `SELECT max(${Q}.id) AS ominipg_last FROM pg_constraint AS ominipg_c ` +
+    `JOIN pg_class AS ominipg_r ON ominipg_r.oid = ominipg_c.confrelid JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace ` +
+    `JOIN ${QUEUE_TABLE} AS ${Q} ON ${Q}.schema_name = ominipg_n.nspname AND ${Q}.table_name = ominipg_r.relname AND ${Q}.id > ${afterParam}::text::int8 ` +
+    `WHERE ominipg_c.contype = 'f' AND ominipg_c.conrelid = ${Number(t.oid)}::oid AND (${acts("confupdtype")} OR ${acts("confdeltype")})`
+  );
+}
+
 /** Whether a TRUNCATE of the table was queued after id `afterParam`: a pending TRUNCATE holds the whole table. */
 export function truncateQueuedAfter(t: TableInfo, afterParam: string): string {
   const after = `${Q}.id > ${afterParam}::text::int8`;

@@ -2,7 +2,7 @@ import type { Driver } from "../core/driver.js";
 import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
 import { columnList, columnsEqual, quoteIdent } from "../core/sql.js";
-import { lastTouchesAfter } from "../log/pending.js";
+import { actionParentsLastAfter, lastTouchesAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage, type RowOp } from "./coalesce.js";
 
@@ -10,8 +10,10 @@ import { keyImage, type RowOp } from "./coalesce.js";
  * An update's log images may hold only the columns it assigned (log/capture.ts); the push writes just those.
  * Where whole rows are needed, a conflict (strategies and resolvers decide on rows, and "overwrite" may
  * recreate a remote row), the rest comes from the local row: the columns no pending change touched are the
- * same in the row before the change, the row after it, and the local row now. Unless a later change is queued
- * for the row: then from the remote row (fillersOf).
+ * same in the row before the change, the row after it, and the local row now. Unless the local row may have
+ * changed since the change otherwise: a later change is queued for the row, or for a row it references with
+ * a foreign key action (ON UPDATE CASCADE...: the action changed it locally, uncaptured); then from the remote
+ * row (fillersOf).
  */
 
 /** Whether the op's images lack columns of the row (an update that logged only what it assigned). */
@@ -21,10 +23,13 @@ export function isPartial(op: RowOp): boolean {
 
 /**
  * What makes each partial op's images whole (undefined for an op whose images are whole): the local row, by the
- * op's key after the change, as a `to_json` image (null where it is gone: a later change deleted it). But where a
- * change queued after the op touched the row (old or new key), the remote row when there is one (`remotes`): the
- * local row then shows that change, in columns this op did not assign or under another key, and that change
- * pushes itself. The remote row holds what neither side changed in this op.
+ * op's key after the change, as a `to_json` image. But the remote row when there is one (`remotes`) where the
+ * local row may show more than this op: a change queued after the op touched the row (old or new key), or a
+ * table the row references with a foreign key action (its action may have changed the row's columns or key,
+ * uncaptured), or the row is not found by its key at all (a missing row is no local delete: that would be a
+ * logged change). The local row then shows changes this op did not make, which push themselves (the remote
+ * runs the foreign key actions). The remote row holds what neither side changed in this op. Null where there is
+ * neither.
  */
 export async function fillersOf(
   d: Driver,
@@ -48,12 +53,14 @@ export async function fillersOf(
     });
     // Set-based: the ops' keys typed once, the later changes' keys grouped once, both joined by key.
     const pk = t.primaryKey;
+    const after = "(SELECT min(ominipg_after) FROM ominipg_e)";
     const { rows } = await d.query<{ i: string; row: string | null; later: boolean }>(
       `WITH ominipg_e AS MATERIALIZED (SELECT e.i AS ominipg_i, (e.v ->> 'after')::int8 AS ominipg_after, ${columnList(pk, "ominipg_k")} ` +
         `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, e.v -> 'k') AS ominipg_k), ` +
-        `ominipg_l AS (${lastTouchesAfter(t, "(SELECT min(ominipg_after) FROM ominipg_e)")}) ` +
+        `ominipg_l AS (${lastTouchesAfter(t, after)}), ominipg_a AS (${actionParentsLastAfter(t, after)}) ` +
         `SELECT ominipg_e.ominipg_i::text AS i, CASE WHEN ominipg_t.${quoteIdent(pk[0]!)} IS NULL THEN NULL ELSE to_json(ominipg_t.*)::text END AS row, ` +
-        `coalesce(ominipg_l.ominipg_last > ominipg_e.ominipg_after, false) AS later FROM ominipg_e ` +
+        `coalesce(ominipg_l.ominipg_last > ominipg_e.ominipg_after, false) OR coalesce(ominipg_a.ominipg_last > ominipg_e.ominipg_after, false) AS later ` +
+        `FROM ominipg_e CROSS JOIN ominipg_a ` +
         `LEFT JOIN ${t.sql} AS ominipg_t ON ${columnsEqual(pk, "ominipg_t", "ominipg_e")} ` +
         `LEFT JOIN ominipg_l ON ${columnsEqual(pk, "ominipg_l", "ominipg_e")}`,
       [`[${items.join(",")}]`],
@@ -61,7 +68,7 @@ export async function fillersOf(
     );
     for (const r of rows) {
       const i = indexes[Number(r.i) - 1]!;
-      out[i] = r.later && remotes[i] ? remotes[i] : r.row === null ? null : splitImage(r.row, true);
+      out[i] = (r.later || r.row === null) && remotes[i] ? remotes[i] : r.row === null ? null : splitImage(r.row, true);
     }
   }
   return out;
