@@ -1,7 +1,7 @@
 // A primary-key change onto a key the remote already holds for another row (one the client has not pulled, or
 // another client made meanwhile): for that key the moved row meets another row, as an insert would, and the
-// table's strategy settles it. Not where the key comes from a sequence, or where foreign keys reference the table:
-// then it is refused as onReject says, both rows recorded.
+// table's strategy settles it. Not where the key comes from a sequence, or where foreign keys reference the table
+// and the remote still has the old key's row: then it is refused as onReject says, both rows recorded.
 import { describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
@@ -275,6 +275,32 @@ describe("the same key change made by two clients", () => {
         await first.db.close();
         await db.close();
       }
+    }
+  });
+
+  it("with a column both changed, also where foreign keys reference the table: settled for the new key alone", async () => {
+    // No row at the old key: nothing is deleted or put back there, so the referencing rows need not follow.
+    const cases: [SyncOptions["conflicts"], number][] = [
+      ["overwrite", 3],
+      ["remote-wins", 2],
+      ["merge", 2],
+    ];
+    for (const [conflicts, n] of cases) {
+      const remote = await remoteWith([TAGS, USES]);
+      await remote.sql`INSERT INTO tags VALUES ('a', 1, 'x')`;
+      await remote.sql`INSERT INTO uses VALUES (1, 'a')`;
+      const first = await client(remote, [TAGS, USES]);
+      const { db, events } = await client(remote, [TAGS, USES], { conflicts });
+      await first.db.query(`UPDATE tags SET name = 'c', n = 2 WHERE name = 'a'`);
+      await db.query(`UPDATE tags SET name = 'c', n = 3 WHERE name = 'a'`);
+      await first.db.sync();
+      expect(await db.sync()).toMatchObject({ conflicts: 1, rejected: 0 });
+      expect(events.map((e) => e.key)).toEqual([{ name: "c" }]);
+      expect(await remote.sql`SELECT name, n FROM tags`).toEqual([{ name: "c", n }]);
+      await db.pull();
+      await expectSameRows(db, remote.sql, { tags: "name", uses: "id" });
+      await first.db.close();
+      await db.close();
     }
   });
 

@@ -187,7 +187,7 @@ async function applyRemotely(
     for (const f of found) {
       if (moved.has(f.pushed)) throw churn(batch, "while a key change onto a taken key was settled");
       if (isSequenceKeyCollision(f.pushed, f.remote)) throw keyCollision(describeBatch(batch), f.remote);
-      const why = f.taken === null ? undefined : await ctx.settler.unsettledMove(f.op);
+      const why = f.taken === null ? undefined : await ctx.settler.unsettledMove(f.op, f.remote);
       if (why) throw movedOntoTaken(describeBatch(batch), f.taken!, why);
     }
     const decided = await settleOnce(ctx, found);

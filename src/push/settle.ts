@@ -99,12 +99,14 @@ export class ConflictSettler {
   /**
    * Why a key change onto a key the remote holds for another row is not settled by a strategy (undefined: it
    * is). Two records where the key comes from a sequence (as for an insert: collision.ts); and where foreign
-   * keys reference the table, since writing the new key's row over and deleting the old one would not take the
-   * old row's children along, as the key change did locally.
+   * keys reference the table and the remote still has a row at the old key (`remote`), since writing the new
+   * key's row over and deleting the old one would not take the old row's children along, as the key change
+   * did locally (with no row at the old key, nothing is deleted or put back: the new key's row is settled alone).
    */
-  async unsettledMove(op: RowOp): Promise<string | undefined> {
+  async unsettledMove(op: RowOp, remote: string | null): Promise<string | undefined> {
     const t = op.table;
     if (t.keyFromSequence) return "by a strategy: its key comes from a local sequence, so they are two records";
+    if (remote === null) return undefined;
     const { rows } = await this.local.run((d) =>
       d.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND confrelid = $1`, [
         t.oid,
