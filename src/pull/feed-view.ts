@@ -30,6 +30,8 @@ export interface RemoteTable {
    * detached, dropped or replaced, changes its rows with no change the feed could list.
    */
   identity: string;
+  /** What decides which rows this role sees of it, and its key's types (feed-sql.ts SECURITY): the same. */
+  security: string;
   /** The names the drainer lists its changes under, its partitions' (partitioned on the remote). */
   partitions: [string, string][];
   /** A partition this role may not read by its own name: the feed's rows listed under it are hidden from it. */
@@ -44,8 +46,9 @@ export interface FeedCursor {
   epoch: string;
   lsn: string;
   reread?: RereadPosition;
-  /** The remote table's identity then (RemoteTable): when it is not the same now, the table diffs once. */
+  /** The remote table's identity and security then (RemoteTable): when not the same now, the table diffs once. */
   identity?: string;
+  security?: string;
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
@@ -71,15 +74,21 @@ export async function readFeedView(
       : age > staleMs
         ? `no drainer has run for ${Math.round(age / 1000)} s (a client with REPLICATION, or \`ominipg feed\`)`
         : undefined;
+  type Row = {
+    s: string;
+    t: string;
+    oid: number;
+    parts: [number, string, string, boolean][] | null;
+    security: unknown;
+  };
   const remote = new Map(
-    (
-      JSON.parse(s.remote) as { s: string; t: string; oid: number; parts: [number, string, string, boolean][] | null }[]
-    ).map((r): [string, RemoteTable] => {
+    (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
       const parts = r.parts ?? [];
       return [
         tableKey({ schema: r.s, name: r.t }),
         {
           identity: JSON.stringify([r.oid, parts.map(([oid, schema, name]) => [oid, schema, name])]),
+          security: JSON.stringify(r.security),
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
         },
@@ -115,13 +124,13 @@ export async function readCursor(ctx: PullContext, t: TableInfo): Promise<FeedCu
  * transaction; no push runs during a pull, so the log's rejections and settlements are those the pull saw).
  */
 export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promise<void> {
-  const identity = view.remote.get(tableKey(t))?.identity;
+  const remote = view.remote.get(tableKey(t));
   const reread = await rereadPosition(d, t);
   const cursor: FeedCursor = {
     epoch: view.epoch,
     lsn: view.drainedUpto,
     reread,
-    ...(identity === undefined ? {} : { identity }),
+    ...(remote === undefined ? {} : { identity: remote.identity, security: remote.security }),
   };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));
 }
@@ -146,6 +155,11 @@ export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t:
     return cursor.identity === undefined
       ? "the table's position does not say which remote table it is of yet"
       : "the remote table was made again, or its partitions changed (attached, detached, dropped), since its last pull";
+  if (cursor.security !== remote?.security)
+    return cursor.security === undefined
+      ? "the table's position does not say which row-level security set-up it is of yet"
+      : "what decides which rows this role sees of the remote table (row-level security, its policies, the replica " +
+          "identity) or its key's types changed since its last pull";
   if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
   return undefined;
 }
