@@ -7,6 +7,7 @@
 // client sets the feed up, drains it and pulls from it.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,7 @@ import {
   dropRoles,
   pgliteTemplate,
   poolerInfo,
+  tempDir,
   type TestDatabase,
 } from "./harness/index.js";
 
@@ -525,6 +527,34 @@ describe("the change feed with unprivileged clients", () => {
     // Once: the next pulls use the feed again.
     expect(pulled(await db.pull()).map((t) => t.strategy)).toEqual(["feed", "feed", "feed", "feed"]);
     await equal();
+  });
+
+  it("a local database opened again under another identity: its next pull diffs once, to what that identity sees", async () => {
+    // The cursors were read under A: from them, B would only learn of later changes, and keep A's rows.
+    const dir = join(tempDir("ominipg-feed-identity-"), "db");
+    const reopen = (role: string) =>
+      Ominipg.connect({
+        url: dir,
+        syncUrl: urls[role],
+        schemaSQL: LOCAL,
+        remoteSchema: "skip",
+        sync: { retry: { attempts: 1 } },
+      });
+    const asA = await reopen(tenantA);
+    expect(strategy(await asA.pull())).toBe("copy");
+    expect(await local(asA)).toEqual(await seen(tenantA));
+    await asA.close();
+    const asB = await reopen(tenantB);
+    try {
+      expect((await asB.pull()).tables["public.docs"]).toMatchObject({
+        strategy: "diff",
+        reason: expect.stringMatching(/another remote identity/),
+      });
+      expect(await local(asB)).toEqual(await seen(tenantB));
+      expect(strategy(await asB.pull())).toBe("feed");
+    } finally {
+      await asB.close();
+    }
   });
 
   it("a table partitioned on the remote, with row-level security: a tenant's pulls diff, saying why", async () => {

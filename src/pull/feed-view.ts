@@ -19,6 +19,8 @@ export interface FeedView {
   trimmedUpto: string;
   /** Why tables cannot be pulled from it now (they diff); undefined when it is usable. */
   unusable: string | undefined;
+  /** The remote identity the pull reads under (role, and the claims' `sub`): it decides which rows the pull sees. */
+  reader: string;
   /** The pulled tables as the remote has them (by tableKey). */
   remote: Map<string, RemoteTable>;
 }
@@ -49,6 +51,8 @@ export interface FeedCursor {
   /** The remote table's identity and security then (RemoteTable): when not the same now, the table diffs once. */
   identity?: string;
   security?: string;
+  /** The remote identity it was read under (FeedView): another one sees other rows, the table diffs once. */
+  reader?: string;
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
@@ -63,7 +67,7 @@ export async function readFeedView(
     );
   if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
   const [s] = await ctx.tx.unsafe<
-    { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; remote: string }[]
+    { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; reader: string; remote: string }[]
   >(feedStateSql(a.slot, tables));
   if (!s) return { absent: `no change feed is set up on this database (slot ${a.slot})` };
   const age = Number(s.age_ms);
@@ -95,8 +99,8 @@ export async function readFeedView(
       ];
     }),
   );
-  const { epoch, drained_upto: drainedUpto, trimmed_upto: trimmedUpto } = s;
-  return { view: { slot: a.slot, epoch, drainedUpto, trimmedUpto, unusable, remote } };
+  const { epoch, drained_upto: drainedUpto, trimmed_upto: trimmedUpto, reader } = s;
+  return { view: { slot: a.slot, epoch, drainedUpto, trimmedUpto, unusable, reader, remote } };
 }
 
 export function tableKey(t: { schema: string; name: string }): string {
@@ -131,6 +135,7 @@ export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promi
     lsn: view.drainedUpto,
     reread,
     ...(remote === undefined ? {} : { identity: remote.identity, security: remote.security }),
+    reader: view.reader,
   };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));
 }
@@ -151,6 +156,10 @@ export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t:
       "this role may not read every partition of the remote table by its own name (SELECT on each, USAGE on its " +
       "schema): the feed lists a change under the partition that holds the row"
     );
+  if (cursor.reader !== view.reader)
+    return cursor.reader === undefined
+      ? "the table's position does not say which remote identity read it yet"
+      : "the table was last pulled under another remote identity (role, or claims' sub), which sees other rows";
   if (cursor.identity !== remote?.identity)
     return cursor.identity === undefined
       ? "the table's position does not say which remote table it is of yet"
