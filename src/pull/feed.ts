@@ -25,8 +25,9 @@
  * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer
  * could not read the key of) in the range makes the table diff. A table with no cursor (added later, never
  * pulled, or pulled before the feed existed) is copied or diffed first; so is one whose remote table is not the one
- * its cursor was of (made again, or its partitions changed), or has a partition this role may not read by name
- * (feed-view.ts: the view and the cursors).
+ * its cursor was of (made again, its partitions, its row security set-up or its key's types changed), or was read
+ * under another remote identity, or has a partition this role may not read by name (feed-view.ts: the view and
+ * the cursors).
  */
 import type { Readable } from "node:stream";
 import type { TableInfo } from "../core/table.js";
