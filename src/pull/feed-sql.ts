@@ -1,7 +1,7 @@
 import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
-import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, IDENTITY } from "../remote/schema.js";
+import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, IDENTITY_EXPRESSION } from "../remote/schema.js";
 import { allColumns, heldName, stageName } from "./sql.js";
 
 /**
@@ -37,7 +37,8 @@ const PARTITIONS =
  * does, the replica identity (an update or delete drained without the row's old image cannot show a tenant that
  * the row left its sight) and the policies (their expressions as stored); and the key columns' types (the feed's
  * older keys are read as the table's key type now). Lookups by oid, the row security ones only where it applies:
- * measured, ~3 catalog blocks a table where it does not apply, ~10 where it does (every pull reads it, idle or not).
+ * measured, ~3 catalog blocks a table where it does not apply (~9 on a connection's first use), ~10 where it
+ * does (every pull reads it, idle or not).
  */
 const SECURITY =
   `json_build_array(row_security_active(x.r), (SELECT json_build_array(c.relreplident, (SELECT md5(string_agg(` +
@@ -59,7 +60,7 @@ export function feedStateSql(
 ): string {
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name, k: t.primaryKey })));
   const remote = tables
-    ? `, ${IDENTITY} AS reader, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, ` +
+    ? `, ${IDENTITY_EXPRESSION} AS reader, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, ` +
       `'parts', ${PARTITIONS}, 'security', ${SECURITY})), '[]') FROM ` +
       `(SELECT q.s, q.t, q.k, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text, k name[])) AS x ` +
       `WHERE x.r IS NOT NULL)::text AS remote`
