@@ -530,30 +530,34 @@ describe("the change feed with unprivileged clients", () => {
   });
 
   it("a local database opened again under another identity: its next pull diffs once, to what that identity sees", async () => {
-    // The cursors were read under A: from them, B would only learn of later changes, and keep A's rows.
+    // The cursors were read under A: from them, B would only learn of later changes, and keep A's rows. Claims
+    // with another sub are another identity too (a policy may read them).
     const dir = join(tempDir("ominipg-feed-identity-"), "db");
-    const reopen = (role: string) =>
+    const reopen = (role: string, remoteClaims?: Record<string, unknown>) =>
       Ominipg.connect({
         url: dir,
         syncUrl: urls[role],
         schemaSQL: LOCAL,
         remoteSchema: "skip",
         sync: { retry: { attempts: 1 } },
+        ...(remoteClaims ? { remoteClaims } : {}),
       });
     const asA = await reopen(tenantA);
     expect(strategy(await asA.pull())).toBe("copy");
     expect(await local(asA)).toEqual(await seen(tenantA));
     await asA.close();
-    const asB = await reopen(tenantB);
-    try {
-      expect((await asB.pull()).tables["public.docs"]).toMatchObject({
-        strategy: "diff",
-        reason: expect.stringMatching(/another remote identity/),
-      });
-      expect(await local(asB)).toEqual(await seen(tenantB));
-      expect(strategy(await asB.pull())).toBe("feed");
-    } finally {
-      await asB.close();
+    for (const claims of [undefined, { sub: "b2" }]) {
+      const asB = await reopen(tenantB, claims);
+      try {
+        expect((await asB.pull()).tables["public.docs"]).toMatchObject({
+          strategy: "diff",
+          reason: expect.stringMatching(/another remote identity/),
+        });
+        expect(await local(asB)).toEqual(await seen(tenantB));
+        expect(strategy(await asB.pull())).toBe("feed");
+      } finally {
+        await asB.close();
+      }
     }
   });
 
