@@ -6,6 +6,7 @@
 import type postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import type { OminipgWarning } from "../src/core/warnings.js";
+import type { LocalAccess } from "../src/local/access.js";
 import { Ominipg, type PullResult, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
@@ -275,6 +276,27 @@ describe("pull from the change feed", () => {
     expect(await cursor("b")).toBe(changed.feed!.position);
     await A.sync();
     await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
+  it("a cursor saved by an older version (no remote identity, no security set-up) diffs its table once, then the feed", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 20) g`;
+    const A = await client(remote);
+    await A.pull();
+    // What an older version saved: the epoch, the position, the remote table's oid and partitions.
+    await (A as unknown as { local: LocalAccess }).local.run((d) =>
+      d.exec(
+        `UPDATE _ominipg_meta SET value = (value::jsonb - 'reader' - 'security')::text WHERE key LIKE 'feed_cursor:%'`,
+      ),
+    );
+    await remote.sql`UPDATE a SET v = -v WHERE id = 1`;
+    expect((await A.pull()).tables["public.a"]).toMatchObject({
+      strategy: "diff",
+      reason: expect.stringMatching(/does not say which remote identity/),
+    });
+    await remote.sql`UPDATE a SET v = -v WHERE id = 2`;
+    expect(strategies(await A.pull())).toEqual({ "public.a": "feed", "public.b": "feed" });
     await expectSameRows(A, remote.sql, TABLES);
   });
 
