@@ -124,3 +124,37 @@ describe("conflicts on json and jsonb columns", () => {
     expect(await queued(db)).toBe(0);
   });
 });
+
+describe("values a settled conflict writes", () => {
+  // Rendered with to_jsonb (settle.ts), and completed from a to_json of the local row (complete.ts): an array's lower
+  // bounds, a float's -0 and a JSON null element of a jsonb array were lost, on both sides.
+  const schema = `CREATE TABLE IF NOT EXISTS vals (id int PRIMARY KEY, title text, a int[], f float8, jba jsonb[])`;
+  const select = `SELECT id, title, a::text AS a, f::text AS f, jba::text AS jba FROM vals ORDER BY id`;
+
+  it.each(["overwrite", "merge"] as const)("%s: they keep what their text says, on both sides", async (conflicts) => {
+    const remote = await remoteWith(
+      schema,
+      `INSERT INTO vals VALUES (1, 'one', '[0:2]={0,10,20}', 1, NULL), (2, 'two', '{1}', 2, ARRAY['1'::jsonb])`,
+    );
+    const { db } = await client(remote, schema, conflicts);
+    // Row 1: updated locally (the title alone: made whole from the local row), deleted remotely.
+    await db.query(`UPDATE vals SET title = 'local' WHERE id = 1`);
+    await remote.sql`DELETE FROM vals WHERE id = 1`;
+    // Row 2: the title changed on both sides; the array, the float and the jsonb array locally.
+    await db.query(
+      `UPDATE vals SET title = 'local', a = '[5:6]={7,8}', f = '-0', jba = ARRAY['null', NULL]::jsonb[] WHERE id = 2`,
+    );
+    await remote.sql`UPDATE vals SET title = 'remote' WHERE id = 2`;
+    expect(await db.sync()).toMatchObject({ conflicts: 2 });
+    const two = { id: 2, a: "[5:6]={7,8}", f: "-0", jba: '{"null",NULL}' };
+    const expected =
+      conflicts === "overwrite"
+        ? [
+            { id: 1, title: "local", a: "[0:2]={0,10,20}", f: "1", jba: null },
+            { ...two, title: "local" },
+          ]
+        : [{ ...two, title: "remote" }];
+    expect([...(await remote.sql.unsafe(select))]).toEqual(expected);
+    expect((await db.query(select)).rows).toEqual(expected);
+  });
+});

@@ -26,34 +26,7 @@ export function rowImagesSql(
   updated: ReadonlySet<string> | undefined,
   mixed: boolean,
 ): { old: string; new: string } {
-  // An array whose lower bounds are not all 1 ('[0:2]={0,10,20}'), or a composite or a domain holding one, goes in
-  // as its text, which the push reads back with the type's input function: to_json would drop the bounds. Only
-  // tables with such columns pay for it: an array's dimensions are asked, the others' text is looked at.
-  const nested = new Map(table.columns.filter((c) => c.jsonValue === "nested").map((c) => [c.name, c.type]));
-  const row = (alias: string, columns: readonly string[]) => {
-    const values = columns.map((c) => {
-      const v = `${quoteIdent(alias)}.${quoteIdent(c)}`;
-      const type = nested.get(c);
-      if (type === undefined) return `${v} AS ${quoteIdent(c)}`;
-      // An array of json or jsonb always: to_json rewrites a json element's text and makes a JSON null one NULL.
-      if (/^jsonb?\[/.test(type)) return `to_json(${v}::text) AS ${quoteIdent(c)}`;
-      const plain = type.endsWith("]")
-        ? `array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE`
-        : `${v}::text !~ E'\\\\[-?[0-9]+:-?[0-9]+\\\\](\\\\[-?[0-9]+:-?[0-9]+\\\\])*=' IS NOT FALSE`;
-      const value = `CASE WHEN ${plain} THEN to_json(${v}) ELSE to_json(${v}::text) END`;
-      return `${value} AS ${quoteIdent(c)}`;
-    });
-    return `(SELECT to_json(ominipg_r) FROM (SELECT ${values.join(", ")}) AS ominipg_r)`;
-  };
-  const missing = (alias: string) => `${quoteIdent(alias)}.${quoteIdent(table.primaryKey[0]!)} IS NULL`;
-  // to_json of a row that is not there (an INSERT's old one) is null; a row built of its columns would not be.
-  const whole = (alias: string) =>
-    nested.size === 0
-      ? `to_json(${quoteIdent(alias)}.*)`
-      : `CASE WHEN ${missing(alias)} THEN NULL ELSE ${row(
-          alias,
-          table.columns.map((c) => c.name),
-        )} END`;
+  const whole = (alias: string) => rowImageSql(table, alias);
   const logged = table.logged;
   if (!updated || !logged || table.primaryKey.some((c) => updated.has(c)))
     return { old: whole(aliases.old), new: whole(aliases.new) };
@@ -61,11 +34,57 @@ export function rowImagesSql(
   const columns = table.columns.filter((c) => logged.includes(c.name) || updated.has(c.name)).map((c) => c.name);
   // A row of just these columns, rendered as to_json renders a row (the same text, column for column), without
   // the text of an assembled object being parsed again by a cast to json (~5-8 µs per ~2 KB image).
-  const part = (alias: string) => row(alias, columns);
+  const part = (alias: string) => columnsImage(table, alias, columns);
   if (!mixed) return { old: part(aliases.old), new: part(aliases.new) };
   const either = (self: string, other: string) =>
-    `CASE WHEN ${missing(self)} THEN NULL WHEN ${missing(other)} THEN ${whole(self)} ELSE ${part(self)} END`;
+    `CASE WHEN ${missing(table, self)} THEN NULL WHEN ${missing(table, other)} THEN ${whole(self)} ELSE ${part(self)} END`;
   return { old: either(aliases.old, aliases.new), new: either(aliases.new, aliases.old) };
+}
+
+/**
+ * The whole row `alias` of `table` as capture logs it (null where there is no row): also how a local row read
+ * later is made an image of the same form (push/complete.ts).
+ */
+export function rowImageSql(table: TableInfo, alias: string): string {
+  // to_json of a row that is not there (an INSERT's old one) is null; a row built of its columns would not be.
+  return nestedColumns(table).size === 0
+    ? `to_json(${quoteIdent(alias)}.*)`
+    : `CASE WHEN ${missing(table, alias)} THEN NULL ELSE ${columnsImage(
+        table,
+        alias,
+        table.columns.map((c) => c.name),
+      )} END`;
+}
+
+function missing(table: TableInfo, alias: string): string {
+  return `${quoteIdent(alias)}.${quoteIdent(table.primaryKey[0]!)} IS NULL`;
+}
+
+/** Arrays, composites and domains over them, by name: their type. */
+function nestedColumns(table: TableInfo): Map<string, string> {
+  return new Map(table.columns.filter((c) => c.jsonValue === "nested").map((c) => [c.name, c.type]));
+}
+
+/**
+ * `columns` of the row `alias` as a json object. An array whose lower bounds are not all 1 ('[0:2]={0,10,20}'), or
+ * a composite or a domain holding one, goes in as its text, which the push reads back with the type's input
+ * function: to_json would drop the bounds. Only tables with such columns pay for it: an array's dimensions are
+ * asked, the others' text is looked at.
+ */
+function columnsImage(table: TableInfo, alias: string, columns: readonly string[]): string {
+  const nested = nestedColumns(table);
+  const values = columns.map((c) => {
+    const v = `${quoteIdent(alias)}.${quoteIdent(c)}`;
+    const type = nested.get(c);
+    if (type === undefined) return `${v} AS ${quoteIdent(c)}`;
+    // An array of json or jsonb always: to_json rewrites a json element's text and makes a JSON null one NULL.
+    if (/^jsonb?\[/.test(type)) return `to_json(${v}::text) AS ${quoteIdent(c)}`;
+    const plain = type.endsWith("]")
+      ? `array_dims(${v}) ~ E'^(\\\\[1:[0-9]+\\\\])*$' IS NOT FALSE`
+      : `${v}::text !~ E'\\\\[-?[0-9]+:-?[0-9]+\\\\](\\\\[-?[0-9]+:-?[0-9]+\\\\])*=' IS NOT FALSE`;
+    return `CASE WHEN ${plain} THEN to_json(${v}) ELSE to_json(${v}::text) END AS ${quoteIdent(c)}`;
+  });
+  return `(SELECT to_json(ominipg_r) FROM (SELECT ${values.join(", ")}) AS ominipg_r)`;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Driver } from "../core/driver.js";
 import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
 import { columnList, columnsEqual, quoteIdent } from "../core/sql.js";
+import { rowImageSql } from "../log/capture.js";
 import { actionParentsLastAfter, lastTouchesAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage, type RowOp } from "./coalesce.js";
@@ -23,13 +24,13 @@ export function isPartial(op: RowOp): boolean {
 
 /**
  * What makes each partial op's images whole (undefined for an op whose images are whole): the local row, by the
- * op's key after the change, as a `to_json` image. But the remote row when there is one (`remotes`) where the
- * local row may show more than this op: a change queued after the op touched the row (old or new key), or a
- * table the row references with a foreign key action (its action may have changed the row's columns or key,
- * uncaptured), or the row is not found by its key at all (a missing row is no local delete: that would be a
- * logged change). The local row then shows changes this op did not make, which push themselves (the remote
- * runs the foreign key actions). The remote row holds what neither side changed in this op. Null where there is
- * neither.
+ * op's key after the change, as capture logs a row (log/capture.ts rowImageSql: an array's bounds kept). But the
+ * remote row when there is one (`remotes`) where the local row may show more than this op: a change queued after
+ * the op touched the row (old or new key), or a table the row references with a foreign key action (its action
+ * may have changed the row's columns or key, uncaptured), or the row is not found by its key at all (a missing
+ * row is no local delete: that would be a logged change). The local row then shows changes this op did not make,
+ * which push themselves (the remote runs the foreign key actions). The remote row holds what neither side
+ * changed in this op. Null where there is neither.
  */
 export async function fillersOf(
   d: Driver,
@@ -58,7 +59,7 @@ export async function fillersOf(
       `WITH ominipg_e AS MATERIALIZED (SELECT e.i AS ominipg_i, (e.v ->> 'after')::int8 AS ominipg_after, ${columnList(pk, "ominipg_k")} ` +
         `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, e.v -> 'k') AS ominipg_k), ` +
         `ominipg_l AS (${lastTouchesAfter(t, after)}), ominipg_a AS (${actionParentsLastAfter(t, after)}) ` +
-        `SELECT ominipg_e.ominipg_i::text AS i, CASE WHEN ominipg_t.${quoteIdent(pk[0]!)} IS NULL THEN NULL ELSE to_json(ominipg_t.*)::text END AS row, ` +
+        `SELECT ominipg_e.ominipg_i::text AS i, CASE WHEN ominipg_t.${quoteIdent(pk[0]!)} IS NULL THEN NULL ELSE ${rowImageSql(t, "ominipg_t")}::text END AS row, ` +
         `coalesce(ominipg_l.ominipg_last > ominipg_e.ominipg_after, false) OR coalesce(ominipg_a.ominipg_last > ominipg_e.ominipg_after, false) AS later ` +
         `FROM ominipg_e CROSS JOIN ominipg_a ` +
         `LEFT JOIN ${t.sql} AS ominipg_t ON ${columnsEqual(pk, "ominipg_t", "ominipg_e")} ` +

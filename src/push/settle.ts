@@ -8,6 +8,7 @@ import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import { decodeImage, encodeImage } from "../core/json-text.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
+import { rowImageSql } from "../log/capture.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
 import type {
   ConflictEvent,
@@ -334,8 +335,10 @@ export class ConflictSettler {
       inReplicaTransaction(d, async () => {
         for (const [table, indexes] of byTable) {
           const { rows } = await d.query<{ j: string }>(
-            // json columns come encoded (core/json-text.ts) and stay so (to_jsonb of the JSON string they populate).
-            `SELECT to_jsonb(json_populate_record(NULL::${table.sql}, e.v))::text AS j FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) ORDER BY e.i`,
+            // json columns come encoded (core/json-text.ts) and stay so (the JSON string they populate). Rendered
+            // as capture renders a row: an array's bounds and a float's -0 kept.
+            `SELECT ${rowImageSql(table, "ominipg_r")}::text AS j FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) ` +
+              `CROSS JOIN LATERAL json_populate_record(NULL::${table.sql}, e.v) AS ominipg_r ORDER BY e.i`,
             [`[${indexes.map((i) => items[i]!.text).join(",")}]`],
             { prepare: false },
           );
