@@ -290,6 +290,39 @@ describe("a row the tenant may see but not update (read all, write your own)", (
   });
 });
 
+describe("a row another session deletes or re-keys while the push waits for it", () => {
+  // Under row-level security the check also lets through a row the snapshot shows but FOR UPDATE passed over (the
+  // role may see it but not update it): a row deleted or re-keyed meanwhile is one too, and must not be written back.
+  it.each([`DELETE FROM notes WHERE id = 'n1'`, `UPDATE notes SET id = 'n2' WHERE id = 'n1'`])(
+    "%s: a conflict, settled as remote-wins says; the row is not written back",
+    async (change) => {
+      const { db, conflicts } = await tenant(A, { conflicts: "remote-wins", retry: { attempts: 3, baseDelayMs: 0 } });
+      await db.query(`INSERT INTO notes (id, owner, body) VALUES ('n1', '${A}', 'v1')`);
+      await db.sync();
+      await db.query(`UPDATE notes SET body = 'local', owner = '${A}', code = NULL WHERE id = 'n1'`); // a whole row
+      const other = await remote.sql.reserve();
+      try {
+        await other`BEGIN`;
+        await other.unsafe(change);
+        const sync = db.sync();
+        await expect
+          .poll(
+            async () =>
+              (await remote.sql`SELECT 1 FROM pg_stat_activity WHERE usename = ${A} AND wait_event_type = 'Lock'`)
+                .length,
+          )
+          .toBe(1);
+        await other`COMMIT`;
+        expect(await sync).toMatchObject({ conflicts: 1 });
+      } finally {
+        other.release();
+      }
+      expect(conflicts).toHaveLength(1);
+      expect(await remote.sql`SELECT id, body FROM notes WHERE id = 'n1'`).toEqual([]);
+    },
+  );
+});
+
 describe("a key collision with a row the tenant cannot see", () => {
   it.each(["overwrite", "remote-wins", "merge", "resolver"] as const)(
     "%s: a rejection, with nothing of the other tenant's row recorded or emitted",

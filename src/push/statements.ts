@@ -20,7 +20,7 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
  *    expects to find there: a conflict is a row that matches neither the expected row (the before image, in
  *    the columns the change touched) nor the row about to be written; for a key change, also a row the remote
  *    holds at the new key (locked too: it is another row, the move would fail on it), unless the key change
- *    is there already: that row is the moved row and the old key has none;
+ *    is there already: that row equals the moved row and the old key has none;
  * 2. the ledger claim, made only when no row conflicts, after every row is locked (it counts them);
  * 3. the writes, each gated on the claim: all of the batch or nothing, and nothing twice.
  * It returns `fresh` (claimed now) and the conflicts with the remote rows (when it wrote nothing).
@@ -105,10 +105,8 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
     }
     // Every key change whose old key has a row moves it (none left there: the same move, made already): fewer
     // means one the role may see but not update.
-    if (g.kind === "move") {
-      const at = `EXISTS (SELECT FROM ${g.table.sql} AS ${T} WHERE ${columnsEqual(g.table.primaryKey, T, "(s.k)")})`;
-      short.push(`(SELECT count(*) FROM ominipg_w${n}) < (SELECT count(*) FROM ${name} AS s WHERE ${at})`);
-    }
+    if (g.kind === "move")
+      short.push(`(SELECT count(*) FROM ominipg_w${n}) < (SELECT count(*) FROM ${name} AS s WHERE ${rowAtKey(g)})`);
     if (g.kind === "delete") {
       // Rows this role saw that its DELETE left, where row security applies: a DELETE policy narrower than the
       // SELECT one deletes nothing without an error (or a trigger kept the row, or another session deleted it
@@ -117,7 +115,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
       const t = g.table;
       hidden.push(
         `SELECT ${n} AS g, s.i FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")} ` +
-          `WHERE row_security_active(${quoteLiteral(t.sql)}::regclass) AND NOT EXISTS (SELECT FROM ominipg_w${n} AS w WHERE w.i = s.i)`,
+          `WHERE ${rowSecurity(g)} AND NOT EXISTS (SELECT FROM ominipg_w${n} AS w WHERE w.i = s.i)`,
       );
     }
   });
@@ -215,10 +213,10 @@ function sourceSql(g: GroupWrite, data: string, expected: string | undefined): s
   return `SELECT a.i, ${k} AS k, ${r} AS r, ${e} FROM ${from}`;
 }
 
-/** SQL: whether the locked remote row `ominipg_t` equals the source row `s.<alias>` in the compared columns. */
-function equalSql(g: GroupWrite, alias: string): string {
+/** SQL: whether the remote row `ominipg_t` equals the source row `s.<alias>` in `columns` (the compared ones). */
+function equalSql(g: GroupWrite, alias: string, columns = g.check.columns): string {
   return (
-    g.check.columns
+    columns
       .map((c) => {
         const [value, expected] = [`${T}.${quoteIdent(c)}`, field(g.table, `s.${alias}`, c)];
         const column = g.table.columns.find((col) => col.name === c);
@@ -237,7 +235,8 @@ function equalSql(g: GroupWrite, alias: string): string {
 
 /**
  * The remote rows of the group's keys, with whether they equal the expected and the new row: locked in key order,
- * or (`lock` false) those row-level security lets the role see but not lock (the locked ones are in `_l`).
+ * or (`lock` false) those the statement's snapshot shows but that were not locked (`_l`): rows row-level security
+ * lets the role see but not update, or rows another session deleted or re-keyed since the snapshot.
  */
 function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
   // Deleting or re-keying a row conflicts with another session's insert of a row referencing it: FOR UPDATE.
@@ -250,9 +249,14 @@ function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
     : `${rows}WHERE ${rowSecurity(g)} AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
 }
 
-/** Whether row-level security applies to this role on the group's table (evaluated once per statement). */
+/** Whether row-level security applies to this role on the group's table. */
 function rowSecurity(g: GroupWrite): string {
   return `row_security_active(${quoteLiteral(g.table.sql)}::regclass)`;
+}
+
+/** Whether the statement's snapshot shows a remote row at the source row's key (`s.k`), locked or not. */
+function rowAtKey(g: GroupWrite): string {
+  return `EXISTS (SELECT FROM ${g.table.sql} AS ${T} WHERE ${columnsEqual(g.table.primaryKey, T, "(s.k)")})`;
 }
 
 /** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
@@ -262,11 +266,12 @@ function jsonNullAsNull(value: string): string {
 
 /**
  * A key change's rows the remote holds at the new keys, locked in key order, with whether they equal the moved
- * row in the columns the change touched (`eq_r`).
+ * row (`eq_r`) in every column it writes: only then is it the moved row (the same key change, made already), not
+ * another row at that key.
  */
 function takenSql(g: GroupWrite, name: string): string {
   return (
-    `SELECT s.i, ${T} AS remote, ${equalSql(g, "r")} AS eq_r FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
+    `SELECT s.i, ${T} AS remote, ${equalSql(g, "r", g.table.writable)} AS eq_r FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
     // Not the row itself: a new key equal to the old one in another form (-0 for 0) finds the row being moved.
     `AND NOT (${columnsEqual(g.table.primaryKey, T, "(s.k)")}) ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR UPDATE OF ${T}`
@@ -279,10 +284,9 @@ function takenSql(g: GroupWrite, name: string): string {
  * key change, made by another client); else a row at the new key is another row, a conflict too.
  */
 function conflictSql(g: GroupWrite, name: string, n: number): string {
-  const t = g.table;
-  // A row the role may see but not update is not gone: its write fails the statement's count (RACE), and is
-  // refused once that persists (collision.ts), as a write over another tenant's row is.
-  const unlocked = `(${rowSecurity(g)} AND EXISTS (SELECT FROM ${t.sql} AS ${T} WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")}))`;
+  // A row the role may see but not update is not gone: its write is left out (writeSql), fails the statement's
+  // count (RACE), and is refused once that persists (collision.ts), as a write over another tenant's row is.
+  const unlocked = `(${rowSecurity(g)} AND ${rowAtKey(g)})`;
   const [acceptAbsent, acceptPresent, taken, join] =
     g.kind === "move"
       ? [
@@ -329,10 +333,13 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
     const values = g.columns.map((c) => field(t, "s.r", c)).join(", ");
     const set = g.set.filter((c) => t.updatable.includes(c));
     // Only a row the check locked may be updated: one another session inserted since is left alone (and
-    // counted missing, see batchSql).
+    // counted missing, see batchSql). Nor is a row expected but not locked written: the row the check saw was
+    // deleted or re-keyed since (the retry's check finds the conflict), or the role may not update it.
     const locked = `EXISTS (SELECT FROM ${name}_l AS l WHERE ${columnsEqual(t.primaryKey, "(l.remote)", "EXCLUDED")})`;
+    const unlocked = `s.has_e AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
     return (
-      `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s WHERE ${gate} ` +
+      `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s ` +
+      `WHERE ${gate} AND NOT (${unlocked}) ` +
       `${onConflict(t.primaryKey, set, locked)} RETURNING 1`
     );
   }
