@@ -41,7 +41,7 @@ function hashesSql(t: TableInfo): string {
 function keyValue(t: TableInfo, column: string): string {
   const value = `ominipg_r.${quoteIdent(column)}`;
   const info = t.columns.find((c) => c.name === column);
-  if (info && /^numeric\b/.test(info.type)) return `trim_scale(${value})`; // PostgreSQL 13+
+  if (info && /^numeric(\(\d+(,\d+)?\))?$/.test(info.type)) return `trim_scale(${value})`; // PostgreSQL 13+
   return info?.float ? `(${value} + 0)` : value;
 }
 
