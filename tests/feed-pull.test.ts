@@ -184,6 +184,38 @@ describe("pull from the change feed", () => {
     expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 0 });
   });
 
+  it("a feed read the server refuses once it began (a set-aside key the remote's type refuses) fails the pull, not the process", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    await remote.sql
+      .unsafe(`CREATE TYPE kind AS ENUM ('a', 'b'); CREATE TABLE things (k kind PRIMARY KEY, v text)`)
+      .simple();
+    await remote.sql`INSERT INTO things VALUES ('a', 'x')`;
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    process.prependListener("uncaughtException", onUncaught);
+    cleanup(async () => void process.off("uncaughtException", onUncaught));
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: remote.url,
+      // The app's enum has a label the remote's lacks yet (its local migration ran first).
+      schemaSQL: [
+        `CREATE TYPE kind AS ENUM ('a', 'b', 'c')`,
+        `CREATE TABLE IF NOT EXISTS things (k kind PRIMARY KEY, v text)`,
+      ],
+      remoteSchema: "skip",
+      sync: { onReject: "skip", retry: { attempts: 1 } },
+    });
+    cleanup(() => db.close());
+    await db.pull();
+    await db.query(`INSERT INTO things VALUES ('c', 'local')`);
+    expect((await db.sync()).rejected).toBe(1); // 22P02 on the remote: set aside, its key read again by the next pull
+    await remote.sql`INSERT INTO things VALUES ('b', 'y')`;
+    await expect(db.pull()).rejects.toThrow(/invalid input value for enum kind/);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(uncaught).toEqual([]);
+  });
+
   it("TRUNCATE makes its table diff; a dropped slot is replaced and every table diffs once; then the feed again", async () => {
     const remote = await remoteDb();
     await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 200) g`;

@@ -41,7 +41,7 @@ import { anyHeldSql, copyCountSql, copyInSql, copyOutSql, heldAmongSql, rangeFet
 import { lastRowFields, leadingColumns, rowCount } from "./copy-text.js";
 import { deferIndexes, recordedIndexes, restoreIndexes } from "./indexes.js";
 import { fetchSql, remoteCountSql, stageName } from "./sql.js";
-import { resumeAfterEnd, sendQueued, streamChunks } from "./stream.js";
+import { copyOutStream, resumeAfterEnd, sendQueued, streamChunks } from "./stream.js";
 
 /** One range of remote rows as COPY text. */
 interface Range {
@@ -131,7 +131,7 @@ function pointKey(t: TableInfo): string {
 }
 
 async function readRange(ctx: PullContext, t: TableInfo, after: Key | undefined, limit: number): Promise<Range> {
-  const stream = await ctx.tx.unsafe(copyOutSql(t, after, limit)).readable();
+  const stream = await copyOutStream(ctx.tx.unsafe(copyOutSql(t, after, limit)));
   const data = await new Promise<Buffer>((resolve, reject) => {
     const parts: Buffer[] = [];
     stream.on("data", (part: Buffer) => parts.push(part));

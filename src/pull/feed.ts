@@ -51,7 +51,7 @@ import {
   fetchedKey,
 } from "./feed-sql.js";
 import { partByFlag, rowImage, rowsOf, type CopyRows } from "./copy-text.js";
-import { copyPieces, dropRest, sendQueued } from "./stream.js";
+import { copyOutStream, copyPieces, dropRest, sendQueued } from "./stream.js";
 import { rangeOf, saveCursor, type FeedCursor, type FeedView } from "./feed-view.js";
 
 /** Why a table the feed covers is read whole instead; `blind`: the feed cannot serve this role the table at all. */
@@ -125,7 +125,7 @@ export class FeedRows {
   constructor(ctx: PullContext, t: TableInfo, view: FeedView, cursor: FeedCursor, again: string) {
     const range = rangeOf(t, view, cursor);
     this.estimate = ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t)).then(([e]) => e);
-    this.stream = ctx.tx.unsafe(feedCopySql(t, { ...range, again })).readable();
+    this.stream = copyOutStream(ctx.tx.unsafe(feedCopySql(t, { ...range, again })));
     // Awaited later: a failure meanwhile is thrown to the reader then, not reported as unhandled now.
     this.estimate.catch(() => {});
     this.stream.catch(() => {});

@@ -1,5 +1,23 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
+import type { PendingQuery, Row } from "postgres";
 import { Abandoned } from "./context.js";
+
+/**
+ * The stream of a `COPY ... TO STDOUT` query, with an 'error' listener from the moment postgres.js makes it. A COPY
+ * the server fails once it began (a row it cannot produce) destroys the stream in the same turn, and the error is
+ * emitted on the next tick, ahead of any promise callback that could add a listener: Node would throw it, and the
+ * app's process exit. The reader still gets the error (the stream is destroyed with it). postgres.js hands the
+ * stream to the query's `resolve`, which is wrapped here.
+ */
+export function copyOutStream(query: PendingQuery<Row[]>): Promise<Readable> {
+  const q = query as unknown as { resolve: (value: unknown) => void };
+  const resolve = q.resolve;
+  q.resolve = (value) => {
+    if (value instanceof Readable) value.on("error", () => {});
+    resolve(value);
+  };
+  return query.readable();
+}
 
 /**
  * Let postgres.js put the queries just made on the wire. It holds a short message back until the event loop's
