@@ -168,8 +168,8 @@ BEGIN
     BEGIN
       EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_populate_record(NULL::%s, $1) AS k WHERE %s)', rel, rel, eq)
         INTO ok USING k;
-    EXCEPTION WHEN data_exception THEN
-      -- A key the table's key no longer reads (its type narrowed since): no row of the table has it.
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+      -- A key the table's key no longer reads (its type narrowed, its domain given a CHECK since): no row has it.
       RETURN false;
     END;
     RETURN ok;
@@ -185,9 +185,9 @@ BEGIN
     EXECUTE format('SELECT coalesce((%s) AND (%s), false) FROM jsonb_populate_record(NULL::%s, $1) AS %I',
         permissive, coalesce(restrictive, 'true'), rel, t)
       INTO ok USING image;
-  EXCEPTION WHEN data_exception THEN
-    -- An image the table's columns no longer read (a column's type changed since): not shown, rather than
-    -- failing every read of the feed until it is trimmed.
+  EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    -- An image the table's columns no longer read (a column's type changed, a domain's CHECK added since): not
+    -- shown, rather than failing every read of the feed until it is trimmed.
     RETURN false;
   END;
   RETURN ok;
