@@ -142,3 +142,41 @@ describe("a partial update of a child, then its parent's key change cascading in
     await expectSameRows(a, remote.sql, TABLES);
   });
 });
+
+describe("a partial update of a child, then a grandparent's key change cascading through its parent, in conflict", () => {
+  // Two levels of ON UPDATE CASCADE, both uncaptured; the parent itself has no queued change.
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS grand (id int PRIMARY KEY)`,
+    `CREATE TABLE IF NOT EXISTS parent (g int REFERENCES grand (id) ON UPDATE CASCADE, k int, PRIMARY KEY (g, k))`,
+    `CREATE TABLE IF NOT EXISTS child (id int PRIMARY KEY, g int, k int, txt text, FOREIGN KEY (g, k) REFERENCES parent (g, k) ON UPDATE CASCADE)`,
+  ];
+
+  it("base and local hold the row before the cascade, so a resolver returning local syncs", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    for (const s of SCHEMA) await remote.sql.unsafe(s);
+    await remote.sql.unsafe(
+      `INSERT INTO grand VALUES (1); INSERT INTO parent VALUES (1, 1); INSERT INTO child VALUES (1, 1, 1, 't')`,
+    );
+    const seen: unknown[] = [];
+    const open = async (conflicts: SyncOptions["conflicts"]) => {
+      const db = await Ominipg.connect({
+        syncUrl: remote.url,
+        schemaSQL: SCHEMA,
+        sync: { conflicts, retry: { attempts: 1 } },
+      });
+      cleanup(() => db.close());
+      await db.pull();
+      return db;
+    };
+    const a = await open((c) => (seen.push({ base: c.base, local: c.local }), { ...c.local }));
+    const b = await open("overwrite");
+    await a.query(`UPDATE child SET txt = 'A' WHERE id = 1`);
+    await a.query(`UPDATE grand SET id = 10 WHERE id = 1`);
+    await b.query(`UPDATE child SET txt = 'B' WHERE id = 1`);
+    await b.sync();
+    expect(await a.sync()).toMatchObject({ conflicts: 1, rejected: 0 });
+    expect(seen).toEqual([{ base: { id: 1, g: 1, k: 1, txt: "t" }, local: { id: 1, g: 1, k: 1, txt: "A" } }]);
+    expect(await remote.sql`SELECT * FROM child`).toEqual([{ id: 1, g: 10, k: 1, txt: "A" }]);
+  });
+});

@@ -43,18 +43,34 @@ export function lastTouchesAfter(t: TableInfo, afterParam: string): string {
   return `SELECT ${key}, max(${Q}.id) AS ominipg_last FROM ${touches(t)} AND ${Q}.id > ${afterParam}::text::int8 GROUP BY ${key}`;
 }
 
+/** SQL: the foreign key (pg_constraint row `c`) acts on its rows when the row it references is deleted or re-keyed. */
+const acts = (c: string) =>
+  `${c}.contype = 'f' AND (${c}.confdeltype IN ('c', 'n', 'd') OR ${c}.confupdtype IN ('c', 'n', 'd'))`;
+
 /**
- * The last id queued after id `afterParam` for a table that `t` references by a foreign key with an ON UPDATE
- * or ON DELETE action, as `ominipg_last` (NULL: none). Such a change may have changed or removed `t`'s rows
+ * SQL, a FROM item `ominipg_up(oid)`: the tables whose deletes and key changes reach table `oid`'s rows through
+ * foreign key actions: those it references with an action, those they reference so, and so on (a grandparent's
+ * key change cascades through the parent's key into the row).
+ */
+export function actionAncestors(oid: string): string {
+  return (
+    `(WITH RECURSIVE ominipg_up(oid) AS (SELECT ominipg_g.confrelid FROM pg_constraint AS ominipg_g ` +
+    `WHERE ominipg_g.conrelid = ${oid} AND ${acts("ominipg_g")} ` +
+    `UNION SELECT ominipg_f.confrelid FROM pg_constraint AS ominipg_f JOIN ominipg_up ON ominipg_f.conrelid = ominipg_up.oid ` +
+    `WHERE ${acts("ominipg_f")}) SELECT oid FROM ominipg_up) AS ominipg_up`
+  );
+}
+
+/**
+ * The last id queued after id `afterParam` for a table whose changes reach `t`'s rows through foreign key actions
+ * (actionAncestors), as `ominipg_last` (NULL: none). Such a change may have changed or removed `t`'s rows
  * locally, uncaptured (the remote runs the action itself when it is pushed).
  */
 export function actionParentsLastAfter(t: TableInfo, afterParam: string): string {
-  const acts = (c: string) => `ominipg_c.${c} IN ('c', 'n', 'd')`;
   return (
-    `SELECT max(${Q}.id) AS ominipg_last FROM pg_constraint AS ominipg_c ` +
-    `JOIN pg_class AS ominipg_r ON ominipg_r.oid = ominipg_c.confrelid JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace ` +
-    `JOIN ${QUEUE_TABLE} AS ${Q} ON ${Q}.schema_name = ominipg_n.nspname AND ${Q}.table_name = ominipg_r.relname AND ${Q}.id > ${afterParam}::text::int8 ` +
-    `WHERE ominipg_c.contype = 'f' AND ominipg_c.conrelid = ${Number(t.oid)}::oid AND (${acts("confupdtype")} OR ${acts("confdeltype")})`
+    `SELECT max(${Q}.id) AS ominipg_last FROM ${actionAncestors(`${Number(t.oid)}::oid`)} ` +
+    `JOIN pg_class AS ominipg_r ON ominipg_r.oid = ominipg_up.oid JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace ` +
+    `JOIN ${QUEUE_TABLE} AS ${Q} ON ${Q}.schema_name = ominipg_n.nspname AND ${Q}.table_name = ominipg_r.relname AND ${Q}.id > ${afterParam}::text::int8`
   );
 }
 

@@ -1,6 +1,7 @@
 import type { Driver } from "../core/driver.js";
 import { columnList, quoteIdent } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
+import { actionAncestors } from "./pending.js";
 import { CONFLICTS_TABLE, REJECTED_TABLE, REREAD_TABLE } from "./tables.js";
 
 /**
@@ -24,10 +25,6 @@ export interface RereadPosition {
   noop?: string;
 }
 
-/** SQL: the foreign key (pg_constraint row `c`) acts on its rows when the row it references is deleted or re-keyed. */
-const acts = (c: string) =>
-  `${c}.contype = 'f' AND (${c}.confdeltype IN ('c', 'n', 'd') OR ${c}.confupdtype IN ('c', 'n', 'd'))`;
-
 /**
  * Whether a table that table $5 references by a foreign key with an action (or one such a table references so,
  * and so on) had, since $4 / rejected id $3: a conflict settled where the local change deleted the row or
@@ -35,12 +32,7 @@ const acts = (c: string) =>
  * (restored, moved back, merged, or skipped); or a delete or update refused and set aside.
  */
 const PARENT_UNDONE =
-  `EXISTS (WITH RECURSIVE ominipg_up(oid) AS (SELECT ominipg_g.confrelid FROM pg_constraint AS ominipg_g ` +
-  `WHERE ominipg_g.conrelid = $5::oid AND ${acts("ominipg_g")} ` +
-  // A parent's own parents too: their actions changed its rows, and through them this table's.
-  `UNION SELECT ominipg_f.confrelid FROM pg_constraint AS ominipg_f JOIN ominipg_up ON ominipg_f.conrelid = ominipg_up.oid ` +
-  `WHERE ${acts("ominipg_f")}) ` +
-  `SELECT 1 FROM ominipg_up JOIN pg_class AS ominipg_pc ON ominipg_pc.oid = ominipg_up.oid ` +
+  `EXISTS (SELECT 1 FROM ${actionAncestors("$5::oid")} JOIN pg_class AS ominipg_pc ON ominipg_pc.oid = ominipg_up.oid ` +
   `JOIN pg_namespace AS ominipg_pn ON ominipg_pn.oid = ominipg_pc.relnamespace ` +
   `WHERE EXISTS (SELECT 1 FROM ${CONFLICTS_TABLE} AS ominipg_c WHERE ominipg_c.schema_name = ominipg_pn.nspname ` +
   `AND ominipg_c.table_name = ominipg_pc.relname AND ominipg_c.origin = 'push' AND ominipg_c.detected_at >= $4::text::timestamptz ` +
