@@ -4,7 +4,7 @@
 // change feed, which reads the referencing table whole once.
 import { describe, expect, it } from "vitest";
 import { Ominipg, type SyncOptions } from "../src/index.js";
-import { createTestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { queued } from "./sync-helpers.js";
@@ -15,6 +15,18 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS gc (id int PRIMARY KEY, cid int REFERENCES ch (id) ON DELETE CASCADE)`,
 ];
 const cleanup = cleanupAfterEach();
+
+/** A client of `remote` settling conflicts with `conflicts`, that pulled it. */
+async function pulled(remote: TestDatabase, schema: string[], conflicts: SyncOptions["conflicts"]): Promise<Ominipg> {
+  const db = await Ominipg.connect({
+    syncUrl: remote.url,
+    schemaSQL: schema,
+    sync: { conflicts, retry: { attempts: 1 } },
+  });
+  cleanup(() => db.close());
+  await db.pull();
+  return db;
+}
 
 describe("children of a parent whose local delete or key change was undone", () => {
   it("come back with the next pull from the change feed (the children's table read whole, once)", async () => {
@@ -92,17 +104,7 @@ describe("a partial update of a child, then its parent's key change cascading in
     await remote.sql`INSERT INTO parent VALUES (1, 'p')`;
     await remote.sql`INSERT INTO line VALUES (1, 1, 't', 1)`;
     await remote.sql`INSERT INTO child VALUES (1, 1, 't')`;
-    const open = async (c: SyncOptions["conflicts"]) => {
-      const db = await Ominipg.connect({
-        syncUrl: remote.url,
-        schemaSQL: LINES,
-        sync: { conflicts: c, retry: { attempts: 1 } },
-      });
-      cleanup(() => db.close());
-      await db.pull();
-      return db;
-    };
-    const [a, b] = [await open(conflicts), await open("overwrite")];
+    const [a, b] = [await pulled(remote, LINES, conflicts), await pulled(remote, LINES, "overwrite")];
     const where = table === "line" ? "parent_id = 1 AND n = 1" : "id = 1";
     await a.query(`UPDATE ${table} SET txt = 'A' WHERE ${where}`);
     await a.query(`UPDATE parent SET id = 10 WHERE id = 1`);
@@ -145,7 +147,7 @@ describe("a partial update of a child, then its parent's key change cascading in
 
 describe("a partial update of a child, then a grandparent's key change cascading through its parent, in conflict", () => {
   // Two levels of ON UPDATE CASCADE, both uncaptured; the parent itself has no queued change.
-  const SCHEMA = [
+  const CHAIN = [
     `CREATE TABLE IF NOT EXISTS grand (id int PRIMARY KEY)`,
     `CREATE TABLE IF NOT EXISTS parent (g int REFERENCES grand (id) ON UPDATE CASCADE, k int, PRIMARY KEY (g, k))`,
     `CREATE TABLE IF NOT EXISTS child (id int PRIMARY KEY, g int, k int, txt text, FOREIGN KEY (g, k) REFERENCES parent (g, k) ON UPDATE CASCADE)`,
@@ -154,23 +156,13 @@ describe("a partial update of a child, then a grandparent's key change cascading
   it("base and local hold the row before the cascade, so a resolver returning local syncs", async () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
-    for (const s of SCHEMA) await remote.sql.unsafe(s);
+    for (const s of CHAIN) await remote.sql.unsafe(s);
     await remote.sql.unsafe(
       `INSERT INTO grand VALUES (1); INSERT INTO parent VALUES (1, 1); INSERT INTO child VALUES (1, 1, 1, 't')`,
     );
     const seen: unknown[] = [];
-    const open = async (conflicts: SyncOptions["conflicts"]) => {
-      const db = await Ominipg.connect({
-        syncUrl: remote.url,
-        schemaSQL: SCHEMA,
-        sync: { conflicts, retry: { attempts: 1 } },
-      });
-      cleanup(() => db.close());
-      await db.pull();
-      return db;
-    };
-    const a = await open((c) => (seen.push({ base: c.base, local: c.local }), { ...c.local }));
-    const b = await open("overwrite");
+    const a = await pulled(remote, CHAIN, (c) => (seen.push({ base: c.base, local: c.local }), { ...c.local }));
+    const b = await pulled(remote, CHAIN, "overwrite");
     await a.query(`UPDATE child SET txt = 'A' WHERE id = 1`);
     await a.query(`UPDATE grand SET id = 10 WHERE id = 1`);
     await b.query(`UPDATE child SET txt = 'B' WHERE id = 1`);
