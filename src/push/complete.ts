@@ -1,7 +1,7 @@
 import type { Driver } from "../core/driver.js";
 import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
-import { columnList, columnsEqual, quoteIdent } from "../core/sql.js";
+import { columnList, columnsEqual } from "../core/sql.js";
 import { rowImageSql } from "../log/capture.js";
 import { actionParentsLastAfter, lastTouchesAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
@@ -59,7 +59,7 @@ export async function fillersOf(
       `WITH ominipg_e AS MATERIALIZED (SELECT e.i AS ominipg_i, (e.v ->> 'after')::int8 AS ominipg_after, ${columnList(pk, "ominipg_k")} ` +
         `FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, e.v -> 'k') AS ominipg_k), ` +
         `ominipg_l AS (${lastTouchesAfter(t, after)}), ominipg_a AS (${actionParentsLastAfter(t, after)}) ` +
-        `SELECT ominipg_e.ominipg_i::text AS i, CASE WHEN ominipg_t.${quoteIdent(pk[0]!)} IS NULL THEN NULL ELSE ${rowImageSql(t, "ominipg_t")}::text END AS row, ` +
+        `SELECT ominipg_e.ominipg_i::text AS i, ${rowImageSql(t, "ominipg_t")}::text AS row, ` +
         `coalesce(ominipg_l.ominipg_last > ominipg_e.ominipg_after, false) OR coalesce(ominipg_a.ominipg_last > ominipg_e.ominipg_after, false) AS later ` +
         `FROM ominipg_e CROSS JOIN ominipg_a ` +
         `LEFT JOIN ${t.sql} AS ominipg_t ON ${columnsEqual(pk, "ominipg_t", "ominipg_e")} ` +
