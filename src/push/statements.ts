@@ -336,10 +336,10 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
     // counted missing, see batchSql). Nor is a row expected but not locked written: the row the check saw was
     // deleted or re-keyed since (the retry's check finds the conflict), or the role may not update it.
     const locked = `EXISTS (SELECT FROM ${name}_l AS l WHERE ${columnsEqual(t.primaryKey, "(l.remote)", "EXCLUDED")})`;
-    const unlocked = `s.has_e AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
+    const expectedNotLocked = `s.has_e AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
     return (
       `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s ` +
-      `WHERE ${gate} AND NOT (${unlocked}) ` +
+      `WHERE ${gate} AND NOT (${expectedNotLocked}) ` +
       `${onConflict(t.primaryKey, set, locked)} RETURNING 1`
     );
   }
