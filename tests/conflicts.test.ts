@@ -1,7 +1,7 @@
 // Conflicts between clients, against the real server: two or three local databases edit the same remote
 // rows while "offline" (without syncing), then push and pull. Every strategy, both directions of update vs
 // delete, insert key collisions, the record in _ominipg_conflicts and the `conflict` event.
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import type { TestHooks } from "../src/core/options.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
@@ -22,17 +22,40 @@ interface Client {
   events: ConflictEvent[];
 }
 
-/** A remote with three docs, and `n` clients that pulled them. */
 /** Fault injection handed to the clients this file opens (connect option `testHooks`). */
 const testHooks: TestHooks = {};
 
-async function setup(strategies: SyncOptions["conflicts"][]): Promise<{ remote: TestDatabase; clients: Client[] }> {
+/**
+ * The file's remote, shared by its tests: its tables are set back to the same rows before each test, and each test
+ * opens new clients. A new database per test, with Ominipg's remote set-up (ledger, change feed and its slot) made
+ * again for each, was a third of the file's time. A test that changes more than docs and notes takes a remote of
+ * its own (`own`).
+ */
+let shared: Promise<TestDatabase> | undefined;
+afterAll(async () => {
+  await (await shared)?.drop();
+});
+
+async function newRemote(): Promise<TestDatabase> {
   const remote = await createTestDatabase();
-  cleanup(() => remote.drop());
   for (const s of SCHEMA) await remote.sql.unsafe(s);
+  return remote;
+}
+
+/** A remote with three docs and a note, and a client per strategy that pulled them. */
+async function setup(
+  strategies: SyncOptions["conflicts"][],
+  own = false,
+): Promise<{ remote: TestDatabase; clients: Client[] }> {
+  let remote: TestDatabase;
+  if (own) {
+    remote = await newRemote();
+    cleanup(() => remote.drop());
+  } else remote = await (shared ??= newRemote());
   await remote.sql
     .unsafe(
       `
+    TRUNCATE docs, notes;
     INSERT INTO docs VALUES (1, 'one', 'body 1', 1, '{"a": 1}', 9007199254740993, '2024-05-01 10:00+02'),
                             (2, 'two', 'body 2', 2, NULL, NULL, NULL),
                             (3, 'three', 'body 3', 3, NULL, NULL, NULL);
@@ -484,7 +507,7 @@ describe("a remote row that changes while its conflict is settled", () => {
   });
 
   it("a key another session inserts while the batch statement runs (after its check) is a conflict, not overwritten", async () => {
-    const { remote } = await setup([]);
+    const { remote } = await setup([], true); // it slows the remote's ledger down
     const { db, events } = await openClient(remote, undefined);
     // Hold every batch statement between its check and its writes: the ledger claim sleeps.
     await remote.sql
@@ -600,7 +623,7 @@ describe("three clients", () => {
 
 describe("unregister()", () => {
   it("removes only this client's server-side state, after settling what it says was applied", async () => {
-    const { remote, clients } = await setup([undefined, undefined]);
+    const { remote, clients } = await setup([undefined, undefined], true); // it counts the remote's ledger rows
     const [A, B] = clients as [Client, Client];
     // Each client leaves a ledger row behind: its batch committed remotely, the local clean-up never ran.
     const crash = () => {
