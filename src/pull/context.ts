@@ -1,7 +1,9 @@
 import type { Driver } from "../core/driver.js";
 import { OminipgError, SyncError } from "../core/errors.js";
+import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Tx } from "../seq/pulled.js";
+import { remoteFrom, remoteReadOnly, type ReadOnly } from "./remote-from.js";
 import type { PullHooks, PullProgress } from "./types.js";
 
 /**
@@ -44,6 +46,7 @@ export interface PullSizes {
  */
 export class PullContext {
   #over = false;
+  #readOnly: ReadOnly = new Set();
 
   constructor(
     private readonly access: LocalAccess,
@@ -67,6 +70,16 @@ export class PullContext {
     this.#live();
     if (!this.snapshot) throw new TypeError("no remote snapshot outside an attempt");
     return this.snapshot;
+  }
+
+  /** Read, in the snapshot, which tables the remote must be read ONLY of (remote-from.ts); once per attempt. */
+  async readRemoteTables(tables: readonly TableInfo[]): Promise<void> {
+    this.#readOnly = await remoteReadOnly(this.tx, tables);
+  }
+
+  /** The table as the snapshot reads its rows: the FROM target of remote reads (remote-from.ts). */
+  from(t: TableInfo): string {
+    return remoteFrom(t, this.#readOnly);
   }
 
   /** Local work through the internal (uncaptured) driver; its failures are carried out of the remote transaction. */

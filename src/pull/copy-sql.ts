@@ -25,31 +25,31 @@ function keyAfter(t: TableInfo, after: Key, alias?: string, op = ">"): string {
 }
 
 /**
- * The next range of at most `limit` rows after `after` (from the first key without it), in key order, as COPY
+ * The next range of at most `limit` rows of `from` (the table as the remote reads it, remote-from.ts) after `after` (from the first key without it), in key order, as COPY
  * text. An index range scan of the remote's primary key, so each range costs its own rows, wherever it starts.
  */
-export function copyOutSql(t: TableInfo, after: Key | undefined, limit: number): string {
+export function copyOutSql(t: TableInfo, from: string, after: Key | undefined, limit: number): string {
   const where = after ? ` WHERE ${keyAfter(t, after)}` : "";
   return (
-    `COPY (SELECT ${columnList(copyColumns(t))} FROM ${t.sql}${where} ` +
+    `COPY (SELECT ${columnList(copyColumns(t))} FROM ${from}${where} ` +
     `ORDER BY ${columnList(t.primaryKey)} LIMIT ${Math.max(1, Math.floor(limit))}) TO STDOUT`
   );
 }
 
 /** The rows a copy from `after` reads, and the table's size on disk (with TOAST), to size chunks for wide rows. */
-export function copyCountSql(t: TableInfo, after: Key | undefined): string {
+export function copyCountSql(t: TableInfo, from: string, after: Key | undefined): string {
   const where = after ? ` WHERE ${keyAfter(t, after)}` : "";
   return (
-    `SELECT (SELECT count(*) FROM ${t.sql}${where})::int8 AS n, ` +
+    `SELECT (SELECT count(*) FROM ${from}${where})::int8 AS n, ` +
     `pg_table_size(${quoteLiteral(t.sql)}::regclass)::int8 AS bytes`
   );
 }
 
 /** The remote rows of the range (after, upTo] as the other strategies read them (fetchSql), for row-by-row writes. */
-export function rangeFetchSql(t: TableInfo, after: Key | undefined, upTo: Key): string {
-  // fetchSql(t) ends with its row source, aliased ominipg_r.
+export function rangeFetchSql(t: TableInfo, from: string, after: Key | undefined, upTo: Key): string {
+  // fetchSql ends with its row source, aliased ominipg_r.
   const upper = keyAfter(t, upTo, "ominipg_r", "<=");
-  return `${fetchSql(t)} WHERE ${after ? `${keyAfter(t, after, "ominipg_r")} AND ` : ""}${upper}`;
+  return `${fetchSql(t, from)} WHERE ${after ? `${keyAfter(t, after, "ominipg_r")} AND ` : ""}${upper}`;
 }
 
 /** COPY of a range's text into the local table. */

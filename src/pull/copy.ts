@@ -65,7 +65,7 @@ export async function copyTable(ctx: PullContext, run: TableRun, after?: Key): P
   const { t, table } = run;
   if (!copyable(t)) return legacyCopy(ctx, run);
   const resuming = after !== undefined;
-  const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(copyCountSql(t, after));
+  const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(copyCountSql(t, ctx.from(t), after));
   const total = Number(count!.n);
   let done = 0;
   ctx.progress({ table, done, total });
@@ -131,7 +131,7 @@ function pointKey(t: TableInfo): string {
 }
 
 async function readRange(ctx: PullContext, t: TableInfo, after: Key | undefined, limit: number): Promise<Range> {
-  const stream = await copyOutStream(ctx.tx.unsafe(copyOutSql(t, after, limit)));
+  const stream = await copyOutStream(ctx.tx.unsafe(copyOutSql(t, ctx.from(t), after, limit)));
   const data = await new Promise<Buffer>((resolve, reject) => {
     const parts: Buffer[] = [];
     stream.on("data", (part: Buffer) => parts.push(part));
@@ -179,7 +179,8 @@ async function writeRange(
     if (!refusal(err)) throw err;
   }
   await pending()?.catch(() => {});
-  const images = (await ctx.tx.unsafe<{ j: string }[]>(rangeFetchSql(t, after, range.last!))).map((r) => r.j);
+  const fetch = rangeFetchSql(t, ctx.from(t), after, range.last!);
+  const images = (await ctx.tx.unsafe<{ j: string }[]>(fetch)).map((r) => r.j);
   await applyRows(ctx, run, images, "copy");
   if (!run.truncated) await ctx.local((d) => setMeta(d, pointKey(t), point));
 }
@@ -199,11 +200,12 @@ async function holdsAny(d: Driver, t: TableInfo, data: Uint8Array): Promise<bool
  */
 async function legacyCopy(ctx: PullContext, run: TableRun): Promise<void> {
   const { t, table } = run;
-  const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteCountSql(t));
+  const from = ctx.from(t);
+  const [count] = await ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteCountSql(t, from));
   const total = Number(count!.n);
   let done = 0;
   ctx.progress({ table, done, total });
-  const cursor = ctx.tx.unsafe<{ j: string }[]>(fetchSql(t)).cursor(ctx.chunkSize(total, Number(count!.bytes)));
+  const cursor = ctx.tx.unsafe<{ j: string }[]>(fetchSql(t, from)).cursor(ctx.chunkSize(total, Number(count!.bytes)));
   await streamChunks(cursor, async (rows) => {
     await applyRows(
       ctx,

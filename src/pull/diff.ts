@@ -58,7 +58,7 @@ export async function diffTable(ctx: PullContext, run: TableRun): Promise<Bucket
   );
   const buckets = bucketCount(Math.max(estimate.n, localCount), ctx.sizes.rowsPerBucket);
   const [remoteSums, localSums] = await both(
-    ctx.tx.unsafe<BucketSum[]>(summarySql(t, buckets)).then((rows) => [...rows]),
+    ctx.tx.unsafe<BucketSum[]>(summarySql(t, buckets, ctx.from(t))).then((rows) => [...rows]),
     ctx.local((d) =>
       inReplicaTransaction(
         d,
@@ -78,7 +78,8 @@ export async function diffTable(ctx: PullContext, run: TableRun): Promise<Bucket
   let done = 0;
   ctx.progress({ table, done, total: differing.rows });
   const chunk = ctx.chunkSize(estimate.n, estimate.bytes);
-  await streamChunks(ctx.tx.unsafe<{ j: string }[]>(fetchSql(t, buckets), [scope.hex]).cursor(chunk), async (rows) => {
+  const fetch = fetchSql(t, ctx.from(t), buckets);
+  await streamChunks(ctx.tx.unsafe<{ j: string }[]>(fetch, [scope.hex]).cursor(chunk), async (rows) => {
     await stageImages(
       ctx,
       run,

@@ -131,7 +131,7 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
  * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
  * spliced in as literals (rangeRows).
  */
-export function feedCopySql(t: TableInfo, r: FeedRange): string {
+export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
   const p = "ominipg_p";
   const columns = t.columns.map((c) => `${t.primaryKey.includes(c.name) ? "ominipg_k" : R}.${quoteIdent(c.name)}`);
   return (
@@ -139,7 +139,7 @@ export function feedCopySql(t: TableInfo, r: FeedRange): string {
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
     `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
     `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +
-    `FROM ominipg_k LEFT JOIN (SELECT ${cols(allColumns(t))} FROM ${t.sql}) AS ${R} ` +
+    `FROM ominipg_k LEFT JOIN (SELECT ${cols(allColumns(t))} FROM ${from}) AS ${R} ` +
     `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}) TO STDOUT`
   );
 }

@@ -125,7 +125,7 @@ export class FeedRows {
   constructor(ctx: PullContext, t: TableInfo, view: FeedView, cursor: FeedCursor, again: string) {
     const range = rangeOf(t, view, cursor);
     this.estimate = ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t)).then(([e]) => e);
-    this.stream = copyOutStream(ctx.tx.unsafe(feedCopySql(t, { ...range, again })));
+    this.stream = copyOutStream(ctx.tx.unsafe(feedCopySql(t, ctx.from(t), { ...range, again })));
     // Awaited later: a failure meanwhile is thrown to the reader then, not reported as unhandled now.
     this.estimate.catch(() => {});
     this.stream.catch(() => {});

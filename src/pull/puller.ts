@@ -143,6 +143,7 @@ export class Puller {
       const remoteValues = await this.remote.transaction(async (sql) => {
         attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
         await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
+        await attempt.readRemoteTables(tables);
         view = await this.#view(attempt, result, tables);
         for (const t of tables) {
           const tally = await this.#table(attempt, t, result, view);

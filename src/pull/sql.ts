@@ -33,9 +33,12 @@ function recordset(t: TableInfo): string {
   return plain ? `SELECT * FROM ${from}` : `SELECT ${fields(t, p, true)} FROM ${from}`;
 }
 
-/** The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored). */
-function rows(t: TableInfo): string {
-  return `(SELECT ${cols(allColumns(t))} FROM ${t.sql}) AS ${R}`;
+/**
+ * The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored); `from`:
+ * the table as the remote reads it (remote-from.ts).
+ */
+function rows(t: TableInfo, from = t.sql): string {
+  return `(SELECT ${cols(allColumns(t))} FROM ${from}) AS ${R}`;
 }
 
 /** Bucket of a row by its primary key: md5 of the key's jsonb text, so it is the same on any server and platform. */
@@ -66,10 +69,10 @@ export function rowText(t: TableInfo, alias: string): string {
  * Per bucket: row count and the sum of 60-bit row hashes (md5 of the row's `rowText`). A sum does not
  * depend on row order, so the two sides need not sort keys the same way (collations differ).
  */
-export function summarySql(t: TableInfo, buckets: number): string {
+export function summarySql(t: TableInfo, buckets: number, from = t.sql): string {
   return (
     `SELECT ominipg_b AS b, count(*)::int AS n, sum(ominipg_h)::text AS s FROM (SELECT ${bucketOf(t, R, buckets)} AS ominipg_b, ` +
-    `('x' || substr(md5(${rowText(t, R)}), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t)}) AS ominipg_s GROUP BY 1`
+    `('x' || substr(md5(${rowText(t, R)}), 1, 15))::bit(60)::int8 AS ominipg_h FROM ${rows(t, from)}) AS ominipg_s GROUP BY 1`
   );
 }
 
@@ -79,10 +82,10 @@ export interface BucketScope {
   hex: string;
 }
 
-/** Remote rows as `rowJsonb` text; with `buckets`, only those whose bucket is set in the bitmap $1. */
-export function fetchSql(t: TableInfo, buckets?: number): string {
+/** Remote rows of `from` as `rowJsonb` text; with `buckets`, only those whose bucket is set in the bitmap $1. */
+export function fetchSql(t: TableInfo, from: string, buckets?: number): string {
   const where = buckets === undefined ? "" : ` WHERE ${inBuckets(t, R, buckets, "$1")}`;
-  return `SELECT ${rowJsonb(t, R, true)}::text AS j FROM ${rows(t)}${where}`;
+  return `SELECT ${rowJsonb(t, R, true)}::text AS j FROM ${rows(t, from)}${where}`;
 }
 
 /** Exact row count (the local side of a diff's sizing). */
@@ -91,8 +94,8 @@ export function countSql(t: TableInfo): string {
 }
 
 /** Exact row count, and the table's size on disk (with TOAST), to size chunks for wide rows. */
-export function remoteCountSql(t: TableInfo): string {
-  return `SELECT (SELECT count(*) FROM ${t.sql})::int8 AS n, pg_table_size(${quoteLiteral(t.sql)}::regclass)::int8 AS bytes`;
+export function remoteCountSql(t: TableInfo, from: string): string {
+  return `SELECT (SELECT count(*) FROM ${from})::int8 AS n, pg_table_size(${quoteLiteral(t.sql)}::regclass)::int8 AS bytes`;
 }
 
 /** The planner's row estimate (no scan; 0 when the table was never analyzed), and the size on disk. */

@@ -4,6 +4,7 @@ import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteIdent } from "../core/sql.js";
 import { rowText } from "./sql.js";
+import { remoteFrom, remoteReadOnly } from "./remote-from.js";
 
 export interface TableDifference {
   table: string;
@@ -27,11 +28,11 @@ export interface VerifyResult {
 /**
  * Key and content hash of every row: its `rowText` (sql.ts), canonical once both sides render values with the
  * same settings (CANONICAL_SETTINGS: time zone, date and float formats, bytea), so equal rows hash equal; json
- * columns are hashed as their exact text, as every path keeps it.
+ * columns are hashed as their exact text, as every path keeps it. `from`: the table as the remote reads it.
  */
-function hashesSql(t: TableInfo): string {
+function hashesSql(t: TableInfo, from = t.sql): string {
   const key = `jsonb_build_array(${t.primaryKey.map((c) => keyValue(t, c)).join(", ")})::text`;
-  return `SELECT ${key} AS k, md5(${rowText(t, "ominipg_r")}) AS h FROM ${t.sql} AS ominipg_r`;
+  return `SELECT ${key} AS k, md5(${rowText(t, "ominipg_r")}) AS h FROM ${from} AS ominipg_r`;
 }
 
 /**
@@ -57,7 +58,8 @@ export async function verifyTables(
     const localRows = await local(hashesSql(t));
     const remoteRows = await remote.transaction(async (tx) => {
       await tx.unsafe(CANONICAL_SETTINGS).simple();
-      return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t));
+      const only = await remoteReadOnly(tx, [t]);
+      return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t, remoteFrom(t, only)));
     });
     const remoteMap = new Map(remoteRows.map((r) => [r.k, r.h]));
     const diff: TableDifference = {

@@ -1,0 +1,30 @@
+/**
+ * The remote table a pull reads rows from. A plain remote table with inheritance children (`INHERITS`, which the
+ * local side does not sync as its rows) is read `FROM ONLY`: `FROM parent` also reads the children's rows, so a
+ * local TRUNCATE (pushed as TRUNCATE ONLY, which leaves them) came back with the next pull, and a key held by
+ * the parent and a child was two rows for one key. A partitioned table is never read ONLY: its partitions are
+ * its rows (ONLY of it reads none).
+ */
+import { quoteLiteral } from "../core/sql.js";
+import type { TableInfo } from "../core/table.js";
+import type { Sql } from "../remote/connection.js";
+
+/** The tables (their `sql` names) to read ONLY on the remote. */
+export type ReadOnly = ReadonlySet<string>;
+
+/** Which of the tables the remote holds as non-partitioned tables with inheritance children: one round trip. */
+export async function remoteReadOnly(tx: Pick<Sql, "unsafe">, tables: readonly TableInfo[]): Promise<ReadOnly> {
+  // A literal, no parameter: a statement with parameters costs postgres.js two round trips.
+  const names = quoteLiteral(JSON.stringify(tables.map((t) => t.sql)));
+  const rows = await tx.unsafe<{ name: string }[]>(
+    `SELECT x.name FROM json_array_elements_text(${names}::json) AS x(name) ` +
+      `JOIN pg_class AS c ON c.oid = to_regclass(x.name) ` +
+      `WHERE c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_inherits AS i WHERE i.inhparent = c.oid)`,
+  );
+  return new Set(rows.map((r) => r.name));
+}
+
+/** The FROM target of the table's rows on the remote. */
+export function remoteFrom(t: TableInfo, only: ReadOnly): string {
+  return only.has(t.sql) ? `ONLY ${t.sql}` : t.sql;
+}
