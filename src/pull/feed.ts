@@ -23,11 +23,11 @@
  *
  * Every change up to the cursor is applied; the rows are read as the snapshot has them, which may already show
  * later changes not drained yet: their keys come again and are read again. A TRUNCATE (or a change the drainer
- * could not read the key of) in the range makes the table diff. A table with no cursor (added later, never
- * pulled, or pulled before the feed existed) is copied or diffed first; so is one whose remote table is not the one
- * its cursor was of (made again, its partitions, its row security set-up or its key's types changed), or was read
- * under another remote identity, or has a partition this role may not read by name (feed-view.ts: the view and
- * the cursors).
+ * could not read the key of) in the range makes the table diff, as does a key the server no longer reads
+ * (FeedUnreadable). A table with no cursor (added later, never pulled, or pulled before the feed existed) is
+ * copied or diffed first; so is one whose remote table is not the one its cursor was of (made again, its
+ * partitions, its row security set-up or its key's types changed), or was read under another remote identity, or
+ * has a partition this role may not read by name (feed-view.ts: the view and the cursors).
  */
 import type { Readable } from "node:stream";
 import type { TableInfo } from "../core/table.js";
@@ -38,7 +38,7 @@ import { allColumns, applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
 import { halves, isolateRefused } from "../core/bisect.js";
 import { refusal, rejectRow, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
-import type { PullContext } from "./context.js";
+import { Carried, type PullContext } from "./context.js";
 import { copyUnfinished } from "./copy.js";
 import { applyStaged } from "./diff.js";
 import {
@@ -52,7 +52,25 @@ import {
 } from "./feed-sql.js";
 import { partByFlag, rowImage, rowsOf, type CopyRows } from "./copy-text.js";
 import { copyOutStream, copyPieces, dropRest, sendQueued } from "./stream.js";
-import { rangeOf, saveCursor, type FeedCursor, type FeedView } from "./feed-view.js";
+import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
+import { isRowLevel } from "../core/sqlstate.js";
+
+/**
+ * The server refused the table's feed read for a value (isRowLevel): a key in the range, or a key to read again,
+ * that the table's key no longer takes (a domain given a CHECK, an enum label the remote lacks, a narrower type).
+ * Every later read of the range would fail alike, until the key is trimmed: the pull diffs the table instead
+ * (puller.ts), in a new snapshot, and that moves its cursor past the key.
+ */
+export class FeedUnreadable {
+  readonly reason: string;
+
+  constructor(
+    readonly table: string,
+    cause: unknown,
+  ) {
+    this.reason = `the feed holds a key the remote table no longer reads (${(cause as Error).message})`;
+  }
+}
 
 /** Why a table the feed covers is read whole instead; `blind`: the feed cannot serve this role the table at all. */
 export interface FeedMiss {
@@ -200,15 +218,18 @@ export async function feedTable(
     const estimate = await fetched.estimate;
     const chunk = ctx.chunkSize(Number(estimate?.n ?? 0), Number(estimate?.bytes ?? 0));
     const small = total <= chunk;
-    const stream = await fetched.take().stream;
     // COPY text both ways (not rows as JSON): 2,000 changed rows of 200,000 fetched and staged in ~20 ms instead of ~50.
     const rejected = tally.rejected;
-    await copyPieces(stream, ctx.sizes.chunkBytes, async (data) => {
-      const { yes, no } = partByFlag(data);
-      staged += await stageRows(ctx, run, true, yes);
-      await stageRows(ctx, run, false, no);
-      done += yes.rows + no.rows;
-      ctx.progress({ table, done, total: Math.max(total, done) });
+    const read = async () =>
+      copyPieces(await fetched.take().stream, ctx.sizes.chunkBytes, async (data) => {
+        const { yes, no } = partByFlag(data);
+        staged += await stageRows(ctx, run, true, yes);
+        await stageRows(ctx, run, false, no);
+        done += yes.rows + no.rows;
+        ctx.progress({ table, done, total: Math.max(total, done) });
+      });
+    await read().catch((err: unknown) => {
+      throw isRowLevel(err) ? new Carried(new FeedUnreadable(tableKey(t), err)) : err;
     });
     // A refused row keeps the cursor where it was: the next pull reads the same keys, that row's again with them.
     if (!(small && tally.rejected === rejected && (await applyAtOnce(ctx, run, view, staged)))) {

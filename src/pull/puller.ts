@@ -55,7 +55,7 @@ import { copyTable, copyUnfinished, resumeCopy } from "./copy.js";
 import { restoreIndexes } from "./indexes.js";
 import { diffTable } from "./diff.js";
 import type { BucketScope } from "./sql.js";
-import { FeedRows, feedTable, probeFeed, settleQuiet } from "./feed.js";
+import { FeedRows, FeedUnreadable, feedTable, probeFeed, settleQuiet } from "./feed.js";
 import {
   cursorProblem,
   dropCursor,
@@ -63,12 +63,20 @@ import {
   readCursor,
   readFeedView,
   saveCursor,
+  tableKey,
   type FeedView,
 } from "./feed-view.js";
 import { registerReader } from "./feed-register.js";
 import { forgetReread } from "../log/reread.js";
 import type { FeedAgent } from "../remote/feed-agent.js";
 import type { PullerOptions, PullHooks, PullResult, TablePull } from "./types.js";
+
+/** One remote snapshot's pull: its tables, the remote values of the sequences they own, the feed it read. */
+interface Snapshot {
+  result: PullResult;
+  remoteValues: (string | null)[];
+  view: FeedView | undefined;
+}
 
 export class Puller {
   readonly #sizes: PullSizes;
@@ -115,13 +123,22 @@ export class Puller {
     const owned = this.#sequences ? await ctx.local((d) => pulledSequences(d, tables)) : [];
     // A role that may drains the change feed first (setting it up if need be): the snapshot finds it complete.
     const drained = this.#feed ? await this.#feed.drain(true, 5_000) : undefined;
-    const { result, remoteValues, view } = await remote
-      .retrying("PULL_FAILED", "pulling from the remote", () => this.#snapshot(ctx, tables, owned))
-      .catch(async (err: unknown) => {
-        // A copy that broke off keeps its place, but not the indexes it deferred (indexes.ts).
-        for (const t of tables) await ctx.local((d) => restoreIndexes(d, t)).catch(() => {});
-        throw err;
-      });
+    // Tables whose feed read the server refused for a key (FeedUnreadable): diffed, in a new snapshot.
+    const unreadable = new Map<string, string>();
+    const snapshot = (): Promise<Snapshot> =>
+      remote
+        .retrying("PULL_FAILED", "pulling from the remote", () => this.#snapshot(ctx, tables, owned, unreadable))
+        .catch(async (err: unknown) => {
+          const refused = uncarried(err);
+          if (refused instanceof FeedUnreadable && !unreadable.has(refused.table)) {
+            unreadable.set(refused.table, refused.reason);
+            return snapshot();
+          }
+          // A copy that broke off keeps its place, but not the indexes it deferred (indexes.ts).
+          for (const t of tables) await ctx.local((d) => restoreIndexes(d, t)).catch(() => {});
+          throw err;
+        });
+    const { result, remoteValues, view } = await snapshot();
     if (owned.length > 0) result.sequences = await ctx.local((d) => catchUpSequences(d, owned, remoteValues));
     if (this.#feed && view) await registerReader(ctx, remote, this.#feed, view, tables);
     if (result.feed?.unusable && drained?.reason) result.feed.unusable += ` (${drained.reason})`;
@@ -134,7 +151,8 @@ export class Puller {
     ctx: PullContext,
     tables: TableInfo[],
     owned: OwnedSequence[],
-  ): Promise<{ result: PullResult; remoteValues: (string | null)[]; view: FeedView | undefined }> {
+    unreadable: ReadonlyMap<string, string>,
+  ): Promise<Snapshot> {
     const result: PullResult = { tables: {}, conflicts: 0, rejected: 0, sequences: 0, durationMs: 0 };
     let attempt: PullContext | undefined;
     let view: FeedView | undefined;
@@ -146,7 +164,7 @@ export class Puller {
         await attempt.readRemoteTables(tables);
         view = await this.#view(attempt, result, tables);
         for (const t of tables) {
-          const tally = await this.#table(attempt, t, result, view);
+          const tally = await this.#table(attempt, t, result, view, unreadable.get(tableKey(t)));
           result.tables[`${t.schema}.${t.name}`] = tally;
           result.rejected += tally.rejected;
         }
@@ -173,9 +191,15 @@ export class Puller {
    * One table: its strategy, then the conflict check of the rows its pending changes held back. Its feed cursor
    * then moves to what the snapshot's feed holds (a feed pull moves it with its writes; not while held).
    */
-  async #table(ctx: PullContext, t: TableInfo, result: PullResult, view: FeedView | undefined): Promise<TablePull> {
+  async #table(
+    ctx: PullContext,
+    t: TableInfo,
+    result: PullResult,
+    view: FeedView | undefined,
+    unreadable: string | undefined,
+  ): Promise<TablePull> {
     const cursor = view ? await readCursor(ctx, t) : undefined;
-    const problem = view && cursorProblem(view, cursor, t);
+    const problem = view && (unreadable ?? cursorProblem(view, cursor, t));
     const probe = view && !problem ? await probeFeed(ctx, t, view, cursor!) : undefined;
     // Nothing changed on either side: no temp tables, no statistics (most of an idle pull, per table).
     if (view && probe && (await settleQuiet(ctx, t, view, probe)))
