@@ -7,15 +7,16 @@
  * whitespace around it, and jsonb rewrites all of it. So wherever rows travel as JSON for SQL to read, a json
  * column's value travels as a JSON string holding its text ("encoded"), which SQL decodes (`field`):
  * - an image (column -> JSON text, core/image.ts) holds the text itself; `encodeImage` writes the JSON a
- *   statement reads, `decodeImage` turns a row a statement rendered with `rowJsonb` back into an image;
+ *   statement reads, and `fields` decodes what it populates;
  * - `rowJsonb` renders a row as jsonb with its json columns as strings of their text: as canonical as
  *   `to_jsonb` for every other type, exact for json (pulled rows, their hashes and verify() use it).
  * JSON null in a json column counts as SQL NULL, as in a row image, which cannot tell them apart; except in rows
- * the pull reads, which keep it. Rows the pull reads as JSON (`rowJsonb(t, row, true)`) also carry the columns whose
- * JSON form loses something as strings of their text (`carriedColumns`): jsonb and json domains (JSON null would be
- * read as SQL NULL), floats (-0), arrays and composites (array bounds; a null element of a jsonb array; what their
- * elements lose), and domains over any of them. json_populate_record reads such a string with the type's input
- * function; a jsonb or json domain one is decoded like json (`fields(t, row, true)`).
+ * the pull reads, which keep it. Rows the pull reads as JSON, and the remote rows a push's conflicts are settled
+ * against (`rowJsonb(t, row, true)`), also carry the columns whose JSON form loses something as strings of their
+ * text (`carriedColumns`): jsonb and json domains (JSON null would be read as SQL NULL), floats (-0), arrays and
+ * composites (array bounds; a null element of a jsonb array; what their elements lose), and domains over any of
+ * them. json_populate_record reads such a string with the type's input function; a jsonb or json domain one is
+ * decoded like json (`fields(t, row, true)`).
  */
 import { joinImage, type Image } from "./image.js";
 import { quoteIdent, quoteLiteral } from "./sql.js";
@@ -64,15 +65,6 @@ export function encodeImage(t: TableInfo, image: Image, columns?: Iterable<strin
     if (value !== undefined && value.trim() !== "null") encoded.set(c, JSON.stringify(value));
   }
   return joinImage(encoded, columns);
-}
-
-/** An image split from `rowJsonb` text, its json columns decoded back to their text (in place). */
-export function decodeImage(t: TableInfo, image: Image): Image {
-  for (const c of jsonColumns(t)) {
-    const value = image.get(c);
-    if (value !== undefined && value.startsWith('"')) image.set(c, JSON.parse(value) as string);
-  }
-  return image;
 }
 
 /**

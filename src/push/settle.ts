@@ -6,7 +6,7 @@ import { keyImage, keyLabel, type RowOp } from "./coalesce.js";
 import { joinImage, splitImage, type Image } from "../core/image.js";
 import { ConfigError, SyncError } from "../core/errors.js";
 import { inReplicaTransaction } from "../local/transaction.js";
-import { decodeImage, encodeImage } from "../core/json-text.js";
+import { encodeImage, fields } from "../core/json-text.js";
 import { conflictEvent, recordConflict, type ConflictRecord } from "../log/conflicts.js";
 import { rowImageSql } from "../log/capture.js";
 import { imageText, imageToRow, rowToImage } from "../core/row.js";
@@ -22,7 +22,8 @@ import { fillersOf, wholeImage } from "./complete.js";
 import { rowNow, setLocalRow } from "./local-row.js";
 
 /**
- * A pushed change the remote row no longer matched: the change as captured, and the remote row (`rowJsonb` text);
+ * A pushed change the remote row no longer matched: the change as captured, and the remote row (carried `rowJsonb`
+ * text, statements.ts: remoteText);
  * `taken`: for a key change, the row the remote holds at the new key (null: none).
  */
 export interface FoundConflict {
@@ -120,8 +121,14 @@ export class ConflictSettler {
   /** What to push instead of each conflicting change (none: nothing). */
   async settle(found: FoundConflict[]): Promise<RowOp[][]> {
     // Partial images (an update that logged only what it assigned) are made whole (complete.ts: fillersOf).
-    const theirs = await this.#canonical(found.map(({ op, remote }) => ({ table: op.table, text: remote })));
-    const taken = await this.#canonical(found.map(({ op, taken }) => ({ table: op.table, text: taken ?? null })));
+    const theirs = await this.#canonical(
+      found.map(({ op, remote }) => ({ table: op.table, text: remote })),
+      true,
+    );
+    const taken = await this.#canonical(
+      found.map(({ op, taken }) => ({ table: op.table, text: taken ?? null })),
+      true,
+    );
     const rows = await this.local.run((d) =>
       fillersOf(
         d,
@@ -225,10 +232,10 @@ export class ConflictSettler {
    * neither side is changed. `remote` is a row this role could SELECT (the conflict check found it).
    */
   async recordRejected(op: RowOp, remote: string): Promise<void> {
-    const [local, theirs] = await this.#canonical([
+    const [local] = await this.#canonical([
       { table: op.table, text: op.kind === "delete" ? null : encodeImage(op.table, op.image) },
-      { table: op.table, text: remote },
     ]);
+    const [theirs] = await this.#canonical([{ table: op.table, text: remote }], true);
     const record: ConflictRecord = {
       origin: "push",
       schema: op.table.schema,
@@ -320,8 +327,9 @@ export class ConflictSettler {
   /**
    * Images as the local database renders them with canonical settings (time zone UTC...): the remote's text,
    * the captured images and resolvers' rows become comparable column by column, and show the same way.
+   * `carried`: the texts are remote rows (`rowJsonb(t, row, true)`), else images as `encodeImage` writes them.
    */
-  async #canonical(items: { table: TableInfo; text: string | null }[]): Promise<(Image | null)[]> {
+  async #canonical(items: { table: TableInfo; text: string | null }[], carried = false): Promise<(Image | null)[]> {
     const out: (Image | null)[] = items.map(() => null);
     const byTable = new Map<TableInfo, number[]>();
     items.forEach((item, i) => {
@@ -335,14 +343,14 @@ export class ConflictSettler {
       inReplicaTransaction(d, async () => {
         for (const [table, indexes] of byTable) {
           const { rows } = await d.query<{ j: string }>(
-            // json columns come encoded (core/json-text.ts) and stay so (the JSON string they populate). Rendered
-            // as capture renders a row: an array's bounds and a float's -0 kept.
+            // Decoded (core/json-text.ts: fields) and rendered as capture renders a row: a json column's text, an
+            // array's bounds and a float's -0 kept.
             `SELECT ${rowImageSql(table, "ominipg_r")}::text AS j FROM json_array_elements($1::text::json) WITH ORDINALITY AS e(v, i) ` +
-              `CROSS JOIN LATERAL json_populate_record(NULL::${table.sql}, e.v) AS ominipg_r ORDER BY e.i`,
+              `CROSS JOIN LATERAL (SELECT ${fields(table, "ominipg_p", carried)} FROM json_populate_record(NULL::${table.sql}, e.v) AS ominipg_p) AS ominipg_r ORDER BY e.i`,
             [`[${indexes.map((i) => items[i]!.text).join(",")}]`],
             { prepare: false },
           );
-          indexes.forEach((i, n) => (out[i] = decodeImage(table, splitImage(rows[n]!.j))));
+          indexes.forEach((i, n) => (out[i] = splitImage(rows[n]!.j, true)));
         }
       }),
     );

@@ -56,7 +56,8 @@ export type GroupWrite = {
   );
 
 /**
- * One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb` text (null: none);
+ * One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb(t, row, true)` text
+ * (null: none);
  * for a key change, `taken`: the row the remote holds at the new key (null: none).
  */
 export interface RemoteConflict {
@@ -309,10 +310,12 @@ function conflictSql(g: GroupWrite, name: string, n: number): string {
   );
 }
 
-/** A locked remote row of a LEFT JOIN (`alias`.remote) as `rowJsonb` text; null when there is none. */
+/** A locked remote row of a LEFT JOIN (`alias`.remote) as carried `rowJsonb` text; null when there is none. */
 function remoteText(g: GroupWrite, alias: string): string {
-  // Not NULL by itself for a missing row where the table has json columns: an object of nulls.
-  return `CASE WHEN ${alias}.i IS NOT NULL THEN ${rowJsonb(g.table, `${alias}.remote`)}::text END`;
+  // Carried, as the pull reads rows: a settle may write the remote's values into the local row, which must get
+  // them exactly (an array's bounds, a float's -0). Not NULL by itself for a missing row where the table has json
+  // columns: an object of nulls.
+  return `CASE WHEN ${alias}.i IS NOT NULL THEN ${rowJsonb(g.table, `${alias}.remote`, true)}::text END`;
 }
 
 /** The group's write, made only where `gate` holds (its batch's claim, and the deletes before it). */
