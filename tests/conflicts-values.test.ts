@@ -11,7 +11,7 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, title text, a 
 const ROW = `SELECT id, title, a::text AS a, array_lower(a, 1) AS lower, f::text AS f, j::text AS j, d::text AS d FROM t WHERE id = 1`;
 
 describe("a settled conflict writes the remote's values into the local row exactly", () => {
-  it("remote-wins, merge, a resolver answering remote: bounds, -0, json text kept", async () => {
+  it("remote-wins, merge, a resolver answering remote or returning the remote's values: bounds, -0, json text kept", async () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
     await remote.sql.unsafe(SCHEMA);
@@ -19,6 +19,8 @@ describe("a settled conflict writes the remote's values into the local row exact
       ["remote-wins", "r"],
       ["merge", "local"], // the title only the local side changed, a and f both changed: the remote's
       [() => "remote", "r"],
+      // The remote's a and f as the resolver got them (the others as "overwrite" leaves them: d and j the remote's).
+      [(c) => ({ title: "mine", a: c.remote!.a, f: c.remote!.f }), "mine"],
     ];
     for (const [conflicts, title] of cases) {
       await remote.sql`DELETE FROM t`;

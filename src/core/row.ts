@@ -12,12 +12,16 @@ export function textToRow(text: string | null): Row | null {
   return text === null ? null : imageToRow(splitImage(text));
 }
 
-/** A Row back to an image; bigint values become their digits. */
+/** A Row back to an image; bigint values become their digits, -0 stays -0. */
 export function rowToImage(row: Row): Image {
   const image: Image = new Map();
   for (const [column, value] of Object.entries(row)) {
     if (value === undefined) continue;
-    image.set(column, JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null");
+    // JSON.stringify writes -0 as 0: a float column's -0 (a remote row's, handed back) would be lost.
+    const text = Object.is(value, -0)
+      ? "-0"
+      : JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+    image.set(column, text ?? "null");
   }
   return image;
 }
