@@ -13,8 +13,8 @@ export class FoundRefusal extends Error {
     message: string,
     readonly code: string,
     /**
-     * The remote row the change met (statements.ts: remoteText), for a row this role can see (the conflict check's SELECT
-     * found it); never set for a row it cannot see.
+     * The remote row the change met (statements.ts: remoteText), for a row this role can see (the conflict
+     * check's SELECT found it); never set for a row it cannot see.
      */
     readonly remote?: string,
   ) {

@@ -23,8 +23,8 @@ import { rowNow, setLocalRow } from "./local-row.js";
 
 /**
  * A pushed change the remote row no longer matched: the change as captured, and the remote row (carried `rowJsonb`
- * text, statements.ts: remoteText);
- * `taken`: for a key change, the row the remote holds at the new key (null: none).
+ * text, statements.ts: remoteText); `taken`: for a key change, the row the remote holds at the new key (null:
+ * none).
  */
 export interface FoundConflict {
   op: RowOp;

@@ -57,8 +57,7 @@ export type GroupWrite = {
 
 /**
  * One remote conflict: the group and the 1-based row of it, and the remote row as `rowJsonb(t, row, true)` text
- * (null: none);
- * for a key change, `taken`: the row the remote holds at the new key (null: none).
+ * (null: none); for a key change, `taken`: the row the remote holds at the new key (null: none).
  */
 export interface RemoteConflict {
   group: number;
