@@ -3,7 +3,7 @@ import { OminipgError, SyncError } from "../core/errors.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Tx } from "../seq/pulled.js";
-import { remoteFrom, remoteReadOnly, type ReadOnly } from "./remote-from.js";
+import { remoteFrom, remoteReadOnly, type ReadOnly } from "../remote/remote-from.js";
 import type { PullHooks, PullProgress } from "./types.js";
 
 /**
@@ -72,12 +72,12 @@ export class PullContext {
     return this.snapshot;
   }
 
-  /** Read, in the snapshot, which tables the remote must be read ONLY of (remote-from.ts); once per attempt. */
+  /** Read, in the snapshot, which tables the remote must be read ONLY of (remote/remote-from.ts); once per attempt. */
   async readRemoteTables(tables: readonly TableInfo[]): Promise<void> {
     this.#readOnly = await remoteReadOnly(this.tx, tables);
   }
 
-  /** The table as the snapshot reads its rows: the FROM target of remote reads (remote-from.ts). */
+  /** The table as the snapshot reads its rows: the FROM target of remote reads (remote/remote-from.ts). */
   from(t: TableInfo): string {
     return remoteFrom(t, this.#readOnly);
   }

@@ -25,8 +25,8 @@ function keyAfter(t: TableInfo, after: Key, alias?: string, op = ">"): string {
 }
 
 /**
- * The next range of at most `limit` rows of `from` (the table as the remote reads it, remote-from.ts) after
- * `after` (from the first key without it), in key order, as COPY text. An index range scan of the remote's
+ * The next range of at most `limit` rows of `from` (the table as the remote reads it, remote/remote-from.ts)
+ * after `after` (from the first key without it), in key order, as COPY text. An index range scan of the remote's
  * primary key, so each range costs its own rows, wherever it starts.
  */
 export function copyOutSql(t: TableInfo, from: string, after: Key | undefined, limit: number): string {

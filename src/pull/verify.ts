@@ -4,7 +4,7 @@ import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteIdent } from "../core/sql.js";
 import { rowText } from "./sql.js";
-import { remoteFrom, remoteReadOnly } from "./remote-from.js";
+import { remoteFrom, remoteReadOnly } from "../remote/remote-from.js";
 
 export interface TableDifference {
   table: string;

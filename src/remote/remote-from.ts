@@ -7,7 +7,7 @@
  */
 import { quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
-import type { Sql } from "../remote/connection.js";
+import type { Sql } from "./connection.js";
 
 /** The tables (their `sql` names) to read ONLY on the remote. */
 export type ReadOnly = ReadonlySet<string>;
