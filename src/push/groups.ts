@@ -1,4 +1,5 @@
 import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
+import { remoteFrom, type ReadOnly } from "../remote/remote-from.js";
 import type { RowOp } from "./coalesce.js";
 import { isPartial } from "./complete.js";
 import { writableIn } from "./shape.js";
@@ -62,20 +63,28 @@ export function groupOps(ops: RowOp[], references: References = localReferences)
   return out;
 }
 
-export function toGroupWrite(g: OpGroup): GroupWrite {
+/** The group as the batch statement writes it; `only`: the tables the remote reads and writes ONLY (schema-check.ts). */
+export function toGroupWrite(g: OpGroup, only: ReadOnly): GroupWrite {
   const check = {
     columns: g.check.columns,
     ...(g.check.expected === "none"
       ? {}
       : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
   };
-  const table = g.table;
+  const [table, target] = [g.table, remoteFrom(g.table, only)];
   if (g.kind === "delete")
-    return { kind: "delete", table, check, rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key) };
+    return {
+      kind: "delete",
+      table,
+      target,
+      check,
+      rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key),
+    };
   if (g.kind === "upsert")
     return {
       kind: "upsert",
       table,
+      target,
       check,
       columns: g.columns,
       set: g.set,
@@ -85,6 +94,7 @@ export function toGroupWrite(g: OpGroup): GroupWrite {
   return {
     kind: "move",
     table,
+    target,
     check,
     columns: g.columns,
     set: g.set,

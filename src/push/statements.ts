@@ -37,6 +37,11 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 export type GroupWrite = {
   table: TableInfo;
   /**
+   * The table as the remote reads and writes its rows (remote/remote-from.ts): `ONLY <table>` where it has
+   * inheritance children, whose rows are not the table's. Its own name elsewhere (INSERT, types, regclass).
+   */
+  target: string;
+  /**
    * Compared columns. `expected` has, per row (aligned with the rows), the row the remote should hold, null
    * for none; without it, no row. A remote row already equal to the written row (for a delete: no row; for a
    * key change: the moved row at the new key, none at the old one) is no conflict either.
@@ -114,7 +119,7 @@ export function batchSql(groups: GroupWrite[]): { text: string; params: string[]
       // Also when the batch was applied already (its COMMIT reply lost): the rows still there are those left.
       const t = g.table;
       hidden.push(
-        `SELECT ${n} AS g, s.i FROM ${name} AS s JOIN ${t.sql} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")} ` +
+        `SELECT ${n} AS g, s.i FROM ${name} AS s JOIN ${g.target} AS ${T} ON ${columnsEqual(t.primaryKey, T, "(s.k)")} ` +
           `WHERE ${rowSecurity(g)} AND NOT EXISTS (SELECT FROM ominipg_w${n} AS w WHERE w.i = s.i)`,
       );
     }
@@ -243,7 +248,7 @@ function remoteRowsSql(g: GroupWrite, name: string, lock: boolean): string {
   const strength = g.kind === "upsert" ? "NO KEY UPDATE" : "UPDATE";
   const rows =
     `SELECT s.i, ${T} AS remote, ${equalSql(g, "e")} AS eq_e, ${equalSql(g, "r")} AS eq_r ` +
-    `FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} `;
+    `FROM ${name} AS s JOIN ${g.target} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.k)")} `;
   return lock
     ? `${rows}ORDER BY ${columnList(g.table.primaryKey, T)} FOR ${strength} OF ${T}`
     : `${rows}WHERE ${rowSecurity(g)} AND NOT EXISTS (SELECT FROM ${name}_l AS l WHERE l.i = s.i)`;
@@ -256,7 +261,7 @@ function rowSecurity(g: GroupWrite): string {
 
 /** Whether the statement's snapshot shows a remote row at the source row's key (`s.k`), locked or not. */
 function rowAtKey(g: GroupWrite): string {
-  return `EXISTS (SELECT FROM ${g.table.sql} AS ${T} WHERE ${columnsEqual(g.table.primaryKey, T, "(s.k)")})`;
+  return `EXISTS (SELECT FROM ${g.target} AS ${T} WHERE ${columnsEqual(g.table.primaryKey, T, "(s.k)")})`;
 }
 
 /** A row image cannot tell JSON null from SQL NULL in a json or jsonb column: the check takes them as equal. */
@@ -271,7 +276,7 @@ function jsonNullAsNull(value: string): string {
  */
 function takenSql(g: GroupWrite, name: string): string {
   return (
-    `SELECT s.i, ${T} AS remote, ${equalSql(g, "r", g.table.writable)} AS eq_r FROM ${name} AS s JOIN ${g.table.sql} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
+    `SELECT s.i, ${T} AS remote, ${equalSql(g, "r", g.table.writable)} AS eq_r FROM ${name} AS s JOIN ${g.target} AS ${T} ON ${columnsEqual(g.table.primaryKey, T, "(s.r)")} ` +
     // Not the row itself: a new key equal to the old one in another form (-0 for 0) finds the row being moved.
     `AND NOT (${columnsEqual(g.table.primaryKey, T, "(s.k)")}) ` +
     `ORDER BY ${columnList(g.table.primaryKey, T)} FOR UPDATE OF ${T}`
@@ -321,13 +326,13 @@ function remoteText(g: GroupWrite, alias: string): string {
 function writeSql(g: GroupWrite, name: string, gate: string): string {
   const t = g.table;
   if (g.kind === "delete") {
-    return `DELETE FROM ${t.sql} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING s.i`;
+    return `DELETE FROM ${g.target} AS ${T} USING ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING s.i`;
   }
   if (g.kind === "upsert" && g.existing) {
     const set = g.set.filter((c) => t.updatable.includes(c));
     if (set.length === 0) return "SELECT 1 WHERE false";
     return (
-      `UPDATE ${t.sql} AS ${T} SET ${assignments(t, set, "s.r")} ` +
+      `UPDATE ${g.target} AS ${T} SET ${assignments(t, set, "s.r")} ` +
       `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`
     );
   }
@@ -347,7 +352,7 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).
   return (
-    `UPDATE ${t.sql} AS ${T} SET ${assignments(t, g.set, "s.r")} ` +
+    `UPDATE ${g.target} AS ${T} SET ${assignments(t, g.set, "s.r")} ` +
     `FROM ${name} AS s WHERE ${columnsEqual(t.primaryKey, T, "(s.k)")} AND ${gate} RETURNING 1`
   );
 }

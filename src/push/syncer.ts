@@ -36,7 +36,7 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
 export class Syncer {
   #schemaChecked: Catalog | undefined;
   /** What the push learned of the remote's tables (checkRemoteSchema), with the catalog checked. */
-  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), rules: new Map() };
+  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), rules: new Map(), only: new Set() };
 
   constructor(
     private readonly local: LocalAccess,

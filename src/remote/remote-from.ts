@@ -1,15 +1,16 @@
 /**
- * The remote table a pull reads rows from. A plain remote table with inheritance children (`INHERITS`, which the
- * local side does not sync as its rows) is read `FROM ONLY`: `FROM parent` also reads the children's rows, so a
- * local TRUNCATE (pushed as TRUNCATE ONLY, which leaves them) came back with the next pull, and a key held by
- * the parent and a child was two rows for one key. A partitioned table is never read ONLY: its partitions are
- * its rows (ONLY of it reads none).
+ * The remote table as Ominipg reads and writes its rows, for the pull and the push alike. A plain remote table with
+ * inheritance children (`INHERITS`, which the local side does not sync as its rows) is read `FROM ONLY`, and the
+ * push's writes are UPDATE ONLY / DELETE FROM ONLY: `FROM parent` also reads the children's rows, so a local
+ * TRUNCATE (pushed as TRUNCATE ONLY, which leaves them) came back with the next pull, a key held by the parent and
+ * a child was two rows for one key, and a push's UPDATE or DELETE by key also changed the child's row. A
+ * partitioned table is never ONLY: its partitions are its rows (ONLY of it reads none).
  */
 import { quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import type { Sql } from "./connection.js";
 
-/** The tables (their `sql` names) to read ONLY on the remote. */
+/** The tables (their `sql` names) to read and write ONLY on the remote. */
 export type ReadOnly = ReadonlySet<string>;
 
 /** Which of the tables the remote holds as non-partitioned tables with inheritance children: one round trip. */
@@ -24,7 +25,7 @@ export async function remoteReadOnly(tx: Pick<Sql, "unsafe">, tables: readonly T
   return new Set(rows.map((r) => r.name));
 }
 
-/** The FROM target of the table's rows on the remote. */
+/** The table's rows on the remote: the target of FROM, UPDATE and DELETE FROM (INSERT reaches the table alone). */
 export function remoteFrom(t: TableInfo, only: ReadOnly): string {
   return only.has(t.sql) ? `ONLY ${t.sql}` : t.sql;
 }

@@ -64,7 +64,7 @@ describe("partial images", () => {
 
   it("the push sends only the assigned columns, as an UPDATE checked against their old values", () => {
     const ops = coalesce([entry("U", `{"id":1,"a":"1"}`, `{"id":1,"a":"2"}`)]);
-    const { text, params } = batchSql(groupOps(ops).map(toGroupWrite));
+    const { text, params } = batchSql(groupOps(ops).map((g) => toGroupWrite(g, new Set())));
     expect(params).toEqual([`[{"id":1,"a":"2"}]`, `[{"id":1,"a":"1"}]`]);
     expect(text).toContain(`UPDATE "public"."w" AS ominipg_t SET "a" = (s.r)."a"`);
     expect(text).not.toContain(`INSERT INTO "public"."w"`);
@@ -79,7 +79,7 @@ describe("partial images", () => {
     expect(up.base).toBeNull();
     expect(Object.fromEntries(up.image)).toEqual({ id: "1", a: '"2"', b: "null", doc: DOC });
     expect(isPartial(up)).toBe(false);
-    const { text, params } = batchSql(groupOps([up]).map(toGroupWrite));
+    const { text, params } = batchSql(groupOps([up]).map((g) => toGroupWrite(g, new Set())));
     expect(text).toContain(`INSERT INTO "public"."w" ("id", "a", "b", "doc")`);
     expect(params[0]).toContain(DOC);
   });
