@@ -3,7 +3,7 @@ import { OminipgError, SyncError } from "../core/errors.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Tx } from "../seq/pulled.js";
-import { remoteFrom, remoteReadOnly, type ReadOnly } from "../remote/remote-from.js";
+import { remoteTarget, remoteOnlyTables, type OnlyTables } from "../remote/remote-target.js";
 import type { PullHooks, PullProgress } from "./types.js";
 
 /**
@@ -46,7 +46,7 @@ export interface PullSizes {
  */
 export class PullContext {
   #over = false;
-  #readOnly: ReadOnly = new Set();
+  #only: OnlyTables = new Set();
 
   constructor(
     private readonly access: LocalAccess,
@@ -72,14 +72,14 @@ export class PullContext {
     return this.snapshot;
   }
 
-  /** Read, in the snapshot, which tables the remote must be read ONLY of (remote/remote-from.ts); once per attempt. */
+  /** Read, in the snapshot, which tables the remote is read ONLY of (remote/remote-target.ts); once per attempt. */
   async readRemoteTables(tables: readonly TableInfo[]): Promise<void> {
-    this.#readOnly = await remoteReadOnly(this.tx, tables);
+    this.#only = await remoteOnlyTables(this.tx, tables);
   }
 
-  /** The table as the snapshot reads its rows: the FROM target of remote reads (remote/remote-from.ts). */
+  /** The table as the snapshot reads its rows: the FROM target of remote reads (remote/remote-target.ts). */
   from(t: TableInfo): string {
-    return remoteFrom(t, this.#readOnly);
+    return remoteTarget(t, this.#only);
   }
 
   /** Local work through the internal (uncaptured) driver; its failures are carried out of the remote transaction. */

@@ -25,7 +25,7 @@ function keyAfter(t: TableInfo, after: Key, alias?: string, op = ">"): string {
 }
 
 /**
- * The next range of at most `limit` rows of `from` (the table as the remote reads it, remote/remote-from.ts)
+ * The next range of at most `limit` rows of `from` (the table as the remote reads it, remote/remote-target.ts)
  * after `after` (from the first key without it), in key order, as COPY text. An index range scan of the remote's
  * primary key, so each range costs its own rows, wherever it starts.
  */

@@ -35,7 +35,7 @@ function recordset(t: TableInfo): string {
 
 /**
  * The synced columns of a table as a row source aliased `ominipg_r` (extra remote columns are ignored); `from`:
- * the table as the remote reads it (remote/remote-from.ts).
+ * the table as the remote reads it (remote/remote-target.ts).
  */
 function rows(t: TableInfo, from = t.sql): string {
   return `(SELECT ${cols(allColumns(t))} FROM ${from}) AS ${R}`;

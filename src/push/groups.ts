@@ -1,5 +1,5 @@
 import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
-import { remoteFrom, type ReadOnly } from "../remote/remote-from.js";
+import { remoteTarget, type OnlyTables } from "../remote/remote-target.js";
 import type { RowOp } from "./coalesce.js";
 import { isPartial } from "./complete.js";
 import { writableIn } from "./shape.js";
@@ -63,15 +63,16 @@ export function groupOps(ops: RowOp[], references: References = localReferences)
   return out;
 }
 
-/** The group as the batch statement writes it; `only`: the tables the remote reads and writes ONLY (schema-check.ts). */
-export function toGroupWrite(g: OpGroup, only: ReadOnly): GroupWrite {
+/** The group as the batch statement writes it; `only`: the tables read and written ONLY (schema-check.ts). */
+export function toGroupWrite(g: OpGroup, only: OnlyTables): GroupWrite {
   const check = {
     columns: g.check.columns,
     ...(g.check.expected === "none"
       ? {}
       : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
   };
-  const [table, target] = [g.table, remoteFrom(g.table, only)];
+  const table = g.table;
+  const target = remoteTarget(table, only);
   if (g.kind === "delete")
     return {
       kind: "delete",

@@ -37,7 +37,7 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 export type GroupWrite = {
   table: TableInfo;
   /**
-   * The table as the remote reads and writes its rows (remote/remote-from.ts): `ONLY <table>` where it has
+   * The table as the remote reads and writes its rows (remote/remote-target.ts): `ONLY <table>` where it has
    * inheritance children, whose rows are not the table's. Its own name elsewhere (INSERT, types, regclass).
    */
   target: string;

@@ -11,10 +11,10 @@ import type { TableInfo } from "../core/table.js";
 import type { Sql } from "./connection.js";
 
 /** The tables (their `sql` names) to read and write ONLY on the remote. */
-export type ReadOnly = ReadonlySet<string>;
+export type OnlyTables = ReadonlySet<string>;
 
 /** Which of the tables the remote holds as non-partitioned tables with inheritance children: one round trip. */
-export async function remoteReadOnly(tx: Pick<Sql, "unsafe">, tables: readonly TableInfo[]): Promise<ReadOnly> {
+export async function remoteOnlyTables(tx: Pick<Sql, "unsafe">, tables: readonly TableInfo[]): Promise<OnlyTables> {
   // A literal, no parameter: a statement with parameters costs postgres.js two round trips.
   const names = quoteLiteral(JSON.stringify(tables.map((t) => t.sql)));
   const rows = await tx.unsafe<{ name: string }[]>(
@@ -26,6 +26,6 @@ export async function remoteReadOnly(tx: Pick<Sql, "unsafe">, tables: readonly T
 }
 
 /** The table's rows on the remote: the target of FROM, UPDATE and DELETE FROM (INSERT reaches the table alone). */
-export function remoteFrom(t: TableInfo, only: ReadOnly): string {
+export function remoteTarget(t: TableInfo, only: OnlyTables): string {
   return only.has(t.sql) ? `ONLY ${t.sql}` : t.sql;
 }
