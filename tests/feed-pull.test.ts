@@ -248,6 +248,40 @@ describe("pull from the change feed", () => {
     expect(uncaught).toEqual([]);
   });
 
+  it("a table held by a local TRUNCATE whose feed read the server refuses for a key: the other tables still pull", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    await remote.sql
+      .unsafe(
+        `CREATE TYPE kind AS ENUM ('a', 'b'); CREATE TABLE things (k kind PRIMARY KEY, v text);
+         CREATE TABLE zz (id int PRIMARY KEY, v text)`,
+      )
+      .simple();
+    await remote.sql`INSERT INTO things VALUES ('a', 'x')`;
+    await remote.sql`INSERT INTO zz VALUES (1, 'x')`;
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: remote.url,
+      schemaSQL: [
+        `CREATE TYPE kind AS ENUM ('a', 'b', 'c')`,
+        `CREATE TABLE IF NOT EXISTS things (k kind PRIMARY KEY, v text)`,
+        `CREATE TABLE IF NOT EXISTS zz (id int PRIMARY KEY, v text)`,
+      ],
+      remoteSchema: "skip",
+      sync: { onReject: "skip", retry: { attempts: 1 } },
+    });
+    cleanup(() => db.close());
+    await db.pull();
+    await db.query(`INSERT INTO things VALUES ('c', 'local')`);
+    expect((await db.sync()).rejected).toBe(1); // set aside: its key (an enum label the remote lacks) read again
+    await remote.sql`INSERT INTO things VALUES ('b', 'y')`;
+    await remote.sql`UPDATE zz SET v = 'y'`;
+    await db.query(`TRUNCATE things`); // queued: the next pull holds the table
+    const r = await db.pull();
+    expect(strategies(r)).toEqual({ "public.things": "held", "public.zz": "feed" });
+    expect((await db.query(`SELECT v FROM zz`)).rows).toEqual([{ v: "y" }]);
+  });
+
   it("TRUNCATE makes its table diff; a dropped slot is replaced and every table diffs once; then the feed again", async () => {
     const remote = await remoteDb();
     await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 200) g`;

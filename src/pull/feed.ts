@@ -38,7 +38,7 @@ import { allColumns, applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
 import { halves, isolateRefused } from "../core/bisect.js";
 import { refusal, rejectRow, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
-import { Carried, type PullContext } from "./context.js";
+import { Carried, uncarried, type PullContext } from "./context.js";
 import { copyUnfinished } from "./copy.js";
 import { applyStaged } from "./diff.js";
 import {
@@ -51,7 +51,7 @@ import {
   fetchedKey,
 } from "./feed-sql.js";
 import { partByFlag, rowImage, rowsOf, type CopyRows } from "./copy-text.js";
-import { copyOutStream, copyPieces, dropRest, sendQueued } from "./stream.js";
+import { copyOutStream, copyPieces, sendQueued } from "./stream.js";
 import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
 import { isRowLevel } from "../core/sqlstate.js";
 
@@ -137,16 +137,18 @@ export async function settleQuiet(ctx: PullContext, t: TableInfo, view: FeedView
  */
 export class FeedRows {
   readonly estimate: Promise<{ n: number; bytes: number } | undefined>;
-  readonly stream: Promise<Readable>;
+  readonly #stream: Promise<Readable>;
+  readonly #table: string;
   #taken = false;
 
   constructor(ctx: PullContext, t: TableInfo, view: FeedView, cursor: FeedCursor, again: string) {
     const range = rangeOf(t, view, cursor);
+    this.#table = tableKey(t);
     this.estimate = ctx.tx.unsafe<{ n: number; bytes: number }[]>(remoteEstimateSql(t)).then(([e]) => e);
-    this.stream = copyOutStream(ctx.tx.unsafe(feedCopySql(t, ctx.from(t), { ...range, again })));
+    this.#stream = copyOutStream(ctx.tx.unsafe(feedCopySql(t, ctx.from(t), { ...range, again })));
     // Awaited later: a failure meanwhile is thrown to the reader then, not reported as unhandled now.
     this.estimate.catch(() => {});
-    this.stream.catch(() => {});
+    this.#stream.catch(() => {});
   }
 
   /** Asks for them when the probe says the feed serves the table and there is something to read. */
@@ -163,12 +165,26 @@ export class FeedRows {
     return this;
   }
 
-  /** Read and drop them if nobody took them (the table was held after all, or its set-up failed). */
+  /** Read them in pieces (stream.ts copyPieces); a read the server refused for a value is FeedUnreadable. */
+  async read(bytes: number, fn: (data: Buffer) => Promise<void>): Promise<void> {
+    try {
+      await copyPieces(await this.#stream, bytes, fn);
+    } catch (err) {
+      throw isRowLevel(err) ? new Carried(new FeedUnreadable(this.#table, err)) : err;
+    }
+  }
+
+  /**
+   * Read and drop them if nobody took them (the table was held after all, or its set-up failed). Fails only when
+   * the server refused the read for a value (FeedUnreadable): it aborted the snapshot's transaction, which the
+   * pull then starts again, the table diffed (or held) without its feed.
+   */
   async drop(): Promise<void> {
     if (this.#taken) return;
     this.#taken = true;
-    const stream = await this.stream.catch(() => undefined);
-    if (stream) await dropRest(stream);
+    await this.read(1 << 20, async () => {}).catch((err: unknown) => {
+      if (uncarried(err) instanceof FeedUnreadable) throw err;
+    });
   }
 }
 
@@ -220,16 +236,12 @@ export async function feedTable(
     const small = total <= chunk;
     // COPY text both ways (not rows as JSON): 2,000 changed rows of 200,000 fetched and staged in ~20 ms instead of ~50.
     const rejected = tally.rejected;
-    const read = async () =>
-      copyPieces(await fetched.take().stream, ctx.sizes.chunkBytes, async (data) => {
-        const { yes, no } = partByFlag(data);
-        staged += await stageRows(ctx, run, true, yes);
-        await stageRows(ctx, run, false, no);
-        done += yes.rows + no.rows;
-        ctx.progress({ table, done, total: Math.max(total, done) });
-      });
-    await read().catch((err: unknown) => {
-      throw isRowLevel(err) ? new Carried(new FeedUnreadable(tableKey(t), err)) : err;
+    await fetched.take().read(ctx.sizes.chunkBytes, async (data) => {
+      const { yes, no } = partByFlag(data);
+      staged += await stageRows(ctx, run, true, yes);
+      await stageRows(ctx, run, false, no);
+      done += yes.rows + no.rows;
+      ctx.progress({ table, done, total: Math.max(total, done) });
     });
     // A refused row keeps the cursor where it was: the next pull reads the same keys, that row's again with them.
     if (!(small && tally.rejected === rejected && (await applyAtOnce(ctx, run, view, staged)))) {
