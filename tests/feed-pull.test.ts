@@ -282,6 +282,32 @@ describe("pull from the change feed", () => {
     expect((await db.query(`SELECT v FROM zz`)).rows).toEqual([{ v: "y" }]);
   });
 
+  it("a column of a NOT NULL domain: the table's changes are read from the feed (a key was read as a whole row)", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const schema = [`CREATE DOMAIN nn AS text NOT NULL`, `CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v nn)`];
+    for (const s of schema) await remote.sql.unsafe(s);
+    await remote.sql`INSERT INTO t VALUES (1, 'x')`;
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: remote.url,
+      schemaSQL: schema,
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    cleanup(() => db.close());
+    expect(strategies(await db.pull())).toEqual({ "public.t": "copy" });
+    for (const [n, v] of [
+      [2, "y"],
+      [3, "z"],
+    ] as const) {
+      await remote.sql`UPDATE t SET v = ${v}`; // the rows there: n - 1
+      await remote.sql`INSERT INTO t VALUES (${n}, ${v})`;
+      expect((await db.pull()).tables["public.t"]).toMatchObject({ strategy: "feed", upserted: n });
+    }
+    await expectSameRows(db, remote.sql, { t: "id" });
+  });
+
   it("TRUNCATE makes its table diff; a dropped slot is replaced and every table diffs once; then the feed again", async () => {
     const remote = await remoteDb();
     await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 200) g`;

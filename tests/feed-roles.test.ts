@@ -228,6 +228,27 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a column of a NOT NULL domain: a tenant reads the table's inserts from the feed (a key was read as a whole row)", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await remote.sql.unsafe(`CREATE DOMAIN label AS text NOT NULL`);
+    await ownTable("labelled", "id int PRIMARY KEY, owner text NOT NULL, name label", `(1, '${tenantA}', 'one')`);
+    const db = await clientOf(tenantA, "labelled (id int PRIMARY KEY, owner text NOT NULL, name text NOT NULL)");
+    expect((await db.pull()).tables["public.labelled"]!.strategy).toBe("copy");
+    await remote.sql.unsafe(`INSERT INTO labelled VALUES (2, '${tenantA}', 'two'), (3, '${tenantB}', 'three')`);
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'labelled'`).length, {
+        timeout: 10_000,
+      })
+      .toBe(3);
+    const r = await db.pull();
+    expect(r.tables["public.labelled"]).toMatchObject({ strategy: "feed", upserted: 1 });
+    expect((await db.query(`SELECT id, name FROM labelled ORDER BY id`)).rows).toEqual([
+      { id: 1, name: "one" },
+      { id: 2, name: "two" },
+    ]);
+    await own.stop();
+  });
+
   it("a key column's type narrowed on the remote: feed keys that no longer read as the key do not fail a tenant's reads of the feed", async () => {
     const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
     await ownTable("short_codes", "code varchar(10) PRIMARY KEY, owner text NOT NULL", `('abc', '${tenantA}')`);
@@ -787,21 +808,25 @@ describe("the change feed with unprivileged clients", () => {
     await (await Ominipg.feed(remote.url)).stop(); // its owner: sets the tables up again
     const [after] =
       await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
-    expect(after).toMatchObject({ v: "ominipg feed v5" });
+    expect(after).toMatchObject({ v: "ominipg feed v6" });
     expect(after!.epoch).not.toBe(before!.epoch);
     expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([{ n: 0 }]);
-    // From v4 only the read policy's function changed (keys shown only to roles that may read the key's columns):
-    // the epoch and the images stay.
-    await remote.sql.unsafe(
-      `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v4';
-       INSERT INTO _ominipg_feed (lsn, schema_name, table_name, key, image)
-         VALUES (pg_current_wal_lsn(), 'public', 'docs', '{"id": "2"}', '{"id": "2", "owner": "x", "body": "old image"}')`,
-    );
-    await (await Ominipg.feed(remote.url)).stop();
-    const [v5] =
-      await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
-    expect(v5).toEqual({ epoch: after!.epoch, v: "ominipg feed v5" });
-    expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([{ n: 1 }]);
+    // From v4 and v5 only the read policy's function changed (v5: keys shown only to roles that may read the key's
+    // columns; v6: a key read as the key alone): the epoch and the images stay.
+    for (const [n, older] of ["ominipg feed v4", "ominipg feed v5"].entries()) {
+      await remote.sql.unsafe(
+        `COMMENT ON TABLE _ominipg_feed IS '${older}';
+         INSERT INTO _ominipg_feed (lsn, schema_name, table_name, key, image)
+           VALUES (pg_current_wal_lsn(), 'public', 'docs', '{"id": "2"}', '{"id": "2", "owner": "x", "body": "old image"}')`,
+      );
+      await (await Ominipg.feed(remote.url)).stop();
+      const [now] =
+        await remote.sql`SELECT epoch::text AS epoch, obj_description('_ominipg_feed'::regclass, 'pg_class') AS v FROM _ominipg_feed_state`;
+      expect(now, older).toEqual({ epoch: after!.epoch, v: "ominipg feed v6" });
+      expect(await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed WHERE image IS NOT NULL`).toEqual([
+        { n: n + 1 },
+      ]);
+    }
     const as = postgres(urls[tenantA]!, { max: 1, onnotice: () => {} });
     try {
       await expect(as`SELECT image FROM _ominipg_feed`).rejects.toThrow(/permission denied/);

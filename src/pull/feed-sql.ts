@@ -49,6 +49,15 @@ const SECURITY =
   `AND a.attname = ANY (x.k)))`;
 
 /**
+ * The key columns of table `x.r` with their types, as a column definition list (`jsonb_to_record`): the feed's
+ * keys are read as the key alone. Read as a row of the table (`jsonb_populate_record`), a key left the other
+ * columns NULL, which a NOT NULL domain of one of them refuses: every read of the table's feed failed.
+ */
+const KEY_COLUMNS =
+  `(SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') FROM pg_attribute AS a ` +
+  `WHERE a.attrelid = x.r AND a.attnum > 0 AND a.attname = ANY (x.k))`;
+
+/**
  * The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. With
  * `tables`: also the identity the snapshot reads under (`reader`, as the feed's readers are registered), and
  * `remote`, those of the tables the remote has, each with its oid, partitions and security set-up (a JSON
@@ -61,7 +70,7 @@ export function feedStateSql(
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name, k: t.primaryKey })));
   const remote = tables
     ? `, ${IDENTITY_EXPRESSION} AS reader, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, ` +
-      `'parts', ${PARTITIONS}, 'security', ${SECURITY})), '[]') FROM ` +
+      `'parts', ${PARTITIONS}, 'security', ${SECURITY}, 'keys', ${KEY_COLUMNS})), '[]') FROM ` +
       `(SELECT q.s, q.t, q.k, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text, k name[])) AS x ` +
       `WHERE x.r IS NOT NULL)::text AS remote`
     : "";
@@ -104,6 +113,8 @@ export interface FeedRange {
   tables: [string, string][];
   after: string;
   upto: string;
+  /** Its key columns as a column definition list (KEY_COLUMNS). */
+  keys: string;
   /** A JSON array of keys to read again (log/reread.ts). */
   again: string;
 }
@@ -125,8 +136,8 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
 }
 
 /**
- * Each distinct changed key of the range, and of the keys to read again, typed by the table's own columns
- * (jsonb_populate_record: each value's text through its type's input function), with the row the table holds
+ * Each distinct changed key of the range, and of the keys to read again, typed by the table's key columns
+ * (jsonb_to_record: each value's text through its type's input function), with the row the table holds
  * for it now, or none (deleted, or not visible to this role), as COPY text: `ominipg_found`, then every column
  * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
  * spliced in as literals (rangeRows).
@@ -137,7 +148,7 @@ export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
   return (
     `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${rangeRows(r, "ominipg_fr")} WHERE key IS NOT NULL ` +
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
-    `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}) ` +
+    `CROSS JOIN LATERAL jsonb_to_record(ominipg_f.key) AS ${p}(${r.keys})) ` +
     `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +
     `FROM ominipg_k LEFT JOIN (SELECT ${cols(allColumns(t))} FROM ${from}) AS ${R} ` +
     `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}) TO STDOUT`

@@ -9,6 +9,7 @@ import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
 import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
+import { quoteIdent } from "../core/sql.js";
 import type { PullContext } from "./context.js";
 import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
 
@@ -38,6 +39,8 @@ export interface RemoteTable {
   partitions: [string, string][];
   /** A partition this role may not read by its own name: the feed's rows listed under it are hidden from it. */
   unreadable: boolean;
+  /** Its key columns as a column definition list (feed-sql.ts KEY_COLUMNS). */
+  keys: string;
 }
 
 /**
@@ -84,6 +87,7 @@ export async function readFeedView(
     oid: number;
     parts: [number, string, string, boolean][] | null;
     security: unknown;
+    keys: string;
   };
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
@@ -95,6 +99,7 @@ export async function readFeedView(
           security: JSON.stringify(r.security),
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
+          keys: r.keys,
         },
       ];
     }),
@@ -109,9 +114,12 @@ export function tableKey(t: { schema: string; name: string }): string {
 
 /** The table's changes in the feed after the cursor, up to what the view says is complete. */
 export function rangeOf(t: TableInfo, view: FeedView, cursor: FeedCursor): Omit<FeedRange, "again"> {
-  const partitions = view.remote.get(tableKey(t))?.partitions ?? [];
-  const tables: [string, string][] = [[t.schema, t.name], ...partitions];
-  return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto };
+  const remote = view.remote.get(tableKey(t));
+  const tables: [string, string][] = [[t.schema, t.name], ...(remote?.partitions ?? [])];
+  // Not in the remote's catalog: the table is missing there (its read fails), the local types serve meanwhile.
+  const local = t.primaryKey.map((c) => `${quoteIdent(c)} ${t.columns.find((x) => x.name === c)!.type}`);
+  const keys = remote?.keys ?? local.join(", ");
+  return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto, keys };
 }
 
 function cursorKey(t: TableInfo): string {

@@ -128,7 +128,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v5";
+export const FEED_SCHEMA_VERSION = "ominipg feed v6";
 export const FEED = `public.${FEED_TABLE}`;
 /** The feed's columns a reader reads, and all it is granted of them (not the images: tenantGrants). */
 export const FEED_READ = "lsn, schema_name, table_name, key";
@@ -149,6 +149,7 @@ const VISIBLE_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_feed_visible(s t
 DECLARE
   rel regclass := to_regclass(format('%I.%I', s, t));
   eq text;
+  defs text;
   permissive text;
   restrictive text;
   ok boolean;
@@ -164,9 +165,13 @@ BEGIN
   IF NOT row_security_active(rel) THEN RETURN true; END IF;
   IF image IS NULL THEN
     IF k IS NULL THEN RETURN true; END IF;
-    SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND ') INTO eq FROM jsonb_object_keys(k) AS c;
+    -- The key alone, typed by its columns: as a row of the table, the other columns NULL, a NOT NULL domain of
+    -- one of them refused it (and the row was never shown).
+    SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND '), string_agg(format('%I %s', c, format_type(a.atttypid, a.atttypmod)), ', ')
+      INTO eq, defs FROM jsonb_object_keys(k) AS c JOIN pg_attribute AS a ON a.attrelid = rel AND a.attname = c AND a.attnum > 0;
+    IF defs IS NULL THEN RETURN false; END IF;
     BEGIN
-      EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_populate_record(NULL::%s, $1) AS k WHERE %s)', rel, rel, eq)
+      EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_to_record($1) AS k(%s) WHERE %s)', rel, defs, eq)
         INTO ok USING k;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
       -- A key the table's key no longer reads (its type narrowed, its domain given a CHECK since): no row has it.
@@ -214,7 +219,7 @@ END $u$`;
  * their sight). Run before the version comment is set: only on such a table.
  */
 const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
-  IF obj_description('${FEED}'::regclass, 'pg_class') NOT IN ('ominipg feed v4', '${FEED_SCHEMA_VERSION}') THEN
+  IF obj_description('${FEED}'::regclass, 'pg_class') NOT IN ('ominipg feed v4', 'ominipg feed v5', '${FEED_SCHEMA_VERSION}') THEN
     FOR r IN SELECT DISTINCT a.grantee FROM pg_class AS c, aclexplode(c.relacl) AS a
         WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
           AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
