@@ -7,7 +7,7 @@ import type postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import type { OminipgWarning } from "../src/core/warnings.js";
 import type { LocalAccess } from "../src/local/access.js";
-import { Ominipg, type PullResult, type SyncOptions } from "../src/index.js";
+import { Ominipg, type ConflictEvent, type PullResult, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
@@ -246,6 +246,45 @@ describe("pull from the change feed", () => {
     expect((await db.query(`SELECT v FROM codes`)).rows).toEqual([{ v: "z" }]);
     await new Promise((r) => setTimeout(r, 200));
     expect(uncaught).toEqual([]);
+  });
+
+  it("a pull started again after a feed read refused for a key counts what its first snapshot did", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    await remote.sql
+      .unsafe(
+        `CREATE TYPE kind AS ENUM ('a', 'b'); CREATE TABLE things (k kind PRIMARY KEY, v text);
+         CREATE TABLE aa (id int PRIMARY KEY, v text)`,
+      )
+      .simple();
+    await remote.sql`INSERT INTO things VALUES ('a', 'x')`;
+    await remote.sql`INSERT INTO aa VALUES (1, 'x'), (2, 'x')`;
+    const db = await Ominipg.connect({
+      loadDataDir: await pgliteTemplate(),
+      syncUrl: remote.url,
+      schemaSQL: [
+        `CREATE TYPE kind AS ENUM ('a', 'b', 'c')`,
+        `CREATE TABLE IF NOT EXISTS aa (id int PRIMARY KEY, v text)`, // pulled first
+        `CREATE TABLE IF NOT EXISTS things (k kind PRIMARY KEY, v text)`,
+      ],
+      remoteSchema: "skip",
+      sync: { onReject: "skip", retry: { attempts: 1 } },
+    });
+    cleanup(() => db.close());
+    const events: ConflictEvent[] = [];
+    db.on("conflict", (c) => events.push(c));
+    await db.pull();
+    await db.query(`INSERT INTO things VALUES ('c', 'local')`);
+    expect((await db.sync()).rejected).toBe(1); // set aside: its key (an enum label the remote lacks) read again
+    await db.query(`UPDATE aa SET v = 'local' WHERE id = 1`); // pending: held, a conflict with the remote's change
+    await remote.sql`UPDATE aa SET v = 'remote' WHERE id = 1`;
+    await remote.sql`UPDATE aa SET v = 'y' WHERE id = 2`;
+    await remote.sql`INSERT INTO things VALUES ('b', 'y')`;
+    const r = await db.pull(); // aa from the feed, then things refused: a second snapshot diffs things
+    expect(events).toHaveLength(1);
+    expect(r.conflicts).toBe(1);
+    expect(r.tables["public.aa"]).toMatchObject({ strategy: "feed", upserted: 1 });
+    expect(r.tables["public.things"]).toMatchObject({ strategy: "diff" });
   });
 
   it("a table held by a local TRUNCATE whose feed read the server refuses for a key: the other tables still pull", async () => {

@@ -125,9 +125,12 @@ export class Puller {
     const drained = this.#feed ? await this.#feed.drain(true, 5_000) : undefined;
     // Tables whose feed read the server refused for a key (FeedUnreadable): diffed, in a new snapshot.
     const unreadable = new Map<string, string>();
+    const attempts: PullResult[] = [];
     const snapshot = (): Promise<Snapshot> =>
       remote
-        .retrying("PULL_FAILED", "pulling from the remote", () => this.#snapshot(ctx, tables, owned, unreadable))
+        .retrying("PULL_FAILED", "pulling from the remote", () =>
+          this.#snapshot(ctx, tables, owned, unreadable, attempts),
+        )
         .catch(async (err: unknown) => {
           const refused = uncarried(err);
           if (refused instanceof FeedUnreadable && !unreadable.has(refused.table)) {
@@ -139,6 +142,7 @@ export class Puller {
           throw err;
         });
     const { result, remoteValues, view } = await snapshot();
+    addEarlier(result, attempts.slice(0, -1));
     if (owned.length > 0) result.sequences = await ctx.local((d) => catchUpSequences(d, owned, remoteValues));
     if (this.#feed && view) await registerReader(ctx, remote, this.#feed, view, tables);
     if (result.feed?.unusable && drained?.reason) result.feed.unusable += ` (${drained.reason})`;
@@ -152,8 +156,10 @@ export class Puller {
     tables: TableInfo[],
     owned: OwnedSequence[],
     unreadable: ReadonlyMap<string, string>,
+    attempts: PullResult[],
   ): Promise<Snapshot> {
     const result: PullResult = { tables: {}, conflicts: 0, rejected: 0, sequences: 0, durationMs: 0 };
+    attempts.push(result);
     let attempt: PullContext | undefined;
     let view: FeedView | undefined;
     try {
@@ -249,6 +255,25 @@ export class Puller {
     } finally {
       await asked?.drop();
       await endTable(ctx, t);
+    }
+  }
+}
+
+/**
+ * What the snapshots before the last one did (each failed: a connection lost, a feed read refused for a key), added
+ * to the last one's result: the tables they finished wrote their rows and found their conflicts, and the last one
+ * found those tables with little or nothing left to do. Refused rows are not added: a table that refused one has
+ * no cursor, and the last snapshot read it again.
+ */
+function addEarlier(result: PullResult, earlier: PullResult[]): void {
+  for (const r of earlier) {
+    result.conflicts += r.conflicts;
+    for (const [name, done] of Object.entries(r.tables)) {
+      const last = result.tables[name];
+      if (!last) continue;
+      last.upserted += done.upserted;
+      last.deleted += done.deleted;
+      last.skipped += done.skipped;
     }
   }
 }
