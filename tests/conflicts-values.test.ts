@@ -7,11 +7,11 @@ import { cleanupAfterEach } from "./harness/cleanup.js";
 import { queued } from "./sync-helpers.js";
 
 const cleanup = cleanupAfterEach();
-const SCHEMA = `CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, title text, a int[], f float8, j jsonb, d json)`;
-const ROW = `SELECT id, title, a::text AS a, array_lower(a, 1) AS lower, f::text AS f, j::text AS j, d::text AS d FROM t WHERE id = 1`;
+const SCHEMA = `CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, title text, a int[], f float8, fa float8[], j jsonb, d json)`;
+const ROW = `SELECT id, title, a::text AS a, array_lower(a, 1) AS lower, f::text AS f, fa::text AS fa, j::text AS j, d::text AS d FROM t WHERE id = 1`;
 
 describe("a settled conflict writes the remote's values into the local row exactly", () => {
-  it("remote-wins, merge, a resolver answering remote or returning the remote's values: bounds, -0, json text kept", async () => {
+  it("remote-wins, merge, a resolver answering remote or returning the remote's values: bounds, -0 (in an array too), json text kept", async () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
     await remote.sql.unsafe(SCHEMA);
@@ -20,11 +20,11 @@ describe("a settled conflict writes the remote's values into the local row exact
       ["merge", "local"], // the title only the local side changed, a and f both changed: the remote's
       [() => "remote", "r"],
       // The remote's a and f as the resolver got them (the others as "overwrite" leaves them: d and j the remote's).
-      [(c) => ({ title: "mine", a: c.remote!.a, f: c.remote!.f }), "mine"],
+      [(c) => ({ title: "mine", a: c.remote!.a, f: c.remote!.f, fa: c.remote!.fa }), "mine"],
     ];
     for (const [conflicts, title] of cases) {
       await remote.sql`DELETE FROM t`;
-      await remote.sql`INSERT INTO t VALUES (1, 'r', '{1}', 1, '{}', '{}')`;
+      await remote.sql`INSERT INTO t VALUES (1, 'r', '{1}', 1, '{1}', '{}', '{}')`;
       const db = await Ominipg.connect({
         syncUrl: remote.url,
         schemaSQL: [SCHEMA],
@@ -34,11 +34,22 @@ describe("a settled conflict writes the remote's values into the local row exact
       const events: ConflictEvent[] = [];
       db.on("conflict", (c) => events.push(c));
       await db.pull();
-      await db.query(`UPDATE t SET title = 'local', a = '{7}', f = 5 WHERE id = 1`);
-      await remote.sql`UPDATE t SET a = '[0:1]={1,2}', f = '-0', j = '{"k": [1]}', d = ' {"k" : 1} ' WHERE id = 1`;
+      await db.query(`UPDATE t SET title = 'local', a = '{7}', f = 5, fa = '{5}' WHERE id = 1`);
+      await remote.sql.unsafe(
+        `UPDATE t SET a = '[0:1]={1,2}', f = '-0', fa = '{-0,1}', j = '{"k": [1]}', d = ' {"k" : 1} ' WHERE id = 1`,
+      );
       expect(await db.sync()).toMatchObject({ conflicts: 1 });
       expect(events).toHaveLength(1);
-      const expected = { id: 1, title, a: "[0:1]={1,2}", lower: 0, f: "-0", j: '{"k": [1]}', d: ' {"k" : 1} ' };
+      const expected = {
+        id: 1,
+        title,
+        a: "[0:1]={1,2}",
+        lower: 0,
+        f: "-0",
+        fa: "{-0,1}",
+        j: '{"k": [1]}',
+        d: ' {"k" : 1} ',
+      };
       expect((await db.query(ROW)).rows).toEqual([expected]);
       expect((await remote.sql.unsafe(ROW)).map((r) => ({ ...r }))).toEqual([expected]);
       expect((await db.verify()).ok).toBe(true);

@@ -15,15 +15,18 @@ export function textToRow(text: string | null): Row | null {
 /** A Row back to an image; bigint values become their digits, -0 stays -0. */
 export function rowToImage(row: Row): Image {
   const image: Image = new Map();
-  for (const [column, value] of Object.entries(row)) {
-    if (value === undefined) continue;
-    // JSON.stringify writes -0 as 0: a float column's -0 (a remote row's, handed back) would be lost.
-    const text = Object.is(value, -0)
-      ? "-0"
-      : JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-    image.set(column, text ?? "null");
-  }
+  for (const [column, value] of Object.entries(row)) if (value !== undefined) image.set(column, valueText(value));
   return image;
+}
+
+/**
+ * A value as JSON text. JSON.stringify writes -0 as 0: a float's -0, or a float array's element (a remote row's,
+ * handed back by a resolver), would be lost; arrays are written element by element for it.
+ */
+function valueText(value: unknown): string {
+  if (Object.is(value, -0)) return "-0";
+  if (Array.isArray(value)) return `[${value.map(valueText).join(",")}]`;
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null";
 }
 
 export function imageText(image: Image | null): string | null {
