@@ -25,7 +25,7 @@ export function rowToImage(row: Row): Image {
  */
 function valueText(value: unknown): string {
   if (Object.is(value, -0)) return "-0";
-  if (Array.isArray(value)) return `[${value.map(valueText).join(",")}]`;
+  if (Array.isArray(value)) return `[${Array.from(value, valueText).join(",")}]`; // a hole as null, as JSON.stringify
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null";
 }
 
