@@ -125,7 +125,7 @@ export class Puller {
     const drained = this.#feed ? await this.#feed.drain(true, 5_000) : undefined;
     // Tables whose feed read the server refused for a key (FeedUnreadable): diffed, in a new snapshot.
     const unreadable = new Map<string, string>();
-    const attempts: PullResult[] = [];
+    const attempts: Attempt[] = [];
     const snapshot = (): Promise<Snapshot> =>
       remote
         .retrying("PULL_FAILED", "pulling from the remote", () =>
@@ -156,10 +156,11 @@ export class Puller {
     tables: TableInfo[],
     owned: OwnedSequence[],
     unreadable: ReadonlyMap<string, string>,
-    attempts: PullResult[],
+    attempts: Attempt[],
   ): Promise<Snapshot> {
     const result: PullResult = { tables: {}, conflicts: 0, rejected: 0, sequences: 0, durationMs: 0 };
-    attempts.push(result);
+    const conflicts = new Map<string, number>();
+    attempts.push({ result, conflicts });
     let attempt: PullContext | undefined;
     let view: FeedView | undefined;
     try {
@@ -170,9 +171,11 @@ export class Puller {
         await attempt.readRemoteTables(tables);
         view = await this.#view(attempt, result, tables);
         for (const t of tables) {
+          const before = result.conflicts;
           const tally = await this.#table(attempt, t, result, view, unreadable.get(tableKey(t)));
           result.tables[`${t.schema}.${t.name}`] = tally;
           result.rejected += tally.rejected;
+          conflicts.set(`${t.schema}.${t.name}`, result.conflicts - before);
         }
         return remoteSequenceValues(attempt.tx, owned);
       }, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -259,21 +262,29 @@ export class Puller {
   }
 }
 
+/** One snapshot's result as it stood when it ended, and the conflicts each table it finished found. */
+interface Attempt {
+  result: PullResult;
+  conflicts: Map<string, number>;
+}
+
 /**
  * What the snapshots before the last one did (each failed: a connection lost, a feed read refused for a key), added
- * to the last one's result: the tables they finished wrote their rows and found their conflicts, and the last one
- * found those tables with little or nothing left to do. Refused rows are not added: a table that refused one has
- * no cursor, and the last snapshot read it again.
+ * to the last one's result: the rows the tables an earlier one finished wrote (the last one found them written).
+ * Their held rows and conflicts too where the last one read the table from the feed (the cursor had moved: it read
+ * only what came since); one that read it whole again (a diff) found those again itself. Refused rows are not
+ * added: a table that refused one has no cursor, and the last one read it again.
  */
-function addEarlier(result: PullResult, earlier: PullResult[]): void {
-  for (const r of earlier) {
-    result.conflicts += r.conflicts;
+function addEarlier(result: PullResult, earlier: Attempt[]): void {
+  for (const { result: r, conflicts } of earlier) {
     for (const [name, done] of Object.entries(r.tables)) {
       const last = result.tables[name];
       if (!last) continue;
       last.upserted += done.upserted;
       last.deleted += done.deleted;
+      if (last.strategy !== "feed") continue;
       last.skipped += done.skipped;
+      result.conflicts += conflicts.get(name) ?? 0;
     }
   }
 }
