@@ -249,6 +249,23 @@ describe("the change feed with unprivileged clients", () => {
     await own.stop();
   });
 
+  it("a key of a type in a schema the tenant may not use: its keys read as a row of the table (a type it cannot name)", async () => {
+    const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
+    await remote.sql.unsafe(`CREATE SCHEMA priv; CREATE DOMAIN priv.code AS text`);
+    await ownTable("coded", "id priv.code PRIMARY KEY, owner text NOT NULL", `('a', '${tenantA}')`);
+    const db = await clientOf(tenantA, "coded (id text PRIMARY KEY, owner text NOT NULL)");
+    expect((await db.pull()).tables["public.coded"]!.strategy).toBe("copy"); // reading the table needs no USAGE
+    await remote.sql.unsafe(`INSERT INTO coded VALUES ('b', '${tenantA}'), ('c', '${tenantB}')`);
+    await expect
+      .poll(async () => (await remote.sql`SELECT 1 FROM _ominipg_feed WHERE table_name = 'coded'`).length, {
+        timeout: 10_000,
+      })
+      .toBe(3);
+    expect((await db.pull()).tables["public.coded"]).toMatchObject({ strategy: "feed", upserted: 1 });
+    expect((await db.query(`SELECT id FROM coded ORDER BY id`)).rows).toEqual([{ id: "a" }, { id: "b" }]);
+    await own.stop();
+  });
+
   it("a key column's type narrowed on the remote: feed keys that no longer read as the key do not fail a tenant's reads of the feed", async () => {
     const own = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 100 });
     await ownTable("short_codes", "code varchar(10) PRIMARY KEY, owner text NOT NULL", `('abc', '${tenantA}')`);

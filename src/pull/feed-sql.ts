@@ -51,10 +51,14 @@ const SECURITY =
 /**
  * The key columns of table `x.r` with their types, as a column definition list (`jsonb_to_record`): the feed's
  * keys are read as the key alone. Read as a row of the table (`jsonb_populate_record`), a key left the other
- * columns NULL, which a NOT NULL domain of one of them refuses: every read of the table's feed failed.
+ * columns NULL, which a NOT NULL domain of one of them refuses: every read of the table's feed failed. Null where
+ * a list cannot serve: a key type in a schema this role may not use (naming a type needs USAGE there, reading a
+ * column of it does not), or a key column no longer there; the keys are read as a row of the table then.
  */
 const KEY_COLUMNS =
-  `(SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') FROM pg_attribute AS a ` +
+  `(SELECT CASE WHEN count(*) = cardinality(x.k) AND bool_and(has_schema_privilege(ty.typnamespace, 'USAGE')) ` +
+  `THEN string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') END ` +
+  `FROM pg_attribute AS a JOIN pg_type AS ty ON ty.oid = a.atttypid ` +
   `WHERE a.attrelid = x.r AND a.attnum > 0 AND a.attname = ANY (x.k))`;
 
 /**
@@ -113,8 +117,8 @@ export interface FeedRange {
   tables: [string, string][];
   after: string;
   upto: string;
-  /** Its key columns as a column definition list (KEY_COLUMNS). */
-  keys: string;
+  /** Its key columns as a column definition list (KEY_COLUMNS); null: its keys are read as a row of the table. */
+  keys: string | null;
   /** A JSON array of keys to read again (log/reread.ts). */
   again: string;
 }
@@ -137,7 +141,7 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
 
 /**
  * Each distinct changed key of the range, and of the keys to read again, typed by the table's key columns
- * (jsonb_to_record: each value's text through its type's input function), with the row the table holds
+ * (KEY_COLUMNS: each value's text through its type's input function), with the row the table holds
  * for it now, or none (deleted, or not visible to this role), as COPY text: `ominipg_found`, then every column
  * (a key's columns from the key, the others null when there is no row). COPY takes no parameters: the range is
  * spliced in as literals (rangeRows).
@@ -148,7 +152,7 @@ export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
   return (
     `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${rangeRows(r, "ominipg_fr")} WHERE key IS NOT NULL ` +
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
-    `CROSS JOIN LATERAL jsonb_to_record(ominipg_f.key) AS ${p}(${r.keys})) ` +
+    `CROSS JOIN LATERAL ${r.keys === null ? `jsonb_populate_record(NULL::${t.sql}, ominipg_f.key) AS ${p}` : `jsonb_to_record(ominipg_f.key) AS ${p}(${r.keys})`}) ` +
     `SELECT ${R}.${quoteIdent(t.primaryKey[0]!)} IS NOT NULL, ${columns.join(", ")} ` +
     `FROM ominipg_k LEFT JOIN (SELECT ${cols(allColumns(t))} FROM ${from}) AS ${R} ` +
     `ON ${columnsEqual(t.primaryKey, R, "ominipg_k")}) TO STDOUT`

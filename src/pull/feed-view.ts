@@ -9,7 +9,6 @@ import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
 import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
-import { quoteIdent } from "../core/sql.js";
 import type { PullContext } from "./context.js";
 import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
 
@@ -39,8 +38,8 @@ export interface RemoteTable {
   partitions: [string, string][];
   /** A partition this role may not read by its own name: the feed's rows listed under it are hidden from it. */
   unreadable: boolean;
-  /** Its key columns as a column definition list (feed-sql.ts KEY_COLUMNS). */
-  keys: string;
+  /** Its key columns as a column definition list (feed-sql.ts KEY_COLUMNS; null: none serves). */
+  keys: string | null;
 }
 
 /**
@@ -87,7 +86,7 @@ export async function readFeedView(
     oid: number;
     parts: [number, string, string, boolean][] | null;
     security: unknown;
-    keys: string;
+    keys: string | null;
   };
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
@@ -116,9 +115,8 @@ export function tableKey(t: { schema: string; name: string }): string {
 export function rangeOf(t: TableInfo, view: FeedView, cursor: FeedCursor): Omit<FeedRange, "again"> {
   const remote = view.remote.get(tableKey(t));
   const tables: [string, string][] = [[t.schema, t.name], ...(remote?.partitions ?? [])];
-  // Not in the remote's catalog: the table is missing there (its read fails), the local types serve meanwhile.
-  const local = t.primaryKey.map((c) => `${quoteIdent(c)} ${t.columns.find((x) => x.name === c)!.type}`);
-  const keys = remote?.keys ?? local.join(", ");
+  // Not in the remote's catalog: the table is missing there, and its read fails as such.
+  const keys = remote?.keys ?? null;
   return { schema: t.schema, name: t.name, tables, after: cursor.lsn, upto: view.drainedUpto, keys };
 }
 

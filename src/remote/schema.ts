@@ -150,6 +150,8 @@ DECLARE
   rel regclass := to_regclass(format('%I.%I', s, t));
   eq text;
   defs text;
+  whole boolean;
+  named boolean;
   permissive text;
   restrictive text;
   ok boolean;
@@ -166,12 +168,17 @@ BEGIN
   IF image IS NULL THEN
     IF k IS NULL THEN RETURN true; END IF;
     -- The key alone, typed by its columns: as a row of the table, the other columns NULL, a NOT NULL domain of
-    -- one of them refused it (and the row was never shown).
-    SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND '), string_agg(format('%I %s', c, format_type(a.atttypid, a.atttypmod)), ', ')
-      INTO eq, defs FROM jsonb_object_keys(k) AS c JOIN pg_attribute AS a ON a.attrelid = rel AND a.attname = c AND a.attnum > 0;
-    IF defs IS NULL THEN RETURN false; END IF;
+    -- one of them refused it (and the row was never shown). A column the table no longer has: no row has the key.
+    -- A key type in a schema this role may not use cannot be named (reading a column of it needs no USAGE): as a
+    -- row of the table then.
+    SELECT string_agg(format('r.%1$I = k.%1$I', c), ' AND '), string_agg(format('%I %s', c, format_type(a.atttypid, a.atttypmod)), ', '),
+        count(a.attname) = count(*), bool_and(has_schema_privilege(ty.typnamespace, 'USAGE'))
+      INTO eq, defs, whole, named FROM jsonb_object_keys(k) AS c
+      LEFT JOIN pg_attribute AS a ON a.attrelid = rel AND a.attname = c AND a.attnum > 0 LEFT JOIN pg_type AS ty ON ty.oid = a.atttypid;
+    IF NOT whole OR eq IS NULL THEN RETURN false; END IF;
     BEGIN
-      EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, jsonb_to_record($1) AS k(%s) WHERE %s)', rel, defs, eq)
+      EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS r, %s WHERE %s)', rel,
+          CASE WHEN named THEN format('jsonb_to_record($1) AS k(%s)', defs) ELSE format('jsonb_populate_record(NULL::%s, $1) AS k', rel) END, eq)
         INTO ok USING k;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
       -- A key the table's key no longer reads (its type narrowed, its domain given a CHECK since): no row has it.
