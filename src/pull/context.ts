@@ -72,9 +72,12 @@ export class PullContext {
     return this.snapshot;
   }
 
-  /** Read, in the snapshot, which tables the remote is read ONLY of (remote/remote-target.ts); once per attempt. */
-  async readRemoteTables(tables: readonly TableInfo[]): Promise<void> {
-    this.#only = await remoteOnlyTables(this.tx, tables);
+  /**
+   * Which tables the snapshot reads ONLY of (remote/remote-target.ts), once per attempt: `known` when the feed's
+   * state query read it already (feed-view.ts), else read here.
+   */
+  async readRemoteTables(tables: readonly TableInfo[], known?: OnlyTables): Promise<void> {
+    this.#only = known ?? (await remoteOnlyTables(this.tx, tables));
   }
 
   /** The table as the snapshot reads its rows: the FROM target of remote reads (remote/remote-target.ts). */

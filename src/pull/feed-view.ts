@@ -7,6 +7,7 @@ import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
+import type { OnlyTables } from "../remote/remote-target.js";
 import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
@@ -40,6 +41,8 @@ export interface RemoteTable {
   unreadable: boolean;
   /** Its key columns as a column definition list (feed-sql.ts KEY_COLUMNS; null: none serves). */
   keys: string | null;
+  /** Its rows are read ONLY of it (remote/remote-target.ts): it has inheritance children. */
+  only: boolean;
 }
 
 /**
@@ -87,6 +90,7 @@ export async function readFeedView(
     parts: [number, string, string, boolean][] | null;
     security: unknown;
     keys: string | null;
+    only: boolean;
   };
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
@@ -99,6 +103,7 @@ export async function readFeedView(
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
           keys: r.keys,
+          only: r.only,
         },
       ];
     }),
@@ -109,6 +114,11 @@ export async function readFeedView(
 
 export function tableKey(t: { schema: string; name: string }): string {
   return JSON.stringify([t.schema, t.name]);
+}
+
+/** The tables the view says are read ONLY of on the remote (RemoteTable.only). */
+export function onlyTables(view: FeedView, tables: readonly TableInfo[]): OnlyTables {
+  return new Set(tables.filter((t) => view.remote.get(tableKey(t))?.only).map((t) => t.sql));
 }
 
 /** The table's changes in the feed after the cursor, up to what the view says is complete. */

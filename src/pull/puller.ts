@@ -60,6 +60,7 @@ import {
   cursorProblem,
   dropCursor,
   feedRequired,
+  onlyTables,
   readCursor,
   readFeedView,
   saveCursor,
@@ -168,8 +169,8 @@ export class Puller {
       const remoteValues = await this.remote.transaction(async (sql) => {
         attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
         await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
-        await attempt.readRemoteTables(tables);
         view = await this.#view(attempt, result, tables);
+        await attempt.readRemoteTables(tables, view && onlyTables(view, tables));
         for (const t of tables) {
           const before = result.conflicts;
           const tally = await this.#table(attempt, t, result, view, unreadable.get(tableKey(t)));

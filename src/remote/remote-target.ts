@@ -4,7 +4,8 @@
  * push's writes are UPDATE ONLY / DELETE FROM ONLY: `FROM parent` also reads the children's rows, so a local
  * TRUNCATE (pushed as TRUNCATE ONLY, which leaves them) came back with the next pull, a key held by the parent and
  * a child was two rows for one key, and a push's UPDATE or DELETE by key also changed the child's row. A
- * partitioned table is never ONLY: its partitions are its rows (ONLY of it reads none).
+ * partitioned table is never ONLY: its partitions are its rows (ONLY of it reads none). Read by each pull's snapshot
+ * and each sync: a child the remote table gains while clients run is seen by the next.
  */
 import { quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
@@ -13,14 +14,24 @@ import type { Sql } from "./connection.js";
 /** The tables (their `sql` names) to read and write ONLY on the remote. */
 export type OnlyTables = ReadonlySet<string>;
 
+/**
+ * SQL: whether the table `rel` (a regclass expression) is read and written ONLY: not partitioned, with inheritance
+ * children. Also one field of the pull's feed state query (pull/feed-sql.ts), which saves the pull a round trip.
+ */
+export function onlySql(rel: string): string {
+  // relhassubclass: has or once had children; pg_inherits is read only for those.
+  return (
+    `EXISTS (SELECT 1 FROM pg_class AS c WHERE c.oid = ${rel} AND c.relkind <> 'p' AND c.relhassubclass ` +
+    `AND EXISTS (SELECT 1 FROM pg_inherits AS i WHERE i.inhparent = c.oid))`
+  );
+}
+
 /** Which of the tables the remote holds as non-partitioned tables with inheritance children: one round trip. */
 export async function remoteOnlyTables(tx: Pick<Sql, "unsafe">, tables: readonly TableInfo[]): Promise<OnlyTables> {
   // A literal, no parameter: a statement with parameters costs postgres.js two round trips.
   const names = quoteLiteral(JSON.stringify(tables.map((t) => t.sql)));
   const rows = await tx.unsafe<{ name: string }[]>(
-    `SELECT x.name FROM json_array_elements_text(${names}::json) AS x(name) ` +
-      `JOIN pg_class AS c ON c.oid = to_regclass(x.name) ` +
-      `WHERE c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_inherits AS i WHERE i.inhparent = c.oid)`,
+    `SELECT x.name FROM json_array_elements_text(${names}::json) AS x(name) WHERE ${onlySql("to_regclass(x.name)")}`,
   );
   return new Set(rows.map((r) => r.name));
 }
