@@ -116,3 +116,25 @@ it("a table partitioned on the remote only is still written whole: updates, key 
   await expectSameRows(db, remote.sql, { t: "id" });
   expect((await db.verify()).ok).toBe(true);
 });
+
+it("a child the remote table gains after the client's first push: later pushes write the table's row only", async () => {
+  const remote = await remoteDb(LOCAL);
+  await remote.sql`INSERT INTO t VALUES (1, 'parent one'), (7, 'parent seven')`;
+  const db = await client(remote);
+  await db.pull();
+  await db.query(`UPDATE t SET v = 'local one' WHERE id = 1`);
+  expect(await db.sync()).toMatchObject({ pushed: 1, conflicts: 0, rejected: 0 }); // the push read the schema
+  await remote.sql.unsafe(`CREATE TABLE t_child (PRIMARY KEY (id)) INHERITS (t)`);
+  await remote.sql`INSERT INTO t_child VALUES (7, 'child seven'), (8, 'child eight')`;
+
+  await db.query(`UPDATE t SET v = 'local seven' WHERE id = 7`);
+  const errors: unknown[] = [];
+  db.on("error", (e) => errors.push(e));
+  const synced = await db.sync().catch((e: unknown) => e);
+  expect(synced, String(synced)).toMatchObject({ pushed: 1, conflicts: 0, rejected: 0 });
+  await db.query(`DELETE FROM t WHERE id = 7`);
+  expect(await db.sync()).toMatchObject({ pushed: 1, conflicts: 0, rejected: 0 });
+  expect(await remote.sql`SELECT id, v FROM ONLY t ORDER BY id`).toEqual([{ id: 1, v: "local one" }]);
+  await expectChildUntouched(remote);
+  expect(errors).toEqual([]);
+});

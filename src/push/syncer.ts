@@ -7,6 +7,7 @@ import type { LocalAccess } from "../local/access.js";
 import { deleteEntries, insertRunEnd, changedLater, firstQueuedId, logExtent } from "../log/queue.js";
 import { clientIdOf } from "../log/tables.js";
 import type { Remote } from "../remote/remote.js";
+import { remoteOnlyTables } from "../remote/remote-target.js";
 import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
 import { pushBatches } from "./batch-pusher.js";
 import type { PushContext } from "./context.js";
@@ -15,6 +16,7 @@ import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
 import { checkRemoteSchema, withRemoteRules, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
+import { both } from "../core/both.js";
 import { SyncError } from "../core/errors.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
@@ -56,12 +58,23 @@ export class Syncer {
     const { remote } = this;
     await remote.retrying("REMOTE_SETUP_FAILED", "setting up the remote database", () => remote.ensureReady());
     const clientId = await this.local.run(clientIdOf);
-    await this.#reconcile(clientId);
-
     const catalog = await this.local.run(() => this.catalog());
+    const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
+    const checked = this.#schemaChecked === catalog;
+    // Which remote tables have inheritance children is read at every sync (beside the ledger's read, not after it):
+    // a child the remote table gained since would have the push check and write its rows as the table's
+    // (remote/remote-target.ts): false conflicts, and a delete by key that deletes the child's row too.
+    const [, only] = await both(
+      this.#reconcile(clientId),
+      checked
+        ? remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
+            remote.session((sql) => remoteOnlyTables(sql, tables)),
+          )
+        : Promise.resolve(undefined),
+    );
     this.settler.checkTables(catalog);
-    if (this.#schemaChecked !== catalog) {
-      const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
+    if (only) this.#remoteSchema = { ...this.#remoteSchema, only };
+    else {
       this.#remoteSchema = await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
         remote.session((sql) => checkRemoteSchema(sql, tables)),
       );
