@@ -19,10 +19,10 @@ export type OnlyTables = ReadonlySet<string>;
  * children. Also one field of the pull's feed state query (pull/feed-sql.ts), which saves the pull a round trip.
  */
 export function onlySql(rel: string): string {
-  // relhassubclass: has or once had children; pg_inherits is read only for those.
+  // pg_inherits first (AND stops there): most tables have no row there, and nothing else is read for them.
   return (
-    `EXISTS (SELECT 1 FROM pg_class AS c WHERE c.oid = ${rel} AND c.relkind <> 'p' AND c.relhassubclass ` +
-    `AND EXISTS (SELECT 1 FROM pg_inherits AS i WHERE i.inhparent = c.oid))`
+    `EXISTS (SELECT 1 FROM pg_inherits AS i WHERE i.inhparent = ${rel}) ` +
+    `AND NOT EXISTS (SELECT 1 FROM pg_partitioned_table AS p WHERE p.partrelid = ${rel})`
   );
 }
 
