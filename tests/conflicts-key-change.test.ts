@@ -2,7 +2,7 @@
 // another client made meanwhile): for that key the moved row meets another row, as an insert would, and the
 // table's strategy settles it. Not where the key comes from a sequence, or where foreign keys reference the table
 // and the remote still has the old key's row: then it is refused as onReject says, both rows recorded.
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
@@ -12,10 +12,16 @@ import { queued } from "./sync-helpers.js";
 const TAGS = `CREATE TABLE IF NOT EXISTS tags (name text PRIMARY KEY, n int NOT NULL, note text)`;
 const cleanup = cleanupAfterEach();
 
+/** The file's remotes, one per schema, shared by its tests: each test (each round of a loop) empties the tables. */
+const remotes = new Map<string, Promise<TestDatabase>>();
+afterAll(() => Promise.all([...remotes.values()].map(async (remote) => (await remote).drop())));
+
 async function remoteWith(schema: string[]): Promise<TestDatabase> {
-  const remote = await createTestDatabase();
-  cleanup(() => remote.drop());
-  for (const s of schema) await remote.sql.unsafe(s);
+  const key = JSON.stringify(schema);
+  if (!remotes.has(key)) remotes.set(key, createTestDatabase());
+  const remote = await remotes.get(key)!;
+  const tables = schema.map((s) => /CREATE TABLE IF NOT EXISTS (\w+)/.exec(s)![1]).join(", ");
+  await remote.sql.unsafe(`${schema.join("; ")}; TRUNCATE ${tables}`).simple();
   return remote;
 }
 
