@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { OminipgWarning } from "../src/core/warnings.js";
 import type { LocalAccess } from "../src/local/access.js";
 import { Ominipg, type ConflictEvent, type PullResult, type SyncOptions } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
@@ -29,7 +29,6 @@ async function remoteDb(): Promise<TestDatabase> {
 
 async function client(remote: TestDatabase, sync: SyncOptions = {}, warnings: OminipgWarning[] = []): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: SCHEMA,
     sync: { retry: { attempts: 2 }, ...sync },
@@ -199,7 +198,6 @@ describe("pull from the change feed", () => {
       )
       .simple();
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: [
         `CREATE TYPE kind AS ENUM ('a', 'b', 'c')`,
@@ -293,7 +291,6 @@ describe("pull from the change feed", () => {
     for (const s of schema) await remote.sql.unsafe(s);
     await remote.sql`INSERT INTO t VALUES (1, 'x')`;
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: schema,
       remoteSchema: "skip",
