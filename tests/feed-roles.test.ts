@@ -17,7 +17,6 @@ import {
   createLoginRoles,
   createTestDatabase,
   dropRoles,
-  pgliteTemplate,
   poolerInfo,
   tempDir,
   type TestDatabase,
@@ -66,7 +65,6 @@ describe("the change feed with unprivileged clients", () => {
 
   const open = async (role: string, sync: SyncOptions = {}) => {
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[role],
       schemaSQL: LOCAL,
       remoteSchema: "skip",
@@ -95,7 +93,6 @@ describe("the change feed with unprivileged clients", () => {
   };
   const clientOf = async (role: string, table: string) => {
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[role],
       schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS ${table}`],
       remoteSchema: "skip",
@@ -369,7 +366,6 @@ describe("the change feed with unprivileged clients", () => {
        GRANT SELECT (id, body) ON notes TO ${tenantA};`,
     );
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[tenantA],
       schemaSQL: [...LOCAL, `CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text)`],
       remoteSchema: "skip",
@@ -475,7 +471,6 @@ describe("the change feed with unprivileged clients", () => {
       )
       .simple();
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[tenantA],
       schemaSQL: [
         ...LOCAL,
@@ -522,7 +517,6 @@ describe("the change feed with unprivileged clients", () => {
       .simple();
     const names = ["narrowed", "opened", "given", "codes"];
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[tenantA],
       schemaSQL: [
         ...LOCAL,
@@ -620,7 +614,6 @@ describe("the change feed with unprivileged clients", () => {
       )
       .simple();
     const A = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[tenantA],
       schemaSQL: [`CREATE TABLE IF NOT EXISTS pdocs (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`],
       remoteSchema: "skip",
@@ -650,7 +643,6 @@ describe("the change feed with unprivileged clients", () => {
       )
       .simple();
     const A = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: urls[tenantA],
       schemaSQL: [`CREATE TABLE IF NOT EXISTS parts (id int PRIMARY KEY, v text)`],
       remoteSchema: "skip",
@@ -863,7 +855,6 @@ describe.skipIf("skip" in pooler)("the change feed through PgBouncer (transactio
     await remote.sql.unsafe(LOCAL[0]!);
     await remote.sql`INSERT INTO docs SELECT g, 'x', 'doc ' || g FROM generate_series(1, 50) g`;
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: u.href,
       schemaSQL: LOCAL,
       sync: { retry: { attempts: 2 } },
