@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { setUpRemote } from "../src/remote/remote.js";
-import { createLoginRoles, createTestDatabase, dropRoles, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createLoginRoles, createTestDatabase, dropRoles, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 import { startProxy } from "./sync-helpers.js";
 
@@ -24,7 +24,6 @@ async function remoteDb(): Promise<TestDatabase> {
 
 async function live(syncUrl: string): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl,
     schemaSQL: SCHEMA,
     remoteSchema: "skip",
@@ -97,7 +96,6 @@ describe('sync.pull "live"', () => {
     cleanup(() => proxy.close());
     await proxy.close();
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: proxy.url,
       schemaSQL: SCHEMA,
       remoteSchema: "skip",
@@ -118,7 +116,6 @@ describe('sync.pull "live"', () => {
     const proxy = await startProxy(remote.url);
     cleanup(() => proxy.close());
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: proxy.url,
       schemaSQL: SCHEMA,
       remoteSchema: "skip",
@@ -150,7 +147,6 @@ describe('sync.pull "live"', () => {
     const remote = await createTestDatabase();
     cleanup(() => remote.drop());
     const db = await Ominipg.connect({
-      loadDataDir: await pgliteTemplate(),
       syncUrl: remote.url,
       schemaSQL: SCHEMA, // notes: not on the remote
       remoteSchema: "skip",
