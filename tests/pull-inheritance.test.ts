@@ -5,7 +5,7 @@
 // and a key held by the table and a child failed the pull (ON CONFLICT DO UPDATE ... a second time).
 import { describe, expect, it } from "vitest";
 import { Ominipg, type PullResult } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
@@ -26,7 +26,6 @@ async function remoteDb(schema: string[]): Promise<TestDatabase> {
 
 async function client(remote: TestDatabase, feed: "off" | "auto", schemaSQL = LOCAL): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL,
     sync: { retry: { attempts: 2 }, feed },
