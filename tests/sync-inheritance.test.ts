@@ -6,7 +6,7 @@
 // a key only a child holds was a conflict ("remote-wins" wrote the child's row into the local table).
 import { describe, expect, it } from "vitest";
 import { Ominipg, type SyncOptions } from "../src/index.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { expectSameRows } from "./pull-helpers.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
@@ -28,7 +28,6 @@ async function remoteDb(schema: string[]): Promise<TestDatabase> {
 
 async function client(remote: TestDatabase, conflicts?: SyncOptions["conflicts"]): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: LOCAL,
     sync: { retry: { attempts: 2 }, ...(conflicts ? { conflicts } : {}) },
