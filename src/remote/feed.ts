@@ -16,7 +16,7 @@ import { SyncError } from "../core/errors.js";
 import { transaction, type Sql } from "./connection.js";
 import { FEED_LOCK } from "./feed-drain.js";
 import { SETUP_LOCK } from "./remote.js";
-import { FEED, FEED_CLIENTS, FEED_DDL, FEED_SCHEMA_VERSION, FEED_STATE, FEED_TABLES_STATE_SQL } from "./schema.js";
+import { FEED, FEED_CLIENTS, FEED_DDL, FEED_STATE, FEED_TABLES_STATE_SQL, FEED_VERSION } from "./schema.js";
 
 /** This database's slot name (an SQL expression). */
 export const SLOT_NAME_SQL = `('ominipg_feed_' || (SELECT oid FROM pg_database WHERE datname = current_database()))`;
@@ -85,8 +85,9 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
     const [t] =
-      await tx.unsafe<{ found: boolean; version: string; owns: boolean; may_create: boolean }[]>(FEED_TABLES_STATE_SQL);
-    if (t?.version === FEED_SCHEMA_VERSION) return;
+      await tx.unsafe<{ found: boolean; version: number; owns: boolean; may_create: boolean }[]>(FEED_TABLES_STATE_SQL);
+    // A newer Ominipg's tables too are used as they are: setting them up as this version knows them would undo it.
+    if (t && t.version >= FEED_VERSION) return;
     if (!t || !(t.found ? t.owns : t.may_create))
       throw feedUnavailable(
         `Ominipg's change feed tables (${FEED}) are ${t?.found ? "from an older version" : "missing"} and this role may not set them up: run \`ominipg setup <url>\` once as their owner`,

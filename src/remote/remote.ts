@@ -1,10 +1,14 @@
 import {
+  FEED,
   FEED_DDL,
+  FEED_TABLES_STATE_SQL,
+  FEED_VERSION,
   LEDGER_DDL,
   LEDGER_STATE_SQL,
   LEDGER_TABLE,
-  REMOTE_SCHEMA_VERSION,
+  LEDGER_VERSION,
   drainerGrants,
+  newerSetUp,
   slashedRole,
   tenantGrants,
 } from "./schema.js";
@@ -168,8 +172,9 @@ export class Remote {
       // Set up (or upgraded in place) only where needed, and only by a role that may: a tenant role with the
       // documented grants uses a ledger its administrator set up (`ominipg setup`), and needs no CREATE.
       const [state] =
-        await tx.unsafe<{ found: boolean; version: string; owns: boolean; may_create: boolean }[]>(LEDGER_STATE_SQL);
-      if (state?.version === REMOTE_SCHEMA_VERSION) return;
+        await tx.unsafe<{ found: boolean; version: number; owns: boolean; may_create: boolean }[]>(LEDGER_STATE_SQL);
+      // A newer Ominipg's ledger too is used as it is: setting it up as this version knows it would undo it.
+      if (state && state.version >= LEDGER_VERSION) return;
       if (state && (state.found ? state.owns : state.may_create)) {
         await tx.unsafe(LEDGER_DDL).simple();
         return;
@@ -195,6 +200,14 @@ export async function setUpRemote(
 ): Promise<void> {
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
+    // Objects a newer Ominipg set up are that version's to change: refused before anything is.
+    for (const [stateSql, table, known] of [
+      [LEDGER_STATE_SQL, `public.${LEDGER_TABLE}`, LEDGER_VERSION],
+      [FEED_TABLES_STATE_SQL, FEED, FEED_VERSION],
+    ] as const) {
+      const [s] = await tx.unsafe<{ version: number }[]>(stateSql);
+      if (s && s.version > known) throw newerSetUp(table, s.version, known);
+    }
     await tx.unsafe(LEDGER_DDL).simple();
     await tx.unsafe(FEED_DDL).simple();
     for (const role of grantTo) await tx.unsafe(tenantGrants(role)).simple();

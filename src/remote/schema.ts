@@ -19,7 +19,41 @@ import { quoteIdent } from "../core/sql.js";
 export const LEDGER_TABLE = "_ominipg_ledger";
 
 /** Bumped when the DDL below changes: the table's comment records what a remote was set up with. */
-export const REMOTE_SCHEMA_VERSION = "ominipg ledger v2";
+export const LEDGER_VERSION = 2;
+export const REMOTE_SCHEMA_VERSION = `ominipg ledger v${LEDGER_VERSION}`;
+
+/**
+ * The set-up version a table's comment `ominipg <kind> v<n>` records, as an SQL integer: compared as a number,
+ * so that a newer Ominipg's objects (v10 > v9; any comment but this version's was "older" when compared as text)
+ * are told from older ones, and left alone (set-up code that knows only older versions would undo the newer
+ * one's, and each flip makes every reader diff). NULL without a comment, 0 for one that is not Ominipg's.
+ */
+export function versionSql(kind: "ledger" | "feed", table: string): string {
+  const comment = `obj_description(to_regclass('${table}'), 'pg_class')`;
+  return `(CASE WHEN ${comment} IS NOT NULL THEN coalesce(substring(${comment} FROM '^ominipg ${kind} v([0-9]{1,9})$')::int, 0) END)`;
+}
+
+/** The error of `ominipg setup` on objects a newer Ominipg set up: only that version's set-up may change them. */
+export function newerSetUp(table: string, found: number, known: number): SyncError {
+  return new SyncError(
+    "REMOTE_SETUP_FAILED",
+    `Ominipg's remote objects (${table}: version ${found}) were set up by a newer Ominipg than this one (which knows version ${known}); this version leaves them as they are: run the newer version's \`ominipg setup\``,
+    { retryable: false },
+  );
+}
+
+/**
+ * The first statement of a set-up DDL: refuses to run on a newer version's objects (the DDL printed by
+ * `ominipg setup --print` and run by hand too), before the DDL changes anything.
+ */
+function refuseNewer(kind: "ledger" | "feed", table: string, known: number): string {
+  return `DO $v$ BEGIN
+  IF ${versionSql(kind, table)} > ${known} THEN
+    RAISE EXCEPTION 'Ominipg''s remote objects (${table}) were set up by a newer Ominipg than this one (version %, this one knows ${known}): run the newer version''s ominipg setup', ${versionSql(kind, table)}
+      USING ERRCODE = '55000';
+  END IF;
+END $v$`;
+}
 
 /** The condition that keeps every query of Ominipg's to this role's ledger rows (and the pre-v2 rows). */
 export const OWN_LEDGER_ROWS = "owner IN (public._ominipg_identity(), '')";
@@ -56,7 +90,8 @@ const IDENTITY_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETU
  * The set-up (and in-place upgrade from v1, whose rows get owner ''), idempotent, for a role that owns the
  * table or may create it: a privileged client runs it at first contact, `ominipg setup` on demand.
  */
-export const LEDGER_DDL = `${IDENTITY_DDL};
+export const LEDGER_DDL = `${refuseNewer("ledger", T, LEDGER_VERSION)};
+${IDENTITY_DDL};
 CREATE TABLE IF NOT EXISTS ${T} (
   client_id uuid NOT NULL,
   batch_id bigint NOT NULL,
@@ -128,7 +163,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
 export const FEED_TABLE = "_ominipg_feed";
 export const FEED_STATE_TABLE = "_ominipg_feed_state";
 export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_SCHEMA_VERSION = "ominipg feed v6";
+export const FEED_VERSION = 6;
+export const FEED_SCHEMA_VERSION = `ominipg feed v${FEED_VERSION}`;
 export const FEED = `public.${FEED_TABLE}`;
 /** The feed's columns a reader reads, and all it is granted of them (not the images: tenantGrants). */
 export const FEED_READ = "lsn, schema_name, table_name, key";
@@ -226,7 +262,7 @@ END $u$`;
  * their sight). Run before the version comment is set: only on such a table.
  */
 const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
-  IF obj_description('${FEED}'::regclass, 'pg_class') NOT IN ('ominipg feed v4', 'ominipg feed v5', '${FEED_SCHEMA_VERSION}') THEN
+  IF ${versionSql("feed", FEED)} < 4 THEN
     FOR r IN SELECT DISTINCT a.grantee FROM pg_class AS c, aclexplode(c.relacl) AS a
         WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
           AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
@@ -239,7 +275,8 @@ const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
 END $u$`;
 
 /** The feed's tables, idempotent (with the identity function, which the ledger shares). */
-export const FEED_DDL = `${IDENTITY_DDL};
+export const FEED_DDL = `${refuseNewer("feed", FEED, FEED_VERSION)};
+${IDENTITY_DDL};
 CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
   LANGUAGE sql STABLE SET search_path = pg_catalog
   AS $$ SELECT coalesce((SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user), false) $$;
@@ -328,14 +365,14 @@ EXCEPTION WHEN insufficient_privilege THEN
 END $ominipg$`;
 }
 
-/** Whether the feed's tables exist and are of this version, and whether this role may set them up. */
+/** Whether the feed's tables exist, their version (a number: versionSql), and whether this role may set them up. */
 export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL AS found,
-  coalesce(obj_description(to_regclass('${FEED}'), 'pg_class'), '') AS version,
+  coalesce(${versionSql("feed", FEED)}, 0) AS version,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
 
-/** Whether the remote's ledger exists, and the set-up version it carries. */
+/** Whether the remote's ledger exists, and the set-up version it carries (a number: versionSql). */
 export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,
-  coalesce(obj_description(to_regclass('${T}'), 'pg_class'), '') AS version,
+  coalesce(${versionSql("ledger", T)}, 0) AS version,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${T}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;

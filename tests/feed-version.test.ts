@@ -1,0 +1,112 @@
+// The set-up versions of Ominipg's remote objects (the ledger's and the feed tables' comments) compared as numbers:
+// objects a newer Ominipg set up (here v99) are used as they are by this version's clients and drainers (no DDL,
+// no comment or epoch change: two versions in one fleet must not flip them back and forth, each flip making every
+// reader diff), and `ominipg setup` refuses them; older ones are still upgraded.
+import { describe, expect, it } from "vitest";
+import { Ominipg } from "../src/index.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
+
+const SCHEMA = [`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, body text NOT NULL)`];
+const cleanup = cleanupAfterEach();
+
+async function remoteDb(): Promise<TestDatabase> {
+  const remote = await createTestDatabase();
+  cleanup(() => remote.drop());
+  await remote.sql.unsafe(SCHEMA[0]!);
+  await remote.sql`INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 20) g`;
+  return remote;
+}
+
+async function client(remote: TestDatabase): Promise<Ominipg> {
+  const db = await Ominipg.connect({
+    loadDataDir: await pgliteTemplate(),
+    syncUrl: remote.url,
+    schemaSQL: SCHEMA,
+    sync: { retry: { attempts: 1 } },
+  });
+  cleanup(() => db.close());
+  return db;
+}
+
+/** What a set-up (or its undoing) would change: the comments, the epoch, the images, the objects' catalog rows. */
+async function snapshot(remote: TestDatabase) {
+  const [r] = await remote.sql`SELECT
+    obj_description('_ominipg_feed'::regclass, 'pg_class') AS feed,
+    obj_description('_ominipg_ledger'::regclass, 'pg_class') AS ledger,
+    (SELECT array_agg(epoch::text) FROM _ominipg_feed_state) AS epochs,
+    (SELECT count(*)::int FROM _ominipg_feed WHERE image IS NOT NULL) AS images,
+    (SELECT xmin::text FROM pg_proc WHERE oid = 'public._ominipg_feed_visible(text, text, jsonb, jsonb)'::regprocedure) AS visible,
+    (SELECT xmin::text FROM pg_proc WHERE oid = 'public._ominipg_identity()'::regprocedure) AS identity,
+    (SELECT oid::text FROM pg_constraint WHERE conname = '_ominipg_ledger_pkey') AS ledger_key`;
+  return r!;
+}
+
+describe("the versions of Ominipg's remote objects", () => {
+  it("a newer version's objects (v99): clients and drainers use them as they are, `ominipg setup` refuses them", async () => {
+    const remote = await remoteDb();
+    const first = await client(remote);
+    expect((await first.pull()).tables["public.t"]!.strategy).toBe("copy");
+    // A newer Ominipg set them up: its comments, and an image row (which an upgrade from before v4 deletes) at a
+    // position past the drained one, so that no trim takes it.
+    await remote.sql.unsafe(
+      `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v99';
+       COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v99';
+       INSERT INTO _ominipg_feed (lsn, schema_name, table_name, key, image)
+         VALUES ('FFFF/0', 'public', 't', '{"id": "1"}', '{"id": "1", "body": "old image"}')`,
+    );
+    const before = await snapshot(remote);
+    expect(before).toMatchObject({ feed: "ominipg feed v99", ledger: "ominipg ledger v99", images: 1 });
+
+    await (await Ominipg.feed(remote.url)).stop(); // a drainer sets the feed up where it is older
+    const second = await client(remote); // a new client sets the ledger up where it is older
+    await second.query(`INSERT INTO t VALUES (100, 'local')`);
+    await second.sync();
+    await remote.sql`UPDATE t SET body = 'changed' WHERE id = 2`;
+    const r = await first.pull();
+    expect(r.tables["public.t"]).toMatchObject({ strategy: "feed", upserted: 2 });
+    expect((await first.query(`SELECT body FROM t WHERE id IN (2, 100) ORDER BY id`)).rows).toEqual([
+      { body: "changed" },
+      { body: "local" },
+    ]);
+    expect(await snapshot(remote)).toEqual(before);
+
+    // `ominipg setup`'s function: refused, whichever of them is newer, before it changes anything.
+    for (const [table, older] of [
+      ["_ominipg_feed", "ominipg feed v6"],
+      ["_ominipg_ledger", "ominipg ledger v2"],
+    ] as const) {
+      await expect(setUpRemote(remote.sql as never, [])).rejects.toMatchObject({
+        code: "REMOTE_SETUP_FAILED",
+        message: expect.stringMatching(/set up by a newer Ominipg .*run the newer version's `ominipg setup`/),
+      });
+      await remote.sql.unsafe(`COMMENT ON TABLE ${table} IS '${older}'`);
+    }
+    const now = await snapshot(remote);
+    expect(now).toEqual({ ...before, feed: "ominipg feed v6", ledger: "ominipg ledger v2" });
+    await setUpRemote(remote.sql as never, []); // both of this version again: set up as before
+  });
+
+  it("older versions are still set up again: a v1 ledger by a client, a v5 feed by a drainer (same epoch), a v3 feed with a new epoch", async () => {
+    const remote = await remoteDb();
+    const db = await client(remote);
+    await db.pull();
+    const start = await snapshot(remote);
+    await remote.sql.unsafe(
+      `COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v1';
+       COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v5';`,
+    );
+    await (await client(remote)).sync();
+    await (await Ominipg.feed(remote.url)).stop();
+    const upgraded = await snapshot(remote);
+    expect(upgraded).toMatchObject({ feed: "ominipg feed v6", ledger: "ominipg ledger v2", epochs: start.epochs });
+    expect(upgraded.ledger_key).not.toBe(start.ledger_key);
+    expect(upgraded.visible).not.toBe(start.visible);
+    await remote.sql.unsafe(`COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v3'`);
+    await (await Ominipg.feed(remote.url)).stop();
+    const fromV3 = await snapshot(remote);
+    expect(fromV3.feed).toBe("ominipg feed v6");
+    expect(fromV3.epochs).not.toEqual(start.epochs);
+  });
+});
