@@ -38,7 +38,7 @@ import { allColumns, applySql, analyzeSql, remoteEstimateSql } from "./sql.js";
 import { halves, isolateRefused } from "../core/bisect.js";
 import { refusal, rejectRow, write, type TableRun } from "./apply.js";
 import { checkPending, type KeyScope } from "./conflicts.js";
-import { Carried, uncarried, type PullContext } from "./context.js";
+import { Carried, type PullContext } from "./context.js";
 import { copyUnfinished } from "./copy.js";
 import { applyStaged } from "./diff.js";
 import {
@@ -175,16 +175,24 @@ export class FeedRows {
   }
 
   /**
-   * Read and drop them if nobody took them (the table was held after all, or its set-up failed). Fails only when
-   * the server refused the read for a value (FeedUnreadable): it aborted the snapshot's transaction, which the
-   * pull then starts again, the table diffed (or held) without its feed.
+   * Read and drop them if nobody took them (the table was held after all, or its set-up failed). A failure is
+   * thrown as itself: it aborted the snapshot's transaction (swallowed, the pull went on working in it, and a
+   * failed estimate showed here only as "current transaction is aborted"). A value the server refused is FeedUnreadable: the pull starts again, the
+   * table diffed (or held) without its feed. A caller with an error of its own on its way out must not let this
+   * one mask it (the first error wins: dropAfter).
    */
   async drop(): Promise<void> {
     if (this.#taken) return;
     this.#taken = true;
-    await this.read(1 << 20, async () => {}).catch((err: unknown) => {
-      if (uncarried(err) instanceof FeedUnreadable) throw err;
-    });
+    // The estimate was sent first: its failure aborted the transaction, and so failed the read too.
+    await this.estimate;
+    await this.read(1 << 20, async () => {});
+  }
+
+  /** drop() while `err` is on its way out, which is thrown whatever drop() meets (likely caused by it). */
+  async dropAfter(err: unknown): Promise<never> {
+    await this.drop().catch(() => {});
+    throw err;
   }
 }
 
@@ -258,9 +266,11 @@ export async function feedTable(
     if (run.truncated) return 0;
     const scope: KeyScope = { within: (alias) => fetchedKey(t, alias) };
     return await checkPending(ctx, run, scope);
+  } catch (err) {
+    return await fetched.dropAfter(err);
   } finally {
-    await fetched.drop();
     await ctx.local((d) => d.exec(dropGoneSql(t))).catch(() => {});
+    await fetched.drop(); // taken by then, unless the catch above dropped them
   }
 }
 

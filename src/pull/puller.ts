@@ -256,9 +256,15 @@ export class Puller {
       if (run.truncated) tally.strategy = "held";
       else result.conflicts += await checkPending(ctx, run, scope);
       return tally;
+    } catch (err) {
+      if (asked) return await asked.dropAfter(err); // this error, not what the read meets after it
+      throw err;
     } finally {
-      await asked?.drop();
-      await endTable(ctx, t);
+      try {
+        await asked?.drop(); // the table held after all: a failure of the read is the pull's
+      } finally {
+        await endTable(ctx, t);
+      }
     }
   }
 }
