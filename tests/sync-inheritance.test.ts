@@ -137,3 +137,33 @@ it("a child the remote table gains after the client's first push: later pushes w
   await expectChildUntouched(remote);
   expect(errors).toEqual([]);
 });
+
+it("a child the remote table gains while a sync runs: the sync's later batches write the table's row only", async () => {
+  const remote = await remoteDb(LOCAL);
+  await remote.sql`INSERT INTO t VALUES (1, 'parent one'), (7, 'parent seven')`;
+  let commits = 0;
+  const db = await Ominipg.connect({
+    syncUrl: remote.url,
+    schemaSQL: LOCAL,
+    sync: { retry: { attempts: 2 }, batchSize: 1 },
+    testHooks: {
+      // Between the sync's first batch and its second.
+      afterRemoteCommit: async () => {
+        if (++commits !== 1) return;
+        await remote.sql.unsafe(`CREATE TABLE t_child (PRIMARY KEY (id)) INHERITS (t)`);
+        await remote.sql`INSERT INTO t_child VALUES (7, 'parent seven'), (8, 'child eight')`;
+      },
+    },
+  });
+  cleanup(() => db.close());
+  await db.pull();
+  await db.query(`UPDATE t SET v = 'local one' WHERE id = 1`);
+  await db.query(`DELETE FROM t WHERE id = 7`); // the child's row 7 is the same as the table's
+  expect(await db.sync()).toMatchObject({ pushed: 2, conflicts: 0, rejected: 0 });
+  expect(commits).toBe(2);
+  expect(await remote.sql`SELECT id, v FROM ONLY t ORDER BY id`).toEqual([{ id: 1, v: "local one" }]);
+  expect(await remote.sql`SELECT id, v FROM t_child ORDER BY id`).toEqual([
+    { id: 7, v: "parent seven" },
+    { id: 8, v: "child eight" },
+  ]);
+});

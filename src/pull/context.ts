@@ -3,7 +3,7 @@ import { OminipgError, SyncError } from "../core/errors.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Tx } from "../seq/pulled.js";
-import { remoteTarget, remoteOnlyTables, type OnlyTables } from "../remote/remote-target.js";
+import { remotePartitioned, remoteTarget, type PartitionedTables } from "../remote/remote-target.js";
 import type { PullHooks, PullProgress } from "./types.js";
 
 /**
@@ -46,7 +46,7 @@ export interface PullSizes {
  */
 export class PullContext {
   #over = false;
-  #only: OnlyTables = new Set();
+  #partitioned: PartitionedTables | undefined;
 
   constructor(
     private readonly access: LocalAccess,
@@ -73,16 +73,17 @@ export class PullContext {
   }
 
   /**
-   * Which tables the snapshot reads ONLY of (remote/remote-target.ts), once per attempt: `known` when the feed's
-   * state query read it already (feed-view.ts), else read here.
+   * Which tables the remote holds as partitioned (remote/remote-target.ts), once per attempt: `known` when the
+   * feed's state query read it already (feed-view.ts), else read here.
    */
-  async readRemoteTables(tables: readonly TableInfo[], known?: OnlyTables): Promise<void> {
-    this.#only = known ?? (await remoteOnlyTables(this.tx, tables));
+  async readRemoteTables(tables: readonly TableInfo[], known?: PartitionedTables): Promise<void> {
+    this.#partitioned = known ?? (await remotePartitioned(this.tx, tables));
   }
 
   /** The table as the snapshot reads its rows: the FROM target of remote reads (remote/remote-target.ts). */
   from(t: TableInfo): string {
-    return remoteTarget(t, this.#only);
+    if (!this.#partitioned) throw new TypeError("the remote's tables are read first (readRemoteTables)");
+    return remoteTarget(t, this.#partitioned);
   }
 
   /** Local work through the internal (uncaptured) driver; its failures are carried out of the remote transaction. */

@@ -1,7 +1,7 @@
 import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral } from "../core/sql.js";
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
-import { onlySql } from "../remote/remote-target.js";
+import { partitionedSql } from "../remote/remote-target.js";
 import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, IDENTITY_EXPRESSION } from "../remote/schema.js";
 import { allColumns, heldName, stageName } from "./sql.js";
 
@@ -66,7 +66,7 @@ const KEY_COLUMNS =
  * The slot's state row, as of the snapshot: its epoch, how far the feed is complete and trimmed, its age. With
  * `tables`: also the identity the snapshot reads under (`reader`, as the feed's readers are registered), and
  * `remote`, those of the tables the remote has, each with its oid, partitions and security set-up (a JSON
- * array of {s, t, oid, parts, security, keys, only}; `only`: remote/remote-target.ts).
+ * array of {s, t, oid, parts, security, keys, partitioned}; `partitioned`: remote/remote-target.ts).
  */
 export function feedStateSql(
   slot: string,
@@ -75,7 +75,7 @@ export function feedStateSql(
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name, k: t.primaryKey })));
   const remote = tables
     ? `, ${IDENTITY_EXPRESSION} AS reader, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, ` +
-      `'parts', ${PARTITIONS}, 'security', ${SECURITY}, 'keys', ${KEY_COLUMNS}, 'only', ${onlySql("x.r")})), '[]') FROM ` +
+      `'parts', ${PARTITIONS}, 'security', ${SECURITY}, 'keys', ${KEY_COLUMNS}, 'partitioned', ${partitionedSql("x.r")})), '[]') FROM ` +
       `(SELECT q.s, q.t, q.k, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text, k name[])) AS x ` +
       `WHERE x.r IS NOT NULL)::text AS remote`
     : "";

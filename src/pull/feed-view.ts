@@ -7,7 +7,7 @@ import { SyncError } from "../core/errors.js";
 import { lsnValue } from "../core/feed.js";
 import type { Driver } from "../core/driver.js";
 import type { TableInfo } from "../core/table.js";
-import type { OnlyTables } from "../remote/remote-target.js";
+import type { PartitionedTables } from "../remote/remote-target.js";
 import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
@@ -41,8 +41,8 @@ export interface RemoteTable {
   unreadable: boolean;
   /** Its key columns as a column definition list (feed-sql.ts KEY_COLUMNS; null: none serves). */
   keys: string | null;
-  /** Its rows are read ONLY of it (remote/remote-target.ts): it has inheritance children. */
-  only: boolean;
+  /** Partitioned on the remote: read whole, not ONLY (remote/remote-target.ts). */
+  partitioned: boolean;
 }
 
 /**
@@ -90,7 +90,7 @@ export async function readFeedView(
     parts: [number, string, string, boolean][] | null;
     security: unknown;
     keys: string | null;
-    only: boolean;
+    partitioned: boolean;
   };
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
@@ -103,7 +103,7 @@ export async function readFeedView(
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
           keys: r.keys,
-          only: r.only,
+          partitioned: r.partitioned,
         },
       ];
     }),
@@ -116,9 +116,9 @@ export function tableKey(t: { schema: string; name: string }): string {
   return JSON.stringify([t.schema, t.name]);
 }
 
-/** The tables the view says are read ONLY of on the remote (RemoteTable.only). */
-export function onlyTables(view: FeedView, tables: readonly TableInfo[]): OnlyTables {
-  return new Set(tables.filter((t) => view.remote.get(tableKey(t))?.only).map((t) => t.sql));
+/** The tables the view says the remote holds as partitioned (RemoteTable.partitioned). */
+export function partitionedTables(view: FeedView, tables: readonly TableInfo[]): PartitionedTables {
+  return new Set(tables.filter((t) => view.remote.get(tableKey(t))?.partitioned).map((t) => t.sql));
 }
 
 /** The table's changes in the feed after the cursor, up to what the view says is complete. */

@@ -60,7 +60,7 @@ import {
   cursorProblem,
   dropCursor,
   feedRequired,
-  onlyTables,
+  partitionedTables,
   readCursor,
   readFeedView,
   saveCursor,
@@ -170,7 +170,7 @@ export class Puller {
         attempt = ctx.attempt(sql as unknown as Tx); // transaction() hands over postgres.js's transaction connection
         await attempt.tx.unsafe(CANONICAL_SETTINGS).simple();
         view = await this.#view(attempt, result, tables);
-        await attempt.readRemoteTables(tables, view && onlyTables(view, tables));
+        await attempt.readRemoteTables(tables, view && partitionedTables(view, tables));
         for (const t of tables) {
           const before = result.conflicts;
           const tally = await this.#table(attempt, t, result, view, unreadable.get(tableKey(t)));

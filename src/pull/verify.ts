@@ -4,7 +4,7 @@ import type { Remote } from "../remote/remote.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteIdent } from "../core/sql.js";
 import { rowText } from "./sql.js";
-import { remoteTarget, remoteOnlyTables } from "../remote/remote-target.js";
+import { remotePartitioned, remoteTarget } from "../remote/remote-target.js";
 
 export interface TableDifference {
   table: string;
@@ -58,8 +58,8 @@ export async function verifyTables(
     const localRows = await local(hashesSql(t));
     const remoteRows = await remote.transaction(async (tx) => {
       await tx.unsafe(CANONICAL_SETTINGS).simple();
-      const only = await remoteOnlyTables(tx, [t]);
-      return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t, remoteTarget(t, only)));
+      const partitioned = await remotePartitioned(tx, [t]);
+      return tx.unsafe<{ k: string; h: string }[]>(hashesSql(t, remoteTarget(t, partitioned)));
     });
     const remoteMap = new Map(remoteRows.map((r) => [r.k, r.h]));
     const diff: TableDifference = {

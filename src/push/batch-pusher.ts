@@ -140,7 +140,7 @@ async function applyRemotely(
   const moved = new Set<RowOp>();
   for (let round = 1; ; round++) {
     const groups = groupOps(ops, ctx.references);
-    const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.remoteSchema.only)));
+    const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.partitioned)));
     const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       const [row] = await remote
         .session((sql) =>

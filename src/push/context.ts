@@ -4,6 +4,7 @@ import type { ResolvedSync, TestHooks } from "../core/options.js";
 import type { References, TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Remote } from "../remote/remote.js";
+import type { PartitionedTables } from "../remote/remote-target.js";
 import type { RowOp } from "./coalesce.js";
 import type { CopyLayout } from "./copy.js";
 import type { RemoteSchema } from "./schema-check.js";
@@ -23,6 +24,8 @@ export interface PushContext {
   references: References;
   /** The remote's tables as checked before the first push: rows of a table it refuses are not pushed (refusePush). */
   remoteSchema: RemoteSchema;
+  /** The synced tables the remote holds as partitioned, read at the start of this sync (remote/remote-target.ts). */
+  partitioned: PartitionedTables;
   /** Each synced table's rank in foreign-key dependency order (parents first). */
   order: Map<number, number>;
   rules: Map<number, TableRules>;

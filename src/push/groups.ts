@@ -1,5 +1,5 @@
 import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
-import { remoteTarget, type OnlyTables } from "../remote/remote-target.js";
+import { remoteTarget, type PartitionedTables } from "../remote/remote-target.js";
 import type { RowOp } from "./coalesce.js";
 import { isPartial } from "./complete.js";
 import { writableIn } from "./shape.js";
@@ -63,8 +63,8 @@ export function groupOps(ops: RowOp[], references: References = localReferences)
   return out;
 }
 
-/** The group as the batch statement writes it; `only`: the tables read and written ONLY (schema-check.ts). */
-export function toGroupWrite(g: OpGroup, only: OnlyTables): GroupWrite {
+/** The group as the batch statement writes it; `partitioned`: the tables written whole (remote-target.ts). */
+export function toGroupWrite(g: OpGroup, partitioned: PartitionedTables): GroupWrite {
   const check = {
     columns: g.check.columns,
     ...(g.check.expected === "none"
@@ -72,7 +72,7 @@ export function toGroupWrite(g: OpGroup, only: OnlyTables): GroupWrite {
       : { expected: g.ops.map((o) => (g.check.expected === "settled" ? o.expected! : o.base)) }),
   };
   const table = g.table;
-  const target = remoteTarget(table, only);
+  const target = remoteTarget(table, partitioned);
   if (g.kind === "delete")
     return {
       kind: "delete",

@@ -14,14 +14,24 @@ export function claimSql(clientId: string, batchId: string, ranges: string, when
   );
 }
 
-export async function appliedRanges(sql: Sql, clientId: string): Promise<{ batchIds: number[]; ranges: number[] }> {
-  const rows = await sql.unsafe<{ batch_id: number; entry_ranges: string }[]>(
-    `SELECT batch_id, entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND ${OWN_LEDGER_ROWS}`,
+/**
+ * This client's batches the ledger holds, and their entry ranges; with the text of `also` (an SQL expression the
+ * caller reads in the same statement: one round trip, one connection).
+ */
+export async function appliedRanges(
+  sql: Sql,
+  clientId: string,
+  also = "NULL",
+): Promise<{ batchIds: number[]; ranges: number[]; also: string | null }> {
+  const [row] = await sql.unsafe<{ applied: string | null; also: string | null }[]>(
+    `SELECT (SELECT json_agg(json_build_array(batch_id::text, entry_ranges::text)) FROM public.${LEDGER_TABLE} ` +
+      `WHERE client_id = $1 AND ${OWN_LEDGER_ROWS})::text AS applied, (${also})::text AS also`,
     [clientId],
   );
+  const applied = JSON.parse(row?.applied ?? "[]") as [string, string][];
   const ranges: number[] = [];
-  for (const r of rows) ranges.push(...parseIntArray(r.entry_ranges));
-  return { batchIds: rows.map((r) => Number(r.batch_id)), ranges };
+  for (const [, r] of applied) ranges.push(...parseIntArray(r));
+  return { batchIds: applied.map(([id]) => Number(id)), ranges, also: row?.also ?? null };
 }
 
 export async function forgetBatches(sql: Sql, clientId: string, batchIds: number[]): Promise<void> {

@@ -10,7 +10,6 @@ import {
 import type { ColumnInfo, TableInfo } from "../core/table.js";
 import { SyncError } from "../core/errors.js";
 import type { Sql } from "../remote/connection.js";
-import { remoteOnlyTables, type OnlyTables } from "../remote/remote-target.js";
 
 /** What the push learns of the remote's synced tables before its first push (checkRemoteSchema). */
 export interface RemoteSchema {
@@ -22,8 +21,6 @@ export interface RemoteSchema {
   pushOnly: Map<number, string[]>;
   /** Per synced table (oid), its unique indexes and foreign keys to itself on the remote (withRemoteRules). */
   rules: Map<number, RemoteRules>;
-  /** The synced tables with inheritance children only the remote has: read and written ONLY (remote-target.ts). */
-  only: OnlyTables;
 }
 
 /** What the coalescer and the order of the push also keep for the remote's own constraints. */
@@ -45,7 +42,7 @@ interface RemoteColumn {
  * and the same primary key. Otherwise the push would fail half-way or, worse, write the wrong columns.
  */
 export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<RemoteSchema> {
-  if (tables.length === 0) return { references: new Map(), pushOnly: new Map(), rules: new Map(), only: new Set() };
+  if (tables.length === 0) return { references: new Map(), pushOnly: new Map(), rules: new Map() };
   // Arrays travel as JSON text: the driver runs without its array-type catalog (see openRemote).
   const rows = await sql.unsafe<
     {
@@ -113,7 +110,7 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
   }
   const rules = await remoteUniques(sql, tables);
   const references = await remoteReferences(sql, tables, rules);
-  return { references, pushOnly, rules, only: await remoteOnlyTables(sql, tables) };
+  return { references, pushOnly, rules };
 }
 
 /**

@@ -37,8 +37,9 @@ import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 export type GroupWrite = {
   table: TableInfo;
   /**
-   * The table as the remote reads and writes its rows (remote/remote-target.ts): `ONLY <table>` where it has
-   * inheritance children, whose rows are not the table's. Its own name elsewhere (INSERT, types, regclass).
+   * The table as the remote reads and writes its rows (remote/remote-target.ts): `ONLY <table>` (inheritance
+   * children only the remote has are not its rows), but for a partitioned table. Its own name elsewhere (INSERT,
+   * types, regclass).
    */
   target: string;
   /**

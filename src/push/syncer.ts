@@ -7,7 +7,7 @@ import type { LocalAccess } from "../local/access.js";
 import { deleteEntries, insertRunEnd, changedLater, firstQueuedId, logExtent } from "../log/queue.js";
 import { clientIdOf } from "../log/tables.js";
 import type { Remote } from "../remote/remote.js";
-import { remoteOnlyTables } from "../remote/remote-target.js";
+import { partitionedListSql, partitionedOf } from "../remote/remote-target.js";
 import { advanceRemoteSequences, localSequenceValues } from "../seq/sequences.js";
 import { pushBatches } from "./batch-pusher.js";
 import type { PushContext } from "./context.js";
@@ -16,7 +16,6 @@ import { pushCreates } from "./copy-pusher.js";
 import { appliedRanges, dropLedger, forgetBatches } from "./ledger.js";
 import { checkRemoteSchema, withRemoteRules, type RemoteSchema } from "./schema-check.js";
 import type { ConflictSettler } from "./settle.js";
-import { both } from "../core/both.js";
 import { SyncError } from "../core/errors.js";
 import { Tally } from "./tally.js";
 import type { SyncResult } from "./types.js";
@@ -38,7 +37,7 @@ type Unit = ({ kind: "window" } & Window) | { kind: "creates"; cursor: number; e
 export class Syncer {
   #schemaChecked: Catalog | undefined;
   /** What the push learned of the remote's tables (checkRemoteSchema), with the catalog checked. */
-  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), rules: new Map(), only: new Set() };
+  #remoteSchema: RemoteSchema = { references: new Map(), pushOnly: new Map(), rules: new Map() };
 
   constructor(
     private readonly local: LocalAccess,
@@ -60,21 +59,11 @@ export class Syncer {
     const clientId = await this.local.run(clientIdOf);
     const catalog = await this.local.run(() => this.catalog());
     const tables = [...catalog.tables.values()].filter((t) => !t.uncapturable);
-    const checked = this.#schemaChecked === catalog;
-    // Which remote tables have inheritance children is read at every sync (beside the ledger's read, not after it):
-    // a child the remote table gained since would have the push check and write its rows as the table's
-    // (remote/remote-target.ts): false conflicts, and a delete by key that deletes the child's row too.
-    const [, only] = await both(
-      this.#reconcile(clientId),
-      checked
-        ? remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
-            remote.session((sql) => remoteOnlyTables(sql, tables)),
-          )
-        : Promise.resolve(undefined),
-    );
+    // Which remote tables are partitioned (written whole, the others ONLY: remote/remote-target.ts), read at every
+    // sync: only a table made again changes it.
+    const partitioned = partitionedOf((await this.#reconcile(clientId, partitionedListSql(tables))).also);
     this.settler.checkTables(catalog);
-    if (only) this.#remoteSchema = { ...this.#remoteSchema, only };
-    else {
+    if (this.#schemaChecked !== catalog) {
       this.#remoteSchema = await remote.retrying("REMOTE_SCHEMA_CHECK_FAILED", "checking the remote schema", () =>
         remote.session((sql) => checkRemoteSchema(sql, tables)),
       );
@@ -96,6 +85,7 @@ export class Syncer {
       catalog,
       references,
       remoteSchema,
+      partitioned,
       order: new Map(catalog.syncedInDependencyOrder(references).map((t, i) => [t.oid, i])),
       rules: withRemoteRules(
         await this.local.run((d) => loadRules(d, catalog.tables.values())),
@@ -156,26 +146,32 @@ export class Syncer {
     const { remote } = this;
     await remote.retrying("REMOTE_SETUP_FAILED", "setting up the remote database", () => remote.ensureReady());
     const clientId = await this.local.run(clientIdOf);
-    const settled = await this.#reconcile(clientId);
+    const { settled } = await this.#reconcile(clientId);
     const dropped = await remote.retrying("REMOTE_LEDGER_FAILED", "removing this client's ledger rows", () =>
       remote.session((sql) => dropLedger(sql, clientId)),
     );
     return settled + dropped;
   }
 
-  /** Entries the ledger says were applied but that are still queued locally (a crash after a remote COMMIT). */
-  async #reconcile(clientId: string): Promise<number> {
+  /**
+   * Entries the ledger says were applied but that are still queued locally (a crash after a remote COMMIT): how
+   * many were; and the text of `also`, an SQL expression read in the same statement as the ledger (no round trip of
+   * its own).
+   */
+  async #reconcile(clientId: string, also?: string): Promise<{ settled: number; also: string | null }> {
     const { remote } = this;
-    const { batchIds, ranges } = await remote.retrying("REMOTE_LEDGER_FAILED", "reading the remote ledger", () =>
-      remote.session((sql) => appliedRanges(sql, clientId)),
+    const read = await remote.retrying("REMOTE_LEDGER_FAILED", "reading the remote ledger", () =>
+      remote.session((sql) => appliedRanges(sql, clientId, also)),
     );
-    if (batchIds.length === 0) return 0;
-    // Its deletes read again by the next pull: one the remote did not carry out is not known any more.
-    await this.local.run((d) => deleteEntries(d, ranges, "deletes"));
-    await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
-      remote.session((sql) => forgetBatches(sql, clientId, batchIds)),
-    );
-    return batchIds.length;
+    const { batchIds, ranges } = read;
+    if (batchIds.length > 0) {
+      // Its deletes read again by the next pull: one the remote did not carry out is not known any more.
+      await this.local.run((d) => deleteEntries(d, ranges, "deletes"));
+      await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
+        remote.session((sql) => forgetBatches(sql, clientId, batchIds)),
+      );
+    }
+    return { settled: batchIds.length, also: read.also };
   }
 
   /**

@@ -66,7 +66,7 @@ describe("partial images", () => {
     const ops = coalesce([entry("U", `{"id":1,"a":"1"}`, `{"id":1,"a":"2"}`)]);
     const { text, params } = batchSql(groupOps(ops).map((g) => toGroupWrite(g, new Set())));
     expect(params).toEqual([`[{"id":1,"a":"2"}]`, `[{"id":1,"a":"1"}]`]);
-    expect(text).toContain(`UPDATE "public"."w" AS ominipg_t SET "a" = (s.r)."a"`);
+    expect(text).toContain(`UPDATE ONLY "public"."w" AS ominipg_t SET "a" = (s.r)."a"`);
     expect(text).not.toContain(`INSERT INTO "public"."w"`);
   });
 
