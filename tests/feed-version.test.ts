@@ -4,7 +4,9 @@
 // reader diff), and `ominipg setup` refuses them; older ones are still upgraded.
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
+import { loadParser, parseStatements } from "../src/capture/parser.js";
 import { setUpRemote } from "../src/remote/remote.js";
+import { setupScript } from "../src/remote/schema.js";
 import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
@@ -74,12 +76,16 @@ describe("the versions of Ominipg's remote objects", () => {
 
     // `ominipg setup`'s function: refused, whichever of them is newer, before it changes anything.
     for (const [table, older] of [
-      ["_ominipg_feed", "ominipg feed v6"],
       ["_ominipg_ledger", "ominipg ledger v2"],
+      ["_ominipg_feed", "ominipg feed v6"],
     ] as const) {
       await expect(setUpRemote(remote.sql as never, [])).rejects.toMatchObject({
         code: "REMOTE_SETUP_FAILED",
-        message: expect.stringMatching(/set up by a newer Ominipg .*run the newer version's `ominipg setup`/),
+        message: expect.stringMatching(
+          new RegExp(
+            `\\(public\\.${table}: version 99\\) were set up by a newer Ominipg .*run the newer version's \`ominipg setup\``,
+          ),
+        ),
       });
       await remote.sql.unsafe(`COMMENT ON TABLE ${table} IS '${older}'`);
     }
@@ -108,5 +114,43 @@ describe("the versions of Ominipg's remote objects", () => {
     const fromV3 = await snapshot(remote);
     expect(fromV3.feed).toBe("ominipg feed v6");
     expect(fromV3.epochs).not.toEqual(start.epochs);
+  });
+
+  it("the set-up SQL itself refuses a newer version's objects: `ominipg setup --print` run as psql runs a script, and a drainer beside a newer ledger", async () => {
+    const remote = await remoteDb();
+    await setUpRemote(remote.sql as never, ["postgres"]);
+    const identity = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETURNS text LANGUAGE sql STABLE
+      SET search_path = pg_catalog AS $$ SELECT 'v99 identity' $$`;
+    await remote.sql.unsafe(`COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v99'; ${identity}`);
+    const before = await snapshot(remote);
+    // psql -f with its defaults: each statement on its own, in autocommit, going on after an error.
+    await loadParser();
+    const script = Buffer.from(setupScript(["postgres"], []));
+    const session = await remote.sql.reserve();
+    const errors: string[] = [];
+    try {
+      for (const { stmt_location: at = 0, stmt_len: len } of parseStatements(script.toString())) {
+        const text = script.subarray(at, len === undefined || len === 0 ? undefined : at + len).toString();
+        await session
+          .unsafe(text)
+          .simple()
+          .catch((err: Error) => errors.push(err.message));
+      }
+    } finally {
+      session.release();
+    }
+    expect(errors[0]).toMatch(
+      /set up by a newer Ominipg than this one \(public\._ominipg_ledger version 2, public\._ominipg_feed version 99/,
+    );
+    expect(await snapshot(remote)).toEqual(before); // rolled back with the refusal: nothing after it took effect
+
+    // The ledger of a newer version, the feed missing: a drainer (which would set the feed up) is refused, and the
+    // identity function the two share is left as that version made it.
+    await remote.sql.unsafe(
+      `DROP TABLE _ominipg_feed, _ominipg_feed_state, _ominipg_feed_clients CASCADE;
+       COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v99'`,
+    );
+    await expect(Ominipg.feed(remote.url)).rejects.toThrow(/set up by a newer Ominipg than this one/);
+    expect(await remote.sql`SELECT public._ominipg_identity() AS id`).toEqual([{ id: "v99 identity" }]);
   });
 });

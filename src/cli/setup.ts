@@ -1,7 +1,7 @@
 import { openRemote } from "../remote/connection.js";
 import { tablesBlindToTenants } from "../remote/feed.js";
 import { setUpRemote } from "../remote/remote.js";
-import { FEED_DDL, LEDGER_DDL, drainerGrants, tenantGrants } from "../remote/schema.js";
+import { setupScript } from "../remote/schema.js";
 import { COMMON_OPTIONS, REMOTE_OPTION, parseCommandArgs, remoteArg } from "./args.js";
 import type { Command } from "./command.js";
 import { UsageError } from "./errors.js";
@@ -26,7 +26,7 @@ Options:
   -r, --remote <url>  the remote PostgreSQL (default: $OMINIPG_REMOTE_URL)
   -g, --grant <role>  a tenant role to grant Ominipg's privileges to (repeatable)
       --drainer <role>  a role with REPLICATION to grant the feed's tables to (repeatable)
-      --print         print the SQL instead of running it (no connection)
+      --print         print the SQL instead of running it (no connection; one transaction)
   -h, --help          show this help
       --verbose       show stack traces of errors
 
@@ -58,7 +58,7 @@ export const setupCommand: Command = {
     for (const role of [...roles, ...drainers])
       if (role.trim() === "") throw new UsageError("--grant and --drainer need a role name", "setup");
     if (flags.print) {
-      say(`${[LEDGER_DDL, FEED_DDL, ...roles.map(tenantGrants), ...drainers.map(drainerGrants)].join(";\n")};`);
+      say(setupScript(roles, drainers));
       return EXIT_OK;
     }
     const remote = remoteArg("setup", flags.remote, true)!;

@@ -177,9 +177,9 @@ export class FeedRows {
   /**
    * Read and drop them if nobody took them (the table was held after all, or its set-up failed). A failure is
    * thrown as itself: it aborted the snapshot's transaction (swallowed, the pull went on working in it, and a
-   * failed estimate showed here only as "current transaction is aborted"). A value the server refused is FeedUnreadable: the pull starts again, the
-   * table diffed (or held) without its feed. A caller with an error of its own on its way out must not let this
-   * one mask it (the first error wins: dropAfter).
+   * failed estimate showed here only as "current transaction is aborted"). A value the server refused is
+   * FeedUnreadable: the pull starts again, the table diffed (or held) without its feed. A caller with an error of
+   * its own on its way out must not let this one mask it (the first error wins: dropAfter).
    */
   async drop(): Promise<void> {
     if (this.#taken) return;

@@ -21,6 +21,15 @@ export const LEDGER_TABLE = "_ominipg_ledger";
 /** Bumped when the DDL below changes: the table's comment records what a remote was set up with. */
 export const LEDGER_VERSION = 2;
 export const REMOTE_SCHEMA_VERSION = `ominipg ledger v${LEDGER_VERSION}`;
+const T = `public.${LEDGER_TABLE}`;
+
+/** The change feed's tables (see FEED_DDL below), its version likewise. */
+export const FEED_TABLE = "_ominipg_feed";
+export const FEED_STATE_TABLE = "_ominipg_feed_state";
+export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
+export const FEED_VERSION = 6;
+export const FEED_SCHEMA_VERSION = `ominipg feed v${FEED_VERSION}`;
+export const FEED = `public.${FEED_TABLE}`;
 
 /**
  * The set-up version a table's comment `ominipg <kind> v<n>` records, as an SQL integer: compared as a number,
@@ -43,13 +52,17 @@ export function newerSetUp(table: string, found: number, known: number): SyncErr
 }
 
 /**
- * The first statement of a set-up DDL: refuses to run on a newer version's objects (the DDL printed by
- * `ominipg setup --print` and run by hand too), before the DDL changes anything.
+ * The first statement of both set-up DDLs: refuses to run where either of Ominipg's remote objects is of a newer
+ * version (the two share the identity function, which either DDL would replace), before it changes anything; the
+ * DDL printed by `ominipg setup --print` and run by hand too (setupScript). NULL (no comment, no table) is no
+ * version: not newer.
  */
-function refuseNewer(kind: "ledger" | "feed", table: string, known: number): string {
+function refuseNewer(): string {
+  const ledger = versionSql("ledger", T);
+  const feed = versionSql("feed", FEED);
   return `DO $v$ BEGIN
-  IF ${versionSql(kind, table)} > ${known} THEN
-    RAISE EXCEPTION 'Ominipg''s remote objects (${table}) were set up by a newer Ominipg than this one (version %, this one knows ${known}): run the newer version''s ominipg setup', ${versionSql(kind, table)}
+  IF ${ledger} > ${LEDGER_VERSION} OR ${feed} > ${FEED_VERSION} THEN
+    RAISE EXCEPTION 'Ominipg''s remote objects were set up by a newer Ominipg than this one (${T} version %, ${FEED} version %; this one knows ${LEDGER_VERSION} and ${FEED_VERSION}): run the newer version''s ominipg setup', ${ledger}, ${feed}
       USING ERRCODE = '55000';
   END IF;
 END $v$`;
@@ -79,8 +92,6 @@ export const IDENTITY = "public._ominipg_identity()";
  */
 export const IDENTITY_EXPRESSION = `current_user || coalesce('/' || (nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub'), '')`;
 
-const T = `public.${LEDGER_TABLE}`;
-
 /** The function that names an identity: the ledger's and the feed readers' rows belong to one. */
 const IDENTITY_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETURNS text
   LANGUAGE sql STABLE SET search_path = pg_catalog
@@ -90,7 +101,7 @@ const IDENTITY_DDL = `CREATE OR REPLACE FUNCTION public._ominipg_identity() RETU
  * The set-up (and in-place upgrade from v1, whose rows get owner ''), idempotent, for a role that owns the
  * table or may create it: a privileged client runs it at first contact, `ominipg setup` on demand.
  */
-export const LEDGER_DDL = `${refuseNewer("ledger", T, LEDGER_VERSION)};
+export const LEDGER_DDL = `${refuseNewer()};
 ${IDENTITY_DDL};
 CREATE TABLE IF NOT EXISTS ${T} (
   client_id uuid NOT NULL,
@@ -160,12 +171,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${FEED_CLIENTS} TO ${r}`;
  * changed away from it or deleted, and of nothing else (the rows hold no position within a transaction that
  * would count the others). TRUNCATE is refused by a trigger.
  */
-export const FEED_TABLE = "_ominipg_feed";
-export const FEED_STATE_TABLE = "_ominipg_feed_state";
-export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
-export const FEED_VERSION = 6;
-export const FEED_SCHEMA_VERSION = `ominipg feed v${FEED_VERSION}`;
-export const FEED = `public.${FEED_TABLE}`;
 /** The feed's columns a reader reads, and all it is granted of them (not the images: tenantGrants). */
 export const FEED_READ = "lsn, schema_name, table_name, key";
 export const FEED_STATE = `public.${FEED_STATE_TABLE}`;
@@ -259,7 +264,8 @@ END $u$`;
  * From v2-v3 (readers granted SELECT on the whole feed, images of rows a transaction made or of a key alone): the
  * roles granted SELECT but not INSERT (readers, not drainers) keep SELECT on the columns a reader reads only
  * (tenantGrants), the images go, and a new epoch makes readers diff once (the images told them which rows left
- * their sight). Run before the version comment is set: only on such a table.
+ * their sight). Run before the version comment is set: only on such a table (a table this DDL just made has no
+ * comment yet: its version is NULL, not below 4).
  */
 const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
   IF ${versionSql("feed", FEED)} < 4 THEN
@@ -275,7 +281,7 @@ const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
 END $u$`;
 
 /** The feed's tables, idempotent (with the identity function, which the ledger shares). */
-export const FEED_DDL = `${refuseNewer("feed", FEED, FEED_VERSION)};
+export const FEED_DDL = `${refuseNewer()};
 ${IDENTITY_DDL};
 CREATE OR REPLACE FUNCTION public._ominipg_may_drain() RETURNS boolean
   LANGUAGE sql STABLE SET search_path = pg_catalog
@@ -363,6 +369,15 @@ DO $ominipg$ BEGIN
 EXCEPTION WHEN insufficient_privilege THEN
   RAISE WARNING 'pg_log_standby_snapshot() not granted to the drainer (%): the feed drains without it, decoding more', SQLERRM;
 END $ominipg$`;
+}
+
+/**
+ * `ominipg setup --print`: the set-up and the grants as one script, in one transaction. Run by hand with psql's
+ * defaults (autocommit, going on after an error), a refusal (refuseNewer) would otherwise only print an error and
+ * let the statements after it set a newer version's objects up again; in a transaction, they all fail with it.
+ */
+export function setupScript(roles: readonly string[], drainers: readonly string[]): string {
+  return `BEGIN;\n${[LEDGER_DDL, FEED_DDL, ...roles.map(tenantGrants), ...drainers.map(drainerGrants)].join(";\n")};\nCOMMIT;`;
 }
 
 /** Whether the feed's tables exist, their version (a number: versionSql), and whether this role may set them up. */
