@@ -18,7 +18,6 @@
  * changed: O(table size) CPU per pull rather than O(changes); the hash list is ~B rows per table. md5() must
  * be available on the server (it is not in FIPS mode).
  */
-import { both } from "../core/both.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import { halves, isolateRefused } from "../core/bisect.js";
 import { applyRows, payload, refusal, rejectRow, write, type TableRun } from "./apply.js";
@@ -179,4 +178,12 @@ function bucketCount(rows: number, perBucket: number): number {
   let b = 1;
   while (b < MAX_BUCKETS && b * perBucket < rows) b *= 2;
   return b;
+}
+
+/** Promise.all for two, but waits for both to settle before failing (nothing is left running behind). */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
 }

@@ -109,8 +109,7 @@ export async function checkRemoteSchema(sql: Sql, tables: TableInfo[]): Promise<
     );
   }
   const rules = await remoteUniques(sql, tables);
-  const references = await remoteReferences(sql, tables, rules);
-  return { references, pushOnly, rules };
+  return { references: await remoteReferences(sql, tables, rules), pushOnly, rules };
 }
 
 /**
