@@ -7,7 +7,7 @@ import { Ominipg } from "../src/index.js";
 import { loadParser, parseStatements } from "../src/capture/parser.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { setupScript } from "../src/remote/schema.js";
-import { createTestDatabase, pgliteTemplate, type TestDatabase } from "./harness/index.js";
+import { createTestDatabase, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, body text NOT NULL)`];
@@ -23,7 +23,6 @@ async function remoteDb(): Promise<TestDatabase> {
 
 async function client(remote: TestDatabase): Promise<Ominipg> {
   const db = await Ominipg.connect({
-    loadDataDir: await pgliteTemplate(),
     syncUrl: remote.url,
     schemaSQL: SCHEMA,
     sync: { retry: { attempts: 1 } },
