@@ -10,7 +10,7 @@ import { resolveFeed, type FeedMode, type FeedOptions, type ResolvedFeed } from 
 import { checkRemoteUrl, type TestHooks } from "./core/options.js";
 import { isPostgresUrl, redact, secretsOf } from "./core/url.js";
 import type { OminipgWarning } from "./core/warnings.js";
-import { FEED_ACCESS_SQL, feedStateSql } from "./pull/feed-sql.js";
+import { FEED_ACCESS_SQL, feedStateSql, unreadableFeed, type FeedAccess } from "./pull/feed-sql.js";
 import type { PullResult } from "./pull/types.js";
 import { openRemote, type Sql } from "./remote/connection.js";
 import { backoffDelay, remoteFailure } from "./remote/retry.js";
@@ -95,10 +95,8 @@ export class FeedLink {
   /** The feed's position as this client's role may read it; undefined without one. */
   async #position(): Promise<string | undefined> {
     if (!this.#readable || Date.now() - this.#readable.at > 30_000) {
-      const [a] = await this.remote.session((sql) =>
-        sql.unsafe<{ readable: boolean; slot: string }[]>(FEED_ACCESS_SQL),
-      );
-      this.#readable = { at: Date.now(), slot: a?.readable ? a.slot : undefined };
+      const [a] = await this.remote.session((sql) => sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL));
+      this.#readable = { at: Date.now(), slot: unreadableFeed(a) ? undefined : a?.slot };
     }
     const { slot } = this.#readable;
     if (slot === undefined) return undefined;
@@ -128,8 +126,8 @@ export class FeedLink {
       out.drainer = cannotSetUp(h) === undefined;
       this.#readable = undefined;
       const state = await this.remote.session(async (sql) => {
-        const [a] = await sql.unsafe<{ readable: boolean; slot: string }[]>(FEED_ACCESS_SQL);
-        if (!a?.readable) return undefined;
+        const [a] = await sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL);
+        if (unreadableFeed(a) || !a) return undefined;
         const [s] = await sql.unsafe<{ drained_upto: string; age_ms: number }[]>(feedStateSql(a.slot));
         return s;
       });

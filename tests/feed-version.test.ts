@@ -93,6 +93,45 @@ describe("the versions of Ominipg's remote objects", () => {
     await setUpRemote(remote.sql as never, []); // both of this version again: set up as before
   });
 
+  it("a newer version's objects it says this one may not use (`min v99`): clients diff, drainers and pushes are refused", async () => {
+    const remote = await remoteDb();
+    const first = await client(remote);
+    expect((await first.pull()).tables["public.t"]!.strategy).toBe("copy");
+    // What follows a newer version's number is that version's to define: still version 99, not "not Ominipg's".
+    await remote.sql.unsafe(
+      `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v99 min v99';
+       COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v99 with more words';`,
+    );
+    const before = await snapshot(remote);
+
+    await remote.sql`UPDATE t SET body = 'changed' WHERE id = 2`;
+    const r = await first.pull();
+    expect(r.tables["public.t"]).toMatchObject({ strategy: "diff", upserted: 1 });
+    const tooOld =
+      /the change feed was set up by a newer Ominipg for its versions 99 and later; this one \(version 6\) may not use it: upgrade Ominipg/;
+    expect(r.feed?.unusable).toMatch(tooOld);
+    expect((await first.status()).feed).toMatchObject({ drainer: false });
+    await expect(Ominipg.feed(remote.url)).rejects.toMatchObject({ code: "FEED_UNAVAILABLE", message: tooOld });
+
+    const second = await client(remote); // the ledger (no `min`): used as it is
+    await second.query(`INSERT INTO t VALUES (100, 'local')`);
+    await second.sync();
+    expect(await remote.sql`SELECT body FROM t WHERE id = 100`).toEqual([{ body: "local" }]);
+    expect(await snapshot(remote)).toEqual(before);
+
+    await remote.sql.unsafe(`COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v99 min v3'`);
+    const third = await client(remote);
+    await third.query(`INSERT INTO t VALUES (101, 'not pushed')`);
+    await expect(third.sync()).rejects.toMatchObject({
+      code: "REMOTE_SETUP_FAILED",
+      message: expect.stringMatching(
+        /ledger public\._ominipg_ledger was set up by a newer Ominipg for its versions 3 and later; this one \(version 2\) may not use it/,
+      ),
+    });
+    expect(await remote.sql`SELECT count(*)::int AS n FROM t WHERE id = 101`).toEqual([{ n: 0 }]);
+    expect(await snapshot(remote)).toEqual({ ...before, ledger: "ominipg ledger v99 min v3" });
+  });
+
   it("older versions are still set up again: a v1 ledger by a client, a v5 feed by a drainer (same epoch), a v3 feed with a new epoch", async () => {
     const remote = await remoteDb();
     const db = await client(remote);

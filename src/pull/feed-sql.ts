@@ -2,7 +2,8 @@ import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral }
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
 import { partitionedSql } from "../remote/remote-target.js";
-import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, IDENTITY_EXPRESSION } from "../remote/schema.js";
+import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, FEED_VERSION, IDENTITY_EXPRESSION } from "../remote/schema.js";
+import { tooOld, usableFromSql } from "../remote/versions.js";
 import { allColumns, heldName, stageName } from "./sql.js";
 
 /**
@@ -19,8 +20,24 @@ const R = "ominipg_r";
  */
 export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass('${FEED_STATE}'), 'SELECT'), false)
   AND coalesce(has_any_column_privilege(to_regclass('${FEED}'), 'SELECT'), false) AS readable,
+  ${usableFromSql("feed", FEED)} AS usable_from,
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
+
+/** A row of FEED_ACCESS_SQL. */
+export interface FeedAccess {
+  readable: boolean;
+  usable_from: number | null;
+  slot: string;
+  slot_found: boolean;
+  wal_status: string | null;
+}
+
+/** Why this role may not read the feed FEED_ACCESS_SQL describes (its row `a`); undefined if it may. */
+export function unreadableFeed(a: FeedAccess | undefined): string | undefined {
+  if (!a?.readable) return "the change feed's tables are missing here, or not granted to this role";
+  return tooOld("the change feed", a.usable_from, FEED_VERSION);
+}
 
 /**
  * The partitions of the table `x.r` (all levels; none for a table that is not partitioned), by oid: a JSON array

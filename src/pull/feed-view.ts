@@ -11,7 +11,7 @@ import type { PartitionedTables } from "../remote/remote-target.js";
 import { rereadPosition, type RereadPosition } from "../log/reread.js";
 import { deleteMeta, getMeta, setMeta } from "../log/tables.js";
 import type { PullContext } from "./context.js";
-import { FEED_ACCESS_SQL, feedStateSql, type FeedRange } from "./feed-sql.js";
+import { FEED_ACCESS_SQL, feedStateSql, unreadableFeed, type FeedAccess, type FeedRange } from "./feed-sql.js";
 
 export interface FeedView {
   slot: string;
@@ -66,11 +66,9 @@ export async function readFeedView(
   staleMs: number,
   tables: readonly TableInfo[],
 ): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
-  const [a] =
-    await ctx.tx.unsafe<{ readable: boolean; slot: string; slot_found: boolean; wal_status: string | null }[]>(
-      FEED_ACCESS_SQL,
-    );
-  if (!a?.readable) return { absent: "the change feed's tables are missing here, or not granted to this role" };
+  const [a] = await ctx.tx.unsafe<FeedAccess[]>(FEED_ACCESS_SQL);
+  const unreadable = unreadableFeed(a);
+  if (unreadable !== undefined || a === undefined) return { absent: unreadable ?? "no row of the feed's access" };
   const [s] = await ctx.tx.unsafe<
     { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; reader: string; remote: string }[]
   >(feedStateSql(a.slot, tables));

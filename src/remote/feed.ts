@@ -17,6 +17,7 @@ import { transaction, type Sql } from "./connection.js";
 import { FEED_LOCK } from "./feed-drain.js";
 import { SETUP_LOCK } from "./remote.js";
 import { FEED, FEED_CLIENTS, FEED_DDL, FEED_STATE, FEED_TABLES_STATE_SQL, FEED_VERSION } from "./schema.js";
+import { tooOld, usableFromSql } from "./versions.js";
 
 /** This database's slot name (an SQL expression). */
 export const SLOT_NAME_SQL = `('ominipg_feed_' || (SELECT oid FROM pg_database WHERE datname = current_database()))`;
@@ -28,6 +29,8 @@ export interface SlotHealth {
   slot: string;
   /** The server's wal_level: the feed needs "logical". */
   walLevel: string;
+  /** The oldest Ominipg version that may drain the feed, as a newer one set it up (usableFromSql); null: any. */
+  usableFrom: number | null;
   /** The role may read slots (superuser or REPLICATION). */
   mayDrain: boolean;
   found: boolean;
@@ -38,6 +41,7 @@ export interface SlotHealth {
 }
 
 const HEALTH_SQL = `SELECT ${SLOT_NAME_SQL} AS slot, current_setting('wal_level') AS wal_level,
+  ${usableFromSql("feed", FEED)} AS usable_from,
   coalesce((SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user), false) AS may_drain,
   r.slot_name IS NOT NULL AS found, r.wal_status::text AS wal_status,
   pg_wal_lsn_diff(${WAL_NOW}, r.restart_lsn)::int8 AS retained
@@ -48,6 +52,7 @@ export async function slotHealth(sql: Sql): Promise<SlotHealth> {
     {
       slot: string;
       wal_level: string;
+      usable_from: number | null;
       may_drain: boolean;
       found: boolean;
       wal_status: string | null;
@@ -57,6 +62,7 @@ export async function slotHealth(sql: Sql): Promise<SlotHealth> {
   return {
     slot: r!.slot,
     walLevel: r!.wal_level,
+    usableFrom: r!.usable_from,
     mayDrain: r!.may_drain,
     found: r!.found,
     walStatus: r!.wal_status,
@@ -68,7 +74,7 @@ export async function slotHealth(sql: Sql): Promise<SlotHealth> {
 export function cannotSetUp(h: SlotHealth): string | undefined {
   if (h.walLevel !== "logical") return `the server runs with wal_level=${h.walLevel}, the feed needs wal_level=logical`;
   if (!h.mayDrain) return "the role is neither a superuser nor has REPLICATION, which reading a slot needs";
-  return undefined;
+  return tooOld("the change feed", h.usableFrom, FEED_VERSION);
 }
 
 /** A failure to set the feed up that says what to do; not retryable by the retry policy. */
@@ -85,7 +91,11 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
     const [t] =
-      await tx.unsafe<{ found: boolean; version: number; owns: boolean; may_create: boolean }[]>(FEED_TABLES_STATE_SQL);
+      await tx.unsafe<
+        { found: boolean; version: number; usable_from: number | null; owns: boolean; may_create: boolean }[]
+      >(FEED_TABLES_STATE_SQL);
+    const old = tooOld("the change feed", t?.usable_from, FEED_VERSION);
+    if (old) throw feedUnavailable(old);
     // A newer Ominipg's tables too are used as they are: setting them up as this version knows them would undo it.
     if (t && t.version >= FEED_VERSION) return;
     if (!t || !(t.found ? t.owns : t.may_create))

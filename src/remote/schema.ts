@@ -1,5 +1,6 @@
 import { SyncError } from "../core/errors.js";
 import { quoteIdent } from "../core/sql.js";
+import { usableFromSql, versionSql } from "./versions.js";
 
 /**
  * What Ominipg keeps on the remote: the ledger, which makes every push exactly once. Each batch's remote
@@ -30,26 +31,6 @@ export const FEED_CLIENTS_TABLE = "_ominipg_feed_clients";
 export const FEED_VERSION = 6;
 export const FEED_SCHEMA_VERSION = `ominipg feed v${FEED_VERSION}`;
 export const FEED = `public.${FEED_TABLE}`;
-
-/**
- * The set-up version a table's comment `ominipg <kind> v<n>` records, as an SQL integer: compared as a number,
- * so that a newer Ominipg's objects (v10 > v9; any comment but this version's was "older" when compared as text)
- * are told from older ones, and left alone (set-up code that knows only older versions would undo the newer
- * one's, and each flip makes every reader diff). NULL without a comment, 0 for one that is not Ominipg's.
- */
-export function versionSql(kind: "ledger" | "feed", table: string): string {
-  const comment = `obj_description(to_regclass('${table}'), 'pg_class')`;
-  return `(CASE WHEN ${comment} IS NOT NULL THEN coalesce(substring(${comment} FROM '^ominipg ${kind} v([0-9]{1,9})$')::int, 0) END)`;
-}
-
-/** The error of `ominipg setup` on objects a newer Ominipg set up: only that version's set-up may change them. */
-export function newerSetUp(table: string, found: number, known: number): SyncError {
-  return new SyncError(
-    "REMOTE_SETUP_FAILED",
-    `Ominipg's remote objects (${table}: version ${found}) were set up by a newer Ominipg than this one (which knows version ${known}); this version leaves them as they are: run the newer version's \`ominipg setup\``,
-    { retryable: false },
-  );
-}
 
 /**
  * The first statement of both set-up DDLs: refuses to run where either of Ominipg's remote objects is of a newer
@@ -380,14 +361,17 @@ export function setupScript(roles: readonly string[], drainers: readonly string[
   return `BEGIN;\n${[LEDGER_DDL, FEED_DDL, ...roles.map(tenantGrants), ...drainers.map(drainerGrants)].join(";\n")};\nCOMMIT;`;
 }
 
-/** Whether the feed's tables exist, their version (a number: versionSql), and whether this role may set them up. */
+/**
+ * Whether the feed's tables exist, their version (a number: versionSql), the oldest version that may use them
+ * (usableFromSql), and whether this role may set them up.
+ */
 export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL AS found,
-  coalesce(${versionSql("feed", FEED)}, 0) AS version,
+  coalesce(${versionSql("feed", FEED)}, 0) AS version, ${usableFromSql("feed", FEED)} AS usable_from,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
 
-/** Whether the remote's ledger exists, and the set-up version it carries (a number: versionSql). */
+/** Whether the remote's ledger exists, the set-up version it carries (versionSql), the oldest that may use it. */
 export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,
-  coalesce(${versionSql("ledger", T)}, 0) AS version,
+  coalesce(${versionSql("ledger", T)}, 0) AS version, ${usableFromSql("ledger", T)} AS usable_from,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${T}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;

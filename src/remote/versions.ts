@@ -1,0 +1,50 @@
+import { SyncError } from "../core/errors.js";
+
+/**
+ * The set-up versions of Ominipg's remote objects (the ledger's, the change feed tables'), which each table's
+ * comment records (`ominipg ledger v2`, `ominipg feed v6`), read in SQL and judged here.
+ */
+
+/**
+ * The set-up version a table's comment `ominipg <kind> v<n>` records, as an SQL integer: compared as a number,
+ * so that a newer Ominipg's objects (v10 > v9; any comment but this version's was "older" when compared as text)
+ * are told from older ones, and left alone (set-up code that knows only older versions would undo the newer
+ * one's, and each flip makes every reader diff). NULL without a comment, 0 for one that is not Ominipg's. What
+ * follows the number after a space is for newer versions to say more (usableFromSql); this version writes none.
+ */
+export function versionSql(kind: "ledger" | "feed", table: string): string {
+  const comment = commentSql(table);
+  return `(CASE WHEN ${comment} IS NOT NULL THEN coalesce(substring(${comment} FROM '^ominipg ${kind} v([0-9]{1,9})(?: .*)?$')::int, 0) END)`;
+}
+
+/**
+ * The oldest set-up version that may still use the objects, as a newer Ominipg records it (`ominipg feed v9 min v9`:
+ * its feed's rows mean what version 8 would misread); NULL where the comment says none. A version below it leaves
+ * the objects alone and does not use them: clients fall back to the diff, drainers do not drain, pushes fail.
+ */
+export function usableFromSql(kind: "ledger" | "feed", table: string): string {
+  return `substring(${commentSql(table)} FROM '^ominipg ${kind} v[0-9]{1,9} (?:.* )?min v([0-9]{1,9})(?: .*)?$')::int`;
+}
+
+/**
+ * The comment of `table`, read from pg_description by its index: obj_description() read ~115 catalog blocks more
+ * per idle pull (measured, bench section 7b), which reads the feed's comment.
+ */
+function commentSql(table: string): string {
+  return `(SELECT d.description FROM pg_description AS d WHERE d.objoid = to_regclass('${table}') AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)`;
+}
+
+/** Why this version may not use objects a newer one set up for versions from `usableFrom` on; undefined if it may. */
+export function tooOld(what: string, usableFrom: number | null | undefined, known: number): string | undefined {
+  if (usableFrom === null || usableFrom === undefined || usableFrom <= known) return undefined;
+  return `${what} was set up by a newer Ominipg for its versions ${usableFrom} and later; this one (version ${known}) may not use it: upgrade Ominipg`;
+}
+
+/** The error of `ominipg setup` on objects a newer Ominipg set up: only that version's set-up may change them. */
+export function newerSetUp(table: string, found: number, known: number): SyncError {
+  return new SyncError(
+    "REMOTE_SETUP_FAILED",
+    `Ominipg's remote objects (${table}: version ${found}) were set up by a newer Ominipg than this one (which knows version ${known}); this version leaves them as they are: run the newer version's \`ominipg setup\``,
+    { retryable: false },
+  );
+}
