@@ -1,5 +1,7 @@
 import type { Sql } from "../remote/connection.js";
-import { IDENTITY, LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
+import { SyncError } from "../core/errors.js";
+import { IDENTITY, LEDGER_TABLE, LEDGER_VERSION, OWN_LEDGER_ROWS } from "../remote/schema.js";
+import { tooOld, usableFromSql } from "../remote/versions.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
@@ -16,18 +18,23 @@ export function claimSql(clientId: string, batchId: string, ranges: string, when
 
 /**
  * This client's batches the ledger holds, and their entry ranges; with the text of `also` (an SQL expression the
- * caller reads in the same statement: one round trip, one connection).
+ * caller reads in the same statement: one round trip, one connection). Every sync starts with it: a ledger a newer
+ * Ominipg set up for its own versions only (versions.ts) is refused here, before anything is pushed, even where that
+ * version's set-up ran while this client was running.
  */
 export async function appliedRanges(
   sql: Sql,
   clientId: string,
   also = "NULL",
 ): Promise<{ batchIds: number[]; ranges: number[]; also: string | null }> {
-  const [row] = await sql.unsafe<{ applied: string | null; also: string | null }[]>(
+  const [row] = await sql.unsafe<{ applied: string | null; also: string | null; usable_from: number | null }[]>(
     `SELECT (SELECT json_agg(json_build_array(batch_id::text, entry_ranges::text)) FROM public.${LEDGER_TABLE} ` +
-      `WHERE client_id = $1 AND ${OWN_LEDGER_ROWS})::text AS applied, (${also})::text AS also`,
+      `WHERE client_id = $1 AND ${OWN_LEDGER_ROWS})::text AS applied, (${also})::text AS also, ` +
+      `${usableFromSql("ledger", `public.${LEDGER_TABLE}`)} AS usable_from`,
     [clientId],
   );
+  const old = tooOld(`Ominipg's remote ledger public.${LEDGER_TABLE}`, row?.usable_from, LEDGER_VERSION);
+  if (old) throw new SyncError("REMOTE_SETUP_FAILED", old, { retryable: false });
   const applied = JSON.parse(row?.applied ?? "[]") as [string, string][];
   const ranges: number[] = [];
   for (const [, r] of applied) ranges.push(...parseIntArray(r));

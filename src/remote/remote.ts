@@ -11,7 +11,7 @@ import {
   slashedRole,
   tenantGrants,
 } from "./schema.js";
-import { newerSetUp, tooOld } from "./versions.js";
+import { newerSetUp } from "./versions.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
@@ -172,11 +172,7 @@ export class Remote {
       // Set up (or upgraded in place) only where needed, and only by a role that may: a tenant role with the
       // documented grants uses a ledger its administrator set up (`ominipg setup`), and needs no CREATE.
       const [state] =
-        await tx.unsafe<
-          { found: boolean; version: number; usable_from: number | null; owns: boolean; may_create: boolean }[]
-        >(LEDGER_STATE_SQL);
-      const old = tooOld(`Ominipg's remote ledger public.${LEDGER_TABLE}`, state?.usable_from, LEDGER_VERSION);
-      if (old) throw new SyncError("REMOTE_SETUP_FAILED", old, { retryable: false });
+        await tx.unsafe<{ found: boolean; version: number; owns: boolean; may_create: boolean }[]>(LEDGER_STATE_SQL);
       // A newer Ominipg's ledger too is used as it is: setting it up as this version knows it would undo it.
       if (state && state.version >= LEDGER_VERSION) return;
       if (state && (state.found ? state.owns : state.may_create)) {

@@ -370,8 +370,8 @@ export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL 
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
 
-/** Whether the remote's ledger exists, the set-up version it carries (versionSql), the oldest that may use it. */
+/** Whether the remote's ledger exists, and the set-up version it carries (a number: versionSql). */
 export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,
-  coalesce(${versionSql("ledger", T)}, 0) AS version, ${usableFromSql("ledger", T)} AS usable_from,
+  coalesce(${versionSql("ledger", T)}, 0) AS version,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${T}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
