@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { loadParser, parseStatements } from "../src/capture/parser.js";
+import { dropFeed } from "../src/remote/feed.js";
 import { setUpRemote } from "../src/remote/remote.js";
 import { setupScript } from "../src/remote/schema.js";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
@@ -104,14 +105,27 @@ describe("the versions of Ominipg's remote objects", () => {
     );
     const before = await snapshot(remote);
 
+    const feedState = async () =>
+      (
+        await remote.sql`SELECT (SELECT count(*)::int FROM _ominipg_feed) AS rows,
+          (SELECT array_agg(drained_upto::text) FROM _ominipg_feed_state) AS drained`
+      )[0];
+    const fed = await feedState();
+
     await remote.sql`UPDATE t SET body = 'changed' WHERE id = 2`;
-    const r = await first.pull();
+    const warnings: string[] = [];
+    first.on("warning", (w) => warnings.push(w.message));
+    const r = await first.pull(); // its drain agent read the feed's health before: refused under the drain lock
     expect(r.tables["public.t"]).toMatchObject({ strategy: "diff", upserted: 1 });
     const tooOld =
-      /the change feed was set up by a newer Ominipg for its versions 99 and later; this one \(version 6\) may not use it: upgrade Ominipg/;
+      /the change feed was set up by a newer Ominipg for its own set-up versions \(99 and later; this Ominipg's is 6\), which older ones may not use: upgrade Ominipg/;
     expect(r.feed?.unusable).toMatch(tooOld);
+    expect(warnings.join("\n")).toMatch(tooOld);
+    expect(await feedState()).toEqual(fed); // nothing drained into it, nothing trimmed
     expect((await first.status()).feed).toMatchObject({ drainer: false });
     await expect(Ominipg.feed(remote.url)).rejects.toMatchObject({ code: "FEED_UNAVAILABLE", message: tooOld });
+    await expect(dropFeed(remote.sql as never)).rejects.toMatchObject({ code: "FEED_UNAVAILABLE", message: tooOld });
+    expect(await feedState()).toEqual(fed);
 
     const second = await client(remote); // the ledger (no `min`): used as it is
     await second.query(`INSERT INTO t VALUES (100, 'local')`);
@@ -125,7 +139,7 @@ describe("the versions of Ominipg's remote objects", () => {
     await expect(second.sync()).rejects.toMatchObject({
       code: "REMOTE_SETUP_FAILED",
       message: expect.stringMatching(
-        /ledger public\._ominipg_ledger was set up by a newer Ominipg for its versions 3 and later; this one \(version 2\) may not use it/,
+        /ledger public\._ominipg_ledger was set up by a newer Ominipg for its own set-up versions \(3 and later; this Ominipg's is 2\)/,
       ),
     });
     expect(await remote.sql`SELECT count(*)::int AS n FROM t WHERE id = 101`).toEqual([{ n: 0 }]);

@@ -146,7 +146,8 @@ export class Puller {
     addEarlier(result, attempts.slice(0, -1));
     if (owned.length > 0) result.sequences = await ctx.local((d) => catchUpSequences(d, owned, remoteValues));
     if (this.#feed && view) await registerReader(ctx, remote, this.#feed, view, tables);
-    if (result.feed?.unusable && drained?.reason) result.feed.unusable += ` (${drained.reason})`;
+    if (result.feed?.unusable && drained?.reason && !result.feed.unusable.includes(drained.reason))
+      result.feed.unusable += ` (${drained.reason})`;
     result.durationMs = Math.round(performance.now() - started);
     return result;
   }

@@ -1,7 +1,6 @@
 import type { Sql } from "../remote/connection.js";
-import { SyncError } from "../core/errors.js";
 import { IDENTITY, LEDGER_TABLE, LEDGER_VERSION, OWN_LEDGER_ROWS } from "../remote/schema.js";
-import { tooOld, usableFromSql } from "../remote/versions.js";
+import { refuseTooOld, usableFromSql } from "../remote/versions.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
@@ -33,8 +32,12 @@ export async function appliedRanges(
       `${usableFromSql("ledger", `public.${LEDGER_TABLE}`)} AS usable_from`,
     [clientId],
   );
-  const old = tooOld(`Ominipg's remote ledger public.${LEDGER_TABLE}`, row?.usable_from, LEDGER_VERSION);
-  if (old) throw new SyncError("REMOTE_SETUP_FAILED", old, { retryable: false });
+  refuseTooOld(
+    "REMOTE_SETUP_FAILED",
+    `Ominipg's remote ledger public.${LEDGER_TABLE}`,
+    row?.usable_from,
+    LEDGER_VERSION,
+  );
   const applied = JSON.parse(row?.applied ?? "[]") as [string, string][];
   const ranges: number[] = [];
   for (const [, r] of applied) ranges.push(...parseIntArray(r));

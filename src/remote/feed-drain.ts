@@ -30,13 +30,14 @@
  * key, and the drainer's memory stays bounded).
  * Ominipg's own tables (public._ominipg_*) are skipped: the feed's own writes are decoded like any other.
  */
-import { parseDecoded, TOAST, type DecodedTable, type DecodedValue } from "../core/decoding.js";
+import { parseDecoded, TOAST, type DecodedTable } from "../core/decoding.js";
 import { lsnValue } from "../core/feed.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
-import { FEED_STATE } from "./schema.js";
-import { INSERT_SQL, payload, tableId, Txn, type FeedRow } from "./feed-txn.js";
+import { FEED, FEED_STATE, FEED_VERSION } from "./schema.js";
+import { refuseTooOld, usableFromSql } from "./versions.js";
+import { INSERT_SQL, jsonOf, keyOf, payload, tableId, Txn, type FeedRow } from "./feed-txn.js";
 
 /**
  * The WAL position up to which a peek can read (logical decoding reads flushed WAL only): on a standby, the last
@@ -200,27 +201,6 @@ function own(t: DecodedTable): boolean {
   return t.schema === "public" && t.name.startsWith("_ominipg_");
 }
 
-/**
- * A row image as the feed stores it: a JSON object of the columns' values, each the value's text (for a reader's
- * jsonb_populate_record, which reads it with the type's input function) but a json or jsonb value, which goes in
- * as the JSON it is (populate_record would take its text for a JSON string). An out-of-line value the change left
- * unchanged is left out.
- */
-function jsonOf(columns: Iterable<[string, DecodedValue]>, json: Set<string>): string {
-  const fields: string[] = [];
-  for (const [c, v] of columns)
-    if (v !== TOAST) fields.push(`${JSON.stringify(c)}:${v === null ? "null" : json.has(c) ? v : JSON.stringify(v)}`);
-  return `{${fields.join(",")}}`;
-}
-
-/** The key of a row image, in the same form; null when a key column is missing, null or left out of line. */
-function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[], json: Set<string>): string | null {
-  if (!image) return null;
-  const values = pk.map((c) => [c, image.get(c)] as const);
-  if (values.some(([, v]) => v === undefined || v === null || v === TOAST)) return null;
-  return jsonOf(values as [string, DecodedValue][], json);
-}
-
 /** One drain step on `slot` (see above). */
 export async function drainStep(sql: Sql, slot: string, options: DrainOptions): Promise<DrainStep> {
   let snapshotDue = false; // the slot's restart point lags (see RESTART_LAG)
@@ -231,13 +211,23 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
     // writes nothing takes no transaction id and writes no WAL (but the flush of WAL_UNFLUSHED).
     const [state] = await tx.unsafe<
-      { drained_upto: string; flushed: string; unflushed: string | null; snapshot: boolean; confirmed: string | null }[]
+      {
+        drained_upto: string;
+        flushed: string;
+        unflushed: string | null;
+        snapshot: boolean;
+        confirmed: string | null;
+        usable_from: number | null;
+      }[]
     >(
       `SELECT s.drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
-        `${SNAPSHOT_DUE} AS snapshot, r.confirmed_flush_lsn::text AS confirmed FROM ${FEED_STATE} AS s ` +
+        `${SNAPSHOT_DUE} AS snapshot, r.confirmed_flush_lsn::text AS confirmed, ` +
+        `${usableFromSql("feed", FEED)} AS usable_from FROM ${FEED_STATE} AS s ` +
         `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name WHERE s.slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
+    // Under the drain lock: a newer version's set-up that older ones may not write is never written.
+    refuseTooOld("FEED_UNAVAILABLE", "the change feed", state.usable_from, FEED_VERSION);
     snapshotDue = state.snapshot;
     if (state.unflushed !== null)
       await tx.unsafe(`SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text, true)`, [

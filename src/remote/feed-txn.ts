@@ -1,5 +1,5 @@
 /** One remote transaction's changes as the drainer (feed-drain.ts) reads them, and the feed rows they become. */
-import type { DecodedTable } from "../core/decoding.js";
+import { TOAST, type DecodedTable, type DecodedValue } from "../core/decoding.js";
 import { FEED } from "./schema.js";
 
 /** A table's map key (no identifier holds a NUL). */
@@ -88,4 +88,25 @@ export class Txn {
       e.key !== null && this.whole.has(e.table) ? [] : [{ lsn, s: e.s, t: e.t, k: e.key, i: e.image }],
     );
   }
+}
+
+/**
+ * A row image as the feed stores it: a JSON object of the columns' values, each the value's text (for a reader's
+ * jsonb_populate_record, which reads it with the type's input function) but a json or jsonb value, which goes in
+ * as the JSON it is (populate_record would take its text for a JSON string). An out-of-line value the change left
+ * unchanged is left out.
+ */
+export function jsonOf(columns: Iterable<[string, DecodedValue]>, json: Set<string>): string {
+  const fields: string[] = [];
+  for (const [c, v] of columns)
+    if (v !== TOAST) fields.push(`${JSON.stringify(c)}:${v === null ? "null" : json.has(c) ? v : JSON.stringify(v)}`);
+  return `{${fields.join(",")}}`;
+}
+
+/** The key of a row image, in the same form; null when a key column is missing, null or left out of line. */
+export function keyOf(image: Map<string, DecodedValue> | undefined, pk: string[], json: Set<string>): string | null {
+  if (!image) return null;
+  const values = pk.map((c) => [c, image.get(c)] as const);
+  if (values.some(([, v]) => v === undefined || v === null || v === TOAST)) return null;
+  return jsonOf(values as [string, DecodedValue][], json);
 }

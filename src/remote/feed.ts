@@ -17,7 +17,7 @@ import { transaction, type Sql } from "./connection.js";
 import { FEED_LOCK } from "./feed-drain.js";
 import { SETUP_LOCK } from "./remote.js";
 import { FEED, FEED_CLIENTS, FEED_DDL, FEED_STATE, FEED_TABLES_STATE_SQL, FEED_VERSION } from "./schema.js";
-import { tooOld, usableFromSql } from "./versions.js";
+import { refuseTooOld, tooOld, usableFromSql } from "./versions.js";
 
 /** This database's slot name (an SQL expression). */
 export const SLOT_NAME_SQL = `('ominipg_feed_' || (SELECT oid FROM pg_database WHERE datname = current_database()))`;
@@ -29,7 +29,7 @@ export interface SlotHealth {
   slot: string;
   /** The server's wal_level: the feed needs "logical". */
   walLevel: string;
-  /** The oldest Ominipg version that may drain the feed, as a newer one set it up (usableFromSql); null: any. */
+  /** The oldest set-up version that may drain the feed, as a newer Ominipg set it up (versions.ts); null: any. */
   usableFrom: number | null;
   /** The role may read slots (superuser or REPLICATION). */
   mayDrain: boolean;
@@ -94,8 +94,7 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
       await tx.unsafe<
         { found: boolean; version: number; usable_from: number | null; owns: boolean; may_create: boolean }[]
       >(FEED_TABLES_STATE_SQL);
-    const old = tooOld("the change feed", t?.usable_from, FEED_VERSION);
-    if (old) throw feedUnavailable(old);
+    refuseTooOld("FEED_UNAVAILABLE", "the change feed", t?.usable_from, FEED_VERSION);
     // A newer Ominipg's tables too are used as they are: setting them up as this version knows them would undo it.
     if (t && t.version >= FEED_VERSION) return;
     if (!t || !(t.found ? t.owns : t.may_create))
@@ -150,6 +149,10 @@ export async function trimFeed(sql: Sql, retentionMs: number, graceMs: number): 
   return transaction(sql, async (tx) => {
     const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
     if (!lock?.got) return 0;
+    const [v] = await tx.unsafe<{ usable_from: number | null }[]>(
+      `SELECT ${usableFromSql("feed", FEED)} AS usable_from`,
+    );
+    refuseTooOld("FEED_UNAVAILABLE", "the change feed", v?.usable_from, FEED_VERSION);
     const ms = (p: string) => `now() - ${p}::int8 * interval '1 millisecond'`;
     const [r] = await tx.unsafe<{ trimmed: number }[]>(
       `WITH ominipg_s AS (SELECT epoch, drained_upto FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}), ` +
@@ -174,9 +177,11 @@ export async function trimFeed(sql: Sql, retentionMs: number, graceMs: number): 
 export async function dropFeed(sql: Sql): Promise<boolean> {
   return transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`);
-    const [r] = await tx.unsafe<{ found: boolean }[]>(
-      `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS found`,
+    const [r] = await tx.unsafe<{ found: boolean; usable_from: number | null }[]>(
+      `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS found, ` +
+        `${usableFromSql("feed", FEED)} AS usable_from`,
     );
+    refuseTooOld("FEED_UNAVAILABLE", "the change feed", r?.usable_from, FEED_VERSION);
     if (r?.found) await tx.unsafe(`SELECT pg_drop_replication_slot(${SLOT_NAME_SQL})`);
     const [t] = await tx.unsafe<{ found: boolean }[]>(`SELECT to_regclass('${FEED_STATE}') IS NOT NULL AS found`);
     if (t?.found) {

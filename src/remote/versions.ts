@@ -1,29 +1,31 @@
-import { SyncError } from "../core/errors.js";
+import { SyncError, type SyncErrorCode } from "../core/errors.js";
 
 /**
  * The set-up versions of Ominipg's remote objects (the ledger's, the change feed tables'), which each table's
  * comment records (`ominipg ledger v2`, `ominipg feed v6`), read in SQL and judged here.
+ *
+ * The comment's format, for every version to come: `ominipg <kind> v<n>`, then optionally fields separated by
+ * whitespace, which versions that do not know them skip. One field is known: `min v<m>`, the oldest set-up
+ * version that may still use the objects (`ominipg feed v9 min v9`: older ones would misread its rows). A version
+ * below it leaves the objects alone and does not use them: clients pull by the diff, drainers do not drain,
+ * pushes are refused. This version writes no field (the versions before it read a comment with one as not
+ * Ominipg's).
  */
 
 /**
- * The set-up version a table's comment `ominipg <kind> v<n>` records, as an SQL integer: compared as a number,
- * so that a newer Ominipg's objects (v10 > v9; any comment but this version's was "older" when compared as text)
- * are told from older ones, and left alone (set-up code that knows only older versions would undo the newer
- * one's, and each flip makes every reader diff). NULL without a comment, 0 for one that is not Ominipg's. What
- * follows the number after a space is for newer versions to say more (usableFromSql); this version writes none.
+ * The set-up version a table's comment records, as an SQL integer: compared as a number, so that a newer
+ * Ominipg's objects (v10 > v9; any comment but this version's was "older" when compared as text) are told from
+ * older ones, and left alone (set-up code that knows only older versions would undo the newer one's, and each
+ * flip makes every reader diff). NULL without a comment, 0 for one that is not Ominipg's.
  */
 export function versionSql(kind: "ledger" | "feed", table: string): string {
   const comment = commentSql(table);
-  return `(CASE WHEN ${comment} IS NOT NULL THEN coalesce(substring(${comment} FROM '^ominipg ${kind} v([0-9]{1,9})(?: .*)?$')::int, 0) END)`;
+  return `(CASE WHEN ${comment} IS NOT NULL THEN coalesce(substring(${comment} FROM '^ominipg ${kind} v([0-9]{1,9})(?:[[:space:]].*)?$')::int, 0) END)`;
 }
 
-/**
- * The oldest set-up version that may still use the objects, as a newer Ominipg records it (`ominipg feed v9 min v9`:
- * its feed's rows mean what version 8 would misread); NULL where the comment says none. A version below it leaves
- * the objects alone and does not use them: clients fall back to the diff, drainers do not drain, pushes fail.
- */
+/** The comment's `min v<m>` (its first), as an SQL integer; NULL where it has none. */
 export function usableFromSql(kind: "ledger" | "feed", table: string): string {
-  return `substring(${commentSql(table)} FROM '^ominipg ${kind} v[0-9]{1,9} (?:.* )?min v([0-9]{1,9})(?: .*)?$')::int`;
+  return `substring(${commentSql(table)} FROM '^ominipg ${kind} v[0-9]{1,9}[[:space:]](?:.*?[[:space:]])??min v([0-9]{1,9})(?:[[:space:]].*)?$')::int`;
 }
 
 /**
@@ -34,10 +36,24 @@ function commentSql(table: string): string {
   return `(SELECT d.description FROM pg_description AS d WHERE d.objoid = to_regclass('${table}') AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)`;
 }
 
-/** Why this version may not use objects a newer one set up for versions from `usableFrom` on; undefined if it may. */
+/**
+ * Why this version (whose set-up version of the objects is `known`) may not use objects a newer one set up for
+ * set-up versions from `usableFrom` on; undefined if it may.
+ */
 export function tooOld(what: string, usableFrom: number | null | undefined, known: number): string | undefined {
   if (usableFrom === null || usableFrom === undefined || usableFrom <= known) return undefined;
-  return `${what} was set up by a newer Ominipg for its versions ${usableFrom} and later; this one (version ${known}) may not use it: upgrade Ominipg`;
+  return `${what} was set up by a newer Ominipg for its own set-up versions (${usableFrom} and later; this Ominipg's is ${known}), which older ones may not use: upgrade Ominipg`;
+}
+
+/** Throws tooOld's refusal, not retryable, where there is one. */
+export function refuseTooOld(
+  code: SyncErrorCode,
+  what: string,
+  usableFrom: number | null | undefined,
+  known: number,
+): void {
+  const why = tooOld(what, usableFrom, known);
+  if (why) throw new SyncError(code, why, { retryable: false });
 }
 
 /** The error of `ominipg setup` on objects a newer Ominipg set up: only that version's set-up may change them. */
