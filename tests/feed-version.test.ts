@@ -125,6 +125,11 @@ describe("the versions of Ominipg's remote objects", () => {
     expect((await first.status()).feed).toMatchObject({ drainer: false });
     await expect(Ominipg.feed(remote.url)).rejects.toMatchObject({ code: "FEED_UNAVAILABLE", message: tooOld });
     await expect(dropFeed(remote.sql as never)).rejects.toMatchObject({ code: "FEED_UNAVAILABLE", message: tooOld });
+    const readers = async () => (await remote.sql`SELECT count(*)::int AS n FROM _ominipg_feed_clients`)[0]!.n;
+    const registered = await readers();
+    expect(registered).toBeGreaterThan(0);
+    await first.unregister(); // its registration in a feed this version may not write: left alone
+    expect(await readers()).toBe(registered);
     expect(await feedState()).toEqual(fed);
 
     const second = await client(remote); // the ledger (no `min`): used as it is

@@ -177,12 +177,15 @@ export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
   );
 }
 
+/** Whether this version may write the feed's tables (versions.ts): where not, (un)registering does nothing. */
+const USABLE = `coalesce(${usableFromSql("feed", FEED)} <= ${FEED_VERSION}, true)`;
+
 /** This client's position in the feed ($1 client id, $2 epoch, $3 position), as its own identity's row. */
-export const REGISTER_SQL = `INSERT INTO ${FEED_CLIENTS} (client_id, epoch, lsn) VALUES ($1::uuid, $2::uuid, $3::text::pg_lsn)
-  ON CONFLICT (owner, client_id) DO UPDATE SET epoch = EXCLUDED.epoch, lsn = EXCLUDED.lsn, seen_at = now()`;
+export const REGISTER_SQL = `INSERT INTO ${FEED_CLIENTS} (client_id, epoch, lsn) SELECT $1::uuid, $2::uuid, $3::text::pg_lsn
+  WHERE ${USABLE} ON CONFLICT (owner, client_id) DO UPDATE SET epoch = EXCLUDED.epoch, lsn = EXCLUDED.lsn, seen_at = now()`;
 
 /** Forget this client's position (unregister()). */
-export const UNREGISTER_SQL = `DELETE FROM ${FEED_CLIENTS} WHERE client_id = $1::uuid AND owner = public._ominipg_identity()`;
+export const UNREGISTER_SQL = `DELETE FROM ${FEED_CLIENTS} WHERE client_id = $1::uuid AND owner = public._ominipg_identity() AND ${USABLE}`;
 
 /** The local temp table of the keys the remote no longer has a row for (deleted, or out of this role's sight). */
 export function goneName(t: TableInfo): string {

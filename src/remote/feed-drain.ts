@@ -36,7 +36,7 @@ import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
 import { FEED, FEED_STATE, FEED_VERSION } from "./schema.js";
-import { refuseTooOld, usableFromSql } from "./versions.js";
+import { SETUP_SHARED, refuseTooOld, usableFromSql } from "./versions.js";
 import { INSERT_SQL, jsonOf, keyOf, payload, tableId, Txn, type FeedRow } from "./feed-txn.js";
 
 /**
@@ -205,7 +205,9 @@ function own(t: DecodedTable): boolean {
 export async function drainStep(sql: Sql, slot: string, options: DrainOptions): Promise<DrainStep> {
   let snapshotDue = false; // the slot's restart point lags (see RESTART_LAG)
   const step = await transaction(sql, async (tx): Promise<DrainStep> => {
-    const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
+    const [lock] = await tx.unsafe<{ got: boolean }[]>(
+      `SELECT ${SETUP_SHARED}, pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`,
+    );
     if (!lock?.got) return { busy: true, decoded: 0, written: 0, upto: undefined, full: false, flushed: false };
     await tx.unsafe(CANONICAL_SETTINGS).simple();
     // The drain lock is what keeps other drainers (and the slot's replacement) out: no row lock, so a step that
@@ -226,7 +228,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
         `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name WHERE s.slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
-    // Under the drain lock: a newer version's set-up that older ones may not write is never written.
+    // A newer set-up this version may not write (versions.ts: none runs now, and this statement sees any before).
     refuseTooOld("FEED_UNAVAILABLE", "the change feed", state.usable_from, FEED_VERSION);
     snapshotDue = state.snapshot;
     if (state.unflushed !== null)
@@ -379,12 +381,14 @@ function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, m
  */
 async function advance(sql: Sql, slot: string, upto: string, snapshot: boolean): Promise<void> {
   await transaction(sql, async (tx) => {
-    await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`); // waits for a step in flight to end
+    await tx.unsafe(`SELECT ${SETUP_SHARED}, pg_advisory_xact_lock(${FEED_LOCK})`); // waits for a step in flight
     if (snapshot) await tx.unsafe(`SELECT pg_catalog.pg_log_standby_snapshot()`);
     const to = `${quoteLiteral(upto)}::pg_lsn`;
+    // Not where a newer set-up this version may not use came in since the step (versions.ts).
     await tx.unsafe(
       `SELECT pg_replication_slot_advance(slot_name, ${to}) FROM pg_replication_slots ` +
-        `WHERE slot_name = ${quoteLiteral(slot)} AND confirmed_flush_lsn < ${to}`,
+        `WHERE slot_name = ${quoteLiteral(slot)} AND confirmed_flush_lsn < ${to} ` +
+        `AND coalesce(${usableFromSql("feed", FEED)} <= ${FEED_VERSION}, true)`,
     );
   });
 }

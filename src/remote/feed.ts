@@ -15,9 +15,8 @@
 import { SyncError } from "../core/errors.js";
 import { transaction, type Sql } from "./connection.js";
 import { FEED_LOCK } from "./feed-drain.js";
-import { SETUP_LOCK } from "./remote.js";
 import { FEED, FEED_CLIENTS, FEED_DDL, FEED_STATE, FEED_TABLES_STATE_SQL, FEED_VERSION } from "./schema.js";
-import { refuseTooOld, tooOld, usableFromSql } from "./versions.js";
+import { SETUP_LOCK, SETUP_SHARED, refuseTooOld, tooOld, usableFromSql } from "./versions.js";
 
 /** This database's slot name (an SQL expression). */
 export const SLOT_NAME_SQL = `('ominipg_feed_' || (SELECT oid FROM pg_database WHERE datname = current_database()))`;
@@ -105,12 +104,15 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
   });
   return transaction(sql, async (tx) => {
     await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
-    await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`);
-    const [s] = await tx.unsafe<{ slot: string; wal_status: string | null; state: boolean }[]>(
+    await tx.unsafe(`SELECT ${SETUP_SHARED}, pg_advisory_xact_lock(${FEED_LOCK})`);
+    const [s] = await tx.unsafe<
+      { slot: string; wal_status: string | null; state: boolean; usable_from: number | null }[]
+    >(
       `SELECT ${SLOT_NAME_SQL} AS slot, (SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS wal_status, ` +
-        `EXISTS (SELECT 1 FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}) AS state`,
+        `EXISTS (SELECT 1 FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}) AS state, ${usableFromSql("feed", FEED)} AS usable_from`,
     );
     const { slot, wal_status: status, state } = s!;
+    refuseTooOld("FEED_UNAVAILABLE", "the change feed", s!.usable_from, FEED_VERSION); // a set-up since the first
     if (status !== null && status !== "lost") {
       if (state) return { created: false, replaced: false };
       // A slot without a state row (the feed's tables were dropped): start a new epoch at its position.
@@ -147,7 +149,9 @@ async function newEpoch(tx: Sql, slot: string, start: string, lsn?: string): Pro
  */
 export async function trimFeed(sql: Sql, retentionMs: number, graceMs: number): Promise<number> {
   return transaction(sql, async (tx) => {
-    const [lock] = await tx.unsafe<{ got: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`);
+    const [lock] = await tx.unsafe<{ got: boolean }[]>(
+      `SELECT ${SETUP_SHARED}, pg_try_advisory_xact_lock(${FEED_LOCK}) AS got`,
+    );
     if (!lock?.got) return 0;
     const [v] = await tx.unsafe<{ usable_from: number | null }[]>(
       `SELECT ${usableFromSql("feed", FEED)} AS usable_from`,
@@ -176,7 +180,7 @@ export async function trimFeed(sql: Sql, retentionMs: number, graceMs: number): 
 /** Drop this database's slot and the feed's state (`ominipg feed --drop`): readers diff from then on. */
 export async function dropFeed(sql: Sql): Promise<boolean> {
   return transaction(sql, async (tx) => {
-    await tx.unsafe(`SELECT pg_advisory_xact_lock(${FEED_LOCK})`);
+    await tx.unsafe(`SELECT ${SETUP_SHARED}, pg_advisory_xact_lock(${FEED_LOCK})`);
     const [r] = await tx.unsafe<{ found: boolean; usable_from: number | null }[]>(
       `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS found, ` +
         `${usableFromSql("feed", FEED)} AS usable_from`,

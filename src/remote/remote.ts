@@ -11,14 +11,13 @@ import {
   slashedRole,
   tenantGrants,
 } from "./schema.js";
-import { newerSetUp } from "./versions.js";
+import { SETUP_LOCK, newerSetUp } from "./versions.js";
 import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { isRetryable, remoteFailure, withRetry, type RetryPolicy } from "./retry.js";
 
 /** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
-export const SETUP_LOCK = 0x6f6d696e;
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first

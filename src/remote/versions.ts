@@ -10,7 +10,19 @@ import { SyncError, type SyncErrorCode } from "../core/errors.js";
  * below it leaves the objects alone and does not use them: clients pull by the diff, drainers do not drain,
  * pushes are refused. This version writes no field (the versions before it read a comment with one as not
  * Ominipg's).
+ *
+ * Every set-up (this version's, and any to come) holds SETUP_LOCK for its whole transaction. This version's
+ * transactions that write the feed's tables or its slot take it shared in their first statement and read `min` in
+ * a later one (a snapshot taken after a set-up in progress committed); a reader's (un)registration reads it in its
+ * own statement. A push checks the ledger's `min` as each
+ * sync starts: a sync already running when a newer set-up commits finishes its batches.
  */
+
+/** The advisory lock every set-up holds, exclusively (see above). */
+export const SETUP_LOCK = 0x6f6d696e;
+
+/** The SQL that takes SETUP_LOCK shared, until the transaction ends: no set-up runs meanwhile. */
+export const SETUP_SHARED = `pg_advisory_xact_lock_shared(${SETUP_LOCK})`;
 
 /**
  * The set-up version a table's comment records, as an SQL integer: compared as a number, so that a newer
