@@ -14,8 +14,8 @@ import { SyncError, type SyncErrorCode } from "../core/errors.js";
  * Every set-up (this version's, and any to come) holds SETUP_LOCK for its whole transaction. This version's
  * transactions that write the feed's tables or its slot take it shared in their first statement and read `min` in
  * a later one (a snapshot taken after a set-up in progress committed); a reader's (un)registration reads it in its
- * own statement. A push checks the ledger's `min` as each
- * sync starts: a sync already running when a newer set-up commits finishes its batches.
+ * own statement. A push checks the ledger's `min` as each sync starts: a sync already running when a newer set-up
+ * commits finishes its batches.
  */
 
 /** The advisory lock every set-up holds, exclusively (see above). */
