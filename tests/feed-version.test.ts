@@ -151,6 +151,40 @@ describe("the versions of Ominipg's remote objects", () => {
     expect(await snapshot(remote)).toEqual({ ...before, ledger: "ominipg ledger v99 min v3" });
   });
 
+  it("a sync running when a newer set-up forbids this version the ledger stops before its next batch: nothing set aside or lost", async () => {
+    const remote = await remoteDb();
+    let setUp = false;
+    const db = await Ominipg.connect({
+      syncUrl: remote.url,
+      schemaSQL: SCHEMA,
+      sync: { retry: { attempts: 1 }, batchSize: 1, concurrency: 1, copyBatchSize: 0 },
+      testHooks: {
+        // The newer set-up commits right after this sync's first batch did.
+        afterRemoteCommit: async () => {
+          if (setUp) return;
+          setUp = true;
+          await remote.sql.unsafe(`COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v99 min v3'`);
+        },
+      },
+    });
+    cleanup(() => db.close());
+    await db.pull();
+    for (let id = 101; id <= 105; id++) await db.query(`INSERT INTO t VALUES ($1, 'local')`, [id]);
+    await expect(db.sync()).rejects.toMatchObject({
+      code: "REMOTE_SETUP_FAILED",
+      message: expect.stringMatching(/ledger public\._ominipg_ledger was set up by a newer Ominipg .*upgrade Ominipg/),
+    });
+    expect(await remote.sql`SELECT id FROM t WHERE id > 100 ORDER BY id`).toEqual([{ id: 101 }]);
+    const local = async (sql: string) => (await db.query<{ n: number }>(sql)).rows[0]!.n;
+    expect(await local(`SELECT count(*)::int AS n FROM _ominipg_rejected`)).toBe(0);
+    expect(await local(`SELECT count(*)::int AS n FROM _sync_queue`)).toBe(4);
+
+    await remote.sql.unsafe(`COMMENT ON TABLE _ominipg_ledger IS 'ominipg ledger v2'`); // that set-up undone
+    await db.sync();
+    expect(await remote.sql`SELECT count(*)::int AS n FROM t WHERE id > 100`).toEqual([{ n: 5 }]);
+    expect(await local(`SELECT count(*)::int AS n FROM _sync_queue`)).toBe(0);
+  });
+
   it("older versions are still set up again: a v1 ledger by a client, a v5 feed by a drainer (same epoch), a v3 feed with a new epoch", async () => {
     const remote = await remoteDb();
     const db = await client(remote);

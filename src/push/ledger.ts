@@ -1,19 +1,22 @@
 import type { Sql } from "../remote/connection.js";
-import { IDENTITY, LEDGER_TABLE, LEDGER_VERSION, OWN_LEDGER_ROWS } from "../remote/schema.js";
-import { refuseTooOld, usableFromSql } from "../remote/versions.js";
+import { IDENTITY, LEDGER_LABEL, LEDGER_TABLE, LEDGER_VERSION, OWN_LEDGER_ROWS } from "../remote/schema.js";
+import { ledgerUsableSql, refuseTooOld, usableFromSql } from "../remote/versions.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
  * row (if `when` holds) and returns a row, or returns nothing if this client already applied the batch.
  * Arguments are SQL expressions (parameters or literals) for the client id, the batch id and the entry
- * ranges as int8[] text.
+ * ranges as int8[] text. It fails the statement where a newer set-up forbids this version the ledger (versions.ts):
+ * a sync that was running when that set-up committed writes no batch after it.
  */
 export function claimSql(clientId: string, batchId: string, ranges: string, when: string, returning = true): string {
   return (
     `INSERT INTO public.${LEDGER_TABLE} (client_id, batch_id, entry_ranges) SELECT ${clientId}::uuid, ${batchId}::int8, ${ranges}::text::int8[] ` +
-    `WHERE ${when} ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
+    `WHERE ${USABLE} AND ${when} ON CONFLICT DO NOTHING${returning ? " RETURNING 1" : ""}`
   );
 }
+
+const USABLE = ledgerUsableSql(`public.${LEDGER_TABLE}`, LEDGER_VERSION);
 
 /**
  * This client's batches the ledger holds, and their entry ranges; with the text of `also` (an SQL expression the
@@ -32,12 +35,7 @@ export async function appliedRanges(
       `${usableFromSql("ledger", `public.${LEDGER_TABLE}`)} AS usable_from`,
     [clientId],
   );
-  refuseTooOld(
-    "REMOTE_SETUP_FAILED",
-    `Ominipg's remote ledger public.${LEDGER_TABLE}`,
-    row?.usable_from,
-    LEDGER_VERSION,
-  );
+  refuseTooOld("REMOTE_SETUP_FAILED", LEDGER_LABEL, row?.usable_from, LEDGER_VERSION);
   const applied = JSON.parse(row?.applied ?? "[]") as [string, string][];
   const ranges: number[] = [];
   for (const [, r] of applied) ranges.push(...parseIntArray(r));

@@ -22,6 +22,8 @@ export const LEDGER_TABLE = "_ominipg_ledger";
 /** Bumped when the DDL below changes: the table's comment records what a remote was set up with. */
 export const LEDGER_VERSION = 2;
 export const REMOTE_SCHEMA_VERSION = `ominipg ledger v${LEDGER_VERSION}`;
+/** The ledger as messages name it. */
+export const LEDGER_LABEL = `Ominipg's remote ledger public.${LEDGER_TABLE}`;
 const T = `public.${LEDGER_TABLE}`;
 
 /** The change feed's tables (see FEED_DDL below), its version likewise. */

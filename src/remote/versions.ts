@@ -14,8 +14,8 @@ import { SyncError, type SyncErrorCode } from "../core/errors.js";
  * Every set-up (this version's, and any to come) holds SETUP_LOCK for its whole transaction. This version's
  * transactions that write the feed's tables or its slot take it shared in their first statement and read `min` in
  * a later one (a snapshot taken after a set-up in progress committed); a reader's (un)registration reads it in its
- * own statement. A push checks the ledger's `min` as each sync starts: a sync already running when a newer set-up
- * commits finishes its batches.
+ * own statement. A push checks the ledger's `min` as each sync starts and in each batch's claim (ledgerUsableSql):
+ * a sync running when a newer set-up commits writes no batch after it.
  */
 
 /** The advisory lock every set-up holds, exclusively (see above). */
@@ -55,6 +55,28 @@ function commentSql(table: string): string {
 export function tooOld(what: string, usableFrom: number | null | undefined, known: number): string | undefined {
   if (usableFrom === null || usableFrom === undefined || usableFrom <= known) return undefined;
   return `${what} was set up by a newer Ominipg for its own set-up versions (${usableFrom} and later; this Ominipg's is ${known}), which older ones may not use: upgrade Ominipg`;
+}
+
+/** What a statement that found a ledger too new for this version raises: `ominipg_too_old_ledger <min>`. */
+const TOO_OLD_LEDGER = "ominipg_too_old_ledger ";
+
+/**
+ * An SQL condition that is true where this version may write the ledger `table`, and fails the statement where a
+ * newer set-up forbids it (an integer cast of a marked text: 22P02), so that a claim never takes a refusal for
+ * "already applied"; remoteFailure turns that failure into tooLedgerRefusal's error.
+ */
+export function ledgerUsableSql(table: string, known: number): string {
+  const from = usableFromSql("ledger", table);
+  return `(CASE WHEN ${from} > ${known} THEN ('${TOO_OLD_LEDGER}' || ${from})::int > 0 ELSE true END)`;
+}
+
+/** The refusal a statement guarded by ledgerUsableSql raised, as Ominipg's error; undefined for any other error. */
+export function tooOldLedgerRaised(err: unknown, what: string, known: number): SyncError | undefined {
+  if ((err as { code?: unknown })?.code !== "22P02") return undefined;
+  const at = String((err as Error).message ?? "").indexOf(TOO_OLD_LEDGER);
+  if (at < 0) return undefined;
+  const from = Number.parseInt(String((err as Error).message).slice(at + TOO_OLD_LEDGER.length), 10);
+  return new SyncError("REMOTE_SETUP_FAILED", tooOld(what, from, known) ?? what, { cause: err, retryable: false });
 }
 
 /** Throws tooOld's refusal, not retryable, where there is one. */
