@@ -2,8 +2,8 @@ import { columnList as cols, columnsEqual, qualified, quoteIdent, quoteLiteral }
 import type { TableInfo } from "../core/table.js";
 import { SLOT_NAME_SQL } from "../remote/feed.js";
 import { partitionedSql } from "../remote/remote-target.js";
-import { FEED, FEED_CLIENTS, FEED_READ, FEED_STATE, FEED_VERSION, IDENTITY_EXPRESSION } from "../remote/schema.js";
-import { tooOld, usableFromSql } from "../remote/versions.js";
+import { FEED, FEED_CLIENTS, FEED_OBJECTS, FEED_READ, FEED_STATE, IDENTITY_EXPRESSION } from "../remote/schema.js";
+import { tooOld, usableFromSql, usableSql } from "../remote/versions.js";
 import { allColumns, heldName, stageName } from "./sql.js";
 
 /**
@@ -20,7 +20,7 @@ const R = "ominipg_r";
  */
 export const FEED_ACCESS_SQL = `SELECT coalesce(has_table_privilege(to_regclass('${FEED_STATE}'), 'SELECT'), false)
   AND coalesce(has_any_column_privilege(to_regclass('${FEED}'), 'SELECT'), false) AS readable,
-  ${usableFromSql("feed", FEED)} AS usable_from,
+  ${usableFromSql(FEED_OBJECTS)} AS usable_from,
   ${SLOT_NAME_SQL} AS slot, r.slot_name IS NOT NULL AS slot_found, r.wal_status::text AS wal_status
   FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS r ON r.slot_name = ${SLOT_NAME_SQL}`;
 
@@ -36,7 +36,7 @@ export interface FeedAccess {
 /** Why this role may not read the feed FEED_ACCESS_SQL describes (its row `a`); undefined if it may. */
 export function unreadableFeed(a: FeedAccess | undefined): string | undefined {
   if (!a?.readable) return "the change feed's tables are missing here, or not granted to this role";
-  return tooOld("the change feed", a.usable_from, FEED_VERSION);
+  return tooOld(FEED_OBJECTS, a.usable_from);
 }
 
 /**
@@ -178,7 +178,7 @@ export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
 }
 
 /** Whether this version may write the feed's tables (versions.ts): where not, (un)registering does nothing. */
-const USABLE = `coalesce(${usableFromSql("feed", FEED)} <= ${FEED_VERSION}, true)`;
+const USABLE = usableSql(FEED_OBJECTS);
 
 /** This client's position in the feed ($1 client id, $2 epoch, $3 position), as its own identity's row. */
 export const REGISTER_SQL = `INSERT INTO ${FEED_CLIENTS} (client_id, epoch, lsn) SELECT $1::uuid, $2::uuid, $3::text::pg_lsn

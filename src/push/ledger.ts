@@ -1,6 +1,6 @@
 import type { Sql } from "../remote/connection.js";
-import { IDENTITY, LEDGER_LABEL, LEDGER_TABLE, LEDGER_VERSION, OWN_LEDGER_ROWS } from "../remote/schema.js";
-import { ledgerUsableSql, refuseTooOld, usableFromSql } from "../remote/versions.js";
+import { IDENTITY, LEDGER_OBJECTS, LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
+import { refuseTooOld, usableFromSql, usableOrFailSql } from "../remote/versions.js";
 
 /**
  * The claim of a batch, part of the batch's own remote statement (see statements.ts): inserts the ledger
@@ -16,7 +16,7 @@ export function claimSql(clientId: string, batchId: string, ranges: string, when
   );
 }
 
-const USABLE = ledgerUsableSql(`public.${LEDGER_TABLE}`, LEDGER_VERSION);
+const USABLE = usableOrFailSql(LEDGER_OBJECTS);
 
 /**
  * This client's batches the ledger holds, and their entry ranges; with the text of `also` (an SQL expression the
@@ -32,10 +32,10 @@ export async function appliedRanges(
   const [row] = await sql.unsafe<{ applied: string | null; also: string | null; usable_from: number | null }[]>(
     `SELECT (SELECT json_agg(json_build_array(batch_id::text, entry_ranges::text)) FROM public.${LEDGER_TABLE} ` +
       `WHERE client_id = $1 AND ${OWN_LEDGER_ROWS})::text AS applied, (${also})::text AS also, ` +
-      `${usableFromSql("ledger", `public.${LEDGER_TABLE}`)} AS usable_from`,
+      `${usableFromSql(LEDGER_OBJECTS)} AS usable_from`,
     [clientId],
   );
-  refuseTooOld("REMOTE_SETUP_FAILED", LEDGER_LABEL, row?.usable_from, LEDGER_VERSION);
+  refuseTooOld(LEDGER_OBJECTS, row?.usable_from);
   const applied = JSON.parse(row?.applied ?? "[]") as [string, string][];
   const ranges: number[] = [];
   for (const [, r] of applied) ranges.push(...parseIntArray(r));

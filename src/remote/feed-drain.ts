@@ -35,8 +35,8 @@ import { lsnValue } from "../core/feed.js";
 import { CANONICAL_SETTINGS } from "../core/settings.js";
 import { quoteLiteral } from "../core/sql.js";
 import { transaction, type Sql } from "./connection.js";
-import { FEED, FEED_STATE, FEED_VERSION } from "./schema.js";
-import { SETUP_SHARED, refuseTooOld, usableFromSql } from "./versions.js";
+import { FEED_OBJECTS, FEED_STATE } from "./schema.js";
+import { SETUP_SHARED, refuseTooOld, usableFromSql, usableSql } from "./versions.js";
 import { INSERT_SQL, jsonOf, keyOf, payload, tableId, Txn, type FeedRow } from "./feed-txn.js";
 
 /**
@@ -224,12 +224,12 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
     >(
       `SELECT s.drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
         `${SNAPSHOT_DUE} AS snapshot, r.confirmed_flush_lsn::text AS confirmed, ` +
-        `${usableFromSql("feed", FEED)} AS usable_from FROM ${FEED_STATE} AS s ` +
+        `${usableFromSql(FEED_OBJECTS)} AS usable_from FROM ${FEED_STATE} AS s ` +
         `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name WHERE s.slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     // A newer set-up this version may not write (versions.ts: none runs now, and this statement sees any before).
-    refuseTooOld("FEED_UNAVAILABLE", "the change feed", state.usable_from, FEED_VERSION);
+    refuseTooOld(FEED_OBJECTS, state.usable_from);
     snapshotDue = state.snapshot;
     if (state.unflushed !== null)
       await tx.unsafe(`SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text, true)`, [
@@ -388,7 +388,7 @@ async function advance(sql: Sql, slot: string, upto: string, snapshot: boolean):
     await tx.unsafe(
       `SELECT pg_replication_slot_advance(slot_name, ${to}) FROM pg_replication_slots ` +
         `WHERE slot_name = ${quoteLiteral(slot)} AND confirmed_flush_lsn < ${to} ` +
-        `AND coalesce(${usableFromSql("feed", FEED)} <= ${FEED_VERSION}, true)`,
+        `AND ${usableSql(FEED_OBJECTS)}`,
     );
   });
 }

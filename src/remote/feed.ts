@@ -15,7 +15,15 @@
 import { SyncError } from "../core/errors.js";
 import { transaction, type Sql } from "./connection.js";
 import { FEED_LOCK } from "./feed-drain.js";
-import { FEED, FEED_CLIENTS, FEED_DDL, FEED_STATE, FEED_TABLES_STATE_SQL, FEED_VERSION } from "./schema.js";
+import {
+  FEED,
+  FEED_CLIENTS,
+  FEED_DDL,
+  FEED_OBJECTS,
+  FEED_STATE,
+  FEED_TABLES_STATE_SQL,
+  FEED_VERSION,
+} from "./schema.js";
 import { SETUP_LOCK, SETUP_SHARED, refuseTooOld, tooOld, usableFromSql } from "./versions.js";
 
 /** This database's slot name (an SQL expression). */
@@ -40,7 +48,7 @@ export interface SlotHealth {
 }
 
 const HEALTH_SQL = `SELECT ${SLOT_NAME_SQL} AS slot, current_setting('wal_level') AS wal_level,
-  ${usableFromSql("feed", FEED)} AS usable_from,
+  ${usableFromSql(FEED_OBJECTS)} AS usable_from,
   coalesce((SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user), false) AS may_drain,
   r.slot_name IS NOT NULL AS found, r.wal_status::text AS wal_status,
   pg_wal_lsn_diff(${WAL_NOW}, r.restart_lsn)::int8 AS retained
@@ -73,7 +81,7 @@ export async function slotHealth(sql: Sql): Promise<SlotHealth> {
 export function cannotSetUp(h: SlotHealth): string | undefined {
   if (h.walLevel !== "logical") return `the server runs with wal_level=${h.walLevel}, the feed needs wal_level=logical`;
   if (!h.mayDrain) return "the role is neither a superuser nor has REPLICATION, which reading a slot needs";
-  return tooOld("the change feed", h.usableFrom, FEED_VERSION);
+  return tooOld(FEED_OBJECTS, h.usableFrom);
 }
 
 /** A failure to set the feed up that says what to do; not retryable by the retry policy. */
@@ -93,7 +101,7 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
       await tx.unsafe<
         { found: boolean; version: number; usable_from: number | null; owns: boolean; may_create: boolean }[]
       >(FEED_TABLES_STATE_SQL);
-    refuseTooOld("FEED_UNAVAILABLE", "the change feed", t?.usable_from, FEED_VERSION);
+    refuseTooOld(FEED_OBJECTS, t?.usable_from);
     // A newer Ominipg's tables too are used as they are: setting them up as this version knows them would undo it.
     if (t && t.version >= FEED_VERSION) return;
     if (!t || !(t.found ? t.owns : t.may_create))
@@ -109,10 +117,10 @@ export async function ensureFeed(sql: Sql, timeoutMs: number): Promise<{ created
       { slot: string; wal_status: string | null; state: boolean; usable_from: number | null }[]
     >(
       `SELECT ${SLOT_NAME_SQL} AS slot, (SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS wal_status, ` +
-        `EXISTS (SELECT 1 FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}) AS state, ${usableFromSql("feed", FEED)} AS usable_from`,
+        `EXISTS (SELECT 1 FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}) AS state, ${usableFromSql(FEED_OBJECTS)} AS usable_from`,
     );
     const { slot, wal_status: status, state } = s!;
-    refuseTooOld("FEED_UNAVAILABLE", "the change feed", s!.usable_from, FEED_VERSION); // a set-up since the first
+    refuseTooOld(FEED_OBJECTS, s!.usable_from); // a set-up since the first
     if (status !== null && status !== "lost") {
       if (state) return { created: false, replaced: false };
       // A slot without a state row (the feed's tables were dropped): start a new epoch at its position.
@@ -154,9 +162,9 @@ export async function trimFeed(sql: Sql, retentionMs: number, graceMs: number): 
     );
     if (!lock?.got) return 0;
     const [v] = await tx.unsafe<{ usable_from: number | null }[]>(
-      `SELECT ${usableFromSql("feed", FEED)} AS usable_from`,
+      `SELECT ${usableFromSql(FEED_OBJECTS)} AS usable_from`,
     );
-    refuseTooOld("FEED_UNAVAILABLE", "the change feed", v?.usable_from, FEED_VERSION);
+    refuseTooOld(FEED_OBJECTS, v?.usable_from);
     const ms = (p: string) => `now() - ${p}::int8 * interval '1 millisecond'`;
     const [r] = await tx.unsafe<{ trimmed: number }[]>(
       `WITH ominipg_s AS (SELECT epoch, drained_upto FROM ${FEED_STATE} WHERE slot_name = ${SLOT_NAME_SQL}), ` +
@@ -183,9 +191,9 @@ export async function dropFeed(sql: Sql): Promise<boolean> {
     await tx.unsafe(`SELECT ${SETUP_SHARED}, pg_advisory_xact_lock(${FEED_LOCK})`);
     const [r] = await tx.unsafe<{ found: boolean; usable_from: number | null }[]>(
       `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = ${SLOT_NAME_SQL}) AS found, ` +
-        `${usableFromSql("feed", FEED)} AS usable_from`,
+        `${usableFromSql(FEED_OBJECTS)} AS usable_from`,
     );
-    refuseTooOld("FEED_UNAVAILABLE", "the change feed", r?.usable_from, FEED_VERSION);
+    refuseTooOld(FEED_OBJECTS, r?.usable_from);
     if (r?.found) await tx.unsafe(`SELECT pg_drop_replication_slot(${SLOT_NAME_SQL})`);
     const [t] = await tx.unsafe<{ found: boolean }[]>(`SELECT to_regclass('${FEED_STATE}') IS NOT NULL AS found`);
     if (t?.found) {

@@ -1,9 +1,9 @@
 import {
-  FEED,
   FEED_DDL,
+  FEED_OBJECTS,
   FEED_TABLES_STATE_SQL,
-  FEED_VERSION,
   LEDGER_DDL,
+  LEDGER_OBJECTS,
   LEDGER_STATE_SQL,
   LEDGER_TABLE,
   LEDGER_VERSION,
@@ -16,8 +16,6 @@ import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { isRetryable, remoteFailure, withRetry, type RetryPolicy } from "./retry.js";
-
-/** The advisory lock key of the remote set-up ("omin" in ASCII): the same for every Ominipg client. */
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first
@@ -200,12 +198,12 @@ export async function setUpRemote(
   await transaction(sql, async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
     // Objects a newer Ominipg set up are that version's to change: refused before anything is.
-    for (const [stateSql, table, known] of [
-      [LEDGER_STATE_SQL, `public.${LEDGER_TABLE}`, LEDGER_VERSION],
-      [FEED_TABLES_STATE_SQL, FEED, FEED_VERSION],
+    for (const [stateSql, objects] of [
+      [LEDGER_STATE_SQL, LEDGER_OBJECTS],
+      [FEED_TABLES_STATE_SQL, FEED_OBJECTS],
     ] as const) {
       const [s] = await tx.unsafe<{ version: number }[]>(stateSql);
-      if (s && s.version > known) throw newerSetUp(table, s.version, known);
+      if (s && s.version > objects.version) throw newerSetUp(objects, s.version);
     }
     await tx.unsafe(LEDGER_DDL).simple();
     await tx.unsafe(FEED_DDL).simple();

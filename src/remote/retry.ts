@@ -1,8 +1,8 @@
 import { OminipgError, SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { sqlstateOf, sqlstateScope } from "../core/sqlstate.js";
 import { errorText } from "./connection.js";
-import { LEDGER_LABEL, LEDGER_VERSION } from "./schema.js";
-import { tooOldLedgerRaised } from "./versions.js";
+import { LEDGER_OBJECTS } from "./schema.js";
+import { tooOldRaised } from "./versions.js";
 
 /** How often and how patiently a remote step is tried (`sync.retry`). */
 export interface RetryPolicy {
@@ -40,7 +40,7 @@ export function remoteFailure(
   redact: (text: string) => string,
 ): SyncError {
   if (cause instanceof SyncError || cause instanceof SchemaError) return cause as SyncError;
-  const tooOld = tooOldLedgerRaised(cause, LEDGER_LABEL, LEDGER_VERSION);
+  const tooOld = tooOldRaised(cause, LEDGER_OBJECTS);
   if (tooOld) return tooOld;
   const tls = TLS_REFUSED.test(String((cause as { code?: unknown })?.code ?? ""))
     ? "TLS: the server's certificate was refused: "

@@ -1,6 +1,6 @@
 import { SyncError } from "../core/errors.js";
 import { quoteIdent } from "../core/sql.js";
-import { usableFromSql, versionSql } from "./versions.js";
+import { usableFromSql, versionSql, type SetUpObjects } from "./versions.js";
 
 /**
  * What Ominipg keeps on the remote: the ledger, which makes every push exactly once. Each batch's remote
@@ -22,8 +22,6 @@ export const LEDGER_TABLE = "_ominipg_ledger";
 /** Bumped when the DDL below changes: the table's comment records what a remote was set up with. */
 export const LEDGER_VERSION = 2;
 export const REMOTE_SCHEMA_VERSION = `ominipg ledger v${LEDGER_VERSION}`;
-/** The ledger as messages name it. */
-export const LEDGER_LABEL = `Ominipg's remote ledger public.${LEDGER_TABLE}`;
 const T = `public.${LEDGER_TABLE}`;
 
 /** The change feed's tables (see FEED_DDL below), its version likewise. */
@@ -34,6 +32,22 @@ export const FEED_VERSION = 6;
 export const FEED_SCHEMA_VERSION = `ominipg feed v${FEED_VERSION}`;
 export const FEED = `public.${FEED_TABLE}`;
 
+/** The ledger and the feed's tables as their set-up versions concern them (versions.ts). */
+export const LEDGER_OBJECTS: SetUpObjects = {
+  kind: "ledger",
+  table: T,
+  version: LEDGER_VERSION,
+  label: `Ominipg's remote ledger ${T}`,
+  code: "REMOTE_SETUP_FAILED",
+};
+export const FEED_OBJECTS: SetUpObjects = {
+  kind: "feed",
+  table: FEED,
+  version: FEED_VERSION,
+  label: "the change feed",
+  code: "FEED_UNAVAILABLE",
+};
+
 /**
  * The first statement of both set-up DDLs: refuses to run where either of Ominipg's remote objects is of a newer
  * version (the two share the identity function, which either DDL would replace), before it changes anything; the
@@ -41,8 +55,8 @@ export const FEED = `public.${FEED_TABLE}`;
  * version: not newer.
  */
 function refuseNewer(): string {
-  const ledger = versionSql("ledger", T);
-  const feed = versionSql("feed", FEED);
+  const ledger = versionSql(LEDGER_OBJECTS);
+  const feed = versionSql(FEED_OBJECTS);
   return `DO $v$ BEGIN
   IF ${ledger} > ${LEDGER_VERSION} OR ${feed} > ${FEED_VERSION} THEN
     RAISE EXCEPTION 'Ominipg''s remote objects were set up by a newer Ominipg than this one (${T} version %, ${FEED} version %; this one knows ${LEDGER_VERSION} and ${FEED_VERSION}): run the newer version''s ominipg setup', ${ledger}, ${feed}
@@ -251,7 +265,7 @@ END $u$`;
  * comment yet: its version is NULL, not below 4).
  */
 const FEED_V4_UPGRADE = `DO $u$ DECLARE r record; BEGIN
-  IF ${versionSql("feed", FEED)} < 4 THEN
+  IF ${versionSql(FEED_OBJECTS)} < 4 THEN
     FOR r IN SELECT DISTINCT a.grantee FROM pg_class AS c, aclexplode(c.relacl) AS a
         WHERE c.oid = '${FEED}'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner AND a.grantee <> 0
           AND NOT EXISTS (SELECT FROM aclexplode(c.relacl) AS b WHERE b.grantee = a.grantee AND b.privilege_type = 'INSERT') LOOP
@@ -368,12 +382,12 @@ export function setupScript(roles: readonly string[], drainers: readonly string[
  * (usableFromSql), and whether this role may set them up.
  */
 export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL AS found,
-  coalesce(${versionSql("feed", FEED)}, 0) AS version, ${usableFromSql("feed", FEED)} AS usable_from,
+  coalesce(${versionSql(FEED_OBJECTS)}, 0) AS version, ${usableFromSql(FEED_OBJECTS)} AS usable_from,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
 
 /** Whether the remote's ledger exists, and the set-up version it carries (a number: versionSql). */
 export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,
-  coalesce(${versionSql("ledger", T)}, 0) AS version,
+  coalesce(${versionSql(LEDGER_OBJECTS)}, 0) AS version,
   coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${T}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
