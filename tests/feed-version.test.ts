@@ -32,6 +32,13 @@ async function client(remote: TestDatabase): Promise<Ominipg> {
   return db;
 }
 
+/** A client that copied the table by its first pull (which sets the feed up: the role is a superuser). */
+async function pulled(remote: TestDatabase): Promise<Ominipg> {
+  const db = await client(remote);
+  expect((await db.pull()).tables["public.t"]!.strategy).toBe("copy");
+  return db;
+}
+
 /** What a set-up (or its undoing) would change: the comments, the epoch, the images, the objects' catalog rows. */
 async function snapshot(remote: TestDatabase) {
   const [r] = await remote.sql`SELECT
@@ -48,8 +55,7 @@ async function snapshot(remote: TestDatabase) {
 describe("the versions of Ominipg's remote objects", () => {
   it("a newer version's objects (v99): clients and drainers use them as they are, `ominipg setup` refuses them", async () => {
     const remote = await remoteDb();
-    const first = await client(remote);
-    expect((await first.pull()).tables["public.t"]!.strategy).toBe("copy");
+    const first = await pulled(remote);
     // A newer Ominipg set them up: its comments, and an image row (which an upgrade from before v4 deletes) at a
     // position past the drained one, so that no trim takes it.
     await remote.sql.unsafe(
@@ -96,8 +102,7 @@ describe("the versions of Ominipg's remote objects", () => {
 
   it("a newer version's objects it says this one may not use (`min v99`): clients diff, drainers and pushes are refused", async () => {
     const remote = await remoteDb();
-    const first = await client(remote);
-    expect((await first.pull()).tables["public.t"]!.strategy).toBe("copy");
+    const first = await pulled(remote);
     // What follows a newer version's number is that version's to define: still version 99, not "not Ominipg's".
     await remote.sql.unsafe(
       `COMMENT ON TABLE _ominipg_feed IS 'ominipg feed v99 min v99';
