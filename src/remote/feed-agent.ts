@@ -102,10 +102,13 @@ export class FeedAgent {
           report.written += step.written;
           if (step.busy || !step.full || Date.now() - started > budgetMs) break;
         } catch (err) {
-          // The slot went away or was invalidated since the health check: set it up again, once.
+          // The slot went away or was invalidated since the health check: set it up again, once. Any other
+          // failure (a slot still there, a feed this version may no longer use) is the drain's own.
           if (retried || !setUp) throw err;
           retried = true;
-          health = await this.#setUp(await this.health(true));
+          const now = await this.health(true);
+          if (cannotSetUp(now) || (now.found && now.walStatus !== "lost")) throw err;
+          health = await this.#setUp(now);
           if (!health.found) throw err;
         }
       }
