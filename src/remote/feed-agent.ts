@@ -102,13 +102,13 @@ export class FeedAgent {
           report.written += step.written;
           if (step.busy || !step.full || Date.now() - started > budgetMs) break;
         } catch (err) {
-          // The slot went away or was invalidated since the health check: set it up again, once. Any other
-          // failure (a slot still there, a feed this version may no longer use) is the drain's own.
+          // The slot went away or was invalidated since the health check: set it up again, once, and step again.
+          // A slot still there (another drainer's new one, or the failure was the step's own, e.g. a feed this
+          // version may no longer use) is stepped again without a set-up.
           if (retried || !setUp) throw err;
           retried = true;
-          const now = await this.health(true);
-          if (cannotSetUp(now) || (now.found && now.walStatus !== "lost")) throw err;
-          health = await this.#setUp(now);
+          health = await this.health(true);
+          if (!health.found || health.walStatus === "lost") health = await this.#setUp(health);
           if (!health.found) throw err;
         }
       }
