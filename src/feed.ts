@@ -95,8 +95,8 @@ export class FeedLink {
   /** The feed's position as this client's role may read it; undefined without one. */
   async #position(): Promise<string | undefined> {
     if (!this.#readable || Date.now() - this.#readable.at > 30_000) {
-      const [a] = await this.remote.session((sql) => sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL));
-      this.#readable = { at: Date.now(), slot: unreadableFeed(a) ? undefined : a?.slot };
+      const a = (await this.remote.session((sql) => sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL)))[0]!; // always one row
+      this.#readable = { at: Date.now(), slot: unreadableFeed(a) ? undefined : a.slot };
     }
     const { slot } = this.#readable;
     if (slot === undefined) return undefined;
@@ -126,8 +126,8 @@ export class FeedLink {
       out.drainer = cannotSetUp(h) === undefined;
       this.#readable = undefined;
       const state = await this.remote.session(async (sql) => {
-        const [a] = await sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL);
-        if (unreadableFeed(a) || !a) return undefined;
+        const a = (await sql.unsafe<FeedAccess[]>(FEED_ACCESS_SQL))[0]!; // always one row
+        if (unreadableFeed(a)) return undefined;
         const [s] = await sql.unsafe<{ drained_upto: string; age_ms: number }[]>(feedStateSql(a.slot));
         return s;
       });

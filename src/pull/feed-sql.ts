@@ -33,9 +33,9 @@ export interface FeedAccess {
   wal_status: string | null;
 }
 
-/** Why this role may not read the feed FEED_ACCESS_SQL describes (its row `a`); undefined if it may. */
-export function unreadableFeed(a: FeedAccess | undefined): string | undefined {
-  if (!a?.readable) return "the change feed's tables are missing here, or not granted to this role";
+/** Why this role may not read the feed FEED_ACCESS_SQL describes (its one row `a`); undefined if it may. */
+export function unreadableFeed(a: FeedAccess): string | undefined {
+  if (!a.readable) return "the change feed's tables are missing here, or not granted to this role";
   return tooOld(FEED_OBJECTS, a.usable_from);
 }
 

@@ -66,9 +66,9 @@ export async function readFeedView(
   staleMs: number,
   tables: readonly TableInfo[],
 ): Promise<{ view: FeedView; absent?: undefined } | { view?: undefined; absent: string }> {
-  const [a] = await ctx.tx.unsafe<FeedAccess[]>(FEED_ACCESS_SQL);
+  const a = (await ctx.tx.unsafe<FeedAccess[]>(FEED_ACCESS_SQL))[0]!; // always one row
   const unreadable = unreadableFeed(a);
-  if (unreadable !== undefined || a === undefined) return { absent: unreadable ?? "no row of the feed's access" };
+  if (unreadable !== undefined) return { absent: unreadable };
   const [s] = await ctx.tx.unsafe<
     { epoch: string; drained_upto: string; trimmed_upto: string; age_ms: number; reader: string; remote: string }[]
   >(feedStateSql(a.slot, tables));
