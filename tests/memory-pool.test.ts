@@ -48,6 +48,29 @@ describe("the memory of a closed database", () => {
     expect((await b.db.query(`SELECT id, v FROM secret`)).rows).toEqual([{ id: 1, v: "b" }]);
   });
 
+  it("opens the next database without PGlite making a memory of its own size (128 MB) to be dropped", async () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => object } })
+      .WebAssembly;
+    const Real = wasm.Memory;
+    const made: number[] = [];
+    wasm.Memory = class extends Real {
+      constructor(d: { initial: number }) {
+        super(d);
+        made.push(d.initial);
+      }
+    };
+    try {
+      const a = await database();
+      await close(a.db);
+      made.length = 0;
+      const b = await database();
+      expect(b.memory).toBe(a.memory);
+      expect(made.filter((pages) => pages > 1)).toEqual([]);
+    } finally {
+      wasm.Memory = Real;
+    }
+  });
+
   it("is never given to a database while its own is open, and is not kept once let go", async () => {
     const a = await database();
     const b = await database();

@@ -4,7 +4,7 @@ import { MemoryFS, PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { InitCache, TEMPLATE_OPTIONS, initCacheEnabledByEnv } from "./init-cache.js";
 import { adoptFileStorage, lendFile } from "./memfs-storage.js";
-import { remember, reusedMemory } from "./memory-pool.js";
+import { PLACEHOLDER_BYTES, remember, reusedMemory } from "./memory-pool.js";
 import { PGDATA, copyIntoPglite, tarEntries, trimWal, writeTemplateDir, type TarEntry } from "./pgdata-tar.js";
 
 export interface NewDatabaseOptions {
@@ -114,7 +114,16 @@ class LazyTypesPGlite extends PGlite {
 
 /** `PGlite.create`, as a LazyTypesPGlite. */
 async function create(dataDir: string | undefined, pgliteOptions: PGliteOptions): Promise<PGlite> {
-  const options = { ...pgliteOptions, extensions: { ...pgliteOptions.extensions, reusedMemory } };
+  // Where PGlite will run initdb, not: it runs it in a second instance of its options without their extensions.
+  const findsDatabase =
+    pgliteOptions.fs !== undefined ||
+    pgliteOptions.loadDataDir !== undefined ||
+    (dataDir !== undefined && fs.existsSync(path.join(dataDir, "PG_VERSION")));
+  const options = {
+    ...pgliteOptions,
+    ...(findsDatabase ? { initialMemory: PLACEHOLDER_BYTES } : {}),
+    extensions: { ...pgliteOptions.extensions, reusedMemory },
+  };
   const db = dataDir === undefined ? new LazyTypesPGlite(options) : new LazyTypesPGlite(dataDir, options);
   await db.waitReady;
   remember(db);

@@ -62,6 +62,21 @@ describe("memory pool", () => {
     expect(await given(3)).not.toBe(memory);
   });
 
+  it("replaces the one-page placeholder Ominipg asks PGlite for: by a kept memory of PGlite's size, else a new one", async () => {
+    const pgliteSize = 2048 * 65536; // PGlite's own start: 128 MB
+    const first = await given(1);
+    expect((first as Memory).buffer.byteLength).toBe(pgliteSize);
+    const small = instance(2);
+    openedAndClosed(small.db);
+    const second = await given(1);
+    expect(second).not.toBe(small.memory); // smaller than PGlite's size: left kept
+    expect((second as Memory).buffer.byteLength).toBe(pgliteSize);
+    const large = instance(2048);
+    openedAndClosed(large.db);
+    expect(await given(1)).toBe(large.memory);
+    expect(await given(2)).toBe(small.memory); // an instance's own new memory (not a placeholder) as before
+  });
+
   it("keeps the last four, the last closed given first, each for 10 seconds", async () => {
     vi.useFakeTimers();
     const closed = [1, 2, 3, 4, 5].map(() => instance(2));
