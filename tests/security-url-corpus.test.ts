@@ -1,6 +1,7 @@
 // Every URL form libpq accepts keeps its password out of every output path: errors, events, status(), the
 // CLI and anything written to stdout/stderr. URLs whose user info holds unencoded reserved characters are
 // refused at connect() with CONFIG_INVALID before anything can print them.
+import fs from "node:fs";
 import path from "node:path";
 import util from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,6 +112,7 @@ describe("security: a corpus of URL forms", () => {
   });
   afterAll(async () => {
     await remote.drop();
+    fs.rmSync(path.dirname(dir), { recursive: true, force: true }); // made in beforeAll: tempDir leaves it to us
   });
 
   it("refuses URLs with unencoded reserved characters with CONFIG_INVALID (connect(), feed(), the CLI), without showing them", async () => {
