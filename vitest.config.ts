@@ -1,6 +1,10 @@
 import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { useMemoryTmpdir } from "./tests/harness/memory-tmpdir.js";
+
+// Before the shared server starts and the workers fork: they and every child inherit TMPDIR (see memory-tmpdir.ts).
+useMemoryTmpdir();
 
 /** The slowest files (each 35-100 s on a 2-core machine), slowest first. */
 const SLOWEST = ["bench", "conflicts", "init-cache", "reliability-crash", "security-url-corpus"];
