@@ -16,12 +16,7 @@ const NEEDED_BYTES = 2 ** 30;
 export function useMemoryTmpdir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env["TMPDIR"] || process.platform !== "linux") return undefined;
   try {
-    const mount = fs
-      .readFileSync("/proc/mounts", "utf8")
-      .split("\n")
-      .map((line) => line.split(" "))
-      .findLast((fields) => fields[1] === SHM);
-    if (!mount || mount[2] !== "tmpfs" || (mount[3] ?? "").split(",").includes("noexec")) return undefined;
+    if (!shmIsExecutableTmpfs()) return undefined;
     if ((fs.statSync(SHM).mode & 0o1777) !== 0o1777) return undefined;
     fs.accessSync(SHM, fs.constants.W_OK | fs.constants.X_OK);
     const room = fs.statfsSync(SHM);
@@ -31,4 +26,14 @@ export function useMemoryTmpdir(env: NodeJS.ProcessEnv = process.env): string | 
   }
   env["TMPDIR"] = SHM;
   return SHM;
+}
+
+/** Whether /dev/shm is mounted as a tmpfs without noexec (its last mount in /proc/mounts). */
+export function shmIsExecutableTmpfs(): boolean {
+  const mount = fs
+    .readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((line) => line.split(" "))
+    .findLast((fields) => fields[1] === SHM);
+  return mount?.[2] === "tmpfs" && !(mount[3] ?? "").split(",").includes("noexec");
 }
