@@ -114,7 +114,8 @@ class LazyTypesPGlite extends PGlite {
 
 /** `PGlite.create`, as a LazyTypesPGlite. */
 async function create(dataDir: string | undefined, pgliteOptions: PGliteOptions): Promise<PGlite> {
-  // Where PGlite will run initdb, not: it runs it in a second instance of its options without their extensions.
+  // Not where PGlite runs initdb: it runs that in a second instance of these options without their extensions,
+  // which would start in the placeholder (memory-pool.ts).
   const findsDatabase =
     pgliteOptions.fs !== undefined ||
     pgliteOptions.loadDataDir !== undefined ||
