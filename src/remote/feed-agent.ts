@@ -10,7 +10,7 @@
 import type { ResolvedFeed } from "../core/feed.js";
 import type { OminipgWarning, WarningCode } from "../core/warnings.js";
 import { errorText, type Sql } from "./connection.js";
-import { cannotSetUp, ensureFeed, slotHealth, trimFeed, type SlotHealth } from "./feed.js";
+import { cannotSetUp, ensureFeed, slotGone, slotHealth, trimFeed, type SlotHealth } from "./feed.js";
 import { drainStep, type DrainOptions } from "./feed-drain.js";
 
 export interface FeedAgentOptions {
@@ -87,7 +87,7 @@ export class FeedAgent {
       report.health = health;
       const why = cannotSetUp(health);
       if (why) return { ...report, reason: why };
-      if (!health.found || health.walStatus === "lost") {
+      if (slotGone(health)) {
         if (!setUp) return { ...report, reason: "no change feed is set up on this database" };
         health = await this.#setUp(health);
         report.health = health;
@@ -108,7 +108,7 @@ export class FeedAgent {
           if (retried || !setUp) throw err;
           retried = true;
           health = await this.health(true);
-          if (!health.found || health.walStatus === "lost") health = await this.#setUp(health);
+          if (slotGone(health)) health = await this.#setUp(health);
           if (!health.found) throw err;
         }
       }

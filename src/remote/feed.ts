@@ -77,6 +77,11 @@ export async function slotHealth(sql: Sql): Promise<SlotHealth> {
   };
 }
 
+/** Whether the slot must be made (again): it is missing, or the server invalidated it. */
+export function slotGone(h: SlotHealth): boolean {
+  return !h.found || h.walStatus === "lost";
+}
+
 /** Why the feed cannot be set up by this role on this server, or undefined if it can. */
 export function cannotSetUp(h: SlotHealth): string | undefined {
   if (h.walLevel !== "logical") return `the server runs with wal_level=${h.walLevel}, the feed needs wal_level=logical`;
