@@ -5,7 +5,6 @@ import {
   LEDGER_DDL,
   LEDGER_OBJECTS,
   LEDGER_STATE_SQL,
-  LEDGER_TABLE,
   LEDGER_VERSION,
   drainerGrants,
   slashedRole,
@@ -178,7 +177,7 @@ export class Remote {
       }
       throw new SyncError(
         "REMOTE_SETUP_FAILED",
-        `Ominipg's remote ledger public.${LEDGER_TABLE} is ${state?.found ? "from an older version" : "missing"} and this role may not ${state?.found ? "upgrade" : "create"} it: run \`ominipg setup <url>\` once as its owner (or a role that may create tables in schema public); see docs/SECURITY.md`,
+        `${LEDGER_OBJECTS.label} is ${state?.found ? "from an older version" : "missing"} and this role may not ${state?.found ? "upgrade" : "create"} it: run \`ominipg setup <url>\` once as its owner (or a role that may create tables in schema public); see docs/SECURITY.md`,
         { retryable: false },
       );
     });

@@ -378,16 +378,15 @@ export function setupScript(roles: readonly string[], drainers: readonly string[
 }
 
 /**
- * Whether the feed's tables exist, their version (a number: versionSql), the oldest version that may use them
- * (usableFromSql), and whether this role may set them up.
+ * Whether the objects' table exists, its version (a number: versionSql), the oldest version that may use it
+ * (usableFromSql), and whether this role may set it up.
  */
-export const FEED_TABLES_STATE_SQL = `SELECT to_regclass('${FEED}') IS NOT NULL AS found,
-  coalesce(${versionSql(FEED_OBJECTS)}, 0) AS version, ${usableFromSql(FEED_OBJECTS)} AS usable_from,
-  coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${FEED}')), false) AS owns,
+function setUpStateSql(o: SetUpObjects): string {
+  return `SELECT to_regclass('${o.table}') IS NOT NULL AS found,
+  coalesce(${versionSql(o)}, 0) AS version, ${usableFromSql(o)} AS usable_from,
+  coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${o.table}')), false) AS owns,
   has_schema_privilege('public', 'CREATE') AS may_create`;
+}
 
-/** Whether the remote's ledger exists, and the set-up version it carries (a number: versionSql). */
-export const LEDGER_STATE_SQL = `SELECT to_regclass('${T}') IS NOT NULL AS found,
-  coalesce(${versionSql(LEDGER_OBJECTS)}, 0) AS version,
-  coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('${T}')), false) AS owns,
-  has_schema_privilege('public', 'CREATE') AS may_create`;
+export const FEED_TABLES_STATE_SQL = setUpStateSql(FEED_OBJECTS);
+export const LEDGER_STATE_SQL = setUpStateSql(LEDGER_OBJECTS);
