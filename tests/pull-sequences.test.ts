@@ -41,4 +41,23 @@ describe("pull: sequences", () => {
       await db.close();
     }
   });
+
+  it("reads the tables' sequences again after a DDL statement: a table added later has its sequence moved too", async () => {
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: SCHEMA, sync: { pull: false } });
+    try {
+      await db.pull(); // the sequences of notes and marks, read once for this catalog
+      const tags = `CREATE TABLE IF NOT EXISTS tags (id serial PRIMARY KEY, name text NOT NULL)`;
+      await remote.sql.unsafe(tags);
+      await remote.sql.unsafe(`INSERT INTO tags (name) SELECT 't' || g FROM generate_series(1, 7) g`);
+      await remote.sql.unsafe(`DELETE FROM tags WHERE id > 2`);
+      await db.query(tags);
+      const result = await db.pull();
+      expect(result.tables["public.tags"]).toMatchObject({ upserted: 2 });
+      expect(result.sequences).toBe(1); // tags' (notes' and marks' are where the remote's are)
+      const tag = await db.query<{ id: number }>(`INSERT INTO tags (name) VALUES ('local') RETURNING id`);
+      expect(tag.rows[0]!.id).toBe(8);
+    } finally {
+      await db.close();
+    }
+  });
 });

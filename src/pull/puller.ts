@@ -46,8 +46,13 @@ import { CANONICAL_SETTINGS } from "../core/settings.js";
 import type { TableInfo } from "../core/table.js";
 import type { LocalAccess } from "../local/access.js";
 import type { Remote } from "../remote/remote.js";
-import { catchUpSequences, pulledSequences, remoteSequenceValues, type Tx } from "../seq/pulled.js";
-import type { OwnedSequence } from "../seq/owned.js";
+import {
+  catchUpSequences,
+  pulledSequences,
+  remoteSequenceValues,
+  type PulledSequence,
+  type Tx,
+} from "../seq/pulled.js";
 import { endTable, startTable } from "./apply.js";
 import { checkPending } from "./conflicts.js";
 import { PullContext, uncarried, type PullSizes } from "./context.js";
@@ -121,7 +126,7 @@ export class Puller {
     await remote.retrying("REMOTE_SETUP_FAILED", "setting up the remote database", () => remote.ensureReady());
     const catalog = await ctx.local(() => this.catalog());
     const tables = catalog.syncedInDependencyOrder().filter((t) => !t.uncapturable && t.primaryKey.length > 0);
-    const owned = this.#sequences ? await ctx.local((d) => pulledSequences(d, tables)) : [];
+    const owned = this.#sequences ? await ctx.local((d) => pulledSequences(d, catalog, tables)) : [];
     // A role that may drains the change feed first (setting it up if need be): the snapshot finds it complete.
     const drained = this.#feed ? await this.#feed.drain(true, 5_000) : undefined;
     // Tables whose feed read the server refused for a key (FeedUnreadable): diffed, in a new snapshot.
@@ -156,7 +161,7 @@ export class Puller {
   async #snapshot(
     ctx: PullContext,
     tables: TableInfo[],
-    owned: OwnedSequence[],
+    owned: PulledSequence[],
     unreadable: ReadonlyMap<string, string>,
     attempts: Attempt[],
   ): Promise<Snapshot> {

@@ -1,3 +1,4 @@
+import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
@@ -5,12 +6,30 @@ import { quoteIdent } from "../core/sql.js";
 import { LEASE_TABLE } from "../log/tables.js";
 import { columnSequenceSql, lastHandedOutSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
+/** A sequence a pull moves on: what of an OwnedSequence stays the same until a DDL statement (not its last value). */
+export type PulledSequence = Pick<OwnedSequence, "seq" | "table" | "column" | "increment">;
+
+/**
+ * The sequences of each catalog's synced tables (ownedSequences), read once per catalog: a DDL statement makes a new
+ * one (client.ts), and the query was ~4 ms of every pull, an idle one's largest local part.
+ */
+const ownedOf = new WeakMap<Catalog, Promise<PulledSequence[]>>();
+
 /**
  * The sequences owned by synced columns: the ones a pull moves past the ids it brings. Not those
  * pointed at leased blocks (`sequences: "auto"`, seq/lease.ts): the remote's value is past every block, this
- * client's included, so moving there would leave the block for ids other clients may lease.
+ * client's included, so moving there would leave the block for ids other clients may lease. `tables`: the
+ * catalog's tables the pull reads (the same for the same catalog).
  */
-export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<OwnedSequence[]> {
+export async function pulledSequences(d: Driver, catalog: Catalog, tables: TableInfo[]): Promise<PulledSequence[]> {
+  let owned = ownedOf.get(catalog);
+  if (!owned) {
+    owned = ownedSequences(d, tables).then((all) =>
+      all.map(({ seq, table, column, increment }) => ({ seq, table, column, increment })),
+    );
+    ownedOf.set(catalog, owned);
+    owned.catch(() => ownedOf.delete(catalog)); // a failed read is not kept
+  }
   const leased = new Set<string>();
   const { rows } = await d.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [LEASE_TABLE], {
     prepare: false,
@@ -19,7 +38,7 @@ export async function pulledSequences(d: Driver, tables: TableInfo[]): Promise<O
     const held = await d.query<{ seq: string }>(`SELECT DISTINCT seq FROM ${LEASE_TABLE}`, [], { prepare: false });
     for (const r of held.rows) leased.add(r.seq);
   }
-  return (await ownedSequences(d, tables)).filter((s) => !leased.has(s.seq));
+  return (await owned).filter((s) => !leased.has(s.seq));
 }
 
 export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;
@@ -29,7 +48,7 @@ export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;
  * not handed out a value yet, or does not let this role read it (no SELECT or USAGE on it). Any other
  * failure is the pull's failure: a silent null would let local ids collide with ids the remote handed out.
  */
-export async function remoteSequenceValues(tx: Tx, owned: OwnedSequence[]): Promise<(string | null)[]> {
+export async function remoteSequenceValues(tx: Tx, owned: PulledSequence[]): Promise<(string | null)[]> {
   if (owned.length === 0) return [];
   const list = JSON.stringify(owned.map((o) => ({ t: o.table.sql, c: o.column })));
   const rows = await tx.unsafe<{ i: number; v: string | null }[]>(
@@ -50,7 +69,7 @@ export async function remoteSequenceValues(tx: Tx, owned: OwnedSequence[]): Prom
  * remote has handed out, so the next local insert does not collide with a pulled row. Not for `sequences:
  * "lease"`, whose sequences point at leased id blocks. Returns how many moved.
  */
-export async function catchUpSequences(d: Driver, owned: OwnedSequence[], remote: (string | null)[]): Promise<number> {
+export async function catchUpSequences(d: Driver, owned: PulledSequence[], remote: (string | null)[]): Promise<number> {
   let moved = 0;
   for (let i = 0; i < owned.length; i++) {
     const s = owned[i]!;
