@@ -163,7 +163,9 @@ async function lookUpKeys(tx: Sql, keys: Keys, tables: DecodedTable[]): Promise<
   const missing = new Map<string, DecodedTable>();
   for (const t of tables) {
     const id = tableId(t);
-    if (!keys.has(id)) missing.set(id, t);
+    // Ominipg's own tables are not recorded (record): the feed's own rows, read by the step after the one that
+    // wrote them, need no lookup (one catalog query, ~5 ms, at the first pull after every change).
+    if (!own(t) && !keys.has(id)) missing.set(id, t);
   }
   if (missing.size === 0) return;
   const list = [...missing.values()].map((t) => ({ s: t.schema, t: t.name }));
@@ -220,12 +222,15 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
         snapshot: boolean;
         confirmed: string | null;
         usable_from: number | null;
+        xmax: string;
+        xip: string;
       }[]
     >(
       `SELECT s.drained_upto::text, ${WAL_FLUSHED}::text AS flushed, ${WAL_UNFLUSHED}::text AS unflushed, ` +
         `${SNAPSHOT_DUE} AS snapshot, r.confirmed_flush_lsn::text AS confirmed, ` +
-        `${usableFromSql(FEED_OBJECTS)} AS usable_from FROM ${FEED_STATE} AS s ` +
-        `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name WHERE s.slot_name = ${quoteLiteral(slot)}`,
+        `${usableFromSql(FEED_OBJECTS)} AS usable_from, running.xmax, running.xip FROM ${FEED_STATE} AS s ` +
+        `LEFT JOIN pg_replication_slots AS r ON r.slot_name = s.slot_name CROSS JOIN ${RUNNING_SQL} ` +
+        `WHERE s.slot_name = ${quoteLiteral(slot)}`,
     );
     if (!state) throw new Error(`the change feed of slot ${slot} is not set up (no row in ${FEED_STATE})`);
     // A newer set-up this version may not write (versions.ts: none runs now, and this statement sees any before).
@@ -257,9 +262,7 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
       written += rows.length;
     };
     let waiting = false; // a commit read is not visible yet: the step ends before it
-    // Taken once, after the first read, when a commit would write rows: later commits it does not show as ended
-    // were running when it was taken, so they are held back too (at worst one step too early).
-    let running: ((xid: string) => boolean) | undefined;
+    const running = stillRunning(state);
     for (;;) {
       const rows = await tx.unsafe<{ lsn: string; data: string }[]>(`FETCH ${FETCH} FROM ominipg_peek`);
       decoded += rows.length;
@@ -277,7 +280,6 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
         else if (data.startsWith("COMMIT")) {
           // Written by a step whose slot advance did not happen (a drainer killed between the two): skipped.
           if (txn && txn.entries.length > 0 && lsnValue(lsn) > drainedUpto) {
-            running ??= await stillRunning(tx);
             if (running(data.slice("COMMIT ".length).trim())) {
               waiting = true;
               break;
@@ -332,18 +334,22 @@ export async function drainStep(sql: Sql, slot: string, options: DrainOptions): 
  * Decoding reads a commit once its record is flushed, but other sessions see the transaction only later: after a
  * synchronous standby confirmed it, or a moment later without one; meanwhile snapshots hold it as running (in
  * their list, or at or past their xmax, which has not moved past it yet). Such a commit must not be recorded: a
- * reader's snapshot would miss its rows and still move its cursor past it.
+ * reader's snapshot would miss its rows and still move its cursor past it. Read from a snapshot the step takes in
+ * its state query, before its peek (RUNNING_SQL): a commit that snapshot holds as running waits for the next step,
+ * at worst one step too early (one round trip less than a snapshot of its own after the peek).
  */
-async function stillRunning(tx: Sql): Promise<(xid: string) => boolean> {
-  const [row] = await tx.unsafe<{ xmax: string; xip: string }[]>(
-    `SELECT (pg_snapshot_xmax(s)::text::numeric % 4294967296)::text AS xmax, coalesce((SELECT string_agg((x::text::numeric % 4294967296)::text, ',') ` +
-      `FROM pg_snapshot_xip(s) AS x), '') AS xip FROM pg_current_snapshot() AS s`,
-  );
-  const xmax = Number(row!.xmax);
-  const xip = new Set(row!.xip ? row!.xip.split(",") : []);
+function stillRunning(row: { xmax: string; xip: string }): (xid: string) => boolean {
+  const xmax = Number(row.xmax);
+  const xip = new Set(row.xip ? row.xip.split(",") : []);
   // Ids wrap around at 2^32: at or past xmax when the difference, as a signed 32-bit number, is not negative.
   return (xid) => ((Number(xid) - xmax) | 0) >= 0 || xip.has(xid);
 }
+
+/** What stillRunning reads, a FROM item `running`: the current snapshot's xmax and running ids, as 32-bit ids. */
+const RUNNING_SQL =
+  `(SELECT (pg_snapshot_xmax(cs)::text::numeric % 4294967296)::text AS xmax, coalesce((SELECT ` +
+  `string_agg((x::text::numeric % 4294967296)::text, ',') FROM pg_snapshot_xip(cs) AS x), '') AS xip ` +
+  `FROM pg_current_snapshot() AS cs) AS running`;
 
 function record(txn: Txn, change: ReturnType<typeof parseDecoded>, keys: Keys, maxKeys: number): void {
   const of = (t: DecodedTable) => keys.get(tableId(t));
