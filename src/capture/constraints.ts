@@ -17,6 +17,8 @@ export interface TableRules {
   opaqueUniques: { columns: string[] }[];
   /** Tables with a foreign key to this table that has an ON DELETE action. */
   deleteActionChildren: number[];
+  /** Those whose action is SET NULL or SET DEFAULT: their rows stay, changed. */
+  deleteSetChildren: number[];
   /**
    * Foreign keys to this table that have an ON UPDATE action: the referencing table, and the columns of this one
    * it references (the key, or a UNIQUE constraint's columns): a change of those sets the action off.
@@ -26,16 +28,21 @@ export interface TableRules {
   selfRefs: { columns: string[]; refs: string[] }[];
 }
 
+/** A table's rules before its constraints are read: none. */
+export function noRules(): TableRules {
+  return {
+    uniques: [],
+    opaqueUniques: [],
+    deleteActionChildren: [],
+    deleteSetChildren: [],
+    updateActions: [],
+    selfRefs: [],
+  };
+}
+
 export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise<Map<number, TableRules>> {
   const rules = new Map<number, TableRules>();
-  for (const t of tables)
-    rules.set(t.oid, {
-      uniques: [],
-      opaqueUniques: [],
-      deleteActionChildren: [],
-      updateActions: [],
-      selfRefs: [],
-    });
+  for (const t of tables) rules.set(t.oid, noRules());
   const oids = [...rules.keys()];
   if (oids.length === 0) return rules;
   const { rows: idx } = await d.query<UniqueIndexRow>(uniqueIndexesSql(`i.indrelid::int8 = ANY($1::int8[])`), [oids], {
@@ -52,6 +59,7 @@ export async function loadRules(d: Driver, tables: Iterable<TableInfo>): Promise
   for (const f of fks) {
     const parent = rules.get(Number(f.parent))!;
     if (acts(f.del)) parent.deleteActionChildren.push(Number(f.child));
+    if (f.del === "n" || f.del === "d") parent.deleteSetChildren.push(Number(f.child));
     if (acts(f.upd)) parent.updateActions.push({ child: Number(f.child), columns: JSON.parse(f.refs) as string[] });
     if (Number(f.child) === Number(f.parent)) addSelfRef(parent, f);
   }

@@ -1,3 +1,4 @@
+import type { Image } from "./image.js";
 import type { TableInfo } from "./table.js";
 
 /**
@@ -58,4 +59,14 @@ export function keyText(t: TableInfo, image: ReadonlyMap<string, string>): strin
       return canonical[i] ? canonical[i](text) : text;
     })
     .join(",");
+}
+
+/** The key's values as the log spells them, for messages (keyText is the row's identity). */
+export function keyLabel(table: TableInfo, image: Image): string {
+  return table.primaryKey.map((c) => image.get(c) ?? "null").join(",");
+}
+
+/** The key's columns of an image. */
+export function keyImage(table: TableInfo, image: Image): Image {
+  return new Map(table.primaryKey.map((c) => [c, image.get(c) ?? "null"]));
 }

@@ -1,6 +1,6 @@
-import { keyText } from "../core/key-text.js";
+import { keyImage, keyText } from "../core/key-text.js";
 import type { TableInfo } from "../core/table.js";
-import type { TableRules } from "../capture/constraints.js";
+import { noRules, type TableRules } from "../capture/constraints.js";
 import { splitImage, type Image } from "../core/image.js";
 import { changedColumns } from "../core/conflict-rule.js";
 import type { LogEntry } from "../log/queue.js";
@@ -60,13 +60,7 @@ export interface Coalesced {
 
 const NO_ROWS: readonly RowState[] = [];
 
-const NO_RULES: TableRules = {
-  uniques: [],
-  opaqueUniques: [],
-  deleteActionChildren: [],
-  updateActions: [],
-  selfRefs: [],
-};
+const NO_RULES = noRules();
 
 /**
  * Folds log entries, in log order, into at most one remote write per row: INSERT+UPDATEs -> one insert of the
@@ -91,7 +85,11 @@ const NO_RULES: TableRules = {
  *   delete (on update), while the window writes rows of such a referencing table: those writes happened
  *   before the delete and must reach the remote before it, as they did locally;
  * - changes a self-referencing foreign key of a row already written in the window (its merged image
- *   could otherwise reference a row inserted after its first write).
+ *   could otherwise reference a row inserted after its first write);
+ * - writes a row of a table such a delete or key change acted on earlier in the window (an insert of a key a
+ *   cascade deleted, a write of a row it changed): the write's conflict check must meet the remote row as the
+ *   action left it (else a child updated at its cascaded key met no row there, and remote-wins deleted it). Not
+ *   a delete after a SET NULL of the table's own rows: a tree's mass delete would be a window per row.
  */
 export class Coalescer {
   #rows = new Map<string, RowState>();
@@ -103,6 +101,8 @@ export class Coalescer {
   #opaqueReleased = new Map<string, RowState | null>();
   /** Tables with an insert or update in the window. */
   #written = new Set<number>();
+  /** Per table a foreign key action of the window acted on, the entries ("I", "U", "D") that end it (see add). */
+  #acted = new Map<number, string>();
   /** Per table: values of DEFERRABLE unique column sets rows took in the window, and the row that did. */
   #taken = new Map<number, Map<string, RowState>>();
   #bonds = 0;
@@ -122,6 +122,7 @@ export class Coalescer {
       this.#truncate(entry, table);
       return true;
     }
+    if (this.#acted.get(table.oid)?.includes(entry.op)) return false;
     const rules = this.rules.get(table.oid) ?? NO_RULES;
     const keyed = (image: Image) => `${table.oid}\u0000${keyText(table, image)}`;
     if (entry.op === "I") {
@@ -158,6 +159,8 @@ export class Coalescer {
         this.#touch(st, entry);
       }
       this.#release(st, rules);
+      for (const c of rules.deleteActionChildren)
+        this.#act(c, !rules.deleteSetChildren.includes(c) ? "I" : c === table.oid ? "IU" : "IUD");
       return true;
     }
     const after = splitImage(need(entry.newRow, entry), true);
@@ -187,6 +190,7 @@ export class Coalescer {
     this.#bond(st, bonded);
     this.#release(st, rules);
     this.#hold(st, rules);
+    for (const u of acting) this.#act(u.child, "IUD");
     return true;
   }
 
@@ -288,6 +292,10 @@ export class Coalescer {
     }
   }
 
+  #act(table: number, ops: string): void {
+    this.#acted.set(table, (this.#acted.get(table) ?? "") + ops);
+  }
+
   #writes(tables: number[]): boolean {
     return tables.some((t) => this.#written.has(t));
   }
@@ -382,15 +390,6 @@ function toOp(st: RowState, shape: Shape | null): RowOp | undefined {
   if (changed.length === 0 && (shape.unknown.length === 0 || changedColumns(base, current).length === 0))
     return undefined;
   return { kind: "upsert", ...common, image: current, set: changed, base, reinserted: false };
-}
-
-/** The key's values as the log spells them, for messages (keyText is the row's identity). */
-export function keyLabel(table: TableInfo, image: Image): string {
-  return table.primaryKey.map((c) => image.get(c) ?? "null").join(",");
-}
-
-export function keyImage(table: TableInfo, image: Image): Image {
-  return new Map(table.primaryKey.map((c) => [c, image.get(c) ?? "null"]));
 }
 
 function need(row: string | null, entry: LogEntry): string {

@@ -5,7 +5,8 @@ import { columnList, columnsEqual } from "../core/sql.js";
 import { rowImageSql } from "../log/capture.js";
 import { actionParentsLastAfter, lastTouchesAfter } from "../log/pending.js";
 import type { TableInfo } from "../core/table.js";
-import { keyImage, type RowOp } from "./coalesce.js";
+import { keyImage } from "../core/key-text.js";
+import type { RowOp } from "./coalesce.js";
 
 /**
  * An update's log images may hold only the columns it assigned (log/capture.ts); the push writes just those.

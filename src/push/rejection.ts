@@ -2,7 +2,8 @@ import { joinImage } from "../core/image.js";
 import type { Driver } from "../core/driver.js";
 import { setAside, type RejectedChange } from "../log/rejected.js";
 import type { Batch } from "./batches.js";
-import { keyLabel, type RowOp } from "./coalesce.js";
+import { keyLabel } from "../core/key-text.js";
+import type { RowOp } from "./coalesce.js";
 
 /** A batch in a few words, for messages: its one change (table and key), or its size and tables. */
 export function describeBatch(batch: Batch): string {

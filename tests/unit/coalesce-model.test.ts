@@ -100,6 +100,7 @@ function rules(partial: Partial<TableRules>): TableRules {
     uniques: [],
     opaqueUniques: [],
     deleteActionChildren: [],
+    deleteSetChildren: [],
     updateActions: [],
     selfRefs: [],
     ...partial,

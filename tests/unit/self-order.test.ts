@@ -32,6 +32,7 @@ const rules = new Map<number, TableRules>([
       uniques: [],
       opaqueUniques: [],
       deleteActionChildren: [],
+      deleteSetChildren: [],
       updateActions: [],
       selfRefs: [{ columns: ["up"], refs: ["id"] }],
     },

@@ -1,0 +1,103 @@
+// A foreign key action a parent's change runs locally (ON UPDATE CASCADE, ON DELETE SET NULL / CASCADE,
+// uncaptured) changes child rows; the app then writes those child rows, in the same sync window. Nothing
+// changed on the remote meanwhile: the sync must report no conflict and the remote must end as the local side.
+import { describe, expect, it } from "vitest";
+import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
+import { createTestDatabase } from "./harness/index.js";
+import { expectSameRows } from "./pull-helpers.js";
+import { cleanupAfterEach } from "./harness/cleanup.js";
+
+const cleanup = cleanupAfterEach();
+
+async function open(schema: string[], seed: string[], conflicts: SyncOptions["conflicts"]) {
+  const remote = await createTestDatabase();
+  cleanup(() => remote.drop());
+  const db = await Ominipg.connect({
+    syncUrl: remote.url,
+    schemaSQL: schema,
+    sync: { conflicts, feed: "off", retry: { attempts: 1 } },
+  });
+  cleanup(() => db.close());
+  const events: ConflictEvent[] = [];
+  db.on("conflict", (e) => events.push(e));
+  for (const s of seed) await db.query(s);
+  await db.sync();
+  return { db, remote, events };
+}
+
+const STRATEGIES = ["overwrite", "remote-wins", "merge"] as const;
+
+describe("ON UPDATE CASCADE into the child's key, then the child written at its new key", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, name text)`,
+    `CREATE TABLE IF NOT EXISTS c (pid int REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE, n int, v text, PRIMARY KEY (pid, n))`,
+  ];
+  const SEED = [`INSERT INTO p VALUES (1, 'one')`, `INSERT INTO c VALUES (1, 1, 'v0'), (1, 2, 'v0')`];
+
+  it.each(STRATEGIES)("%s: an update", async (s) => {
+    const { db, remote, events } = await open(SCHEMA, SEED, s);
+    await db.query(`UPDATE p SET id = 2 WHERE id = 1`);
+    await db.query(`UPDATE c SET v = 'v1' WHERE pid = 2 AND n = 1`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT pid, n, v FROM c ORDER BY n`)).toEqual([
+      { pid: 2, n: 1, v: "v1" },
+      { pid: 2, n: 2, v: "v0" },
+    ]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "pid, n" });
+  });
+
+  it.each(STRATEGIES)("%s: a delete", async (s) => {
+    const { db, remote, events } = await open(SCHEMA, SEED, s);
+    await db.query(`UPDATE p SET id = 2 WHERE id = 1`);
+    await db.query(`DELETE FROM c WHERE pid = 2 AND n = 1`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT pid, n, v FROM c ORDER BY n`)).toEqual([{ pid: 2, n: 2, v: "v0" }]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "pid, n" });
+  });
+});
+
+describe("ON DELETE SET NULL, then the child given another parent", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY)`,
+    `CREATE TABLE IF NOT EXISTS c (id int PRIMARY KEY, pid int REFERENCES p (id) ON DELETE SET NULL, v text)`,
+  ];
+  it.each(STRATEGIES)("%s", async (s) => {
+    const { db, remote, events } = await open(
+      SCHEMA,
+      [`INSERT INTO p VALUES (1), (2)`, `INSERT INTO c VALUES (10, 1, 'x')`],
+      s,
+    );
+    await db.query(`DELETE FROM p WHERE id = 1`);
+    await db.query(`UPDATE c SET pid = 2 WHERE id = 10`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT id, pid, v FROM c`)).toEqual([{ id: 10, pid: 2, v: "x" }]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "id" });
+  });
+});
+
+describe("ON DELETE CASCADE, then the child's key inserted again under another parent", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY)`,
+    `CREATE TABLE IF NOT EXISTS c (id int PRIMARY KEY, pid int REFERENCES p (id) ON DELETE CASCADE, v text)`,
+  ];
+  it.each(STRATEGIES)("%s", async (s) => {
+    const { db, remote, events } = await open(
+      SCHEMA,
+      [`INSERT INTO p VALUES (1), (2)`, `INSERT INTO c VALUES (10, 1, 'x')`],
+      s,
+    );
+    await db.query(`DELETE FROM p WHERE id = 1`);
+    await db.query(`INSERT INTO c VALUES (10, 2, 'y')`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT id, pid, v FROM c`)).toEqual([{ id: 10, pid: 2, v: "y" }]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "id" });
+  });
+});
