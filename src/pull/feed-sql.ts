@@ -49,6 +49,11 @@ const PARTITIONS =
   `FROM pg_partition_tree(x.r) AS p JOIN pg_class AS c ON c.oid = p.relid ` +
   `JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE p.level > 0)`;
 
+/** Table `c`, or a partition of it, is UNLOGGED: it writes no WAL, so logical decoding never sees its changes. */
+const UNLOGGED_SQL = (c: string) =>
+  `(SELECT CASE WHEN k.relkind = 'p' THEN EXISTS (SELECT 1 FROM pg_partition_tree(k.oid) AS pt JOIN pg_class AS pc ` +
+  `ON pc.oid = pt.relid WHERE pc.relpersistence = 'u') ELSE k.relpersistence = 'u' END FROM pg_class AS k WHERE k.oid = ${c})`;
+
 /**
  * What decides which rows of the table `x.r` this role sees, and how the feed's rows of it are read; a change of
  * any of it changes no row the feed could list. Whether row-level security applies to this role and, where it
@@ -92,7 +97,7 @@ export function feedStateSql(
   const list = JSON.stringify((tables ?? []).map((t) => ({ s: t.schema, t: t.name, k: t.primaryKey })));
   const remote = tables
     ? `, ${IDENTITY_EXPRESSION} AS reader, (SELECT coalesce(json_agg(json_build_object('s', x.s, 't', x.t, 'oid', x.r::oid, ` +
-      `'parts', ${PARTITIONS}, 'security', ${SECURITY}, 'keys', ${KEY_COLUMNS}, 'partitioned', ${partitionedSql("x.r")})), '[]') FROM ` +
+      `'parts', ${PARTITIONS}, 'security', ${SECURITY}, 'keys', ${KEY_COLUMNS}, 'partitioned', ${partitionedSql("x.r")}, 'unlogged', ${UNLOGGED_SQL("x.r")})), '[]') FROM ` +
       `(SELECT q.s, q.t, q.k, to_regclass(format('%I.%I', q.s, q.t)) AS r FROM jsonb_to_recordset(${quoteLiteral(list)}::jsonb) AS q(s text, t text, k name[])) AS x ` +
       `WHERE x.r IS NOT NULL)::text AS remote`
     : "";
@@ -111,16 +116,26 @@ const POLICY_READS_OTHERS =
   `WHERE p.polrelid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid)`;
 
 /**
+ * Table `c` has a VIRTUAL generated column (PostgreSQL 18): not in the WAL, nor computed in the row images a
+ * policy is judged on (the feed's read policy), so a policy reading it would see NULL there.
+ */
+const VIRTUAL_COLUMN =
+  `EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ` +
+  `AND a.attgenerated = 'v')`;
+
+/**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
- * why the feed is blind to rows entering or leaving this role's sight, if it is (FeedProbe.blind): row-level
- * security applies to it, and a policy reads another table, or without REPLICA IDENTITY FULL the server does not
- * log the rows' images an UPDATE or DELETE started from (nor, for a partitioned table, does the drainer keep
- * them: it keeps them for a partition whose own row security is on).
+ * why the feed cannot serve the table, if it cannot (FeedProbe.blind): it (or a partition) is UNLOGGED, so no
+ * change of it is ever listed; or row-level security applies and the feed is blind to rows entering or leaving
+ * this role's sight: a policy reads another table, or a virtual generated column, or without REPLICA IDENTITY
+ * FULL the server does not log the rows' images an UPDATE or DELETE started from (nor, for a partitioned table,
+ * does the drainer keep them: it keeps them for a partition whose own row security is on).
  */
 export function feedCountSql(r: Omit<FeedRange, "again">): string {
   return (
     `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole, ` +
-    `(SELECT CASE WHEN NOT row_security_active(c.oid) THEN NULL WHEN ${POLICY_READS_OTHERS} THEN 'policy' ` +
+    `(SELECT CASE WHEN ${UNLOGGED_SQL("c.oid")} THEN 'unlogged' WHEN NOT row_security_active(c.oid) THEN NULL ` +
+    `WHEN ${POLICY_READS_OTHERS} THEN 'policy' WHEN ${VIRTUAL_COLUMN} THEN 'virtual' ` +
     `WHEN c.relkind = 'p' THEN 'partitioned' WHEN c.relreplident <> 'f' THEN 'identity' END FROM pg_class AS c ` +
     `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))) AS blind ` +
     `FROM ${rangeRows(r, "ominipg_f")}`

@@ -89,6 +89,7 @@ export async function readFeedView(
     security: unknown;
     keys: string | null;
     partitioned: boolean;
+    unlogged: boolean;
   };
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
@@ -96,7 +97,12 @@ export async function readFeedView(
       return [
         tableKey({ schema: r.s, name: r.t }),
         {
-          identity: JSON.stringify([r.oid, parts.map(([oid, schema, name]) => [oid, schema, name])]),
+          // UNLOGGED (its changes never listed: it diffs) and back: diffed once more, for what came in between.
+          identity: JSON.stringify([
+            r.oid,
+            parts.map(([oid, schema, name]) => [oid, schema, name]),
+            ...(r.unlogged ? ["unlogged"] : []),
+          ]),
           security: JSON.stringify(r.security),
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
@@ -177,7 +183,8 @@ export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t:
   if (cursor.identity !== remote?.identity)
     return cursor.identity === undefined
       ? "the table's position does not say which remote table it is of yet"
-      : "the remote table was made again, or its partitions changed (attached, detached, dropped), since its last pull";
+      : "the remote table was made again, or its partitions changed (attached, detached, dropped), or it was made " +
+          "LOGGED or UNLOGGED, since its last pull";
   if (cursor.security !== remote?.security)
     return cursor.security === undefined
       ? "the table's position does not say which row-level security set-up it is of yet"

@@ -78,18 +78,35 @@ export interface FeedMiss {
   blind: boolean;
 }
 
+/**
+ * Why the feed cannot serve a table (FeedProbe.blind): an UNLOGGED table's changes are never decoded; else row-level
+ * security applies to the role and the feed cannot tell which rows entered or left its sight.
+ */
+const BLIND = {
+  unlogged: () =>
+    "the remote table (or a partition of it) is UNLOGGED: it writes no WAL, so logical decoding never lists its changes",
+  policy: () =>
+    "row-level security applies to this role through a policy that reads another table: rows enter or leave the " +
+    "role's sight with no change of their own, which the feed cannot list",
+  virtual: () =>
+    "row-level security applies to this role and the table has a virtual generated column, which the row images the " +
+    "feed judges visibility on do not hold: the feed cannot tell which rows left the role's sight",
+  partitioned: () =>
+    "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows left the " +
+    "role's sight",
+  identity: (t: TableInfo) =>
+    "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
+    `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
+};
+
 /** What the feed lists for a table since its cursor, and what the log says to read again. */
 export interface FeedProbe {
   /** Changed keys in the range. */
   changed: number;
   /** A TRUNCATE, or a change of unknown key, in the range. */
   whole: boolean;
-  /**
-   * Why the feed cannot tell which rows entered or left this role's sight, if it cannot (feedCountSql): row-level
-   * security applies to it, and a policy reads another table, or the table is partitioned, or its replica identity
-   * is not FULL.
-   */
-  blind: "policy" | "partitioned" | "identity" | null;
+  /** Why the feed cannot serve the table, if it cannot (feedCountSql; BLIND says what each means). */
+  blind: keyof typeof BLIND | null;
   again: { keys: string; whole: string | undefined; count: number };
 }
 
@@ -212,19 +229,7 @@ export async function feedTable(
 ): Promise<FeedMiss | number> {
   const { t, table, tally } = run;
   const { again } = probe;
-  if (probe.blind)
-    return {
-      reason:
-        probe.blind === "policy"
-          ? "row-level security applies to this role through a policy that reads another table: rows enter or " +
-            "leave the role's sight with no change of their own, which the feed cannot list"
-          : probe.blind === "partitioned"
-            ? "row-level security applies to this role and the table is partitioned: the feed cannot tell which rows " +
-              "left the role's sight"
-            : "row-level security applies to this role and the table's replica identity is not FULL: the feed cannot tell " +
-              `which rows left the role's sight (ALTER TABLE ${t.sql} REPLICA IDENTITY FULL)`,
-      blind: true,
-    };
+  if (probe.blind) return { reason: BLIND[probe.blind](t), blind: true };
   if (probe.whole)
     return { reason: "the feed holds a TRUNCATE of the table, or a change it could not read the key of", blind: false };
   if (again.whole) return { reason: again.whole, blind: false };

@@ -1,0 +1,121 @@
+// Tables the change feed cannot serve: each is diffed at every pull, with the reason, and local stays equal to
+// the remote as the client's role sees it (found by a hunt session: both pulled "by the feed" and never changed).
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ominipg, type FeedDrainer } from "../src/index.js";
+import { setUpRemote } from "../src/remote/remote.js";
+import { createLoginRoles, createTestDatabase, dropRoles, type TestDatabase } from "./harness/index.js";
+
+describe("feed pull: a remote UNLOGGED table (logical decoding never sees its changes)", () => {
+  const LOCAL = [`CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, v text NOT NULL)`];
+  let remote: TestDatabase;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+  });
+  afterAll(() => remote.drop());
+  const remoteRows = async () => (await remote.sql`SELECT id, v FROM items ORDER BY id`).map((x) => ({ ...x }));
+
+  it("is diffed at every pull, and once more after it is made LOGGED, for what came in between", async () => {
+    await remote.sql
+      .unsafe(
+        `CREATE UNLOGGED TABLE items (id int PRIMARY KEY, v text NOT NULL);
+         INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 5) g`,
+      )
+      .simple();
+    // A superuser client: sets the feed up and drains it before each pull.
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: LOCAL, remoteSchema: "skip" });
+    const local = async () => (await db.query(`SELECT id, v FROM items ORDER BY id`)).rows;
+    try {
+      expect((await db.pull()).tables["public.items"]!.strategy).toBe("copy");
+      for (let i = 0; i < 2; i++) {
+        await remote.sql
+          .unsafe(
+            `UPDATE items SET v = 'changed${i}' WHERE id = 1; DELETE FROM items WHERE id = ${2 + i}; INSERT INTO items VALUES (${9 + i}, 'new')`,
+          )
+          .simple();
+        const r = await db.pull();
+        expect(r.feed?.unusable).toBeUndefined();
+        expect(r.tables["public.items"]).toMatchObject({
+          strategy: "diff",
+          reason: expect.stringContaining("UNLOGGED"),
+        });
+        expect(await local()).toEqual(await remoteRows());
+      }
+      // Changed while still UNLOGGED after the last pull, then made LOGGED: not in the feed.
+      await remote.sql.unsafe(`UPDATE items SET v = 'between' WHERE id = 4; ALTER TABLE items SET LOGGED`).simple();
+      const r = await db.pull();
+      expect(r.tables["public.items"]).toMatchObject({ strategy: "diff", reason: expect.stringContaining("LOGGED") });
+      expect(await local()).toEqual(await remoteRows());
+      await remote.sql`UPDATE items SET v = 'logged' WHERE id = 5`;
+      expect((await db.pull()).tables["public.items"]!.strategy).toBe("feed");
+      expect(await local()).toEqual(await remoteRows());
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe("feed pull: a policy on a VIRTUAL generated column (PostgreSQL 18)", () => {
+  const TABLE = `CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, email text NOT NULL,
+    tenant text GENERATED ALWAYS AS (split_part(email, '@', 1)) VIRTUAL, body text NOT NULL)`;
+  let remote: TestDatabase;
+  const suffix = randomBytes(4).toString("hex");
+  const [drainerRole, tA, tB] = ["drainer", "ta", "tb"].map((r) => `om_${r}_${suffix}`) as [string, string, string];
+  let urls: Record<string, string> = {};
+  let drainer: FeedDrainer | undefined;
+  let A: Ominipg | undefined;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    urls = await createLoginRoles(remote.url, [drainerRole, tA, tB], { [drainerRole]: "REPLICATION" });
+    await remote.sql
+      .unsafe(
+        `${TABLE};
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE notes REPLICA IDENTITY FULL;
+         CREATE POLICY own ON notes USING (tenant = current_user);
+         GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO ${tA}, ${tB};
+         INSERT INTO notes (id, email, body) VALUES (1, '${tA}@x', 'one'), (2, '${tA}@x', 'two');`,
+      )
+      .simple();
+    await setUpRemote(remote.sql as never, [tA, tB], [drainerRole]);
+    drainer = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 50 });
+  });
+  afterAll(async () => {
+    await A?.close().catch(() => {});
+    await drainer?.stop();
+    await remote.drop();
+    await dropRoles([drainerRole, tA, tB]);
+  });
+
+  it("a row given to another tenant leaves the first tenant's local table (the table is diffed, with the reason)", async () => {
+    A = await Ominipg.connect({
+      syncUrl: urls[tA],
+      schemaSQL: [TABLE],
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    expect((await A.pull()).tables["public.notes"]!.strategy).toBe("copy");
+    const lsn = (await remote.sql<{ lsn: string }[]>`SELECT pg_current_wal_insert_lsn()::text AS lsn`)[0]!.lsn;
+    await remote.sql.unsafe(`UPDATE notes SET email = '${tB}@x' WHERE id = 2`);
+    await expect
+      .poll(
+        async () => (await remote.sql`SELECT drained_upto > ${lsn}::pg_lsn AS ok FROM _ominipg_feed_state`)[0]?.ok,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe(true);
+    const seen = await remote.sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL ROLE ${tA}`);
+      return tx.unsafe(`SELECT id, email, body FROM notes ORDER BY id`);
+    });
+    expect(seen.map((x) => x.id)).toEqual([1]);
+    const r = await A.pull();
+    expect(r.tables["public.notes"]).toMatchObject({
+      strategy: "diff",
+      deleted: 1,
+      reason: expect.stringContaining("virtual generated column"),
+    });
+    expect((await A.query(`SELECT id, email, body FROM notes ORDER BY id`)).rows).toEqual(seen.map((x) => ({ ...x })));
+  });
+});
