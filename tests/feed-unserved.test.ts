@@ -119,3 +119,79 @@ describe("feed pull: a policy on a VIRTUAL generated column (PostgreSQL 18)", ()
     expect((await A.query(`SELECT id, email, body FROM notes ORDER BY id`)).rows).toEqual(seen.map((x) => ({ ...x })));
   });
 });
+
+describe("feed pull: a policy calling a function that names another without its schema", () => {
+  // The feed's read policy runs the table's policies with search_path pg_catalog, where me() is not found.
+  const LOCAL = [
+    `CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS tags (id int PRIMARY KEY, name text NOT NULL)`,
+  ];
+  let remote: TestDatabase;
+  const suffix = randomBytes(4).toString("hex");
+  const [drainerRole, tA] = ["drainer", "ta"].map((r) => `om_${r}_${suffix}`) as [string, string];
+  let urls: Record<string, string> = {};
+  let drainer: FeedDrainer | undefined;
+  let A: Ominipg | undefined;
+  beforeAll(async () => {
+    remote = await createTestDatabase();
+    urls = await createLoginRoles(remote.url, [drainerRole, tA], { [drainerRole]: "REPLICATION" });
+    await remote.sql
+      .unsafe(
+        `CREATE FUNCTION me() RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_user::text $$;
+         CREATE FUNCTION may_see(o text) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT o = me() $$;
+         ${LOCAL.join(";\n")};
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE notes REPLICA IDENTITY FULL;
+         CREATE POLICY own ON notes USING (may_see(owner));
+         GRANT SELECT, INSERT, UPDATE, DELETE ON notes, tags TO ${tA};
+         INSERT INTO notes VALUES (1, '${tA}', 'one'), (2, 'someone else', 'two');
+         INSERT INTO tags VALUES (1, 'a');`,
+      )
+      .simple();
+    await setUpRemote(remote.sql as never, [tA], [drainerRole]);
+    drainer = await Ominipg.feed(urls[drainerRole]!, { intervalMs: 50 });
+  });
+  afterAll(async () => {
+    await A?.close().catch(() => {});
+    await drainer?.stop();
+    await remote.drop();
+    await dropRoles([drainerRole, tA]);
+  });
+
+  it("diffs that table, saying why, and pulls the others from the feed (every pull failed, every table)", async () => {
+    A = await Ominipg.connect({
+      syncUrl: urls[tA],
+      schemaSQL: LOCAL,
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 } },
+    });
+    expect((await A.pull()).tables["public.notes"]!.strategy).toBe("copy");
+    for (let i = 0; i < 2; i++) {
+      const lsn = (await remote.sql<{ lsn: string }[]>`SELECT pg_current_wal_insert_lsn()::text AS lsn`)[0]!.lsn;
+      await remote.sql
+        .unsafe(`INSERT INTO notes VALUES (${3 + i}, '${tA}', 'new'); INSERT INTO tags VALUES (${2 + i}, 'b')`)
+        .simple();
+      await expect
+        .poll(
+          async () => (await remote.sql`SELECT drained_upto > ${lsn}::pg_lsn AS ok FROM _ominipg_feed_state`)[0]?.ok,
+          {
+            timeout: 10_000,
+          },
+        )
+        .toBe(true);
+      const r = await A.pull();
+      expect(r.tables["public.notes"]).toMatchObject({
+        strategy: "diff",
+        reason: expect.stringContaining("search_path"),
+      });
+      expect(r.tables["public.tags"]).toMatchObject({ strategy: "feed", upserted: 1 });
+      const seen = await remote.sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL ROLE ${tA}`);
+        return tx.unsafe(`SELECT id, owner, body FROM notes ORDER BY id`);
+      });
+      expect((await A.query(`SELECT id, owner, body FROM notes ORDER BY id`)).rows).toEqual(
+        seen.map((x) => ({ ...x })),
+      );
+    }
+  });
+});

@@ -53,13 +53,16 @@ import {
 import { partByFlag, rowImage, rowsOf, type CopyRows } from "./copy-text.js";
 import { copyOutStream, copyPieces, sendQueued } from "./stream.js";
 import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
-import { isRowLevel } from "../core/sqlstate.js";
+import { errorScope, isRowLevel } from "../core/sqlstate.js";
 
 /**
- * The server refused the table's feed read for a value (isRowLevel): a key in the range, or a key to read again,
- * that the table's key no longer takes (a domain given a CHECK, an enum label the remote lacks, a narrower type).
- * Every later read of the range would fail alike, until the key is trimmed: the pull diffs the table instead
- * (puller.ts), in a new snapshot, and that moves its cursor past the key.
+ * The server refused the table's feed read (a PostgreSQL error, not one that may pass). For a value (isRowLevel): a
+ * key in the range, or a key to read again, that the table's key no longer takes (a domain given a CHECK, an enum
+ * label the remote lacks, a narrower type). Else most likely the table's own policies, which the feed's read policy
+ * runs for the role (remote/schema.ts, `_ominipg_feed_visible`) with search_path pg_catalog: a function they call
+ * that names another one without its schema fails there, not in the role's own queries. Every later read of the
+ * range would fail alike: the pull diffs the table instead (puller.ts), in a new snapshot, which moves its cursor
+ * past the range, rather than failing for every table until the feed is trimmed.
  */
 export class FeedUnreadable {
   readonly reason: string;
@@ -68,7 +71,17 @@ export class FeedUnreadable {
     readonly table: string,
     cause: unknown,
   ) {
-    this.reason = `the feed holds a key the remote table no longer reads (${(cause as Error).message})`;
+    const message = (cause as Error).message;
+    this.reason = isRowLevel(cause)
+      ? `the feed holds a key the remote table no longer reads (${message})`
+      : `the server refused the table's read of the feed (${message}): it runs the table's policies with ` +
+        "search_path pg_catalog, so a function they call must name what it uses by schema (or SET its search_path)";
+  }
+
+  /** `err` as FeedUnreadable where it is the server's refusal of the read (above), else as it is. */
+  static of(table: string, err: unknown): unknown {
+    const scope = errorScope(err);
+    return scope === "row" || scope === "statement" ? new Carried(new FeedUnreadable(table, err)) : err;
   }
 }
 
@@ -121,9 +134,11 @@ export async function probeFeed(
   const again = cursor.reread
     ? await ctx.local((d) => keysToReread(d, t, cursor.reread!))
     : { keys: "[]", whole: undefined, count: 0 };
-  const [count] = await ctx.tx.unsafe<{ n: number; whole: boolean; blind: FeedProbe["blind"] }[]>(
-    feedCountSql(rangeOf(t, view, cursor)),
-  );
+  const [count] = await ctx.tx
+    .unsafe<{ n: number; whole: boolean; blind: FeedProbe["blind"] }[]>(feedCountSql(rangeOf(t, view, cursor)))
+    .catch((err: unknown) => {
+      throw FeedUnreadable.of(tableKey(t), err);
+    });
   return { changed: Number(count!.n), whole: count!.whole, blind: count!.blind, again };
 }
 
@@ -187,7 +202,7 @@ export class FeedRows {
     try {
       await copyPieces(await this.#stream, bytes, fn);
     } catch (err) {
-      throw isRowLevel(err) ? new Carried(new FeedUnreadable(this.#table, err)) : err;
+      throw FeedUnreadable.of(this.#table, err);
     }
   }
 
