@@ -1,7 +1,7 @@
 // The remote row a conflict is settled against arrives with what to_jsonb would lose (an array's lower bounds, a
 // float's -0; json's text): where the settled row takes the remote's values, the local row gets them exactly.
 import { describe, expect, it } from "vitest";
-import { Ominipg, type ConflictEvent, type SyncOptions } from "../src/index.js";
+import { Ominipg, type Conflict, type ConflictEvent, type SyncOptions } from "../src/index.js";
 import { createTestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
 import { queued } from "./sync-helpers.js";
@@ -56,5 +56,40 @@ describe("a settled conflict writes the remote's values into the local row exact
       expect(await queued(db)).toBe(0);
       await db.close();
     }
+  });
+});
+
+describe("a resolver's base with a STORED generated column", () => {
+  // A one-column UPDATE logs the key and what it assigns; the base's other columns come from the local row, where a
+  // generated column computed from the assigned one already shows its value after the change (found by a hunt).
+  it("shows the generated column as it was before the change, in the resolver's base and the conflict record", async () => {
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    const seen: Conflict[] = [];
+    const db = await Ominipg.connect({
+      syncUrl: remote.url,
+      schemaSQL: [
+        `CREATE TABLE IF NOT EXISTS g (id int PRIMARY KEY, a int, b int, s int GENERATED ALWAYS AS (a + b) STORED)`,
+      ],
+      sync: {
+        feed: "off",
+        retry: { attempts: 1 },
+        conflicts: (c) => {
+          seen.push(c);
+          return "remote";
+        },
+      },
+    });
+    cleanup(() => db.close());
+    await db.query(`INSERT INTO g (id, a, b) VALUES (1, 0, 0)`);
+    await db.sync();
+    await remote.sql.unsafe(`UPDATE g SET a = 100 WHERE id = 1`);
+    await db.query(`UPDATE g SET a = 1 WHERE id = 1`);
+    await db.sync();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.base).toEqual({ id: 1, a: 0, b: 0, s: 0 });
+    expect(seen[0]!.local).toEqual({ id: 1, a: 1, b: 0, s: 1 });
+    const { rows } = await db.query<{ base: string }>(`SELECT base::text AS base FROM _ominipg_conflicts`);
+    expect(JSON.parse(rows[0]!.base)).toEqual({ id: 1, a: 0, b: 0, s: 0 });
   });
 });
