@@ -49,7 +49,10 @@ const PARTITIONS =
   `FROM pg_partition_tree(x.r) AS p JOIN pg_class AS c ON c.oid = p.relid ` +
   `JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE p.level > 0)`;
 
-/** Table `c`, or a partition of it, is UNLOGGED: it writes no WAL, so logical decoding never sees its changes. */
+/**
+ * Table `c`, or a partition of it, is UNLOGGED: it writes no WAL, so logical decoding never sees its changes (read
+ * by the view, per pull: RemoteTable.unlogged).
+ */
 const UNLOGGED_SQL = (c: string) =>
   `(SELECT CASE WHEN k.relkind = 'p' THEN EXISTS (SELECT 1 FROM pg_partition_tree(k.oid) AS pt JOIN pg_class AS pc ` +
   `ON pc.oid = pt.relid WHERE pc.relpersistence = 'u') ELSE k.relpersistence = 'u' END FROM pg_class AS k WHERE k.oid = ${c})`;
@@ -125,8 +128,8 @@ const VIRTUAL_COLUMN =
 
 /**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
- * why the feed cannot serve the table, if it cannot (FeedProbe.blind): it (or a partition) is UNLOGGED, so no
- * change of it is ever listed; or row-level security applies and the feed is blind to rows entering or leaving
+ * why the feed cannot serve the table, if it cannot (FeedProbe.blind; an UNLOGGED one the view says): row-level
+ * security applies and the feed is blind to rows entering or leaving
  * this role's sight: a policy reads another table, or a virtual generated column, or without REPLICA IDENTITY
  * FULL the server does not log the rows' images an UPDATE or DELETE started from (nor, for a partitioned table,
  * does the drainer keep them: it keeps them for a partition whose own row security is on).
@@ -134,7 +137,7 @@ const VIRTUAL_COLUMN =
 export function feedCountSql(r: Omit<FeedRange, "again">): string {
   return (
     `SELECT count(*)::int8 AS n, coalesce(bool_or(key IS NULL), false) AS whole, ` +
-    `(SELECT CASE WHEN ${UNLOGGED_SQL("c.oid")} THEN 'unlogged' WHEN NOT row_security_active(c.oid) THEN NULL ` +
+    `(SELECT CASE WHEN NOT row_security_active(c.oid) THEN NULL ` +
     `WHEN ${POLICY_READS_OTHERS} THEN 'policy' WHEN ${VIRTUAL_COLUMN} THEN 'virtual' ` +
     `WHEN c.relkind = 'p' THEN 'partitioned' WHEN c.relreplident <> 'f' THEN 'identity' END FROM pg_class AS c ` +
     `WHERE c.oid = to_regclass(format('%I.%I', ${quoteLiteral(r.schema)}::text, ${quoteLiteral(r.name)}::text))) AS blind ` +

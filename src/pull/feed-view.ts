@@ -43,6 +43,8 @@ export interface RemoteTable {
   keys: string | null;
   /** Partitioned on the remote: read whole, not ONLY (remote/remote-target.ts). */
   partitioned: boolean;
+  /** UNLOGGED, or a partition of it: logical decoding never sees its changes (feed.ts BLIND). */
+  unlogged: boolean;
 }
 
 /**
@@ -108,6 +110,7 @@ export async function readFeedView(
           unreadable: parts.some(([, , , readable]) => !readable),
           keys: r.keys,
           partitioned: r.partitioned,
+          unlogged: r.unlogged,
         },
       ];
     }),

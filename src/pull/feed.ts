@@ -139,7 +139,8 @@ export async function probeFeed(
     .catch((err: unknown) => {
       throw FeedUnreadable.of(tableKey(t), err);
     });
-  return { changed: Number(count!.n), whole: count!.whole, blind: count!.blind, again };
+  const unlogged = view.remote.get(tableKey(t))?.unlogged;
+  return { changed: Number(count!.n), whole: count!.whole, blind: unlogged ? "unlogged" : count!.blind, again };
 }
 
 /**
