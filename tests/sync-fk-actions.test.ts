@@ -101,3 +101,29 @@ describe("ON DELETE CASCADE, then the child's key inserted again under another p
     await expectSameRows(db, remote.sql, { p: "id", c: "id" });
   });
 });
+
+describe("a partial update whose row the remote deleted and a later cascaded key change moved locally", () => {
+  // A one-column UPDATE of a child with another column (w) logs the key and v alone; another client deleted the
+  // row; then the parent's key change moved it locally (ON UPDATE CASCADE, uncaptured), so it is not found by the
+  // change's key, and the remote has no row either. It was taken for deleted locally: the change and the row lost.
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY, name text)`,
+    `CREATE TABLE IF NOT EXISTS c (pid int REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE, n int, v text, w text, PRIMARY KEY (pid, n))`,
+  ];
+  it("overwrite writes the whole row again, which the parent's key change then carries along", async () => {
+    const seed = [`INSERT INTO p VALUES (1, 'one')`, `INSERT INTO c VALUES (1, 1, 'v0', 'w0'), (1, 2, 'v0', 'w0')`];
+    const { db, remote, events } = await open(SCHEMA, seed, "overwrite");
+    await remote.sql.unsafe(`DELETE FROM c WHERE pid = 1 AND n = 1`); // another client
+    await db.query(`UPDATE c SET v = 'v1' WHERE pid = 1 AND n = 1`);
+    await db.query(`UPDATE p SET id = 2 WHERE id = 1`);
+    await db.sync();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ resolution: "local", local: { pid: 1, n: 1, v: "v1", w: "w0" } });
+    expect(await remote.sql.unsafe(`SELECT pid, n, v, w FROM c ORDER BY n`)).toEqual([
+      { pid: 2, n: 1, v: "v1", w: "w0" },
+      { pid: 2, n: 2, v: "v0", w: "w0" },
+    ]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "pid, n" });
+  });
+});

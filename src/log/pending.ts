@@ -98,6 +98,13 @@ export function keyChangesSql(t: TableInfo): string {
   );
 }
 
+/** The updates of the table of oid `$1` queued after id `$2`, in log order: their images (json text). */
+export const LATER_UPDATES_SQL =
+  `SELECT ${Q}.old_row::text AS old_row, ${Q}.new_row::text AS new_row FROM ${QUEUE_TABLE} AS ${Q} ` +
+  `JOIN pg_class AS ominipg_r ON ominipg_r.relname = ${Q}.table_name ` +
+  `JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace AND ominipg_n.nspname = ${Q}.schema_name ` +
+  `WHERE ominipg_r.oid = $1::text::oid AND ${Q}.op = 'U' AND ${Q}.id > $2::text::int8 ORDER BY ${Q}.id`;
+
 /** The last id in the log (0 when it is empty). */
 export const LAST_QUEUE_ID = `(SELECT coalesce(max(id), 0) FROM ${QUEUE_TABLE})`;
 

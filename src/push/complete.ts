@@ -3,7 +3,8 @@ import { splitImage, type Image } from "../core/image.js";
 import { encodeImage } from "../core/json-text.js";
 import { columnList, columnsEqual } from "../core/sql.js";
 import { rowImageSql } from "../log/capture.js";
-import { actionParentsLastAfter, lastTouchesAfter } from "../log/pending.js";
+import { actionParentsLastAfter, LATER_UPDATES_SQL, lastTouchesAfter } from "../log/pending.js";
+import { foreignKeysSql, type ForeignKeyRow } from "../capture/constraints.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage } from "../core/key-text.js";
 import type { RowOp } from "./coalesce.js";
@@ -70,10 +71,57 @@ export async function fillersOf(
     );
     for (const r of rows) {
       const i = indexes[Number(r.i) - 1]!;
-      out[i] = (r.later || r.row === null) && remotes[i] ? remotes[i] : r.row === null ? null : splitImage(r.row, true);
+      const op = ops[i]!;
+      out[i] =
+        (r.later || r.row === null) && remotes[i]
+          ? remotes[i]
+          : r.row !== null
+            ? splitImage(r.row, true)
+            : op.kind === "delete"
+              ? null
+              : await movedRow(d, t, op.image, op.lastId);
     }
   }
   return out;
+}
+
+/**
+ * The local row of `image` (a partial op's) where neither side has it under its key: a queued key change of a
+ * parent whose foreign key on this table's key columns cascades (ON UPDATE CASCADE) moved it locally, uncaptured.
+ * The row at the key those key changes lead to (a missing row is no local delete: that would be a logged change,
+ * and taking it for one lost the op); null if there is none.
+ */
+async function movedRow(d: Driver, t: TableInfo, image: Image, after: number): Promise<Image | null> {
+  const { rows: fks } = await d.query<ForeignKeyRow>(
+    foreignKeysSql(`f.conrelid::int8 = $1::int8 AND f.confupdtype = 'c'`),
+    [t.oid],
+    { prepare: false },
+  );
+  const key = keyImage(t, image);
+  let moved = false;
+  for (const fk of fks) {
+    const [cols, refs] = [JSON.parse(fk.cols) as string[], JSON.parse(fk.refs) as string[]];
+    if (!cols.every((c) => key.has(c))) continue;
+    const { rows } = await d.query<{ old_row: string; new_row: string }>(
+      LATER_UPDATES_SQL,
+      [String(fk.parent), String(after)],
+      { prepare: false },
+    );
+    for (const r of rows) {
+      const [before, now] = [splitImage(r.old_row, true), splitImage(r.new_row, true)];
+      if (!refs.every((c, n) => before.get(c) === key.get(cols[n]!))) continue;
+      refs.forEach((c, n) => key.set(cols[n]!, now.get(c) ?? "null"));
+      moved = true;
+    }
+  }
+  if (!moved) return null;
+  const { rows } = await d.query<{ row: string | null }>(
+    `SELECT ${rowImageSql(t, "ominipg_t")}::text AS row FROM ${t.sql} AS ominipg_t, ` +
+      `json_populate_record(NULL::${t.sql}, $1::text::json) AS ominipg_k WHERE ${columnsEqual(t.primaryKey, "ominipg_t", "ominipg_k")}`,
+    [encodeImage(t, key)],
+    { prepare: false },
+  );
+  return rows[0]?.row ? splitImage(rows[0].row, true) : null;
 }
 
 /** A partial image made whole from the local row: its own columns over the row's. */
