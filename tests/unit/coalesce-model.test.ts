@@ -12,7 +12,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { Coalescer, type Coalesced, type RowOp } from "../../src/push/coalesce.js";
 import { planBatches } from "../../src/push/batches.js";
 import type { TableInfo } from "../../src/core/table.js";
-import type { TableRules } from "../../src/capture/constraints.js";
+import { noRules, type TableRules } from "../../src/capture/constraints.js";
 
 type LogEntry = Parameters<Coalescer["add"]>[0];
 
@@ -96,15 +96,7 @@ interface Variant {
 }
 
 function rules(partial: Partial<TableRules>): TableRules {
-  return {
-    uniques: [],
-    opaqueUniques: [],
-    deleteActionChildren: [],
-    deleteSetChildren: [],
-    updateActions: [],
-    selfRefs: [],
-    ...partial,
-  };
+  return { ...noRules(), ...partial };
 }
 
 const pkRule = (t: TableInfo) => ({ columns: t.primaryKey, nullsDistinct: true });

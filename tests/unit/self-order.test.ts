@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, it } from "vitest";
 import { ok, strictEqual } from "node:assert/strict";
-import type { TableRules } from "../../src/capture/constraints.js";
+import { noRules, type TableRules } from "../../src/capture/constraints.js";
 import type { RowOp } from "../../src/push/coalesce.js";
 import { selfReferenceOrder } from "../../src/push/self-order.js";
 import type { TableInfo } from "../../src/core/table.js";
@@ -25,19 +25,7 @@ function table(oid: number): TableInfo {
 
 const tree = table(1);
 const other = table(2);
-const rules = new Map<number, TableRules>([
-  [
-    1,
-    {
-      uniques: [],
-      opaqueUniques: [],
-      deleteActionChildren: [],
-      deleteSetChildren: [],
-      updateActions: [],
-      selfRefs: [{ columns: ["up"], refs: ["id"] }],
-    },
-  ],
-]);
+const rules = new Map<number, TableRules>([[1, { ...noRules(), selfRefs: [{ columns: ["up"], refs: ["id"] }] }]]);
 
 function op(t: TableInfo, id: number, up: number | null, deletes: boolean, n: number): RowOp {
   const image = new Map([
