@@ -117,3 +117,45 @@ describe("a partial update whose row the remote deleted and a later cascaded key
     await expectSameRows(db, remote.sql, { p: "id", c: "pid, n" });
   });
 });
+
+describe("two levels: a grandchild a cascade deleted, inserted again", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY)`,
+    `CREATE TABLE IF NOT EXISTS c (id int PRIMARY KEY, pid int REFERENCES p (id) ON DELETE CASCADE)`,
+    `CREATE TABLE IF NOT EXISTS g (id int PRIMARY KEY, cid int REFERENCES c (id) ON DELETE CASCADE, v text)`,
+  ];
+  const SEED = [
+    `INSERT INTO p VALUES (1), (2)`,
+    `INSERT INTO c VALUES (10, 1), (20, 2)`,
+    `INSERT INTO g VALUES (100, 10, 'x')`,
+  ];
+  it.each(STRATEGIES)("%s", async (s) => {
+    const { db, remote, events } = await open(SCHEMA, SEED, s);
+    await db.query(`DELETE FROM p WHERE id = 1`);
+    await db.query(`INSERT INTO g VALUES (100, 20, 'y')`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT id, cid, v FROM g`)).toEqual([{ id: 100, cid: 20, v: "y" }]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { p: "id", c: "id", g: "id" });
+  });
+});
+
+describe("two levels: ON UPDATE CASCADE through the child's key, then the grandchild updated at its new key", () => {
+  const SCHEMA = [
+    `CREATE TABLE IF NOT EXISTS o (id int PRIMARY KEY)`,
+    `CREATE TABLE IF NOT EXISTS pr (oid int REFERENCES o (id) ON UPDATE CASCADE, n int, PRIMARY KEY (oid, n))`,
+    `CREATE TABLE IF NOT EXISTS t (oid int, n int, k int, v text, PRIMARY KEY (oid, n, k), FOREIGN KEY (oid, n) REFERENCES pr (oid, n) ON UPDATE CASCADE)`,
+  ];
+  const SEED = [`INSERT INTO o VALUES (1)`, `INSERT INTO pr VALUES (1, 1)`, `INSERT INTO t VALUES (1, 1, 1, 'v0')`];
+  it.each(STRATEGIES)("%s", async (s) => {
+    const { db, remote, events } = await open(SCHEMA, SEED, s);
+    await db.query(`UPDATE o SET id = 2 WHERE id = 1`);
+    await db.query(`UPDATE t SET v = 'v1' WHERE oid = 2 AND n = 1 AND k = 1`);
+    await db.sync();
+    expect(await remote.sql.unsafe(`SELECT oid, n, k, v FROM t`)).toEqual([{ oid: 2, n: 1, k: 1, v: "v1" }]);
+    expect(events).toEqual([]);
+    await db.pull();
+    await expectSameRows(db, remote.sql, { o: "id", pr: "oid, n", t: "oid, n, k" });
+  });
+});

@@ -5,6 +5,7 @@ import { splitImage, type Image } from "../core/image.js";
 import { changedColumns } from "../core/conflict-rule.js";
 import type { LogEntry } from "../log/queue.js";
 import { shapeOf, staleColumns, type Shape } from "./shape.js";
+import { actionReach } from "./action-reach.js";
 
 interface RowState {
   table: TableInfo;
@@ -86,10 +87,10 @@ const NO_RULES = noRules();
  *   before the delete and must reach the remote before it, as they did locally;
  * - changes a self-referencing foreign key of a row already written in the window (its merged image
  *   could otherwise reference a row inserted after its first write);
- * - writes a row of a table such a delete or key change acted on earlier in the window (an insert of a key a
- *   cascade deleted, a write of a row it changed): the write's conflict check must meet the remote row as the
- *   action left it (else a child updated at its cascaded key met no row there, and remote-wins deleted it). Not
- *   a delete after a SET NULL of the table's own rows: a tree's mass delete would be a window per row.
+ * - writes a row of a table such a delete or key change acted on earlier in the window, directly or through
+ *   the actions it set off (actionReach: an insert of a key a cascade deleted, a write of a row it changed): the
+ *   write's conflict check must meet the remote row as the action left it (else a child updated at its cascaded
+ *   key met no row there, and remote-wins deleted it).
  */
 export class Coalescer {
   #rows = new Map<string, RowState>();
@@ -159,8 +160,7 @@ export class Coalescer {
         this.#touch(st, entry);
       }
       this.#release(st, rules);
-      for (const c of rules.deleteActionChildren)
-        this.#act(c, !rules.deleteSetChildren.includes(c) ? "I" : c === table.oid ? "IU" : "IUD");
+      for (const [c, ops] of actionReach(this.rules, table.oid, false)) this.#act(c, ops);
       return true;
     }
     const after = splitImage(need(entry.newRow, entry), true);
@@ -190,7 +190,7 @@ export class Coalescer {
     this.#bond(st, bonded);
     this.#release(st, rules);
     this.#hold(st, rules);
-    for (const u of acting) this.#act(u.child, "IUD");
+    for (const u of acting) for (const [c, ops] of actionReach(this.rules, u.child, true)) this.#act(c, ops);
     return true;
   }
 
@@ -293,7 +293,8 @@ export class Coalescer {
   }
 
   #act(table: number, ops: string): void {
-    this.#acted.set(table, (this.#acted.get(table) ?? "") + ops);
+    const had = this.#acted.get(table) ?? "";
+    this.#acted.set(table, had + [...ops].filter((op) => !had.includes(op)).join(""));
   }
 
   #writes(tables: number[]): boolean {
