@@ -95,6 +95,23 @@ export function isRowLevel(err: unknown): boolean {
   return errorScope(err) === "row";
 }
 
+/** Codes of a name the statement's search_path does not find, or a privilege it lacks, in what it runs. */
+const UNRESOLVED: Readonly<Record<string, string>> = {
+  "42883": "undefined function",
+  "42P01": "undefined table",
+  "42703": "undefined column",
+  "42501": "insufficient privilege",
+};
+
+/**
+ * Did a statement fail on a name it (or a function it runs, a policy's) does not find where it looks, or may not
+ * use? The change feed's read runs tenants' policies with search_path pg_catalog (pull/feed.ts FeedUnreadable).
+ */
+export function isUnresolved(err: unknown): boolean {
+  const code = sqlstateOf(err);
+  return code !== undefined && code in UNRESOLVED;
+}
+
 /**
  * Did one read fail for its size alone: a value past PostgreSQL's 1 GB (out of memory, 53200: "Cannot enlarge
  * string buffer"; a program limit, 54000), or a string past what JavaScript holds (a RangeError)? The same

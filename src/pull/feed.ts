@@ -53,7 +53,7 @@ import {
 import { partByFlag, rowImage, rowsOf, type CopyRows } from "./copy-text.js";
 import { copyOutStream, copyPieces, sendQueued } from "./stream.js";
 import { rangeOf, saveCursor, tableKey, type FeedCursor, type FeedView } from "./feed-view.js";
-import { errorScope, isRowLevel } from "../core/sqlstate.js";
+import { isRowLevel, isUnresolved } from "../core/sqlstate.js";
 
 /**
  * The server refused the table's feed read (a PostgreSQL error, not one that may pass). For a value (isRowLevel): a
@@ -78,10 +78,13 @@ export class FeedUnreadable {
         "search_path pg_catalog, so a function they call must name what it uses by schema (or SET its search_path)";
   }
 
-  /** `err` as FeedUnreadable where it is the server's refusal of the read (above), else as it is. */
+  /**
+   * `err` as FeedUnreadable where it is the server's refusal of the read (above): a value, or what a policy's
+   * function meets when it names things the pg_catalog search_path does not find (a function, a table, a column)
+   * or may not use; else as it is (an outage, a bug of the read: the pull fails).
+   */
   static of(table: string, err: unknown): unknown {
-    const scope = errorScope(err);
-    return scope === "row" || scope === "statement" ? new Carried(new FeedUnreadable(table, err)) : err;
+    return isRowLevel(err) || isUnresolved(err) ? new Carried(new FeedUnreadable(table, err)) : err;
   }
 }
 
