@@ -53,6 +53,34 @@ describe("feed pull: a remote UNLOGGED table (logical decoding never sees its ch
       await db.close();
     }
   });
+
+  it("a partitioned table with an UNLOGGED partition is diffed too", async () => {
+    const table = `CREATE TABLE IF NOT EXISTS parted (id int PRIMARY KEY, v text NOT NULL)`;
+    await remote.sql
+      .unsafe(
+        `CREATE TABLE parted (id int PRIMARY KEY, v text NOT NULL) PARTITION BY RANGE (id);
+         CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM (0) TO (100);
+         CREATE UNLOGGED TABLE parted_b PARTITION OF parted FOR VALUES FROM (100) TO (200);
+         INSERT INTO parted VALUES (1, 'a'), (150, 'b')`,
+      )
+      .simple();
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: [table], remoteSchema: "skip" });
+    try {
+      expect((await db.pull()).tables["public.parted"]!.strategy).toBe("copy");
+      await remote.sql`UPDATE parted SET v = 'changed' WHERE id = 150`;
+      const r = await db.pull();
+      expect(r.tables["public.parted"]).toMatchObject({
+        strategy: "diff",
+        reason: expect.stringContaining("UNLOGGED"),
+      });
+      expect((await db.query(`SELECT id, v FROM parted ORDER BY id`)).rows).toEqual([
+        { id: 1, v: "a" },
+        { id: 150, v: "changed" },
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 describe("feed pull: a policy on a VIRTUAL generated column (PostgreSQL 18)", () => {

@@ -41,21 +41,19 @@ export function unreadableFeed(a: FeedAccess): string | undefined {
 
 /**
  * The partitions of the table `x.r` (all levels; none for a table that is not partitioned), by oid: a JSON array
- * of [oid, schema, name, whether this role may read it by its own name].
+ * of [oid, schema, name, whether this role may read it by its own name, whether it is UNLOGGED].
  */
 const PARTITIONS =
   `(SELECT json_agg(json_build_array(p.relid::oid, n.nspname, c.relname, ` +
-  `has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) ORDER BY p.relid::oid) ` +
+  `has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'), c.relpersistence = 'u') ORDER BY p.relid::oid) ` +
   `FROM pg_partition_tree(x.r) AS p JOIN pg_class AS c ON c.oid = p.relid ` +
   `JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE p.level > 0)`;
 
 /**
- * Table `c`, or a partition of it, is UNLOGGED: it writes no WAL, so logical decoding never sees its changes (read
- * by the view, per pull: RemoteTable.unlogged).
+ * Table `c` is UNLOGGED: it writes no WAL, so logical decoding never sees its changes (read by the view, per pull,
+ * with its partitions': RemoteTable.unlogged).
  */
-const UNLOGGED_SQL = (c: string) =>
-  `(SELECT CASE WHEN k.relkind = 'p' THEN EXISTS (SELECT 1 FROM pg_partition_tree(k.oid) AS pt JOIN pg_class AS pc ` +
-  `ON pc.oid = pt.relid WHERE pc.relpersistence = 'u') ELSE k.relpersistence = 'u' END FROM pg_class AS k WHERE k.oid = ${c})`;
+const UNLOGGED_SQL = (c: string) => `(SELECT k.relpersistence = 'u' FROM pg_class AS k WHERE k.oid = ${c})`;
 
 /**
  * What decides which rows of the table `x.r` this role sees, and how the feed's rows of it are read; a change of
@@ -129,10 +127,10 @@ const VIRTUAL_COLUMN =
 /**
  * How many keys of the table changed in the range, whether the table must be read whole (a TRUNCATE...), and
  * why the feed cannot serve the table, if it cannot (FeedProbe.blind; an UNLOGGED one the view says): row-level
- * security applies and the feed is blind to rows entering or leaving
- * this role's sight: a policy reads another table, or a virtual generated column, or without REPLICA IDENTITY
- * FULL the server does not log the rows' images an UPDATE or DELETE started from (nor, for a partitioned table,
- * does the drainer keep them: it keeps them for a partition whose own row security is on).
+ * security applies and the feed is blind to rows entering or leaving this role's sight: a policy reads another
+ * table, or a virtual generated column, or without REPLICA IDENTITY FULL the server does not log the rows' images
+ * an UPDATE or DELETE started from (nor, for a partitioned table, does the drainer keep them: it keeps them for a
+ * partition whose own row security is on).
  */
 export function feedCountSql(r: Omit<FeedRange, "again">): string {
   return (

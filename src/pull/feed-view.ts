@@ -87,7 +87,7 @@ export async function readFeedView(
     s: string;
     t: string;
     oid: number;
-    parts: [number, string, string, boolean][] | null;
+    parts: [number, string, string, boolean, boolean][] | null;
     security: unknown;
     keys: string | null;
     partitioned: boolean;
@@ -96,6 +96,7 @@ export async function readFeedView(
   const remote = new Map(
     (JSON.parse(s.remote) as Row[]).map((r): [string, RemoteTable] => {
       const parts = r.parts ?? [];
+      const unlogged = r.unlogged || parts.some(([, , , , partUnlogged]) => partUnlogged);
       return [
         tableKey({ schema: r.s, name: r.t }),
         {
@@ -103,14 +104,14 @@ export async function readFeedView(
           identity: JSON.stringify([
             r.oid,
             parts.map(([oid, schema, name]) => [oid, schema, name]),
-            ...(r.unlogged ? ["unlogged"] : []),
+            ...(unlogged ? ["unlogged"] : []),
           ]),
           security: JSON.stringify(r.security),
           partitions: parts.map(([, schema, name]): [string, string] => [schema, name]),
           unreadable: parts.some(([, , , readable]) => !readable),
           keys: r.keys,
           partitioned: r.partitioned,
-          unlogged: r.unlogged,
+          unlogged,
         },
       ];
     }),
