@@ -69,10 +69,14 @@ export function actionAncestors(oid: string): string {
 export function actionParentsLastAfter(t: TableInfo, afterParam: string): string {
   return (
     `SELECT max(${Q}.id) AS ominipg_last FROM ${actionAncestors(`${Number(t.oid)}::oid`)} ` +
-    `JOIN pg_class AS ominipg_r ON ominipg_r.oid = ominipg_up.oid JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace ` +
-    `JOIN ${QUEUE_TABLE} AS ${Q} ON ${Q}.schema_name = ominipg_n.nspname AND ${Q}.table_name = ominipg_r.relname AND ${Q}.id > ${afterParam}::text::int8`
+    `JOIN pg_class AS ominipg_r ON ominipg_r.oid = ominipg_up.oid ${ENTRIES_OF_CLASS} AND ${Q}.id > ${afterParam}::text::int8`
   );
 }
+
+/** Joins the log's entries (`${Q}`) of the table a FROM item `ominipg_r` (pg_class) names. */
+const ENTRIES_OF_CLASS =
+  `JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace ` +
+  `JOIN ${QUEUE_TABLE} AS ${Q} ON ${Q}.schema_name = ominipg_n.nspname AND ${Q}.table_name = ominipg_r.relname`;
 
 /** Whether a TRUNCATE of the table was queued after id `afterParam`: a pending TRUNCATE holds the whole table. */
 export function truncateQueuedAfter(t: TableInfo, afterParam: string): string {
@@ -100,9 +104,7 @@ export function keyChangesSql(t: TableInfo): string {
 
 /** The updates of the table of oid `$1` queued after id `$2`, in log order: their images (json text). */
 export const LATER_UPDATES_SQL =
-  `SELECT ${Q}.old_row::text AS old_row, ${Q}.new_row::text AS new_row FROM ${QUEUE_TABLE} AS ${Q} ` +
-  `JOIN pg_class AS ominipg_r ON ominipg_r.relname = ${Q}.table_name ` +
-  `JOIN pg_namespace AS ominipg_n ON ominipg_n.oid = ominipg_r.relnamespace AND ominipg_n.nspname = ${Q}.schema_name ` +
+  `SELECT ${Q}.old_row::text AS old_row, ${Q}.new_row::text AS new_row FROM pg_class AS ominipg_r ${ENTRIES_OF_CLASS} ` +
   `WHERE ominipg_r.oid = $1::text::oid AND ${Q}.op = 'U' AND ${Q}.id > $2::text::int8 ORDER BY ${Q}.id`;
 
 /** The last id in the log (0 when it is empty). */
