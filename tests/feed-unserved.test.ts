@@ -222,4 +222,33 @@ describe("feed pull: a policy calling a function that names another without its 
       );
     }
   });
+
+  it('fails a pull with sync.feed "require" (the refusal comes again at every pull: not a one-time re-read)', async () => {
+    const B = await Ominipg.connect({
+      syncUrl: urls[tA],
+      schemaSQL: LOCAL,
+      remoteSchema: "skip",
+      sync: { retry: { attempts: 1 }, feed: "require" },
+    });
+    try {
+      expect((await B.pull()).tables["public.notes"]!.strategy).toBe("copy");
+      const lsn = (await remote.sql<{ lsn: string }[]>`SELECT pg_current_wal_insert_lsn()::text AS lsn`)[0]!.lsn;
+      await remote.sql.unsafe(`INSERT INTO notes VALUES (10, '${tA}', 'later')`).simple();
+      await expect
+        .poll(
+          async () => (await remote.sql`SELECT drained_upto > ${lsn}::pg_lsn AS ok FROM _ominipg_feed_state`)[0]?.ok,
+          { timeout: 10_000 },
+        )
+        .toBe(true);
+      const failed = await B.pull().then(
+        () => undefined,
+        (err: unknown) => err as { code?: string; message: string },
+      );
+      expect(failed?.code).toBe("FEED_UNAVAILABLE");
+      expect(failed?.message).toContain("search_path");
+      expect((await B.query(`SELECT id FROM notes WHERE id = 10`)).rows).toEqual([]);
+    } finally {
+      await B.close();
+    }
+  });
 });

@@ -11,7 +11,8 @@ export interface FeedOptions {
    * "auto" (default): with a role that may (superuser or REPLICATION) on a server with `wal_level=logical`, set
    * the feed up and drain it during pull() and sync(); pull from it wherever it is usable, else diff. "off": never
    * touch it (pulls diff). "require": a pull fails (FEED_UNAVAILABLE) rather than diff because the feed is
-   * missing, not drained or lost.
+   * missing, not drained or lost, or cannot serve a table at any pull (docs/SYNC.md); a table's one-time re-read
+   * (new, trimmed past, its visibility changed) is still diffed.
    */
   mode?: FeedMode;
   /** Feed rows are trimmed this long after they were drained, even if a registered reader has not passed them. Default 1 day. */

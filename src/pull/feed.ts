@@ -66,13 +66,16 @@ import { isRowLevel, isUnresolved } from "../core/sqlstate.js";
  */
 export class FeedUnreadable {
   readonly reason: string;
+  /** Every pull that finds the table's changes meets it again (a policy's function), unlike a key's value. */
+  readonly lasting: boolean;
 
   constructor(
     readonly table: string,
     cause: unknown,
   ) {
     const message = (cause as Error).message;
-    this.reason = isRowLevel(cause)
+    this.lasting = !isRowLevel(cause);
+    this.reason = !this.lasting
       ? `the feed holds a key the remote table no longer reads (${message})`
       : `the server refused the table's read of the feed (${message}): it runs the table's policies with ` +
         "search_path pg_catalog, so a function they call must name what it uses by schema (or SET its search_path)";
