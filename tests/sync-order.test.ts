@@ -296,6 +296,38 @@ describe("sync: a table referencing itself, written by one statement in any orde
       await remote.drop();
     }
   });
+
+  it("a tree larger than a window (12,000 rows), inserted children first and deleted root first, by windows and by COPY batches", async () => {
+    const remote = await createTestDatabase();
+    const schema = [
+      `CREATE TABLE IF NOT EXISTS tree (id int PRIMARY KEY, parent int REFERENCES tree)`,
+      `CREATE INDEX IF NOT EXISTS tree_parent ON tree (parent)`, // the deletes' foreign key checks
+    ];
+    try {
+      for (const s of schema) await remote.sql.unsafe(s);
+      // copyBatchSize 0: windows only; 5,000: COPY batches smaller than the tree, refused, then the windows.
+      for (const copyBatchSize of [0, 5000]) {
+        const db = await openSynced(remote.url, schema, {
+          sync: { copyBatchSize, batchSize: 1000, concurrency: 1, retry: { attempts: 1 } }, // windows of 10,000 rows
+        });
+        // Each row's parent is id / 2: a window of the first 10,000 rows logged lacks their parents (inserts) or
+        // holds parents whose children come later (deletes). Each statement passed locally, checked at its end.
+        await db.query(`INSERT INTO tree SELECT g, nullif(g / 2, 0) FROM generate_series(12000, 1, -1) AS g`);
+        expect(await db.sync(), `insert, copyBatchSize ${copyBatchSize}`).toMatchObject({ pushed: 12000, rejected: 0 });
+        await expectSameRows(db, remote.sql, { tree: "id" });
+        await db.query(`DELETE FROM tree`);
+        await db.query(`INSERT INTO tree SELECT g, nullif(g / 2, 0) FROM generate_series(1, 12000) AS g`);
+        expect(await db.sync()).toMatchObject({ rejected: 0 });
+        await db.query(`DELETE FROM tree`); // read in storage order: root first
+        expect(await db.sync(), `delete, copyBatchSize ${copyBatchSize}`).toMatchObject({ pushed: 12000, rejected: 0 });
+        expect(await remote.sql`SELECT count(*)::int AS n FROM tree`).toEqual([{ n: 0 }]);
+        expect(await queued(db)).toBe(0);
+        await db.close();
+      }
+    } finally {
+      await remote.drop();
+    }
+  });
 });
 
 describe("sync: a foreign key only the remote has", () => {

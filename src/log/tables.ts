@@ -33,7 +33,9 @@ const QUEUE_TOAST_TARGET = 8160;
  * same statement as the change itself, so it commits and rolls back with it. `id` is the capture order.
  * Row images are json (`to_json` of the row: text built directly, about 15-25% cheaper per captured row than
  * jsonb's binary form, which nothing local needs): one lossless representation for coalescing, diffing,
- * pushing (as jsonb, `jsonb_populate_record` on the remote) and conflict checks.
+ * pushing (as jsonb, `jsonb_populate_record` on the remote) and conflict checks. `created_at` is when the
+ * statement that wrote the row started: with `txid`, it tells one statement's rows apart from the next one's
+ * (push/windows.ts keeps them in one window where the remote checks them together).
  */
 export const LOCAL_SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS ${QUEUE_TABLE} (
@@ -45,10 +47,12 @@ CREATE TABLE IF NOT EXISTS ${QUEUE_TABLE} (
   old_row json,
   new_row json,
   priority integer NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz NOT NULL DEFAULT statement_timestamp()
 ) WITH (toast_tuple_target = ${QUEUE_TOAST_TARGET});
--- A log made before the setting gets it too. Unconditionally: a DO block loaded PL/pgSQL, ~10 ms of a connect.
-ALTER TABLE public.${QUEUE_TABLE} SET (toast_tuple_target = ${QUEUE_TOAST_TARGET});
+-- A log made before the setting and the default gets them too. Unconditionally: a DO block loaded PL/pgSQL, ~10 ms
+-- of a connect.
+ALTER TABLE public.${QUEUE_TABLE} SET (toast_tuple_target = ${QUEUE_TOAST_TARGET}),
+  ALTER COLUMN created_at SET DEFAULT statement_timestamp();
 CREATE TABLE IF NOT EXISTS ${META_TABLE} (
   key text PRIMARY KEY,
   value text NOT NULL

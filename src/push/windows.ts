@@ -1,7 +1,7 @@
 import type { TableInfo } from "../core/table.js";
 import { toRanges } from "../core/ranges.js";
 import { SyncError, type SyncErrorCode } from "../core/errors.js";
-import { deleteEntries, readPage, type LogEntry } from "../log/queue.js";
+import { deleteEntries, readPage, statementEnd, type LogEntry } from "../log/queue.js";
 import { setAside, type RejectedChange } from "../log/rejected.js";
 import { planBatches, type Batch } from "./batches.js";
 import { Coalescer, type Coalesced } from "./coalesce.js";
@@ -21,6 +21,11 @@ export interface Window {
  * `windowRows` distinct rows (so memory stays bounded however long the queue is), is cut, or the log ends;
  * coalesces it and plans its batches. No-op changes are dropped here; entries of tables no longer synced,
  * and writes naming columns the table no longer has, are set aside (or stop the sync, `onReject: "stop"`).
+ *
+ * A window past its size still takes the rest of one statement's writes to a table that references itself: the
+ * statement may have written them in any order (a tree inserted children first, deleted root first), which only
+ * its end had to satisfy, and the window orders them (self-order.ts) as the remote needs, but only those it holds.
+ * Such a statement's rows are in memory together, however many.
  */
 export async function readWindow(ctx: PushContext, only: string[] | undefined, cursor: number): Promise<Window> {
   const { catalog, maxId, tally, options } = ctx;
@@ -29,8 +34,17 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
   const unknown: LogEntry[] = [];
   let exhausted = false;
   let cut = false;
-  while (!cut && coalescer.rowCount < windowRows) {
-    const page = await ctx.local.run((d) => readPage(d, cursor, maxId, only));
+  /** Past its size, the window takes entries up to here: the rest of a statement's writes to a tree. */
+  let treeEnd: number | undefined;
+  let last: TableInfo | undefined; // the table of the last entry taken
+  while (!cut) {
+    if (coalescer.rowCount >= windowRows && treeEnd === undefined) {
+      if (!last || (ctx.rules.get(last.oid)?.selfRefs.length ?? 0) === 0) break;
+      const end = await ctx.local.run((d) => statementEnd(d, cursor, maxId));
+      if (end <= cursor) break;
+      treeEnd = end;
+    }
+    const page = await ctx.local.run((d) => readPage(d, cursor, treeEnd ?? maxId, only));
     for (const e of page.entries) {
       const table = catalog.table(e.schema, e.table);
       if (table && !table.uncapturable) {
@@ -41,12 +55,14 @@ export async function readWindow(ctx: PushContext, only: string[] | undefined, c
           break;
         }
       } else unknown.push(e);
+      last = table;
       cursor = e.id;
     }
     if (!cut && page.hi >= maxId) {
       exhausted = true;
       break;
     }
+    if (treeEnd !== undefined && page.hi >= treeEnd) break;
   }
   if (unknown.length > 0) await rejectUnknown(ctx, unknown);
   const window = coalescer.result();
