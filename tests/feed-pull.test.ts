@@ -425,6 +425,29 @@ describe("pull from the change feed", () => {
     await expectSameRows(A, remote.sql, TABLES);
   });
 
+  it("a column the server added before the client did, and a local table made again: the table diffs (or is copied) once, then the feed", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 20) g`;
+    const A = await client(remote);
+    await A.pull();
+    const note = `ALTER TABLE a ADD COLUMN IF NOT EXISTS note text NOT NULL DEFAULT ''`;
+    await remote.sql.unsafe(note); // the server migrates first ...
+    await remote.sql`UPDATE a SET note = 'server', v = -v WHERE id = 1`;
+    expect(strategies(await A.pull())).toEqual({ "public.a": "feed", "public.b": "feed" });
+    await A.query(note); // ... then the client: row 1 came without its note
+    expect((await A.pull()).tables["public.a"]).toMatchObject({
+      strategy: "diff",
+      reason: expect.stringMatching(/local table was made again, or its columns changed/),
+    });
+    await expectSameRows(A, remote.sql, TABLES);
+    await remote.sql`UPDATE a SET note = 'later' WHERE id = 2`;
+    expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 1 });
+    await A.query(`DROP TABLE a`);
+    await A.query(`CREATE TABLE a (id int PRIMARY KEY, v int NOT NULL, s text, note text NOT NULL DEFAULT '')`);
+    expect(strategies(await A.pull())).toEqual({ "public.a": "copy", "public.b": "feed" });
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
   it('a table added later is copied, then pulled from the feed; sync.feed "off" never sets one up', async () => {
     const remote = await remoteDb();
     const A = await client(remote);

@@ -60,6 +60,13 @@ export interface FeedCursor {
   security?: string;
   /** The remote identity it was read under (FeedView): another one sees other rows, the table diffs once. */
   reader?: string;
+  /** The local table then (localShape): made again, or a column added, it lacks what earlier changes brought. */
+  local?: string;
+}
+
+/** The local table's oid and columns: a column added to it after the remote's has the remote's values only so. */
+function localShape(t: TableInfo): string {
+  return JSON.stringify([t.oid, t.columns.map((c) => [c.name, c.type])]);
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */
@@ -160,6 +167,7 @@ export async function saveCursor(d: Driver, t: TableInfo, view: FeedView): Promi
     reread,
     ...(remote === undefined ? {} : { identity: remote.identity, security: remote.security }),
     reader: view.reader,
+    local: localShape(t),
   };
   await setMeta(d, cursorKey(t), JSON.stringify(cursor));
 }
@@ -174,6 +182,11 @@ export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t:
   if (view.unusable) return view.unusable;
   if (!cursor) return "the table has no position in the feed yet";
   if (cursor.epoch !== view.epoch) return "the table's position is of an older slot";
+  if (cursor.local !== localShape(t))
+    return cursor.local === undefined
+      ? "the table's position does not say which local table it is of yet"
+      : "the local table was made again, or its columns changed, since its last pull: the feed's earlier changes " +
+          "did not bring what it holds now";
   const remote = view.remote.get(tableKey(t));
   if (remote?.unreadable)
     return (
