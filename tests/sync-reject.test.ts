@@ -252,4 +252,47 @@ describe("sync: changes the remote rejects", () => {
       await db.close();
     }
   });
+
+  it('a primary key changed while updates are queued: COLUMN_NOT_SYNCED with them still queued; "skip" sets each aside (they were pushed as one row at a NULL key, and lost)', async () => {
+    for (const onReject of ["stop", "skip"] as const) {
+      const table = `keyed_later_${onReject}`;
+      const db = await openSynced(
+        remote.url,
+        [`CREATE TABLE IF NOT EXISTS ${table} (id int PRIMARY KEY, code text NOT NULL, v int)`],
+        { sync: { onReject } },
+      );
+      await db.query(`INSERT INTO ${table} VALUES (1, 'a', 0), (2, 'b', 0)`);
+      await db.sync();
+      await db.query(`UPDATE ${table} SET v = 1 WHERE id = 1`);
+      await db.query(`UPDATE ${table} SET v = 2 WHERE id = 2`); // images: id and v, not code
+      const ddl = `ALTER TABLE ${table} DROP CONSTRAINT ${table}_pkey, ADD PRIMARY KEY (code)`;
+      await db.query(ddl);
+      await remote.sql.unsafe(ddl);
+      if (onReject === "stop") {
+        await expect(db.sync()).rejects.toMatchObject({
+          code: "COLUMN_NOT_SYNCED",
+          message: expect.stringMatching(new RegExp(`public\\.${table} \\(code\\).*changing a primary key`)),
+        });
+        expect(await queued(db)).toBe(2);
+      } else {
+        expect(await db.sync()).toMatchObject({ pushed: 2, applied: 0, rejected: 2, conflicts: 0 });
+        const rejected = await db.query<{ new_row: { id: number; v: number }; error_message: string }>(
+          `SELECT new_row, error_message FROM _ominipg_rejected WHERE table_name = $1 ORDER BY id`,
+          [table],
+        );
+        expect(rejected.rows).toEqual(
+          [1, 2].map((id) => ({
+            new_row: { id, v: id },
+            error_message: expect.stringContaining(`lacks columns of public.${table}'s primary key: code`),
+          })),
+        );
+        expect(await queued(db)).toBe(0);
+      }
+      expect(await remote.sql.unsafe(`SELECT id, v FROM ${table} ORDER BY id`)).toEqual([
+        { id: 1, v: 0 },
+        { id: 2, v: 0 },
+      ]);
+      await db.close();
+    }
+  });
 });

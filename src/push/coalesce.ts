@@ -4,7 +4,7 @@ import { noRules, type TableRules } from "../capture/constraints.js";
 import { splitImage, type Image } from "../core/image.js";
 import { changedColumns } from "../core/conflict-rule.js";
 import type { LogEntry } from "../log/queue.js";
-import { shapeOf, staleColumns, type Shape } from "./shape.js";
+import { rowKey, shapeOf, staleColumns, type Shape } from "./shape.js";
 import { actionReach } from "./action-reach.js";
 
 interface RowState {
@@ -125,7 +125,7 @@ export class Coalescer {
     }
     if (this.#acted.get(table.oid)?.includes(entry.op)) return false;
     const rules = this.rules.get(table.oid) ?? NO_RULES;
-    const keyed = (image: Image) => `${table.oid}\u0000${keyText(table, image)}`;
+    const keyed = (image: Image) => rowKey(table, image, entry.id);
     if (entry.op === "I") {
       const image = splitImage(need(entry.newRow, entry), true);
       const k = keyed(image);

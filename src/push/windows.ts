@@ -95,26 +95,31 @@ async function rejectUnknown(ctx: PushContext, entries: LogEntry[]): Promise<voi
   await refuse(ctx, "TABLE_NOT_SYNCED", message, changes);
 }
 
-/** Writes captured before a column they name was renamed or dropped: pushed without it, its values would be lost. */
+/**
+ * Writes captured before a column they name was renamed or dropped: pushed without it, its values would be lost.
+ * Or before the primary key changed: their images lack a column of the key (an UPDATE's hold the key it had then).
+ */
 async function rejectStale(ctx: PushContext, stale: Coalesced["stale"]): Promise<void> {
   const byTable = new Map<string, Set<string>>();
-  for (const { op, columns } of stale) {
+  const changes = stale.map(({ op, columns }) => {
     const name = `${op.table.schema}.${op.table.name}`;
     const set = byTable.get(name) ?? new Set();
     for (const c of columns) set.add(c);
     byTable.set(name, set);
-  }
+    const key = columns.filter((c) => op.table.primaryKey.includes(c));
+    const gone = columns.filter((c) => !key.includes(c));
+    const what = [
+      ...(gone.length > 0 ? [`names columns ${name} no longer has: ${gone.join(", ")}`] : []),
+      ...(key.length > 0 ? [`lacks columns of ${name}'s primary key: ${key.join(", ")}`] : []),
+    ];
+    return rejectedChange(op, `the change ${what.join(" and ")} (renamed, dropped or changed since it was captured)`);
+  });
   const named = [...byTable].map(([table, columns]) => `${table} (${[...columns].join(", ")})`).join(", ");
   const message =
-    `queued changes name columns their table no longer has (renamed or dropped since they were captured): ${named}; ` +
-    `pushed without them their values would be lost. Sync before renaming or dropping a column; with onReject: "skip" ` +
-    `these changes are kept in _ominipg_rejected to be handled by hand`;
-  const changes = stale.map(({ op, columns }) =>
-    rejectedChange(
-      op,
-      `the change names columns ${op.table.schema}.${op.table.name} no longer has: ${columns.join(", ")} (renamed or dropped since it was captured)`,
-    ),
-  );
+    `queued changes name columns their table no longer has, or lack columns of its primary key (renamed, dropped ` +
+    `or changed since they were captured): ${named}; pushed, their values would be lost. Sync before renaming or ` +
+    `dropping a column or changing a primary key; with onReject: "skip" these changes are kept in ` +
+    `_ominipg_rejected to be handled by hand`;
   await refuse(ctx, "COLUMN_NOT_SYNCED", message, changes);
 }
 
