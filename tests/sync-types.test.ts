@@ -102,6 +102,25 @@ describe("sync: column types", () => {
     expect((await db.verify()).ok).toBe(true);
   });
 
+  it("a local session with array_nulls off: a pulled array's NULL element stays NULL (it was written as the text NULL)", async () => {
+    await db.query(`SET array_nulls = off`);
+    try {
+      await db.query(`INSERT INTO bounded VALUES (20, ARRAY[1, NULL], ARRAY[['a', NULL]], 'local')`);
+      await db.sync();
+      await remote.sql`INSERT INTO bounded VALUES (21, ARRAY[2, NULL], ARRAY[['b', NULL]], 'remote')`;
+      await db.pull();
+      const select = `SELECT id, arr::text AS arr, grid::text AS grid, arr[array_upper(arr, 1)] IS NULL AS last_null FROM bounded WHERE id >= 20 ORDER BY id`;
+      const local = (await db.query(select)).rows;
+      expect(local).toEqual([
+        { id: 20, arr: "{1,NULL}", grid: "{{a,NULL}}", last_null: true },
+        { id: 21, arr: "{2,NULL}", grid: "{{b,NULL}}", last_null: true },
+      ]);
+      expect(await remote.sql.unsafe(select)).toEqual(local);
+    } finally {
+      await db.query(`RESET array_nulls`);
+    }
+  });
+
   it("keeps the lower bounds of arrays inside composites and of domains over arrays", async () => {
     await db.query(
       `INSERT INTO bounded_inside VALUES (1, ROW('[0:1]={1,2}', '[0:1]=x'), '[0:1]={3,4}', 'a'), (2, ROW('{5}', 'y'), '{6}', 'b'), (3, NULL, NULL, 'c')`,
