@@ -401,17 +401,21 @@ describe("triggers", () => {
     expect((await db.query(`SELECT set_config('application_name', 'x', false) AS v`)).rows).toEqual([{ v: "x" }]);
   });
 
-  it("standard_conforming_strings off and IntervalStyle sql_standard (captured values read otherwise) are refused", async () => {
+  it("standard_conforming_strings off, IntervalStyle sql_standard and a DateStyle other than ISO (captured values read otherwise) are refused", async () => {
     for (const [sql, advice] of [
       [`SET standard_conforming_strings = off`, "keep it on"],
       [`SELECT set_config('standard_conforming_strings', 'off', false)`, "keep it on"],
       [`SET IntervalStyle = sql_standard`, "keep postgres"],
       [`SET intervalstyle TO 'SQL_STANDARD'`, "keep postgres"],
+      [`SET DateStyle = 'SQL, DMY'`, "keep the ISO output style"],
+      [`SET DateStyle = DMY, Postgres`, "keep the ISO output style"],
+      [`SELECT set_config('datestyle', 'German', false)`, "keep the ISO output style"],
     ] as const) {
       const err = await db.query(sql).catch((e: unknown) => e);
       expect(err, sql).toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringContaining(advice) });
     }
     await db.query(`SET standard_conforming_strings = on; SET IntervalStyle = iso_8601; RESET IntervalStyle`);
+    await db.query(`SET DateStyle = 'ISO, DMY'; SET DateStyle = YMD; RESET DateStyle`);
   });
 
   it("SELECT ... INTO a temp table that hides a synced one: writes to it are the temp table's, never logged", async () => {

@@ -74,7 +74,7 @@ describe("initial pull", () => {
     await makeRemoteHostile(remote.sql, dbNameOf(remote.url));
     const c = await open();
     await c.db.query(`SET TimeZone = 'Asia/Tokyo'`); // the user's session settings must not matter either
-    await c.db.query(`SET DateStyle = 'German'`);
+    await c.db.query(`SET DateStyle = 'ISO, DMY'`); // another output style is refused (capture-reject.test.ts)
 
     const r = await c.pull();
     expect(r.tables).toEqual({

@@ -265,6 +265,12 @@ const UNSAFE_SETTINGS: Record<string, { keeps: (value: string) => boolean; why: 
     keeps: (v) => ["postgres", "postgres_verbose", "iso_8601"].includes(v.toLowerCase()),
     why: "IntervalStyle sql_standard writes negative intervals in a form the remote reads as other values: keep postgres, postgres_verbose or iso_8601",
   },
+  // Row images carry ranges, multiranges and arrays with other bounds as text: SQL, Postgres and German print their
+  // dates in an order (and time zones by abbreviations) the remote reads as other values.
+  datestyle: {
+    keeps: (v) => v !== "" && !/\b(sql|postgres|german)\b/i.test(v),
+    why: "a DateStyle other than ISO prints the dates inside captured ranges and arrays in a form the remote reads as other values (day and month swapped, time zones by abbreviation), as PGlite's own results do: keep the ISO output style (ISO, DMY is fine; to_char() formats dates for display)",
+  },
 };
 const UNSAFE_NAMES = new RegExp(Object.keys(UNSAFE_SETTINGS).join("|"), "i");
 const COMPUTED_NAME = `set_config() of a setting named by an expression, not a constant, could set ${Object.keys(UNSAFE_SETTINGS).join(", ")}: name the setting as a constant`;
@@ -275,10 +281,12 @@ function rejectUnsafeSettings(stmt: Node): void {
     if (!c) return undefined;
     return c.ival ? String(c.ival.ival ?? 0) : c.sval ? String(c.sval.sval) : undefined; // other constants: refused
   };
-  const refuse = (name: string | null | undefined, arg: Node | undefined) => {
+  // A list (SET DateStyle = DMY, SQL) is judged whole.
+  const refuse = (name: string | null | undefined, args: (Node | undefined)[]) => {
     if (name === null) throw new CaptureError("CAPTURE_UNSUPPORTED", COMPUTED_NAME);
     const rule = name ? UNSAFE_SETTINGS[name.toLowerCase()] : undefined;
-    if (rule && !rule.keeps(value(arg) ?? "")) throw new CaptureError("CAPTURE_UNSUPPORTED", rule.why);
+    if (rule && !rule.keeps(args.map((a) => value(a) ?? "").join(", ")))
+      throw new CaptureError("CAPTURE_UNSUPPORTED", rule.why);
   };
   walk(stmt, (type, body) => {
     const v: Node | undefined =
@@ -287,11 +295,11 @@ function rejectUnsafeSettings(stmt: Node): void {
         : type === "AlterDatabaseSetStmt" || type === "AlterRoleSetStmt"
           ? body.setstmt
           : undefined;
-    if (v?.kind === "VAR_SET_VALUE") refuse(v.name as string, v.args?.[0] as Node | undefined);
+    if (v?.kind === "VAR_SET_VALUE") refuse(v.name as string, (v.args ?? []) as Node[]);
     const called = setConfigTarget(type, body);
     // A query parameter names the setting the app passes (not looked at: a gap, docs say so); an expression is refused.
     if (called !== undefined && !(called === null && body.args?.[0]?.ParamRef))
-      refuse(called, body.args?.[1] as Node | undefined);
+      refuse(called, [body.args?.[1] as Node | undefined]);
   });
 }
 
