@@ -152,6 +152,33 @@ describe("a row a policy refuses is a row-level rejection", () => {
   });
 });
 
+describe("a table the tenant may write but not read (an audit log)", () => {
+  const EVENTS = `CREATE TABLE IF NOT EXISTS events (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
+  beforeAll(async () => {
+    await remote.sql.unsafe(
+      `${EVENTS};
+       ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE events FORCE ROW LEVEL SECURITY;
+       CREATE POLICY file ON events FOR INSERT WITH CHECK (owner = current_user);
+       CREATE POLICY audit ON events FOR SELECT USING (current_user = 'an_auditor');
+       GRANT SELECT, INSERT, UPDATE, DELETE ON events TO ${A}, ${B};`,
+    );
+  });
+
+  it("its inserts land as a plain INSERT would (ON CONFLICT needs them readable); a forged one is still refused", async () => {
+    const { db } = await tenant(A, { onReject: "skip" }, { schemaSQL: [...SCHEMA, EVENTS] });
+    await db.query(`INSERT INTO events VALUES ('e1', $1, 'one'), ('e2', $1, 'two')`, [A]);
+    expect(await db.sync()).toMatchObject({ pushed: 2, applied: 2, rejected: 0 });
+    await db.query(`INSERT INTO events VALUES ('e3', $1, 'three'), ('e4', $2, 'forged')`, [A, B]);
+    expect(await db.sync()).toMatchObject({ pushed: 2, applied: 1, rejected: 1 });
+    expect(await rejected(db)).toEqual([expect.objectContaining({ row_key: { id: "e4" }, error_code: "42501" })]);
+    expect(await remote.sql`SELECT id, owner FROM events ORDER BY id`).toEqual(
+      ["e1", "e2", "e3"].map((id) => ({ id, owner: A })),
+    );
+    expect(await queued(db)).toBe(0);
+  });
+});
+
 describe("a delete a policy hides (read all, write your own)", () => {
   const SHARED = `CREATE TABLE IF NOT EXISTS shared (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
   beforeAll(async () => {

@@ -1,12 +1,12 @@
 import { halves, isolateRefused } from "../core/bisect.js";
 import { SyncError } from "../core/errors.js";
 import { toRanges } from "../core/ranges.js";
-import { isRowLevel } from "../core/sqlstate.js";
+import { isRowLevel, sqlstateOf } from "../core/sqlstate.js";
 import { deleteEntries } from "../log/queue.js";
 import type { Batch } from "./batches.js";
 import type { RowOp } from "./coalesce.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
-import { groupOps, toGroupWrite } from "./groups.js";
+import { groupOps, newRows, toGroupWrite } from "./groups.js";
 import {
   afterRace,
   FoundRefusal,
@@ -140,31 +140,44 @@ async function applyRemotely(
   const moved = new Set<RowOp>();
   for (let round = 1; ; round++) {
     const groups = groupOps(ops, ctx.references);
-    const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.partitioned)));
-    const { row, conflicts } = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
-      const [row] = await remote
-        .session((sql) =>
-          sql.unsafe<{ fresh: boolean; conflicts: string | null; hidden?: string | null }[]>(text, [
-            clientId,
-            batchId,
-            `{${ranges.join(",")}}`,
-            ...params,
-          ]),
-        )
-        .catch((err: unknown) => {
-          if (!isRace(err)) throw err;
-          throw new SyncError(
-            "CONFLICT_RACE",
-            `another session inserted a row of the ${describeBatch(batch)} while it was pushed`,
-            {
-              cause: err,
-              retryable: noteRace(ctx.settler.races, batch),
-            },
-          );
-        });
-      const conflicts = parseConflicts(row?.conflicts ?? null);
-      if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();
-      return { row, conflicts };
+    const send = () => {
+      const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.partitioned, ctx.writeOnly)));
+      return remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
+        const [row] = await remote
+          .session((sql) =>
+            sql.unsafe<{ fresh: boolean; conflicts: string | null; hidden?: string | null }[]>(text, [
+              clientId,
+              batchId,
+              `{${ranges.join(",")}}`,
+              ...params,
+            ]),
+          )
+          .catch((err: unknown) => {
+            if (!isRace(err)) throw err;
+            throw new SyncError(
+              "CONFLICT_RACE",
+              `another session inserted a row of the ${describeBatch(batch)} while it was pushed`,
+              {
+                cause: err,
+                retryable: noteRace(ctx.settler.races, batch),
+              },
+            );
+          });
+        const conflicts = parseConflicts(row?.conflicts ?? null);
+        if (conflicts.length === 0) await testHooks.afterRemoteCommit?.();
+        return { row, conflicts };
+      });
+    };
+    const { row, conflicts } = await send().catch(async (err: unknown) => {
+      // Refused for want of a SELECT policy's consent: ON CONFLICT needs the new rows to be readable. The same
+      // rows by a plain INSERT, for the rest of this sync where that is accepted (a write-only table).
+      const tables = [...new Set(groups.filter(newRows).map((g) => g.table.oid))].filter((t) => !ctx.writeOnly.has(t));
+      if (!(isRefusal(err) && sqlstateOf(err.cause) === "42501" && tables.length > 0)) throw err;
+      for (const t of tables) ctx.writeOnly.add(t);
+      return send().catch((again: unknown) => {
+        for (const t of tables) ctx.writeOnly.delete(t);
+        throw again;
+      });
     });
     if (conflicts.length === 0) {
       // Deletes the remote did not carry out (statements.ts: hidden): their rows are read again by the next pull.

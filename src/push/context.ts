@@ -34,6 +34,8 @@ export interface PushContext {
   maxId: number;
   /** The conflicts settled in this sync, by the change as captured (batch-pusher.ts: settleOnce). */
   settled: WeakMap<RowOp, { remote: string | null; taken: string | null; writes: RowOp[] }>;
+  /** Tables whose new rows the role may insert but not read back: plain INSERTs in this sync (batch-pusher.ts). */
+  writeOnly: Set<number>;
   /** Each table's COPY layout (undefined: its rows cannot go by COPY), made once per sync. */
   layouts: (table: TableInfo) => CopyLayout | undefined;
 }

@@ -63,8 +63,15 @@ export function groupOps(ops: RowOp[], references: References = localReferences)
   return out;
 }
 
-/** The group as the batch statement writes it; `partitioned`: the tables written whole (remote-target.ts). */
-export function toGroupWrite(g: OpGroup, partitioned: PartitionedTables): GroupWrite {
+/**
+ * The group as the batch statement writes it; `partitioned`: the tables written whole (remote-target.ts);
+ * `writeOnly`: the tables whose new rows go by a plain INSERT (batch-pusher.ts).
+ */
+export function toGroupWrite(
+  g: OpGroup,
+  partitioned: PartitionedTables,
+  writeOnly: ReadonlySet<number> = new Set(),
+): GroupWrite {
   const check = {
     columns: g.check.columns,
     ...(g.check.expected === "none"
@@ -91,6 +98,7 @@ export function toGroupWrite(g: OpGroup, partitioned: PartitionedTables): GroupW
       set: g.set,
       rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "upsert" }>).image),
       ...(g.partial ? { existing: true } : {}),
+      ...(newRows(g) && writeOnly.has(table.oid) ? { plain: true } : {}),
     };
   return {
     kind: "move",
@@ -101,4 +109,9 @@ export function toGroupWrite(g: OpGroup, partitioned: PartitionedTables): GroupW
     set: g.set,
     rows: g.ops as Extract<RowOp, { kind: "move" }>[],
   };
+}
+
+/** Inserts of rows the remote should not hold yet: what a plain INSERT may write (GroupWrite `plain`). */
+export function newRows(g: OpGroup): boolean {
+  return g.kind === "upsert" && !g.partial && g.check.expected === "none";
 }

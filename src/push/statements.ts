@@ -53,9 +53,11 @@ export type GroupWrite = {
    * Insert full rows of `columns`; on a key that exists, set only `set` (nothing if empty). `existing`: the rows
    * hold only some columns (an update's partial images, push/complete.ts) and the check expects every row to
    * be there: only update them (an INSERT would be refused for the columns it lacks before ON CONFLICT applies).
+   * `plain`: new rows of a table whose row-level security lets the role insert rows it may not read, which ON
+   * CONFLICT refuses (the row must pass the SELECT policies): a plain INSERT, a remote row at the key its error.
    */
   (
-    | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[]; existing?: boolean }
+    | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[]; existing?: boolean; plain?: boolean }
     /** Update the row found by `key` to `set` of `image`. */
     | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
     | { kind: "delete"; rows: Image[] }
@@ -348,7 +350,7 @@ function writeSql(g: GroupWrite, name: string, gate: string): string {
     return (
       `INSERT INTO ${t.sql} (${columnList(g.columns)})${overridingClause(t, g.columns)} SELECT ${values} FROM ${name} AS s ` +
       `WHERE ${gate} AND NOT (${expectedNotLocked}) ` +
-      `${onConflict(t.primaryKey, set, locked)} RETURNING 1`
+      `${g.plain ? "" : onConflict(t.primaryKey, set, locked)} RETURNING 1`
     );
   }
   // A key change updates the row found by the original key (its check made sure the remote has it).

@@ -95,6 +95,7 @@ export class Syncer {
       clientId,
       maxId: extent.maxId,
       settled: new WeakMap(),
+      writeOnly: new Set(),
       layouts: (table) => {
         if (!layouts.has(table)) layouts.set(table, copyLayout(table));
         return layouts.get(table);
