@@ -448,6 +448,23 @@ describe("pull from the change feed", () => {
     await expectSameRows(A, remote.sql, TABLES);
   });
 
+  it("a remote table whose primary key was dropped and made again: what was written meanwhile comes (the drainer skips a table without one)", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 5) g`;
+    const A = await client(remote);
+    await A.pull();
+    await remote.sql.unsafe(`ALTER TABLE a DROP CONSTRAINT a_pkey`);
+    await remote.sql`UPDATE a SET v = -v WHERE id = 2`;
+    await remote.sql`INSERT INTO a VALUES (6, 6)`;
+    await A.pull();
+    await remote.sql.unsafe(`ALTER TABLE a ADD PRIMARY KEY (id)`);
+    await remote.sql`UPDATE a SET v = -v WHERE id = 3`;
+    await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+    await remote.sql`UPDATE a SET v = -v WHERE id = 4`;
+    expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 1 });
+  });
+
   it('a table added later is copied, then pulled from the feed; sync.feed "off" never sets one up', async () => {
     const remote = await remoteDb();
     const A = await client(remote);

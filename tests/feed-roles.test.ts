@@ -557,7 +557,7 @@ describe("the change feed with unprivileged clients", () => {
         timeout: 10_000,
       })
       .toBe(1);
-    const why = /what decides which rows this role sees .*or its key's types changed/;
+    const why = /what decides which rows this role sees .*its key's types or its primary key changed/;
     expect(pulled(await db.pull())).toEqual(
       names.map(() => expect.objectContaining({ strategy: "diff", reason: expect.stringMatching(why) })),
     );

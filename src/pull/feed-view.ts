@@ -206,7 +206,7 @@ export function cursorProblem(view: FeedView, cursor: FeedCursor | undefined, t:
     return cursor.security === undefined
       ? "the table's position does not say which row-level security set-up it is of yet"
       : "what decides which rows this role sees of the remote table (row-level security, its policies, the replica " +
-          "identity) or its key's types changed since its last pull";
+          "identity), its key's types or its primary key changed since its last pull";
   if (lsnValue(cursor.lsn) < lsnValue(view.trimmedUpto)) return "the feed was trimmed past the table's position";
   return undefined;
 }
