@@ -175,6 +175,18 @@ describe("sync: column types", () => {
     ]);
   });
 
+  it("a delete and an insert of one float key spelled 0 and -0 in one sync are one row: the remote keeps it", async () => {
+    const floats = `CREATE TABLE IF NOT EXISTS floats (f float8 PRIMARY KEY, v text)`;
+    await db.query(floats);
+    await remote.sql.unsafe(floats);
+    await db.query(`INSERT INTO floats VALUES (0, 'a')`);
+    await db.sync();
+    await db.query(`DELETE FROM floats WHERE f = 0`);
+    await db.query(`INSERT INTO floats VALUES ('-0', 'b')`);
+    expect(await db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
+    expect(await remote.sql`SELECT v FROM floats`).toEqual([{ v: "b" }]);
+  });
+
   it("verify(): a key spelled another way on each side (a numeric of another scale, -0) is one row, the same or different", async () => {
     await db.query(`CREATE TABLE IF NOT EXISTS spelled (n numeric, f float8, v text, PRIMARY KEY (n, f))`);
     await remote.sql.unsafe(`CREATE TABLE IF NOT EXISTS spelled (n numeric, f float8, v text, PRIMARY KEY (n, f))`);

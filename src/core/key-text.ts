@@ -7,7 +7,9 @@ import type { TableInfo } from "./table.js";
  * (one instant, spelled differently after a `SET TimeZone`), an unconstrained numeric with the scale it was
  * written with (1.0 = 1.00). The coalescing of a row's changes compares keys as text: such spellings made one row
  * two (two writes of one key in one statement, refused for good), or a delete and an insert of the same key
- * two rows. Values of other types print one way already.
+ * two rows (the delete, applied after the insert, removed the row remotely); so did a float's -0 and 0. Values of
+ * other types print one way already, but for a few equal in their type's comparison only (an interval's 1 mon and
+ * 30 days, a domain over numeric's scales).
  */
 
 type Canonical = (text: string) => string;
@@ -36,6 +38,11 @@ function digits(text: string): string {
   return trimmed === "-0" ? "0" : trimmed;
 }
 
+/** A float's -0 as 0 (equal, printed apart). */
+function unsigned(text: string): string {
+  return text === "-0" ? "0" : text;
+}
+
 const keys = new WeakMap<TableInfo, (Canonical | undefined)[]>();
 
 function canonicalOf(t: TableInfo): (Canonical | undefined)[] {
@@ -43,7 +50,8 @@ function canonicalOf(t: TableInfo): (Canonical | undefined)[] {
   if (!list) {
     list = t.primaryKey.map((name) => {
       const type = t.columns.find((c) => c.name === name)?.type ?? "";
-      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : undefined;
+      const float = t.columns.find((c) => c.name === name)?.float === true;
+      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : float ? unsigned : undefined;
     });
     keys.set(t, list);
   }
