@@ -253,7 +253,7 @@ describe("sync: changes the remote rejects", () => {
     }
   });
 
-  it('a primary key changed while updates are queued: COLUMN_NOT_SYNCED with them still queued; "skip" sets each aside (they were pushed as one row at a NULL key, and lost)', async () => {
+  it('a primary key changed while updates are queued: COLUMN_NOT_SYNCED with them still queued, a pull says why it cannot hold them; "skip" sets each aside (they were pushed as one row at a NULL key, and lost)', async () => {
     for (const onReject of ["stop", "skip"] as const) {
       const table = `keyed_later_${onReject}`;
       const db = await openSynced(
@@ -274,6 +274,10 @@ describe("sync: changes the remote rejects", () => {
           message: expect.stringMatching(new RegExp(`public\\.${table} \\(code\\).*changing a primary key`)),
         });
         expect(await queued(db)).toBe(2);
+        await expect(db.pull()).rejects.toMatchObject({
+          code: "PULL_LOCAL_FAILED",
+          message: expect.stringContaining(`keyed_later_stop lack columns of its primary key (code)`),
+        });
       } else {
         expect(await db.sync()).toMatchObject({ pushed: 2, applied: 0, rejected: 2, conflicts: 0 });
         const rejected = await db.query<{ new_row: { id: number; v: number }; error_message: string }>(
@@ -287,6 +291,7 @@ describe("sync: changes the remote rejects", () => {
           })),
         );
         expect(await queued(db)).toBe(0);
+        await db.pull();
       }
       expect(await remote.sql.unsafe(`SELECT id, v FROM ${table} ORDER BY id`)).toEqual([
         { id: 1, v: 0 },

@@ -21,7 +21,7 @@
 import { halves, isolateRefused } from "../core/bisect.js";
 import type { Driver } from "../core/driver.js";
 import { joinImage, splitImage } from "../core/image.js";
-import { isRowLevel } from "../core/sqlstate.js";
+import { isRowLevel, sqlstateOf } from "../core/sqlstate.js";
 import type { TableInfo } from "../core/table.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import { Carried, type PullContext } from "./context.js";
@@ -80,9 +80,18 @@ export async function write<T>(ctx: PullContext, run: TableRun, fn: (d: Driver) 
 }
 
 async function refreshHeld(d: Driver, run: TableRun): Promise<void> {
-  const { rows } = await d.query<{ max_id: string; truncated: boolean }>(refreshHeldSql(run.t), [run.heldUpTo], {
-    prepare: false,
-  });
+  const { rows } = await d
+    .query<{ max_id: string; truncated: boolean }>(refreshHeldSql(run.t), [run.heldUpTo], { prepare: false })
+    .catch((err: unknown) => {
+      // A held key with a NULL column: an image without it, captured before the table's primary key changed.
+      if (sqlstateOf(err) !== "23502") throw err;
+      throw new Error(
+        `queued changes of ${run.table} lack columns of its primary key (${run.t.primaryKey.join(", ")}): captured ` +
+          `before the key changed, their rows cannot be told apart. sync() refuses them (COLUMN_NOT_SYNCED; with ` +
+          `onReject "skip" they are kept in _ominipg_rejected); pull after that`,
+        { cause: err },
+      );
+    });
   run.heldUpTo = rows[0]!.max_id;
   if (rows[0]!.truncated) run.truncated = true;
 }
