@@ -465,6 +465,21 @@ describe("pull from the change feed", () => {
     expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 1 });
   });
 
+  it("a key changed remotely to an equal value spelled otherwise (1.1 to 1.10) is written as the remote row has it", async () => {
+    const remote = await remoteDb();
+    const s = `CREATE TABLE IF NOT EXISTS s (k numeric PRIMARY KEY, v text)`;
+    await remote.sql.unsafe(s);
+    await remote.sql`INSERT INTO s VALUES (1.1, 'a')`;
+    const A = await client(remote);
+    await A.query(s);
+    await A.pull();
+    await remote.sql`UPDATE s SET v = 'b'`;
+    await remote.sql`UPDATE s SET k = 1.10`;
+    expect((await A.pull()).tables["public.s"]).toMatchObject({ strategy: "feed" });
+    expect((await A.query(`SELECT k::text AS k, v FROM s`)).rows).toEqual([{ k: "1.10", v: "b" }]);
+    expect((await A.verify()).ok).toBe(true);
+  });
+
   it('a table added later is copied, then pulled from the feed; sync.feed "off" never sets one up', async () => {
     const remote = await remoteDb();
     const A = await client(remote);

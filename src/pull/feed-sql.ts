@@ -183,7 +183,12 @@ function rangeRows(r: Omit<FeedRange, "again">, alias: string): string {
  */
 export function feedCopySql(t: TableInfo, from: string, r: FeedRange): string {
   const p = "ominipg_p";
-  const columns = t.columns.map((c) => `${t.primaryKey.includes(c.name) ? "ominipg_k" : R}.${quoteIdent(c.name)}`);
+  // The key as the remote row spells it (1.10, not the feed's 1.1 of an equal numeric); a gone key's as the feed's.
+  const columns = t.columns.map((c) =>
+    t.primaryKey.includes(c.name)
+      ? `coalesce(${R}.${quoteIdent(c.name)}, ominipg_k.${quoteIdent(c.name)})`
+      : `${R}.${quoteIdent(c.name)}`,
+  );
   return (
     `COPY (WITH ominipg_k AS (SELECT DISTINCT ${cols(t.primaryKey, p)} FROM (SELECT key FROM ${rangeRows(r, "ominipg_fr")} WHERE key IS NOT NULL ` +
     `UNION ALL SELECT value FROM jsonb_array_elements(${quoteLiteral(r.again)}::jsonb)) AS ominipg_f ` +
