@@ -60,8 +60,9 @@ const UNLOGGED_SQL = (c: string) => `(SELECT k.relpersistence = 'u' FROM pg_clas
  * any of it changes no row the feed could list. Whether row-level security applies to this role and, where it
  * does, the replica identity (an update or delete drained without the row's old image cannot show a tenant that
  * the row left its sight) and the policies (their expressions as stored); the key columns' types (the feed's
- * older keys are read as the table's key type now); and its primary key's index (a table without one has its
- * changes skipped by the drainer: one dropped and made again, what was written meanwhile is not in the feed). Lookups by oid, the row security ones only where it applies:
+ * older keys are read as the table's key type now); and its primary key constraint (a table without one has its
+ * changes skipped by the drainer: one dropped and made again, what was written meanwhile is not in the feed; not
+ * its index, which REINDEX CONCURRENTLY replaces). Lookups by oid, the row security ones only where it applies:
  * measured, ~3 catalog blocks a table where it does not apply (~9 on a connection's first use), ~10 where it
  * does (every pull reads it, idle or not).
  */
@@ -71,7 +72,7 @@ const SECURITY =
   `ORDER BY p.polname)) FROM pg_policy AS p WHERE p.polrelid = c.oid)) FROM pg_class AS c ` +
   `WHERE c.oid = x.r AND row_security_active(x.r)), (SELECT json_agg(json_build_array(a.attname, a.atttypid::oid, ` +
   `a.atttypmod) ORDER BY a.attname) FROM pg_attribute AS a WHERE a.attrelid = x.r AND a.attnum > 0 ` +
-  `AND a.attname = ANY (x.k)), (SELECT i.indexrelid::oid FROM pg_index AS i WHERE i.indrelid = x.r AND i.indisprimary))`;
+  `AND a.attname = ANY (x.k)), (SELECT k.oid FROM pg_constraint AS k WHERE k.conrelid = x.r AND k.contype = 'p'))`;
 
 /**
  * The key columns of table `x.r` with their types, as a column definition list (`jsonb_to_record`): the feed's
