@@ -177,6 +177,13 @@ describe("a table the tenant may write but not read (an audit log)", () => {
     );
     expect(await queued(db)).toBe(0);
   });
+
+  it("batches of one row each, several at once: every one lands (each batch judged by the statement it sent)", async () => {
+    const sync = { onReject: "stop", batchSize: 1, concurrency: 4, copyBatchSize: 0 } as const;
+    const { db } = await tenant(A, sync, { schemaSQL: [...SCHEMA, EVENTS] });
+    for (let i = 0; i < 8; i++) await db.query(`INSERT INTO events VALUES ($1, $2, 'x')`, [`c${i}`, A]);
+    expect(await db.sync()).toMatchObject({ pushed: 8, applied: 8, rejected: 0 });
+  });
 });
 
 describe("a delete a policy hides (read all, write your own)", () => {

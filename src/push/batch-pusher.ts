@@ -140,8 +140,8 @@ async function applyRemotely(
   const moved = new Set<RowOp>();
   for (let round = 1; ; round++) {
     const groups = groupOps(ops, ctx.references);
-    const send = () => {
-      const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.partitioned, ctx.writeOnly)));
+    const send = (plain: ReadonlySet<number>) => {
+      const { text, params } = batchSql(groups.map((g) => toGroupWrite(g, ctx.partitioned, plain)));
       return remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
         const [row] = await remote
           .session((sql) =>
@@ -168,14 +168,17 @@ async function applyRemotely(
         return { row, conflicts };
       });
     };
-    const { row, conflicts } = await send().catch(async (err: unknown) => {
+    // As this statement has them: batches in flight at once share ctx.writeOnly.
+    const plain = new Set(ctx.writeOnly);
+    const { row, conflicts } = await send(plain).catch(async (err: unknown) => {
       // Refused for want of a SELECT policy's consent: ON CONFLICT needs the new rows to be readable. The same
       // rows by a plain INSERT, for the rest of this sync where that is accepted (a write-only table).
-      const tables = [...new Set(groups.filter(newRows).map((g) => g.table.oid))].filter((t) => !ctx.writeOnly.has(t));
+      const tables = [...new Set(groups.filter(newRows).map((g) => g.table.oid))].filter((t) => !plain.has(t));
       if (!(isRefusal(err) && sqlstateOf(err.cause) === "42501" && tables.length > 0)) throw err;
-      for (const t of tables) ctx.writeOnly.add(t);
-      return send().catch((again: unknown) => {
-        for (const t of tables) ctx.writeOnly.delete(t);
+      const added = tables.filter((t) => !ctx.writeOnly.has(t));
+      for (const t of added) ctx.writeOnly.add(t);
+      return send(new Set([...plain, ...tables])).catch((again: unknown) => {
+        for (const t of added) ctx.writeOnly.delete(t);
         throw again;
       });
     });
