@@ -448,6 +448,24 @@ describe("pull from the change feed", () => {
     await expectSameRows(A, remote.sql, TABLES);
   });
 
+  it("a column of a type outside the search_path: a SET search_path alone does not make the table diff", async () => {
+    const schema = [
+      `CREATE SCHEMA IF NOT EXISTS app`,
+      `DO $$ BEGIN CREATE TYPE app.mood AS ENUM ('ok', 'bad'); EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+      `CREATE TABLE IF NOT EXISTS c (id int PRIMARY KEY, m app.mood)`,
+    ];
+    const remote = await createTestDatabase();
+    cleanup(() => remote.drop());
+    for (const s of schema) await remote.sql.unsafe(s);
+    await remote.sql`INSERT INTO c SELECT g, 'ok' FROM generate_series(1, 5) g`;
+    const db = await Ominipg.connect({ syncUrl: remote.url, schemaSQL: schema, sync: { retry: { attempts: 2 } } });
+    cleanup(() => db.close());
+    await db.pull();
+    await db.query(`SET search_path = public, app`); // format_type() now prints the column's type as "mood"
+    await remote.sql`UPDATE c SET m = 'bad' WHERE id = 2`;
+    expect((await db.pull()).tables["public.c"]).toMatchObject({ strategy: "feed", upserted: 1 });
+  });
+
   it("a remote table whose primary key was dropped and made again: what was written meanwhile comes (the drainer skips a table without one); not after a REINDEX", async () => {
     const remote = await remoteDb();
     await remote.sql`INSERT INTO a SELECT g, g FROM generate_series(1, 5) g`;

@@ -102,6 +102,7 @@ export class Catalog {
         oid: number;
         name: string;
         type: string;
+        type_id: string;
         generated: string;
         identity: string;
         json_value: ColumnInfo["jsonValue"];
@@ -109,6 +110,7 @@ export class Catalog {
         sequence: boolean;
       }>(
         `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+                a.atttypid::text || ':' || a.atttypmod AS type_id,
                 a.attgenerated::text AS generated, a.attidentity::text AS identity,
                 a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false) AS sequence,
                 CASE WHEN b.typtype = 'd' OR coalesce(b.typcategory, t.typcategory) IN ('A', 'C') THEN 'nested'
@@ -179,6 +181,7 @@ export class Catalog {
       list.push({
         name: c.name,
         type: c.type,
+        typeId: c.type_id,
         generated: c.generated !== "",
         identity: (c.identity || "") as ColumnInfo["identity"],
         jsonValue: c.json_value,

@@ -4,6 +4,8 @@ export interface ColumnInfo {
   name: string;
   /** format_type() of the column, e.g. "integer[]", "numeric(10,2)". */
   type: string;
+  /** The type's oid and modifier ("23:-1"): unlike `type`, the same whatever the session's search_path. */
+  typeId: string;
   /** GENERATED ALWAYS AS (...) STORED: computed by the server, never written. */
   generated: boolean;
   /** "a" for GENERATED ALWAYS AS IDENTITY, "d" for BY DEFAULT, "" otherwise. */

@@ -66,7 +66,7 @@ export interface FeedCursor {
 
 /** The local table's oid and columns: a column added to it after the remote's has the remote's values only so. */
 function localShape(t: TableInfo): string {
-  return JSON.stringify([t.oid, t.columns.map((c) => [c.name, c.type])]);
+  return JSON.stringify([t.oid, t.columns.map((c) => [c.name, c.typeId])]);
 }
 
 /** The feed as the pull's snapshot sees it; `absent`: why there is none for this role. */

@@ -14,7 +14,7 @@ function tableInfo(oid: number, references: number[]): TableInfo {
     schema: "public",
     name: `t${oid}`,
     sql: `"public"."t${oid}"`,
-    columns: [{ name: "id", type: "integer", generated: false, identity: "", jsonValue: "text" }],
+    columns: [{ name: "id", type: "integer", typeId: "23:-1", generated: false, identity: "", jsonValue: "text" }],
     writable: ["id"],
     updatable: ["id"],
     primaryKey: ["id"],

@@ -54,6 +54,7 @@ function tableInfo(oid: number, name: string, columns: string[], primaryKey: str
     columns: columns.map((c) => ({
       name: c,
       type: "text",
+      typeId: "25:-1",
       generated: false,
       identity: "" as const,
       jsonValue: "text" as const,

@@ -12,6 +12,7 @@ import type { TableInfo } from "../../src/core/table.js";
 const col = (name: string) => ({
   name,
   type: "text",
+  typeId: "25:-1",
   generated: false,
   identity: "" as const,
   jsonValue: "text" as const,
