@@ -25,7 +25,8 @@ export interface Window {
  * A window past its size still takes the rest of one statement's writes to a table that references itself: the
  * statement may have written them in any order (a tree inserted children first, deleted root first), which only
  * its end had to satisfy, and the window orders them (self-order.ts) as the remote needs, but only those it holds.
- * Such a statement's rows are in memory together, however many.
+ * Such a statement's rows are in memory together, however many (statements of one transaction started in the same
+ * millisecond, PGlite's clock's step, count as one).
  */
 export async function readWindow(ctx: PushContext, only: string[] | undefined, cursor: number): Promise<Window> {
   const { catalog, maxId, tally, options } = ctx;
