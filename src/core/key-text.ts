@@ -49,9 +49,9 @@ function canonicalOf(t: TableInfo): (Canonical | undefined)[] {
   let list = keys.get(t);
   if (!list) {
     list = t.primaryKey.map((name) => {
-      const type = t.columns.find((c) => c.name === name)?.type ?? "";
-      const float = t.columns.find((c) => c.name === name)?.float === true;
-      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : float ? unsigned : undefined;
+      const column = t.columns.find((c) => c.name === name);
+      const type = column?.type ?? "";
+      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : column?.float ? unsigned : undefined;
     });
     keys.set(t, list);
   }

@@ -139,16 +139,16 @@ export class Puller {
         )
         .catch(async (err: unknown) => {
           const refused = uncarried(err);
-          // "require": not when the refusal is a key's, which the diff's one-time re-read ends.
-          const required = this.#feed?.settings.mode === "require";
-          if (refused instanceof FeedUnreadable && !unreadable.has(refused.table) && !(required && refused.lasting)) {
+          // "require" fails for a refusal every pull meets again; a key's ends with the diff's one-time re-read.
+          const required =
+            refused instanceof FeedUnreadable && refused.lasting && this.#feed?.settings.mode === "require";
+          if (refused instanceof FeedUnreadable && !unreadable.has(refused.table) && !required) {
             unreadable.set(refused.table, refused.reason);
             return snapshot();
           }
           // A copy that broke off keeps its place, but not the indexes it deferred (indexes.ts).
           for (const t of tables) await ctx.local((d) => restoreIndexes(d, t)).catch(() => {});
-          if (refused instanceof FeedUnreadable && required && refused.lasting)
-            throw feedRequired(`the table ${refused.table} cannot be pulled from it: ${refused.reason}`);
+          if (required) throw feedRequired(`the table ${refused.table} cannot be pulled from it: ${refused.reason}`);
           throw err;
         });
     const { result, remoteValues, view } = await snapshot();
