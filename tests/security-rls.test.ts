@@ -73,6 +73,17 @@ async function tenant(role: string, sync: SyncOptions = {}, extra: Partial<Conne
   return { db, conflicts };
 }
 
+/** A table of the administrator's (`ddl`), with forced row-level security, these policies and the tenants' grants. */
+async function policyTable(ddl: string, table: string, policies: string[]): Promise<void> {
+  await remote.sql
+    .unsafe(
+      `${ddl}; ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${table} FORCE ROW LEVEL SECURITY; ` +
+        policies.map((p) => `CREATE POLICY ${p}; `).join("") +
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${A}, ${B}`,
+    )
+    .simple();
+}
+
 async function rejected(db: Ominipg): Promise<Record<string, unknown>[]> {
   const { rows } = await db.query<Record<string, unknown>>(
     `SELECT table_name, op, row_key, new_row ->> 'owner' AS owner, error_code, error_message FROM _ominipg_rejected ORDER BY queue_ids[1]`,
@@ -154,16 +165,12 @@ describe("a row a policy refuses is a row-level rejection", () => {
 
 describe("a table the tenant may write but not read (an audit log)", () => {
   const EVENTS = `CREATE TABLE IF NOT EXISTS events (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
-  beforeAll(async () => {
-    await remote.sql.unsafe(
-      `${EVENTS};
-       ALTER TABLE events ENABLE ROW LEVEL SECURITY;
-       ALTER TABLE events FORCE ROW LEVEL SECURITY;
-       CREATE POLICY file ON events FOR INSERT WITH CHECK (owner = current_user);
-       CREATE POLICY audit ON events FOR SELECT USING (current_user = 'an_auditor');
-       GRANT SELECT, INSERT, UPDATE, DELETE ON events TO ${A}, ${B};`,
-    );
-  });
+  beforeAll(() =>
+    policyTable(EVENTS, "events", [
+      `file ON events FOR INSERT WITH CHECK (owner = current_user)`,
+      `audit ON events FOR SELECT USING (current_user = 'an_auditor')`,
+    ]),
+  );
 
   it("its inserts land as a plain INSERT would (ON CONFLICT needs them readable); a forged one is still refused", async () => {
     const { db } = await tenant(A, { onReject: "skip" }, { schemaSQL: [...SCHEMA, EVENTS] });
@@ -188,18 +195,14 @@ describe("a table the tenant may write but not read (an audit log)", () => {
 
 describe("a delete a policy hides (read all, write your own)", () => {
   const SHARED = `CREATE TABLE IF NOT EXISTS shared (id text PRIMARY KEY, owner text NOT NULL, body text NOT NULL)`;
-  beforeAll(async () => {
-    await remote.sql.unsafe(
-      `${SHARED};
-       ALTER TABLE shared ENABLE ROW LEVEL SECURITY;
-       ALTER TABLE shared FORCE ROW LEVEL SECURITY;
-       CREATE POLICY see ON shared FOR SELECT USING (true);
-       CREATE POLICY ins ON shared FOR INSERT WITH CHECK (owner = current_user);
-       CREATE POLICY upd ON shared FOR UPDATE USING (owner = current_user);
-       CREATE POLICY del ON shared FOR DELETE USING (owner = current_user);
-       GRANT SELECT, INSERT, UPDATE, DELETE ON shared TO ${A}, ${B};`,
-    );
-  });
+  beforeAll(() =>
+    policyTable(SHARED, "shared", [
+      `see ON shared FOR SELECT USING (true)`,
+      `ins ON shared FOR INSERT WITH CHECK (owner = current_user)`,
+      `upd ON shared FOR UPDATE USING (owner = current_user)`,
+      `del ON shared FOR DELETE USING (owner = current_user)`,
+    ]),
+  );
   afterEach(async () => {
     await remote.sql`TRUNCATE shared`;
   });
