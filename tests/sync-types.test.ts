@@ -175,16 +175,35 @@ describe("sync: column types", () => {
     ]);
   });
 
-  it("a delete and an insert of one float key spelled 0 and -0 in one sync are one row: the remote keeps it", async () => {
-    const floats = `CREATE TABLE IF NOT EXISTS floats (f float8 PRIMARY KEY, v text)`;
-    await db.query(floats);
-    await remote.sql.unsafe(floats);
+  it("a key spelled another way in one sync is one row: a float's 0 and -0, a domain over numeric or timestamptz", async () => {
+    const ddl = [
+      `CREATE DOMAIN amount AS numeric`,
+      `CREATE DOMAIN moment AS timestamptz`,
+      `CREATE TABLE IF NOT EXISTS floats (f float8 PRIMARY KEY, v text)`,
+      `CREATE TABLE IF NOT EXISTS amounts (a amount PRIMARY KEY, v text)`,
+      `CREATE TABLE IF NOT EXISTS moments (m moment PRIMARY KEY, v text)`,
+    ];
+    for (const d of ddl) {
+      await db.query(d);
+      await remote.sql.unsafe(d);
+    }
     await db.query(`INSERT INTO floats VALUES (0, 'a')`);
+    await db.query(`INSERT INTO amounts VALUES (1.0, 'a')`);
     await db.sync();
+    // A delete and an insert of the same key: the insert met the remote row, and the delete then removed it.
     await db.query(`DELETE FROM floats WHERE f = 0`);
     await db.query(`INSERT INTO floats VALUES ('-0', 'b')`);
+    await db.query(`DELETE FROM amounts WHERE a = 1`);
+    await db.query(`INSERT INTO amounts VALUES (1.00, 'b')`);
+    // An insert and an update of one row across a SET TimeZone: two writes of one key in one statement, refused.
+    await db.query(`INSERT INTO moments VALUES ('2024-03-01 10:00+00', 'a')`);
+    await db.query(`SET TimeZone = 'Europe/Berlin'`);
+    await db.query(`UPDATE moments SET v = 'b'`);
+    await db.query(`RESET TimeZone`);
     expect(await db.sync()).toMatchObject({ rejected: 0, conflicts: 0 });
-    expect(await remote.sql`SELECT v FROM floats`).toEqual([{ v: "b" }]);
+    expect(await queued(db)).toBe(0);
+    for (const t of ["floats", "amounts", "moments"])
+      expect(await remote.sql.unsafe(`SELECT v FROM ${t}`)).toEqual([{ v: "b" }]);
   });
 
   it("verify(): a key spelled another way on each side (a numeric of another scale, -0) is one row, the same or different", async () => {

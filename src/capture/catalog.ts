@@ -106,7 +106,7 @@ export class Catalog {
         generated: string;
         identity: string;
         json_value: ColumnInfo["jsonValue"];
-        float: boolean;
+        spelling: ColumnInfo["spelling"] | null;
         sequence: boolean;
       }>(
         `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
@@ -115,7 +115,10 @@ export class Catalog {
                 a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false) AS sequence,
                 CASE WHEN b.typtype = 'd' OR coalesce(b.typcategory, t.typcategory) IN ('A', 'C') THEN 'nested'
                      WHEN coalesce(b.oid, t.oid) IN ('json'::regtype, 'jsonb'::regtype) THEN 'json' ELSE 'text' END AS json_value,
-                coalesce(b.oid, t.oid) IN ('float4'::regtype, 'float8'::regtype) AS float
+                CASE WHEN coalesce(b.oid, t.oid) IN ('float4'::regtype, 'float8'::regtype) THEN 'float'
+                     WHEN coalesce(b.oid, t.oid) = 'timestamptz'::regtype THEN 'timestamptz'
+                     WHEN coalesce(b.oid, t.oid) = 'numeric'::regtype AND a.atttypmod = -1 AND t.typtypmod = -1 THEN 'numeric'
+                END AS spelling
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_type t ON t.oid = a.atttypid
            -- a domain by its base type b (a domain over a domain counts as nested: not worth a recursive look-up);
@@ -185,7 +188,7 @@ export class Catalog {
         generated: c.generated !== "",
         identity: (c.identity || "") as ColumnInfo["identity"],
         jsonValue: c.json_value,
-        ...(c.float ? { float: true } : {}),
+        ...(c.spelling ? { spelling: c.spelling } : {}),
         ...(c.sequence ? { sequence: true } : {}),
       });
       columns.set(Number(c.oid), list);

@@ -44,7 +44,9 @@ const carriedOf = new WeakMap<TableInfo, readonly string[]>();
 export function carriedColumns(t: TableInfo): readonly string[] {
   let columns = carriedOf.get(t);
   if (columns === undefined) {
-    columns = t.columns.filter((c) => c.jsonValue === "nested" || isJsonLike(c) || c.float === true).map((c) => c.name);
+    columns = t.columns
+      .filter((c) => c.jsonValue === "nested" || isJsonLike(c) || c.spelling === "float")
+      .map((c) => c.name);
     carriedOf.set(t, columns);
   }
   return columns;

@@ -1,5 +1,5 @@
 import type { Image } from "./image.js";
-import type { TableInfo } from "./table.js";
+import type { ColumnInfo, TableInfo } from "./table.js";
 
 /**
  * A row's identity in the change log: its key values as text, spelled one way for equal values. A log image holds
@@ -7,14 +7,13 @@ import type { TableInfo } from "./table.js";
  * (one instant, spelled differently after a `SET TimeZone`), an unconstrained numeric with the scale it was
  * written with (1.0 = 1.00). The coalescing of a row's changes compares keys as text: such spellings made one row
  * two (two writes of one key in one statement, refused for good), or a delete and an insert of the same key
- * two rows (the delete, applied after the insert, removed the row remotely); so did a float's -0 and 0. Values of
- * other types print one way already, but for a few equal in their type's comparison only (an interval's 1 mon and
- * 30 days, a domain over numeric's scales).
+ * two rows (the delete, applied after the insert, removed the row remotely); so did a float's -0 and 0, and a
+ * domain over these types alike (ColumnInfo.spelling). Values of other types print one way already, but for a few
+ * equal in their type's comparison only (an interval's 1 mon and 30 days).
  */
 
 type Canonical = (text: string) => string;
 
-const TIMESTAMPTZ = /^timestamp(\(\d\))? with time zone$/;
 /** `to_json` of a timestamptz: "Y-MM-DDTHH:MM:SS[.frac]±HH:MM[:SS][ BC]" (or "infinity", "-infinity"). */
 const ISO = /^"(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d):(\d\d)(?::(\d\d))?( BC)?"$/;
 
@@ -43,15 +42,20 @@ function unsigned(text: string): string {
   return text === "-0" ? "0" : text;
 }
 
+const SPELLINGS: Record<NonNullable<ColumnInfo["spelling"]>, Canonical> = {
+  timestamptz: instant,
+  numeric: digits,
+  float: unsigned,
+};
+
 const keys = new WeakMap<TableInfo, (Canonical | undefined)[]>();
 
 function canonicalOf(t: TableInfo): (Canonical | undefined)[] {
   let list = keys.get(t);
   if (!list) {
     list = t.primaryKey.map((name) => {
-      const column = t.columns.find((c) => c.name === name);
-      const type = column?.type ?? "";
-      return TIMESTAMPTZ.test(type) ? instant : type === "numeric" ? digits : column?.float ? unsigned : undefined;
+      const spelling = t.columns.find((c) => c.name === name)?.spelling;
+      return spelling === undefined ? undefined : SPELLINGS[spelling];
     });
     keys.set(t, list);
   }

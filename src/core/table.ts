@@ -16,8 +16,11 @@ export interface ColumnInfo {
    * (arrays, composites, and domains over them).
    */
   jsonValue: "text" | "json" | "nested";
-  /** Of a floating-point type (or a domain over one): its JSON form loses -0. */
-  float?: boolean;
+  /**
+   * Of a type (or a domain over one) whose equal values print apart: a float's -0 and 0 (and its JSON form loses
+   * -0), an unconstrained numeric's scales (1.0, 1.00), a timestamptz's offsets (one instant, two time zones).
+   */
+  spelling?: "float" | "numeric" | "timestamptz";
   /** Its default is a sequence's next value: SERIAL, an identity, or a `DEFAULT nextval(...)`. */
   sequence?: boolean;
 }

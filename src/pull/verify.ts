@@ -43,7 +43,7 @@ function keyValue(t: TableInfo, column: string): string {
   const value = `ominipg_r.${quoteIdent(column)}`;
   const info = t.columns.find((c) => c.name === column);
   if (info && /^numeric(\(\d+(,\d+)?\))?$/.test(info.type)) return `trim_scale(${value})`; // PostgreSQL 13+
-  return info?.float ? `(${value} + 0)` : value;
+  return info?.spelling === "float" ? `(${value} + 0)` : value;
 }
 
 /** Compare every synced table row by row, locally and remotely. At most `limit` keys listed per kind. */

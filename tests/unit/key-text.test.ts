@@ -17,6 +17,12 @@ function table(types: Record<string, string>): TableInfo {
       generated: false,
       identity: "",
       jsonValue: "text",
+      // As the catalog says it (capture/catalog.ts), from the type these tests name.
+      ...(/with time zone$/.test(types[name]!)
+        ? { spelling: "timestamptz" as const }
+        : types[name] === "numeric"
+          ? { spelling: "numeric" as const }
+          : {}),
     })),
     writable: names,
     updatable: names,
