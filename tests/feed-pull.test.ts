@@ -183,6 +183,45 @@ describe("pull from the change feed", () => {
     expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", upserted: 0 });
   });
 
+  it("a key a pending row passed through (inserted, then given another key), which a pull held back, is read again", async () => {
+    const remote = await remoteDb();
+    const A = await client(remote);
+    await A.pull();
+    await A.query(`INSERT INTO a VALUES (18, 1, 'local')`);
+    await A.query(`UPDATE a SET id = 1 WHERE id = 18`);
+    await remote.sql`INSERT INTO a VALUES (18, 2, 'remote')`;
+    expect((await A.pull()).tables["public.a"]).toMatchObject({ strategy: "feed", skipped: 1 }); // 18: pending
+    await A.sync(); // one insert of key 1: nothing written at 18
+    await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+  });
+
+  it("changes the ledger finished after a lost COMMIT reply, which a pull held back meanwhile, are read again", async () => {
+    const remote = await remoteDb();
+    await remote.sql`INSERT INTO a VALUES (1, 1, 'one')`;
+    const hooks: { afterRemoteCommit?: () => void } = {};
+    const A = await Ominipg.connect({
+      syncUrl: remote.url,
+      schemaSQL: SCHEMA,
+      testHooks: hooks,
+      sync: { retry: { attempts: 1 } },
+    });
+    cleanup(() => A.close());
+    await A.pull();
+    await A.query(`UPDATE a SET s = 'L' WHERE id = 1`);
+    await remote.sql`UPDATE a SET v = 99 WHERE id = 1`; // another column: no conflict
+    hooks.afterRemoteCommit = () => {
+      throw Object.assign(new Error("reset after COMMIT"), { code: "ECONNRESET" });
+    };
+    await expect(A.sync()).rejects.toThrow(); // applied remotely, still queued locally
+    delete hooks.afterRemoteCommit;
+    await A.pull(); // row 1 held back: pending
+    await A.sync(); // the ledger says applied: dropped, nothing pushed
+    await A.pull();
+    await expectSameRows(A, remote.sql, TABLES);
+    expect((await A.query(`SELECT v, s FROM a`)).rows).toEqual([{ v: 99, s: "L" }]);
+  });
+
   /**
    * A remote with `things`, whose enum key lacks a label the app's enum has (its local migration ran first), and
    * `other` (remote statements, their local schema); a client that pulled them, then inserted key 'c': refused by

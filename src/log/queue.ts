@@ -276,16 +276,17 @@ export async function dropSpan(d: Driver, lo: number, hi: number): Promise<void>
 }
 
 /**
- * Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). `reread` (all of them, their
- * deletes, or these ids): their rows are kept for the next pull from the change feed to read again (reread.ts),
- * because the remote's rows of their keys would not come back by themselves: changes pushed as nothing (their
- * effects cancel out: a pull held the remote's row back for them), deletes the remote did not carry out
- * (push/statements.ts), or may not have (a batch found applied after a crash: which, is not known any more).
+ * Drop the entries of inclusive id ranges [lo1, hi1, lo2, hi2, ...] (core/ranges.ts). `reread` (all of them, or
+ * these ids): their rows are kept for the next pull from the change feed to read again (reread.ts), because the
+ * remote's rows of their keys would not come back by themselves: changes pushed as nothing (their effects cancel
+ * out: a pull held the remote's row back for them), keys a row passed through (its key changed: a pull held them
+ * back, no write brings them), deletes the remote did not carry out (push/statements.ts), and the changes of a
+ * batch found applied after a crash (a pull since held their rows back and moved past their writes in the feed).
  */
 export async function deleteEntries(
   d: Driver,
   ranges: readonly number[],
-  reread: boolean | "deletes" | readonly number[] = false,
+  reread: boolean | readonly number[] = false,
 ): Promise<void> {
   const lo: number[] = [];
   const hi: number[] = [];
@@ -298,16 +299,14 @@ export async function deleteEntries(
   const kept =
     reread === true
       ? "true"
-      : reread === "deletes"
-        ? "op = 'D'"
-        : reread !== false && reread.length > 0
-          ? `id = ANY ($${params.push(reread)}::int8[])`
-          : undefined;
+      : reread !== false && reread.length > 0
+        ? `id = ANY ($${params.push(reread)}::int8[])`
+        : undefined;
   await d.query(
     `WITH ominipg_r AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS r(lo, hi)), ` +
       `ominipg_q AS (DELETE FROM ${QUEUE_TABLE} q USING ominipg_r r WHERE q.id BETWEEN r.lo AND r.hi` +
       (kept
-        ? ` RETURNING q.id, q.op, q.schema_name, q.table_name, q.old_row, q.new_row), ` +
+        ? ` RETURNING q.id, q.schema_name, q.table_name, q.old_row, q.new_row), ` +
           `ominipg_n AS (INSERT INTO ${REREAD_TABLE} (schema_name, table_name, old_row, new_row) ` +
           `SELECT schema_name, table_name, old_row, new_row FROM ominipg_q WHERE ${kept}) `
         : `) `) +

@@ -75,7 +75,10 @@ async function applyAndDrop(ctx: PushContext, batch: Batch): Promise<void> {
   // Applied now, or by an earlier attempt whose COMMIT reply was lost: either way, drop it locally. (A local
   // failure here is neither retried nor a rejection: the ledger row makes the next sync finish the clean-up.)
   try {
-    await ctx.local.run((d) => deleteEntries(d, toRanges(batch.entryIds), outcome.reread ?? false));
+    // Read again by the next pull: deletes the remote did not carry out, and rows whose key changed (a pull may
+    // have held back a key they passed through, which no write of the batch brings back through the feed).
+    const reread = [...(outcome.reread ?? []), ...batch.ops.flatMap((o) => (o.rekeyed ? o.entryIds : []))];
+    await ctx.local.run((d) => deleteEntries(d, toRanges(batch.entryIds), reread));
   } catch (err) {
     throw new LocalCleanupFailed(err);
   }

@@ -15,6 +15,8 @@ interface RowState {
   current: Image | null;
   /** Deleted and inserted again with the same key. */
   reinserted: boolean;
+  /** Its key changed in the window: keys it held in between are written by no op (OpCommon.rekeyed). */
+  rekeyed?: true;
   entryIds: number[];
   firstId: number;
   priority: number;
@@ -31,6 +33,8 @@ interface OpCommon {
   priority: number;
   /** The ops of one bond (RowState.bond) go in one batch statement, whose end is where the remote checks them. */
   bond?: number;
+  /** Its row's key changed in the window: a pull may have held back keys its entries name that it never writes. */
+  rekeyed?: true;
   /**
    * Set once a conflict was settled: the remote row the write was decided against (null: none), which the
    * remote must still hold. Unset, the remote must match the change's before image in the columns it touched.
@@ -182,6 +186,7 @@ export class Coalescer {
       this.#touch(st, entry);
     }
     if (k2 !== k) {
+      st.rekeyed = true;
       this.#rows.delete(k);
       const previous = this.#rows.get(k2);
       if (previous) this.#retired.push(previous); // a row inserted and deleted in the window held the key
@@ -325,15 +330,8 @@ export class Coalescer {
   }
 
   #state(table: TableInfo, base: Image | null, current: Image | null, entry: LogEntry): RowState {
-    return {
-      table,
-      base,
-      current,
-      reinserted: false,
-      entryIds: [entry.id],
-      firstId: entry.id,
-      priority: entry.priority,
-    };
+    const { id, priority } = entry;
+    return { table, base, current, reinserted: false, entryIds: [id], firstId: id, priority };
   }
 
   #touch(st: RowState, entry: LogEntry): void {
@@ -364,7 +362,7 @@ function uniqueValue(rules: TableRules, i: number, image: Image): string | undef
 /** The row's write; `shape`: its current image's. */
 function toOp(st: RowState, shape: Shape | null): RowOp | undefined {
   const { table, base, current, entryIds, firstId, priority } = st;
-  const common = { table, entryIds, firstId, lastId: entryIds[entryIds.length - 1]!, priority, bond: st.bond };
+  const common = { table, entryIds, firstId, lastId: entryIds.at(-1)!, priority, bond: st.bond, rekeyed: st.rekeyed };
   if (current === null || shape === null)
     return base === null ? undefined : { kind: "delete", ...common, key: keyImage(table, base), base };
   const { writable } = shape;

@@ -166,8 +166,9 @@ export class Syncer {
     );
     const { batchIds, ranges } = read;
     if (batchIds.length > 0) {
-      // Its deletes read again by the next pull: one the remote did not carry out is not known any more.
-      await this.local.run((d) => deleteEntries(d, ranges, "deletes"));
+      // All read again by the next pull: one since the remote COMMIT held their rows back (still queued) and moved
+      // past their writes in the feed; and a delete the remote did not carry out is not known any more.
+      await this.local.run((d) => deleteEntries(d, ranges, true));
       await remote.retrying("REMOTE_LEDGER_FAILED", "pruning the remote ledger", () =>
         remote.session((sql) => forgetBatches(sql, clientId, batchIds)),
       );
