@@ -204,6 +204,10 @@ describe("sync: column types", () => {
     expect(await queued(db)).toBe(0);
     for (const t of ["floats", "amounts", "moments"])
       expect(await remote.sql.unsafe(`SELECT v FROM ${t}`)).toEqual([{ v: "b" }]);
+    // verify() takes a domain-numeric key spelled otherwise on each side for one row too.
+    await remote.sql.unsafe(`UPDATE amounts SET a = 1.000`);
+    const amounts = (await db.verify()).tables.find((t) => t.table === "public.amounts");
+    expect(amounts).toMatchObject({ onlyLocal: [], onlyRemote: [], counts: { different: 1 } }); // its text differs
   });
 
   it("verify(): a key spelled another way on each side (a numeric of another scale, -0) is one row, the same or different", async () => {

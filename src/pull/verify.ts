@@ -42,7 +42,8 @@ function hashesSql(t: TableInfo, from = t.sql): string {
 function keyValue(t: TableInfo, column: string): string {
   const value = `ominipg_r.${quoteIdent(column)}`;
   const info = t.columns.find((c) => c.name === column);
-  if (info && /^numeric(\(\d+(,\d+)?\))?$/.test(info.type)) return `trim_scale(${value})`; // PostgreSQL 13+
+  // A numeric with a typmod too (the two sides' may differ); a domain over one by its spelling. PostgreSQL 13+.
+  if (info && (info.spelling === "numeric" || /^numeric\(/.test(info.type))) return `trim_scale(${value})`;
   return info?.spelling === "float" ? `(${value} + 0)` : value;
 }
 
