@@ -83,8 +83,9 @@ async function refreshHeld(d: Driver, run: TableRun): Promise<void> {
   const { rows } = await d
     .query<{ max_id: string; truncated: boolean }>(refreshHeldSql(run.t), [run.heldUpTo], { prepare: false })
     .catch((err: unknown) => {
-      // A held key with a NULL column: an image without it, captured before the table's primary key changed.
-      if (sqlstateOf(err) !== "23502") throw err;
+      // A held key with a NULL column: an image without it, captured before the table's primary key changed (not
+      // another NOT NULL refusal, a domain's).
+      if (sqlstateOf(err) !== "23502" || !String((err as Error).message).includes('relation "ominipg_held_')) throw err;
       throw new Error(
         `queued changes of ${run.table} lack columns of its primary key (${run.t.primaryKey.join(", ")}): captured ` +
           `before the key changed, their rows cannot be told apart. sync() refuses them (COLUMN_NOT_SYNCED; with ` +
