@@ -8,6 +8,7 @@ import { foreignKeysSql, type ForeignKeyRow } from "../capture/constraints.js";
 import type { TableInfo } from "../core/table.js";
 import { keyImage } from "../core/key-text.js";
 import type { RowOp } from "./coalesce.js";
+import { keyIs } from "./local-row.js";
 
 /**
  * An update's log images may hold only the columns it assigned (log/capture.ts); the push writes just those.
@@ -116,8 +117,7 @@ async function movedRow(d: Driver, t: TableInfo, image: Image, after: number): P
   }
   if (!moved) return null;
   const { rows } = await d.query<{ row: string | null }>(
-    `SELECT ${rowImageSql(t, "ominipg_t")}::text AS row FROM ${t.sql} AS ominipg_t, ` +
-      `json_populate_record(NULL::${t.sql}, $1::text::json) AS ominipg_k WHERE ${columnsEqual(t.primaryKey, "ominipg_t", "ominipg_k")}`,
+    `SELECT ${rowImageSql(t, "ominipg_t")}::text AS row FROM ${t.sql} AS ominipg_t WHERE ${keyIs(t, "$1")}`,
     [encodeImage(t, key)],
     { prepare: false },
   );

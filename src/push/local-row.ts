@@ -44,7 +44,7 @@ export async function setLocalRow(
 }
 
 /** SQL: the row `ominipg_t` has the key of the image in parameter `param`. */
-function keyIs(table: TableInfo, param: string): string {
+export function keyIs(table: TableInfo, param: string): string {
   const key = `(SELECT ${columnList(table.primaryKey)} FROM json_populate_record(NULL::${table.sql}, ${param}::text::json))`;
   return `(${columnList(table.primaryKey, "ominipg_t")}) = ${key}`;
 }
