@@ -95,6 +95,11 @@ export function isRowLevel(err: unknown): boolean {
   return errorScope(err) === "row";
 }
 
+/** Did a row-level security policy refuse the row (42501 as ROW_WHEN tells it from a refused permission)? */
+export function isPolicyRefusal(err: unknown): boolean {
+  return sqlstateOf(err) === "42501" && isRowLevel(err);
+}
+
 /** Codes of a name the statement's search_path does not find, or a privilege it lacks, in what it runs. */
 const UNRESOLVED: Readonly<Record<string, string>> = {
   "42883": "undefined function",

@@ -1,7 +1,7 @@
 import { halves, isolateRefused } from "../core/bisect.js";
 import { SyncError } from "../core/errors.js";
 import { toRanges } from "../core/ranges.js";
-import { isRowLevel, sqlstateOf } from "../core/sqlstate.js";
+import { isPolicyRefusal, isRowLevel } from "../core/sqlstate.js";
 import { deleteEntries } from "../log/queue.js";
 import type { Batch } from "./batches.js";
 import type { RowOp } from "./coalesce.js";
@@ -177,7 +177,7 @@ async function applyRemotely(
       // Refused for want of a SELECT policy's consent: ON CONFLICT needs the new rows to be readable. The same
       // rows by a plain INSERT, for the rest of this sync where that is accepted (a write-only table).
       const tables = [...new Set(groups.filter(newRows).map((g) => g.table.oid))].filter((t) => !plain.has(t));
-      if (!(isRefusal(err) && sqlstateOf(err.cause) === "42501" && tables.length > 0)) throw err;
+      if (!(isRefusal(err) && isPolicyRefusal(err.cause) && tables.length > 0)) throw err;
       const added = tables.filter((t) => !ctx.writeOnly.has(t));
       for (const t of added) ctx.writeOnly.add(t);
       return send(new Set([...plain, ...tables])).catch((again: unknown) => {
