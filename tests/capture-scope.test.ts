@@ -211,8 +211,10 @@ describe("what the catalog reads", () => {
     expect([...byName.keys()].sort()).toEqual(["public.k", "public.plain"]);
     const k = byName.get("public.k")!;
     expect(k.primaryKey).toEqual(["b", "c", "a"]);
-    // The keys, the self-reference (other, b), and what the unique indexes' expressions and predicate read.
-    expect(k.logged).toEqual(["b", "a", "c", "title", "n", "d", "other"]);
+    // The keys, the self-reference (other, b), what the unique indexes' expressions and predicate read, and the
+    // columns of domains with a CHECK (their own or a base domain's), which may refuse NULL.
+    expect(k.logged).toEqual(["b", "a", "c", "title", "n", "d", "other", "m"]);
+    expect(k.refusingNull).toEqual(["n", "m"]);
     expect(Object.fromEntries(k.columns.map((c) => [c.name, c.jsonValue]))).toEqual({
       b: "text",
       a: "text",
@@ -227,5 +229,6 @@ describe("what the catalog reads", () => {
       other: "text",
     });
     expect(byName.get("public.plain")).toMatchObject({ primaryKey: ["id"], logged: ["id"] });
+    expect(byName.get("public.plain")!.refusingNull).toBeUndefined();
   });
 });

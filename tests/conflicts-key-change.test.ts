@@ -374,6 +374,17 @@ describe("a pending change a pull meets", () => {
     expect(records.rows).toEqual([{ origin: "push", resolution: "local" }]);
   });
 
+  it("after a key change of an int8 key past 2^53, is compared with the row at the key's exact digits", async () => {
+    const BIG = `CREATE TABLE IF NOT EXISTS big (id int8 PRIMARY KEY, note text)`;
+    const remote = await remoteWith([BIG]);
+    await remote.sql`INSERT INTO big VALUES (9007199254740993, 'old')`;
+    const { db, events } = await client(remote, [BIG], { conflicts: "overwrite" });
+    await db.query(`UPDATE big SET id = 9007199254740995, note = 'local' WHERE id = 9007199254740993`);
+    await remote.sql`UPDATE big SET note = 'remote' WHERE id = 9007199254740993`;
+    expect((await db.pull()).conflicts).toBe(1);
+    expect(events).toMatchObject([{ origin: "pull", local: { id: "9007199254740995", note: "local" } }]);
+  });
+
   it("that cancels out: a pull's record of it is not left pending, the rows held back for it come back", async () => {
     const remote = await remoteWith([TAGS]);
     await remote.sql`INSERT INTO tags VALUES ('b', 1, 'old')`;

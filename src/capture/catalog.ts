@@ -3,6 +3,7 @@ import { qualified } from "../core/sql.js";
 import { OWN_TABLES } from "../log/tables.js";
 import { localReferences, type ColumnInfo, type References, type TableInfo } from "../core/table.js";
 import { hiddenWriters } from "./hidden-writers.js";
+import { COLUMNS_SQL, type ColumnRow } from "./columns.js";
 import { LOGGED_COLUMNS_SQL } from "./logged-columns.js";
 import { addInheritanceRisks, partitionRootsOf } from "./inheritance.js";
 import {
@@ -98,38 +99,7 @@ export class Catalog {
         [],
         opts,
       ),
-      await driver.query<{
-        oid: number;
-        name: string;
-        type: string;
-        type_id: string;
-        generated: string;
-        identity: string;
-        json_value: ColumnInfo["jsonValue"];
-        spelling: ColumnInfo["spelling"] | null;
-        sequence: boolean;
-      }>(
-        `SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-                a.atttypid::text || ':' || a.atttypmod AS type_id,
-                a.attgenerated::text AS generated, a.attidentity::text AS identity,
-                a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false) AS sequence,
-                CASE WHEN b.typtype = 'd' OR coalesce(b.typcategory, t.typcategory) IN ('A', 'C') THEN 'nested'
-                     WHEN coalesce(b.oid, t.oid) IN ('json'::regtype, 'jsonb'::regtype) THEN 'json' ELSE 'text' END AS json_value,
-                CASE WHEN coalesce(b.oid, t.oid) IN ('float4'::regtype, 'float8'::regtype) THEN 'float'
-                     WHEN coalesce(b.oid, t.oid) = 'timestamptz'::regtype THEN 'timestamptz'
-                     WHEN coalesce(b.oid, t.oid) = 'numeric'::regtype AND a.atttypmod = -1 AND t.typtypmod = -1 THEN 'numeric'
-                END AS spelling
-           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_type t ON t.oid = a.atttypid
-           -- a domain by its base type b (a domain over a domain counts as nested: not worth a recursive look-up);
-           -- a join on an expression of t hashed the whole of pg_type
-           LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
-           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated = ''
-          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
-          ORDER BY a.attrelid, a.attnum`,
-        [scope.schemas],
-        opts,
-      ),
+      await driver.query<ColumnRow>(COLUMNS_SQL, [scope.schemas], opts),
       await driver.query<{ oid: number; ref: number; actions: boolean }>(
         `SELECT conrelid::int8 AS oid, confrelid::int8 AS ref, bool_or(confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd')) AS actions
            FROM pg_constraint WHERE contype = 'f' GROUP BY 1, 2`,
@@ -179,7 +149,9 @@ export class Catalog {
     for (const r of relRows) relations.set(`${r.schema}.${r.name}`, { oid: Number(r.oid), kind: r.kind });
 
     const columns = new Map<number, ColumnInfo[]>();
+    const refusingNull = new Map<number, string[]>();
     for (const c of colRows) {
+      if (c.refuses_null) refusingNull.set(Number(c.oid), [...(refusingNull.get(Number(c.oid)) ?? []), c.name]);
       const list = columns.get(Number(c.oid)) ?? [];
       list.push({
         name: c.name,
@@ -219,6 +191,7 @@ export class Catalog {
       if ((r.kind !== "r" && r.kind !== "p") || r.partition || !inScope(scope, r.schema, r.name)) continue;
       const oid = Number(r.oid);
       const cols = columns.get(oid) ?? [];
+      const strict = refusingNull.get(oid);
       tables.set(oid, {
         oid,
         schema: r.schema,
@@ -229,7 +202,8 @@ export class Catalog {
         updatable: cols.filter((c) => !c.generated && c.identity !== "a").map((c) => c.name),
         primaryKey: r.pk ?? [],
         // A BEFORE UPDATE trigger may change columns an UPDATE does not assign: its table logs whole rows.
-        ...(beforeUpdate.has(oid) ? {} : { logged: logged.get(oid) ?? [] }),
+        ...(beforeUpdate.has(oid) ? {} : { logged: [...new Set([...(logged.get(oid) ?? []), ...(strict ?? [])])] }),
+        ...(strict ? { refusingNull: strict } : {}),
         ...(cols.some((c) => c.sequence && r.pk?.includes(c.name)) ? { keyFromSequence: true } : {}),
         references: references.get(oid) ?? [],
         ...(r.kind === "p" ? { partitioned: true } : {}),

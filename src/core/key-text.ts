@@ -82,3 +82,14 @@ export function keyLabel(table: TableInfo, image: Image): string {
 export function keyImage(table: TableInfo, image: Image): Image {
   return new Map(table.primaryKey.map((c) => [c, image.get(c) ?? "null"]));
 }
+
+/**
+ * The key with the columns refusing NULL (TableInfo.refusingNull) of `image`, the row it is the key of: what is
+ * read back as a row of the table (json_populate_record would run their absence through the domain as NULL).
+ */
+export function readableKey(table: TableInfo, key: Image, image: Image | null): Image {
+  if (!table.refusingNull || !image) return key;
+  const out = new Map(key);
+  for (const c of table.refusingNull) if (!out.has(c) && image.has(c)) out.set(c, image.get(c)!);
+  return out;
+}

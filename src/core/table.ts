@@ -48,10 +48,16 @@ export interface TableInfo {
   keyFromSequence?: boolean;
   /**
    * Columns every UPDATE's log images carry besides the ones it assigns: the key, and the columns of unique
-   * indexes and self-referencing foreign keys (log/capture.ts). Unset: UPDATEs log whole rows (a BEFORE UPDATE
-   * trigger may change any column).
+   * indexes and self-referencing foreign keys (log/capture.ts), and `refusingNull`. Unset: UPDATEs log whole rows
+   * (a BEFORE UPDATE trigger may change any column).
    */
   logged?: string[];
+  /**
+   * Columns of a domain that refuses NULL (a NOT NULL or a CHECK, its own or a base domain's). Images are read
+   * back as rows with json_populate_record(NULL::table, image), which runs every column an image lacks through
+   * its type's input as NULL: every image read so carries these (key-text.ts: readableKey).
+   */
+  refusingNull?: string[];
   /** Oids of the tables this one references through foreign keys (itself included, for a self-reference). */
   references: number[];
   /** A partitioned table: it syncs its partitions' rows as its own (capture/inheritance.ts). */

@@ -83,7 +83,7 @@ export async function keysToReread(
       `CROSS JOIN LATERAL json_populate_record(NULL::${t.sql}, ominipg_v.img) AS ominipg_p WHERE ominipg_v.img IS NOT NULL ` +
       // A skipped key change left two keys other than the remote's: the row's before the change and after.
       `UNION ALL SELECT ${pk} FROM ${CONFLICTS_TABLE} AS ominipg_c ` +
-      `CROSS JOIN LATERAL (VALUES (ominipg_c.row_key), (ominipg_c.base), (ominipg_c.local)) AS ominipg_w(img) ` +
+      `CROSS JOIN LATERAL (VALUES (ominipg_c.base), (ominipg_c.local)) AS ominipg_w(img) ` +
       `CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sql}, ominipg_w.img) AS ominipg_p ` +
       `WHERE ominipg_c.schema_name = $1 AND ominipg_c.table_name = $2 AND ominipg_c.origin = 'push' ` +
       `AND ominipg_c.resolution = 'skip' AND ominipg_c.detected_at >= $4::text::timestamptz AND ominipg_w.img IS NOT NULL) AS ominipg_all) ` +

@@ -8,6 +8,7 @@
  */
 import { isConflict } from "../core/conflict-rule.js";
 import { joinImage, splitImage } from "../core/image.js";
+import { readableKey } from "../core/key-text.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import type { TableRun } from "./apply.js";
 import type { PullContext } from "./context.js";
@@ -95,16 +96,19 @@ async function readMoved(d: Driver, t: TableInfo, rows: PendingImages[]): Promis
     moves.set(m.old_key, list);
   }
   const nextMove = (key: string, after: number) => moves.get(key)?.find((m) => m.id > after);
-  const moved: { k: string; at: unknown; fold: string | null }[] = [];
+  const moved: string[] = [];
   for (const r of gone) {
     let [at, after] = [r.key, Number(r.queue_id) - 1];
     for (let next = nextMove(at, after); next; next = nextMove(at, after)) [at, after] = [next.to, next.id];
-    if (at !== r.key) moved.push({ k: r.key, at: JSON.parse(at), fold: r.fold });
+    if (at === r.key) continue;
+    // The key as its text has it (not through JSON.parse: an int8's digits), with the fold's columns refusing NULL.
+    const where = joinImage(readableKey(t, splitImage(at), r.fold === null ? null : splitImage(r.fold)));
+    moved.push(`{"k":${JSON.stringify(r.key)},"at":${where},"fold":${JSON.stringify(r.fold)}}`);
   }
   if (moved.length === 0) return;
   const byKey = new Map(rows.map((r) => [r.key, r]));
   const sql = movedImagesSql(t);
-  for (const m of (await d.query<MovedImages>(sql, [JSON.stringify(moved)], { prepare: false })).rows) {
+  for (const m of (await d.query<MovedImages>(sql, [`[${moved.join(",")}]`], { prepare: false })).rows) {
     Object.assign(byKey.get(m.key)!, { base: m.base, local: m.local });
   }
 }

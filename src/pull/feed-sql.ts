@@ -216,12 +216,16 @@ export function goneName(t: TableInfo): string {
 }
 
 /**
- * The gone keys' temp table, after the stage: the stage's columns without its NOT NULL constraints (a gone key's
- * row from `feedCopySql` is nulls but for the key, and is copied in as it comes), keyed.
+ * The gone keys' temp table, after the stage: its key columns, the others as text (a gone key's row from
+ * `feedCopySql` is nulls but for the key, and is copied in as it comes: the stage's NOT NULL constraints and domains
+ * refusing NULL would refuse it), keyed.
  */
 export function createGoneSql(t: TableInfo): string {
+  const columns = allColumns(t).map((c) =>
+    t.primaryKey.includes(c) ? quoteIdent(c) : `NULL::text AS ${quoteIdent(c)}`,
+  );
   return (
-    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${cols(allColumns(t))} FROM ${stageName(t)} WITH NO DATA; ` +
+    `${dropGoneSql(t)}; CREATE TEMP TABLE ${goneName(t)} AS SELECT ${columns.join(", ")} FROM ${stageName(t)} WITH NO DATA; ` +
     `ALTER TABLE ${goneName(t)} ADD PRIMARY KEY (${cols(t.primaryKey)})`
   );
 }

@@ -6,7 +6,7 @@ import { rowImageSql } from "../log/capture.js";
 import { actionParentsLastAfter, LATER_UPDATES_SQL, lastTouchesAfter } from "../log/pending.js";
 import { foreignKeysSql, type ForeignKeyRow } from "../capture/constraints.js";
 import type { TableInfo } from "../core/table.js";
-import { keyImage } from "../core/key-text.js";
+import { keyImage, readableKey } from "../core/key-text.js";
 import type { RowOp } from "./coalesce.js";
 import { keyIs } from "./local-row.js";
 
@@ -52,7 +52,8 @@ export async function fillersOf(
   for (const [t, indexes] of byTable) {
     const items = indexes.map((i) => {
       const op = ops[i]!;
-      const key = encodeImage(t, keyImage(t, op.kind === "delete" ? op.key : op.image));
+      const image = op.kind === "delete" ? op.key : op.image;
+      const key = encodeImage(t, readableKey(t, keyImage(t, image), image));
       return `{"k":${key},"after":${op.lastId}}`;
     });
     // Set-based: the ops' keys typed once, the later changes' keys grouped once, both joined by key.
@@ -118,7 +119,7 @@ async function movedRow(d: Driver, t: TableInfo, image: Image, after: number): P
   if (!moved) return null;
   const { rows } = await d.query<{ row: string | null }>(
     `SELECT ${rowImageSql(t, "ominipg_t")}::text AS row FROM ${t.sql} AS ominipg_t WHERE ${keyIs(t, "$1")}`,
-    [encodeImage(t, key)],
+    [encodeImage(t, readableKey(t, key, image))],
     { prepare: false },
   );
   return rows[0]?.row ? splitImage(rows[0].row, true) : null;

@@ -1,3 +1,4 @@
+import { readableKey } from "../core/key-text.js";
 import { localReferences, referencesItself, type References, type TableInfo } from "../core/table.js";
 import { remoteTarget, type PartitionedTables } from "../remote/remote-target.js";
 import type { RowOp } from "./coalesce.js";
@@ -86,7 +87,7 @@ export function toGroupWrite(
       table,
       target,
       check,
-      rows: g.ops.map((o) => (o as Extract<RowOp, { kind: "delete" }>).key),
+      rows: g.ops.map((o) => readableKey(table, (o as Extract<RowOp, { kind: "delete" }>).key, o.base)),
     };
   if (g.kind === "upsert")
     return {

@@ -2,6 +2,7 @@ import { overridingClause, type TableInfo } from "../core/table.js";
 import { columnList, columnsEqual, onConflict, quoteIdent, quoteLiteral } from "../core/sql.js";
 import { claimSql } from "./ledger.js";
 import { joinImage, type Image } from "../core/image.js";
+import { readableKey } from "../core/key-text.js";
 import { assignments, encodeImage, field, jsonText, rowJsonb } from "../core/json-text.js";
 import { LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 
@@ -59,7 +60,7 @@ export type GroupWrite = {
   (
     | { kind: "upsert"; columns: string[]; set: string[]; rows: Image[]; existing?: boolean; plain?: boolean }
     /** Update the row found by `key` to `set` of `image`. */
-    | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image }[] }
+    | { kind: "move"; columns: string[]; set: string[]; rows: { key: Image; image: Image; base: Image | null }[] }
     | { kind: "delete"; rows: Image[] }
   );
 
@@ -194,11 +195,11 @@ function dataOf(g: GroupWrite): string {
   const t = g.table;
   if (g.kind === "delete") return `[${g.rows.map((key) => joinImage(key)).join(",")}]`;
   if (g.kind === "upsert") return `[${g.rows.map((img) => encodeImage(t, img, g.columns)).join(",")}]`;
-  return `[${g.rows.map((m) => `{"k":${joinImage(m.key)},"r":${encodeImage(t, m.image, g.columns)}}`).join(",")}]`;
+  return `[${g.rows.map((m) => `{"k":${joinImage(readableKey(t, m.key, m.base))},"r":${encodeImage(t, m.image, g.columns)}}`).join(",")}]`;
 }
 
 function expectedOf(g: GroupWrite): string {
-  const columns = [...new Set([...g.table.primaryKey, ...g.check.columns])];
+  const columns = [...new Set([...g.table.primaryKey, ...g.check.columns, ...(g.table.refusingNull ?? [])])];
   return `[${g.check.expected!.map((e) => (e === null ? "null" : encodeImage(g.table, e, columns))).join(",")}]`;
 }
 
