@@ -15,6 +15,7 @@ import {
   movedOntoTaken,
   noteRace,
 } from "./collision.js";
+import { claimedRanges, otherClaim } from "./ledger.js";
 import { describeBatch, describeError, keepRejected } from "./rejection.js";
 import { scheduler } from "./scheduler.js";
 import type { FoundConflict } from "./settle.js";
@@ -128,12 +129,13 @@ async function applyRemotely(
   const batchId = batchIdOf(batch);
   const ranges = toRanges(batch.entryIds);
   if (batch.truncates.length > 0) {
-    // A DO block cannot say whether the claim was new: counted as applied either way. (planBatches gives
-    // truncations a batch of their own.)
+    // A DO block cannot say whether the claim was new: counted as applied either way, once the ledger shows this
+    // batch's claim. (planBatches gives truncations a batch of their own.)
     await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       await remote.session((sql) => sql.unsafe(truncateBatchSql(batch.truncates, clientId, batchId, ranges)));
       await testHooks.afterRemoteCommit?.();
     });
+    await ownClaim(ctx, batchId, ranges);
     return { fresh: true, writes: batch.truncates.length };
   }
   let ops = batch.ops;
@@ -186,6 +188,7 @@ async function applyRemotely(
       });
     });
     if (conflicts.length === 0) {
+      if (row?.fresh !== true) await ownClaim(ctx, batchId, ranges);
       // Deletes the remote did not carry out (statements.ts: hidden): their rows are read again by the next pull.
       const hidden = parseHidden(row?.hidden).map(([g, i]) => groups[g]!.ops[i - 1]!);
       const reread = hidden.flatMap((pushed) => (captured.get(pushed) ?? pushed).entryIds);
@@ -249,6 +252,14 @@ function churn(batch: Batch, when: string): SyncError {
   return new SyncError("CONFLICT_CHURN", `rows of ${describeBatch(batch)} changed on the remote ${when}`, {
     retryable: true,
   });
+}
+
+/** The ledger's claim of `batchId` is this batch's (`ranges`), not another statement's (ledger.ts: otherClaim). */
+async function ownClaim(ctx: PushContext, batchId: number, ranges: number[]): Promise<void> {
+  const claimed = await ctx.remote.retrying(PUSH_FAILED, "reading the remote ledger", () =>
+    ctx.remote.session((sql) => claimedRanges(sql, ctx.clientId, batchId)),
+  );
+  if (claimed.length !== ranges.length || claimed.some((v, i) => v !== ranges[i])) throw otherClaim(batchId);
 }
 
 /** A batch's id in the ledger: its smallest entry id (entry sets of batches never overlap). */

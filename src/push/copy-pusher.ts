@@ -5,7 +5,7 @@ import type { TableInfo } from "../core/table.js";
 import { dropSpan, entriesByTable, readInsertRuns } from "../log/queue.js";
 import { PUSH_FAILED, type PushContext } from "./context.js";
 import { copyInto, type CopyInto } from "./copy.js";
-import { claimedRanges, claimSql, narrowClaim } from "./ledger.js";
+import { claimedRanges, claimSql, narrowClaim, otherClaim } from "./ledger.js";
 import { refusePush } from "./schema-check.js";
 import { scheduler } from "./scheduler.js";
 
@@ -79,14 +79,17 @@ async function copyBatch(
   if (!first.tables) return { through: cursor, left: first };
   const lo = first.lo;
   const hi = Math.min(last, lo - 1 + size);
-  let outcome: { fresh: boolean; through: number; entries: number; tables: Map<TableInfo, number>; left?: Span };
+  let outcome:
+    { fresh: boolean; through: number; entries: number; tables: Map<TableInfo, number>; left?: Span } | { other: true };
   try {
     outcome = await remote.retrying(PUSH_FAILED, "pushing a batch", async () => {
       const result = await remote.transaction(async (tx) => {
         const [claim] = await tx.unsafe(claimSql("$1", "$2", "$3", "true"), [clientId, lo, `{${lo},${hi}}`]);
         if (!claim) {
-          const [, through] = await claimedRanges(tx, clientId, lo);
-          return { fresh: false, through: through!, entries: 0, tables: new Map<TableInfo, number>() };
+          // An earlier attempt's claim is one range from lo, narrowed or not.
+          const claimed = await claimedRanges(tx, clientId, lo);
+          if (claimed.length !== 2 || claimed[0] !== lo) return { other: true as const };
+          return { fresh: false, through: claimed[1]!, entries: 0, tables: new Map<TableInfo, number>() };
         }
         const tables = new Map<TableInfo, number>();
         let [chunk, entries, open] = [first, 0, undefined as CopyInto | undefined];
@@ -124,6 +127,7 @@ async function copyBatch(
       return { through: cursor, left: { after: cursor, hi } };
     throw err;
   }
+  if ("other" in outcome) throw otherClaim(lo);
   tally.appliedBatchIds.push(lo);
   if (outcome.fresh) {
     tally.batches++;

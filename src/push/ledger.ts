@@ -1,4 +1,6 @@
+import { SyncError } from "../core/errors.js";
 import type { Sql } from "../remote/connection.js";
+import { PUSH_FAILED } from "./context.js";
 import { IDENTITY, LEDGER_OBJECTS, LEDGER_TABLE, OWN_LEDGER_ROWS } from "../remote/schema.js";
 import { refuseTooOld, usableFromSql, usableOrFailSql } from "../remote/versions.js";
 
@@ -50,13 +52,29 @@ export async function forgetBatches(sql: Sql, clientId: string, batchIds: number
   );
 }
 
-/** The entry ranges of a batch this client's ledger has (a claim that found its batch already applied). */
+/** The entry ranges of a batch this client's ledger has (a claim that found its batch id taken: otherClaim). */
 export async function claimedRanges(sql: Sql, clientId: string, batchId: number): Promise<number[]> {
   const [row] = await sql.unsafe<{ entry_ranges: string }[]>(
     `SELECT entry_ranges::text AS entry_ranges FROM public.${LEDGER_TABLE} WHERE client_id = $1 AND batch_id = $2 AND ${OWN_LEDGER_ROWS}`,
     [clientId, batchId],
   );
   return row ? parseIntArray(row.entry_ranges) : [];
+}
+
+/**
+ * A claim found its batch id taken by a row not of this batch (claimedRanges: not the batch's ranges, which an
+ * earlier attempt whose COMMIT reply was lost would have left): another statement's of this client, one that ran on
+ * after the client gave up on it (its connection ended while it waited for a lock: close(), a killed app) and
+ * committed after this sync read the ledger. Nothing is dropped: the next sync's reconciliation drops what that row
+ * lists, and pushes the rest.
+ */
+export function otherClaim(batchId: number): SyncError {
+  return new SyncError(
+    PUSH_FAILED,
+    `the ledger holds another statement's claim of batch id ${batchId} (one this client gave up on, which committed ` +
+      `since): the next sync drops the changes it applied and pushes the rest`,
+    { retryable: true },
+  );
 }
 
 /** A claimed batch that applies fewer entries than it claimed: its ledger row gets the ranges it does apply. */
