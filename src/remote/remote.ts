@@ -15,6 +15,7 @@ import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { isRetryable, remoteFailure, withRetry, type RetryPolicy } from "./retry.js";
+import { sqlstateOf } from "../core/sqlstate.js";
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first
@@ -110,6 +111,8 @@ export class Remote {
         `${this.redact(what)}: stopped by close() after waiting ${this.#stoppedAfterMs} ms (sync.closeTimeoutMs)`,
         { cause, retryable: true },
       );
+    // Ominipg's own remote objects gone (an admin dropped them, the database was restored): set up again next time.
+    if (ownObjectMissing(cause)) this.#ready = undefined;
     return remoteFailure(code, what, cause, (text) => this.redact(text));
   }
 
@@ -232,4 +235,9 @@ function identityStatement(identity: RemoteIdentity): { text: string; params: st
     sets.push(`set_config('request.jwt.claims', $${params.length}, true)`);
   }
   return sets.length ? { text: `SELECT ${sets.join(", ")}`, params } : undefined;
+}
+
+function ownObjectMissing(err: unknown): boolean {
+  const state = sqlstateOf(err);
+  return (state === "42P01" || state === "42883") && /\b_ominipg_/.test((err as Error).message);
 }
