@@ -127,8 +127,9 @@ export class Remote {
 
   /**
    * Wait for `work` (remote work in flight when close() was called) for at most `ms`; past it, end the
-   * connections under it (a remote transaction cut off rolls back; one whose COMMIT was sent is found in the
-   * ledger by the next push), try nothing again, and wait for the work to fail.
+   * connections under it (a remote transaction cut off rolls back; one whose COMMIT was sent, or a batch's single
+   * statement, which the server runs to its end, is found in the ledger by the next push: ledger.ts, otherClaim),
+   * try nothing again, and wait for the work to fail.
    */
   async stopAfter(work: Promise<unknown>, ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
