@@ -79,9 +79,10 @@ export class SequenceLeases {
   async recover(d: Driver, synced: () => Promise<TableInfo[]>, err: unknown): Promise<boolean | Error> {
     if (!this.strict || (err as { code?: string })?.code !== "2200H") return false;
     const tables = await synced();
-    if (!(await raisedByLeased(d, tables, err))) return false;
+    const raised = await raisedByLeased(d, tables, err);
+    if (raised.length === 0) return false;
     await applyLeases(d, tables);
-    if ((await leasedBlocks(d)) > 0) return true;
+    if ((await leasedBlocks(d, raised)) > 0) return true;
     return new OminipgError(
       "SEQUENCE_LEASE_EXHAUSTED",
       `no leased ids are left for a sequence of a synced table: sync() with the remote to lease more (sequences: "lease", leaseSize ${this.blockSize})`,
@@ -233,19 +234,21 @@ async function pointAtBlock(d: Driver, s: OwnedSequence, strict: boolean): Promi
   }
   // Capped at the end of the run of adjacent blocks it is in: a transaction's inserts may span them.
   const current = last === null ? -1 : rows.findIndex((r) => r.lo <= last && last < r.hi);
+  // NO CYCLE: at its cap a CYCLE sequence would start again from MINVALUE, inside other clients' blocks.
   if (current >= 0) {
-    await d.exec(`ALTER SEQUENCE ${s.seq} MAXVALUE ${runEnd(rows, current, s.increment)}`);
+    await d.exec(`ALTER SEQUENCE ${s.seq} NO CYCLE MAXVALUE ${runEnd(rows, current, s.increment)}`);
     return false;
   }
   const next = last === null ? 0 : rows.findIndex((r) => r.lo > last);
   if (next >= 0 && rows[next]) {
-    await restart(d, s, rows[next].lo, `MAXVALUE ${runEnd(rows, next, s.increment)}`);
+    await restart(d, s, rows[next].lo, `NO CYCLE MAXVALUE ${runEnd(rows, next, s.increment)}`);
     return false;
   }
   // Nothing leased: cap the sequence where it is (before its first value, at its START: a cap below START is
-  // refused); nextval() fails until a sync leases a block.
-  const cap = last ?? s.start;
-  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(cap, 1n) - 1n} MAXVALUE ${cap}`);
+  // refused; MINVALUE below the cap, and not below its type's least value: one id later there); nextval() fails
+  // until a sync leases a block.
+  const cap = (last ?? s.start) > s.floor ? (last ?? s.start) : s.floor + 1n;
+  await d.exec(`ALTER SEQUENCE ${s.seq} NO CYCLE MINVALUE ${min(s.min, cap - 1n)} MAXVALUE ${cap}`);
   await d.query(`SELECT setval(${quoteLiteral(s.seq)}::regclass, ${cap}, true)`);
   return false;
 }
@@ -280,8 +283,9 @@ function holds(r: Block, id: bigint, increment: bigint): boolean {
   return r.lo <= id && id <= r.hi && (id - r.lo) % increment === 0n;
 }
 
+/** Restart the sequence at `at` (MINVALUE lowered to it where it is below). */
 async function restart(d: Driver, s: OwnedSequence, at: bigint, cap: string): Promise<void> {
-  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(at, 1n) - 1n} ${cap} RESTART WITH ${at}`);
+  await d.exec(`ALTER SEQUENCE ${s.seq} MINVALUE ${min(s.min, at)} ${cap} RESTART WITH ${at}`);
 }
 
 /** Lift a cap a strict lease left at `at` (a database that used `sequences: "lease"` before). */
@@ -313,26 +317,28 @@ export async function forgetLeases(d: Driver): Promise<void> {
 }
 
 /**
- * Whether the sequence `err` (a 2200H) names is one of `tables`' (those leases cap): PostgreSQL names it, without its
- * schema, in the message; a message worded otherwise (another locale) counts as theirs.
+ * Which of `tables`' sequences (those leases cap) may be the one `err` (a 2200H) names: PostgreSQL names it, without
+ * its schema, in the message; a message worded otherwise (another locale) may be any of them.
  */
-async function raisedByLeased(d: Driver, tables: TableInfo[], err: unknown): Promise<boolean> {
+async function raisedByLeased(d: Driver, tables: TableInfo[], err: unknown): Promise<string[]> {
   const name = /sequence "(.+)" \(/.exec((err as Error).message ?? "")?.[1];
-  if (name === undefined) return true;
   const seqs = (await ownedSequences(d, tables)).map((s) => s.seq);
-  const { rows } = await d.query<{ found: boolean }>(
-    `SELECT EXISTS (SELECT FROM json_array_elements_text($1::text::json) AS s(q) JOIN pg_class AS c ON c.oid = s.q::regclass
-      WHERE c.relname = $2) AS found`,
+  if (name === undefined) return seqs;
+  const { rows } = await d.query<{ q: string }>(
+    `SELECT s.q FROM json_array_elements_text($1::text::json) AS s(q) JOIN pg_class AS c ON c.oid = s.q::regclass
+      WHERE c.relname = $2`,
     [JSON.stringify(seqs), name],
     { prepare: false },
   );
-  return rows[0]?.found === true;
+  return rows.map((r) => r.q);
 }
 
-/** How many leased blocks are left. */
-export async function leasedBlocks(d: Driver): Promise<number> {
-  const { rows } = await d.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${LEASE_TABLE}`, [], {
-    prepare: false,
-  });
+/** How many leased blocks `seqs` have left. */
+async function leasedBlocks(d: Driver, seqs: string[]): Promise<number> {
+  const { rows } = await d.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${LEASE_TABLE} WHERE seq = ANY ($1::text[])`,
+    [seqs],
+    { prepare: false },
+  );
   return rows[0]!.n;
 }

@@ -13,6 +13,9 @@ export interface OwnedSequence {
   start: bigint;
   /** Its INCREMENT: a leased block's ids are this far apart. */
   increment: bigint;
+  /** Its MINVALUE, and the least value of its type (a MINVALUE cannot go below it). */
+  min: bigint;
+  floor: bigint;
 }
 
 /**
@@ -42,6 +45,9 @@ export function lastHandedOutSql(seq: string, regclass: string): string {
   );
 }
 
+/** SQL: the least value of sequence `ps`'s (pg_sequence) type. */
+const FLOOR = `CASE ps.seqtypid WHEN 'int2'::regtype THEN '-32768' WHEN 'int4'::regtype THEN '-2147483648' ELSE '-9223372036854775808' END`;
+
 /**
  * The local sequences the columns of `tables` take their values from (columnSequenceSql: owned through SERIAL or
  * an identity, or called by a DEFAULT), with their last values; one column per sequence (its owner's, if synced).
@@ -58,10 +64,12 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     last: string | null;
     start: string;
     increment: string;
+    min: string;
+    floor: string;
   }>(
     `SELECT 0 AS kind, dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
             pg_sequence_last_value(s.oid)::text AS last, ps.seqstart::text AS start,
-            ps.seqincrement::text AS increment
+            ps.seqincrement::text AS increment, ps.seqmin::text AS min, ${FLOOR} AS floor
        FROM pg_depend dep
        JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
        JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -71,7 +79,7 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
         AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
      UNION ALL
      SELECT 1, def.adrelid::int8, format('%I.%I', sn.nspname, s.relname), a.attname,
-            pg_sequence_last_value(s.oid)::text, ps.seqstart::text, ps.seqincrement::text
+            pg_sequence_last_value(s.oid)::text, ps.seqstart::text, ps.seqincrement::text, ps.seqmin::text, ${FLOOR}
        FROM pg_attrdef def
        JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = def.oid AND dep.refclassid = 'pg_class'::regclass
        JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
@@ -90,6 +98,7 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     if (!table || seen.has(r.seq)) return [];
     seen.add(r.seq);
     const last = r.last === null ? null : BigInt(r.last);
-    return [{ seq: r.seq, table, column: r.col, last, start: BigInt(r.start), increment: BigInt(r.increment) }];
+    const [start, increment, min, floor] = [r.start, r.increment, r.min, r.floor].map(BigInt) as bigint[];
+    return [{ seq: r.seq, table, column: r.col, last, start: start!, increment: increment!, min: min!, floor: floor! }];
   });
 }
