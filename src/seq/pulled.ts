@@ -2,7 +2,7 @@ import type { Catalog } from "../capture/catalog.js";
 import type { TableInfo } from "../core/table.js";
 import type { Driver } from "../core/driver.js";
 import type postgres from "postgres";
-import { quoteIdent } from "../core/sql.js";
+import { quoteIdent, quoteLiteral } from "../core/sql.js";
 import { LEASE_TABLE } from "../log/tables.js";
 import { columnSequenceSql, lastHandedOutSql, ownedSequences, type OwnedSequence } from "./owned.js";
 
@@ -45,15 +45,19 @@ export type Tx = postgres.TransactionSql<{ int8: number | bigint }>;
 
 /**
  * The remote's last values of the same sequences, as text: null where the remote has no such sequence, has
- * not handed out a value yet, or does not let this role read it (no SELECT or USAGE on it). Any other
- * failure is the pull's failure: a silent null would let local ids collide with ids the remote handed out.
+ * not handed out a value yet, or does not let this role read it (no SELECT or USAGE on it). One not called since a
+ * `setval(.., false)` or a RESTART (the idiom after a restore) has no pg_sequence_last_value although it handed out
+ * ids: read from the sequence itself then (SELECT on it), in a second statement. Any other failure is the pull's
+ * failure: a silent null would let local ids collide with ids the remote handed out.
  */
 export async function remoteSequenceValues(tx: Tx, owned: PulledSequence[]): Promise<(string | null)[]> {
   if (owned.length === 0) return [];
   const list = JSON.stringify(owned.map((o) => ({ t: o.table.sql, c: o.column })));
-  const rows = await tx.unsafe<{ i: number; v: string | null }[]>(
+  const rows = await tx.unsafe<{ i: number; v: string | null; uncalled: string | null }[]>(
     `SELECT e.i::int AS i,
-            CASE WHEN has_sequence_privilege(s.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(s.seq)::text END AS v
+            CASE WHEN has_sequence_privilege(s.seq, 'SELECT, USAGE') THEN pg_sequence_last_value(s.seq)::text END AS v,
+            CASE WHEN has_sequence_privilege(s.seq, 'SELECT') AND pg_sequence_last_value(s.seq) IS NULL
+                 THEN s.seq::regclass::text END AS uncalled
        FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(j, i)
        CROSS JOIN LATERAL (SELECT ${columnSequenceSql("e.j->>'t'", "e.j->>'c'")} AS seq) AS s
       WHERE s.seq IS NOT NULL`,
@@ -61,6 +65,14 @@ export async function remoteSequenceValues(tx: Tx, owned: PulledSequence[]): Pro
   );
   const out: (string | null)[] = owned.map(() => null);
   for (const r of rows) out[Number(r.i) - 1] = r.v;
+  const uncalled = rows.filter((r) => r.uncalled !== null);
+  if (uncalled.length > 0) {
+    const reads = uncalled.map(
+      (r) => `SELECT ${Number(r.i)} AS i, ${lastHandedOutSql(r.uncalled!, quoteLiteral(r.uncalled!))}::text AS v`,
+    );
+    for (const r of await tx.unsafe<{ i: number; v: string | null }[]>(reads.join(" UNION ALL ")))
+      out[Number(r.i) - 1] = r.v;
+  }
   return out;
 }
 
