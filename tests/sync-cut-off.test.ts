@@ -16,8 +16,10 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS other (id int PRIMARY KEY, n int NOT NULL)`,
 ];
 
+/** Sessions of this database waiting for a lock (the server is shared with other test files). */
 const waiting = (remote: TestDatabase) =>
-  remote.sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`.then(([r]) => r!.n);
+  remote.sql`SELECT count(*)::int AS n FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+              WHERE NOT l.granted AND a.datname = current_database()`.then(([r]) => r!.n);
 
 /**
  * `first` queued, then pushed while `lock` (run in a remote transaction) blocks it, the client closed under it; the
