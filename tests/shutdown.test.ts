@@ -9,6 +9,7 @@ import { Ominipg } from "../src/index.js";
 import { lockDirectory } from "../src/local/lock.js";
 import { createTestDatabase, tempDir } from "./harness/index.js";
 import { fixtureArgs } from "./process-helpers.js";
+import { lockWaits } from "./sync-helpers.js";
 
 interface Child {
   child: ChildProcessWithoutNullStreams;
@@ -212,9 +213,7 @@ describe("close() while the app is still at work", () => {
       const errors: unknown[] = [];
       db.on("error", (e) => errors.push(e));
       const syncing = db.sync().catch((e: unknown) => e);
-      await expect
-        .poll(() => remote.sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`.then(([r]) => r!.n))
-        .toBe(1);
+      await expect.poll(() => lockWaits(remote.sql)).toBe(1);
       const started = Date.now();
       await db.close(); // waited without limit while the lock was held
       expect(Date.now() - started).toBeLessThan(5000);

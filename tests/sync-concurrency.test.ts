@@ -2,7 +2,7 @@
 // a sync, and background sync (interval and push-after-write).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./harness/index.js";
-import { expectSameRows, openSynced, queued } from "./sync-helpers.js";
+import { expectSameRows, lockWaits, openSynced, queued } from "./sync-helpers.js";
 
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS events (id int PRIMARY KEY, body text)`];
 
@@ -106,10 +106,7 @@ describe("sync: concurrency and background sync", () => {
     try {
       await holder.unsafe(`BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE`);
       await db.query(`INSERT INTO events VALUES (1, 'first')`);
-      await until(
-        "the background sync waiting on the lock",
-        async () => (await remote.sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`)[0]!.n > 0,
-      );
+      await until("the background sync waiting on the lock", async () => (await lockWaits(remote.sql)) > 0);
       await db.query(`INSERT INTO events VALUES (2, 'during')`); // its debounce comes due while that sync waits
       await new Promise((r) => setTimeout(r, 200));
       await holder.unsafe(`COMMIT`);

@@ -8,18 +8,13 @@ import { describe, expect, it } from "vitest";
 import { Ominipg } from "../src/index.js";
 import { createTestDatabase, tempDir, type TestDatabase } from "./harness/index.js";
 import { cleanupAfterEach } from "./harness/cleanup.js";
-import { queued } from "./sync-helpers.js";
+import { lockWaits, queued } from "./sync-helpers.js";
 
 const cleanup = cleanupAfterEach();
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, n int NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS other (id int PRIMARY KEY, n int NOT NULL)`,
 ];
-
-/** Sessions of this database waiting for a lock (the server is shared with other test files). */
-const waiting = (remote: TestDatabase) =>
-  remote.sql`SELECT count(*)::int AS n FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
-              WHERE NOT l.granted AND a.datname = current_database()`.then(([r]) => r!.n);
 
 /**
  * `first` queued, then pushed while `lock` (run in a remote transaction) blocks it, the client closed under it; the
@@ -40,14 +35,14 @@ async function cutOff(first: string, lock: string, then: string): Promise<{ remo
   await holder.unsafe(`BEGIN`);
   await holder.unsafe(lock);
   const cut = before.sync().catch((e: unknown) => e);
-  await expect.poll(() => waiting(remote)).toBe(1);
+  await expect.poll(() => lockWaits(remote.sql)).toBe(1);
   await before.close(); // ends the connection; the server-side statement keeps waiting for the lock
   expect(await cut).toMatchObject({ retryable: true });
   const db = await open();
   cleanup(() => db.close());
   await db.query(then);
   const second = db.sync().catch((e: unknown) => e);
-  await expect.poll(() => waiting(remote)).toBeGreaterThanOrEqual(2);
+  await expect.poll(() => lockWaits(remote.sql)).toBeGreaterThanOrEqual(2);
   await holder.unsafe(`COMMIT`);
   // Met the cut-off statement's ledger row: fails, to be pushed by the next sync.
   expect(await second).toMatchObject({ code: "REMOTE_PUSH_FAILED", retryable: true });

@@ -49,6 +49,16 @@ export async function expectSameRows(db: Ominipg, sql: postgres.Sql, tables: Rec
 }
 
 /** The remote ledger of applied batches: empty after every successful sync. */
+/**
+ * Sessions of `sql`'s database waiting for a lock (the harness's server is shared with other test files; a row lock
+ * wait has no database in pg_locks, its session has one).
+ */
+export async function lockWaits(sql: postgres.Sql): Promise<number> {
+  const [r] = await sql`SELECT count(*)::int AS n FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+                         WHERE NOT l.granted AND a.datname = current_database()`;
+  return r!.n as number;
+}
+
 export async function ledgerRows(sql: postgres.Sql): Promise<number> {
   const rows = await sql.unsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM _ominipg_ledger`);
   return rows[0]!.n;
