@@ -269,7 +269,8 @@ async function followRun(d: Driver, s: OwnedSequence, rows: Block[]): Promise<vo
   if (s.last !== null && holds({ lo: run.lo, hi: end.hi }, s.last + s.increment, s.increment))
     return uncap(d, s, end.hi);
   await d.query(`DELETE FROM ${LEASE_TABLE} WHERE seq = $1 AND lo < $2::text::int8`, [s.seq, String(run.lo)]);
-  await restart(d, s, run.lo, "NO MAXVALUE");
+  // A MAXVALUE below the run is a cap a strict lease left (the remote, of the same MAXVALUE, hands out no id past it).
+  await restart(d, s, run.lo, s.max < run.lo ? "NO MAXVALUE" : "");
 }
 
 /** The last id of the run of adjacent blocks from rows[i] on. */

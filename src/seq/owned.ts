@@ -13,8 +13,9 @@ export interface OwnedSequence {
   start: bigint;
   /** Its INCREMENT: a leased block's ids are this far apart. */
   increment: bigint;
-  /** Its MINVALUE, and the least value of its type (a MINVALUE cannot go below it). */
+  /** Its MINVALUE and MAXVALUE, and the least value of its type (a MINVALUE cannot go below it). */
   min: bigint;
+  max: bigint;
   floor: bigint;
 }
 
@@ -65,11 +66,12 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     start: string;
     increment: string;
     min: string;
+    max: string;
     floor: string;
   }>(
     `SELECT 0 AS kind, dep.refobjid::int8 AS oid, format('%I.%I', sn.nspname, s.relname) AS seq, a.attname AS col,
             pg_sequence_last_value(s.oid)::text AS last, ps.seqstart::text AS start,
-            ps.seqincrement::text AS increment, ps.seqmin::text AS min, ${FLOOR} AS floor
+            ps.seqincrement::text AS increment, ps.seqmin::text AS min, ps.seqmax::text AS max, ${FLOOR} AS floor
        FROM pg_depend dep
        JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
        JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -79,7 +81,7 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
         AND dep.classid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
      UNION ALL
      SELECT 1, def.adrelid::int8, format('%I.%I', sn.nspname, s.relname), a.attname,
-            pg_sequence_last_value(s.oid)::text, ps.seqstart::text, ps.seqincrement::text, ps.seqmin::text, ${FLOOR}
+            pg_sequence_last_value(s.oid)::text, ps.seqstart::text, ps.seqincrement::text, ps.seqmin::text, ps.seqmax::text, ${FLOOR}
        FROM pg_attrdef def
        JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = def.oid AND dep.refclassid = 'pg_class'::regclass
        JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
@@ -98,7 +100,19 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     if (!table || seen.has(r.seq)) return [];
     seen.add(r.seq);
     const last = r.last === null ? null : BigInt(r.last);
-    const [start, increment, min, floor] = [r.start, r.increment, r.min, r.floor].map(BigInt) as bigint[];
-    return [{ seq: r.seq, table, column: r.col, last, start: start!, increment: increment!, min: min!, floor: floor! }];
+    const [start, increment, min, max, floor] = [r.start, r.increment, r.min, r.max, r.floor].map(BigInt) as bigint[];
+    return [
+      {
+        seq: r.seq,
+        table,
+        column: r.col,
+        last,
+        start: start!,
+        increment: increment!,
+        min: min!,
+        max: max!,
+        floor: floor!,
+      },
+    ];
   });
 }
