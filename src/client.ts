@@ -360,14 +360,16 @@ export class OminipgBase extends TypedEmitter<OminipgEvents> {
   }
 
   async #runScript<T>(sql: string, steps: Step[], rowMode: RowMode): Promise<QueryResult<T>> {
-    if (steps.every((s) => s.shape === "as-is" && s.hiddenResults === 0 && s.tables.length === 0)) {
-      const results = await this.driver.exec(sql, { rowMode });
-      for (const step of steps) await this.#afterStep(step);
-      return (results.at(-1) ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
-    }
+    const plain = steps.every((s) => s.shape === "as-is" && s.hiddenResults === 0 && s.tables.length === 0);
     // One simple-protocol script keeps PostgreSQL's semantics (one implicit transaction for the whole script).
-    const results = await this.driver.exec(steps.map((s) => s.sql).join(";\n"), { rowMode: "array" });
+    const text = plain ? sql : steps.map((s) => s.sql).join(";\n");
+    const results = await this.driver.exec(text, { rowMode: plain ? rowMode : "array" }).catch((err: unknown) => {
+      // Failed after a COMMIT in it, it keeps the DDL before that: the catalog is read again.
+      if (steps.some((s) => s.effect === "ddl")) this.#invalidate();
+      throw err;
+    });
     for (const step of steps) await this.#afterStep(step);
+    if (plain) return (results.at(-1) ?? { rows: [], rowCount: 0, fields: [], command: "" }) as QueryResult<T>;
     // The last step's result: after every earlier step's own and hidden ones.
     const lastStep = steps.at(-1);
     const last = results[steps.slice(0, -1).reduce((at, s) => at + 1 + s.hiddenResults, 0)] as
