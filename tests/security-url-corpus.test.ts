@@ -131,9 +131,12 @@ describe("security: a corpus of URL forms", () => {
       );
       expect(drainer, `feed(): ${f.form}`).toMatchObject({ code: "CONFIG_INVALID" });
       expectNoSecret(`feed() with ${f.form}`, drainer, f.secret);
-      const output = await cli(["status", dir, "--remote", f.url, "--verbose"]);
-      expect(output, `ominipg status refuses ${f.form}`).toMatch(/^ominipg: syncUrl: it is not a valid URL/m);
-      expectNoSecret(`the CLI with ${f.form}`, output, f.secret);
+      // Every command checks --remote as connect() does: also those that open it themselves (setup, feed --drop).
+      for (const command of [["status", dir], ["setup"], ["feed", "--drop"]]) {
+        const output = await cli([...command, "--remote", f.url, "--verbose"]);
+        expect(output, `ominipg ${command[0]} refuses ${f.form}`).toMatch(/^ominipg: --remote: it is not a valid URL/m);
+        expectNoSecret(`the CLI with ${f.form}`, output, f.secret);
+      }
     }
   });
 
@@ -206,6 +209,24 @@ describe("security: a corpus of URL forms", () => {
       expect(await remote.sql`SELECT id FROM corpus WHERE id = 2`).toEqual([{ id: 2 }]);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe("a url option given as an object", () => {
+  it("is refused with CONFIG_INVALID without showing what it holds (a URL object, a connection string, a password)", async () => {
+    const secret = "Obj5ecretPw";
+    for (const url of [
+      new URL(`postgres://app:${secret}@127.0.0.1:1/db`),
+      { connectionString: `postgres://app:${secret}@127.0.0.1:1/db` },
+      { host: "127.0.0.1", user: "app", password: secret },
+    ]) {
+      const err = await Ominipg.connect({ url: url as unknown as string }).then(
+        async (db) => (await db.close(), new Error("accepted")),
+        (e: unknown) => e as Error,
+      );
+      expect(err).toMatchObject({ code: "CONFIG_INVALID" });
+      expectNoSecret("connect() with a url object", err, secret);
     }
   });
 });

@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { checkRemoteUrl } from "../core/options.js";
 import { isPostgresUrl } from "../core/url.js";
 import { UsageError } from "./errors.js";
 import { keepSecret } from "./output.js";
@@ -46,6 +48,8 @@ export function remoteArg(command: string, value: string | undefined, required: 
   keepSecret(url);
   const from = value === undefined ? "$OMINIPG_REMOTE_URL" : "--remote";
   if (!isPostgresUrl(url)) throw new UsageError(`${from} must be a postgres:// or postgresql:// URL`, command);
+  // As connect() checks it (a ConfigError: a usage error), also for the commands that open it themselves.
+  checkRemoteUrl(from, url, readFileSync);
   return url;
 }
 

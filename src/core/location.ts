@@ -9,7 +9,10 @@ export type Location = { kind: "memory" } | { kind: "directory"; path: string } 
 export function locate(url: string | undefined): Location {
   if (url === undefined || url === ":memory:" || url === "memory://") return { kind: "memory" };
   if (typeof url !== "string" || url.trim() === "")
-    throw new ConfigError(`url must be ":memory:", a directory path or a postgres:// URL, got ${JSON.stringify(url)}`);
+    // Not quoted: an object may hold a password.
+    throw new ConfigError(
+      `url must be ":memory:", a directory path or a postgres:// URL, got ${typeof url === "string" ? "an empty string" : url === null ? "null" : typeof url}`,
+    );
   if (isPostgresUrl(url)) return { kind: "server", url };
   if (url.startsWith("file://")) {
     try {
