@@ -14,8 +14,8 @@ export interface SyncOptions {
   /** Row writes per remote batch (one remote transaction each). Default 1000. */
   batchSize?: number;
   /**
-   * Rows per COPY batch (one remote transaction each): a run of more than `batchSize` inserts in the log is
-   * pushed by COPY, which skips remote rules (CREATE RULE). 0: never COPY. Default 10000.
+   * Log ids per COPY batch (one remote transaction each): a run of more than `batchSize` inserts in the log is
+   * pushed by COPY, which skips remote rules (CREATE RULE). 0: never COPY. Default 100000.
    */
   copyBatchSize?: number;
   /** Batches in flight at once. Default 2. */
