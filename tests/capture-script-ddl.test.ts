@@ -46,3 +46,16 @@ describe("a script that commits DDL, then fails", () => {
     await expectSameRows(db, remote.sql, { "public.items": "id" });
   });
 });
+
+describe("an event trigger", () => {
+  it("whose function may write is refused: it would run at every DDL statement, uncaptured", async () => {
+    const { db } = await synced();
+    await db.query(
+      `CREATE OR REPLACE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO items VALUES ((SELECT coalesce(max(id), 0) + 1 FROM items), 'by event trigger'); END $$`,
+    );
+    await expect(
+      db.query(`CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION on_ddl()`),
+    ).rejects.toMatchObject({ code: "CAPTURE_UNSUPPORTED", message: expect.stringMatching(/on_ddl/) });
+  });
+});

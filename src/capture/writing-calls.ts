@@ -20,8 +20,9 @@ export function rejectWritingFunctions(stmt: Node, catalog: Catalog): void {
   walk(stmt, (type, body) => {
     // A database-qualified name (db.schema.f: only the current database can be named) is its schema.f; a
     // column reference x.f or (x).f calls f on x's row (attribute notation), unless f is a column (of a synced table).
+    // An event trigger's function runs at every DDL statement from then on, where no rewrite sees it.
     const named = (
-      type === "FuncCall"
+      type === "FuncCall" || type === "CreateEventTrigStmt"
         ? body.funcname
         : type === "ColumnRef" && (body.fields as Node[]).length > 1 && !isColumn((body.fields as Node[]).at(-1))
           ? (body.fields as Node[]).slice(-1)
