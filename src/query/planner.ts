@@ -319,6 +319,12 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
         "CALL",
         "procedures can write rows capture cannot see; write through query() statements, or run it in schemaSQL",
       );
+    case "PrepareStmt":
+      return fail(
+        "PREPARE",
+        "a prepared statement runs at EXECUTE against the tables, search_path and functions of that moment, unchecked; " +
+          "pass parameters to query() instead (Ominipg prepares statements itself)",
+      );
     case "DoStmt":
       return fail(
         "a DO block",
@@ -336,7 +342,7 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
   }
   if (DML_TYPES.has(type) || type === "SelectStmt") return; // the rewrite captures these (and rejects what it cannot)
   if (type === "ExplainStmt" && !explainAnalyze(stmt.ExplainStmt)) return; // plans the write, never runs it
-  // A write nested in another statement (EXPLAIN ANALYZE, COPY (...) TO, CREATE TABLE AS, PREPARE) runs outside the rewrite.
+  // A write nested in another statement (EXPLAIN ANALYZE, COPY (...) TO, CREATE TABLE AS) runs outside the rewrite.
   for (const w of writesIn(stmt)) {
     const rel = w.body.relation as Node;
     const found = catalog.resolve(rel.schemaname, rel.relname);
@@ -350,8 +356,6 @@ function rejectUncapturable(stmt: Node, type: string, catalog: Catalog): void {
     if (!name) continue;
     if (type === "ExplainStmt")
       fail(`EXPLAIN ANALYZE of a write to ${name}`, "it runs the write outside capture; use EXPLAIN without ANALYZE");
-    if (type === "PrepareStmt")
-      fail(`PREPARE of a write to ${name}`, "pass parameters to query() instead; Ominipg prepares statements itself");
     fail(
       `${statementName(type)} running a write to ${name}`,
       "run the write as a statement of its own through query()",
