@@ -100,19 +100,13 @@ export async function ownedSequences(d: Driver, tables: readonly TableInfo[]): P
     if (!table || seen.has(r.seq)) return [];
     seen.add(r.seq);
     const last = r.last === null ? null : BigInt(r.last);
-    const [start, increment, min, max, floor] = [r.start, r.increment, r.min, r.max, r.floor].map(BigInt) as bigint[];
-    return [
-      {
-        seq: r.seq,
-        table,
-        column: r.col,
-        last,
-        start: start!,
-        increment: increment!,
-        min: min!,
-        max: max!,
-        floor: floor!,
-      },
+    const [start, increment, min, max, floor] = [
+      BigInt(r.start),
+      BigInt(r.increment),
+      BigInt(r.min),
+      BigInt(r.max),
+      BigInt(r.floor),
     ];
+    return [{ seq: r.seq, table, column: r.col, last, start, increment, min, max, floor }];
   });
 }
