@@ -108,6 +108,12 @@ const UNRESOLVED: Readonly<Record<string, string>> = {
   "42501": "insufficient privilege",
 };
 
+/** Did a statement fail on a table or function that does not exist (where it looks)? */
+export function isMissingRelationOrFunction(err: unknown): boolean {
+  const code = sqlstateOf(err);
+  return code === "42P01" || code === "42883";
+}
+
 /**
  * Did a statement fail on a name it (or a function it runs, a policy's) does not find where it looks, or may not
  * use? The change feed's read runs tenants' policies with search_path pg_catalog (pull/feed.ts FeedUnreadable).

@@ -15,7 +15,7 @@ import { SchemaError, SyncError, type SyncErrorCode } from "../core/errors.js";
 import { errorText, openRemote, transaction, type Sql } from "./connection.js";
 import { redact, secretsOf } from "../core/url.js";
 import { isRetryable, remoteFailure, withRetry, type RetryPolicy } from "./retry.js";
-import { sqlstateOf } from "../core/sqlstate.js";
+import { isMissingRelationOrFunction } from "../core/sqlstate.js";
 
 /**
  * The remote server: a lazily connecting postgres.js pool, and the one-time set-up done at the first
@@ -239,6 +239,5 @@ function identityStatement(identity: RemoteIdentity): { text: string; params: st
 }
 
 function ownObjectMissing(err: unknown): boolean {
-  const state = sqlstateOf(err);
-  return (state === "42P01" || state === "42883") && /\b_ominipg_/.test((err as Error).message);
+  return isMissingRelationOrFunction(err) && /\b_ominipg_/.test((err as Error).message);
 }
