@@ -25,7 +25,15 @@ import { isRowLevel, sqlstateOf } from "../core/sqlstate.js";
 import type { TableInfo } from "../core/table.js";
 import { inReplicaTransaction } from "../local/transaction.js";
 import { Carried, type PullContext } from "./context.js";
-import { analyzeSql, applySql, createStageSql, dropStageSql, hasSettledRowsSql, refreshHeldSql } from "./sql.js";
+import {
+  analyzeSql,
+  applySql,
+  createStageSql,
+  dropStageSql,
+  hasSettledRowsSql,
+  heldTable,
+  refreshHeldSql,
+} from "./sql.js";
 import type { TablePull } from "./types.js";
 
 /** One table's pull: its tally, and how far its held keys are known. */
@@ -85,7 +93,7 @@ async function refreshHeld(d: Driver, run: TableRun): Promise<void> {
     .catch((err: unknown) => {
       // A held key with a NULL column: an image without it, captured before the table's primary key changed (not
       // another NOT NULL refusal, a domain's).
-      if (sqlstateOf(err) !== "23502" || !String((err as Error).message).includes('relation "ominipg_held_')) throw err;
+      if (sqlstateOf(err) !== "23502" || (err as { table?: unknown }).table !== heldTable(run.t)) throw err;
       throw new Error(
         `queued changes of ${run.table} lack columns of its primary key (${run.t.primaryKey.join(", ")}): captured ` +
           `before the key changed, their rows cannot be told apart. sync() refuses them (COLUMN_NOT_SYNCED; with ` +

@@ -110,7 +110,12 @@ export function stageName(t: TableInfo): string {
 
 /** The temp table of the table's keys with pending local changes, kept up to date chunk by chunk. */
 export function heldName(t: TableInfo): string {
-  return qualified("pg_temp", `ominipg_held_${t.oid}`);
+  return qualified("pg_temp", heldTable(t));
+}
+
+/** heldName's table name alone (as an error's table field names it). */
+export function heldTable(t: TableInfo): string {
+  return `ominipg_held_${t.oid}`;
 }
 
 export function createStageSql(t: TableInfo): string {
